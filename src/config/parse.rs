@@ -1,0 +1,187 @@
+//! KDL text → declarations: the top-level `cluster`, `group` and `machine` nodes.
+
+use std::sync::Arc;
+
+use kdl::{KdlDocument, KdlNode, KdlValue};
+
+use super::diagnostics::did_you_mean;
+use super::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
+use crate::model::{Mode, Node};
+
+const TOP_LEVEL: [&str; 3] = ["cluster", "group", "machine"];
+const MACHINE_PROPS: [&str; 3] = ["group", "address", "serial"];
+
+/// Parses every file and collects what they declare. Syntax errors and malformed
+/// top-level nodes are reported; a file that does not parse contributes nothing.
+pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo {
+    let mut repo = Repo::default();
+    for file in &files {
+        match file.text.parse::<KdlDocument>() {
+            Ok(doc) => {
+                for node in doc.nodes() {
+                    top_level(file, node, &mut repo, diags);
+                }
+            }
+            Err(err) => syntax_errors(file, &err, diags),
+        }
+    }
+    repo.files = files;
+    repo
+}
+
+fn syntax_errors(file: &Arc<SourceFile>, err: &kdl::KdlError, diags: &mut Diagnostics) {
+    for d in &err.diagnostics {
+        let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+        let mut problem = Problem::error("strata::kdl::syntax", format!("KDL syntax: {message}"))
+            .at(file, d.span, d.label.clone().unwrap_or_else(|| "here".into()));
+        problem = problem.help(d.help.clone().unwrap_or_else(|| {
+            "see https://kdl.dev for the KDL v2 syntax; strings are quoted, booleans are #true and #false".into()
+        }));
+        diags.push(problem);
+    }
+}
+
+fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mut Diagnostics) {
+    let kind = node.name().value();
+    if !TOP_LEVEL.contains(&kind) {
+        let mut p = Problem::error(
+            "strata::repo::unknown-node",
+            format!("unknown top-level node `{kind}`"),
+        )
+        .at(file, node.span(), "not a cluster, group or machine");
+        p = match did_you_mean(kind, TOP_LEVEL) {
+            Some(s) => p.help(format!("did you mean `{s}`?")),
+            None => p.help(
+                "the top level holds only `cluster`, `group` and `machine` nodes; sections go inside them",
+            ),
+        };
+        diags.push(p);
+        return;
+    }
+    let Some(name) = mode_name(file, node, kind, diags) else {
+        return;
+    };
+    let mode = match kind {
+        "cluster" => Mode::Cluster,
+        "group" => Mode::Group(name.value.clone()),
+        _ => Mode::Machine(name.value.clone()),
+    };
+    let mut decl = ModeDecl {
+        mode,
+        file: file.clone(),
+        span: node.span(),
+        name_span: name.span,
+        group: None,
+        address: None,
+        serial: None,
+        sections: Vec::new(),
+    };
+    for entry in node.entries().iter().skip(1) {
+        let Some(prop) = entry.name() else {
+            diags.push(
+                Problem::error(
+                    "strata::repo::extra-argument",
+                    format!("`{kind}` takes one argument, its name"),
+                )
+                .at(file, entry.span(), "unexpected argument")
+                .help("remove it, or give it a name such as `group=\"Paris\"`"),
+            );
+            continue;
+        };
+        let prop = prop.value();
+        let value = match entry.value() {
+            KdlValue::String(s) if kind == "machine" && MACHINE_PROPS.contains(&prop) => s.clone(),
+            _ if kind == "machine" && MACHINE_PROPS.contains(&prop) => {
+                diags.push(
+                    Problem::error("strata::repo::type", format!("`{prop}` must be a string"))
+                        .at(file, entry.span(), "not a string")
+                        .help(format!("quote the value: {prop}=\"…\"")),
+                );
+                continue;
+            }
+            _ => {
+                let allowed: &[&str] = if kind == "machine" { &MACHINE_PROPS } else { &[] };
+                let mut p = Problem::error(
+                    "strata::repo::unknown-property",
+                    format!("`{kind}` has no property `{prop}`"),
+                )
+                .at(file, entry.span(), "unknown property");
+                p = match did_you_mean(prop, allowed.iter().copied()) {
+                    Some(s) => p.help(format!("did you mean `{s}`?")),
+                    None if allowed.is_empty() => {
+                        p.help(format!("a `{kind}` node takes only its name"))
+                    }
+                    None => p.help(format!("`{kind}` takes {}", allowed.join(", "))),
+                };
+                diags.push(p);
+                continue;
+            }
+        };
+        let spanned = Spanned {
+            value,
+            span: entry.span(),
+        };
+        match prop {
+            "group" => decl.group = Some(spanned),
+            "address" => decl.address = Some(spanned),
+            _ => decl.serial = Some(spanned.value),
+        }
+    }
+    if let Some(children) = node.children() {
+        decl.sections = children
+            .nodes()
+            .iter()
+            .map(|n| SectionDecl {
+                node: Node::from_kdl(n),
+                file: file.clone(),
+            })
+            .collect();
+    }
+    match kind {
+        "cluster" => repo.clusters.push((decl, name)),
+        "group" => repo.groups.push(decl),
+        _ => repo.machines.push(decl),
+    }
+}
+
+/// The name argument of a mode node, checked.
+fn mode_name(
+    file: &Arc<SourceFile>,
+    node: &KdlNode,
+    kind: &str,
+    diags: &mut Diagnostics,
+) -> Option<Spanned> {
+    let first = node.entries().first().filter(|e| e.name().is_none());
+    let Some(entry) = first else {
+        diags.push(
+            Problem::error("strata::repo::missing-name", format!("`{kind}` needs a name"))
+                .at(file, node.span(), "no name")
+                .help(format!("write it as the first argument: {kind} \"name\" {{ … }}")),
+        );
+        return None;
+    };
+    let Some(name) = entry.value().as_string() else {
+        diags.push(
+            Problem::error("strata::repo::bad-name", format!("a {kind} name must be a string"))
+                .at(file, entry.span(), "not a string")
+                .help("quote the name"),
+        );
+        return None;
+    };
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if !valid {
+        diags.push(
+            Problem::error("strata::repo::bad-name", format!("`{name}` is not a valid {kind} name"))
+                .at(file, entry.span(), "invalid name")
+                .help("names use letters, digits, `_`, `-`, `.` and `:` (for IPv6 addresses)"),
+        );
+        return None;
+    }
+    Some(Spanned {
+        value: name.to_owned(),
+        span: entry.span(),
+    })
+}

@@ -1,0 +1,1 @@
+//! Editing sections in place.

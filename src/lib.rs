@@ -1,0 +1,23 @@
+//! Strata: centralized management for clusters of appliances, the GitOps way.
+//!
+//! Operators describe a cluster, its groups and its machines, with per-level overrides,
+//! in KDL files under git; Strata validates them, resolves each machine's effective
+//! config, and edits them the way AsyncOS's `clusterset` does.
+//!
+//! # Layout
+//! - [`model`]: pure data — levels and modes, canonical section contents.
+//! - [`config`]: reading a config repo's files into declarations with spans; diagnostics.
+//! - [`schema`]: the section catalogue and checking sections against it.
+//! - [`resolve`]: layering into each machine's effective config, with provenance.
+//! - [`validate`]: every rule of a config repo, all problems of a run together.
+//! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
+//! - [`cli`]: the command line: arguments, one module per command, output.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod edit;
+pub mod model;
+pub mod resolve;
+pub mod schema;
+pub mod validate;

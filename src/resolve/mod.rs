@@ -1,0 +1,146 @@
+//! Layering: the effective config of each machine, with where each section comes from.
+//!
+//! The effective value of section S on machine M in group G is M's S if M defines it,
+//! else G's S, else the cluster's S, else the schema's factory default. See
+//! [`crate::model::Level`] for the override rule's edge cases.
+
+mod refs;
+
+use std::collections::BTreeMap;
+
+use crate::config::{ModeDecl, Repo, SectionDecl};
+use crate::model::{Level, Mode, Node};
+use crate::schema::Catalogue;
+pub use refs::check_references;
+
+/// Where an effective section comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'r> {
+    /// Defined at a mode (the cluster, the machine's group, or the machine).
+    Mode(&'r ModeDecl, &'r SectionDecl),
+    /// No mode defines it: the schema's factory default.
+    Factory,
+}
+
+impl Origin<'_> {
+    /// The defining mode, if any.
+    pub fn mode(&self) -> Option<&Mode> {
+        match self {
+            Origin::Mode(decl, _) => Some(&decl.mode),
+            Origin::Factory => None,
+        }
+    }
+
+    /// "group:Paris (groups/paris.kdl:3)" or "factory default".
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Mode(decl, section) => format!("{} ({})", decl.mode, section.location()),
+            Origin::Factory => "factory default".into(),
+        }
+    }
+}
+
+/// One section of a machine's effective config.
+#[derive(Debug, Clone, Copy)]
+pub struct EffectiveSection<'r> {
+    /// The section's contents.
+    pub node: &'r Node,
+    /// Where it comes from.
+    pub origin: Origin<'r>,
+}
+
+/// The effective config of one machine: every catalogue section, resolved.
+#[derive(Debug, Clone)]
+pub struct Effective<'r> {
+    /// The machine.
+    pub machine: &'r ModeDecl,
+    /// Its group's name.
+    pub group: &'r str,
+    /// Every section of the catalogue, by name.
+    pub sections: BTreeMap<&'r str, EffectiveSection<'r>>,
+}
+
+/// Resolves one machine's effective config. Sections the catalogue does not know are
+/// skipped (validation reports them).
+pub fn effective<'r>(repo: &'r Repo, catalogue: &'r Catalogue, machine: &'r ModeDecl) -> Effective<'r> {
+    let group = machine.group_name();
+    // Highest precedence first: the first mode that defines a section wins.
+    let mut chain: Vec<&ModeDecl> = vec![machine];
+    chain.extend(repo.group(group));
+    chain.extend(repo.cluster());
+    let sections = catalogue
+        .sections
+        .values()
+        .map(|schema| {
+            let found = chain.iter().find_map(|decl| {
+                let allowed = schema.allows(decl.mode.level());
+                decl.section(&schema.name)
+                    .filter(|_| allowed)
+                    .map(|s| (*decl, s))
+            });
+            let eff = match found {
+                Some((decl, s)) => EffectiveSection {
+                    node: &s.node,
+                    origin: Origin::Mode(decl, s),
+                },
+                None => EffectiveSection {
+                    node: &schema.default,
+                    origin: Origin::Factory,
+                },
+            };
+            (schema.name.as_str(), eff)
+        })
+        .collect();
+    Effective {
+        machine,
+        group,
+        sections,
+    }
+}
+
+/// The modes that define `section`, highest level first, each with the machines on
+/// which that definition is the effective one (clustershow).
+pub fn where_defined<'r>(
+    repo: &'r Repo,
+    catalogue: &'r Catalogue,
+    section: &str,
+) -> Vec<(&'r ModeDecl, Vec<&'r ModeDecl>)> {
+    let mut out: Vec<(&ModeDecl, Vec<&ModeDecl>)> = repo
+        .modes()
+        .filter(|d| d.section(section).is_some())
+        .map(|d| (d, Vec::new()))
+        .collect();
+    for machine in &repo.machines {
+        let eff = effective(repo, catalogue, machine);
+        if let Some(Origin::Mode(decl, _)) = eff.sections.get(section).map(|s| s.origin) {
+            if let Some(entry) = out.iter_mut().find(|(d, _)| std::ptr::eq(*d, decl)) {
+                entry.1.push(machine);
+            }
+        }
+    }
+    out.sort_by_key(|(d, _)| d.mode.level());
+    out
+}
+
+/// The modes below `mode` that define `section` themselves, so a change to `mode`'s
+/// version does not reach them (the seed's "will not affect the following groups and
+/// machines" notice).
+pub fn shadowed_by<'r>(repo: &'r Repo, mode: &Mode, section: &str) -> Vec<&'r ModeDecl> {
+    let below = |d: &&ModeDecl| match (mode, &d.mode) {
+        (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
+        (Mode::Group(g), Mode::Machine(_)) => d.group_name() == g,
+        _ => false,
+    };
+    repo.modes()
+        .filter(below)
+        .filter(|d| d.section(section).is_some())
+        .collect()
+}
+
+/// Which levels may hold `section`, for "fix it at" suggestions.
+pub fn levels_for(catalogue: &Catalogue, section: &str) -> Vec<Level> {
+    catalogue
+        .get(section)
+        .map(|s| s.levels.clone())
+        .unwrap_or_default()
+}

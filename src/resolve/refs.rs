@@ -1,0 +1,174 @@
+//! References between sections, resolved on each machine's effective config: a cluster
+//! listener that names an interface only some machines have is an error that names those
+//! machines and the mode that would fix it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::{Origin, effective};
+use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl};
+use crate::model::{Mode, Node, Value};
+use crate::schema::{Catalogue, Reference};
+
+/// One place that refers to something: a field of a node in a section at a mode.
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct Site {
+    file: String,
+    offset: usize,
+}
+
+struct Failure<'r> {
+    decl: &'r ModeDecl,
+    section: &'r SectionDecl,
+    node: &'r Node,
+    span: miette::SourceSpan,
+    value: String,
+    reference: &'r Reference,
+    machines: Vec<&'r ModeDecl>,
+    fixes: BTreeSet<String>,
+}
+
+/// Checks every reference on every machine's effective config.
+pub fn check_references(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
+    let refs: Vec<_> = catalogue
+        .sections
+        .values()
+        .map(|s| (s.name.as_str(), s.references()))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    let mut failures: BTreeMap<Site, Failure> = BTreeMap::new();
+    let mut key_sets: HashMap<(*const Node, &str), HashSet<String>> = HashMap::new();
+    for machine in &repo.machines {
+        let eff = effective(repo, catalogue, machine);
+        for (section, fields) in &refs {
+            let Some(source) = eff.sections.get(section) else { continue };
+            let Origin::Mode(decl, section_decl) = source.origin else {
+                // Factory defaults refer to nothing.
+                continue;
+            };
+            for site in fields {
+                let field = site.field;
+                let Some(reference) = &field.reference else { continue };
+                for node in nodes_at(source.node, &site.path) {
+                    let Some((Value::String(value), span)) = site.value_in(node) else {
+                        continue;
+                    };
+                    let span_offset = span.offset();
+                    let Some(target) = eff.sections.get(reference.section.as_str()) else {
+                        continue;
+                    };
+                    let keys = key_sets
+                        .entry((target.node as *const Node, reference.child.as_str()))
+                        .or_insert_with(|| keys_of(catalogue, reference, target.node));
+                    if keys.contains(value) {
+                        continue;
+                    }
+                    let site = Site {
+                        file: section_decl.file.name.clone(),
+                        offset: span_offset,
+                    };
+                    let failure = failures.entry(site).or_insert_with(|| Failure {
+                        decl,
+                        section: section_decl,
+                        node,
+                        span,
+                        value: value.clone(),
+                        reference,
+                        machines: Vec::new(),
+                        fixes: BTreeSet::new(),
+                    });
+                    failure.machines.push(machine);
+                    failure
+                        .fixes
+                        .insert(fix_mode(catalogue, reference, decl, target.origin, machine));
+                }
+            }
+        }
+    }
+    for failure in failures.into_values() {
+        diags.push(report(failure));
+    }
+}
+
+/// The nodes reached by following child names `path` from the section node.
+fn nodes_at<'n>(root: &'n Node, path: &[&str]) -> Vec<&'n Node> {
+    let mut level = vec![root];
+    for name in path {
+        level = level
+            .into_iter()
+            .flat_map(|n| n.children.iter().filter(|c| c.name == *name))
+            .collect();
+    }
+    level
+}
+
+fn keys_of(catalogue: &Catalogue, reference: &Reference, target: &Node) -> HashSet<String> {
+    let Some(child_spec) = catalogue
+        .get(&reference.section)
+        .and_then(|s| s.body.children.get(&reference.child))
+    else {
+        return HashSet::new();
+    };
+    target
+        .children
+        .iter()
+        .filter(|c| c.name == reference.child)
+        .filter_map(|c| child_spec.key_of(c))
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The mode where adding the missing target would fix the reference on `machine`.
+fn fix_mode(
+    catalogue: &Catalogue,
+    reference: &Reference,
+    referring: &ModeDecl,
+    target_origin: Origin,
+    machine: &ModeDecl,
+) -> String {
+    if let Origin::Mode(decl, _) = target_origin {
+        return decl.mode.to_string();
+    }
+    let allowed = catalogue
+        .get(&reference.section)
+        .is_some_and(|s| s.allows(referring.mode.level()));
+    if allowed {
+        referring.mode.to_string()
+    } else {
+        Mode::Machine(machine.mode.name().unwrap_or_default().to_owned()).to_string()
+    }
+}
+
+fn report(f: Failure) -> Problem {
+    let names: Vec<&str> = f.machines.iter().filter_map(|m| m.mode.name()).collect();
+    let what = format!("{} \"{}\"", f.reference.child, f.value);
+    let owner = match f.node.args.first().and_then(Value::as_str) {
+        Some(name) => format!("{} \"{name}\"", f.node.name),
+        None => format!("`{}`", f.node.name),
+    };
+    let on = if names.len() == 1 {
+        format!("machine {}", names[0])
+    } else {
+        format!("machines {}", names.join(", "))
+    };
+    let fixes: Vec<String> = f.fixes.into_iter().collect();
+    let help = format!(
+        "define {what} in `{}` at {}, or override `{}` at a lower level for {}",
+        f.reference.section,
+        fixes.join(", "),
+        f.section.name(),
+        if names.len() == 1 { "that machine" } else { "those machines" },
+    );
+    Problem::error(
+        "strata::ref::unresolved",
+        format!(
+            "{owner} at {} refers to {what}, which is unavailable on {on}",
+            f.decl.mode
+        ),
+    )
+    .at(
+        &f.section.file,
+        f.span,
+        format!("{} not in `{}` on {on}", what, f.reference.section),
+    )
+    .help(help)
+}

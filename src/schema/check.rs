@@ -1,0 +1,217 @@
+//! Checking a section's contents against its schema: types, ranges, enumerations,
+//! required fields, unknown names and unique keys.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{FieldSpec, NodeSpec, SectionSchema};
+use crate::config::diagnostics::did_you_mean;
+use crate::config::{Diagnostics, Problem, SourceFile};
+use crate::model::Node;
+
+/// Checks one section node against its schema, reporting every problem.
+pub fn check_section(
+    schema: &SectionSchema,
+    node: &Node,
+    file: &Arc<SourceFile>,
+    diags: &mut Diagnostics,
+) {
+    let mut checker = Checker { file, diags };
+    checker.node(&schema.body, node, &schema.name);
+}
+
+struct Checker<'a> {
+    file: &'a Arc<SourceFile>,
+    diags: &'a mut Diagnostics,
+}
+
+impl Checker<'_> {
+    fn node(&mut self, spec: &NodeSpec, node: &Node, path: &str) {
+        if spec.open {
+            return;
+        }
+        self.args(spec, node, path);
+        self.props(spec, node, path);
+        self.children(spec, node, path);
+    }
+
+    fn args(&mut self, spec: &NodeSpec, node: &Node, path: &str) {
+        let variadic = spec.args.last().filter(|a| a.variadic);
+        for (i, value) in node.args.iter().enumerate() {
+            let field = spec.args.get(i).or(variadic);
+            let Some(field) = field else {
+                let takes = match spec.args.len() {
+                    0 => "no arguments".to_owned(),
+                    1 => "one argument".to_owned(),
+                    n => format!("{n} arguments"),
+                };
+                let names: Vec<String> = spec.args.iter().map(|a| format!("<{}>", a.name)).collect();
+                let help = if spec.args.is_empty() {
+                    "remove it; values are written as properties (name=value) or child nodes".into()
+                } else {
+                    format!("`{}` takes {}", node.name, names.join(" "))
+                };
+                self.diags.push(
+                    Problem::error(
+                        "strata::schema::extra-argument",
+                        format!("`{path}` takes {takes}"),
+                    )
+                    .at(self.file, node.arg_span(i), "unexpected argument")
+                    .help(help),
+                );
+                continue;
+            };
+            self.value(field, value, node.arg_span(i), path);
+        }
+        for field in spec.args.iter().skip(node.args.len()) {
+            if field.required && !(field.variadic && !node.args.is_empty()) {
+                self.diags.push(
+                    Problem::error(
+                        "strata::schema::missing-argument",
+                        format!("`{path}` is missing its `{}` argument", field.name),
+                    )
+                    .at(self.file, node.span, format!("needs <{}>", field.name))
+                    .help(format!(
+                        "add {} as an argument: {} <{}> …",
+                        field.ty.describe(),
+                        node.name,
+                        field.name
+                    )),
+                );
+            }
+        }
+    }
+
+    fn props(&mut self, spec: &NodeSpec, node: &Node, path: &str) {
+        for (i, (name, value)) in node.props.iter().enumerate() {
+            let span = node.prop_spans.get(i).copied().unwrap_or(node.span);
+            match spec.props.get(name) {
+                Some(field) => self.value(field, value, span, path),
+                None => {
+                    let mut p = Problem::error(
+                        "strata::schema::unknown-property",
+                        format!("`{path}` has no property `{name}`"),
+                    )
+                    .at(self.file, span, "unknown property");
+                    p = match did_you_mean(name, spec.props.keys().map(String::as_str)) {
+                        Some(s) => p.help(format!("did you mean `{s}`?")),
+                        None if spec.props.is_empty() => {
+                            p.help(format!("`{}` takes no properties", node.name))
+                        }
+                        None => p.help(format!(
+                            "`{}` takes {}",
+                            node.name,
+                            spec.props.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )),
+                    };
+                    self.diags.push(p);
+                }
+            }
+        }
+        for (name, field) in &spec.props {
+            if field.required && node.prop(name).is_none() {
+                self.diags.push(
+                    Problem::error(
+                        "strata::schema::missing-property",
+                        format!("`{path}` is missing the required property `{name}`"),
+                    )
+                    .at(self.file, node.span, format!("needs {name}=…"))
+                    .help(format!("add {name}=… ({})", field.ty.describe())),
+                );
+            }
+        }
+    }
+
+    fn children(&mut self, spec: &NodeSpec, node: &Node, path: &str) {
+        let mut seen: HashMap<&str, &Node> = HashMap::new();
+        let mut keys: HashMap<(&str, String), &Node> = HashMap::new();
+        for child in &node.children {
+            let Some(child_spec) = spec.children.get(&child.name) else {
+                let mut p = Problem::error(
+                    "strata::schema::unknown-child",
+                    format!("`{path}` has no child `{}`", child.name),
+                )
+                .at(self.file, child.span, "unknown here");
+                p = match did_you_mean(&child.name, spec.children.keys().map(String::as_str)) {
+                    Some(s) => p.help(format!("did you mean `{s}`?")),
+                    None if spec.children.is_empty() => {
+                        p.help(format!("`{}` takes no children", node.name))
+                    }
+                    None => p.help(format!(
+                        "`{}` takes {}",
+                        node.name,
+                        spec.children.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                self.diags.push(p);
+                continue;
+            };
+            if !child_spec.multiple {
+                if let Some(first) = seen.insert(&child.name, child) {
+                    self.diags.push(
+                        Problem::error(
+                            "strata::schema::duplicate-child",
+                            format!("`{}` may appear only once in `{path}`", child.name),
+                        )
+                        .at(self.file, child.span, "second one")
+                        .also(first.span, "first one")
+                        .help("merge the two into one node"),
+                    );
+                }
+            }
+            if let Some(key) = child_spec.key_of(child) {
+                let key_text = key.to_string();
+                if let Some(first) = keys.insert((&child.name, key_text.clone()), child) {
+                    self.diags.push(
+                        Problem::error(
+                            "strata::schema::duplicate-key",
+                            format!("two `{}` nodes in `{path}` are both {key_text}", child.name),
+                        )
+                        .at(self.file, child.span, "duplicate")
+                        .also(first.span, "first defined here")
+                        .help(format!(
+                            "each `{}` needs a unique {}",
+                            child.name,
+                            child_spec.key.as_deref().unwrap_or("key")
+                        )),
+                    );
+                }
+            }
+            let child_path = format!("{path} › {}", child.name);
+            self.node(&child_spec.spec, child, &child_path);
+        }
+        for (name, child_spec) in &spec.children {
+            if child_spec.required && !node.children.iter().any(|c| &c.name == name) {
+                self.diags.push(
+                    Problem::error(
+                        "strata::schema::missing-child",
+                        format!("`{path}` needs a `{name}` child"),
+                    )
+                    .at(self.file, node.span, format!("no `{name}` here"))
+                    .help(format!("add `{name} …` inside the block")),
+                );
+            }
+        }
+    }
+
+    fn value(&mut self, field: &FieldSpec, value: &crate::model::Value, span: miette::SourceSpan, path: &str) {
+        if let Err(why) = field.ty.check(value) {
+            let mut p = Problem::error(
+                "strata::schema::invalid-value",
+                format!("invalid `{}` in `{path}`: {why}", field.name),
+            )
+            .at(self.file, span, format!("expected {}", field.ty.describe()));
+            let suggestion = match (&field.ty, value.as_str()) {
+                (super::ValueType::Enum(values), Some(s)) => {
+                    did_you_mean(s, values.iter().map(String::as_str))
+                }
+                _ => None,
+            };
+            p = match suggestion {
+                Some(s) => p.help(format!("did you mean \"{s}\"?")),
+                None => p.help(format!("`{}` must be {}", field.name, field.ty.describe())),
+            };
+            self.diags.push(p);
+        }
+    }
+}

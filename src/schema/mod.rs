@@ -1,0 +1,243 @@
+//! The section catalogue: what sections exist, at which levels, and what they may contain.
+//!
+//! Schemas are KDL files (`schemas/*.kdl` in the source tree, embedded in the binary, plus
+//! a config repo's own `schemas/`). The format is described in `schemas/README.md`.
+
+mod builtin;
+mod check;
+mod parse;
+mod value_type;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{Diagnostics, SourceFile};
+use crate::model::{Level, Node, Value};
+pub use check::check_section;
+pub use value_type::ValueType;
+
+/// One section's schema.
+#[derive(Debug, Clone)]
+pub struct SectionSchema {
+    /// The section name, as written in config files (`smtp-routes`).
+    pub name: String,
+    /// The AsyncOS command it mirrors (`smtproutes`).
+    pub command: String,
+    /// The element name in AsyncOS configuration XML.
+    pub xml: String,
+    /// The levels at which the section may be defined.
+    pub levels: Vec<Level>,
+    /// One line saying what the section configures.
+    pub summary: String,
+    /// What the section node itself may hold.
+    pub body: NodeSpec,
+    /// The factory default: what a machine has when no mode defines the section.
+    pub default: Node,
+    /// The schema file it came from.
+    pub file: Arc<SourceFile>,
+}
+
+impl SectionSchema {
+    /// True if the section may be defined at `level`.
+    pub fn allows(&self, level: Level) -> bool {
+        self.levels.contains(&level)
+    }
+
+    /// "cluster-only", "machine-only", "cluster or group", … for messages.
+    pub fn levels_text(&self) -> String {
+        let names: Vec<&str> = self.levels.iter().map(|l| l.as_str()).collect();
+        match names.as_slice() {
+            [one] => format!("{one}-only"),
+            _ => names.join(", "),
+        }
+    }
+
+    /// Every reference field in the schema, with the path of child names leading to it.
+    pub fn references(&self) -> Vec<RefSite<'_>> {
+        let mut out = Vec::new();
+        collect_refs(&self.body, &mut Vec::new(), &mut out);
+        out
+    }
+}
+
+/// A field that refers to another section, and how to reach it from the section node.
+#[derive(Debug, Clone)]
+pub struct RefSite<'a> {
+    /// Child names leading from the section node to the nodes holding the field.
+    pub path: Vec<&'a str>,
+    /// The field.
+    pub field: &'a FieldSpec,
+    /// For an argument, its position; `None` for a property.
+    pub arg: Option<usize>,
+}
+
+impl RefSite<'_> {
+    /// The field's value in `node` and where it is, if present.
+    pub fn value_in<'n>(&self, node: &'n Node) -> Option<(&'n Value, miette::SourceSpan)> {
+        match self.arg {
+            Some(i) => node.args.get(i).map(|v| (v, node.arg_span(i))),
+            None => node
+                .prop(&self.field.name)
+                .map(|v| (v, node.prop_span(&self.field.name))),
+        }
+    }
+}
+
+fn collect_refs<'a>(spec: &'a NodeSpec, path: &mut Vec<&'a str>, out: &mut Vec<RefSite<'a>>) {
+    for (i, f) in spec.args.iter().enumerate() {
+        if f.reference.is_some() {
+            out.push(RefSite { path: path.clone(), field: f, arg: Some(i) });
+        }
+    }
+    for f in spec.props.values() {
+        if f.reference.is_some() {
+            out.push(RefSite { path: path.clone(), field: f, arg: None });
+        }
+    }
+    for (name, child) in &spec.children {
+        path.push(name);
+        collect_refs(&child.spec, path, out);
+        path.pop();
+    }
+}
+
+/// What a node may hold: arguments, properties and children.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpec {
+    /// Positional arguments, in order; the last may be variadic.
+    pub args: Vec<FieldSpec>,
+    /// Properties by name.
+    pub props: BTreeMap<String, FieldSpec>,
+    /// Child nodes by name.
+    pub children: BTreeMap<String, ChildSpec>,
+    /// True when anything goes below this node (opaque content kept as written).
+    pub open: bool,
+}
+
+/// A child node that a node may hold.
+#[derive(Debug, Clone, Default)]
+pub struct ChildSpec {
+    /// What the child may hold.
+    pub spec: NodeSpec,
+    /// May appear more than once.
+    pub multiple: bool,
+    /// Must appear at least once.
+    pub required: bool,
+    /// The argument or property that identifies each of several such children; values
+    /// must be unique among siblings, and references point at them.
+    pub key: Option<String>,
+}
+
+impl ChildSpec {
+    /// The key value of a node of this kind, if it has one.
+    pub fn key_of<'n>(&self, node: &'n Node) -> Option<&'n Value> {
+        let key = self.key.as_deref()?;
+        match self.spec.args.iter().position(|a| a.name == key) {
+            Some(i) => node.args.get(i),
+            None => node.prop(key),
+        }
+    }
+}
+
+/// An argument or property.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    /// Its name (for arguments, used in messages and as a key).
+    pub name: String,
+    /// Its type and constraints.
+    pub ty: ValueType,
+    /// Must be given.
+    pub required: bool,
+    /// Arguments only: takes every remaining argument.
+    pub variadic: bool,
+    /// The value assumed when absent.
+    pub default: Option<Value>,
+    /// The value must be the key of a node in another section of the same machine's
+    /// effective config.
+    pub reference: Option<Reference>,
+}
+
+/// A reference target: the key of a `child` node in section `section`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The section referred to.
+    pub section: String,
+    /// The kind of child node inside it whose key is referred to.
+    pub child: String,
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.section, self.child)
+    }
+}
+
+/// Every known section, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    /// The sections, by name.
+    pub sections: BTreeMap<String, SectionSchema>,
+}
+
+impl Catalogue {
+    /// The built-in catalogue plus the schemas in `extra` (which may replace built-in
+    /// sections of the same name). Problems in schema files are reported, not fatal.
+    pub fn load(extra: &[Arc<SourceFile>], diags: &mut Diagnostics) -> Catalogue {
+        let mut cat = Catalogue::default();
+        for file in builtin::files().iter().chain(extra) {
+            for schema in parse::parse_schema_file(file, diags) {
+                cat.sections.insert(schema.name.clone(), schema);
+            }
+        }
+        parse::check_references(&cat, diags);
+        cat
+    }
+
+    /// The built-in catalogue alone.
+    pub fn builtin() -> Catalogue {
+        Catalogue::load(&[], &mut Diagnostics::default())
+    }
+
+    /// The schema of section `name`.
+    pub fn get(&self, name: &str) -> Option<&SectionSchema> {
+        self.sections.get(name)
+    }
+
+    /// Section names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.sections.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_catalogue_is_valid() {
+        let mut diags = Diagnostics::default();
+        let cat = Catalogue::load(&[], &mut diags);
+        let rendered: Vec<String> = diags
+            .problems
+            .iter()
+            .map(|p| crate::config::diagnostics::render(p, 100, false))
+            .collect();
+        assert!(diags.problems.is_empty(), "{}", rendered.join("\n"));
+        assert!(cat.get("dns").is_some());
+    }
+
+    #[test]
+    fn factory_defaults_conform_to_their_schema() {
+        let cat = Catalogue::builtin();
+        for schema in cat.sections.values() {
+            let mut diags = Diagnostics::default();
+            check_section(schema, &schema.default, &schema.file, &mut diags);
+            assert!(
+                !diags.has_errors(),
+                "default of {} does not conform: {:?}",
+                schema.name,
+                diags.problems
+            );
+        }
+    }
+}

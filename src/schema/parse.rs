@@ -1,0 +1,307 @@
+//! Schema files (KDL) → [`SectionSchema`]s. The format is documented in `schemas/README.md`.
+
+use std::sync::Arc;
+
+use kdl::{KdlDocument, KdlNode, KdlValue};
+
+use super::{Catalogue, ChildSpec, FieldSpec, NodeSpec, Reference, SectionSchema, ValueType};
+use crate::config::diagnostics::did_you_mean;
+use crate::config::{Diagnostics, Problem, SourceFile};
+use crate::model::{Level, Node, Value};
+
+const SECTION_KEYS: [&str; 9] = [
+    "command", "xml", "levels", "summary", "arg", "prop", "child", "default", "open",
+];
+const SPEC_KEYS: [&str; 4] = ["arg", "prop", "child", "open"];
+const FIELD_PROPS: [&str; 8] = [
+    "type", "required", "variadic", "default", "min", "max", "values", "ref",
+];
+
+struct Ctx<'a> {
+    file: &'a Arc<SourceFile>,
+    diags: &'a mut Diagnostics,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, node_span: miette::SourceSpan, message: String, help: &str) {
+        let p = Problem::error("strata::schema-file::invalid", message)
+            .at(self.file, node_span, "here")
+            .help(help.to_owned());
+        self.diags.push(p);
+    }
+}
+
+/// Parses every `section` node of one schema file.
+pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Vec<SectionSchema> {
+    let doc: KdlDocument = match file.text.parse() {
+        Ok(doc) => doc,
+        Err(err) => {
+            for d in &err.diagnostics {
+                diags.push(
+                    Problem::error(
+                        "strata::kdl::syntax",
+                        format!("KDL syntax: {}", d.message.clone().unwrap_or_default()),
+                    )
+                    .at(file, d.span, d.label.clone().unwrap_or_else(|| "here".into()))
+                    .help(d.help.clone().unwrap_or_else(|| "see https://kdl.dev".into())),
+                );
+            }
+            return Vec::new();
+        }
+    };
+    let mut ctx = Ctx { file, diags };
+    let mut out = Vec::new();
+    for node in doc.nodes() {
+        if node.name().value() != "section" {
+            ctx.error(
+                node.span(),
+                format!("unexpected `{}` in a schema file", node.name().value()),
+                "a schema file holds `section \"name\" { … }` nodes",
+            );
+            continue;
+        }
+        if let Some(s) = section(&mut ctx, node) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn first_string(node: &KdlNode) -> Option<String> {
+    node.entries()
+        .iter()
+        .find(|e| e.name().is_none())
+        .and_then(|e| e.value().as_string())
+        .map(str::to_owned)
+}
+
+fn section(ctx: &mut Ctx, node: &KdlNode) -> Option<SectionSchema> {
+    let Some(name) = first_string(node) else {
+        ctx.error(node.span(), "a section needs a name".into(), "write section \"name\" { … }");
+        return None;
+    };
+    let mut schema = SectionSchema {
+        name: name.clone(),
+        command: String::new(),
+        xml: name.replace('-', "_"),
+        levels: Level::ALL.to_vec(),
+        summary: String::new(),
+        body: NodeSpec::default(),
+        default: Node::new(name.clone()),
+        file: ctx.file.clone(),
+    };
+    let Some(children) = node.children() else {
+        return Some(schema);
+    };
+    for child in children.nodes() {
+        match child.name().value() {
+            "command" => schema.command = first_string(child).unwrap_or_default(),
+            "xml" => schema.xml = first_string(child).unwrap_or_default(),
+            "summary" => schema.summary = first_string(child).unwrap_or_default(),
+            "levels" => {
+                let mut levels = Vec::new();
+                for e in child.entries() {
+                    match e.value().as_string().and_then(Level::parse) {
+                        Some(l) => levels.push(l),
+                        None => ctx.error(
+                            e.span(),
+                            format!("`{}` is not a level", e.value()),
+                            "levels are \"cluster\", \"group\" and \"machine\"",
+                        ),
+                    }
+                }
+                levels.sort();
+                schema.levels = levels;
+            }
+            "default" => {
+                let mut default = Node::from_kdl(child);
+                default.name = name.clone();
+                schema.default = default;
+            }
+            other if SPEC_KEYS.contains(&other) => spec_item(ctx, &mut schema.body, child),
+            other => unknown_key(ctx, child, other, &SECTION_KEYS),
+        }
+    }
+    Some(schema)
+}
+
+fn unknown_key(ctx: &mut Ctx, node: &KdlNode, name: &str, known: &[&str]) {
+    let help = match did_you_mean(name, known.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("expected one of {}", known.join(", ")),
+    };
+    ctx.error(node.span(), format!("unknown schema node `{name}`"), &help);
+}
+
+fn spec(ctx: &mut Ctx, node: &KdlNode) -> NodeSpec {
+    let mut spec = NodeSpec::default();
+    if let Some(children) = node.children() {
+        for child in children.nodes() {
+            let name = child.name().value();
+            if SPEC_KEYS.contains(&name) {
+                spec_item(ctx, &mut spec, child);
+            } else {
+                unknown_key(ctx, child, name, &SPEC_KEYS);
+            }
+        }
+    }
+    spec
+}
+
+fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
+    let kind = node.name().value();
+    if kind == "open" {
+        spec.open = true;
+        return;
+    }
+    let Some(name) = first_string(node) else {
+        ctx.error(node.span(), format!("`{kind}` needs a name"), "write it as the first argument");
+        return;
+    };
+    match kind {
+        "arg" => {
+            if let Some(f) = field(ctx, node, name, true) {
+                spec.args.push(f);
+            }
+        }
+        "prop" => {
+            if let Some(f) = field(ctx, node, name.clone(), false) {
+                spec.props.insert(name, f);
+            }
+        }
+        _ => {
+            let mut child = ChildSpec {
+                spec: self::spec(ctx, node),
+                ..ChildSpec::default()
+            };
+            for e in node.entries().iter().filter(|e| e.name().is_some()) {
+                match (e.name().map(|n| n.value()), e.value()) {
+                    (Some("multiple"), KdlValue::Bool(b)) => child.multiple = *b,
+                    (Some("required"), KdlValue::Bool(b)) => child.required = *b,
+                    (Some("key"), KdlValue::String(k)) => child.key = Some(k.clone()),
+                    (Some(other), _) => ctx.error(
+                        e.span(),
+                        format!("unknown or mistyped child option `{other}`"),
+                        "a child takes multiple=#bool, required=#bool and key=\"field\"",
+                    ),
+                    (None, _) => {}
+                }
+            }
+            if let Some(key) = &child.key {
+                let known = child.spec.args.iter().any(|a| &a.name == key)
+                    || child.spec.props.contains_key(key);
+                if !known {
+                    ctx.error(
+                        node.span(),
+                        format!("key `{key}` of `{name}` is neither an arg nor a prop"),
+                        "name one of the child's args or props",
+                    );
+                }
+            }
+            spec.children.insert(name, child);
+        }
+    }
+}
+
+fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<FieldSpec> {
+    let mut f = FieldSpec {
+        name,
+        ty: ValueType::String,
+        required: is_arg,
+        variadic: false,
+        default: None,
+        reference: None,
+    };
+    let (mut min, mut max, mut values) = (None, None, None);
+    let mut required_given = false;
+    for e in node.entries().iter() {
+        let Some(key) = e.name().map(|n| n.value()) else {
+            continue;
+        };
+        match (key, e.value()) {
+            ("type", KdlValue::String(t)) => match ValueType::parse(t) {
+                Some(ty) => f.ty = ty,
+                None => {
+                    let help = match did_you_mean(t, ValueType::NAMES) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("types are {}", ValueType::NAMES.join(", ")),
+                    };
+                    ctx.error(e.span(), format!("unknown type `{t}`"), &help);
+                    return None;
+                }
+            },
+            ("required", KdlValue::Bool(b)) => {
+                f.required = *b;
+                required_given = true;
+            }
+            ("variadic", KdlValue::Bool(b)) => f.variadic = *b,
+            ("default", v) => f.default = Some(Value::from(v)),
+            ("min", KdlValue::Integer(i)) => min = Some(*i),
+            ("max", KdlValue::Integer(i)) => max = Some(*i),
+            ("values", KdlValue::String(s)) => {
+                values = Some(s.split_whitespace().map(str::to_owned).collect())
+            }
+            ("ref", KdlValue::String(r)) => match r.split_once('/') {
+                Some((section, child)) => {
+                    f.reference = Some(Reference {
+                        section: section.into(),
+                        child: child.into(),
+                    })
+                }
+                None => ctx.error(
+                    e.span(),
+                    format!("`ref=\"{r}\"` does not name a section and a child"),
+                    "write ref=\"section/child\", such as ref=\"interfaces/interface\"",
+                ),
+            },
+            (other, _) => {
+                let help = match did_you_mean(other, FIELD_PROPS) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("fields take {}", FIELD_PROPS.join(", ")),
+                };
+                ctx.error(e.span(), format!("unknown or mistyped field option `{other}`"), &help);
+            }
+        }
+    }
+    match &mut f.ty {
+        ValueType::Int { min: lo, max: hi } => (*lo, *hi) = (min, max),
+        ValueType::Enum(v) => match values {
+            Some(vals) => *v = vals,
+            None => ctx.error(
+                node.span(),
+                format!("enum `{}` lists no values", f.name),
+                "add values=\"a b c\"",
+            ),
+        },
+        _ => {}
+    }
+    if f.default.is_some() && !required_given {
+        f.required = false;
+    }
+    Some(f)
+}
+
+/// Checks that every `ref=` names a section and child that exist and have a key.
+pub fn check_references(cat: &Catalogue, diags: &mut Diagnostics) {
+    for schema in cat.sections.values() {
+        for site in schema.references() {
+            let field = site.field;
+            let Some(r) = &field.reference else { continue };
+            let target = cat
+                .get(&r.section)
+                .and_then(|s| s.body.children.get(&r.child));
+            if !target.is_some_and(|c| c.key.is_some()) {
+                diags.push(
+                    Problem::error(
+                        "strata::schema-file::bad-reference",
+                        format!(
+                            "section `{}` field `{}` refers to `{r}`, which is not a keyed child of a known section",
+                            schema.name, field.name
+                        ),
+                    )
+                    .help("point ref= at a section's child that has key=\"…\""),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Validation of a whole config repo: the structural rules of design.md "The config
+//! repo", schema conformance of every section, and references on every machine's
+//! effective config. Every problem of a run is collected; nothing stops at the first.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::config::diagnostics::did_you_mean;
+use crate::config::sources::{ReadError, read_paths};
+use crate::config::{Diagnostics, ModeDecl, Problem, Repo, parse_files};
+use crate::model::{Level, MAIN_GROUP, Mode};
+use crate::resolve::check_references;
+use crate::schema::{Catalogue, check_section};
+
+/// A config repo read and checked, with the catalogue it was checked against.
+#[derive(Debug)]
+pub struct Checked {
+    /// What the files declare.
+    pub repo: Repo,
+    /// The built-in sections plus the repo's own schemas.
+    pub catalogue: Catalogue,
+    /// Every problem found, sorted by file and position.
+    pub diags: Diagnostics,
+}
+
+/// Reads the repo at `paths` (directories or files) and validates it.
+pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
+    let sources = read_paths(paths)?;
+    let mut diags = Diagnostics::default();
+    let catalogue = Catalogue::load(&sources.schemas, &mut diags);
+    let repo = parse_files(sources.kdl, &mut diags);
+    validate(&repo, &catalogue, &mut diags);
+    diags.sort();
+    Ok(Checked {
+        repo,
+        catalogue,
+        diags,
+    })
+}
+
+/// Runs every check on a parsed repo.
+pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
+    cluster_rules(repo, diags);
+    unique_names(&repo.groups, "group", diags);
+    unique_names(&repo.machines, "machine", diags);
+    group_rules(repo, diags);
+    address_rule(repo, diags);
+    for decl in repo.modes() {
+        sections(decl, catalogue, diags);
+    }
+    check_references(repo, catalogue, diags);
+}
+
+fn cluster_rules(repo: &Repo, diags: &mut Diagnostics) {
+    match repo.clusters.as_slice() {
+        [] => diags.push(
+            Problem::error("strata::repo::no-cluster", "the config repo declares no cluster")
+                .help("add `cluster \"name\" { … }` to one file, such as cluster.kdl"),
+        ),
+        [(first, _), rest @ ..] => {
+            for (decl, _) in rest {
+                diags.push(
+                    Problem::error("strata::repo::duplicate-cluster", "a second cluster node")
+                        .at(&decl.file, decl.span, "second cluster")
+                        .help(format!(
+                            "a repo describes exactly one cluster; the first is at {}",
+                            first.location()
+                        )),
+                );
+            }
+        }
+    }
+}
+
+fn unique_names(decls: &[ModeDecl], kind: &str, diags: &mut Diagnostics) {
+    let mut seen: HashMap<&str, &ModeDecl> = HashMap::new();
+    for decl in decls {
+        let name = decl.mode.name().unwrap_or_default();
+        if let Some(first) = seen.insert(name, decl) {
+            let mut p = Problem::error(
+                "strata::repo::duplicate-name",
+                format!("{kind} `{name}` is declared twice"),
+            )
+            .at(&decl.file, decl.name_span, "declared again here");
+            if std::sync::Arc::ptr_eq(&first.file, &decl.file) {
+                p = p.also(first.name_span, "first declared here");
+            }
+            diags.push(p.help(format!(
+                "{kind} names are unique; merge the two (the first is at {})",
+                first.location()
+            )));
+            seen.insert(name, first);
+        }
+    }
+}
+
+fn group_rules(repo: &Repo, diags: &mut Diagnostics) {
+    if repo.groups.is_empty() {
+        let mut p = Problem::error("strata::repo::no-groups", "the config repo declares no group")
+            .help(format!(
+                "every cluster has at least one group: add `group \"{MAIN_GROUP}\"`"
+            ));
+        if let Some(c) = repo.cluster() {
+            p = p.at(&c.file, c.name_span, "this cluster has no group");
+        }
+        diags.push(p);
+    }
+    let names: Vec<&str> = repo.groups.iter().filter_map(|g| g.mode.name()).collect();
+    for machine in &repo.machines {
+        let group = machine.group_name();
+        if names.contains(&group) || repo.groups.is_empty() {
+            continue;
+        }
+        let machine_name = machine.mode.name().unwrap_or_default();
+        let p = match &machine.group {
+            Some(g) => {
+                let p = Problem::error(
+                    "strata::repo::unknown-group",
+                    format!("machine `{machine_name}` names group `{group}`, which is not declared"),
+                )
+                .at(&machine.file, g.span, "no such group");
+                match did_you_mean(group, names.iter().copied()) {
+                    Some(s) => p.help(format!("did you mean `{s}`?")),
+                    None => p.help(format!("declare it with `group \"{group}\"`, or name one of: {}", names.join(", "))),
+                }
+            }
+            None => Problem::error(
+                "strata::repo::missing-main-group",
+                format!("machine `{machine_name}` belongs to `{MAIN_GROUP}`, which is not declared"),
+            )
+            .at(&machine.file, machine.name_span, "no group= given")
+            .help(format!(
+                "declare `group \"{MAIN_GROUP}\"`, or give the machine a group=\"…\" property"
+            )),
+        };
+        diags.push(p);
+    }
+    if let Some(cluster) = repo.cluster_name() {
+        for g in &repo.groups {
+            if g.mode.name() == Some(cluster) {
+                diags.push(
+                    Problem::warning(
+                        "strata::repo::group-named-like-cluster",
+                        format!("group `{cluster}` has the cluster's name"),
+                    )
+                    .at(&g.file, g.name_span, "same name as the cluster")
+                    .help("this confuses which level a change is made at; name groups after sites and keep the cluster name general"),
+                );
+            }
+        }
+    }
+}
+
+fn address_rule(repo: &Repo, diags: &mut Diagnostics) {
+    let (ips, names): (Vec<&ModeDecl>, Vec<&ModeDecl>) = repo
+        .machines
+        .iter()
+        .partition(|m| m.address().parse::<IpAddr>().is_ok());
+    if ips.is_empty() || names.is_empty() {
+        return;
+    }
+    // Point at the machines of the less common kind.
+    let (odd, kind, other) = if ips.len() <= names.len() {
+        (ips, "an IP address", "hostnames")
+    } else {
+        (names, "a hostname", "IP addresses")
+    };
+    for m in odd {
+        let span = m.address.as_ref().map_or(m.name_span, |a| a.span);
+        diags.push(
+            Problem::error(
+                "strata::repo::mixed-addresses",
+                format!(
+                    "machine `{}` is reached by {kind} while the others use {other}",
+                    m.mode.name().unwrap_or_default()
+                ),
+            )
+            .at(&m.file, span, format!("{kind}"))
+            .help(format!(
+                "machines in a cluster are addressed all by hostname or all by IP address, never mixed; use {other} here too"
+            )),
+        );
+    }
+}
+
+fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
+    let mut seen: HashMap<&str, &crate::config::SectionDecl> = HashMap::new();
+    let level = decl.mode.level();
+    for section in &decl.sections {
+        let name = section.name();
+        let node = &section.node;
+        let Some(schema) = catalogue.get(name) else {
+            let p = Problem::error(
+                "strata::section::unknown",
+                format!("unknown section `{name}`"),
+            )
+            .at(&section.file, node.span, "not in the section catalogue");
+            let p = match did_you_mean(name, catalogue.names()) {
+                Some(s) => p.help(format!("did you mean `{s}`?")),
+                None => p.help(
+                    "`strata show --sections` lists the catalogue; a repo can add sections in its own schemas/ directory",
+                ),
+            };
+            diags.push(p);
+            continue;
+        };
+        if let Some(first) = seen.insert(name, section) {
+            diags.push(
+                Problem::error(
+                    "strata::section::duplicate",
+                    format!("section `{name}` is defined twice at {}", decl.mode),
+                )
+                .at(&section.file, node.span, "defined again")
+                .also(first.node.span, "first definition")
+                .help("a mode defines a section once; merge the two"),
+            );
+            continue;
+        }
+        if !schema.allows(level) {
+            let fix = match schema.levels.as_slice() {
+                [Level::Cluster] => "move it into the `cluster` node".to_owned(),
+                [Level::Machine] => "move it into each `machine` node that needs it".to_owned(),
+                levels => format!(
+                    "define it at {} level",
+                    levels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(" or ")
+                ),
+            };
+            let what = match &decl.mode {
+                Mode::Cluster => "the cluster".to_owned(),
+                other => other.to_string(),
+            };
+            diags.push(
+                Problem::error(
+                    "strata::section::level",
+                    format!(
+                        "`{name}` is {} (AsyncOS `{}`) and cannot be defined at {what}",
+                        schema.levels_text(),
+                        schema.command
+                    ),
+                )
+                .at(&section.file, node.span, format!("not allowed at {level} level"))
+                .help(fix),
+            );
+            continue;
+        }
+        check_section(schema, node, &section.file, diags);
+    }
+}
