@@ -10,6 +10,7 @@
 //! - [`schema`]: the section catalogue and checking sections against it.
 //! - [`resolve`]: layering into each machine's effective config, with provenance.
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
+//! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
 //! - [`cli`]: the command line: arguments, one module per command, output.
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod edit;
 pub mod model;
+pub mod report;
 pub mod resolve;
 pub mod schema;
 pub mod validate;

@@ -1,0 +1,138 @@
+//! Command-line arguments (clap). Only the CLI knows about clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Strata: centralized management for clusters of appliances, the GitOps way.
+///
+/// Describe a cluster, its groups and its machines in KDL files under git; Strata checks
+/// them, shows each machine's effective configuration and where each part comes from, and
+/// edits them the way AsyncOS's `clusterset` does.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, max_term_width = 100)]
+pub struct Cli {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people; colour only on a terminal and without NO_COLOR.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+    /// GitHub Actions workflow annotations (validate only).
+    Github,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check config repos and files without contacting any machine (for CI).
+    ///
+    /// Reports every problem at once, each with its file, line and column. Exits 0 when
+    /// valid (warnings allowed), 1 when invalid.
+    Validate(ValidateArgs),
+    /// Show a machine's effective configuration and where each section comes from, or
+    /// what a group or the cluster defines.
+    Show(ShowArgs),
+    /// List the modes that define a section and the machines each one reaches
+    /// (AsyncOS `clustershow`).
+    Where(WhereArgs),
+    /// Copy a section from one mode to another, keeping it at the source (`clusterset`).
+    ///
+    /// The destination's own version, if any, is replaced. Files are edited in place;
+    /// comments and formatting elsewhere are kept byte for byte.
+    Copy(CopyArgs),
+    /// Move a section from one mode to another: the source no longer defines it.
+    Move(CopyArgs),
+    /// Delete a section at a mode, so that the mode inherits it again.
+    Delete(DeleteArgs),
+}
+
+/// Where the config repo is.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// The config repo directory.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+}
+
+/// `strata validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Repo directories or single files (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The config repo directory (same as giving it as a path).
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+}
+
+/// `strata show`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").args(["machine", "group", "cluster", "sections"])))]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The machine whose effective configuration to show.
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
+    /// Show what a group defines.
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+    /// Show what the cluster defines.
+    #[arg(long)]
+    pub cluster: bool,
+    /// List the section catalogue instead.
+    #[arg(long)]
+    pub sections: bool,
+    /// Only this section.
+    #[arg(value_name = "SECTION")]
+    pub section: Option<String>,
+}
+
+/// `strata where`.
+#[derive(Debug, Args)]
+pub struct WhereArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The section to look for.
+    #[arg(value_name = "SECTION")]
+    pub section: String,
+}
+
+/// `strata copy` and `strata move`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The section to copy or move.
+    #[arg(value_name = "SECTION")]
+    pub section: String,
+    /// The mode that defines it now: `cluster`, `group:NAME` or `machine:NAME`.
+    #[arg(long, value_name = "MODE")]
+    pub from: String,
+    /// The mode to put it at, or `all-groups`.
+    #[arg(long, value_name = "MODE")]
+    pub to: String,
+}
+
+/// `strata delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The section to delete.
+    #[arg(value_name = "SECTION")]
+    pub section: String,
+    /// The mode to delete it at: `cluster`, `group:NAME` or `machine:NAME`.
+    #[arg(long, value_name = "MODE")]
+    pub at: String,
+}

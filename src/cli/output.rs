@@ -1,0 +1,132 @@
+//! Writing results: human text (colour only on a terminal, never with NO_COLOR), JSON,
+//! or GitHub workflow annotations; diagnostics go to stderr.
+
+use std::io::{IsTerminal, Write};
+
+use serde_json::json;
+
+use super::args::Format;
+use crate::config::diagnostics::render;
+use crate::config::{Diagnostics, Problem};
+
+/// Where and how a command writes.
+pub struct Output {
+    /// The requested format.
+    pub format: Format,
+    /// Whether human output may use colour.
+    pub color: bool,
+    /// Width to wrap diagnostics at.
+    pub width: usize,
+}
+
+impl Output {
+    /// Output for `format`, looking at the terminal and `NO_COLOR`.
+    pub fn new(format: Format) -> Output {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(100);
+        Output {
+            format,
+            color,
+            width,
+        }
+    }
+
+    /// Prints text to stdout; a closed pipe is not an error.
+    pub fn print(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    /// Prints a value as pretty JSON on stdout.
+    pub fn json(&self, value: &serde_json::Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        self.print(&format!("{text}\n"));
+    }
+
+    /// Prints a fatal error as a diagnostic on stderr (or as JSON on stdout).
+    pub fn error(&self, err: &dyn miette::Diagnostic) {
+        if self.format == Format::Json {
+            self.json(&json!({
+                "error": err.to_string(),
+                "code": err.code().map(|c| c.to_string()),
+                "help": err.help().map(|h| h.to_string()),
+            }));
+            return;
+        }
+        let theme = if self.color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        let mut text = String::new();
+        let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(self.width);
+        let _ = handler.render_report(&mut text, err);
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+
+    /// Prints diagnostics to stderr (human), as JSON, or as GitHub annotations.
+    pub fn diagnostics(&self, diags: &Diagnostics) {
+        match self.format {
+            Format::Human => {
+                let mut err = std::io::stderr().lock();
+                for p in &diags.problems {
+                    let _ = err.write_all(render(p, self.width, self.color).as_bytes());
+                }
+            }
+            Format::Json => {}
+            Format::Github => {
+                let mut text = String::new();
+                for p in &diags.problems {
+                    text.push_str(&github_annotation(p));
+                    text.push('\n');
+                }
+                self.print(&text);
+            }
+        }
+    }
+}
+
+/// A problem as a JSON object: code, severity, message, file, line, column, label, help.
+pub fn problem_json(p: &Problem) -> serde_json::Value {
+    let (line, column) = p.line_col().map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    json!({
+        "code": p.code,
+        "severity": if p.is_error() { "error" } else { "warning" },
+        "message": p.message,
+        "file": p.at.as_ref().map(|l| l.file.name.clone()),
+        "line": line,
+        "column": column,
+        "label": p.at.as_ref().map(|l| l.label.clone()),
+        "help": p.help,
+    })
+}
+
+/// A problem as a GitHub Actions workflow command.
+pub fn github_annotation(p: &Problem) -> String {
+    let kind = if p.is_error() { "error" } else { "warning" };
+    let mut props = Vec::new();
+    if let (Some(at), Some((line, col))) = (&p.at, p.line_col()) {
+        props.push(format!("file={}", escape_property(&at.file.name)));
+        props.push(format!("line={line}"));
+        props.push(format!("col={col}"));
+    }
+    props.push(format!("title={}", escape_property(p.code)));
+    let mut message = p.message.clone();
+    if let Some(help) = &p.help {
+        message.push_str("\nhelp: ");
+        message.push_str(help);
+    }
+    format!("::{kind} {}::{}", props.join(","), escape_data(&message))
+}
+
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}

@@ -1,0 +1,75 @@
+//! `strata show`: a machine's effective config with provenance, or what a mode defines.
+
+use super::args::{Format, ShowArgs};
+use super::output::Output;
+use super::{CliError, Failure, Outcome, load_valid};
+use crate::config::diagnostics::did_you_mean;
+use crate::model::Mode;
+use crate::report;
+use crate::resolve::effective;
+
+/// Runs `strata show`.
+pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
+    let checked = load_valid(&args.repo.repo, out)?;
+    let (repo, catalogue) = (&checked.repo, &checked.catalogue);
+    let only = args.section.as_deref();
+    if let Some(section) = only {
+        if catalogue.get(section).is_none() {
+            let help = match did_you_mean(section, catalogue.names()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "`strata show --sections` lists the catalogue".into(),
+            };
+            return Err(Failure::new(format!("unknown section `{section}`"), help));
+        }
+    }
+    if args.sections {
+        let mut text = String::new();
+        for s in catalogue.sections.values() {
+            text.push_str(&format!(
+                "{:22} {:18} {:24} {}\n",
+                s.name,
+                s.command,
+                s.levels_text(),
+                s.summary
+            ));
+        }
+        out.print(&text);
+        return Ok(Outcome::Ok);
+    }
+    let mode = match (&args.machine, &args.group, args.cluster) {
+        (Some(m), _, _) => Mode::Machine(m.clone()),
+        (_, Some(g), _) => Mode::Group(g.clone()),
+        (_, _, true) => Mode::Cluster,
+        _ => {
+            return Err(Failure::new(
+                "say what to show",
+                "use --machine NAME, --group NAME, --cluster or --sections",
+            ));
+        }
+    };
+    let Some(decl) = repo.mode(&mode) else {
+        let names: Vec<&str> = match &mode {
+            Mode::Group(_) => repo.groups.iter().filter_map(|g| g.mode.name()).collect(),
+            _ => repo.machines.iter().filter_map(|m| m.mode.name()).collect(),
+        };
+        let wanted = mode.name().unwrap_or_default();
+        let help = match did_you_mean(wanted, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("declared: {}", names.join(", ")),
+        };
+        return Err(Failure::new(format!("no {} `{wanted}` in the repo", mode.level()), help));
+    };
+    match (&mode, out.format) {
+        (Mode::Machine(_), Format::Json) => {
+            out.json(&report::show_machine_json(&effective(repo, catalogue, decl), only))
+        }
+        (Mode::Machine(_), _) => out.print(&report::show_machine(
+            &effective(repo, catalogue, decl),
+            repo,
+            only,
+        )),
+        (_, Format::Json) => out.json(&report::show_mode_json(decl, only)),
+        _ => out.print(&report::show_mode(repo, decl, only)),
+    }
+    Ok(Outcome::Ok)
+}

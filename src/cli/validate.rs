@@ -1,0 +1,79 @@
+//! `strata validate`: check repos and files, report every problem, exit 0 or 1.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::args::{Format, ValidateArgs};
+use super::output::{Output, problem_json};
+use super::{CliError, Outcome};
+use crate::config::Diagnostics;
+use crate::validate::check_paths;
+
+/// Runs `strata validate`.
+pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
+    let mut paths = args.paths;
+    paths.extend(args.repo);
+    if paths.is_empty() {
+        paths.push(PathBuf::from("."));
+    }
+    // Each directory is a repo of its own; loose files together form one repo.
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
+    let mut units: Vec<Vec<PathBuf>> = dirs.into_iter().map(|d| vec![d]).collect();
+    if !files.is_empty() {
+        units.push(files);
+    }
+    let mut all = Diagnostics::default();
+    let mut summaries = Vec::new();
+    for unit in &units {
+        let checked = check_paths(unit).map_err(|e| Box::new(e) as CliError)?;
+        let repo = &checked.repo;
+        let sections: usize = repo.modes().map(|m| m.sections.len()).sum();
+        let name = unit
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        summaries.push(json!({
+            "path": name,
+            "valid": !checked.diags.has_errors(),
+            "cluster": repo.cluster_name(),
+            "groups": repo.groups.len(),
+            "machines": repo.machines.len(),
+            "sections_defined": sections,
+            "errors": checked.diags.error_count(),
+            "warnings": checked.diags.warning_count(),
+        }));
+        all.problems.extend(checked.diags.problems);
+    }
+    let valid = !all.has_errors();
+    match out.format {
+        Format::Json => out.json(&json!({
+            "valid": valid,
+            "errors": all.error_count(),
+            "warnings": all.warning_count(),
+            "repos": summaries,
+            "problems": all.problems.iter().map(problem_json).collect::<Vec<_>>(),
+        })),
+        Format::Github => out.diagnostics(&all),
+        Format::Human => {
+            out.diagnostics(&all);
+            let mut text = String::new();
+            for s in &summaries {
+                let mark = if s["valid"] == true { "valid" } else { "INVALID" };
+                text.push_str(&format!(
+                    "{}: {mark} — cluster {}, {} groups, {} machines, {} sections defined; {} errors, {} warnings\n",
+                    s["path"].as_str().unwrap_or_default(),
+                    s["cluster"].as_str().unwrap_or("(none)"),
+                    s["groups"],
+                    s["machines"],
+                    s["sections_defined"],
+                    s["errors"],
+                    s["warnings"],
+                ));
+            }
+            out.print(&text);
+        }
+    }
+    Ok(if valid { Outcome::Ok } else { Outcome::Failed })
+}
