@@ -41,10 +41,15 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
 
 /// Runs every check on a parsed repo.
 pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
-    cluster_rules(repo, diags);
+    // A file that does not parse declares nothing; "no cluster" or "no group" would then
+    // only be echoes of its syntax error.
+    let unparsed = diags.problems.iter().any(|p| p.code == "strata::kdl::syntax");
+    if !unparsed {
+        cluster_rules(repo, diags);
+        group_rules(repo, diags);
+    }
     unique_names(&repo.groups, "group", diags);
     unique_names(&repo.machines, "machine", diags);
-    group_rules(repo, diags);
     address_rule(repo, diags);
     for decl in repo.modes() {
         sections(decl, catalogue, diags);
@@ -195,7 +200,7 @@ fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
                 "strata::section::unknown",
                 format!("unknown section `{name}`"),
             )
-            .at(&section.file, node.span, "not in the section catalogue");
+            .at(&section.file, node.name_span, "not in the section catalogue");
             let p = match did_you_mean(name, catalogue.names()) {
                 Some(s) => p.help(format!("did you mean `{s}`?")),
                 None => p.help(
@@ -211,8 +216,8 @@ fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
                     "strata::section::duplicate",
                     format!("section `{name}` is defined twice at {}", decl.mode),
                 )
-                .at(&section.file, node.span, "defined again")
-                .also(first.node.span, "first definition")
+                .at(&section.file, node.name_span, "defined again")
+                .also(first.node.name_span, "first definition")
                 .help("a mode defines a section once; merge the two"),
             );
             continue;
@@ -239,7 +244,7 @@ fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
                         schema.command
                     ),
                 )
-                .at(&section.file, node.span, format!("not allowed at {level} level"))
+                .at(&section.file, node.name_span, format!("not allowed at {level} level"))
                 .help(fix),
             );
             continue;

@@ -89,6 +89,9 @@ pub struct Node {
     /// Where the whole node was read from (not part of equality).
     #[serde(skip)]
     pub span: SourceSpan,
+    /// Where the node's name was read from (not part of equality).
+    #[serde(skip)]
+    pub name_span: SourceSpan,
     /// Where each argument was read from, parallel to `args` (not part of equality).
     #[serde(skip)]
     pub arg_spans: Vec<SourceSpan>,
@@ -115,6 +118,7 @@ impl Node {
             props: Vec::new(),
             children: Vec::new(),
             span: SourceSpan::from(0..0),
+            name_span: SourceSpan::from(0..0),
             arg_spans: Vec::new(),
             prop_spans: Vec::new(),
         }
@@ -124,6 +128,7 @@ impl Node {
     pub fn from_kdl(node: &KdlNode) -> Node {
         let mut out = Node::new(node.name().value());
         out.span = node.span();
+        out.name_span = node.name().span();
         for entry in node.entries() {
             let value = Value::from(entry.value());
             match entry.name() {

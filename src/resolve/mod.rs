@@ -9,7 +9,7 @@ mod refs;
 use std::collections::BTreeMap;
 
 use crate::config::{ModeDecl, Repo, SectionDecl};
-use crate::model::{Level, Mode, Node};
+use crate::model::{Mode, Node};
 use crate::schema::Catalogue;
 pub use refs::check_references;
 
@@ -137,10 +137,99 @@ pub fn shadowed_by<'r>(repo: &'r Repo, mode: &Mode, section: &str) -> Vec<&'r Mo
         .collect()
 }
 
-/// Which levels may hold `section`, for "fix it at" suggestions.
-pub fn levels_for(catalogue: &Catalogue, section: &str) -> Vec<Level> {
-    catalogue
-        .get(section)
-        .map(|s| s.levels.clone())
-        .unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Diagnostics, SourceFile, parse_files};
+
+    const REPO: &str = r#"
+cluster "americas" {
+    dns { server "10.0.0.53"; }
+    text-resources { resource "disclaimer" "Scanned." }
+}
+group "Main_Group"
+group "Paris" {
+    dns { server "192.0.2.53"; }
+    text-resources
+}
+machine "lab1.example.com"
+machine "lab3.example.com" group="Paris"
+machine "lab4.example.com" group="Paris" {
+    dns { server "192.0.2.99"; }
+}
+"#;
+
+    fn repo() -> Repo {
+        let mut diags = Diagnostics::default();
+        let repo = parse_files(vec![SourceFile::new("repo.kdl", REPO)], &mut diags);
+        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        repo
+    }
+
+    fn dns_server<'a>(eff: &'a Effective) -> &'a str {
+        eff.sections["dns"].node.children[0].args[0].as_str().unwrap()
+    }
+
+    #[test]
+    fn lower_levels_override_higher_ones_whole_section() {
+        let (repo, cat) = (repo(), Catalogue::builtin());
+        let at = |m: &str| effective(&repo, &cat, repo.machine(m).unwrap());
+        assert_eq!(dns_server(&at("lab1.example.com")), "10.0.0.53");
+        assert_eq!(dns_server(&at("lab3.example.com")), "192.0.2.53");
+        assert_eq!(dns_server(&at("lab4.example.com")), "192.0.2.99");
+        assert_eq!(
+            at("lab4.example.com").sections["dns"].origin.mode(),
+            Some(&Mode::Machine("lab4.example.com".into()))
+        );
+    }
+
+    #[test]
+    fn an_empty_section_overrides_with_nothing_but_absence_inherits() {
+        let (repo, cat) = (repo(), Catalogue::builtin());
+        let lab1 = effective(&repo, &cat, repo.machine("lab1.example.com").unwrap());
+        let lab3 = effective(&repo, &cat, repo.machine("lab3.example.com").unwrap());
+        // Main_Group has no text-resources node: lab1 inherits the cluster's.
+        assert_eq!(lab1.sections["text-resources"].node.children.len(), 1);
+        assert_eq!(lab1.sections["text-resources"].origin.mode(), Some(&Mode::Cluster));
+        // Paris defines it empty: lab3 gets nothing, from Paris.
+        assert!(lab3.sections["text-resources"].node.children.is_empty());
+        assert_eq!(
+            lab3.sections["text-resources"].origin.mode(),
+            Some(&Mode::Group("Paris".into()))
+        );
+    }
+
+    #[test]
+    fn sections_no_mode_defines_take_the_factory_default() {
+        let (repo, cat) = (repo(), Catalogue::builtin());
+        let lab1 = effective(&repo, &cat, repo.machine("lab1.example.com").unwrap());
+        let interfaces = &lab1.sections["interfaces"];
+        assert!(matches!(interfaces.origin, Origin::Factory));
+        assert_eq!(interfaces.node, &cat.get("interfaces").unwrap().default);
+    }
+
+    #[test]
+    fn where_and_shadowing_follow_the_layers() {
+        let (repo, cat) = (repo(), Catalogue::builtin());
+        let defined = where_defined(&repo, &cat, "dns");
+        let reach: Vec<(String, usize)> = defined
+            .iter()
+            .map(|(d, ms)| (d.mode.to_string(), ms.len()))
+            .collect();
+        assert_eq!(
+            reach,
+            [
+                ("cluster".to_owned(), 1),
+                ("group:Paris".to_owned(), 1),
+                ("machine:lab4.example.com".to_owned(), 1)
+            ]
+        );
+        let shadow: Vec<String> = shadowed_by(&repo, &Mode::Cluster, "dns")
+            .iter()
+            .map(|d| d.mode.to_string())
+            .collect();
+        assert_eq!(shadow, ["group:Paris", "machine:lab4.example.com"]);
+        let shadow = shadowed_by(&repo, &Mode::Group("Paris".into()), "dns");
+        assert_eq!(shadow.len(), 1);
+    }
 }

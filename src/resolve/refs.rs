@@ -79,7 +79,7 @@ pub fn check_references(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnost
                     failure.machines.push(machine);
                     failure
                         .fixes
-                        .insert(fix_mode(catalogue, reference, decl, target.origin, machine));
+                        .extend(fix_modes(catalogue, reference, decl, target.origin, machine));
                 }
             }
         }
@@ -117,25 +117,28 @@ fn keys_of(catalogue: &Catalogue, reference: &Reference, target: &Node) -> HashS
         .collect()
 }
 
-/// The mode where adding the missing target would fix the reference on `machine`.
-fn fix_mode(
+/// The modes where adding the missing target would fix the reference on `machine`: the
+/// mode its target section comes from, or, when it is on the factory default, the
+/// referring mode (if the target section may live there) and the machine itself.
+fn fix_modes(
     catalogue: &Catalogue,
     reference: &Reference,
     referring: &ModeDecl,
     target_origin: Origin,
     machine: &ModeDecl,
-) -> String {
+) -> Vec<String> {
     if let Origin::Mode(decl, _) = target_origin {
-        return decl.mode.to_string();
+        return vec![decl.mode.to_string()];
     }
+    let mut out = Vec::new();
     let allowed = catalogue
         .get(&reference.section)
         .is_some_and(|s| s.allows(referring.mode.level()));
     if allowed {
-        referring.mode.to_string()
-    } else {
-        Mode::Machine(machine.mode.name().unwrap_or_default().to_owned()).to_string()
+        out.push(referring.mode.to_string());
     }
+    out.push(Mode::Machine(machine.mode.name().unwrap_or_default().to_owned()).to_string());
+    out
 }
 
 fn report(f: Failure) -> Problem {
@@ -152,10 +155,11 @@ fn report(f: Failure) -> Problem {
     };
     let fixes: Vec<String> = f.fixes.into_iter().collect();
     let help = format!(
-        "define {what} in `{}` at {}, or override `{}` at a lower level for {}",
+        "define {what} in `{}` at {}, or override `{}` below {} for {}",
         f.reference.section,
-        fixes.join(", "),
+        fixes.join(" or "),
         f.section.name(),
+        f.decl.mode,
         if names.len() == 1 { "that machine" } else { "those machines" },
     );
     Problem::error(

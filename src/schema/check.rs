@@ -70,7 +70,7 @@ impl Checker<'_> {
                         "strata::schema::missing-argument",
                         format!("`{path}` is missing its `{}` argument", field.name),
                     )
-                    .at(self.file, node.span, format!("needs <{}>", field.name))
+                    .at(self.file, node.name_span, format!("needs <{}>", field.name))
                     .help(format!(
                         "add {} as an argument: {} <{}> …",
                         field.ty.describe(),
@@ -115,7 +115,7 @@ impl Checker<'_> {
                         "strata::schema::missing-property",
                         format!("`{path}` is missing the required property `{name}`"),
                     )
-                    .at(self.file, node.span, format!("needs {name}=…"))
+                    .at(self.file, node.name_span, format!("needs {name}=…"))
                     .help(format!("add {name}=… ({})", field.ty.describe())),
                 );
             }
@@ -131,7 +131,7 @@ impl Checker<'_> {
                     "strata::schema::unknown-child",
                     format!("`{path}` has no child `{}`", child.name),
                 )
-                .at(self.file, child.span, "unknown here");
+                .at(self.file, child.name_span, "unknown here");
                 p = match did_you_mean(&child.name, spec.children.keys().map(String::as_str)) {
                     Some(s) => p.help(format!("did you mean `{s}`?")),
                     None if spec.children.is_empty() => {
@@ -153,8 +153,8 @@ impl Checker<'_> {
                             "strata::schema::duplicate-child",
                             format!("`{}` may appear only once in `{path}`", child.name),
                         )
-                        .at(self.file, child.span, "second one")
-                        .also(first.span, "first one")
+                        .at(self.file, child.name_span, "second one")
+                        .also(first.name_span, "first one")
                         .help("merge the two into one node"),
                     );
                 }
@@ -167,8 +167,8 @@ impl Checker<'_> {
                             "strata::schema::duplicate-key",
                             format!("two `{}` nodes in `{path}` are both {key_text}", child.name),
                         )
-                        .at(self.file, child.span, "duplicate")
-                        .also(first.span, "first defined here")
+                        .at(self.file, child.name_span, "duplicate")
+                        .also(first.name_span, "first defined here")
                         .help(format!(
                             "each `{}` needs a unique {}",
                             child.name,
@@ -187,7 +187,7 @@ impl Checker<'_> {
                         "strata::schema::missing-child",
                         format!("`{path}` needs a `{name}` child"),
                     )
-                    .at(self.file, node.span, format!("no `{name}` here"))
+                    .at(self.file, node.name_span, format!("no `{name}` here"))
                     .help(format!("add `{name} …` inside the block")),
                 );
             }

@@ -1,1 +1,20 @@
-fn main(){}
+//! The one integration-test binary: every file in this directory is a module here.
+
+mod cli_show;
+mod cli_validate;
+mod corpus;
+mod support;
+
+/// Every `tests/it/*.rs` file must be listed above, or its tests silently never run.
+#[test]
+fn every_test_file_is_registered() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        if path.extension().is_some_and(|e| e == "rs") && stem != "main" {
+            assert!(main.contains(&format!("mod {stem};")), "tests/it/{stem}.rs is not registered in main.rs");
+        }
+    }
+}

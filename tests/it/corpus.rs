@@ -1,0 +1,40 @@
+//! The corpus: `examples/americas` is valid; every repo under `examples/invalid/` fails
+//! (or warns) with the diagnostics in its own `expected.snap`.
+
+use crate::support::{example, rendered};
+use strata::validate::check_paths;
+
+#[test]
+fn the_americas_example_is_valid() {
+    let checked = check_paths(&[example("americas")]).unwrap();
+    assert!(checked.diags.problems.is_empty(), "{}", rendered(&checked));
+    assert_eq!(checked.repo.machines.len(), 6);
+    assert_eq!(checked.repo.groups.len(), 3);
+}
+
+#[test]
+fn every_invalid_example_has_its_diagnostics() {
+    let dir = example("invalid");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 15, "the corpus shrank: {names:?}");
+    for path in names {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let checked = check_paths(std::slice::from_ref(&path)).unwrap();
+        assert!(!checked.diags.problems.is_empty(), "{name} reports nothing");
+        let warning_only = name == "group-named-like-cluster";
+        assert_eq!(checked.diags.has_errors(), !warning_only, "{name}: wrong severity");
+        insta::with_settings!({
+            snapshot_path => path.clone(),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => format!("strata validate examples/invalid/{name}"),
+        }, {
+            insta::assert_snapshot!("expected", rendered(&checked));
+        });
+    }
+}

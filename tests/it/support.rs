@@ -1,0 +1,50 @@
+//! Test helpers: run the real binary, render diagnostics deterministically.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use strata::config::diagnostics::render;
+use strata::validate::Checked;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path under `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples").join(name)
+}
+
+/// Runs `strata` with `args` in `dir`, without colour and at a fixed width.
+pub fn strata(dir: &Path, args: &[&str]) -> Output {
+    assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "80")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// stdout and stderr of a run, as text, with the exit code, for snapshots.
+pub fn transcript(out: &Output) -> String {
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Every diagnostic of a checked repo rendered without colour at width 80.
+pub fn rendered(checked: &Checked) -> String {
+    checked
+        .diags
+        .problems
+        .iter()
+        .map(|p| render(p, 80, false))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
