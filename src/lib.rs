@@ -12,6 +12,7 @@
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
+//! - [`state`]: the agent's durable store: versioned entries, change sets (redb + memory).
 //! - [`cli`]: the command line: arguments, one module per command, output.
 #![forbid(unsafe_code)]
 
@@ -22,4 +23,5 @@ pub mod model;
 pub mod report;
 pub mod resolve;
 pub mod schema;
+pub mod state;
 pub mod validate;

@@ -1,0 +1,130 @@
+//! Entry keys: a section at a mode, or a piece of membership (the cluster, a group, a
+//! machine). Keys have one stable text form, used in the store, in messages and in saved
+//! plans.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::model::Mode;
+
+/// What an entry is about.
+///
+/// Sorted membership first (cluster, groups, machines), then sections by mode and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// The cluster itself; its value names it (`cluster "americas"`).
+    Cluster,
+    /// A group of the cluster (`group "Paris"`).
+    Group(String),
+    /// A machine of the cluster, with its group and address
+    /// (`machine "lab1" group="Main_Group" address="10.1.0.1"`).
+    Machine(String),
+    /// A section defined at a mode; its value is the section's canonical KDL.
+    Section {
+        /// Where the section is defined.
+        mode: Mode,
+        /// The section's name.
+        section: String,
+    },
+}
+
+impl Key {
+    /// The key of `section` at `mode`.
+    pub fn section(mode: Mode, section: impl Into<String>) -> Key {
+        Key::Section {
+            mode,
+            section: section.into(),
+        }
+    }
+
+    /// True for the cluster, group and machine entries.
+    pub fn is_membership(&self) -> bool {
+        !matches!(self, Key::Section { .. })
+    }
+}
+
+impl fmt::Display for Key {
+    /// `cluster/dns`, `group:Paris/dns`, `machine:lab1/interfaces` for sections;
+    /// `@cluster`, `@group:Paris`, `@machine:lab1` for membership.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Cluster => f.write_str("@cluster"),
+            Key::Group(g) => write!(f, "@group:{g}"),
+            Key::Machine(m) => write!(f, "@machine:{m}"),
+            Key::Section { mode, section } => write!(f, "{mode}/{section}"),
+        }
+    }
+}
+
+/// A key's text form could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an entry key")]
+pub struct KeyParseError(pub String);
+
+impl FromStr for Key {
+    type Err = KeyParseError;
+
+    fn from_str(s: &str) -> Result<Key, KeyParseError> {
+        let bad = || KeyParseError(s.to_owned());
+        if let Some(member) = s.strip_prefix('@') {
+            return match member.parse::<Mode>().map_err(|_| bad())? {
+                Mode::Cluster => Ok(Key::Cluster),
+                Mode::Group(g) => Ok(Key::Group(g)),
+                Mode::Machine(m) => Ok(Key::Machine(m)),
+            };
+        }
+        // Section names never contain '/', mode names might: split at the last one.
+        let (mode, section) = s.rsplit_once('/').ok_or_else(bad)?;
+        if section.is_empty() {
+            return Err(bad());
+        }
+        Ok(Key::section(mode.parse().map_err(|_| bad())?, section))
+    }
+}
+
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_text() {
+        for text in [
+            "@cluster",
+            "@group:Paris",
+            "@machine:lab1.example.com",
+            "cluster/dns",
+            "group:Paris/ldap-queries",
+            "machine:lab1.example.com/interfaces",
+        ] {
+            let key: Key = text.parse().unwrap();
+            assert_eq!(key.to_string(), text);
+        }
+        for bad in ["", "dns", "cluster/", "@nope", "team:x/dns"] {
+            assert!(bad.parse::<Key>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn membership_sorts_before_sections() {
+        let mut keys: Vec<Key> = ["cluster/dns", "@machine:a", "@cluster", "@group:G"]
+            .iter()
+            .map(|k| k.parse().unwrap())
+            .collect();
+        keys.sort();
+        let texts: Vec<String> = keys.iter().map(Key::to_string).collect();
+        assert_eq!(texts, ["@cluster", "@group:G", "@machine:a", "cluster/dns"]);
+    }
+}
