@@ -12,6 +12,8 @@
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
+//! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering.
+//! - [`source`]: desired state from a working tree or a git ref (git objects, no checkout).
 //! - [`state`]: the agent's durable store: versioned entries, change sets (redb + memory).
 //! - [`cli`]: the command line: arguments, one module per command, output.
 #![forbid(unsafe_code)]
@@ -20,8 +22,10 @@ pub mod cli;
 pub mod config;
 pub mod edit;
 pub mod model;
+pub mod plan;
 pub mod report;
 pub mod resolve;
 pub mod schema;
+pub mod source;
 pub mod state;
 pub mod validate;

@@ -12,7 +12,9 @@ use std::path::Path;
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::memory::entry_of;
-use super::{ChangeSet, CommitError, Entry, Hlc, Key, Live, Proposal, Store, StoreError, check_base};
+use super::{
+    ChangeSet, CommitError, Entry, Hlc, Key, Live, Proposal, Store, StoreError, check_base,
+};
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const CHANGE_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("change_sets");
@@ -60,10 +62,13 @@ impl Store for DiskStore {
         let mut live = Live::new();
         for row in table.iter().map_err(backend)? {
             let (k, v) = row.map_err(backend)?;
-            let key: Key = k.value().parse().map_err(|e: super::KeyParseError| StoreError::Corrupt {
-                key: k.value().to_owned(),
-                message: e.to_string(),
-            })?;
+            let key: Key =
+                k.value()
+                    .parse()
+                    .map_err(|e: super::KeyParseError| StoreError::Corrupt {
+                        key: k.value().to_owned(),
+                        message: e.to_string(),
+                    })?;
             live.insert(key, decode(k.value(), v.value())?);
         }
         Ok(live)
@@ -82,13 +87,18 @@ impl Store for DiskStore {
                     seen.push((key.clone(), decode(&key.to_string(), v.value())?));
                 }
             }
-            let conflicts = check_base(&p.base, |k| seen.iter().find(|(s, _)| s == k).map(|(_, e)| e));
+            let conflicts = check_base(&p.base, |k| {
+                seen.iter().find(|(s, _)| s == k).map(|(_, e)| e)
+            });
             if !conflicts.is_empty() {
                 // Dropping the transaction aborts it: nothing is written.
                 return Err(CommitError::Stale(conflicts));
             }
             let mut sets = tx.open_table(CHANGE_SETS).map_err(backend)?;
-            let id = sets.last().map_err(backend)?.map_or(1, |(k, _)| k.value() + 1);
+            let id = sets
+                .last()
+                .map_err(backend)?
+                .map_or(1, |(k, _)| k.value() + 1);
             let cs = ChangeSet {
                 id,
                 version: p.version,
@@ -98,7 +108,9 @@ impl Store for DiskStore {
             };
             for (key, value) in &cs.writes {
                 let bytes = serde_json::to_vec(&entry_of(&cs, value.clone())).map_err(backend)?;
-                entries.insert(key.to_string().as_str(), bytes.as_slice()).map_err(backend)?;
+                entries
+                    .insert(key.to_string().as_str(), bytes.as_slice())
+                    .map_err(backend)?;
             }
             let bytes = serde_json::to_vec(&cs).map_err(backend)?;
             sets.insert(id, bytes.as_slice()).map_err(backend)?;
@@ -123,7 +135,9 @@ impl Store for DiskStore {
         let tx = self.db.begin_read().map_err(backend)?;
         let table = tx.open_table(CHANGE_SETS).map_err(backend)?;
         match table.last().map_err(backend)? {
-            Some((k, v)) => Ok(decode::<ChangeSet>(&k.value().to_string(), v.value())?.version.hlc),
+            Some((k, v)) => Ok(decode::<ChangeSet>(&k.value().to_string(), v.value())?
+                .version
+                .hlc),
             None => Ok(Hlc::default()),
         }
     }

@@ -1,6 +1,8 @@
 //! The in-memory twin of the disk store, for tests that need no files.
 
-use super::{ChangeSet, CommitError, Hlc, Live, Proposal, Store, StoreError, Entry, Stamp, check_base};
+use super::{
+    ChangeSet, CommitError, Entry, Hlc, Live, Proposal, Stamp, Store, StoreError, check_base,
+};
 
 /// A store held in memory; same contract as [`super::DiskStore`], without durability.
 #[derive(Debug, Default, Clone)]

@@ -167,7 +167,11 @@ impl std::fmt::Display for Conflict {
                 f,
                 "{} was {} by {} on {} in change set {} ({})",
                 self.key,
-                if self.expected.is_none() { "created" } else { "changed" },
+                if self.expected.is_none() {
+                    "created"
+                } else {
+                    "changed"
+                },
                 s.meta.author,
                 s.meta.host,
                 s.change_set,
@@ -187,7 +191,10 @@ pub enum StoreError {
     Backend(String),
     /// Another process holds the store.
     #[error("the store at {0} is in use by another agent")]
-    #[diagnostic(code(strata::store::locked), help("stop the other agent, or use another --state-dir"))]
+    #[diagnostic(
+        code(strata::store::locked),
+        help("stop the other agent, or use another --state-dir")
+    )]
     Locked(String),
     /// A stored record did not decode: the file was written by something else.
     #[error("store: corrupt record for {key}: {message}")]
@@ -205,7 +212,10 @@ pub enum StoreError {
 pub enum CommitError {
     /// The entries the proposal was computed against changed since.
     #[error("the plan is stale: {} entries changed since it was computed", .0.len())]
-    #[diagnostic(code(strata::apply::stale), help("run `strata plan` again and review the changes"))]
+    #[diagnostic(
+        code(strata::apply::stale),
+        help("run `strata plan` again and review the changes")
+    )]
     Stale(Vec<Conflict>),
     /// The store failed; nothing was written.
     #[error(transparent)]
@@ -302,7 +312,14 @@ pub(crate) mod tests {
         let dns: Key = "cluster/dns".parse().unwrap();
         let base: Base = [(dns.clone(), None)].into();
         let cs = store
-            .commit(proposal(10, &[("cluster/dns", Some("dns\n")), ("@cluster", Some("cluster \"a\"\n"))], base))
+            .commit(proposal(
+                10,
+                &[
+                    ("cluster/dns", Some("dns\n")),
+                    ("@cluster", Some("cluster \"a\"\n")),
+                ],
+                base,
+            ))
             .unwrap();
         assert_eq!(cs.id, 1);
         let live = store.live().unwrap();
@@ -310,17 +327,31 @@ pub(crate) mod tests {
         assert_eq!(live[&dns].stamp.change_set, 1);
 
         // A proposal computed before change set 1 is stale and writes nothing.
-        let stale = store.commit(proposal(20, &[("cluster/dns", Some("x\n"))], [(dns.clone(), None)].into()));
-        let CommitError::Stale(conflicts) = stale.unwrap_err() else { panic!("not stale") };
+        let stale = store.commit(proposal(
+            20,
+            &[("cluster/dns", Some("x\n"))],
+            [(dns.clone(), None)].into(),
+        ));
+        let CommitError::Stale(conflicts) = stale.unwrap_err() else {
+            panic!("not stale")
+        };
         assert_eq!(conflicts.len(), 1);
         assert_eq!(conflicts[0].found.as_ref().unwrap().change_set, 1);
-        assert!(conflicts[0].to_string().contains("cluster/dns was created by alice"));
+        assert!(
+            conflicts[0]
+                .to_string()
+                .contains("cluster/dns was created by alice")
+        );
         assert_eq!(store.live().unwrap()[&dns].value.as_deref(), Some("dns\n"));
 
         // Against the right base it commits; a tombstone is kept as an entry.
         let v1 = store.live().unwrap()[&dns].stamp.version.clone();
         let cs = store
-            .commit(proposal(30, &[("cluster/dns", None)], [(dns.clone(), Some(v1))].into()))
+            .commit(proposal(
+                30,
+                &[("cluster/dns", None)],
+                [(dns.clone(), Some(v1))].into(),
+            ))
             .unwrap();
         assert_eq!(cs.id, 2);
         assert_eq!(store.live().unwrap()[&dns].value, None);

@@ -1,0 +1,443 @@
+//! Planning, pure: desired entries (from a repo) against live entries (from an agent) →
+//! typed actions, the base versions they were computed against, which machines' effective
+//! sections change and from which mode, and shadowing notices.
+//!
+//! Nothing here touches files, sockets or the clock: the CLI fetches the live entries and
+//! reads the repo, the agent commits the result.
+
+mod desired;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use desired::{Effective, Entries, Layers, desired, machine_group, membership_node};
+pub use render::{render_human, render_json};
+
+use crate::model::Mode;
+use crate::state::{Base, Key, Live, Source};
+
+/// What happens to one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Change {
+    /// The entry is new.
+    Create {
+        /// Its value.
+        new: String,
+    },
+    /// The entry's value changes.
+    Change {
+        /// The live value.
+        old: String,
+        /// The desired value.
+        new: String,
+    },
+    /// The repo no longer declares it: it becomes a tombstone.
+    Remove {
+        /// The live value.
+        old: String,
+    },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// The entry.
+    pub key: Key,
+    /// What happens to it.
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+impl Action {
+    /// True when the action deletes something that exists (a section or a member).
+    pub fn is_destructive(&self) -> bool {
+        matches!(self.change, Change::Remove { .. })
+    }
+
+    /// The value written (`None`: a tombstone).
+    pub fn new_value(&self) -> Option<&str> {
+        match &self.change {
+            Change::Create { new } | Change::Change { new, .. } => Some(new),
+            Change::Remove { .. } => None,
+        }
+    }
+}
+
+/// One effective section of one machine that changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionChange {
+    /// The section.
+    pub section: String,
+    /// The mode that will define it (`None`: the factory default).
+    pub from: Option<Mode>,
+    /// The mode that defines it now (`None`: the factory default).
+    pub was: Option<Mode>,
+}
+
+/// A machine whose effective config changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineChange {
+    /// The machine.
+    pub machine: String,
+    /// Its sections that change.
+    pub sections: Vec<SectionChange>,
+}
+
+/// A changed section that lower modes override, so the change does not reach them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shadow {
+    /// The changed section's key.
+    pub key: Key,
+    /// The lower modes that define the section themselves.
+    pub by: Vec<Mode>,
+}
+
+/// Where the desired state came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// A git commit, or the CLI (a working tree).
+    pub source: Source,
+    /// The commit's author (or the local user).
+    pub author: String,
+    /// The commit message (or a description).
+    pub message: String,
+}
+
+/// A plan: what applying it does, and what it was computed against. Saved with
+/// `plan --out` and loaded by `apply --plan`; the format is this struct as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The saved-plan format version.
+    pub format: u32,
+    /// Where the desired state came from.
+    pub origin: Origin,
+    /// Entry changes, in key order.
+    pub actions: Vec<Action>,
+    /// The live version of every key an action writes, as seen when planning.
+    pub base: Base,
+    /// Machines whose effective config changes.
+    pub machines: Vec<MachineChange>,
+    /// Changes that lower modes shadow.
+    pub shadows: Vec<Shadow>,
+}
+
+/// The saved-plan format this build writes and reads.
+pub const PLAN_FORMAT: u32 = 1;
+
+impl Plan {
+    /// True when applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// What applying writes: key → value (`None`: a tombstone).
+    pub fn writes(&self) -> BTreeMap<Key, Option<String>> {
+        self.actions
+            .iter()
+            .map(|a| (a.key.clone(), a.new_value().map(str::to_owned)))
+            .collect()
+    }
+}
+
+/// Plans the change from `live` to `desired`.
+pub fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
+    let live_values: BTreeMap<&Key, &str> = live
+        .iter()
+        .filter_map(|(k, e)| e.value.as_deref().map(|v| (k, v)))
+        .collect();
+    let mut actions = Vec::new();
+    for (key, new) in desired {
+        match live_values.get(key) {
+            None => actions.push(Action {
+                key: key.clone(),
+                change: Change::Create { new: new.clone() },
+            }),
+            Some(old) if *old != new => actions.push(Action {
+                key: key.clone(),
+                change: Change::Change {
+                    old: (*old).to_owned(),
+                    new: new.clone(),
+                },
+            }),
+            Some(_) => {}
+        }
+    }
+    for (key, old) in &live_values {
+        if !desired.contains_key(*key) {
+            actions.push(Action {
+                key: (*key).clone(),
+                change: Change::Remove {
+                    old: (*old).to_owned(),
+                },
+            });
+        }
+    }
+    actions.sort_by(|a, b| a.key.cmp(&b.key));
+    let base = actions
+        .iter()
+        .map(|a| {
+            (
+                a.key.clone(),
+                live.get(&a.key).map(|e| e.stamp.version.clone()),
+            )
+        })
+        .collect();
+    let machines = machine_changes(desired, &live_values, &actions);
+    let shadows = shadows(desired, &actions);
+    Plan {
+        format: PLAN_FORMAT,
+        origin,
+        actions,
+        base,
+        machines,
+        shadows,
+    }
+}
+
+fn machine_changes(
+    desired: &Entries,
+    live: &BTreeMap<&Key, &str>,
+    actions: &[Action],
+) -> Vec<MachineChange> {
+    if actions.is_empty() {
+        return Vec::new();
+    }
+    let after = Layers::new(desired.iter().map(|(k, v)| (k, v.as_str())));
+    let before = Layers::new(live.iter().map(|(k, v)| (*k, *v)));
+    let machines: BTreeSet<&str> = after.machines().chain(before.machines()).collect();
+    let mut out = Vec::new();
+    for m in machines {
+        let (a, b) = (after.effective(m), before.effective(m));
+        let names: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
+        let sections: Vec<SectionChange> = names
+            .into_iter()
+            .filter(|s| a.get(s).map(|x| x.1) != b.get(s).map(|x| x.1))
+            .map(|s| SectionChange {
+                section: s.to_owned(),
+                from: a.get(s).map(|x| x.0.clone()),
+                was: b.get(s).map(|x| x.0.clone()),
+            })
+            .collect();
+        if !sections.is_empty() {
+            out.push(MachineChange {
+                machine: m.to_owned(),
+                sections,
+            });
+        }
+    }
+    out
+}
+
+fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
+    let group_of: BTreeMap<&str, String> = desired
+        .iter()
+        .filter_map(|(k, v)| match k {
+            Key::Machine(m) => Some((m.as_str(), machine_group(v))),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for a in actions.iter().filter(|a| !a.is_destructive()) {
+        let Key::Section { mode, section } = &a.key else {
+            continue;
+        };
+        let below = |m: &Mode| match (mode, m) {
+            (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
+            (Mode::Group(g), Mode::Machine(name)) => group_of.get(name.as_str()) == Some(g),
+            _ => false,
+        };
+        let by: Vec<Mode> = desired
+            .keys()
+            .filter_map(|k| match k {
+                Key::Section {
+                    mode: m,
+                    section: s,
+                } if s == section && below(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        if !by.is_empty() {
+            out.push(Shadow {
+                key: a.key.clone(),
+                by,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Diagnostics, SourceFile, parse_files};
+    use crate::state::{ChangeMeta, Hlc, MemoryStore, Proposal, Store, Version};
+
+    fn entries(text: &str) -> Entries {
+        let mut diags = Diagnostics::default();
+        desired(&parse_files(
+            vec![SourceFile::new("r.kdl", text)],
+            &mut diags,
+        ))
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            source: Source::Cli,
+            author: "alice".into(),
+            message: "test".into(),
+        }
+    }
+
+    pub fn apply(store: &mut MemoryStore, plan: &Plan, hlc: u64) {
+        store
+            .commit(Proposal {
+                writes: plan.writes(),
+                base: plan.base.clone(),
+                meta: ChangeMeta {
+                    author: "alice".into(),
+                    user: "alice".into(),
+                    host: "lab1".into(),
+                    source: Source::Cli,
+                    message: "t".into(),
+                },
+                version: Version {
+                    hlc: Hlc::new(hlc, 0),
+                    origin: "lab1".into(),
+                },
+                wall_ms: hlc,
+            })
+            .unwrap();
+    }
+
+    const V1: &str = r#"
+cluster "americas" { dns { server "10.0.0.53"; }; ntp { server "ntp1"; } }
+group "Main_Group"
+group "Paris" { dns { server "192.0.2.53"; } }
+machine "lab1"
+machine "lab3" group="Paris"
+"#;
+    const V2: &str = r#"
+cluster "americas" { dns { server "10.0.0.99"; } }
+group "Main_Group"
+group "Paris" { dns { server "192.0.2.53"; } }
+machine "lab1"
+machine "lab3" group="Paris"
+machine "lab4" group="Paris"
+"#;
+
+    #[test]
+    fn plan_apply_plan_reaches_a_fixed_point() {
+        let mut store = MemoryStore::default();
+        let p1 = diff(&entries(V1), &store.live().unwrap(), origin());
+        assert!(
+            p1.actions
+                .iter()
+                .all(|a| matches!(a.change, Change::Create { .. }))
+        );
+        assert!(p1.base.values().all(Option::is_none));
+        apply(&mut store, &p1, 1);
+        assert!(diff(&entries(V1), &store.live().unwrap(), origin()).is_empty());
+
+        let p2 = diff(&entries(V2), &store.live().unwrap(), origin());
+        let summary: Vec<(String, bool)> = p2
+            .actions
+            .iter()
+            .map(|a| (a.key.to_string(), a.is_destructive()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("@machine:lab4".to_owned(), false),
+                ("cluster/dns".to_owned(), false),
+                ("cluster/ntp".to_owned(), true)
+            ]
+        );
+        // The base names the versions the plan saw; a created key saw nothing.
+        assert!(p2.base[&Key::Machine("lab4".into())].is_none());
+        assert!(p2.base[&"cluster/dns".parse::<Key>().unwrap()].is_some());
+        // Paris overrides dns: the cluster's change does not reach it.
+        assert_eq!(p2.shadows.len(), 1);
+        assert_eq!(p2.shadows[0].by, [Mode::Group("Paris".into())]);
+        // lab1 gets the new dns and loses ntp; lab3 loses ntp; lab4 is new.
+        let m: Vec<(String, Vec<String>)> = p2
+            .machines
+            .iter()
+            .map(|m| {
+                (
+                    m.machine.clone(),
+                    m.sections.iter().map(|s| s.section.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            m,
+            [
+                ("lab1".to_owned(), vec!["dns".to_owned(), "ntp".to_owned()]),
+                ("lab3".to_owned(), vec!["ntp".to_owned()]),
+                ("lab4".to_owned(), vec!["dns".to_owned()]),
+            ]
+        );
+        apply(&mut store, &p2, 2);
+        assert!(diff(&entries(V2), &store.live().unwrap(), origin()).is_empty());
+        // A tombstone stays in the store but counts as absent.
+        assert_eq!(
+            store.live().unwrap()[&"cluster/ntp".parse::<Key>().unwrap()].value,
+            None
+        );
+        assert_eq!(
+            diff(&entries(V1), &store.live().unwrap(), origin())
+                .actions
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn a_plan_renders_diffs_machines_and_notices() {
+        let mut store = MemoryStore::default();
+        apply(&mut store, &diff(&entries(V1), &Live::new(), origin()), 1);
+        let plan = diff(&entries(V2), &store.live().unwrap(), origin());
+        insta::assert_snapshot!(render_human(&plan), @r#"
+        desired: cli by alice: test
+
+        + @machine:lab4 (created)
+          + machine lab4 address=lab4 group=Paris
+
+        ~ cluster/dns (changed)
+          @@ -1,3 +1,3 @@
+           dns {
+          -    server "10.0.0.53"
+          +    server "10.0.0.99"
+           }
+
+        - cluster/ntp (removed)
+          - ntp {
+          -     server ntp1
+          - }
+
+        machines whose effective config changes:
+          lab1: dns (from cluster), ntp (from factory default, was cluster)
+          lab4: dns (from group:Paris, was factory default)
+          lab3: ntp (from factory default, was cluster)
+
+        note: cluster/dns will not affect group:Paris, which define it themselves
+
+        plan: 1 to create, 1 to change, 1 to remove
+        "#);
+        let json = render_json(&plan);
+        assert_eq!(json["changes"], true);
+        assert_eq!(json["actions"][0]["action"], "create");
+        assert_eq!(json["actions"][0]["key"], "@machine:lab4");
+    }
+
+    #[test]
+    fn a_saved_plan_round_trips_through_json() {
+        let plan = diff(&entries(V1), &Live::new(), origin());
+        let text = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, plan);
+    }
+}

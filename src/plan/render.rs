@@ -1,0 +1,114 @@
+//! Rendering a plan: human text with unified diffs of the canonical KDL, or JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use similar::TextDiff;
+
+use super::{Change, Plan, SectionChange};
+use crate::model::Mode;
+
+/// How many machine names a human summary line lists before "and N more".
+const NAMES_SHOWN: usize = 5;
+
+/// The plan for people: a summary, then per mode and section a `+`/`~`/`-` line with the
+/// created content or a unified diff, per machine the effective sections that change, and
+/// shadowing notices. Ends with one line saying whether there is anything to do.
+pub fn render_human(plan: &Plan) -> String {
+    let mut out = String::new();
+    let count = |f: fn(&Change) -> bool| plan.actions.iter().filter(|a| f(&a.change)).count();
+    let created = count(|c| matches!(c, Change::Create { .. }));
+    let changed = count(|c| matches!(c, Change::Change { .. }));
+    let removed = count(|c| matches!(c, Change::Remove { .. }));
+    let _ = writeln!(
+        out,
+        "desired: {} by {}: {}",
+        plan.origin.source,
+        plan.origin.author,
+        plan.origin.message.lines().next().unwrap_or_default()
+    );
+    if plan.is_empty() {
+        out.push_str("no changes: the agent matches the desired state\n");
+        return out;
+    }
+    for action in &plan.actions {
+        match &action.change {
+            Change::Create { new } => {
+                let _ = writeln!(out, "\n+ {} (created)", action.key);
+                for line in new.lines() {
+                    let _ = writeln!(out, "  + {line}");
+                }
+            }
+            Change::Change { old, new } => {
+                let _ = writeln!(out, "\n~ {} (changed)", action.key);
+                let diff = TextDiff::from_lines(old.as_str(), new.as_str());
+                for line in diff.unified_diff().context_radius(3).to_string().lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+            Change::Remove { old } => {
+                let _ = writeln!(out, "\n- {} (removed)", action.key);
+                for line in old.lines() {
+                    let _ = writeln!(out, "  - {line}");
+                }
+            }
+        }
+    }
+    if !plan.machines.is_empty() {
+        out.push_str("\nmachines whose effective config changes:\n");
+        // Machines with the same changes share a line: a cluster-wide change to a
+        // thousand machines is one line, not a thousand.
+        let mut same: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for m in &plan.machines {
+            let text: Vec<String> = m.sections.iter().map(section_change).collect();
+            same.entry(text.join(", ")).or_default().push(&m.machine);
+        }
+        for (changes, machines) in same {
+            let mut names = machines[..machines.len().min(NAMES_SHOWN)].join(", ");
+            if machines.len() > NAMES_SHOWN {
+                let _ = write!(names, " and {} more", machines.len() - NAMES_SHOWN);
+            }
+            let _ = writeln!(out, "  {names}: {changes}");
+        }
+    }
+    for s in &plan.shadows {
+        let by: Vec<String> = s.by.iter().map(Mode::to_string).collect();
+        let _ = writeln!(
+            out,
+            "\nnote: {} will not affect {}, which define it themselves",
+            s.key,
+            by.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nplan: {created} to create, {changed} to change, {removed} to remove"
+    );
+    out
+}
+
+fn section_change(s: &SectionChange) -> String {
+    let mode = |m: &Option<Mode>| {
+        m.as_ref()
+            .map_or("factory default".to_owned(), Mode::to_string)
+    };
+    if s.from == s.was {
+        format!("{} (from {})", s.section, mode(&s.from))
+    } else {
+        format!(
+            "{} (from {}, was {})",
+            s.section,
+            mode(&s.from),
+            mode(&s.was)
+        )
+    }
+}
+
+/// The plan for machines: the plan itself (the saved-plan format) plus counts.
+pub fn render_json(plan: &Plan) -> serde_json::Value {
+    let mut value = serde_json::to_value(plan).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("changes".into(), serde_json::Value::Bool(!plan.is_empty()));
+    }
+    value
+}
