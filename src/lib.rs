@@ -12,15 +12,19 @@
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
+//! - [`mesh`]: frame codec, typed messages, connections over SSH channels.
 //! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering.
 //! - [`source`]: desired state from a working tree or a git ref (git objects, no checkout).
 //! - [`state`]: the agent's durable store: versioned entries, change sets (redb + memory).
+//! - [`agent`]: the daemon: state dir, SSH server, change sets, running config and hooks.
 //! - [`cli`]: the command line: arguments, one module per command, output.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod edit;
+pub mod mesh;
 pub mod model;
 pub mod plan;
 pub mod report;

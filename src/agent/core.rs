@@ -1,0 +1,439 @@
+//! The agent's decisions, over any [`Store`]: apply a change set, roll back, create a
+//! cluster, bootstrap standalone settings. No sockets, no files of its own, and the wall
+//! time is passed in, so tests run it on a [`crate::state::MemoryStore`].
+
+use std::collections::BTreeMap;
+
+use kdl::KdlDocument;
+
+use crate::model::{Level, MAIN_GROUP, Mode, Node};
+use crate::plan::{Origin, membership_node};
+use crate::schema::Catalogue;
+use crate::state::{
+    Base, ChangeMeta, ChangeSet, Clock, CommitError, Key, Live, Proposal, Source, Store,
+    StoreError, Version, state_as_of,
+};
+
+/// A request the agent will not carry out; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The request itself is wrong.
+    #[error("{message}")]
+    Invalid {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: Option<String>,
+    },
+    /// The commit failed or was stale.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Commit(CommitError::Store(e))
+    }
+}
+
+fn invalid(message: impl Into<String>, help: Option<&str>) -> Refusal {
+    Refusal::Invalid {
+        message: message.into(),
+        help: help.map(str::to_owned),
+    }
+}
+
+/// Who asks.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The SSH user.
+    pub user: String,
+}
+
+/// The store, the clock and who this machine is.
+pub struct Core<S> {
+    /// The durable store.
+    pub store: S,
+    /// The hybrid logical clock, continuing after the store's last version.
+    pub clock: Clock,
+    /// This machine's name.
+    pub machine: String,
+    /// The address peers reach it at.
+    pub address: String,
+}
+
+impl<S: Store> Core<S> {
+    /// Wraps `store`, restarting the clock after its last version.
+    pub fn new(store: S, machine: String, address: String) -> Result<Core<S>, StoreError> {
+        let clock = Clock::starting_after(store.last_hlc()?);
+        Ok(Core {
+            store,
+            clock,
+            machine,
+            address,
+        })
+    }
+
+    fn propose(
+        &mut self,
+        writes: BTreeMap<Key, Option<String>>,
+        base: Base,
+        meta: ChangeMeta,
+        wall_ms: u64,
+    ) -> Result<ChangeSet, CommitError> {
+        let version = Version {
+            hlc: self.clock.now(wall_ms),
+            origin: self.machine.clone(),
+        };
+        self.store.commit(Proposal {
+            writes,
+            base,
+            meta,
+            version,
+            wall_ms,
+        })
+    }
+
+    fn meta(&self, caller: &Caller, author: &str, source: Source, message: String) -> ChangeMeta {
+        ChangeMeta {
+            author: author.to_owned(),
+            user: caller.user.clone(),
+            host: self.machine.clone(),
+            source,
+            message,
+        }
+    }
+
+    /// On first start (an empty store), records the machine's standalone settings at
+    /// machine level. Returns the change set, if one was made.
+    pub fn bootstrap(
+        &mut self,
+        standalone: &[Node],
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        if !self.store.change_sets()?.is_empty() || standalone.is_empty() {
+            return Ok(None);
+        }
+        let mode = Mode::Machine(self.machine.clone());
+        let writes: BTreeMap<Key, Option<String>> = standalone
+            .iter()
+            .map(|n| {
+                (
+                    Key::section(mode.clone(), n.name.clone()),
+                    Some(n.to_canonical()),
+                )
+            })
+            .collect();
+        let base = writes.keys().map(|k| (k.clone(), None)).collect();
+        let caller = Caller {
+            user: "agent".into(),
+        };
+        let meta = self.meta(&caller, "agent", Source::Cli, "standalone settings".into());
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// Commits `writes` if `base` is still current. `Ok(None)`: nothing to write.
+    pub fn apply(
+        &mut self,
+        caller: &Caller,
+        writes: BTreeMap<Key, Option<String>>,
+        base: Base,
+        origin: &Origin,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        check_writes(&writes)?;
+        if let Some(k) = writes.keys().find(|k| !base.contains_key(*k)) {
+            return Err(invalid(
+                format!("the change set writes {k} but gives no base version for it"),
+                Some(
+                    "a plan records the live version of every entry it changes; re-run `strata plan`",
+                ),
+            ));
+        }
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let meta = self.meta(
+            caller,
+            &origin.author,
+            origin.source.clone(),
+            origin.message.clone(),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// Applies the state as of change set `to` as a new change set.
+    pub fn rollback(
+        &mut self,
+        caller: &Caller,
+        to: u64,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        let sets = self.store.change_sets()?;
+        if !sets.iter().any(|c| c.id == to) {
+            let last = sets.last().map_or(0, |c| c.id);
+            return Err(invalid(
+                format!("there is no change set {to}"),
+                Some(&format!("`strata log` lists them; the last is {last}")),
+            ));
+        }
+        let target = state_as_of(&sets, to);
+        let live = self.store.live()?;
+        let mut writes = BTreeMap::new();
+        let keys: std::collections::BTreeSet<&Key> = target.keys().chain(live.keys()).collect();
+        for key in keys {
+            let want = target.get(key).cloned().flatten();
+            let have = live.get(key).and_then(|e| e.value.clone());
+            if want != have {
+                writes.insert(key.clone(), want);
+            }
+        }
+        let base = base_of(&live, writes.keys());
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("rollback to change set {to}"),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// Turns a standalone machine into a one-machine cluster: membership for the cluster,
+    /// `Main_Group` and this machine; every machine-level section that may live at the
+    /// cluster level moves there (machine-only ones stay), as AsyncOS does on create.
+    pub fn create_cluster(
+        &mut self,
+        caller: &Caller,
+        name: &str,
+        catalogue: &Catalogue,
+        wall_ms: u64,
+    ) -> Result<ChangeSet, Refusal> {
+        if name.trim().is_empty() {
+            return Err(invalid("the cluster needs a name", None));
+        }
+        let live = self.store.live()?;
+        if let Some(existing) = live.get(&Key::Cluster).and_then(|e| e.value.as_deref()) {
+            return Err(invalid(
+                format!("this machine is already in a cluster: {}", existing.trim()),
+                Some("a machine belongs to one cluster; `strata plan` shows its state"),
+            ));
+        }
+        let mine = Mode::Machine(self.machine.clone());
+        let mut writes = BTreeMap::new();
+        writes.insert(Key::Cluster, Some(membership_node("cluster", name, &[])));
+        writes.insert(
+            Key::Group(MAIN_GROUP.into()),
+            Some(membership_node("group", MAIN_GROUP, &[])),
+        );
+        writes.insert(
+            Key::Machine(self.machine.clone()),
+            Some(membership_node(
+                "machine",
+                &self.machine,
+                &[("group", MAIN_GROUP), ("address", &self.address)],
+            )),
+        );
+        for (key, entry) in &live {
+            let (Key::Section { mode, section }, Some(value)) = (key, &entry.value) else {
+                continue;
+            };
+            let clusterable = catalogue
+                .get(section)
+                .is_none_or(|s| s.allows(Level::Cluster));
+            if *mode == mine && clusterable {
+                writes.insert(
+                    Key::section(Mode::Cluster, section.clone()),
+                    Some(value.clone()),
+                );
+                writes.insert(key.clone(), None);
+            }
+        }
+        let base = base_of(&live, writes.keys());
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("create cluster {name}"),
+        );
+        Ok(self.propose(writes, base, meta, wall_ms)?)
+    }
+
+    /// Every live entry.
+    pub fn live(&self) -> Result<Live, StoreError> {
+        self.store.live()
+    }
+}
+
+fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
+    keys.map(|k| (k.clone(), live.get(k).map(|e| e.stamp.version.clone())))
+        .collect()
+}
+
+/// Every value must be one KDL node of the kind its key says: a client cannot store
+/// garbage, and a refused write leaves nothing behind.
+pub fn check_writes(writes: &BTreeMap<Key, Option<String>>) -> Result<(), Refusal> {
+    for (key, value) in writes {
+        let Some(text) = value else { continue };
+        let doc: KdlDocument = text
+            .parse()
+            .map_err(|_| invalid(format!("the value for {key} is not valid KDL"), None))?;
+        let expected = match key {
+            Key::Cluster => "cluster",
+            Key::Group(_) => "group",
+            Key::Machine(_) => "machine",
+            Key::Section { section, .. } => section.as_str(),
+        };
+        match doc.nodes() {
+            [node] if node.name().value() == expected => {}
+            _ => {
+                return Err(invalid(
+                    format!("the value for {key} must be a single `{expected}` node"),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryStore;
+
+    fn node(text: &str) -> Node {
+        let doc: KdlDocument = text.parse().unwrap();
+        Node::from_kdl(&doc.nodes()[0])
+    }
+
+    fn core() -> Core<MemoryStore> {
+        Core::new(MemoryStore::default(), "lab1".into(), "10.1.0.1".into()).unwrap()
+    }
+
+    fn caller() -> Caller {
+        Caller {
+            user: "admin".into(),
+        }
+    }
+
+    #[test]
+    fn create_lifts_clusterable_standalone_settings_and_keeps_machine_only_ones() {
+        let mut c = core();
+        let standalone = [
+            node("dns { server \"10.0.0.53\" }"),
+            node("interfaces { interface \"Data1\" address=\"10.1.0.1/24\" }"),
+        ];
+        c.bootstrap(&standalone, 1).unwrap().unwrap();
+        assert!(
+            c.bootstrap(&standalone, 2).unwrap().is_none(),
+            "only on first start"
+        );
+        let cs = c
+            .create_cluster(&caller(), "americas", &Catalogue::builtin(), 3)
+            .unwrap();
+        let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
+        assert_eq!(
+            keys,
+            [
+                "@cluster",
+                "@group:Main_Group",
+                "@machine:lab1",
+                "cluster/dns",
+                "machine:lab1/dns"
+            ]
+        );
+        let live = c.live().unwrap();
+        assert_eq!(
+            live[&"machine:lab1/dns".parse::<Key>().unwrap()].value,
+            None
+        );
+        assert!(
+            live[&"machine:lab1/interfaces".parse::<Key>().unwrap()]
+                .value
+                .is_some()
+        );
+        let again = c.create_cluster(&caller(), "other", &Catalogue::builtin(), 4);
+        assert!(
+            again
+                .unwrap_err()
+                .to_string()
+                .contains("already in a cluster: cluster americas")
+        );
+    }
+
+    #[test]
+    fn bad_writes_are_refused_whole_and_rollback_restores_an_earlier_state() {
+        let mut c = core();
+        let origin = Origin {
+            source: Source::Cli,
+            author: "ada".into(),
+            message: "m".into(),
+        };
+        let dns: Key = "cluster/dns".parse().unwrap();
+        let ntp: Key = "cluster/ntp".parse().unwrap();
+        let w = |pairs: &[(&Key, Option<&str>)]| -> BTreeMap<Key, Option<String>> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).clone(), v.map(str::to_owned)))
+                .collect()
+        };
+        let none = |ks: &[&Key]| -> Base { ks.iter().map(|k| ((*k).clone(), None)).collect() };
+        for bad in ["dns {", "ntp", "dns\ndns"] {
+            let r = c.apply(
+                &caller(),
+                w(&[(&ntp, Some("ntp\n")), (&dns, Some(bad))]),
+                none(&[&dns, &ntp]),
+                &origin,
+                1,
+            );
+            assert!(matches!(r, Err(Refusal::Invalid { .. })), "{bad}");
+        }
+        assert!(c.live().unwrap().is_empty());
+        let r = c.apply(
+            &caller(),
+            w(&[(&dns, Some("dns\n"))]),
+            Base::new(),
+            &origin,
+            1,
+        );
+        assert!(r.unwrap_err().to_string().contains("no base version"));
+
+        c.apply(
+            &caller(),
+            w(&[(&dns, Some("dns\n"))]),
+            none(&[&dns]),
+            &origin,
+            1,
+        )
+        .unwrap();
+        let live = c.live().unwrap();
+        let base: Base = [
+            (dns.clone(), Some(live[&dns].stamp.version.clone())),
+            (ntp.clone(), None),
+        ]
+        .into();
+        c.apply(
+            &caller(),
+            w(&[(&dns, Some("dns { server x; }\n")), (&ntp, Some("ntp\n"))]),
+            base,
+            &origin,
+            2,
+        )
+        .unwrap();
+        let cs = c.rollback(&caller(), 1, 3).unwrap().unwrap();
+        assert_eq!(cs.id, 3);
+        let live = c.live().unwrap();
+        assert_eq!(live[&dns].value.as_deref(), Some("dns\n"));
+        assert_eq!(live[&ntp].value, None);
+        assert!(
+            c.rollback(&caller(), 3, 4).unwrap().is_none(),
+            "already there"
+        );
+        assert!(c.rollback(&caller(), 9, 4).is_err());
+        // History is never rewritten.
+        assert_eq!(c.store.change_sets().unwrap().len(), 3);
+    }
+}

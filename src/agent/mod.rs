@@ -1,0 +1,308 @@
+//! The agent: the daemon on each appliance. It owns a state dir (see [`state_dir`]),
+//! serves operators over SSH ([`server`]), commits change sets to its durable store
+//! through [`core::Core`], and runs the result ([`running`]).
+//!
+//! Concurrency: requests arrive on async SSH tasks; everything that touches the store,
+//! the running dir or hooks is blocking work, done under one mutex on a blocking thread,
+//! so change sets are committed (and their results run) one at a time, in order.
+
+pub mod core;
+pub mod running;
+pub mod server;
+pub mod settings;
+pub mod state_dir;
+pub mod users;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use russh::keys::PublicKey;
+
+use self::core::{Caller, Core, Refusal};
+use self::state_dir::StateDir;
+use self::users::{Role, User, parse_users, verify_passphrase};
+use crate::mesh::{PROTOCOL, Request, Response, RunReport};
+use crate::model::Mode;
+use crate::schema::Catalogue;
+use crate::state::{ChangeSet, CommitError, DiskStore, Key, Store, wall_ms};
+
+pub use server::run;
+
+/// The agent could not start.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AgentError {
+    /// The state dir is unusable or held by another agent.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    StateDir(#[from] state_dir::StateDirError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] crate::state::StoreError),
+    /// Standalone settings could not be recorded.
+    #[error("cannot record the standalone settings: {0}")]
+    #[diagnostic(code(strata::agent::bootstrap))]
+    Bootstrap(String),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Authed {
+    /// The SSH user name.
+    pub user: String,
+    /// What they may do.
+    pub role: Role,
+}
+
+/// Refused logins per address: how many in a row, for the growing delay.
+#[derive(Debug, Default)]
+struct Penalties(HashMap<IpAddr, u32>);
+
+/// The running agent's shared state.
+pub struct Agent {
+    /// The state dir (settings, keys, lock).
+    pub state: StateDir,
+    core: Mutex<Core<DiskStore>>,
+    catalogue: Catalogue,
+    users: RwLock<Vec<User>>,
+    penalties: Mutex<Penalties>,
+}
+
+impl Agent {
+    /// Opens (or creates) the state dir, the store, records standalone settings on first
+    /// start, and brings the running config up to date (a crash between a commit and
+    /// its running update is repaired here).
+    pub fn open(
+        dir: &Path,
+        machine: Option<&str>,
+        listen: Option<&str>,
+    ) -> Result<Arc<Agent>, AgentError> {
+        let state = StateDir::open(dir, machine, listen)?;
+        let store = DiskStore::open(&state.layout.store())?;
+        let address = state
+            .settings
+            .address
+            .clone()
+            .unwrap_or_else(|| state.settings.machine.clone());
+        let mut core = Core::new(store, state.settings.machine.clone(), address)?;
+        core.bootstrap(&state.settings.standalone, wall_ms())
+            .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
+        let agent = Arc::new(Agent {
+            state,
+            core: Mutex::new(core),
+            catalogue: Catalogue::builtin(),
+            users: RwLock::new(Vec::new()),
+            penalties: Mutex::new(Penalties::default()),
+        });
+        {
+            let core = agent.lock_core();
+            agent.refresh_users(&core);
+            let report = agent.run_result(&core);
+            if !report.written.is_empty() || !report.removed.is_empty() {
+                tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
+            }
+        }
+        Ok(agent)
+    }
+
+    fn lock_core(&self) -> std::sync::MutexGuard<'_, Core<DiskStore>> {
+        // A panic while holding the lock cannot leave the store half-written (commits
+        // are transactions), so a poisoned lock is still safe to use.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn refresh_users(&self, core: &Core<DiskStore>) {
+        let users = core
+            .live()
+            .ok()
+            .and_then(|live| {
+                live.get(&Key::section(Mode::Cluster, "users"))
+                    .and_then(|e| e.value.clone())
+            })
+            .map(|text| parse_users(&text))
+            .unwrap_or_default();
+        *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
+    }
+
+    fn run_result(&self, core: &Core<DiskStore>) -> RunReport {
+        let machine = &self.state.settings.machine;
+        let live = match core.live() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot read the store to run the result: {e}");
+                return RunReport::default();
+            }
+        };
+        let config = running::running_config(&live, machine, &self.catalogue);
+        match running::update(
+            &self.state.running_dir(),
+            machine,
+            &config,
+            &self.state.settings.hooks,
+        ) {
+            Ok(report) => {
+                for h in report.hooks.iter().filter(|h| !h.ok) {
+                    tracing::error!(hook = %h.command, status = %h.status, output = %h.output, "hook failed");
+                }
+                report
+            }
+            Err(e) => {
+                tracing::error!("cannot write the running config: {e}");
+                RunReport {
+                    machine: machine.clone(),
+                    hooks: vec![crate::mesh::HookRun {
+                        command: "write running config".into(),
+                        ok: false,
+                        status: e.to_string(),
+                        output: String::new(),
+                    }],
+                    ..RunReport::default()
+                }
+            }
+        }
+    }
+
+    /// The role of `user` logging in with `key`, if the key is theirs (or the state dir's
+    /// local administrator key, whoever the user name).
+    pub fn authorize_key(&self, user: &str, key: &PublicKey) -> Option<Role> {
+        if key.key_data() == self.state.local_key.key_data() {
+            return Some(Role::Administrator);
+        }
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .iter()
+            .find(|u| u.name == user && !u.locked)
+            .filter(|u| u.keys.iter().any(|k| k.key_data() == key.key_data()))
+            .map(|u| u.role)
+    }
+
+    /// The role of `user` if `passphrase` matches their argon2id hash.
+    pub fn authorize_passphrase(&self, user: &str, passphrase: &str) -> Option<Role> {
+        let found = {
+            let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+            users
+                .iter()
+                .find(|u| u.name == user && !u.locked)
+                .and_then(|u| u.passphrase_hash.clone().map(|h| (h, u.role)))
+        };
+        let (hash, role) = found?;
+        verify_passphrase(passphrase, &hash).then_some(role)
+    }
+
+    /// Records a refused login from `ip` and returns how long to hold the answer: the
+    /// base delay, doubled for each refusal in a row from that address, at most 30 s.
+    pub fn refused(&self, ip: Option<IpAddr>) -> Duration {
+        let base = self.state.settings.auth_delay_ms;
+        let Some(ip) = ip else {
+            return Duration::from_millis(base);
+        };
+        let mut p = self.penalties.lock().unwrap_or_else(|e| e.into_inner());
+        let n = p.0.entry(ip).or_insert(0);
+        *n += 1;
+        let factor = 1u64 << (*n - 1).min(10);
+        Duration::from_millis(base.saturating_mul(factor).min(30_000))
+    }
+
+    /// Forgets refusals from `ip` after a successful login.
+    pub fn accepted(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.penalties
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .0
+                .remove(&ip);
+        }
+    }
+
+    /// Answers one request. Blocking: call it on a blocking thread.
+    pub fn handle(&self, who: &Authed, request: Request) -> Response {
+        let caller = Caller {
+            user: who.user.clone(),
+        };
+        let machine = self.state.settings.machine.clone();
+        let deny = |what: &str| Response::Denied {
+            message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),
+        };
+        match request {
+            Request::Hello { protocol, .. } if protocol != PROTOCOL => Response::error(
+                format!("this agent speaks protocol {PROTOCOL}, the client {protocol}"),
+                Some("use the same Strata version on both ends"),
+            ),
+            Request::Hello { .. } => Response::Hello {
+                protocol: PROTOCOL,
+                version: env!("CARGO_PKG_VERSION").into(),
+                machine,
+                user: who.user.clone(),
+                role: who.role.as_str().into(),
+            },
+            Request::Live => match self.lock_core().live() {
+                Ok(entries) => Response::Live { machine, entries },
+                Err(e) => Response::error(e.to_string(), None),
+            },
+            Request::Log => match self.lock_core().store.change_sets() {
+                Ok(sets) => Response::Log {
+                    change_sets: sets.iter().map(ChangeSet::summary).collect(),
+                },
+                Err(e) => Response::error(e.to_string(), None),
+            },
+            Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
+                deny("apply changes")
+            }
+            Request::ClusterCreate { .. } if !who.role.may_administer() => deny("create a cluster"),
+            Request::Apply {
+                writes,
+                base,
+                origin,
+            } => self.commit(|core| core.apply(&caller, writes, base, &origin, wall_ms())),
+            Request::Rollback { to } => self.commit(|core| core.rollback(&caller, to, wall_ms())),
+            Request::ClusterCreate { name } => {
+                let catalogue = &self.catalogue;
+                self.commit(|core| {
+                    core.create_cluster(&caller, &name, catalogue, wall_ms())
+                        .map(Some)
+                })
+            }
+        }
+    }
+
+    fn commit(
+        &self,
+        op: impl FnOnce(&mut Core<DiskStore>) -> Result<Option<ChangeSet>, Refusal>,
+    ) -> Response {
+        let mut core = self.lock_core();
+        match op(&mut core) {
+            Ok(None) => Response::Unchanged,
+            Ok(Some(cs)) => {
+                tracing::info!(
+                    id = cs.id,
+                    source = %cs.meta.source,
+                    author = %cs.meta.author,
+                    user = %cs.meta.user,
+                    entries = cs.writes.len(),
+                    "change set committed"
+                );
+                self.refresh_users(&core);
+                let running = self.run_result(&core);
+                Response::Applied {
+                    change_set: cs.summary(),
+                    running,
+                }
+            }
+            Err(Refusal::Commit(CommitError::Stale(conflicts))) => {
+                tracing::warn!(conflicts = conflicts.len(), "stale change set refused");
+                Response::Stale { conflicts }
+            }
+            Err(Refusal::Invalid { message, help }) => {
+                tracing::warn!("request refused: {message}");
+                Response::Error { message, help }
+            }
+            Err(Refusal::Commit(e)) => {
+                tracing::error!("commit failed: {e}");
+                Response::error(e.to_string(), Some("nothing was written"))
+            }
+        }
+    }
+}

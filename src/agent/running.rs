@@ -1,0 +1,173 @@
+//! Running the result: the machine's effective config written to its running-config
+//! directory (one `SECTION.kdl` per section, each written atomically), then the hooks run
+//! with the names of the sections that changed, so a real service can be rendered and
+//! reloaded from the files.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use super::state_dir::{StateDirError, sync_dir, write_atomic};
+use crate::mesh::{HookRun, RunReport};
+use crate::plan::Layers;
+use crate::schema::Catalogue;
+use crate::state::Live;
+
+/// The running config of `machine`, pure: its effective sections from the live entries,
+/// and the factory default of every built-in section no mode defines.
+pub fn running_config(
+    live: &Live,
+    machine: &str,
+    catalogue: &Catalogue,
+) -> BTreeMap<String, String> {
+    let layers = Layers::new(
+        live.iter()
+            .filter_map(|(k, e)| e.value.as_deref().map(|v| (k, v))),
+    );
+    let mut out: BTreeMap<String, String> = catalogue
+        .sections
+        .values()
+        .map(|s| (s.name.clone(), s.default.to_canonical()))
+        .collect();
+    for (section, (_, text)) in layers.effective(machine) {
+        out.insert(section.to_owned(), text.to_owned());
+    }
+    out
+}
+
+/// Brings `dir` in line with `config`: writes changed files, removes files of sections
+/// that are gone, and runs `hooks` if anything changed. Returns what it did.
+pub fn update(
+    dir: &Path,
+    machine: &str,
+    config: &BTreeMap<String, String>,
+    hooks: &[Vec<String>],
+) -> Result<RunReport, StateDirError> {
+    fs::create_dir_all(dir).map_err(|source| StateDirError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut report = RunReport {
+        machine: machine.to_owned(),
+        ..RunReport::default()
+    };
+    for (section, text) in config {
+        let path = dir.join(format!("{section}.kdl"));
+        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            write_atomic(&path, text.as_bytes(), false)?;
+            report.written.push(section.clone());
+        }
+    }
+    let existing = fs::read_dir(dir).map_err(|source| StateDirError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for entry in existing.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(section) = name.strip_suffix(".kdl")
+            && !name.starts_with('.')
+            && !config.contains_key(section)
+        {
+            let _ = fs::remove_file(entry.path());
+            report.removed.push(section.to_owned());
+        }
+    }
+    if !report.removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    let changed: Vec<String> = report
+        .written
+        .iter()
+        .chain(&report.removed)
+        .cloned()
+        .collect();
+    if !changed.is_empty() {
+        for hook in hooks {
+            report.hooks.push(run_hook(hook, &changed, dir, machine));
+        }
+    }
+    Ok(report)
+}
+
+fn run_hook(argv: &[String], changed: &[String], dir: &Path, machine: &str) -> HookRun {
+    let command = argv.join(" ");
+    let result = Command::new(&argv[0])
+        .args(&argv[1..])
+        .args(changed)
+        .env("STRATA_RUNNING_DIR", dir)
+        .env("STRATA_MACHINE", machine)
+        .stdin(std::process::Stdio::null())
+        .output();
+    match result {
+        Ok(out) => {
+            let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stdout));
+            // Keep the tail: the end of a failing script's output says why.
+            if output.len() > 4000 {
+                let cut = output.len() - 4000;
+                let cut = (cut..output.len())
+                    .find(|i| output.is_char_boundary(*i))
+                    .unwrap_or(cut);
+                output = output[cut..].to_owned();
+            }
+            HookRun {
+                command,
+                ok: out.status.success(),
+                status: out.status.to_string(),
+                output: output.trim_end().to_owned(),
+            }
+        }
+        Err(e) => HookRun {
+            command,
+            ok: false,
+            status: format!("cannot start: {e}"),
+            output: String::new(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_follow_the_config_and_hooks_get_the_changed_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("running");
+        let log = dir.path().join("hook.log");
+        let hook = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            format!("echo \"$STRATA_MACHINE $*\" >> {}", log.display()),
+            "hook".to_owned(),
+        ];
+        let mut config = BTreeMap::from([
+            ("dns".to_owned(), "dns\n".to_owned()),
+            ("ntp".to_owned(), "ntp\n".to_owned()),
+        ]);
+        let r = update(&run, "lab1", &config, std::slice::from_ref(&hook)).unwrap();
+        assert_eq!(r.written, ["dns", "ntp"]);
+        assert!(r.hooks[0].ok, "{:?}", r.hooks);
+        // Nothing changed: no writes, no hooks.
+        let r = update(&run, "lab1", &config, std::slice::from_ref(&hook)).unwrap();
+        assert!(r.written.is_empty() && r.hooks.is_empty());
+        config.remove("ntp");
+        config.insert("dns".into(), "dns { server x; }\n".into());
+        let r = update(&run, "lab1", &config, &[hook, vec!["false".into()]]).unwrap();
+        assert_eq!(
+            (r.written.as_slice(), r.removed.as_slice()),
+            (&["dns".to_owned()][..], &["ntp".to_owned()][..])
+        );
+        assert!(!r.hooks[1].ok);
+        assert_eq!(
+            fs::read_to_string(&log).unwrap(),
+            "lab1 dns ntp\nlab1 dns ntp\n"
+        );
+        assert_eq!(
+            fs::read_to_string(run.join("dns.kdl")).unwrap(),
+            "dns { server x; }\n"
+        );
+        assert!(!run.join("ntp.kdl").exists());
+    }
+}

@@ -1,0 +1,185 @@
+//! The agent's local settings (`agent.kdl` in its state dir): what only this machine
+//! knows — its name, where it listens, its hooks, its standalone settings. Not
+//! replicated, not part of the config repo.
+
+use std::path::PathBuf;
+
+use kdl::{KdlDocument, KdlNode};
+
+use crate::model::Node;
+
+/// The default cluster port, as AsyncOS's CCS.
+pub const DEFAULT_PORT: u16 = 2222;
+
+/// Parsed `agent.kdl`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// This machine's name in the cluster.
+    pub machine: String,
+    /// The address peers and operators reach it at (default: the machine name).
+    pub address: Option<String>,
+    /// Where to listen (`HOST:PORT`).
+    pub listen: String,
+    /// Base delay after a refused login, in milliseconds; it doubles with each further
+    /// refusal from the same address (up to 30 s) and resets on success.
+    pub auth_delay_ms: u64,
+    /// Commands run after the running config changes, each with the changed section
+    /// names appended as arguments.
+    pub hooks: Vec<Vec<String>>,
+    /// Directory for the running config (default: `running/` in the state dir).
+    pub running_dir: Option<PathBuf>,
+    /// The machine's standalone settings: sections recorded at machine level on first
+    /// start, which `cluster create` lifts to the cluster.
+    pub standalone: Vec<Node>,
+}
+
+/// `agent.kdl` could not be read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{file}: {message}")]
+#[diagnostic(
+    code(strata::agent::settings),
+    help("see the agent section of the README for agent.kdl")
+)]
+pub struct SettingsError {
+    /// The file.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Settings {
+    /// Settings for a new state dir.
+    pub fn new(machine: String, listen: String) -> Settings {
+        Settings {
+            machine,
+            address: None,
+            listen,
+            auth_delay_ms: 1000,
+            hooks: Vec::new(),
+            running_dir: None,
+            standalone: Vec::new(),
+        }
+    }
+
+    /// Parses the text of `agent.kdl`.
+    pub fn parse(file: &str, text: &str) -> Result<Settings, SettingsError> {
+        let err = |message: String| SettingsError {
+            file: file.to_owned(),
+            message,
+        };
+        let doc: KdlDocument = text.parse().map_err(|e: kdl::KdlError| {
+            let detail: Vec<String> = e.diagnostics.iter().map(|d| d.to_string()).collect();
+            err(format!("not valid KDL: {}", detail.join("; ")))
+        })?;
+        let string_arg = |n: &KdlNode| -> Result<String, SettingsError> {
+            n.get(0)
+                .and_then(|v| v.as_string())
+                .map(str::to_owned)
+                .ok_or_else(|| err(format!("`{}` needs a string argument", n.name().value())))
+        };
+        let mut s = Settings::new(String::new(), format!("0.0.0.0:{DEFAULT_PORT}"));
+        for node in doc.nodes() {
+            match node.name().value() {
+                "machine" => s.machine = string_arg(node)?,
+                "address" => s.address = Some(string_arg(node)?),
+                "listen" => s.listen = string_arg(node)?,
+                "running-dir" => s.running_dir = Some(PathBuf::from(string_arg(node)?)),
+                "auth-delay-ms" => {
+                    s.auth_delay_ms = node
+                        .get(0)
+                        .and_then(|v| v.as_integer())
+                        .and_then(|i| u64::try_from(i).ok())
+                        .ok_or_else(|| err("`auth-delay-ms` needs a non-negative integer".into()))?
+                }
+                "hook" => {
+                    let argv: Option<Vec<String>> = node
+                        .entries()
+                        .iter()
+                        .map(|e| e.value().as_string().map(str::to_owned))
+                        .collect();
+                    match argv {
+                        Some(argv) if !argv.is_empty() => s.hooks.push(argv),
+                        _ => {
+                            return Err(err(
+                                "`hook` takes a command and its arguments, as strings".into(),
+                            ));
+                        }
+                    }
+                }
+                "standalone" => {
+                    if let Some(children) = node.children() {
+                        s.standalone = children.nodes().iter().map(Node::from_kdl).collect();
+                    }
+                }
+                other => return Err(err(format!("unknown setting `{other}`"))),
+            }
+        }
+        if s.machine.is_empty() {
+            return Err(err("`machine \"NAME\"` is required".into()));
+        }
+        Ok(s)
+    }
+
+    /// The text of a new `agent.kdl`, with comments saying what each setting does.
+    pub fn to_text(&self) -> String {
+        let q = |s: &str| kdl::KdlValue::String(s.to_owned()).to_string();
+        let mut out =
+            String::from("// Strata agent settings: local to this machine, never replicated.\n");
+        out.push_str(&format!(
+            "// This machine's name in the cluster.\nmachine {}\n",
+            q(&self.machine)
+        ));
+        out.push_str(&format!(
+            "// Where the SSH server listens.\nlisten {}\n",
+            q(&self.listen)
+        ));
+        if let Some(a) = &self.address {
+            out.push_str(&format!("address {}\n", q(a)));
+        }
+        out.push_str(&format!(
+            "// Delay after a refused login (ms); doubles per further refusal.\nauth-delay-ms {}\n",
+            self.auth_delay_ms
+        ));
+        out.push_str(
+            "// Commands run when the running config changes, with the changed section names\n\
+             // appended, e.g.: hook \"/usr/local/bin/render-and-reload\"\n",
+        );
+        for h in &self.hooks {
+            let args: Vec<String> = h.iter().map(|a| q(a)).collect();
+            out.push_str(&format!("hook {}\n", args.join(" ")));
+        }
+        out.push_str("// Standalone settings (sections), lifted to the cluster by `strata cluster create`.\n");
+        out.push_str("standalone {\n");
+        for n in &self.standalone {
+            for line in n.to_canonical().lines() {
+                out.push_str("    ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_bad_ones_are_named() {
+        let mut s = Settings::new("lab1.example.com".into(), "127.0.0.1:0".into());
+        s.hooks.push(vec!["/bin/echo".into(), "changed:".into()]);
+        let dns: KdlDocument = "dns { server \"10.0.0.53\" }".parse().unwrap();
+        s.standalone.push(Node::from_kdl(&dns.nodes()[0]));
+        let back = Settings::parse("agent.kdl", &s.to_text()).unwrap();
+        assert_eq!(back, s);
+
+        let e = Settings::parse("agent.kdl", "machine \"a\"\nlisten 5\n").unwrap_err();
+        assert_eq!(e.to_string(), "agent.kdl: `listen` needs a string argument");
+        let e = Settings::parse("agent.kdl", "machine \"a\"\nlisen \"x\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "agent.kdl: unknown setting `lisen`");
+        assert!(Settings::parse("agent.kdl", "listen \"x\"\n").is_err());
+        assert!(Settings::parse("agent.kdl", "machine {").is_err());
+    }
+}

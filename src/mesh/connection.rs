@@ -1,0 +1,146 @@
+//! A connection: typed messages over frames over any byte stream (an SSH channel in
+//! production, an in-memory duplex in tests).
+//!
+//! Reading and writing run in two separate tasks joined to the owner by queues. A single
+//! task that both reads and writes a russh channel can stall under full-duplex load
+//! (window updates go unprocessed and the connection dies on keepalive); with separate
+//! tasks, a blocked write never stops reads.
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::codec::{FrameCodec, FrameError};
+
+/// The connection failed or the peer spoke garbage; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// Framing or the stream failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A frame did not hold a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The peer went away.
+    #[error("the connection closed")]
+    Closed,
+}
+
+/// Sends `Out` messages and receives `In` messages.
+pub struct Connection<Out, In> {
+    out: mpsc::Sender<Bytes>,
+    incoming: mpsc::Receiver<Result<In, ConnectionError>>,
+    _out: PhantomData<fn(Out)>,
+}
+
+impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> {
+    /// Takes over `stream`, spawning its reader and writer tasks. Dropping the
+    /// connection ends the writer, which shuts the stream's write side down.
+    pub fn new<S>(stream: S, codec: FrameCodec) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(stream);
+        let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(16);
+        let (in_tx, in_rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut frames = FramedWrite::new(write, codec);
+            while let Some(frame) = out_rx.recv().await {
+                if frames.send(frame).await.is_err() {
+                    break;
+                }
+            }
+            let _ = frames.close().await;
+        });
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(read, codec);
+            while let Some(frame) = frames.next().await {
+                let msg = match frame {
+                    Ok(bytes) => serde_json::from_slice::<In>(&bytes)
+                        .map_err(|e| ConnectionError::Malformed(e.to_string())),
+                    Err(e) => Err(ConnectionError::Frame(e)),
+                };
+                let failed = msg.is_err();
+                if in_tx.send(msg).await.is_err() || failed {
+                    // The owner is gone, or the peer spoke garbage: stop reading.
+                    break;
+                }
+            }
+        });
+        Connection {
+            out: out_tx,
+            incoming: in_rx,
+            _out: PhantomData,
+        }
+    }
+
+    /// Queues a message for the writer task.
+    pub async fn send(&self, msg: &Out) -> Result<(), ConnectionError> {
+        let bytes =
+            serde_json::to_vec(msg).map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+        self.out
+            .send(Bytes::from(bytes))
+            .await
+            .map_err(|_| ConnectionError::Closed)
+    }
+
+    /// The next message; `None` when the peer closed cleanly.
+    pub async fn recv(&mut self) -> Option<Result<In, ConnectionError>> {
+        self.incoming.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::message::{Request, Response};
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn messages_cross_a_duplex_both_ways() {
+        let (a, b) = tokio::io::duplex(64);
+        let client: Connection<Request, Response> = Connection::new(a, FrameCodec::default());
+        let mut server: Connection<Response, Request> = Connection::new(b, FrameCodec::default());
+        // Larger than the duplex buffer: reader and writer must run concurrently.
+        let big = "x".repeat(100_000);
+        client
+            .send(&Request::ClusterCreate { name: big.clone() })
+            .await
+            .unwrap();
+        match server.recv().await.unwrap().unwrap() {
+            Request::ClusterCreate { name } => assert_eq!(name, big),
+            other => panic!("{other:?}"),
+        }
+        server.send(&Response::Unchanged).await.unwrap();
+        drop(server);
+        let mut client = client;
+        assert!(matches!(client.recv().await, Some(Ok(Response::Unchanged))));
+        assert!(client.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn garbage_ends_the_connection_with_an_error() {
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut server: Connection<Response, Request> = Connection::new(b, FrameCodec::default());
+        a.write_all(&[0, 0, 0, 3, b'{', b'x', b'}']).await.unwrap();
+        assert!(matches!(
+            server.recv().await,
+            Some(Err(ConnectionError::Malformed(_)))
+        ));
+        assert!(server.recv().await.is_none());
+
+        let (mut a, b) = tokio::io::duplex(64);
+        let mut server: Connection<Response, Request> = Connection::new(b, FrameCodec::new(8));
+        a.write_all(&[0x7f, 0, 0, 0]).await.unwrap();
+        assert!(matches!(
+            server.recv().await,
+            Some(Err(ConnectionError::Frame(_)))
+        ));
+    }
+}
