@@ -16,6 +16,7 @@
 //! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering.
 //! - [`source`]: desired state from a working tree or a git ref (git objects, no checkout).
 //! - [`state`]: the agent's durable store: versioned entries, change sets (redb + memory).
+//! - [`fleet`]: a deterministic synthetic fleet for benchmarks and tests.
 //! - [`agent`]: the daemon: state dir, SSH server, change sets, running config and hooks.
 //! - [`cli`]: the command line: arguments, one module per command, output.
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod edit;
+pub mod fleet;
 pub mod mesh;
 pub mod model;
 pub mod plan;

@@ -43,7 +43,10 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
 pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
     // A file that does not parse declares nothing; "no cluster" or "no group" would then
     // only be echoes of its syntax error.
-    let unparsed = diags.problems.iter().any(|p| p.code == "strata::kdl::syntax");
+    let unparsed = diags
+        .problems
+        .iter()
+        .any(|p| p.code == "strata::kdl::syntax");
     if !unparsed {
         cluster_rules(repo, diags);
         group_rules(repo, diags);
@@ -60,8 +63,11 @@ pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
 fn cluster_rules(repo: &Repo, diags: &mut Diagnostics) {
     match repo.clusters.as_slice() {
         [] => diags.push(
-            Problem::error("strata::repo::no-cluster", "the config repo declares no cluster")
-                .help("add `cluster \"name\" { … }` to one file, such as cluster.kdl"),
+            Problem::error(
+                "strata::repo::no-cluster",
+                "the config repo declares no cluster",
+            )
+            .help("add `cluster \"name\" { … }` to one file, such as cluster.kdl"),
         ),
         [(first, _), rest @ ..] => {
             for (decl, _) in rest {
@@ -102,10 +108,13 @@ fn unique_names(decls: &[ModeDecl], kind: &str, diags: &mut Diagnostics) {
 
 fn group_rules(repo: &Repo, diags: &mut Diagnostics) {
     if repo.groups.is_empty() {
-        let mut p = Problem::error("strata::repo::no-groups", "the config repo declares no group")
-            .help(format!(
-                "every cluster has at least one group: add `group \"{MAIN_GROUP}\"`"
-            ));
+        let mut p = Problem::error(
+            "strata::repo::no-groups",
+            "the config repo declares no group",
+        )
+        .help(format!(
+            "every cluster has at least one group: add `group \"{MAIN_GROUP}\"`"
+        ));
         if let Some(c) = repo.cluster() {
             p = p.at(&c.file, c.name_span, "this cluster has no group");
         }
@@ -122,17 +131,24 @@ fn group_rules(repo: &Repo, diags: &mut Diagnostics) {
             Some(g) => {
                 let p = Problem::error(
                     "strata::repo::unknown-group",
-                    format!("machine `{machine_name}` names group `{group}`, which is not declared"),
+                    format!(
+                        "machine `{machine_name}` names group `{group}`, which is not declared"
+                    ),
                 )
                 .at(&machine.file, g.span, "no such group");
                 match did_you_mean(group, names.iter().copied()) {
                     Some(s) => p.help(format!("did you mean `{s}`?")),
-                    None => p.help(format!("declare it with `group \"{group}\"`, or name one of: {}", names.join(", "))),
+                    None => p.help(format!(
+                        "declare it with `group \"{group}\"`, or name one of: {}",
+                        names.join(", ")
+                    )),
                 }
             }
             None => Problem::error(
                 "strata::repo::missing-main-group",
-                format!("machine `{machine_name}` belongs to `{MAIN_GROUP}`, which is not declared"),
+                format!(
+                    "machine `{machine_name}` belongs to `{MAIN_GROUP}`, which is not declared"
+                ),
             )
             .at(&machine.file, machine.name_span, "no group= given")
             .help(format!(
@@ -181,7 +197,7 @@ fn address_rule(repo: &Repo, diags: &mut Diagnostics) {
                     m.mode.name().unwrap_or_default()
                 ),
             )
-            .at(&m.file, span, format!("{kind}"))
+            .at(&m.file, span, kind)
             .help(format!(
                 "machines in a cluster are addressed all by hostname or all by IP address, never mixed; use {other} here too"
             )),
@@ -200,7 +216,11 @@ fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
                 "strata::section::unknown",
                 format!("unknown section `{name}`"),
             )
-            .at(&section.file, node.name_span, "not in the section catalogue");
+            .at(
+                &section.file,
+                node.name_span,
+                "not in the section catalogue",
+            );
             let p = match did_you_mean(name, catalogue.names()) {
                 Some(s) => p.help(format!("did you mean `{s}`?")),
                 None => p.help(
@@ -228,7 +248,11 @@ fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
                 [Level::Machine] => "move it into each `machine` node that needs it".to_owned(),
                 levels => format!(
                     "define it at {} level",
-                    levels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(" or ")
+                    levels
+                        .iter()
+                        .map(|l| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 ),
             };
             let what = match &decl.mode {
@@ -244,7 +268,11 @@ fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
                         schema.command
                     ),
                 )
-                .at(&section.file, node.name_span, format!("not allowed at {level} level"))
+                .at(
+                    &section.file,
+                    node.name_span,
+                    format!("not allowed at {level} level"),
+                )
                 .help(fix),
             );
             continue;

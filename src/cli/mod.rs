@@ -71,7 +71,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure with a message and a help line.
+    /// A failure with a message and a help line, boxed as the CLI's error type.
+    #[allow(clippy::new_ret_no_self)] // Callers always want the boxed form.
     pub fn new(message: impl Into<String>, help: impl Into<String>) -> CliError {
         Box::new(Failure {
             message: message.into(),
@@ -82,8 +83,12 @@ impl Failure {
 
 /// Loads and validates the repo at `dir` for a command that needs a valid one: warnings
 /// are printed, errors are printed and end the command.
-fn load_valid(dir: &std::path::Path, out: &output::Output) -> Result<crate::validate::Checked, CliError> {
-    let checked = crate::validate::check_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
+fn load_valid(
+    dir: &std::path::Path,
+    out: &output::Output,
+) -> Result<crate::validate::Checked, CliError> {
+    let checked =
+        crate::validate::check_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
     if checked.diags.has_errors() {
         let human = output::Output {
             format: args::Format::Human,

@@ -92,7 +92,9 @@ impl Output {
 
 /// A problem as a JSON object: code, severity, message, file, line, column, label, help.
 pub fn problem_json(p: &Problem) -> serde_json::Value {
-    let (line, column) = p.line_col().map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    let (line, column) = p
+        .line_col()
+        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
     json!({
         "code": p.code,
         "severity": if p.is_error() { "error" } else { "warning" },
@@ -124,7 +126,9 @@ pub fn github_annotation(p: &Problem) -> String {
 }
 
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 fn escape_property(s: &str) -> String {

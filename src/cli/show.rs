@@ -13,14 +13,12 @@ pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
     let checked = load_valid(&args.repo.repo, out)?;
     let (repo, catalogue) = (&checked.repo, &checked.catalogue);
     let only = args.section.as_deref();
-    if let Some(section) = only {
-        if catalogue.get(section).is_none() {
-            let help = match did_you_mean(section, catalogue.names()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => "`strata show --sections` lists the catalogue".into(),
-            };
-            return Err(Failure::new(format!("unknown section `{section}`"), help));
-        }
+    if let Some(section) = only.filter(|s| catalogue.get(s).is_none()) {
+        let help = match did_you_mean(section, catalogue.names()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "`strata show --sections` lists the catalogue".into(),
+        };
+        return Err(Failure::new(format!("unknown section `{section}`"), help));
     }
     if args.sections {
         let mut text = String::new();
@@ -57,12 +55,16 @@ pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("declared: {}", names.join(", ")),
         };
-        return Err(Failure::new(format!("no {} `{wanted}` in the repo", mode.level()), help));
+        return Err(Failure::new(
+            format!("no {} `{wanted}` in the repo", mode.level()),
+            help,
+        ));
     };
     match (&mode, out.format) {
-        (Mode::Machine(_), Format::Json) => {
-            out.json(&report::show_machine_json(&effective(repo, catalogue, decl), only))
-        }
+        (Mode::Machine(_), Format::Json) => out.json(&report::show_machine_json(
+            &effective(repo, catalogue, decl),
+            only,
+        )),
         (Mode::Machine(_), _) => out.print(&report::show_machine(
             &effective(repo, catalogue, decl),
             repo,

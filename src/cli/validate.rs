@@ -60,7 +60,11 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
             out.diagnostics(&all);
             let mut text = String::new();
             for s in &summaries {
-                let mark = if s["valid"] == true { "valid" } else { "INVALID" };
+                let mark = if s["valid"] == true {
+                    "valid"
+                } else {
+                    "INVALID"
+                };
                 text.push_str(&format!(
                     "{}: {mark} — cluster {}, {} groups, {} machines, {} sections defined; {} errors, {} warnings\n",
                     s["path"].as_str().unwrap_or_default(),

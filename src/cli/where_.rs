@@ -18,8 +18,16 @@ pub fn run(args: WhereArgs, out: &Output) -> Result<Outcome, CliError> {
         return Err(Failure::new(format!("unknown section `{section}`"), help));
     }
     match out.format {
-        Format::Json => out.json(&report::where_json(&checked.repo, &checked.catalogue, section)),
-        _ => out.print(&report::where_text(&checked.repo, &checked.catalogue, section)),
+        Format::Json => out.json(&report::where_json(
+            &checked.repo,
+            &checked.catalogue,
+            section,
+        )),
+        _ => out.print(&report::where_text(
+            &checked.repo,
+            &checked.catalogue,
+            section,
+        )),
     }
     Ok(Outcome::Ok)
 }

@@ -89,10 +89,14 @@ impl Problem {
     }
 
     /// Points the problem at `span` in `file`, with a label.
-    pub fn at(mut self, file: &Arc<SourceFile>, span: SourceSpan, label: impl Into<String>) -> Self {
-        self.source = Some(
-            NamedSource::new(file.name.clone(), file.text.clone()).with_language("kdl"),
-        );
+    pub fn at(
+        mut self,
+        file: &Arc<SourceFile>,
+        span: SourceSpan,
+        label: impl Into<String>,
+    ) -> Self {
+        self.source =
+            Some(NamedSource::new(file.name.clone(), file.text.clone()).with_language("kdl"));
         self.at = Some(Location {
             file: file.clone(),
             span,
@@ -142,7 +146,9 @@ impl Diagnostic for Problem {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -220,7 +226,10 @@ pub fn render(problem: &Problem, width: usize, color: bool) -> String {
 }
 
 /// Suggests the candidate closest to `name`, if one is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
@@ -243,7 +252,10 @@ mod tests {
 
     #[test]
     fn near_misses_are_suggested() {
-        assert_eq!(did_you_mean("smtp-route", ["smtp-routes", "dns"]), Some("smtp-routes"));
+        assert_eq!(
+            did_you_mean("smtp-route", ["smtp-routes", "dns"]),
+            Some("smtp-routes")
+        );
         assert_eq!(did_you_mean("zzz", ["smtp-routes", "dns"]), None);
     }
 }

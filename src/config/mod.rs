@@ -147,6 +147,8 @@ impl Repo {
 
     /// The machines that belong to group `name`.
     pub fn machines_in<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a ModeDecl> + 'a {
-        self.machines.iter().filter(move |m| m.group_name() == group)
+        self.machines
+            .iter()
+            .filter(move |m| m.group_name() == group)
     }
 }

@@ -33,7 +33,11 @@ fn syntax_errors(file: &Arc<SourceFile>, err: &kdl::KdlError, diags: &mut Diagno
     for d in &err.diagnostics {
         let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
         let mut problem = Problem::error("strata::kdl::syntax", format!("KDL syntax: {message}"))
-            .at(file, d.span, d.label.clone().unwrap_or_else(|| "here".into()));
+            .at(
+                file,
+                d.span,
+                d.label.clone().unwrap_or_else(|| "here".into()),
+            );
         problem = problem.help(d.help.clone().unwrap_or_else(|| {
             "see https://kdl.dev for the KDL v2 syntax; strings are quoted, booleans are #true and #false".into()
         }));
@@ -100,7 +104,11 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
                 continue;
             }
             _ => {
-                let allowed: &[&str] = if kind == "machine" { &MACHINE_PROPS } else { &[] };
+                let allowed: &[&str] = if kind == "machine" {
+                    &MACHINE_PROPS
+                } else {
+                    &[]
+                };
                 let mut p = Problem::error(
                     "strata::repo::unknown-property",
                     format!("`{kind}` has no property `{prop}`"),
@@ -154,17 +162,25 @@ fn mode_name(
     let first = node.entries().first().filter(|e| e.name().is_none());
     let Some(entry) = first else {
         diags.push(
-            Problem::error("strata::repo::missing-name", format!("`{kind}` needs a name"))
-                .at(file, node.span(), "no name")
-                .help(format!("write it as the first argument: {kind} \"name\" {{ … }}")),
+            Problem::error(
+                "strata::repo::missing-name",
+                format!("`{kind}` needs a name"),
+            )
+            .at(file, node.span(), "no name")
+            .help(format!(
+                "write it as the first argument: {kind} \"name\" {{ … }}"
+            )),
         );
         return None;
     };
     let Some(name) = entry.value().as_string() else {
         diags.push(
-            Problem::error("strata::repo::bad-name", format!("a {kind} name must be a string"))
-                .at(file, entry.span(), "not a string")
-                .help("quote the name"),
+            Problem::error(
+                "strata::repo::bad-name",
+                format!("a {kind} name must be a string"),
+            )
+            .at(file, entry.span(), "not a string")
+            .help("quote the name"),
         );
         return None;
     };
@@ -174,9 +190,12 @@ fn mode_name(
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
     if !valid {
         diags.push(
-            Problem::error("strata::repo::bad-name", format!("`{name}` is not a valid {kind} name"))
-                .at(file, entry.span(), "invalid name")
-                .help("names use letters, digits, `_`, `-`, `.` and `:` (for IPv6 addresses)"),
+            Problem::error(
+                "strata::repo::bad-name",
+                format!("`{name}` is not a valid {kind} name"),
+            )
+            .at(file, entry.span(), "invalid name")
+            .help("names use letters, digits, `_`, `-`, `.` and `:` (for IPv6 addresses)"),
         );
         return None;
     }

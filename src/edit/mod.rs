@@ -1,1 +1,374 @@
-//! Editing sections in place.
+//! Editing sections in place, as AsyncOS `clusterset` does: copy or move a section from
+//! one mode to another (or to every group), or delete it at a mode so the mode inherits
+//! again.
+//!
+//! Pure: [`edit`] takes the parsed repo and the catalogue and returns the new text of
+//! each file it changes; the CLI writes them. Edits are text splices on the original
+//! text at the declarations' spans, so every byte outside the touched section survives:
+//! comments, blank lines, odd indentation. A section node travels with the `//` lines
+//! directly above it and a trailing comment on its last line. Every edit is checked
+//! before it is returned: the changed files are parsed again and must declare exactly
+//! what was intended (else [`EditError::Internal`], and nothing is changed), and the
+//! edited repo is validated again — problems it did not have before come back as
+//! warnings, as the seed cautions about copied listeners whose disclaimers are missing.
+
+mod error;
+mod layout;
+mod lex;
+mod splice;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use error::EditError;
+use splice::{Splice, Text};
+
+use crate::config::diagnostics::did_you_mean;
+use crate::config::{ModeDecl, Problem, Repo, SectionDecl, SourceFile};
+use crate::model::{Level, Mode};
+use crate::schema::{Catalogue, SectionSchema};
+
+/// Where a copy or move goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One mode.
+    Mode(Mode),
+    /// Every declared group except the source (the seed's "copy to all groups").
+    AllGroups,
+}
+
+impl std::str::FromStr for Target {
+    type Err = EditError;
+
+    /// `all-groups`, or a mode as [`parse_mode`] reads it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "all-groups" {
+            return Ok(Target::AllGroups);
+        }
+        parse_mode(s)
+            .map(Target::Mode)
+            .map_err(|_| EditError::BadMode {
+                text: s.to_owned(),
+                help: "write `cluster`, `group:NAME`, `machine:NAME` or `all-groups`".into(),
+            })
+    }
+}
+
+/// Reads a mode written on the command line: `cluster`, `group:NAME` or `machine:NAME`.
+pub fn parse_mode(text: &str) -> Result<Mode, EditError> {
+    text.parse().map_err(|_| EditError::BadMode {
+        text: text.to_owned(),
+        help: "write `cluster`, `group:NAME` or `machine:NAME`".into(),
+    })
+}
+
+/// An edit to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Copy `section` from a mode to another, keeping it at the source; the target's own
+    /// version, if any, is replaced.
+    Copy {
+        /// The section.
+        section: String,
+        /// The mode that defines it.
+        from: Mode,
+        /// Where it goes.
+        to: Target,
+    },
+    /// Like `Copy`, then delete it at the source, which then inherits.
+    Move {
+        /// The section.
+        section: String,
+        /// The mode that defines it.
+        from: Mode,
+        /// Where it goes.
+        to: Target,
+    },
+    /// Delete `section` at a mode, which then inherits it.
+    Delete {
+        /// The section.
+        section: String,
+        /// The mode that defines it.
+        at: Mode,
+    },
+}
+
+impl Request {
+    fn section(&self) -> &str {
+        match self {
+            Request::Copy { section, .. }
+            | Request::Move { section, .. }
+            | Request::Delete { section, .. } => section,
+        }
+    }
+}
+
+/// The new text of one changed file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileChange {
+    /// The file's name, as in [`SourceFile::name`] (relative to the repo root).
+    pub name: String,
+    /// Its text before the edit.
+    pub before: String,
+    /// Its text after the edit.
+    pub after: String,
+}
+
+/// The result of an edit: the files to write and what to tell the operator.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// Each changed file, in repo order (empty when there is nothing to change).
+    pub changes: Vec<FileChange>,
+    /// Lines for the operator: shadowing notes, what a mode now inherits, warnings.
+    pub notices: Vec<String>,
+    /// Validation problems the edited repo has and the original did not (a copied
+    /// listener naming an interface the target lacks, say); each is also a notice.
+    pub problems: Vec<Problem>,
+}
+
+/// What an edit does, in terms of declarations; `verify` checks the result against it.
+struct Plan<'r> {
+    section: &'r str,
+    /// The section node copied, and the modes it is put into.
+    copied: Option<(&'r SectionDecl, Vec<&'r ModeDecl>)>,
+    /// Targets skipped because they already define the same contents.
+    unchanged: Vec<&'r ModeDecl>,
+    /// The mode the section is deleted at.
+    removed: Option<&'r ModeDecl>,
+}
+
+/// Computes an edit. Nothing is written; see [`Edit`].
+pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edit, EditError> {
+    let section = request.section();
+    let schema = catalogue
+        .get(section)
+        .ok_or_else(|| EditError::UnknownSection {
+            section: section.to_owned(),
+            help: match did_you_mean(section, catalogue.names()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "`strata show --sections` lists the catalogue".into(),
+            },
+        })?;
+    let plan = match request {
+        Request::Copy { from, to, .. } => copy_plan(repo, schema, "copy", from, to)?,
+        Request::Move { from, to, .. } => {
+            let mut plan = copy_plan(repo, schema, "move", from, to)?;
+            plan.removed = plan
+                .copied
+                .as_ref()
+                .map(|_| find_mode(repo, from))
+                .transpose()?;
+            plan
+        }
+        Request::Delete { at, .. } => {
+            let decl = find_mode(repo, at)?;
+            if decl.section(section).is_none() {
+                return Err(EditError::NothingToDelete {
+                    section: section.to_owned(),
+                    mode: at.clone(),
+                    help: where_help(repo, section),
+                });
+            }
+            Plan {
+                section: &schema.name,
+                copied: None,
+                unchanged: Vec::new(),
+                removed: Some(decl),
+            }
+        }
+    };
+    let changes = splice_files(repo, &plan)?;
+    let (notices, problems) = verify::check(repo, catalogue, &plan, &changes)?;
+    Ok(Edit {
+        changes,
+        notices,
+        problems,
+    })
+}
+
+fn copy_plan<'r>(
+    repo: &'r Repo,
+    schema: &'r SectionSchema,
+    verb: &'static str,
+    from: &Mode,
+    to: &Target,
+) -> Result<Plan<'r>, EditError> {
+    let section = schema.name.as_str();
+    let src_decl = find_mode(repo, from)?;
+    let src = src_decl
+        .section(section)
+        .ok_or_else(|| EditError::NotDefined {
+            section: section.to_owned(),
+            mode: from.clone(),
+            help: where_help(repo, section),
+        })?;
+    let targets: Vec<&ModeDecl> = match to {
+        Target::Mode(mode) => {
+            if mode == from {
+                return Err(EditError::SameMode {
+                    verb,
+                    section: section.to_owned(),
+                    mode: mode.clone(),
+                });
+            }
+            let decl = find_mode(repo, mode)?;
+            allowed(schema, mode.level(), &mode.to_string())?;
+            vec![decl]
+        }
+        Target::AllGroups => {
+            allowed(schema, Level::Group, "every group")?;
+            let groups: Vec<&ModeDecl> = repo.groups.iter().filter(|g| &g.mode != from).collect();
+            if groups.is_empty() {
+                return Err(EditError::NoOtherGroups {
+                    verb,
+                    section: section.to_owned(),
+                });
+            }
+            groups
+        }
+    };
+    let (unchanged, targets): (Vec<&ModeDecl>, Vec<&ModeDecl>) = targets
+        .into_iter()
+        .partition(|d| d.section(section).is_some_and(|s| s.node == src.node));
+    Ok(Plan {
+        section,
+        copied: Some((src, targets)),
+        unchanged,
+        removed: None,
+    })
+}
+
+/// Refuses a target level the section's schema does not allow (restricted commands).
+fn allowed(schema: &SectionSchema, level: Level, target: &str) -> Result<(), EditError> {
+    if schema.allows(level) {
+        return Ok(());
+    }
+    let levels: Vec<&str> = schema.levels.iter().map(|l| l.as_str()).collect();
+    let help = match levels.as_slice() {
+        [] => format!("`{}` may not be defined at any level", schema.name),
+        [one] => format!("`{}` may only be defined at {one} level", schema.name),
+        _ => format!(
+            "`{}` may be defined at {} level",
+            schema.name,
+            levels.join(" or ")
+        ),
+    };
+    Err(EditError::LevelNotAllowed {
+        section: schema.name.clone(),
+        levels: schema.levels_text(),
+        command: schema.command.clone(),
+        target: target.to_owned(),
+        help,
+    })
+}
+
+/// The declaration of `mode`, or an error suggesting a near name.
+fn find_mode<'r>(repo: &'r Repo, mode: &Mode) -> Result<&'r ModeDecl, EditError> {
+    if let Some(decl) = repo.mode(mode) {
+        return Ok(decl);
+    }
+    let unknown = |help: String| EditError::UnknownMode {
+        mode: mode.clone(),
+        help,
+    };
+    let (same, other, other_kind) = match mode {
+        Mode::Cluster => return Err(unknown("the repo declares no `cluster` node".into())),
+        Mode::Group(_) => (&repo.groups, &repo.machines, "machine"),
+        Mode::Machine(_) => (&repo.machines, &repo.groups, "group"),
+    };
+    let wanted = mode.name().unwrap_or_default();
+    let names: Vec<&str> = same.iter().filter_map(|d| d.mode.name()).collect();
+    let level = mode.level();
+    if let Some(s) = did_you_mean(wanted, names.iter().copied()) {
+        return Err(unknown(format!("did you mean `{level}:{s}`?")));
+    }
+    if other.iter().any(|d| d.mode.name() == Some(wanted)) {
+        return Err(unknown(format!(
+            "`{wanted}` is a {other_kind}: write `{other_kind}:{wanted}`"
+        )));
+    }
+    Err(unknown(if names.is_empty() {
+        format!("the repo declares no {level}")
+    } else {
+        format!("declared {level}s: {}", names.join(", "))
+    }))
+}
+
+/// "`dns` is defined at cluster, group:Paris", for refusals.
+fn where_help(repo: &Repo, section: &str) -> String {
+    let modes: Vec<String> = repo
+        .modes()
+        .filter(|d| d.section(section).is_some())
+        .map(|d| d.mode.to_string())
+        .collect();
+    if modes.is_empty() {
+        format!("no mode defines `{section}`: every machine has its factory default")
+    } else {
+        format!("`{section}` is defined at {}", modes.join(", "))
+    }
+}
+
+/// Every mode node, duplicates included, in repo order.
+fn all_modes(repo: &Repo) -> impl Iterator<Item = &ModeDecl> {
+    repo.clusters
+        .iter()
+        .map(|(d, _)| d)
+        .chain(&repo.groups)
+        .chain(&repo.machines)
+}
+
+/// The splices of a plan, applied file by file.
+fn splice_files(repo: &Repo, plan: &Plan) -> Result<Vec<FileChange>, EditError> {
+    let texts: BTreeMap<&str, Text> = repo
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), Text::new(f.text.as_str())))
+        .collect();
+    let text_of = |file: &Arc<SourceFile>| {
+        texts
+            .get(file.name.as_str())
+            .ok_or_else(|| EditError::Internal {
+                message: format!("{} is not among the repo's files", file.name),
+            })
+    };
+    let mut splices: BTreeMap<&str, Vec<Splice>> = BTreeMap::new();
+    if let Some((src, targets)) = &plan.copied {
+        for dst in targets {
+            let to = text_of(&dst.file)?;
+            let same_file = all_modes(repo).filter(|d| d.file.name == dst.file.name);
+            let unit = splice::indent_unit(to.text, same_file);
+            let s = splice::put(text_of(&src.file)?, src, to, dst, &unit);
+            splices.entry(dst.file.name.as_str()).or_default().push(s);
+        }
+    }
+    if let Some(decl) = plan.removed {
+        let section = decl
+            .section(plan.section)
+            .ok_or_else(|| EditError::Internal {
+                message: format!("{} lost `{}` while planning", decl.mode, plan.section),
+            })?;
+        let s = splice::remove(text_of(&decl.file)?, decl, section);
+        splices.entry(decl.file.name.as_str()).or_default().push(s);
+    }
+    let mut changes = Vec::new();
+    for file in &repo.files {
+        let Some(list) = splices.remove(file.name.as_str()) else {
+            continue;
+        };
+        let after = splice::apply(&file.text, list).map_err(|message| EditError::Internal {
+            message: format!("{}: {message}", file.name),
+        })?;
+        if after != *file.text {
+            changes.push(FileChange {
+                name: file.name.clone(),
+                before: file.text.to_string(),
+                after,
+            });
+        }
+    }
+    Ok(changes)
+}

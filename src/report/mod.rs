@@ -93,7 +93,11 @@ pub fn show_machine_json(eff: &Effective, only: Option<&str>) -> Json {
 
 /// What one mode defines, as KDL with a location comment per section.
 pub fn show_mode(repo: &Repo, decl: &ModeDecl, only: Option<&str>) -> String {
-    let mut out = format!("// {} — {}\n", mode_title(repo, &decl.mode), decl.location());
+    let mut out = format!(
+        "// {} — {}\n",
+        mode_title(repo, &decl.mode),
+        decl.location()
+    );
     let mut any = false;
     for s in &decl.sections {
         if only.is_some_and(|o| o != s.name()) {
@@ -112,7 +116,11 @@ pub fn show_mode(repo: &Repo, decl: &ModeDecl, only: Option<&str>) -> String {
         ));
     }
     if !any {
-        out.push_str(&format!("\n// {} defines no {}\n", decl.mode, only.unwrap_or("sections")));
+        out.push_str(&format!(
+            "\n// {} defines no {}\n",
+            decl.mode,
+            only.unwrap_or("sections")
+        ));
     }
     out
 }
@@ -158,7 +166,10 @@ pub fn where_text(repo: &Repo, catalogue: &Catalogue, section: &str) -> String {
         let title = title[..1].to_uppercase() + &title[1..];
         match defined.iter().find(|(d, _)| std::ptr::eq(*d, decl)) {
             Some((_, reached)) => {
-                let s = decl.section(section).map(|s| s.location()).unwrap_or_default();
+                let s = decl
+                    .section(section)
+                    .map(|s| s.location())
+                    .unwrap_or_default();
                 let reach = if reached.is_empty() {
                     "reaches no machine (overridden below)".to_owned()
                 } else {
@@ -180,7 +191,10 @@ pub fn where_text(repo: &Repo, catalogue: &Catalogue, section: &str) -> String {
         })
         .collect();
     if reached < repo.machines.len() {
-        out.push_str(&format!("On the factory default: {}\n", machine_list(&factory)));
+        out.push_str(&format!(
+            "On the factory default: {}\n",
+            machine_list(&factory)
+        ));
     }
     out
 }

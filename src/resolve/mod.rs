@@ -62,7 +62,11 @@ pub struct Effective<'r> {
 
 /// Resolves one machine's effective config. Sections the catalogue does not know are
 /// skipped (validation reports them).
-pub fn effective<'r>(repo: &'r Repo, catalogue: &'r Catalogue, machine: &'r ModeDecl) -> Effective<'r> {
+pub fn effective<'r>(
+    repo: &'r Repo,
+    catalogue: &'r Catalogue,
+    machine: &'r ModeDecl,
+) -> Effective<'r> {
     let group = machine.group_name();
     // Highest precedence first: the first mode that defines a section wins.
     let mut chain: Vec<&ModeDecl> = vec![machine];
@@ -112,10 +116,10 @@ pub fn where_defined<'r>(
         .collect();
     for machine in &repo.machines {
         let eff = effective(repo, catalogue, machine);
-        if let Some(Origin::Mode(decl, _)) = eff.sections.get(section).map(|s| s.origin) {
-            if let Some(entry) = out.iter_mut().find(|(d, _)| std::ptr::eq(*d, decl)) {
-                entry.1.push(machine);
-            }
+        if let Some(Origin::Mode(decl, _)) = eff.sections.get(section).map(|s| s.origin)
+            && let Some(entry) = out.iter_mut().find(|(d, _)| std::ptr::eq(*d, decl))
+        {
+            entry.1.push(machine);
         }
     }
     out.sort_by_key(|(d, _)| d.mode.level());
@@ -167,7 +171,9 @@ machine "lab4.example.com" group="Paris" {
     }
 
     fn dns_server<'a>(eff: &'a Effective) -> &'a str {
-        eff.sections["dns"].node.children[0].args[0].as_str().unwrap()
+        eff.sections["dns"].node.children[0].args[0]
+            .as_str()
+            .unwrap()
     }
 
     #[test]
@@ -190,7 +196,10 @@ machine "lab4.example.com" group="Paris" {
         let lab3 = effective(&repo, &cat, repo.machine("lab3.example.com").unwrap());
         // Main_Group has no text-resources node: lab1 inherits the cluster's.
         assert_eq!(lab1.sections["text-resources"].node.children.len(), 1);
-        assert_eq!(lab1.sections["text-resources"].origin.mode(), Some(&Mode::Cluster));
+        assert_eq!(
+            lab1.sections["text-resources"].origin.mode(),
+            Some(&Mode::Cluster)
+        );
         // Paris defines it empty: lab3 gets nothing, from Paris.
         assert!(lab3.sections["text-resources"].node.children.is_empty());
         assert_eq!(

@@ -40,14 +40,18 @@ pub fn check_references(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnost
     for machine in &repo.machines {
         let eff = effective(repo, catalogue, machine);
         for (section, fields) in &refs {
-            let Some(source) = eff.sections.get(section) else { continue };
+            let Some(source) = eff.sections.get(section) else {
+                continue;
+            };
             let Origin::Mode(decl, section_decl) = source.origin else {
                 // Factory defaults refer to nothing.
                 continue;
             };
             for site in fields {
                 let field = site.field;
-                let Some(reference) = &field.reference else { continue };
+                let Some(reference) = &field.reference else {
+                    continue;
+                };
                 for node in nodes_at(source.node, &site.path) {
                     let Some((Value::String(value), span)) = site.value_in(node) else {
                         continue;
@@ -77,9 +81,13 @@ pub fn check_references(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnost
                         fixes: BTreeSet::new(),
                     });
                     failure.machines.push(machine);
-                    failure
-                        .fixes
-                        .extend(fix_modes(catalogue, reference, decl, target.origin, machine));
+                    failure.fixes.extend(fix_modes(
+                        catalogue,
+                        reference,
+                        decl,
+                        target.origin,
+                        machine,
+                    ));
                 }
             }
         }
@@ -160,7 +168,11 @@ fn report(f: Failure) -> Problem {
         fixes.join(" or "),
         f.section.name(),
         f.decl.mode,
-        if names.len() == 1 { "that machine" } else { "those machines" },
+        if names.len() == 1 {
+            "that machine"
+        } else {
+            "those machines"
+        },
     );
     Problem::error(
         "strata::ref::unresolved",

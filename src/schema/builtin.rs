@@ -7,26 +7,65 @@ use crate::config::SourceFile;
 /// (file name, contents) of every built-in schema file. Add new files here.
 const BUILTIN: &[(&str, &str)] = &[
     ("alerts.kdl", include_str!("../../schemas/alerts.kdl")),
-    ("bounce-profiles.kdl", include_str!("../../schemas/bounce-profiles.kdl")),
-    ("default-gateway.kdl", include_str!("../../schemas/default-gateway.kdl")),
-    ("destination-controls.kdl", include_str!("../../schemas/destination-controls.kdl")),
-    ("dictionaries.kdl", include_str!("../../schemas/dictionaries.kdl")),
+    (
+        "bounce-profiles.kdl",
+        include_str!("../../schemas/bounce-profiles.kdl"),
+    ),
+    (
+        "default-gateway.kdl",
+        include_str!("../../schemas/default-gateway.kdl"),
+    ),
+    (
+        "destination-controls.kdl",
+        include_str!("../../schemas/destination-controls.kdl"),
+    ),
+    (
+        "dictionaries.kdl",
+        include_str!("../../schemas/dictionaries.kdl"),
+    ),
     ("dns.kdl", include_str!("../../schemas/dns.kdl")),
     ("ethernet.kdl", include_str!("../../schemas/ethernet.kdl")),
-    ("feature-keys.kdl", include_str!("../../schemas/feature-keys.kdl")),
-    ("global-unsubscribe.kdl", include_str!("../../schemas/global-unsubscribe.kdl")),
+    (
+        "feature-keys.kdl",
+        include_str!("../../schemas/feature-keys.kdl"),
+    ),
+    (
+        "global-unsubscribe.kdl",
+        include_str!("../../schemas/global-unsubscribe.kdl"),
+    ),
     ("hostname.kdl", include_str!("../../schemas/hostname.kdl")),
-    ("interfaces.kdl", include_str!("../../schemas/interfaces.kdl")),
-    ("ldap-queries.kdl", include_str!("../../schemas/ldap-queries.kdl")),
-    ("ldap-servers.kdl", include_str!("../../schemas/ldap-servers.kdl")),
+    (
+        "interfaces.kdl",
+        include_str!("../../schemas/interfaces.kdl"),
+    ),
+    (
+        "ldap-queries.kdl",
+        include_str!("../../schemas/ldap-queries.kdl"),
+    ),
+    (
+        "ldap-servers.kdl",
+        include_str!("../../schemas/ldap-servers.kdl"),
+    ),
     ("listeners.kdl", include_str!("../../schemas/listeners.kdl")),
     ("ntp.kdl", include_str!("../../schemas/ntp.kdl")),
     ("routes.kdl", include_str!("../../schemas/routes.kdl")),
-    ("scheduled-reports.kdl", include_str!("../../schemas/scheduled-reports.kdl")),
-    ("smtp-auth-profiles.kdl", include_str!("../../schemas/smtp-auth-profiles.kdl")),
-    ("smtp-routes.kdl", include_str!("../../schemas/smtp-routes.kdl")),
+    (
+        "scheduled-reports.kdl",
+        include_str!("../../schemas/scheduled-reports.kdl"),
+    ),
+    (
+        "smtp-auth-profiles.kdl",
+        include_str!("../../schemas/smtp-auth-profiles.kdl"),
+    ),
+    (
+        "smtp-routes.kdl",
+        include_str!("../../schemas/smtp-routes.kdl"),
+    ),
     ("ssh.kdl", include_str!("../../schemas/ssh.kdl")),
-    ("text-resources.kdl", include_str!("../../schemas/text-resources.kdl")),
+    (
+        "text-resources.kdl",
+        include_str!("../../schemas/text-resources.kdl"),
+    ),
     ("timezone.kdl", include_str!("../../schemas/timezone.kdl")),
     ("users.kdl", include_str!("../../schemas/users.kdl")),
 ];
@@ -57,7 +96,10 @@ mod tests {
             .collect();
         on_disk.sort();
         let listed: Vec<&str> = BUILTIN.iter().map(|(name, _)| *name).collect();
-        assert_eq!(listed, on_disk, "BUILTIN must list every schemas/*.kdl, sorted by name");
+        assert_eq!(
+            listed, on_disk,
+            "BUILTIN must list every schemas/*.kdl, sorted by name"
+        );
     }
 
     #[test]

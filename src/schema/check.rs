@@ -45,7 +45,8 @@ impl Checker<'_> {
                     1 => "one argument".to_owned(),
                     n => format!("{n} arguments"),
                 };
-                let names: Vec<String> = spec.args.iter().map(|a| format!("<{}>", a.name)).collect();
+                let names: Vec<String> =
+                    spec.args.iter().map(|a| format!("<{}>", a.name)).collect();
                 let help = if spec.args.is_empty() {
                     "remove it; values are written as properties (name=value) or child nodes".into()
                 } else {
@@ -64,7 +65,9 @@ impl Checker<'_> {
             self.value(field, value, node.arg_span(i), path);
         }
         for field in spec.args.iter().skip(node.args.len()) {
-            if field.required && !(field.variadic && !node.args.is_empty()) {
+            // Every field here lies past the last argument given; a required variadic
+            // argument needs at least one value.
+            if field.required {
                 self.diags.push(
                     Problem::error(
                         "strata::schema::missing-argument",
@@ -146,8 +149,10 @@ impl Checker<'_> {
                 self.diags.push(p);
                 continue;
             };
-            if !child_spec.multiple {
-                if let Some(first) = seen.insert(&child.name, child) {
+            if !child_spec.multiple
+                && let Some(first) = seen.insert(&child.name, child)
+            {
+                {
                     self.diags.push(
                         Problem::error(
                             "strata::schema::duplicate-child",
@@ -160,7 +165,10 @@ impl Checker<'_> {
                 }
             }
             if let Some(key) = child_spec.key_of(child) {
-                let key_text = key.to_string();
+                let key_text = match key.as_str() {
+                    Some(s) => format!("\"{s}\""),
+                    None => key.to_string(),
+                };
                 if let Some(first) = keys.insert((&child.name, key_text.clone()), child) {
                     self.diags.push(
                         Problem::error(
@@ -194,7 +202,13 @@ impl Checker<'_> {
         }
     }
 
-    fn value(&mut self, field: &FieldSpec, value: &crate::model::Value, span: miette::SourceSpan, path: &str) {
+    fn value(
+        &mut self,
+        field: &FieldSpec,
+        value: &crate::model::Value,
+        span: miette::SourceSpan,
+        path: &str,
+    ) {
         if let Err(why) = field.ty.check(value) {
             let mut p = Problem::error(
                 "strata::schema::invalid-value",

@@ -86,12 +86,20 @@ impl RefSite<'_> {
 fn collect_refs<'a>(spec: &'a NodeSpec, path: &mut Vec<&'a str>, out: &mut Vec<RefSite<'a>>) {
     for (i, f) in spec.args.iter().enumerate() {
         if f.reference.is_some() {
-            out.push(RefSite { path: path.clone(), field: f, arg: Some(i) });
+            out.push(RefSite {
+                path: path.clone(),
+                field: f,
+                arg: Some(i),
+            });
         }
     }
     for f in spec.props.values() {
         if f.reference.is_some() {
-            out.push(RefSite { path: path.clone(), field: f, arg: None });
+            out.push(RefSite {
+                path: path.clone(),
+                field: f,
+                arg: None,
+            });
         }
     }
     for (name, child) in &spec.children {

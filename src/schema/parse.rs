@@ -42,8 +42,16 @@ pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Vec
                         "strata::kdl::syntax",
                         format!("KDL syntax: {}", d.message.clone().unwrap_or_default()),
                     )
-                    .at(file, d.span, d.label.clone().unwrap_or_else(|| "here".into()))
-                    .help(d.help.clone().unwrap_or_else(|| "see https://kdl.dev".into())),
+                    .at(
+                        file,
+                        d.span,
+                        d.label.clone().unwrap_or_else(|| "here".into()),
+                    )
+                    .help(
+                        d.help
+                            .clone()
+                            .unwrap_or_else(|| "see https://kdl.dev".into()),
+                    ),
                 );
             }
             return Vec::new();
@@ -77,7 +85,11 @@ fn first_string(node: &KdlNode) -> Option<String> {
 
 fn section(ctx: &mut Ctx, node: &KdlNode) -> Option<SectionSchema> {
     let Some(name) = first_string(node) else {
-        ctx.error(node.span(), "a section needs a name".into(), "write section \"name\" { … }");
+        ctx.error(
+            node.span(),
+            "a section needs a name".into(),
+            "write section \"name\" { … }",
+        );
         return None;
     };
     let mut schema = SectionSchema {
@@ -155,7 +167,11 @@ fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
         return;
     }
     let Some(name) = first_string(node) else {
-        ctx.error(node.span(), format!("`{kind}` needs a name"), "write it as the first argument");
+        ctx.error(
+            node.span(),
+            format!("`{kind}` needs a name"),
+            "write it as the first argument",
+        );
         return;
     };
     match kind {
@@ -259,7 +275,11 @@ fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<Fi
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("fields take {}", FIELD_PROPS.join(", ")),
                 };
-                ctx.error(e.span(), format!("unknown or mistyped field option `{other}`"), &help);
+                ctx.error(
+                    e.span(),
+                    format!("unknown or mistyped field option `{other}`"),
+                    &help,
+                );
             }
         }
     }
@@ -290,7 +310,7 @@ pub fn check_references(cat: &Catalogue, diags: &mut Diagnostics) {
             let target = cat
                 .get(&r.section)
                 .and_then(|s| s.body.children.get(&r.child));
-            if !target.is_some_and(|c| c.key.is_some()) {
+            if target.is_none_or(|c| c.key.is_none()) {
                 diags.push(
                     Problem::error(
                         "strata::schema-file::bad-reference",

@@ -4,14 +4,20 @@ use crate::support::{example, strata, transcript};
 
 #[test]
 fn show_a_machine_with_provenance() {
-    let out = strata(&example("americas"), &["show", "--machine", "lab3.example.com"]);
+    let out = strata(
+        &example("americas"),
+        &["show", "--machine", "lab3.example.com"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
 fn show_one_section_of_a_machine() {
-    let out = strata(&example("americas"), &["show", "--machine", "lab5.example.com", "dns"]);
+    let out = strata(
+        &example("americas"),
+        &["show", "--machine", "lab5.example.com", "dns"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
 }
@@ -39,7 +45,10 @@ fn show_json_names_the_origin_of_each_section() {
 
 #[test]
 fn show_an_unknown_machine_suggests_a_name() {
-    let out = strata(&example("americas"), &["show", "--machine", "lab3.example.co"]);
+    let out = strata(
+        &example("americas"),
+        &["show", "--machine", "lab3.example.co"],
+    );
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!(transcript(&out));
 }

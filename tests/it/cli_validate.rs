@@ -18,7 +18,10 @@ fn an_invalid_repo_exits_one_with_diagnostics_on_stderr() {
 
 #[test]
 fn json_output_carries_file_line_and_column() {
-    let out = strata(&example("invalid/unknown-section"), &["validate", "--format", "json"]);
+    let out = strata(
+        &example("invalid/unknown-section"),
+        &["validate", "--format", "json"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
@@ -32,7 +35,10 @@ fn json_output_carries_file_line_and_column() {
 
 #[test]
 fn github_format_prints_workflow_annotations() {
-    let out = strata(&example("invalid/enum-typo"), &["validate", "--format", "github"]);
+    let out = strata(
+        &example("invalid/enum-typo"),
+        &["validate", "--format", "github"],
+    );
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
 }

@@ -27,7 +27,11 @@ fn every_invalid_example_has_its_diagnostics() {
         let checked = check_paths(std::slice::from_ref(&path)).unwrap();
         assert!(!checked.diags.problems.is_empty(), "{name} reports nothing");
         let warning_only = name == "group-named-like-cluster";
-        assert_eq!(checked.diags.has_errors(), !warning_only, "{name}: wrong severity");
+        assert_eq!(
+            checked.diags.has_errors(),
+            !warning_only,
+            "{name}: wrong severity"
+        );
         insta::with_settings!({
             snapshot_path => path.clone(),
             prepend_module_to_snapshot => false,

@@ -12,9 +12,14 @@ fn every_test_file_is_registered() {
     let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         if path.extension().is_some_and(|e| e == "rs") && stem != "main" {
-            assert!(main.contains(&format!("mod {stem};")), "tests/it/{stem}.rs is not registered in main.rs");
+            assert!(
+                main.contains(&format!("mod {stem};")),
+                "tests/it/{stem}.rs is not registered in main.rs"
+            );
         }
     }
 }

@@ -1,0 +1,225 @@
+//! Just enough of KDL v2's lexical structure to splice text safely: where strings and
+//! comments are, and which braces match. It is a scanner, not a parser: whatever it gets
+//! wrong, the re-parse after every edit catches (see `verify`).
+
+use std::ops::Range;
+
+/// What the scanner found in one file's text.
+#[derive(Debug, Default)]
+pub(crate) struct Lexed {
+    /// Every string literal (quoted, multi-line and raw), delimiters included.
+    strings: Vec<Range<usize>>,
+    /// Every block comment, delimiters included.
+    block_comments: Vec<Range<usize>>,
+    /// Where each `//` comment starts.
+    line_comments: Vec<usize>,
+    /// Braces outside strings and comments, in order.
+    braces: Vec<Brace>,
+}
+
+/// One `{` or `}`.
+#[derive(Debug, Clone, Copy)]
+struct Brace {
+    at: usize,
+    open: bool,
+    /// An opening brace directly after `/-`: a commented-out children block.
+    slashdashed: bool,
+}
+
+/// Scans `text`. Unterminated strings and comments run to the end of the text.
+pub(crate) fn lex(text: &str) -> Lexed {
+    let b = text.as_bytes();
+    let mut out = Lexed::default();
+    let mut i = 0;
+    let mut slashdash = false;
+    while i < b.len() {
+        let rest = &b[i..];
+        match b[i] {
+            b'/' if rest.starts_with(b"//") => {
+                out.line_comments.push(i);
+                i = memchr(b, i, b'\n');
+            }
+            b'/' if rest.starts_with(b"/*") => {
+                let end = block_comment_end(b, i);
+                out.block_comments.push(i..end);
+                i = end;
+            }
+            b'/' if rest.starts_with(b"/-") => {
+                slashdash = true;
+                i += 2;
+            }
+            b'"' => {
+                let end = quoted_end(b, i);
+                out.strings.push(i..end);
+                slashdash = false;
+                i = end;
+            }
+            b'#' => {
+                let hashes = rest.iter().take_while(|&&c| c == b'#').count();
+                if b.get(i + hashes) == Some(&b'"') {
+                    let end = raw_end(b, i, hashes);
+                    out.strings.push(i..end);
+                    i = end;
+                } else {
+                    i += hashes;
+                }
+                slashdash = false;
+            }
+            c @ (b'{' | b'}') => {
+                out.braces.push(Brace {
+                    at: i,
+                    open: c == b'{',
+                    slashdashed: c == b'{' && slashdash,
+                });
+                slashdash = false;
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                slashdash = false;
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The index of the next `needle` at or after `from`, or the end.
+fn memchr(b: &[u8], from: usize, needle: u8) -> usize {
+    b[from..]
+        .iter()
+        .position(|&c| c == needle)
+        .map_or(b.len(), |p| from + p)
+}
+
+/// The end of the (nestable) block comment starting at `start`.
+fn block_comment_end(b: &[u8], start: usize) -> usize {
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < b.len() {
+        if b[i..].starts_with(b"/*") {
+            depth += 1;
+            i += 2;
+        } else if b[i..].starts_with(b"*/") {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// The end of the quoted (single- or multi-line) string starting at `start`.
+fn quoted_end(b: &[u8], start: usize) -> usize {
+    let multi = b[start..].starts_with(b"\"\"\"");
+    let (mut i, close): (usize, &[u8]) = if multi {
+        (start + 3, b"\"\"\"")
+    } else {
+        (start + 1, b"\"")
+    };
+    while i < b.len() {
+        if b[i] == b'\\' {
+            i += 2;
+        } else if b[i..].starts_with(close) {
+            return i + close.len();
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// The end of the raw string with `hashes` hashes starting at `start`.
+fn raw_end(b: &[u8], start: usize, hashes: usize) -> usize {
+    let open = start + hashes;
+    let multi = b[open..].starts_with(b"\"\"\"");
+    let mut close = if multi {
+        b"\"\"\"".to_vec()
+    } else {
+        b"\"".to_vec()
+    };
+    close.extend(std::iter::repeat_n(b'#', hashes));
+    let from = open + if multi { 3 } else { 1 };
+    b[from..]
+        .windows(close.len())
+        .position(|w| w == close.as_slice())
+        .map_or(b.len(), |p| from + p + close.len())
+}
+
+impl Lexed {
+    /// True when `pos` lies inside a string literal (after its first byte).
+    pub(crate) fn in_string(&self, pos: usize) -> bool {
+        self.strings.iter().any(|r| r.start < pos && pos < r.end)
+    }
+
+    /// True when a `//` comment starts at `pos`.
+    pub(crate) fn line_comment_at(&self, pos: usize) -> bool {
+        self.line_comments.binary_search(&pos).is_ok()
+    }
+
+    /// True when `pos` lies inside a block comment (after its first byte).
+    pub(crate) fn in_block_comment(&self, pos: usize) -> bool {
+        self.block_comments
+            .iter()
+            .any(|r| r.start < pos && pos < r.end)
+    }
+
+    /// The children block of the node in `node`: the offsets of its `{` and matching `}`.
+    /// Commented-out blocks (`/-{ … }`) are skipped; `None` when the node has no block.
+    pub(crate) fn children_block(&self, node: Range<usize>) -> Option<(usize, usize)> {
+        let mut depth = 0usize;
+        let mut open: Option<(usize, bool)> = None;
+        for brace in self
+            .braces
+            .iter()
+            .filter(|br| node.start <= br.at && br.at < node.end)
+        {
+            match (brace.open, open) {
+                (true, None) => {
+                    open = Some((brace.at, brace.slashdashed));
+                    depth = 1;
+                }
+                (true, Some(_)) => depth += 1,
+                (false, Some((at, skipped))) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        if !skipped {
+                            return Some((at, brace.at));
+                        }
+                        open = None;
+                    }
+                }
+                // A stray `}` does not belong to this node.
+                (false, None) => return None,
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn braces_in_strings_and_comments_do_not_count() {
+        let text = "group \"{\" /* { */ /-{ a } { // }\n  x \"}\" #\"}\"# \"\"\"\n}\n\"\"\"\n}";
+        let lexed = lex(text);
+        let (open, close) = lexed.children_block(0..text.len()).unwrap();
+        assert_eq!(&text[open..=open], "{");
+        assert_eq!(open, text.find(" { //").unwrap() + 1);
+        assert_eq!(close, text.len() - 1);
+        assert!(lexed.line_comment_at(text.find("// }").unwrap()));
+        assert!(lexed.in_string(text.find("\n}\n").unwrap() + 1));
+    }
+
+    #[test]
+    fn a_node_without_block_has_none() {
+        let text = "group \"Rome\" // {\n";
+        assert_eq!(lex(text).children_block(0..12), None);
+    }
+}
