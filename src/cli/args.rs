@@ -54,6 +54,20 @@ pub enum Command {
     Move(CopyArgs),
     /// Delete a section at a mode, so that the mode inherits it again.
     Delete(DeleteArgs),
+    /// Run the agent: the daemon on each appliance (SSH server, durable store).
+    Agent(super::agent_args::AgentArgs),
+    /// Manage the cluster through an agent (AsyncOS `clusterconfig`).
+    Cluster(super::agent_args::ClusterArgs),
+    /// Compare the desired state (working tree or a git ref) with an agent's live state.
+    ///
+    /// Exits 0 when nothing would change, 2 when something would, 1 on error.
+    Plan(super::agent_args::PlanArgs),
+    /// Commit the plan to an agent as one atomic change set; a stale plan is refused.
+    Apply(super::agent_args::ApplyArgs),
+    /// List the change sets an agent has applied.
+    Log(super::agent_args::LogArgs),
+    /// Apply the state as of an earlier change set, as a new change set.
+    Rollback(super::agent_args::RollbackArgs),
 }
 
 /// Where the config repo is.

@@ -1,8 +1,15 @@
 //! The command line: arguments, one module per command, and the one error boundary that
 //! turns outcomes into exit codes.
 
+mod agent;
+mod agent_args;
+mod apply;
 mod args;
+mod cluster;
+mod connect;
 mod edit;
+mod log;
+mod plan;
 mod output;
 mod show;
 mod validate;
@@ -45,6 +52,12 @@ pub fn main() -> ExitCode {
         Command::Copy(a) => edit::copy(a, &out),
         Command::Move(a) => edit::move_(a, &out),
         Command::Delete(a) => edit::delete(a, &out),
+        Command::Agent(a) => agent::run_agent(a),
+        Command::Cluster(a) => cluster::run(a, &out),
+        Command::Plan(a) => plan::run(a, &out),
+        Command::Apply(a) => apply::run(a, &out),
+        Command::Log(a) => log::run(a, &out),
+        Command::Rollback(a) => log::rollback(a, &out),
     };
     match result {
         Ok(outcome) => outcome.into(),

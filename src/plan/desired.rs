@@ -130,6 +130,11 @@ impl<'a> Layers<'a> {
         self.machines.keys().copied()
     }
 
+    /// True when the entries know `machine`.
+    pub fn knows(&self, machine: &str) -> bool {
+        self.machines.contains_key(machine)
+    }
+
     /// The effective sections of `machine`: none when the entries do not know it. A
     /// machine that defines sections but has no membership entry (a standalone agent's
     /// own settings) is in `Main_Group`.

@@ -82,6 +82,8 @@ pub struct SectionChange {
 pub struct MachineChange {
     /// The machine.
     pub machine: String,
+    /// True when the live state does not know the machine yet.
+    pub new: bool,
     /// Its sections that change.
     pub sections: Vec<SectionChange>,
 }
@@ -224,6 +226,7 @@ fn machine_changes(
         if !sections.is_empty() {
             out.push(MachineChange {
                 machine: m.to_owned(),
+                new: !before.knows(m),
                 sections,
             });
         }
@@ -420,7 +423,7 @@ machine "lab4" group="Paris"
 
         machines whose effective config changes:
           lab1: dns (from cluster), ntp (from factory default, was cluster)
-          lab4: dns (from group:Paris, was factory default)
+          lab4: new machine, 1 sections defined
           lab3: ntp (from factory default, was cluster)
 
         note: cluster/dns will not affect group:Paris, which define it themselves

@@ -60,8 +60,13 @@ pub fn render_human(plan: &Plan) -> String {
         // thousand machines is one line, not a thousand.
         let mut same: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for m in &plan.machines {
-            let text: Vec<String> = m.sections.iter().map(section_change).collect();
-            same.entry(text.join(", ")).or_default().push(&m.machine);
+            let text = if m.new {
+                format!("new machine, {} sections defined", m.sections.len())
+            } else {
+                let text: Vec<String> = m.sections.iter().map(section_change).collect();
+                text.join(", ")
+            };
+            same.entry(text).or_default().push(&m.machine);
         }
         for (changes, machines) in same {
             let mut names = machines[..machines.len().min(NAMES_SHOWN)].join(", ");

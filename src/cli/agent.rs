@@ -1,0 +1,89 @@
+//! `strata agent`: the daemon. Logs with `tracing` to stderr (`RUST_LOG` filters), stops
+//! cleanly on SIGTERM or SIGINT.
+
+use super::agent_args::AgentArgs;
+use super::{CliError, Failure, Outcome};
+use crate::agent::{Agent, run, state_dir::write_atomic};
+
+/// Runs the agent until it is told to stop.
+pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let agent = Agent::open(
+        &args.state_dir,
+        args.machine.as_deref(),
+        args.listen.as_deref(),
+    )
+    .map_err(|e| Box::new(e) as CliError)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("cannot start the runtime: {e}"), "this is a bug"))?;
+    rt.block_on(async move {
+        let listen = agent.state.settings.listen.clone();
+        let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+            Failure::new(
+                format!("cannot listen on {listen}: {e}"),
+                "pick another address with --listen HOST:PORT",
+            )
+        })?;
+        let bound = listener.local_addr().map_err(|e| {
+            Failure::new(
+                format!("cannot read the bound address: {e}"),
+                "this is a bug",
+            )
+        })?;
+        // Tell local tools (and tests) where we are, only once we really listen.
+        write_atomic(
+            &agent.state.layout.address(),
+            format!("{bound}\n").as_bytes(),
+            false,
+        )
+        .map_err(|e| Box::new(e) as CliError)?;
+        tracing::info!(
+            machine = %agent.state.settings.machine,
+            listen = %bound,
+            fingerprint = %agent.state.fingerprint(),
+            "agent started"
+        );
+        eprintln!("host key fingerprint: {}", agent.state.fingerprint());
+        run(listener, shutdown_signal(), agent.clone())
+            .await
+            .map_err(|e| {
+                Failure::new(format!("the SSH server failed: {e}"), "see the log above")
+            })?;
+        let _ = std::fs::remove_file(agent.state.layout.address());
+        tracing::info!("agent stopped");
+        Ok::<_, CliError>(())
+    })?;
+    Ok(Outcome::Ok)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

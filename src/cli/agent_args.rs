@@ -1,0 +1,125 @@
+//! Command-line arguments of the agent commands (`agent`, `cluster`, `plan`, `apply`,
+//! `log`, `rollback`) and of how to reach an agent. Kept apart from `args.rs` so the
+//! commands that work on files and those that talk to agents change independently.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::args::RepoArgs;
+
+/// How to reach an agent and prove who you are.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The agent to talk to (default port 2222).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub target: Option<String>,
+    /// On the appliance itself: the agent's state dir. Its address, host key and local
+    /// administrator key are read from there; no fingerprint needed.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
+    /// passphrase is read from STRATA_PASSPHRASE.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// The user to log in as (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The agent's host-key fingerprint, as OpenSSH prints it (`SHA256:…`).
+    #[arg(long, value_name = "SHA256:…")]
+    pub fingerprint: Option<String>,
+    /// A known-hosts file holding the agent's host key.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Accept and record an agent's host key never seen before (in --known-hosts, else
+    /// ~/.ssh/known_hosts). A key that changed is still refused.
+    #[arg(long)]
+    pub trust_on_first_use: bool,
+}
+
+/// `strata agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The state dir: host key, store, settings; created on first start.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Where to listen (default: the settings file's `listen`, first 0.0.0.0:2222).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// On first start: this machine's name in the cluster (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
+}
+
+/// `strata cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// `strata cluster …` operations.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Turn a standalone agent into a one-machine cluster: its standalone settings become
+    /// cluster settings; machine-only ones (interfaces, hostname, …) stay at machine level.
+    Create {
+        /// The cluster's name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `strata plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Read the repo at this git ref (branch, tag, commit) from git objects, without a
+    /// checkout. Default: the working tree.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Also save the plan (JSON) for `strata apply --plan`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `strata apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Read the repo at this git ref from git objects. Default: the working tree.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// Apply a plan saved by `strata plan --out` instead of computing one.
+    #[arg(long, value_name = "FILE", conflicts_with = "git_ref")]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Do not ask before removing entries (asked only on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `strata log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `strata rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The change set whose state to restore (see `strata log`).
+    #[arg(long, value_name = "ID")]
+    pub to: u64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}

@@ -1,0 +1,32 @@
+//! `strata cluster …`: clusterconfig against an agent. For now: `create`.
+
+use serde_json::json;
+
+use super::agent_args::{ClusterArgs, ClusterCommand};
+use super::args::Format;
+use super::connect::{connect, unexpected};
+use super::output::Output;
+use super::{CliError, Outcome};
+use crate::mesh::{Request, Response};
+
+/// Runs `strata cluster`.
+pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
+    match args.command {
+        ClusterCommand::Create { name, target } => {
+            let mut client = connect(&target)?;
+            match client.request(Request::ClusterCreate { name: name.clone() })? {
+                Response::Applied { change_set, .. } => {
+                    match out.format {
+                        Format::Json => out.json(&json!({ "cluster": name, "machine": client.machine, "change_set": change_set })),
+                        _ => out.print(&format!(
+                            "new cluster committed: {name}, with {} in Main_Group (change set {})\n",
+                            client.machine, change_set.id
+                        )),
+                    }
+                    Ok(Outcome::Ok)
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+    }
+}

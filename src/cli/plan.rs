@@ -1,0 +1,75 @@
+//! `strata plan`: desired state (the working tree or a git ref) versus an agent's live
+//! state. Exit 0 when nothing would change, 2 when something would, 1 on error.
+
+use std::path::Path;
+
+use super::agent_args::PlanArgs;
+use super::args::Format;
+use super::connect::{Client, connect};
+use super::output::Output;
+use super::{CliError, Failure, Outcome};
+use crate::plan::{Plan, desired, diff, render_human, render_json};
+use crate::source::{check, read_ref, read_worktree};
+
+/// Reads and validates the desired state; prints warnings, and on errors prints every
+/// diagnostic and refuses.
+pub(super) fn desired_plan(
+    repo: &Path,
+    git_ref: Option<&str>,
+    client: &mut Client,
+    out: &Output,
+) -> Result<Plan, CliError> {
+    let snapshot = match git_ref {
+        Some(r) => read_ref(repo, r),
+        None => read_worktree(repo, &client.user),
+    }
+    .map_err(|e| Box::new(e) as CliError)?;
+    let checked = check(&snapshot);
+    let human = Output {
+        format: Format::Human,
+        color: out.color,
+        width: out.width,
+    };
+    human.diagnostics(&checked.diags);
+    if checked.diags.has_errors() {
+        let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
+        return Err(Failure::new(
+            format!(
+                "{}{at} is not a valid config repo ({} errors); nothing was planned",
+                repo.display(),
+                checked.diags.error_count()
+            ),
+            "fix the problems above; `strata validate` reports them all",
+        ));
+    }
+    let live = client.live()?;
+    Ok(diff(&desired(&checked.repo), &live, snapshot.origin))
+}
+
+/// Runs `strata plan`.
+pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
+    let mut client = connect(&args.target)?;
+    let plan = desired_plan(&args.repo.repo, args.git_ref.as_deref(), &mut client, out)?;
+    if let Some(path) = &args.out {
+        let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(|e| {
+            Failure::new(
+                format!("cannot write {}: {e}", path.display()),
+                "check the path",
+            )
+        })?;
+    }
+    match out.format {
+        Format::Json => out.json(&render_json(&plan)),
+        _ => out.print(&format!(
+            "agent: {}\n{}",
+            client.machine,
+            render_human(&plan)
+        )),
+    }
+    Ok(if plan.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Changes
+    })
+}
