@@ -15,8 +15,8 @@ const MACHINE_PROPS: [&str; 3] = ["group", "address", "serial"];
 /// top-level nodes are reported; a file that does not parse contributes nothing.
 pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo {
     let mut repo = Repo::default();
-    for file in &files {
-        match file.text.parse::<KdlDocument>() {
+    for (file, parsed) in files.iter().zip(parse_all(&files)) {
+        match parsed {
             Ok(doc) => {
                 for node in doc.nodes() {
                     top_level(file, node, &mut repo, diags);
@@ -27,6 +27,33 @@ pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo
     }
     repo.files = files;
     repo
+}
+
+/// Parses the KDL of every file, spread over the available cores: the KDL parser is the
+/// most expensive step of validating a large repo. Results come back in file order.
+fn parse_all(files: &[Arc<SourceFile>]) -> Vec<Result<KdlDocument, kdl::KdlError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || files.len() < 64 {
+        return files.iter().map(|f| f.text.parse()).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|f| f.text.parse::<KdlDocument>())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            // A panic in the parser is a bug in kdl; pass it on rather than hide it.
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn syntax_errors(file: &Arc<SourceFile>, err: &kdl::KdlError, diags: &mut Diagnostics) {
