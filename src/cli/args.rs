@@ -36,23 +36,48 @@ pub enum Format {
 pub enum Command {
     /// Check config repos and files without contacting any machine (for CI).
     ///
-    /// Reports every problem at once, each with its file, line and column. Exits 0 when
-    /// valid (warnings allowed), 1 when invalid.
+    /// Reports every problem at once, each with its file, line and column, a label, a help
+    /// line and a stable code. Exits 0 when valid (warnings allowed), 1 when invalid.
+    #[command(after_long_help = "Examples:\n  \
+        strata validate                         # the repo in the current directory\n  \
+        strata validate examples/americas       # a repo elsewhere\n  \
+        strata validate --format github .       # annotations for a GitHub Actions job\n  \
+        strata validate --format json . | jq '.problems[] | .file + \":\" + (.line|tostring)'")]
     Validate(ValidateArgs),
     /// Show a machine's effective configuration and where each section comes from, or
     /// what a group or the cluster defines.
+    ///
+    /// The output is KDL: each section is preceded by a comment naming the mode and the
+    /// file:line it comes from, or "factory default" when no mode defines it.
+    #[command(after_long_help = "Examples:\n  \
+        strata show --machine lab3.example.com          # everything lab3 runs, with sources\n  \
+        strata show --machine lab3.example.com dns      # one section\n  \
+        strata show --group Paris                       # what the Paris group overrides\n  \
+        strata show --sections                          # the section catalogue")]
     Show(ShowArgs),
     /// List the modes that define a section and the machines each one reaches
     /// (AsyncOS `clustershow`).
+    #[command(after_long_help = "Example:\n  strata where dns")]
     Where(WhereArgs),
     /// Copy a section from one mode to another, keeping it at the source (`clusterset`).
     ///
     /// The destination's own version, if any, is replaced. Files are edited in place;
-    /// comments and formatting elsewhere are kept byte for byte.
+    /// comments and formatting elsewhere are kept byte for byte. A notice names the lower
+    /// modes that define the section themselves and so are not affected.
+    #[command(after_long_help = "Examples:\n  \
+        strata copy dns --from cluster --to group:Paris        # start a Paris override\n  \
+        strata copy smtp-routes --from cluster --to all-groups\n  \
+        strata copy listeners --from cluster --to machine:lab1.example.com   # experiment on one machine")]
     Copy(CopyArgs),
     /// Move a section from one mode to another: the source no longer defines it.
+    ///
+    /// Refused when the section may not live at the destination's level (e.g. `users`
+    /// is cluster-only, `interfaces` machine-only).
+    #[command(after_long_help = "Example (publish an experiment to the whole cluster):\n  \
+        strata move listeners --from machine:lab1.example.com --to cluster")]
     Move(CopyArgs),
     /// Delete a section at a mode, so that the mode inherits it again.
+    #[command(after_long_help = "Example:\n  strata delete dns --at machine:lab5.example.com")]
     Delete(DeleteArgs),
     /// Run the agent: the daemon on each appliance (SSH server, durable store).
     Agent(super::agent_args::AgentArgs),

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every file in this directory is a module here.
 
+mod cli_edit;
 mod cli_show;
 mod cli_validate;
 mod corpus;
