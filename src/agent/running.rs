@@ -65,6 +65,11 @@ pub fn update(
     })?;
     for entry in existing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            // Left by a write interrupted by a crash: the target file is intact.
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
         if let Some(section) = name.strip_suffix(".kdl")
             && !name.starts_with('.')
             && !config.contains_key(section)

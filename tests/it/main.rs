@@ -1,5 +1,8 @@
 //! The one integration-test binary: every file in this directory is a module here.
 
+mod agent;
+mod agent_crash;
+mod agent_support;
 mod cli_edit;
 mod cli_show;
 mod cli_validate;

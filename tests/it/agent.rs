@@ -1,0 +1,562 @@
+//! End to end: real agents on loopback ports, driven through the real CLI.
+
+use std::path::Path;
+
+use crate::agent_support::{TestAgent, git_repo, keypair, stderr, stdout, strata};
+
+const CLUSTER: &str = r#"
+cluster "americas" {
+    dns { server "10.0.0.53" priority=0; }
+    ntp { server "ntp1.example.com"; }
+}
+group "Main_Group"
+group "Paris" { dns { server "192.0.2.53" priority=0; } }
+"#;
+
+const MACHINES: &str = r#"
+machine "lab1.example.com" address="10.1.0.1" {
+    interfaces { interface "Data1" address="10.1.0.1/24" hostname="lab1.example.com"; }
+}
+machine "lab3.example.com" group="Paris" address="10.1.0.3"
+"#;
+
+fn sd(agent: &TestAgent) -> String {
+    agent.dir.display().to_string()
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A cluster created on a fresh agent.
+fn created(dir: &Path) -> TestAgent {
+    let agent = TestAgent::start(dir, "lab1.example.com");
+    let out = strata(&["cluster", "create", "americas", "--state-dir", &sd(&agent)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("new cluster committed: americas"),
+        "{}",
+        stdout(&out)
+    );
+    agent
+}
+
+#[test]
+fn plan_apply_plan_log_and_rollback_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let commit = git_repo(
+        &repo,
+        &[("cluster.kdl", CLUSTER), ("machines.kdl", MACHINES)],
+        "americas: first\n\nbody",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let (sd, repo) = (sd(&agent), p(&repo));
+
+    let plan = strata(&["plan", "--ref", "main", "--repo", &repo, "--state-dir", &sd]);
+    assert_eq!(plan.status.code(), Some(2), "{}", stderr(&plan));
+    let text = stdout(&plan);
+    assert!(text.contains("+ cluster/ntp (created)"), "{text}");
+    assert!(
+        text.contains("note: cluster/dns will not affect group:Paris"),
+        "{text}"
+    );
+    assert!(text.contains("lab3.example.com: new machine"), "{text}");
+
+    let apply = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd,
+    ]);
+    assert!(apply.status.success(), "{}", stderr(&apply));
+    assert!(
+        stdout(&apply).contains("applied change set 2"),
+        "{}",
+        stdout(&apply)
+    );
+    // The machine runs its effective config.
+    let running = agent.dir.join("running");
+    let dns = std::fs::read_to_string(running.join("dns.kdl")).unwrap();
+    assert!(dns.contains("10.0.0.53"), "{dns}");
+    assert!(
+        std::fs::read_to_string(running.join("interfaces.kdl"))
+            .unwrap()
+            .contains("10.1.0.1/24")
+    );
+
+    let again = strata(&["plan", "--ref", "main", "--repo", &repo, "--state-dir", &sd]);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&again),
+        stderr(&again)
+    );
+    assert!(stdout(&again).contains("no changes"));
+
+    // A second commit changes dns; JSON output for machines.
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &CLUSTER.replace("10.0.0.53", "10.0.0.99"))],
+        "new resolver",
+    );
+    let plan = strata(&[
+        "plan",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(plan.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(json["actions"].as_array().unwrap().len(), 1);
+    assert_eq!(json["actions"][0]["key"], "cluster/dns");
+    assert_eq!(json["actions"][0]["action"], "change");
+    assert!(
+        strata(&[
+            "apply",
+            "--ref",
+            "main",
+            "--repo",
+            &repo,
+            "--state-dir",
+            &sd
+        ])
+        .status
+        .success()
+    );
+
+    let log = strata(&["log", "--state-dir", &sd, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    let sets = json["change_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 3);
+    assert_eq!(sets[1]["meta"]["source"]["commit"], commit.as_str());
+    assert_eq!(sets[1]["meta"]["author"], "Ada Lovelace <ada@example.com>");
+    assert_eq!(sets[1]["meta"]["message"], "americas: first\n\nbody");
+    assert_eq!(sets[2]["keys"], serde_json::json!(["cluster/dns"]));
+    let human = stdout(&strata(&["log", "--state-dir", &sd]));
+    assert!(
+        human.contains("change set 3") && human.contains("new resolver"),
+        "{human}"
+    );
+
+    // Rollback to change set 2 is a new change set 4 that restores the old resolver.
+    let rb = strata(&["rollback", "--to", "2", "--state-dir", &sd]);
+    assert!(rb.status.success(), "{}", stderr(&rb));
+    assert!(
+        stdout(&rb).contains("applied change set 4"),
+        "{}",
+        stdout(&rb)
+    );
+    assert!(
+        std::fs::read_to_string(running.join("dns.kdl"))
+            .unwrap()
+            .contains("10.0.0.53")
+    );
+    // The repo (at 10.0.0.99) now differs from the agent again.
+    let plan = strata(&["plan", "--ref", "main", "--repo", &repo, "--state-dir", &sd]);
+    assert_eq!(plan.status.code(), Some(2));
+    let bad = strata(&["rollback", "--to", "99", "--state-dir", &sd]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("there is no change set 99"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn a_stale_plan_is_refused_with_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    git_repo(
+        &repo,
+        &[("cluster.kdl", CLUSTER), ("machines.kdl", MACHINES)],
+        "v1",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let (sd, repo) = (sd(&agent), p(&repo));
+    let saved = p(&tmp.path().join("plan.json"));
+    let plan = strata(&[
+        "plan",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd,
+        "--out",
+        &saved,
+    ]);
+    assert_eq!(plan.status.code(), Some(2));
+    // Someone else applies first.
+    assert!(
+        strata(&[
+            "apply",
+            "--ref",
+            "main",
+            "--repo",
+            &repo,
+            "--state-dir",
+            &sd
+        ])
+        .status
+        .success()
+    );
+    let stale = strata(&["apply", "--plan", &saved, "--state-dir", &sd]);
+    assert_eq!(stale.status.code(), Some(1));
+    let err = stderr(&stale);
+    assert!(err.contains("the plan is stale"), "{err}");
+    assert!(
+        err.contains("cluster/dns was created by Ada Lovelace <ada@example.com> on"),
+        "{err}"
+    );
+    assert!(err.contains("in change set 2 (git "), "{err}");
+    // Nothing was written by the refused apply.
+    let log = strata(&["log", "--state-dir", &sd, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    assert_eq!(json["change_sets"].as_array().unwrap().len(), 2);
+    // A garbage plan file is a clear error.
+    std::fs::write(&saved, "{}").unwrap();
+    let bad = strata(&["apply", "--plan", &saved, "--state-dir", &sd]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("is not a saved plan"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn an_invalid_repo_is_not_planned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    git_repo(
+        &repo,
+        &[(
+            "cluster.kdl",
+            "cluster \"a\" { dns { bogus 1; } }\ngroup \"Main_Group\"\n",
+        )],
+        "bad",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &p(&repo),
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("is not a valid config repo"), "{err}");
+    assert!(err.contains("cluster.kdl"), "{err}");
+}
+
+/// The repo's users section with an operator, a read-only user and their keys.
+fn users_repo(dir: &Path, op_key: &str, ro_key: &str) {
+    let users = format!(
+        "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\"\n        user \"ada\" role=\"operator\" {{ key \"{op_key}\"; }}\n        user \"rob\" role=\"read-only\" {{ key \"{ro_key}\"; }}\n    }}\n    dns {{ server \"10.0.0.53\"; }}\n}}\ngroup \"Main_Group\"\ngroup \"Paris\"\n"
+    );
+    git_repo(
+        dir,
+        &[("cluster.kdl", &users), ("machines.kdl", MACHINES)],
+        "users",
+    );
+}
+
+#[test]
+fn roles_and_host_keys_decide_who_gets_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (op, ro, stranger) = (
+        tmp.path().join("op"),
+        tmp.path().join("ro"),
+        tmp.path().join("x"),
+    );
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    keypair(&stranger);
+    let repo = tmp.path().join("repo");
+    users_repo(&repo, &op_pub, &ro_pub);
+    let agent = created(&tmp.path().join("agent"));
+    let repo = p(&repo);
+    let fp = agent.fingerprint();
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let remote = |key: &Path, user: &str, fp: &str, rest: &[&str]| {
+        let mut args: Vec<&str> = rest.to_vec();
+        args.extend([
+            "--target",
+            &agent.addr,
+            "--identity",
+            key.to_str().unwrap(),
+            "--user",
+            user,
+            "--fingerprint",
+            fp,
+        ]);
+        strata(&args)
+    };
+    let plan_args = ["--ref", "main", "--repo", repo.as_str()];
+
+    // Read-only may plan and log, not apply.
+    let mut args = vec!["plan"];
+    args.extend(plan_args);
+    let out = remote(&ro, "rob", &fp, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(remote(&ro, "rob", &fp, &["log"]).status.success());
+    let out = remote(&ro, "rob", &fp, &["rollback", "--to", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("user `rob` (read-only) may not apply changes"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The operator may apply.
+    let cluster = std::fs::read_to_string(tmp.path().join("repo/cluster.kdl")).unwrap();
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &cluster.replace("10.0.0.53", "10.0.0.54"))],
+        "dns",
+    );
+    let mut args = vec!["apply"];
+    args.extend(plan_args);
+    let out = remote(&op, "ada", &fp, &args);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
+    let log = stdout(&remote(&ro, "rob", &fp, &["log"]));
+    assert!(
+        log.contains("change set 3") && log.contains("user: ada"),
+        "{log}"
+    );
+    // Operators may not create clusters.
+    let out = remote(&op, "ada", &fp, &["cluster", "create", "other"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("may not create a cluster"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A key the users section does not hold is refused, as is the right key for another user.
+    let out = remote(&stranger, "ada", &fp, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refused user `ada`: wrong key or passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    let out = remote(&ro, "ada", &fp, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = agent.log();
+    assert_eq!(
+        log.matches("login refused").count(),
+        2,
+        "every refusal is logged: {log}"
+    );
+
+    // An unknown host key is refused before logging in.
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let out = remote(&op, "ada", wrong, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("refusing to talk to") && err.contains(&fp) && err.contains(wrong),
+        "{err}"
+    );
+    // No pin at all is refused too.
+    let out = strata(&[
+        "log",
+        "--target",
+        &agent.addr,
+        "--identity",
+        op.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("host key is not pinned"),
+        "{}",
+        stderr(&out)
+    );
+    // Trust on first use records the key; the recorded key is then checked.
+    let kh = tmp.path().join("known_hosts");
+    let tofu = [
+        "log",
+        "--target",
+        &agent.addr,
+        "--identity",
+        op.to_str().unwrap(),
+        "--user",
+        "ada",
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ];
+    let out = strata(&tofu);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unknown host without --trust-on-first-use"
+    );
+    let mut first = tofu.to_vec();
+    first.push("--trust-on-first-use");
+    assert!(strata(&first).status.success());
+    assert!(strata(&tofu).status.success(), "recorded key accepted");
+}
+
+#[test]
+fn a_second_agent_on_the_same_state_dir_is_refused_and_sigterm_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("agent");
+    let mut agent = TestAgent::start(&dir, "lab1");
+    let out = strata(&["agent", "--state-dir", &p(&dir), "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("another agent is running on"),
+        "{}",
+        stderr(&out)
+    );
+    let status = agent.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        !dir.join("address").exists(),
+        "a clean stop removes the address file"
+    );
+}
+
+#[test]
+fn a_peer_sending_garbage_is_disconnected() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = TestAgent::start(&tmp.path().join("agent"), "lab1");
+    let mut s = std::net::TcpStream::connect(&agent.addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    // The agent answers with its SSH banner and closes; read returns at EOF.
+    let _ = s.read_to_end(&mut buf);
+    assert!(String::from_utf8_lossy(&buf).starts_with("SSH-2.0-"));
+    // And it still serves others.
+    assert!(
+        strata(&["log", "--state-dir", &sd(&agent)])
+            .status
+            .success()
+    );
+}
+
+/// The `ssh` client, if installed (.ci/run installs openssh-client).
+fn openssh() -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin/ssh", "/usr/local/bin/ssh", "/bin/ssh"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have OpenSSH's ssh client"
+        );
+        eprintln!("skipping: no ssh client on this machine");
+    }
+    found
+}
+
+#[test]
+fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
+    let Some(ssh) = openssh() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (op, ro, stranger) = (
+        tmp.path().join("op"),
+        tmp.path().join("ro"),
+        tmp.path().join("x"),
+    );
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    keypair(&stranger);
+    users_repo(&tmp.path().join("repo"), &op_pub, &ro_pub);
+    let agent = created(&tmp.path().join("agent"));
+    let repo = p(&tmp.path().join("repo"));
+    assert!(
+        strata(&[
+            "apply",
+            "--ref",
+            "main",
+            "--repo",
+            &repo,
+            "--state-dir",
+            &sd(&agent)
+        ])
+        .status
+        .success()
+    );
+    let port = agent.addr.rsplit_once(':').unwrap().1.to_owned();
+    let kh = tmp.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{port} {}\n", agent.host_public_key()),
+    )
+    .unwrap();
+    let empty_kh = tmp.path().join("empty_known_hosts");
+    std::fs::write(&empty_kh, "").unwrap();
+    let run = |key: &Path, user: &str, known: &Path, command: &str| {
+        std::process::Command::new(&ssh)
+            .args(["-F", "/dev/null", "-p", &port, "-i"])
+            .arg(key)
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=20",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(command)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&op, "ada", &kh, "whoami");
+    assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
+    assert_eq!(stdout(&out), "ada operator on lab1.example.com\n");
+    let out = run(&ro, "rob", &kh, "whoami");
+    assert_eq!(stdout(&out), "rob read-only on lab1.example.com\n");
+    let out = run(&op, "ada", &kh, "rm -rf /");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown command"), "{}", stderr(&out));
+    // Wrong key: refused by the agent.
+    let out = run(&stranger, "ada", &kh, "whoami");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    // Unknown host key: refused by ssh itself.
+    let out = run(&op, "ada", &empty_kh, "whoami");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("Host key verification failed"),
+        "{}",
+        stderr(&out)
+    );
+}

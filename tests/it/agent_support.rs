@@ -1,0 +1,172 @@
+//! Helpers for tests that run real `strata agent` processes on loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use russh::keys::{Algorithm, HashAlg, PrivateKey};
+
+/// A running agent process; killed when dropped.
+pub struct TestAgent {
+    /// The process.
+    pub child: Child,
+    /// Its state dir.
+    pub dir: PathBuf,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TestAgent {
+    /// Starts an agent on a free loopback port (the agent binds port 0 and writes the
+    /// bound address to `address` in its state dir once it listens).
+    pub fn start(dir: &Path, machine: &str) -> TestAgent {
+        let address = dir.join("address");
+        let _ = std::fs::remove_file(&address);
+        std::fs::create_dir_all(dir).unwrap();
+        // Short refusal delays keep the tests quick; the growth is what is tested.
+        let settings = dir.join("agent.kdl");
+        if !settings.exists() {
+            let text = format!("machine \"{machine}\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\n");
+            std::fs::write(settings, text).unwrap();
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.stderr"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["agent", "--state-dir"])
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--machine", machine])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start the agent");
+        let mut agent = TestAgent {
+            child,
+            dir: dir.to_path_buf(),
+            addr: String::new(),
+        };
+        // Waiting for a file the agent writes once it listens: no fixed sleeps.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&address) {
+                agent.addr = text.trim().to_owned();
+                return agent;
+            }
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("the agent exited early: {status}");
+            }
+            assert!(Instant::now() < deadline, "the agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.stderr")).unwrap_or_default()
+    }
+
+    /// The host key's fingerprint, as OpenSSH prints it.
+    pub fn fingerprint(&self) -> String {
+        let key = russh::keys::load_secret_key(self.dir.join("host_key"), None).unwrap();
+        key.public_key().fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    /// The host key's public half in OpenSSH format.
+    pub fn host_public_key(&self) -> String {
+        let key = russh::keys::load_secret_key(self.dir.join("host_key"), None).unwrap();
+        key.public_key().to_openssh().unwrap()
+    }
+
+    /// Kills the agent with SIGKILL and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the agent to stop with SIGTERM and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `strata` with `args` (no colour, width 80).
+pub fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "80")
+        .env_remove("STRATA_PASSPHRASE")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// stdout of a run.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr of a run.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes a new ed25519 key pair: `path` (private, 0600) and `path.pub`; returns the
+/// public key line.
+pub fn keypair(path: &Path) -> String {
+    let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap();
+    let private = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .unwrap();
+    std::fs::write(path, private.as_bytes()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let public = key.public_key().to_openssh().unwrap();
+    std::fs::write(path.with_extension("pub"), format!("{public}\n")).unwrap();
+    public
+}
+
+/// A git repository at `dir` with `files`, committed on `main`; returns the commit id.
+pub fn git_repo(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    let repo = match git2::Repository::open(dir) {
+        Ok(r) => r,
+        Err(_) => {
+            let mut opts = git2::RepositoryInitOptions::new();
+            opts.initial_head("main");
+            git2::Repository::init_opts(dir, &opts).unwrap()
+        }
+    };
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("Ada Lovelace", "ada@example.com").unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
+        .to_string()
+}
