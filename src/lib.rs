@@ -10,6 +10,7 @@
 //! - [`schema`]: the section catalogue and checking sections against it.
 //! - [`resolve`]: layering into each machine's effective config, with provenance.
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
+//! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=` mappings.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
 //! - [`mesh`]: frame codec, typed messages, connections over SSH channels.
@@ -35,3 +36,4 @@ pub mod schema;
 pub mod source;
 pub mod state;
 pub mod validate;
+pub mod xml;

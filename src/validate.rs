@@ -29,7 +29,10 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
     let sources = read_paths(paths)?;
     let mut diags = Diagnostics::default();
     let catalogue = Catalogue::load(&sources.schemas, &mut diags);
-    let repo = parse_files(sources.kdl, &mut diags);
+    let mut repo = parse_files(sources.kdl, &mut diags);
+    for file in &sources.other {
+        crate::xml::cluster::load_into(file, &catalogue, &mut repo, &mut diags);
+    }
     validate(&repo, &catalogue, &mut diags);
     diags.sort();
     Ok(Checked {
@@ -43,10 +46,12 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
 pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
     // A file that does not parse declares nothing; "no cluster" or "no group" would then
     // only be echoes of its syntax error.
-    let unparsed = diags
-        .problems
-        .iter()
-        .any(|p| p.code == "strata::kdl::syntax");
+    let unparsed = diags.problems.iter().any(|p| {
+        matches!(
+            p.code,
+            "strata::kdl::syntax" | "strata::xml::syntax" | "strata::xml::refused"
+        )
+    });
     if !unparsed {
         cluster_rules(repo, diags);
         group_rules(repo, diags);

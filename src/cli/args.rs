@@ -93,6 +93,19 @@ pub enum Command {
     Log(super::agent_args::LogArgs),
     /// Apply the state as of an earlier change set, as a new change set.
     Rollback(super::agent_args::RollbackArgs),
+    /// Convert an AsyncOS configuration XML file (saveconfig) into KDL in a config repo.
+    ///
+    /// `--machine NAME` loads it as one machine of an existing repo; `--new-cluster NAME`
+    /// seeds a new repo from a standalone appliance. A cluster XML file (from `export-xml
+    /// --cluster`) becomes a whole repo. Unknown elements are kept in `xml-extra`, never
+    /// dropped. Existing files are not overwritten unless --force is given; nothing is
+    /// written unless the result validates.
+    ImportXml(super::xml_args::ImportXmlArgs),
+    /// Write AsyncOS configuration XML: a machine's flattened effective configuration
+    /// (`--machine`), or every level in Strata's cluster XML form (`--cluster`).
+    ///
+    /// The output is deterministic: the same repo always gives the same bytes.
+    ExportXml(super::xml_args::ExportXmlArgs),
 }
 
 /// Where the config repo is.

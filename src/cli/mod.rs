@@ -8,12 +8,15 @@ mod args;
 mod cluster;
 mod connect;
 mod edit;
+mod export_xml;
+mod import_xml;
 mod log;
 mod plan;
 mod output;
 mod show;
 mod validate;
 mod where_;
+mod xml_args;
 
 use std::process::ExitCode;
 
@@ -58,6 +61,8 @@ pub fn main() -> ExitCode {
         Command::Apply(a) => apply::run(a, &out),
         Command::Log(a) => log::run(a, &out),
         Command::Rollback(a) => log::rollback(a, &out),
+        Command::ImportXml(a) => import_xml::run(a, &out),
+        Command::ExportXml(a) => export_xml::run(a, &out),
     };
     match result {
         Ok(outcome) => outcome.into(),

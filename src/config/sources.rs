@@ -63,16 +63,36 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, ReadError> {
                     out.kdl.push(file);
                 }
             }
+        } else if path.extension().is_some_and(|e| e == "kdl") {
+            out.kdl.push(read(path, path.display().to_string())?);
         } else {
-            let file = read(path, path.display().to_string())?;
-            if path.extension().is_some_and(|e| e == "kdl") {
-                out.kdl.push(file);
-            } else {
-                out.other.push(file);
-            }
+            out.other.push(read_other(path, meta.len())?);
         }
     }
     Ok(out)
+}
+
+/// Reads a file that is not KDL (AsyncOS XML): refuses one larger than
+/// [`crate::xml::MAX_FILE_BYTES`] before reading it, and decodes it as its XML
+/// declaration says (ISO-8859-1 or UTF-8).
+fn read_other(path: &Path, len: u64) -> Result<Arc<SourceFile>, ReadError> {
+    let shown = path.display().to_string();
+    let fail = |msg: String| ReadError {
+        path: shown.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+    };
+    if len > crate::xml::MAX_FILE_BYTES as u64 {
+        return Err(fail(format!(
+            "the file is {len} bytes, more than the {} bytes Strata reads",
+            crate::xml::MAX_FILE_BYTES
+        )));
+    }
+    let bytes = fs::read(path).map_err(|source| ReadError {
+        path: shown.clone(),
+        source,
+    })?;
+    let text = crate::xml::decode_bytes(&bytes).map_err(fail)?;
+    Ok(SourceFile::new(shown.clone(), text))
 }
 
 fn shown_name(root: &Path, rel: &Path, several: bool) -> String {

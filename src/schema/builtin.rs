@@ -68,6 +68,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("timezone.kdl", include_str!("../../schemas/timezone.kdl")),
     ("users.kdl", include_str!("../../schemas/users.kdl")),
+    ("xml-extra.kdl", include_str!("../../schemas/xml-extra.kdl")),
 ];
 
 /// The built-in schema files, read once.

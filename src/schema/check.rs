@@ -7,7 +7,59 @@ use std::sync::Arc;
 use super::{FieldSpec, NodeSpec, SectionSchema};
 use crate::config::diagnostics::did_you_mean;
 use crate::config::{Diagnostics, Problem, SourceFile};
-use crate::model::Node;
+use crate::model::{Node, Value};
+
+/// The name of the node (and of the built-in section) that keeps XML an import did not
+/// know: unknown attributes as properties, unknown elements as `element` children.
+pub const XML_EXTRA: &str = "xml-extra";
+
+/// Checks the shape of an `xml-extra` node: its children are `element "name" ["text"]
+/// attr=… { … }` and `text "…"` nodes, recursively; element names are XML names.
+pub fn check_xml_extra(node: &Node, file: &Arc<SourceFile>, diags: &mut Diagnostics) {
+    let bad = |n: &Node, why: String| {
+        Problem::error("strata::xml::extra-shape", why)
+            .at(file, n.name_span, "here")
+            .help("xml-extra holds `element \"name\" [\"text\"] attr=\"…\" { … }` and `text \"…\"` nodes, as `strata import-xml` writes them")
+    };
+    if !node.args.is_empty() {
+        diags.push(bad(node, format!("`{}` takes no arguments", node.name)));
+    }
+    for (k, v) in &node.props {
+        if !super::parse::is_xml_name(k) || v.as_str().is_none() {
+            diags.push(bad(
+                node,
+                format!("attribute `{k}` must be an XML name with a string value"),
+            ));
+        }
+    }
+    for child in &node.children {
+        match child.name.as_str() {
+            "text" => {
+                if !matches!(child.args.as_slice(), [Value::String(_)])
+                    || !child.children.is_empty()
+                    || !child.props.is_empty()
+                {
+                    diags.push(bad(child, "`text` takes exactly one string".into()));
+                }
+            }
+            "element" => {
+                let ok_name = matches!(child.args.first(), Some(Value::String(n)) if super::parse::is_xml_name(n));
+                let ok_text = match child.args.get(1) {
+                    None => true,
+                    Some(Value::String(_)) => child.args.len() == 2 && child.children.is_empty(),
+                    Some(_) => false,
+                };
+                if !ok_name || !ok_text {
+                    diags.push(bad(child, "`element` takes an XML element name and, when it has no children, an optional string of text".into()));
+                }
+                let mut inner = child.clone();
+                inner.args.clear();
+                check_xml_extra(&inner, file, diags);
+            }
+            other => diags.push(bad(child, format!("unexpected `{other}` in xml-extra"))),
+        }
+    }
+}
 
 /// Checks one section node against its schema, reporting every problem.
 pub fn check_section(
@@ -16,6 +68,10 @@ pub fn check_section(
     file: &Arc<SourceFile>,
     diags: &mut Diagnostics,
 ) {
+    if schema.name == XML_EXTRA {
+        check_xml_extra(node, file, diags);
+        return;
+    }
     let mut checker = Checker { file, diags };
     checker.node(&schema.body, node, &schema.name);
 }
@@ -129,6 +185,11 @@ impl Checker<'_> {
         let mut seen: HashMap<&str, &Node> = HashMap::new();
         let mut keys: HashMap<(&str, String), &Node> = HashMap::new();
         for child in &node.children {
+            if child.name == XML_EXTRA {
+                // What an XML import found that the schema does not know: kept verbatim.
+                check_xml_extra(child, self.file, self.diags);
+                continue;
+            }
             let Some(child_spec) = spec.children.get(&child.name) else {
                 let mut p = Problem::error(
                     "strata::schema::unknown-child",

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use crate::config::{Diagnostics, SourceFile};
 use crate::model::{Level, Node, Value};
-pub use check::check_section;
-pub use value_type::ValueType;
+pub use check::{XML_EXTRA, check_section, check_xml_extra};
+pub use parse::is_xml_name;
+pub use value_type::{ValueType, parse_netmask};
 
 /// One section's schema.
 #[derive(Debug, Clone)]
@@ -134,6 +135,10 @@ pub struct ChildSpec {
     /// The argument or property that identifies each of several such children; values
     /// must be unique among siblings, and references point at them.
     pub key: Option<String>,
+    /// Where the child lives in AsyncOS XML, relative to its parent's element (`xml=`):
+    /// `None` for an element named like the child (`-` → `_`), a slash path through
+    /// wrapper elements (`local_dns/dns_ip`), or `.` for the parent's element itself.
+    pub xml: Option<String>,
 }
 
 impl ChildSpec {
@@ -163,6 +168,13 @@ pub struct FieldSpec {
     /// The value must be the key of a node in another section of the same machine's
     /// effective config.
     pub reference: Option<Reference>,
+    /// Where the value lives in AsyncOS XML, relative to the node's element (`xml=`):
+    /// `None` for a child element named like the field (`-` → `_`), `.` for the element's
+    /// own text, `@name` for an attribute, or a slash path to a descendant's text.
+    pub xml: Option<String>,
+    /// `cidr` fields only (`xml-netmask=`): the address goes where `xml` says and the
+    /// prefix length, as a netmask, into this element (read dotted or hex, written hex).
+    pub xml_netmask: Option<String>,
 }
 
 /// A reference target: the key of a `child` node in section `section`.

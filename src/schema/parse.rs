@@ -13,8 +13,17 @@ const SECTION_KEYS: [&str; 9] = [
     "command", "xml", "levels", "summary", "arg", "prop", "child", "default", "open",
 ];
 const SPEC_KEYS: [&str; 4] = ["arg", "prop", "child", "open"];
-const FIELD_PROPS: [&str; 8] = [
-    "type", "required", "variadic", "default", "min", "max", "values", "ref",
+const FIELD_PROPS: [&str; 10] = [
+    "type",
+    "required",
+    "variadic",
+    "default",
+    "min",
+    "max",
+    "values",
+    "ref",
+    "xml",
+    "xml-netmask",
 ];
 
 struct Ctx<'a> {
@@ -195,10 +204,14 @@ fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
                     (Some("multiple"), KdlValue::Bool(b)) => child.multiple = *b,
                     (Some("required"), KdlValue::Bool(b)) => child.required = *b,
                     (Some("key"), KdlValue::String(k)) => child.key = Some(k.clone()),
+                    (Some("xml"), KdlValue::String(x)) => match xml_path_problem(x, true) {
+                        None => child.xml = Some(x.clone()),
+                        Some(why) => ctx.error(e.span(), why, XML_HELP),
+                    },
                     (Some(other), _) => ctx.error(
                         e.span(),
                         format!("unknown or mistyped child option `{other}`"),
-                        "a child takes multiple=#bool, required=#bool and key=\"field\"",
+                        "a child takes multiple=#bool, required=#bool, key=\"field\" and xml=\"path\"",
                     ),
                     (None, _) => {}
                 }
@@ -227,6 +240,8 @@ fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<Fi
         variadic: false,
         default: None,
         reference: None,
+        xml: None,
+        xml_netmask: None,
     };
     let (mut min, mut max, mut values) = (None, None, None);
     let mut required_given = false;
@@ -257,6 +272,19 @@ fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<Fi
             ("values", KdlValue::String(s)) => {
                 values = Some(s.split_whitespace().map(str::to_owned).collect())
             }
+            ("xml", KdlValue::String(x)) => match xml_path_problem(x, false) {
+                None => f.xml = Some(x.clone()),
+                Some(why) => ctx.error(e.span(), why, XML_HELP),
+            },
+            ("xml-netmask", KdlValue::String(x)) => match xml_path_problem(x, false) {
+                Some(why) => ctx.error(e.span(), why, XML_HELP),
+                None if x == "." || x.starts_with('@') => ctx.error(
+                    e.span(),
+                    format!("`xml-netmask=\"{x}\"` must name an element"),
+                    XML_HELP,
+                ),
+                None => f.xml_netmask = Some(x.clone()),
+            },
             ("ref", KdlValue::String(r)) => match r.split_once('/') {
                 Some((section, child)) => {
                     f.reference = Some(Reference {
@@ -295,10 +323,47 @@ fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<Fi
         },
         _ => {}
     }
+    if f.xml_netmask.is_some() && f.ty != ValueType::Cidr {
+        ctx.error(
+            node.span(),
+            format!("`{}` has xml-netmask= but is not of type cidr", f.name),
+            "xml-netmask= splits a cidr value into an address and a netmask element",
+        );
+    }
     if f.default.is_some() && !required_given {
         f.required = false;
     }
     Some(f)
+}
+
+const XML_HELP: &str = "xml= is `.` (the element's own text), `@attr` (an attribute), or a path of element names such as `local_dns/dns_ip`";
+
+/// What is wrong with an `xml=` path, if anything. Children may not point at attributes.
+fn xml_path_problem(path: &str, child: bool) -> Option<String> {
+    if path == "." {
+        return None;
+    }
+    if let Some(attr) = path.strip_prefix('@') {
+        return match (child, is_xml_name(attr)) {
+            (true, _) => Some(format!(
+                "a child cannot live in an attribute (`xml=\"{path}\"`)"
+            )),
+            (false, true) => None,
+            (false, false) => Some(format!("`{attr}` is not an XML attribute name")),
+        };
+    }
+    path.split('/')
+        .find(|step| !is_xml_name(step))
+        .map(|step| format!("`{step}` in `xml=\"{path}\"` is not an XML element name"))
+}
+
+/// True for a name XML accepts for elements and attributes (ASCII subset).
+pub fn is_xml_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 /// Checks that every `ref=` names a section and child that exist and have a key.

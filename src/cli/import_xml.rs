@@ -1,0 +1,287 @@
+//! `strata import-xml`: AsyncOS configuration XML (or Strata's cluster XML form) → KDL
+//! files in a config repo. Reads and checks everything first; writes only when the
+//! resulting repo validates and no existing file would be overwritten (unless --force).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::args::Format;
+use super::output::Output;
+use super::xml_args::ImportXmlArgs;
+use super::{CliError, Failure, Outcome, load_valid};
+use crate::config::sources::read_paths;
+use crate::config::{Diagnostics, SourceFile, parse_files};
+use crate::model::MAIN_GROUP;
+use crate::schema::Catalogue;
+use crate::validate::validate;
+use crate::xml::MAX_FILE_BYTES;
+use crate::xml::cluster::{Loaded, file_stem, load, standalone_repo};
+use crate::xml::import::{Planned, from_cluster, into_machine, new_cluster};
+
+/// Runs `strata import-xml`.
+pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
+    let dir = args.repo.repo.clone();
+    let file = read_xml(&args.file)?;
+    // With --machine the repo must exist and be valid; its own schemas count.
+    let existing = match &args.machine {
+        Some(_) => Some(load_valid(&dir, out)?),
+        None => None,
+    };
+    let catalogue = match &existing {
+        Some(c) => c.catalogue.clone(),
+        None => repo_catalogue(&dir)?,
+    };
+    let mut diags = Diagnostics::default();
+    let loaded = load(&file, &catalogue, &mut diags);
+    let (plan, what) = match loaded {
+        None => {
+            report(out, &diags);
+            return Err(refused(&args.file, "it is not readable XML"));
+        }
+        Some(Loaded::Cluster(xml_repo)) => {
+            if args.machine.is_some() {
+                return Err(Failure::new(
+                    format!(
+                        "{} is a cluster XML file, not one appliance's",
+                        args.file.display()
+                    ),
+                    "import it without --machine, into a new repo: strata import-xml FILE --repo DIR",
+                ));
+            }
+            validate(&xml_repo, &catalogue, &mut diags);
+            let plan = from_cluster(&xml_repo, args.new_cluster.as_deref());
+            (plan, "the cluster".to_owned())
+        }
+        Some(Loaded::Appliance(app)) => {
+            let machine = args
+                .machine
+                .clone()
+                .or(args.name.clone())
+                .or(app.hostname().map(str::to_owned))
+                .ok_or_else(|| {
+                    Failure::new(
+                        "the appliance has no <hostname> to name the machine by",
+                        "name it with --name NAME",
+                    )
+                })?;
+            // The appliance on its own, as `validate FILE.xml` checks it: problems point
+            // into the XML.
+            let cluster_name = args
+                .new_cluster
+                .clone()
+                .unwrap_or_else(|| file_stem(&file.name));
+            validate(
+                &standalone_repo(&app, &catalogue, &cluster_name, &machine),
+                &catalogue,
+                &mut diags,
+            );
+            match (&existing, &args.new_cluster) {
+                (Some(checked), _) => {
+                    let group = args.group.clone().unwrap_or_else(|| MAIN_GROUP.to_owned());
+                    let repo = &checked.repo;
+                    if repo.group(&group).is_none() {
+                        return Err(Failure::new(
+                            format!("the repo has no group `{group}`"),
+                            "declare it in groups.kdl first, or choose another with --group",
+                        ));
+                    }
+                    if let Some(m) = repo.machine(&machine) {
+                        let target = dir.join(crate::xml::import::machine_path(&machine));
+                        let same_file =
+                            Path::new(&m.file.name) == target.strip_prefix(&dir).unwrap_or(&target);
+                        if !(args.force && same_file) {
+                            return Err(Failure::new(
+                                format!(
+                                    "machine `{machine}` is already declared at {}",
+                                    m.location()
+                                ),
+                                "choose another name, or give --force to replace its file",
+                            ));
+                        }
+                    }
+                    let plan = into_machine(
+                        &app,
+                        &catalogue,
+                        repo,
+                        &machine,
+                        &group,
+                        args.address.as_deref(),
+                    );
+                    (plan, format!("machine {machine} (group {group})"))
+                }
+                (None, Some(cluster)) => {
+                    let plan =
+                        new_cluster(&app, &catalogue, cluster, &machine, args.address.as_deref());
+                    (
+                        plan,
+                        format!("the new cluster {cluster}, machine {machine}"),
+                    )
+                }
+                (None, None) => {
+                    return Err(Failure::new(
+                        format!(
+                            "{} is one appliance's configuration: say where it goes",
+                            args.file.display()
+                        ),
+                        "give --machine NAME (into an existing repo) or --new-cluster NAME (a new repo)",
+                    ));
+                }
+            }
+        }
+    };
+    diags.sort();
+    if diags.has_errors() {
+        report(out, &diags);
+        return Err(refused(&args.file, "it has the errors above"));
+    }
+    refuse_overwrite(&dir, &plan, args.force)?;
+    check_result(&dir, &plan, &catalogue, out)?;
+    report(out, &diags);
+    write(&dir, &plan)?;
+    match out.format {
+        Format::Json => {
+            let mut v = plan.json();
+            v["imported"] = serde_json::json!(what);
+            v["warnings"] = serde_json::json!(diags.warning_count());
+            out.json(&v);
+        }
+        _ => {
+            let files: Vec<&str> = plan.files.iter().map(|(p, _)| p.as_str()).collect();
+            out.print(&format!(
+                "imported {} as {what}: wrote {}\n{}",
+                args.file.display(),
+                files.join(", "),
+                plan.summary_text()
+            ));
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn refused(file: &Path, why: &str) -> CliError {
+    Failure::new(
+        format!("{} was not imported: {why}", file.display()),
+        "nothing was written; fix the file and run the import again",
+    )
+}
+
+fn report(out: &Output, diags: &Diagnostics) {
+    let human = Output {
+        format: Format::Human,
+        color: out.color,
+        width: out.width,
+    };
+    human.diagnostics(diags);
+}
+
+fn read_xml(path: &Path) -> Result<Arc<SourceFile>, CliError> {
+    let shown = path.display().to_string();
+    let cannot =
+        |why: String| Failure::new(format!("cannot read {shown}: {why}"), "check the path");
+    let meta = std::fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(cannot(format!(
+            "the file is {} bytes, more than the {MAX_FILE_BYTES} bytes Strata reads",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| cannot(e.to_string()))?;
+    let text = crate::xml::decode_bytes(&bytes).map_err(cannot)?;
+    Ok(SourceFile::new(shown, text))
+}
+
+/// The built-in catalogue plus the schemas of `dir/schemas`, if any.
+fn repo_catalogue(dir: &Path) -> Result<Catalogue, CliError> {
+    let schemas = dir.join("schemas");
+    let mut diags = Diagnostics::default();
+    if !schemas.is_dir() {
+        return Ok(Catalogue::builtin());
+    }
+    let sources = read_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
+    let cat = Catalogue::load(&sources.schemas, &mut diags);
+    Ok(cat)
+}
+
+fn refuse_overwrite(dir: &Path, plan: &Planned, force: bool) -> Result<(), CliError> {
+    if force {
+        return Ok(());
+    }
+    let existing: Vec<&str> = plan
+        .files
+        .iter()
+        .filter(|(p, _)| dir.join(p).exists())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        format!(
+            "{} already exists in {}",
+            existing.join(", "),
+            dir.display()
+        ),
+        "nothing was written; give --force to overwrite, or import into another --repo",
+    ))
+}
+
+/// Validates the repo as it would be after the import: its KDL files with the new ones
+/// in place.
+fn check_result(
+    dir: &Path,
+    plan: &Planned,
+    catalogue: &Catalogue,
+    out: &Output,
+) -> Result<(), CliError> {
+    let mut files: Vec<Arc<SourceFile>> = Vec::new();
+    if dir.is_dir() {
+        let sources = read_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
+        files.extend(sources.kdl.into_iter().filter(|f| {
+            !plan
+                .files
+                .iter()
+                .any(|(p, _)| Path::new(p) == Path::new(&f.name))
+        }));
+    }
+    files.extend(
+        plan.files
+            .iter()
+            .map(|(p, t)| SourceFile::new(p.clone(), t.clone())),
+    );
+    let mut diags = Diagnostics::default();
+    let repo = parse_files(files, &mut diags);
+    validate(&repo, catalogue, &mut diags);
+    diags.sort();
+    if diags.has_errors() {
+        report(out, &diags);
+        return Err(Failure::new(
+            format!(
+                "the repo would not validate after the import ({} errors)",
+                diags.error_count()
+            ),
+            "nothing was written; the problems above say why",
+        ));
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, plan: &Planned) -> Result<(), CliError> {
+    for (rel, text) in &plan.files {
+        let path: PathBuf = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Failure::new(
+                    format!("cannot create {}: {e}", parent.display()),
+                    "check permissions",
+                )
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|e| {
+            Failure::new(
+                format!("cannot write {}: {e}", path.display()),
+                "check permissions",
+            )
+        })?;
+    }
+    Ok(())
+}

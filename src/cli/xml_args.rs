@@ -1,0 +1,66 @@
+//! Arguments of `strata import-xml` and `strata export-xml`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::args::RepoArgs;
+
+/// `strata import-xml`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("into").args(["new_cluster", "into_machine"])))]
+pub struct ImportXmlArgs {
+    /// The AsyncOS configuration file (`saveconfig`), or a cluster XML file written by
+    /// `strata export-xml --cluster`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Load the appliance as this machine of the existing repo: machine-only sections at
+    /// machine level, the others as machine overrides where they differ from what the
+    /// machine would inherit.
+    #[arg(
+        long = "machine",
+        value_name = "NAME",
+        id = "into_machine",
+        conflicts_with = "new_cluster"
+    )]
+    pub machine: Option<String>,
+    /// Seed a new repo from a standalone appliance, as AsyncOS's "create cluster" does:
+    /// clusterable settings at the cluster, machine-only ones at the machine, `Main_Group`.
+    /// With a cluster XML file: the new cluster's name.
+    #[arg(long, value_name = "NAME")]
+    pub new_cluster: Option<String>,
+    /// With --machine: the machine's group (default `Main_Group`).
+    #[arg(long, value_name = "NAME", requires = "into_machine")]
+    pub group: Option<String>,
+    /// The address peers reach the machine at (`address=`); default its name.
+    #[arg(long, value_name = "ADDR")]
+    pub address: Option<String>,
+    /// With --new-cluster: the machine's name (default: the appliance's hostname).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `strata export-xml`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").args(["machine", "cluster"]).required(true)))]
+pub struct ExportXmlArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Write this machine's flattened effective configuration as an AsyncOS
+    /// configuration file (saveconfig; what the machine keeps when removed from the
+    /// cluster).
+    #[arg(long, value_name = "NAME")]
+    pub machine: Option<String>,
+    /// Write every level (cluster, groups, machines) in Strata's cluster XML form, which
+    /// `import-xml` reads back.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}

@@ -1,0 +1,441 @@
+//! The two XML forms and their place in a repo.
+//!
+//! - The **appliance form** (AsyncOS `saveconfig`): `<config>` holding one machine's
+//!   sections. As a repo it is a one-machine cluster, the way AsyncOS creates a cluster
+//!   from a standalone appliance: sections the cluster level allows at the cluster,
+//!   machine-only ones (and `xml-extra`) at the machine, in group `Main_Group`.
+//! - The **cluster form** (Strata's own, written by `export-xml --cluster`):
+//!
+//!   ```xml
+//!   <strata_cluster name="americas">
+//!     <cluster sections="dns listeners …"> …section elements as under <config>… </cluster>
+//!     <group name="Paris" sections="dns ldap-queries"> … </group>
+//!     <machine name="lab1.example.com" group="Main_Group" address="10.1.0.1"
+//!              serial="…" sections="hostname interfaces"> … </machine>
+//!   </strata_cluster>
+//!   ```
+//!
+//!   `sections=` lists the sections a mode defines, so a section defined empty is told
+//!   apart from one not defined where sections share an element (`<ldap/>`). A section
+//!   whose element has content is defined even if not listed.
+
+use std::sync::Arc;
+
+use miette::SourceSpan;
+
+use super::codec::Decoder;
+use super::header::Header;
+use super::reader::{self, XElem};
+use super::{Limits, decode_sections, encode_sections, unknown_warnings, writer};
+use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
+use crate::model::{Level, MAIN_GROUP, Mode, Node};
+use crate::resolve::effective;
+use crate::schema::{Catalogue, XML_EXTRA};
+
+/// The root element of the cluster form.
+pub const CLUSTER_ROOT: &str = "strata_cluster";
+
+/// One appliance's configuration, read from the appliance form.
+#[derive(Debug, Clone)]
+pub struct Appliance {
+    /// The file read.
+    pub file: Arc<SourceFile>,
+    /// Header metadata.
+    pub header: Header,
+    /// The sections found, in catalogue order (`xml-extra` last).
+    pub sections: Vec<Node>,
+    /// The `<config>` element's spans.
+    pub span: SourceSpan,
+    /// The root's name in the start tag.
+    pub name_span: SourceSpan,
+}
+
+impl Appliance {
+    /// The machine's own name: its `hostname` section, if any.
+    pub fn hostname(&self) -> Option<&str> {
+        self.section("hostname")?.args.first()?.as_str()
+    }
+
+    /// The section called `name`, if the file has it.
+    pub fn section(&self, name: &str) -> Option<&Node> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+}
+
+/// What an XML file holds.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// One appliance (`<config>`).
+    Appliance(Appliance),
+    /// A whole cluster (`<strata_cluster>`), as declarations pointing into the file.
+    Cluster(Repo),
+}
+
+/// The level a section of a standalone appliance goes to when it becomes a cluster.
+pub fn standalone_level(catalogue: &Catalogue, section: &str) -> Level {
+    match catalogue.get(section) {
+        _ if section == XML_EXTRA => Level::Machine,
+        Some(s) if s.allows(Level::Cluster) => Level::Cluster,
+        Some(s) if s.allows(Level::Machine) => Level::Machine,
+        Some(_) => Level::Group,
+        None => Level::Machine,
+    }
+}
+
+/// Reads an XML file of either form. Problems (syntax, refused input, unknown elements as
+/// warnings, malformed cluster form) go to `diags`; `None` when nothing usable was read.
+pub fn load(
+    file: &Arc<SourceFile>,
+    catalogue: &Catalogue,
+    diags: &mut Diagnostics,
+) -> Option<Loaded> {
+    let doc = match reader::parse(file, &Limits::default()) {
+        Ok(doc) => doc,
+        Err(p) => {
+            diags.push(*p);
+            return None;
+        }
+    };
+    let mut dec = Decoder::default();
+    let loaded = match doc.root.name.as_str() {
+        "config" => {
+            let mut sections = decode_sections(&mut dec, &doc.root, catalogue);
+            if !sections.iter().any(|s| s.name == "feature-keys")
+                && let Some(mut keys) = doc.header.feature_keys()
+            {
+                keys.span = doc.root.name_span;
+                keys.name_span = doc.root.name_span;
+                let at = sections
+                    .iter()
+                    .position(|s| s.name == XML_EXTRA)
+                    .unwrap_or(sections.len());
+                sections.insert(at, keys);
+            }
+            Some(Loaded::Appliance(Appliance {
+                file: file.clone(),
+                header: doc.header.clone(),
+                sections,
+                span: doc.root.span,
+                name_span: doc.root.name_span,
+            }))
+        }
+        CLUSTER_ROOT => {
+            cluster_form(file, &doc.root, &mut dec, catalogue, diags).map(Loaded::Cluster)
+        }
+        other => {
+            diags.push(
+                Problem::error("strata::xml::root", format!("the root element is <{other}>"))
+                    .at(file, doc.root.name_span, "not <config> or <strata_cluster>")
+                    .help("Strata reads AsyncOS configuration files (<config>) and its own cluster form (<strata_cluster>)"),
+            );
+            None
+        }
+    };
+    unknown_warnings(&dec, file, diags);
+    loaded
+}
+
+fn cluster_form(
+    file: &Arc<SourceFile>,
+    root: &XElem,
+    dec: &mut Decoder,
+    catalogue: &Catalogue,
+    diags: &mut Diagnostics,
+) -> Option<Repo> {
+    let bad = |span: SourceSpan, message: String, help: &str| {
+        Problem::error("strata::xml::cluster-form", message)
+            .at(file, span, "here")
+            .help(help.to_owned())
+    };
+    let Some(name) = root.attr("name") else {
+        diags.push(bad(
+            root.name_span,
+            "<strata_cluster> has no name=".into(),
+            "write <strata_cluster name=\"…\">",
+        ));
+        return None;
+    };
+    let mut repo = Repo {
+        files: vec![file.clone()],
+        ..Repo::default()
+    };
+    for e in root.elements() {
+        let attr = |k: &str| {
+            e.attr(k).map(|a| Spanned {
+                value: a.value.clone(),
+                span: a.span,
+            })
+        };
+        let mode = match (e.name.as_str(), attr("name")) {
+            ("cluster", _) => Mode::Cluster,
+            ("group", Some(n)) => Mode::Group(n.value),
+            ("machine", Some(n)) => Mode::Machine(n.value),
+            ("group" | "machine", None) => {
+                diags.push(bad(
+                    e.name_span,
+                    format!("<{}> has no name=", e.name),
+                    "every group and machine is named",
+                ));
+                continue;
+            }
+            (other, _) => {
+                diags.push(bad(
+                    e.name_span,
+                    format!("unexpected <{other}> in <strata_cluster>"),
+                    "the cluster form holds <cluster>, <group name=…> and <machine name=…> elements",
+                ));
+                continue;
+            }
+        };
+        for k in ["name", "group", "address", "serial", "sections"] {
+            dec.claim_attr(e, k);
+        }
+        let listed: Vec<String> = e
+            .attr("sections")
+            .map(|a| a.value.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let found = decode_sections(dec, e, catalogue);
+        let mut sections: Vec<Node> = Vec::new();
+        for schema in catalogue.sections.values() {
+            let node = found.iter().find(|n| n.name == schema.name);
+            let is_listed = listed.contains(&schema.name);
+            match node {
+                Some(n) if is_listed || !n.is_empty() => sections.push(n.clone()),
+                None if is_listed => {
+                    let mut n = Node::new(schema.name.clone());
+                    n.span = e.name_span;
+                    n.name_span = e.name_span;
+                    sections.push(n);
+                }
+                _ => {}
+            }
+        }
+        for l in &listed {
+            if catalogue.get(l).is_none() {
+                diags.push(bad(
+                    e.name_span,
+                    format!("sections= names `{l}`, which is not in the catalogue"),
+                    "list only catalogue sections",
+                ));
+            }
+        }
+        let name_span = e.attr("name").map_or(e.name_span, |a| a.span);
+        let decl = ModeDecl {
+            mode,
+            file: file.clone(),
+            span: e.span,
+            name_span,
+            group: attr("group"),
+            address: attr("address"),
+            serial: attr("serial").map(|s| s.value),
+            sections: sections
+                .into_iter()
+                .map(|node| SectionDecl {
+                    node,
+                    file: file.clone(),
+                })
+                .collect(),
+        };
+        match &decl.mode {
+            Mode::Cluster => repo.clusters.push((
+                decl,
+                Spanned {
+                    value: name.value.clone(),
+                    span: name.span,
+                },
+            )),
+            Mode::Group(_) => repo.groups.push(decl),
+            Mode::Machine(_) => repo.machines.push(decl),
+        }
+    }
+    if repo.clusters.is_empty() {
+        diags.push(bad(
+            root.name_span,
+            "<strata_cluster> has no <cluster> element".into(),
+            "add <cluster> (it may be empty)",
+        ));
+    }
+    Some(repo)
+}
+
+/// An appliance as a one-machine repo: cluster `cluster_name`, group `Main_Group`, machine
+/// `machine` (sections split by [`standalone_level`]). Spans point into the XML file.
+pub fn standalone_repo(
+    app: &Appliance,
+    catalogue: &Catalogue,
+    cluster_name: &str,
+    machine: &str,
+) -> Repo {
+    let decl = |mode: Mode| ModeDecl {
+        mode,
+        file: app.file.clone(),
+        span: app.span,
+        name_span: app.name_span,
+        group: None,
+        address: None,
+        serial: None,
+        sections: Vec::new(),
+    };
+    let (mut c, mut g, mut m) = (
+        decl(Mode::Cluster),
+        decl(Mode::Group(MAIN_GROUP.into())),
+        decl(Mode::Machine(machine.into())),
+    );
+    m.serial = app.header.serial.clone();
+    for node in &app.sections {
+        let s = SectionDecl {
+            node: node.clone(),
+            file: app.file.clone(),
+        };
+        match standalone_level(catalogue, &node.name) {
+            Level::Cluster => c.sections.push(s),
+            Level::Group => g.sections.push(s),
+            Level::Machine => m.sections.push(s),
+        }
+    }
+    Repo {
+        files: vec![app.file.clone()],
+        clusters: vec![(
+            c,
+            Spanned {
+                value: cluster_name.into(),
+                span: app.name_span,
+            },
+        )],
+        groups: vec![g],
+        machines: vec![m],
+    }
+}
+
+/// A machine's flattened effective config as an AsyncOS `saveconfig` file (the seed's
+/// removemachine flatten): every catalogue section, factory defaults included; feature keys
+/// in the header (and as `<feature_keys>` too when they carry activation keys).
+pub fn export_machine(repo: &Repo, catalogue: &Catalogue, machine: &ModeDecl) -> Vec<u8> {
+    let eff = effective(repo, catalogue, machine);
+    let mut header = Header::default();
+    let name = machine.mode.name().unwrap_or_default();
+    header.fields.push((
+        "Product".into(),
+        format!(
+            "Strata export of machine {name} (cluster {})",
+            repo.cluster_name().unwrap_or("?")
+        ),
+    ));
+    header.fields.push((
+        "Version".into(),
+        format!("strata {}", env!("CARGO_PKG_VERSION")),
+    ));
+    header.serial = machine.serial.clone();
+    let mut nodes: Vec<&Node> = Vec::new();
+    for (section, e) in &eff.sections {
+        if *section == "feature-keys" {
+            header.set_features(e.node);
+            let keyed = e
+                .node
+                .children
+                .iter()
+                .any(|k| k.prop("activation-key").is_some());
+            if !keyed {
+                continue;
+            }
+        }
+        nodes.push(e.node);
+    }
+    let mut root = XElem::new("config");
+    encode_sections(&mut root, nodes, catalogue);
+    writer::document(&root, Some(&header.render()))
+}
+
+/// Every level of the repo in the cluster form (see the module docs).
+pub fn export_cluster(repo: &Repo, catalogue: &Catalogue) -> Vec<u8> {
+    let mut root = XElem::new(CLUSTER_ROOT);
+    set(&mut root, "name", repo.cluster_name().unwrap_or_default());
+    for decl in repo.modes() {
+        let mut e = XElem::new(decl.mode.level().as_str());
+        if let Some(n) = decl.mode.name() {
+            set(&mut e, "name", n);
+        }
+        if let Mode::Machine(_) = decl.mode {
+            set(&mut e, "group", decl.group_name());
+            if let Some(a) = &decl.address {
+                set(&mut e, "address", &a.value);
+            }
+            if let Some(s) = &decl.serial {
+                set(&mut e, "serial", s);
+            }
+        }
+        let mut sections: Vec<&Node> = decl.sections.iter().map(|s| &s.node).collect();
+        sections.sort_by(|a, b| a.name.cmp(&b.name));
+        if !sections.is_empty() {
+            let names: Vec<&str> = sections.iter().map(|s| s.name.as_str()).collect();
+            set(&mut e, "sections", &names.join(" "));
+        }
+        encode_sections(&mut e, sections, catalogue);
+        root.children.push(super::XNode::Elem(e));
+    }
+    writer::document(&root, None)
+}
+
+fn set(e: &mut XElem, k: &str, v: &str) {
+    e.attrs.push(super::reader::XAttr {
+        name: k.into(),
+        value: v.into(),
+        span: e.span,
+    });
+}
+
+/// Reads an XML file given to `validate` into `repo`: an appliance becomes a one-machine
+/// cluster named after the file, a cluster form its declarations.
+pub fn load_into(
+    file: &Arc<SourceFile>,
+    catalogue: &Catalogue,
+    repo: &mut Repo,
+    diags: &mut Diagnostics,
+) {
+    if !super::looks_like_xml(&file.text) {
+        diags.push(
+            Problem::error(
+                "strata::validate::file-type",
+                format!("{} is neither KDL nor XML", file.name),
+            )
+            .help("validate takes config repos, *.kdl files and AsyncOS configuration XML files"),
+        );
+        return;
+    }
+    let loaded = match load(file, catalogue, diags) {
+        Some(Loaded::Appliance(app)) => {
+            let cluster = file_stem(&file.name);
+            let machine = app.hostname().unwrap_or(&cluster).to_owned();
+            standalone_repo(&app, catalogue, &cluster, &machine)
+        }
+        Some(Loaded::Cluster(r)) => r,
+        None => return,
+    };
+    repo.files.extend(loaded.files);
+    repo.clusters.extend(loaded.clusters);
+    repo.groups.extend(loaded.groups);
+    repo.machines.extend(loaded.machines);
+}
+
+/// A file's name without directories and extension, made a valid mode name.
+pub fn file_stem(path: &str) -> String {
+    let stem = std::path::Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "appliance".into()
+    } else {
+        clean
+    }
+}

@@ -1,0 +1,306 @@
+//! The KDL files an import writes, and what it tells the operator. Pure: the caller reads
+//! the existing repo, checks that nothing would be overwritten, validates the result and
+//! writes the files.
+//!
+//! Layout, as in `examples/americas`: `cluster.kdl`, `groups.kdl`, and one
+//! `machines/NAME.kdl` per machine.
+
+use kdl::{KdlDocument, KdlEntry, KdlNode};
+use serde_json::json;
+
+use super::cluster::{Appliance, standalone_level};
+use crate::config::{ModeDecl, Repo};
+use crate::model::{Level, MAIN_GROUP, Node};
+use crate::schema::{Catalogue, XML_EXTRA};
+
+/// The files to write (paths relative to the repo) and the report.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// (relative path, KDL text) pairs.
+    pub files: Vec<(String, String)>,
+    /// What the import did, one `label: items` line each, for people.
+    pub summary: Vec<(String, Vec<String>)>,
+}
+
+impl Planned {
+    /// The summary as text, one line per non-empty entry.
+    pub fn summary_text(&self) -> String {
+        let mut out = String::new();
+        for (label, items) in &self.summary {
+            if !items.is_empty() {
+                out.push_str(&format!("  {label}: {}\n", items.join(", ")));
+            }
+        }
+        out
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        let files: Vec<&str> = self.files.iter().map(|(p, _)| p.as_str()).collect();
+        let summary: serde_json::Map<String, serde_json::Value> = self
+            .summary
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        json!({ "files": files, "summary": summary })
+    }
+}
+
+/// The path of a machine's file.
+pub fn machine_path(name: &str) -> String {
+    format!("machines/{name}.kdl")
+}
+
+/// One mode node as pretty KDL text, with `//` comment lines before it.
+pub fn mode_text(
+    kind: &str,
+    name: &str,
+    props: &[(&str, &str)],
+    sections: &[&Node],
+    comments: &[String],
+) -> String {
+    let mut node = KdlNode::new(kind);
+    node.push(KdlEntry::new(name));
+    for (k, v) in props {
+        node.push(KdlEntry::new_prop(*k, *v));
+    }
+    if !sections.is_empty() {
+        let doc = node.ensure_children();
+        for s in sections {
+            doc.nodes_mut().push(s.to_kdl());
+        }
+    }
+    let mut doc = KdlDocument::new();
+    doc.nodes_mut().push(node);
+    doc.autoformat();
+    let mut out = String::new();
+    for c in comments {
+        out.push_str(&format!("// {c}\n"));
+    }
+    out.push_str(&doc.to_string());
+    out
+}
+
+fn header_comments(app: &Appliance) -> Vec<String> {
+    let mut out = vec![format!(
+        "Imported from {} by `strata import-xml`.",
+        std::path::Path::new(&app.file.name)
+            .file_name()
+            .map_or_else(
+                || app.file.name.clone(),
+                |f| f.to_string_lossy().into_owned()
+            )
+    )];
+    out.extend(app.header.fields.iter().map(|(k, v)| format!("{k}: {v}")));
+    out
+}
+
+fn machine_props<'a>(
+    group: Option<&'a str>,
+    address: Option<&'a str>,
+    serial: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut props = Vec::new();
+    if let Some(g) = group.filter(|g| *g != MAIN_GROUP) {
+        props.push(("group", g));
+    }
+    if let Some(a) = address {
+        props.push(("address", a));
+    }
+    if let Some(s) = serial {
+        props.push(("serial", s));
+    }
+    props
+}
+
+/// `import-xml --new-cluster`: the appliance's settings seed a new repo, as AsyncOS's
+/// "create cluster" does: clusterable sections at the cluster, machine-only ones (and what
+/// the catalogue does not know) at the machine, which joins `Main_Group`.
+pub fn new_cluster(
+    app: &Appliance,
+    catalogue: &Catalogue,
+    cluster: &str,
+    machine: &str,
+    address: Option<&str>,
+) -> Planned {
+    let at = |level: Level| -> Vec<&Node> {
+        app.sections
+            .iter()
+            .filter(|s| standalone_level(catalogue, &s.name) == level)
+            .collect()
+    };
+    let (c, g, m) = (at(Level::Cluster), at(Level::Group), at(Level::Machine));
+    let names = |v: &[&Node]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    let comments = header_comments(app);
+    let props = machine_props(None, address, app.header.serial.as_deref());
+    let files = vec![
+        (
+            "cluster.kdl".to_owned(),
+            mode_text(
+                "cluster",
+                cluster,
+                &[],
+                &c,
+                &[format!(
+                    "Created from the standalone appliance {machine} by `strata import-xml --new-cluster`."
+                )],
+            ),
+        ),
+        (
+            "groups.kdl".to_owned(),
+            mode_text("group", MAIN_GROUP, &[], &g, &[]),
+        ),
+        (
+            machine_path(machine),
+            mode_text("machine", machine, &props, &m, &comments),
+        ),
+    ];
+    let extra = extra_count(app);
+    Planned {
+        files,
+        summary: vec![
+            ("cluster level".into(), names(&c)),
+            ("machine level".into(), names(&m)),
+            ("unknown elements kept in xml-extra".into(), extra),
+        ],
+    }
+}
+
+fn extra_count(app: &Appliance) -> Vec<String> {
+    app.section(XML_EXTRA)
+        .map(|x| {
+            x.children
+                .iter()
+                .filter_map(|e| e.args.first().and_then(|a| a.as_str()))
+                .map(|n| format!("<{n}>"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `import-xml --machine`: the appliance's settings become machine `machine`'s, in group
+/// `group` of an existing repo. Machine-only sections are written; a clusterable section
+/// is written as a machine override unless it equals what the machine would inherit
+/// anyway; cluster-only sections cannot be set per machine, so the cluster's stay and the
+/// summary says whether the appliance's differed.
+pub fn into_machine(
+    app: &Appliance,
+    catalogue: &Catalogue,
+    repo: &Repo,
+    machine: &str,
+    group: &str,
+    address: Option<&str>,
+) -> Planned {
+    let group_decl = repo.group(group);
+    let chain: Vec<&ModeDecl> = group_decl.into_iter().chain(repo.cluster()).collect();
+    let mut written: Vec<&Node> = Vec::new();
+    let (mut machine_only, mut overrides, mut same, mut kept) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for node in &app.sections {
+        let name = node.name.as_str();
+        let Some(schema) = catalogue.get(name) else {
+            continue;
+        };
+        let inherited = chain.iter().find_map(|d| {
+            d.section(name)
+                .filter(|_| schema.allows(d.mode.level()))
+                .map(|s| (d.mode.clone(), &s.node))
+        });
+        let (from, inherited_node) = match inherited {
+            Some((mode, n)) => (mode.to_string(), n),
+            None => ("factory default".to_owned(), &schema.default),
+        };
+        if !schema.allows(Level::Machine) {
+            let how = if inherited_node == node {
+                "same"
+            } else {
+                "differs"
+            };
+            kept.push(format!("{name} ({how})"));
+        } else if schema.levels == [Level::Machine] || name == XML_EXTRA {
+            machine_only.push(name.to_owned());
+            written.push(node);
+        } else if inherited_node == node {
+            same.push(format!("{name} (from {from})"));
+        } else {
+            overrides.push(format!("{name} (was {from})"));
+            written.push(node);
+        }
+    }
+    let props = machine_props(Some(group), address, app.header.serial.as_deref());
+    let text = mode_text("machine", machine, &props, &written, &header_comments(app));
+    Planned {
+        files: vec![(machine_path(machine), text)],
+        summary: vec![
+            ("machine-only".into(), machine_only),
+            ("now overrides the cluster".into(), overrides),
+            ("same as inherited, not written".into(), same),
+            ("cluster-only, the cluster's kept".into(), kept),
+            (
+                "unknown elements kept in xml-extra".into(),
+                extra_count(app),
+            ),
+        ],
+    }
+}
+
+fn sections(d: &ModeDecl) -> Vec<&Node> {
+    d.sections.iter().map(|s| &s.node).collect()
+}
+
+/// A cluster-form file as a repo: `cluster.kdl`, `groups.kdl`, `machines/NAME.kdl`.
+pub fn from_cluster(xml: &Repo, rename: Option<&str>) -> Planned {
+    let name = rename.or(xml.cluster_name()).unwrap_or("cluster");
+    let cluster = xml
+        .cluster()
+        .map(|c| mode_text("cluster", name, &[], &sections(c), &[]))
+        .unwrap_or_else(|| mode_text("cluster", name, &[], &[], &[]));
+    let groups: Vec<String> = xml
+        .groups
+        .iter()
+        .map(|g| {
+            mode_text(
+                "group",
+                g.mode.name().unwrap_or_default(),
+                &[],
+                &sections(g),
+                &[],
+            )
+        })
+        .collect();
+    let mut files = vec![
+        ("cluster.kdl".to_owned(), cluster),
+        ("groups.kdl".to_owned(), groups.join("\n")),
+    ];
+    for m in &xml.machines {
+        let n = m.mode.name().unwrap_or_default();
+        let props = machine_props(
+            m.group.as_ref().map(|g| g.value.as_str()),
+            m.address.as_ref().map(|a| a.value.as_str()),
+            m.serial.as_deref(),
+        );
+        files.push((
+            machine_path(n),
+            mode_text("machine", n, &props, &sections(m), &[]),
+        ));
+    }
+    Planned {
+        summary: vec![
+            (
+                "groups".into(),
+                xml.groups
+                    .iter()
+                    .filter_map(|g| g.mode.name().map(str::to_owned))
+                    .collect(),
+            ),
+            (
+                "machines".into(),
+                xml.machines
+                    .iter()
+                    .filter_map(|m| m.mode.name().map(str::to_owned))
+                    .collect(),
+            ),
+        ],
+        files,
+    }
+}

@@ -1,0 +1,188 @@
+//! AsyncOS configuration XML: reading (`saveconfig` files and Strata's cluster XML form),
+//! the generic codec to and from section nodes driven by the catalogue's `xml=` mappings,
+//! and deterministic writing. Pure: bytes and text in, nodes, problems and bytes out.
+//!
+//! - [`reader`]: text → raw tree with spans; hardening (no entities, limits).
+//! - [`header`]: the metadata comment (product, serial number, features).
+//! - [`codec`]: raw tree ↔ section nodes through the schema's mappings.
+//! - [`extra`]: what the catalogue does not know, kept verbatim in `xml-extra`.
+//! - [`cluster`]: the cluster XML form (`<strata_cluster>`) and the appliance form's
+//!   place in a repo.
+//! - [`import`]: the KDL files an import writes, and its summary.
+//! - [`writer`]: raw tree → bytes.
+
+pub mod cluster;
+pub mod codec;
+pub mod extra;
+pub mod header;
+pub mod import;
+pub mod reader;
+pub mod writer;
+
+use std::sync::Arc;
+
+use crate::config::{Diagnostics, Problem, SourceFile};
+use crate::model::Node;
+use crate::schema::{Catalogue, XML_EXTRA};
+use codec::{Decoder, SHARED, encode, steps, wrapper};
+pub use header::Header;
+pub use reader::{XDocument, XElem, XNode};
+
+/// Caps that make a hostile file fail fast instead of exhausting memory or time.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest file, in bytes.
+    pub max_bytes: usize,
+    /// Deepest element nesting.
+    pub max_depth: usize,
+    /// Longest text of one element, in bytes.
+    pub max_text: usize,
+    /// Most elements in one file.
+    pub max_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: MAX_FILE_BYTES,
+            max_depth: 64,
+            max_text: 4 << 20,
+            max_elements: 1_000_000,
+        }
+    }
+}
+
+/// The largest XML file Strata reads (64 MiB); checked before reading it.
+pub const MAX_FILE_BYTES: usize = 64 << 20;
+
+/// True if `text` looks like XML (its first non-blank character is `<`).
+pub fn looks_like_xml(text: &str) -> bool {
+    text.trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('<')
+}
+
+/// Decodes a file's bytes as its XML declaration says: ISO-8859-1 (and its aliases) byte
+/// by byte, UTF-8 otherwise. A UTF-8 byte-order mark is dropped; UTF-16 is refused.
+pub fn decode_bytes(bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+        return Err("UTF-16 files are not supported; save the file as UTF-8 or ISO-8859-1".into());
+    }
+    let head: String = bytes
+        .iter()
+        .take(200)
+        .take_while(|b| **b != b'>')
+        .map(|b| char::from(*b))
+        .collect();
+    let encoding = head
+        .starts_with("<?xml")
+        .then(|| {
+            let i = head.find("encoding")?;
+            let rest = head[i + 8..].trim_start().strip_prefix('=')?.trim_start();
+            let quote = rest.chars().next()?;
+            let rest = &rest[1..];
+            Some(rest[..rest.find(quote)?].to_ascii_lowercase())
+        })
+        .flatten();
+    match encoding.as_deref() {
+        Some("iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1" | "iso_8859-1" | "cp819") => {
+            Ok(bytes.iter().map(|b| char::from(*b)).collect())
+        }
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => String::from_utf8(bytes.to_vec())
+            .map_err(|e| {
+                format!(
+                    "not valid UTF-8 at byte {}; if the file is Latin-1, declare encoding=\"ISO-8859-1\"",
+                    e.utf8_error().valid_up_to()
+                )
+            }),
+        Some(other) => Err(format!(
+            "the encoding `{other}` is not supported; AsyncOS writes ISO-8859-1, and UTF-8 is read too"
+        )),
+    }
+}
+
+/// Decodes the sections held by `e` (a `<config>` element or a cluster-form mode element):
+/// one node per catalogue section whose element is present, in catalogue order, and an
+/// `xml-extra` section for what the catalogue does not know.
+pub fn decode_sections(dec: &mut Decoder, e: &XElem, catalogue: &Catalogue) -> Vec<Node> {
+    let mut out: Vec<Node> = Vec::new();
+    let mut owners: Vec<(&XElem, usize)> = Vec::new();
+    for schema in catalogue.sections.values() {
+        let path = steps(&schema.xml);
+        if schema.name == XML_EXTRA || path.is_empty() || path == ["."] {
+            continue;
+        }
+        if let Some(el) = dec.find_section(e, &path) {
+            out.push(dec.decode_parts(&schema.body, el, &schema.name));
+            if !owners.iter().any(|(o, _)| o.id == el.id) {
+                owners.push((el, out.len() - 1));
+            }
+        }
+    }
+    // Leftovers of an element several sections share go with the first of them.
+    for (el, i) in owners {
+        if let Some(rest) = dec.residue(el) {
+            out[i].children.push(rest);
+        }
+    }
+    if let Some(rest) = dec.residue(e) {
+        out.push(rest);
+    }
+    out
+}
+
+/// Encodes section nodes into `e`, in the order given; an `xml-extra` section is applied
+/// last (its elements merge into wrappers such as `<reporting>`). Sections the catalogue
+/// does not know are skipped (a validated repo has none).
+pub fn encode_sections<'n>(
+    e: &mut XElem,
+    sections: impl IntoIterator<Item = &'n Node>,
+    catalogue: &Catalogue,
+) {
+    let mut extras = Vec::new();
+    for node in sections {
+        if node.name == XML_EXTRA {
+            extras.push(node);
+            continue;
+        }
+        let Some(schema) = catalogue.get(&node.name) else {
+            continue;
+        };
+        let path = steps(&schema.xml);
+        let Some((last, wrappers)) = path.split_last() else {
+            continue;
+        };
+        let parent = wrapper(e, wrappers);
+        let pos = parent
+            .children
+            .iter()
+            .position(|c| matches!(c, XNode::Elem(s) if s.name == *last && s.id == SHARED));
+        let pos = pos.unwrap_or_else(|| {
+            let mut s = XElem::new(*last);
+            s.id = SHARED;
+            parent.children.push(XNode::Elem(s));
+            parent.children.len() - 1
+        });
+        if let XNode::Elem(target) = &mut parent.children[pos] {
+            encode(&schema.body, node, target);
+        }
+    }
+    for x in extras {
+        extra::apply(x, e);
+    }
+}
+
+/// Warnings for what the decoder kept in `xml-extra`.
+pub fn unknown_warnings(dec: &Decoder, file: &Arc<SourceFile>, diags: &mut Diagnostics) {
+    for (span, what) in &dec.unknown {
+        diags.push(
+            Problem::warning(
+                "strata::xml::unknown-element",
+                format!("{what} is not in the section catalogue; kept verbatim in xml-extra"),
+            )
+            .at(file, *span, "unknown here")
+            .help("export-xml writes it back unchanged; a schema in the repo's schemas/ can make it a managed section"),
+        );
+    }
+}
