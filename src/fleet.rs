@@ -160,7 +160,9 @@ fn cluster() -> String {
     );
     s.push_str("    scheduled-reports {\n        report \"weekly\" type=\"executive-summary\" schedule=\"weekly\" {\n            recipient \"postmaster@example.com\"\n        }\n    }\n");
     // What an AsyncOS XML import kept beyond the catalogue.
-    s.push_str("    xml-extra {\n        element \"base_url\" \"https://fleet.example.com/\"\n    }\n");
+    s.push_str(
+        "    xml-extra {\n        element \"base_url\" \"https://fleet.example.com/\"\n    }\n",
+    );
     s.push_str("}\n");
     s
 }

@@ -8,6 +8,9 @@ mod cli_show;
 mod cli_validate;
 mod corpus;
 mod support;
+mod xml_cli;
+mod xml_props;
+mod xml_roundtrip;
 
 /// Every `tests/it/*.rs` file must be listed above, or its tests silently never run.
 #[test]

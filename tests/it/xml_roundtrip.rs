@@ -1,0 +1,199 @@
+//! Round trips through the library: a saved AsyncOS configuration → KDL repo → XML keeps
+//! every element and value; a KDL repo → XML (per machine, and the cluster form) → back
+//! gives the same effective configs and the same modes.
+
+use std::sync::Arc;
+
+use strata::config::{Diagnostics, SourceFile, parse_files};
+use strata::model::Node;
+use strata::resolve::effective;
+use strata::schema::{Catalogue, parse_netmask};
+use strata::validate::{check_paths, validate};
+use strata::xml::cluster::{Loaded, export_cluster, export_machine, load};
+use strata::xml::import::new_cluster;
+use strata::xml::{Limits, XElem, XNode, decode_bytes, reader};
+
+use crate::support::{example, root};
+
+/// An element reduced to what the round trip must keep: name, attributes (sorted), text
+/// (trimmed; netmasks in one spelling) and children, siblings sorted by name with the
+/// order of same-named ones kept. Comments, layout whitespace and the header are gone.
+#[derive(Debug, PartialEq)]
+struct Canon(String, Vec<(String, String)>, String, Vec<Canon>);
+
+fn canon(e: &XElem) -> Canon {
+    let mut attrs: Vec<(String, String)> = e
+        .attrs
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    attrs.sort();
+    let mut text = e.text().0.trim().to_owned();
+    if e.name == "netmask"
+        && let Some(len) = parse_netmask(&text)
+    {
+        text = len.to_string();
+    }
+    let mut children: Vec<Canon> = e
+        .children
+        .iter()
+        .filter_map(|c| match c {
+            XNode::Elem(c) => Some(canon(c)),
+            XNode::Text(..) => None,
+        })
+        .collect();
+    children.sort_by(|a, b| a.0.cmp(&b.0));
+    Canon(e.name.clone(), attrs, text, children)
+}
+
+fn read_xml(name: &str, bytes: &[u8]) -> reader::XDocument {
+    let text = decode_bytes(bytes).unwrap();
+    reader::parse(&SourceFile::new(name, text), &Limits::default()).unwrap()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("tests/fixtures/xml").join(name)).unwrap()
+}
+
+fn appliance(name: &str, bytes: &[u8], cat: &Catalogue) -> strata::xml::cluster::Appliance {
+    let file = SourceFile::new(name, decode_bytes(bytes).unwrap());
+    let mut diags = Diagnostics::default();
+    match load(&file, cat, &mut diags) {
+        Some(Loaded::Appliance(a)) => a,
+        other => panic!("not an appliance: {other:?} {:?}", diags.problems),
+    }
+}
+
+#[test]
+fn a_saved_configuration_survives_xml_kdl_xml() {
+    let cat = Catalogue::builtin();
+    let original = fixture("appliance.xml");
+    let app = appliance("appliance.xml", &original, &cat);
+    let machine = app.hostname().unwrap().to_owned();
+    let plan = new_cluster(&app, &cat, "emea", &machine, None);
+    let files: Vec<Arc<SourceFile>> = plan
+        .files
+        .iter()
+        .map(|(p, t)| SourceFile::new(p.clone(), t.clone()))
+        .collect();
+    let mut diags = Diagnostics::default();
+    let repo = parse_files(files, &mut diags);
+    validate(&repo, &cat, &mut diags);
+    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    let exported = export_machine(&repo, &cat, repo.machine(&machine).unwrap());
+    let before = read_xml("appliance.xml", &original);
+    let after = read_xml("exported.xml", &exported);
+    assert_eq!(canon(&after.root), canon(&before.root));
+    assert_eq!(after.header.serial, before.header.serial);
+    assert_eq!(after.header.features, before.header.features);
+    // The Latin-1 characters came through, and the output is Latin-1 again.
+    assert!(exported.starts_with(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>"));
+    assert!(decode_bytes(&exported).unwrap().contains("René Lefèvre"));
+}
+
+/// The effective config of every machine equals what its exported XML reads back as.
+#[test]
+fn every_americas_machine_survives_kdl_xml_kdl() {
+    let checked = check_paths(&[example("americas")]).unwrap();
+    let (repo, cat) = (&checked.repo, &checked.catalogue);
+    for machine in &repo.machines {
+        let name = machine.mode.name().unwrap();
+        let bytes = export_machine(repo, cat, machine);
+        assert_eq!(
+            bytes,
+            export_machine(repo, cat, machine),
+            "not deterministic"
+        );
+        let app = appliance(name, &bytes, cat);
+        let eff = effective(repo, cat, machine);
+        for (section, e) in &eff.sections {
+            match app.section(section) {
+                Some(back) => assert_eq!(back, e.node, "{name}: {section}"),
+                None => assert!(e.node.is_empty(), "{name}: {section} was lost"),
+            }
+        }
+        for s in &app.sections {
+            assert!(
+                eff.sections.contains_key(s.name.as_str()),
+                "{name}: extra {}",
+                s.name
+            );
+        }
+    }
+}
+
+/// The cluster form keeps every mode and the sections each defines, empty ones included.
+#[test]
+fn the_cluster_form_reads_back_as_the_same_repo() {
+    let checked = check_paths(&[example("americas")]).unwrap();
+    let (repo, cat) = (&checked.repo, &checked.catalogue);
+    let bytes = export_cluster(repo, cat);
+    assert_eq!(bytes, export_cluster(repo, cat), "not deterministic");
+    let file = SourceFile::new("cluster.xml", decode_bytes(&bytes).unwrap());
+    let mut diags = Diagnostics::default();
+    let Some(Loaded::Cluster(back)) = load(&file, cat, &mut diags) else {
+        panic!("not the cluster form: {:?}", diags.problems);
+    };
+    validate(&back, cat, &mut diags);
+    assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+    assert_eq!(back.cluster_name(), repo.cluster_name());
+    let sorted = |d: &strata::config::ModeDecl| {
+        let mut v: Vec<Node> = d.sections.iter().map(|s| s.node.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    };
+    let modes: Vec<_> = repo.modes().collect();
+    let back_modes: Vec<_> = back.modes().collect();
+    assert_eq!(modes.len(), back_modes.len());
+    for (a, b) in modes.iter().zip(&back_modes) {
+        assert_eq!(a.mode, b.mode);
+        assert_eq!(a.group_name(), b.group_name());
+        assert_eq!(a.address(), b.address());
+        assert_eq!(sorted(a), sorted(b), "{}", a.mode);
+    }
+    // Paris defines ldap-queries empty; it must stay defined (and empty).
+    let paris = back.group("Paris").unwrap();
+    assert!(paris.section("ldap-queries").unwrap().node.is_empty());
+    assert!(paris.section("ldap-servers").is_none());
+}
+
+#[test]
+fn unknown_elements_are_kept_and_warned_about() {
+    let cat = Catalogue::builtin();
+    let file = SourceFile::new(
+        "appliance.xml",
+        decode_bytes(&fixture("appliance.xml")).unwrap(),
+    );
+    let mut diags = Diagnostics::default();
+    let Some(Loaded::Appliance(app)) = load(&file, &cat, &mut diags) else {
+        panic!()
+    };
+    let warned: Vec<&str> = diags
+        .problems
+        .iter()
+        .filter(|p| p.code == "strata::xml::unknown-element")
+        .map(|p| p.message.as_str())
+        .collect();
+    assert!(warned.iter().any(|m| m.contains("<euq>")), "{warned:?}");
+    assert!(warned.iter().any(|m| m.contains("<dnslist>")), "{warned:?}");
+    assert!(warned.iter().any(|m| m.contains("name_hint")), "{warned:?}");
+    assert!(!diags.has_errors());
+    let extra = app.section("xml-extra").unwrap();
+    insta::assert_snapshot!(extra.to_canonical(), @r#"
+    xml-extra {
+        element reporting {
+            element reporting_enabled "1"
+        }
+        element base_url "https://mail1.example.com/"
+        element euq {
+            element euq_db {
+                element euq_db_port "5432"
+                element euq_db_host localhost
+            }
+        }
+        element log_subscriptions enabled=yes {
+            element log_cli cli_logs
+        }
+    }
+    "#);
+}
