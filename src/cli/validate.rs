@@ -17,9 +17,13 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
     if paths.is_empty() {
         paths.push(PathBuf::from("."));
     }
-    // Each directory is a repo of its own; loose files together form one repo.
+    // Each directory is a repo of its own, and so is each XML file (one appliance, or a
+    // cluster form); loose KDL files together form one repo.
     let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
-    let mut units: Vec<Vec<PathBuf>> = dirs.into_iter().map(|d| vec![d]).collect();
+    let (xml, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")));
+    let mut units: Vec<Vec<PathBuf>> = dirs.into_iter().chain(xml).map(|d| vec![d]).collect();
     if !files.is_empty() {
         units.push(files);
     }

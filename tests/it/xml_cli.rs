@@ -272,6 +272,16 @@ fn validate_runs_the_schema_and_reference_checks_on_xml() {
     insta::assert_snapshot!(transcript(&out));
     let out = strata(&root(), &["validate", "tests/fixtures/xml/appliance.xml"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    // Each XML file is a repo of its own: two appliances are not two clusters of one repo.
+    let out = strata(
+        &root(),
+        &[
+            "validate",
+            "tests/fixtures/xml/appliance.xml",
+            "tests/fixtures/xml/appliance.xml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
 }
 
 #[test]
