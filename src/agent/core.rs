@@ -273,30 +273,48 @@ fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
 }
 
 /// Every value must be one KDL node of the kind its key says: a client cannot store
-/// garbage, and a refused write leaves nothing behind.
+/// garbage, and a refused write leaves nothing behind. Parsing thousands of values is the
+/// costliest step of a large apply, so it is spread over the available cores.
 pub fn check_writes(writes: &BTreeMap<Key, Option<String>>) -> Result<(), Refusal> {
-    for (key, value) in writes {
-        let Some(text) = value else { continue };
-        let doc: KdlDocument = text
-            .parse()
-            .map_err(|_| invalid(format!("the value for {key} is not valid KDL"), None))?;
-        let expected = match key {
-            Key::Cluster => "cluster",
-            Key::Group(_) => "group",
-            Key::Machine(_) => "machine",
-            Key::Section { section, .. } => section.as_str(),
-        };
-        match doc.nodes() {
-            [node] if node.name().value() == expected => {}
-            _ => {
-                return Err(invalid(
-                    format!("the value for {key} must be a single `{expected}` node"),
-                    None,
-                ));
-            }
-        }
+    let values: Vec<(&Key, &str)> = writes
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = values.len().div_ceil(threads).max(64);
+    let first_bad = std::thread::scope(|scope| {
+        let handles: Vec<_> = values
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().find_map(|(k, v)| check_value(k, v))))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .next()
+    });
+    match first_bad {
+        Some(message) => Err(invalid(message, None)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Why `text` is not a valid value for `key`, if it is not.
+fn check_value(key: &Key, text: &str) -> Option<String> {
+    let Ok(doc) = text.parse::<KdlDocument>() else {
+        return Some(format!("the value for {key} is not valid KDL"));
+    };
+    let expected = match key {
+        Key::Cluster => "cluster",
+        Key::Group(_) => "group",
+        Key::Machine(_) => "machine",
+        Key::Section { section, .. } => section.as_str(),
+    };
+    match doc.nodes() {
+        [node] if node.name().value() == expected => None,
+        _ => Some(format!(
+            "the value for {key} must be a single `{expected}` node"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use self::users::{Role, User, parse_users, verify_passphrase};
 use crate::mesh::{PROTOCOL, Request, Response, RunReport};
 use crate::model::Mode;
 use crate::schema::Catalogue;
-use crate::state::{ChangeSet, CommitError, DiskStore, Key, Store, wall_ms};
+use crate::state::{ChangeSet, CommitError, DiskStore, Key, Live, Store, wall_ms};
 
 pub use server::run;
 
@@ -60,6 +60,13 @@ pub struct Authed {
 /// Refused logins per address: how many in a row, for the growing delay.
 #[derive(Debug, Default)]
 struct Penalties(HashMap<IpAddr, u32>);
+
+/// How long to hold the answer to the `n`th refusal in a row (from 1): the base delay,
+/// doubled per further refusal, at most 30 s.
+pub fn refusal_delay(base_ms: u64, n: u32) -> Duration {
+    let factor = 1u64 << n.saturating_sub(1).min(10);
+    Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
+}
 
 /// The running agent's shared state.
 pub struct Agent {
@@ -99,8 +106,7 @@ impl Agent {
         });
         {
             let core = agent.lock_core();
-            agent.refresh_users(&core);
-            let report = agent.run_result(&core);
+            let report = agent.after_change(&core);
             if !report.written.is_empty() || !report.removed.is_empty() {
                 tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
             }
@@ -114,29 +120,33 @@ impl Agent {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn refresh_users(&self, core: &Core<DiskStore>) {
-        let users = core
-            .live()
-            .ok()
-            .and_then(|live| {
-                live.get(&Key::section(Mode::Cluster, "users"))
-                    .and_then(|e| e.value.clone())
-            })
-            .map(|text| parse_users(&text))
+    /// Rereads the user database (the cluster's `users` section) and runs the result,
+    /// after a commit or at start; both from one read of the store.
+    fn after_change(&self, core: &Core<DiskStore>) -> RunReport {
+        match core.live() {
+            Ok(live) => {
+                self.refresh_users(&live);
+                self.run_result(&live)
+            }
+            Err(e) => {
+                tracing::error!("cannot read the store after a change: {e}");
+                RunReport::default()
+            }
+        }
+    }
+
+    fn refresh_users(&self, live: &Live) {
+        let users = live
+            .get(&Key::section(Mode::Cluster, "users"))
+            .and_then(|e| e.value.as_deref())
+            .map(parse_users)
             .unwrap_or_default();
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
     }
 
-    fn run_result(&self, core: &Core<DiskStore>) -> RunReport {
+    fn run_result(&self, live: &Live) -> RunReport {
         let machine = &self.state.settings.machine;
-        let live = match core.live() {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("cannot read the store to run the result: {e}");
-                return RunReport::default();
-            }
-        };
-        let config = running::running_config(&live, machine, &self.catalogue);
+        let config = running::running_config(live, machine, &self.catalogue);
         match running::update(
             &self.state.running_dir(),
             machine,
@@ -202,8 +212,7 @@ impl Agent {
         let mut p = self.penalties.lock().unwrap_or_else(|e| e.into_inner());
         let n = p.0.entry(ip).or_insert(0);
         *n += 1;
-        let factor = 1u64 << (*n - 1).min(10);
-        Duration::from_millis(base.saturating_mul(factor).min(30_000))
+        refusal_delay(base, *n)
     }
 
     /// Forgets refusals from `ip` after a successful login.
@@ -272,20 +281,23 @@ impl Agent {
         &self,
         op: impl FnOnce(&mut Core<DiskStore>) -> Result<Option<ChangeSet>, Refusal>,
     ) -> Response {
+        let started = std::time::Instant::now();
         let mut core = self.lock_core();
         match op(&mut core) {
             Ok(None) => Response::Unchanged,
             Ok(Some(cs)) => {
+                let committed = started.elapsed();
+                let running = self.after_change(&core);
                 tracing::info!(
                     id = cs.id,
                     source = %cs.meta.source,
                     author = %cs.meta.author,
                     user = %cs.meta.user,
                     entries = cs.writes.len(),
+                    commit_ms = committed.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
                     "change set committed"
                 );
-                self.refresh_users(&core);
-                let running = self.run_result(&core);
                 Response::Applied {
                     change_set: cs.summary(),
                     running,
@@ -304,5 +316,19 @@ impl Agent {
                 Response::error(e.to_string(), Some("nothing was written"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_delay_grows_and_is_capped() {
+        let ms = |n| refusal_delay(1000, n).as_millis();
+        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [1000, 2000, 4000, 8000]);
+        assert_eq!(ms(6), 30_000);
+        assert_eq!(ms(100), 30_000);
+        assert_eq!(refusal_delay(0, 5), Duration::ZERO);
     }
 }

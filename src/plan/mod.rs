@@ -242,31 +242,38 @@ fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
             _ => None,
         })
         .collect();
+    // Section name → the modes that define it, built once: a thousand-machine plan
+    // must not scan every entry for every action.
+    let mut definers: BTreeMap<&str, Vec<&Mode>> = BTreeMap::new();
+    for key in desired.keys() {
+        if let Key::Section { mode, section } = key {
+            definers.entry(section.as_str()).or_default().push(mode);
+        }
+    }
     let mut out = Vec::new();
     for a in actions.iter().filter(|a| !a.is_destructive()) {
         let Key::Section { mode, section } = &a.key else {
             continue;
         };
-        let below = |m: &Mode| match (mode, m) {
-            (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
-            (Mode::Group(g), Mode::Machine(name)) => group_of.get(name.as_str()) == Some(g),
-            _ => false,
-        };
-        let by: Vec<Mode> = desired
-            .keys()
-            .filter_map(|k| match k {
-                Key::Section {
-                    mode: m,
-                    section: s,
-                } if s == section && below(m) => Some(m.clone()),
-                _ => None,
-            })
-            .collect();
-        if !by.is_empty() {
-            out.push(Shadow {
-                key: a.key.clone(),
-                by,
-            });
+        if *mode == Mode::Cluster || matches!(mode, Mode::Group(_)) {
+            let below = |m: &Mode| match (mode, m) {
+                (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
+                (Mode::Group(g), Mode::Machine(name)) => group_of.get(name.as_str()) == Some(g),
+                _ => false,
+            };
+            let by: Vec<Mode> = definers
+                .get(section.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|m| below(m))
+                .map(|m| (*m).clone())
+                .collect();
+            if !by.is_empty() {
+                out.push(Shadow {
+                    key: a.key.clone(),
+                    by,
+                });
+            }
         }
     }
     out

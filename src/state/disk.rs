@@ -7,6 +7,7 @@
 //!
 //! Tables: `entries` (key text → [`Entry`]), `change_sets` (id → [`ChangeSet`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -81,15 +82,14 @@ impl Store for DiskStore {
             let mut entries = tx.open_table(ENTRIES).map_err(backend)?;
             // The conflict check reads inside the write transaction: nothing can change
             // between the check and the writes.
-            let mut seen: Vec<(Key, Entry)> = Vec::new();
+            let mut seen: BTreeMap<Key, Entry> = BTreeMap::new();
             for key in p.base.keys() {
-                if let Some(v) = entries.get(key.to_string().as_str()).map_err(backend)? {
-                    seen.push((key.clone(), decode(&key.to_string(), v.value())?));
+                let text = key.to_string();
+                if let Some(v) = entries.get(text.as_str()).map_err(backend)? {
+                    seen.insert(key.clone(), decode(&text, v.value())?);
                 }
             }
-            let conflicts = check_base(&p.base, |k| {
-                seen.iter().find(|(s, _)| s == k).map(|(_, e)| e)
-            });
+            let conflicts = check_base(&p.base, |k| seen.get(k));
             if !conflicts.is_empty() {
                 // Dropping the transaction aborts it: nothing is written.
                 return Err(CommitError::Stale(conflicts));
