@@ -560,3 +560,74 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_passphrase_logs_in_against_its_argon2id_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let cluster = format!(
+        "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n        user \"eve\" role=\"administrator\" passphrase-hash=\"{hash}\" locked=#true\n    }}\n}}\ngroup \"Main_Group\"\n"
+    );
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &cluster)],
+        "users",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let repo = p(&tmp.path().join("repo"));
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fp = agent.fingerprint();
+    let login = |user: &str, pass: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "log",
+                "--target",
+                &agent.addr,
+                "--user",
+                user,
+                "--fingerprint",
+                &fp,
+            ])
+            .env("STRATA_PASSPHRASE", pass)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = login("ada", "correct horse battery");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("change set 2"));
+    let out = login("ada", "wrong");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refused user `ada`"),
+        "{}",
+        stderr(&out)
+    );
+    // A locked account cannot log in, even with the right passphrase.
+    assert_eq!(login("eve", "correct horse battery").status.code(), Some(1));
+    // Without identity or passphrase, the CLI says what is missing.
+    let out = strata(&[
+        "log",
+        "--target",
+        &agent.addr,
+        "--user",
+        "ada",
+        "--fingerprint",
+        &fp,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no identity and no passphrase"),
+        "{}",
+        stderr(&out)
+    );
+}
