@@ -73,8 +73,10 @@ pub enum Command {
     ///
     /// Refused when the section may not live at the destination's level (e.g. `users`
     /// is cluster-only, `interfaces` machine-only).
-    #[command(after_long_help = "Example (publish an experiment to the whole cluster):\n  \
-        strata move listeners --from machine:lab1.example.com --to cluster")]
+    #[command(
+        after_long_help = "Example (publish an experiment to the whole cluster):\n  \
+        strata move listeners --from machine:lab1.example.com --to cluster"
+    )]
     Move(CopyArgs),
     /// Delete a section at a mode, so that the mode inherits it again.
     #[command(after_long_help = "Example:\n  strata delete dns --at machine:lab5.example.com")]

@@ -28,19 +28,35 @@ fn americas() -> tempfile::TempDir {
 fn copy_then_delete_restores_the_files_byte_for_byte() {
     let dir = americas();
     let before = fs::read_to_string(dir.path().join("groups.kdl")).unwrap();
-    let out = strata(dir.path(), &["copy", "dns", "--from", "cluster", "--to", "group:Rome"]);
+    let out = strata(
+        dir.path(),
+        &["copy", "dns", "--from", "cluster", "--to", "group:Rome"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     insta::assert_snapshot!(transcript(&out));
     let copied = fs::read_to_string(dir.path().join("groups.kdl")).unwrap();
     assert_ne!(copied, before);
     // The copy is what Rome's machines now get; lab5 keeps its own.
-    let show = strata(dir.path(), &["show", "--machine", "lab6.example.com", "dns", "--format", "json"]);
+    let show = strata(
+        dir.path(),
+        &[
+            "show",
+            "--machine",
+            "lab6.example.com",
+            "dns",
+            "--format",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     assert_eq!(v["sections"]["dns"]["origin"]["mode"], "group:Rome");
 
     let out = strata(dir.path(), &["delete", "dns", "--at", "group:Rome"]);
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    assert_eq!(fs::read_to_string(dir.path().join("groups.kdl")).unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("groups.kdl")).unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -48,15 +64,45 @@ fn move_leaves_the_source_inheriting() {
     let dir = americas();
     let out = strata(
         dir.path(),
-        &["move", "smtp-routes", "--from", "group:Rome", "--to", "machine:lab6.example.com"],
+        &[
+            "move",
+            "smtp-routes",
+            "--from",
+            "group:Rome",
+            "--to",
+            "machine:lab6.example.com",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
-    let lab5 = strata(dir.path(), &["show", "--machine", "lab5.example.com", "smtp-routes", "--format", "json"]);
+    let lab5 = strata(
+        dir.path(),
+        &[
+            "show",
+            "--machine",
+            "lab5.example.com",
+            "smtp-routes",
+            "--format",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&lab5.stdout).unwrap();
     assert_eq!(v["sections"]["smtp-routes"]["origin"]["mode"], "cluster");
-    let lab6 = strata(dir.path(), &["show", "--machine", "lab6.example.com", "smtp-routes", "--format", "json"]);
+    let lab6 = strata(
+        dir.path(),
+        &[
+            "show",
+            "--machine",
+            "lab6.example.com",
+            "smtp-routes",
+            "--format",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&lab6.stdout).unwrap();
-    assert_eq!(v["sections"]["smtp-routes"]["origin"]["mode"], "machine:lab6.example.com");
+    assert_eq!(
+        v["sections"]["smtp-routes"]["origin"]["mode"],
+        "machine:lab6.example.com"
+    );
     let valid = strata(dir.path(), &["validate"]);
     assert_eq!(valid.status.code(), Some(0), "{}", transcript(&valid));
 }
@@ -65,8 +111,14 @@ fn move_leaves_the_source_inheriting() {
 fn a_move_across_a_level_restriction_is_refused_and_changes_nothing() {
     let dir = americas();
     let before = fs::read_to_string(dir.path().join("cluster.kdl")).unwrap();
-    let out = strata(dir.path(), &["move", "users", "--from", "cluster", "--to", "group:Paris"]);
+    let out = strata(
+        dir.path(),
+        &["move", "users", "--from", "cluster", "--to", "group:Paris"],
+    );
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!(transcript(&out));
-    assert_eq!(fs::read_to_string(dir.path().join("cluster.kdl")).unwrap(), before);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("cluster.kdl")).unwrap(),
+        before
+    );
 }
