@@ -115,7 +115,11 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
                     format!("`{kind}` takes one argument, its name"),
                 )
                 .at(file, entry.span(), "unexpected argument")
-                .help("remove it, or give it a name such as `group=\"Paris\"`"),
+                .help(if kind == "machine" {
+                    "remove it, or make it a property such as `group=\"Paris\"`"
+                } else {
+                    "remove it: settings go in sections inside the node's block"
+                }),
             );
             continue;
         };

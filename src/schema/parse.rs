@@ -258,7 +258,8 @@ fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<Fi
                         None => format!("types are {}", ValueType::NAMES.join(", ")),
                     };
                     ctx.error(e.span(), format!("unknown type `{t}`"), &help);
-                    return None;
+                    // Keep the field, unchecked, so configs using it are not reported too.
+                    f.ty = ValueType::Any;
                 }
             },
             ("required", KdlValue::Bool(b)) => {

@@ -13,6 +13,19 @@ fn the_americas_example_is_valid() {
 }
 
 #[test]
+fn a_repo_can_add_its_own_sections() {
+    let checked = check_paths(&[example("custom-schema")]).unwrap();
+    assert!(checked.diags.problems.is_empty(), "{}", rendered(&checked));
+    let schema = checked
+        .catalogue
+        .get("web-proxy")
+        .expect("the repo's schema is loaded");
+    assert_eq!(schema.command, "proxyconfig");
+    // Its references are checked like the built-in ones.
+    assert!(!schema.references().is_empty());
+}
+
+#[test]
 fn every_invalid_example_has_its_diagnostics() {
     let dir = example("invalid");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
