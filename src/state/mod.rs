@@ -42,7 +42,12 @@ pub enum Source {
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Git { commit } => write!(f, "git {}", &commit[..commit.len().min(12)]),
+            // The commit id arrives from clients and saved plans: cut at a character,
+            // never at a byte, so a malformed id cannot panic the agent.
+            Source::Git { commit } => {
+                let short: String = commit.chars().take(12).collect();
+                write!(f, "git {short}")
+            }
             Source::Cli => f.write_str("cli"),
         }
     }
@@ -158,6 +163,9 @@ pub struct Conflict {
     pub expected: Option<Version>,
     /// What is there now (`None`: absent).
     pub found: Option<Stamp>,
+    /// True when what is there now is a tombstone: the entry was removed.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 impl std::fmt::Display for Conflict {
@@ -167,7 +175,9 @@ impl std::fmt::Display for Conflict {
                 f,
                 "{} was {} by {} on {} in change set {} ({})",
                 self.key,
-                if self.expected.is_none() {
+                if self.removed {
+                    "removed"
+                } else if self.expected.is_none() {
                     "created"
                 } else {
                     "changed"
@@ -251,6 +261,7 @@ pub fn check_base<'a>(base: &Base, lookup: impl Fn(&Key) -> Option<&'a Entry>) -
                 key: key.clone(),
                 expected: expected.clone(),
                 found: found.map(|e| e.stamp.clone()),
+                removed: found.is_some_and(|e| e.value.is_none()),
             })
         })
         .collect()
@@ -355,12 +366,48 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(cs.id, 2);
         assert_eq!(store.live().unwrap()[&dns].value, None);
+
+        // A plan that saw the value, applied after the removal, says it was removed.
+        let stale = store.commit(proposal(
+            31,
+            &[("cluster/dns", Some("dns { server x; }\n"))],
+            [(
+                dns.clone(),
+                Some(Version {
+                    hlc: Hlc::new(10, 0),
+                    origin: "lab1".into(),
+                }),
+            )]
+            .into(),
+        ));
+        let CommitError::Stale(conflicts) = stale.unwrap_err() else {
+            panic!("not stale")
+        };
+        assert_eq!(
+            conflicts[0].to_string(),
+            "cluster/dns was removed by alice on lab1 in change set 2 (cli)"
+        );
         assert_eq!(store.last_hlc().unwrap(), Hlc::new(30, 0));
 
         let sets = store.change_sets().unwrap();
         assert_eq!(sets.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(state_as_of(&sets, 1)[&dns].as_deref(), Some("dns\n"));
         assert_eq!(state_as_of(&sets, 2)[&dns], None);
+    }
+
+    #[test]
+    fn a_commit_id_of_any_text_displays_without_panicking() {
+        let source = |commit: &str| {
+            Source::Git {
+                commit: commit.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(source("0123456789abcdef"), "git 0123456789ab");
+        assert_eq!(source("abc"), "git abc");
+        // Byte 12 falls inside an `é`.
+        let odd = format!("a{}", "é".repeat(20));
+        assert_eq!(source(&odd), format!("git a{}", "é".repeat(11)));
     }
 
     #[test]
