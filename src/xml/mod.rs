@@ -2,6 +2,7 @@
 //! the generic codec to and from section nodes driven by the catalogue's `xml=` mappings,
 //! and deterministic writing. Pure: bytes and text in, nodes, problems and bytes out.
 //!
+//! - [`encoding`]: bytes → text, as the XML declaration says.
 //! - [`reader`]: text → raw tree with spans; hardening (no entities, limits).
 //! - [`header`]: the metadata comment (product, serial number, features).
 //! - [`codec`]: raw tree ↔ section nodes through the schema's mappings.
@@ -13,6 +14,7 @@
 
 pub mod cluster;
 pub mod codec;
+pub mod encoding;
 pub mod extra;
 pub mod header;
 pub mod import;
@@ -25,6 +27,7 @@ use crate::config::{Diagnostics, Problem, SourceFile};
 use crate::model::Node;
 use crate::schema::{Catalogue, XML_EXTRA};
 use codec::{Decoder, SHARED, encode, steps, wrapper};
+pub use encoding::decode_bytes;
 pub use header::Header;
 pub use reader::{XDocument, XElem, XNode};
 
@@ -60,46 +63,6 @@ pub fn looks_like_xml(text: &str) -> bool {
     text.trim_start_matches('\u{feff}')
         .trim_start()
         .starts_with('<')
-}
-
-/// Decodes a file's bytes as its XML declaration says: ISO-8859-1 (and its aliases) byte
-/// by byte, UTF-8 otherwise. A UTF-8 byte-order mark is dropped; UTF-16 is refused.
-pub fn decode_bytes(bytes: &[u8]) -> Result<String, String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
-        return Err("UTF-16 files are not supported; save the file as UTF-8 or ISO-8859-1".into());
-    }
-    let head: String = bytes
-        .iter()
-        .take(200)
-        .take_while(|b| **b != b'>')
-        .map(|b| char::from(*b))
-        .collect();
-    let encoding = head
-        .starts_with("<?xml")
-        .then(|| {
-            let i = head.find("encoding")?;
-            let rest = head[i + 8..].trim_start().strip_prefix('=')?.trim_start();
-            let quote = rest.chars().next()?;
-            let rest = &rest[1..];
-            Some(rest[..rest.find(quote)?].to_ascii_lowercase())
-        })
-        .flatten();
-    match encoding.as_deref() {
-        Some("iso-8859-1" | "iso8859-1" | "latin1" | "latin-1" | "l1" | "iso_8859-1" | "cp819") => {
-            Ok(bytes.iter().map(|b| char::from(*b)).collect())
-        }
-        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii") => String::from_utf8(bytes.to_vec())
-            .map_err(|e| {
-                format!(
-                    "not valid UTF-8 at byte {}; if the file is Latin-1, declare encoding=\"ISO-8859-1\"",
-                    e.utf8_error().valid_up_to()
-                )
-            }),
-        Some(other) => Err(format!(
-            "the encoding `{other}` is not supported; AsyncOS writes ISO-8859-1, and UTF-8 is read too"
-        )),
-    }
 }
 
 /// Decodes the sections held by `e` (a `<config>` element or a cluster-form mode element):
