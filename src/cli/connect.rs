@@ -2,99 +2,21 @@
 //! expect, connect over SSH (russh), log in, open the `strata` subsystem, exchange typed
 //! messages. One current-thread runtime per command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client;
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::PrivateKeyWithHashAlg;
 use tokio::runtime::Runtime;
 
 use super::agent_args::TargetArgs;
+use super::pin::{Pin, Verifier};
 use super::{CliError, Failure};
 use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::Layout;
 use crate::mesh::{Connection, FrameCodec, PROTOCOL, Request, Response, SUBSYSTEM};
 use crate::state::Live;
-
-/// Which host key the agent must present.
-#[derive(Debug, Clone)]
-enum Pin {
-    /// Exactly this key (read from the state dir).
-    Key(PublicKey),
-    /// A key with this `SHA256:…` fingerprint.
-    Fingerprint(String),
-    /// A key recorded for the host in a known-hosts file (learned if `learn`).
-    KnownHosts { path: PathBuf, learn: bool },
-}
-
-/// Checks the agent's host key against the pin; remembers why it refused.
-struct Verifier {
-    pin: Pin,
-    host: String,
-    port: u16,
-    refusal: Arc<Mutex<Option<String>>>,
-}
-
-impl client::Handler for Verifier {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.refusal.lock().unwrap() =
-                Some("the agent presented a certificate, not a host key".into());
-            return Ok(false);
-        };
-        let seen = key.fingerprint(HashAlg::Sha256).to_string();
-        let verdict = match &self.pin {
-            Pin::Key(k) if k.key_data() == key.key_data() => Ok(()),
-            Pin::Key(_) => Err(format!(
-                "the agent's host key {seen} is not the one in its state dir"
-            )),
-            Pin::Fingerprint(f) if *f == seen => Ok(()),
-            Pin::Fingerprint(f) => Err(format!(
-                "the agent's host key is {seen}, not the pinned {f}"
-            )),
-            Pin::KnownHosts { path, learn } => {
-                match russh::keys::check_known_hosts_path(&self.host, self.port, key, path) {
-                    Ok(true) => Ok(()),
-                    Ok(false) if *learn => {
-                        match russh::keys::known_hosts::learn_known_hosts_path(
-                            &self.host, self.port, key, path,
-                        ) {
-                            Ok(()) => {
-                                eprintln!(
-                                    "recorded the agent's host key {seen} in {}",
-                                    path.display()
-                                );
-                                Ok(())
-                            }
-                            Err(e) => Err(format!(
-                                "cannot record the host key in {}: {e}",
-                                path.display()
-                            )),
-                        }
-                    }
-                    Ok(false) => Err(format!(
-                        "the agent's host key {seen} is not in {}",
-                        path.display()
-                    )),
-                    Err(e) => Err(format!("host key {seen} refused: {e} ({})", path.display())),
-                }
-            }
-        };
-        match verdict {
-            Ok(()) => Ok(true),
-            Err(why) => {
-                *self.refusal.lock().unwrap() = Some(why);
-                Ok(false)
-            }
-        }
-    }
-}
 
 /// A logged-in connection to an agent.
 pub struct Client {

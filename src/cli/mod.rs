@@ -12,6 +12,7 @@ mod export_xml;
 mod import_xml;
 mod log;
 mod output;
+mod pin;
 mod plan;
 mod show;
 mod validate;
