@@ -209,7 +209,7 @@ fn refuse_overwrite(dir: &Path, plan: &Planned, force: bool) -> Result<(), CliEr
     let existing: Vec<&str> = plan
         .files
         .iter()
-        .filter(|(p, _)| dir.join(p).exists())
+        .filter(|(p, _)| std::fs::symlink_metadata(dir.join(p)).is_ok())
         .map(|(p, _)| p.as_str())
         .collect();
     if existing.is_empty() {
@@ -265,23 +265,68 @@ fn check_result(
     Ok(())
 }
 
+/// Writes the plan's files all or nothing, as far as the file system allows: every target
+/// directory is checked (and made) and every file written to a temporary file beside its
+/// target before the first rename, so a failure (a `machines` that is a file, a read-only
+/// directory, a full disk) leaves the repo as it was.
 fn write(dir: &Path, plan: &Planned) -> Result<(), CliError> {
+    let fail = |what: String, e: std::io::Error| {
+        Failure::new(
+            format!("{what}: {e}"),
+            "nothing was written; check permissions and the paths above",
+        )
+    };
+    let mut made_dirs: Vec<PathBuf> = Vec::new();
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let undo = |staged: &[(PathBuf, PathBuf)], made_dirs: &[PathBuf]| {
+        for (tmp, _) in staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+        for d in made_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    };
     for (rel, text) in &plan.files {
         let path: PathBuf = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Failure::new(
-                    format!("cannot create {}: {e}", parent.display()),
-                    "check permissions",
-                )
-            })?;
+        let parent = path.parent().unwrap_or(dir).to_path_buf();
+        if let Err(e) = make_dirs(&parent, &mut made_dirs) {
+            undo(&staged, &made_dirs);
+            return Err(fail(format!("cannot create {}", parent.display()), e));
         }
-        std::fs::write(&path, text).map_err(|e| {
-            Failure::new(
-                format!("cannot write {}: {e}", path.display()),
-                "check permissions",
-            )
-        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.strata-import"));
+        if let Err(e) = std::fs::write(&tmp, text) {
+            let _ = std::fs::remove_file(&tmp);
+            undo(&staged, &made_dirs);
+            return Err(fail(format!("cannot write {}", path.display()), e));
+        }
+        staged.push((tmp, path));
     }
+    for (i, (tmp, path)) in staged.iter().enumerate() {
+        // A rename replaces a symbolic link itself, never the file it points to.
+        if let Err(e) = std::fs::rename(tmp, path) {
+            undo(&staged[i..], &[]);
+            return Err(Failure::new(
+                format!("cannot write {}: {e}", path.display()),
+                "the files before it were written; check permissions and run the import again with --force",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing ancestors, recording those it made (outermost first).
+fn make_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        make_dirs(parent, made)?;
+    }
+    std::fs::create_dir(dir)?;
+    made.push(dir.to_path_buf());
     Ok(())
 }

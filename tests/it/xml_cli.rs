@@ -323,3 +323,49 @@ fn hostile_files_fail_fast_with_a_clear_error() {
         transcript(&out)
     );
 }
+
+/// An import that fails while writing leaves no file of it behind, and a dangling symbolic
+/// link counts as a file that exists and is never written through.
+#[test]
+fn a_failed_import_writes_no_file_at_all() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().to_str().unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "import-xml",
+            "tests/fixtures/xml/appliance.xml",
+            "--new-cluster",
+            "emea",
+            "--repo",
+            dir,
+        ];
+        args.extend_from_slice(extra);
+        strata(&root(), &args)
+    };
+    // `machines` is a file: the machine's file cannot be written.
+    std::fs::write(temp.path().join("machines"), "not a directory").unwrap();
+    let out = import(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let mut left: Vec<String> = std::fs::read_dir(temp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["machines"], "{}", transcript(&out));
+    std::fs::remove_file(temp.path().join("machines")).unwrap();
+
+    // A dangling link where cluster.kdl goes is not followed, and is refused without --force.
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("elsewhere.kdl");
+    std::os::unix::fs::symlink(&target, temp.path().join("cluster.kdl")).unwrap();
+    let out = import(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.kdl already exists"));
+    assert!(!temp.path().join("groups.kdl").exists());
+    let out = import(&["--force"]);
+    assert!(
+        !target.exists(),
+        "the import wrote through the link: {}",
+        transcript(&out)
+    );
+}
