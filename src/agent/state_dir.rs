@@ -197,6 +197,7 @@ fn load_or_create_key(path: &Path) -> Result<PrivateKey, StateDirError> {
         message,
     };
     if path.exists() {
+        check_private(path)?;
         return russh::keys::load_secret_key(path, None).map_err(|e| key_err(e.to_string()));
     }
     let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
@@ -206,6 +207,26 @@ fn load_or_create_key(path: &Path) -> Result<PrivateKey, StateDirError> {
         .map_err(|e| key_err(e.to_string()))?;
     write_atomic(path, text.as_bytes(), true)?;
     Ok(key)
+}
+
+/// Refuses a key file that others than its owner may read or write, as sshd does: the
+/// local key makes whoever reads it an administrator, the host key is the agent's identity.
+fn check_private(path: &Path) -> Result<(), StateDirError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(StateDirError::Key {
+                path: path.display().to_string(),
+                message: format!(
+                    "mode {mode:04o} lets others than its owner use it; `chmod 600` it \
+                     (or replace it, if it may have been read)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Writes `path` atomically: a temporary file in the same directory, fsync'd, renamed
@@ -226,6 +247,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Stat
             opts.mode(if private { 0o600 } else { 0o644 });
         }
         let mut f = opts.open(&tmp).map_err(io(&tmp))?;
+        // `mode` applies only to a new file: a temporary file left behind keeps its own.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(if private {
+                0o600
+            } else {
+                0o644
+            }))
+            .map_err(io(&tmp))?;
+        }
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
     }
@@ -267,5 +299,32 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_others_may_read_are_refused_and_never_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        // A temporary file left behind with a loose mode must not pass it on.
+        fs::write(dir.path().join(".local_key.tmp"), "old").unwrap();
+        fs::set_permissions(
+            dir.path().join(".local_key.tmp"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let sd = StateDir::open(dir.path(), Some("lab1"), None).unwrap();
+        assert_eq!(mode(&sd.layout.local_key()), 0o600);
+        let local_key = sd.layout.local_key();
+        drop(sd);
+        fs::set_permissions(&local_key, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = StateDir::open(dir.path(), None, None).unwrap_err();
+        assert!(
+            err.to_string().contains("mode 0644") && err.to_string().contains("local_key"),
+            "{err}"
+        );
+        fs::set_permissions(&local_key, fs::Permissions::from_mode(0o600)).unwrap();
+        StateDir::open(dir.path(), None, None).unwrap();
     }
 }
