@@ -16,6 +16,16 @@ pub const XML_EXTRA: &str = "xml-extra";
 /// Checks the shape of an `xml-extra` node: its children are `element "name" ["text"]
 /// attr=… { … }` and `text "…"` nodes, recursively; element names are XML names.
 pub fn check_xml_extra(node: &Node, file: &Arc<SourceFile>, diags: &mut Diagnostics) {
+    check_extra_at(node, file, diags, 0);
+}
+
+/// The deepest nesting of `element` nodes in one `xml-extra`. The XML reader refuses
+/// documents nested deeper than 64 levels; an `xml-extra` sits at most a dozen levels down
+/// (the cluster form's mode element, the section, wrappers and children), so a repo that
+/// validates always exports XML that Strata reads back.
+pub const XML_EXTRA_MAX_DEPTH: usize = 48;
+
+fn check_extra_at(node: &Node, file: &Arc<SourceFile>, diags: &mut Diagnostics, depth: usize) {
     let bad = |n: &Node, why: String| {
         Problem::error("strata::xml::extra-shape", why)
             .at(file, n.name_span, "here")
@@ -52,9 +62,20 @@ pub fn check_xml_extra(node: &Node, file: &Arc<SourceFile>, diags: &mut Diagnost
                 if !ok_name || !ok_text {
                     diags.push(bad(child, "`element` takes an XML element name and, when it has no children, an optional string of text".into()));
                 }
+                if depth + 1 > XML_EXTRA_MAX_DEPTH {
+                    diags.push(
+                        Problem::error(
+                            "strata::xml::extra-shape",
+                            format!("`element` nodes nest deeper than {XML_EXTRA_MAX_DEPTH} levels"),
+                        )
+                        .at(file, child.name_span, "too deep")
+                        .help("no appliance configuration nests this deep, and the XML it exports would be refused on reading"),
+                    );
+                    continue;
+                }
                 let mut inner = child.clone();
                 inner.args.clear();
-                check_xml_extra(&inner, file, diags);
+                check_extra_at(&inner, file, diags, depth + 1);
             }
             other => diags.push(bad(child, format!("unexpected `{other}` in xml-extra"))),
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::config::{Diagnostics, SourceFile};
 use crate::model::{Level, Node, Value};
-pub use check::{XML_EXTRA, check_section, check_xml_extra};
+pub use check::{XML_EXTRA, XML_EXTRA_MAX_DEPTH, check_section, check_xml_extra};
 pub use parse::is_xml_name;
 pub use value_type::{ValueType, parse_netmask};
 

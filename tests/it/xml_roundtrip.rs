@@ -197,3 +197,40 @@ fn unknown_elements_are_kept_and_warned_about() {
     }
     "#);
 }
+
+/// An `xml-extra` nested deeper than the XML reader accepts is refused by validation, and
+/// the deepest one that validates exports XML that reads back.
+#[test]
+fn xml_extra_nesting_is_capped_so_that_exports_read_back() {
+    use strata::schema::XML_EXTRA_MAX_DEPTH;
+    let repo_with = |depth: usize| {
+        let text = format!(
+            "cluster \"c\"\ngroup \"Main_Group\"\nmachine \"m1\" {{\n    xml-extra {{\n{}{}    }}\n}}\n",
+            "element \"a\" {\n".repeat(depth),
+            "}\n".repeat(depth)
+        );
+        let mut diags = Diagnostics::default();
+        let repo = parse_files(vec![SourceFile::new("c.kdl", text)], &mut diags);
+        let cat = Catalogue::builtin();
+        validate(&repo, &cat, &mut diags);
+        (repo, cat, diags)
+    };
+    let (_, _, diags) = repo_with(XML_EXTRA_MAX_DEPTH + 1);
+    assert!(
+        diags
+            .problems
+            .iter()
+            .any(|p| p.code == "strata::xml::extra-shape"),
+        "{:?}",
+        diags.problems
+    );
+    let (repo, cat, diags) = repo_with(XML_EXTRA_MAX_DEPTH);
+    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    for bytes in [
+        export_machine(&repo, &cat, repo.machine("m1").unwrap()),
+        export_cluster(&repo, &cat),
+    ] {
+        let text = decode_bytes(&bytes).unwrap();
+        reader::parse(&SourceFile::new("x.xml", text), &Limits::default()).unwrap();
+    }
+}
