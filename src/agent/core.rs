@@ -280,22 +280,31 @@ pub fn check_writes(writes: &BTreeMap<Key, Option<String>>) -> Result<(), Refusa
         .iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
         .collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = values.len().div_ceil(threads).max(64);
-    let first_bad = std::thread::scope(|scope| {
-        let handles: Vec<_> = values
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().find_map(|(k, v)| check_value(k, v))))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok().flatten())
-            .next()
-    });
-    match first_bad {
+    match first_failure(&values, |(k, v)| check_value(k, v)) {
         Some(message) => Err(invalid(message, None)),
         None => Ok(()),
     }
+}
+
+/// The first failure `check` reports on `items`, checked on all cores. A check that
+/// panics fails too: a value nobody could check is never taken for a good one.
+fn first_failure<T: Sync>(
+    items: &[T],
+    check: impl Fn(&T) -> Option<String> + Sync,
+) -> Option<String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(64);
+    let check = &check;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().find_map(check)))
+            .collect();
+        handles.into_iter().find_map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Some("a value could not be checked".to_owned()))
+        })
+    })
 }
 
 /// Why `text` is not a valid value for `key`, if it is not.
@@ -335,6 +344,21 @@ mod tests {
         Caller {
             user: "admin".into(),
         }
+    }
+
+    #[test]
+    fn a_check_that_panics_refuses_instead_of_passing() {
+        let items: Vec<u32> = (0..200).collect();
+        assert_eq!(first_failure(&items, |_| None), None);
+        assert_eq!(
+            first_failure(&items, |i| (*i == 150).then(|| "bad 150".to_owned())),
+            Some("bad 150".to_owned())
+        );
+        let panicking = first_failure(&items, |i| {
+            assert!(*i != 150, "the checker broke");
+            None
+        });
+        assert_eq!(panicking.as_deref(), Some("a value could not be checked"));
     }
 
     #[test]
