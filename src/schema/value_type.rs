@@ -9,6 +9,9 @@ use crate::model::Value;
 pub enum ValueType {
     /// Any string.
     String,
+    /// Any string, kept verbatim where XML would otherwise trim it (a listener's HAT, a
+    /// disclaimer): leading and trailing blanks are part of the value.
+    Text,
     /// An integer, optionally bounded (inclusive).
     Int {
         /// Smallest allowed value.
@@ -40,7 +43,8 @@ impl ValueType {
     /// Parses a `type=` name; `enum` takes its values separately.
     pub fn parse(name: &str) -> Option<ValueType> {
         Some(match name {
-            "string" | "text" => ValueType::String,
+            "string" => ValueType::String,
+            "text" => ValueType::Text,
             "int" => ValueType::Int {
                 min: None,
                 max: None,
@@ -68,6 +72,7 @@ impl ValueType {
     pub fn describe(&self) -> String {
         match self {
             ValueType::String => "a string".into(),
+            ValueType::Text => "a text".into(),
             ValueType::Int { min, max } => match (min, max) {
                 (Some(a), Some(b)) => format!("an integer from {a} to {b}"),
                 (Some(a), None) => format!("an integer of at least {a}"),
@@ -119,7 +124,7 @@ impl ValueType {
 
     fn accepts_str(&self, s: &str) -> bool {
         match self {
-            ValueType::String | ValueType::Any => true,
+            ValueType::String | ValueType::Text | ValueType::Any => true,
             ValueType::Ip => s.parse::<IpAddr>().is_ok(),
             ValueType::Cidr => is_cidr(s),
             ValueType::Host => s.parse::<IpAddr>().is_ok() || is_hostname(s),

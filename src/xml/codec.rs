@@ -309,7 +309,9 @@ fn convert(ty: &ValueType, raw: &str) -> Value {
             "0" | "false" | "no" | "off" => Value::Bool(false),
             _ => Value::String(t.to_owned()),
         },
-        // Multi-line text (a HAT, a disclaimer) is kept verbatim; one-line values trimmed.
+        // Text (a HAT, a disclaimer) and any multi-line value are kept verbatim; other
+        // one-line values trimmed.
+        ValueType::Text => Value::String(raw.to_owned()),
         _ if raw.contains('\n') => Value::String(raw.to_owned()),
         _ => Value::String(t.to_owned()),
     }

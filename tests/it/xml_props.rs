@@ -71,6 +71,8 @@ impl Rng {
                 self.next(256),
                 self.next(33)
             )),
+            // Text is kept verbatim, outer blanks included.
+            ValueType::Text if self.chance(30) => Value::String(format!(" {} ", self.string())),
             _ => Value::String(self.string()),
         }
     }

@@ -234,3 +234,44 @@ fn xml_extra_nesting_is_capped_so_that_exports_read_back() {
         reader::parse(&SourceFile::new("x.xml", text), &Limits::default()).unwrap();
     }
 }
+
+/// XML → the KDL files an import writes → XML, for a small appliance.
+fn through_kdl(xml: &str, cat: &Catalogue) -> reader::XDocument {
+    let app = appliance("t.xml", xml.as_bytes(), cat);
+    let plan = new_cluster(&app, cat, "emea", "m1.example.com", None);
+    let files: Vec<Arc<SourceFile>> = plan
+        .files
+        .iter()
+        .map(|(p, t)| SourceFile::new(p.clone(), t.clone()))
+        .collect();
+    let mut diags = Diagnostics::default();
+    let repo = parse_files(files, &mut diags);
+    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    let exported = export_machine(&repo, cat, repo.machine("m1.example.com").unwrap());
+    read_xml("exported.xml", &exported)
+}
+
+/// A listener's HAT is a text field: kept verbatim, even on one line with outer blanks.
+#[test]
+fn text_fields_keep_their_outer_blanks() {
+    let cat = Catalogue::builtin();
+    for hat in ["  one line  ", "\n  two\n  lines  \n", " "] {
+        let xml = format!(
+            "<config><listeners><listener><name>L</name><interface>D</interface><hat>{hat}</hat></listener></listeners></config>"
+        );
+        let back = through_kdl(&xml, &cat);
+        let listeners = back
+            .root
+            .elements()
+            .find(|e| e.name == "listeners")
+            .unwrap();
+        let listener = listeners.elements().next().unwrap();
+        let text = listener
+            .elements()
+            .find(|e| e.name == "hat")
+            .unwrap()
+            .text()
+            .0;
+        assert_eq!(text, hat);
+    }
+}
