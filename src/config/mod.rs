@@ -12,7 +12,7 @@ use miette::SourceSpan;
 
 use crate::model::{MAIN_GROUP, Mode, Node};
 pub use diagnostics::{Diagnostics, Problem, SourceFile};
-pub use parse::parse_files;
+pub use parse::{is_mode_name, parse_files};
 
 /// A string read from a file, with where it was read.
 #[derive(Debug, Clone)]

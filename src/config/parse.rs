@@ -184,6 +184,15 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
 }
 
 /// The name argument of a mode node, checked.
+/// True for a valid cluster, group or machine name: letters, digits, `_`, `-`, `.` and `:`
+/// (so that a machine's name is also a safe file name).
+pub fn is_mode_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
 fn mode_name(
     file: &Arc<SourceFile>,
     node: &KdlNode,
@@ -215,11 +224,7 @@ fn mode_name(
         );
         return None;
     };
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if !valid {
+    if !is_mode_name(name) {
         diags.push(
             Problem::error(
                 "strata::repo::bad-name",

@@ -166,6 +166,17 @@ fn cluster_form(
                 span: a.span,
             })
         };
+        if let Some(n) = attr("name").filter(|n| !crate::config::is_mode_name(&n.value)) {
+            diags.push(
+                Problem::error(
+                    "strata::repo::bad-name",
+                    format!("`{}` is not a valid {} name", n.value, e.name),
+                )
+                .at(file, n.span, "invalid name")
+                .help("names use letters, digits, `_`, `-`, `.` and `:` (for IPv6 addresses)"),
+            );
+            continue;
+        }
         let mode = match (e.name.as_str(), attr("name")) {
             ("cluster", _) => Mode::Cluster,
             ("group", Some(n)) => Mode::Group(n.value),

@@ -275,3 +275,21 @@ fn text_fields_keep_their_outer_blanks() {
         assert_eq!(text, hat);
     }
 }
+
+/// Mode names in the cluster form follow the KDL rule (they become file names).
+#[test]
+fn the_cluster_form_refuses_names_the_kdl_form_refuses() {
+    let cat = Catalogue::builtin();
+    let text = "<strata_cluster name=\"c\"><cluster/><group name=\"Main_Group\"/>\
+                <machine name=\"../../evil\" group=\"Main_Group\"/></strata_cluster>";
+    let file = SourceFile::new("c.xml", text.to_owned());
+    let mut diags = Diagnostics::default();
+    let _ = load(&file, &cat, &mut diags);
+    let bad: Vec<_> = diags
+        .problems
+        .iter()
+        .filter(|p| p.code == "strata::repo::bad-name")
+        .collect();
+    assert_eq!(bad.len(), 1, "{:?}", diags.problems);
+    assert_eq!(bad[0].line_col(), Some((1, 71)));
+}
