@@ -49,7 +49,10 @@ pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
     let unparsed = diags.problems.iter().any(|p| {
         matches!(
             p.code,
-            "strata::kdl::syntax" | "strata::xml::syntax" | "strata::xml::refused"
+            "strata::kdl::syntax"
+                | "strata::kdl::too-deep"
+                | "strata::xml::syntax"
+                | "strata::xml::refused"
         )
     });
     if !unparsed {

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use kdl::KdlDocument;
-
 use crate::model::{Level, MAIN_GROUP, Mode, Node};
 use crate::plan::{Origin, membership_node};
 use crate::schema::Catalogue;
@@ -309,7 +307,7 @@ fn first_failure<T: Sync>(
 
 /// Why `text` is not a valid value for `key`, if it is not.
 fn check_value(key: &Key, text: &str) -> Option<String> {
-    let Ok(doc) = text.parse::<KdlDocument>() else {
+    let Ok(doc) = crate::config::parse_kdl(text) else {
         return Some(format!("the value for {key} is not valid KDL"));
     };
     let expected = match key {
@@ -332,7 +330,7 @@ mod tests {
     use crate::state::MemoryStore;
 
     fn node(text: &str) -> Node {
-        let doc: KdlDocument = text.parse().unwrap();
+        let doc: kdl::KdlDocument = text.parse().unwrap();
         Node::from_kdl(&doc.nodes()[0])
     }
 

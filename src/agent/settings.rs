@@ -67,10 +67,8 @@ impl Settings {
             file: file.to_owned(),
             message,
         };
-        let doc: KdlDocument = text.parse().map_err(|e: kdl::KdlError| {
-            let detail: Vec<String> = e.diagnostics.iter().map(|d| d.to_string()).collect();
-            err(format!("not valid KDL: {}", detail.join("; ")))
-        })?;
+        let doc: KdlDocument =
+            crate::config::parse_kdl(text).map_err(|e| err(format!("not valid KDL: {e}")))?;
         let string_arg = |n: &KdlNode| -> Result<String, SettingsError> {
             n.get(0)
                 .and_then(|v| v.as_string())

@@ -1,7 +1,6 @@
 //! Users and roles, pure: the cluster-only `users` section parsed into accounts, and
 //! what each role may do.
 
-use kdl::KdlDocument;
 use russh::keys::PublicKey;
 
 /// What a user may do.
@@ -64,7 +63,7 @@ pub struct User {
 /// Parses a `users` section's canonical KDL. Keys that do not parse are skipped (the
 /// schema check already validated the repo; a bad key simply cannot log in).
 pub fn parse_users(section: &str) -> Vec<User> {
-    let Ok(doc) = section.parse::<KdlDocument>() else {
+    let Ok(doc) = crate::config::parse_kdl(section) else {
         return Vec::new();
     };
     let Some(children) = doc.nodes().first().and_then(|n| n.children()) else {

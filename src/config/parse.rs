@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kdl::{KdlDocument, KdlNode, KdlValue};
 
 use super::diagnostics::did_you_mean;
+use super::kdl_text::{KdlTextError, parse_kdl};
 use super::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
 use crate::model::{Mode, Node};
 
@@ -22,7 +23,11 @@ pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo
                     top_level(file, node, &mut repo, diags);
                 }
             }
-            Err(err) => syntax_errors(file, &err, diags),
+            Err(err) => {
+                for p in super::kdl_text::problems(file, &err) {
+                    diags.push(p);
+                }
+            }
         }
     }
     repo.files = files;
@@ -31,21 +36,17 @@ pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo
 
 /// Parses the KDL of every file, spread over the available cores: the KDL parser is the
 /// most expensive step of validating a large repo. Results come back in file order.
-fn parse_all(files: &[Arc<SourceFile>]) -> Vec<Result<KdlDocument, kdl::KdlError>> {
+fn parse_all(files: &[Arc<SourceFile>]) -> Vec<Result<KdlDocument, KdlTextError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads == 1 || files.len() < 64 {
-        return files.iter().map(|f| f.text.parse()).collect();
+        return files.iter().map(|f| parse_kdl(&f.text)).collect();
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|f| f.text.parse::<KdlDocument>())
-                        .collect::<Vec<_>>()
-                })
+                scope.spawn(move || part.iter().map(|f| parse_kdl(&f.text)).collect::<Vec<_>>())
             })
             .collect();
         handles
@@ -54,22 +55,6 @@ fn parse_all(files: &[Arc<SourceFile>]) -> Vec<Result<KdlDocument, kdl::KdlError
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
-}
-
-fn syntax_errors(file: &Arc<SourceFile>, err: &kdl::KdlError, diags: &mut Diagnostics) {
-    for d in &err.diagnostics {
-        let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
-        let mut problem = Problem::error("strata::kdl::syntax", format!("KDL syntax: {message}"))
-            .at(
-                file,
-                d.span,
-                d.label.clone().unwrap_or_else(|| "here".into()),
-            );
-        problem = problem.help(d.help.clone().unwrap_or_else(|| {
-            "see https://kdl.dev for the KDL v2 syntax; strings are quoted, booleans are #true and #false".into()
-        }));
-        diags.push(problem);
-    }
 }
 
 fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mut Diagnostics) {

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use miette::SourceSpan;
 
-use super::lex::Lexed;
+use crate::config::lex::Lexed;
 
 /// The start of the line holding `pos`.
 pub(crate) fn line_start(text: &str, pos: usize) -> usize {
@@ -177,8 +177,8 @@ pub(crate) fn reindent(piece: &str, from: usize, lexed: &Lexed, base: &str, dest
 
 #[cfg(test)]
 mod tests {
-    use super::super::lex::lex;
     use super::*;
+    use crate::config::lex::lex;
 
     fn extent(text: &str, needle: &str, len: usize) -> Extent {
         let at = text.find(needle).unwrap();

@@ -14,7 +14,6 @@
 
 mod error;
 mod layout;
-mod lex;
 mod splice;
 mod verify;
 

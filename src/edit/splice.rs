@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use super::layout::{Extent, indent_of, line_start, newline, node_range, reindent, starts_line};
-use super::lex::{Lexed, lex};
+use crate::config::lex::{Lexed, lex};
 use crate::config::{ModeDecl, SectionDecl};
 
 /// Replace `range` of a file's text with `text`.

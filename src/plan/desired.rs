@@ -58,8 +58,7 @@ pub fn membership_node(kind: &str, name: &str, props: &[(&str, &str)]) -> String
 
 /// The group a machine membership entry names (`Main_Group` if none).
 pub fn machine_group(value: &str) -> String {
-    value
-        .parse::<KdlDocument>()
+    crate::config::parse_kdl(value)
         .ok()
         .and_then(|d| {
             d.nodes()

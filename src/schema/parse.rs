@@ -42,26 +42,11 @@ impl Ctx<'_> {
 
 /// Parses every `section` node of one schema file.
 pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Vec<SectionSchema> {
-    let doc: KdlDocument = match file.text.parse() {
+    let doc: KdlDocument = match crate::config::parse_kdl(&file.text) {
         Ok(doc) => doc,
         Err(err) => {
-            for d in &err.diagnostics {
-                diags.push(
-                    Problem::error(
-                        "strata::kdl::syntax",
-                        format!("KDL syntax: {}", d.message.clone().unwrap_or_default()),
-                    )
-                    .at(
-                        file,
-                        d.span,
-                        d.label.clone().unwrap_or_else(|| "here".into()),
-                    )
-                    .help(
-                        d.help
-                            .clone()
-                            .unwrap_or_else(|| "see https://kdl.dev".into()),
-                    ),
-                );
+            for p in crate::config::kdl_text::problems(file, &err) {
+                diags.push(p);
             }
             return Vec::new();
         }

@@ -50,6 +50,23 @@ fn warnings_alone_keep_exit_zero() {
 }
 
 #[test]
+fn hostile_nesting_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let depth = 50_000;
+    let text = format!(
+        "cluster \"a\" {{ dns {{ {}{} }} }}\ngroup \"Main_Group\"\n",
+        "x { ".repeat(depth),
+        "}".repeat(depth)
+    );
+    std::fs::write(dir.path().join("c.kdl"), text).unwrap();
+    let out = strata(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["problems"][0]["code"], "strata::kdl::too-deep");
+    assert_eq!(v["errors"], 1, "no echoes of the refused file: {v}");
+}
+
+#[test]
 fn a_missing_path_is_a_clear_error() {
     let out = strata(&root(), &["validate", "no/such/dir"]);
     assert_eq!(out.status.code(), Some(1));

@@ -1,6 +1,7 @@
-//! Just enough of KDL v2's lexical structure to splice text safely: where strings and
-//! comments are, and which braces match. It is a scanner, not a parser: whatever it gets
-//! wrong, the re-parse after every edit catches (see `verify`).
+//! Just enough of KDL v2's lexical structure to splice text safely and to guard the
+//! parser: where strings and comments are, and which braces match. It is a scanner, not
+//! a parser: whatever it gets wrong, the real parse afterwards catches (see
+//! `edit::verify`), and it never recurses, so it is safe on any input.
 
 use std::ops::Range;
 
@@ -151,6 +152,22 @@ fn raw_end(b: &[u8], start: usize, hashes: usize) -> usize {
 }
 
 impl Lexed {
+    /// The first brace that opens a block nested deeper than `limit`, if any.
+    pub(crate) fn too_deep(&self, limit: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        for brace in &self.braces {
+            if brace.open {
+                depth += 1;
+                if depth > limit {
+                    return Some(brace.at);
+                }
+            } else {
+                depth = depth.saturating_sub(1);
+            }
+        }
+        None
+    }
+
     /// True when `pos` lies inside a string literal (after its first byte).
     pub(crate) fn in_string(&self, pos: usize) -> bool {
         self.strings.iter().any(|r| r.start < pos && pos < r.end)
@@ -215,6 +232,13 @@ mod tests {
         assert_eq!(close, text.len() - 1);
         assert!(lexed.line_comment_at(text.find("// }").unwrap()));
         assert!(lexed.in_string(text.find("\n}\n").unwrap() + 1));
+    }
+
+    #[test]
+    fn nesting_depth_ignores_braces_in_strings() {
+        let text = "a { b { c \"{{{{\" } }";
+        assert_eq!(lex(text).too_deep(2), None);
+        assert_eq!(lex(text).too_deep(1), Some(6));
     }
 
     #[test]
