@@ -291,6 +291,25 @@ impl Checker<'_> {
         span: miette::SourceSpan,
         path: &str,
     ) {
+        // Appliances store settings as XML 1.0 text, which cannot carry most control
+        // characters: refuse them here rather than write an unreadable export later.
+        if let Some(c) = value.as_str().and_then(|s| {
+            s.chars()
+                .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        }) {
+            self.diags.push(
+                Problem::error(
+                    "strata::schema::control-character",
+                    format!(
+                        "`{}` in `{path}` contains the control character U+{:04X}",
+                        field.name, c as u32
+                    ),
+                )
+                .at(self.file, span, "control character in here")
+                .help("remove it: only tab, newline and carriage return may appear in values"),
+            );
+            return;
+        }
         if let Err(why) = field.ty.check(value) {
             let mut p = Problem::error(
                 "strata::schema::invalid-value",
@@ -309,5 +328,29 @@ impl Checker<'_> {
             };
             self.diags.push(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Diagnostics, SourceFile, parse_files};
+    use crate::schema::Catalogue;
+
+    #[test]
+    fn control_characters_in_values_are_refused() {
+        let text = "cluster \"a\" {\n    timezone \"Europe/Pa\\u{1}ris\"\n}\n";
+        let mut diags = Diagnostics::default();
+        let repo = parse_files(vec![SourceFile::new("c.kdl", text)], &mut diags);
+        let cat = Catalogue::builtin();
+        let section = &repo.cluster().unwrap().sections[0];
+        check_section(
+            cat.get("timezone").unwrap(),
+            &section.node,
+            &section.file,
+            &mut diags,
+        );
+        let codes: Vec<&str> = diags.problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["strata::schema::control-character"]);
     }
 }
