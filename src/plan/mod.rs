@@ -429,11 +429,14 @@ machine "lab4" group="Paris"
           - }
 
         machines whose effective config changes:
-          lab1: dns (from cluster), ntp (from factory default, was cluster)
-          lab4: new machine, 1 sections defined
-          lab3: ntp (from factory default, was cluster)
+          lab1
+              dns  from cluster
+              ntp  from factory default (was cluster)
+          lab4: new machine, 1 section defined
+          lab3
+              ntp  from factory default (was cluster)
 
-        note: cluster/dns will not affect group:Paris, which define it themselves
+        note: cluster/dns will not affect these modes, which define their own: group:Paris
 
         plan: 1 to create, 1 to change, 1 to remove
         "#);

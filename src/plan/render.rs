@@ -56,31 +56,53 @@ pub fn render_human(plan: &Plan) -> String {
     }
     if !plan.machines.is_empty() {
         out.push_str("\nmachines whose effective config changes:\n");
-        // Machines with the same changes share a line: a cluster-wide change to a
-        // thousand machines is one line, not a thousand.
-        let mut same: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        // Machines with the same changes share an entry: a cluster-wide change to a
+        // thousand machines is listed once, not a thousand times.
+        let mut same: BTreeMap<Vec<String>, Vec<&str>> = BTreeMap::new();
         for m in &plan.machines {
-            let text = if m.new {
-                format!("new machine, {} sections defined", m.sections.len())
+            let lines = if m.new {
+                let n = m.sections.len();
+                vec![format!(
+                    "new machine, {n} section{} defined",
+                    if n == 1 { "" } else { "s" }
+                )]
             } else {
-                let text: Vec<String> = m.sections.iter().map(section_change).collect();
-                text.join(", ")
+                let width = m
+                    .sections
+                    .iter()
+                    .map(|s| s.section.len())
+                    .max()
+                    .unwrap_or(0);
+                m.sections
+                    .iter()
+                    .map(|s| section_change(s, width))
+                    .collect()
             };
-            same.entry(text).or_default().push(&m.machine);
+            same.entry(lines).or_default().push(&m.machine);
         }
-        for (changes, machines) in same {
+        for (lines, machines) in same {
             let mut names = machines[..machines.len().min(NAMES_SHOWN)].join(", ");
             if machines.len() > NAMES_SHOWN {
                 let _ = write!(names, " and {} more", machines.len() - NAMES_SHOWN);
             }
-            let _ = writeln!(out, "  {names}: {changes}");
+            match lines.as_slice() {
+                [one] if one.starts_with("new machine") => {
+                    let _ = writeln!(out, "  {names}: {one}");
+                }
+                _ => {
+                    let _ = writeln!(out, "  {names}");
+                    for line in lines {
+                        let _ = writeln!(out, "      {line}");
+                    }
+                }
+            }
         }
     }
     for s in &plan.shadows {
         let by: Vec<String> = s.by.iter().map(Mode::to_string).collect();
         let _ = writeln!(
             out,
-            "\nnote: {} will not affect {}, which define it themselves",
+            "\nnote: {} will not affect these modes, which define their own: {}",
             s.key,
             by.join(", ")
         );
@@ -92,17 +114,17 @@ pub fn render_human(plan: &Plan) -> String {
     out
 }
 
-fn section_change(s: &SectionChange) -> String {
+fn section_change(s: &SectionChange, width: usize) -> String {
     let mode = |m: &Option<Mode>| {
         m.as_ref()
             .map_or("factory default".to_owned(), Mode::to_string)
     };
+    let name = &s.section;
     if s.from == s.was {
-        format!("{} (from {})", s.section, mode(&s.from))
+        format!("{name:width$}  from {}", mode(&s.from))
     } else {
         format!(
-            "{} (from {}, was {})",
-            s.section,
+            "{name:width$}  from {} (was {})",
             mode(&s.from),
             mode(&s.was)
         )

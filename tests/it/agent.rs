@@ -58,7 +58,9 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
     let text = stdout(&plan);
     assert!(text.contains("+ cluster/ntp (created)"), "{text}");
     assert!(
-        text.contains("note: cluster/dns will not affect group:Paris"),
+        text.contains(
+            "note: cluster/dns will not affect these modes, which define their own: group:Paris"
+        ),
         "{text}"
     );
     assert!(text.contains("lab3.example.com: new machine"), "{text}");
