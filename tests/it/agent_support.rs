@@ -102,11 +102,12 @@ impl Drop for TestAgent {
     }
 }
 
-/// Runs `strata` with `args` (no colour, width 80).
+/// Runs `strata` with `args` (no colour, never wrapped).
 pub fn strata(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .env("NO_COLOR", "1")
-        .env("COLUMNS", "80")
+        // Wide, so messages with addresses and fingerprints are never wrapped mid-assertion.
+        .env("COLUMNS", "400")
         .env_remove("STRATA_PASSPHRASE")
         .args(args)
         .stdin(Stdio::null())

@@ -48,3 +48,13 @@ pub fn rendered(checked: &Checked) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Output text with line wrapping undone (words joined by single spaces, miette's `│`
+/// gutters dropped), for `contains` checks on messages that hold paths of any length.
+pub fn unwrapped(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -84,7 +84,7 @@ fn import_new_cluster_writes_a_repo_that_validates() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::support::unwrapped(&out.stderr);
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(
         std::fs::read(temp.path().join("cluster.kdl")).unwrap(),
@@ -150,7 +150,7 @@ fn import_as_a_machine_reports_what_now_overrides_the_cluster() {
         ],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already declared"));
+    assert!(crate::support::unwrapped(&out.stderr).contains("already declared"));
 }
 
 #[test]
@@ -311,14 +311,14 @@ fn hostile_files_fail_fast_with_a_clear_error() {
     std::fs::write(&huge, text).unwrap();
     let out = strata(temp.path(), &["validate", "huge-text.xml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a text longer than"));
+    assert!(crate::support::unwrapped(&out.stderr).contains("a text longer than"));
     let big = temp.path().join("big.xml");
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(65 << 20).unwrap();
     let out = strata(temp.path(), &["validate", "big.xml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("more than the"),
+        crate::support::unwrapped(&out.stderr).contains("more than the"),
         "{}",
         transcript(&out)
     );
@@ -360,7 +360,7 @@ fn a_failed_import_writes_no_file_at_all() {
     std::os::unix::fs::symlink(&target, temp.path().join("cluster.kdl")).unwrap();
     let out = import(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.kdl already exists"));
+    assert!(crate::support::unwrapped(&out.stderr).contains("cluster.kdl already exists"));
     assert!(!temp.path().join("groups.kdl").exists());
     let out = import(&["--force"]);
     assert!(
