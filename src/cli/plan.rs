@@ -52,12 +52,15 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     let plan = desired_plan(&args.repo.repo, args.git_ref.as_deref(), &mut client, out)?;
     if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
-        std::fs::write(path, text + "\n").map_err(|e| {
-            Failure::new(
-                format!("cannot write {}: {e}", path.display()),
-                "check the path",
-            )
-        })?;
+        // Atomic, so an interrupted write never leaves a truncated plan to apply later.
+        crate::agent::state_dir::write_atomic(path, (text + "\n").as_bytes(), false).map_err(
+            |e| {
+                Failure::new(
+                    format!("cannot write {}: {e}", path.display()),
+                    "check the path",
+                )
+            },
+        )?;
     }
     match out.format {
         Format::Json => out.json(&render_json(&plan)),
