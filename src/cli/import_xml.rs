@@ -2,10 +2,11 @@
 //! files in a config repo. Reads and checks everything first; writes only when the
 //! resulting repo validates and no existing file would be overwritten (unless --force).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::args::Format;
+use super::files::{NewFile, write_all};
 use super::output::Output;
 use super::xml_args::ImportXmlArgs;
 use super::{CliError, Failure, Outcome, load_valid};
@@ -137,7 +138,16 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
     refuse_overwrite(&dir, &plan, args.force)?;
     check_result(&dir, &plan, &catalogue, out)?;
     report(out, &diags);
-    write(&dir, &plan)?;
+    let files: Vec<NewFile> = plan
+        .files
+        .iter()
+        .map(|(rel, text)| NewFile {
+            rel,
+            text,
+            expect: None,
+        })
+        .collect();
+    write_all(&dir, &files)?;
     match out.format {
         Format::Json => {
             let mut v = plan.json();
@@ -262,71 +272,5 @@ fn check_result(
             "nothing was written; the problems above say why",
         ));
     }
-    Ok(())
-}
-
-/// Writes the plan's files all or nothing, as far as the file system allows: every target
-/// directory is checked (and made) and every file written to a temporary file beside its
-/// target before the first rename, so a failure (a `machines` that is a file, a read-only
-/// directory, a full disk) leaves the repo as it was.
-fn write(dir: &Path, plan: &Planned) -> Result<(), CliError> {
-    let fail = |what: String, e: std::io::Error| {
-        Failure::new(
-            format!("{what}: {e}"),
-            "nothing was written; check permissions and the paths above",
-        )
-    };
-    let mut made_dirs: Vec<PathBuf> = Vec::new();
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let undo = |staged: &[(PathBuf, PathBuf)], made_dirs: &[PathBuf]| {
-        for (tmp, _) in staged {
-            let _ = std::fs::remove_file(tmp);
-        }
-        for d in made_dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
-        }
-    };
-    for (rel, text) in &plan.files {
-        let path: PathBuf = dir.join(rel);
-        let parent = path.parent().unwrap_or(dir).to_path_buf();
-        if let Err(e) = make_dirs(&parent, &mut made_dirs) {
-            undo(&staged, &made_dirs);
-            return Err(fail(format!("cannot create {}", parent.display()), e));
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = parent.join(format!(".{name}.strata-import"));
-        if let Err(e) = std::fs::write(&tmp, text) {
-            let _ = std::fs::remove_file(&tmp);
-            undo(&staged, &made_dirs);
-            return Err(fail(format!("cannot write {}", path.display()), e));
-        }
-        staged.push((tmp, path));
-    }
-    for (i, (tmp, path)) in staged.iter().enumerate() {
-        // A rename replaces a symbolic link itself, never the file it points to.
-        if let Err(e) = std::fs::rename(tmp, path) {
-            undo(&staged[i..], &[]);
-            return Err(Failure::new(
-                format!("cannot write {}: {e}", path.display()),
-                "the files before it were written; check permissions and run the import again with --force",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Creates `dir` and its missing ancestors, recording those it made (outermost first).
-fn make_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        make_dirs(parent, made)?;
-    }
-    std::fs::create_dir(dir)?;
-    made.push(dir.to_path_buf());
     Ok(())
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod connect;
 mod edit;
 mod export_xml;
+mod files;
 mod import_xml;
 mod log;
 mod output;
