@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use russh::server::{Auth, Handle, Msg, PublicKeyOffer, Server as _, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::net::TcpListener;
@@ -24,9 +26,9 @@ pub async fn run(
     let config = russh::server::Config {
         keys: vec![agent.state.host_key.clone()],
         methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
-        // The constant floor of a rejection; `Agent::refused` grows it per address.
-        auth_rejection_time: Duration::from_millis(agent.state.settings.auth_delay_ms),
-        // OpenSSH probes with "none" first: answering that is not a refusal.
+        // No constant floor from russh: it would also hold the answer to a key that is
+        // merely offered. Every delay is the agent's own (`Client::refusal`).
+        auth_rejection_time: Duration::ZERO,
         auth_rejection_time_initial: Some(Duration::ZERO),
         inactivity_timeout: Some(Duration::from_secs(3600)),
         keepalive_interval: Some(Duration::from_secs(30)),
@@ -57,6 +59,7 @@ impl russh::server::Server for Server {
             agent: self.agent.clone(),
             peer,
             authed: None,
+            unsigned: None,
             channels: HashMap::new(),
         }
     }
@@ -67,15 +70,31 @@ struct Client {
     agent: Arc<Agent>,
     peer: Option<SocketAddr>,
     authed: Option<Authed>,
+    /// The user whose key was accepted on offer, until its verified login arrives. russh
+    /// rejects a bad signature without calling the handler, so a login still pending
+    /// when the next attempt (or the end of the connection) comes counts as a refusal.
+    unsigned: Option<String>,
     channels: HashMap<ChannelId, Channel<Msg>>,
 }
 
+const NO_SIGNATURE: &str = "no valid signature for an accepted key";
+
 impl Client {
-    async fn refuse(&self, user: &str, method: &str, why: &str) -> Result<Auth, russh::Error> {
+    /// Records a refused login; returns when its answer may go out (`started` plus the
+    /// address's growing delay, so the time argon2 took does not show).
+    fn refusal(&self, user: &str, method: &str, why: &str, started: Instant) -> Instant {
         let delay = self.agent.refused(self.peer.map(|p| p.ip()));
         tracing::warn!(peer = ?self.peer, user, method, delay_ms = delay.as_millis() as u64, "login refused: {why}");
-        tokio::time::sleep(delay).await;
-        Ok(Auth::reject())
+        started + delay
+    }
+
+    /// Counts an accepted key whose signature failed or never came (see `unsigned`);
+    /// returns when the current attempt may be answered.
+    fn settle_unsigned(&mut self, started: Instant) -> Instant {
+        match self.unsigned.take() {
+            Some(user) => self.refusal(&user, "publickey", NO_SIGNATURE, started),
+            None => started,
+        }
     }
 
     fn accept(
@@ -97,16 +116,23 @@ impl Client {
 impl russh::server::Handler for Client {
     type Error = russh::Error;
 
+    /// A key offered (probed, or signed without a probe): an unknown one is no refusal
+    /// and is answered at once, so a client holding several keys soon reaches the right
+    /// one; guessing keys is hopeless anyway.
     async fn auth_publickey_offered(
         &mut self,
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.agent.authorize_key(user, offer.public_key).is_some() {
-            Ok(Auth::Accept)
+        let hold = self.settle_unsigned(Instant::now());
+        let known = self.agent.authorize_key(user, offer.public_key).is_some();
+        if known {
+            self.unsigned = Some(user.to_owned());
         } else {
-            self.refuse(user, "publickey", "unknown key").await
+            tracing::debug!(peer = ?self.peer, user, "offered key not accepted (not counted as a refusal)");
         }
+        tokio::time::sleep_until(hold).await;
+        Ok(if known { Auth::Accept } else { Auth::reject() })
     }
 
     async fn auth_publickey(
@@ -114,13 +140,20 @@ impl russh::server::Handler for Client {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        self.unsigned = None;
         match self.agent.authorize_key(user, key.public_key) {
             Some(role) => self.accept(user, role, "publickey"),
-            None => self.refuse(user, "publickey", "unknown key").await,
+            None => {
+                let hold = self.refusal(user, "publickey", "unknown key", Instant::now());
+                tokio::time::sleep_until(hold).await;
+                Ok(Auth::reject())
+            }
         }
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let started = Instant::now();
+        let mut hold = self.settle_unsigned(started);
         // argon2 is deliberately slow: keep it off the async threads.
         let (agent, u, p) = (self.agent.clone(), user.to_owned(), password.to_owned());
         let role = tokio::task::spawn_blocking(move || agent.authorize_passphrase(&u, &p))
@@ -130,8 +163,10 @@ impl russh::server::Handler for Client {
         match role {
             Some(role) => self.accept(user, role, "password"),
             None => {
-                self.refuse(user, "password", "wrong user or passphrase")
-                    .await
+                hold =
+                    hold.max(self.refusal(user, "password", "wrong user or passphrase", started));
+                tokio::time::sleep_until(hold).await;
+                Ok(Auth::reject())
             }
         }
     }
@@ -213,6 +248,15 @@ impl russh::server::Handler for Client {
         session.close(id)?;
         self.channels.remove(&id);
         Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The connection ended with an accepted key still unsigned: count it.
+        if let Some(user) = self.unsigned.take() {
+            self.refusal(&user, "publickey", NO_SIGNATURE, Instant::now());
+        }
     }
 }
 

@@ -367,11 +367,12 @@ fn roles_and_host_keys_decide_who_gets_in() {
     );
     let out = remote(&ro, "ada", &fp, &["log"]);
     assert_eq!(out.status.code(), Some(1));
+    // Both keys were only offered, never signed for: not refusals, so never delayed.
     let log = agent.log();
     assert_eq!(
         log.matches("login refused").count(),
-        2,
-        "every refusal is logged: {log}"
+        0,
+        "an offered key is not a refusal: {log}"
     );
 
     // An unknown host key is refused before logging in.
@@ -633,5 +634,138 @@ fn a_passphrase_logs_in_against_its_argon2id_hash() {
         stderr(&out).contains("no identity and no passphrase"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// A trusting russh client, for what the `strata` CLI never does: several keys on one
+/// connection, a bad signature.
+mod raw {
+    use std::sync::Arc;
+
+    use russh::client;
+    use russh::keys::agent::AgentIdentity;
+    use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+    pub struct Trusting;
+
+    impl client::Handler for Trusting {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            _key: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+
+    /// Signs with a well-formed ed25519 signature of zeros: never valid.
+    pub struct BadSigner;
+
+    impl russh::Signer for BadSigner {
+        type Error = russh::SendError;
+
+        async fn auth_sign(
+            &mut self,
+            _key: &AgentIdentity,
+            _hash: Option<HashAlg>,
+            mut data: Vec<u8>,
+        ) -> Result<Vec<u8>, Self::Error> {
+            let string = |out: &mut Vec<u8>, bytes: &[u8]| {
+                out.extend((bytes.len() as u32).to_be_bytes());
+                out.extend(bytes);
+            };
+            let mut blob = Vec::new();
+            string(&mut blob, b"ssh-ed25519");
+            string(&mut blob, &[0; 64]);
+            string(&mut data, &blob);
+            Ok(data)
+        }
+    }
+
+    pub async fn connect(addr: &str) -> client::Handle<Trusting> {
+        let config = Arc::new(client::Config::default());
+        client::connect(config, addr, Trusting).await.unwrap()
+    }
+
+    pub async fn by_key(
+        s: &mut client::Handle<Trusting>,
+        user: &str,
+        key: &std::path::Path,
+    ) -> bool {
+        let key = russh::keys::load_secret_key(key, None).unwrap();
+        s.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), None))
+            .await
+            .unwrap()
+            .success()
+    }
+}
+
+#[test]
+fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys: Vec<_> = ["op", "ro", "x1", "x2"]
+        .iter()
+        .map(|k| tmp.path().join(k))
+        .collect();
+    let pubs: Vec<String> = keys.iter().map(|k| keypair(k)).collect();
+    users_repo(&tmp.path().join("repo"), &pubs[0], &pubs[1]);
+    let agent = created(&tmp.path().join("agent"));
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &p(&tmp.path().join("repo")),
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let op_pub = russh::keys::PublicKey::from_openssh(&pubs[0]).unwrap();
+    rt.block_on(async {
+        // As OpenSSH with several keys in its agent: strangers' keys, another user's key,
+        // then the right one, all on one connection.
+        let mut s = raw::connect(&agent.addr).await;
+        for k in [&keys[2], &keys[3], &keys[1]] {
+            assert!(!raw::by_key(&mut s, "ada", k).await);
+        }
+        assert!(raw::by_key(&mut s, "ada", &keys[0]).await);
+    });
+    let log = agent.log();
+    assert_eq!(log.matches("login refused").count(), 0, "{log}");
+    assert!(log.contains("login accepted"), "{log}");
+    rt.block_on(async {
+        // The right public key with a forged signature, then a wrong passphrase: two
+        // refusals in a row from this address, the second held twice as long.
+        let mut s = raw::connect(&agent.addr).await;
+        let signed = s
+            .authenticate_publickey_with("ada", op_pub, None, &mut raw::BadSigner)
+            .await
+            .unwrap();
+        assert!(!signed.success());
+        assert!(
+            !s.authenticate_password("ada", "guess")
+                .await
+                .unwrap()
+                .success()
+        );
+    });
+    let log = agent.log();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("login refused"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{log}");
+    assert!(
+        refused[0].contains("delay_ms=20") && refused[0].contains("no valid signature"),
+        "{log}"
+    );
+    assert!(
+        refused[1].contains("delay_ms=40") && refused[1].contains("wrong user or passphrase"),
+        "{log}"
     );
 }
