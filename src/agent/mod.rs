@@ -7,13 +7,13 @@
 //! so change sets are committed (and their results run) one at a time, in order.
 
 pub mod core;
+pub mod penalties;
 pub mod running;
 pub mod server;
 pub mod settings;
 pub mod state_dir;
 pub mod users;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,6 +22,7 @@ use std::time::Duration;
 use russh::keys::PublicKey;
 
 use self::core::{Caller, Core, Refusal};
+use self::penalties::Penalties;
 use self::state_dir::StateDir;
 use self::users::{Role, User, parse_users, verify_passphrase};
 use crate::mesh::{PROTOCOL, Request, Response, RunReport};
@@ -29,6 +30,7 @@ use crate::model::Mode;
 use crate::schema::Catalogue;
 use crate::state::{ChangeSet, CommitError, DiskStore, Key, Live, Store, wall_ms};
 
+pub use penalties::refusal_delay;
 pub use server::run;
 
 /// The agent could not start.
@@ -55,17 +57,6 @@ pub struct Authed {
     pub user: String,
     /// What they may do.
     pub role: Role,
-}
-
-/// Refused logins per address: how many in a row, for the growing delay.
-#[derive(Debug, Default)]
-struct Penalties(HashMap<IpAddr, u32>);
-
-/// How long to hold the answer to the `n`th refusal in a row (from 1): the base delay,
-/// doubled per further refusal, at most 30 s.
-pub fn refusal_delay(base_ms: u64, n: u32) -> Duration {
-    let factor = 1u64 << n.saturating_sub(1).min(10);
-    Duration::from_millis(base_ms.saturating_mul(factor).min(30_000))
 }
 
 /// The running agent's shared state.
@@ -203,16 +194,19 @@ impl Agent {
     }
 
     /// Records a refused login from `ip` and returns how long to hold the answer: the
-    /// base delay, doubled for each refusal in a row from that address, at most 30 s.
+    /// base delay, doubled for each refusal in a row from that address, at most 30 s
+    /// (see [`penalties`] for how long an address is remembered).
     pub fn refused(&self, ip: Option<IpAddr>) -> Duration {
         let base = self.state.settings.auth_delay_ms;
         let Some(ip) = ip else {
             return Duration::from_millis(base);
         };
-        let mut p = self.penalties.lock().unwrap_or_else(|e| e.into_inner());
-        let n = p.0.entry(ip).or_insert(0);
-        *n += 1;
-        refusal_delay(base, *n)
+        let n = self
+            .penalties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refuse(ip, std::time::Instant::now());
+        refusal_delay(base, n)
     }
 
     /// Forgets refusals from `ip` after a successful login.
@@ -221,8 +215,7 @@ impl Agent {
             self.penalties
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .0
-                .remove(&ip);
+                .forget(ip);
         }
     }
 
@@ -316,19 +309,5 @@ impl Agent {
                 Response::error(e.to_string(), Some("nothing was written"))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_refusal_delay_grows_and_is_capped() {
-        let ms = |n| refusal_delay(1000, n).as_millis();
-        assert_eq!([ms(1), ms(2), ms(3), ms(4)], [1000, 2000, 4000, 8000]);
-        assert_eq!(ms(6), 30_000);
-        assert_eq!(ms(100), 30_000);
-        assert_eq!(refusal_delay(0, 5), Duration::ZERO);
     }
 }
