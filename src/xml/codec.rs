@@ -7,6 +7,10 @@
 //!   netmask element (dotted or hex; written hex);
 //! - a child node is read from each element at its path (by default named like the child),
 //!   through wrapper elements (`local_dns/dns_ip`), or from the parent element itself (`.`);
+//!   where same-named wrapper elements repeat, only the first is a wrapper: a node does not
+//!   record which of several held it, so the others (repeated wrappers, or unknown
+//!   elements named like one) are kept whole in `xml-extra`, after an `element` entry for
+//!   the first (even an empty one) that marks where its leftovers go back;
 //! - whatever no mapping claims (attributes, elements, text) is kept in an `xml-extra`
 //!   child of the node whose element held it, so that nothing is lost and encoding puts it
 //!   back.
@@ -24,7 +28,8 @@ use crate::model::{Node, Value};
 use crate::schema::{FieldSpec, NodeSpec, ValueType, XML_EXTRA};
 
 /// The id of a wrapper element made while encoding (`local_dns` in `local_dns/dns_ip`):
-/// later content for the same wrapper, and `xml-extra` leftovers of it, merge into it.
+/// later content for the same wrapper, and the first `xml-extra` element of its name (the
+/// leftovers of the one wrapper decoding used), merge into it.
 pub const WRAPPER: usize = usize::MAX - 1;
 /// The id of a section element made while encoding, which several sections may share
 /// (`ldap-servers` and `ldap-queries` both live in `<ldap>`).
@@ -64,8 +69,12 @@ pub struct Decoder {
     wrappers: HashSet<usize>,
     texts: HashSet<usize>,
     attrs: HashSet<(usize, usize)>,
+    /// Elements not used as wrappers because an earlier sibling of their name is one.
+    repeated: HashSet<usize>,
     /// Unknown elements and attributes kept in `xml-extra`: where, and what.
     pub unknown: Vec<(SourceSpan, String)>,
+    /// Repeated wrapper elements kept in `xml-extra`: where, and their name.
+    pub repeated_wrappers: Vec<(SourceSpan, String)>,
 }
 
 impl Decoder {
@@ -128,7 +137,8 @@ impl Decoder {
     }
 
     /// Elements at `path` under `e` not yet claimed (only simple ones if `simple`), at most
-    /// `limit`; they are claimed, and the wrappers leading to them marked.
+    /// `limit`; they are claimed, and the wrappers leading to them marked. Only the first
+    /// element of a wrapper's name is one (see the module docs).
     fn find<'e>(
         &mut self,
         e: &'e XElem,
@@ -140,28 +150,40 @@ impl Decoder {
         let Some((first, rest)) = path.split_first() else {
             return out;
         };
+        if !rest.is_empty() {
+            let Some(w) = self.first_of(e, first) else {
+                return out;
+            };
+            if !self.leaves.contains(&w.id) {
+                out = self.find(w, rest, simple, limit);
+                if !out.is_empty() {
+                    self.wrappers.insert(w.id);
+                }
+            }
+            return out;
+        }
         for c in e.elements().filter(|c| &c.name == first) {
             if out.len() >= limit {
                 break;
             }
-            if rest.is_empty() {
-                if self.leaves.contains(&c.id)
-                    || self.wrappers.contains(&c.id)
-                    || (simple && !c.is_simple())
-                {
-                    continue;
-                }
-                self.leaves.insert(c.id);
-                out.push(c);
-            } else if !self.leaves.contains(&c.id) {
-                let inner = self.find(c, rest, simple, limit - out.len());
-                if !inner.is_empty() {
-                    self.wrappers.insert(c.id);
-                }
-                out.extend(inner);
+            if self.leaves.contains(&c.id)
+                || self.wrappers.contains(&c.id)
+                || (simple && !c.is_simple())
+            {
+                continue;
             }
+            self.leaves.insert(c.id);
+            out.push(c);
         }
         out
+    }
+
+    /// The first element called `name` in `e`; later ones are noted as repeated.
+    fn first_of<'e>(&mut self, e: &'e XElem, name: &str) -> Option<&'e XElem> {
+        let mut same = e.elements().filter(|c| c.name == name);
+        let first = same.next()?;
+        self.repeated.extend(same.map(|c| c.id));
+        Some(first)
     }
 
     /// Marks attribute `name` of `e` as known (the cluster form's `name=`, `group=`, …).
@@ -172,22 +194,22 @@ impl Decoder {
     }
 
     /// The element for a section at `path` under the root: the first of each name along
-    /// the way, whether or not another section claimed it (sections may share elements).
+    /// the way (only the first wrapper of a name is one, as for children), whether or not
+    /// another section claimed it (sections may share elements).
     pub fn find_section<'e>(&mut self, root: &'e XElem, path: &[&str]) -> Option<&'e XElem> {
+        let (last, wrappers) = path.split_last()?;
         let mut at = root;
-        for (i, step) in path.iter().enumerate() {
-            at = at.elements().find(|c| {
-                c.name == *step && (i + 1 == path.len() || !self.leaves.contains(&c.id))
-            })?;
-        }
-        // Mark the way only once found.
-        let mut walk = root;
-        for step in &path[..path.len().saturating_sub(1)] {
-            if let Some(next) = walk.elements().find(|c| c.name == *step) {
-                self.wrappers.insert(next.id);
-                walk = next;
+        let mut way = Vec::new();
+        for step in wrappers {
+            at = self.first_of(at, step)?;
+            if self.leaves.contains(&at.id) {
+                return None;
             }
+            way.push(at.id);
         }
+        at = at.elements().find(|c| c.name == *last)?;
+        // Mark the way only once found.
+        self.wrappers.extend(way);
         self.leaves.insert(at.id);
         Some(at)
     }
@@ -277,7 +299,11 @@ impl Decoder {
                 continue;
             }
             if self.wrappers.contains(&c.id) {
-                if let Some(rest) = self.residue(c) {
+                // A wrapper whose name repeats gets an entry even when empty: export merges
+                // the first entry of a name into the wrapper it makes, the rest go after.
+                let repeats = e.elements().filter(|x| x.name == c.name).nth(1).is_some();
+                let rest = self.residue(c);
+                if let Some(rest) = rest.or_else(|| repeats.then(|| Node::new(XML_EXTRA))) {
                     let mut el = Node::new("element");
                     el.span = c.span;
                     el.name_span = c.name_span;
@@ -289,8 +315,12 @@ impl Decoder {
                 }
                 continue;
             }
-            self.unknown
-                .push((c.name_span, format!("element <{}>", c.name)));
+            if self.repeated.contains(&c.id) {
+                self.repeated_wrappers.push((c.name_span, c.name.clone()));
+            } else {
+                self.unknown
+                    .push((c.name_span, format!("element <{}>", c.name)));
+            }
             node.children.push(element_node(c));
         }
         (!node.is_empty()).then_some(node)

@@ -69,9 +69,12 @@ pub fn element_from(node: &Node) -> Option<XElem> {
 
 /// Applies the content of an `xml-extra` (or `element`) node to `e`: properties become
 /// attributes (unless `e` has one of that name), `text` children text, and `element`
-/// children elements — merged into a wrapper element of the same name that the codec made,
-/// so that what a wrapper held beyond the known parts goes back into it.
+/// children elements. The first `element` of a name merges into a wrapper element of that
+/// name that the codec made, so that what a wrapper held beyond the known parts goes back
+/// into it; later ones of the name are elements of their own (decoding uses only the first
+/// of same-named wrappers and keeps the others whole, see [`super::codec`]).
 pub fn apply(node: &Node, e: &mut XElem) {
+    let mut seen: Vec<&str> = Vec::new();
     for (k, v) in &node.props {
         if e.attr(k).is_none() {
             e.attrs.push(super::reader::XAttr {
@@ -92,9 +95,11 @@ pub fn apply(node: &Node, e: &mut XElem) {
                 let Some(name) = child.args.first().and_then(Value::as_str) else {
                     continue;
                 };
+                let first = !seen.contains(&name);
+                seen.push(name);
                 let wrapper = e
                     .elements_mut()
-                    .find(|w| w.name == name && w.id == super::codec::WRAPPER);
+                    .find(|w| first && w.name == name && w.id == super::codec::WRAPPER);
                 match wrapper {
                     Some(w) => {
                         apply(child, w);

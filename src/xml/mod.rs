@@ -148,4 +148,14 @@ pub fn unknown_warnings(dec: &Decoder, file: &Arc<SourceFile>, diags: &mut Diagn
             .help("export-xml writes it back unchanged; a schema in the repo's schemas/ can make it a managed section"),
         );
     }
+    for (span, name) in &dec.repeated_wrappers {
+        diags.push(
+            Problem::warning(
+                "strata::xml::unknown-element",
+                format!("<{name}> appears more than once here; only the first is read through the schema, this one is kept verbatim in xml-extra"),
+            )
+            .at(file, *span, "a repeated wrapper")
+            .help("export-xml writes it back unchanged, after the first; merge them into one element to manage their content as schema children"),
+        );
+    }
 }

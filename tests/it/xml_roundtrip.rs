@@ -293,3 +293,98 @@ fn the_cluster_form_refuses_names_the_kdl_form_refuses() {
     assert_eq!(bad.len(), 1, "{:?}", diags.problems);
     assert_eq!(bad[0].line_col(), Some((1, 71)));
 }
+
+/// The element called `name` under `e`, reduced for comparison.
+fn canon_of(e: &XElem, name: &str) -> Vec<Canon> {
+    e.elements().filter(|c| c.name == name).map(canon).collect()
+}
+
+/// Repeated wrapper elements stay repeated, each with its own content and attributes, and
+/// an unknown element named like a wrapper is not merged into the real one.
+#[test]
+fn repeated_and_wrapper_named_elements_keep_their_instances() {
+    let cat = Catalogue::builtin();
+    for dns in [
+        // Two <local_dns>, each holding servers.
+        "<dns><local_dns><dns_ip priority=\"1\">10.0.0.1</dns_ip></local_dns>\
+         <local_dns a=\"2\"><dns_ip>10.0.0.2</dns_ip><dns_ip>10.0.0.3</dns_ip></local_dns>\
+         <dns_ptr_timeout>20</dns_ptr_timeout></dns>",
+        // An unknown element named like the wrapper, after the real one.
+        "<dns><local_dns><dns_ip>10.0.0.1</dns_ip></local_dns><local_dns foo=\"1\"/></dns>",
+        // … and before it, with content of its own.
+        "<dns><local_dns foo=\"1\"><x>y</x></local_dns><local_dns><dns_ip>10.0.0.1</dns_ip></local_dns>\
+         <alt_dns><alt_dns_domain server=\"10.0.0.9\">example.com</alt_dns_domain></alt_dns></dns>",
+    ] {
+        let xml = format!("<config>{dns}</config>");
+        let before = read_xml("t.xml", xml.as_bytes());
+        let back = through_kdl(&xml, &cat);
+        assert_eq!(
+            canon_of(&back.root, "dns"),
+            canon_of(&before.root, "dns"),
+            "{dns}"
+        );
+    }
+    // The same for a section's own wrapper (<reporting> around <periodic_reports>).
+    let xml = "<config><reporting><periodic_reports><periodic_report><title>T</title>\
+               <type>executive-summary</type><schedule>daily</schedule></periodic_report>\
+               </periodic_reports></reporting><reporting><reporting_enabled>1</reporting_enabled>\
+               </reporting><reporting b=\"1\"/></config>";
+    let before = read_xml("t.xml", xml.as_bytes());
+    let back = through_kdl(xml, &cat);
+    assert_eq!(
+        canon_of(&back.root, "reporting"),
+        canon_of(&before.root, "reporting")
+    );
+}
+
+/// One wrapper, as AsyncOS writes, still decodes into the schema's children; what else
+/// it holds goes back into it.
+#[test]
+fn a_single_wrapper_decodes_into_children() {
+    let cat = Catalogue::builtin();
+    let xml = "<config><dns><local_dns foo=\"1\"><dns_ip>10.0.0.1</dns_ip><x/>\
+               <dns_ip>10.0.0.2</dns_ip></local_dns></dns></config>";
+    let app = appliance("t.xml", xml.as_bytes(), &cat);
+    let dns = app.section("dns").unwrap();
+    let servers = dns.children.iter().filter(|c| c.name == "server").count();
+    assert_eq!(servers, 2, "{}", dns.to_canonical());
+    let before = read_xml("t.xml", xml.as_bytes());
+    let back = through_kdl(xml, &cat);
+    assert_eq!(canon_of(&back.root, "dns"), canon_of(&before.root, "dns"));
+}
+
+/// Of several same-named wrappers the first decodes as usual; the others are kept
+/// verbatim after an entry for the first, and the warning says why.
+#[test]
+fn repeated_wrappers_are_warned_about() {
+    let cat = Catalogue::builtin();
+    let xml = "<config><dns><local_dns><dns_ip>10.0.0.1</dns_ip></local_dns>\
+               <local_dns a=\"1\"><dns_ip>10.0.0.2</dns_ip></local_dns></dns></config>";
+    let file = SourceFile::new("t.xml", xml.to_owned());
+    let mut diags = Diagnostics::default();
+    let Some(Loaded::Appliance(app)) = load(&file, &cat, &mut diags) else {
+        panic!()
+    };
+    insta::assert_snapshot!(app.section("dns").unwrap().to_canonical(), @r#"
+    dns {
+        server "10.0.0.1"
+        xml-extra {
+            element local_dns
+            element local_dns a="1" {
+                element dns_ip "10.0.0.2"
+            }
+        }
+    }
+    "#);
+    let warned: Vec<&str> = diags
+        .problems
+        .iter()
+        .filter(|p| p.code == "strata::xml::unknown-element")
+        .map(|p| p.message.as_str())
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].contains("<local_dns>") && warned[0].contains("more than once"),
+        "{warned:?}"
+    );
+}
