@@ -2,9 +2,12 @@
 //! serves operators over SSH ([`server`]), commits change sets to its durable store
 //! through [`core::Core`], and runs the result ([`running`]).
 //!
-//! Concurrency: requests arrive on async SSH tasks; everything that touches the store,
-//! the running dir or hooks is blocking work, done under one mutex on a blocking thread,
-//! so change sets are committed (and their results run) one at a time, in order.
+//! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
+//! threads. Two locks, always taken in this order: the store lock (commits, reads for
+//! plan and log) and the run lock (running dir and hooks). A commit takes the run lock
+//! before it lets go of the store lock, then writes the running config and runs hooks
+//! holding only the run lock: results run one change set at a time, in commit order,
+//! while a slow hook holds up no plan or log, only the next change set's run.
 
 pub mod core;
 pub mod penalties;
@@ -16,7 +19,7 @@ pub mod users;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use russh::keys::PublicKey;
@@ -64,6 +67,8 @@ pub struct Agent {
     /// The state dir (settings, keys, lock).
     pub state: StateDir,
     core: Mutex<Core<DiskStore>>,
+    /// Held while the running config is written and hooks run (see the module header).
+    run: Mutex<()>,
     catalogue: Catalogue,
     users: RwLock<Vec<User>>,
     penalties: Mutex<Penalties>,
@@ -91,13 +96,13 @@ impl Agent {
         let agent = Arc::new(Agent {
             state,
             core: Mutex::new(core),
+            run: Mutex::new(()),
             catalogue: Catalogue::builtin(),
             users: RwLock::new(Vec::new()),
             penalties: Mutex::new(Penalties::default()),
         });
         {
-            let core = agent.lock_core();
-            let report = agent.after_change(&core);
+            let report = agent.after_change(agent.lock_core());
             if !report.written.is_empty() || !report.removed.is_empty() {
                 tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
             }
@@ -105,18 +110,21 @@ impl Agent {
         Ok(agent)
     }
 
-    fn lock_core(&self) -> std::sync::MutexGuard<'_, Core<DiskStore>> {
+    fn lock_core(&self) -> MutexGuard<'_, Core<DiskStore>> {
         // A panic while holding the lock cannot leave the store half-written (commits
         // are transactions), so a poisoned lock is still safe to use.
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Rereads the user database (the cluster's `users` section) and runs the result,
-    /// after a commit or at start; both from one read of the store.
-    fn after_change(&self, core: &Core<DiskStore>) -> RunReport {
+    /// after a commit or at start; both from one read of the store. Releases the store
+    /// lock once it holds the run lock, so hooks run without blocking other requests.
+    fn after_change(&self, core: MutexGuard<'_, Core<DiskStore>>) -> RunReport {
         match core.live() {
             Ok(live) => {
                 self.refresh_users(&live);
+                let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+                drop(core);
                 self.run_result(&live)
             }
             Err(e) => {
@@ -280,7 +288,7 @@ impl Agent {
             Ok(None) => Response::Unchanged,
             Ok(Some(cs)) => {
                 let committed = started.elapsed();
-                let running = self.after_change(&core);
+                let running = self.after_change(core);
                 tracing::info!(
                     id = cs.id,
                     source = %cs.meta.source,

@@ -769,3 +769,82 @@ fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
         "{log}"
     );
 }
+
+/// Waits for `path` to exist; panics (rather than hang) if it never does.
+fn wait_for(path: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_slow_hook_holds_up_no_log_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("agent");
+    let flag = |name: &str| tmp.path().join(name);
+    // Once armed, the hook says it started, waits for `release`, then says it is done.
+    let script = format!(
+        "[ -e {armed} ] || exit 0; touch {started}; while [ ! -e {release} ]; do sleep 0.02; done; touch {done}",
+        armed = p(&flag("armed")),
+        started = p(&flag("started")),
+        release = p(&flag("release")),
+        done = p(&flag("done")),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("agent.kdl"),
+        format!(
+            "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\nhook \"sh\" \"-c\" {script:?} \"hook\"\n"
+        ),
+    )
+    .unwrap();
+    let agent = created(&dir);
+    let repo = tmp.path().join("repo");
+    git_repo(
+        &repo,
+        &[("cluster.kdl", CLUSTER), ("machines.kdl", MACHINES)],
+        "v1",
+    );
+    std::fs::write(flag("armed"), "").unwrap();
+    let apply = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "apply",
+            "--ref",
+            "main",
+            "--repo",
+            &p(&repo),
+            "--state-dir",
+            &sd(&agent),
+        ])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&flag("started"), "the hook");
+    // Should `log` wait for the hook, release it eventually so the test cannot hang.
+    let release = flag("release");
+    let guard = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = std::fs::write(release, "");
+    });
+    let log = strata(&["log", "--state-dir", &sd(&agent)]);
+    assert!(log.status.success(), "{}", stderr(&log));
+    assert!(
+        !flag("done").exists(),
+        "`log` waited for the hook to finish"
+    );
+    assert!(stdout(&log).contains("change set 2"), "{}", stdout(&log));
+    std::fs::write(flag("release"), "").unwrap();
+    let out = apply.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(flag("done").exists());
+    assert!(stdout(&out).contains("hook `sh -c"), "{}", stdout(&out));
+    drop(guard);
+}
