@@ -83,12 +83,6 @@ pub(super) fn report(response: Response, out: &Output) -> Result<Outcome, CliErr
             change_set,
             running,
         } => {
-            let failed: Vec<String> = running
-                .hooks
-                .iter()
-                .filter(|h| !h.ok)
-                .map(|h| format!("`{}` ({}): {}", h.command, h.status, h.output))
-                .collect();
             match out.format {
                 Format::Json => out.json(&json!({
                     "applied": true,
@@ -97,19 +91,7 @@ pub(super) fn report(response: Response, out: &Output) -> Result<Outcome, CliErr
                 })),
                 _ => out.print(&applied_text(&change_set, &running)),
             }
-            if failed.is_empty() {
-                Ok(Outcome::Ok)
-            } else {
-                Err(Failure::new(
-                    format!(
-                        "change set {} was committed, but hooks failed on {}: {}",
-                        change_set.id,
-                        running.machine,
-                        failed.join("; ")
-                    ),
-                    "the running config files are written; fix the hook and re-run it",
-                ))
-            }
+            hooks_failed(&change_set, &running).map_or(Ok(Outcome::Ok), Err)
         }
         Response::Unchanged => {
             out.print("no changes: nothing to apply\n");
@@ -127,6 +109,27 @@ pub(super) fn report(response: Response, out: &Output) -> Result<Outcome, CliErr
         }
         other => Err(unexpected(other)),
     }
+}
+
+/// The error for a committed change set whose hooks failed, if any did.
+pub(super) fn hooks_failed(change_set: &ChangeSetSummary, running: &RunReport) -> Option<CliError> {
+    let failed: Vec<String> = running
+        .hooks
+        .iter()
+        .filter(|h| !h.ok)
+        .map(|h| format!("`{}` ({}): {}", h.command, h.status, h.output))
+        .collect();
+    (!failed.is_empty()).then(|| {
+        Failure::new(
+            format!(
+                "change set {} was committed, but hooks failed on {}: {}",
+                change_set.id,
+                running.machine,
+                failed.join("; ")
+            ),
+            "the running config files are written; fix the hook and re-run it",
+        )
+    })
 }
 
 fn applied_text(cs: &ChangeSetSummary, running: &RunReport) -> String {

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::agent_args::{ClusterArgs, ClusterCommand};
+use super::apply::hooks_failed;
 use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::output::Output;
@@ -15,15 +16,19 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
         ClusterCommand::Create { name, target } => {
             let mut client = connect(&target)?;
             match client.request(Request::ClusterCreate { name: name.clone() })? {
-                Response::Applied { change_set, .. } => {
+                Response::Applied {
+                    change_set,
+                    running,
+                } => {
                     match out.format {
-                        Format::Json => out.json(&json!({ "cluster": name, "machine": client.machine, "change_set": change_set })),
+                        Format::Json => out.json(&json!({ "cluster": name, "machine": client.machine, "change_set": change_set, "running": running })),
                         _ => out.print(&format!(
                             "new cluster committed: {name}, with {} in Main_Group (change set {})\n",
                             client.machine, change_set.id
                         )),
                     }
-                    Ok(Outcome::Ok)
+                    // Its effective config may have changed and run hooks: report them as apply does.
+                    hooks_failed(&change_set, &running).map_or(Ok(Outcome::Ok), Err)
                 }
                 other => Err(unexpected(other)),
             }

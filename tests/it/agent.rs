@@ -848,3 +848,37 @@ fn a_slow_hook_holds_up_no_log_request() {
     assert!(stdout(&out).contains("hook `sh -c"), "{}", stdout(&out));
     drop(guard);
 }
+
+#[test]
+fn cluster_create_fails_when_the_hooks_it_ran_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("agent");
+    let armed = tmp.path().join("armed");
+    let script = format!(
+        "[ -e {} ] || exit 0; echo 'reload failed: bad dns' >&2; exit 3",
+        p(&armed)
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("agent.kdl"),
+        format!(
+            "machine \"lab1\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\nhook \"sh\" \"-c\" {script:?} \"hook\"\n"
+        ),
+    )
+    .unwrap();
+    let agent = TestAgent::start(&dir, "lab1");
+    // A running file lost out of band: the run after `cluster create` writes it again,
+    // which runs the hooks.
+    std::fs::remove_file(dir.join("running/dns.kdl")).unwrap();
+    std::fs::write(&armed, "").unwrap();
+    let out = strata(&["cluster", "create", "americas", "--state-dir", &sd(&agent)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("change set 1 was committed, but hooks failed on lab1")
+            && err.contains("reload failed: bad dns"),
+        "{err}"
+    );
+    assert!(dir.join("running/dns.kdl").exists());
+    assert!(agent.log().contains("hook failed"), "{}", agent.log());
+}
