@@ -171,3 +171,44 @@ pub fn git_repo(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A small cluster for the agent tests: two groups, a group override.
+pub const CLUSTER: &str = r#"
+cluster "americas" {
+    dns { server "10.0.0.53" priority=0; }
+    ntp { server "ntp1.example.com"; }
+}
+group "Main_Group"
+group "Paris" { dns { server "192.0.2.53" priority=0; } }
+"#;
+
+/// Its machines: lab1 (Main_Group) and lab3 (Paris).
+pub const MACHINES: &str = r#"
+machine "lab1.example.com" address="10.1.0.1" {
+    interfaces { interface "Data1" address="10.1.0.1/24" hostname="lab1.example.com"; }
+}
+machine "lab3.example.com" group="Paris" address="10.1.0.3"
+"#;
+
+/// The agent's state dir, as an argument.
+pub fn sd(agent: &TestAgent) -> String {
+    agent.dir.display().to_string()
+}
+
+/// A path as an argument.
+pub fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A cluster created on a fresh agent.
+pub fn created(dir: &Path) -> TestAgent {
+    let agent = TestAgent::start(dir, "lab1.example.com");
+    let out = strata(&["cluster", "create", "americas", "--state-dir", &sd(&agent)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("new cluster committed: americas"),
+        "{}",
+        stdout(&out)
+    );
+    agent
+}

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every file in this directory is a module here.
 
 mod agent;
+mod agent_auth;
 mod agent_crash;
 mod agent_support;
 mod cli_edit;

@@ -1,0 +1,472 @@
+//! End to end: who gets into a real agent — roles, host-key pinning, keys offered and
+//! signed, passphrases against argon2id hashes, and a real OpenSSH client.
+
+use std::path::Path;
+
+use crate::agent_support::{MACHINES, created, git_repo, keypair, p, sd, stderr, stdout, strata};
+
+/// The repo's users section with an operator, a read-only user and their keys.
+fn users_repo(dir: &Path, op_key: &str, ro_key: &str) {
+    let users = format!(
+        "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\"\n        user \"ada\" role=\"operator\" {{ key \"{op_key}\"; }}\n        user \"rob\" role=\"read-only\" {{ key \"{ro_key}\"; }}\n    }}\n    dns {{ server \"10.0.0.53\"; }}\n}}\ngroup \"Main_Group\"\ngroup \"Paris\"\n"
+    );
+    git_repo(
+        dir,
+        &[("cluster.kdl", &users), ("machines.kdl", MACHINES)],
+        "users",
+    );
+}
+
+#[test]
+fn roles_and_host_keys_decide_who_gets_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (op, ro, stranger) = (
+        tmp.path().join("op"),
+        tmp.path().join("ro"),
+        tmp.path().join("x"),
+    );
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    keypair(&stranger);
+    let repo = tmp.path().join("repo");
+    users_repo(&repo, &op_pub, &ro_pub);
+    let agent = created(&tmp.path().join("agent"));
+    let repo = p(&repo);
+    let fp = agent.fingerprint();
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let remote = |key: &Path, user: &str, fp: &str, rest: &[&str]| {
+        let mut args: Vec<&str> = rest.to_vec();
+        args.extend([
+            "--target",
+            &agent.addr,
+            "--identity",
+            key.to_str().unwrap(),
+            "--user",
+            user,
+            "--fingerprint",
+            fp,
+        ]);
+        strata(&args)
+    };
+    let plan_args = ["--ref", "main", "--repo", repo.as_str()];
+
+    // Read-only may plan and log, not apply.
+    let mut args = vec!["plan"];
+    args.extend(plan_args);
+    let out = remote(&ro, "rob", &fp, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(remote(&ro, "rob", &fp, &["log"]).status.success());
+    let out = remote(&ro, "rob", &fp, &["rollback", "--to", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("user `rob` (read-only) may not apply changes"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The operator may apply.
+    let cluster = std::fs::read_to_string(tmp.path().join("repo/cluster.kdl")).unwrap();
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &cluster.replace("10.0.0.53", "10.0.0.54"))],
+        "dns",
+    );
+    let mut args = vec!["apply"];
+    args.extend(plan_args);
+    let out = remote(&op, "ada", &fp, &args);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
+    let log = stdout(&remote(&ro, "rob", &fp, &["log"]));
+    assert!(
+        log.contains("change set 3") && log.contains("user: ada"),
+        "{log}"
+    );
+    // Operators may not create clusters.
+    let out = remote(&op, "ada", &fp, &["cluster", "create", "other"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("may not create a cluster"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A key the users section does not hold is refused, as is the right key for another user.
+    let out = remote(&stranger, "ada", &fp, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refused user `ada`: wrong key or passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    let out = remote(&ro, "ada", &fp, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Both keys were only offered, never signed for: not refusals, so never delayed.
+    let log = agent.log();
+    assert_eq!(
+        log.matches("login refused").count(),
+        0,
+        "an offered key is not a refusal: {log}"
+    );
+
+    // An unknown host key is refused before logging in.
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let out = remote(&op, "ada", wrong, &["log"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // The diagnostic may wrap a long fingerprint across lines: compare without the wrapping.
+    let flat: String = err.split_whitespace().filter(|w| *w != "│").collect();
+    assert!(
+        err.contains("refusing to talk to") && flat.contains(&fp) && flat.contains(wrong),
+        "{err}"
+    );
+    // No pin at all is refused too.
+    let out = strata(&[
+        "log",
+        "--target",
+        &agent.addr,
+        "--identity",
+        op.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("host key is not pinned"),
+        "{}",
+        stderr(&out)
+    );
+    // Trust on first use records the key; the recorded key is then checked.
+    let kh = tmp.path().join("known_hosts");
+    let tofu = [
+        "log",
+        "--target",
+        &agent.addr,
+        "--identity",
+        op.to_str().unwrap(),
+        "--user",
+        "ada",
+        "--known-hosts",
+        kh.to_str().unwrap(),
+    ];
+    let out = strata(&tofu);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unknown host without --trust-on-first-use"
+    );
+    let mut first = tofu.to_vec();
+    first.push("--trust-on-first-use");
+    assert!(strata(&first).status.success());
+    assert!(strata(&tofu).status.success(), "recorded key accepted");
+}
+
+/// The `ssh` client, if installed (.ci/run installs openssh-client).
+fn openssh() -> Option<std::path::PathBuf> {
+    let found = ["/usr/bin/ssh", "/usr/local/bin/ssh", "/bin/ssh"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have OpenSSH's ssh client"
+        );
+        eprintln!("skipping: no ssh client on this machine");
+    }
+    found
+}
+
+#[test]
+fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
+    let Some(ssh) = openssh() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (op, ro, stranger) = (
+        tmp.path().join("op"),
+        tmp.path().join("ro"),
+        tmp.path().join("x"),
+    );
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    keypair(&stranger);
+    users_repo(&tmp.path().join("repo"), &op_pub, &ro_pub);
+    let agent = created(&tmp.path().join("agent"));
+    let repo = p(&tmp.path().join("repo"));
+    assert!(
+        strata(&[
+            "apply",
+            "--ref",
+            "main",
+            "--repo",
+            &repo,
+            "--state-dir",
+            &sd(&agent)
+        ])
+        .status
+        .success()
+    );
+    let port = agent.addr.rsplit_once(':').unwrap().1.to_owned();
+    let kh = tmp.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{port} {}\n", agent.host_public_key()),
+    )
+    .unwrap();
+    let empty_kh = tmp.path().join("empty_known_hosts");
+    std::fs::write(&empty_kh, "").unwrap();
+    let run = |key: &Path, user: &str, known: &Path, command: &str| {
+        std::process::Command::new(&ssh)
+            .args(["-F", "/dev/null", "-p", &port, "-i"])
+            .arg(key)
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=20",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(command)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&op, "ada", &kh, "whoami");
+    assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
+    assert_eq!(stdout(&out), "ada operator on lab1.example.com\n");
+    let out = run(&ro, "rob", &kh, "whoami");
+    assert_eq!(stdout(&out), "rob read-only on lab1.example.com\n");
+    let out = run(&op, "ada", &kh, "rm -rf /");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown command"), "{}", stderr(&out));
+    // Wrong key: refused by the agent.
+    let out = run(&stranger, "ada", &kh, "whoami");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    // Unknown host key: refused by ssh itself.
+    let out = run(&op, "ada", &empty_kh, "whoami");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("Host key verification failed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_passphrase_logs_in_against_its_argon2id_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let cluster = format!(
+        "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n        user \"eve\" role=\"administrator\" passphrase-hash=\"{hash}\" locked=#true\n    }}\n}}\ngroup \"Main_Group\"\n"
+    );
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &cluster)],
+        "users",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let repo = p(&tmp.path().join("repo"));
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fp = agent.fingerprint();
+    let login = |user: &str, pass: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "log",
+                "--target",
+                &agent.addr,
+                "--user",
+                user,
+                "--fingerprint",
+                &fp,
+            ])
+            .env("STRATA_PASSPHRASE", pass)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = login("ada", "correct horse battery");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("change set 2"));
+    let out = login("ada", "wrong");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("refused user `ada`"),
+        "{}",
+        stderr(&out)
+    );
+    // A locked account cannot log in, even with the right passphrase.
+    assert_eq!(login("eve", "correct horse battery").status.code(), Some(1));
+    // Without identity or passphrase, the CLI says what is missing.
+    let out = strata(&[
+        "log",
+        "--target",
+        &agent.addr,
+        "--user",
+        "ada",
+        "--fingerprint",
+        &fp,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no identity and no passphrase"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A trusting russh client, for what the `strata` CLI never does: several keys on one
+/// connection, a bad signature.
+mod raw {
+    use std::sync::Arc;
+
+    use russh::client;
+    use russh::keys::agent::AgentIdentity;
+    use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+    pub struct Trusting;
+
+    impl client::Handler for Trusting {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            _key: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+
+    /// Signs with a well-formed ed25519 signature of zeros: never valid.
+    pub struct BadSigner;
+
+    impl russh::Signer for BadSigner {
+        type Error = russh::SendError;
+
+        async fn auth_sign(
+            &mut self,
+            _key: &AgentIdentity,
+            _hash: Option<HashAlg>,
+            mut data: Vec<u8>,
+        ) -> Result<Vec<u8>, Self::Error> {
+            let string = |out: &mut Vec<u8>, bytes: &[u8]| {
+                out.extend((bytes.len() as u32).to_be_bytes());
+                out.extend(bytes);
+            };
+            let mut blob = Vec::new();
+            string(&mut blob, b"ssh-ed25519");
+            string(&mut blob, &[0; 64]);
+            string(&mut data, &blob);
+            Ok(data)
+        }
+    }
+
+    pub async fn connect(addr: &str) -> client::Handle<Trusting> {
+        let config = Arc::new(client::Config::default());
+        client::connect(config, addr, Trusting).await.unwrap()
+    }
+
+    pub async fn by_key(
+        s: &mut client::Handle<Trusting>,
+        user: &str,
+        key: &std::path::Path,
+    ) -> bool {
+        let key = russh::keys::load_secret_key(key, None).unwrap();
+        s.authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), None))
+            .await
+            .unwrap()
+            .success()
+    }
+}
+
+#[test]
+fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys: Vec<_> = ["op", "ro", "x1", "x2"]
+        .iter()
+        .map(|k| tmp.path().join(k))
+        .collect();
+    let pubs: Vec<String> = keys.iter().map(|k| keypair(k)).collect();
+    users_repo(&tmp.path().join("repo"), &pubs[0], &pubs[1]);
+    let agent = created(&tmp.path().join("agent"));
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &p(&tmp.path().join("repo")),
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let op_pub = russh::keys::PublicKey::from_openssh(&pubs[0]).unwrap();
+    rt.block_on(async {
+        // As OpenSSH with several keys in its agent: strangers' keys, another user's key,
+        // then the right one, all on one connection.
+        let mut s = raw::connect(&agent.addr).await;
+        for k in [&keys[2], &keys[3], &keys[1]] {
+            assert!(!raw::by_key(&mut s, "ada", k).await);
+        }
+        assert!(raw::by_key(&mut s, "ada", &keys[0]).await);
+    });
+    let log = agent.log();
+    assert_eq!(log.matches("login refused").count(), 0, "{log}");
+    assert!(log.contains("login accepted"), "{log}");
+    rt.block_on(async {
+        // The right public key with a forged signature, then a wrong passphrase: two
+        // refusals in a row from this address, the second held twice as long.
+        let mut s = raw::connect(&agent.addr).await;
+        let signed = s
+            .authenticate_publickey_with("ada", op_pub, None, &mut raw::BadSigner)
+            .await
+            .unwrap();
+        assert!(!signed.success());
+        assert!(
+            !s.authenticate_password("ada", "guess")
+                .await
+                .unwrap()
+                .success()
+        );
+    });
+    let log = agent.log();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("login refused"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{log}");
+    assert!(
+        refused[0].contains("delay_ms=20") && refused[0].contains("no valid signature"),
+        "{log}"
+    );
+    assert!(
+        refused[1].contains("delay_ms=40") && refused[1].contains("wrong user or passphrase"),
+        "{log}"
+    );
+}
