@@ -53,6 +53,7 @@ pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
                 | "strata::kdl::too-deep"
                 | "strata::xml::syntax"
                 | "strata::xml::refused"
+                | "strata::validate::file-type"
         )
     });
     if !unparsed {

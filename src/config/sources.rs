@@ -20,19 +20,19 @@ pub struct Sources {
 
 /// An I/O failure, with the path it happened on.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("cannot read {path}: {source}")]
+#[error("cannot read {path}: {cause}")]
 #[diagnostic(code(strata::io), help("check that the path exists and is readable"))]
 pub struct ReadError {
     /// The path.
     pub path: String,
     /// The underlying error.
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 fn read(path: &Path, shown: String) -> Result<Arc<SourceFile>, ReadError> {
-    let text = fs::read_to_string(path).map_err(|source| ReadError {
+    let text = fs::read_to_string(path).map_err(|cause| ReadError {
         path: shown.clone(),
-        source,
+        cause,
     })?;
     Ok(SourceFile::new(shown, text))
 }
@@ -43,15 +43,15 @@ fn read(path: &Path, shown: String) -> Result<Arc<SourceFile>, ReadError> {
 pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, ReadError> {
     let mut out = Sources::default();
     for path in paths {
-        let meta = fs::metadata(path).map_err(|source| ReadError {
+        let meta = fs::metadata(path).map_err(|cause| ReadError {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         if meta.is_dir() {
             let mut files = Vec::new();
-            walk(path, path, &mut files).map_err(|source| ReadError {
+            walk(path, path, &mut files).map_err(|cause| ReadError {
                 path: path.display().to_string(),
-                source,
+                cause,
             })?;
             files.sort();
             for rel in files {
@@ -79,7 +79,7 @@ fn read_other(path: &Path, len: u64) -> Result<Arc<SourceFile>, ReadError> {
     let shown = path.display().to_string();
     let fail = |msg: String| ReadError {
         path: shown.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidData, msg),
+        cause: io::Error::new(io::ErrorKind::InvalidData, msg),
     };
     if len > crate::xml::MAX_FILE_BYTES as u64 {
         return Err(fail(format!(
@@ -87,9 +87,9 @@ fn read_other(path: &Path, len: u64) -> Result<Arc<SourceFile>, ReadError> {
             crate::xml::MAX_FILE_BYTES
         )));
     }
-    let bytes = fs::read(path).map_err(|source| ReadError {
+    let bytes = fs::read(path).map_err(|cause| ReadError {
         path: shown.clone(),
-        source,
+        cause,
     })?;
     let text = crate::xml::decode_bytes(&bytes).map_err(fail)?;
     Ok(SourceFile::new(shown.clone(), text))
