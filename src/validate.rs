@@ -132,7 +132,8 @@ fn group_rules(repo: &Repo, diags: &mut Diagnostics) {
     let names: Vec<&str> = repo.groups.iter().filter_map(|g| g.mode.name()).collect();
     for machine in &repo.machines {
         let group = machine.group_name();
-        if names.contains(&group) || repo.groups.is_empty() {
+        // An empty name is a `group=` of the wrong type, reported where it was read.
+        if group.is_empty() || names.contains(&group) || repo.groups.is_empty() {
             continue;
         }
         let machine_name = machine.mode.name().unwrap_or_default();

@@ -117,6 +117,13 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
                         .at(file, entry.span(), "not a string")
                         .help(format!("quote the value: {prop}=\"…\"")),
                 );
+                if prop == "group" {
+                    // Reported here; an empty name keeps "not declared" from echoing it.
+                    decl.group = Some(Spanned {
+                        value: String::new(),
+                        span: entry.span(),
+                    });
+                }
                 continue;
             }
             _ => {
