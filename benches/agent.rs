@@ -21,22 +21,7 @@ fn bin() -> &'static str {
 }
 
 fn commit(dir: &Path, message: &str) {
-    let repo = git2::Repository::open(dir).unwrap_or_else(|_| {
-        let mut opts = git2::RepositoryInitOptions::new();
-        opts.initial_head("main");
-        git2::Repository::init_opts(dir, &opts).unwrap()
-    });
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("Bench", "bench@example.com").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap();
+    strata::fleet::commit_all(dir, ("Bench", "bench@example.com"), message).unwrap();
 }
 
 fn start_agent(dir: &Path) -> Child {

@@ -234,6 +234,30 @@ fn machine(m: usize, g: usize, rng: &mut Lcg) -> String {
     s
 }
 
+/// Commits every file under `dir` as `author` (name, email), creating the repository
+/// with its first branch `main` if there is none; returns the commit id. For benchmarks
+/// and tests that need a config repo under git (`strata plan --ref main`).
+pub fn commit_all(
+    dir: &std::path::Path,
+    author: (&str, &str),
+    message: &str,
+) -> Result<String, git2::Error> {
+    let repo = git2::Repository::open(dir).or_else(|_| {
+        let mut opts = git2::RepositoryInitOptions::new();
+        opts.initial_head("main");
+        git2::Repository::init_opts(dir, &opts)
+    })?;
+    let mut index = repo.index()?;
+    index.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = git2::Signature::now(author.0, author.1)?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    Ok(id.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +290,24 @@ mod tests {
         }
         assert_eq!(repo.machines.len(), 40);
         assert_eq!(repo.groups.len(), 6);
+    }
+
+    #[test]
+    fn commit_all_commits_on_main_and_then_on_top() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cluster.kdl"), "cluster \"a\"\n").unwrap();
+        let first = commit_all(dir.path(), ("Ada", "ada@example.com"), "first").unwrap();
+        std::fs::write(dir.path().join("groups.kdl"), "group \"Main_Group\"\n").unwrap();
+        let second = commit_all(dir.path(), ("Ada", "ada@example.com"), "second").unwrap();
+        let repo = git2::Repository::open(dir.path()).unwrap();
+        let head = repo
+            .find_reference("refs/heads/main")
+            .unwrap()
+            .peel_to_commit()
+            .unwrap();
+        assert_eq!(head.id().to_string(), second);
+        assert_eq!(head.parent(0).unwrap().id().to_string(), first);
+        assert_eq!(head.tree().unwrap().len(), 2);
     }
 
     #[test]

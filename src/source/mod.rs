@@ -166,24 +166,9 @@ pub fn check(snapshot: &Snapshot) -> Checked {
 mod tests {
     use super::*;
 
-    fn commit_all(repo: &git2::Repository, message: &str) -> git2::Oid {
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("Ada", "ada@example.com").unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .unwrap()
-    }
-
     #[test]
     fn a_ref_is_read_from_git_objects_not_the_working_tree() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = git2::Repository::init(dir.path()).unwrap();
         std::fs::write(
             dir.path().join("cluster.kdl"),
             "cluster \"a\"\ngroup \"Main_Group\"\n",
@@ -191,18 +176,15 @@ mod tests {
         .unwrap();
         std::fs::create_dir(dir.path().join(".hidden")).unwrap();
         std::fs::write(dir.path().join(".hidden/x.kdl"), "garbage {").unwrap();
-        let first = commit_all(&repo, "first\n\nbody");
+        let first =
+            crate::fleet::commit_all(dir.path(), ("Ada", "ada@example.com"), "first\n\nbody")
+                .unwrap();
         // An uncommitted edit is not seen through the ref.
         std::fs::write(dir.path().join("cluster.kdl"), "cluster \"b\"\n").unwrap();
         let snap = read_ref(dir.path(), "HEAD").unwrap();
         assert_eq!(snap.kdl.len(), 1);
         assert!(snap.kdl[0].text.contains("cluster \"a\""));
-        assert_eq!(
-            snap.origin.source,
-            Source::Git {
-                commit: first.to_string()
-            }
-        );
+        assert_eq!(snap.origin.source, Source::Git { commit: first });
         assert_eq!(snap.origin.author, "Ada <ada@example.com>");
         assert_eq!(snap.origin.message, "first\n\nbody");
         let checked = check(&snap);

@@ -145,31 +145,12 @@ pub fn keypair(path: &Path) -> String {
 
 /// A git repository at `dir` with `files`, committed on `main`; returns the commit id.
 pub fn git_repo(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
-    let repo = match git2::Repository::open(dir) {
-        Ok(r) => r,
-        Err(_) => {
-            let mut opts = git2::RepositoryInitOptions::new();
-            opts.initial_head("main");
-            git2::Repository::init_opts(dir, &opts).unwrap()
-        }
-    };
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("Ada Lovelace", "ada@example.com").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .unwrap()
-        .to_string()
+    strata::fleet::commit_all(dir, ("Ada Lovelace", "ada@example.com"), message).unwrap()
 }
 
 /// A small cluster for the agent tests: two groups, a group override.
