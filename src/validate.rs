@@ -44,19 +44,9 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
 
 /// Runs every check on a parsed repo.
 pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
-    // A file that does not parse declares nothing; "no cluster" or "no group" would then
-    // only be echoes of its syntax error.
-    let unparsed = diags.problems.iter().any(|p| {
-        matches!(
-            p.code,
-            "strata::kdl::syntax"
-                | "strata::kdl::too-deep"
-                | "strata::xml::syntax"
-                | "strata::xml::refused"
-                | "strata::validate::file-type"
-        )
-    });
-    if !unparsed {
+    // A file that could not be read declares nothing; "no cluster" or "no group" would
+    // then only be echoes of its error.
+    if repo.unread.is_empty() {
         cluster_rules(repo, diags);
         group_rules(repo, diags);
     }

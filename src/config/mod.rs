@@ -108,6 +108,10 @@ pub struct Repo {
     pub groups: Vec<ModeDecl>,
     /// `machine` nodes.
     pub machines: Vec<ModeDecl>,
+    /// Files that could not be read as configuration at all (syntax errors, refused or
+    /// unknown formats): they declare nothing, so repo-wide rules such as "no cluster"
+    /// would only echo their errors.
+    pub unread: Vec<String>,
 }
 
 impl Repo {

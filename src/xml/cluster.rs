@@ -305,6 +305,7 @@ pub fn standalone_repo(
         }
     }
     Repo {
+        unread: Vec::new(),
         files: vec![app.file.clone()],
         clusters: vec![(
             c,
@@ -411,6 +412,7 @@ pub fn load_into(
             )
             .help("validate takes config repos, *.kdl files and AsyncOS configuration XML files"),
         );
+        repo.unread.push(file.name.clone());
         return;
     }
     let loaded = match load(file, catalogue, diags) {
@@ -420,7 +422,10 @@ pub fn load_into(
             standalone_repo(&app, catalogue, &cluster, &machine)
         }
         Some(Loaded::Cluster(r)) => r,
-        None => return,
+        None => {
+            repo.unread.push(file.name.clone());
+            return;
+        }
     };
     repo.files.extend(loaded.files);
     repo.clusters.extend(loaded.clusters);
