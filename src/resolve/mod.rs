@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{ModeDecl, Repo, SectionDecl};
 use crate::model::{Mode, Node};
-use crate::schema::Catalogue;
+use crate::schema::{Catalogue, SectionSchema};
 pub use refs::check_references;
 
 /// Where an effective section comes from.
@@ -60,6 +60,36 @@ pub struct Effective<'r> {
     pub sections: BTreeMap<&'r str, EffectiveSection<'r>>,
 }
 
+/// The modes a machine inherits from, highest precedence first: the machine, its group,
+/// the cluster. The first of them that defines a section wins.
+fn chain<'r>(repo: &'r Repo, machine: &'r ModeDecl) -> Vec<&'r ModeDecl> {
+    let mut chain: Vec<&ModeDecl> = vec![machine];
+    chain.extend(repo.group(machine.group_name()));
+    chain.extend(repo.cluster());
+    chain
+}
+
+/// One section resolved along a chain: the first mode allowed to define it that does,
+/// else the factory default.
+fn resolve_in<'r>(chain: &[&'r ModeDecl], schema: &'r SectionSchema) -> EffectiveSection<'r> {
+    let found = chain.iter().find_map(|decl| {
+        let allowed = schema.allows(decl.mode.level());
+        decl.section(&schema.name)
+            .filter(|_| allowed)
+            .map(|s| (*decl, s))
+    });
+    match found {
+        Some((decl, s)) => EffectiveSection {
+            node: &s.node,
+            origin: Origin::Mode(decl, s),
+        },
+        None => EffectiveSection {
+            node: &schema.default,
+            origin: Origin::Factory,
+        },
+    }
+}
+
 /// Resolves one machine's effective config. Sections the catalogue does not know are
 /// skipped (validation reports them).
 pub fn effective<'r>(
@@ -67,37 +97,15 @@ pub fn effective<'r>(
     catalogue: &'r Catalogue,
     machine: &'r ModeDecl,
 ) -> Effective<'r> {
-    let group = machine.group_name();
-    // Highest precedence first: the first mode that defines a section wins.
-    let mut chain: Vec<&ModeDecl> = vec![machine];
-    chain.extend(repo.group(group));
-    chain.extend(repo.cluster());
+    let chain = chain(repo, machine);
     let sections = catalogue
         .sections
         .values()
-        .map(|schema| {
-            let found = chain.iter().find_map(|decl| {
-                let allowed = schema.allows(decl.mode.level());
-                decl.section(&schema.name)
-                    .filter(|_| allowed)
-                    .map(|s| (*decl, s))
-            });
-            let eff = match found {
-                Some((decl, s)) => EffectiveSection {
-                    node: &s.node,
-                    origin: Origin::Mode(decl, s),
-                },
-                None => EffectiveSection {
-                    node: &schema.default,
-                    origin: Origin::Factory,
-                },
-            };
-            (schema.name.as_str(), eff)
-        })
+        .map(|schema| (schema.name.as_str(), resolve_in(&chain, schema)))
         .collect();
     Effective {
         machine,
-        group,
+        group: machine.group_name(),
         sections,
     }
 }
@@ -114,9 +122,12 @@ pub fn where_defined<'r>(
         .filter(|d| d.section(section).is_some())
         .map(|d| (d, Vec::new()))
         .collect();
+    let Some(schema) = catalogue.get(section) else {
+        return out;
+    };
     for machine in &repo.machines {
-        let eff = effective(repo, catalogue, machine);
-        if let Some(Origin::Mode(decl, _)) = eff.sections.get(section).map(|s| s.origin)
+        // Only this section is resolved, not the machine's whole effective config.
+        if let Origin::Mode(decl, _) = resolve_in(&chain(repo, machine), schema).origin
             && let Some(entry) = out.iter_mut().find(|(d, _)| std::ptr::eq(*d, decl))
         {
             entry.1.push(machine);
