@@ -23,6 +23,25 @@ fn a_repo_can_add_its_own_sections() {
     assert_eq!(schema.command, "proxyconfig");
     // Its references are checked like the built-in ones.
     assert!(!schema.references().is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("schemas")).unwrap();
+    for name in ["cluster.kdl", "schemas/web-proxy.kdl"] {
+        let text = std::fs::read_to_string(example("custom-schema").join(name)).unwrap();
+        // proxy2 loses the interface the Branch group's web-proxy names.
+        let text = text.replace(
+            "interface \"Data1\" address=\"192.168.1.11/24\"",
+            "interface \"Data2\" address=\"192.168.1.11/24\"",
+        );
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let broken = check_paths(&[dir.path().to_path_buf()]).unwrap();
+    let codes: Vec<&str> = broken.diags.problems.iter().map(|p| p.code).collect();
+    assert_eq!(codes, ["strata::ref::unresolved"], "{}", rendered(&broken));
+    assert!(
+        broken.diags.problems[0]
+            .message
+            .contains("proxy2.example.com")
+    );
 }
 
 #[test]
