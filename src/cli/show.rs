@@ -14,11 +14,10 @@ pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
     let (repo, catalogue) = (&checked.repo, &checked.catalogue);
     let only = args.section.as_deref();
     if let Some(section) = only.filter(|s| catalogue.get(s).is_none()) {
-        let help = match did_you_mean(section, catalogue.names()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => "`strata show --sections` lists the catalogue".into(),
-        };
-        return Err(Failure::new(format!("unknown section `{section}`"), help));
+        return Err(Failure::new(
+            format!("unknown section `{section}`"),
+            catalogue.unknown_section_help(section),
+        ));
     }
     if args.sections {
         let mut text = String::new();

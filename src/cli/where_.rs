@@ -3,7 +3,6 @@
 use super::args::{Format, WhereArgs};
 use super::output::Output;
 use super::{CliError, Failure, Outcome, load_valid};
-use crate::config::diagnostics::did_you_mean;
 use crate::report;
 
 /// Runs `strata where`.
@@ -11,11 +10,10 @@ pub fn run(args: WhereArgs, out: &Output) -> Result<Outcome, CliError> {
     let checked = load_valid(&args.repo.repo, out)?;
     let section = args.section.as_str();
     if checked.catalogue.get(section).is_none() {
-        let help = match did_you_mean(section, checked.catalogue.names()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => "`strata show --sections` lists the catalogue".into(),
-        };
-        return Err(Failure::new(format!("unknown section `{section}`"), help));
+        return Err(Failure::new(
+            format!("unknown section `{section}`"),
+            checked.catalogue.unknown_section_help(section),
+        ));
     }
     match out.format {
         Format::Json => out.json(&report::where_json(

@@ -147,10 +147,7 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
         .get(section)
         .ok_or_else(|| EditError::UnknownSection {
             section: section.to_owned(),
-            help: match did_you_mean(section, catalogue.names()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => "`strata show --sections` lists the catalogue".into(),
-            },
+            help: catalogue.unknown_section_help(section),
         })?;
     let plan = match request {
         Request::Copy { from, to, .. } => copy_plan(repo, schema, "copy", from, to)?,

@@ -227,6 +227,15 @@ impl Catalogue {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.sections.keys().map(String::as_str)
     }
+
+    /// The help line for a section name the catalogue does not know: a near miss, or
+    /// where the catalogue is listed.
+    pub fn unknown_section_help(&self, name: &str) -> String {
+        match crate::config::diagnostics::did_you_mean(name, self.names()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "`strata show --sections` lists the catalogue".into(),
+        }
+    }
 }
 
 #[cfg(test)]
