@@ -35,12 +35,13 @@ pub fn render_human(plan: &Plan) -> String {
         match &action.change {
             Change::Create { new } => {
                 let _ = writeln!(out, "\n+ {} (created)", action.key);
-                for line in new.lines() {
+                for line in new.to_text(&action.key).lines() {
                     let _ = writeln!(out, "  + {line}");
                 }
             }
             Change::Change { old, new } => {
                 let _ = writeln!(out, "\n~ {} (changed)", action.key);
+                let (old, new) = (old.to_text(&action.key), new.to_text(&action.key));
                 let diff = TextDiff::from_lines(old.as_str(), new.as_str());
                 for line in diff.unified_diff().context_radius(3).to_string().lines() {
                     let _ = writeln!(out, "  {line}");
@@ -48,7 +49,7 @@ pub fn render_human(plan: &Plan) -> String {
             }
             Change::Remove { old } => {
                 let _ = writeln!(out, "\n- {} (removed)", action.key);
-                for line in old.lines() {
+                for line in old.to_text(&action.key).lines() {
                     let _ = writeln!(out, "  - {line}");
                 }
             }
