@@ -121,7 +121,10 @@ fn section_change(s: &SectionChange, width: usize) -> String {
             .map_or("factory default".to_owned(), Mode::to_string)
     };
     let name = &s.section;
-    if s.from == s.was {
+    if s.from.is_none() && s.was.is_none() {
+        // No mode defines it on either side: the schema's default itself changed.
+        format!("{name:width$}  new factory default")
+    } else if s.from == s.was {
         format!("{name:width$}  from {}", mode(&s.from))
     } else {
         format!(

@@ -2,12 +2,14 @@
 
 mod agent;
 mod agent_auth;
+mod agent_catalogue;
 mod agent_crash;
 mod agent_support;
 mod cli_edit;
 mod cli_show;
 mod cli_validate;
 mod corpus;
+mod layering_props;
 mod support;
 mod xml_cli;
 mod xml_props;
