@@ -5,20 +5,30 @@
 //! config, and edits them the way AsyncOS's `clusterset` does.
 //!
 //! # Layout
-//! - [`model`]: pure data — levels and modes, canonical section contents.
+//! - [`model`]: pure data — validated names, levels and modes, canonical section
+//!   contents, and what the store holds: keys, typed entry values, versions (HLC + origin),
+//!   change-set ids and provenance, in the one encoding store and wire share.
 //! - [`config`]: reading a config repo's files into declarations with spans; diagnostics.
-//! - [`schema`]: the section catalogue and checking sections against it.
-//! - [`resolve`]: layering into each machine's effective config, with provenance.
+//! - [`schema`]: the section catalogue (built-in, chosen with `builtin-sections`, plus a
+//!   repo's own schemas, or rebuilt from a store's entries) and checking sections.
+//! - [`resolve`]: the one layering engine — a parsed repo (with spans) or store entries,
+//!   the catalogue passed in — into each machine's effective config, with provenance.
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
 //! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=` mappings.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
 //! - [`mesh`]: frame codec, typed messages, connections over SSH channels.
-//! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering.
+//! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering;
+//!   machines' effective changes resolved with the catalogue on each side.
 //! - [`source`]: desired state from a working tree or a git ref (git objects, no checkout).
-//! - [`state`]: the agent's durable store: versioned entries, change sets (redb + memory).
+//! - [`state`]: the durable store: versioned entries, change sets; a base-checked
+//!   `commit` and a last-writer-wins `merge` (redb, and its in-memory twin).
 //! - [`fleet`]: a deterministic synthetic fleet for benchmarks and tests.
-//! - [`agent`]: the daemon: state dir, SSH server, change sets, running config and hooks.
+//! - [`agent`]: the daemon: state dir, SSH server (`run(listener, shutdown)`, answering
+//!   in-flight requests before it stops), and a node generic over its store and its
+//!   applier (running-config files and hooks, or an in-memory twin), with one module per
+//!   request kind, authentication on its own, and one post-commit pipeline for every
+//!   writer.
 //! - [`cli`]: the command line: arguments, one module per command, output.
 #![forbid(unsafe_code)]
 

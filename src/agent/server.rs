@@ -1,6 +1,11 @@
 //! The agent's SSH server (russh): authentication against the `users` section and the
 //! state dir's local key, the `strata` subsystem carrying the framed protocol, and a
 //! tiny `exec` interface (`whoami`) so a plain OpenSSH client can check its access.
+//!
+//! Shutdown answers what was accepted: requests are tracked from the moment they are
+//! read; when told to stop, the server stops accepting connections, refuses requests read
+//! after that, waits for the tracked ones to be answered (at most [`DRAIN`]), gives their
+//! clients a moment to hang up, and then disconnects everyone.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,11 +18,31 @@ use tokio::time::Instant;
 use russh::server::{Auth, Handle, Msg, PublicKeyOffer, Server as _, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Agent, Authed};
 use crate::mesh::{Connection, FrameCodec, Request, Response, SUBSYSTEM};
 
-/// Serves SSH on `listener` until `shutdown` completes, then disconnects every client.
+/// How long shutdown waits for requests already accepted to be answered.
+pub const DRAIN: Duration = Duration::from_secs(60);
+
+/// How long shutdown then waits for answered clients to hang up by themselves.
+const HANG_UP: Duration = Duration::from_secs(2);
+
+/// What shutdown waits for: requests being answered, and connections serving them.
+#[derive(Clone, Default)]
+struct InFlight {
+    /// One token per request, from the moment it is read until its answer is sent.
+    requests: TaskTracker,
+    /// One task per protocol channel.
+    channels: TaskTracker,
+    /// Cancelled when the server stops: requests read after that are refused.
+    stopping: CancellationToken,
+}
+
+/// Serves SSH on `listener` until `shutdown` completes, then answers the requests already
+/// accepted and disconnects every client.
 pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -35,20 +60,39 @@ pub async fn run(
         nodelay: true,
         ..Default::default()
     };
-    let mut server = Server { agent };
+    let in_flight = InFlight::default();
+    let mut server = Server {
+        agent,
+        in_flight: in_flight.clone(),
+    };
     let running = server.run_on_socket(Arc::new(config), &listener);
     let handle = running.handle();
     tokio::select! {
-        result = running => result,
-        () = shutdown => {
-            handle.shutdown("the agent is shutting down".into());
-            Ok(())
-        }
+        result = running => return result,
+        () = shutdown => {}
     }
+    // The accept loop is gone; sessions live on as their own tasks.
+    in_flight.stopping.cancel();
+    in_flight.requests.close();
+    let pending = in_flight.requests.len();
+    if pending > 0 {
+        tracing::info!(pending, "answering the requests accepted before shutdown");
+    }
+    if tokio::time::timeout(DRAIN, in_flight.requests.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still unanswered after {DRAIN:?}; stopping anyway");
+    }
+    in_flight.channels.close();
+    let _ = tokio::time::timeout(HANG_UP, in_flight.channels.wait()).await;
+    handle.shutdown("the agent is shutting down".into());
+    Ok(())
 }
 
 struct Server {
     agent: Arc<Agent>,
+    in_flight: InFlight,
 }
 
 impl russh::server::Server for Server {
@@ -57,6 +101,7 @@ impl russh::server::Server for Server {
     fn new_client(&mut self, peer: Option<SocketAddr>) -> Client {
         Client {
             agent: self.agent.clone(),
+            in_flight: self.in_flight.clone(),
             peer,
             authed: None,
             unsigned: None,
@@ -68,6 +113,7 @@ impl russh::server::Server for Server {
 /// One SSH connection.
 struct Client {
     agent: Arc<Agent>,
+    in_flight: InFlight,
     peer: Option<SocketAddr>,
     authed: Option<Authed>,
     /// The user whose key was accepted on offer, until its verified login arrives. russh
@@ -83,7 +129,7 @@ impl Client {
     /// Records a refused login; returns when its answer may go out (`started` plus the
     /// address's growing delay, so the time argon2 took does not show).
     fn refusal(&self, user: &str, method: &str, why: &str, started: Instant) -> Instant {
-        let delay = self.agent.refused(self.peer.map(|p| p.ip()));
+        let delay = self.agent.node.auth.refused(self.peer.map(|p| p.ip()));
         tracing::warn!(peer = ?self.peer, user, method, delay_ms = delay.as_millis() as u64, "login refused: {why}");
         started + delay
     }
@@ -100,11 +146,11 @@ impl Client {
     fn accept(
         &mut self,
         user: &str,
-        role: super::Role,
+        role: super::users::Role,
         method: &str,
     ) -> Result<Auth, russh::Error> {
         tracing::info!(peer = ?self.peer, user, role = role.as_str(), method, "login accepted");
-        self.agent.accepted(self.peer.map(|p| p.ip()));
+        self.agent.node.auth.accepted(self.peer.map(|p| p.ip()));
         self.authed = Some(Authed {
             user: user.to_owned(),
             role,
@@ -125,7 +171,12 @@ impl russh::server::Handler for Client {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let hold = self.settle_unsigned(Instant::now());
-        let known = self.agent.authorize_key(user, offer.public_key).is_some();
+        let known = self
+            .agent
+            .node
+            .auth
+            .authorize_key(user, offer.public_key)
+            .is_some();
         if known {
             self.unsigned = Some(user.to_owned());
         } else {
@@ -141,7 +192,7 @@ impl russh::server::Handler for Client {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         self.unsigned = None;
-        match self.agent.authorize_key(user, key.public_key) {
+        match self.agent.node.auth.authorize_key(user, key.public_key) {
             Some(role) => self.accept(user, role, "publickey"),
             None => {
                 let hold = self.refusal(user, "publickey", "unknown key", Instant::now());
@@ -156,10 +207,11 @@ impl russh::server::Handler for Client {
         let mut hold = self.settle_unsigned(started);
         // argon2 is deliberately slow: keep it off the async threads.
         let (agent, u, p) = (self.agent.clone(), user.to_owned(), password.to_owned());
-        let role = tokio::task::spawn_blocking(move || agent.authorize_passphrase(&u, &p))
-            .await
-            .ok()
-            .flatten();
+        let role =
+            tokio::task::spawn_blocking(move || agent.node.auth.authorize_passphrase(&u, &p))
+                .await
+                .ok()
+                .flatten();
         match role {
             Some(role) => self.accept(user, role, "password"),
             None => {
@@ -199,8 +251,9 @@ impl russh::server::Handler for Client {
         };
         session.channel_success(id)?;
         // Long work never runs inside a handler callback: the connection gets its task.
-        tokio::spawn(serve(
+        self.in_flight.channels.spawn(serve(
             self.agent.clone(),
+            self.in_flight.clone(),
             who,
             channel,
             session.handle(),
@@ -264,6 +317,7 @@ impl Drop for Client {
 /// sends garbage is disconnected.
 async fn serve(
     agent: Arc<Agent>,
+    in_flight: InFlight,
     who: Authed,
     channel: Channel<Msg>,
     handle: Handle,
@@ -271,7 +325,22 @@ async fn serve(
 ) {
     let mut conn: Connection<Response, Request> =
         Connection::new(channel.into_stream(), FrameCodec::default());
-    while let Some(msg) = conn.recv().await {
+    // Set once a request is answered after shutdown began: the channel then stays until
+    // the client hangs up (or shutdown's grace ends), so the answer is not cut off.
+    let mut answered_late = false;
+    loop {
+        // An idle channel ends at shutdown; one mid-request is answered first.
+        let msg = tokio::select! {
+            msg = conn.recv() => msg,
+            () = in_flight.stopping.cancelled(), if !answered_late => None,
+        };
+        let Some(msg) = msg else {
+            // Whatever was answered is written out before the channel closes.
+            conn.finish().await;
+            return;
+        };
+        // Counted before the check: shutdown either sees this request or refuses it.
+        let token = in_flight.requests.token();
         let request = match msg {
             Ok(r) => r,
             Err(e) => {
@@ -286,11 +355,24 @@ async fn serve(
                 return;
             }
         };
+        if in_flight.stopping.is_cancelled() {
+            let _ = conn
+                .send(&Response::error(
+                    "the agent is shutting down; nothing was done",
+                    Some("try again once it is back"),
+                ))
+                .await;
+            conn.finish().await;
+            return;
+        }
         let (agent, who2) = (agent.clone(), who.clone());
         let response = tokio::task::spawn_blocking(move || agent.handle(&who2, request))
             .await
             .unwrap_or_else(|e| Response::error(format!("internal error: {e}"), None));
-        if conn.send(&response).await.is_err() {
+        let sent = conn.send(&response).await;
+        answered_late = in_flight.stopping.is_cancelled();
+        drop(token);
+        if sent.is_err() {
             return;
         }
     }

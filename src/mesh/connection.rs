@@ -36,6 +36,7 @@ pub enum ConnectionError {
 pub struct Connection<Out, In> {
     out: mpsc::Sender<Bytes>,
     incoming: mpsc::Receiver<Result<In, ConnectionError>>,
+    writer: tokio::task::JoinHandle<()>,
     _out: PhantomData<fn(Out)>,
 }
 
@@ -49,7 +50,7 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         let (read, write) = tokio::io::split(stream);
         let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(16);
         let (in_tx, in_rx) = mpsc::channel(16);
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             let mut frames = FramedWrite::new(write, codec);
             while let Some(frame) = out_rx.recv().await {
                 if frames.send(frame).await.is_err() {
@@ -76,8 +77,17 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         Connection {
             out: out_tx,
             incoming: in_rx,
+            writer,
             _out: PhantomData,
         }
+    }
+
+    /// Closes the connection once everything queued has been written and the write side
+    /// shut down (dropping it does the same without waiting).
+    pub async fn finish(self) {
+        let Connection { out, writer, .. } = self;
+        drop(out);
+        let _ = writer.await;
     }
 
     /// Queues a message for the writer task.

@@ -1,10 +1,9 @@
 //! End to end: real agents on loopback ports, driven through the real CLI — plan,
 //! apply, log, rollback, stale plans, hooks, the state-dir lock and garbage from peers.
 
-use std::path::Path;
-
 use crate::agent_support::{
     CLUSTER, MACHINES, TestAgent, change_set_ids, created, git_repo, p, sd, stderr, stdout, strata,
+    wait_for,
 };
 
 #[test]
@@ -287,18 +286,6 @@ fn a_peer_sending_garbage_is_disconnected() {
             .status
             .success()
     );
-}
-
-/// Waits for `path` to exist; panics (rather than hang) if it never does.
-fn wait_for(path: &Path, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} never happened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -206,3 +206,15 @@ pub fn change_set_ids(sd: &str) -> Vec<String> {
         .map(|cs| cs["id"].as_str().unwrap()[..10].to_owned())
         .collect()
 }
+
+/// Waits for `path` to exist; panics (rather than hang) if it never does.
+pub fn wait_for(path: &Path, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,320 @@
+//! A node: one machine's store, clock, catalogue, logins and applier, and the one
+//! post-commit pipeline every writer goes through. Generic over the store and the
+//! applier, so the whole of it runs in memory in tests.
+//!
+//! Concurrency: two locks, always taken in this order — the store lock (commits, reads
+//! for plan and log) and the run lock (the applier). After a commit the pipeline rereads
+//! the store, refreshes the users and the catalogue, takes the run lock, and only then
+//! lets go of the store lock; it resolves and runs the result holding only the run lock.
+//! So results run one change set at a time, in commit order, while a slow hook holds up
+//! no plan or log, only the next change set's run.
+
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use super::applier::Applier;
+use super::auth::Auth;
+use super::core::{Core, Refusal};
+use super::running::running_config;
+use super::users::parse_users;
+use crate::config::Diagnostics;
+use crate::mesh::{Response, RunReport};
+use crate::model::{EntryValue, Key, MachineName, Mode, SectionName};
+use crate::resolve::entries::catalogue_of;
+use crate::schema::Catalogue;
+use crate::state::{ChangeSet, CommitError, Live, Store, StoreError};
+
+/// One machine's agent state, without sockets or files of its own.
+pub struct Node<S, A> {
+    core: Mutex<Core<S>>,
+    /// Held while the applier runs (see the module header).
+    run: Mutex<()>,
+    /// The catalogue the store records (built-in selection and the repo's own schemas).
+    catalogue: RwLock<Catalogue>,
+    /// Who may log in, refreshed from the store's `users` section.
+    pub auth: Auth,
+    applier: A,
+    machine: MachineName,
+}
+
+impl<S: Store, A: Applier> Node<S, A> {
+    /// A node over `core`; call [`Node::start`] to load users and catalogue and bring
+    /// what runs up to date.
+    pub fn new(core: Core<S>, auth: Auth, applier: A) -> Node<S, A> {
+        let machine = core.machine.clone();
+        Node {
+            core: Mutex::new(core),
+            run: Mutex::new(()),
+            catalogue: RwLock::new(Catalogue::builtin()),
+            auth,
+            applier,
+            machine,
+        }
+    }
+
+    /// This machine's name.
+    pub fn machine(&self) -> &MachineName {
+        &self.machine
+    }
+
+    /// Runs the pipeline once, as after a commit: at start, this repairs a crash between
+    /// a commit and its run.
+    pub fn start(&self) -> RunReport {
+        self.after_change(self.lock_core())
+    }
+
+    pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<S>> {
+        // A panic while holding the lock cannot leave the store half-written (commits
+        // are transactions), so a poisoned lock is still safe to use.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The catalogue the store records, as of the last change.
+    pub fn catalogue(&self) -> Catalogue {
+        self.catalogue
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every live entry.
+    pub fn live(&self) -> Result<Live, StoreError> {
+        self.lock_core().live()
+    }
+
+    /// Every change set, in this store's order.
+    pub fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {
+        self.lock_core().store.change_sets()
+    }
+
+    /// The post-commit pipeline: reread the store, refresh users and catalogue, then run
+    /// the machine's effective config through the applier (see the module header for the
+    /// locks).
+    fn after_change(&self, core: MutexGuard<'_, Core<S>>) -> RunReport {
+        let live = match core.live() {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::error!("cannot read the store after a change: {e}");
+                return RunReport::default();
+            }
+        };
+        self.refresh_users(&live);
+        let catalogue = self.refresh_catalogue(&live);
+        let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        drop(core);
+        let config = running_config(&live, &self.machine, &catalogue);
+        self.applier.apply(&self.machine, &config)
+    }
+
+    fn refresh_users(&self, live: &Live) {
+        let Ok(users) = SectionName::new("users") else {
+            return;
+        };
+        let users = match live
+            .get(&Key::section(Mode::Cluster, users))
+            .and_then(|e| e.value.as_ref())
+        {
+            Some(EntryValue::Section(node)) => parse_users(node).unwrap_or_else(|e| {
+                tracing::error!(
+                    "the users section cannot be read, only the local key logs in: {e}"
+                );
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        self.auth.set_users(users);
+    }
+
+    fn refresh_catalogue(&self, live: &Live) -> Catalogue {
+        let mut diags = Diagnostics::default();
+        let catalogue = catalogue_of(
+            live.iter()
+                .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
+            &mut diags,
+        );
+        for p in &diags.problems {
+            tracing::error!("stored schemas: {}", p.message);
+        }
+        *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = catalogue.clone();
+        catalogue
+    }
+
+    /// Runs `op` on the core and, if it committed a change set, the pipeline; answers
+    /// what happened. Every writer comes through here.
+    pub(crate) fn commit(
+        &self,
+        op: impl FnOnce(&mut Core<S>) -> Result<Option<ChangeSet>, Refusal>,
+    ) -> Response {
+        let started = std::time::Instant::now();
+        let mut core = self.lock_core();
+        match op(&mut core) {
+            Ok(None) => Response::Unchanged,
+            Ok(Some(cs)) => {
+                let committed = started.elapsed();
+                let running = self.after_change(core);
+                tracing::info!(
+                    id = %cs.id(),
+                    source = %cs.meta.source,
+                    author = %cs.meta.author,
+                    user = %cs.meta.user,
+                    entries = cs.writes.len(),
+                    commit_ms = committed.as_millis() as u64,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "change set committed"
+                );
+                Response::Applied {
+                    change_set: Box::new(cs.summary()),
+                    running,
+                }
+            }
+            Err(Refusal::Commit(CommitError::Stale(conflicts))) => {
+                tracing::warn!(conflicts = conflicts.len(), "stale change set refused");
+                Response::Stale { conflicts }
+            }
+            Err(Refusal::Invalid { message, help }) => {
+                tracing::warn!("request refused: {message}");
+                Response::Error { message, help }
+            }
+            Err(Refusal::Commit(e)) => {
+                tracing::error!("commit failed: {e}");
+                Response::error(e.to_string(), Some("nothing was written"))
+            }
+        }
+    }
+
+    /// Merges a change set made elsewhere and, if it changed anything, runs the
+    /// pipeline — the path replication will take.
+    pub fn merge(&self, change_set: ChangeSet, wall_ms: u64) -> Result<RunReport, Refusal> {
+        let mut core = self.lock_core();
+        let merged = core.merge(change_set, wall_ms)?;
+        Ok(if merged.won.is_empty() {
+            RunReport::default()
+        } else {
+            self.after_change(core)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::applier::MemoryApplier;
+    use crate::agent::auth::Authed;
+    use crate::agent::users::Role;
+    use crate::mesh::Request;
+    use crate::plan::Origin;
+    use crate::state::{MemoryStore, Source, tests::writes};
+
+    fn node() -> Node<MemoryStore, MemoryApplier> {
+        let key =
+            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+                .unwrap();
+        let core = Core::new(
+            MemoryStore::default(),
+            MachineName::new("lab1").unwrap(),
+            "10.1.0.1".into(),
+        )
+        .unwrap();
+        let node = Node::new(
+            core,
+            Auth::new(key.public_key().clone(), 0),
+            MemoryApplier::default(),
+        );
+        node.start();
+        node
+    }
+
+    fn admin() -> Authed {
+        Authed {
+            user: "root".into(),
+            role: Role::Administrator,
+        }
+    }
+
+    fn apply(node: &Node<MemoryStore, MemoryApplier>, pairs: &[(&str, Option<&str>)]) -> Response {
+        let w = writes(pairs);
+        let live = node.live().unwrap();
+        let base = w
+            .keys()
+            .map(|k| (k.clone(), live.get(k).map(|e| e.stamp.version.clone())))
+            .collect();
+        let origin = Origin {
+            source: Source::Cli,
+            author: "ada".into(),
+            message: "m".into(),
+        };
+        node.handle(
+            &admin(),
+            Request::Apply {
+                writes: w,
+                base,
+                origin,
+            },
+        )
+    }
+
+    #[test]
+    fn every_commit_runs_the_result_with_the_stored_catalogue() {
+        let n = node();
+        // At start the factory defaults of the built-in catalogue run.
+        assert!(n.applier.current.lock().unwrap().contains_key("listeners"));
+        let r = apply(
+            &n,
+            &[
+                ("@machine:lab1", Some("machine lab1 group=Main_Group")),
+                ("machine:lab1/dns", Some("dns { server \"10.0.0.53\"; }")),
+                ("#catalogue", Some("builtin-sections dns")),
+            ],
+        );
+        let Response::Applied { running, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(running.written, ["dns"]);
+        assert!(running.removed.contains(&"listeners".to_owned()));
+        let current = n.applier.current.lock().unwrap().clone();
+        assert_eq!(current.keys().collect::<Vec<_>>(), ["dns"]);
+        assert_eq!(current["dns"], "dns {\n    server \"10.0.0.53\"\n}\n");
+        assert_eq!(n.catalogue().names().collect::<Vec<_>>(), ["dns"]);
+    }
+
+    #[test]
+    fn the_users_section_decides_who_logs_in_after_the_commit() {
+        let n = node();
+        let key =
+            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+                .unwrap();
+        let public = key.public_key().to_openssh().unwrap();
+        assert_eq!(n.auth.authorize_key("ada", key.public_key()), None);
+        let users = format!("users {{ user \"ada\" role=\"operator\" {{ key \"{public}\"; }} }}");
+        let r = apply(&n, &[("cluster/users", Some(&users))]);
+        assert!(matches!(r, Response::Applied { .. }), "{r:?}");
+        assert_eq!(
+            n.auth.authorize_key("ada", key.public_key()),
+            Some(Role::Operator)
+        );
+    }
+
+    #[test]
+    fn a_merged_change_set_goes_through_the_same_pipeline() {
+        let n = node();
+        let cs = crate::state::tests::remote(
+            crate::state::wall_ms(),
+            "lab2",
+            &[
+                ("@machine:lab1", Some("machine lab1 group=Main_Group")),
+                ("cluster/dns", Some("dns { server \"10.9.9.9\"; }")),
+            ],
+        );
+        let report = n.merge(cs.clone(), crate::state::wall_ms()).unwrap();
+        assert_eq!(report.written, ["dns"]);
+        assert!(n.applier.current.lock().unwrap()["dns"].contains("10.9.9.9"));
+        // Merging it again changes nothing and runs nothing.
+        let runs = *n.applier.runs.lock().unwrap();
+        assert!(
+            n.merge(cs, crate::state::wall_ms())
+                .unwrap()
+                .written
+                .is_empty()
+        );
+        assert_eq!(*n.applier.runs.lock().unwrap(), runs);
+    }
+}

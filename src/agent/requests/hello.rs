@@ -1,0 +1,32 @@
+//! `hello`: the protocol check, and who the agent is and thinks the caller is.
+
+use crate::agent::applier::Applier;
+use crate::agent::auth::Authed;
+use crate::agent::node::Node;
+use crate::mesh::{PROTOCOL, Response};
+use crate::state::Store;
+
+/// Answers a client that speaks `protocol` (Strata `version`).
+pub fn answer<S: Store, A: Applier>(
+    node: &Node<S, A>,
+    who: &Authed,
+    protocol: u32,
+    version: &str,
+) -> Response {
+    if protocol != PROTOCOL {
+        return Response::error(
+            format!(
+                "this agent speaks protocol {PROTOCOL} (Strata {}), the client {protocol} (Strata {version})",
+                env!("CARGO_PKG_VERSION")
+            ),
+            Some("use the same Strata version on both ends"),
+        );
+    }
+    Response::Hello {
+        protocol: PROTOCOL,
+        version: env!("CARGO_PKG_VERSION").into(),
+        machine: node.machine().to_string(),
+        user: who.user.clone(),
+        role: who.role.as_str().into(),
+    }
+}

@@ -1,0 +1,49 @@
+//! Answering requests: one module per request kind, and the dispatch that checks the
+//! caller's role first. Blocking: call [`handle`] on a blocking thread.
+
+mod apply;
+mod cluster;
+mod hello;
+mod live;
+mod log;
+mod rollback;
+
+use super::applier::Applier;
+use super::auth::Authed;
+use super::core::Caller;
+use super::node::Node;
+use crate::mesh::{Request, Response};
+use crate::state::Store;
+
+/// Answers one request from `who`.
+pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Request) -> Response {
+    let caller = Caller {
+        user: who.user.clone(),
+    };
+    let deny = |what: &str| Response::Denied {
+        message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),
+    };
+    match request {
+        Request::Hello { protocol, version } => hello::answer(node, who, protocol, &version),
+        Request::Live => live::answer(node),
+        Request::Log => log::answer(node),
+        Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
+            deny("apply changes")
+        }
+        Request::ClusterCreate { .. } if !who.role.may_administer() => deny("create a cluster"),
+        Request::Apply {
+            writes,
+            base,
+            origin,
+        } => apply::answer(node, &caller, writes, base, &origin),
+        Request::Rollback { to } => rollback::answer(node, &caller, &to),
+        Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
+    }
+}
+
+impl<S: Store, A: Applier> Node<S, A> {
+    /// Answers one request from `who` (see [`handle`]).
+    pub fn handle(&self, who: &Authed, request: Request) -> Response {
+        handle(self, who, request)
+    }
+}
