@@ -2,8 +2,8 @@
 //! apply, log, rollback, stale plans, hooks, the state-dir lock and garbage from peers.
 
 use crate::agent_support::{
-    CLUSTER, MACHINES, TestAgent, change_set_ids, created, git_repo, p, sd, stderr, stdout, strata,
-    wait_for,
+    CLUSTER, HeldHook, MACHINES, TestAgent, change_set_ids, created, git_repo, p, sd, stderr,
+    stdout, strata,
 };
 
 #[test]
@@ -291,56 +291,22 @@ fn a_peer_sending_garbage_is_disconnected() {
 #[test]
 fn a_slow_hook_holds_up_no_log_request() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("agent");
-    let flag = |name: &str| tmp.path().join(name);
-    // Once armed, the hook says it started, waits for `release`, then says it is done.
-    let script = format!(
-        "[ -e {armed} ] || exit 0; touch {started}; while [ ! -e {release} ]; do sleep 0.02; done; touch {done}",
-        armed = p(&flag("armed")),
-        started = p(&flag("started")),
-        release = p(&flag("release")),
-        done = p(&flag("done")),
-    );
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("agent.kdl"),
-        format!(
-            "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\nhook \"sh\" \"-c\" {script:?} \"hook\"\n"
-        ),
-    )
-    .unwrap();
-    let agent = created(&dir);
+    let held = HeldHook::start(tmp.path());
+    let (agent, flag) = (&held.agent, |name: &str| held.flag(name));
     let repo = tmp.path().join("repo");
     git_repo(
         &repo,
         &[("cluster.kdl", CLUSTER), ("machines.kdl", MACHINES)],
         "v1",
     );
-    std::fs::write(flag("armed"), "").unwrap();
-    let apply = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "apply",
-            "--ref",
-            "main",
-            "--repo",
-            &p(&repo),
-            "--state-dir",
-            &sd(&agent),
-        ])
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(&flag("started"), "the hook");
+    let apply = held.apply_held(&repo);
     // Should `log` wait for the hook, release it eventually so the test cannot hang.
     let release = flag("release");
     let guard = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_secs(60));
         let _ = std::fs::write(release, "");
     });
-    let log = strata(&["log", "--state-dir", &sd(&agent)]);
+    let log = strata(&["log", "--state-dir", &sd(agent)]);
     assert!(log.status.success(), "{}", stderr(&log));
     assert!(
         !flag("done").exists(),
@@ -348,7 +314,7 @@ fn a_slow_hook_holds_up_no_log_request() {
     );
     // The change set is committed (second in this machine's history) while its hook runs.
     assert!(stdout(&log).contains("  #2  "), "{}", stdout(&log));
-    std::fs::write(flag("release"), "").unwrap();
+    held.release();
     let out = apply.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(flag("done").exists());

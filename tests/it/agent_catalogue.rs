@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::agent_support::{
     CLUSTER, MACHINES, TestAgent, created, git_repo, p, sd, stderr, stdout, strata,
 };
+use crate::support::copy_dir;
 
 /// The built-in timezone section with another factory default.
 fn timezone_schema(zone: &str) -> String {
@@ -112,19 +113,6 @@ fn a_repo_s_own_factory_default_is_what_the_agent_runs() {
     git_repo(&dir, &[], "built-in timezone again");
     apply(&repo, &sd(&agent));
     assert!(running(&agent, "timezone").contains("America/Los_Angeles"));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -218,3 +218,72 @@ pub fn wait_for(path: &Path, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// An agent (with a cluster created) whose hook, once armed, says it started and then
+/// waits to be released: a change set held mid-run, for tests of what happens meanwhile.
+pub struct HeldHook {
+    /// The agent.
+    pub agent: TestAgent,
+    flags: PathBuf,
+}
+
+impl HeldHook {
+    /// Starts the agent under `tmp/agent`; flag files live in `tmp`.
+    pub fn start(tmp: &Path) -> HeldHook {
+        let dir = tmp.join("agent");
+        let flag = |name: &str| p(&tmp.join(name));
+        let script = format!(
+            "[ -e {armed} ] || exit 0; touch {started}; while [ ! -e {release} ]; do sleep 0.02; done; touch {done}",
+            armed = flag("armed"),
+            started = flag("started"),
+            release = flag("release"),
+            done = flag("done"),
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("agent.kdl"),
+            format!(
+                "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\nhook \"sh\" \"-c\" {script:?} \"hook\"\n"
+            ),
+        )
+        .unwrap();
+        HeldHook {
+            agent: created(&dir),
+            flags: tmp.to_path_buf(),
+        }
+    }
+
+    /// The flag file called `name`.
+    pub fn flag(&self, name: &str) -> PathBuf {
+        self.flags.join(name)
+    }
+
+    /// Starts `strata apply --ref main` of `repo` with the hook armed, and returns once
+    /// the hook is running.
+    pub fn apply_held(&self, repo: &Path) -> Child {
+        std::fs::write(self.flag("armed"), "").unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "apply",
+                "--ref",
+                "main",
+                "--repo",
+                &p(repo),
+                "--state-dir",
+                &sd(&self.agent),
+            ])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&self.flag("started"), "the hook");
+        child
+    }
+
+    /// Lets the hook finish.
+    pub fn release(&self) {
+        std::fs::write(self.flag("release"), "").unwrap();
+    }
+}

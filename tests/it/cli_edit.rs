@@ -1,22 +1,8 @@
 //! `strata copy`, `move` and `delete` through the real binary on a copy of the example.
 
 use std::fs;
-use std::path::Path;
 
-use crate::support::{example, strata, transcript};
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use crate::support::{copy_dir, example, strata, transcript};
 
 fn americas() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -3,20 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{root, strata, transcript};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use crate::support::{copy_dir, root, strata, transcript};
 
 fn snapshot(name: &str, text: &str, temp: &Path) {
     let pattern = regex_escape(&temp.display().to_string());
