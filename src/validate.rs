@@ -205,7 +205,10 @@ fn address_rule(repo: &Repo, diags: &mut Diagnostics) {
     }
 }
 
-fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
+/// The section rules for one mode: every section known to the catalogue (with "did you
+/// mean"), defined once, at a level its schema allows, with contents that match the
+/// schema. The agent runs the same checks on every write it is sent.
+pub fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
     let mut seen: HashMap<&str, &crate::config::SectionDecl> = HashMap::new();
     let level = decl.mode.level();
     for section in &decl.sections {

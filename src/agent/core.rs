@@ -2,6 +2,7 @@
 //! cluster, bootstrap standalone settings. No sockets, no files of its own, and the wall
 //! time is passed in, so tests run it on a [`crate::state::MemoryStore`].
 
+use super::check::{Authority, check_authority};
 use crate::model::{EntryValue, GroupName, Level, MachineName, Mode, Node, SectionName};
 use crate::plan::{Origin, membership};
 use crate::schema::Catalogue;
@@ -21,6 +22,9 @@ pub enum Refusal {
         /// How to fix it.
         help: Option<String>,
     },
+    /// The caller's role does not allow it.
+    #[error("{0}")]
+    Denied(String),
     /// The commit failed or was stale.
     #[error(transparent)]
     Commit(#[from] CommitError),
@@ -44,6 +48,8 @@ fn invalid(message: impl Into<String>, help: Option<&str>) -> Refusal {
 pub struct Caller {
     /// The SSH user.
     pub user: String,
+    /// What the caller may change.
+    pub authority: Authority,
 }
 
 /// The store, the clock and who this machine is.
@@ -122,6 +128,7 @@ impl<S: Store> Core<S> {
         let base = writes.keys().map(|k| (k.clone(), None)).collect();
         let caller = Caller {
             user: "agent".into(),
+            authority: Authority::All,
         };
         let meta = self.meta(&caller, "agent", Source::Cli, "standalone settings".into());
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
@@ -136,7 +143,7 @@ impl<S: Store> Core<S> {
         origin: &Origin,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
-        check_writes(&writes)?;
+        check_authority(&writes, caller.authority)?;
         if let Some(k) = writes.keys().find(|k| !base.contains_key(*k)) {
             return Err(invalid(
                 format!("the change set writes {k} but gives no base version for it"),
@@ -148,6 +155,7 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
+        super::check::check_writes(&writes, &self.store.live()?, &self.machine)?;
         let meta = self.meta(
             caller,
             &origin.author,
@@ -192,6 +200,7 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
+        check_authority(&writes, caller.authority)?;
         let meta = self.meta(
             caller,
             &caller.user,
@@ -266,7 +275,7 @@ impl<S: Store> Core<S> {
     /// moving the clock past its version so later local writes order after it. A version
     /// too far in the future is refused.
     pub fn merge(&mut self, change_set: ChangeSet, wall_ms: u64) -> Result<Merged, Refusal> {
-        check_writes(&change_set.writes)?;
+        check_kinds(&change_set.writes)?;
         self.clock
             .observe(change_set.version.hlc, wall_ms)
             .map_err(|e| {
@@ -293,7 +302,7 @@ fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
 /// membership under `@machine:…`): a client cannot store a mismatch, and a refused write
 /// leaves nothing behind. Checked on every core; the schema checks of a large apply will
 /// run here too.
-pub fn check_writes(writes: &Writes) -> Result<(), Refusal> {
+pub fn check_kinds(writes: &Writes) -> Result<(), Refusal> {
     let values: Vec<(&Key, &EntryValue)> = writes
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
@@ -306,7 +315,7 @@ pub fn check_writes(writes: &Writes) -> Result<(), Refusal> {
 
 /// The first failure `check` reports on `items`, checked on all cores. A check that
 /// panics fails too: a value nobody could check is never taken for a good one.
-fn first_failure<T: Sync>(
+pub(super) fn first_failure<T: Sync>(
     items: &[T],
     check: impl Fn(&T) -> Option<String> + Sync,
 ) -> Option<String> {
@@ -347,6 +356,7 @@ mod tests {
     fn caller() -> Caller {
         Caller {
             user: "admin".into(),
+            authority: Authority::All,
         }
     }
 
@@ -456,6 +466,55 @@ mod tests {
             assert!(matches!(r, Err(Refusal::Invalid { .. })), "{bad:?}");
         }
         assert!(c.live().unwrap().is_empty());
+        // A cluster section needs a cluster; a machine's needs a member.
+        let r = c.apply(
+            &caller(),
+            w(&[(&dns, Some("dns"))]),
+            none(&[&dns]),
+            &origin,
+            1,
+        );
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .contains("cluster is not part of the cluster"),
+            "refused without a cluster"
+        );
+        let other: Key = "machine:lab9/dns".parse().unwrap();
+        let r = c.apply(
+            &caller(),
+            w(&[(&other, Some("dns"))]),
+            none(&[&other]),
+            &origin,
+            1,
+        );
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .contains("machine:lab9 is not part of the cluster")
+        );
+        // Contents are checked as validate checks them, with the line they are on.
+        let cluster_key = Key::Cluster;
+        let bad_dns = w(&[
+            (&cluster_key, Some("cluster c")),
+            (&dns, Some("dns { server \"not-an-ip\"; colour 1; }")),
+        ]);
+        let r = c.apply(&caller(), bad_dns, none(&[&dns, &cluster_key]), &origin, 1);
+        let why = r.unwrap_err().to_string();
+        assert!(why.contains("cluster/dns:2"), "{why}");
+        assert!(
+            why.contains("unknown") && why.contains("not-an-ip"),
+            "{why}"
+        );
+        assert!(c.live().unwrap().is_empty());
+        c.apply(
+            &caller(),
+            w(&[(&cluster_key, Some("cluster c"))]),
+            none(&[&cluster_key]),
+            &origin,
+            1,
+        )
+        .unwrap();
         let r = c.apply(
             &caller(),
             w(&[(&dns, Some("dns"))]),
@@ -483,7 +542,10 @@ mod tests {
         .into();
         c.apply(
             &caller(),
-            w(&[(&dns, Some("dns { server x; }")), (&ntp, Some("ntp"))]),
+            w(&[
+                (&dns, Some("dns { server \"10.0.0.9\"; }")),
+                (&ntp, Some("ntp")),
+            ]),
             base,
             &origin,
             2,
@@ -492,7 +554,7 @@ mod tests {
         let first_id = first.id();
         let prefix = &first_id.as_str()[..6];
         let cs = c.rollback(&caller(), prefix, 3).unwrap().unwrap();
-        assert_eq!(cs.seq, 3);
+        assert_eq!(cs.seq, 4);
         assert_eq!(
             cs.meta.message,
             format!("rollback to change set {}", first.id())
@@ -511,7 +573,7 @@ mod tests {
             "local numbers are not ids"
         );
         // History is never rewritten.
-        assert_eq!(c.store.change_sets().unwrap().len(), 3);
+        assert_eq!(c.store.change_sets().unwrap().len(), 4);
     }
 
     #[test]

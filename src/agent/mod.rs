@@ -9,6 +9,7 @@
 
 pub mod applier;
 pub mod auth;
+pub mod check;
 pub mod core;
 pub mod node;
 pub mod penalties;

@@ -170,6 +170,10 @@ impl<S: Store, A: Applier> Node<S, A> {
                 tracing::warn!(conflicts = conflicts.len(), "stale change set refused");
                 Response::Stale { conflicts }
             }
+            Err(Refusal::Denied(message)) => {
+                tracing::warn!("request denied: {message}");
+                Response::Denied { message }
+            }
             Err(Refusal::Invalid { message, help }) => {
                 tracing::warn!("request refused: {message}");
                 Response::Error { message, help }
@@ -260,6 +264,7 @@ mod tests {
         let r = apply(
             &n,
             &[
+                ("@group:Main_Group", Some("group Main_Group")),
                 ("@machine:lab1", Some("machine lab1 group=Main_Group")),
                 ("machine:lab1/dns", Some("dns { server \"10.0.0.53\"; }")),
                 ("#catalogue", Some("builtin-sections dns")),
@@ -285,7 +290,13 @@ mod tests {
         let public = key.public_key().to_openssh().unwrap();
         assert_eq!(n.auth.authorize_key("ada", key.public_key()), None);
         let users = format!("users {{ user \"ada\" role=\"operator\" {{ key \"{public}\"; }} }}");
-        let r = apply(&n, &[("cluster/users", Some(&users))]);
+        let r = apply(
+            &n,
+            &[
+                ("@cluster", Some("cluster c")),
+                ("cluster/users", Some(&users)),
+            ],
+        );
         assert!(matches!(r, Response::Applied { .. }), "{r:?}");
         assert_eq!(
             n.auth.authorize_key("ada", key.public_key()),

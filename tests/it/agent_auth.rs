@@ -88,6 +88,29 @@ fn roles_and_host_keys_decide_who_gets_in() {
     assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
     let log = stdout(&remote(&ro, "rob", &fp, &["log"]));
     assert!(log.contains("  #3  ") && log.contains("user: ada"), "{log}");
+    // Operators may not make themselves administrators, nor change membership: as on
+    // AsyncOS, only administrators change users, roles and membership.
+    let cluster = std::fs::read_to_string(tmp.path().join("repo/cluster.kdl")).unwrap();
+    git_repo(
+        &tmp.path().join("repo"),
+        &[(
+            "cluster.kdl",
+            &cluster.replace(
+                "\"ada\" role=\"operator\"",
+                "\"ada\" role=\"administrator\"",
+            ),
+        )],
+        "promote ada",
+    );
+    let mut args = vec!["apply"];
+    args.extend(plan_args);
+    let out = remote(&op, "ada", &fp, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("only administrators may change users, roles and membership; the change set writes cluster/users"),
+        "{}",
+        stderr(&out)
+    );
     // Operators may not create clusters.
     let out = remote(&op, "ada", &fp, &["cluster", "create", "other"]);
     assert_eq!(out.status.code(), Some(1));

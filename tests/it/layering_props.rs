@@ -7,6 +7,7 @@
 
 use proptest::prelude::*;
 
+use strata::agent::check::Authority;
 use strata::agent::core::{Caller, Core};
 use strata::agent::running::running_config;
 use strata::config::{Diagnostics, SourceFile, parse_files};
@@ -112,7 +113,7 @@ proptest! {
         let origin = Origin { source: Source::Cli, author: "prop".into(), message: "m".into() };
         let plan = diff(&desired(&repo, &catalogue), &catalogue, &Live::new(), origin.clone());
         let mut core = Core::new(MemoryStore::default(), MachineName::new("m0").unwrap(), "m0".into()).unwrap();
-        let caller = Caller { user: "prop".into() };
+        let caller = Caller { user: "prop".into(), authority: Authority::All };
         core.apply(&caller, plan.writes(), plan.base.clone(), &origin, 1).unwrap();
         let live = core.store.live().unwrap();
         let stored = catalogue_of(

@@ -4,6 +4,7 @@ mod agent;
 mod agent_auth;
 mod agent_catalogue;
 mod agent_crash;
+mod agent_refusals;
 mod agent_shutdown;
 mod agent_support;
 mod cli_edit;

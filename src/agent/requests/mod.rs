@@ -10,6 +10,7 @@ mod rollback;
 
 use super::applier::Applier;
 use super::auth::Authed;
+use super::check::Authority;
 use super::core::Caller;
 use super::node::Node;
 use crate::mesh::{Request, Response};
@@ -19,6 +20,11 @@ use crate::state::Store;
 pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Request) -> Response {
     let caller = Caller {
         user: who.user.clone(),
+        authority: if who.role.may_administer() {
+            Authority::All
+        } else {
+            Authority::NoMembership
+        },
     };
     let deny = |what: &str| Response::Denied {
         message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),

@@ -1,0 +1,173 @@
+//! What the agent accepts, whoever sends it: every write checked as `validate` checks a
+//! repo, against the catalogue the store will record once the writes are in — values
+//! of the kind their keys say, known sections at levels their schemas allow with
+//! contents that match, sections and machines only of declared modes and groups — and
+//! changes to users and membership only from administrators.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::core::Refusal;
+use crate::config::{Diagnostics, ModeDecl, SectionDecl, SourceFile, diagnostics::render};
+use crate::model::{EntryValue, Key, MachineName, Mode, Node};
+use crate::resolve::entries::catalogue_of;
+use crate::schema::Catalogue;
+use crate::state::{Live, Writes};
+use crate::validate::sections;
+
+/// Who may change what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// Everything (administrators, and the agent itself).
+    All,
+    /// Everything but users, roles and membership (operators).
+    NoMembership,
+}
+
+/// The keys only administrators may write: membership, and the users section.
+pub fn is_restricted(key: &Key) -> bool {
+    key.is_membership()
+        || matches!(key, Key::Section { section, .. } if section.as_str() == "users")
+}
+
+fn refuse(message: String, help: &str) -> Refusal {
+    Refusal::Invalid {
+        message,
+        help: Some(help.to_owned()),
+    }
+}
+
+/// Refuses writes the caller may not make.
+pub fn check_authority(writes: &Writes, authority: Authority) -> Result<(), Refusal> {
+    if authority == Authority::All {
+        return Ok(());
+    }
+    let denied: Vec<String> = writes
+        .keys()
+        .filter(|k| is_restricted(k))
+        .map(Key::to_string)
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::Denied(format!(
+        "only administrators may change users, roles and membership; the change set writes {}",
+        denied.join(", ")
+    )))
+}
+
+/// Checks `writes` against what the store will hold once they are in: the same section
+/// rules `validate` applies to a repo, on every written section. `me` may hold sections
+/// before it is a member (its standalone settings).
+pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<(), Refusal> {
+    let after: Vec<(&Key, &EntryValue)> = live
+        .iter()
+        .filter(|(k, _)| !writes.contains_key(*k))
+        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+        .chain(
+            writes
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
+        )
+        .collect();
+    let mut diags = Diagnostics::default();
+    let catalogue = catalogue_of(after.iter().copied(), &mut diags);
+    if diags.has_errors() {
+        let problems: Vec<String> = diags.problems.iter().map(|p| p.message.clone()).collect();
+        return Err(refuse(
+            format!(
+                "the section schemas of the change set do not load: {}",
+                problems.join("; ")
+            ),
+            "validate the repo with `strata validate`: its schemas/ has the same problems",
+        ));
+    }
+    let groups: BTreeSet<&str> = after
+        .iter()
+        .filter_map(|(k, _)| match k {
+            Key::Group(g) => Some(g.as_str()),
+            _ => None,
+        })
+        .collect();
+    let machines: BTreeSet<&str> = after
+        .iter()
+        .filter_map(|(k, _)| match k {
+            Key::Machine(m) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
+    let cluster = after.iter().any(|(k, _)| **k == Key::Cluster);
+    let written: Vec<(&Key, &EntryValue)> = writes
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
+    let failure = super::core::first_failure(&written, |(key, value)| {
+        if let Some(why) = value.misfit(key) {
+            return Some(why);
+        }
+        match (key, value) {
+            (Key::Machine(m), EntryValue::Machine(info))
+                if !groups.contains(info.group.as_str()) =>
+            {
+                Some(format!(
+                    "machine `{m}` belongs to group `{}`, which the cluster does not declare",
+                    info.group
+                ))
+            }
+            (Key::Section { mode, .. }, EntryValue::Section(node)) => {
+                let declared = match mode {
+                    Mode::Cluster => cluster,
+                    Mode::Group(g) => groups.contains(g.as_str()),
+                    Mode::Machine(m) => machines.contains(m.as_str()) || m == me,
+                };
+                if declared {
+                    section_problems(key, mode, node, &catalogue)
+                } else {
+                    Some(format!("{key}: {mode} is not part of the cluster"))
+                }
+            }
+            _ => None,
+        }
+    });
+    match failure {
+        Some(message) => Err(refuse(
+            format!("the change set was refused, nothing was written: {message}"),
+            "plan from a repo that `strata validate` accepts",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The section rules of `validate` on one written section, reported against its canonical
+/// text (named after its key) so a diagnostic points at the line.
+fn section_problems(key: &Key, mode: &Mode, node: &Node, catalogue: &Catalogue) -> Option<String> {
+    let file = SourceFile::new(key.to_string(), node.to_canonical());
+    let Ok(doc) = crate::config::parse_kdl(&file.text) else {
+        return Some(format!("{key}: the value is not a KDL node"));
+    };
+    let [kdl] = doc.nodes() else {
+        return Some(format!("{key}: the value is not one KDL node"));
+    };
+    let decl = ModeDecl {
+        mode: mode.clone(),
+        file: Arc::clone(&file),
+        span: kdl.span(),
+        name_span: kdl.name().span(),
+        group: None,
+        address: None,
+        serial: None,
+        sections: vec![SectionDecl {
+            node: Node::from_kdl(kdl),
+            file: Arc::clone(&file),
+        }],
+    };
+    let mut diags = Diagnostics::default();
+    sections(&decl, catalogue, &mut diags);
+    let errors: Vec<String> = diags
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .map(|p| render(p, 100, false))
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("\n"))
+}
