@@ -123,22 +123,36 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
 ];
 
 /// What every command may also exit with.
-const COMMON_EXITS: &str = "64 the command line does not parse, 70 a bug in Strata. \
-    69 (unreachable): the agent could not be reached, or the connection was lost before \
-    it answered; then whether the request took effect is unknown: check `strata log`";
+const COMMON_EXITS: &str = "64 the command line does not parse, 70 a bug in Strata";
+
+/// What 69 means, for the commands that talk to an agent.
+const UNREACHABLE_HELP: &str = "69 (unreachable): the agent could not be reached or does not \
+    speak Strata's protocol, or the connection was lost before it answered; then whether the \
+    request took effect is unknown: check `strata log`";
 
 /// The clap command with every subcommand's exit codes added to its `--help`.
 pub fn command() -> clap::Command {
     let mut cmd = Cli::command().after_long_help(format!(
-        "Exit codes: 0 success, 1 invalid input or refused, 2 changes (plan); {COMMON_EXITS}"
+        "Exit codes:\n  \
+         0   success (plan: no changes)\n  \
+         1   invalid input, or refused\n  \
+         2   changes present (plan)\n  \
+         64  the command line does not parse\n  \
+         69  the agent is unreachable, or the connection was lost before it answered\n      \
+             (then whether the request took effect is unknown: check `strata log`)\n  \
+         70  a bug in Strata"
     ));
     for (name, codes) in COMMAND_EXITS {
         cmd = cmd.mut_subcommand(name, |sub| {
-            let before = sub
+            let mut help = sub
                 .get_after_long_help()
                 .map(|h| format!("{h}\n\n"))
                 .unwrap_or_default();
-            sub.after_long_help(format!("{before}Exit codes: {codes}; {COMMON_EXITS}"))
+            help.push_str(&format!("Exit codes: {codes}; {COMMON_EXITS}"));
+            if codes.contains("69") {
+                help.push_str(&format!("\n\n{UNREACHABLE_HELP}"));
+            }
+            sub.after_long_help(help)
         });
     }
     cmd
