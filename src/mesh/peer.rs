@@ -1,8 +1,8 @@
 //! Talking to another machine's agent as a [`Peer`]: one request, one response. Two
 //! implementations: the SSH [`Client`](super::Client), and [`MemoryPeer`], an in-memory
 //! twin that answers through an in-process [`Service`] (an agent), so that what runs on
-//! peers (replication) can be tested without sockets. The twin's link can be cut, or made
-//! to lose answers, to test what happens when a peer goes away mid-request.
+//! peers (replication) can be tested without sockets. The twin's link can be cut (the
+//! peer is unreachable), or made to lose answers (the peer went away mid-request).
 //!
 //! [`PeerError`] tells apart the failures a caller handles differently: the agent could
 //! not be reached, its host key or our login was refused, it spoke something else than
@@ -106,7 +106,8 @@ pub enum Link {
     /// Requests are delivered and answered.
     #[default]
     Up,
-    /// The link is cut: requests are not delivered.
+    /// The peer cannot be reached: requests fail with [`PeerError::Connect`] and are
+    /// not delivered.
     Down,
     /// Requests are delivered and acted on, but their answers are lost (the peer went
     /// away mid-request).
@@ -173,7 +174,10 @@ impl<S: Service> Peer for MemoryPeer<S> {
         let bytes = serde_json::to_vec(&request).map_err(|e| self.protocol(e))?;
         let request: Request = serde_json::from_slice(&bytes).map_err(|e| self.protocol(e))?;
         if self.link.get() == Link::Down {
-            return Err(lost("the link is down"));
+            return Err(PeerError::Connect {
+                addr: self.name.clone(),
+                reason: "the link is down".into(),
+            });
         }
         let (service, who) = (self.service.clone(), self.who.clone());
         let response = tokio::task::spawn_blocking(move || service.call(&who, request))
@@ -242,9 +246,10 @@ mod tests {
         link.set(Link::Down);
         let err = ask(&mut peer).await.unwrap_err();
         assert!(
-            matches!(err, PeerError::Lost { ref addr, .. } if addr == "lab2"),
+            matches!(err, PeerError::Connect { ref addr, .. } if addr == "lab2"),
             "{err}"
         );
+        assert!(!err.outcome_unknown());
         assert_eq!(service.0.load(Ordering::SeqCst), 0, "nothing was delivered");
 
         link.set(Link::LosesAnswers);
