@@ -2,14 +2,12 @@
 //! cluster, bootstrap standalone settings. No sockets, no files of its own, and the wall
 //! time is passed in, so tests run it on a [`crate::state::MemoryStore`].
 
-use std::collections::BTreeMap;
-
-use crate::model::{Level, MAIN_GROUP, Mode, Node};
-use crate::plan::{Origin, membership_node};
+use crate::model::{EntryValue, GroupName, Level, MachineName, Mode, Node, SectionName};
+use crate::plan::{Origin, membership};
 use crate::schema::Catalogue;
 use crate::state::{
-    Base, ChangeMeta, ChangeSet, Clock, CommitError, Key, Live, Proposal, Source, Store,
-    StoreError, Version, state_as_of,
+    Base, ChangeMeta, ChangeSet, Clock, CommitError, Key, Live, Merged, Proposal, Source, Store,
+    StoreError, Version, Writes, find_change_set, state_as_of,
 };
 
 /// A request the agent will not carry out; nothing was written.
@@ -55,14 +53,14 @@ pub struct Core<S> {
     /// The hybrid logical clock, continuing after the store's last version.
     pub clock: Clock,
     /// This machine's name.
-    pub machine: String,
+    pub machine: MachineName,
     /// The address peers reach it at.
     pub address: String,
 }
 
 impl<S: Store> Core<S> {
     /// Wraps `store`, restarting the clock after its last version.
-    pub fn new(store: S, machine: String, address: String) -> Result<Core<S>, StoreError> {
+    pub fn new(store: S, machine: MachineName, address: String) -> Result<Core<S>, StoreError> {
         let clock = Clock::starting_after(store.last_hlc()?);
         Ok(Core {
             store,
@@ -74,7 +72,7 @@ impl<S: Store> Core<S> {
 
     fn propose(
         &mut self,
-        writes: BTreeMap<Key, Option<String>>,
+        writes: Writes,
         base: Base,
         meta: ChangeMeta,
         wall_ms: u64,
@@ -96,7 +94,7 @@ impl<S: Store> Core<S> {
         ChangeMeta {
             author: author.to_owned(),
             user: caller.user.clone(),
-            host: self.machine.clone(),
+            host: self.machine.to_string(),
             source,
             message,
         }
@@ -113,15 +111,14 @@ impl<S: Store> Core<S> {
             return Ok(None);
         }
         let mode = Mode::Machine(self.machine.clone());
-        let writes: BTreeMap<Key, Option<String>> = standalone
-            .iter()
-            .map(|n| {
-                (
-                    Key::section(mode.clone(), n.name.clone()),
-                    Some(n.to_canonical()),
-                )
-            })
-            .collect();
+        let mut writes = Writes::new();
+        for n in standalone {
+            let name = SectionName::new(&n.name).map_err(|e| invalid(e.to_string(), None))?;
+            writes.insert(
+                Key::section(mode.clone(), name),
+                Some(EntryValue::Section(n.clone())),
+            );
+        }
         let base = writes.keys().map(|k| (k.clone(), None)).collect();
         let caller = Caller {
             user: "agent".into(),
@@ -134,7 +131,7 @@ impl<S: Store> Core<S> {
     pub fn apply(
         &mut self,
         caller: &Caller,
-        writes: BTreeMap<Key, Option<String>>,
+        writes: Writes,
         base: Base,
         origin: &Origin,
         wall_ms: u64,
@@ -160,27 +157,32 @@ impl<S: Store> Core<S> {
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
     }
 
-    /// Applies the state as of change set `to` as a new change set.
+    /// Applies the state as of change set `to` (a prefix of its id) as a new change set.
     pub fn rollback(
         &mut self,
         caller: &Caller,
-        to: u64,
+        to: &str,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
         let sets = self.store.change_sets()?;
-        if !sets.iter().any(|c| c.id == to) {
-            let last = sets.last().map_or(0, |c| c.id);
-            return Err(invalid(
-                format!("there is no change set {to}"),
-                Some(&format!("`strata log` lists them; the last is {last}")),
-            ));
-        }
-        let target = state_as_of(&sets, to);
+        let target = find_change_set(&sets, to).map_err(|e| {
+            let last = sets
+                .last()
+                .map_or_else(|| "none yet".to_owned(), |c| c.id().to_string());
+            invalid(
+                e.to_string(),
+                Some(&format!(
+                    "`strata log` lists the change sets; the last is {last}"
+                )),
+            )
+        })?;
+        let id = target.id();
+        let state = state_as_of(&sets, &target.version);
         let live = self.store.live()?;
-        let mut writes = BTreeMap::new();
-        let keys: std::collections::BTreeSet<&Key> = target.keys().chain(live.keys()).collect();
+        let mut writes = Writes::new();
+        let keys: std::collections::BTreeSet<&Key> = state.keys().chain(live.keys()).collect();
         for key in keys {
-            let want = target.get(key).cloned().flatten();
+            let want = state.get(key).cloned().flatten();
             let have = live.get(key).and_then(|e| e.value.clone());
             if want != have {
                 writes.insert(key.clone(), want);
@@ -194,7 +196,7 @@ impl<S: Store> Core<S> {
             caller,
             &caller.user,
             Source::Cli,
-            format!("rollback to change set {to}"),
+            format!("rollback to change set {id}"),
         );
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
     }
@@ -213,33 +215,34 @@ impl<S: Store> Core<S> {
             return Err(invalid("the cluster needs a name", None));
         }
         let live = self.store.live()?;
-        if let Some(existing) = live.get(&Key::Cluster).and_then(|e| e.value.as_deref()) {
+        if let Some(existing) = live.get(&Key::Cluster).and_then(|e| e.value.as_ref()) {
             return Err(invalid(
-                format!("this machine is already in a cluster: {}", existing.trim()),
+                format!(
+                    "this machine is already in a cluster: {}",
+                    existing.to_text(&Key::Cluster).trim()
+                ),
                 Some("a machine belongs to one cluster; `strata plan` shows its state"),
             ));
         }
         let mine = Mode::Machine(self.machine.clone());
-        let mut writes = BTreeMap::new();
-        writes.insert(Key::Cluster, Some(membership_node("cluster", name, &[])));
+        let mut writes = Writes::new();
         writes.insert(
-            Key::Group(MAIN_GROUP.into()),
-            Some(membership_node("group", MAIN_GROUP, &[])),
+            Key::Cluster,
+            Some(EntryValue::Cluster {
+                name: name.to_owned(),
+            }),
         );
+        writes.insert(Key::Group(GroupName::main()), Some(EntryValue::Group));
         writes.insert(
             Key::Machine(self.machine.clone()),
-            Some(membership_node(
-                "machine",
-                &self.machine,
-                &[("group", MAIN_GROUP), ("address", &self.address)],
-            )),
+            Some(membership(GroupName::main(), &self.address, None)),
         );
         for (key, entry) in &live {
             let (Key::Section { mode, section }, Some(value)) = (key, &entry.value) else {
                 continue;
             };
             let clusterable = catalogue
-                .get(section)
+                .get(section.as_str())
                 .is_none_or(|s| s.allows(Level::Cluster));
             if *mode == mine && clusterable {
                 writes.insert(
@@ -259,6 +262,22 @@ impl<S: Store> Core<S> {
         Ok(self.propose(writes, base, meta, wall_ms)?)
     }
 
+    /// Merges a change set made on another machine (last writer wins per key), after
+    /// moving the clock past its version so later local writes order after it. A version
+    /// too far in the future is refused.
+    pub fn merge(&mut self, change_set: ChangeSet, wall_ms: u64) -> Result<Merged, Refusal> {
+        check_writes(&change_set.writes)?;
+        self.clock
+            .observe(change_set.version.hlc, wall_ms)
+            .map_err(|e| {
+                invalid(
+                    format!("change set from {}: {e}", change_set.version.origin),
+                    None,
+                )
+            })?;
+        Ok(self.store.merge(change_set)?)
+    }
+
     /// Every live entry.
     pub fn live(&self) -> Result<Live, StoreError> {
         self.store.live()
@@ -270,15 +289,16 @@ fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
         .collect()
 }
 
-/// Every value must be one KDL node of the kind its key says: a client cannot store
-/// garbage, and a refused write leaves nothing behind. Parsing thousands of values is the
-/// costliest step of a large apply, so it is spread over the available cores.
-pub fn check_writes(writes: &BTreeMap<Key, Option<String>>) -> Result<(), Refusal> {
-    let values: Vec<(&Key, &str)> = writes
+/// Every value must be of the kind its key says (a `dns` section under `…/dns`,
+/// membership under `@machine:…`): a client cannot store a mismatch, and a refused write
+/// leaves nothing behind. Checked on every core; the schema checks of a large apply will
+/// run here too.
+pub fn check_writes(writes: &Writes) -> Result<(), Refusal> {
+    let values: Vec<(&Key, &EntryValue)> = writes
         .iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
         .collect();
-    match first_failure(&values, |(k, v)| check_value(k, v)) {
+    match first_failure(&values, |(k, v)| v.misfit(k)) {
         Some(message) => Err(invalid(message, None)),
         None => Ok(()),
     }
@@ -305,25 +325,6 @@ fn first_failure<T: Sync>(
     })
 }
 
-/// Why `text` is not a valid value for `key`, if it is not.
-fn check_value(key: &Key, text: &str) -> Option<String> {
-    let Ok(doc) = crate::config::parse_kdl(text) else {
-        return Some(format!("the value for {key} is not valid KDL"));
-    };
-    let expected = match key {
-        Key::Cluster => "cluster",
-        Key::Group(_) => "group",
-        Key::Machine(_) => "machine",
-        Key::Section { section, .. } => section.as_str(),
-    };
-    match doc.nodes() {
-        [node] if node.name().value() == expected => None,
-        _ => Some(format!(
-            "the value for {key} must be a single `{expected}` node"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,7 +336,12 @@ mod tests {
     }
 
     fn core() -> Core<MemoryStore> {
-        Core::new(MemoryStore::default(), "lab1".into(), "10.1.0.1".into()).unwrap()
+        Core::new(
+            MemoryStore::default(),
+            MachineName::new("lab1").unwrap(),
+            "10.1.0.1".into(),
+        )
+        .unwrap()
     }
 
     fn caller() -> Caller {
@@ -402,6 +408,12 @@ mod tests {
                 .to_string()
                 .contains("already in a cluster: cluster americas")
         );
+        // Membership is typed: the machine is in Main_Group at its address.
+        let me = live[&"@machine:lab1".parse::<Key>().unwrap()].value.clone();
+        assert_eq!(
+            me.unwrap().to_text(&"@machine:lab1".parse().unwrap()),
+            "machine lab1 address=\"10.1.0.1\" group=Main_Group\n"
+        );
     }
 
     #[test]
@@ -414,41 +426,55 @@ mod tests {
         };
         let dns: Key = "cluster/dns".parse().unwrap();
         let ntp: Key = "cluster/ntp".parse().unwrap();
-        let w = |pairs: &[(&Key, Option<&str>)]| -> BTreeMap<Key, Option<String>> {
+        let w = |pairs: &[(&Key, Option<&str>)]| -> Writes {
             pairs
                 .iter()
-                .map(|(k, v)| ((*k).clone(), v.map(str::to_owned)))
+                .map(|(k, v)| {
+                    let value = v.map(|t| match EntryValue::from_text(k, t) {
+                        Ok(v) => v,
+                        // A node named like another section: what a bad client could send.
+                        Err(_) => EntryValue::Section(node(t)),
+                    });
+                    ((*k).clone(), value)
+                })
                 .collect()
         };
         let none = |ks: &[&Key]| -> Base { ks.iter().map(|k| ((*k).clone(), None)).collect() };
-        for bad in ["dns {", "ntp", "dns\ndns"] {
+        let cluster = EntryValue::Cluster { name: "x".into() };
+        for bad in [
+            w(&[(&ntp, Some("ntp")), (&dns, Some("ntp"))]),
+            [(dns.clone(), Some(cluster))].into(),
+            [(Key::Cluster, Some(EntryValue::Section(node("dns"))))].into(),
+        ] {
             let r = c.apply(
                 &caller(),
-                w(&[(&ntp, Some("ntp\n")), (&dns, Some(bad))]),
-                none(&[&dns, &ntp]),
+                bad.clone(),
+                none(&[&dns, &ntp, &Key::Cluster]),
                 &origin,
                 1,
             );
-            assert!(matches!(r, Err(Refusal::Invalid { .. })), "{bad}");
+            assert!(matches!(r, Err(Refusal::Invalid { .. })), "{bad:?}");
         }
         assert!(c.live().unwrap().is_empty());
         let r = c.apply(
             &caller(),
-            w(&[(&dns, Some("dns\n"))]),
+            w(&[(&dns, Some("dns"))]),
             Base::new(),
             &origin,
             1,
         );
         assert!(r.unwrap_err().to_string().contains("no base version"));
 
-        c.apply(
-            &caller(),
-            w(&[(&dns, Some("dns\n"))]),
-            none(&[&dns]),
-            &origin,
-            1,
-        )
-        .unwrap();
+        let first = c
+            .apply(
+                &caller(),
+                w(&[(&dns, Some("dns"))]),
+                none(&[&dns]),
+                &origin,
+                1,
+            )
+            .unwrap()
+            .unwrap();
         let live = c.live().unwrap();
         let base: Base = [
             (dns.clone(), Some(live[&dns].stamp.version.clone())),
@@ -457,23 +483,69 @@ mod tests {
         .into();
         c.apply(
             &caller(),
-            w(&[(&dns, Some("dns { server x; }\n")), (&ntp, Some("ntp\n"))]),
+            w(&[(&dns, Some("dns { server x; }")), (&ntp, Some("ntp"))]),
             base,
             &origin,
             2,
         )
         .unwrap();
-        let cs = c.rollback(&caller(), 1, 3).unwrap().unwrap();
-        assert_eq!(cs.id, 3);
+        let first_id = first.id();
+        let prefix = &first_id.as_str()[..6];
+        let cs = c.rollback(&caller(), prefix, 3).unwrap().unwrap();
+        assert_eq!(cs.seq, 3);
+        assert_eq!(
+            cs.meta.message,
+            format!("rollback to change set {}", first.id())
+        );
         let live = c.live().unwrap();
-        assert_eq!(live[&dns].value.as_deref(), Some("dns\n"));
+        assert_eq!(live[&dns].value, w(&[(&dns, Some("dns"))])[&dns]);
         assert_eq!(live[&ntp].value, None);
         assert!(
-            c.rollback(&caller(), 3, 4).unwrap().is_none(),
+            c.rollback(&caller(), prefix, 4).unwrap().is_none(),
             "already there"
         );
-        assert!(c.rollback(&caller(), 9, 4).is_err());
+        let missing = c.rollback(&caller(), "ffff", 4).unwrap_err().to_string();
+        assert!(missing.contains("there is no change set ffff"), "{missing}");
+        assert!(
+            c.rollback(&caller(), "9", 4).is_err(),
+            "local numbers are not ids"
+        );
         // History is never rewritten.
         assert_eq!(c.store.change_sets().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_merged_change_set_moves_the_clock_and_is_taken_once() {
+        let mut c = core();
+        let remote = crate::state::tests::remote(5_000, "lab2", &[("cluster/dns", Some("dns"))]);
+        let m = c.merge(remote.clone(), 1_000).unwrap();
+        assert!(m.new && m.won.len() == 1);
+        assert!(!c.merge(remote, 1_000).unwrap().new);
+        // The next local write orders after the merged one, though the wall clock is behind.
+        let dns: Key = "cluster/dns".parse().unwrap();
+        let v = c.live().unwrap()[&dns].stamp.version.clone();
+        let origin = Origin {
+            source: Source::Cli,
+            author: "ada".into(),
+            message: "m".into(),
+        };
+        let cs = c
+            .apply(
+                &caller(),
+                [(dns.clone(), None)].into(),
+                [(dns, Some(v.clone()))].into(),
+                &origin,
+                1_000,
+            )
+            .unwrap()
+            .unwrap();
+        assert!(cs.version > v);
+        // A clock hours ahead is refused.
+        let far = crate::state::tests::remote(
+            1_000 + 2 * 3_600_000,
+            "lab3",
+            &[("cluster/ntp", Some("ntp"))],
+        );
+        assert!(c.merge(far, 1_000).is_err());
     }
 }

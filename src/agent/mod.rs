@@ -28,8 +28,10 @@ use self::core::{Caller, Core, Refusal};
 use self::penalties::Penalties;
 use self::state_dir::StateDir;
 use self::users::{Role, User, parse_users, verify_passphrase};
+use crate::config::Diagnostics;
 use crate::mesh::{PROTOCOL, Request, Response, RunReport};
-use crate::model::Mode;
+use crate::model::{EntryValue, MachineName, Mode, SectionName};
+use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
 use crate::state::{ChangeSet, CommitError, DiskStore, Key, Live, Store, wall_ms};
 
@@ -69,7 +71,9 @@ pub struct Agent {
     core: Mutex<Core<DiskStore>>,
     /// Held while the running config is written and hooks run (see the module header).
     run: Mutex<()>,
-    catalogue: Catalogue,
+    /// The catalogue the store records (built-in selection and the repo's own schemas),
+    /// rebuilt after every change.
+    catalogue: RwLock<Catalogue>,
     users: RwLock<Vec<User>>,
     penalties: Mutex<Penalties>,
 }
@@ -90,14 +94,16 @@ impl Agent {
             .address
             .clone()
             .unwrap_or_else(|| state.settings.machine.clone());
-        let mut core = Core::new(store, state.settings.machine.clone(), address)?;
+        let machine = MachineName::new(&state.settings.machine)
+            .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
+        let mut core = Core::new(store, machine, address)?;
         core.bootstrap(&state.settings.standalone, wall_ms())
             .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
         let agent = Arc::new(Agent {
             state,
             core: Mutex::new(core),
             run: Mutex::new(()),
-            catalogue: Catalogue::builtin(),
+            catalogue: RwLock::new(Catalogue::builtin()),
             users: RwLock::new(Vec::new()),
             penalties: Mutex::new(Penalties::default()),
         });
@@ -123,6 +129,7 @@ impl Agent {
         match core.live() {
             Ok(live) => {
                 self.refresh_users(&live);
+                self.refresh_catalogue(&live);
                 let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
                 drop(core);
                 self.run_result(&live)
@@ -135,17 +142,40 @@ impl Agent {
     }
 
     fn refresh_users(&self, live: &Live) {
-        let users = live
-            .get(&Key::section(Mode::Cluster, "users"))
-            .and_then(|e| e.value.as_deref())
-            .map(parse_users)
-            .unwrap_or_default();
+        let key = Key::section(
+            Mode::Cluster,
+            SectionName::new("users").expect("a valid name"),
+        );
+        let users = match live.get(&key).and_then(|e| e.value.as_ref()) {
+            Some(EntryValue::Section(node)) => parse_users(node).unwrap_or_else(|e| {
+                tracing::error!(
+                    "the users section cannot be read, only the local key logs in: {e}"
+                );
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
+    }
+
+    fn refresh_catalogue(&self, live: &Live) {
+        let mut diags = Diagnostics::default();
+        let catalogue = catalogue_of(
+            live.iter()
+                .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
+            &mut diags,
+        );
+        for p in &diags.problems {
+            tracing::error!("stored schemas: {}", p.message);
+        }
+        *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = catalogue;
     }
 
     fn run_result(&self, live: &Live) -> RunReport {
         let machine = &self.state.settings.machine;
-        let config = running::running_config(live, machine, &self.catalogue);
+        let catalogue = self.catalogue.read().unwrap_or_else(|e| e.into_inner());
+        let config = running::running_config(live, machine, &catalogue);
+        drop(catalogue);
         match running::update(
             &self.state.running_dir(),
             machine,
@@ -267,11 +297,15 @@ impl Agent {
                 base,
                 origin,
             } => self.commit(|core| core.apply(&caller, writes, base, &origin, wall_ms())),
-            Request::Rollback { to } => self.commit(|core| core.rollback(&caller, to, wall_ms())),
+            Request::Rollback { to } => self.commit(|core| core.rollback(&caller, &to, wall_ms())),
             Request::ClusterCreate { name } => {
-                let catalogue = &self.catalogue;
+                let catalogue = self
+                    .catalogue
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 self.commit(|core| {
-                    core.create_cluster(&caller, &name, catalogue, wall_ms())
+                    core.create_cluster(&caller, &name, &catalogue, wall_ms())
                         .map(Some)
                 })
             }
@@ -290,7 +324,7 @@ impl Agent {
                 let committed = started.elapsed();
                 let running = self.after_change(core);
                 tracing::info!(
-                    id = cs.id,
+                    id = %cs.id(),
                     source = %cs.meta.source,
                     author = %cs.meta.author,
                     user = %cs.meta.user,
@@ -300,7 +334,7 @@ impl Agent {
                     "change set committed"
                 );
                 Response::Applied {
-                    change_set: cs.summary(),
+                    change_set: Box::new(cs.summary()),
                     running,
                 }
             }

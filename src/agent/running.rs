@@ -10,28 +10,29 @@ use std::process::Command;
 
 use super::state_dir::{StateDirError, sync_dir, write_atomic};
 use crate::mesh::{HookRun, RunReport};
-use crate::plan::Layers;
+use crate::resolve::entries::EntryLayers;
 use crate::schema::Catalogue;
 use crate::state::Live;
 
-/// The running config of `machine`, pure: its effective sections from the live entries,
-/// and the factory default of every built-in section no mode defines.
+/// The running config of `machine`, pure: every section of `catalogue` (the one the live
+/// entries record), resolved as `strata show` resolves it — defined at a mode, or the
+/// factory default — as canonical KDL.
 pub fn running_config(
     live: &Live,
     machine: &str,
     catalogue: &Catalogue,
 ) -> BTreeMap<String, String> {
-    let layers = Layers::new(
+    let layers = EntryLayers::new(
         live.iter()
-            .filter_map(|(k, e)| e.value.as_deref().map(|v| (k, v))),
+            .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
     );
     let mut out: BTreeMap<String, String> = catalogue
         .sections
         .values()
         .map(|s| (s.name.clone(), s.default.to_canonical()))
         .collect();
-    for (section, (_, text)) in layers.effective(machine) {
-        out.insert(section.to_owned(), text.to_owned());
+    for (section, (node, _)) in layers.effective(catalogue, machine) {
+        out.insert(section.to_owned(), node.to_canonical());
     }
     out
 }

@@ -1,28 +1,41 @@
-//! Users and roles, pure: the cluster-only `users` section parsed into accounts, and
-//! what each role may do.
+//! Users and roles, pure: the cluster-only `users` section read once into typed accounts,
+//! and what each role may do.
 
 use russh::keys::PublicKey;
 
-/// What a user may do.
+use crate::model::{Node, Value};
+
+/// What a user may do: the AsyncOS predefined roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Everything, including `cluster create`.
     Administrator,
     /// Plan and apply.
     Operator,
-    /// Plan, check, show and log only (AsyncOS's "Read-Only Operator"; also guest,
-    /// technician and help-desk, which Strata treats as read-only).
+    /// Plan, check, show and log only (AsyncOS's "Read-Only Operator").
     ReadOnly,
+    /// AsyncOS's guest: read-only in Strata.
+    Guest,
+    /// AsyncOS's technician: read-only in Strata.
+    Technician,
+    /// AsyncOS's help-desk user: read-only in Strata.
+    HelpDesk,
 }
 
 impl Role {
+    /// Every role, as the `users` schema lists them.
+    pub const ALL: [Role; 6] = [
+        Role::Administrator,
+        Role::Operator,
+        Role::ReadOnly,
+        Role::Guest,
+        Role::Technician,
+        Role::HelpDesk,
+    ];
+
     /// Reads a role name from the `users` section.
-    pub fn parse(s: &str) -> Role {
-        match s {
-            "administrator" => Role::Administrator,
-            "operator" => Role::Operator,
-            _ => Role::ReadOnly,
-        }
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
     /// The role's name.
@@ -31,6 +44,9 @@ impl Role {
             Role::Administrator => "administrator",
             Role::Operator => "operator",
             Role::ReadOnly => "read-only",
+            Role::Guest => "guest",
+            Role::Technician => "technician",
+            Role::HelpDesk => "help-desk",
         }
     }
 
@@ -60,39 +76,55 @@ pub struct User {
     pub locked: bool,
 }
 
-/// Parses a `users` section's canonical KDL. Keys that do not parse are skipped (the
-/// schema check already validated the repo; a bad key simply cannot log in).
-pub fn parse_users(section: &str) -> Vec<User> {
-    let Ok(doc) = crate::config::parse_kdl(section) else {
-        return Vec::new();
-    };
-    let Some(children) = doc.nodes().first().and_then(|n| n.children()) else {
-        return Vec::new();
-    };
-    children
-        .nodes()
+/// The `users` section could not be read as accounts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsersError {
+    /// A user without a name.
+    #[error("a user in the users section has no name")]
+    Unnamed,
+    /// A role Strata does not know.
+    #[error("user `{user}` has role `{role}`, which is not a role")]
+    UnknownRole {
+        /// The user.
+        user: String,
+        /// What the section says.
+        role: String,
+    },
+}
+
+/// Reads the accounts of a `users` section node. A key that does not parse is left out
+/// (it could never log in); a user without a name or with an unknown role is an error.
+pub fn parse_users(section: &Node) -> Result<Vec<User>, UsersError> {
+    section
+        .children
         .iter()
-        .filter(|n| n.name().value() == "user")
-        .filter_map(|n| {
-            let name = n.get(0)?.as_string()?.to_owned();
-            let string = |k: &str| n.get(k).and_then(|v| v.as_string()).map(str::to_owned);
+        .filter(|n| n.name == "user")
+        .map(|n| {
+            let name = n
+                .args
+                .first()
+                .and_then(Value::as_str)
+                .ok_or(UsersError::Unnamed)?
+                .to_owned();
+            let string = |k: &str| n.prop(k).and_then(Value::as_str).map(str::to_owned);
+            let role_text = string("role").unwrap_or_default();
+            let role = Role::parse(&role_text).ok_or_else(|| UsersError::UnknownRole {
+                user: name.clone(),
+                role: role_text,
+            })?;
             let keys = n
-                .children()
-                .map(|c| {
-                    c.nodes()
-                        .iter()
-                        .filter(|k| k.name().value() == "key")
-                        .filter_map(|k| k.get(0)?.as_string())
-                        .filter_map(|k| PublicKey::from_openssh(k).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            Some(User {
+                .children
+                .iter()
+                .filter(|k| k.name == "key")
+                .filter_map(|k| k.args.first()?.as_str())
+                .filter_map(|k| PublicKey::from_openssh(k).ok())
+                .collect();
+            Ok(User {
                 name,
-                role: Role::parse(&string("role").unwrap_or_default()),
+                role,
                 passphrase_hash: string("passphrase-hash"),
                 keys,
-                locked: n.get("locked").and_then(|v| v.as_bool()).unwrap_or(false),
+                locked: n.prop("locked") == Some(&Value::Bool(true)),
             })
         })
         .collect()
@@ -128,7 +160,8 @@ mod tests {
         let text = format!(
             "users {{\n user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\" {{ key \"{KEY}\"; key \"not a key\" }}\n user \"ro\" role=\"read-only\" locked=#true\n}}\n"
         );
-        let users = parse_users(&text);
+        let doc: kdl::KdlDocument = text.parse().unwrap();
+        let users = parse_users(&Node::from_kdl(&doc.nodes()[0])).unwrap();
         assert_eq!(users.len(), 2);
         assert_eq!(users[0].role, Role::Operator);
         assert_eq!(users[0].keys.len(), 1);
@@ -143,5 +176,16 @@ mod tests {
         assert!(!verify_passphrase("x", "not a hash"));
         assert!(users[1].locked && !users[1].role.may_apply());
         assert!(Role::Operator.may_apply() && !Role::Operator.may_administer());
+        assert!(!Role::Guest.may_apply() && Role::parse("help-desk") == Some(Role::HelpDesk));
+    }
+
+    #[test]
+    fn an_unknown_role_is_an_error_naming_the_user() {
+        let doc: kdl::KdlDocument = "users { user \"eve\" role=\"root\"; }".parse().unwrap();
+        let err = parse_users(&Node::from_kdl(&doc.nodes()[0])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "user `eve` has role `root`, which is not a role"
+        );
     }
 }

@@ -117,9 +117,10 @@ pub struct LogArgs {
 /// `strata rollback`.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// The change set whose state to restore (see `strata log`).
+    /// The change set whose state to restore: its id as `strata log` prints it, or any
+    /// unique prefix of at least 4 digits. Ids are the same on every machine.
     #[arg(long, value_name = "ID")]
-    pub to: u64,
+    pub to: String,
     #[command(flatten)]
     pub target: TargetArgs,
 }

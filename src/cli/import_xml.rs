@@ -71,11 +71,9 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
                 .new_cluster
                 .clone()
                 .unwrap_or_else(|| file_stem(&file.name));
-            validate(
-                &standalone_repo(&app, &catalogue, &cluster_name, &machine),
-                &catalogue,
-                &mut diags,
-            );
+            let standalone = standalone_repo(&app, &catalogue, &cluster_name, &machine)
+                .map_err(|e| Failure::new(e.to_string(), "name the machine with --machine NAME"))?;
+            validate(&standalone, &catalogue, &mut diags);
             match (&existing, &args.new_cluster) {
                 (Some(checked), _) => {
                     let group = args.group.clone().unwrap_or_else(|| MAIN_GROUP.to_owned());

@@ -31,11 +31,14 @@ pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
 /// Runs `strata rollback`.
 pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let response = client.request(Request::Rollback { to: args.to })?;
+    let response = client.request(Request::Rollback {
+        to: args.to.clone(),
+    })?;
     report(response, out)
 }
 
-/// The log for people, newest first.
+/// The log for people, newest first. Each change set shows its id (the same on every
+/// machine, short as git shows commits) and its position in this machine's history.
 pub fn render_log(sets: &[ChangeSetSummary]) -> String {
     if sets.is_empty() {
         return "no change sets yet\n".into();
@@ -44,8 +47,9 @@ pub fn render_log(sets: &[ChangeSetSummary]) -> String {
     for cs in sets.iter().rev() {
         let _ = writeln!(
             text,
-            "change set {}  {}  {}\n  author: {}  user: {}  host: {}\n  {}",
+            "change set {}  #{}  {}  {}\n  author: {}  user: {}  host: {}\n  {}",
             cs.id,
+            cs.seq,
             utc(cs.wall_ms),
             cs.meta.source,
             cs.meta.author,

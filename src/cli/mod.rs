@@ -132,7 +132,7 @@ const UNREACHABLE_HELP: &str = "69 (unreachable): the agent could not be reached
 
 /// The clap command with every subcommand's exit codes added to its `--help`.
 pub fn command() -> clap::Command {
-    let mut cmd = Cli::command().after_long_help(format!(
+    let mut cmd = Cli::command().after_long_help(
         "Exit codes:\n  \
          0   success (plan: no changes)\n  \
          1   invalid input, or refused\n  \
@@ -140,8 +140,8 @@ pub fn command() -> clap::Command {
          64  the command line does not parse\n  \
          69  the agent is unreachable, or the connection was lost before it answered\n      \
              (then whether the request took effect is unknown: check `strata log`)\n  \
-         70  a bug in Strata"
-    ));
+         70  a bug in Strata",
+    );
     for (name, codes) in COMMAND_EXITS {
         cmd = cmd.mut_subcommand(name, |sub| {
             let mut help = sub

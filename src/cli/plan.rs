@@ -44,7 +44,12 @@ pub(super) fn desired_plan(
         ));
     }
     let live = client.live()?;
-    Ok(diff(&desired(&checked.repo), &live, snapshot.origin))
+    Ok(diff(
+        &desired(&checked.repo, &checked.catalogue),
+        &checked.catalogue,
+        &live,
+        snapshot.origin,
+    ))
 }
 
 /// Runs `strata plan`.

@@ -33,9 +33,14 @@ pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
         out.print(&text);
         return Ok(Outcome::Ok);
     }
+    let bad_name = |e: crate::model::NameError| {
+        Failure::new(e.to_string(), "give the name as the repo declares it")
+    };
     let mode = match (&args.machine, &args.group, args.cluster) {
-        (Some(m), _, _) => Mode::Machine(m.clone()),
-        (_, Some(g), _) => Mode::Group(g.clone()),
+        (Some(m), _, _) => {
+            Mode::Machine(crate::model::MachineName::new(m.as_str()).map_err(bad_name)?)
+        }
+        (_, Some(g), _) => Mode::Group(crate::model::GroupName::new(g.as_str()).map_err(bad_name)?),
         (_, _, true) => Mode::Cluster,
         _ => {
             return Err(Failure::new(

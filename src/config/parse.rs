@@ -7,7 +7,8 @@ use kdl::{KdlDocument, KdlNode, KdlValue};
 use super::diagnostics::did_you_mean;
 use super::kdl_text::{KdlTextError, parse_kdl};
 use super::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
-use crate::model::{Mode, Node};
+pub use crate::model::is_mode_name;
+use crate::model::{GroupName, MODE_NAME_RULE, MachineName, Mode, Node};
 
 const TOP_LEVEL: [&str; 3] = ["cluster", "group", "machine"];
 const MACHINE_PROPS: [&str; 3] = ["group", "address", "serial"];
@@ -78,10 +79,17 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
     let Some(name) = mode_name(file, node, kind, diags) else {
         return;
     };
+    // `mode_name` checked the name: these cannot fail.
     let mode = match kind {
         "cluster" => Mode::Cluster,
-        "group" => Mode::Group(name.value.clone()),
-        _ => Mode::Machine(name.value.clone()),
+        "group" => match GroupName::new(name.value.as_str()) {
+            Ok(n) => Mode::Group(n),
+            Err(_) => return,
+        },
+        _ => match MachineName::new(name.value.as_str()) {
+            Ok(n) => Mode::Machine(n),
+            Err(_) => return,
+        },
     };
     let mut decl = ModeDecl {
         mode,
@@ -176,16 +184,7 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
     }
 }
 
-/// The name argument of a mode node, checked.
-/// True for a valid cluster, group or machine name: letters, digits, `_`, `-`, `.` and `:`
-/// (so that a machine's name is also a safe file name).
-pub fn is_mode_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-}
-
+/// The name argument of a mode node, checked against [`is_mode_name`].
 fn mode_name(
     file: &Arc<SourceFile>,
     node: &KdlNode,
@@ -224,7 +223,7 @@ fn mode_name(
                 format!("`{name}` is not a valid {kind} name"),
             )
             .at(file, entry.span(), "invalid name")
-            .help("names use letters, digits, `_`, `-`, `.` and `:` (for IPv6 addresses)"),
+            .help(format!("names use {MODE_NAME_RULE}")),
         );
         return None;
     }

@@ -2,15 +2,14 @@
 //! the client closes only after reading it, so no message relies on EOF to arrive (russh
 //! can drop the last data message before EOF).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Origin;
-use crate::state::{Base, ChangeSetSummary, Conflict, Key, Live};
+use crate::state::{Base, ChangeSetSummary, Conflict, Live, Writes};
 
-/// The protocol revision; agents refuse clients of another revision.
-pub const PROTOCOL: u32 = 1;
+/// The protocol revision; agents refuse clients of another revision. It follows the
+/// encoding of entry values ([`crate::model::ENCODING`]).
+pub const PROTOCOL: u32 = crate::model::ENCODING;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -31,7 +30,7 @@ pub enum Request {
     /// Commit a plan's writes as one change set, if its base is still current.
     Apply {
         /// Key → new value (`None`: tombstone).
-        writes: BTreeMap<Key, Option<String>>,
+        writes: Writes,
         /// The versions the plan saw.
         base: Base,
         /// The commit (or working tree) the plan came from.
@@ -41,8 +40,8 @@ pub enum Request {
     Log,
     /// Apply the state as of change set `to` as a new change set.
     Rollback {
-        /// The change set whose state to restore.
-        to: u64,
+        /// The change set whose state to restore: its id, or a unique prefix of it.
+        to: String,
     },
     /// Turn the standalone agent into a one-machine cluster.
     ClusterCreate {
@@ -103,8 +102,8 @@ pub enum Response {
     },
     /// A change set was committed.
     Applied {
-        /// The change set.
-        change_set: ChangeSetSummary,
+        /// The change set (boxed: it is far larger than the other answers).
+        change_set: Box<ChangeSetSummary>,
         /// What it did on this machine.
         running: RunReport,
     },

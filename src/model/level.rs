@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::names::{GroupName, MachineName};
+
 /// The three configuration levels, **in order of precedence**: a later level overrides an
 /// earlier one (`Cluster < Group < Machine`).
 ///
@@ -52,9 +54,9 @@ pub enum Mode {
     /// The cluster mode (there is exactly one).
     Cluster,
     /// The mode of one group, by name.
-    Group(String),
+    Group(GroupName),
     /// The mode of one machine, by name.
-    Machine(String),
+    Machine(MachineName),
 }
 
 impl Mode {
@@ -71,7 +73,8 @@ impl Mode {
     pub fn name(&self) -> Option<&str> {
         match self {
             Mode::Cluster => None,
-            Mode::Group(n) | Mode::Machine(n) => Some(n),
+            Mode::Group(n) => Some(n.as_str()),
+            Mode::Machine(n) => Some(n.as_str()),
         }
     }
 }
@@ -101,14 +104,20 @@ impl<'de> serde::Deserialize<'de> for Mode {
 
 /// A mode written on the command line could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a mode: write `cluster`, `group:NAME` or `machine:NAME`")]
-pub struct ModeParseError(pub String);
+pub enum ModeParseError {
+    /// Not of the form `cluster`, `group:NAME` or `machine:NAME`.
+    #[error("`{0}` is not a mode: write `cluster`, `group:NAME` or `machine:NAME`")]
+    Form(String),
+    /// The form is right, the name is not.
+    #[error(transparent)]
+    Name(#[from] super::names::NameError),
+}
 
 impl std::str::FromStr for Mode {
     type Err = ModeParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ModeParseError(s.to_owned());
+        let bad = || ModeParseError::Form(s.to_owned());
         if s == "cluster" {
             return Ok(Mode::Cluster);
         }
@@ -117,8 +126,8 @@ impl std::str::FromStr for Mode {
             return Err(bad());
         }
         match level {
-            "group" => Ok(Mode::Group(name.to_owned())),
-            "machine" => Ok(Mode::Machine(name.to_owned())),
+            "group" => Ok(Mode::Group(GroupName::new(name)?)),
+            "machine" => Ok(Mode::Machine(MachineName::new(name)?)),
             _ => Err(bad()),
         }
     }
@@ -142,5 +151,9 @@ mod tests {
         assert!("group:".parse::<Mode>().is_err());
         assert!("paris".parse::<Mode>().is_err());
         assert!("team:x".parse::<Mode>().is_err());
+        assert!(matches!(
+            "group:a b".parse::<Mode>(),
+            Err(ModeParseError::Name(_))
+        ));
     }
 }

@@ -9,8 +9,9 @@ use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 /// A scalar value, as KDL has them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(untagged)]
+///
+/// Encoded for the store and the wire by [`super::encoding`].
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string (quoted or a bare identifier in the file).
     String(String),
@@ -75,8 +76,9 @@ impl fmt::Display for Value {
 }
 
 /// One KDL node reduced to its meaning: name, arguments, properties (sorted by name, the
-/// rightmost of duplicates winning, as KDL says) and children.
-#[derive(Debug, Clone, serde::Serialize)]
+/// rightmost of duplicates winning, as KDL says) and children. Encoded for the store and
+/// the wire by [`super::encoding`].
+#[derive(Debug, Clone)]
 pub struct Node {
     /// The node's name.
     pub name: String,
@@ -87,16 +89,12 @@ pub struct Node {
     /// Child nodes, in order. An empty list and no children block are the same.
     pub children: Vec<Node>,
     /// Where the whole node was read from (not part of equality).
-    #[serde(skip)]
     pub span: SourceSpan,
     /// Where the node's name was read from (not part of equality).
-    #[serde(skip)]
     pub name_span: SourceSpan,
     /// Where each argument was read from, parallel to `args` (not part of equality).
-    #[serde(skip)]
     pub arg_spans: Vec<SourceSpan>,
     /// Where each property was read from, parallel to `props` (not part of equality).
-    #[serde(skip)]
     pub prop_spans: Vec<SourceSpan>,
 }
 

@@ -12,37 +12,40 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-pub use desired::{Effective, Entries, Layers, desired, machine_group, membership_node};
+pub use desired::{Entries, desired, membership};
 pub use render::{render_human, render_json};
 
-use crate::model::Mode;
-use crate::state::{Base, Key, Live, Source};
+use crate::config::Diagnostics;
+use crate::model::{EntryValue, Mode};
+use crate::resolve::entries::{EntryLayers, catalogue_of};
+use crate::schema::Catalogue;
+use crate::state::{Base, Key, Live, Source, Writes};
 
 /// What happens to one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum Change {
     /// The entry is new.
     Create {
         /// Its value.
-        new: String,
+        new: EntryValue,
     },
     /// The entry's value changes.
     Change {
         /// The live value.
-        old: String,
+        old: EntryValue,
         /// The desired value.
-        new: String,
+        new: EntryValue,
     },
     /// The repo no longer declares it: it becomes a tombstone.
     Remove {
         /// The live value.
-        old: String,
+        old: EntryValue,
     },
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// The entry.
     pub key: Key,
@@ -58,7 +61,7 @@ impl Action {
     }
 
     /// The value written (`None`: a tombstone).
-    pub fn new_value(&self) -> Option<&str> {
+    pub fn new_value(&self) -> Option<&EntryValue> {
         match &self.change {
             Change::Create { new } | Change::Change { new, .. } => Some(new),
             Change::Remove { .. } => None,
@@ -110,7 +113,7 @@ pub struct Origin {
 
 /// A plan: what applying it does, and what it was computed against. Saved with
 /// `plan --out` and loaded by `apply --plan`; the format is this struct as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// The saved-plan format version.
     pub format: u32,
@@ -126,8 +129,8 @@ pub struct Plan {
     pub shadows: Vec<Shadow>,
 }
 
-/// The saved-plan format this build writes and reads.
-pub const PLAN_FORMAT: u32 = 1;
+/// The saved-plan format this build writes and reads (2: typed entry values).
+pub const PLAN_FORMAT: u32 = 2;
 
 impl Plan {
     /// True when applying would change nothing.
@@ -136,19 +139,21 @@ impl Plan {
     }
 
     /// What applying writes: key → value (`None`: a tombstone).
-    pub fn writes(&self) -> BTreeMap<Key, Option<String>> {
+    pub fn writes(&self) -> Writes {
         self.actions
             .iter()
-            .map(|a| (a.key.clone(), a.new_value().map(str::to_owned)))
+            .map(|a| (a.key.clone(), a.new_value().cloned()))
             .collect()
     }
 }
 
-/// Plans the change from `live` to `desired`.
-pub fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
-    let live_values: BTreeMap<&Key, &str> = live
+/// Plans the change from `live` to `desired`, which was validated with `catalogue`. The
+/// machines' effective configs before are resolved with the catalogue the live entries
+/// record, after with `catalogue`: a changed factory default shows as a change.
+pub fn diff(desired: &Entries, catalogue: &Catalogue, live: &Live, origin: Origin) -> Plan {
+    let live_values: BTreeMap<&Key, &EntryValue> = live
         .iter()
-        .filter_map(|(k, e)| e.value.as_deref().map(|v| (k, v)))
+        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
         .collect();
     let mut actions = Vec::new();
     for (key, new) in desired {
@@ -160,7 +165,7 @@ pub fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
             Some(old) if *old != new => actions.push(Action {
                 key: key.clone(),
                 change: Change::Change {
-                    old: (*old).to_owned(),
+                    old: (*old).clone(),
                     new: new.clone(),
                 },
             }),
@@ -172,7 +177,7 @@ pub fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
             actions.push(Action {
                 key: (*key).clone(),
                 change: Change::Remove {
-                    old: (*old).to_owned(),
+                    old: (*old).clone(),
                 },
             });
         }
@@ -187,7 +192,7 @@ pub fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
             )
         })
         .collect();
-    let machines = machine_changes(desired, &live_values, &actions);
+    let machines = machine_changes(desired, catalogue, &live_values, &actions);
     let shadows = shadows(desired, &actions);
     Plan {
         format: PLAN_FORMAT,
@@ -201,26 +206,40 @@ pub fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
 
 fn machine_changes(
     desired: &Entries,
-    live: &BTreeMap<&Key, &str>,
+    catalogue: &Catalogue,
+    live: &BTreeMap<&Key, &EntryValue>,
     actions: &[Action],
 ) -> Vec<MachineChange> {
     if actions.is_empty() {
         return Vec::new();
     }
-    let after = Layers::new(desired.iter().map(|(k, v)| (k, v.as_str())));
-    let before = Layers::new(live.iter().map(|(k, v)| (*k, *v)));
+    let live_catalogue = catalogue_of(
+        live.iter().map(|(k, v)| (*k, *v)),
+        &mut Diagnostics::default(),
+    );
+    let after = EntryLayers::new(desired.iter());
+    let before = EntryLayers::new(live.iter().map(|(k, v)| (*k, *v)));
     let machines: BTreeSet<&str> = after.machines().chain(before.machines()).collect();
     let mut out = Vec::new();
     for m in machines {
-        let (a, b) = (after.effective(m), before.effective(m));
+        let a = after.effective(catalogue, m);
+        let b = before.effective(&live_catalogue, m);
         let names: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
+        // A machine that arrives or leaves lists the sections modes define for it; one
+        // that stays also lists factory defaults that change (a schema's new default).
+        let stays = after.knows(m) && before.knows(m);
         let sections: Vec<SectionChange> = names
             .into_iter()
-            .filter(|s| a.get(s).map(|x| x.1) != b.get(s).map(|x| x.1))
+            .filter(|s| a.get(s).map(|x| x.0) != b.get(s).map(|x| x.0))
+            .filter(|s| {
+                stays
+                    || a.get(s).is_some_and(|x| x.1.is_some())
+                    || b.get(s).is_some_and(|x| x.1.is_some())
+            })
             .map(|s| SectionChange {
                 section: s.to_owned(),
-                from: a.get(s).map(|x| x.0.clone()),
-                was: b.get(s).map(|x| x.0.clone()),
+                from: a.get(s).and_then(|x| x.1.cloned()),
+                was: b.get(s).and_then(|x| x.1.cloned()),
             })
             .collect();
         if !sections.is_empty() {
@@ -235,10 +254,10 @@ fn machine_changes(
 }
 
 fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
-    let group_of: BTreeMap<&str, String> = desired
+    let group_of: BTreeMap<&str, &str> = desired
         .iter()
-        .filter_map(|(k, v)| match k {
-            Key::Machine(m) => Some((m.as_str(), machine_group(v))),
+        .filter_map(|(k, v)| match (k, v) {
+            (Key::Machine(m), EntryValue::Machine(info)) => Some((m.as_str(), info.group.as_str())),
             _ => None,
         })
         .collect();
@@ -258,7 +277,9 @@ fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
         if *mode == Mode::Cluster || matches!(mode, Mode::Group(_)) {
             let below = |m: &Mode| match (mode, m) {
                 (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
-                (Mode::Group(g), Mode::Machine(name)) => group_of.get(name.as_str()) == Some(g),
+                (Mode::Group(g), Mode::Machine(name)) => {
+                    group_of.get(name.as_str()) == Some(&g.as_str())
+                }
                 _ => false,
             };
             let by: Vec<Mode> = definers
@@ -283,14 +304,19 @@ fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
 mod tests {
     use super::*;
     use crate::config::{Diagnostics, SourceFile, parse_files};
-    use crate::state::{ChangeMeta, Hlc, MemoryStore, Proposal, Store, Version};
+    use crate::state::{ChangeMeta, MemoryStore, Proposal, Store};
 
     fn entries(text: &str) -> Entries {
         let mut diags = Diagnostics::default();
-        desired(&parse_files(
-            vec![SourceFile::new("r.kdl", text)],
-            &mut diags,
-        ))
+        desired(
+            &parse_files(vec![SourceFile::new("r.kdl", text)], &mut diags),
+            &Catalogue::builtin(),
+        )
+    }
+
+    /// Plans against the built-in catalogue.
+    fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
+        super::diff(desired, &Catalogue::builtin(), live, origin)
     }
 
     fn origin() -> Origin {
@@ -313,10 +339,7 @@ mod tests {
                     source: Source::Cli,
                     message: "t".into(),
                 },
-                version: Version {
-                    hlc: Hlc::new(hlc, 0),
-                    origin: "lab1".into(),
-                },
+                version: crate::state::tests::version(hlc, "lab1"),
                 wall_ms: hlc,
             })
             .unwrap();
@@ -366,11 +389,11 @@ machine "lab4" group="Paris"
             ]
         );
         // The base names the versions the plan saw; a created key saw nothing.
-        assert!(p2.base[&Key::Machine("lab4".into())].is_none());
+        assert!(p2.base[&"@machine:lab4".parse::<Key>().unwrap()].is_none());
         assert!(p2.base[&"cluster/dns".parse::<Key>().unwrap()].is_some());
         // Paris overrides dns: the cluster's change does not reach it.
         assert_eq!(p2.shadows.len(), 1);
-        assert_eq!(p2.shadows[0].by, [Mode::Group("Paris".into())]);
+        assert_eq!(p2.shadows[0].by, ["group:Paris".parse::<Mode>().unwrap()]);
         // lab1 gets the new dns and loses ntp; lab3 loses ntp; lab4 is new.
         let m: Vec<(String, Vec<String>)> = p2
             .machines

@@ -35,12 +35,13 @@ pub fn render_human(plan: &Plan) -> String {
         match &action.change {
             Change::Create { new } => {
                 let _ = writeln!(out, "\n+ {} (created)", action.key);
-                for line in new.lines() {
+                for line in new.to_text(&action.key).lines() {
                     let _ = writeln!(out, "  + {line}");
                 }
             }
             Change::Change { old, new } => {
                 let _ = writeln!(out, "\n~ {} (changed)", action.key);
+                let (old, new) = (old.to_text(&action.key), new.to_text(&action.key));
                 let diff = TextDiff::from_lines(old.as_str(), new.as_str());
                 for line in diff.unified_diff().context_radius(3).to_string().lines() {
                     let _ = writeln!(out, "  {line}");
@@ -48,7 +49,7 @@ pub fn render_human(plan: &Plan) -> String {
             }
             Change::Remove { old } => {
                 let _ = writeln!(out, "\n- {} (removed)", action.key);
-                for line in old.lines() {
+                for line in old.to_text(&action.key).lines() {
                     let _ = writeln!(out, "  - {line}");
                 }
             }
@@ -119,7 +120,10 @@ fn section_change(s: &SectionChange, width: usize) -> String {
             .map_or("factory default".to_owned(), Mode::to_string)
     };
     let name = &s.section;
-    if s.from == s.was {
+    if s.from.is_none() && s.was.is_none() {
+        // No mode defines it on either side: the schema's default itself changed.
+        format!("{name:width$}  new factory default")
+    } else if s.from == s.was {
         format!("{name:width$}  from {}", mode(&s.from))
     } else {
         format!(

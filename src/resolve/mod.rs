@@ -3,7 +3,14 @@
 //! The effective value of section S on machine M in group G is M's S if M defines it,
 //! else G's S, else the cluster's S, else the schema's factory default. See
 //! [`crate::model::Level`] for the override rule's edge cases.
+//!
+//! One engine ([`resolve_in`] over a chain of [`Layer`]s) serves both kinds of input: a
+//! parsed repo, whose definitions carry their file and span (validate, show, where,
+//! export-xml), and store entries ([`entries`]: plan, and the agent's running config).
+//! The catalogue is always passed in, so every caller resolves with the same sections
+//! and factory defaults.
 
+pub mod entries;
 mod refs;
 
 use std::collections::BTreeMap;
@@ -60,6 +67,46 @@ pub struct Effective<'r> {
     pub sections: BTreeMap<&'r str, EffectiveSection<'r>>,
 }
 
+/// One mode's definitions, as layering reads them.
+pub trait Layer<'a> {
+    /// What a definition carries besides its node: where it was written, or which mode
+    /// defined it.
+    type Def: Copy;
+
+    /// The mode (its level decides which sections it may define).
+    fn mode(&self) -> &Mode;
+
+    /// The section called `name`, if this mode defines it.
+    fn get(&self, name: &str) -> Option<(&'a Node, Self::Def)>;
+}
+
+impl<'r> Layer<'r> for &'r ModeDecl {
+    type Def = (&'r ModeDecl, &'r SectionDecl);
+
+    fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    fn get(&self, name: &str) -> Option<(&'r Node, Self::Def)> {
+        let decl: &'r ModeDecl = self;
+        decl.section(name).map(|s| (&s.node, (decl, s)))
+    }
+}
+
+/// One section resolved along a chain (highest precedence first): the first layer
+/// allowed to define it that does, with its definition; else the factory default and
+/// `None`. A definition at a level the schema forbids is skipped (validation reports it).
+pub fn resolve_in<'a, L: Layer<'a>>(
+    chain: &[L],
+    schema: &'a SectionSchema,
+) -> (&'a Node, Option<L::Def>) {
+    chain
+        .iter()
+        .filter(|layer| schema.allows(layer.mode().level()))
+        .find_map(|layer| layer.get(&schema.name))
+        .map_or((&schema.default, None), |(node, def)| (node, Some(def)))
+}
+
 /// The modes a machine inherits from, highest precedence first: the machine, its group,
 /// the cluster. The first of them that defines a section wins.
 fn chain<'r>(repo: &'r Repo, machine: &'r ModeDecl) -> Vec<&'r ModeDecl> {
@@ -69,22 +116,14 @@ fn chain<'r>(repo: &'r Repo, machine: &'r ModeDecl) -> Vec<&'r ModeDecl> {
     chain
 }
 
-/// One section resolved along a chain: the first mode allowed to define it that does,
-/// else the factory default.
-fn resolve_in<'r>(chain: &[&'r ModeDecl], schema: &'r SectionSchema) -> EffectiveSection<'r> {
-    let found = chain.iter().find_map(|decl| {
-        let allowed = schema.allows(decl.mode.level());
-        decl.section(&schema.name)
-            .filter(|_| allowed)
-            .map(|s| (*decl, s))
-    });
-    match found {
-        Some((decl, s)) => EffectiveSection {
-            node: &s.node,
+fn in_repo<'r>(chain: &[&'r ModeDecl], schema: &'r SectionSchema) -> EffectiveSection<'r> {
+    match resolve_in(chain, schema) {
+        (node, Some((decl, s))) => EffectiveSection {
+            node,
             origin: Origin::Mode(decl, s),
         },
-        None => EffectiveSection {
-            node: &schema.default,
+        (node, None) => EffectiveSection {
+            node,
             origin: Origin::Factory,
         },
     }
@@ -101,7 +140,7 @@ pub fn effective<'r>(
     let sections = catalogue
         .sections
         .values()
-        .map(|schema| (schema.name.as_str(), resolve_in(&chain, schema)))
+        .map(|schema| (schema.name.as_str(), in_repo(&chain, schema)))
         .collect();
     Effective {
         machine,
@@ -127,7 +166,7 @@ pub fn where_defined<'r>(
     };
     for machine in &repo.machines {
         // Only this section is resolved, not the machine's whole effective config.
-        if let Origin::Mode(decl, _) = resolve_in(&chain(repo, machine), schema).origin
+        if let Origin::Mode(decl, _) = in_repo(&chain(repo, machine), schema).origin
             && let Some(entry) = out.iter_mut().find(|(d, _)| std::ptr::eq(*d, decl))
         {
             entry.1.push(machine);
@@ -196,7 +235,7 @@ machine "lab4.example.com" group="Paris" {
         assert_eq!(dns_server(&at("lab4.example.com")), "192.0.2.99");
         assert_eq!(
             at("lab4.example.com").sections["dns"].origin.mode(),
-            Some(&Mode::Machine("lab4.example.com".into()))
+            Some(&"machine:lab4.example.com".parse().unwrap())
         );
     }
 
@@ -215,7 +254,7 @@ machine "lab4.example.com" group="Paris" {
         assert!(lab3.sections["text-resources"].node.children.is_empty());
         assert_eq!(
             lab3.sections["text-resources"].origin.mode(),
-            Some(&Mode::Group("Paris".into()))
+            Some(&"group:Paris".parse().unwrap())
         );
     }
 
@@ -249,7 +288,7 @@ machine "lab4.example.com" group="Paris" {
             .map(|d| d.mode.to_string())
             .collect();
         assert_eq!(shadow, ["group:Paris", "machine:lab4.example.com"]);
-        let shadow = shadowed_by(&repo, &Mode::Group("Paris".into()), "dns");
+        let shadow = shadowed_by(&repo, &"group:Paris".parse().unwrap(), "dns");
         assert_eq!(shadow.len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{Origin, effective};
 use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl};
-use crate::model::{Mode, Node, Value};
+use crate::model::{Node, Value};
 use crate::schema::{Catalogue, Reference};
 
 /// One place that refers to something: a field of a node in a section at a mode.
@@ -145,7 +145,7 @@ fn fix_modes(
     if allowed {
         out.push(referring.mode.to_string());
     }
-    out.push(Mode::Machine(machine.mode.name().unwrap_or_default().to_owned()).to_string());
+    out.push(machine.mode.to_string());
     out
 }
 

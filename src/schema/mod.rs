@@ -9,10 +9,12 @@ mod parse;
 mod value_type;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::config::{Diagnostics, SourceFile};
-use crate::model::{Level, Node, Value};
+use miette::SourceSpan;
+
+use crate::config::{Diagnostics, Problem, SourceFile};
+use crate::model::{Level, Node, SectionName, Value};
 pub use check::{XML_EXTRA, XML_EXTRA_MAX_DEPTH, check_section, check_xml_extra};
 pub use parse::is_xml_name;
 pub use value_type::{ValueType, parse_netmask};
@@ -36,6 +38,10 @@ pub struct SectionSchema {
     pub default: Node,
     /// The schema file it came from.
     pub file: Arc<SourceFile>,
+    /// The `section` node as written (what the store keeps for a repo's own schemas).
+    pub source: Node,
+    /// True for the sections compiled into Strata (not from a repo's `schemas/`).
+    pub builtin: bool,
 }
 
 impl SectionSchema {
@@ -192,30 +198,145 @@ impl std::fmt::Display for Reference {
     }
 }
 
-/// Every known section, by name.
+/// Every known section, by name: the built-in ones a repo uses, and its own.
 #[derive(Debug, Clone, Default)]
 pub struct Catalogue {
     /// The sections, by name.
     pub sections: BTreeMap<String, SectionSchema>,
+    /// The built-in sections the repo restricts itself to (`builtin-sections` in one of
+    /// its schema files); `None`: all of them.
+    pub builtin_only: Option<Vec<SectionName>>,
+}
+
+/// Every built-in section, parsed once.
+fn builtin_sections() -> &'static BTreeMap<String, SectionSchema> {
+    static SECTIONS: OnceLock<BTreeMap<String, SectionSchema>> = OnceLock::new();
+    SECTIONS.get_or_init(|| {
+        let mut diags = Diagnostics::default();
+        let mut out = BTreeMap::new();
+        for file in builtin::files() {
+            for mut schema in parse::parse_schema_file(file, &mut diags).sections {
+                schema.builtin = true;
+                out.insert(schema.name.clone(), schema);
+            }
+        }
+        out
+    })
 }
 
 impl Catalogue {
-    /// The built-in catalogue plus the schemas in `extra` (which may replace built-in
-    /// sections of the same name). Problems in schema files are reported, not fatal.
+    /// The built-in catalogue (or the part `builtin-sections` selects) plus the schemas
+    /// in `extra`, a repo's own files (which may replace built-in sections of the same
+    /// name). Problems in schema files are reported, not fatal.
     pub fn load(extra: &[Arc<SourceFile>], diags: &mut Diagnostics) -> Catalogue {
-        let mut cat = Catalogue::default();
-        for file in builtin::files().iter().chain(extra) {
-            for schema in parse::parse_schema_file(file, diags) {
-                cat.sections.insert(schema.name.clone(), schema);
+        let mut own = Vec::new();
+        // The first `builtin-sections` node: its names, its span and its file.
+        type Selection<'f> = (Vec<(String, SourceSpan)>, SourceSpan, &'f Arc<SourceFile>);
+        let mut selection: Option<Selection> = None;
+        for file in extra {
+            let parsed = parse::parse_schema_file(file, diags);
+            own.extend(parsed.sections);
+            if let Some((names, span)) = parsed.builtin {
+                match &selection {
+                    Some((_, _, first)) => diags.push(
+                        Problem::error(
+                            "strata::schema-file::invalid",
+                            format!(
+                                "`{}` is also given in {}",
+                                parse::BUILTIN_SECTIONS,
+                                first.name
+                            ),
+                        )
+                        .at(file, span, "second selection")
+                        .help("say once which built-in sections the repo uses"),
+                    ),
+                    None => selection = Some((names, span, file)),
+                }
             }
         }
+        let mut only = None;
+        if let Some((names, _, file)) = selection {
+            let mut chosen = Vec::new();
+            for (name, span) in names {
+                match SectionName::new(&name) {
+                    Ok(n) if builtin_sections().contains_key(&name) => chosen.push(n),
+                    _ => {
+                        let help = match crate::config::diagnostics::did_you_mean(
+                            &name,
+                            builtin_sections().keys().map(String::as_str),
+                        ) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "`strata show --sections` lists the built-in sections".into(),
+                        };
+                        diags.push(
+                            Problem::error(
+                                "strata::schema-file::unknown-builtin",
+                                format!("`{name}` is not a built-in section"),
+                            )
+                            .at(file, span, "not built in")
+                            .help(help),
+                        );
+                    }
+                }
+            }
+            chosen.sort();
+            chosen.dedup();
+            only = Some(chosen);
+        }
+        let cat = Catalogue::assemble(only, own);
         parse::check_references(&cat, diags);
         cat
     }
 
+    /// The catalogue a cluster's store describes: the built-in selection it recorded
+    /// (`None`: all) and the schemas of its repo's own sections, as `section` nodes.
+    /// The store only holds what `validate` accepted, so problems are not expected;
+    /// any are reported.
+    pub fn from_stored<'n>(
+        builtin_only: Option<&[SectionName]>,
+        schemas: impl IntoIterator<Item = &'n Node>,
+        diags: &mut Diagnostics,
+    ) -> Catalogue {
+        let mut own = Vec::new();
+        for node in schemas {
+            let name = node
+                .args
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or("schema");
+            let file = SourceFile::new(format!("<store>/schemas/{name}.kdl"), node.to_canonical());
+            own.extend(parse::parse_schema_file(&file, diags).sections);
+        }
+        let cat = Catalogue::assemble(builtin_only.map(<[SectionName]>::to_vec), own);
+        parse::check_references(&cat, diags);
+        cat
+    }
+
+    fn assemble(builtin_only: Option<Vec<SectionName>>, own: Vec<SectionSchema>) -> Catalogue {
+        let sections = builtin_sections()
+            .iter()
+            .filter(|(name, _)| {
+                builtin_only
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|o| o == name.as_str()))
+            })
+            .map(|(name, s)| (name.clone(), s.clone()))
+            .chain(own.into_iter().map(|s| (s.name.clone(), s)))
+            .collect();
+        Catalogue {
+            sections,
+            builtin_only,
+        }
+    }
+
     /// The built-in catalogue alone.
     pub fn builtin() -> Catalogue {
-        Catalogue::load(&[], &mut Diagnostics::default())
+        Catalogue::assemble(None, Vec::new())
+    }
+
+    /// The sections that come from the repo's own schema files, not from Strata.
+    pub fn own(&self) -> impl Iterator<Item = &SectionSchema> {
+        self.sections.values().filter(|s| !s.builtin)
     }
 
     /// The schema of section `name`.
@@ -253,6 +374,71 @@ mod tests {
             .collect();
         assert!(diags.problems.is_empty(), "{}", rendered.join("\n"));
         assert!(cat.get("dns").is_some());
+    }
+
+    fn file(name: &str, text: &str) -> Arc<SourceFile> {
+        SourceFile::new(name, text)
+    }
+
+    #[test]
+    fn a_repo_chooses_its_built_in_sections_and_adds_its_own() {
+        let proxy = "section \"web-proxy\" {\n    prop \"interface\" type=\"string\" ref=\"interfaces/interface\"\n    default\n}\n";
+        let mut diags = Diagnostics::default();
+        let cat = Catalogue::load(
+            &[
+                file("schemas/web-proxy.kdl", proxy),
+                file(
+                    "schemas/builtin.kdl",
+                    "builtin-sections \"interfaces\" \"dns\"",
+                ),
+            ],
+            &mut diags,
+        );
+        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert_eq!(
+            cat.names().collect::<Vec<_>>(),
+            ["dns", "interfaces", "web-proxy"]
+        );
+        assert_eq!(
+            cat.own().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["web-proxy"]
+        );
+
+        // The store's form of the same catalogue gives the same sections.
+        let sources: Vec<&Node> = cat.own().map(|s| &s.source).collect();
+        let stored = Catalogue::from_stored(cat.builtin_only.as_deref(), sources, &mut diags);
+        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert_eq!(
+            stored.names().collect::<Vec<_>>(),
+            ["dns", "interfaces", "web-proxy"]
+        );
+        assert!(
+            stored.get("web-proxy").unwrap().references()[0]
+                .field
+                .reference
+                .is_some()
+        );
+
+        // No built-in sections at all: the reference to interfaces no longer resolves.
+        let mut diags = Diagnostics::default();
+        let none = Catalogue::load(
+            &[
+                file("schemas/web-proxy.kdl", proxy),
+                file("schemas/b.kdl", "builtin-sections"),
+            ],
+            &mut diags,
+        );
+        assert_eq!(none.names().collect::<Vec<_>>(), ["web-proxy"]);
+        assert_eq!(diags.problems.len(), 1, "{:?}", diags.problems);
+
+        let mut diags = Diagnostics::default();
+        Catalogue::load(
+            &[file("schemas/b.kdl", "builtin-sections \"dnss\"")],
+            &mut diags,
+        );
+        let p = &diags.problems[0];
+        assert_eq!(p.code, "strata::schema-file::unknown-builtin");
+        assert_eq!(p.help.as_deref(), Some("did you mean `dns`?"));
     }
 
     #[test]

@@ -40,34 +40,66 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses every `section` node of one schema file.
-pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Vec<SectionSchema> {
+/// What one schema file declares.
+#[derive(Debug, Default)]
+pub struct SchemaFile {
+    /// Its `section` nodes.
+    pub sections: Vec<SectionSchema>,
+    /// Its `builtin-sections` node, if any: the names, each with its span, and the
+    /// node's span.
+    pub builtin: Option<(Vec<(String, miette::SourceSpan)>, miette::SourceSpan)>,
+}
+
+/// Parses every `section` node of one schema file, and its `builtin-sections` node.
+pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> SchemaFile {
+    let mut out = SchemaFile::default();
     let doc: KdlDocument = match crate::config::parse_kdl(&file.text) {
         Ok(doc) => doc,
         Err(err) => {
             for p in crate::config::kdl_text::problems(file, &err) {
                 diags.push(p);
             }
-            return Vec::new();
+            return out;
         }
     };
     let mut ctx = Ctx { file, diags };
-    let mut out = Vec::new();
     for node in doc.nodes() {
-        if node.name().value() != "section" {
-            ctx.error(
+        match node.name().value() {
+            "section" => out.sections.extend(section(&mut ctx, node)),
+            BUILTIN_SECTIONS => {
+                if out.builtin.is_some() {
+                    ctx.error(
+                        node.span(),
+                        format!("`{BUILTIN_SECTIONS}` twice in one file"),
+                        "list every built-in section the repo uses in one node",
+                    );
+                    continue;
+                }
+                let mut names = Vec::new();
+                for e in node.entries() {
+                    match (e.name(), e.value().as_string()) {
+                        (None, Some(n)) => names.push((n.to_owned(), e.span())),
+                        _ => ctx.error(
+                            e.span(),
+                            format!("`{BUILTIN_SECTIONS}` takes section names only"),
+                            "write builtin-sections \"dns\" \"interfaces\" (or nothing, for none)",
+                        ),
+                    }
+                }
+                out.builtin = Some((names, node.span()));
+            }
+            other => ctx.error(
                 node.span(),
-                format!("unexpected `{}` in a schema file", node.name().value()),
-                "a schema file holds `section \"name\" { … }` nodes",
-            );
-            continue;
-        }
-        if let Some(s) = section(&mut ctx, node) {
-            out.push(s);
+                format!("unexpected `{other}` in a schema file"),
+                "a schema file holds `section \"name\" { … }` nodes and at most one `builtin-sections` node",
+            ),
         }
     }
     out
 }
+
+/// The schema-file node that says which built-in sections a repo uses.
+pub const BUILTIN_SECTIONS: &str = "builtin-sections";
 
 fn first_string(node: &KdlNode) -> Option<String> {
     node.entries()
@@ -86,6 +118,14 @@ fn section(ctx: &mut Ctx, node: &KdlNode) -> Option<SectionSchema> {
         );
         return None;
     };
+    if !crate::model::is_section_name(&name) {
+        ctx.error(
+            node.span(),
+            format!("`{name}` is not a valid section name"),
+            &format!("section names are {}", crate::model::SECTION_NAME_RULE),
+        );
+        return None;
+    }
     let mut schema = SectionSchema {
         name: name.clone(),
         command: String::new(),
@@ -95,6 +135,8 @@ fn section(ctx: &mut Ctx, node: &KdlNode) -> Option<SectionSchema> {
         body: NodeSpec::default(),
         default: Node::new(name.clone()),
         file: ctx.file.clone(),
+        source: Node::from_kdl(node),
+        builtin: false,
     };
     let Some(children) = node.children() else {
         return Some(schema);

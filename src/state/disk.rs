@@ -3,22 +3,32 @@
 //! redb gives what the contract needs: one write transaction at a time, committed with
 //! `Durability::Immediate` (fsync'd before `commit` returns), and copy-on-write pages with
 //! a checksummed commit slot, so a crash at any point leaves the last committed state.
-//! Records are JSON: small, readable in a debugger, and versioned by their fields.
+//! Records are JSON in the encoding the wire uses too ([`crate::model::ENCODING`]).
 //!
-//! Tables: `entries` (key text → [`Entry`]), `change_sets` (id → [`ChangeSet`]).
+//! Tables: `meta` (`format`, `last_hlc`), `entries` (key text → [`Entry`]),
+//! `change_sets` (display index → [`ChangeSet`]), `versions` (version text → display
+//! index, so merging a change set twice is noticed). A store without `meta` but with
+//! entries is format 1 and is converted when opened ([`super::migrate`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use redb::{Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-
-use super::memory::entry_of;
-use super::{
-    ChangeSet, CommitError, Entry, Hlc, Key, Live, Proposal, Store, StoreError, check_base,
+use redb::{
+    Database, DatabaseError, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+    TableHandle, WriteTransaction,
 };
 
+use super::memory::{change_set, entry_of};
+use super::{
+    ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError, check_base,
+    migrate, winners,
+};
+use crate::model::ENCODING;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const CHANGE_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("change_sets");
+const VERSIONS: TableDefinition<&str, u64> = TableDefinition::new("versions");
 
 /// The redb-backed store.
 #[derive(Debug)]
@@ -37,8 +47,17 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, 
     })
 }
 
+fn parse_key(text: &str) -> Result<Key, StoreError> {
+    text.parse()
+        .map_err(|e: super::KeyParseError| StoreError::Corrupt {
+            key: text.to_owned(),
+            message: e.to_string(),
+        })
+}
+
 impl DiskStore {
-    /// Opens the store at `path`, creating it if needed.
+    /// Opens the store at `path`, creating it if needed; converts a format-1 store and
+    /// refuses one of any other format.
     pub fn open(path: &Path) -> Result<DiskStore, StoreError> {
         let db = match Database::create(path) {
             Ok(db) => db,
@@ -47,13 +66,141 @@ impl DiskStore {
             }
             Err(e) => return Err(backend(e)),
         };
-        // Create the tables up front so readers never meet a missing one.
         let tx = db.begin_write().map_err(backend)?;
+        let names: Vec<String> = tx
+            .list_tables()
+            .map_err(backend)?
+            .map(|t| t.name().to_owned())
+            .collect();
+        let has = |t: &str| names.iter().any(|n| n == t);
+        let format = if has(META.name()) {
+            let meta = tx.open_table(META).map_err(backend)?;
+            let f = meta.get("format").map_err(backend)?.map(|v| v.value());
+            f.map_or(u64::from(ENCODING), |f| f)
+        } else if has(ENTRIES.name()) || has(CHANGE_SETS.name()) {
+            u64::from(migrate::FORMAT_1)
+        } else {
+            u64::from(ENCODING)
+        };
+        if format == u64::from(migrate::FORMAT_1) {
+            upgrade_from_format_1(&tx)?;
+            tracing::info!(path = %path.display(), "store converted from format 1");
+        } else if format != u64::from(ENCODING) {
+            return Err(StoreError::Format {
+                path: path.display().to_string(),
+                found: u32::try_from(format).unwrap_or(u32::MAX),
+                expected: ENCODING,
+            });
+        }
+        // Create the tables up front so readers never meet a missing one.
         tx.open_table(ENTRIES).map_err(backend)?;
         tx.open_table(CHANGE_SETS).map_err(backend)?;
+        tx.open_table(VERSIONS).map_err(backend)?;
+        tx.open_table(META)
+            .map_err(backend)?
+            .insert("format", u64::from(ENCODING))
+            .map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(DiskStore { db })
     }
+
+    /// Records `cs` (given its display index here) and writes `keys` of it to the live
+    /// entries, inside `tx`.
+    fn record(
+        tx: &WriteTransaction,
+        mut cs: ChangeSet,
+        keys: &[Key],
+    ) -> Result<ChangeSet, StoreError> {
+        let mut sets = tx.open_table(CHANGE_SETS).map_err(backend)?;
+        cs.seq = sets
+            .last()
+            .map_err(backend)?
+            .map_or(1, |(k, _)| k.value() + 1);
+        let mut entries = tx.open_table(ENTRIES).map_err(backend)?;
+        for key in keys {
+            let value = cs.writes.get(key).cloned().flatten();
+            let bytes = serde_json::to_vec(&entry_of(&cs, value)).map_err(backend)?;
+            entries
+                .insert(key.to_string().as_str(), bytes.as_slice())
+                .map_err(backend)?;
+        }
+        let bytes = serde_json::to_vec(&cs).map_err(backend)?;
+        sets.insert(cs.seq, bytes.as_slice()).map_err(backend)?;
+        tx.open_table(VERSIONS)
+            .map_err(backend)?
+            .insert(cs.version.to_string().as_str(), cs.seq)
+            .map_err(backend)?;
+        let mut meta = tx.open_table(META).map_err(backend)?;
+        let last = meta
+            .get("last_hlc")
+            .map_err(backend)?
+            .map_or(0, |v| v.value());
+        meta.insert("last_hlc", last.max(cs.version.hlc.0))
+            .map_err(backend)?;
+        Ok(cs)
+    }
+
+    /// The live entries of `keys`, read inside `tx`.
+    fn entries_of<'k>(
+        tx: &WriteTransaction,
+        keys: impl Iterator<Item = &'k Key>,
+    ) -> Result<BTreeMap<Key, Entry>, StoreError> {
+        let entries = tx.open_table(ENTRIES).map_err(backend)?;
+        let mut seen = BTreeMap::new();
+        for key in keys {
+            let text = key.to_string();
+            if let Some(v) = entries.get(text.as_str()).map_err(backend)? {
+                seen.insert(key.clone(), decode(&text, v.value())?);
+            }
+        }
+        Ok(seen)
+    }
+}
+
+/// Rewrites every format-1 record in the new encoding, inside the opening transaction:
+/// the store is converted whole or not at all.
+fn upgrade_from_format_1(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut entries = Vec::new();
+    {
+        let table = tx.open_table(ENTRIES).map_err(backend)?;
+        for row in table.iter().map_err(backend)? {
+            let (k, v) = row.map_err(backend)?;
+            let key = parse_key(k.value())?;
+            let entry = migrate::entry(&key, v.value())?;
+            entries.push((key, entry));
+        }
+    }
+    let mut sets = Vec::new();
+    {
+        let table = tx.open_table(CHANGE_SETS).map_err(backend)?;
+        for row in table.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            sets.push(migrate::change_set(v.value())?);
+        }
+    }
+    let mut table = tx.open_table(ENTRIES).map_err(backend)?;
+    for (key, entry) in &entries {
+        let bytes = serde_json::to_vec(entry).map_err(backend)?;
+        table
+            .insert(key.to_string().as_str(), bytes.as_slice())
+            .map_err(backend)?;
+    }
+    let mut table = tx.open_table(CHANGE_SETS).map_err(backend)?;
+    let mut versions = tx.open_table(VERSIONS).map_err(backend)?;
+    let mut last = 0;
+    for cs in &sets {
+        let bytes = serde_json::to_vec(cs).map_err(backend)?;
+        table.insert(cs.seq, bytes.as_slice()).map_err(backend)?;
+        versions
+            .insert(cs.version.to_string().as_str(), cs.seq)
+            .map_err(backend)?;
+        last = last.max(cs.version.hlc.0);
+    }
+    tx.open_table(META)
+        .map_err(backend)?
+        .insert("last_hlc", last)
+        .map_err(backend)?;
+    Ok(())
 }
 
 impl Store for DiskStore {
@@ -63,14 +210,7 @@ impl Store for DiskStore {
         let mut live = Live::new();
         for row in table.iter().map_err(backend)? {
             let (k, v) = row.map_err(backend)?;
-            let key: Key =
-                k.value()
-                    .parse()
-                    .map_err(|e: super::KeyParseError| StoreError::Corrupt {
-                        key: k.value().to_owned(),
-                        message: e.to_string(),
-                    })?;
-            live.insert(key, decode(k.value(), v.value())?);
+            live.insert(parse_key(k.value())?, decode(k.value(), v.value())?);
         }
         Ok(live)
     }
@@ -78,46 +218,41 @@ impl Store for DiskStore {
     fn commit(&mut self, p: Proposal) -> Result<ChangeSet, CommitError> {
         let mut tx = self.db.begin_write().map_err(backend)?;
         tx.set_durability(Durability::Immediate).map_err(backend)?;
-        let cs = {
-            let mut entries = tx.open_table(ENTRIES).map_err(backend)?;
-            // The conflict check reads inside the write transaction: nothing can change
-            // between the check and the writes.
-            let mut seen: BTreeMap<Key, Entry> = BTreeMap::new();
-            for key in p.base.keys() {
-                let text = key.to_string();
-                if let Some(v) = entries.get(text.as_str()).map_err(backend)? {
-                    seen.insert(key.clone(), decode(&text, v.value())?);
-                }
-            }
-            let conflicts = check_base(&p.base, |k| seen.get(k));
-            if !conflicts.is_empty() {
-                // Dropping the transaction aborts it: nothing is written.
-                return Err(CommitError::Stale(conflicts));
-            }
-            let mut sets = tx.open_table(CHANGE_SETS).map_err(backend)?;
-            let id = sets
-                .last()
-                .map_err(backend)?
-                .map_or(1, |(k, _)| k.value() + 1);
-            let cs = ChangeSet {
-                id,
-                version: p.version,
-                wall_ms: p.wall_ms,
-                meta: p.meta,
-                writes: p.writes,
-            };
-            for (key, value) in &cs.writes {
-                let bytes = serde_json::to_vec(&entry_of(&cs, value.clone())).map_err(backend)?;
-                entries
-                    .insert(key.to_string().as_str(), bytes.as_slice())
-                    .map_err(backend)?;
-            }
-            let bytes = serde_json::to_vec(&cs).map_err(backend)?;
-            sets.insert(id, bytes.as_slice()).map_err(backend)?;
-            cs
-        };
+        // The conflict check reads inside the write transaction: nothing can change
+        // between the check and the writes.
+        let seen = Self::entries_of(&tx, p.base.keys())?;
+        let conflicts = check_base(&p.base, |k| seen.get(k));
+        if !conflicts.is_empty() {
+            // Dropping the transaction aborts it: nothing is written.
+            return Err(CommitError::Stale(conflicts));
+        }
+        let keys: Vec<Key> = p.writes.keys().cloned().collect();
+        let cs = Self::record(
+            &tx,
+            change_set(p.version, p.wall_ms, p.meta, p.writes),
+            &keys,
+        )?;
         tx.commit().map_err(backend)?;
         Ok(cs)
+    }
+
+    fn merge(&mut self, cs: ChangeSet) -> Result<Merged, StoreError> {
+        let mut tx = self.db.begin_write().map_err(backend)?;
+        tx.set_durability(Durability::Immediate).map_err(backend)?;
+        let known = tx
+            .open_table(VERSIONS)
+            .map_err(backend)?
+            .get(cs.version.to_string().as_str())
+            .map_err(backend)?
+            .is_some();
+        if known {
+            return Ok(Merged::default());
+        }
+        let seen = Self::entries_of(&tx, cs.writes.keys())?;
+        let won = winners(&cs, |k| seen.get(k));
+        Self::record(&tx, cs, &won)?;
+        tx.commit().map_err(backend)?;
+        Ok(Merged { new: true, won })
     }
 
     fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {
@@ -126,20 +261,18 @@ impl Store for DiskStore {
         let mut out = Vec::new();
         for row in table.iter().map_err(backend)? {
             let (k, v) = row.map_err(backend)?;
-            out.push(decode(&k.value().to_string(), v.value())?);
+            out.push(decode(&format!("change set {}", k.value()), v.value())?);
         }
         Ok(out)
     }
 
     fn last_hlc(&self) -> Result<Hlc, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
-        let table = tx.open_table(CHANGE_SETS).map_err(backend)?;
-        match table.last().map_err(backend)? {
-            Some((k, v)) => Ok(decode::<ChangeSet>(&k.value().to_string(), v.value())?
-                .version
-                .hlc),
-            None => Ok(Hlc::default()),
-        }
+        let meta = tx.open_table(META).map_err(backend)?;
+        Ok(Hlc(meta
+            .get("last_hlc")
+            .map_err(backend)?
+            .map_or(0, |v| v.value())))
     }
 }
 
@@ -157,8 +290,68 @@ mod tests {
             // A second open of the same file is refused while the first is alive.
             assert!(matches!(DiskStore::open(&path), Err(StoreError::Locked(_))));
         }
+        let mut store = DiskStore::open(&path).unwrap();
+        assert_eq!(store.change_sets().unwrap().len(), 6);
+        assert_eq!(store.last_hlc().unwrap(), Hlc::new(50, 0));
+        // What was merged is still known after reopening: merging it again is a no-op.
+        let again = super::super::tests::remote(40, "lab2", &[("cluster/ntp", Some("ntp"))]);
+        assert_eq!(store.merge(again).unwrap(), Merged::default());
+    }
+
+    /// Writes a store as the first agents did: no `meta` table, KDL text values.
+    fn write_format_1(path: &Path) {
+        const OLD_ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+        const OLD_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("change_sets");
+        let db = Database::create(path).unwrap();
+        let tx = db.begin_write().unwrap();
+        let stamp = r#"{"version":{"hlc":655360,"origin":"lab1"},"wall_ms":10,"change_set":1,"meta":{"author":"a","user":"a","host":"lab1","source":{"kind":"cli"},"message":"m"}}"#;
+        tx.open_table(OLD_ENTRIES)
+            .unwrap()
+            .insert(
+                "cluster/dns",
+                format!(r#"{{"value":"dns {{\n    server \"10.0.0.53\"\n}}\n","stamp":{stamp}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap();
+        tx.open_table(OLD_SETS)
+            .unwrap()
+            .insert(
+                1,
+                br#"{"id":1,"version":{"hlc":655360,"origin":"lab1"},"wall_ms":10,"meta":{"author":"a","user":"a","host":"lab1","source":{"kind":"cli"},"message":"m"},"writes":{"cluster/dns":"dns {\n    server \"10.0.0.53\"\n}\n"}}"#.as_slice(),
+            )
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_format_1_store_is_converted_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        write_format_1(&path);
         let store = DiskStore::open(&path).unwrap();
-        assert_eq!(store.change_sets().unwrap().len(), 2);
-        assert_eq!(store.last_hlc().unwrap(), Hlc::new(30, 0));
+        let dns: Key = "cluster/dns".parse().unwrap();
+        let live = store.live().unwrap();
+        assert_eq!(
+            live[&dns].value.as_ref().unwrap().to_text(&dns),
+            "dns {\n    server \"10.0.0.53\"\n}\n"
+        );
+        let sets = store.change_sets().unwrap();
+        assert_eq!((sets.len(), sets[0].seq), (1, 1));
+        assert_eq!(live[&dns].stamp.change_set(), sets[0].id());
+        assert_eq!(store.last_hlc().unwrap(), Hlc::new(10, 0));
+        drop(store);
+
+        // A store from a later Strata is refused, not misread.
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(META).unwrap().insert("format", 99).unwrap();
+        tx.commit().unwrap();
+        drop(db);
+        let err = DiskStore::open(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("uses format 99; this Strata reads format 2"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! The in-memory twin of the disk store, for tests that need no files.
 
+use std::collections::BTreeSet;
+
 use super::{
-    ChangeSet, CommitError, Entry, Hlc, Live, Proposal, Stamp, Store, StoreError, check_base,
+    ChangeSet, CommitError, Entry, Hlc, Live, Merged, Proposal, Store, StoreError, Version, Writes,
+    check_base, winners,
 };
 
 /// A store held in memory; same contract as [`super::DiskStore`], without durability.
@@ -9,6 +12,24 @@ use super::{
 pub struct MemoryStore {
     live: Live,
     sets: Vec<ChangeSet>,
+    versions: BTreeSet<Version>,
+}
+
+impl MemoryStore {
+    fn record(
+        &mut self,
+        mut cs: ChangeSet,
+        keys: impl IntoIterator<Item = super::Key>,
+    ) -> ChangeSet {
+        cs.seq = self.sets.len() as u64 + 1;
+        for key in keys {
+            let value = cs.writes.get(&key).cloned().flatten();
+            self.live.insert(key, entry_of(&cs, value));
+        }
+        self.versions.insert(cs.version.clone());
+        self.sets.push(cs.clone());
+        cs
+    }
 }
 
 impl Store for MemoryStore {
@@ -21,18 +42,17 @@ impl Store for MemoryStore {
         if !conflicts.is_empty() {
             return Err(CommitError::Stale(conflicts));
         }
-        let cs = ChangeSet {
-            id: self.sets.last().map_or(1, |c| c.id + 1),
-            version: p.version,
-            wall_ms: p.wall_ms,
-            meta: p.meta,
-            writes: p.writes,
-        };
-        for (key, value) in &cs.writes {
-            self.live.insert(key.clone(), entry_of(&cs, value.clone()));
+        let keys: Vec<_> = p.writes.keys().cloned().collect();
+        Ok(self.record(change_set(p.version, p.wall_ms, p.meta, p.writes), keys))
+    }
+
+    fn merge(&mut self, cs: ChangeSet) -> Result<Merged, StoreError> {
+        if self.versions.contains(&cs.version) {
+            return Ok(Merged::default());
         }
-        self.sets.push(cs.clone());
-        Ok(cs)
+        let won = winners(&cs, |k| self.live.get(k));
+        self.record(cs, won.clone());
+        Ok(Merged { new: true, won })
     }
 
     fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {
@@ -40,19 +60,35 @@ impl Store for MemoryStore {
     }
 
     fn last_hlc(&self) -> Result<Hlc, StoreError> {
-        Ok(self.sets.last().map(|c| c.version.hlc).unwrap_or_default())
+        Ok(self
+            .versions
+            .iter()
+            .map(|v| v.hlc)
+            .max()
+            .unwrap_or_default())
+    }
+}
+
+/// A change set not yet given its place in a store's history.
+pub(super) fn change_set(
+    version: Version,
+    wall_ms: u64,
+    meta: super::ChangeMeta,
+    writes: Writes,
+) -> ChangeSet {
+    ChangeSet {
+        seq: 0,
+        version,
+        wall_ms,
+        meta,
+        writes,
     }
 }
 
 /// The entry a change set writes for one key.
-pub(super) fn entry_of(cs: &ChangeSet, value: Option<String>) -> Entry {
+pub(super) fn entry_of(cs: &ChangeSet, value: Option<super::EntryValue>) -> Entry {
     Entry {
         value,
-        stamp: Stamp {
-            version: cs.version.clone(),
-            wall_ms: cs.wall_ms,
-            change_set: cs.id,
-            meta: cs.meta.clone(),
-        },
+        stamp: cs.stamp(),
     }
 }

@@ -1,91 +1,41 @@
 //! The durable store: every entry an agent holds, with its version and provenance, and
 //! the history of change sets that wrote them.
 //!
-//! An entry is a [`Key`] (a section at a mode, or a piece of membership) with a value —
-//! canonical KDL text — or a tombstone (`None`) when the section was removed, so that
-//! "no settings" is recorded as firmly as settings are. Every write belongs to exactly one
-//! [`ChangeSet`]; a change set is committed atomically and durably, after checking that
-//! the entries it was computed against have not changed since (the seed's commit-time
-//! conflict check). History is append-only: rollback writes a new change set.
+//! An entry is a [`Key`] with a typed value ([`EntryValue`]) or a tombstone (`None`) when
+//! it was removed, so that "no settings" is recorded as firmly as settings are. Every
+//! write belongs to exactly one [`ChangeSet`], identified across the cluster by its
+//! version ([`ChangeSetId`]). A store has two write paths:
+//! - [`Store::commit`], for a change made here: atomic and durable, after checking that
+//!   the entries it was computed against have not changed since (the seed's commit-time
+//!   conflict check);
+//! - [`Store::merge`], for a change set made elsewhere: per key the greater version wins,
+//!   with no base check, and merging the same change set twice changes nothing.
+//!
+//! History is append-only: rollback writes a new change set.
 //!
 //! [`Store`] is the small trait; [`DiskStore`] (redb) is the real one and
 //! [`MemoryStore`] its in-memory twin for tests.
 
 mod disk;
-mod hlc;
-mod key;
 mod memory;
+mod migrate;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::{
+    ChangeMeta, ChangeSetId, Clock, ClockSkew, EntryValue, Hlc, Key, KeyParseError, Source, Stamp,
+    Version,
+};
 pub use disk::DiskStore;
-pub use hlc::{Clock, ClockSkew, Hlc, Version};
-pub use key::{Key, KeyParseError};
 pub use memory::MemoryStore;
 
-/// Where a change came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Source {
-    /// A commit of the config repo.
-    Git {
-        /// The full commit id.
-        commit: String,
-    },
-    /// A command run without a commit behind it (a working tree, `cluster create`,
-    /// `rollback`).
-    Cli,
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            // The commit id arrives from clients and saved plans: cut at a character,
-            // never at a byte, so a malformed id cannot panic the agent.
-            Source::Git { commit } => {
-                let short: String = commit.chars().take(12).collect();
-                write!(f, "git {short}")
-            }
-            Source::Cli => f.write_str("cli"),
-        }
-    }
-}
-
-/// Who made a change set, from where, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeMeta {
-    /// The author: the git commit's author, else the SSH user.
-    pub author: String,
-    /// The SSH user that committed it to the agent.
-    pub user: String,
-    /// The machine (agent) that accepted the change set.
-    pub host: String,
-    /// A git commit or the CLI.
-    pub source: Source,
-    /// The commit message, or what the command did.
-    pub message: String,
-}
-
-/// The provenance every entry carries: its version and the change set that wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    /// The write's version (clock reading and origin machine).
-    pub version: Version,
-    /// Wall time of the write, milliseconds since the Unix epoch.
-    pub wall_ms: u64,
-    /// The change set that wrote it.
-    pub change_set: u64,
-    /// Author, host, source and message of that change set.
-    pub meta: ChangeMeta,
-}
-
 /// One entry as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Canonical KDL text, or `None` for a tombstone (removed).
-    pub value: Option<String>,
+    /// The value, or `None` for a tombstone (removed).
+    pub value: Option<EntryValue>,
     /// Version and provenance of the last write.
     pub stamp: Stamp,
 }
@@ -93,14 +43,17 @@ pub struct Entry {
 /// Every entry of a store, tombstones included.
 pub type Live = BTreeMap<Key, Entry>;
 
+/// What a change set writes: key → new value (`None`: a tombstone).
+pub type Writes = BTreeMap<Key, Option<EntryValue>>;
+
 /// The version a plan saw for each key it writes (`None`: the key did not exist).
 pub type Base = BTreeMap<Key, Option<Version>>;
 
 /// A change set to commit: writes, the base they were computed against, provenance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Proposal {
-    /// Key → new value (`None` writes a tombstone).
-    pub writes: BTreeMap<Key, Option<String>>,
+    /// What to write.
+    pub writes: Writes,
     /// What the live entries were when the writes were computed.
     pub base: Base,
     /// Author, source, message.
@@ -112,10 +65,11 @@ pub struct Proposal {
 }
 
 /// A committed change set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeSet {
-    /// Sequence number in this store, from 1.
-    pub id: u64,
+    /// Position in this store's history, from 1: a display index only, which differs
+    /// between machines. The identity is [`ChangeSet::id`].
+    pub seq: u64,
     /// The version of every write in it.
     pub version: Version,
     /// Wall time of the commit.
@@ -123,14 +77,16 @@ pub struct ChangeSet {
     /// Author, source, message.
     pub meta: ChangeMeta,
     /// What it wrote.
-    pub writes: BTreeMap<Key, Option<String>>,
+    pub writes: Writes,
 }
 
 /// A change set without its values, for `strata log`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeSetSummary {
-    /// Sequence number.
-    pub id: u64,
+    /// The identity, the same on every machine.
+    pub id: ChangeSetId,
+    /// This store's display index.
+    pub seq: u64,
     /// Version of its writes.
     pub version: Version,
     /// Wall time of the commit.
@@ -142,16 +98,40 @@ pub struct ChangeSetSummary {
 }
 
 impl ChangeSet {
+    /// The identity of this change set across the cluster.
+    pub fn id(&self) -> ChangeSetId {
+        ChangeSetId::of(&self.version)
+    }
+
     /// This change set without its values.
     pub fn summary(&self) -> ChangeSetSummary {
         ChangeSetSummary {
-            id: self.id,
+            id: self.id(),
+            seq: self.seq,
             version: self.version.clone(),
             wall_ms: self.wall_ms,
             meta: self.meta.clone(),
             keys: self.writes.keys().cloned().collect(),
         }
     }
+
+    /// The stamp its writes carry.
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            version: self.version.clone(),
+            wall_ms: self.wall_ms,
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+/// What merging a change set did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// False when the store already had the change set (nothing was written).
+    pub new: bool,
+    /// The keys whose live entry it replaced (its version was greater).
+    pub won: Vec<Key>,
 }
 
 /// A key whose live version is not the one a proposal was computed against.
@@ -184,7 +164,7 @@ impl std::fmt::Display for Conflict {
                 },
                 s.meta.author,
                 s.meta.host,
-                s.change_set,
+                s.change_set(),
                 s.meta.source
             ),
             None => write!(f, "{} was removed", self.key),
@@ -215,6 +195,22 @@ pub enum StoreError {
         /// What was wrong.
         message: String,
     },
+    /// The store was written in an encoding this build does not read.
+    #[error("the store at {path} uses format {found}; this Strata reads format {expected}")]
+    #[diagnostic(
+        code(strata::store::format),
+        help(
+            "run the Strata version that wrote it, or move the state dir aside and let this agent start a new one"
+        )
+    )]
+    Format {
+        /// The store file.
+        path: String,
+        /// The format it was written in.
+        found: u32,
+        /// The format this build reads.
+        expected: u32,
+    },
 }
 
 /// A commit was not made.
@@ -233,20 +229,27 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
-/// Durable storage of entries and change sets. Implementations commit atomically: after a
-/// crash at any point, a store holds either all of a change set or none of it.
+/// Durable storage of entries and change sets. Implementations write atomically: after
+/// a crash at any point, a store holds either all of a change set or none of it.
 pub trait Store {
     /// Every entry, tombstones included.
     fn live(&self) -> Result<Live, StoreError>;
 
-    /// Checks `proposal.base` against the live entries and, if none changed, writes every
-    /// entry and the change set in one durable transaction. Returns the change set.
+    /// Local writes: checks `proposal.base` against the live entries and, if none
+    /// changed, writes every entry and the change set in one durable transaction.
+    /// Returns the change set.
     fn commit(&mut self, proposal: Proposal) -> Result<ChangeSet, CommitError>;
 
-    /// Every change set, oldest first.
+    /// A change set made elsewhere: records it and, per key, replaces the live entry
+    /// when the change set's version is greater (last writer wins), in one durable
+    /// transaction. No base check; merging a change set the store already has changes
+    /// nothing. The change set's `seq` is ignored: the store gives it its own.
+    fn merge(&mut self, change_set: ChangeSet) -> Result<Merged, StoreError>;
+
+    /// Every change set, in the order this store recorded them.
     fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError>;
 
-    /// The greatest clock reading any entry carries (to restart the clock after it).
+    /// The greatest clock reading any change set carries (to restart the clock after it).
     fn last_hlc(&self) -> Result<Hlc, StoreError>;
 }
 
@@ -267,16 +270,73 @@ pub fn check_base<'a>(base: &Base, lookup: impl Fn(&Key) -> Option<&'a Entry>) -
         .collect()
 }
 
-/// The values every key had right after change set `id`: the writes of change sets
-/// `1..=id` folded in order (tombstones kept as `None`).
-pub fn state_as_of(change_sets: &[ChangeSet], id: u64) -> BTreeMap<Key, Option<String>> {
-    let mut state = BTreeMap::new();
-    for cs in change_sets.iter().filter(|cs| cs.id <= id) {
+/// The keys a merged change set wins: those whose live version is absent or smaller.
+/// Pure: both store implementations run it inside their merge.
+pub fn winners<'a>(cs: &ChangeSet, lookup: impl Fn(&Key) -> Option<&'a Entry>) -> Vec<Key> {
+    cs.writes
+        .keys()
+        .filter(|k| lookup(k).is_none_or(|e| e.stamp.version < cs.version))
+        .cloned()
+        .collect()
+}
+
+/// The values every key had as of change set `at`: for each key, the write of greatest
+/// version among the change sets whose version is not greater than `at`'s (tombstones
+/// kept as `None`). With local commits only, that is history folded in order; with
+/// merged change sets it is the same answer on every machine that has them.
+pub fn state_as_of(change_sets: &[ChangeSet], at: &Version) -> Writes {
+    let mut state: BTreeMap<Key, (&Version, Option<EntryValue>)> = BTreeMap::new();
+    for cs in change_sets.iter().filter(|cs| cs.version <= *at) {
         for (k, v) in &cs.writes {
-            state.insert(k.clone(), v.clone());
+            if state.get(k).is_none_or(|(seen, _)| *seen < &cs.version) {
+                state.insert(k.clone(), (&cs.version, v.clone()));
+            }
         }
     }
-    state
+    state.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+/// The change set a user names by a prefix of its id.
+pub fn find_change_set<'a>(
+    change_sets: &'a [ChangeSet],
+    prefix: &str,
+) -> Result<&'a ChangeSet, FindError> {
+    if prefix.len() < ChangeSetId::MIN_PREFIX || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(FindError::Malformed(prefix.to_owned()));
+    }
+    let found: Vec<&ChangeSet> = change_sets
+        .iter()
+        .filter(|cs| cs.id().matches(prefix))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(FindError::Missing(prefix.to_owned())),
+        many => Err(FindError::Ambiguous {
+            prefix: prefix.to_owned(),
+            ids: many.iter().map(|cs| cs.id()).collect(),
+        }),
+    }
+}
+
+/// No single change set has the id a user gave.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    /// Not an id, nor a prefix of one.
+    #[error(
+        "`{0}` is not a change set id: give at least 4 hex digits, as `strata log` prints them"
+    )]
+    Malformed(String),
+    /// No change set has it.
+    #[error("there is no change set {0}")]
+    Missing(String),
+    /// Several do.
+    #[error("`{prefix}` names several change sets: {}", .ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "))]
+    Ambiguous {
+        /// What the user gave.
+        prefix: String,
+        /// The ids it matches.
+        ids: Vec<ChangeSetId>,
+    },
 }
 
 /// The current time in milliseconds since the Unix epoch (I/O edge: the one place the
@@ -290,6 +350,7 @@ pub fn wall_ms() -> u64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::MachineName;
 
     pub fn meta(author: &str) -> ChangeMeta {
         ChangeMeta {
@@ -301,20 +362,48 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn proposal(hlc: u64, writes: &[(&str, Option<&str>)], base: Base) -> Proposal {
+    pub fn version(hlc: u64, origin: &str) -> Version {
+        Version {
+            hlc: Hlc::new(hlc, 0),
+            origin: MachineName::new(origin).unwrap(),
+        }
+    }
+
+    /// `(key, KDL text or None)` pairs as writes.
+    pub fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                let key: Key = k.parse().unwrap();
+                let value = v.map(|t| EntryValue::from_text(&key, t).unwrap());
+                (key, value)
+            })
+            .collect()
+    }
+
+    pub fn proposal(hlc: u64, pairs: &[(&str, Option<&str>)], base: Base) -> Proposal {
         Proposal {
-            writes: writes
-                .iter()
-                .map(|(k, v)| (k.parse().unwrap(), v.map(str::to_owned)))
-                .collect(),
+            writes: writes(pairs),
             base,
             meta: meta("alice"),
-            version: Version {
-                hlc: Hlc::new(hlc, 0),
-                origin: "lab1".into(),
-            },
+            version: version(hlc, "lab1"),
             wall_ms: hlc,
         }
+    }
+
+    /// A change set made on `origin`, as replication would deliver it.
+    pub fn remote(hlc: u64, origin: &str, pairs: &[(&str, Option<&str>)]) -> ChangeSet {
+        ChangeSet {
+            seq: 0,
+            version: version(hlc, origin),
+            wall_ms: hlc,
+            meta: meta("bob"),
+            writes: writes(pairs),
+        }
+    }
+
+    fn text(live: &Live, key: &Key) -> Option<String> {
+        live[key].value.as_ref().map(|v| v.to_text(key))
     }
 
     /// The behaviour every store must have, run against each implementation.
@@ -327,33 +416,32 @@ pub(crate) mod tests {
                 10,
                 &[
                     ("cluster/dns", Some("dns\n")),
-                    ("@cluster", Some("cluster \"a\"\n")),
+                    ("@cluster", Some("cluster a\n")),
                 ],
                 base,
             ))
             .unwrap();
-        assert_eq!(cs.id, 1);
+        assert_eq!(cs.seq, 1);
+        let first = cs.id();
         let live = store.live().unwrap();
-        assert_eq!(live[&dns].value.as_deref(), Some("dns\n"));
-        assert_eq!(live[&dns].stamp.change_set, 1);
+        assert_eq!(text(&live, &dns).as_deref(), Some("dns\n"));
+        assert_eq!(live[&dns].stamp.change_set(), first);
 
         // A proposal computed before change set 1 is stale and writes nothing.
         let stale = store.commit(proposal(
             20,
-            &[("cluster/dns", Some("x\n"))],
+            &[("cluster/dns", Some("dns { server x; }"))],
             [(dns.clone(), None)].into(),
         ));
         let CommitError::Stale(conflicts) = stale.unwrap_err() else {
             panic!("not stale")
         };
         assert_eq!(conflicts.len(), 1);
-        assert_eq!(conflicts[0].found.as_ref().unwrap().change_set, 1);
-        assert!(
-            conflicts[0]
-                .to_string()
-                .contains("cluster/dns was created by alice")
-        );
-        assert_eq!(store.live().unwrap()[&dns].value.as_deref(), Some("dns\n"));
+        assert_eq!(conflicts[0].found.as_ref().unwrap().change_set(), first);
+        assert!(conflicts[0].to_string().contains(&format!(
+            "cluster/dns was created by alice on lab1 in change set {first} (cli)"
+        )));
+        assert_eq!(text(&store.live().unwrap(), &dns).as_deref(), Some("dns\n"));
 
         // Against the right base it commits; a tombstone is kept as an entry.
         let v1 = store.live().unwrap()[&dns].stamp.version.clone();
@@ -364,50 +452,97 @@ pub(crate) mod tests {
                 [(dns.clone(), Some(v1))].into(),
             ))
             .unwrap();
-        assert_eq!(cs.id, 2);
+        assert_eq!(cs.seq, 2);
+        let second = cs.id();
         assert_eq!(store.live().unwrap()[&dns].value, None);
 
         // A plan that saw the value, applied after the removal, says it was removed.
         let stale = store.commit(proposal(
             31,
-            &[("cluster/dns", Some("dns { server x; }\n"))],
-            [(
-                dns.clone(),
-                Some(Version {
-                    hlc: Hlc::new(10, 0),
-                    origin: "lab1".into(),
-                }),
-            )]
-            .into(),
+            &[("cluster/dns", Some("dns { server x; }"))],
+            [(dns.clone(), Some(version(10, "lab1")))].into(),
         ));
         let CommitError::Stale(conflicts) = stale.unwrap_err() else {
             panic!("not stale")
         };
         assert_eq!(
             conflicts[0].to_string(),
-            "cluster/dns was removed by alice on lab1 in change set 2 (cli)"
+            format!("cluster/dns was removed by alice on lab1 in change set {second} (cli)")
         );
         assert_eq!(store.last_hlc().unwrap(), Hlc::new(30, 0));
 
         let sets = store.change_sets().unwrap();
-        assert_eq!(sets.iter().map(|c| c.id).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(state_as_of(&sets, 1)[&dns].as_deref(), Some("dns\n"));
-        assert_eq!(state_as_of(&sets, 2)[&dns], None);
-    }
+        assert_eq!(sets.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            state_as_of(&sets, &sets[0].version)[&dns],
+            writes(&[("cluster/dns", Some("dns"))])[&dns]
+        );
+        assert_eq!(state_as_of(&sets, &sets[1].version)[&dns], None);
+        assert_eq!(find_change_set(&sets, &first.as_str()[..6]).unwrap().seq, 1);
 
-    #[test]
-    fn a_commit_id_of_any_text_displays_without_panicking() {
-        let source = |commit: &str| {
-            Source::Git {
-                commit: commit.into(),
+        // Merging: a change set from lab2 with a greater version wins the key; one with
+        // a smaller version is recorded but loses; merging again changes nothing.
+        let ntp: Key = "cluster/ntp".parse().unwrap();
+        let later = remote(
+            40,
+            "lab2",
+            &[
+                ("cluster/dns", Some("dns { server y; }")),
+                ("cluster/ntp", Some("ntp")),
+            ],
+        );
+        let m = store.merge(later.clone()).unwrap();
+        assert_eq!(
+            m,
+            Merged {
+                new: true,
+                won: vec![dns.clone(), ntp.clone()]
             }
-            .to_string()
-        };
-        assert_eq!(source("0123456789abcdef"), "git 0123456789ab");
-        assert_eq!(source("abc"), "git abc");
-        // Byte 12 falls inside an `é`.
-        let odd = format!("a{}", "é".repeat(20));
-        assert_eq!(source(&odd), format!("git a{}", "é".repeat(11)));
+        );
+        assert_eq!(
+            store.merge(later.clone()).unwrap(),
+            Merged::default(),
+            "idempotent"
+        );
+        let older = remote(35, "lab3", &[("cluster/ntp", Some("ntp { server z; }"))]);
+        assert_eq!(
+            store.merge(older).unwrap(),
+            Merged {
+                new: true,
+                won: vec![]
+            }
+        );
+        let live = store.live().unwrap();
+        assert_eq!(text(&live, &ntp).as_deref(), Some("ntp\n"));
+        assert_eq!(live[&dns].stamp.version, version(40, "lab2"));
+        assert_eq!(live[&dns].stamp.meta.author, "bob");
+        // Equal clocks: the origin breaks the tie, the same way everywhere.
+        let tie = remote(40, "lab9", &[("cluster/dns", Some("dns { server t; }"))]);
+        assert_eq!(store.merge(tie).unwrap().won, vec![dns.clone()]);
+        assert_eq!(store.last_hlc().unwrap(), Hlc::new(40, 0));
+
+        let sets = store.change_sets().unwrap();
+        assert_eq!(
+            sets.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        // As of lab2's change set, lab3's older write is in the past too, but it lost.
+        let at = state_as_of(&sets, &version(40, "lab2"));
+        assert_eq!(at[&ntp], writes(&[("cluster/ntp", Some("ntp"))])[&ntp]);
+        assert!(matches!(
+            find_change_set(&sets, "zz"),
+            Err(FindError::Malformed(_))
+        ));
+        // A local commit after merges continues after the greatest clock seen.
+        let v = store.live().unwrap()[&dns].stamp.version.clone();
+        let cs = store
+            .commit(proposal(
+                50,
+                &[("cluster/dns", None)],
+                [(dns.clone(), Some(v))].into(),
+            ))
+            .unwrap();
+        assert_eq!(cs.seq, 6);
     }
 
     #[test]

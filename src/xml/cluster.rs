@@ -28,7 +28,7 @@ use super::header::Header;
 use super::reader::{self, XElem};
 use super::{Limits, decode_sections, encode_sections, unknown_warnings, writer};
 use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
-use crate::model::{Level, MAIN_GROUP, Mode, Node};
+use crate::model::{Level, Mode, Node};
 use crate::resolve::effective;
 use crate::schema::{Catalogue, XML_EXTRA};
 
@@ -179,8 +179,15 @@ fn cluster_form(
         }
         let mode = match (e.name.as_str(), attr("name")) {
             ("cluster", _) => Mode::Cluster,
-            ("group", Some(n)) => Mode::Group(n.value),
-            ("machine", Some(n)) => Mode::Machine(n.value),
+            // Names were checked above.
+            ("group", Some(n)) => match crate::model::GroupName::new(n.value) {
+                Ok(n) => Mode::Group(n),
+                Err(_) => continue,
+            },
+            ("machine", Some(n)) => match crate::model::MachineName::new(n.value) {
+                Ok(n) => Mode::Machine(n),
+                Err(_) => continue,
+            },
             ("group" | "machine", None) => {
                 diags.push(bad(
                     e.name_span,
@@ -271,12 +278,14 @@ fn cluster_form(
 
 /// An appliance as a one-machine repo: cluster `cluster_name`, group `Main_Group`, machine
 /// `machine` (sections split by [`standalone_level`]). Spans point into the XML file.
+/// Refused when `machine` cannot name a machine.
 pub fn standalone_repo(
     app: &Appliance,
     catalogue: &Catalogue,
     cluster_name: &str,
     machine: &str,
-) -> Repo {
+) -> Result<Repo, crate::model::NameError> {
+    let machine = crate::model::MachineName::new(machine)?;
     let decl = |mode: Mode| ModeDecl {
         mode,
         file: app.file.clone(),
@@ -289,8 +298,8 @@ pub fn standalone_repo(
     };
     let (mut c, mut g, mut m) = (
         decl(Mode::Cluster),
-        decl(Mode::Group(MAIN_GROUP.into())),
-        decl(Mode::Machine(machine.into())),
+        decl(Mode::Group(crate::model::GroupName::main())),
+        decl(Mode::Machine(machine)),
     );
     m.serial = app.header.serial.clone();
     for node in &app.sections {
@@ -304,7 +313,7 @@ pub fn standalone_repo(
             Level::Machine => m.sections.push(s),
         }
     }
-    Repo {
+    Ok(Repo {
         unread: Vec::new(),
         files: vec![app.file.clone()],
         clusters: vec![(
@@ -316,7 +325,7 @@ pub fn standalone_repo(
         )],
         groups: vec![g],
         machines: vec![m],
-    }
+    })
 }
 
 /// A machine's flattened effective config as an AsyncOS `saveconfig` file (the seed's
@@ -419,7 +428,20 @@ pub fn load_into(
         Some(Loaded::Appliance(app)) => {
             let cluster = file_stem(&file.name);
             let machine = app.hostname().unwrap_or(&cluster).to_owned();
-            standalone_repo(&app, catalogue, &cluster, &machine)
+            match standalone_repo(&app, catalogue, &cluster, &machine) {
+                Ok(r) => r,
+                Err(e) => {
+                    diags.push(
+                        Problem::error(
+                            "strata::repo::bad-name",
+                            format!("the appliance's host name: {e}"),
+                        )
+                        .help("import it with `strata import-xml FILE --machine NAME`"),
+                    );
+                    repo.unread.push(file.name.clone());
+                    return;
+                }
+            }
         }
         Some(Loaded::Cluster(r)) => r,
         None => {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::agent_support::{
-    CLUSTER, MACHINES, TestAgent, created, git_repo, p, sd, stderr, stdout, strata,
+    CLUSTER, MACHINES, TestAgent, change_set_ids, created, git_repo, p, sd, stderr, stdout, strata,
 };
 
 #[test]
@@ -41,8 +41,9 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
         &sd,
     ]);
     assert!(apply.status.success(), "{}", stderr(&apply));
+    let ids = change_set_ids(&sd);
     assert!(
-        stdout(&apply).contains("applied change set 2"),
+        stdout(&apply).contains(&format!("applied change set {}", ids[1])),
         "{}",
         stdout(&apply)
     );
@@ -110,17 +111,23 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
     assert_eq!(sets[1]["meta"]["author"], "Ada Lovelace <ada@example.com>");
     assert_eq!(sets[1]["meta"]["message"], "americas: first\n\nbody");
     assert_eq!(sets[2]["keys"], serde_json::json!(["cluster/dns"]));
+    let ids = change_set_ids(&sd);
+    assert_eq!(sets[2]["id"].as_str().unwrap()[..10], ids[2]);
+    assert_eq!(sets[2]["seq"], 3);
     let human = stdout(&strata(&["log", "--state-dir", &sd]));
     assert!(
-        human.contains("change set 3") && human.contains("new resolver"),
+        human.contains(&format!("change set {}  #3", ids[2])) && human.contains("new resolver"),
         "{human}"
     );
 
-    // Rollback to change set 2 is a new change set 4 that restores the old resolver.
-    let rb = strata(&["rollback", "--to", "2", "--state-dir", &sd]);
+    // Rollback to the second change set (named by a prefix of its id) is a new, fourth
+    // change set that restores the old resolver.
+    let rb = strata(&["rollback", "--to", &ids[1][..7], "--state-dir", &sd]);
     assert!(rb.status.success(), "{}", stderr(&rb));
+    let ids = change_set_ids(&sd);
+    assert_eq!(ids.len(), 4);
     assert!(
-        stdout(&rb).contains("applied change set 4"),
+        stdout(&rb).contains(&format!("applied change set {}", ids[3])),
         "{}",
         stdout(&rb)
     );
@@ -132,10 +139,18 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
     // The repo (at 10.0.0.99) now differs from the agent again.
     let plan = strata(&["plan", "--ref", "main", "--repo", &repo, "--state-dir", &sd]);
     assert_eq!(plan.status.code(), Some(2));
-    let bad = strata(&["rollback", "--to", "99", "--state-dir", &sd]);
+    let bad = strata(&["rollback", "--to", "ffffffff", "--state-dir", &sd]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
-        stderr(&bad).contains("there is no change set 99"),
+        stderr(&bad).contains("there is no change set ffffffff"),
+        "{}",
+        stderr(&bad)
+    );
+    // A local sequence number is not an id: it differs between machines.
+    let bad = strata(&["rollback", "--to", "2", "--state-dir", &sd]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("`2` is not a change set id"),
         "{}",
         stderr(&bad)
     );
@@ -187,7 +202,11 @@ fn a_stale_plan_is_refused_with_what_changed() {
         err.contains("cluster/dns was created by Ada Lovelace <ada@example.com> on"),
         "{err}"
     );
-    assert!(err.contains("in change set 2 (git "), "{err}");
+    let ids = change_set_ids(&sd);
+    assert!(
+        err.contains(&format!("in change set {} (git ", ids[1])),
+        "{err}"
+    );
     // Nothing was written by the refused apply.
     let log = strata(&["log", "--state-dir", &sd, "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
@@ -340,7 +359,8 @@ fn a_slow_hook_holds_up_no_log_request() {
         !flag("done").exists(),
         "`log` waited for the hook to finish"
     );
-    assert!(stdout(&log).contains("change set 2"), "{}", stdout(&log));
+    // The change set is committed (second in this machine's history) while its hook runs.
+    assert!(stdout(&log).contains("  #2  "), "{}", stdout(&log));
     std::fs::write(flag("release"), "").unwrap();
     let out = apply.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -374,9 +394,12 @@ fn cluster_create_fails_when_the_hooks_it_ran_failed() {
     let out = strata(&["cluster", "create", "americas", "--state-dir", &sd(&agent)]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let err = stderr(&out);
+    let ids = change_set_ids(&sd(&agent));
     assert!(
-        err.contains("change set 1 was committed, but hooks failed on lab1")
-            && err.contains("reload failed: bad dns"),
+        err.contains(&format!(
+            "change set {} was committed, but hooks failed on lab1",
+            ids[0]
+        )) && err.contains("reload failed: bad dns"),
         "{err}"
     );
     assert!(dir.join("running/dns.kdl").exists());

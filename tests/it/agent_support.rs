@@ -193,3 +193,16 @@ pub fn created(dir: &Path) -> TestAgent {
     );
     agent
 }
+
+/// The ids of the agent's change sets, oldest first, in the short form people see.
+pub fn change_set_ids(sd: &str) -> Vec<String> {
+    let log = strata(&["log", "--state-dir", sd, "--format", "json"]);
+    assert!(log.status.success(), "{}", stderr(&log));
+    let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    json["change_sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cs| cs["id"].as_str().unwrap()[..10].to_owned())
+        .collect()
+}

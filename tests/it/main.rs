@@ -2,6 +2,7 @@
 
 mod agent;
 mod agent_auth;
+mod agent_catalogue;
 mod agent_crash;
 mod agent_support;
 mod cli_edit;
@@ -9,6 +10,7 @@ mod cli_exit;
 mod cli_show;
 mod cli_validate;
 mod corpus;
+mod layering_props;
 mod mesh_client;
 mod support;
 mod support_files;

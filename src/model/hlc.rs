@@ -12,6 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::names::MachineName;
+
 const LOGICAL_BITS: u32 = 16;
 const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
 
@@ -123,7 +125,7 @@ pub struct Version {
     /// When, on the hybrid logical clock.
     pub hlc: Hlc,
     /// The machine that made the write.
-    pub origin: String,
+    pub origin: MachineName,
 }
 
 impl fmt::Display for Version {
@@ -177,7 +179,7 @@ mod tests {
     fn versions_break_clock_ties_by_origin() {
         let v = |o: &str| Version {
             hlc: Hlc::new(1, 0),
-            origin: o.into(),
+            origin: MachineName::new(o).unwrap(),
         };
         assert!(v("a") < v("b"));
     }

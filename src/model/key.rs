@@ -1,56 +1,63 @@
-//! Entry keys: a section at a mode, or a piece of membership (the cluster, a group, a
-//! machine). Keys have one stable text form, used in the store, in messages and in saved
-//! plans.
+//! Entry keys: a piece of membership (the cluster, a group, a machine), the catalogue a
+//! cluster runs with (which built-in sections, and the repo's own section schemas), or a
+//! section at a mode. Keys have one stable text form, used in the store, in messages and
+//! in saved plans, and every name in a key is validated.
 
 use std::fmt;
 use std::str::FromStr;
 
+use super::names::{GroupName, MachineName, SectionName};
 use crate::model::Mode;
 
 /// What an entry is about.
 ///
-/// Sorted membership first (cluster, groups, machines), then sections by mode and name.
+/// Sorted membership first (cluster, groups, machines), then the catalogue, then sections
+/// by mode and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Key {
     /// The cluster itself; its value names it (`cluster "americas"`).
     Cluster,
     /// A group of the cluster (`group "Paris"`).
-    Group(String),
+    Group(GroupName),
     /// A machine of the cluster, with its group and address
     /// (`machine "lab1" group="Main_Group" address="10.1.0.1"`).
-    Machine(String),
-    /// A section defined at a mode; its value is the section's canonical KDL.
+    Machine(MachineName),
+    /// Which built-in sections the cluster uses; absent: all of them.
+    Catalogue,
+    /// The schema of a section the config repo defines itself (or redefines).
+    Schema(SectionName),
+    /// A section defined at a mode.
     Section {
         /// Where the section is defined.
         mode: Mode,
         /// The section's name.
-        section: String,
+        section: SectionName,
     },
 }
 
 impl Key {
     /// The key of `section` at `mode`.
-    pub fn section(mode: Mode, section: impl Into<String>) -> Key {
-        Key::Section {
-            mode,
-            section: section.into(),
-        }
+    pub fn section(mode: Mode, section: SectionName) -> Key {
+        Key::Section { mode, section }
     }
 
     /// True for the cluster, group and machine entries.
     pub fn is_membership(&self) -> bool {
-        !matches!(self, Key::Section { .. })
+        matches!(self, Key::Cluster | Key::Group(_) | Key::Machine(_))
     }
 }
 
 impl fmt::Display for Key {
     /// `cluster/dns`, `group:Paris/dns`, `machine:lab1/interfaces` for sections;
-    /// `@cluster`, `@group:Paris`, `@machine:lab1` for membership.
+    /// `@cluster`, `@group:Paris`, `@machine:lab1` for membership; `#catalogue` and
+    /// `#schema:web-proxy` for the catalogue.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Key::Cluster => f.write_str("@cluster"),
             Key::Group(g) => write!(f, "@group:{g}"),
             Key::Machine(m) => write!(f, "@machine:{m}"),
+            Key::Catalogue => f.write_str("#catalogue"),
+            Key::Schema(s) => write!(f, "#schema:{s}"),
             Key::Section { mode, section } => write!(f, "{mode}/{section}"),
         }
     }
@@ -66,6 +73,12 @@ impl FromStr for Key {
 
     fn from_str(s: &str) -> Result<Key, KeyParseError> {
         let bad = || KeyParseError(s.to_owned());
+        if s == "#catalogue" {
+            return Ok(Key::Catalogue);
+        }
+        if let Some(name) = s.strip_prefix("#schema:") {
+            return SectionName::new(name).map(Key::Schema).map_err(|_| bad());
+        }
         if let Some(member) = s.strip_prefix('@') {
             return match member.parse::<Mode>().map_err(|_| bad())? {
                 Mode::Cluster => Ok(Key::Cluster),
@@ -75,9 +88,7 @@ impl FromStr for Key {
         }
         // Section names never contain '/', mode names might: split at the last one.
         let (mode, section) = s.rsplit_once('/').ok_or_else(bad)?;
-        if section.is_empty() {
-            return Err(bad());
-        }
+        let section = SectionName::new(section).map_err(|_| bad())?;
         Ok(Key::section(mode.parse().map_err(|_| bad())?, section))
     }
 }
@@ -108,23 +119,50 @@ mod tests {
             "cluster/dns",
             "group:Paris/ldap-queries",
             "machine:lab1.example.com/interfaces",
+            "#catalogue",
+            "#schema:web-proxy",
         ] {
             let key: Key = text.parse().unwrap();
             assert_eq!(key.to_string(), text);
         }
-        for bad in ["", "dns", "cluster/", "@nope", "team:x/dns"] {
+        for bad in [
+            "",
+            "dns",
+            "cluster/",
+            "@nope",
+            "team:x/dns",
+            "cluster/a b",
+            "group:a b/dns",
+            "#schema:",
+            "#nope",
+        ] {
             assert!(bad.parse::<Key>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn membership_sorts_before_sections() {
-        let mut keys: Vec<Key> = ["cluster/dns", "@machine:a", "@cluster", "@group:G"]
-            .iter()
-            .map(|k| k.parse().unwrap())
-            .collect();
+        let mut keys: Vec<Key> = [
+            "cluster/dns",
+            "#schema:x",
+            "@machine:a",
+            "@cluster",
+            "@group:G",
+        ]
+        .iter()
+        .map(|k| k.parse().unwrap())
+        .collect();
         keys.sort();
         let texts: Vec<String> = keys.iter().map(Key::to_string).collect();
-        assert_eq!(texts, ["@cluster", "@group:G", "@machine:a", "cluster/dns"]);
+        assert_eq!(
+            texts,
+            [
+                "@cluster",
+                "@group:G",
+                "@machine:a",
+                "#schema:x",
+                "cluster/dns"
+            ]
+        );
     }
 }

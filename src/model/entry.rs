@@ -1,0 +1,262 @@
+//! Typed entry values: what the store holds under each [`Key`] and what travels between
+//! CLI and agents (and, next, between peers). A value is membership, the catalogue
+//! selection, a section schema, or a section node — never text to be parsed again.
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{GroupName, SectionName};
+use super::{Key, Node, Value};
+
+/// A machine's membership: its group, how peers reach it, and what the mesh learns of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The machine's group.
+    pub group: GroupName,
+    /// The address peers and operators reach it at.
+    pub address: String,
+    /// Its SSH host key (OpenSSH public-key line), once it has joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// Its serial number, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+}
+
+/// Which built-in sections a cluster uses. Recorded only when the repo restricts them;
+/// no entry means every built-in section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueSpec {
+    /// The built-in sections in use (possibly none), sorted.
+    pub builtin: Vec<SectionName>,
+}
+
+/// The value of one entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryValue {
+    /// The cluster and its name ([`Key::Cluster`]).
+    Cluster {
+        /// The cluster's name.
+        name: String,
+    },
+    /// A group exists ([`Key::Group`]).
+    Group,
+    /// A machine is a member ([`Key::Machine`]).
+    Machine(Membership),
+    /// The built-in sections in use ([`Key::Catalogue`]).
+    Catalogue(CatalogueSpec),
+    /// A section schema: the `section "NAME" { … }` node ([`Key::Schema`]).
+    Schema(Node),
+    /// A section's contents: the section node ([`Key::Section`]).
+    Section(Node),
+}
+
+impl EntryValue {
+    /// The node of a section or schema entry.
+    pub fn node(&self) -> Option<&Node> {
+        match self {
+            EntryValue::Section(n) | EntryValue::Schema(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Why this value cannot be stored under `key`, if it cannot: the kinds must match,
+    /// and a section or schema node must be named as its key says.
+    pub fn misfit(&self, key: &Key) -> Option<String> {
+        let want = match key {
+            Key::Cluster => "cluster",
+            Key::Group(_) => "group",
+            Key::Machine(_) => "machine",
+            Key::Catalogue => "catalogue",
+            Key::Schema(_) => "schema",
+            Key::Section { .. } => "section",
+        };
+        let ok = match (key, self) {
+            (Key::Cluster, EntryValue::Cluster { name }) => !name.is_empty(),
+            (Key::Group(_), EntryValue::Group)
+            | (Key::Machine(_), EntryValue::Machine(_))
+            | (Key::Catalogue, EntryValue::Catalogue(_)) => true,
+            (Key::Schema(s), EntryValue::Schema(n)) => {
+                n.name == "section" && n.args.first().and_then(Value::as_str) == Some(s.as_str())
+            }
+            (Key::Section { section, .. }, EntryValue::Section(n)) => n.name == section.as_str(),
+            _ => false,
+        };
+        (!ok).then(|| match self.node() {
+            Some(n) if want == self.kind() => {
+                format!("the value for {key} is a `{}` node", n.name)
+            }
+            _ => format!(
+                "the value for {key} must be a {want} entry, not a {}",
+                self.kind()
+            ),
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            EntryValue::Cluster { .. } => "cluster",
+            EntryValue::Group => "group",
+            EntryValue::Machine(_) => "machine",
+            EntryValue::Catalogue(_) => "catalogue",
+            EntryValue::Schema(_) => "schema",
+            EntryValue::Section(_) => "section",
+        }
+    }
+
+    /// The value as one KDL node, as a config repo would write it: what plans diff and
+    /// show (`machine "lab3" address="10.1.0.3" group="Paris"`, `dns { … }`).
+    pub fn to_node(&self, key: &Key) -> Node {
+        let named = |kind: &str, name: &str| {
+            let mut n = Node::new(kind);
+            n.args.push(Value::String(name.to_owned()));
+            n
+        };
+        match (self, key) {
+            (EntryValue::Cluster { name }, _) => named("cluster", name),
+            (EntryValue::Group, Key::Group(g)) => named("group", g),
+            (EntryValue::Machine(m), Key::Machine(name)) => {
+                let mut n = named("machine", name);
+                let optional = [("host-key", &m.host_key), ("serial", &m.serial)];
+                let mut props: Vec<(&str, String)> = optional
+                    .into_iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+                    .collect();
+                props.push(("address", m.address.clone()));
+                props.push(("group", m.group.to_string()));
+                props.sort();
+                n.props = props
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), Value::String(v)))
+                    .collect();
+                n
+            }
+            (EntryValue::Catalogue(c), _) => {
+                let mut n = Node::new("builtin-sections");
+                n.args = c
+                    .builtin
+                    .iter()
+                    .map(|s| Value::String(s.to_string()))
+                    .collect();
+                n
+            }
+            (EntryValue::Schema(n) | EntryValue::Section(n), _) => n.clone(),
+            // A value under the wrong key (refused before it is stored): show its kind.
+            (other, _) => Node::new(other.kind()),
+        }
+    }
+
+    /// Canonical KDL text of [`Self::to_node`].
+    pub fn to_text(&self, key: &Key) -> String {
+        self.to_node(key).to_canonical()
+    }
+
+    /// Reads a value from its KDL text (the store format before typed entries, where
+    /// every value was canonical KDL).
+    pub fn from_text(key: &Key, text: &str) -> Result<EntryValue, String> {
+        let doc = crate::config::parse_kdl(text)
+            .map_err(|_| format!("the value for {key} is not valid KDL"))?;
+        let [node] = doc.nodes() else {
+            return Err(format!("the value for {key} is not one node"));
+        };
+        let node = Node::from_kdl(node);
+        let string = |name: &str| node.prop(name).and_then(Value::as_str).map(str::to_owned);
+        let value = match key {
+            Key::Cluster => EntryValue::Cluster {
+                name: node
+                    .args
+                    .first()
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            Key::Group(_) => EntryValue::Group,
+            Key::Machine(m) => EntryValue::Machine(Membership {
+                group: match string("group") {
+                    Some(g) => GroupName::new(g).map_err(|e| e.to_string())?,
+                    None => GroupName::main(),
+                },
+                address: string("address").unwrap_or_else(|| m.to_string()),
+                host_key: string("host-key"),
+                serial: string("serial"),
+            }),
+            Key::Catalogue => EntryValue::Catalogue(CatalogueSpec {
+                builtin: node
+                    .args
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(SectionName::new)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?,
+            }),
+            Key::Schema(_) => EntryValue::Schema(node),
+            Key::Section { .. } => EntryValue::Section(node),
+        };
+        match value.misfit(key) {
+            Some(why) => Err(why),
+            None => Ok(value),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> Key {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn values_read_from_text_show_as_they_were_written() {
+        for (k, text) in [
+            ("@cluster", "cluster americas\n"),
+            ("@group:Paris", "group Paris\n"),
+            (
+                "@machine:lab3",
+                "machine lab3 address=\"10.1.0.3\" group=Paris\n",
+            ),
+            ("#catalogue", "builtin-sections dns interfaces\n"),
+            ("cluster/dns", "dns {\n    server \"10.0.0.53\"\n}\n"),
+            (
+                "#schema:web-proxy",
+                "section web-proxy {\n    levels cluster\n}\n",
+            ),
+        ] {
+            let value = EntryValue::from_text(&key(k), text).unwrap();
+            assert_eq!(value.to_text(&key(k)), text, "{k}");
+            let json = serde_json::to_string(&value).unwrap();
+            let back: EntryValue = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, value, "{json}");
+        }
+        let m = EntryValue::from_text(&key("@machine:lab1"), "machine lab1").unwrap();
+        assert_eq!(
+            m,
+            EntryValue::Machine(Membership {
+                group: GroupName::main(),
+                address: "lab1".into(),
+                host_key: None,
+                serial: None,
+            })
+        );
+    }
+
+    #[test]
+    fn a_value_must_fit_its_key() {
+        let dns = EntryValue::from_text(&key("cluster/dns"), "dns").unwrap();
+        assert!(dns.misfit(&key("cluster/dns")).is_none());
+        assert_eq!(
+            dns.misfit(&key("cluster/ntp")).unwrap(),
+            "the value for cluster/ntp is a `dns` node"
+        );
+        assert_eq!(
+            dns.misfit(&key("@cluster")).unwrap(),
+            "the value for @cluster must be a cluster entry, not a section"
+        );
+        assert!(EntryValue::from_text(&key("cluster/dns"), "dns {").is_err());
+        assert!(EntryValue::from_text(&key("cluster/dns"), "dns\ndns").is_err());
+        assert!(EntryValue::from_text(&key("@machine:a"), "machine a group=\"x y\"").is_err());
+        let schema = EntryValue::Schema(Node::new("section"));
+        assert!(schema.misfit(&key("#schema:x")).is_some(), "unnamed schema");
+    }
+}

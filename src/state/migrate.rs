@@ -1,0 +1,99 @@
+//! Reading records of the store format before typed entries (format 1, which had no
+//! `meta` table): values were canonical KDL text and change sets were numbered locally.
+//! [`super::DiskStore::open`] converts such a store in one transaction; nothing is ever
+//! read in the wrong format.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{ChangeMeta, ChangeSet, Entry, EntryValue, Key, Stamp, StoreError, Version, Writes};
+
+/// The format that had no number: what the first agents wrote.
+pub const FORMAT_1: u32 = 1;
+
+#[derive(Deserialize)]
+struct EntryV1 {
+    value: Option<String>,
+    // Format 1 stamps also held the local change-set number; it is dropped.
+    stamp: Stamp,
+}
+
+#[derive(Deserialize)]
+struct ChangeSetV1 {
+    id: u64,
+    version: Version,
+    wall_ms: u64,
+    meta: ChangeMeta,
+    writes: BTreeMap<Key, Option<String>>,
+}
+
+fn corrupt(record: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("{record} (format {FORMAT_1})"),
+        message: message.into(),
+    }
+}
+
+fn value(key: &Key, text: Option<String>, record: &str) -> Result<Option<EntryValue>, StoreError> {
+    text.map(|t| EntryValue::from_text(key, &t).map_err(|e| corrupt(record, e)))
+        .transpose()
+}
+
+/// A format-1 entry record.
+pub fn entry(key: &Key, bytes: &[u8]) -> Result<Entry, StoreError> {
+    let record = key.to_string();
+    let old: EntryV1 =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(&record, e.to_string()))?;
+    Ok(Entry {
+        value: value(key, old.value, &record)?,
+        stamp: old.stamp,
+    })
+}
+
+/// A format-1 change-set record; its local number stays its display index.
+pub fn change_set(bytes: &[u8]) -> Result<ChangeSet, StoreError> {
+    let old: ChangeSetV1 =
+        serde_json::from_slice(bytes).map_err(|e| corrupt("change set", e.to_string()))?;
+    let record = format!("change set {}", old.id);
+    let mut writes = Writes::new();
+    for (k, v) in old.writes {
+        let v = value(&k, v, &record)?;
+        writes.insert(k, v);
+    }
+    Ok(ChangeSet {
+        seq: old.id,
+        version: old.version,
+        wall_ms: old.wall_ms,
+        meta: old.meta,
+        writes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_1_records_read_as_typed_values() {
+        let key: Key = "cluster/dns".parse().unwrap();
+        let stamp = r#"{"version":{"hlc":655360,"origin":"lab1"},"wall_ms":10,"change_set":1,"meta":{"author":"a","user":"a","host":"lab1","source":{"kind":"cli"},"message":"m"}}"#;
+        let e = entry(
+            &key,
+            format!(r#"{{"value":"dns\n","stamp":{stamp}}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(e.value.unwrap().to_text(&key), "dns\n");
+        let cs = change_set(
+            br#"{"id":3,"version":{"hlc":655360,"origin":"lab1"},"wall_ms":10,"meta":{"author":"a","user":"a","host":"lab1","source":{"kind":"cli"},"message":"m"},"writes":{"@machine:lab1":"machine lab1 group=Paris\n","cluster/ntp":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(cs.seq, 3);
+        assert_eq!(cs.writes.len(), 2);
+        let bad = entry(
+            &key,
+            format!(r#"{{"value":"ntp\n","stamp":{stamp}}}"#).as_bytes(),
+        );
+        assert!(bad.unwrap_err().to_string().contains("format 1"));
+    }
+}
