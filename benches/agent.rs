@@ -12,7 +12,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata::fleet::{FleetSpec, generate};
+#[path = "../tests/support/fleet.rs"]
+mod fleet;
+#[path = "../tests/support/git.rs"]
+mod git;
+
+use fleet::{FleetSpec, generate};
 
 const RUNS: usize = 5;
 
@@ -21,7 +26,7 @@ fn bin() -> &'static str {
 }
 
 fn commit(dir: &Path, message: &str) {
-    strata::fleet::commit_all(dir, ("Bench", "bench@example.com"), message).unwrap();
+    git::commit_all(dir, ("Bench", "bench@example.com"), message).unwrap();
 }
 
 fn start_agent(dir: &Path) -> Child {

@@ -8,7 +8,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use strata::fleet::{FleetSpec, write};
+#[path = "../tests/support/fleet.rs"]
+mod fleet;
+
+use fleet::{FleetSpec, write};
 
 const RUNS: usize = 11;
 

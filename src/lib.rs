@@ -17,26 +17,33 @@
 //! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=` mappings.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
-//! - [`mesh`]: frame codec, typed messages, connections over SSH channels.
+//! - [`mesh`]: frame codec, typed messages, connections over SSH channels; the SSH client
+//!   with host-key pinning (async, and a blocking wrapper for the CLI); the `Peer` trait it
+//!   implements beside an in-memory twin that answers through an in-process `Service`.
 //! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering;
 //!   machines' effective changes resolved with the catalogue on each side.
 //! - [`source`]: desired state from a working tree or a git ref (git objects, no checkout).
 //! - [`state`]: the durable store: versioned entries, change sets; a base-checked
 //!   `commit` and a last-writer-wins `merge` (redb, and its in-memory twin).
-//! - [`fleet`]: a deterministic synthetic fleet for benchmarks and tests.
 //! - [`agent`]: the daemon: state dir, SSH server (`run(listener, shutdown)`, answering
 //!   in-flight requests before it stops), and a node generic over its store and its
 //!   applier (running-config files and hooks, or an in-memory twin), with one module per
-//!   request kind, authentication on its own, and one post-commit pipeline for every
-//!   writer.
-//! - [`cli`]: the command line: arguments, one module per command, output.
+//!   request kind, authentication on its own, the checks every write passes, and one
+//!   post-commit pipeline for every writer.
+//! - [`cli`]: the command line: arguments, one module per command, output, and the one
+//!   error boundary (error kinds → exit codes).
+//! - [`atomic_file`]: the one atomic file writer (temporary file, fsync, rename, fsync dir).
+//! - [`text`]: counts with their nouns in the right number, for every summary.
+//!
+//! Not in the library: the synthetic fleet generator and a git helper for tests and
+//! benches live in `tests/support/`, included with `#[path]`.
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod edit;
-pub mod fleet;
 pub mod mesh;
 pub mod model;
 pub mod plan;
@@ -45,5 +52,6 @@ pub mod resolve;
 pub mod schema;
 pub mod source;
 pub mod state;
+pub mod text;
 pub mod validate;
 pub mod xml;

@@ -100,3 +100,12 @@ impl Agent {
         self.node.handle(who, request)
     }
 }
+
+/// In-process peers ([`crate::mesh::MemoryPeer`]) are answered as SSH clients are.
+impl crate::mesh::Service for Agent {
+    type Caller = Authed;
+
+    fn call(&self, who: &Authed, request: Request) -> Response {
+        self.handle(who, request)
+    }
+}

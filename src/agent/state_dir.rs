@@ -12,12 +12,12 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 
 use super::settings::{DEFAULT_PORT, Settings};
+use crate::atomic_file::{self, FileMode};
 
 /// The state dir could not be prepared.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -229,45 +229,28 @@ fn check_private(path: &Path) -> Result<(), StateDirError> {
     Ok(())
 }
 
-/// Writes `path` atomically: a temporary file in the same directory, fsync'd, renamed
-/// over the target, and the directory fsync'd — a crash leaves the old or the new file.
+/// Writes `path` atomically through [`crate::atomic_file`] (0600 if `private`, else 0644).
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), StateDirError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut opts = OpenOptions::new();
-        opts.create(true).write(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(if private { 0o600 } else { 0o644 });
-        }
-        let mut f = opts.open(&tmp).map_err(io(&tmp))?;
-        // `mode` applies only to a new file: a temporary file left behind keeps its own.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(if private {
-                0o600
-            } else {
-                0o644
-            }))
-            .map_err(io(&tmp))?;
-        }
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_dir(dir)
+    let mode = if private {
+        FileMode::Private
+    } else {
+        FileMode::Shared
+    };
+    atomic_file::write(path, bytes, mode).map_err(StateDirError::from)
 }
 
 /// fsyncs a directory, so renames and removals in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StateDirError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    atomic_file::sync_dir(dir).map_err(StateDirError::from)
+}
+
+impl From<atomic_file::WriteError> for StateDirError {
+    fn from(e: atomic_file::WriteError) -> StateDirError {
+        StateDirError::Io {
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -308,12 +291,11 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         // A temporary file left behind with a loose mode must not pass it on.
-        fs::write(dir.path().join(".local_key.tmp"), "old").unwrap();
-        fs::set_permissions(
-            dir.path().join(".local_key.tmp"),
-            fs::Permissions::from_mode(0o644),
-        )
-        .unwrap();
+        let tmp = dir
+            .path()
+            .join(format!(".local_key.strata-{}.tmp", std::process::id()));
+        fs::write(&tmp, "old").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
         let sd = StateDir::open(dir.path(), Some("lab1"), None).unwrap();
         assert_eq!(mode(&sd.layout.local_key()), 0o600);
         let local_key = sd.layout.local_key();

@@ -3,7 +3,8 @@
 
 use super::agent_args::AgentArgs;
 use super::{CliError, Failure, Outcome};
-use crate::agent::{Agent, run, state_dir::write_atomic};
+use crate::agent::{Agent, run};
+use crate::atomic_file::{self, FileMode};
 
 /// Runs the agent until it is told to stop.
 pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
@@ -20,11 +21,11 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         args.machine.as_deref(),
         args.listen.as_deref(),
     )
-    .map_err(|e| Box::new(e) as CliError)?;
+    .map_err(CliError::invalid)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(format!("cannot start the runtime: {e}"), "this is a bug"))?;
+        .map_err(|e| Failure::bug(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
         let listen = agent.state.settings.listen.clone();
         let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
@@ -33,19 +34,13 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
                 "pick another address with --listen HOST:PORT",
             )
         })?;
-        let bound = listener.local_addr().map_err(|e| {
-            Failure::new(
-                format!("cannot read the bound address: {e}"),
-                "this is a bug",
-            )
-        })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| Failure::bug(format!("cannot read the bound address: {e}")))?;
         // Tell local tools (and tests) where we are, only once we really listen.
-        write_atomic(
-            &agent.state.layout.address(),
-            format!("{bound}\n").as_bytes(),
-            false,
-        )
-        .map_err(|e| Box::new(e) as CliError)?;
+        let address = agent.state.layout.address();
+        atomic_file::write(&address, format!("{bound}\n").as_bytes(), FileMode::Shared)
+            .map_err(|e| Failure::new(format!("cannot write {e}"), "check the state dir"))?;
         tracing::info!(
             machine = %agent.state.settings.machine,
             listen = %bound,

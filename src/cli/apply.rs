@@ -14,6 +14,7 @@ use super::{CliError, Failure, Outcome};
 use crate::mesh::{Request, Response, RunReport};
 use crate::plan::{PLAN_FORMAT, Plan, render_human};
 use crate::state::ChangeSetSummary;
+use crate::text::count;
 
 /// Runs `strata apply`.
 pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
@@ -58,7 +59,7 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
     }
     let removals = plan.actions.iter().filter(|a| a.is_destructive()).count();
     if removals > 0 && !args.yes && std::io::stdin().is_terminal() && !confirm(removals) {
-        return Err(Failure::new("not applied", "nothing was written"));
+        return Err(Failure::refused("not applied", "nothing was written"));
     }
     let response = client.request(Request::Apply {
         writes: plan.writes(),
@@ -69,7 +70,7 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
 }
 
 fn confirm(removals: usize) -> bool {
-    eprint!("this removes {removals} entries; apply? [y/N] ");
+    eprint!("this removes {}; apply? [y/N] ", count(removals, "entry"));
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
@@ -99,7 +100,7 @@ pub(super) fn report(response: Response, out: &Output) -> Result<Outcome, CliErr
         }
         Response::Stale { conflicts } => {
             let lines: Vec<String> = conflicts.iter().map(|c| format!("  {c}")).collect();
-            Err(Failure::new(
+            Err(Failure::refused(
                 format!(
                     "the plan is stale: the agent changed since it was computed; nothing was applied\n{}",
                     lines.join("\n")
@@ -120,7 +121,7 @@ pub(super) fn hooks_failed(change_set: &ChangeSetSummary, running: &RunReport) -
         .map(|h| format!("`{}` ({}): {}", h.command, h.status, h.output))
         .collect();
     (!failed.is_empty()).then(|| {
-        Failure::new(
+        Failure::refused(
             format!(
                 "change set {} was committed, but hooks failed on {}: {}",
                 change_set.id,
@@ -134,9 +135,9 @@ pub(super) fn hooks_failed(change_set: &ChangeSetSummary, running: &RunReport) -
 
 fn applied_text(cs: &ChangeSetSummary, running: &RunReport) -> String {
     let mut text = format!(
-        "\napplied change set {} ({} entries) on {}\n",
+        "\napplied change set {} ({}) on {}\n",
         cs.id,
-        cs.keys.len(),
+        count(cs.keys.len(), "entry"),
         running.machine
     );
     if !running.written.is_empty() {

@@ -1,60 +1,30 @@
-//! The client side of talking to an agent: resolve where it is and which host key to
-//! expect, connect over SSH (russh), log in, open the `strata` subsystem, exchange typed
-//! messages. One current-thread runtime per command.
+//! Reaching an agent from the command line: `--target`/`--state-dir`, `--fingerprint`/
+//! `--known-hosts`, `--identity`/`STRATA_PASSPHRASE` turned into
+//! [`ClientOptions`] for the mesh's [`BlockingClient`], and its failures into CLI errors
+//! of the right kind.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use russh::client;
-use russh::keys::PrivateKeyWithHashAlg;
-use tokio::runtime::Runtime;
 
 use super::agent_args::TargetArgs;
-use super::pin::{Pin, Verifier};
-use super::{CliError, Failure};
+use super::{CliError, ErrorKind, Failure};
 use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::Layout;
-use crate::mesh::{Connection, FrameCodec, PROTOCOL, Request, Response, SUBSYSTEM};
+use crate::mesh::{
+    BlockingClient, ClientOptions, HostKeyPin, Login, PeerError, Request, Response, split_host_port,
+};
 use crate::state::Live;
 
 /// A logged-in connection to an agent.
 pub struct Client {
-    rt: Runtime,
-    conn: Connection<Request, Response>,
-    _session: client::Handle<Verifier>,
+    inner: BlockingClient,
     /// The agent's machine name.
     pub machine: String,
     /// Who the agent thinks we are.
     pub user: String,
-    /// Our role.
-    pub role: String,
 }
 
 fn fail(message: impl Into<String>, help: &str) -> CliError {
     Failure::new(message, help)
-}
-
-fn split_target(target: &str) -> Result<(String, u16), CliError> {
-    // [v6]:port, host:port, or host.
-    if let Some(rest) = target.strip_prefix('[') {
-        let (host, port) = rest
-            .split_once(']')
-            .ok_or_else(|| fail(format!("bad target `{target}`"), "write HOST[:PORT]"))?;
-        let port = port.strip_prefix(':').map_or(Ok(DEFAULT_PORT), str::parse);
-        return Ok((
-            host.to_owned(),
-            port.map_err(|_| fail(format!("bad port in `{target}`"), "write HOST[:PORT]"))?,
-        ));
-    }
-    match target.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Ok((
-            host.to_owned(),
-            port.parse()
-                .map_err(|_| fail(format!("bad port in `{target}`"), "write HOST[:PORT]"))?,
-        )),
-        _ => Ok((target.to_owned(), DEFAULT_PORT)),
-    }
 }
 
 fn read_key(path: &Path) -> Result<russh::keys::PrivateKey, CliError> {
@@ -66,15 +36,16 @@ fn read_key(path: &Path) -> Result<russh::keys::PrivateKey, CliError> {
     })
 }
 
-/// Connects and logs in as `args` say, then says hello.
-pub fn connect(args: &TargetArgs) -> Result<Client, CliError> {
+/// The client options `args` ask for.
+fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
     let layout = args.state_dir.as_ref().map(Layout::new);
     let target = match (&args.target, &layout) {
         (Some(t), _) => t.clone(),
         (None, Some(l)) => std::fs::read_to_string(l.address())
             .map(|s| s.trim().to_owned())
             .map_err(|e| {
-                fail(
+                Failure::of(
+                    ErrorKind::Unreachable,
                     format!("no agent is running on {}: {e}", l.dir.display()),
                     "start it with `strata agent --state-dir DIR`",
                 )
@@ -86,17 +57,18 @@ pub fn connect(args: &TargetArgs) -> Result<Client, CliError> {
             ));
         }
     };
-    let (host, port) = split_target(&target)?;
+    let (host, port) = split_host_port(&target, DEFAULT_PORT)
+        .ok_or_else(|| fail(format!("bad target `{target}`"), "write HOST[:PORT]"))?;
     let pin = match (&args.fingerprint, &args.known_hosts, &layout) {
-        (Some(f), _, _) => Pin::Fingerprint(f.trim().to_owned()),
-        (None, Some(p), _) => Pin::KnownHosts {
+        (Some(f), _, _) => HostKeyPin::Fingerprint(f.trim().to_owned()),
+        (None, Some(p), _) => HostKeyPin::KnownHosts {
             path: p.clone(),
             learn: args.trust_on_first_use,
         },
         (None, None, Some(l)) if args.target.is_none() => {
-            Pin::Key(read_key(&l.host_key())?.public_key().clone())
+            HostKeyPin::Key(read_key(&l.host_key())?.public_key().clone())
         }
-        (None, None, _) if args.trust_on_first_use => Pin::KnownHosts {
+        (None, None, _) if args.trust_on_first_use => HostKeyPin::KnownHosts {
             path: std::env::home_dir()
                 .unwrap_or_default()
                 .join(".ssh/known_hosts"),
@@ -110,108 +82,64 @@ pub fn connect(args: &TargetArgs) -> Result<Client, CliError> {
             ));
         }
     };
-    let identity = match (&args.identity, &layout) {
-        (Some(p), _) => Some(read_key(p)?),
-        (None, Some(l)) => Some(read_key(&l.local_key())?),
-        (None, None) => None,
+    let login = match (&args.identity, &layout) {
+        (Some(p), _) => Login::Key(Box::new(read_key(p)?)),
+        (None, Some(l)) => Login::Key(Box::new(read_key(&l.local_key())?)),
+        (None, None) => Login::Passphrase(std::env::var("STRATA_PASSPHRASE").map_err(|_| {
+            fail(
+                "no identity and no passphrase",
+                "pass --identity FILE, or set STRATA_PASSPHRASE",
+            )
+        })?),
     };
     let user = args
         .user
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "admin".into());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail(format!("cannot start the runtime: {e}"), "this is a bug"))?;
-    let refusal = Arc::new(Mutex::new(None));
-    let verifier = Verifier {
-        pin,
-        host: host.clone(),
-        port,
-        refusal: refusal.clone(),
-    };
-    let (session, conn) = rt.block_on(async {
-        let config = Arc::new(client::Config {
-            keepalive_interval: Some(Duration::from_secs(15)),
-            inactivity_timeout: Some(Duration::from_secs(3600)),
-            nodelay: true,
-            ..Default::default()
-        });
-        let mut session = match client::connect(config, (host.as_str(), port), verifier).await {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(why) = refusal.lock().unwrap().take() {
-                    return Err(fail(
-                        format!("refusing to talk to {host}:{port}: {why}"),
-                        "check that you reach the right machine; pin its key with --fingerprint",
-                    ));
-                }
-                return Err(fail(
-                    format!("cannot connect to {host}:{port}: {e}"),
-                    "is `strata agent` running there, and is the port open?",
-                ));
-            }
-        };
-        let authed = match identity {
-            Some(key) => {
-                let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
-                session
-                    .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-                    .await
-            }
-            None => {
-                let pass = std::env::var("STRATA_PASSPHRASE").map_err(|_| {
-                    fail(
-                        "no identity and no passphrase",
-                        "pass --identity FILE, or set STRATA_PASSPHRASE",
-                    )
-                })?;
-                session.authenticate_password(&user, pass).await
-            }
-        }
-        .map_err(|e| fail(format!("login to {host}:{port} failed: {e}"), "try again"))?;
-        if !authed.success() {
-            return Err(fail(
-                format!("the agent at {host}:{port} refused user `{user}`: wrong key or passphrase"),
+    Ok(ClientOptions::new(host, port, pin, user, login))
+}
+
+/// Connects and logs in as `args` say, then says hello.
+pub fn connect(args: &TargetArgs) -> Result<Client, CliError> {
+    let inner = BlockingClient::connect(options(args)?)?;
+    for notice in inner.notices() {
+        eprintln!("{notice}");
+    }
+    let info = inner.info().clone();
+    Ok(Client {
+        inner,
+        machine: info.machine,
+        user: info.user,
+    })
+}
+
+impl From<PeerError> for CliError {
+    fn from(e: PeerError) -> CliError {
+        let (kind, help) = match &e {
+            PeerError::Connect { .. } => (
+                ErrorKind::Unreachable,
+                "is `strata agent` running there, and is the port open?",
+            ),
+            PeerError::HostKey { .. } => (
+                ErrorKind::Refused,
+                "check that you reach the right machine; pin its key with --fingerprint",
+            ),
+            PeerError::Login { .. } => (
+                ErrorKind::Refused,
                 "check --user and --identity against the cluster's `users` section; each refusal makes the next one slower",
-            ));
-        }
-        let channel = session
-            .channel_open_session()
-            .await
-            .map_err(|e| fail(format!("cannot open a channel: {e}"), "try again"))?;
-        channel
-            .request_subsystem(true, SUBSYSTEM)
-            .await
-            .map_err(|e| fail(format!("the agent refused the strata subsystem: {e}"), "is this a Strata agent?"))?;
-        let conn: Connection<Request, Response> = Connection::new(channel.into_stream(), FrameCodec::default());
-        Ok((session, conn))
-    })?;
-    let mut client = Client {
-        rt,
-        conn,
-        _session: session,
-        machine: String::new(),
-        user: String::new(),
-        role: String::new(),
-    };
-    match client.request(Request::Hello {
-        protocol: PROTOCOL,
-        version: env!("CARGO_PKG_VERSION").into(),
-    })? {
-        Response::Hello {
-            machine,
-            user,
-            role,
-            ..
-        } => {
-            client.machine = machine;
-            client.user = user;
-            client.role = role;
-            Ok(client)
-        }
-        other => Err(unexpected(other)),
+            ),
+            PeerError::Lost { .. } => (
+                ErrorKind::Unreachable,
+                "check `strata log` for the change before trying again",
+            ),
+            PeerError::Protocol { .. } => (ErrorKind::Unreachable, "is this a Strata agent?"),
+            PeerError::Incompatible { .. } => (
+                ErrorKind::Refused,
+                "use the same Strata version on both ends",
+            ),
+        };
+        Failure::of(kind, e.to_string(), help)
     }
 }
 
@@ -219,35 +147,21 @@ pub fn connect(args: &TargetArgs) -> Result<Client, CliError> {
 /// message).
 pub fn unexpected(response: Response) -> CliError {
     match response {
-        Response::Error { message, help } => Box::new(Failure { message, help }),
-        Response::Denied { message } => fail(
+        Response::Error { message, help } => {
+            CliError::new(ErrorKind::Refused, Failure { message, help })
+        }
+        Response::Denied { message } => Failure::refused(
             format!("refused: {message}"),
             "ask an administrator for the operator or administrator role",
         ),
-        other => fail(
-            format!("unexpected answer from the agent: {other:?}"),
-            "this is a bug",
-        ),
+        other => Failure::bug(format!("unexpected answer from the agent: {other:?}")),
     }
 }
 
 impl Client {
     /// Sends one request and waits for its answer.
     pub fn request(&mut self, request: Request) -> Result<Response, CliError> {
-        let conn = &mut self.conn;
-        self.rt.block_on(async {
-            conn.send(&request)
-                .await
-                .map_err(|e| fail(format!("lost the agent: {e}"), "try again"))?;
-            match conn.recv().await {
-                Some(Ok(r)) => Ok(r),
-                Some(Err(e)) => Err(fail(format!("bad answer from the agent: {e}"), "try again")),
-                None => Err(fail(
-                    "the agent closed the connection",
-                    "see the agent's log",
-                )),
-            }
-        })
+        Ok(self.inner.request(request)?)
     }
 
     /// Every live entry of the agent.
@@ -264,11 +178,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_parse_with_default_port() {
-        assert_eq!(split_target("lab1:22").unwrap(), ("lab1".into(), 22));
-        assert_eq!(split_target("lab1").unwrap(), ("lab1".into(), 2222));
-        assert_eq!(split_target("[::1]:9").unwrap(), ("::1".into(), 9));
-        assert_eq!(split_target("::1").unwrap(), ("::1".into(), 2222));
-        assert!(split_target("lab1:x").is_err());
+    fn a_connection_lost_mid_request_says_the_outcome_is_unknown() {
+        let err = CliError::from(PeerError::Lost {
+            addr: "lab1:2222".into(),
+            reason: "the connection closed".into(),
+        });
+        assert_eq!(err.kind, ErrorKind::Unreachable);
+        assert!(err.to_string().contains("unknown"), "{err}");
+        let help = err
+            .diagnostic
+            .help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(help.contains("strata log"), "{help}");
+        let refused = CliError::from(PeerError::Login {
+            addr: "lab1:2222".into(),
+            user: "ada".into(),
+        });
+        assert_eq!(refused.kind, ErrorKind::Refused);
     }
 }

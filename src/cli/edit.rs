@@ -41,7 +41,7 @@ pub fn delete(args: DeleteArgs, out: &Output) -> Result<Outcome, CliError> {
 }
 
 fn boxed(e: crate::edit::EditError) -> CliError {
-    Box::new(e)
+    CliError::invalid(e)
 }
 
 fn run(dir: &Path, request: &Request, out: &Output) -> Result<Outcome, CliError> {

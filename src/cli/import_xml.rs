@@ -205,7 +205,7 @@ fn repo_catalogue(dir: &Path) -> Result<Catalogue, CliError> {
     if !schemas.is_dir() {
         return Ok(Catalogue::builtin());
     }
-    let sources = read_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
+    let sources = read_paths(&[dir.to_path_buf()]).map_err(CliError::invalid)?;
     let cat = Catalogue::load(&sources.schemas, &mut diags);
     Ok(cat)
 }
@@ -243,7 +243,7 @@ fn check_result(
 ) -> Result<(), CliError> {
     let mut files: Vec<Arc<SourceFile>> = Vec::new();
     if dir.is_dir() {
-        let sources = read_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
+        let sources = read_paths(&[dir.to_path_buf()]).map_err(CliError::invalid)?;
         files.extend(sources.kdl.into_iter().filter(|f| {
             !plan
                 .files
@@ -264,8 +264,8 @@ fn check_result(
         report(out, &diags);
         return Err(Failure::new(
             format!(
-                "the repo would not validate after the import ({} errors)",
-                diags.error_count()
+                "the repo would not validate after the import ({})",
+                crate::text::count(diags.error_count(), "error")
             ),
             "nothing was written; the problems above say why",
         ));

@@ -73,26 +73,22 @@ pub fn render_log(sets: &[ChangeSetSummary]) -> String {
     text
 }
 
-/// `2026-11-01 12:34:56 UTC` from milliseconds since the epoch.
+/// `2026-11-01 12:34:56 UTC` from milliseconds since the epoch (the calendar is the
+/// `time` crate's); a time past year 9999 prints as milliseconds.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{ms} ms after 1970-01-01 UTC"),
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +100,10 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_782_302_096_000), "2026-06-24 11:54:56 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(253_402_300_799_999), "9999-12-31 23:59:59 UTC");
+        assert_eq!(
+            utc(u64::MAX),
+            "18446744073709551615 ms after 1970-01-01 UTC"
+        );
     }
 }

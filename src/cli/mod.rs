@@ -13,7 +13,6 @@ mod files;
 mod import_xml;
 mod log;
 mod output;
-mod pin;
 mod plan;
 mod show;
 mod validate;
@@ -23,60 +22,238 @@ mod xml_args;
 use std::process::ExitCode;
 
 pub use args::{Cli, Command};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-/// How a command ended, mapped to the process exit code.
+/// How a command ended when it did not fail, mapped to the process exit code in
+/// [`exit_code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Success, nothing to report (exit 0).
     Ok,
-    /// The input was invalid or the command was refused (exit 1).
+    /// The input was invalid, reported as the command's result (exit 1): `validate`.
     Failed,
     /// Success with changes or drift to report (exit 2), for plan and check.
     Changes,
 }
 
-impl From<Outcome> for ExitCode {
-    fn from(o: Outcome) -> ExitCode {
-        match o {
-            Outcome::Ok => ExitCode::SUCCESS,
-            Outcome::Failed => ExitCode::from(1),
-            Outcome::Changes => ExitCode::from(2),
-        }
-    }
+/// Why a command failed; decides its exit code (see [`exit_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// What the user gave is wrong: an invalid repo, a missing file, a bad option value,
+    /// an unpinned host key (exit 1).
+    Invalid,
+    /// The agent, or the client's host-key pin, refused: a wrong key or passphrase, a
+    /// changed host key, a role that may not, a stale plan, a failing hook (exit 1).
+    Refused,
+    /// No answer could be had from the agent: it cannot be reached, does not speak
+    /// Strata's protocol, or the connection was lost before it answered — then whether
+    /// the request took effect is unknown (exit 69).
+    Unreachable,
+    /// The command line does not parse (exit 64).
+    Usage,
+    /// Strata itself is wrong: a panic, an answer that makes no sense (exit 70).
+    Bug,
 }
 
-/// Parses the process arguments and runs the command.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let out = output::Output::new(cli.format);
-    let result = match cli.command {
-        Command::Validate(a) => validate::run(a, &out),
-        Command::Show(a) => show::run(a, &out),
-        Command::Where(a) => where_::run(a, &out),
-        Command::Copy(a) => edit::copy(a, &out),
-        Command::Move(a) => edit::move_(a, &out),
-        Command::Delete(a) => edit::delete(a, &out),
-        Command::Agent(a) => agent::run_agent(a),
-        Command::Cluster(a) => cluster::run(a, &out),
-        Command::Plan(a) => plan::run(a, &out),
-        Command::Apply(a) => apply::run(a, &out),
-        Command::Log(a) => log::run(a, &out),
-        Command::Rollback(a) => log::rollback(a, &out),
-        Command::ImportXml(a) => import_xml::run(a, &out),
-        Command::ExportXml(a) => export_xml::run(a, &out),
-    };
+/// The exit codes, all in one place. 0, 1 and 2 are the commands' answers; the codes
+/// for failures that are not an answer are the BSD `sysexits.h` ones with those
+/// meanings (EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE): far from the small codes, so that
+/// a typo (clap's default is 2) never reads as "plan: changes present", and new
+/// answers (`status`, `check`) can take small codes without clashing.
+pub mod exit {
+    /// Success; for plan: no changes.
+    pub const OK: u8 = 0;
+    /// Invalid input, or refused.
+    pub const FAILED: u8 = 1;
+    /// plan: changes present.
+    pub const CHANGES: u8 = 2;
+    /// The command line does not parse.
+    pub const USAGE: u8 = 64;
+    /// The agent is unreachable, or the connection was lost mid-request.
+    pub const UNREACHABLE: u8 = 69;
+    /// A bug in Strata.
+    pub const BUG: u8 = 70;
+}
+
+/// The exit code of a command's result: the one mapping from outcomes and error kinds
+/// to exit codes.
+pub fn exit_code(result: Result<Outcome, ErrorKind>) -> u8 {
     match result {
-        Ok(outcome) => outcome.into(),
-        Err(err) => {
-            out.error(err.as_ref());
-            ExitCode::from(1)
+        Ok(Outcome::Ok) => exit::OK,
+        Ok(Outcome::Failed) | Err(ErrorKind::Invalid | ErrorKind::Refused) => exit::FAILED,
+        Ok(Outcome::Changes) => exit::CHANGES,
+        Err(ErrorKind::Usage) => exit::USAGE,
+        Err(ErrorKind::Unreachable) => exit::UNREACHABLE,
+        Err(ErrorKind::Bug) => exit::BUG,
+    }
+}
+
+/// Each command's own exit codes, shown at the end of its `--help` (with the ones every
+/// command shares) and listed in the README's command tables.
+const COMMAND_EXITS: &[(&str, &str)] = &[
+    ("validate", "0 valid (warnings allowed), 1 invalid"),
+    ("show", "0 shown, 1 invalid repo or input"),
+    ("where", "0 shown, 1 invalid repo or input"),
+    ("copy", "0 copied, 1 invalid repo or input, or refused"),
+    ("move", "0 moved, 1 invalid repo or input, or refused"),
+    ("delete", "0 deleted, 1 invalid repo or input, or refused"),
+    ("agent", "0 stopped cleanly, 1 cannot start"),
+    (
+        "cluster",
+        "0 done, 1 invalid input or refused, 69 unreachable",
+    ),
+    (
+        "plan",
+        "0 no changes, 2 changes, 1 invalid repo or input or refused, 69 unreachable",
+    ),
+    (
+        "apply",
+        "0 applied (or nothing to do), 1 invalid input or refused, 69 unreachable",
+    ),
+    ("log", "0 shown, 1 invalid input or refused, 69 unreachable"),
+    (
+        "rollback",
+        "0 rolled back, 1 invalid input or refused, 69 unreachable",
+    ),
+    (
+        "import-xml",
+        "0 imported, 1 invalid file or repo, or refused",
+    ),
+    ("export-xml", "0 written, 1 invalid repo or input"),
+];
+
+/// What every command may also exit with.
+const COMMON_EXITS: &str = "64 the command line does not parse, 70 a bug in Strata";
+
+/// What 69 means, for the commands that talk to an agent.
+const UNREACHABLE_HELP: &str = "69 (unreachable): the agent could not be reached or does not \
+    speak Strata's protocol, or the connection was lost before it answered; then whether the \
+    request took effect is unknown: check `strata log`";
+
+/// The clap command with every subcommand's exit codes added to its `--help`.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command().after_long_help(
+        "Exit codes:\n  \
+         0   success (plan: no changes)\n  \
+         1   invalid input, or refused\n  \
+         2   changes present (plan)\n  \
+         64  the command line does not parse\n  \
+         69  the agent is unreachable, or the connection was lost before it answered\n      \
+             (then whether the request took effect is unknown: check `strata log`)\n  \
+         70  a bug in Strata",
+    );
+    for (name, codes) in COMMAND_EXITS {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            let mut help = sub
+                .get_after_long_help()
+                .map(|h| format!("{h}\n\n"))
+                .unwrap_or_default();
+            help.push_str(&format!("Exit codes: {codes}; {COMMON_EXITS}"));
+            if codes.contains("69") {
+                help.push_str(&format!("\n\n{UNREACHABLE_HELP}"));
+            }
+            sub.after_long_help(help)
+        });
+    }
+    cmd
+}
+
+/// Parses the process arguments and runs the command. The error boundary: every failure
+/// is printed once, here, and its kind becomes the exit code; a panic is a bug.
+pub fn main() -> ExitCode {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are not errors.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let out = output::Output::new(cli.format);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command, &out)))
+        .unwrap_or_else(|_| {
+            // The panic message was printed by the panic hook.
+            Err(Failure::bug("Strata panicked (see the message above)"))
+        });
+    let code = exit_code(result.map_err(|err| {
+        out.error(&err);
+        err.kind
+    }));
+    ExitCode::from(code)
+}
+
+fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
+    match command {
+        Command::Validate(a) => validate::run(a, out),
+        Command::Show(a) => show::run(a, out),
+        Command::Where(a) => where_::run(a, out),
+        Command::Copy(a) => edit::copy(a, out),
+        Command::Move(a) => edit::move_(a, out),
+        Command::Delete(a) => edit::delete(a, out),
+        Command::Agent(a) => agent::run_agent(a),
+        Command::Cluster(a) => cluster::run(a, out),
+        Command::Plan(a) => plan::run(a, out),
+        Command::Apply(a) => apply::run(a, out),
+        Command::Log(a) => log::run(a, out),
+        Command::Rollback(a) => log::rollback(a, out),
+        Command::ImportXml(a) => import_xml::run(a, out),
+        Command::ExportXml(a) => export_xml::run(a, out),
+    }
+}
+
+/// An error that ends a command: a diagnostic to print and the kind of failure, which
+/// decides the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// What kind of failure it is.
+    pub kind: ErrorKind,
+    /// What to print.
+    pub diagnostic: Box<dyn miette::Diagnostic + Send + Sync + 'static>,
+}
+
+impl CliError {
+    /// `diagnostic` as a failure of `kind`.
+    pub fn new(
+        kind: ErrorKind,
+        diagnostic: impl miette::Diagnostic + Send + Sync + 'static,
+    ) -> CliError {
+        CliError {
+            kind,
+            diagnostic: Box::new(diagnostic),
+        }
+    }
+
+    /// `diagnostic` as invalid input.
+    pub fn invalid(diagnostic: impl miette::Diagnostic + Send + Sync + 'static) -> CliError {
+        CliError::new(ErrorKind::Invalid, diagnostic)
+    }
+}
+
+impl ErrorKind {
+    /// The kind's name in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Bug => "bug",
         }
     }
 }
 
-/// An error that ends a command: printed as a diagnostic, exit code 1.
-pub type CliError = Box<dyn miette::Diagnostic + Send + Sync + 'static>;
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.diagnostic.fmt(f)
+    }
+}
 
 /// A plain error with a code and a help line.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -91,13 +268,35 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure with a message and a help line, boxed as the CLI's error type.
-    #[allow(clippy::new_ret_no_self)] // Callers always want the boxed form.
+    /// A failure of `kind` with a message and a help line.
+    pub fn of(kind: ErrorKind, message: impl Into<String>, help: impl Into<String>) -> CliError {
+        CliError::new(
+            kind,
+            Failure {
+                message: message.into(),
+                help: Some(help.into()),
+            },
+        )
+    }
+
+    /// Invalid input, with a message and a help line.
+    #[allow(clippy::new_ret_no_self)] // Callers always want the CLI's error type.
     pub fn new(message: impl Into<String>, help: impl Into<String>) -> CliError {
-        Box::new(Failure {
-            message: message.into(),
-            help: Some(help.into()),
-        })
+        Failure::of(ErrorKind::Invalid, message, help)
+    }
+
+    /// A refusal, with a message and a help line.
+    pub fn refused(message: impl Into<String>, help: impl Into<String>) -> CliError {
+        Failure::of(ErrorKind::Refused, message, help)
+    }
+
+    /// A bug in Strata.
+    pub fn bug(message: impl Into<String>) -> CliError {
+        Failure::of(
+            ErrorKind::Bug,
+            message,
+            "this is a bug in Strata; please report it with the command that showed it",
+        )
     }
 }
 
@@ -107,8 +306,7 @@ fn load_valid(
     dir: &std::path::Path,
     out: &output::Output,
 ) -> Result<crate::validate::Checked, CliError> {
-    let checked =
-        crate::validate::check_paths(&[dir.to_path_buf()]).map_err(|e| Box::new(e) as CliError)?;
+    let checked = crate::validate::check_paths(&[dir.to_path_buf()]).map_err(CliError::invalid)?;
     if checked.diags.has_errors() {
         let human = output::Output {
             format: args::Format::Human,
@@ -118,12 +316,58 @@ fn load_valid(
         human.diagnostics(&checked.diags);
         return Err(Failure::new(
             format!(
-                "{} is not a valid config repo ({} errors)",
+                "{} is not a valid config repo ({})",
                 dir.display(),
-                checked.diags.error_count()
+                crate::text::count(checked.diags.error_count(), "error")
             ),
             "fix the problems above; `strata validate` reports them all",
         ));
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_distinct_exit_codes_and_keep_the_answers() {
+        assert_eq!(exit_code(Ok(Outcome::Ok)), 0);
+        assert_eq!(exit_code(Ok(Outcome::Failed)), 1);
+        assert_eq!(exit_code(Ok(Outcome::Changes)), 2);
+        assert_eq!(exit_code(Err(ErrorKind::Invalid)), 1);
+        assert_eq!(exit_code(Err(ErrorKind::Refused)), 1);
+        assert_eq!(exit_code(Err(ErrorKind::Usage)), 64);
+        assert_eq!(exit_code(Err(ErrorKind::Unreachable)), 69);
+        assert_eq!(exit_code(Err(ErrorKind::Bug)), 70);
+    }
+
+    #[test]
+    fn every_command_documents_its_exit_codes_in_help_and_readme() {
+        let cmd = command();
+        let readme = include_str!("../../README.md");
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            let (_, codes) = COMMAND_EXITS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no exit codes for `{name}`"));
+            let help = sub
+                .get_after_long_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                help.contains(&format!("Exit codes: {codes}")),
+                "{name}: {help}"
+            );
+            assert!(help.contains("64") && help.contains("70"), "{name}: {help}");
+            assert!(
+                readme.contains(&format!("| {codes} |")),
+                "the README's command table does not give `{name}` the exit codes `{codes}`"
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use serde_json::json;
 
+use super::CliError;
 use super::args::Format;
 use crate::config::diagnostics::render;
 use crate::config::{Diagnostics, Problem};
@@ -47,13 +48,16 @@ impl Output {
         self.print(&format!("{text}\n"));
     }
 
-    /// Prints a fatal error as a diagnostic on stderr (or as JSON on stdout).
-    pub fn error(&self, err: &dyn miette::Diagnostic) {
+    /// Prints a fatal error as a diagnostic on stderr (or as JSON on stdout, with its
+    /// kind).
+    pub fn error(&self, err: &CliError) {
+        let diag = err.diagnostic.as_ref();
         if self.format == Format::Json {
             self.json(&json!({
-                "error": err.to_string(),
-                "code": err.code().map(|c| c.to_string()),
-                "help": err.help().map(|h| h.to_string()),
+                "error": diag.to_string(),
+                "kind": err.kind.as_str(),
+                "code": diag.code().map(|c| c.to_string()),
+                "help": diag.help().map(|h| h.to_string()),
             }));
             return;
         }
@@ -64,7 +68,7 @@ impl Output {
         };
         let mut text = String::new();
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(self.width);
-        let _ = handler.render_report(&mut text, err);
+        let _ = handler.render_report(&mut text, diag);
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
 

@@ -8,6 +8,7 @@ use super::args::Format;
 use super::connect::{Client, connect};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
+use crate::atomic_file::{self, FileMode};
 use crate::plan::{Plan, desired, diff, render_human, render_json};
 use crate::source::{check, read_ref, read_worktree};
 
@@ -23,7 +24,7 @@ pub(super) fn desired_plan(
         Some(r) => read_ref(repo, r),
         None => read_worktree(repo, &client.user),
     }
-    .map_err(|e| Box::new(e) as CliError)?;
+    .map_err(CliError::invalid)?;
     let checked = check(&snapshot);
     let human = Output {
         format: Format::Human,
@@ -35,9 +36,9 @@ pub(super) fn desired_plan(
         let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
         return Err(Failure::new(
             format!(
-                "{}{at} is not a valid config repo ({} errors); nothing was planned",
+                "{}{at} is not a valid config repo ({}); nothing was planned",
                 repo.display(),
-                checked.diags.error_count()
+                crate::text::count(checked.diags.error_count(), "error")
             ),
             "fix the problems above; `strata validate` reports them all",
         ));
@@ -58,14 +59,12 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
         // Atomic, so an interrupted write never leaves a truncated plan to apply later.
-        crate::agent::state_dir::write_atomic(path, (text + "\n").as_bytes(), false).map_err(
-            |e| {
-                Failure::new(
-                    format!("cannot write {}: {e}", path.display()),
-                    "check the path",
-                )
-            },
-        )?;
+        atomic_file::write(path, (text + "\n").as_bytes(), FileMode::Shared).map_err(|e| {
+            Failure::new(
+                format!("cannot write {}: {}", path.display(), e.source),
+                "check the path",
+            )
+        })?;
     }
     match out.format {
         Format::Json => out.json(&render_json(&plan)),

@@ -8,6 +8,7 @@ use super::args::{Format, ValidateArgs};
 use super::output::{Output, problem_json};
 use super::{CliError, Outcome};
 use crate::config::Diagnostics;
+use crate::text::count;
 use crate::validate::check_paths;
 
 /// Runs `strata validate`.
@@ -30,7 +31,7 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut all = Diagnostics::default();
     let mut summaries = Vec::new();
     for unit in &units {
-        let checked = check_paths(unit).map_err(|e| Box::new(e) as CliError)?;
+        let checked = check_paths(unit).map_err(CliError::invalid)?;
         let repo = &checked.repo;
         let sections: usize = repo.modes().map(|m| m.sections.len()).sum();
         let name = unit
@@ -69,15 +70,16 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
                 } else {
                     "INVALID"
                 };
+                let n = |key: &str, noun: &str| count(s[key].as_u64().unwrap_or(0) as usize, noun);
                 text.push_str(&format!(
-                    "{}: {mark} — cluster {}, {} groups, {} machines, {} sections defined; {} errors, {} warnings\n",
+                    "{}: {mark} — cluster {}, {}, {}, {} defined; {}, {}\n",
                     s["path"].as_str().unwrap_or_default(),
                     s["cluster"].as_str().unwrap_or("(none)"),
-                    s["groups"],
-                    s["machines"],
-                    s["sections_defined"],
-                    s["errors"],
-                    s["warnings"],
+                    n("groups", "group"),
+                    n("machines", "machine"),
+                    n("sections_defined", "section"),
+                    n("errors", "error"),
+                    n("warnings", "warning"),
                 ));
             }
             out.print(&text);

@@ -140,8 +140,8 @@ fn expected(repo: &Repo, plan: &Plan) -> Declared {
 fn mismatch(want: &Declared, got: &Declared) -> Option<String> {
     if want.len() != got.len() {
         return Some(format!(
-            "{} mode nodes instead of {}",
-            got.len(),
+            "{} instead of {}",
+            crate::text::count(got.len(), "mode node"),
             want.len()
         ));
     }

@@ -1,11 +1,19 @@
 //! Talking to agents: a pure frame [`codec`], typed [`message`]s, and a [`connection`]
 //! that carries one over the other on any byte stream — in production an SSH channel
-//! (the `strata` subsystem of the agent's russh server).
+//! (the `strata` subsystem of the agent's russh server). On top: the SSH [`client`]
+//! with host-key [`pin`]ning, and the [`peer`] abstraction it implements beside an
+//! in-memory twin.
 
+pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod message;
+pub mod peer;
+pub mod pin;
 
+pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{HookRun, PROTOCOL, Request, Response, RunReport, SUBSYSTEM};
+pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
+pub use pin::HostKeyPin;

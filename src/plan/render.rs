@@ -62,10 +62,9 @@ pub fn render_human(plan: &Plan) -> String {
         let mut same: BTreeMap<Vec<String>, Vec<&str>> = BTreeMap::new();
         for m in &plan.machines {
             let lines = if m.new {
-                let n = m.sections.len();
                 vec![format!(
-                    "new machine, {n} section{} defined",
-                    if n == 1 { "" } else { "s" }
+                    "new machine, {} defined",
+                    crate::text::count(m.sections.len(), "section")
                 )]
             } else {
                 let width = m

@@ -163,6 +163,10 @@ pub fn check(snapshot: &Snapshot) -> Checked {
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/git.rs"]
+mod git;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -177,8 +181,7 @@ mod tests {
         std::fs::create_dir(dir.path().join(".hidden")).unwrap();
         std::fs::write(dir.path().join(".hidden/x.kdl"), "garbage {").unwrap();
         let first =
-            crate::fleet::commit_all(dir.path(), ("Ada", "ada@example.com"), "first\n\nbody")
-                .unwrap();
+            git::commit_all(dir.path(), ("Ada", "ada@example.com"), "first\n\nbody").unwrap();
         // An uncommitted edit is not seen through the ref.
         std::fs::write(dir.path().join("cluster.kdl"), "cluster \"b\"\n").unwrap();
         let snap = read_ref(dir.path(), "HEAD").unwrap();

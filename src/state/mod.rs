@@ -217,7 +217,7 @@ pub enum StoreError {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum CommitError {
     /// The entries the proposal was computed against changed since.
-    #[error("the plan is stale: {} entries changed since it was computed", .0.len())]
+    #[error("the plan is stale: {} changed since it was computed", crate::text::count(.0.len(), "entry"))]
     #[diagnostic(
         code(strata::apply::stale),
         help("run `strata plan` again and review the changes")

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata::fleet::{FleetSpec, write};
+use crate::fleet::{FleetSpec, write};
 
 use crate::agent_support::{TestAgent, git_repo, stderr, strata};
 

@@ -150,7 +150,7 @@ pub fn git_repo(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    strata::fleet::commit_all(dir, ("Ada Lovelace", "ada@example.com"), message).unwrap()
+    crate::git::commit_all(dir, ("Ada Lovelace", "ada@example.com"), message).unwrap()
 }
 
 /// A small cluster for the agent tests: two groups, a group override.

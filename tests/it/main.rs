@@ -8,14 +8,23 @@ mod agent_refusals;
 mod agent_shutdown;
 mod agent_support;
 mod cli_edit;
+mod cli_exit;
 mod cli_show;
 mod cli_validate;
 mod corpus;
 mod layering_props;
+mod mesh_client;
 mod support;
+mod support_files;
 mod xml_cli;
 mod xml_props;
 mod xml_roundtrip;
+
+// Support code shared with the benches, not part of the library.
+#[path = "../support/fleet.rs"]
+mod fleet;
+#[path = "../support/git.rs"]
+mod git;
 
 /// Every `tests/it/*.rs` file must be listed above, or its tests silently never run.
 #[test]

@@ -1,6 +1,7 @@
-//! Which host key an agent must present, and the check russh runs on it: a key read
-//! from the state dir, a `SHA256:…` fingerprint, or a known-hosts file (learning a host
-//! it knows no key for, with `--trust-on-first-use`). A changed key is always refused.
+//! Which host key an agent must present, and the check russh runs on it: exactly a
+//! given key (read from a state dir), a `SHA256:…` fingerprint, or a known-hosts file
+//! (learning a host it knows no key for, when trust on first use is asked for). A changed
+//! key is always refused.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,71 +11,104 @@ use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
 
 /// Which host key the agent must present.
 #[derive(Debug, Clone)]
-pub(super) enum Pin {
-    /// Exactly this key (read from the state dir).
+pub enum HostKeyPin {
+    /// Exactly this key (e.g. read from the agent's state dir on the same machine).
     Key(PublicKey),
-    /// A key with this `SHA256:…` fingerprint.
+    /// A key with this `SHA256:…` fingerprint, as OpenSSH prints it.
     Fingerprint(String),
-    /// A key recorded for the host in a known-hosts file (learned if `learn`).
-    KnownHosts { path: PathBuf, learn: bool },
+    /// A key recorded for the host in a known-hosts file.
+    KnownHosts {
+        /// The file.
+        path: PathBuf,
+        /// Record the key of a host the file knows no key for (trust on first use).
+        learn: bool,
+    },
 }
 
-/// Checks the agent's host key against the pin; remembers why it refused.
+/// Why the key was refused (or what was learned), shared between the russh handler and
+/// the client that started it: the handler moves into the SSH session.
+#[derive(Debug, Default)]
+pub(super) struct PinReport {
+    /// A key recorded in a known-hosts file: "recorded … in PATH".
+    pub learned: Option<String>,
+}
+
+/// The russh client handler: checks the agent's host key against the pin.
 pub(super) struct Verifier {
     /// The expected key.
-    pub pin: Pin,
-    /// The host as the user wrote it.
+    pub pin: HostKeyPin,
+    /// The host as the caller wrote it (known-hosts entries are by name).
     pub host: String,
     /// The port.
     pub port: u16,
-    /// Why the key was refused, for the error message.
-    pub refusal: Arc<Mutex<Option<String>>>,
+    /// What the check learned.
+    pub report: Arc<Mutex<PinReport>>,
+}
+
+/// The handler's error: a refused host key is told apart from SSH failures.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum VerifierError {
+    /// The SSH session failed.
+    #[error(transparent)]
+    Ssh(#[from] russh::Error),
+    /// The host key is not the pinned one; says why.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl client::Handler for Verifier {
-    type Error = russh::Error;
+    type Error = VerifierError;
 
     async fn check_server_key(
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.refusal.lock().unwrap() =
-                Some("the agent presented a certificate, not a host key".into());
-            return Ok(false);
+            return Err(VerifierError::Refused(
+                "the agent presented a certificate, not a host key".into(),
+            ));
         };
-        let verdict = verify(&self.pin, &self.host, self.port, key);
-        match verdict {
-            Ok(()) => Ok(true),
-            Err(why) => {
-                *self.refusal.lock().unwrap() = Some(why);
-                Ok(false)
+        match verify(&self.pin, &self.host, self.port, key) {
+            Ok(learned) => {
+                if learned.is_some() {
+                    self.report
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .learned = learned;
+                }
+                Ok(true)
             }
+            Err(why) => Err(VerifierError::Refused(why)),
         }
     }
 }
 
-/// Whether `key` is the host key `pin` expects; `Err` says why not. With a known-hosts
-/// pin that may learn, a key is recorded only when the file knows no key at all for the
-/// host: a key of another type than the recorded one is a changed key too, and a changed
-/// key is always refused.
-fn verify(pin: &Pin, host: &str, port: u16, key: &PublicKey) -> Result<(), String> {
+/// Whether `key` is the host key `pin` expects: `Ok` with a note if the key was just
+/// recorded, `Err` saying why not. With a known-hosts pin that may learn, a key is
+/// recorded only when the file knows no key at all for the host: a key of another type
+/// than the recorded one is a changed key too, and a changed key is always refused.
+pub(super) fn verify(
+    pin: &HostKeyPin,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Result<Option<String>, String> {
     let seen = key.fingerprint(HashAlg::Sha256).to_string();
     match pin {
-        Pin::Key(k) if k.key_data() == key.key_data() => Ok(()),
-        Pin::Key(_) => Err(format!(
+        HostKeyPin::Key(k) if k.key_data() == key.key_data() => Ok(None),
+        HostKeyPin::Key(_) => Err(format!(
             "the agent's host key {seen} is not the one in its state dir"
         )),
-        Pin::Fingerprint(f) if *f == seen => Ok(()),
-        Pin::Fingerprint(f) => Err(format!(
+        HostKeyPin::Fingerprint(f) if *f == seen => Ok(None),
+        HostKeyPin::Fingerprint(f) => Err(format!(
             "the agent's host key is {seen}, not the pinned {f}"
         )),
-        Pin::KnownHosts { path, learn } => {
+        HostKeyPin::KnownHosts { path, learn } => {
             let refused = |e: &dyn std::fmt::Display| {
                 format!("host key {seen} refused: {e} ({})", path.display())
             };
             match russh::keys::check_known_hosts_path(host, port, key, path) {
-                Ok(true) => Ok(()),
+                Ok(true) => Ok(None),
                 Ok(false) if *learn => {
                     // russh reports a recorded key of another type as "not known";
                     // OpenSSH would not learn over it, and neither do we.
@@ -93,8 +127,10 @@ fn verify(pin: &Pin, host: &str, port: u16, key: &PublicKey) -> Result<(), Strin
                         .map_err(|e| {
                             format!("cannot record the host key in {}: {e}", path.display())
                         })?;
-                    eprintln!("recorded the agent's host key {seen} in {}", path.display());
-                    Ok(())
+                    Ok(Some(format!(
+                        "recorded the agent's host key {seen} in {}",
+                        path.display()
+                    )))
                 }
                 Ok(false) => Err(format!(
                     "the agent's host key {seen} is not in {}",
@@ -121,14 +157,15 @@ mod tests {
     fn trust_on_first_use_learns_only_a_host_it_knows_no_key_for() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("known_hosts");
-        let pin = Pin::KnownHosts {
+        let pin = HostKeyPin::KnownHosts {
             path: path.clone(),
             learn: true,
         };
         let key = ed25519();
         // First use: learned, then known.
-        verify(&pin, "lab1", 2222, &key).unwrap();
-        verify(&pin, "lab1", 2222, &key).unwrap();
+        let learned = verify(&pin, "lab1", 2222, &key).unwrap();
+        assert!(learned.is_some_and(|l| l.starts_with("recorded")));
+        assert_eq!(verify(&pin, "lab1", 2222, &key).unwrap(), None);
         // Another key of the same type: refused.
         let err = verify(&pin, "lab1", 2222, &ed25519()).unwrap_err();
         assert!(err.contains("refused"), "{err}");

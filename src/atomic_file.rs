@@ -1,0 +1,350 @@
+//! Atomic file writing, the one place that does it: the new bytes go to a temporary file
+//! beside the target (`.NAME.strata-PID.tmp`), which is fsync'd and renamed over the
+//! target, and then the directory is fsync'd — a crash leaves the old file or the new
+//! one, never a mix. [`write`] does one file (the agent's state dir and running config,
+//! `plan --out`); [`write_set`] does a set of repo files all or nothing, as far as a file
+//! system allows (`copy`/`move`/`delete`, `import-xml`).
+//!
+//! A rename replaces a symbolic link itself, never the file it points to.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The permissions a written file gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMode {
+    /// 0600: keys and other secrets.
+    Private,
+    /// 0644: settings, running config, saved plans.
+    Shared,
+    /// The mode of the file being replaced (not of a link's target); a new file gets the
+    /// process's default (0666 less the umask). For files of a config repo.
+    Keep,
+}
+
+/// A file could not be written; what was there before is intact.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct WriteError {
+    /// The file (or directory) the failing operation was on.
+    pub path: PathBuf,
+    /// What failed.
+    pub source: std::io::Error,
+}
+
+fn at(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// New bytes for a target, written and synced to a temporary file beside it, not yet in
+/// place. Dropping it without [`Staged::commit`] removes the temporary file.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+    done: bool,
+}
+
+impl Staged {
+    /// Writes `bytes` to a synced temporary file beside `target`.
+    pub fn new(target: &Path, bytes: &[u8], mode: FileMode) -> Result<Staged, WriteError> {
+        let dir = parent(target);
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.strata-{}.tmp", std::process::id()));
+        let staged = Staged {
+            tmp,
+            target: target.to_path_buf(),
+            done: false,
+        };
+        staged.write(bytes, mode)?;
+        Ok(staged)
+    }
+
+    fn write(&self, bytes: &[u8], mode: FileMode) -> Result<(), WriteError> {
+        let tmp = &self.tmp;
+        let mut opts = OpenOptions::new();
+        opts.create(true).write(true).truncate(true);
+        let fixed = match mode {
+            FileMode::Private => Some(0o600),
+            FileMode::Shared => Some(0o644),
+            FileMode::Keep => None,
+        };
+        #[cfg(unix)]
+        if let Some(bits) = fixed {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(bits);
+        }
+        let mut f = opts.open(tmp).map_err(at(tmp))?;
+        // The mode given to `open` applies only to a new file: a temporary file left
+        // behind by a crash keeps its own, so set it again.
+        #[cfg(unix)]
+        if let Some(bits) = fixed {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(bits))
+                .map_err(at(tmp))?;
+        }
+        if mode == FileMode::Keep
+            && let Some(meta) = fs::symlink_metadata(&self.target)
+                .ok()
+                .filter(|m| m.is_file())
+        {
+            f.set_permissions(meta.permissions()).map_err(at(tmp))?;
+        }
+        f.write_all(bytes).map_err(at(tmp))?;
+        f.sync_all().map_err(at(tmp))
+    }
+
+    /// The file this will replace.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Renames the temporary file over the target and syncs the directory.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        fs::rename(&self.tmp, &self.target).map_err(at(&self.target))?;
+        self.done = true;
+        sync_dir(parent(&self.target))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Writes `path` atomically (see the module header).
+pub fn write(path: &Path, bytes: &[u8], mode: FileMode) -> Result<(), WriteError> {
+    Staged::new(path, bytes, mode)?.commit()
+}
+
+/// fsyncs a directory, so renames and removals in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+/// One file of a set to write.
+#[derive(Debug, Clone, Copy)]
+pub struct NewFile<'a> {
+    /// Its path, relative to the directory of the set.
+    pub rel: &'a str,
+    /// Its new text.
+    pub text: &'a str,
+    /// The text it must still have on disk (edits of files read earlier); `None` writes
+    /// whatever is there, or creates it.
+    pub expect: Option<&'a str>,
+}
+
+/// A set of files was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    /// Nothing was changed: a directory, a temporary file or a check failed.
+    #[error("{0}")]
+    Unchanged(WriteError),
+    /// A file was edited by someone else since it was read; nothing was changed.
+    #[error("{} changed on disk while strata was editing it", .0.display())]
+    ChangedMeanwhile(PathBuf),
+    /// A rename failed after others had succeeded: the set is partly written.
+    #[error("cannot replace {}: {source}", path.display())]
+    Partial {
+        /// The file that could not be replaced.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+        /// The files already replaced (possibly none).
+        written: Vec<PathBuf>,
+    },
+}
+
+/// Writes every file of `files` under `dir` (mode [`FileMode::Keep`]), or none if
+/// anything fails before the renames begin: every target directory is made and every new
+/// text written to a synced temporary file before the first rename, and a failure
+/// before then removes the temporary files and the directories it made.
+pub fn write_set(dir: &Path, files: &[NewFile]) -> Result<(), SetError> {
+    let mut made_dirs: Vec<PathBuf> = Vec::new();
+    let mut staged: Vec<Staged> = Vec::new();
+    for file in files {
+        match stage(dir, file, &mut made_dirs) {
+            Ok(s) => staged.push(s),
+            Err(err) => {
+                drop(staged);
+                for d in made_dirs.iter().rev() {
+                    let _ = fs::remove_dir(d);
+                }
+                return Err(err);
+            }
+        }
+    }
+    let mut written = Vec::new();
+    for s in staged {
+        let target = s.target().to_path_buf();
+        match s.commit() {
+            Ok(()) => written.push(target),
+            // The rename happened; only the directory sync failed: not every platform
+            // can sync a directory.
+            Err(e) if e.path != target => written.push(target),
+            Err(e) => {
+                // The staged files not yet renamed are removed as they drop.
+                return Err(SetError::Partial {
+                    path: target,
+                    source: e.source,
+                    written,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `file`'s directory, checks `file.expect`, and stages the new text.
+fn stage(dir: &Path, file: &NewFile, made_dirs: &mut Vec<PathBuf>) -> Result<Staged, SetError> {
+    let path = dir.join(file.rel);
+    let parent = path.parent().unwrap_or(dir).to_path_buf();
+    make_dirs(&parent, made_dirs).map_err(|e| SetError::Unchanged(at(&parent)(e)))?;
+    if let Some(expect) = file.expect {
+        let current = fs::read_to_string(&path).map_err(|e| SetError::Unchanged(at(&path)(e)))?;
+        if current != expect {
+            return Err(SetError::ChangedMeanwhile(path));
+        }
+    }
+    Staged::new(&path, file.text.as_bytes(), FileMode::Keep).map_err(SetError::Unchanged)
+}
+
+/// Creates `dir` and its missing ancestors, recording those it made (outermost first).
+fn make_dirs(dir: &Path, made: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        make_dirs(parent, made)?;
+    }
+    fs::create_dir(dir)?;
+    made.push(dir.to_path_buf());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit<'a>(rel: &'a str, before: &'a str, after: &'a str) -> NewFile<'a> {
+        NewFile {
+            rel,
+            text: after,
+            expect: Some(before),
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn one_file_gets_its_mode_even_over_a_leftover_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        let tmp = dir
+            .path()
+            .join(format!(".key.strata-{}.tmp", std::process::id()));
+        fs::write(&tmp, "old").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o666)).unwrap();
+        write(&key, b"secret", FileMode::Private).unwrap();
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(fs::read_to_string(&key).unwrap(), "secret");
+        write(&key, b"public", FileMode::Shared).unwrap();
+        assert_eq!(mode(&key), 0o644);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+        write(&key, b"kept", FileMode::Keep).unwrap();
+        assert_eq!(mode(&key), 0o640);
+        assert_eq!(names(dir.path()), ["key"]);
+    }
+
+    #[test]
+    fn files_are_replaced_without_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("groups")).unwrap();
+        fs::write(dir.path().join("a.kdl"), "one").unwrap();
+        fs::write(dir.path().join("groups/b.kdl"), "two").unwrap();
+        write_set(
+            dir.path(),
+            &[
+                edit("a.kdl", "one", "uno"),
+                edit("groups/b.kdl", "two", "dos"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("a.kdl")).unwrap(), "uno");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("groups/b.kdl")).unwrap(),
+            "dos"
+        );
+        assert_eq!(names(dir.path()), ["a.kdl", "groups"]);
+    }
+
+    #[test]
+    fn a_file_changed_meanwhile_stops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.kdl"), "one").unwrap();
+        fs::write(dir.path().join("b.kdl"), "edited meanwhile").unwrap();
+        let err = write_set(
+            dir.path(),
+            &[edit("a.kdl", "one", "uno"), edit("b.kdl", "two", "dos")],
+        )
+        .unwrap_err();
+        assert!(matches!(err, SetError::ChangedMeanwhile(_)), "{err}");
+        assert_eq!(fs::read_to_string(dir.path().join("a.kdl")).unwrap(), "one");
+        assert_eq!(names(dir.path()), ["a.kdl", "b.kdl"]);
+    }
+
+    #[test]
+    fn a_failure_removes_the_directories_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        // `machines` is a file, so machines/x.kdl cannot be written.
+        fs::write(dir.path().join("machines"), "not a directory").unwrap();
+        let files = [
+            NewFile {
+                rel: "groups/g.kdl",
+                text: "group \"g\"",
+                expect: None,
+            },
+            NewFile {
+                rel: "machines/x.kdl",
+                text: "machine \"x\"",
+                expect: None,
+            },
+        ];
+        assert!(matches!(
+            write_set(dir.path(), &files),
+            Err(SetError::Unchanged(_))
+        ));
+        assert_eq!(names(dir.path()), ["machines"]);
+    }
+}

@@ -1,0 +1,360 @@
+//! The SSH client of the protocol: connect to an agent over russh, check its host key
+//! against a pin ([`HostKeyPin`]), log in with a key or a passphrase, open the `strata`
+//! subsystem and say hello (protocol revision check), then exchange typed messages.
+//!
+//! [`Client`] is async and creates no runtime, so it runs inside an existing one (the
+//! agent's, for a peer); [`BlockingClient`] wraps it in a current-thread runtime of its
+//! own, for the CLI.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use tokio::runtime::Runtime;
+
+use super::peer::{Peer, PeerError};
+use super::pin::{HostKeyPin, PinReport, Verifier, VerifierError};
+use super::{Connection, FrameCodec, PROTOCOL, Request, Response, SUBSYSTEM};
+
+/// How to prove who we are.
+pub enum Login {
+    /// A private key (public-key authentication).
+    Key(Box<PrivateKey>),
+    /// A passphrase (password authentication, checked against an argon2id hash).
+    Passphrase(String),
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.write_str(match self {
+            Login::Key(_) => "Login::Key(..)",
+            Login::Passphrase(_) => "Login::Passphrase(..)",
+        })
+    }
+}
+
+/// Where the agent is, which host key it must have, and who we are.
+#[derive(Debug)]
+pub struct ClientOptions {
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// The host key the agent must present.
+    pub pin: HostKeyPin,
+    /// The user to log in as.
+    pub user: String,
+    /// How to log in.
+    pub login: Login,
+    /// How often to probe an idle connection; three missed probes end it. russh clients
+    /// send none by default, which would leave a dead link unnoticed.
+    pub keepalive: Duration,
+    /// How long connecting, the key exchange and the login may take.
+    pub connect_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Options with the default keepalive (15 s) and connect timeout (30 s).
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        pin: HostKeyPin,
+        user: impl Into<String>,
+        login: Login,
+    ) -> ClientOptions {
+        ClientOptions {
+            host: host.into(),
+            port,
+            pin,
+            user: user.into(),
+            login,
+            keepalive: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// `host:port` (`[v6]:port` for IPv6 addresses), as errors name the agent.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Splits `HOST[:PORT]` (or `[V6]:PORT`, or a bare IPv6 address) into host and port,
+/// `default_port` when none is given; `None` if the port is not a number.
+pub fn split_host_port(target: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Some(rest) = target.strip_prefix('[') {
+        let (host, port) = rest.split_once(']')?;
+        let port = match port.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if port.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match target.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Some((host.to_owned(), port.parse().ok()?)),
+        _ => Some((target.to_owned(), default_port)),
+    }
+}
+
+/// Who the agent is and who it took us for, from its hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// The agent's machine name.
+    pub machine: String,
+    /// The agent's Strata version.
+    pub version: String,
+    /// The user we are logged in as.
+    pub user: String,
+    /// That user's role.
+    pub role: String,
+}
+
+/// A logged-in connection to an agent, with the `strata` subsystem open.
+pub struct Client {
+    addr: String,
+    conn: Connection<Request, Response>,
+    // Keeps the SSH session up; dropping it disconnects.
+    _session: client::Handle<Verifier>,
+    info: AgentInfo,
+    notices: Vec<String>,
+}
+
+impl Client {
+    /// Connects, checks the host key, logs in, opens the subsystem and says hello.
+    pub async fn connect(options: ClientOptions) -> Result<Client, PeerError> {
+        let addr = options.addr();
+        let timeout = options.connect_timeout;
+        match tokio::time::timeout(timeout, Client::connect_now(options, addr.clone())).await {
+            Ok(result) => result,
+            Err(_) => Err(PeerError::Connect {
+                addr,
+                reason: format!("no answer within {} s", timeout.as_secs()),
+            }),
+        }
+    }
+
+    async fn connect_now(options: ClientOptions, addr: String) -> Result<Client, PeerError> {
+        let connect = |reason: String| PeerError::Connect {
+            addr: addr.clone(),
+            reason,
+        };
+        let protocol = |reason: String| PeerError::Protocol {
+            addr: addr.clone(),
+            reason,
+        };
+        let report = Arc::new(Mutex::new(PinReport::default()));
+        let verifier = Verifier {
+            pin: options.pin,
+            host: options.host.clone(),
+            port: options.port,
+            report: report.clone(),
+        };
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(options.keepalive),
+            keepalive_max: 3,
+            inactivity_timeout: Some(Duration::from_secs(3600)),
+            nodelay: true,
+            ..Default::default()
+        });
+        let mut session =
+            match client::connect(config, (options.host.as_str(), options.port), verifier).await {
+                Ok(s) => s,
+                Err(VerifierError::Refused(reason)) => {
+                    return Err(PeerError::HostKey {
+                        addr: addr.clone(),
+                        reason,
+                    });
+                }
+                Err(VerifierError::Ssh(e)) => return Err(connect(e.to_string())),
+            };
+        let user = options.user;
+        let authed = match options.login {
+            Login::Key(key) => {
+                let hash = session
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten();
+                session
+                    .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::new(*key), hash))
+                    .await
+            }
+            Login::Passphrase(pass) => session.authenticate_password(&user, pass).await,
+        }
+        .map_err(|e| connect(format!("the login failed: {e}")))?;
+        if !authed.success() {
+            return Err(PeerError::Login {
+                addr: addr.clone(),
+                user,
+            });
+        }
+        let channel = session
+            .channel_open_session()
+            .await
+            .map_err(|e| protocol(format!("cannot open a channel: {e}")))?;
+        channel
+            .request_subsystem(true, SUBSYSTEM)
+            .await
+            .map_err(|e| protocol(format!("no `{SUBSYSTEM}` subsystem: {e}")))?;
+        let conn = Connection::new(channel.into_stream(), FrameCodec::default());
+        let notices = report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .learned
+            .take()
+            .into_iter()
+            .collect();
+        let mut client = Client {
+            addr: addr.clone(),
+            conn,
+            _session: session,
+            info: AgentInfo {
+                machine: String::new(),
+                version: String::new(),
+                user: String::new(),
+                role: String::new(),
+            },
+            notices,
+        };
+        let hello = Request::Hello {
+            protocol: PROTOCOL,
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let incompatible = |reason: String| PeerError::Incompatible {
+            addr: addr.clone(),
+            reason,
+        };
+        match client.request(hello).await? {
+            Response::Hello {
+                protocol: theirs, ..
+            } if theirs != PROTOCOL => Err(incompatible(format!(
+                "it speaks protocol {theirs}, this client {PROTOCOL}"
+            ))),
+            Response::Hello {
+                machine,
+                version,
+                user,
+                role,
+                ..
+            } => {
+                client.info = AgentInfo {
+                    machine,
+                    version,
+                    user,
+                    role,
+                };
+                Ok(client)
+            }
+            // An agent answers a hello of another revision with an error saying so.
+            Response::Error { message, .. } => Err(incompatible(message)),
+            other => Err(protocol(format!("a hello answered with {other:?}"))),
+        }
+    }
+
+    /// Who the agent is and who it took us for.
+    pub fn info(&self) -> &AgentInfo {
+        &self.info
+    }
+
+    /// `host:port` of the agent.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Things worth telling the user that were not errors (a host key recorded on
+    /// first use).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Sends one request and waits for its answer.
+    pub async fn request(&mut self, request: Request) -> Result<Response, PeerError> {
+        let lost = |reason: String| PeerError::Lost {
+            addr: self.addr.clone(),
+            reason,
+        };
+        self.conn
+            .send(&request)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        match self.conn.recv().await {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(super::ConnectionError::Malformed(reason))) => Err(PeerError::Protocol {
+                addr: self.addr.clone(),
+                reason: format!("a malformed answer: {reason}"),
+            }),
+            Some(Err(e)) => Err(lost(e.to_string())),
+            None => Err(lost("the connection closed".into())),
+        }
+    }
+}
+
+impl Peer for Client {
+    async fn request(&mut self, request: Request) -> Result<Response, PeerError> {
+        Client::request(self, request).await
+    }
+}
+
+/// [`Client`] for code that is not async: it owns a current-thread runtime, which runs
+/// the connection's tasks while a call waits. Not for use inside a runtime.
+pub struct BlockingClient {
+    // Fields drop in order: the client (and its session) before the runtime that runs
+    // their tasks.
+    client: Client,
+    rt: Runtime,
+}
+
+impl BlockingClient {
+    /// Connects as [`Client::connect`] does.
+    pub fn connect(options: ClientOptions) -> Result<BlockingClient, PeerError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PeerError::Connect {
+                addr: options.addr(),
+                reason: format!("cannot start a runtime: {e}"),
+            })?;
+        let client = rt.block_on(Client::connect(options))?;
+        Ok(BlockingClient { client, rt })
+    }
+
+    /// Who the agent is and who it took us for.
+    pub fn info(&self) -> &AgentInfo {
+        self.client.info()
+    }
+
+    /// Things worth telling the user that were not errors.
+    pub fn notices(&self) -> &[String] {
+        self.client.notices()
+    }
+
+    /// Sends one request and waits for its answer.
+    pub fn request(&mut self, request: Request) -> Result<Response, PeerError> {
+        self.rt.block_on(self.client.request(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_with_default_port() {
+        let split = |t| split_host_port(t, 2222);
+        assert_eq!(split("lab1:22"), Some(("lab1".into(), 22)));
+        assert_eq!(split("lab1"), Some(("lab1".into(), 2222)));
+        assert_eq!(split("[::1]:9"), Some(("::1".into(), 9)));
+        assert_eq!(split("[::1]"), Some(("::1".into(), 2222)));
+        assert_eq!(split("::1"), Some(("::1".into(), 2222)));
+        assert_eq!(split("lab1:x"), None);
+        assert_eq!(split("[::1]x"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! Small helpers for the text people read: a count with its noun in the right number
+//! ("1 warning", "2 warnings", "1 entry", "3 entries"). Every summary that prints a
+//! count goes through [`count`], so none says "1 errors".
+
+/// `n` followed by `noun`, plural unless `n` is 1. `noun` is the singular; the plural
+/// follows the English rules the CLI's nouns need: a consonant + `y` becomes `ies`
+/// (entry → entries), `s`, `x`, `ch` and `sh` take `es`, everything else takes `s`. In a
+/// noun of several words only the last one changes ("change set" → "change sets").
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {}", plural(noun))
+    }
+}
+
+/// The plural of `noun` (see [`count`] for the rules).
+pub fn plural(noun: &str) -> String {
+    let consonant_y = noun.strip_suffix('y').filter(|stem| {
+        stem.chars()
+            .last()
+            .is_some_and(|c| !"aeiou".contains(c.to_ascii_lowercase()))
+    });
+    if let Some(stem) = consonant_y {
+        format!("{stem}ies")
+    } else if ["s", "x", "ch", "sh"].iter().any(|end| noun.ends_with(end)) {
+        format!("{noun}es")
+    } else {
+        format!("{noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(count(0, "warning"), "0 warnings");
+        assert_eq!(count(1, "warning"), "1 warning");
+        assert_eq!(count(2, "error"), "2 errors");
+        assert_eq!(count(1, "entry"), "1 entry");
+        assert_eq!(count(7, "entry"), "7 entries");
+        assert_eq!(count(2, "key"), "2 keys");
+        assert_eq!(count(2, "change set"), "2 change sets");
+        assert_eq!(count(3, "match"), "3 matches");
+    }
+}

@@ -1,0 +1,80 @@
+//! Exit codes through the real binary: usage errors, an unreachable agent, `--help`,
+//! and a stdout closed by the reader.
+
+use std::process::{Command, Stdio};
+
+use crate::agent_support::{keypair, stderr, stdout, strata};
+use crate::support::root;
+
+#[test]
+fn a_usage_error_is_not_mistaken_for_changes_and_help_is_success() {
+    let out = strata(&["plan", "--no-such-option"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let out = strata(&["valdate"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let out = strata(&["plan", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("Exit codes: 0 no changes, 2 changes"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_agent_that_cannot_be_reached_exits_69_with_its_kind_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("id");
+    keypair(&key);
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let args = [
+        "log",
+        "--target",
+        &target,
+        "--identity",
+        key.to_str().unwrap(),
+        "--fingerprint",
+        "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ];
+    let out = strata(&args);
+    assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot connect to 127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+    let mut json = args.to_vec();
+    json.extend(["--format", "json"]);
+    let out = strata(&json);
+    assert_eq!(out.status.code(), Some(69));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "unreachable", "{v}");
+}
+
+#[test]
+fn a_closed_stdout_is_a_clean_exit() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .current_dir(root())
+        .args([
+            "show",
+            "--repo",
+            "examples/americas",
+            "--machine",
+            "lab1.example.com",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first line is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
