@@ -1,9 +1,10 @@
-//! Refused logins per address, for the growing delay. Pure (the time is passed in) and
-//! bounded: an address not refused for [`MAX_DELAY`] starts afresh and its entry goes,
-//! and past [`CAPACITY`] addresses the one refused longest ago is forgotten, so an
-//! attacker cycling source addresses cannot grow the table without limit.
+//! Refused logins per address (or per user name), for the growing delay. Pure (the time
+//! is passed in) and bounded: an address not refused for [`MAX_DELAY`] starts afresh and
+//! its entry goes, and past [`CAPACITY`] addresses the one refused longest ago is
+//! forgotten, so an attacker cycling source addresses cannot grow the table without limit.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -20,24 +21,24 @@ pub fn refusal_delay(base_ms: u64, n: u32) -> Duration {
     Duration::from_millis(base_ms.saturating_mul(factor)).min(MAX_DELAY)
 }
 
-/// Refusals in a row per address, with the time of the last one.
+/// Refusals in a row per address (or other key), with the time of the last one.
 #[derive(Debug)]
-pub struct Penalties {
-    entries: HashMap<IpAddr, (u32, Instant)>,
+pub struct Penalties<K = IpAddr> {
+    entries: HashMap<K, (u32, Instant)>,
     capacity: usize,
     window: Duration,
 }
 
-impl Default for Penalties {
+impl<K: Hash + Eq + Clone> Default for Penalties<K> {
     fn default() -> Self {
         Penalties::new(CAPACITY, MAX_DELAY)
     }
 }
 
-impl Penalties {
+impl<K: Hash + Eq + Clone> Penalties<K> {
     /// A table remembering at most `capacity` addresses, each for `window` after its
     /// last refusal.
-    pub fn new(capacity: usize, window: Duration) -> Penalties {
+    pub fn new(capacity: usize, window: Duration) -> Penalties<K> {
         Penalties {
             entries: HashMap::new(),
             capacity: capacity.max(1),
@@ -45,14 +46,22 @@ impl Penalties {
         }
     }
 
+    /// How many refusals in a row `key` has at `now` (0: none remembered).
+    pub fn count(&self, key: &K, now: Instant) -> u32 {
+        self.entries
+            .get(key)
+            .filter(|(_, last)| now.saturating_duration_since(*last) <= self.window)
+            .map_or(0, |(n, _)| *n)
+    }
+
     /// Records a refusal from `ip` at `now`; returns how many in a row (from 1).
-    pub fn refuse(&mut self, ip: IpAddr, now: Instant) -> u32 {
+    pub fn refuse(&mut self, ip: K, now: Instant) -> u32 {
         let window = self.window;
         self.entries
             .retain(|_, (_, last)| now.saturating_duration_since(*last) <= window);
         if !self.entries.contains_key(&ip) && self.entries.len() >= self.capacity {
             let oldest = self.entries.iter().min_by_key(|(_, (_, last))| *last);
-            if let Some((&old, _)) = oldest {
+            if let Some(old) = oldest.map(|(k, _)| k.clone()) {
                 self.entries.remove(&old);
             }
         }
@@ -63,8 +72,8 @@ impl Penalties {
     }
 
     /// Forgets `ip` (after a successful login).
-    pub fn forget(&mut self, ip: IpAddr) {
-        self.entries.remove(&ip);
+    pub fn forget(&mut self, ip: &K) {
+        self.entries.remove(ip);
     }
 
     /// How many addresses are remembered.
@@ -109,7 +118,10 @@ mod tests {
         assert_eq!(p.refuse(ip(3), t0 + s(81)), 1);
         assert_eq!(p.len(), 1);
         assert_eq!(p.refuse(ip(1), t0 + s(82)), 1);
-        p.forget(ip(1));
+        p.forget(&ip(1));
+        assert_eq!(p.count(&ip(1), t0 + s(83)), 0);
+        assert_eq!(p.count(&ip(3), t0 + s(83)), 1);
+        assert_eq!(p.count(&ip(3), t0 + s(200)), 0, "past its window");
         assert_eq!(p.refuse(ip(1), t0 + s(83)), 1);
     }
 

@@ -23,6 +23,8 @@ pub struct Settings {
     /// Base delay after a refused login, in milliseconds; it doubles with each further
     /// refusal from the same address (up to 30 s) and resets on success.
     pub auth_delay_ms: u64,
+    /// The resource budget that keeps the agent serving while one address floods it.
+    pub limits: Limits,
     /// Commands run after the running config changes, each with the changed section
     /// names appended as arguments.
     pub hooks: Vec<Vec<String>>,
@@ -31,6 +33,30 @@ pub struct Settings {
     /// The machine's standalone settings: sections recorded at machine level on first
     /// start, which `cluster create` lifts to the cluster.
     pub standalone: Vec<Node>,
+}
+
+/// How much of the agent one client, one address or the unauthenticated may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection that has not logged in this long after it opened is closed.
+    pub login_timeout_ms: u64,
+    /// At most this many connections may be open and not yet logged in.
+    pub max_unauthenticated: usize,
+    /// At most this many connections may be open from one address.
+    pub max_per_address: usize,
+    /// At most this many requests of one user may be in progress at once.
+    pub max_requests_per_user: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            login_timeout_ms: 10_000,
+            max_unauthenticated: 256,
+            max_per_address: 32,
+            max_requests_per_user: 8,
+        }
+    }
 }
 
 /// `agent.kdl` could not be read.
@@ -55,6 +81,7 @@ impl Settings {
             address: None,
             listen,
             auth_delay_ms: 1000,
+            limits: Limits::default(),
             hooks: Vec::new(),
             running_dir: None,
             standalone: Vec::new(),
@@ -75,6 +102,25 @@ impl Settings {
                 .map(str::to_owned)
                 .ok_or_else(|| err(format!("`{}` needs a string argument", n.name().value())))
         };
+        let count = |n: &KdlNode| -> Result<u64, SettingsError> {
+            n.get(0)
+                .and_then(|v| v.as_integer())
+                .and_then(|i| u64::try_from(i).ok())
+                .ok_or_else(|| {
+                    err(format!(
+                        "`{}` needs a non-negative integer",
+                        n.name().value()
+                    ))
+                })
+        };
+        let size = |n: &KdlNode| -> Result<usize, SettingsError> {
+            count(n).and_then(|c| {
+                usize::try_from(c)
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| err(format!("`{}` needs a positive integer", n.name().value())))
+            })
+        };
         let mut s = Settings::new(String::new(), format!("0.0.0.0:{DEFAULT_PORT}"));
         for node in doc.nodes() {
             match node.name().value() {
@@ -82,13 +128,11 @@ impl Settings {
                 "address" => s.address = Some(string_arg(node)?),
                 "listen" => s.listen = string_arg(node)?,
                 "running-dir" => s.running_dir = Some(PathBuf::from(string_arg(node)?)),
-                "auth-delay-ms" => {
-                    s.auth_delay_ms = node
-                        .get(0)
-                        .and_then(|v| v.as_integer())
-                        .and_then(|i| u64::try_from(i).ok())
-                        .ok_or_else(|| err("`auth-delay-ms` needs a non-negative integer".into()))?
-                }
+                "auth-delay-ms" => s.auth_delay_ms = count(node)?,
+                "login-timeout-ms" => s.limits.login_timeout_ms = count(node)?.max(1),
+                "max-unauthenticated" => s.limits.max_unauthenticated = size(node)?,
+                "max-connections-per-address" => s.limits.max_per_address = size(node)?,
+                "max-requests-per-user" => s.limits.max_requests_per_user = size(node)?,
                 "hook" => {
                     let argv: Option<Vec<String>> = node
                         .entries()
@@ -137,6 +181,14 @@ impl Settings {
         out.push_str(&format!(
             "// Delay after a refused login (ms); doubles per further refusal.\nauth-delay-ms {}\n",
             self.auth_delay_ms
+        ));
+        let l = &self.limits;
+        out.push_str(&format!(
+            "// The resource budget: a connection must log in within login-timeout-ms; at most\n\
+             // max-unauthenticated connections wait to log in, max-connections-per-address come\n\
+             // from one address, max-requests-per-user run at once for one user.\n\
+             login-timeout-ms {}\nmax-unauthenticated {}\nmax-connections-per-address {}\nmax-requests-per-user {}\n",
+            l.login_timeout_ms, l.max_unauthenticated, l.max_per_address, l.max_requests_per_user
         ));
         out.push_str(
             "// Commands run when the running config changes, with the changed section names\n\

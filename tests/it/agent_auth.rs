@@ -240,9 +240,12 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
     .unwrap();
     let empty_kh = tmp.path().join("empty_known_hosts");
     std::fs::write(&empty_kh, "").unwrap();
+    // `command` "" asks for a shell (with a forced terminal, as `ssh -tt` does).
     let run = |key: &Path, user: &str, known: &Path, command: &str| {
+        let tty = if command.is_empty() { "force" } else { "no" };
         std::process::Command::new(&ssh)
-            .args(["-F", "/dev/null", "-p", &port, "-i"])
+            .args(["-F", "/dev/null", "-o", &format!("RequestTTY={tty}")])
+            .args(["-p", &port, "-i"])
             .arg(key)
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known.display()))
@@ -259,7 +262,7 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
                 "ConnectTimeout=20",
             ])
             .arg(format!("{user}@127.0.0.1"))
-            .arg(command)
+            .args((!command.is_empty()).then_some(command))
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap()
@@ -272,6 +275,10 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
     let out = run(&op, "ada", &kh, "rm -rf /");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unknown command"), "{}", stderr(&out));
+    // A shell (`ssh -tt host`) is answered, not left hanging.
+    let out = run(&op, "ada", &kh, "");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no shell here"), "{}", stderr(&out));
     // Wrong key: refused by the agent.
     let out = run(&stranger, "ada", &kh, "whoami");
     assert_eq!(out.status.code(), Some(255));

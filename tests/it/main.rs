@@ -2,6 +2,7 @@
 
 mod agent;
 mod agent_auth;
+mod agent_budget;
 mod agent_catalogue;
 mod agent_crash;
 mod agent_refusals;

@@ -1,0 +1,294 @@
+//! One SSH connection's handler: logins against the `users` section and the state dir's
+//! local key (with growing refusal delays, and passphrases hashed one at a time after the
+//! delay earlier refusals earned), the `strata` subsystem, a tiny `exec` interface
+//! (`whoami`) so a plain OpenSSH client can check its access, and a clear refusal of
+//! shells.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::InFlight;
+use super::serve::serve;
+use crate::agent::{Agent, Authed};
+use crate::mesh::SUBSYSTEM;
+
+/// One SSH connection.
+pub struct Client {
+    agent: Arc<Agent>,
+    in_flight: InFlight,
+    peer: Option<SocketAddr>,
+    /// Told once the connection logs in (it then no longer counts as waiting).
+    logged_in: Arc<Notify>,
+    authed: Option<Authed>,
+    /// The user whose key was accepted on offer, until its verified login arrives. russh
+    /// rejects a bad signature without calling the handler, so a login still pending
+    /// when the next attempt (or the end of the connection) comes counts as a refusal.
+    unsigned: Option<String>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+const NO_SIGNATURE: &str = "no valid signature for an accepted key";
+
+impl Client {
+    /// The handler of a new connection from `peer`.
+    pub fn new(
+        agent: Arc<Agent>,
+        in_flight: InFlight,
+        peer: SocketAddr,
+        logged_in: Arc<Notify>,
+    ) -> Client {
+        Client {
+            agent,
+            in_flight,
+            peer: Some(peer),
+            logged_in,
+            authed: None,
+            unsigned: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    /// Records a refused login; returns when its answer may go out (`started` plus the
+    /// address's growing delay, so the time argon2 took does not show).
+    fn refusal(&self, user: &str, method: &str, why: &str, started: Instant) -> Instant {
+        let delay = self.agent.node.auth.refused(self.peer.map(|p| p.ip()));
+        tracing::warn!(peer = ?self.peer, user, method, delay_ms = delay.as_millis() as u64, "login refused: {why}");
+        started + delay
+    }
+
+    /// Counts an accepted key whose signature failed or never came (see `unsigned`);
+    /// returns when the current attempt may be answered.
+    fn settle_unsigned(&mut self, started: Instant) -> Instant {
+        match self.unsigned.take() {
+            Some(user) => self.refusal(&user, "publickey", NO_SIGNATURE, started),
+            None => started,
+        }
+    }
+
+    fn accept(
+        &mut self,
+        user: &str,
+        role: crate::agent::users::Role,
+        method: &str,
+    ) -> Result<Auth, russh::Error> {
+        tracing::info!(peer = ?self.peer, user, role = role.as_str(), method, "login accepted");
+        self.agent
+            .node
+            .auth
+            .accepted(self.peer.map(|p| p.ip()), user);
+        self.logged_in.notify_one();
+        self.authed = Some(Authed {
+            user: user.to_owned(),
+            role,
+        });
+        Ok(Auth::Accept)
+    }
+}
+
+impl russh::server::Handler for Client {
+    type Error = russh::Error;
+
+    /// A key offered (probed, or signed without a probe): an unknown one is no refusal
+    /// and is answered at once, so a client holding several keys soon reaches the right
+    /// one; guessing keys is hopeless anyway.
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let hold = self.settle_unsigned(Instant::now());
+        let known = self
+            .agent
+            .node
+            .auth
+            .authorize_key(user, offer.public_key)
+            .is_some();
+        if known {
+            self.unsigned = Some(user.to_owned());
+        } else {
+            tracing::debug!(peer = ?self.peer, user, "offered key not accepted (not counted as a refusal)");
+        }
+        tokio::time::sleep_until(hold).await;
+        Ok(if known { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        self.unsigned = None;
+        match self.agent.node.auth.authorize_key(user, key.public_key) {
+            Some(role) => self.accept(user, role, "publickey"),
+            None => {
+                let hold = self.refusal(user, "publickey", "unknown key", Instant::now());
+                tokio::time::sleep_until(hold).await;
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let started = Instant::now();
+        let hold = self.settle_unsigned(started);
+        let ip = self.peer.map(|p| p.ip());
+        // Earlier refusals from this address, or for this user, are waited out before any
+        // hashing: a flood of guesses is slowed before it costs memory or a core.
+        let earned = self.agent.node.auth.pending_delay(ip, user);
+        tokio::time::sleep_until(hold.max(started + earned)).await;
+        let role = self
+            .agent
+            .node
+            .auth
+            .authorize_passphrase(user, password)
+            .await;
+        match role {
+            Some(role) => self.accept(user, role, "password"),
+            None => {
+                let delay = self.agent.node.auth.refused_passphrase(ip, user);
+                tracing::warn!(peer = ?self.peer, user, method = "password", delay_ms = delay.as_millis() as u64, "login refused: wrong user or passphrase");
+                tokio::time::sleep_until(Instant::now().max(started + earned + delay)).await;
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Keep the channel until the client says what to run on it.
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (Some(who), true) = (self.authed.clone(), name == SUBSYSTEM) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        let Some(channel) = self.channels.remove(&id) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        session.channel_success(id)?;
+        // Long work never runs inside a handler callback: the connection gets its task.
+        self.in_flight.channels.spawn(serve(
+            self.agent.clone(),
+            self.in_flight.clone(),
+            who,
+            channel,
+            session.handle(),
+            self.peer
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        ));
+        Ok(())
+    }
+
+    /// A terminal is accepted (OpenSSH's `-tt` gives up when refused one), so that the
+    /// shell request that follows gets its answer.
+    async fn pty_request(
+        &mut self,
+        id: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.authed.is_some() {
+            session.channel_success(id)?;
+        } else {
+            session.channel_failure(id)?;
+        }
+        Ok(())
+    }
+
+    /// A shell is answered with what this server does run, then the channel closes.
+    async fn shell_request(
+        &mut self,
+        id: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.authed.is_none() {
+            session.channel_failure(id)?;
+            return Ok(());
+        }
+        session.channel_success(id)?;
+        let text = format!(
+            "strata agent: no shell here; this server runs `whoami` and the `{SUBSYSTEM}` subsystem (use the strata command)\n"
+        );
+        session.extended_data(id, 1, text.into_bytes())?;
+        session.exit_status_request(id, 1)?;
+        session.eof(id)?;
+        session.close(id)?;
+        self.channels.remove(&id);
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        id: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(who) = self.authed.clone() else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        session.channel_success(id)?;
+        let command = String::from_utf8_lossy(data).trim().to_owned();
+        let (text, status) = match command.as_str() {
+            "whoami" => (
+                format!(
+                    "{} {} on {}\n",
+                    who.user,
+                    who.role.as_str(),
+                    self.agent.state.settings.machine
+                ),
+                0,
+            ),
+            _ => (
+                format!(
+                    "strata agent: unknown command `{command}`; this server runs `whoami` and the `{SUBSYSTEM}` subsystem\n"
+                ),
+                1,
+            ),
+        };
+        if status == 0 {
+            session.data(id, text.into_bytes())?;
+        } else {
+            session.extended_data(id, 1, text.into_bytes())?;
+        }
+        session.exit_status_request(id, status)?;
+        session.eof(id)?;
+        session.close(id)?;
+        self.channels.remove(&id);
+        Ok(())
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // The connection ended with an accepted key still unsigned: count it.
+        if let Some(user) = self.unsigned.take() {
+            self.refusal(&user, "publickey", NO_SIGNATURE, Instant::now());
+        }
+    }
+}

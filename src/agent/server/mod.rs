@@ -1,0 +1,212 @@
+//! The agent's SSH server (russh) and its resource budget.
+//!
+//! - [`gate`]: admission — connections per address, connections waiting to log in.
+//! - [`client`]: one SSH connection's handler — logins against the `users` section and
+//!   the state dir's local key, the `strata` subsystem, `whoami` for a plain OpenSSH
+//!   client, and a clear answer to a shell request.
+//! - [`serve`]: the framed protocol on one channel — hello first, requests per user
+//!   bounded, in-flight requests tracked.
+//!
+//! The accept loop is the agent's own rather than russh's, so that a connection is
+//! admitted (or closed at once) before any work is done for it, one that has not logged in
+//! within the login timeout is closed, and a failing accept (out of file descriptors) is
+//! logged and survived instead of ending the server.
+//!
+//! Shutdown answers what was accepted: when told to stop, the server stops accepting,
+//! refuses requests read after that, waits for the requests in progress to be answered (at
+//! most [`DRAIN`]), gives their clients a moment to hang up, then disconnects everyone.
+
+mod client;
+pub mod gate;
+mod serve;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::{MethodKind, MethodSet};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::client::Client;
+use self::gate::{Full, Gate, Ticket};
+use self::serve::UserSlots;
+use super::Agent;
+
+/// How long shutdown waits for requests already accepted to be answered.
+pub const DRAIN: Duration = Duration::from_secs(60);
+
+/// How long shutdown then waits for answered clients to hang up by themselves.
+const HANG_UP: Duration = Duration::from_secs(2);
+
+/// How long a session told to disconnect may take to go.
+const LEAVE: Duration = Duration::from_secs(5);
+
+/// What the server's tasks share: what shutdown waits for, and the per-user budget.
+#[derive(Clone)]
+struct InFlight {
+    /// One token per request, from the moment it is read until its answer is sent.
+    requests: TaskTracker,
+    /// One task per protocol channel.
+    channels: TaskTracker,
+    /// One task per connection.
+    connections: TaskTracker,
+    /// Cancelled when the server stops: requests read after that are refused.
+    stopping: CancellationToken,
+    /// Cancelled last: every connection disconnects.
+    closing: CancellationToken,
+    /// Requests in progress per user.
+    slots: Arc<UserSlots>,
+}
+
+fn config(agent: &Agent) -> russh::server::Config {
+    russh::server::Config {
+        keys: vec![agent.state.host_key.clone()],
+        methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+        // No constant floor from russh: it would also hold the answer to a key that is
+        // merely offered. Every delay is the agent's own (`Client::refusal`).
+        auth_rejection_time: Duration::ZERO,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Serves SSH on `listener` until `shutdown` completes, then answers the requests already
+/// accepted and disconnects every client.
+pub async fn run(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    agent: Arc<Agent>,
+) -> std::io::Result<()> {
+    let limits = agent.state.settings.limits;
+    let config = Arc::new(config(&agent));
+    let gate = Gate::new(limits);
+    let in_flight = InFlight {
+        requests: TaskTracker::new(),
+        channels: TaskTracker::new(),
+        connections: TaskTracker::new(),
+        stopping: CancellationToken::new(),
+        closing: CancellationToken::new(),
+        slots: Arc::new(UserSlots::new(limits.max_requests_per_user)),
+    };
+    let login_timeout = Duration::from_millis(limits.login_timeout_ms);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => match gate.admit(peer.ip()) {
+                Ok(ticket) => {
+                    let task = connection(
+                        stream,
+                        peer,
+                        ticket,
+                        agent.clone(),
+                        config.clone(),
+                        in_flight.clone(),
+                        login_timeout,
+                    );
+                    in_flight.connections.spawn(task);
+                }
+                // Closed at once: no SSH work is done for it.
+                Err(Full::Address) => {
+                    tracing::debug!(%peer, "connection closed: its address holds its share already");
+                }
+                Err(Full::Unauthenticated) => {
+                    tracing::debug!(%peer, "connection closed: too many connections are waiting to log in");
+                }
+            },
+            Err(e) => {
+                // Out of file descriptors, say: keep serving those already connected and
+                // try again shortly, rather than end the server.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    in_flight.stopping.cancel();
+    in_flight.requests.close();
+    let pending = in_flight.requests.len();
+    if pending > 0 {
+        tracing::info!(pending, "answering the requests accepted before shutdown");
+    }
+    if tokio::time::timeout(DRAIN, in_flight.requests.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still unanswered after {DRAIN:?}; stopping anyway");
+    }
+    in_flight.channels.close();
+    let _ = tokio::time::timeout(HANG_UP, in_flight.channels.wait()).await;
+    in_flight.closing.cancel();
+    in_flight.connections.close();
+    let _ = tokio::time::timeout(LEAVE, in_flight.connections.wait()).await;
+    Ok(())
+}
+
+/// One connection, from the SSH version exchange to its end: closed if it has not logged
+/// in within `login_timeout`, disconnected when the server closes.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
+    agent: Arc<Agent>,
+    config: Arc<russh::server::Config>,
+    in_flight: InFlight,
+    login_timeout: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    let logged_in = Arc::new(Notify::new());
+    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone());
+    let deadline = tokio::time::sleep(login_timeout);
+    tokio::pin!(deadline);
+    // The version exchange happens here, under the login deadline too: a client that
+    // never sends its version (slowloris) is dropped with its socket.
+    let session = tokio::select! {
+        session = russh::server::run_stream(config, stream, handler) => match session {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, "connection setup failed: {e:?}");
+                return;
+            }
+        },
+        () = &mut deadline => {
+            tracing::info!(%peer, "connection closed: no login within {login_timeout:?}");
+            return;
+        }
+        () = in_flight.closing.cancelled() => return,
+    };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let why = tokio::select! {
+        _ = &mut session => return,
+        () = logged_in.notified() => None,
+        () = &mut deadline => Some(format!("no login within {login_timeout:?}")),
+        () = in_flight.closing.cancelled() => Some("the agent is shutting down".to_owned()),
+    };
+    let why = match why {
+        Some(why) => why,
+        None => {
+            ticket.logged_in();
+            tokio::select! {
+                _ = &mut session => return,
+                () = in_flight.closing.cancelled() => "the agent is shutting down".to_owned(),
+            }
+        }
+    };
+    tracing::info!(%peer, "disconnecting: {why}");
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, why, String::new())
+        .await;
+    // The place is given back once the session is gone (or has had its time to go).
+    let _ = tokio::time::timeout(LEAVE, &mut session).await;
+}
