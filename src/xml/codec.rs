@@ -13,12 +13,22 @@
 //!   the first (even an empty one) that marks where its leftovers go back;
 //! - whatever no mapping claims (attributes, elements, text) is kept in an `xml-extra`
 //!   child of the node whose element held it, so that nothing is lost and encoding puts it
-//!   back.
+//!   back;
+//! - an empty element (`<ntp_source_ip_interface></ntp_source_ip_interface>`) means "not
+//!   set": its field stays unset and the element is kept as an empty `element` entry, which
+//!   export writes back unless the field has been given a value since;
+//! - an enumeration value the schema does not know is not the field's value: the element
+//!   is kept verbatim (with a warning), so that the appliance's own file never fails on it;
+//! - a value spelled otherwise than export would write it (a netmask `255.255.255.0` or
+//!   `0xffffff00` where export writes `24`, a boolean `true`) is noted as an `as-written`
+//!   entry and written back as it came while it still means the same value;
+//! - export writes a node's elements in the schema's `xml_order`; where the document had
+//!   another order, an `order` entry lists its element names and export follows it.
 //!
 //! Decoding never fails: a value that does not convert to its field's type is kept as a
 //! string, and schema checking (which sees spans into the XML) reports it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use miette::SourceSpan;
 
@@ -34,6 +44,15 @@ pub const WRAPPER: usize = usize::MAX - 1;
 /// The id of a section element made while encoding, which several sections may share
 /// (`ldap-servers` and `ldap-queries` both live in `<ldap>`).
 pub const SHARED: usize = usize::MAX - 2;
+/// The id of an element made while encoding to hold a field's value: an empty `element`
+/// entry of its name in `xml-extra` (the placeholder of an element that was empty when
+/// imported) is not written beside it.
+pub const LEAF: usize = usize::MAX - 3;
+
+/// The `xml-extra` entry listing a node's child element names in document order.
+pub const ORDER: &str = "order";
+/// The `xml-extra` entry keeping a value's spelling: `as-written "netmask" "255.255.255.0"`.
+pub const AS_WRITTEN: &str = "as-written";
 
 /// Where a field or child lives relative to its node's element.
 enum Place<'a> {
@@ -75,14 +94,43 @@ pub struct Decoder {
     pub unknown: Vec<(SourceSpan, String)>,
     /// Repeated wrapper elements kept in `xml-extra`: where, and their name.
     pub repeated_wrappers: Vec<(SourceSpan, String)>,
+    /// Elements that were empty where a mapping expected a value ("not set"): kept in
+    /// `xml-extra` without a warning.
+    empties: HashSet<usize>,
+    /// Elements whose value a field cannot take (an enumeration value the schema does not
+    /// know): kept in `xml-extra` with a warning of their own.
+    odd: HashSet<usize>,
+    /// Values kept verbatim rather than read into a field: where, and why.
+    pub kept_values: Vec<(SourceSpan, String)>,
+    /// Spellings to keep, by the id of the element whose node's field read them: (path
+    /// from that element, text as written).
+    spellings: HashMap<usize, Vec<(String, String)>>,
+    /// True for the appliance form, where an empty section element means "not set" (the
+    /// cluster form lists the sections a mode defines, empty ones included).
+    pub empty_sections_unset: bool,
 }
 
 impl Decoder {
-    /// Decodes `e` as a node called `name` with `spec`, leftovers in an `xml-extra` child.
+    /// Decodes `e` as a node called `name` with `spec`, leftovers in an `xml-extra` child,
+    /// and an `order` entry there if export would otherwise write its elements in another
+    /// order.
     pub fn decode(&mut self, spec: &NodeSpec, e: &XElem, name: &str) -> Node {
         let mut node = self.decode_parts(spec, e, name);
         if let Some(rest) = self.residue(e) {
             node.children.push(rest);
+        }
+        let mut probe = XElem::new(e.name.clone());
+        encode(spec, &node, &mut probe);
+        if let Some(order) = order_entry(e, &probe) {
+            extra_child(&mut node).children.push(order);
+        }
+        // The wrappers of fields and children (<rat_params>, <direct>) too.
+        for w in probe.elements().filter(|w| w.id == WRAPPER) {
+            let original = e.elements().find(|o| o.name == w.name);
+            if let Some(order) = original.and_then(|o| order_entry(o, w)) {
+                let x = extra_child(&mut node);
+                wrapper_entry(x, &w.name).children.push(order);
+            }
         }
         node
     }
@@ -90,6 +138,18 @@ impl Decoder {
     /// Decodes what `spec` maps, without collecting leftovers (the caller does, once every
     /// mapping that shares the element has claimed its parts).
     pub fn decode_parts(&mut self, spec: &NodeSpec, e: &XElem, name: &str) -> Node {
+        self.decode_section_parts(spec, e, None, name)
+    }
+
+    /// [`Decoder::decode_parts`] for a section's element, whose fields may also name
+    /// elements beside it in `parent` (`xml="../dns_interface"`).
+    pub fn decode_section_parts(
+        &mut self,
+        spec: &NodeSpec,
+        e: &XElem,
+        parent: Option<&XElem>,
+        name: &str,
+    ) -> Node {
         self.leaves.insert(e.id);
         let mut node = Node::new(name);
         node.span = e.span;
@@ -98,7 +158,7 @@ impl Decoder {
             return node;
         }
         for field in &spec.args {
-            let values = self.field_values(field, e, field.variadic);
+            let values = self.field_values(field, e, parent, field.variadic);
             if values.is_empty() {
                 // Arguments are positional: the rest stay unclaimed, kept in xml-extra.
                 break;
@@ -109,7 +169,11 @@ impl Decoder {
             }
         }
         for field in spec.props.values() {
-            if let Some((v, span)) = self.field_values(field, e, false).into_iter().next() {
+            if let Some((v, span)) = self
+                .field_values(field, e, parent, false)
+                .into_iter()
+                .next()
+            {
                 node.props.push((field.name.clone(), v));
                 node.prop_spans.push(span);
             }
@@ -158,6 +222,9 @@ impl Decoder {
                 out = self.find(w, rest, simple, limit);
                 if !out.is_empty() {
                     self.wrappers.insert(w.id);
+                } else if is_empty(w) {
+                    // An empty wrapper (`<rat></rat>`): nothing set, nothing unknown.
+                    self.empties.insert(w.id);
                 }
             }
             return out;
@@ -196,7 +263,15 @@ impl Decoder {
     /// The element for a section at `path` under the root: the first of each name along
     /// the way (only the first wrapper of a name is one, as for children), whether or not
     /// another section claimed it (sections may share elements).
-    pub fn find_section<'e>(&mut self, root: &'e XElem, path: &[&str]) -> Option<&'e XElem> {
+    /// In the appliance form ([`Decoder::empty_sections_unset`]), an empty element of a
+    /// section that an empty node cannot satisfy (`<hostname></hostname>`) is "not set":
+    /// `None`, and the element is kept.
+    pub fn find_section<'e>(
+        &mut self,
+        root: &'e XElem,
+        path: &[&str],
+        spec: &NodeSpec,
+    ) -> Option<&'e XElem> {
         let (last, wrappers) = path.split_last()?;
         let mut at = root;
         let mut way = Vec::new();
@@ -210,18 +285,29 @@ impl Decoder {
         at = at.elements().find(|c| c.name == *last)?;
         // Mark the way only once found.
         self.wrappers.extend(way);
+        if self.empty_sections_unset && is_empty(at) && !accepts_empty(spec) {
+            // `<hostname></hostname>`: the section is not set; the element is kept.
+            self.empties.insert(at.id);
+            return None;
+        }
         self.leaves.insert(at.id);
         Some(at)
     }
 
-    fn field_values(&mut self, f: &FieldSpec, e: &XElem, all: bool) -> Vec<(Value, SourceSpan)> {
+    fn field_values(
+        &mut self,
+        f: &FieldSpec,
+        e: &XElem,
+        parent: Option<&XElem>,
+        all: bool,
+    ) -> Vec<(Value, SourceSpan)> {
         let mut out = Vec::new();
         match place(f.xml.as_deref(), &f.name) {
             Place::Here => {
                 let has_text = e.children.iter().any(|c| matches!(c, XNode::Text(..)));
                 if has_text && !self.texts.contains(&e.id) {
                     let (text, span) = e.text();
-                    if !text.is_empty() {
+                    if !is_unset(&f.ty, &text) {
                         self.texts.insert(e.id);
                         out.push((convert(&f.ty, &text), span));
                     }
@@ -235,18 +321,62 @@ impl Decoder {
                 }
             }
             Place::Path(path) => {
+                let (at, path) = match (path.split_first(), parent) {
+                    (Some((up, rest)), Some(p)) if up == ".." => (p, rest.to_vec()),
+                    (Some((up, _)), None) if up == ".." => return out,
+                    _ => (e, path),
+                };
                 let limit = if all { usize::MAX } else { 1 };
-                for leaf in self.find(e, &path, true, limit) {
+                for leaf in self.find(at, &path, true, limit) {
                     let (text, span) = leaf.text();
+                    if is_unset(&f.ty, &text) && leaf.attrs.is_empty() {
+                        // An empty element: the field is not set; the element is kept.
+                        self.leaves.remove(&leaf.id);
+                        self.empties.insert(leaf.id);
+                        continue;
+                    }
                     let value = match &f.xml_netmask {
                         Some(mask) => self.with_netmask(e, mask, text.trim()),
                         None => convert(&f.ty, &text),
                     };
+                    if let (ValueType::Enum(values), Value::String(v)) = (&f.ty, &value)
+                        && !values.contains(v)
+                    {
+                        self.leaves.remove(&leaf.id);
+                        self.odd.insert(leaf.id);
+                        self.kept_values.push((
+                            span,
+                            format!(
+                                "<{}> holds \"{v}\", which is not one of the values Strata knows for `{}` ({})",
+                                leaf.name,
+                                f.name,
+                                values.join(", ")
+                            ),
+                        ));
+                        continue;
+                    }
+                    if std::ptr::eq(at, e) && f.xml_netmask.is_none() {
+                        self.note_spelling(e.id, &path.join("/"), &f.ty, &value, text.trim());
+                    }
                     out.push((value, if text.is_empty() { leaf.span } else { span }));
                 }
             }
         }
         out
+    }
+
+    /// Notes `raw` as the spelling of `value` at `path` under element `id` if export would
+    /// spell it otherwise.
+    fn note_spelling(&mut self, id: usize, path: &str, ty: &ValueType, value: &Value, raw: &str) {
+        if matches!(ty, ValueType::Text) || raw.contains('\n') {
+            return;
+        }
+        if value_text(value) != raw && *value != Value::String(raw.to_owned()) {
+            self.spellings
+                .entry(id)
+                .or_default()
+                .push((path.to_owned(), raw.to_owned()));
+        }
     }
 
     fn with_netmask(&mut self, e: &XElem, mask: &str, address: &str) -> Value {
@@ -255,9 +385,17 @@ impl Decoder {
             return Value::String(address.to_owned());
         };
         let raw = m.text().0.trim().to_owned();
-        let len = crate::schema::parse_netmask(&raw).or_else(|| raw.parse::<u8>().ok());
-        match len {
-            Some(len) => Value::String(format!("{address}/{len}")),
+        let v4 = address.parse::<std::net::Ipv4Addr>().is_ok();
+        match mask_len(&raw) {
+            Some(len) => {
+                if raw != mask_text(v4, len) {
+                    self.spellings
+                        .entry(e.id)
+                        .or_default()
+                        .push((mask.to_owned(), raw.clone()));
+                }
+                Value::String(format!("{address}/{len}"))
+            }
             None => Value::String(format!("{address}/{raw}")),
         }
     }
@@ -282,6 +420,13 @@ impl Decoder {
             &mut node,
             attrs.iter().map(|a| (a.name.clone(), a.value.clone())),
         );
+        for (path, raw) in self.spellings.remove(&e.id).unwrap_or_default() {
+            let mut w = Node::new(AS_WRITTEN);
+            w.span = e.span;
+            w.name_span = e.name_span;
+            w.args = vec![Value::String(path), Value::String(raw)];
+            node.children.push(w);
+        }
         if !self.texts.contains(&e.id) {
             let (text, span) = e.text();
             // Layout whitespace is not content; text beside known parts is.
@@ -317,6 +462,8 @@ impl Decoder {
             }
             if self.repeated.contains(&c.id) {
                 self.repeated_wrappers.push((c.name_span, c.name.clone()));
+            } else if self.empties.contains(&c.id) || self.odd.contains(&c.id) {
+                // Not set, or a value kept verbatim (warned about on its own).
             } else {
                 self.unknown
                     .push((c.name_span, format!("element <{}>", c.name)));
@@ -327,6 +474,164 @@ impl Decoder {
     }
 }
 
+/// True when a node with nothing in it conforms to `spec` (nothing is required).
+fn accepts_empty(spec: &NodeSpec) -> bool {
+    spec.open
+        || (!spec.args.first().is_some_and(|a| a.required)
+            && !spec.props.values().any(|p| p.required)
+            && !spec.children.values().any(|c| c.required))
+}
+
+/// True for an element with nothing in it: no attributes, no elements, no text.
+fn is_empty(e: &XElem) -> bool {
+    e.attrs.is_empty() && e.elements().next().is_none() && e.text().0.trim().is_empty()
+}
+
+/// True when `text` means "not set" for a field of type `ty`: empty, or only blanks where
+/// blanks are not part of the value.
+fn is_unset(ty: &ValueType, text: &str) -> bool {
+    match ty {
+        ValueType::Text => text.is_empty(),
+        _ => text.trim().is_empty(),
+    }
+}
+
+/// A netmask in any spelling AsyncOS accepts (`24`, `255.255.255.0`, `0xffffff00`) as a
+/// prefix length.
+pub fn mask_len(raw: &str) -> Option<u8> {
+    crate::schema::parse_netmask(raw).or_else(|| raw.parse::<u8>().ok().filter(|l| *l <= 128))
+}
+
+/// The netmask export writes: the prefix length, as appliances write it (`24`).
+fn mask_text(_v4: bool, len: u8) -> String {
+    len.to_string()
+}
+
+/// The `xml-extra` child of `node`, added if missing.
+fn extra_child(node: &mut Node) -> &mut Node {
+    let at = match node.children.iter().position(extra::is_extra) {
+        Some(i) => i,
+        None => {
+            let mut x = Node::new(XML_EXTRA);
+            x.span = node.span;
+            x.name_span = node.name_span;
+            node.children.push(x);
+            node.children.len() - 1
+        }
+    };
+    &mut node.children[at]
+}
+
+/// An `order` entry naming the child elements of `original` in document order, if
+/// `encoded` (the same content, as export writes it) has them in another order.
+pub fn order_entry(original: &XElem, encoded: &XElem) -> Option<Node> {
+    let want: Vec<&str> = original.elements().map(|c| c.name.as_str()).collect();
+    let got: Vec<&str> = encoded.elements().map(|c| c.name.as_str()).collect();
+    if want == got {
+        return None;
+    }
+    // Only a difference of order: another difference is not one an order can mend.
+    let (mut a, mut b) = (want.clone(), got);
+    a.sort_unstable();
+    b.sort_unstable();
+    if a != b {
+        return None;
+    }
+    let mut n = Node::new(ORDER);
+    n.span = original.span;
+    n.name_span = original.name_span;
+    n.args = want
+        .into_iter()
+        .map(|w| Value::String(w.to_owned()))
+        .collect();
+    Some(n)
+}
+
+/// Puts the child elements of `e` in the order an `order` entry gives, or else in `rank`
+/// (element names and, for wrappers the codec made, `wrapper/name` paths); elements
+/// neither names go after, in the order they were made. The elements named in `block`
+/// (those of child nodes) keep the order they were made in, as one block at the place of
+/// the first of them in `rank`: a node's children come back in the order it has them.
+/// Mixed content is left alone.
+pub fn arrange(e: &mut XElem, rank: &[String], block: &[String], record: Option<&[String]>) {
+    let mixed = e
+        .children
+        .iter()
+        .any(|c| matches!(c, XNode::Text(t, _) if !t.trim().is_empty()));
+    if mixed || e.children.len() < 2 {
+        return;
+    }
+    let position = |name: &str| rank.iter().position(|r| r == name).unwrap_or(rank.len());
+    let block_rank = e
+        .elements()
+        .filter(|c| block.contains(&c.name))
+        .map(|c| position(&c.name))
+        .min();
+    let children = std::mem::take(&mut e.children);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut keyed: Vec<((usize, usize), usize, XNode)> = Vec::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let XNode::Elem(el) = c else {
+            continue;
+        };
+        let k = seen.entry(el.name.clone()).or_default();
+        let by_rank = match block_rank {
+            Some(b) if block.contains(&el.name) => b,
+            _ => position(&el.name),
+        };
+        let key = match record {
+            Some(order) => match order
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n == el.name)
+                .nth(*k)
+            {
+                Some((at, _)) => (at, 0),
+                None => (order.len(), by_rank),
+            },
+            None => (by_rank, 0),
+        };
+        *k += 1;
+        keyed.push((key, i, XNode::Elem(el)));
+    }
+    keyed.sort_by_key(|(key, i, _)| (*key, *i));
+    e.children = keyed.into_iter().map(|(_, _, c)| c).collect();
+}
+
+/// Puts the children of the wrappers the codec made under `e` (`direct` in
+/// `direct/jack`) in the order `rank` gives for them (`direct/jack`, `direct/jack_mtu`).
+fn arrange_wrappers(e: &mut XElem, rank: &[String]) {
+    for c in e.elements_mut().filter(|c| c.id == WRAPPER) {
+        let sub = sub_rank(rank, &c.name);
+        arrange(c, &sub, &[], None);
+        arrange_wrappers(c, &sub);
+    }
+}
+
+/// The first `element NAME` entry of an `xml-extra` node (what a wrapper held beyond the
+/// mapped parts), added if missing.
+pub fn wrapper_entry<'x>(x: &'x mut Node, name: &str) -> &'x mut Node {
+    let is_it =
+        |c: &Node| c.name == "element" && c.args.first().and_then(Value::as_str) == Some(name);
+    let at = match x.children.iter().position(is_it) {
+        Some(i) => i,
+        None => {
+            let mut el = Node::new("element");
+            el.args.push(Value::String(name.to_owned()));
+            x.children.push(el);
+            x.children.len() - 1
+        }
+    };
+    &mut x.children[at]
+}
+
+fn sub_rank(rank: &[String], wrapper: &str) -> Vec<String> {
+    rank.iter()
+        .filter_map(|r| r.strip_prefix(wrapper)?.strip_prefix('/'))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Text to a value of the field's type; what does not convert stays a string.
 fn convert(ty: &ValueType, raw: &str) -> Value {
     let t = raw.trim();
@@ -334,6 +639,16 @@ fn convert(ty: &ValueType, raw: &str) -> Value {
         ValueType::Int { .. } => t
             .parse()
             .map_or_else(|_| Value::String(t.to_owned()), Value::Int),
+        // A known value in another case (`ACCEPT`) reads as the value; its spelling is
+        // kept as written.
+        ValueType::Enum(values) => Value::String(
+            values
+                .iter()
+                .find(|v| *v == t)
+                .or_else(|| values.iter().find(|v| v.eq_ignore_ascii_case(t)))
+                .map_or(t, String::as_str)
+                .to_owned(),
+        ),
         ValueType::Bool => match t.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Value::Bool(true),
             "0" | "false" | "no" | "off" => Value::Bool(false),
@@ -347,25 +662,36 @@ fn convert(ty: &ValueType, raw: &str) -> Value {
     }
 }
 
-/// Encodes `node` into `e` (whose name the caller chose) following `spec`.
+/// Encodes `node` into `e` (whose name the caller chose) following `spec`, in the schema's
+/// element order (or the node's recorded `order`). Fields that live beside a section's
+/// element (`../name`) are left to [`encode_outside`].
 pub fn encode(spec: &NodeSpec, node: &Node, e: &mut XElem) {
+    let extras: Vec<&Node> = node
+        .children
+        .iter()
+        .filter(|c| extra::is_extra(c))
+        .collect();
+    let spellings: Vec<(&str, &str)> = extras
+        .iter()
+        .flat_map(|x| x.children.iter())
+        .filter(|c| c.name == AS_WRITTEN)
+        .filter_map(|c| Some((c.args.first()?.as_str()?, c.args.get(1)?.as_str()?)))
+        .collect();
     let variadic = spec.args.last().filter(|a| a.variadic);
     for (i, v) in node.args.iter().enumerate() {
         match spec.args.get(i).or(variadic) {
-            Some(f) => put(f, v, e),
+            Some(f) => put(f, v, e, &spellings),
             None => leaf(e, &[format!("arg{i}")], value_text(v)),
         }
     }
     for (k, v) in &node.props {
         match spec.props.get(k) {
-            Some(f) => put(f, v, e),
+            Some(f) => put(f, v, e, &spellings),
             None => leaf(e, &[k.replace('-', "_")], value_text(v)),
         }
     }
-    let mut extras = Vec::new();
     for child in &node.children {
         if extra::is_extra(child) {
-            extras.push(child);
             continue;
         }
         let Some(cspec) = spec.children.get(&child.name) else {
@@ -387,31 +713,77 @@ pub fn encode(spec: &NodeSpec, node: &Node, e: &mut XElem) {
             }
         }
     }
-    for x in extras {
+    arrange_wrappers(e, &spec.xml_order);
+    for x in &extras {
         extra::apply(x, e);
+    }
+    let record: Option<Vec<String>> = extras
+        .iter()
+        .flat_map(|x| x.children.iter())
+        .find(|c| c.name == ORDER)
+        .map(|o| {
+            o.args
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        });
+    arrange(e, &spec.xml_order, &child_elements(spec), record.as_deref());
+}
+
+/// The element names (first steps) of the children `spec` maps to elements.
+pub fn child_elements(spec: &NodeSpec) -> Vec<String> {
+    spec.children
+        .iter()
+        .filter_map(|(name, c)| match place(c.xml.as_deref(), name) {
+            Place::Path(p) => p.into_iter().next(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Writes the fields of a section node that live beside its element (`xml="../name"`)
+/// into `parent`, the element that holds the section's.
+pub fn encode_outside(spec: &NodeSpec, node: &Node, parent: &mut XElem) {
+    let fields = node
+        .args
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((spec.args.get(i)?, v)))
+        .chain(
+            node.props
+                .iter()
+                .filter_map(|(k, v)| Some((spec.props.get(k)?, v))),
+        );
+    for (f, v) in fields {
+        if let Some(rest) = f.xml.as_deref().and_then(|x| x.strip_prefix("../")) {
+            let path: Vec<String> = rest.split('/').map(str::to_owned).collect();
+            leaf(parent, &path, value_text(v));
+        }
     }
 }
 
-fn put(f: &FieldSpec, v: &Value, e: &mut XElem) {
+fn put(f: &FieldSpec, v: &Value, e: &mut XElem, spellings: &[(&str, &str)]) {
+    if f.xml.as_deref().is_some_and(|x| x.starts_with("../")) {
+        return;
+    }
     let text = value_text(v);
     if let (Some(mask), Some((addr, len))) = (&f.xml_netmask, text.split_once('/'))
         && let Ok(len) = len.parse::<u8>()
     {
-        put_text(f, addr.to_owned(), e);
+        put_text(f, addr.to_owned(), e, spellings);
         let v4 = addr.parse::<std::net::Ipv4Addr>().is_ok();
-        let mask_text = match (v4, len) {
-            (true, 0) => "0x00000000".to_owned(),
-            (true, l) if l <= 32 => format!("0x{:08x}", u32::MAX << (32 - u32::from(l))),
-            _ => len.to_string(),
-        };
+        let written = spellings
+            .iter()
+            .find(|(p, raw)| *p == mask && mask_len(raw) == Some(len))
+            .map(|(_, raw)| (*raw).to_owned());
         let path: Vec<String> = mask.split('/').map(str::to_owned).collect();
-        leaf(e, &path, mask_text);
+        leaf(e, &path, written.unwrap_or_else(|| mask_text(v4, len)));
         return;
     }
-    put_text(f, text, e);
+    put_text(f, text, e, spellings);
 }
 
-fn put_text(f: &FieldSpec, text: String, e: &mut XElem) {
+fn put_text(f: &FieldSpec, text: String, e: &mut XElem, spellings: &[(&str, &str)]) {
     match place(f.xml.as_deref(), &f.name) {
         Place::Here => e.children.push(XNode::Text(text, e.span)),
         Place::Attr(a) => e.attrs.push(XAttr {
@@ -419,7 +791,15 @@ fn put_text(f: &FieldSpec, text: String, e: &mut XElem) {
             value: text,
             span: e.span,
         }),
-        Place::Path(path) => leaf(e, &path, text),
+        Place::Path(path) => {
+            // The spelling the value came in, while it still reads as the same value.
+            let joined = path.join("/");
+            let written = spellings
+                .iter()
+                .find(|(p, raw)| *p == joined && convert(&f.ty, raw) == convert(&f.ty, &text))
+                .map(|(_, raw)| (*raw).to_owned());
+            leaf(e, &path, written.unwrap_or(text));
+        }
     }
 }
 
@@ -428,6 +808,7 @@ fn leaf(e: &mut XElem, path: &[String], text: String) {
         return;
     };
     let mut l = XElem::new(last.as_str());
+    l.id = LEAF;
     l.children.push(XNode::Text(text, l.span));
     wrapper(e, wrappers).children.push(XNode::Elem(l));
 }

@@ -1,7 +1,9 @@
 //! XML the catalogue does not know, kept verbatim as `xml-extra` nodes (see
 //! `schemas/xml-extra.kdl`): `element "name" ["text"] attr="…" { … }` for an element,
 //! `text "…"` for text among elements, and the `xml-extra` node's own properties for
-//! unknown attributes of the element it sits in.
+//! unknown attributes of the element it sits in. The codec adds `order` and `as-written`
+//! entries (see [`super::codec`]), and an appliance's `xml-extra` section `header` entries
+//! (see [`super::header`]); applying a node skips them.
 
 use crate::model::{Node, Value};
 use crate::schema::XML_EXTRA;
@@ -95,6 +97,16 @@ pub fn apply(node: &Node, e: &mut XElem) {
                 let Some(name) = child.args.first().and_then(Value::as_str) else {
                     continue;
                 };
+                // The placeholder of an element that was empty on import gives way to a
+                // value the codec wrote since.
+                let placeholder =
+                    child.args.len() == 1 && child.props.is_empty() && child.children.is_empty();
+                let written = |w: &XElem| {
+                    w.name == name && matches!(w.id, super::codec::LEAF | super::codec::SHARED)
+                };
+                if placeholder && e.elements().any(written) {
+                    continue;
+                }
                 let first = !seen.contains(&name);
                 seen.push(name);
                 let wrapper = e
@@ -105,6 +117,19 @@ pub fn apply(node: &Node, e: &mut XElem) {
                         apply(child, w);
                         if let Some(Value::String(t)) = child.args.get(1) {
                             w.children.push(XNode::Text(t.clone(), w.span));
+                        }
+                        let order: Option<Vec<String>> = child
+                            .children
+                            .iter()
+                            .find(|c| c.name == super::codec::ORDER)
+                            .map(|o| {
+                                o.args
+                                    .iter()
+                                    .filter_map(|a| a.as_str().map(str::to_owned))
+                                    .collect()
+                            });
+                        if order.is_some() {
+                            super::codec::arrange(w, &[], &[], order.as_deref());
                         }
                     }
                     None => {
