@@ -440,7 +440,7 @@ pub fn export_machine(repo: &Repo, catalogue: &Catalogue, machine: &ModeDecl) ->
     let empty: Vec<&str> = extra
         .into_iter()
         .flat_map(|x| x.children.iter())
-        .filter(|c| c.name == "element" && c.args.len() == 1 && c.children.is_empty())
+        .filter(|c| super::extra::is_placeholder(c))
         .filter_map(|c| c.args.first()?.as_str())
         .collect();
     let mut nodes: Vec<&Node> = Vec::new();

@@ -15,8 +15,8 @@
 //!   child of the node whose element held it, so that nothing is lost and encoding puts it
 //!   back;
 //! - an empty element (`<ntp_source_ip_interface></ntp_source_ip_interface>`) means "not
-//!   set": its field stays unset and the element is kept as an empty `element` entry, which
-//!   export writes back unless the field has been given a value since;
+//!   set": its field stays unset and the element is kept as a placeholder entry, `element
+//!   NAME ""`, which export writes back unless the field has been given a value since;
 //! - an enumeration value the schema does not know is not the field's value: the element
 //!   is kept verbatim (with a warning), so that the appliance's own file never fails on it;
 //! - a value spelled otherwise than export would write it (a netmask `255.255.255.0` or
@@ -462,8 +462,16 @@ impl Decoder {
             }
             if self.repeated.contains(&c.id) {
                 self.repeated_wrappers.push((c.name_span, c.name.clone()));
-            } else if self.empties.contains(&c.id) || self.odd.contains(&c.id) {
-                // Not set, or a value kept verbatim (warned about on its own).
+            } else if self.empties.contains(&c.id) {
+                // Not set: a placeholder, `element NAME ""`, which a value given later
+                // replaces (see `extra::apply`).
+                let mut el = element_node(c);
+                el.args.push(Value::String(String::new()));
+                el.arg_spans.push(c.span);
+                node.children.push(el);
+                continue;
+            } else if self.odd.contains(&c.id) {
+                // A value kept verbatim (warned about on its own).
             } else {
                 self.unknown
                     .push((c.name_span, format!("element <{}>", c.name)));

@@ -99,8 +99,7 @@ pub fn apply(node: &Node, e: &mut XElem) {
                 };
                 // The placeholder of an element that was empty on import gives way to a
                 // value the codec wrote since.
-                let placeholder =
-                    child.args.len() == 1 && child.props.is_empty() && child.children.is_empty();
+                let placeholder = is_placeholder(child);
                 let written = |w: &XElem| {
                     w.name == name && matches!(w.id, super::codec::LEAF | super::codec::SHARED)
                 };
@@ -153,6 +152,15 @@ pub fn value_text(v: &Value) -> String {
         Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
         Value::Null => String::new(),
     }
+}
+
+/// True for `element NAME ""`: an element that was empty where a field could have had a
+/// value (see [`super::codec`]).
+pub fn is_placeholder(node: &Node) -> bool {
+    node.name == "element"
+        && matches!(node.args.as_slice(), [Value::String(_), Value::String(t)] if t.is_empty())
+        && node.props.is_empty()
+        && node.children.is_empty()
 }
 
 /// True for a node that is an `xml-extra` holder.
