@@ -11,6 +11,7 @@ mod corpus;
 mod support;
 mod xml_cli;
 mod xml_props;
+mod xml_real;
 mod xml_roundtrip;
 
 /// Every `tests/it/*.rs` file must be listed above, or its tests silently never run.
