@@ -32,7 +32,9 @@ use std::collections::{HashMap, HashSet};
 
 use miette::SourceSpan;
 
+pub use super::encode::{child_elements, encode, encode_outside, wrapper};
 use super::extra::{self, element_node, set_attrs, value_text};
+use super::order::{order_entry, wrapper_entry};
 use super::reader::{XAttr, XElem, XNode};
 use crate::model::{Node, Value};
 use crate::schema::{FieldSpec, NodeSpec, ValueType, XML_EXTRA};
@@ -49,13 +51,11 @@ pub const SHARED: usize = usize::MAX - 2;
 /// imported) is not written beside it.
 pub const LEAF: usize = usize::MAX - 3;
 
-/// The `xml-extra` entry listing a node's child element names in document order.
-pub const ORDER: &str = "order";
 /// The `xml-extra` entry keeping a value's spelling: `as-written "netmask" "255.255.255.0"`.
 pub const AS_WRITTEN: &str = "as-written";
 
 /// Where a field or child lives relative to its node's element.
-enum Place<'a> {
+pub(super) enum Place<'a> {
     /// The element's own text (fields) or the element itself (children).
     Here,
     /// An attribute.
@@ -64,7 +64,7 @@ enum Place<'a> {
     Path(Vec<String>),
 }
 
-fn place<'a>(xml: Option<&'a str>, name: &str) -> Place<'a> {
+pub(super) fn place<'a>(xml: Option<&'a str>, name: &str) -> Place<'a> {
     match xml {
         Some(".") => Place::Here,
         Some(x) => match x.strip_prefix('@') {
@@ -511,7 +511,7 @@ pub fn mask_len(raw: &str) -> Option<u8> {
 }
 
 /// The netmask export writes: the prefix length, as appliances write it (`24`).
-fn mask_text(_v4: bool, len: u8) -> String {
+pub(super) fn mask_text(_v4: bool, len: u8) -> String {
     len.to_string()
 }
 
@@ -530,118 +530,8 @@ fn extra_child(node: &mut Node) -> &mut Node {
     &mut node.children[at]
 }
 
-/// An `order` entry naming the child elements of `original` in document order, if
-/// `encoded` (the same content, as export writes it) has them in another order.
-pub fn order_entry(original: &XElem, encoded: &XElem) -> Option<Node> {
-    let want: Vec<&str> = original.elements().map(|c| c.name.as_str()).collect();
-    let got: Vec<&str> = encoded.elements().map(|c| c.name.as_str()).collect();
-    if want == got {
-        return None;
-    }
-    // Only a difference of order: another difference is not one an order can mend.
-    let (mut a, mut b) = (want.clone(), got);
-    a.sort_unstable();
-    b.sort_unstable();
-    if a != b {
-        return None;
-    }
-    let mut n = Node::new(ORDER);
-    n.span = original.span;
-    n.name_span = original.name_span;
-    n.args = want
-        .into_iter()
-        .map(|w| Value::String(w.to_owned()))
-        .collect();
-    Some(n)
-}
-
-/// Puts the child elements of `e` in the order an `order` entry gives, or else in `rank`
-/// (element names and, for wrappers the codec made, `wrapper/name` paths); elements
-/// neither names go after, in the order they were made. The elements named in `block`
-/// (those of child nodes) keep the order they were made in, as one block at the place of
-/// the first of them in `rank`: a node's children come back in the order it has them.
-/// Mixed content is left alone.
-pub fn arrange(e: &mut XElem, rank: &[String], block: &[String], record: Option<&[String]>) {
-    let mixed = e
-        .children
-        .iter()
-        .any(|c| matches!(c, XNode::Text(t, _) if !t.trim().is_empty()));
-    if mixed || e.children.len() < 2 {
-        return;
-    }
-    let position = |name: &str| rank.iter().position(|r| r == name).unwrap_or(rank.len());
-    let block_rank = e
-        .elements()
-        .filter(|c| block.contains(&c.name))
-        .map(|c| position(&c.name))
-        .min();
-    let children = std::mem::take(&mut e.children);
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut keyed: Vec<((usize, usize), usize, XNode)> = Vec::new();
-    for (i, c) in children.into_iter().enumerate() {
-        let XNode::Elem(el) = c else {
-            continue;
-        };
-        let k = seen.entry(el.name.clone()).or_default();
-        let by_rank = match block_rank {
-            Some(b) if block.contains(&el.name) => b,
-            _ => position(&el.name),
-        };
-        let key = match record {
-            Some(order) => match order
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| **n == el.name)
-                .nth(*k)
-            {
-                Some((at, _)) => (at, 0),
-                None => (order.len(), by_rank),
-            },
-            None => (by_rank, 0),
-        };
-        *k += 1;
-        keyed.push((key, i, XNode::Elem(el)));
-    }
-    keyed.sort_by_key(|(key, i, _)| (*key, *i));
-    e.children = keyed.into_iter().map(|(_, _, c)| c).collect();
-}
-
-/// Puts the children of the wrappers the codec made under `e` (`direct` in
-/// `direct/jack`) in the order `rank` gives for them (`direct/jack`, `direct/jack_mtu`).
-fn arrange_wrappers(e: &mut XElem, rank: &[String]) {
-    for c in e.elements_mut().filter(|c| c.id == WRAPPER) {
-        let sub = sub_rank(rank, &c.name);
-        arrange(c, &sub, &[], None);
-        arrange_wrappers(c, &sub);
-    }
-}
-
-/// The first `element NAME` entry of an `xml-extra` node (what a wrapper held beyond the
-/// mapped parts), added if missing.
-pub fn wrapper_entry<'x>(x: &'x mut Node, name: &str) -> &'x mut Node {
-    let is_it =
-        |c: &Node| c.name == "element" && c.args.first().and_then(Value::as_str) == Some(name);
-    let at = match x.children.iter().position(is_it) {
-        Some(i) => i,
-        None => {
-            let mut el = Node::new("element");
-            el.args.push(Value::String(name.to_owned()));
-            x.children.push(el);
-            x.children.len() - 1
-        }
-    };
-    &mut x.children[at]
-}
-
-fn sub_rank(rank: &[String], wrapper: &str) -> Vec<String> {
-    rank.iter()
-        .filter_map(|r| r.strip_prefix(wrapper)?.strip_prefix('/'))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Text to a value of the field's type; what does not convert stays a string.
-fn convert(ty: &ValueType, raw: &str) -> Value {
+pub(super) fn convert(ty: &ValueType, raw: &str) -> Value {
     let t = raw.trim();
     match ty {
         ValueType::Int { .. } => t
@@ -667,178 +557,5 @@ fn convert(ty: &ValueType, raw: &str) -> Value {
         ValueType::Text => Value::String(raw.to_owned()),
         _ if raw.contains('\n') => Value::String(raw.to_owned()),
         _ => Value::String(t.to_owned()),
-    }
-}
-
-/// Encodes `node` into `e` (whose name the caller chose) following `spec`, in the schema's
-/// element order (or the node's recorded `order`). Fields that live beside a section's
-/// element (`../name`) are left to [`encode_outside`].
-pub fn encode(spec: &NodeSpec, node: &Node, e: &mut XElem) {
-    let extras: Vec<&Node> = node
-        .children
-        .iter()
-        .filter(|c| extra::is_extra(c))
-        .collect();
-    let spellings: Vec<(&str, &str)> = extras
-        .iter()
-        .flat_map(|x| x.children.iter())
-        .filter(|c| c.name == AS_WRITTEN)
-        .filter_map(|c| Some((c.args.first()?.as_str()?, c.args.get(1)?.as_str()?)))
-        .collect();
-    let variadic = spec.args.last().filter(|a| a.variadic);
-    for (i, v) in node.args.iter().enumerate() {
-        match spec.args.get(i).or(variadic) {
-            Some(f) => put(f, v, e, &spellings),
-            None => leaf(e, &[format!("arg{i}")], value_text(v)),
-        }
-    }
-    for (k, v) in &node.props {
-        match spec.props.get(k) {
-            Some(f) => put(f, v, e, &spellings),
-            None => leaf(e, &[k.replace('-', "_")], value_text(v)),
-        }
-    }
-    for child in &node.children {
-        if extra::is_extra(child) {
-            continue;
-        }
-        let Some(cspec) = spec.children.get(&child.name) else {
-            // Not in the schema (only in a repo that does not validate): keep it visible.
-            let mut c = XElem::new(child.name.replace('-', "_"));
-            encode(&NodeSpec::default(), child, &mut c);
-            e.children.push(XNode::Elem(c));
-            continue;
-        };
-        match place(cspec.xml.as_deref(), &child.name) {
-            Place::Here | Place::Attr(_) => encode(&cspec.spec, child, e),
-            Place::Path(path) => {
-                let (last, wrappers) = path
-                    .split_last()
-                    .map_or(("", &[][..]), |(l, w)| (l.as_str(), w));
-                let mut c = XElem::new(last);
-                encode(&cspec.spec, child, &mut c);
-                wrapper(e, wrappers).children.push(XNode::Elem(c));
-            }
-        }
-    }
-    arrange_wrappers(e, &spec.xml_order);
-    for x in &extras {
-        extra::apply(x, e);
-    }
-    let record: Option<Vec<String>> = extras
-        .iter()
-        .flat_map(|x| x.children.iter())
-        .find(|c| c.name == ORDER)
-        .map(|o| {
-            o.args
-                .iter()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect()
-        });
-    arrange(e, &spec.xml_order, &child_elements(spec), record.as_deref());
-}
-
-/// The element names (first steps) of the children `spec` maps to elements.
-pub fn child_elements(spec: &NodeSpec) -> Vec<String> {
-    spec.children
-        .iter()
-        .filter_map(|(name, c)| match place(c.xml.as_deref(), name) {
-            Place::Path(p) => p.into_iter().next(),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Writes the fields of a section node that live beside its element (`xml="../name"`)
-/// into `parent`, the element that holds the section's.
-pub fn encode_outside(spec: &NodeSpec, node: &Node, parent: &mut XElem) {
-    let fields = node
-        .args
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| Some((spec.args.get(i)?, v)))
-        .chain(
-            node.props
-                .iter()
-                .filter_map(|(k, v)| Some((spec.props.get(k)?, v))),
-        );
-    for (f, v) in fields {
-        if let Some(rest) = f.xml.as_deref().and_then(|x| x.strip_prefix("../")) {
-            let path: Vec<String> = rest.split('/').map(str::to_owned).collect();
-            leaf(parent, &path, value_text(v));
-        }
-    }
-}
-
-fn put(f: &FieldSpec, v: &Value, e: &mut XElem, spellings: &[(&str, &str)]) {
-    if f.xml.as_deref().is_some_and(|x| x.starts_with("../")) {
-        return;
-    }
-    let text = value_text(v);
-    if let (Some(mask), Some((addr, len))) = (&f.xml_netmask, text.split_once('/'))
-        && let Ok(len) = len.parse::<u8>()
-    {
-        put_text(f, addr.to_owned(), e, spellings);
-        let v4 = addr.parse::<std::net::Ipv4Addr>().is_ok();
-        let written = spellings
-            .iter()
-            .find(|(p, raw)| *p == mask && mask_len(raw) == Some(len))
-            .map(|(_, raw)| (*raw).to_owned());
-        let path: Vec<String> = mask.split('/').map(str::to_owned).collect();
-        leaf(e, &path, written.unwrap_or_else(|| mask_text(v4, len)));
-        return;
-    }
-    put_text(f, text, e, spellings);
-}
-
-fn put_text(f: &FieldSpec, text: String, e: &mut XElem, spellings: &[(&str, &str)]) {
-    match place(f.xml.as_deref(), &f.name) {
-        Place::Here => e.children.push(XNode::Text(text, e.span)),
-        Place::Attr(a) => e.attrs.push(XAttr {
-            name: a.to_owned(),
-            value: text,
-            span: e.span,
-        }),
-        Place::Path(path) => {
-            // The spelling the value came in, while it still reads as the same value.
-            let joined = path.join("/");
-            let written = spellings
-                .iter()
-                .find(|(p, raw)| *p == joined && convert(&f.ty, raw) == convert(&f.ty, &text))
-                .map(|(_, raw)| (*raw).to_owned());
-            leaf(e, &path, written.unwrap_or(text));
-        }
-    }
-}
-
-fn leaf(e: &mut XElem, path: &[String], text: String) {
-    let Some((last, wrappers)) = path.split_last() else {
-        return;
-    };
-    let mut l = XElem::new(last.as_str());
-    l.id = LEAF;
-    l.children.push(XNode::Text(text, l.span));
-    wrapper(e, wrappers).children.push(XNode::Elem(l));
-}
-
-/// The wrapper element at `steps` under `e`, made if missing (see [`WRAPPER`]).
-pub fn wrapper<'e>(e: &'e mut XElem, steps: &[impl AsRef<str>]) -> &'e mut XElem {
-    let Some((first, rest)) = steps.split_first() else {
-        return e;
-    };
-    let first = first.as_ref();
-    let pos = e
-        .children
-        .iter()
-        .position(|c| matches!(c, XNode::Elem(w) if w.name == first && w.id == WRAPPER));
-    let pos = pos.unwrap_or_else(|| {
-        let mut w = XElem::new(first);
-        w.id = WRAPPER;
-        e.children.push(XNode::Elem(w));
-        e.children.len() - 1
-    });
-    match &mut e.children[pos] {
-        XNode::Elem(w) => wrapper(w, rest),
-        XNode::Text(..) => unreachable!("the position was found or pushed as an element"),
     }
 }

@@ -117,18 +117,9 @@ pub fn apply(node: &Node, e: &mut XElem) {
                         if let Some(Value::String(t)) = child.args.get(1) {
                             w.children.push(XNode::Text(t.clone(), w.span));
                         }
-                        let order: Option<Vec<String>> = child
-                            .children
-                            .iter()
-                            .find(|c| c.name == super::codec::ORDER)
-                            .map(|o| {
-                                o.args
-                                    .iter()
-                                    .filter_map(|a| a.as_str().map(str::to_owned))
-                                    .collect()
-                            });
+                        let order = super::order::recorded(&child.children);
                         if order.is_some() {
-                            super::codec::arrange(w, &[], &[], order.as_deref());
+                            super::order::arrange(w, &[], &[], order.as_deref());
                         }
                     }
                     None => {

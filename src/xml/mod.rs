@@ -8,6 +8,7 @@
 //! - [`header`]: the metadata comment (product, serial number, features).
 //! - [`codec`]: raw tree ↔ section nodes through the schema's mappings.
 //! - [`extra`]: what the catalogue does not know, kept verbatim in `xml-extra`.
+//! - [`order`]: the order export writes elements in, and the order records of imports.
 //! - [`cluster`]: the cluster XML form (`<strata_cluster>`) and the appliance form's
 //!   place in a repo.
 //! - [`import`]: the KDL files an import writes, and its summary.
@@ -15,11 +16,13 @@
 
 pub mod cluster;
 pub mod codec;
+mod encode;
 pub mod encoding;
 pub mod extra;
 pub mod file;
 pub mod header;
 pub mod import;
+pub mod order;
 pub mod reader;
 pub mod writer;
 
@@ -106,7 +109,7 @@ pub fn decode_sections(dec: &mut Decoder, e: &XElem, catalogue: &Catalogue) -> V
         for step in &path {
             at = at.and_then(|p| p.elements().find(|c| c.name == *step));
         }
-        if let Some(order) = at.and_then(|p| codec::order_entry(el, p)) {
+        if let Some(order) = at.and_then(|p| order::order_entry(el, p)) {
             extra_of(&mut out[sections[0]]).children.push(order);
         }
     }
@@ -114,13 +117,13 @@ pub fn decode_sections(dec: &mut Decoder, e: &XElem, catalogue: &Catalogue) -> V
     let mut probe = XElem::new(e.name.clone());
     encode_sections(&mut probe, out.iter().chain(rest.as_ref()), catalogue);
     let mut orders = Vec::new();
-    if let Some(order) = codec::order_entry(e, &probe) {
+    if let Some(order) = order::order_entry(e, &probe) {
         orders.push((None, order));
     }
     // Wrappers of sections (<reporting> around <periodic_reports>): their order too.
     for w in probe.elements().filter(|w| w.id == codec::WRAPPER) {
         let original = e.elements().find(|o| o.name == w.name);
-        if let Some(order) = original.and_then(|o| codec::order_entry(o, w)) {
+        if let Some(order) = original.and_then(|o| order::order_entry(o, w)) {
             orders.push((Some(w.name.clone()), order));
         }
     }
@@ -134,7 +137,7 @@ pub fn decode_sections(dec: &mut Decoder, e: &XElem, catalogue: &Catalogue) -> V
         for (wrapper, order) in orders {
             match wrapper {
                 None => x.children.push(order),
-                Some(name) => codec::wrapper_entry(x, &name).children.push(order),
+                Some(name) => order::wrapper_entry(x, &name).children.push(order),
             }
         }
     }
@@ -202,18 +205,8 @@ pub fn encode_sections<'n>(
         codec::encode_outside(&schema.body, node, parent);
         // Sections sharing an element: order it as a whole once all are in.
         let at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
-        let record = node
-            .children
-            .iter()
-            .filter(|c| c.name == XML_EXTRA)
-            .flat_map(|x| x.children.iter())
-            .find(|c| c.name == codec::ORDER)
-            .map(|o| {
-                o.args
-                    .iter()
-                    .filter_map(|a| a.as_str().map(str::to_owned))
-                    .collect()
-            });
+        let extras = node.children.iter().filter(|c| c.name == XML_EXTRA);
+        let record = order::recorded(extras.flat_map(|x| x.children.iter()));
         match shared.iter_mut().find(|(p, ..)| *p == at) {
             Some((_, rank, block, rec, count)) => {
                 rank.extend(schema.body.xml_order.iter().cloned());
@@ -241,24 +234,15 @@ pub fn encode_sections<'n>(
         {
             // Sections' child kinds are ordered by rank here: each section has its own.
             let _ = block;
-            codec::arrange(target, rank, &[], record.as_deref());
+            order::arrange(target, rank, &[], record.as_deref());
         }
     }
     for x in &extras {
         extra::apply(x, e);
     }
-    let record: Option<Vec<String>> = extras
-        .iter()
-        .flat_map(|x| x.children.iter())
-        .find(|c| c.name == codec::ORDER)
-        .map(|o| {
-            o.args
-                .iter()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect()
-        });
+    let record = order::recorded(extras.iter().flat_map(|x| x.children.iter()));
     if record.is_some() {
-        codec::arrange(e, &[], &[], record.as_deref());
+        order::arrange(e, &[], &[], record.as_deref());
     }
 }
 
