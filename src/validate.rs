@@ -30,8 +30,9 @@ pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
     let mut diags = Diagnostics::default();
     let catalogue = Catalogue::load(&sources.schemas, &mut diags);
     let mut repo = parse_files(sources.kdl, &mut diags);
-    for file in &sources.other {
-        crate::xml::cluster::load_into(file, &catalogue, &mut repo, &mut diags);
+    for path in &sources.other {
+        let file = crate::xml::file::read(path)?;
+        crate::xml::cluster::load_into(&file, &catalogue, &mut repo, &mut diags);
     }
     validate(&repo, &catalogue, &mut diags);
     diags.sort();

@@ -120,10 +120,17 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
                     Mode::Group(g) => groups.contains(g.as_str()),
                     Mode::Machine(m) => machines.contains(m.as_str()) || m == me,
                 };
-                if declared {
-                    section_problems(key, mode, node, &catalogue)
-                } else {
+                if !declared {
                     Some(format!("{key}: {mode} is not part of the cluster"))
+                } else if node.name == "users" {
+                    // Logins are read from it: every user needs a role the agent knows.
+                    section_problems(key, mode, node, &catalogue).or_else(|| {
+                        super::users::parse_users(node)
+                            .err()
+                            .map(|e| format!("{key}: {e}"))
+                    })
+                } else {
+                    section_problems(key, mode, node, &catalogue)
                 }
             }
             _ => None,

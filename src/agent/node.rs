@@ -267,18 +267,18 @@ mod tests {
                 ("@group:Main_Group", Some("group Main_Group")),
                 ("@machine:lab1", Some("machine lab1 group=Main_Group")),
                 ("machine:lab1/dns", Some("dns { server \"10.0.0.53\"; }")),
-                ("#catalogue", Some("builtin-sections dns")),
+                ("#catalogue", Some("builtin-sections dns interfaces")),
             ],
         );
         let Response::Applied { running, .. } = r else {
             panic!("{r:?}")
         };
-        assert_eq!(running.written, ["dns"]);
+        assert_eq!(running.written, ["dns"], "interfaces keeps its factory default");
         assert!(running.removed.contains(&"listeners".to_owned()));
         let current = n.applier.current.lock().unwrap().clone();
-        assert_eq!(current.keys().collect::<Vec<_>>(), ["dns"]);
+        assert_eq!(current.keys().collect::<Vec<_>>(), ["dns", "interfaces"]);
         assert_eq!(current["dns"], "dns {\n    server \"10.0.0.53\"\n}\n");
-        assert_eq!(n.catalogue().names().collect::<Vec<_>>(), ["dns"]);
+        assert_eq!(n.catalogue().names().collect::<Vec<_>>(), ["dns", "interfaces"]);
     }
 
     #[test]

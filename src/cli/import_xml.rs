@@ -15,14 +15,13 @@ use crate::config::{Diagnostics, SourceFile, parse_files};
 use crate::model::MAIN_GROUP;
 use crate::schema::Catalogue;
 use crate::validate::validate;
-use crate::xml::MAX_FILE_BYTES;
 use crate::xml::cluster::{Loaded, file_stem, load, standalone_repo};
 use crate::xml::import::{Planned, from_cluster, into_machine, new_cluster};
 
 /// Runs `strata import-xml`.
 pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
     let dir = args.repo.repo.clone();
-    let file = read_xml(&args.file)?;
+    let file = crate::xml::file::read(&args.file).map_err(CliError::invalid)?;
     // With --machine the repo must exist and be valid; its own schemas count.
     let existing = match &args.machine {
         Some(_) => Some(load_valid(&dir, out)?),
@@ -61,8 +60,11 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
                 .or(app.hostname().map(str::to_owned))
                 .ok_or_else(|| {
                     Failure::new(
-                        "the appliance has no <hostname> to name the machine by",
-                        "name it with --name NAME",
+                        format!(
+                            "{} has an empty or no <hostname> (as masked exports do), so nothing names the machine",
+                            args.file.display()
+                        ),
+                        "name it: --name NAME with --new-cluster, or --machine NAME into an existing repo",
                     )
                 })?;
             // The appliance on its own, as `validate FILE.xml` checks it: problems point
@@ -180,22 +182,6 @@ fn report(out: &Output, diags: &Diagnostics) {
         width: out.width,
     };
     human.diagnostics(diags);
-}
-
-fn read_xml(path: &Path) -> Result<Arc<SourceFile>, CliError> {
-    let shown = path.display().to_string();
-    let cannot =
-        |why: String| Failure::new(format!("cannot read {shown}: {why}"), "check the path");
-    let meta = std::fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(cannot(format!(
-            "the file is {} bytes, more than the {MAX_FILE_BYTES} bytes Strata reads",
-            meta.len()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| cannot(e.to_string()))?;
-    let text = crate::xml::decode_bytes(&bytes).map_err(cannot)?;
-    Ok(SourceFile::new(shown, text))
 }
 
 /// The built-in catalogue plus the schemas of `dir/schemas`, if any.

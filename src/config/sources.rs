@@ -1,4 +1,6 @@
-//! Finding and reading the files of a config repo from disk.
+//! Finding and reading the files of a config repo from disk. Files other than KDL (AsyncOS
+//! XML) are only listed: the caller reads them (with the XML module's file reader), so that this
+//! module knows no XML.
 
 use std::fs;
 use std::io;
@@ -14,8 +16,8 @@ pub struct Sources {
     pub kdl: Vec<Arc<SourceFile>>,
     /// Section schemas from the repo's own `schemas/` directory.
     pub schemas: Vec<Arc<SourceFile>>,
-    /// Other files given explicitly (AsyncOS XML, for instance).
-    pub other: Vec<Arc<SourceFile>>,
+    /// Other files given explicitly (AsyncOS XML, for instance), not read.
+    pub other: Vec<PathBuf>,
 }
 
 /// An I/O failure, with the path it happened on.
@@ -66,33 +68,10 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Sources, ReadError> {
         } else if path.extension().is_some_and(|e| e == "kdl") {
             out.kdl.push(read(path, path.display().to_string())?);
         } else {
-            out.other.push(read_other(path, meta.len())?);
+            out.other.push(path.clone());
         }
     }
     Ok(out)
-}
-
-/// Reads a file that is not KDL (AsyncOS XML): refuses one larger than
-/// [`crate::xml::MAX_FILE_BYTES`] before reading it, and decodes it as its XML
-/// declaration says (ISO-8859-1 or UTF-8).
-fn read_other(path: &Path, len: u64) -> Result<Arc<SourceFile>, ReadError> {
-    let shown = path.display().to_string();
-    let fail = |msg: String| ReadError {
-        path: shown.clone(),
-        cause: io::Error::new(io::ErrorKind::InvalidData, msg),
-    };
-    if len > crate::xml::MAX_FILE_BYTES as u64 {
-        return Err(fail(format!(
-            "the file is {len} bytes, more than the {} bytes Strata reads",
-            crate::xml::MAX_FILE_BYTES
-        )));
-    }
-    let bytes = fs::read(path).map_err(|cause| ReadError {
-        path: shown.clone(),
-        cause,
-    })?;
-    let text = crate::xml::decode_bytes(&bytes).map_err(fail)?;
-    Ok(SourceFile::new(shown.clone(), text))
 }
 
 fn shown_name(root: &Path, rel: &Path, several: bool) -> String {

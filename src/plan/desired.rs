@@ -123,7 +123,7 @@ machine "lab3" group="Paris" address="10.1.0.3" {
         let cat = Catalogue::load(
             &[SourceFile::new(
                 "schemas/tz.kdl",
-                "section \"timezone\" { arg \"zone\" type=\"string\"; default \"Europe/Paris\"; }\nbuiltin-sections \"dns\"",
+                "section \"timezone\" { arg \"zone\" type=\"string\"; default \"Europe/Paris\"; }\nbuiltin-sections \"dns\" \"interfaces\"",
             )],
             &mut diags,
         );
@@ -132,7 +132,7 @@ machine "lab3" group="Paris" address="10.1.0.3" {
         let d = desired(&repo, &cat);
         assert_eq!(
             d[&Key::Catalogue].to_text(&Key::Catalogue),
-            "builtin-sections dns\n"
+            "builtin-sections dns interfaces\n"
         );
         let tz = Key::Schema(SectionName::new("timezone").unwrap());
         assert!(

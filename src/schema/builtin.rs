@@ -48,7 +48,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("listeners.kdl", include_str!("../../schemas/listeners.kdl")),
     ("ntp.kdl", include_str!("../../schemas/ntp.kdl")),
+    ("ports.kdl", include_str!("../../schemas/ports.kdl")),
     ("routes.kdl", include_str!("../../schemas/routes.kdl")),
+    (
+        "routing-tables.kdl",
+        include_str!("../../schemas/routing-tables.kdl"),
+    ),
     (
         "scheduled-reports.kdl",
         include_str!("../../schemas/scheduled-reports.kdl"),

@@ -14,7 +14,10 @@ use crate::model::{Node, Value};
 pub const XML_EXTRA: &str = "xml-extra";
 
 /// Checks the shape of an `xml-extra` node: its children are `element "name" ["text"]
-/// attr=… { … }` and `text "…"` nodes, recursively; element names are XML names.
+/// attr=… { … }` and `text "…"` nodes, recursively, element names being XML names; and
+/// the entries an import adds: `order "name" …` (the element order of the file),
+/// `as-written "path" "text"` (a value's spelling) and `header "Key" "value"` (a line of an
+/// appliance file's header comment).
 pub fn check_xml_extra(node: &Node, file: &Arc<SourceFile>, diags: &mut Diagnostics) {
     check_extra_at(node, file, diags, 0);
 }
@@ -76,6 +79,30 @@ fn check_extra_at(node: &Node, file: &Arc<SourceFile>, diags: &mut Diagnostics, 
                 let mut inner = child.clone();
                 inner.args.clear();
                 check_extra_at(&inner, file, diags, depth + 1);
+            }
+            "order" => {
+                let names_ok = !child.args.is_empty()
+                    && child
+                        .args
+                        .iter()
+                        .all(|a| a.as_str().is_some_and(super::parse::is_xml_name));
+                if !names_ok || !child.props.is_empty() || !child.children.is_empty() {
+                    diags.push(bad(
+                        child,
+                        "`order` takes one or more XML element names".into(),
+                    ));
+                }
+            }
+            "as-written" | "header" => {
+                if !matches!(child.args.as_slice(), [Value::String(_), Value::String(_)])
+                    || !child.props.is_empty()
+                    || !child.children.is_empty()
+                {
+                    diags.push(bad(
+                        child,
+                        format!("`{}` takes exactly two strings", child.name),
+                    ));
+                }
             }
             other => diags.push(bad(child, format!("unexpected `{other}` in xml-extra"))),
         }

@@ -127,6 +127,10 @@ pub struct NodeSpec {
     pub children: BTreeMap<String, ChildSpec>,
     /// True when anything goes below this node (opaque content kept as written).
     pub open: bool,
+    /// The node's XML child element names in the order export writes them: the
+    /// schema's `xml-order=` if it gives one, else the order the schema declares the
+    /// fields and children in (a netmask element right after its address element).
+    pub xml_order: Vec<String>,
 }
 
 /// A child node that a node may hold.

@@ -9,8 +9,17 @@ use crate::config::diagnostics::did_you_mean;
 use crate::config::{Diagnostics, Problem, SourceFile};
 use crate::model::{Level, Node, Value};
 
-const SECTION_KEYS: [&str; 9] = [
-    "command", "xml", "levels", "summary", "arg", "prop", "child", "default", "open",
+const SECTION_KEYS: [&str; 10] = [
+    "command",
+    "xml",
+    "xml-order",
+    "levels",
+    "summary",
+    "arg",
+    "prop",
+    "child",
+    "default",
+    "open",
 ];
 const SPEC_KEYS: [&str; 4] = ["arg", "prop", "child", "open"];
 const FIELD_PROPS: [&str; 10] = [
@@ -141,10 +150,14 @@ fn section(ctx: &mut Ctx, node: &KdlNode) -> Option<SectionSchema> {
     let Some(children) = node.children() else {
         return Some(schema);
     };
+    let mut explicit_order = None;
     for child in children.nodes() {
         match child.name().value() {
             "command" => schema.command = first_string(child).unwrap_or_default(),
             "xml" => schema.xml = first_string(child).unwrap_or_default(),
+            "xml-order" => {
+                explicit_order = first_string(child).and_then(|o| xml_order(ctx, child.span(), &o))
+            }
             "summary" => schema.summary = first_string(child).unwrap_or_default(),
             "levels" => {
                 let mut levels = Vec::new();
@@ -170,7 +183,44 @@ fn section(ctx: &mut Ctx, node: &KdlNode) -> Option<SectionSchema> {
             other => unknown_key(ctx, child, other, &SECTION_KEYS),
         }
     }
+    if let Some(order) = explicit_order {
+        schema.body.xml_order = order;
+    }
     Some(schema)
+}
+
+/// An `xml-order` list: element names separated by blanks.
+fn xml_order(ctx: &mut Ctx, span: miette::SourceSpan, list: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = list.split_whitespace().map(str::to_owned).collect();
+    match names.iter().find(|n| !is_xml_name(n)) {
+        Some(bad) => {
+            ctx.error(
+                span,
+                format!("`{bad}` in xml-order is not an XML element name"),
+                "xml-order lists the element names of a node in the order appliances write them",
+            );
+            None
+        }
+        None => Some(names),
+    }
+}
+
+/// Notes the elements a field or child lives in (each step of its path) in the node's
+/// derived export order.
+fn note_order(spec: &mut NodeSpec, xml: Option<&str>, name: &str) {
+    let path = match xml {
+        None => name.replace('-', "_"),
+        Some(x) if x == "." || x.starts_with('@') || x.starts_with("..") => return,
+        Some(x) => x.to_owned(),
+    };
+    // Each step: `direct`, then `direct/jack` (the order inside a wrapper).
+    let steps: Vec<&str> = path.split('/').collect();
+    for i in 1..=steps.len() {
+        let prefix = steps[..i].join("/");
+        if !spec.xml_order.contains(&prefix) {
+            spec.xml_order.push(prefix);
+        }
+    }
 }
 
 fn unknown_key(ctx: &mut Ctx, node: &KdlNode, name: &str, known: &[&str]) {
@@ -211,13 +261,17 @@ fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
         return;
     };
     match kind {
-        "arg" => {
-            if let Some(f) = field(ctx, node, name, true) {
-                spec.args.push(f);
+        "arg" | "prop" => {
+            let Some(f) = field(ctx, node, name.clone(), kind == "arg") else {
+                return;
+            };
+            note_order(spec, f.xml.as_deref(), &f.name);
+            if let Some(mask) = &f.xml_netmask {
+                note_order(spec, Some(mask), mask);
             }
-        }
-        "prop" => {
-            if let Some(f) = field(ctx, node, name.clone(), false) {
+            if kind == "arg" {
+                spec.args.push(f);
+            } else {
                 spec.props.insert(name, f);
             }
         }
@@ -226,6 +280,7 @@ fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
                 spec: self::spec(ctx, node),
                 ..ChildSpec::default()
             };
+            let mut explicit_order = None;
             for e in node.entries().iter().filter(|e| e.name().is_some()) {
                 match (e.name().map(|n| n.value()), e.value()) {
                     (Some("multiple"), KdlValue::Bool(b)) => child.multiple = *b,
@@ -235,10 +290,13 @@ fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
                         None => child.xml = Some(x.clone()),
                         Some(why) => ctx.error(e.span(), why, XML_HELP),
                     },
+                    (Some("xml-order"), KdlValue::String(o)) => {
+                        explicit_order = xml_order(ctx, e.span(), o);
+                    }
                     (Some(other), _) => ctx.error(
                         e.span(),
                         format!("unknown or mistyped child option `{other}`"),
-                        "a child takes multiple=#bool, required=#bool, key=\"field\" and xml=\"path\"",
+                        "a child takes multiple=#bool, required=#bool, key=\"field\", xml=\"path\" and xml-order=\"names\"",
                     ),
                     (None, _) => {}
                 }
@@ -254,6 +312,18 @@ fn spec_item(ctx: &mut Ctx, spec: &mut NodeSpec, node: &KdlNode) {
                     );
                 }
             }
+            if let Some(order) = explicit_order {
+                child.spec.xml_order = order;
+            }
+            if child.xml.as_deref() == Some(".") {
+                // A child that lives in its parent's element: its elements are the parent's.
+                for n in &child.spec.xml_order {
+                    if !spec.xml_order.contains(n) {
+                        spec.xml_order.push(n.clone());
+                    }
+                }
+            }
+            note_order(spec, child.xml.as_deref(), &name);
             spec.children.insert(name, child);
         }
     }
@@ -364,13 +434,24 @@ fn field(ctx: &mut Ctx, node: &KdlNode, name: String, is_arg: bool) -> Option<Fi
     Some(f)
 }
 
-const XML_HELP: &str = "xml= is `.` (the element's own text), `@attr` (an attribute), or a path of element names such as `local_dns/dns_ip`";
+const XML_HELP: &str = "xml= is `.` (the element's own text), `@attr` (an attribute), or a path of element names such as `local_dns/dns_ip` (for a section's field, `../name` is an element beside the section's)";
 
-/// What is wrong with an `xml=` path, if anything. Children may not point at attributes.
+/// What is wrong with an `xml=` path, if anything. Children may not point at attributes;
+/// a field's path may start with `../` (an element beside the section's own, such as
+/// `dns_interface` beside `<dns>`).
 fn xml_path_problem(path: &str, child: bool) -> Option<String> {
     if path == "." {
         return None;
     }
+    let path = match path.strip_prefix("../") {
+        Some(rest) if !child => rest,
+        Some(_) => {
+            return Some(format!(
+                "a child cannot live outside its parent (`xml=\"{path}\"`)"
+            ));
+        }
+        None => path,
+    };
     if let Some(attr) = path.strip_prefix('@') {
         return match (child, is_xml_name(attr)) {
             (true, _) => Some(format!(

@@ -28,9 +28,13 @@ use super::header::Header;
 use super::reader::{self, XElem};
 use super::{Limits, decode_sections, encode_sections, unknown_warnings, writer};
 use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
-use crate::model::{Level, Mode, Node};
+use crate::model::{Level, Mode, Node, Value};
 use crate::resolve::effective;
 use crate::schema::{Catalogue, XML_EXTRA};
+
+/// The header line Strata writes into a machine export that has no appliance header of its
+/// own; it is not read back as one.
+pub const STRATA_LINE: &str = "Strata";
 
 /// The root element of the cluster form.
 pub const CLUSTER_ROOT: &str = "strata_cluster";
@@ -48,6 +52,12 @@ pub struct Appliance {
     pub span: SourceSpan,
     /// The root's name in the start tag.
     pub name_span: SourceSpan,
+    /// The child elements of `<config>`, and how many of them no section maps (kept
+    /// whole in the `xml-extra` section).
+    pub top_level: (usize, usize),
+    /// The values in the file (element texts and attributes), and how many of them are
+    /// kept verbatim in some `xml-extra` rather than read into a section's fields.
+    pub values: (usize, usize),
 }
 
 impl Appliance {
@@ -99,7 +109,9 @@ pub fn load(
     let mut dec = Decoder::default();
     let loaded = match doc.root.name.as_str() {
         "config" => {
+            dec.empty_sections_unset = true;
             let mut sections = decode_sections(&mut dec, &doc.root, catalogue);
+            header_entries(&doc.header, &doc.root, &mut sections);
             if !sections.iter().any(|s| s.name == "feature-keys")
                 && let Some(mut keys) = doc.header.feature_keys()
             {
@@ -111,9 +123,18 @@ pub fn load(
                     .unwrap_or(sections.len());
                 sections.insert(at, keys);
             }
+            let kept_top = sections
+                .iter()
+                .find(|s| s.name == XML_EXTRA)
+                .map_or(0, |x| {
+                    x.children.iter().filter(|c| c.name == "element").count()
+                });
+            let kept_values: usize = sections.iter().map(kept_value_count).sum();
             Some(Loaded::Appliance(Appliance {
                 file: file.clone(),
                 header: doc.header.clone(),
+                top_level: (doc.root.elements().count(), kept_top),
+                values: (value_count(&doc.root), kept_values),
                 sections,
                 span: doc.root.span,
                 name_span: doc.root.name_span,
@@ -133,6 +154,69 @@ pub fn load(
     };
     unknown_warnings(&dec, file, diags);
     loaded
+}
+
+/// The header comment's lines (but the serial number, the features and the current
+/// time, which have places of their own) as `header` entries of the `xml-extra` section,
+/// so that an export writes them back.
+fn header_entries(header: &Header, root: &XElem, sections: &mut Vec<Node>) {
+    let fields: Vec<&(String, String)> = header
+        .fields
+        .iter()
+        .filter(|(k, _)| k != STRATA_LINE)
+        .collect();
+    if fields.is_empty() {
+        return;
+    }
+    let at = match sections.iter().position(|s| s.name == XML_EXTRA) {
+        Some(i) => i,
+        None => {
+            let mut x = Node::new(XML_EXTRA);
+            x.span = root.name_span;
+            x.name_span = root.name_span;
+            sections.push(x);
+            sections.len() - 1
+        }
+    };
+    let entries = fields.into_iter().map(|(k, v)| {
+        let mut h = Node::new("header");
+        h.span = root.name_span;
+        h.name_span = root.name_span;
+        h.args = vec![Value::String(k.clone()), Value::String(v.clone())];
+        h
+    });
+    let x = &mut sections[at];
+    let rest = std::mem::take(&mut x.children);
+    x.children = entries.chain(rest).collect();
+}
+
+/// The values of an element tree: element texts (leaves, empty ones included) and
+/// attributes.
+fn value_count(e: &XElem) -> usize {
+    let own = e.attrs.len() + usize::from(e.elements().next().is_none());
+    own + e.elements().map(value_count).sum::<usize>()
+}
+
+/// The values kept verbatim in the `xml-extra` nodes within `node`.
+fn kept_value_count(node: &Node) -> usize {
+    fn extra(n: &Node) -> usize {
+        let own = match n.name.as_str() {
+            "element" => {
+                n.props.len() + usize::from(!n.children.iter().any(|c| c.name == "element"))
+            }
+            _ => n.props.len(),
+        };
+        own + n
+            .children
+            .iter()
+            .filter(|c| c.name == "element")
+            .map(extra)
+            .sum::<usize>()
+    }
+    if node.name == XML_EXTRA {
+        return extra(node);
+    }
+    node.children.iter().map(kept_value_count).sum()
 }
 
 fn cluster_form(
@@ -335,18 +419,39 @@ pub fn export_machine(repo: &Repo, catalogue: &Catalogue, machine: &ModeDecl) ->
     let eff = effective(repo, catalogue, machine);
     let mut header = Header::default();
     let name = machine.mode.name().unwrap_or_default();
-    header.fields.push((
-        "Product".into(),
-        format!(
-            "Strata export of machine {name} (cluster {})",
-            repo.cluster_name().unwrap_or("?")
-        ),
-    ));
-    header.fields.push((
-        "Version".into(),
-        format!("strata {}", env!("CARGO_PKG_VERSION")),
-    ));
+    let extra = eff.sections.get(XML_EXTRA).map(|e| e.node);
+    let lines: Vec<(String, String)> = extra
+        .into_iter()
+        .flat_map(|x| x.children.iter())
+        .filter(|c| c.name == "header")
+        .filter_map(|h| {
+            Some((
+                h.args.first()?.as_str()?.to_owned(),
+                h.args.get(1)?.as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        header.fields.push((
+            STRATA_LINE.into(),
+            format!(
+                "export of machine {name} (cluster {}) by strata {}",
+                repo.cluster_name().unwrap_or("?"),
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    } else {
+        header.fields = lines;
+    }
     header.serial = machine.serial.clone();
+    // Elements the appliance left empty: a section no mode defines stays so, rather than
+    // taking its factory default.
+    let empty: Vec<&str> = extra
+        .into_iter()
+        .flat_map(|x| x.children.iter())
+        .filter(|c| super::extra::is_placeholder(c))
+        .filter_map(|c| c.args.first()?.as_str())
+        .collect();
     let mut nodes: Vec<&Node> = Vec::new();
     for (section, e) in &eff.sections {
         if *section == "feature-keys" {
@@ -359,6 +464,12 @@ pub fn export_machine(repo: &Repo, catalogue: &Catalogue, machine: &ModeDecl) ->
             if !keyed {
                 continue;
             }
+        }
+        let left_empty = catalogue
+            .get(section)
+            .is_some_and(|s| empty.contains(&s.xml.as_str()));
+        if left_empty && matches!(e.origin, crate::resolve::Origin::Factory) {
+            continue;
         }
         nodes.push(e.node);
     }

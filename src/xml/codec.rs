@@ -13,16 +13,28 @@
 //!   the first (even an empty one) that marks where its leftovers go back;
 //! - whatever no mapping claims (attributes, elements, text) is kept in an `xml-extra`
 //!   child of the node whose element held it, so that nothing is lost and encoding puts it
-//!   back.
+//!   back;
+//! - an empty element (`<ntp_source_ip_interface></ntp_source_ip_interface>`) means "not
+//!   set": its field stays unset and the element is kept as a placeholder entry, `element
+//!   NAME ""`, which export writes back unless the field has been given a value since;
+//! - an enumeration value the schema does not know is not the field's value: the element
+//!   is kept verbatim (with a warning), so that the appliance's own file never fails on it;
+//! - a value spelled otherwise than export would write it (a netmask `255.255.255.0` or
+//!   `0xffffff00` where export writes `24`, a boolean `true`) is noted as an `as-written`
+//!   entry and written back as it came while it still means the same value;
+//! - export writes a node's elements in the schema's `xml_order`; where the document had
+//!   another order, an `order` entry lists its element names and export follows it.
 //!
 //! Decoding never fails: a value that does not convert to its field's type is kept as a
 //! string, and schema checking (which sees spans into the XML) reports it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use miette::SourceSpan;
 
+pub use super::encode::{child_elements, encode, encode_outside, wrapper};
 use super::extra::{self, element_node, set_attrs, value_text};
+use super::order::{order_entry, wrapper_entry};
 use super::reader::{XAttr, XElem, XNode};
 use crate::model::{Node, Value};
 use crate::schema::{FieldSpec, NodeSpec, ValueType, XML_EXTRA};
@@ -34,9 +46,16 @@ pub const WRAPPER: usize = usize::MAX - 1;
 /// The id of a section element made while encoding, which several sections may share
 /// (`ldap-servers` and `ldap-queries` both live in `<ldap>`).
 pub const SHARED: usize = usize::MAX - 2;
+/// The id of an element made while encoding to hold a field's value: an empty `element`
+/// entry of its name in `xml-extra` (the placeholder of an element that was empty when
+/// imported) is not written beside it.
+pub const LEAF: usize = usize::MAX - 3;
+
+/// The `xml-extra` entry keeping a value's spelling: `as-written "netmask" "255.255.255.0"`.
+pub const AS_WRITTEN: &str = "as-written";
 
 /// Where a field or child lives relative to its node's element.
-enum Place<'a> {
+pub(super) enum Place<'a> {
     /// The element's own text (fields) or the element itself (children).
     Here,
     /// An attribute.
@@ -45,7 +64,7 @@ enum Place<'a> {
     Path(Vec<String>),
 }
 
-fn place<'a>(xml: Option<&'a str>, name: &str) -> Place<'a> {
+pub(super) fn place<'a>(xml: Option<&'a str>, name: &str) -> Place<'a> {
     match xml {
         Some(".") => Place::Here,
         Some(x) => match x.strip_prefix('@') {
@@ -75,14 +94,43 @@ pub struct Decoder {
     pub unknown: Vec<(SourceSpan, String)>,
     /// Repeated wrapper elements kept in `xml-extra`: where, and their name.
     pub repeated_wrappers: Vec<(SourceSpan, String)>,
+    /// Elements that were empty where a mapping expected a value ("not set"): kept in
+    /// `xml-extra` without a warning.
+    empties: HashSet<usize>,
+    /// Elements whose value a field cannot take (an enumeration value the schema does not
+    /// know): kept in `xml-extra` with a warning of their own.
+    odd: HashSet<usize>,
+    /// Values kept verbatim rather than read into a field: where, and why.
+    pub kept_values: Vec<(SourceSpan, String)>,
+    /// Spellings to keep, by the id of the element whose node's field read them: (path
+    /// from that element, text as written).
+    spellings: HashMap<usize, Vec<(String, String)>>,
+    /// True for the appliance form, where an empty section element means "not set" (the
+    /// cluster form lists the sections a mode defines, empty ones included).
+    pub empty_sections_unset: bool,
 }
 
 impl Decoder {
-    /// Decodes `e` as a node called `name` with `spec`, leftovers in an `xml-extra` child.
+    /// Decodes `e` as a node called `name` with `spec`, leftovers in an `xml-extra` child,
+    /// and an `order` entry there if export would otherwise write its elements in another
+    /// order.
     pub fn decode(&mut self, spec: &NodeSpec, e: &XElem, name: &str) -> Node {
         let mut node = self.decode_parts(spec, e, name);
         if let Some(rest) = self.residue(e) {
             node.children.push(rest);
+        }
+        let mut probe = XElem::new(e.name.clone());
+        encode(spec, &node, &mut probe);
+        if let Some(order) = order_entry(e, &probe) {
+            extra_child(&mut node).children.push(order);
+        }
+        // The wrappers of fields and children (<rat_params>, <direct>) too.
+        for w in probe.elements().filter(|w| w.id == WRAPPER) {
+            let original = e.elements().find(|o| o.name == w.name);
+            if let Some(order) = original.and_then(|o| order_entry(o, w)) {
+                let x = extra_child(&mut node);
+                wrapper_entry(x, &w.name).children.push(order);
+            }
         }
         node
     }
@@ -90,6 +138,18 @@ impl Decoder {
     /// Decodes what `spec` maps, without collecting leftovers (the caller does, once every
     /// mapping that shares the element has claimed its parts).
     pub fn decode_parts(&mut self, spec: &NodeSpec, e: &XElem, name: &str) -> Node {
+        self.decode_section_parts(spec, e, None, name)
+    }
+
+    /// [`Decoder::decode_parts`] for a section's element, whose fields may also name
+    /// elements beside it in `parent` (`xml="../dns_interface"`).
+    pub fn decode_section_parts(
+        &mut self,
+        spec: &NodeSpec,
+        e: &XElem,
+        parent: Option<&XElem>,
+        name: &str,
+    ) -> Node {
         self.leaves.insert(e.id);
         let mut node = Node::new(name);
         node.span = e.span;
@@ -98,7 +158,7 @@ impl Decoder {
             return node;
         }
         for field in &spec.args {
-            let values = self.field_values(field, e, field.variadic);
+            let values = self.field_values(field, e, parent, field.variadic);
             if values.is_empty() {
                 // Arguments are positional: the rest stay unclaimed, kept in xml-extra.
                 break;
@@ -109,7 +169,11 @@ impl Decoder {
             }
         }
         for field in spec.props.values() {
-            if let Some((v, span)) = self.field_values(field, e, false).into_iter().next() {
+            if let Some((v, span)) = self
+                .field_values(field, e, parent, false)
+                .into_iter()
+                .next()
+            {
                 node.props.push((field.name.clone(), v));
                 node.prop_spans.push(span);
             }
@@ -158,6 +222,9 @@ impl Decoder {
                 out = self.find(w, rest, simple, limit);
                 if !out.is_empty() {
                     self.wrappers.insert(w.id);
+                } else if is_empty(w) {
+                    // An empty wrapper (`<rat></rat>`): nothing set, nothing unknown.
+                    self.empties.insert(w.id);
                 }
             }
             return out;
@@ -196,7 +263,15 @@ impl Decoder {
     /// The element for a section at `path` under the root: the first of each name along
     /// the way (only the first wrapper of a name is one, as for children), whether or not
     /// another section claimed it (sections may share elements).
-    pub fn find_section<'e>(&mut self, root: &'e XElem, path: &[&str]) -> Option<&'e XElem> {
+    /// In the appliance form ([`Decoder::empty_sections_unset`]), an empty element of a
+    /// section that an empty node cannot satisfy (`<hostname></hostname>`) is "not set":
+    /// `None`, and the element is kept.
+    pub fn find_section<'e>(
+        &mut self,
+        root: &'e XElem,
+        path: &[&str],
+        spec: &NodeSpec,
+    ) -> Option<&'e XElem> {
         let (last, wrappers) = path.split_last()?;
         let mut at = root;
         let mut way = Vec::new();
@@ -210,18 +285,29 @@ impl Decoder {
         at = at.elements().find(|c| c.name == *last)?;
         // Mark the way only once found.
         self.wrappers.extend(way);
+        if self.empty_sections_unset && is_empty(at) && !accepts_empty(spec) {
+            // `<hostname></hostname>`: the section is not set; the element is kept.
+            self.empties.insert(at.id);
+            return None;
+        }
         self.leaves.insert(at.id);
         Some(at)
     }
 
-    fn field_values(&mut self, f: &FieldSpec, e: &XElem, all: bool) -> Vec<(Value, SourceSpan)> {
+    fn field_values(
+        &mut self,
+        f: &FieldSpec,
+        e: &XElem,
+        parent: Option<&XElem>,
+        all: bool,
+    ) -> Vec<(Value, SourceSpan)> {
         let mut out = Vec::new();
         match place(f.xml.as_deref(), &f.name) {
             Place::Here => {
                 let has_text = e.children.iter().any(|c| matches!(c, XNode::Text(..)));
                 if has_text && !self.texts.contains(&e.id) {
                     let (text, span) = e.text();
-                    if !text.is_empty() {
+                    if !is_unset(&f.ty, &text) {
                         self.texts.insert(e.id);
                         out.push((convert(&f.ty, &text), span));
                     }
@@ -235,18 +321,62 @@ impl Decoder {
                 }
             }
             Place::Path(path) => {
+                let (at, path) = match (path.split_first(), parent) {
+                    (Some((up, rest)), Some(p)) if up == ".." => (p, rest.to_vec()),
+                    (Some((up, _)), None) if up == ".." => return out,
+                    _ => (e, path),
+                };
                 let limit = if all { usize::MAX } else { 1 };
-                for leaf in self.find(e, &path, true, limit) {
+                for leaf in self.find(at, &path, true, limit) {
                     let (text, span) = leaf.text();
+                    if is_unset(&f.ty, &text) && leaf.attrs.is_empty() {
+                        // An empty element: the field is not set; the element is kept.
+                        self.leaves.remove(&leaf.id);
+                        self.empties.insert(leaf.id);
+                        continue;
+                    }
                     let value = match &f.xml_netmask {
                         Some(mask) => self.with_netmask(e, mask, text.trim()),
                         None => convert(&f.ty, &text),
                     };
+                    if let (ValueType::Enum(values), Value::String(v)) = (&f.ty, &value)
+                        && !values.contains(v)
+                    {
+                        self.leaves.remove(&leaf.id);
+                        self.odd.insert(leaf.id);
+                        self.kept_values.push((
+                            span,
+                            format!(
+                                "<{}> holds \"{v}\", which is not one of the values Strata knows for `{}` ({})",
+                                leaf.name,
+                                f.name,
+                                values.join(", ")
+                            ),
+                        ));
+                        continue;
+                    }
+                    if std::ptr::eq(at, e) && f.xml_netmask.is_none() {
+                        self.note_spelling(e.id, &path.join("/"), &f.ty, &value, text.trim());
+                    }
                     out.push((value, if text.is_empty() { leaf.span } else { span }));
                 }
             }
         }
         out
+    }
+
+    /// Notes `raw` as the spelling of `value` at `path` under element `id` if export would
+    /// spell it otherwise.
+    fn note_spelling(&mut self, id: usize, path: &str, ty: &ValueType, value: &Value, raw: &str) {
+        if matches!(ty, ValueType::Text) || raw.contains('\n') {
+            return;
+        }
+        if value_text(value) != raw && *value != Value::String(raw.to_owned()) {
+            self.spellings
+                .entry(id)
+                .or_default()
+                .push((path.to_owned(), raw.to_owned()));
+        }
     }
 
     fn with_netmask(&mut self, e: &XElem, mask: &str, address: &str) -> Value {
@@ -255,9 +385,17 @@ impl Decoder {
             return Value::String(address.to_owned());
         };
         let raw = m.text().0.trim().to_owned();
-        let len = crate::schema::parse_netmask(&raw).or_else(|| raw.parse::<u8>().ok());
-        match len {
-            Some(len) => Value::String(format!("{address}/{len}")),
+        let v4 = address.parse::<std::net::Ipv4Addr>().is_ok();
+        match mask_len(&raw) {
+            Some(len) => {
+                if raw != mask_text(v4, len) {
+                    self.spellings
+                        .entry(e.id)
+                        .or_default()
+                        .push((mask.to_owned(), raw.clone()));
+                }
+                Value::String(format!("{address}/{len}"))
+            }
             None => Value::String(format!("{address}/{raw}")),
         }
     }
@@ -282,6 +420,13 @@ impl Decoder {
             &mut node,
             attrs.iter().map(|a| (a.name.clone(), a.value.clone())),
         );
+        for (path, raw) in self.spellings.remove(&e.id).unwrap_or_default() {
+            let mut w = Node::new(AS_WRITTEN);
+            w.span = e.span;
+            w.name_span = e.name_span;
+            w.args = vec![Value::String(path), Value::String(raw)];
+            node.children.push(w);
+        }
         if !self.texts.contains(&e.id) {
             let (text, span) = e.text();
             // Layout whitespace is not content; text beside known parts is.
@@ -317,6 +462,16 @@ impl Decoder {
             }
             if self.repeated.contains(&c.id) {
                 self.repeated_wrappers.push((c.name_span, c.name.clone()));
+            } else if self.empties.contains(&c.id) {
+                // Not set: a placeholder, `element NAME ""`, which a value given later
+                // replaces (see `extra::apply`).
+                let mut el = element_node(c);
+                el.args.push(Value::String(String::new()));
+                el.arg_spans.push(c.span);
+                node.children.push(el);
+                continue;
+            } else if self.odd.contains(&c.id) {
+                // A value kept verbatim (warned about on its own).
             } else {
                 self.unknown
                     .push((c.name_span, format!("element <{}>", c.name)));
@@ -327,13 +482,71 @@ impl Decoder {
     }
 }
 
+/// True when a node with nothing in it conforms to `spec` (nothing is required).
+fn accepts_empty(spec: &NodeSpec) -> bool {
+    spec.open
+        || (!spec.args.first().is_some_and(|a| a.required)
+            && !spec.props.values().any(|p| p.required)
+            && !spec.children.values().any(|c| c.required))
+}
+
+/// True for an element with nothing in it: no attributes, no elements, no text.
+fn is_empty(e: &XElem) -> bool {
+    e.attrs.is_empty() && e.elements().next().is_none() && e.text().0.trim().is_empty()
+}
+
+/// True when `text` means "not set" for a field of type `ty`: empty, or only blanks where
+/// blanks are not part of the value.
+fn is_unset(ty: &ValueType, text: &str) -> bool {
+    match ty {
+        ValueType::Text => text.is_empty(),
+        _ => text.trim().is_empty(),
+    }
+}
+
+/// A netmask in any spelling AsyncOS accepts (`24`, `255.255.255.0`, `0xffffff00`) as a
+/// prefix length.
+pub fn mask_len(raw: &str) -> Option<u8> {
+    crate::schema::parse_netmask(raw).or_else(|| raw.parse::<u8>().ok().filter(|l| *l <= 128))
+}
+
+/// The netmask export writes: the prefix length, as appliances write it (`24`).
+pub(super) fn mask_text(_v4: bool, len: u8) -> String {
+    len.to_string()
+}
+
+/// The `xml-extra` child of `node`, added if missing.
+fn extra_child(node: &mut Node) -> &mut Node {
+    let at = match node.children.iter().position(extra::is_extra) {
+        Some(i) => i,
+        None => {
+            let mut x = Node::new(XML_EXTRA);
+            x.span = node.span;
+            x.name_span = node.name_span;
+            node.children.push(x);
+            node.children.len() - 1
+        }
+    };
+    &mut node.children[at]
+}
+
 /// Text to a value of the field's type; what does not convert stays a string.
-fn convert(ty: &ValueType, raw: &str) -> Value {
+pub(super) fn convert(ty: &ValueType, raw: &str) -> Value {
     let t = raw.trim();
     match ty {
         ValueType::Int { .. } => t
             .parse()
             .map_or_else(|_| Value::String(t.to_owned()), Value::Int),
+        // A known value in another case (`ACCEPT`) reads as the value; its spelling is
+        // kept as written.
+        ValueType::Enum(values) => Value::String(
+            values
+                .iter()
+                .find(|v| *v == t)
+                .or_else(|| values.iter().find(|v| v.eq_ignore_ascii_case(t)))
+                .map_or(t, String::as_str)
+                .to_owned(),
+        ),
         ValueType::Bool => match t.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Value::Bool(true),
             "0" | "false" | "no" | "off" => Value::Bool(false),
@@ -344,112 +557,5 @@ fn convert(ty: &ValueType, raw: &str) -> Value {
         ValueType::Text => Value::String(raw.to_owned()),
         _ if raw.contains('\n') => Value::String(raw.to_owned()),
         _ => Value::String(t.to_owned()),
-    }
-}
-
-/// Encodes `node` into `e` (whose name the caller chose) following `spec`.
-pub fn encode(spec: &NodeSpec, node: &Node, e: &mut XElem) {
-    let variadic = spec.args.last().filter(|a| a.variadic);
-    for (i, v) in node.args.iter().enumerate() {
-        match spec.args.get(i).or(variadic) {
-            Some(f) => put(f, v, e),
-            None => leaf(e, &[format!("arg{i}")], value_text(v)),
-        }
-    }
-    for (k, v) in &node.props {
-        match spec.props.get(k) {
-            Some(f) => put(f, v, e),
-            None => leaf(e, &[k.replace('-', "_")], value_text(v)),
-        }
-    }
-    let mut extras = Vec::new();
-    for child in &node.children {
-        if extra::is_extra(child) {
-            extras.push(child);
-            continue;
-        }
-        let Some(cspec) = spec.children.get(&child.name) else {
-            // Not in the schema (only in a repo that does not validate): keep it visible.
-            let mut c = XElem::new(child.name.replace('-', "_"));
-            encode(&NodeSpec::default(), child, &mut c);
-            e.children.push(XNode::Elem(c));
-            continue;
-        };
-        match place(cspec.xml.as_deref(), &child.name) {
-            Place::Here | Place::Attr(_) => encode(&cspec.spec, child, e),
-            Place::Path(path) => {
-                let (last, wrappers) = path
-                    .split_last()
-                    .map_or(("", &[][..]), |(l, w)| (l.as_str(), w));
-                let mut c = XElem::new(last);
-                encode(&cspec.spec, child, &mut c);
-                wrapper(e, wrappers).children.push(XNode::Elem(c));
-            }
-        }
-    }
-    for x in extras {
-        extra::apply(x, e);
-    }
-}
-
-fn put(f: &FieldSpec, v: &Value, e: &mut XElem) {
-    let text = value_text(v);
-    if let (Some(mask), Some((addr, len))) = (&f.xml_netmask, text.split_once('/'))
-        && let Ok(len) = len.parse::<u8>()
-    {
-        put_text(f, addr.to_owned(), e);
-        let v4 = addr.parse::<std::net::Ipv4Addr>().is_ok();
-        let mask_text = match (v4, len) {
-            (true, 0) => "0x00000000".to_owned(),
-            (true, l) if l <= 32 => format!("0x{:08x}", u32::MAX << (32 - u32::from(l))),
-            _ => len.to_string(),
-        };
-        let path: Vec<String> = mask.split('/').map(str::to_owned).collect();
-        leaf(e, &path, mask_text);
-        return;
-    }
-    put_text(f, text, e);
-}
-
-fn put_text(f: &FieldSpec, text: String, e: &mut XElem) {
-    match place(f.xml.as_deref(), &f.name) {
-        Place::Here => e.children.push(XNode::Text(text, e.span)),
-        Place::Attr(a) => e.attrs.push(XAttr {
-            name: a.to_owned(),
-            value: text,
-            span: e.span,
-        }),
-        Place::Path(path) => leaf(e, &path, text),
-    }
-}
-
-fn leaf(e: &mut XElem, path: &[String], text: String) {
-    let Some((last, wrappers)) = path.split_last() else {
-        return;
-    };
-    let mut l = XElem::new(last.as_str());
-    l.children.push(XNode::Text(text, l.span));
-    wrapper(e, wrappers).children.push(XNode::Elem(l));
-}
-
-/// The wrapper element at `steps` under `e`, made if missing (see [`WRAPPER`]).
-pub fn wrapper<'e>(e: &'e mut XElem, steps: &[impl AsRef<str>]) -> &'e mut XElem {
-    let Some((first, rest)) = steps.split_first() else {
-        return e;
-    };
-    let first = first.as_ref();
-    let pos = e
-        .children
-        .iter()
-        .position(|c| matches!(c, XNode::Elem(w) if w.name == first && w.id == WRAPPER));
-    let pos = pos.unwrap_or_else(|| {
-        let mut w = XElem::new(first);
-        w.id = WRAPPER;
-        e.children.push(XNode::Elem(w));
-        e.children.len() - 1
-    });
-    match &mut e.children[pos] {
-        XNode::Elem(w) => wrapper(w, rest),
-        XNode::Text(..) => unreachable!("the position was found or pushed as an element"),
     }
 }

@@ -1,7 +1,9 @@
 //! XML the catalogue does not know, kept verbatim as `xml-extra` nodes (see
 //! `schemas/xml-extra.kdl`): `element "name" ["text"] attr="…" { … }` for an element,
 //! `text "…"` for text among elements, and the `xml-extra` node's own properties for
-//! unknown attributes of the element it sits in.
+//! unknown attributes of the element it sits in. The codec adds `order` and `as-written`
+//! entries (see [`super::codec`]), and an appliance's `xml-extra` section `header` entries
+//! (see [`super::header`]); applying a node skips them.
 
 use crate::model::{Node, Value};
 use crate::schema::XML_EXTRA;
@@ -95,6 +97,15 @@ pub fn apply(node: &Node, e: &mut XElem) {
                 let Some(name) = child.args.first().and_then(Value::as_str) else {
                     continue;
                 };
+                // The placeholder of an element that was empty on import gives way to a
+                // value the codec wrote since.
+                let placeholder = is_placeholder(child);
+                let written = |w: &XElem| {
+                    w.name == name && matches!(w.id, super::codec::LEAF | super::codec::SHARED)
+                };
+                if placeholder && e.elements().any(written) {
+                    continue;
+                }
                 let first = !seen.contains(&name);
                 seen.push(name);
                 let wrapper = e
@@ -105,6 +116,10 @@ pub fn apply(node: &Node, e: &mut XElem) {
                         apply(child, w);
                         if let Some(Value::String(t)) = child.args.get(1) {
                             w.children.push(XNode::Text(t.clone(), w.span));
+                        }
+                        let order = super::order::recorded(&child.children);
+                        if order.is_some() {
+                            super::order::arrange(w, &[], &[], order.as_deref());
                         }
                     }
                     None => {
@@ -128,6 +143,15 @@ pub fn value_text(v: &Value) -> String {
         Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
         Value::Null => String::new(),
     }
+}
+
+/// True for `element NAME ""`: an element that was empty where a field could have had a
+/// value (see [`super::codec`]).
+pub fn is_placeholder(node: &Node) -> bool {
+    node.name == "element"
+        && matches!(node.args.as_slice(), [Value::String(_), Value::String(t)] if t.is_empty())
+        && node.props.is_empty()
+        && node.children.is_empty()
 }
 
 /// True for a node that is an `xml-extra` holder.

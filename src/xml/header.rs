@@ -50,14 +50,24 @@ impl Header {
         h
     }
 
-    /// The comment's text, one `  Key: value` line each, starting and ending with a newline.
+    /// The comment's text, one `  Key: value` line each, starting and ending with a newline:
+    /// `Product`, `Model Number` and `Version` (those given), the serial number, the other
+    /// lines in order, then the features, as AsyncOS writes them.
     pub fn render(&self) -> String {
         let mut out = String::from("\n");
-        for (k, v) in &self.fields {
+        let leading = self
+            .fields
+            .iter()
+            .take_while(|(k, _)| matches!(k.as_str(), "Product" | "Model Number" | "Version"))
+            .count();
+        for (k, v) in &self.fields[..leading] {
             out.push_str(&format!("  {k}: {v}\n"));
         }
         if let Some(s) = &self.serial {
             out.push_str(&format!("  Serial Number: {s}\n"));
+        }
+        for (k, v) in &self.fields[leading..] {
+            out.push_str(&format!("  {k}: {v}\n"));
         }
         for f in &self.features {
             out.push_str(&format!(

@@ -81,6 +81,8 @@ pub fn mode_text(
     out
 }
 
+/// The comment above an imported machine. The header comment's lines are data (`header`
+/// entries of the machine's `xml-extra`), so that `export-xml` writes them back.
 fn header_comments(app: &Appliance) -> Vec<String> {
     let mut out = vec![format!(
         "Imported from {} by `strata import-xml`.",
@@ -91,8 +93,26 @@ fn header_comments(app: &Appliance) -> Vec<String> {
                 |f| f.to_string_lossy().into_owned()
             )
     )];
-    out.extend(app.header.fields.iter().map(|(k, v)| format!("{k}: {v}")));
+    if let Some((_, product)) = app.header.fields.iter().find(|(k, _)| k == "Product") {
+        out.push(format!("Product: {product}"));
+    }
     out
+}
+
+/// How much of the file sections read, and how much is kept verbatim.
+fn coverage(app: &Appliance) -> Vec<String> {
+    let ((top, top_kept), (values, kept)) = (app.top_level, app.values);
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    vec![format!(
+        "{} of {} mapped to sections ({} kept verbatim); {} of {} read into fields ({} kept verbatim)",
+        top - top_kept,
+        plural(top, "top-level element", "top-level elements"),
+        top_kept,
+        values - kept.min(values),
+        plural(values, "value", "values"),
+        kept.min(values)
+    )]
 }
 
 fn machine_props<'a>(
@@ -161,7 +181,8 @@ pub fn new_cluster(
         summary: vec![
             ("cluster level".into(), names(&c)),
             ("machine level".into(), names(&m)),
-            ("unknown elements kept in xml-extra".into(), extra),
+            ("coverage".into(), coverage(app)),
+            ("kept verbatim in xml-extra".into(), extra),
         ],
     }
 }
@@ -171,6 +192,7 @@ fn extra_count(app: &Appliance) -> Vec<String> {
         .map(|x| {
             x.children
                 .iter()
+                .filter(|e| e.name == "element")
                 .filter_map(|e| e.args.first().and_then(|a| a.as_str()))
                 .map(|n| format!("<{n}>"))
                 .collect()
@@ -236,10 +258,8 @@ pub fn into_machine(
             ("now overrides the cluster".into(), overrides),
             ("same as inherited, not written".into(), same),
             ("cluster-only, the cluster's kept".into(), kept),
-            (
-                "unknown elements kept in xml-extra".into(),
-                extra_count(app),
-            ),
+            ("coverage".into(), coverage(app)),
+            ("kept verbatim in xml-extra".into(), extra_count(app)),
         ],
     }
 }

@@ -48,7 +48,9 @@ pub fn element(out: &mut String, e: &XElem, depth: usize) {
         .collect();
     let has_text = texts.iter().any(|t| !t.is_empty());
     if !has_elements && !has_text {
-        out.push_str("/>\n");
+        // An open/close pair, as AsyncOS-format files write empty elements.
+        out.push('>');
+        close_tag(out, e);
         return;
     }
     if !has_elements {
@@ -82,10 +84,6 @@ pub fn element(out: &mut String, e: &XElem, depth: usize) {
 
 fn inline(out: &mut String, e: &XElem) {
     open_tag(out, e);
-    if e.children.is_empty() {
-        out.push_str("/>");
-        return;
-    }
     out.push('>');
     for c in &e.children {
         match c {

@@ -19,6 +19,7 @@ mod support;
 mod support_files;
 mod xml_cli;
 mod xml_props;
+mod xml_real;
 mod xml_roundtrip;
 
 // Support code shared with the benches, not part of the library.

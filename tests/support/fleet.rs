@@ -233,6 +233,14 @@ fn machine(m: usize, g: usize, rng: &mut Lcg) -> String {
             "    dns {{\n        server \"10.{hi}.0.53\" priority=0\n    }}"
         );
     }
+    if m % 10 == 5 {
+        // As a newer appliance writes them: ports with their MTU, a routing table.
+        s.push_str("    ports {\n        port \"Data 1\" jack=\"Data 1\" mtu=9000\n    }\n");
+        let _ = writeln!(
+            s,
+            "    routing-tables {{\n        table ip-version=\"4\" gateway=\"10.{hi}.0.1\"\n    }}"
+        );
+    }
     if m % 20 == 7 {
         // A machine-level listener override, with the resources it refers to.
         s.push_str("    listeners {\n        listener \"local\" interface=\"Management\" port=2525 type=\"private\"\n    }\n");
