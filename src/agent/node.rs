@@ -273,12 +273,19 @@ mod tests {
         let Response::Applied { running, .. } = r else {
             panic!("{r:?}")
         };
-        assert_eq!(running.written, ["dns"], "interfaces keeps its factory default");
+        assert_eq!(
+            running.written,
+            ["dns"],
+            "interfaces keeps its factory default"
+        );
         assert!(running.removed.contains(&"listeners".to_owned()));
         let current = n.applier.current.lock().unwrap().clone();
         assert_eq!(current.keys().collect::<Vec<_>>(), ["dns", "interfaces"]);
         assert_eq!(current["dns"], "dns {\n    server \"10.0.0.53\"\n}\n");
-        assert_eq!(n.catalogue().names().collect::<Vec<_>>(), ["dns", "interfaces"]);
+        assert_eq!(
+            n.catalogue().names().collect::<Vec<_>>(),
+            ["dns", "interfaces"]
+        );
     }
 
     #[test]

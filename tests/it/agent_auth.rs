@@ -500,3 +500,75 @@ fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
         "{log}"
     );
 }
+
+#[test]
+fn an_rsa_key_logs_in_with_strata_and_with_openssh() {
+    let Some(ssh) = openssh() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("rsa");
+    let made = std::process::Command::new(ssh.with_file_name("ssh-keygen"))
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let cluster = format!(
+        "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\"\n        user \"rosa\" role=\"operator\" {{ key \"{}\"; }}\n    }}\n}}\ngroup \"Main_Group\"\n",
+        public.trim()
+    );
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &cluster)],
+        "rsa user",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let out = strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &p(&tmp.path().join("repo")),
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fp = agent.fingerprint();
+    let out = strata(&[
+        "log",
+        "--target",
+        &agent.addr,
+        "--user",
+        "rosa",
+        "--identity",
+        &p(&key),
+        "--fingerprint",
+        &fp,
+    ]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
+    let port = agent.addr.rsplit_once(':').unwrap().1.to_owned();
+    let kh = tmp.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{port} {}\n", agent.host_public_key()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(&ssh)
+        .args(["-F", "/dev/null", "-p", &port, "-i"])
+        .arg(&key)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "rosa@127.0.0.1",
+            "whoami",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
+    assert_eq!(stdout(&out), "rosa operator on lab1.example.com\n");
+}
