@@ -102,9 +102,20 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Do not ask before removing entries (asked only on a terminal).
+    /// Do not ask before removing entries (asked only on a terminal). Removing members
+    /// or this machine's interfaces needs its own flag below as well.
     #[arg(long)]
     pub yes: bool,
+    /// Allow the apply to remove members of the cluster (machines the repo no longer
+    /// declares, the one the apply runs through included). Without it such a plan is
+    /// refused, even with --yes: a `machines/` directory that was not read looks the same.
+    #[arg(long)]
+    pub allow_member_removal: bool,
+    /// Allow the apply to reset the interfaces of the machine it runs through (the
+    /// agent's own) to the factory default, which changes its addresses. Without it such
+    /// a plan is refused, even with --yes.
+    #[arg(long)]
+    pub allow_own_interfaces: bool,
 }
 
 /// `strata log`.

@@ -7,6 +7,7 @@ mod agent_crash;
 mod agent_refusals;
 mod agent_shutdown;
 mod agent_support;
+mod apply_guard;
 mod cli_edit;
 mod cli_exit;
 mod cli_show;
