@@ -28,7 +28,8 @@ pub struct TargetArgs {
     /// The agent's host-key fingerprint, as OpenSSH prints it (`SHA256:…`).
     #[arg(long, value_name = "SHA256:…")]
     pub fingerprint: Option<String>,
-    /// A known-hosts file holding the agent's host key.
+    /// A known-hosts file holding the agent's host key. Without this or --fingerprint,
+    /// ~/.ssh/known_hosts is read.
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
     /// Accept and record an agent's host key never seen before (in --known-hosts, else

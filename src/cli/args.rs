@@ -27,7 +27,7 @@ pub enum Format {
     Human,
     /// One JSON document on stdout.
     Json,
-    /// GitHub Actions workflow annotations (validate only).
+    /// GitHub Actions workflow annotations (validate only; other commands refuse it).
     Github,
 }
 

@@ -10,6 +10,7 @@ mod agent_support;
 mod apply_guard;
 mod cli_edit;
 mod cli_exit;
+mod cli_hardening;
 mod cli_show;
 mod cli_validate;
 mod corpus;
