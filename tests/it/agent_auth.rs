@@ -297,9 +297,13 @@ fn a_passphrase_logs_in_against_its_argon2id_hash() {
     let cluster = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n        user \"eve\" role=\"administrator\" passphrase-hash=\"{hash}\" locked=#true\n    }}\n}}\ngroup \"Main_Group\"\n"
     );
+    // The agent's own machine is declared: an apply that removed it would be refused.
     git_repo(
         &tmp.path().join("repo"),
-        &[("cluster.kdl", &cluster)],
+        &[
+            ("cluster.kdl", &cluster),
+            ("machines.kdl", "machine \"lab1.example.com\"\n"),
+        ],
         "users",
     );
     let agent = created(&tmp.path().join("agent"));
