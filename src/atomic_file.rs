@@ -5,7 +5,11 @@
 //! `plan --out`); [`write_set`] does a set of repo files all or nothing, as far as a file
 //! system allows (`copy`/`move`/`delete`, `import-xml`).
 //!
-//! A rename replaces a symbolic link itself, never the file it points to.
+//! Symbolic links: [`write`] replaces a link itself, never the file it points to (in
+//! the agent's own directories a planted link must not redirect a write). [`write_set`]
+//! writes through a link to the file it points to and leaves the link in place: a repo
+//! file that is a link is read through it (see [`crate::config::sources`]), so an edit
+//! of it is an edit of that file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -16,7 +20,8 @@ use std::path::{Path, PathBuf};
 pub enum FileMode {
     /// 0600: keys and other secrets.
     Private,
-    /// 0644: settings, running config, saved plans.
+    /// 0644: what others may read, such as saved plans. (The agent's settings and
+    /// running config are [`FileMode::Private`].)
     Shared,
     /// The mode of the file being replaced (not of a link's target); a new file gets the
     /// process's default (0666 less the umask). For files of a config repo.
@@ -211,11 +216,15 @@ pub fn write_set(dir: &Path, files: &[NewFile]) -> Result<(), SetError> {
     Ok(())
 }
 
-/// Makes `file`'s directory, checks `file.expect`, and stages the new text.
+/// Makes `file`'s directory, checks `file.expect`, and stages the new text — beside the
+/// file a symbolic link points to, if it is one, so the link stays a link.
 fn stage(dir: &Path, file: &NewFile, made_dirs: &mut Vec<PathBuf>) -> Result<Staged, SetError> {
-    let path = dir.join(file.rel);
+    let mut path = dir.join(file.rel);
     let parent = path.parent().unwrap_or(dir).to_path_buf();
     make_dirs(&parent, made_dirs).map_err(|e| SetError::Unchanged(at(&parent)(e)))?;
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        path = fs::canonicalize(&path).map_err(|e| SetError::Unchanged(at(&path)(e)))?;
+    }
     if let Some(expect) = file.expect {
         let current = fs::read_to_string(&path).map_err(|e| SetError::Unchanged(at(&path)(e)))?;
         if current != expect {
@@ -307,6 +316,35 @@ mod tests {
             "dos"
         );
         assert_eq!(names(dir.path()), ["a.kdl", "groups"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_set_writes_through_a_link_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("shared")).unwrap();
+        fs::write(dir.path().join("shared/lab1.kdl"), "one").unwrap();
+        std::os::unix::fs::symlink("shared/lab1.kdl", dir.path().join("lab1.kdl")).unwrap();
+        write_set(dir.path(), &[edit("lab1.kdl", "one", "uno")]).unwrap();
+        let link = fs::symlink_metadata(dir.path().join("lab1.kdl")).unwrap();
+        assert!(link.file_type().is_symlink());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("shared/lab1.kdl")).unwrap(),
+            "uno"
+        );
+        assert_eq!(names(dir.path()), ["lab1.kdl", "shared"]);
+        assert_eq!(names(&dir.path().join("shared")), ["lab1.kdl"]);
+        // One file alone replaces a link: the agent's files are never written through one.
+        write(&dir.path().join("lab1.kdl"), b"own", FileMode::Private).unwrap();
+        assert!(
+            fs::symlink_metadata(dir.path().join("lab1.kdl"))
+                .unwrap()
+                .is_file()
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("shared/lab1.kdl")).unwrap(),
+            "uno"
+        );
     }
 
     #[test]

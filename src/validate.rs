@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::config::diagnostics::did_you_mean;
-use crate::config::sources::{ReadError, read_paths};
+use crate::config::sources::{Names, ReadError, read_paths_named};
 use crate::config::{Diagnostics, ModeDecl, Problem, Repo, parse_files};
 use crate::model::{Level, MAIN_GROUP, Mode};
 use crate::resolve::check_references;
@@ -26,13 +26,27 @@ pub struct Checked {
 
 /// Reads the repo at `paths` (directories or files) and validates it.
 pub fn check_paths(paths: &[PathBuf]) -> Result<Checked, ReadError> {
-    let sources = read_paths(paths)?;
+    check_paths_named(paths, Names::InRepo)
+}
+
+/// [`check_paths`], naming the files as `names` says.
+pub fn check_paths_named(paths: &[PathBuf], names: Names) -> Result<Checked, ReadError> {
+    let sources = read_paths_named(paths, names)?;
     let mut diags = Diagnostics::default();
     let catalogue = Catalogue::load(&sources.schemas, &mut diags);
     let mut repo = parse_files(sources.kdl, &mut diags);
+    // Files that could not be read or decoded are problems like any other.
+    repo.unread.extend(sources.unread);
+    diags.problems.extend(sources.problems);
     for path in &sources.other {
-        let file = crate::xml::file::read(path)?;
-        crate::xml::cluster::load_into(&file, &catalogue, &mut repo, &mut diags);
+        match crate::xml::file::read(path) {
+            Ok(file) => crate::xml::cluster::load_into(&file, &catalogue, &mut repo, &mut diags),
+            Err(e) => {
+                let shown = path.display().to_string();
+                repo.unread.push(shown.clone());
+                diags.push(*crate::config::sources::unreadable(shown, e.cause));
+            }
+        }
     }
     validate(&repo, &catalogue, &mut diags);
     diags.sort();

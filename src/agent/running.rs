@@ -2,13 +2,19 @@
 //! directory (one `SECTION.kdl` per section, each written atomically), then the hooks run
 //! with the names of the sections that changed, so a real service can be rendered and
 //! reloaded from the files.
+//!
+//! The directory is created 0700 and every file written 0600: `users.kdl` holds
+//! passphrase hashes, and the rest is the appliance's configuration. Hooks run as the
+//! agent's own user (they are its children), so they read the files; a service that runs
+//! as another user gets what the hook renders for it, with the permissions that service
+//! needs — the running directory itself is never opened to a group.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use super::state_dir::{StateDirError, sync_dir, write_atomic};
+use super::state_dir::{StateDirError, create_private_dir, sync_dir, write_atomic};
 use crate::mesh::{HookRun, RunReport};
 use crate::resolve::entries::EntryLayers;
 use crate::schema::Catalogue;
@@ -45,10 +51,7 @@ pub fn update(
     config: &BTreeMap<String, String>,
     hooks: &[Vec<String>],
 ) -> Result<RunReport, StateDirError> {
-    fs::create_dir_all(dir).map_err(|source| StateDirError::Io {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    create_private_dir(dir)?;
     let mut report = RunReport {
         machine: machine.to_owned(),
         ..RunReport::default()
@@ -56,8 +59,10 @@ pub fn update(
     for (section, text) in config {
         let path = dir.join(format!("{section}.kdl"));
         if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-            write_atomic(&path, text.as_bytes(), false)?;
+            write_atomic(&path, text.as_bytes(), true)?;
             report.written.push(section.clone());
+        } else {
+            make_private(&path)?;
         }
     }
     let existing = fs::read_dir(dir).map_err(|source| StateDirError::Io {
@@ -94,6 +99,26 @@ pub fn update(
         }
     }
     Ok(report)
+}
+
+/// Narrows the mode of a running-config file written before files were made private
+/// (0644 then): its content is current, so it is not rewritten and no hook runs for it.
+fn make_private(path: &Path) -> Result<(), StateDirError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |source| StateDirError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mode = fs::metadata(path).map_err(io)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn run_hook(argv: &[String], changed: &[String], dir: &Path, machine: &str) -> HookRun {
@@ -175,5 +200,23 @@ mod tests {
             "dns { server x; }\n"
         );
         assert!(!run.join("ntp.kdl").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn running_files_are_private_and_old_loose_ones_are_narrowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("running");
+        let config = BTreeMap::from([("users".to_owned(), "users\n".to_owned())]);
+        update(&run, "lab1", &config, &[]).unwrap();
+        assert_eq!(mode(&run), 0o700);
+        assert_eq!(mode(&run.join("users.kdl")), 0o600);
+        // As an earlier version left it: same content, readable by everyone.
+        fs::set_permissions(run.join("users.kdl"), fs::Permissions::from_mode(0o644)).unwrap();
+        let r = update(&run, "lab1", &config, &[]).unwrap();
+        assert!(r.written.is_empty(), "{r:?}");
+        assert_eq!(mode(&run.join("users.kdl")), 0o600);
     }
 }

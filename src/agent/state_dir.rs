@@ -10,6 +10,15 @@
 //! address        the address the agent is listening on (written after binding)
 //! running/       the machine's effective config, one KDL file per section
 //! ```
+//!
+//! Who may use it is checked as sshd's StrictModes checks a user's `~/.ssh`, before
+//! anything is read: the directory, and every file the agent keeps secrets or
+//! instructions in, must be owned by the user the agent runs as; the directory (and the
+//! running-config directory) must not be writable by group or others, nor any directory
+//! above it unless that one has the sticky bit (as `/tmp` has); the keys and `store.redb`
+//! (passphrase hashes) must not be readable by them either, and `agent.kdl` (which names
+//! the hooks the agent runs) not writable. What the agent creates it creates private:
+//! directories 0700, files 0600.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -46,6 +55,18 @@ pub enum StateDirError {
         path: String,
         /// What is wrong.
         message: String,
+    },
+    /// A path of the state dir that another user owns or that others may change (or,
+    /// for a secret, read).
+    #[error("{path}: {message}")]
+    #[diagnostic(code(strata::agent::permissions), help("{help}"))]
+    Permissions {
+        /// Which path.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+        /// How to fix it.
+        help: String,
     },
     /// `agent.kdl` is invalid.
     #[error(transparent)]
@@ -122,14 +143,14 @@ impl StateDir {
         listen: Option<&str>,
     ) -> Result<StateDir, StateDirError> {
         let layout = Layout::new(dir);
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        create_private_dir(dir)?;
+        check_dir(dir)?;
         let lock_path = layout.lock();
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
+        let mut opts = OpenOptions::new();
+        opts.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let lock = opts.open(&lock_path).map_err(io(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -139,6 +160,7 @@ impl StateDir {
         }
         let settings_path = layout.settings();
         let mut settings = if settings_path.exists() {
+            check_file(&settings_path, Secrecy::Instructions)?;
             let text = fs::read_to_string(&settings_path).map_err(io(&settings_path))?;
             Settings::parse(&settings_path.display().to_string(), &text)?
         } else {
@@ -147,7 +169,7 @@ impl StateDir {
                 machine,
                 listen.map_or(format!("0.0.0.0:{DEFAULT_PORT}"), str::to_owned),
             );
-            write_atomic(&settings_path, s.to_text().as_bytes(), false)?;
+            write_atomic(&settings_path, s.to_text().as_bytes(), true)?;
             s
         };
         if let Some(l) = listen {
@@ -157,6 +179,14 @@ impl StateDir {
         let local_key = load_or_create_key(&layout.local_key())?
             .public_key()
             .clone();
+        prepare_store(&layout.store())?;
+        let running = settings
+            .running_dir
+            .clone()
+            .unwrap_or_else(|| layout.dir.join("running"));
+        if running.exists() {
+            check_dir(&running)?;
+        }
         Ok(StateDir {
             layout,
             settings,
@@ -197,7 +227,7 @@ fn load_or_create_key(path: &Path) -> Result<PrivateKey, StateDirError> {
         message,
     };
     if path.exists() {
-        check_private(path)?;
+        check_file(path, Secrecy::Secret)?;
         return russh::keys::load_secret_key(path, None).map_err(|e| key_err(e.to_string()));
     }
     let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
@@ -209,27 +239,167 @@ fn load_or_create_key(path: &Path) -> Result<PrivateKey, StateDirError> {
     Ok(key)
 }
 
-/// Refuses a key file that others than its owner may read or write, as sshd does: the
-/// local key makes whoever reads it an administrator, the host key is the agent's identity.
-fn check_private(path: &Path) -> Result<(), StateDirError> {
+/// What a file holds, which decides who else may read or write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrecy {
+    /// Keys and the store: neither readable nor writable by group or others. The local
+    /// key makes whoever reads it an administrator, the host key is the agent's
+    /// identity, the store holds passphrase hashes.
+    Secret,
+    /// `agent.kdl`: not writable by group or others, since it names the commands (hooks)
+    /// the agent runs. Reading it gives nothing away the agent would not show.
+    Instructions,
+}
+
+/// The user the agent runs as.
+#[cfg(unix)]
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+fn refused(path: &Path, message: String, help: impl Into<String>) -> StateDirError {
+    StateDirError::Permissions {
+        path: path.display().to_string(),
+        message,
+        help: help.into(),
+    }
+}
+
+/// Refuses a file another user owns, or that others may use as `secrecy` forbids, as
+/// sshd does. The message keeps the mode (`mode 0644`) and the fix (`chmod 600`).
+fn check_file(path: &Path, secrecy: Secrecy) -> Result<(), StateDirError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(StateDirError::Key {
-                path: path.display().to_string(),
-                message: format!(
-                    "mode {mode:04o} lets others than its owner use it; `chmod 600` it \
-                     (or replace it, if it may have been read)"
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(path).map_err(io(path))?;
+        let me = euid();
+        if meta.uid() != me {
+            return Err(refused(
+                path,
+                format!(
+                    "owned by uid {}, not by the user the agent runs as (uid {me})",
+                    meta.uid()
                 ),
-            });
+                format!(
+                    "`chown {me} {}` if it is yours, or replace it (another user could have written or read it)",
+                    path.display()
+                ),
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        let (forbidden, fix, what) = match secrecy {
+            Secrecy::Secret => (0o077, "chmod 600", "lets others than its owner use it"),
+            Secrecy::Instructions => (0o022, "chmod 600", "lets others than its owner change it"),
+        };
+        if mode & forbidden != 0 {
+            let help = match secrecy {
+                Secrecy::Secret => format!(
+                    "`{fix} {}` (and replace it if it may have been read)",
+                    path.display()
+                ),
+                Secrecy::Instructions => format!(
+                    "`{fix} {}` (and check what it says: it names the hooks the agent runs)",
+                    path.display()
+                ),
+            };
+            return Err(refused(path, format!("mode {mode:04o} {what}"), help));
         }
     }
+    #[cfg(not(unix))]
+    let _ = (path, secrecy);
     Ok(())
 }
 
+/// Refuses a directory of the agent's (the state dir, the running-config directory)
+/// that another user owns or that group or others may write, and one under a directory
+/// that another user than root owns or that group or others may write without the
+/// sticky bit: whoever may rename or replace a directory on the way controls what the
+/// agent reads.
+pub fn check_dir(dir: &Path) -> Result<(), StateDirError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = euid();
+        let meta = fs::metadata(dir).map_err(io(dir))?;
+        if meta.uid() != me {
+            return Err(refused(
+                dir,
+                format!(
+                    "owned by uid {}, not by the user the agent runs as (uid {me})",
+                    meta.uid()
+                ),
+                "give the agent a directory of its own user (`chown -R`), or run it as the directory's owner",
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(refused(
+                dir,
+                format!("mode {mode:04o} lets others than its owner change what is in it"),
+                format!("`chmod 700 {}`", dir.display()),
+            ));
+        }
+        let real = fs::canonicalize(dir).map_err(io(dir))?;
+        for above in real.ancestors().skip(1) {
+            let meta = fs::metadata(above).map_err(io(above))?;
+            let mode = meta.mode() & 0o7777;
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(refused(
+                    above,
+                    format!(
+                        "owned by uid {}, who could replace {} (a directory above the agent's must be owned by root or by the agent's user)",
+                        meta.uid(),
+                        dir.display()
+                    ),
+                    "put the agent's directories where only root and the agent's user may change the path",
+                ));
+            }
+            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                return Err(refused(
+                    above,
+                    format!(
+                        "mode {mode:04o} lets others rename or replace {}, which is in it",
+                        dir.display()
+                    ),
+                    format!(
+                        "`chmod go-w {}`, or give the agent a directory elsewhere",
+                        above.display()
+                    ),
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) with mode 0700; an existing one is left as it
+/// is, for [`check_dir`] to judge.
+pub fn create_private_dir(dir: &Path) -> Result<(), StateDirError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io(dir))
+}
+
+/// Makes sure the store file is private before the store opens it: an existing one is
+/// checked; a new one is created empty with mode 0600, which redb initialises (it would
+/// otherwise create it with the default mode, readable by everyone).
+fn prepare_store(path: &Path) -> Result<(), StateDirError> {
+    if path.exists() {
+        return check_file(path, Secrecy::Secret);
+    }
+    let mut opts = OpenOptions::new();
+    opts.create_new(true).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path).map(drop).map_err(io(path))
+}
+
 /// Writes `path` atomically through [`crate::atomic_file`] (0600 if `private`, else 0644).
+/// Everything in the state dir and the running config is written private.
 pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), StateDirError> {
     let mode = if private {
         FileMode::Private
@@ -282,6 +452,121 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[cfg(unix)]
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn everything_is_created_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let sd = StateDir::open(&dir, Some("lab1"), None).unwrap();
+        let l = &sd.layout;
+        assert_eq!(mode(&dir), 0o700);
+        for file in [
+            l.settings(),
+            l.host_key(),
+            l.local_key(),
+            l.store(),
+            l.lock(),
+        ] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        // The store file made empty here is one redb opens as a new store.
+        drop(sd);
+        crate::state::DiskStore::open(&dir.join("store.redb")).unwrap();
+        assert_eq!(mode(&dir.join("store.redb")), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_dir_others_may_change_or_a_store_they_may_read_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        drop(StateDir::open(&dir, Some("lab1"), None).unwrap());
+
+        chmod(&dir, 0o777);
+        let err = StateDir::open(&dir, None, None).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 0777 lets others than its owner change what is in it"),
+            "{err}"
+        );
+        chmod(&dir, 0o755);
+        StateDir::open(&dir, None, None).unwrap();
+
+        let store = dir.join("store.redb");
+        chmod(&store, 0o644);
+        let err = StateDir::open(&dir, None, None).unwrap_err().to_string();
+        assert!(err.contains("store.redb: mode 0644"), "{err}");
+        chmod(&store, 0o600);
+
+        let settings = dir.join("agent.kdl");
+        chmod(&settings, 0o644);
+        StateDir::open(&dir, None, None).unwrap();
+        chmod(&settings, 0o664);
+        let err = StateDir::open(&dir, None, None).unwrap_err().to_string();
+        assert!(
+            err.contains("agent.kdl: mode 0664 lets others than its owner change it"),
+            "{err}"
+        );
+        chmod(&settings, 0o600);
+
+        let running = dir.join("running");
+        fs::create_dir(&running).unwrap();
+        chmod(&running, 0o770);
+        let err = StateDir::open(&dir, None, None).unwrap_err().to_string();
+        assert!(err.contains("running: mode 0770"), "{err}");
+        chmod(&running, 0o700);
+
+        // A directory above that anyone may write, without the sticky bit /tmp has.
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        chmod(&open, 0o777);
+        let err = StateDir::open(&open.join("state"), Some("lab1"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mode 0777 lets others rename or replace"),
+            "{err}"
+        );
+        chmod(&open, 0o1777);
+        StateDir::open(&open.join("state"), Some("lab1"), None).unwrap();
+    }
+
+    /// Only root can give a file to another user; elsewhere this test has nothing to do.
+    #[cfg(unix)]
+    #[test]
+    fn a_key_another_user_owns_is_refused() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        drop(StateDir::open(&dir, Some("lab1"), None).unwrap());
+        let key = dir.join("local_key");
+        std::os::unix::fs::chown(&key, Some(65534), None).unwrap();
+        let err = StateDir::open(&dir, None, None).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "local_key: owned by uid 65534, not by the user the agent runs as (uid 0)"
+            ),
+            "{err}"
+        );
+        std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+        let err = StateDir::open(&dir, None, None).unwrap_err().to_string();
+        assert!(err.contains("owned by uid 65534"), "{err}");
     }
 
     #[cfg(unix)]

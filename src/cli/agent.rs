@@ -39,7 +39,7 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
             .map_err(|e| Failure::bug(format!("cannot read the bound address: {e}")))?;
         // Tell local tools (and tests) where we are, only once we really listen.
         let address = agent.state.layout.address();
-        atomic_file::write(&address, format!("{bound}\n").as_bytes(), FileMode::Shared)
+        atomic_file::write(&address, format!("{bound}\n").as_bytes(), FileMode::Private)
             .map_err(|e| Failure::new(format!("cannot write {e}"), "check the state dir"))?;
         tracing::info!(
             machine = %agent.state.settings.machine,

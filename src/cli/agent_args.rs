@@ -28,7 +28,8 @@ pub struct TargetArgs {
     /// The agent's host-key fingerprint, as OpenSSH prints it (`SHA256:…`).
     #[arg(long, value_name = "SHA256:…")]
     pub fingerprint: Option<String>,
-    /// A known-hosts file holding the agent's host key.
+    /// A known-hosts file holding the agent's host key. Without this or --fingerprint,
+    /// ~/.ssh/known_hosts is read.
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
     /// Accept and record an agent's host key never seen before (in --known-hosts, else
@@ -102,9 +103,20 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Do not ask before removing entries (asked only on a terminal).
+    /// Do not ask before removing entries (asked only on a terminal). Removing members
+    /// or this machine's interfaces needs its own flag below as well.
     #[arg(long)]
     pub yes: bool,
+    /// Allow the apply to remove members of the cluster (machines the repo no longer
+    /// declares, the one the apply runs through included). Without it such a plan is
+    /// refused, even with --yes: a `machines/` directory that was not read looks the same.
+    #[arg(long)]
+    pub allow_member_removal: bool,
+    /// Allow the apply to reset the interfaces of the machine it runs through (the
+    /// agent's own) to the factory default, which changes its addresses. Without it such
+    /// a plan is refused, even with --yes.
+    #[arg(long)]
+    pub allow_own_interfaces: bool,
 }
 
 /// `strata log`.

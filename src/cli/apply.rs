@@ -12,7 +12,7 @@ use super::output::Output;
 use super::plan::desired_plan;
 use super::{CliError, Failure, Outcome};
 use crate::mesh::{Request, Response, RunReport};
-use crate::plan::{PLAN_FORMAT, Plan, render_human};
+use crate::plan::{Hazard, PLAN_FORMAT, Plan, render_human};
 use crate::state::ChangeSetSummary;
 use crate::text::count;
 
@@ -57,6 +57,29 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
     if out.format != Format::Json {
         out.print(&render_human(&plan));
     }
+    let hazards = plan.hazards(&client.machine);
+    let refused: Vec<&Hazard> = hazards.iter().filter(|h| !consented(h, &args)).collect();
+    if !refused.is_empty() {
+        let mut flags: Vec<&str> = refused.iter().map(|h| flag_for(h)).collect();
+        flags.dedup();
+        let lines: Vec<String> = refused.iter().map(|h| format!("  {h}")).collect();
+        return Err(Failure::refused(
+            format!(
+                "not applied: through {}, this plan\n{}",
+                client.machine,
+                lines.join("\n")
+            ),
+            format!(
+                "nothing was written; if that is what you mean, apply again with {} (--yes alone never does this)",
+                flags.join(" ")
+            ),
+        ));
+    }
+    if out.format != Format::Json {
+        for h in &hazards {
+            out.print(&format!("\nallowed by {}: this apply {h}\n", flag_for(h)));
+        }
+    }
     let removals = plan.actions.iter().filter(|a| a.is_destructive()).count();
     if removals > 0 && !args.yes && std::io::stdin().is_terminal() && !confirm(removals) {
         return Err(Failure::refused("not applied", "nothing was written"));
@@ -66,7 +89,22 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         base: plan.base.clone(),
         origin: plan.origin.clone(),
     })?;
-    report(response, out)
+    report(response, out, &hazards)
+}
+
+/// The flag that allows a hazard.
+pub(super) fn flag_for(hazard: &Hazard) -> &'static str {
+    match hazard {
+        Hazard::RemovesMember { .. } => "--allow-member-removal",
+        Hazard::ResetsOwnNetwork { .. } => "--allow-own-interfaces",
+    }
+}
+
+fn consented(hazard: &Hazard, args: &ApplyArgs) -> bool {
+    match hazard {
+        Hazard::RemovesMember { .. } => args.allow_member_removal,
+        Hazard::ResetsOwnNetwork { .. } => args.allow_own_interfaces,
+    }
 }
 
 fn confirm(removals: usize) -> bool {
@@ -78,7 +116,11 @@ fn confirm(removals: usize) -> bool {
 }
 
 /// Prints what a commit did; a failing hook or a refusal makes the command fail.
-pub(super) fn report(response: Response, out: &Output) -> Result<Outcome, CliError> {
+pub(super) fn report(
+    response: Response,
+    out: &Output,
+    hazards: &[Hazard],
+) -> Result<Outcome, CliError> {
     match response {
         Response::Applied {
             change_set,
@@ -89,6 +131,7 @@ pub(super) fn report(response: Response, out: &Output) -> Result<Outcome, CliErr
                     "applied": true,
                     "change_set": change_set,
                     "running": running,
+                    "hazards": hazards,
                 })),
                 _ => out.print(&applied_text(&change_set, &running)),
             }

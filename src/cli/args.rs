@@ -27,7 +27,7 @@ pub enum Format {
     Human,
     /// One JSON document on stdout.
     Json,
-    /// GitHub Actions workflow annotations (validate only).
+    /// GitHub Actions workflow annotations (validate only; other commands refuse it).
     Github,
 }
 
@@ -90,6 +90,11 @@ pub enum Command {
     /// Exits 0 when nothing would change, 2 when something would, 1 on error.
     Plan(super::agent_args::PlanArgs),
     /// Commit the plan to an agent as one atomic change set; a stale plan is refused.
+    ///
+    /// A plan that removes members of the cluster, or resets the interfaces of the machine
+    /// the apply runs through to the factory default, is refused unless
+    /// --allow-member-removal, or --allow-own-interfaces, is given: --yes alone never does
+    /// it. `strata plan` warns of both.
     Apply(super::agent_args::ApplyArgs),
     /// List the change sets an agent has applied.
     Log(super::agent_args::LogArgs),

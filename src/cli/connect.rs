@@ -68,18 +68,24 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
         (None, None, Some(l)) if args.target.is_none() => {
             HostKeyPin::Key(read_key(&l.host_key())?.public_key().clone())
         }
-        (None, None, _) if args.trust_on_first_use => HostKeyPin::KnownHosts {
-            path: std::env::home_dir()
-                .unwrap_or_default()
-                .join(".ssh/known_hosts"),
-            learn: true,
-        },
-        _ => {
-            return Err(fail(
-                "the agent's host key is not pinned",
-                "pass --fingerprint SHA256:… (the agent prints it when it starts) or --known-hosts FILE; \
-                 --trust-on-first-use records a new key",
-            ));
+        // No pin given: ~/.ssh/known_hosts, as OpenSSH reads it, once it knows the host
+        // (or to learn it, with --trust-on-first-use, which records the key there).
+        (None, None, _) => {
+            let path = default_known_hosts();
+            if !args.trust_on_first_use && !knows(&path, &host, port) {
+                return Err(fail(
+                    format!(
+                        "the agent's host key is not pinned ({} has no key for {target})",
+                        path.display()
+                    ),
+                    "pass --fingerprint SHA256:… (the agent prints it when it starts) or --known-hosts FILE; \
+                     --trust-on-first-use records a new key",
+                ));
+            }
+            HostKeyPin::KnownHosts {
+                path,
+                learn: args.trust_on_first_use,
+            }
         }
     };
     let login = match (&args.identity, &layout) {
@@ -98,6 +104,20 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "admin".into());
     Ok(ClientOptions::new(host, port, pin, user, login))
+}
+
+/// `~/.ssh/known_hosts`, where `--trust-on-first-use` records keys and pins are read
+/// when no other is given.
+fn default_known_hosts() -> std::path::PathBuf {
+    std::env::home_dir()
+        .unwrap_or_default()
+        .join(".ssh/known_hosts")
+}
+
+/// Whether the known-hosts file at `path` records any key for the host.
+fn knows(path: &Path, host: &str, port: u16) -> bool {
+    russh::keys::known_hosts::known_host_keys_path(host, port, path)
+        .is_ok_and(|keys| !keys.is_empty())
 }
 
 /// Connects and logs in as `args` say, then says hello.

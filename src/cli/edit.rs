@@ -89,6 +89,7 @@ fn report(request: &Request, result: &Edit, out: &Output) {
             "summary": summary(request),
             "changed": names,
             "notices": result.notices,
+            "left_blank": result.left_blank,
             "problems": result.problems.iter().map(problem_json).collect::<Vec<_>>(),
         }));
         return;

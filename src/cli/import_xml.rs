@@ -228,14 +228,23 @@ fn check_result(
     out: &Output,
 ) -> Result<(), CliError> {
     let mut files: Vec<Arc<SourceFile>> = Vec::new();
+    let replaced = |name: &str| {
+        plan.files
+            .iter()
+            .any(|(p, _)| Path::new(p) == Path::new(name))
+    };
+    let mut unreadable = Vec::new();
     if dir.is_dir() {
         let sources = read_paths(&[dir.to_path_buf()]).map_err(CliError::invalid)?;
-        files.extend(sources.kdl.into_iter().filter(|f| {
-            !plan
-                .files
-                .iter()
-                .any(|(p, _)| Path::new(p) == Path::new(&f.name))
-        }));
+        files.extend(sources.kdl.into_iter().filter(|f| !replaced(&f.name)));
+        // A file of the repo that cannot be read or decoded is a problem of the result
+        // too, unless the import replaces it.
+        unreadable.extend(
+            sources
+                .problems
+                .into_iter()
+                .filter(|p| p.at.as_ref().is_none_or(|at| !replaced(&at.file.name))),
+        );
     }
     files.extend(
         plan.files
@@ -243,7 +252,13 @@ fn check_result(
             .map(|(p, t)| SourceFile::new(p.clone(), t.clone())),
     );
     let mut diags = Diagnostics::default();
-    let repo = parse_files(files, &mut diags);
+    let mut repo = parse_files(files, &mut diags);
+    repo.unread.extend(
+        unreadable
+            .iter()
+            .filter_map(|p| p.at.as_ref().map(|at| at.file.name.clone())),
+    );
+    diags.problems.extend(unreadable);
     validate(&repo, catalogue, &mut diags);
     diags.sort();
     if diags.has_errors() {

@@ -34,7 +34,7 @@ pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     let response = client.request(Request::Rollback {
         to: args.to.clone(),
     })?;
-    report(response, out)
+    report(response, out, &[])
 }
 
 /// The log for people, newest first. Each change set shows its id (the same on every

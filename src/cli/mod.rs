@@ -176,6 +176,16 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    // `github` annotations exist for `validate` only; another command would print
+    // something else and a CI step would not notice: refuse it as the usage error it is.
+    if cli.format == args::Format::Github && !matches!(cli.command, Command::Validate(_)) {
+        let err = command().error(
+            clap::error::ErrorKind::InvalidValue,
+            "`--format github` is only for `strata validate`; give `--format human` or `--format json`",
+        );
+        let _ = err.print();
+        return ExitCode::from(exit::USAGE);
+    }
     let out = output::Output::new(cli.format);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli.command, &out)))
         .unwrap_or_else(|_| {

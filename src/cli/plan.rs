@@ -59,20 +59,37 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
         // Atomic, so an interrupted write never leaves a truncated plan to apply later.
-        atomic_file::write(path, (text + "\n").as_bytes(), FileMode::Shared).map_err(|e| {
+        atomic_file::write(path, (text + "\n").as_bytes(), FileMode::Private).map_err(|e| {
             Failure::new(
                 format!("cannot write {}: {}", path.display(), e.source),
                 "check the path",
             )
         })?;
     }
+    // What `apply` would refuse without an explicit flag, said now, where it is reviewed.
+    let hazards = plan.hazards(&client.machine);
     match out.format {
-        Format::Json => out.json(&render_json(&plan)),
-        _ => out.print(&format!(
-            "agent: {}\n{}",
-            client.machine,
-            render_human(&plan)
-        )),
+        Format::Json => {
+            let mut value = render_json(&plan);
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("agent".into(), client.machine.clone().into());
+                obj.insert(
+                    "hazards".into(),
+                    serde_json::to_value(&hazards).unwrap_or_default(),
+                );
+            }
+            out.json(&value)
+        }
+        _ => {
+            let mut text = format!("agent: {}\n{}", client.machine, render_human(&plan));
+            for h in &hazards {
+                text.push_str(&format!(
+                    "\nwarning: this plan {h}; `strata apply` does that only with {}\n",
+                    super::apply::flag_for(h)
+                ));
+            }
+            out.print(&text)
+        }
     }
     Ok(if plan.is_empty() {
         Outcome::Ok

@@ -1,4 +1,10 @@
 //! `strata validate`: check repos and files, report every problem, exit 0 or 1.
+//!
+//! Files are named as reached from the current directory (`examples/americas/cluster.kdl`)
+//! in every format, and each JSON problem also names its `repo` (the path given), so a
+//! run over several repos is unambiguous. A file that cannot be read or is not UTF-8 is
+//! a problem at that file like any other, so the JSON keeps its shape and `github` its
+//! annotations.
 
 use std::path::PathBuf;
 
@@ -8,8 +14,9 @@ use super::args::{Format, ValidateArgs};
 use super::output::{Output, problem_json};
 use super::{CliError, Outcome};
 use crate::config::Diagnostics;
+use crate::config::sources::Names;
 use crate::text::count;
-use crate::validate::check_paths;
+use crate::validate::check_paths_named;
 
 /// Runs `strata validate`.
 pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
@@ -30,8 +37,11 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
     }
     let mut all = Diagnostics::default();
     let mut summaries = Vec::new();
+    let mut problems = Vec::new();
     for unit in &units {
-        let checked = check_paths(unit).map_err(CliError::invalid)?;
+        // Files are named as reached from here, so that a report covering several repos
+        // points at each file unambiguously, and GitHub annotations land on it.
+        let checked = check_paths_named(unit, Names::FromHere).map_err(CliError::invalid)?;
         let repo = &checked.repo;
         let sections: usize = repo.modes().map(|m| m.sections.len()).sum();
         let name = unit
@@ -49,6 +59,13 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
             "errors": checked.diags.error_count(),
             "warnings": checked.diags.warning_count(),
         }));
+        for p in &checked.diags.problems {
+            let mut value = problem_json(p);
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("repo".into(), name.clone().into());
+            }
+            problems.push(value);
+        }
         all.problems.extend(checked.diags.problems);
     }
     let valid = !all.has_errors();
@@ -58,7 +75,7 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
             "errors": all.error_count(),
             "warnings": all.warning_count(),
             "repos": summaries,
-            "problems": all.problems.iter().map(problem_json).collect::<Vec<_>>(),
+            "problems": problems,
         })),
         Format::Github => out.diagnostics(&all),
         Format::Human => {

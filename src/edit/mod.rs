@@ -127,6 +127,10 @@ pub struct Edit {
     /// Validation problems the edited repo has and the original did not (a copied
     /// listener naming an interface the target lacks, say); each is also a notice.
     pub problems: Vec<Problem>,
+    /// Machines that got the section from the mode a move or delete takes it from and now
+    /// get an empty factory default, where they had something (the seed: blank tables
+    /// "will probably not process email"); a warning among the notices names them.
+    pub left_blank: Vec<String>,
 }
 
 /// What an edit does, in terms of declarations; `verify` checks the result against it.
@@ -178,11 +182,12 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
         }
     };
     let changes = splice_files(repo, &plan)?;
-    let (notices, problems) = verify::check(repo, catalogue, &plan, &changes)?;
+    let checked = verify::check(repo, catalogue, &plan, &changes)?;
     Ok(Edit {
         changes,
-        notices,
-        problems,
+        notices: checked.notices,
+        problems: checked.problems,
+        left_blank: checked.left_blank,
     })
 }
 

@@ -1,23 +1,32 @@
 //! Checking an edit before it is handed out, and saying what it means: the changed files
 //! must parse and declare exactly what the plan intended; the edited repo is validated
-//! again and new problems become warnings; then the notices (shadowing, inheritance).
+//! again and new problems become warnings; then the notices (shadowing, inheritance, and
+//! machines a move or delete leaves on an empty factory default).
 
 use std::collections::HashSet;
 
 use super::{EditError, FileChange, Plan, all_modes};
 use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SourceFile, parse_files};
 use crate::model::{Mode, Node};
-use crate::resolve::shadowed_by;
+use crate::resolve::{shadowed_by, where_defined};
 use crate::schema::Catalogue;
 use crate::validate::validate;
 
-/// Re-parses and re-validates the edited repo; returns the notices and new problems.
+/// What an edit means, besides its files: see [`super::Edit`].
+pub(super) struct Checked {
+    pub notices: Vec<String>,
+    pub problems: Vec<Problem>,
+    pub left_blank: Vec<String>,
+}
+
+/// Re-parses and re-validates the edited repo; returns the notices, new problems and the
+/// machines left on an empty factory default.
 pub(super) fn check(
     repo: &Repo,
     catalogue: &Catalogue,
     plan: &Plan,
     changes: &[FileChange],
-) -> Result<(Vec<String>, Vec<Problem>), EditError> {
+) -> Result<Checked, EditError> {
     let internal = |message: String| EditError::Internal { message };
     for change in changes {
         let old = parse_alone(&change.name, &change.before);
@@ -62,6 +71,10 @@ pub(super) fn check(
         .collect();
 
     let mut notices = notices(&edited, catalogue, plan);
+    let left_blank = left_blank(repo, &edited, catalogue, plan);
+    if let Some(warning) = blank_warning(plan, &left_blank) {
+        notices.push(warning);
+    }
     for p in &problems {
         let at = p.at.as_ref().map_or(String::new(), |l| {
             let (line, _) = l.file.line_col(l.span.offset());
@@ -75,7 +88,72 @@ pub(super) fn check(
         };
         notices.push(format!("Warning: {what}{}{at}{help}", p.message));
     }
-    Ok((notices, problems))
+    Ok(Checked {
+        notices,
+        problems,
+        left_blank,
+    })
+}
+
+/// How many machine names a warning lists before "and N more".
+const NAMES_SHOWN: usize = 10;
+
+/// The machines that got `plan.section` from the mode it is removed at and, after the
+/// edit, get its factory default — when that default is empty and what they had was not:
+/// the seed's warning that moving a setting with no factory default (a HAT, SMTP routes,
+/// LDAP profiles) leaves the machines inheriting it with blank tables.
+fn left_blank(before: &Repo, edited: &Repo, catalogue: &Catalogue, plan: &Plan) -> Vec<String> {
+    let (Some(removed), Some(schema)) = (plan.removed, catalogue.get(plan.section)) else {
+        return Vec::new();
+    };
+    let had_something = removed
+        .section(plan.section)
+        .is_some_and(|s| !s.node.is_empty());
+    if !schema.default.is_empty() || !had_something {
+        return Vec::new();
+    }
+    let reached: Vec<&str> = where_defined(before, catalogue, plan.section)
+        .into_iter()
+        .find(|(d, _)| std::ptr::eq(*d, removed))
+        .map(|(_, machines)| machines.iter().filter_map(|m| m.mode.name()).collect())
+        .unwrap_or_default();
+    let defined_after: HashSet<&str> = where_defined(edited, catalogue, plan.section)
+        .into_iter()
+        .flat_map(|(_, machines)| machines)
+        .filter_map(|m| m.mode.name())
+        .collect();
+    reached
+        .into_iter()
+        .filter(|m| !defined_after.contains(m))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn blank_warning(plan: &Plan, machines: &[String]) -> Option<String> {
+    let removed = plan.removed?;
+    if machines.is_empty() {
+        return None;
+    }
+    let section = plan.section;
+    let mut names = machines[..machines.len().min(NAMES_SHOWN)].join(", ");
+    if machines.len() > NAMES_SHOWN {
+        names.push_str(&format!(" and {} more", machines.len() - NAMES_SHOWN));
+    }
+    let (who, verb) = if machines.len() == 1 {
+        ("machine", "has")
+    } else {
+        ("machines", "have")
+    };
+    let help = if plan.copied.is_some() {
+        "to give only the destination its own, `strata copy` it there instead of moving it"
+    } else {
+        "define it where those machines inherit from, or undo the edit (`git checkout`)"
+    };
+    Some(format!(
+        "Warning: {section} has no factory default: {who} {names} got it from {} and now {verb} an empty {section}, \
+         and a machine left with blank tables will probably not process email; {help}",
+        removed.mode
+    ))
 }
 
 fn parse_alone(name: &str, text: &str) -> Diagnostics {

@@ -91,6 +91,65 @@ pub struct MachineChange {
     pub sections: Vec<SectionChange>,
 }
 
+/// The sections whose reset to the factory default on the machine an apply runs through
+/// is a [`Hazard`]: on an appliance they carry its addresses, so the agent the operator
+/// is talking to would drop off the network.
+pub const OWN_NETWORK_SECTIONS: &[&str] = &["interfaces"];
+
+/// Something a plan does that can cut the cluster off from a machine, or the operator
+/// off from the machine the apply runs through. An `apply` does not do these on `--yes`
+/// alone: each needs its own explicit consent (the CLI's `--allow-…` flags), because a
+/// mistake in the repo (a `machines/` directory that was not read, say) looks exactly
+/// like an intended removal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "hazard", rename_all = "kebab-case")]
+pub enum Hazard {
+    /// A member of the cluster is removed from the membership.
+    RemovesMember {
+        /// The machine removed.
+        machine: String,
+        /// True when it is the machine the apply runs through (the agent's own).
+        applying: bool,
+    },
+    /// The applying machine's own network section goes back to the factory default.
+    ResetsOwnNetwork {
+        /// The machine (the agent's own).
+        machine: String,
+        /// The section (see [`OWN_NETWORK_SECTIONS`]).
+        section: String,
+        /// The mode that defines it now.
+        was: Mode,
+    },
+}
+
+impl std::fmt::Display for Hazard {
+    /// One line saying what happens, for people.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hazard::RemovesMember {
+                machine,
+                applying: false,
+            } => write!(f, "removes machine {machine} from the cluster"),
+            Hazard::RemovesMember {
+                machine,
+                applying: true,
+            } => write!(
+                f,
+                "removes machine {machine} from the cluster: the machine this apply runs through"
+            ),
+            Hazard::ResetsOwnNetwork {
+                machine,
+                section,
+                was,
+            } => write!(
+                f,
+                "resets {section} of {machine}, the machine this apply runs through, to the \
+                 factory default (now defined at {was}): its addresses change"
+            ),
+        }
+    }
+}
+
 /// A changed section that lower modes override, so the change does not reach them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shadow {
@@ -136,6 +195,37 @@ impl Plan {
     /// True when applying would change nothing.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// What applying this plan through the agent of machine `applying` does that needs
+    /// more than `--yes` (see [`Hazard`]): members removed, and the applying machine's
+    /// own network sections reset to the factory default.
+    pub fn hazards(&self, applying: &str) -> Vec<Hazard> {
+        let mut out: Vec<Hazard> = self
+            .actions
+            .iter()
+            .filter_map(|a| match (&a.key, &a.change) {
+                (Key::Machine(m), Change::Remove { .. }) => Some(Hazard::RemovesMember {
+                    machine: m.to_string(),
+                    applying: m.as_str() == applying,
+                }),
+                _ => None,
+            })
+            .collect();
+        for m in self.machines.iter().filter(|m| m.machine == applying) {
+            for s in &m.sections {
+                if let (None, Some(was)) = (&s.from, &s.was)
+                    && OWN_NETWORK_SECTIONS.contains(&s.section.as_str())
+                {
+                    out.push(Hazard::ResetsOwnNetwork {
+                        machine: m.machine.clone(),
+                        section: s.section.clone(),
+                        was: was.clone(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// What applying writes: key → value (`None`: a tombstone).
@@ -425,6 +515,54 @@ machine "lab4" group="Paris"
                 .actions
                 .len(),
             3
+        );
+    }
+
+    #[test]
+    fn removing_members_or_the_applying_machines_interfaces_is_a_hazard() {
+        const BEFORE: &str = r#"
+cluster "americas" { dns { server "10.0.0.53"; } }
+group "Main_Group"
+machine "lab1" { interfaces { interface "Data1" address="10.1.0.1/24" hostname="lab1"; } }
+machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="lab2"; } }
+"#;
+        let mut store = MemoryStore::default();
+        apply(
+            &mut store,
+            &diff(&entries(BEFORE), &Live::new(), origin()),
+            1,
+        );
+        let live = store.live().unwrap();
+        // The repo as read when `machines/` was skipped: no machine at all.
+        let gone = diff(
+            &entries(
+                "cluster \"americas\" { dns { server \"10.0.0.53\"; } }\ngroup \"Main_Group\"\n",
+            ),
+            &live,
+            origin(),
+        );
+        let hazards: Vec<String> = gone.hazards("lab1").iter().map(|h| h.to_string()).collect();
+        assert_eq!(
+            hazards,
+            [
+                "removes machine lab1 from the cluster: the machine this apply runs through",
+                "removes machine lab2 from the cluster",
+                "resets interfaces of lab1, the machine this apply runs through, to the factory default (now defined at machine:lab1): its addresses change",
+            ]
+        );
+        // Only the applying machine's interfaces count; an ordinary change is no hazard.
+        let lab2_bare = BEFORE.replace(
+            "machine \"lab2\" { interfaces { interface \"Data1\" address=\"10.1.0.2/24\" hostname=\"lab2\"; } }",
+            "machine \"lab2\"",
+        );
+        let plan = diff(&entries(&lab2_bare), &live, origin());
+        assert!(!plan.is_empty());
+        assert!(plan.hazards("lab1").is_empty());
+        assert_eq!(plan.hazards("lab2").len(), 1);
+        let v = serde_json::to_value(&gone.hazards("lab1")[1]).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"hazard": "removes-member", "machine": "lab2", "applying": false})
         );
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::sources::read_paths;
-use crate::config::{Diagnostics, SourceFile, parse_files};
+use crate::config::{Diagnostics, Problem, SourceFile, parse_files};
 use crate::plan::Origin;
 use crate::schema::Catalogue;
 use crate::state::Source;
@@ -46,13 +46,33 @@ pub struct Snapshot {
     pub kdl: Vec<Arc<SourceFile>>,
     /// The repo's own section schemas.
     pub schemas: Vec<Arc<SourceFile>>,
+    /// Files that could not be read or decoded (not UTF-8), each an error at its file;
+    /// [`check`] reports them with the rest.
+    pub problems: Vec<Problem>,
+    /// The names of those files.
+    pub unread: Vec<String>,
     /// Commit id, author and message.
     pub origin: Origin,
 }
 
+/// A symbolic link in git: a blob of this mode whose content is the link's target path.
+const LINK_MODE: i32 = 0o120000;
+/// A directory in git.
+const TREE_MODE: i32 = 0o040000;
+/// How many links one path may go through before it counts as a loop (Linux's limit).
+const MAX_LINKS: usize = 40;
+
 /// Reads every `*.kdl` file of `refname` (a branch, tag, or commit id) in the git repo
 /// at or above `dir`, from git objects, skipping hidden entries as the working-tree
 /// reader does. `schemas/` at the top holds section schemas.
+///
+/// Symbolic links are followed as the working-tree reader follows them, but only inside
+/// the commit: git stores a link as its target path (a blob of mode 120000), and a
+/// commit holds nothing outside the repository. So a link to a file or directory of the
+/// same commit is read as that file or directory, relative links resolved from the
+/// link's own directory; a link that is absolute, leads out of the repository, names
+/// nothing in the commit, or loops is refused, naming the link. A file that is not UTF-8
+/// is a problem at that file, as in the working tree.
 pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
     let repo = git2::Repository::discover(dir)
         .map_err(|e| git_err(e, "--repo must be inside a git repository"))?;
@@ -66,45 +86,38 @@ pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
         .tree()
         .map_err(|e| git_err(e, "the repository is damaged"))?;
     // The config repo may be a subdirectory of the git repository.
-    let prefix = subdir(&repo, dir);
-    let root = match &prefix {
-        Some(p) if !p.as_os_str().is_empty() => {
-            let entry = tree
-                .get_path(p)
-                .map_err(|e| git_err(e, "the directory does not exist at that ref"))?;
-            entry
-                .to_object(&repo)
-                .and_then(|o| o.peel_to_tree())
-                .map_err(|e| git_err(e, "--repo must be a directory"))?
-        }
-        _ => tree,
+    let prefix: Vec<String> = subdir(&repo, dir)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let root = if prefix.is_empty() {
+        tree.clone()
+    } else {
+        let entry = tree
+            .get_path(Path::new(&prefix.join("/")))
+            .map_err(|e| git_err(e, "the directory does not exist at that ref"))?;
+        entry
+            .to_object(&repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(|e| git_err(e, "--repo must be a directory"))?
     };
-    let mut files: Vec<(String, Arc<SourceFile>)> = Vec::new();
-    let mut failure = None;
-    root.walk(git2::TreeWalkMode::PreOrder, |parent, entry| {
-        let name = entry.name().unwrap_or_default();
-        if name.starts_with('.') {
-            return git2::TreeWalkResult::Skip;
-        }
-        if entry.kind() == Some(git2::ObjectType::Blob) && name.ends_with(".kdl") {
-            let path = format!("{parent}{name}");
-            match repo.find_blob(entry.id()) {
-                Ok(blob) => match std::str::from_utf8(blob.content()) {
-                    Ok(text) => files.push((path.clone(), SourceFile::new(path, text))),
-                    Err(_) => failure = Some(format!("{path} is not UTF-8")),
-                },
-                Err(e) => failure = Some(format!("{path}: {}", e.message())),
-            }
-        }
-        git2::TreeWalkResult::Ok
-    })
-    .map_err(|e| git_err(e, "the repository is damaged"))?;
-    if let Some(message) = failure {
-        return Err(SourceError::Git {
-            message,
-            help: "config files must be UTF-8 KDL".into(),
-        });
-    }
+    let mut reader = TreeReader {
+        repo: &repo,
+        top: tree,
+        files: Vec::new(),
+        problems: Vec::new(),
+        unread: Vec::new(),
+    };
+    reader.walk(&root, "", prefix, &mut Vec::new())?;
+    let TreeReader {
+        mut files,
+        problems,
+        unread,
+        ..
+    } = reader;
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let (schemas, kdl): (Vec<_>, Vec<_>) = files
         .into_iter()
@@ -113,6 +126,8 @@ pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
     Ok(Snapshot {
         kdl: kdl.into_iter().map(|(_, f)| f).collect(),
         schemas: schemas.into_iter().map(|(_, f)| f).collect(),
+        problems,
+        unread,
         origin: Origin {
             source: Source::Git {
                 commit: commit.id().to_string(),
@@ -125,6 +140,182 @@ pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
             message: commit.message().unwrap_or_default().trim().to_owned(),
         },
     })
+}
+
+/// Walks a commit's trees for `*.kdl` files, following links inside the commit.
+struct TreeReader<'r> {
+    repo: &'r git2::Repository,
+    /// The commit's whole tree: links resolve against it.
+    top: git2::Tree<'r>,
+    /// (name shown, file), names relative to the config repo.
+    files: Vec<(String, Arc<SourceFile>)>,
+    problems: Vec<Problem>,
+    unread: Vec<String>,
+}
+
+/// Why a link cannot be followed, as "the link `machines` …" ends.
+type LinkError = String;
+
+impl<'r> TreeReader<'r> {
+    /// Reads the `*.kdl` files of `tree`, shown under `shown` (empty, or ending in `/`),
+    /// which is at `real` (path components from the top of the commit). `ancestors`
+    /// holds the real paths of the directories being walked, to refuse a link back to one.
+    fn walk(
+        &mut self,
+        tree: &git2::Tree<'r>,
+        shown: &str,
+        real: Vec<String>,
+        ancestors: &mut Vec<Vec<String>>,
+    ) -> Result<(), SourceError> {
+        ancestors.push(real.clone());
+        for entry in tree.iter() {
+            let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = format!("{shown}{name}");
+            match entry.filemode() {
+                TREE_MODE => {
+                    let sub = self.tree_of(&entry)?;
+                    let mut below = real.clone();
+                    below.push(name);
+                    self.walk(&sub, &format!("{path}/"), below, ancestors)?;
+                }
+                LINK_MODE => {
+                    let (target, object) = self
+                        .follow(&real, &entry)
+                        .map_err(|why| link_refused(&path, &why))?;
+                    if let Some(sub) = object.as_tree() {
+                        if ancestors.contains(&target) {
+                            return Err(link_refused(
+                                &path,
+                                &format!(
+                                    "loops: it leads back to `{}`, which is being read already",
+                                    shown_dir(&target)
+                                ),
+                            ));
+                        }
+                        self.walk(sub, &format!("{path}/"), target, ancestors)?;
+                    } else if let Some(blob) = object.as_blob()
+                        && name.ends_with(".kdl")
+                    {
+                        self.add(path, blob.content().to_vec());
+                    }
+                }
+                _ if entry.kind() == Some(git2::ObjectType::Blob) && name.ends_with(".kdl") => {
+                    let blob = self
+                        .repo
+                        .find_blob(entry.id())
+                        .map_err(|e| git_err(e, "the repository is damaged"))?;
+                    self.add(path, blob.content().to_vec());
+                }
+                // Submodules (commits) and other files.
+                _ => {}
+            }
+        }
+        ancestors.pop();
+        Ok(())
+    }
+
+    fn tree_of(&self, entry: &git2::TreeEntry) -> Result<git2::Tree<'r>, SourceError> {
+        self.repo
+            .find_tree(entry.id())
+            .map_err(|e| git_err(e, "the repository is damaged"))
+    }
+
+    fn add(&mut self, path: String, bytes: Vec<u8>) {
+        match crate::config::sources::not_utf8(path.clone(), bytes) {
+            Ok(file) => self.files.push((path, file)),
+            Err(problem) => {
+                self.unread.push(path);
+                self.problems.push(*problem);
+            }
+        }
+    }
+
+    /// Where the link `entry` in the directory at `dir` leads: the real path and the
+    /// object there, following further links on the way.
+    fn follow(
+        &self,
+        dir: &[String],
+        entry: &git2::TreeEntry,
+    ) -> Result<(Vec<String>, git2::Object<'r>), LinkError> {
+        let mut hops = 0;
+        let mut path: Vec<String> = dir.to_vec();
+        let mut pending: Vec<String> = Vec::new();
+        push_target(&mut pending, &self.link_target(entry.id())?)?;
+        // `pending` holds the components still to walk, the next one last.
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => {}
+                ".." => {
+                    if path.pop().is_none() {
+                        return Err("leads out of the repository".into());
+                    }
+                }
+                _ => {
+                    path.push(part);
+                    let here = self.top.get_path(Path::new(&path.join("/"))).map_err(|_| {
+                        format!("is broken: `{}` is not in the commit", path.join("/"))
+                    })?;
+                    if here.filemode() == LINK_MODE {
+                        hops += 1;
+                        if hops > MAX_LINKS {
+                            return Err(format!("loops: more than {MAX_LINKS} links in a row"));
+                        }
+                        path.pop();
+                        push_target(&mut pending, &self.link_target(here.id())?)?;
+                    }
+                }
+            }
+        }
+        let object = if path.is_empty() {
+            self.top.as_object().clone()
+        } else {
+            self.top
+                .get_path(Path::new(&path.join("/")))
+                .and_then(|e| e.to_object(self.repo))
+                .map_err(|e| format!("cannot be read: {}", e.message()))?
+        };
+        Ok((path, object))
+    }
+
+    fn link_target(&self, id: git2::Oid) -> Result<String, LinkError> {
+        let blob = self
+            .repo
+            .find_blob(id)
+            .map_err(|e| format!("cannot be read: {}", e.message()))?;
+        String::from_utf8(blob.content().to_vec())
+            .map_err(|_| "names a target that is not UTF-8".to_owned())
+    }
+}
+
+/// Queues a link target's components (next one last); an absolute target is refused.
+fn push_target(pending: &mut Vec<String>, target: &str) -> Result<(), LinkError> {
+    if target.starts_with('/') {
+        return Err(format!(
+            "points to the absolute path `{target}`, which no commit holds"
+        ));
+    }
+    pending.extend(target.split('/').rev().map(str::to_owned));
+    Ok(())
+}
+
+fn shown_dir(real: &[String]) -> String {
+    if real.is_empty() {
+        "the top of the repository".into()
+    } else {
+        real.join("/")
+    }
+}
+
+fn link_refused(path: &str, why: &str) -> SourceError {
+    SourceError::Git {
+        message: format!("the symbolic link `{path}` {why}"),
+        help: "at a git ref Strata reads only what the commit holds: point the link at a \
+               path inside the repository, or commit the files themselves"
+            .into(),
+    }
 }
 
 /// `dir` relative to the repository's work tree, if it is inside it.
@@ -140,6 +331,8 @@ pub fn read_worktree(dir: &Path, user: &str) -> Result<Snapshot, SourceError> {
     Ok(Snapshot {
         kdl: sources.kdl,
         schemas: sources.schemas,
+        problems: sources.problems,
+        unread: sources.unread,
         origin: Origin {
             source: Source::Cli,
             author: user.to_owned(),
@@ -152,7 +345,10 @@ pub fn read_worktree(dir: &Path, user: &str) -> Result<Snapshot, SourceError> {
 pub fn check(snapshot: &Snapshot) -> Checked {
     let mut diags = Diagnostics::default();
     let catalogue = Catalogue::load(&snapshot.schemas, &mut diags);
-    let repo = parse_files(snapshot.kdl.clone(), &mut diags);
+    let mut repo = parse_files(snapshot.kdl.clone(), &mut diags);
+    // Files that could not be read or decoded are problems like any other.
+    repo.unread.extend(snapshot.unread.iter().cloned());
+    diags.problems.extend(snapshot.problems.iter().cloned());
     validate(&repo, &catalogue, &mut diags);
     diags.sort();
     Checked {
@@ -196,5 +392,91 @@ mod tests {
 
         let err = read_ref(dir.path(), "no-such-branch").unwrap_err();
         assert!(err.to_string().starts_with("git: "), "{err}");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod link_tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// A git repo with a cluster, a group and `shared/machines/lab1.kdl`.
+    fn repo() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "config/cluster.kdl",
+            "cluster \"a\"\ngroup \"Main_Group\"\n",
+        );
+        write("shared/machines/lab1.kdl", "machine \"lab1\"\n");
+        dir
+    }
+
+    fn commit(dir: &Path) {
+        git::commit_all(dir, ("Ada", "ada@example.com"), "links").unwrap();
+    }
+
+    #[test]
+    fn a_link_inside_the_commit_is_followed_as_in_the_working_tree() {
+        let dir = repo();
+        // The config repo is a subdirectory; its `machines` links out of it, into the
+        // same git repository, and a link to a link to a file is followed too.
+        symlink("../shared/machines", dir.path().join("config/machines")).unwrap();
+        symlink("machines/lab1.kdl", dir.path().join("config/again.kdl")).unwrap();
+        commit(dir.path());
+        let config = dir.path().join("config");
+        let snap = read_ref(&config, "HEAD").unwrap();
+        let names: Vec<&str> = snap.kdl.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["again.kdl", "cluster.kdl", "machines/lab1.kdl"]);
+        assert!(snap.kdl[2].text.contains("lab1"));
+        let tree = read_worktree(&config, "ada").unwrap();
+        let names: Vec<&str> = tree.kdl.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["again.kdl", "cluster.kdl", "machines/lab1.kdl"]);
+    }
+
+    #[test]
+    fn links_that_leave_the_commit_or_loop_are_refused_naming_the_link() {
+        for (link, target, why) in [
+            ("config/machines", "/etc", "absolute path `/etc`"),
+            (
+                "config/machines",
+                "../../outside",
+                "leads out of the repository",
+            ),
+            (
+                "config/machines",
+                "../nowhere",
+                "broken: `nowhere` is not in the commit",
+            ),
+            ("config/machines", ".", "loops: it leads back to `config`"),
+            ("config/machines", "machines", "loops: more than 40 links"),
+        ] {
+            let dir = repo();
+            symlink(target, dir.path().join(link)).unwrap();
+            commit(dir.path());
+            let err = read_ref(&dir.path().join("config"), "HEAD").unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("the symbolic link `machines`") && text.contains(why),
+                "{target}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_a_problem_at_the_ref_too() {
+        let dir = repo();
+        std::fs::write(dir.path().join("config/bad.kdl"), b"\xff").unwrap();
+        commit(dir.path());
+        let snap = read_ref(&dir.path().join("config"), "HEAD").unwrap();
+        assert_eq!(snap.unread, ["bad.kdl"]);
+        let checked = check(&snap);
+        let codes: Vec<&str> = checked.diags.problems.iter().map(|p| p.code).collect();
+        assert!(codes.contains(&"strata::repo::not-utf8"), "{codes:?}");
     }
 }

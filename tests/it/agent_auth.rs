@@ -304,9 +304,13 @@ fn a_passphrase_logs_in_against_its_argon2id_hash() {
     let cluster = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n        user \"eve\" role=\"administrator\" passphrase-hash=\"{hash}\" locked=#true\n    }}\n}}\ngroup \"Main_Group\"\n"
     );
+    // The agent's own machine is declared: an apply that removed it would be refused.
     git_repo(
         &tmp.path().join("repo"),
-        &[("cluster.kdl", &cluster)],
+        &[
+            ("cluster.kdl", &cluster),
+            ("machines.kdl", "machine \"lab1.example.com\"\n"),
+        ],
         "users",
     );
     let agent = created(&tmp.path().join("agent"));
@@ -514,7 +518,7 @@ fn an_rsa_key_logs_in_with_strata_and_with_openssh() {
     assert!(made.success());
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let cluster = format!(
-        "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\"\n        user \"rosa\" role=\"operator\" {{ key \"{}\"; }}\n    }}\n}}\ngroup \"Main_Group\"\n",
+        "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\"\n        user \"rosa\" role=\"operator\" {{ key \"{}\"; }}\n    }}\n}}\ngroup \"Main_Group\"\nmachine \"lab1.example.com\"\n",
         public.trim()
     );
     git_repo(

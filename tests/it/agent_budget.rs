@@ -112,7 +112,7 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
     let tmp = tempfile::tempdir().unwrap();
     let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
     let cluster = format!(
-        "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n    }}\n}}\ngroup \"Main_Group\"\n"
+        "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n    }}\n}}\ngroup \"Main_Group\"\nmachine \"lab1.example.com\"\n"
     );
     let repo = tmp.path().join("repo");
     git_repo(&repo, &[("cluster.kdl", &cluster)], "users");

@@ -56,7 +56,9 @@ fn kill_9_during_large_applies_leaves_old_or_new_state_never_a_mix() {
     let repo = repo_dir.display().to_string();
     let dir = tmp.path().join("agent");
     let sd = dir.display().to_string();
-    let mut agent = TestAgent::start(&dir, "m0001");
+    // A machine of the fleet: applying a repo that does not declare the agent's own
+    // machine would remove it from the cluster, which apply refuses without a flag.
+    let mut agent = TestAgent::start(&dir, "m0001.fleet.example.com");
     assert!(
         strata(&["cluster", "create", "fleet", "--state-dir", &sd])
             .status
@@ -95,7 +97,7 @@ fn kill_9_during_large_applies_leaves_old_or_new_state_never_a_mix() {
         std::thread::sleep(Duration::from_millis(delay));
         agent.kill9();
         let _ = apply.wait();
-        agent = TestAgent::start(&dir, "m0001");
+        agent = TestAgent::start(&dir, "m0001.fleet.example.com");
         let after_sets = change_sets(&sd);
         let after_keys = planned(&repo, &target, &sd);
         if after_keys.is_empty() {

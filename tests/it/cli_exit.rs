@@ -78,3 +78,54 @@ fn a_closed_stdout_is_a_clean_exit() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+/// The `run:` script of the step named `name` in the example GitHub Actions workflow,
+/// with the workflow's `${{ … }}` expressions replaced by plain words.
+fn workflow_step(name: &str) -> String {
+    let text = std::fs::read_to_string(root().join("examples/ci/github-actions.yml")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == format!("- name: {name}"))
+        .unwrap_or_else(|| panic!("no step `{name}`"));
+    let run = (start..lines.len())
+        .find(|i| lines[*i].trim() == "run: |")
+        .unwrap();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let body: Vec<&str> = lines[run + 1..]
+        .iter()
+        .take_while(|l| l.trim().is_empty() || indent(l) > indent(lines[run]))
+        .copied()
+        .collect();
+    let mut script = body.join("\n");
+    while let Some(i) = script.find("${{") {
+        let end = script[i..].find("}}").unwrap() + i + 2;
+        script.replace_range(i..end, "x");
+    }
+    script
+}
+
+#[test]
+fn the_example_ci_plan_step_passes_on_exactly_no_changes_and_changes() {
+    let script = workflow_step("Plan against the live cluster");
+    assert!(script.contains("strata plan"), "{script}");
+    let tmp = tempfile::tempdir().unwrap();
+    for (code, passes) in [
+        (0, true),
+        (2, true),
+        (1, false),
+        (64, false),
+        (69, false),
+        (70, false),
+    ] {
+        // GitHub runs `run:` scripts with `bash -e -o pipefail`; `strata` answers `code`.
+        let status = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c"])
+            .arg(format!("strata() {{ return {code}; }}\n{script}"))
+            .env("RUNNER_TEMP", tmp.path())
+            .env("STRATA_KEY", "key")
+            .status()
+            .unwrap();
+        assert_eq!(status.success(), passes, "exit {code}:\n{script}");
+    }
+}
