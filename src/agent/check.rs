@@ -145,9 +145,14 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
     }
 }
 
-/// The section rules of `validate` on one written section, reported against its canonical
-/// text (named after its key) so a diagnostic points at the line.
+/// The section rules of `validate` on one written section. The node is checked as it
+/// came; only when it fails is it checked again from its canonical text (named after its
+/// key), so the diagnostic points at the line.
 fn section_problems(key: &Key, mode: &Mode, node: &Node, catalogue: &Catalogue) -> Option<String> {
+    let unplaced = SourceFile::new(key.to_string(), String::new());
+    if errors_of(mode, node.clone(), &unplaced, catalogue).is_empty() {
+        return None;
+    }
     let file = SourceFile::new(key.to_string(), node.to_canonical());
     let Ok(doc) = crate::config::parse_kdl(&file.text) else {
         return Some(format!("{key}: the value is not a KDL node"));
@@ -155,26 +160,41 @@ fn section_problems(key: &Key, mode: &Mode, node: &Node, catalogue: &Catalogue) 
     let [kdl] = doc.nodes() else {
         return Some(format!("{key}: the value is not one KDL node"));
     };
+    let errors = errors_of(mode, Node::from_kdl(kdl), &file, catalogue);
+    Some(
+        errors
+            .iter()
+            .map(|p| render(p, 100, false))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// The errors `validate`'s section rules find in `node` defined at `mode`.
+fn errors_of(
+    mode: &Mode,
+    node: Node,
+    file: &Arc<SourceFile>,
+    catalogue: &Catalogue,
+) -> Vec<crate::config::Problem> {
     let decl = ModeDecl {
         mode: mode.clone(),
-        file: Arc::clone(&file),
-        span: kdl.span(),
-        name_span: kdl.name().span(),
+        file: Arc::clone(file),
+        span: node.span,
+        name_span: node.name_span,
         group: None,
         address: None,
         serial: None,
         sections: vec![SectionDecl {
-            node: Node::from_kdl(kdl),
-            file: Arc::clone(&file),
+            node,
+            file: Arc::clone(file),
         }],
     };
     let mut diags = Diagnostics::default();
     sections(&decl, catalogue, &mut diags);
-    let errors: Vec<String> = diags
+    diags
         .problems
-        .iter()
+        .into_iter()
         .filter(|p| p.is_error())
-        .map(|p| render(p, 100, false))
-        .collect();
-    (!errors.is_empty()).then(|| errors.join("\n"))
+        .collect()
 }

@@ -155,7 +155,9 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
-        super::check::check_writes(&writes, &self.store.live()?, &self.machine)?;
+        // The checks need membership and the catalogue of what is there, not its sections.
+        let known = self.store.live_under(&["@".into(), "#".into()])?;
+        super::check::check_writes(&writes, &known, &self.machine)?;
         let meta = self.meta(
             caller,
             &origin.author,
@@ -285,6 +287,29 @@ impl<S: Store> Core<S> {
                 )
             })?;
         Ok(self.store.merge(change_set)?)
+    }
+
+    /// What this machine's pipeline needs of the store: the catalogue, the cluster's
+    /// entries, its own membership and sections, and its group's sections — a few dozen
+    /// entries of a store that may hold thousands.
+    pub fn machine_view(&self) -> Result<Live, StoreError> {
+        let me = &self.machine;
+        let mut view = self.store.live_under(&[
+            "#".into(),
+            "@cluster".into(),
+            "cluster/".into(),
+            format!("@machine:{me}"),
+            format!("machine:{me}/"),
+        ])?;
+        let group = match view
+            .get(&Key::Machine(me.clone()))
+            .and_then(|e| e.value.as_ref())
+        {
+            Some(EntryValue::Machine(m)) => m.group.clone(),
+            _ => GroupName::main(),
+        };
+        view.extend(self.store.live_under(&[format!("group:{group}/")])?);
+        Ok(view)
     }
 
     /// Every live entry.

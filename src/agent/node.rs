@@ -90,7 +90,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// the machine's effective config through the applier (see the module header for the
     /// locks).
     fn after_change(&self, core: MutexGuard<'_, Core<S>>) -> RunReport {
-        let live = match core.live() {
+        let live = match core.machine_view() {
             Ok(live) => live,
             Err(e) => {
                 tracing::error!("cannot read the store after a change: {e}");

@@ -215,6 +215,23 @@ impl Store for DiskStore {
         Ok(live)
     }
 
+    fn live_under(&self, prefixes: &[String]) -> Result<Live, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let table = tx.open_table(ENTRIES).map_err(backend)?;
+        let mut live = Live::new();
+        for prefix in prefixes {
+            // Keys sort as their text: a prefix's keys are one range from the prefix on.
+            for row in table.range(prefix.as_str()..).map_err(backend)? {
+                let (k, v) = row.map_err(backend)?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                live.insert(parse_key(k.value())?, decode(k.value(), v.value())?);
+            }
+        }
+        Ok(live)
+    }
+
     fn commit(&mut self, p: Proposal) -> Result<ChangeSet, CommitError> {
         let mut tx = self.db.begin_write().map_err(backend)?;
         tx.set_durability(Durability::Immediate).map_err(backend)?;

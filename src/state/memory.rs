@@ -37,6 +37,18 @@ impl Store for MemoryStore {
         Ok(self.live.clone())
     }
 
+    fn live_under(&self, prefixes: &[String]) -> Result<Live, StoreError> {
+        Ok(self
+            .live
+            .iter()
+            .filter(|(k, _)| {
+                let text = k.to_string();
+                prefixes.iter().any(|p| text.starts_with(p.as_str()))
+            })
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect())
+    }
+
     fn commit(&mut self, p: Proposal) -> Result<ChangeSet, CommitError> {
         let conflicts = check_base(&p.base, |k| self.live.get(k));
         if !conflicts.is_empty() {

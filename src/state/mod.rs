@@ -235,6 +235,11 @@ pub trait Store {
     /// Every entry, tombstones included.
     fn live(&self) -> Result<Live, StoreError>;
 
+    /// The entries whose key's text form starts with one of `prefixes` (`"@"`: all
+    /// membership; `"machine:lab1/"`: one machine's sections), tombstones included: what
+    /// one machine's pipeline needs of a large store, without reading all of it.
+    fn live_under(&self, prefixes: &[String]) -> Result<Live, StoreError>;
+
     /// Local writes: checks `proposal.base` against the live entries and, if none
     /// changed, writes every entry and the change set in one durable transaction.
     /// Returns the change set.
@@ -533,6 +538,11 @@ pub(crate) mod tests {
             find_change_set(&sets, "zz"),
             Err(FindError::Malformed(_))
         ));
+        // Reading by key prefix gives exactly the entries under the prefixes.
+        let some = store.live_under(&["@".into(), "cluster/n".into()]).unwrap();
+        let keys: Vec<String> = some.keys().map(Key::to_string).collect();
+        assert_eq!(keys, ["@cluster", "cluster/ntp"]);
+        assert!(store.live_under(&["machine:".into()]).unwrap().is_empty());
         // A local commit after merges continues after the greatest clock seen.
         let v = store.live().unwrap()[&dns].stamp.version.clone();
         let cs = store
