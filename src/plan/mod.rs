@@ -310,10 +310,36 @@ fn machine_changes(
     let after = EntryLayers::new(desired.iter());
     let before = EntryLayers::new(live.iter().map(|(k, v)| (*k, *v)));
     let machines: BTreeSet<&str> = after.machines().chain(before.machines()).collect();
+    // What the actions can change: the sections they write, on every machine — or every
+    // section, where the catalogue changes (factory defaults) or a machine's membership
+    // does (its group). A thousand-machine plan resolves only what it must.
+    let catalogue_changes = actions
+        .iter()
+        .any(|a| matches!(a.key, Key::Catalogue | Key::Schema(_)));
+    let written: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| match &a.key {
+            Key::Section { section, .. } => Some(section.as_str()),
+            _ => None,
+        })
+        .collect();
+    let moved: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| match &a.key {
+            Key::Machine(m) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
+    let every: BTreeSet<&str> = catalogue.names().chain(live_catalogue.names()).collect();
     let mut out = Vec::new();
     for m in machines {
-        let a = after.effective(catalogue, m);
-        let b = before.effective(&live_catalogue, m);
+        let names = if catalogue_changes || moved.contains(m) {
+            &every
+        } else {
+            &written
+        };
+        let a = after.effective_of(catalogue, m, names.iter().copied());
+        let b = before.effective_of(&live_catalogue, m, names.iter().copied());
         let names: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
         // A machine that arrives or leaves lists the sections modes define for it; one
         // that stays also lists factory defaults that change (a schema's new default).

@@ -139,6 +139,22 @@ impl<'a> EntryLayers<'a> {
         catalogue: &'c Catalogue,
         machine: &str,
     ) -> BTreeMap<&'c str, Resolved<'a>> {
+        self.effective_of(
+            catalogue,
+            machine,
+            catalogue.sections.keys().map(String::as_str),
+        )
+    }
+
+    /// The sections called `names` (those the catalogue knows) of `machine`, resolved;
+    /// empty when the entries do not know the machine. A plan asks only for the sections
+    /// its actions touch.
+    pub fn effective_of<'c: 'a, 'n>(
+        &self,
+        catalogue: &'c Catalogue,
+        machine: &str,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> BTreeMap<&'c str, Resolved<'a>> {
         let Some(member) = self.machines.get(machine) else {
             return BTreeMap::new();
         };
@@ -148,9 +164,9 @@ impl<'a> EntryLayers<'a> {
             .chain(self.groups.get(self.group_of(machine)))
             .chain(self.cluster.iter())
             .collect();
-        catalogue
-            .sections
-            .values()
+        names
+            .into_iter()
+            .filter_map(|name| catalogue.get(name))
             .map(|schema| (schema.name.as_str(), resolve_in(&chain, schema)))
             .collect()
     }
