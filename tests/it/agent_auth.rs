@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::agent_support::{
-    MACHINES, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
+    MACHINES, apply_main, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
 };
 
 /// The repo's users section with an operator, a read-only user and their keys.
@@ -446,16 +446,7 @@ fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
     let pubs: Vec<String> = keys.iter().map(|k| keypair(k)).collect();
     users_repo(&tmp.path().join("repo"), &pubs[0], &pubs[1]);
     let agent = created(&tmp.path().join("agent"));
-    let out = strata(&[
-        "apply",
-        "--ref",
-        "main",
-        "--repo",
-        &p(&tmp.path().join("repo")),
-        "--state-dir",
-        &sd(&agent),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    apply_main(&p(&tmp.path().join("repo")), &sd(&agent));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -527,16 +518,7 @@ fn an_rsa_key_logs_in_with_strata_and_with_openssh() {
         "rsa user",
     );
     let agent = created(&tmp.path().join("agent"));
-    let out = strata(&[
-        "apply",
-        "--ref",
-        "main",
-        "--repo",
-        &p(&tmp.path().join("repo")),
-        "--state-dir",
-        &sd(&agent),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    apply_main(&p(&tmp.path().join("repo")), &sd(&agent));
     let fp = agent.fingerprint();
     let out = strata(&[
         "log",

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::agent_support::{TestAgent, created, git_repo, p, sd, stderr, strata};
+use crate::agent_support::{TestAgent, apply_main, created, git_repo, p, sd, stderr, strata};
 
 /// An agent with a short login timeout and a small per-address share.
 fn budget_agent(dir: &std::path::Path) -> TestAgent {
@@ -124,16 +124,7 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
     )
     .unwrap();
     let agent = created(&dir);
-    let out = strata(&[
-        "apply",
-        "--ref",
-        "main",
-        "--repo",
-        &p(&repo),
-        "--state-dir",
-        &sd(&agent),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    apply_main(&p(&repo), &sd(&agent));
     let Some(before) = peak_rss_kib(agent.child.id()) else {
         eprintln!("skipping: no /proc on this machine");
         return;

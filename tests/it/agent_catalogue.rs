@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use crate::agent_support::{
-    CLUSTER, MACHINES, TestAgent, created, git_repo, p, sd, stderr, stdout, strata,
+    CLUSTER, MACHINES, TestAgent, apply_main, created, git_repo, p, plan_main, sd, stderr, stdout,
+    strata,
 };
 use crate::support::copy_dir;
 
@@ -17,12 +18,6 @@ fn timezone_schema(zone: &str) -> String {
 
 fn running(agent: &TestAgent, section: &str) -> String {
     std::fs::read_to_string(agent.dir.join("running").join(format!("{section}.kdl"))).unwrap()
-}
-
-fn apply(repo: &str, sd: &str) -> String {
-    let out = strata(&["apply", "--ref", "main", "--repo", repo, "--state-dir", sd]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
 }
 
 #[test]
@@ -56,15 +51,7 @@ fn a_repo_s_own_factory_default_is_what_the_agent_runs() {
 
     let agent = created(&tmp.path().join("agent"));
     assert!(running(&agent, "timezone").contains("America/Los_Angeles"));
-    let plan = strata(&[
-        "plan",
-        "--ref",
-        "main",
-        "--repo",
-        &repo,
-        "--state-dir",
-        &sd(&agent),
-    ]);
+    let plan = plan_main(&repo, &sd(&agent));
     assert_eq!(plan.status.code(), Some(2));
     let text = stdout(&plan);
     assert!(text.contains("+ #schema:timezone (created)"), "{text}");
@@ -72,17 +59,9 @@ fn a_repo_s_own_factory_default_is_what_the_agent_runs() {
         text.contains("timezone    new factory default"),
         "the new default changes lab1's timezone: {text}"
     );
-    apply(&repo, &sd(&agent));
+    apply_main(&repo, &sd(&agent));
     assert_eq!(running(&agent, "timezone"), "timezone \"Europe/Paris\"\n");
-    let again = strata(&[
-        "plan",
-        "--ref",
-        "main",
-        "--repo",
-        &repo,
-        "--state-dir",
-        &sd(&agent),
-    ]);
+    let again = plan_main(&repo, &sd(&agent));
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
 
     // Another default in the next commit: the plan says which machines it reaches.
@@ -91,27 +70,19 @@ fn a_repo_s_own_factory_default_is_what_the_agent_runs() {
         &[("schemas/timezone.kdl", &timezone_schema("Asia/Tokyo"))],
         "Tokyo",
     );
-    let plan = strata(&[
-        "plan",
-        "--ref",
-        "main",
-        "--repo",
-        &repo,
-        "--state-dir",
-        &sd(&agent),
-    ]);
+    let plan = plan_main(&repo, &sd(&agent));
     assert_eq!(plan.status.code(), Some(2));
     assert!(
         stdout(&plan).contains("~ #schema:timezone (changed)"),
         "{}",
         stdout(&plan)
     );
-    apply(&repo, &sd(&agent));
+    apply_main(&repo, &sd(&agent));
     assert_eq!(running(&agent, "timezone"), "timezone \"Asia/Tokyo\"\n");
     // The schema is gone from the repo: the built-in default is back.
     std::fs::remove_file(dir.join("schemas/timezone.kdl")).unwrap();
     git_repo(&dir, &[], "built-in timezone again");
-    apply(&repo, &sd(&agent));
+    apply_main(&repo, &sd(&agent));
     assert!(running(&agent, "timezone").contains("America/Los_Angeles"));
 }
 
@@ -125,7 +96,7 @@ fn a_fleet_that_chooses_its_sections_runs_only_those() {
     let agent = TestAgent::start(&tmp.path().join("agent"), "proxy1.example.com");
     let out = strata(&["cluster", "create", "proxies", "--state-dir", &sd(&agent)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let applied = apply(&p(&dir), &sd(&agent));
+    let applied = apply_main(&p(&dir), &sd(&agent));
     assert!(applied.contains("running config removed: "), "{applied}");
     let mut files: Vec<String> = std::fs::read_dir(agent.dir.join("running"))
         .unwrap()
@@ -140,15 +111,7 @@ fn a_fleet_that_chooses_its_sections_runs_only_those() {
     // Restarting the agent keeps the catalogue: it is in the store, not in memory.
     drop(agent);
     let agent = TestAgent::start(&tmp.path().join("agent"), "proxy1.example.com");
-    let again = strata(&[
-        "plan",
-        "--ref",
-        "main",
-        "--repo",
-        &p(&dir),
-        "--state-dir",
-        &sd(&agent),
-    ]);
+    let again = plan_main(&p(&dir), &sd(&agent));
     assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
     assert!(!agent.dir.join("running/listeners.kdl").exists());
 }

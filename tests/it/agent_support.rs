@@ -287,3 +287,15 @@ impl HeldHook {
         std::fs::write(self.flag("release"), "").unwrap();
     }
 }
+
+/// `strata plan --ref main --repo REPO --state-dir SD`.
+pub fn plan_main(repo: &str, sd: &str) -> Output {
+    strata(&["plan", "--ref", "main", "--repo", repo, "--state-dir", sd])
+}
+
+/// `strata apply --ref main --repo REPO --state-dir SD`, which must succeed; its stdout.
+pub fn apply_main(repo: &str, sd: &str) -> String {
+    let out = strata(&["apply", "--ref", "main", "--repo", repo, "--state-dir", sd]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
