@@ -183,6 +183,10 @@ async fn connection(
             tracing::info!(%peer, "connection closed: no login within {login_timeout:?}");
             return;
         }
+        () = ticket.evicted() => {
+            tracing::info!(%peer, "connection closed: its place went to a newcomer from a less busy address");
+            return;
+        }
         () = in_flight.closing.cancelled() => return,
     };
     let handle = session.handle();
@@ -191,6 +195,7 @@ async fn connection(
         _ = &mut session => return,
         () = logged_in.notified() => None,
         () = &mut deadline => Some(format!("no login within {login_timeout:?}")),
+        () = ticket.evicted() => Some("its place went to a newcomer from a less busy address".to_owned()),
         () = in_flight.closing.cancelled() => Some("the agent is shutting down".to_owned()),
     };
     let why = match why {
