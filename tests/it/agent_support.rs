@@ -233,7 +233,9 @@ impl HeldHook {
         let dir = tmp.join("agent");
         let flag = |name: &str| p(&tmp.join(name));
         let script = format!(
-            "[ -e {armed} ] || exit 0; touch {started}; while [ ! -e {release} ]; do sleep 0.02; done; touch {done}",
+            // Bounded (two minutes), so a test that fails before releasing it leaves no
+            // process behind.
+            "[ -e {armed} ] || exit 0; touch {started}; i=0; while [ ! -e {release} ] && [ $i -lt 6000 ]; do sleep 0.02; i=$((i+1)); done; touch {done}",
             armed = flag("armed"),
             started = flag("started"),
             release = flag("release"),
