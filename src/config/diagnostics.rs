@@ -416,6 +416,48 @@ mod tests {
     }
 
     #[test]
+    fn a_snippet_reads_only_the_lines_around_its_span() {
+        // What keeps rendering linear in the number of problems: each read is a few lines
+        // found through the index, wherever the span is in the file.
+        let text: String = (0..40_000).map(|i| format!("line{i} x\n")).collect();
+        let f = SourceFile::new("a.kdl", text);
+        let at = f.text.find("line30000 ").unwrap();
+        let read = f.read_span(&SourceSpan::from(at..at + 4), 1, 1).unwrap();
+        assert_eq!(read.line(), 29_999);
+        assert_eq!(read.column(), 0);
+        assert_eq!(
+            std::str::from_utf8(read.data()).unwrap(),
+            "line29999 x\nline30000 x\nline30001 x\n"
+        );
+        let header = f
+            .read_span(&SourceSpan::from(at + 6..at + 9), 0, 0)
+            .unwrap();
+        assert_eq!((header.line(), header.column()), (30_000, 6));
+        assert_eq!(f.line_col(at + 6), (30_001, 7));
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_span() {
+        let f = SourceFile::new("a.kdl", format!("a\n{}bogus é\n", "é".repeat(70_000)));
+        let at = f.text.find("bogus").unwrap();
+        let span = SourceSpan::from(at..at + 5);
+        let read = f.read_span(&span, 1, 1).unwrap();
+        assert!(read.data().len() <= 2 * WINDOW + 5, "{}", read.data().len());
+        assert_eq!(read.line(), 1);
+        assert_eq!(f.line_col(at), (2, 70_001));
+        let header = f.read_span(&span, 0, 0).unwrap();
+        assert_eq!(header.column(), 70_000);
+        // A label over the whole line is cut short; a merge of far-apart labels refused.
+        let whole = f.shown_span(SourceSpan::from(2..f.text.len() - 1));
+        assert!(whole.len() <= WINDOW);
+        assert!(f.read_span(&SourceSpan::from(2..at), 1, 1).is_err());
+        let p = Problem::error("x::y", "bad").at(&f, span, "here");
+        let out = render(&p, 80, false);
+        assert!(out.contains("[a.kdl:2:70001]"), "{out}");
+        assert!(out.len() < 2_000);
+    }
+
+    #[test]
     fn near_misses_are_suggested() {
         assert_eq!(
             did_you_mean("smtp-route", ["smtp-routes", "dns"]),
