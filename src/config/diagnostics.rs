@@ -153,10 +153,13 @@ impl SourceCode for SourceFile {
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let (start, end) = (span.offset(), span.offset() + span.len());
-        if end > self.text.len() {
+        if span.offset() + span.len() > self.text.len() {
             return Err(MietteError::OutOfBounds);
         }
+        // A span may start or end inside a character (the XML reader's can): widen it to
+        // whole characters before slicing.
+        let start = self.char_floor(span.offset());
+        let end = self.char_ceil(span.offset() + span.len());
         let first = self.line_index(start);
         let last = self.line_index(end.saturating_sub(1).max(start));
         let (data_start, data_end, line) = if self.on_long_line(span) {
@@ -455,6 +458,15 @@ mod tests {
         let out = render(&p, 80, false);
         assert!(out.contains("[a.kdl:2:70001]"), "{out}");
         assert!(out.len() < 2_000);
+    }
+
+    #[test]
+    fn a_span_inside_a_character_renders() {
+        // Found by fuzzing the XML reader: its span started inside a 3-byte character.
+        let f = SourceFile::new("a.xml", "<!--'켂S-->\n");
+        let p = Problem::error("x::y", "bad").at(&f, SourceSpan::from(6..7), "here");
+        assert!(render(&p, 80, false).contains("[a.xml:1:6]"));
+        assert_eq!(f.line_col(6), (1, 6));
     }
 
     #[test]

@@ -66,6 +66,19 @@ fn stray_characters_at_the_top_level() {
 }
 
 #[test]
+fn slashdash_chains_in_entries() {
+    // Found by fuzzing (`a /-/-/-…`): upstream kdl recursed once per slashdash of an entry.
+    refused(
+        format!("a {} b", "/-".repeat(20_000)),
+        "strata::kdl::syntax",
+    );
+    refused(
+        format!("2\t{} a", "/-".repeat(20_000)),
+        "strata::kdl::syntax",
+    );
+}
+
+#[test]
 fn long_block_comments_are_fine() {
     // A valid file: upstream kdl recursed once per `*` or `/` in a comment.
     let text = format!(

@@ -605,6 +605,22 @@ fn node_entry(input: &mut Input<'_>) -> PResult<Option<KdlEntry>> {
 }
 
 fn slashdashed_entries(input: &mut Input<'_>) -> PResult<()> {
+    // Strata's patch: a slashdashed entry may start with a slashdash itself (`a /-/-/-b`),
+    // one level of recursion each; counted with children blocks, and stopped past
+    // MAX_NESTING in the same way.
+    let _depth = NestingGuard::enter();
+    if _depth.too_deep() {
+        let at = input.current_token_start();
+        return Err(ErrMode::Cut(KdlParseError {
+            message: Some(format!(
+                "Slashdashes nested deeper than {MAX_NESTING} levels"
+            )),
+            span: Some((at..at + 2).into()),
+            label: Some("too deep".into()),
+            help: Some("Nesting this deep is refused so that parsing cannot overflow the stack".into()),
+            severity: Some(Severity::Error),
+        }));
+    }
     separated(1.., (slashdash, node_entry), node_space1)
         .map(|()| ())
         .take()
