@@ -13,6 +13,7 @@ mod cli_hostile;
 mod cli_show;
 mod cli_validate;
 mod corpus;
+mod fuzz;
 mod kdl_stack;
 mod layering_props;
 mod mesh_client;
