@@ -114,7 +114,10 @@ fn block_comment_end(b: &[u8], start: usize) -> usize {
     b.len()
 }
 
-/// The end of the quoted (single- or multi-line) string starting at `start`.
+/// The end of the quoted (single- or multi-line) string starting at `start`. A
+/// single-line string cannot hold a newline: unterminated, it ends there, where the KDL
+/// parser resumes after reporting it (a string running on to the end of the text would
+/// hide every brace after it from the depth guard).
 fn quoted_end(b: &[u8], start: usize) -> usize {
     let multi = b[start..].starts_with(b"\"\"\"");
     let (mut i, close): (usize, &[u8]) = if multi {
@@ -123,8 +126,17 @@ fn quoted_end(b: &[u8], start: usize) -> usize {
         (start + 1, b"\"")
     };
     while i < b.len() {
+        if !multi && matches!(b[i], b'\n' | b'\r') {
+            return i;
+        }
         if b[i] == b'\\' {
-            i += 2;
+            i += 1;
+            // A whitespace escape (`\` then spaces and newlines) may span lines.
+            let ws = b[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_whitespace())
+                .count();
+            i += ws.max(1);
         } else if b[i..].starts_with(close) {
             return i + close.len();
         } else {
@@ -239,6 +251,15 @@ mod tests {
         let text = "a { b { c \"{{{{\" } }";
         assert_eq!(lex(text).too_deep(2), None);
         assert_eq!(lex(text).too_deep(1), Some(6));
+    }
+
+    #[test]
+    fn an_unterminated_string_ends_at_its_line() {
+        let text = format!("\"\n{}", "a {".repeat(100));
+        assert_eq!(lex(&text).too_deep(64), Some(2 + 3 * 64 + 2));
+        // …but a whitespace escape continues it on the next line.
+        let text = "a \"x\\  \n  {\" { }";
+        assert!(lex(text).in_string(text.find('{').unwrap()));
     }
 
     #[test]
