@@ -225,30 +225,12 @@ fn address_rule(repo: &Repo, diags: &mut Diagnostics) {
 /// schema. The agent runs the same checks on every write it is sent.
 pub fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics) {
     let mut seen: HashMap<&str, &crate::config::SectionDecl> = HashMap::new();
-    let level = decl.mode.level();
     for section in &decl.sections {
         let name = section.name();
         let node = &section.node;
-        let Some(schema) = catalogue.get(name) else {
-            let p = Problem::error(
-                "strata::section::unknown",
-                format!("unknown section `{name}`"),
-            )
-            .at(
-                &section.file,
-                node.name_span,
-                "not in the section catalogue",
-            );
-            let p = match did_you_mean(name, catalogue.names()) {
-                Some(s) => p.help(format!("did you mean `{s}`?")),
-                None => p.help(
-                    "`strata show --sections` lists the catalogue; a repo can add sections in its own schemas/ directory",
-                ),
-            };
-            diags.push(p);
-            continue;
-        };
-        if let Some(first) = seen.insert(name, section) {
+        if catalogue.get(name).is_some()
+            && let Some(first) = seen.insert(name, section)
+        {
             diags.push(
                 Problem::error(
                     "strata::section::duplicate",
@@ -260,41 +242,71 @@ pub fn sections(decl: &ModeDecl, catalogue: &Catalogue, diags: &mut Diagnostics)
             );
             continue;
         }
-        if !schema.allows(level) {
-            let fix = match schema.levels.as_slice() {
-                [Level::Cluster] => "move it into the `cluster` node".to_owned(),
-                [Level::Machine] => "move it into each `machine` node that needs it".to_owned(),
-                levels => format!(
-                    "define it at {} level",
-                    levels
-                        .iter()
-                        .map(|l| l.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
+        section_rules(&decl.mode, node, &section.file, catalogue, diags);
+    }
+}
+
+/// The rules for one section node defined at `mode`, read from `file`: a section the
+/// catalogue knows (with "did you mean"), at a level its schema allows, with contents
+/// that match the schema. The agent runs them on every section it is sent.
+pub fn section_rules(
+    mode: &Mode,
+    node: &crate::model::Node,
+    file: &std::sync::Arc<crate::config::SourceFile>,
+    catalogue: &Catalogue,
+    diags: &mut Diagnostics,
+) {
+    let name = node.name.as_str();
+    let level = mode.level();
+    let Some(schema) = catalogue.get(name) else {
+        let p = Problem::error(
+            "strata::section::unknown",
+            format!("unknown section `{name}`"),
+        )
+        .at(file, node.name_span, "not in the section catalogue");
+        let p = match did_you_mean(name, catalogue.names()) {
+                Some(s) => p.help(format!("did you mean `{s}`?")),
+                None => p.help(
+                    "`strata show --sections` lists the catalogue; a repo can add sections in its own schemas/ directory",
                 ),
             };
-            let what = match &decl.mode {
-                Mode::Cluster => "the cluster".to_owned(),
-                other => other.to_string(),
-            };
-            diags.push(
-                Problem::error(
-                    "strata::section::level",
-                    format!(
-                        "`{name}` is {} (AsyncOS `{}`) and cannot be defined at {what}",
-                        schema.levels_text(),
-                        schema.command
-                    ),
-                )
-                .at(
-                    &section.file,
-                    node.name_span,
-                    format!("not allowed at {level} level"),
-                )
-                .help(fix),
-            );
-            continue;
-        }
-        check_section(schema, node, &section.file, diags);
+        diags.push(p);
+        return;
+    };
+    if !schema.allows(level) {
+        let fix = match schema.levels.as_slice() {
+            [Level::Cluster] => "move it into the `cluster` node".to_owned(),
+            [Level::Machine] => "move it into each `machine` node that needs it".to_owned(),
+            levels => format!(
+                "define it at {} level",
+                levels
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        };
+        let what = match mode {
+            Mode::Cluster => "the cluster".to_owned(),
+            other => other.to_string(),
+        };
+        diags.push(
+            Problem::error(
+                "strata::section::level",
+                format!(
+                    "`{name}` is {} (AsyncOS `{}`) and cannot be defined at {what}",
+                    schema.levels_text(),
+                    schema.command
+                ),
+            )
+            .at(
+                file,
+                node.name_span,
+                format!("not allowed at {level} level"),
+            )
+            .help(fix),
+        );
+        return;
     }
+    check_section(schema, node, file, diags);
 }

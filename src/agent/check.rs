@@ -8,12 +8,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::core::Refusal;
-use crate::config::{Diagnostics, ModeDecl, SectionDecl, SourceFile, diagnostics::render};
+use crate::config::{Diagnostics, SourceFile, diagnostics::render};
 use crate::model::{EntryValue, Key, MachineName, Mode, Node};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
 use crate::state::{Live, Writes};
-use crate::validate::sections;
+use crate::validate::section_rules;
 
 /// Who may change what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +150,7 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
 /// key), so the diagnostic points at the line.
 fn section_problems(key: &Key, mode: &Mode, node: &Node, catalogue: &Catalogue) -> Option<String> {
     let unplaced = SourceFile::new(key.to_string(), String::new());
-    if errors_of(mode, node.clone(), &unplaced, catalogue).is_empty() {
+    if errors_of(mode, node, &unplaced, catalogue).is_empty() {
         return None;
     }
     let file = SourceFile::new(key.to_string(), node.to_canonical());
@@ -160,7 +160,7 @@ fn section_problems(key: &Key, mode: &Mode, node: &Node, catalogue: &Catalogue) 
     let [kdl] = doc.nodes() else {
         return Some(format!("{key}: the value is not one KDL node"));
     };
-    let errors = errors_of(mode, Node::from_kdl(kdl), &file, catalogue);
+    let errors = errors_of(mode, &Node::from_kdl(kdl), &file, catalogue);
     Some(
         errors
             .iter()
@@ -173,25 +173,12 @@ fn section_problems(key: &Key, mode: &Mode, node: &Node, catalogue: &Catalogue) 
 /// The errors `validate`'s section rules find in `node` defined at `mode`.
 fn errors_of(
     mode: &Mode,
-    node: Node,
+    node: &Node,
     file: &Arc<SourceFile>,
     catalogue: &Catalogue,
 ) -> Vec<crate::config::Problem> {
-    let decl = ModeDecl {
-        mode: mode.clone(),
-        file: Arc::clone(file),
-        span: node.span,
-        name_span: node.name_span,
-        group: None,
-        address: None,
-        serial: None,
-        sections: vec![SectionDecl {
-            node,
-            file: Arc::clone(file),
-        }],
-    };
     let mut diags = Diagnostics::default();
-    sections(&decl, catalogue, &mut diags);
+    section_rules(mode, node, file, catalogue, &mut diags);
     diags
         .problems
         .into_iter()
