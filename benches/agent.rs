@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 mod fleet;
 #[path = "../tests/support/git.rs"]
 mod git;
+#[path = "../tests/support/host.rs"]
+mod host;
 
 use fleet::{FleetSpec, generate};
 
@@ -56,15 +58,6 @@ fn strata(args: &[&str]) -> (Duration, std::process::Output) {
     let start = Instant::now();
     let out = Command::new(bin()).args(args).output().unwrap();
     (start.elapsed(), out)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -125,7 +118,7 @@ fn main() {
     let (mut agent, dir) = agents.pop().unwrap();
     let sd = dir.display().to_string();
     std::thread::sleep(Duration::from_millis(500));
-    let rss = rss_kib(agent.id());
+    let rss = host::status_kib(agent.id(), "VmRSS").unwrap_or(0);
 
     // 1% of the sections change: the default gateway of the first machines.
     let sections = entries - 1 - spec.groups - spec.machines;

@@ -18,31 +18,13 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/support/git.rs"]
 mod git;
+#[path = "../tests/support/host.rs"]
+mod host;
+
+use host::copy_dir;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_strata")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A TCP connection from the loopback address `from`.
@@ -128,7 +110,7 @@ fn main() {
         String::from_utf8_lossy(&out.stderr)
     );
     let pid = agent.id();
-    let rss_before = status_kib(pid, "VmRSS:");
+    let rss_before = host::status_kib(pid, "VmRSS").unwrap_or(0);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -169,8 +151,8 @@ fn main() {
         &sd,
     ]);
     let answered = out.status.code() == Some(0);
-    let rss = status_kib(pid, "VmRSS:");
-    let peak = status_kib(pid, "VmHWM:");
+    let rss = host::status_kib(pid, "VmRSS").unwrap_or(0);
+    let peak = host::status_kib(pid, "VmHWM").unwrap_or(0);
     // Which flood connections does the agent still hold? Those it closed read EOF.
     let mut held = 0;
     for s in &mut idle {

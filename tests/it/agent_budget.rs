@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::agent_support::{TestAgent, apply_main, created, git_repo, p, sd, stderr, strata};
+use crate::host::status_kib;
 
 /// An agent with a short login timeout and a small per-address share.
 fn budget_agent(dir: &std::path::Path) -> TestAgent {
@@ -95,15 +96,6 @@ fn one_address_cannot_hold_more_than_its_share() {
     assert_eq!(&buf, b"SSH-2.0-");
 }
 
-/// The agent's peak resident memory, in KiB (Linux).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Parallel wrong passphrases: each argon2 check takes 19 MiB.
 const GUESSES: usize = 12;
 
@@ -125,7 +117,7 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
     .unwrap();
     let agent = created(&dir);
     apply_main(&p(&repo), &sd(&agent));
-    let Some(before) = peak_rss_kib(agent.child.id()) else {
+    let Some(before) = status_kib(agent.child.id(), "VmHWM") else {
         eprintln!("skipping: no /proc on this machine");
         return;
     };
@@ -154,7 +146,7 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
         let out = g.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     }
-    let after = peak_rss_kib(agent.child.id()).unwrap();
+    let after = status_kib(agent.child.id(), "VmHWM").unwrap();
     // One check at a time, on one thread: measured, the peak grows by about 80 MiB (one
     // hash's 19 MiB and about 5 MiB per open SSH session); twelve checks at once on
     // blocking threads took it up by 137 MiB, and twelve hashes alone are 228 MiB.

@@ -32,6 +32,8 @@ mod xml_roundtrip;
 mod fleet;
 #[path = "../support/git.rs"]
 mod git;
+#[path = "../support/host.rs"]
+mod host;
 
 /// Every `tests/it/*.rs` file must be listed above, or its tests silently never run.
 #[test]

@@ -16,19 +16,7 @@ pub fn example(name: &str) -> PathBuf {
     root().join("examples").join(name)
 }
 
-/// Copies the directory tree `from` to `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+pub use crate::host::copy_dir;
 
 /// Runs `strata` with `args` in `dir`, without colour and at a fixed width.
 pub fn strata(dir: &Path, args: &[&str]) -> Output {
