@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use crate::agent_support::{
-    MACHINES, apply_main, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
+    MACHINES, apply_main, change_set_ids, created, git_repo, keypair, log_with_passphrase, p, sd,
+    stderr, stdout, strata,
 };
 
 /// The repo's users section with an operator, a read-only user and their keys.
@@ -326,22 +327,7 @@ fn a_passphrase_logs_in_against_its_argon2id_hash() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let fp = agent.fingerprint();
-    let login = |user: &str, pass: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args([
-                "log",
-                "--target",
-                &agent.addr,
-                "--user",
-                user,
-                "--fingerprint",
-                &fp,
-            ])
-            .env("STRATA_PASSPHRASE", pass)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let login = |user: &str, pass: &str| log_with_passphrase(&agent, user, pass).output().unwrap();
     let out = login("ada", "correct horse battery");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("  #2  "), "{}", stdout(&out));

@@ -6,7 +6,9 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::agent_support::{TestAgent, apply_main, created, git_repo, p, sd, stderr, strata};
+use crate::agent_support::{
+    TestAgent, apply_main, created, git_repo, log_with_passphrase, p, sd, stderr, strata,
+};
 use crate::host::status_kib;
 
 /// An agent with a short login timeout and a small per-address share.
@@ -121,21 +123,9 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
         eprintln!("skipping: no /proc on this machine");
         return;
     };
-    let fp = agent.fingerprint();
     let guesses: Vec<_> = (0..GUESSES)
         .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-                .args([
-                    "log",
-                    "--target",
-                    &agent.addr,
-                    "--user",
-                    "ada",
-                    "--fingerprint",
-                    &fp,
-                ])
-                .env("STRATA_PASSPHRASE", "wrong")
-                .env("NO_COLOR", "1")
+            log_with_passphrase(&agent, "ada", "wrong")
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -155,17 +145,7 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
         "peak RSS went from {before} KiB to {after} KiB"
     );
     // The right passphrase still logs in (after the delay the guesses earned).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "log",
-            "--target",
-            &agent.addr,
-            "--user",
-            "ada",
-            "--fingerprint",
-            &fp,
-        ])
-        .env("STRATA_PASSPHRASE", "correct horse battery")
+    let out = log_with_passphrase(&agent, "ada", "correct horse battery")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

@@ -301,3 +301,15 @@ pub fn apply_main(repo: &str, sd: &str) -> String {
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }
+
+/// `strata log` against `agent` over SSH as `user`, logging in with `passphrase`
+/// (STRATA_PASSPHRASE), the host key pinned; not yet run.
+pub fn log_with_passphrase(agent: &TestAgent, user: &str, passphrase: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["log", "--target", &agent.addr, "--user", user])
+        .args(["--fingerprint", &agent.fingerprint()])
+        .env("STRATA_PASSPHRASE", passphrase)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    cmd
+}
