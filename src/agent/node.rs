@@ -33,6 +33,8 @@ pub struct Node<S, A> {
     /// Who may log in, refreshed from the store's `users` section.
     pub auth: Auth,
     applier: A,
+    /// The core's machine name, copied so hello and the pipeline read it without the
+    /// store lock.
     machine: MachineName,
 }
 
