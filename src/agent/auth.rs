@@ -20,7 +20,40 @@ pub struct Authed {
     pub user: String,
     /// What they may do.
     pub role: Role,
+    /// Whose key logged in: a user's, a member's host key, or a registered joiner's.
+    pub principal: Principal,
 }
+
+impl Authed {
+    /// A user of the `users` section (or the local key) with `role`.
+    pub fn user(user: impl Into<String>, role: Role) -> Authed {
+        Authed {
+            user: user.into(),
+            role,
+            principal: Principal::User,
+        }
+    }
+}
+
+/// Who logged in, beyond the user name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Principal {
+    /// An operator: a user of the `users` section, or the state dir's local key.
+    #[default]
+    User,
+    /// A member of the cluster, with the host key its membership records (user
+    /// [`PEER_USER`]): it may open a mesh link and nothing else.
+    Peer(crate::model::MachineName),
+    /// A machine registered with `prepjoin add`, with its host key (user
+    /// [`JOIN_USER`]): it may join and nothing else.
+    Joiner(crate::model::MachineName),
+}
+
+/// The SSH user a member logs in as, with its host key, to open a mesh link.
+pub const PEER_USER: &str = "strata-peer";
+
+/// The SSH user a registered machine logs in as, with its host key, to join.
+pub const JOIN_USER: &str = "strata-join";
 
 /// The largest argon2 memory cost (KiB) a stored hash may ask for: a hash asking for more
 /// is refused rather than allowed to make every login allocate it.

@@ -230,10 +230,7 @@ mod tests {
     }
 
     fn admin() -> Authed {
-        Authed {
-            user: "root".into(),
-            role: Role::Administrator,
-        }
+        Authed::user("root", Role::Administrator)
     }
 
     fn apply(node: &Node<MemoryStore, MemoryApplier>, pairs: &[(&str, Option<&str>)]) -> Response {

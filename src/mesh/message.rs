@@ -4,8 +4,39 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::status::{ClusterListing, ConnStatus, PendingEntry};
+use crate::model::{GroupName, MachineName, Node};
 use crate::plan::Origin;
-use crate::state::{Base, ChangeSetSummary, Conflict, Live, Writes};
+use crate::state::{Base, ChangeSet, ChangeSetSummary, Conflict, Live, Writes};
+
+/// A passphrase on the wire: sent inside the SSH channel, never printed (its `Debug`
+/// says only that it is there), never logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// What a joining machine tells the member it joins through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// The joiner's machine name.
+    pub machine: MachineName,
+    /// Its SSH host key (OpenSSH public-key line): the key it logs in with as a peer.
+    pub host_key: String,
+    /// Its serial number.
+    pub serial: String,
+    /// Where its agent takes peer connections (`host:port`).
+    pub peer: String,
+    /// The group to join; `Main_Group` when absent (a repo's declaration wins).
+    pub group: Option<GroupName>,
+    /// Its machine-only standalone sections (interfaces, hostname, …), which stay its own.
+    pub machine_sections: Vec<Node>,
+}
 
 /// The protocol revision; agents refuse clients of another revision. It follows the
 /// encoding of entry values ([`crate::model::ENCODING`]).
@@ -47,6 +78,101 @@ pub enum Request {
     ClusterCreate {
         /// The cluster's name.
         name: String,
+    },
+    /// Set the cluster admin passphrase: the passphrase of the administrator `admin` in
+    /// the `users` section, stored as an argon2id hash.
+    ClusterPasswd {
+        /// The new passphrase.
+        passphrase: Secret,
+    },
+    /// To the joiner's own agent: join the cluster of the member at `address`.
+    ClusterJoin {
+        /// The member: `HOST[:PORT]`.
+        address: String,
+        /// The member's host-key fingerprint, `SHA256:…` as OpenSSH prints it.
+        fingerprint: String,
+        /// The group to join (default `Main_Group`).
+        group: Option<GroupName>,
+        /// The admin passphrase; `None`: log in with this machine's host key, registered
+        /// on the member with `prepjoin add`.
+        passphrase: Option<Secret>,
+    },
+    /// From a joining agent to a member (logged in as `admin`, or with its pre-shared
+    /// host key): record it in the membership and send it the cluster.
+    Join(JoinRequest),
+    /// This machine's name, serial and host key, for `prepjoin add` on a member.
+    PrepjoinPrint,
+    /// Register a machine to join with its host key (no passphrase).
+    PrepjoinAdd {
+        /// Its machine name.
+        host: MachineName,
+        /// Its serial number.
+        serial: String,
+        /// Its host key (OpenSSH public-key line).
+        key: String,
+    },
+    /// Forget a registered machine.
+    PrepjoinDelete {
+        /// Its machine name.
+        host: MachineName,
+    },
+    /// The machines registered to join.
+    PrepjoinList,
+    /// Groups and machines, with serials and connection state.
+    ClusterList,
+    /// Every link as each machine sees it.
+    ConnStatus,
+    /// Rename the cluster.
+    SetName {
+        /// The new name.
+        name: String,
+    },
+    /// Add a group.
+    AddGroup {
+        /// Its name.
+        name: GroupName,
+    },
+    /// Move a machine to a group.
+    SetGroup {
+        /// The machine.
+        machine: MachineName,
+        /// Its new group.
+        group: GroupName,
+    },
+    /// Rename a group, with its sections and machines.
+    RenameGroup {
+        /// The group.
+        from: GroupName,
+        /// Its new name.
+        to: GroupName,
+    },
+    /// Delete a group (never the last one).
+    DeleteGroup {
+        /// The group.
+        name: GroupName,
+        /// Where its machines go; needed when it has machines.
+        move_to: Option<GroupName>,
+    },
+    /// Detach a machine from the mesh until reconnected.
+    Disconnect {
+        /// The machine.
+        machine: MachineName,
+    },
+    /// Restore a disconnected machine's links.
+    Reconnect {
+        /// The machine.
+        machine: MachineName,
+    },
+    /// Remove a machine from the cluster for good.
+    Remove {
+        /// The machine.
+        machine: MachineName,
+    },
+    /// From a member logged in with its host key: this channel becomes the mesh link
+    /// between the two machines.
+    PeerLink {
+        /// The dialing machine.
+        machine: MachineName,
     },
 }
 
@@ -124,6 +250,41 @@ pub enum Response {
         /// Why.
         message: String,
     },
+    /// The joiner's agent joined the cluster.
+    Joined {
+        /// The cluster's name.
+        cluster: String,
+        /// The member it joined through.
+        member: String,
+        /// The group it is in.
+        group: String,
+        /// Its standalone sections the cluster's replaced.
+        replaced: Vec<String>,
+        /// Anything the member said (a repo's group won, say).
+        notes: Vec<String>,
+    },
+    /// A member admitted a joiner: the cluster as change sets.
+    Admitted {
+        /// The cluster's name.
+        cluster: String,
+        /// Every change set, oldest first.
+        change_sets: Vec<ChangeSet>,
+        /// Anything to tell the operator.
+        notes: Vec<String>,
+    },
+    /// This machine, for `prepjoin add`.
+    Prepjoin(PendingEntry),
+    /// The machines registered to join.
+    PrepjoinList {
+        /// Sorted by name.
+        entries: Vec<PendingEntry>,
+    },
+    /// Groups and machines.
+    ClusterList(ClusterListing),
+    /// Links as each machine sees them.
+    ConnStatus(ConnStatus),
+    /// The channel is now a mesh link.
+    PeerLinked,
     /// The request failed; nothing was written.
     Error {
         /// What went wrong.

@@ -10,10 +10,13 @@ pub mod connection;
 pub mod message;
 pub mod peer;
 pub mod pin;
+pub mod status;
 
 pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
-pub use message::{HookRun, PROTOCOL, Request, Response, RunReport, SUBSYSTEM};
+pub use message::{
+    HookRun, JoinRequest, PROTOCOL, Request, Response, RunReport, SUBSYSTEM, Secret,
+};
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;

@@ -20,6 +20,61 @@ pub struct Membership {
     /// Its serial number, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// Where its agent takes peer connections (`host:port`), as it said when it joined;
+    /// `address` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// Detached from the mesh by `strata cluster disconnect` until reconnected: it keeps
+    /// running its last config, and no peer links to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disconnected: bool,
+}
+
+impl Membership {
+    /// A machine a repo declares and that has not joined (no host key yet).
+    pub fn declared(group: GroupName, address: &str, serial: Option<String>) -> Membership {
+        Membership {
+            group,
+            address: address.to_owned(),
+            host_key: None,
+            serial,
+            peer: None,
+            disconnected: false,
+        }
+    }
+
+    /// True once the machine has joined: the mesh knows its host key.
+    pub fn joined(&self) -> bool {
+        self.host_key.is_some()
+    }
+
+    /// Where peers dial its agent: what it said when joining, else its address.
+    pub fn peer_address(&self) -> &str {
+        self.peer.as_deref().unwrap_or(&self.address)
+    }
+
+    /// What a config repo says of the machine (group, address, serial), with what the
+    /// mesh learnt of it (host key, peer address, disconnected) taken from `live`: a repo
+    /// never declares those, so applying it keeps them.
+    pub fn with_mesh_facts_of(mut self, live: &Membership) -> Membership {
+        self.host_key = live.host_key.clone();
+        self.peer = live.peer.clone();
+        self.disconnected = live.disconnected;
+        if self.serial.is_none() {
+            self.serial = live.serial.clone();
+        }
+        self
+    }
+}
+
+/// A machine registered with `strata cluster prepjoin add` to join with its host key
+/// instead of the admin passphrase ([`Key::Pending`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingJoin {
+    /// The serial number it must present.
+    pub serial: String,
+    /// Its SSH host key (OpenSSH public-key line).
+    pub host_key: String,
 }
 
 /// Which built-in sections a cluster uses. Recorded only when the repo restricts them;
@@ -43,6 +98,8 @@ pub enum EntryValue {
     Group,
     /// A machine is a member ([`Key::Machine`]).
     Machine(Membership),
+    /// A machine may join with its pre-shared host key ([`Key::Pending`]).
+    Pending(PendingJoin),
     /// The built-in sections in use ([`Key::Catalogue`]).
     Catalogue(CatalogueSpec),
     /// A section schema: the `section "NAME" { … }` node ([`Key::Schema`]).
@@ -67,6 +124,7 @@ impl EntryValue {
             Key::Cluster => "cluster",
             Key::Group(_) => "group",
             Key::Machine(_) => "machine",
+            Key::Pending(_) => "prepjoin",
             Key::Catalogue => "catalogue",
             Key::Schema(_) => "schema",
             Key::Section { .. } => "section",
@@ -75,6 +133,7 @@ impl EntryValue {
             (Key::Cluster, EntryValue::Cluster { name }) => !name.is_empty(),
             (Key::Group(_), EntryValue::Group)
             | (Key::Machine(_), EntryValue::Machine(_))
+            | (Key::Pending(_), EntryValue::Pending(_))
             | (Key::Catalogue, EntryValue::Catalogue(_)) => true,
             (Key::Schema(s), EntryValue::Schema(n)) => {
                 n.name == "section" && n.args.first().and_then(Value::as_str) == Some(s.as_str())
@@ -98,6 +157,7 @@ impl EntryValue {
             EntryValue::Cluster { .. } => "cluster",
             EntryValue::Group => "group",
             EntryValue::Machine(_) => "machine",
+            EntryValue::Pending(_) => "prepjoin",
             EntryValue::Catalogue(_) => "catalogue",
             EntryValue::Schema(_) => "schema",
             EntryValue::Section(_) => "section",
@@ -117,11 +177,18 @@ impl EntryValue {
             (EntryValue::Group, Key::Group(g)) => named("group", g),
             (EntryValue::Machine(m), Key::Machine(name)) => {
                 let mut n = named("machine", name);
-                let optional = [("host-key", &m.host_key), ("serial", &m.serial)];
+                let optional = [
+                    ("host-key", &m.host_key),
+                    ("serial", &m.serial),
+                    ("peer", &m.peer),
+                ];
                 let mut props: Vec<(&str, String)> = optional
                     .into_iter()
                     .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
                     .collect();
+                if m.disconnected {
+                    props.push(("disconnected", "true".to_owned()));
+                }
                 props.push(("address", m.address.clone()));
                 props.push(("group", m.group.to_string()));
                 props.sort();
@@ -129,6 +196,14 @@ impl EntryValue {
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), Value::String(v)))
                     .collect();
+                n
+            }
+            (EntryValue::Pending(p), Key::Pending(name)) => {
+                let mut n = named("prepjoin", name);
+                n.props = vec![
+                    ("host-key".to_owned(), Value::String(p.host_key.clone())),
+                    ("serial".to_owned(), Value::String(p.serial.clone())),
+                ];
                 n
             }
             (EntryValue::Catalogue(c), _) => {
@@ -179,6 +254,12 @@ impl EntryValue {
                 address: string("address").unwrap_or_else(|| m.to_string()),
                 host_key: string("host-key"),
                 serial: string("serial"),
+                peer: string("peer"),
+                disconnected: string("disconnected").as_deref() == Some("true"),
+            }),
+            Key::Pending(_) => EntryValue::Pending(PendingJoin {
+                serial: string("serial").unwrap_or_default(),
+                host_key: string("host-key").unwrap_or_default(),
             }),
             Key::Catalogue => EntryValue::Catalogue(CatalogueSpec {
                 builtin: node
@@ -232,12 +313,7 @@ mod tests {
         let m = EntryValue::from_text(&key("@machine:lab1"), "machine lab1").unwrap();
         assert_eq!(
             m,
-            EntryValue::Machine(Membership {
-                group: GroupName::main(),
-                address: "lab1".into(),
-                host_key: None,
-                serial: None,
-            })
+            EntryValue::Machine(Membership::declared(GroupName::main(), "lab1", None))
         );
     }
 

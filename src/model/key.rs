@@ -22,6 +22,9 @@ pub enum Key {
     /// A machine of the cluster, with its group and address
     /// (`machine "lab1" group="Main_Group" address="10.1.0.1"`).
     Machine(MachineName),
+    /// A machine registered to join with a pre-shared host key
+    /// (`strata cluster prepjoin add`); replicated like membership, never in a repo.
+    Pending(MachineName),
     /// Which built-in sections the cluster uses; absent: all of them.
     Catalogue,
     /// The schema of a section the config repo defines itself (or redefines).
@@ -41,9 +44,19 @@ impl Key {
         Key::Section { mode, section }
     }
 
-    /// True for the cluster, group and machine entries.
+    /// True for the cluster, group and machine entries, and machines waiting to join:
+    /// what only administrators may change.
     pub fn is_membership(&self) -> bool {
-        matches!(self, Key::Cluster | Key::Group(_) | Key::Machine(_))
+        matches!(
+            self,
+            Key::Cluster | Key::Group(_) | Key::Machine(_) | Key::Pending(_)
+        )
+    }
+
+    /// True for what a config repo declares. The pending-join list is the mesh's own: a
+    /// plan neither shows nor removes it.
+    pub fn is_declared_by_repos(&self) -> bool {
+        !matches!(self, Key::Pending(_))
     }
 }
 
@@ -56,6 +69,7 @@ impl fmt::Display for Key {
             Key::Cluster => f.write_str("@cluster"),
             Key::Group(g) => write!(f, "@group:{g}"),
             Key::Machine(m) => write!(f, "@machine:{m}"),
+            Key::Pending(m) => write!(f, "@prepjoin:{m}"),
             Key::Catalogue => f.write_str("#catalogue"),
             Key::Schema(s) => write!(f, "#schema:{s}"),
             Key::Section { mode, section } => write!(f, "{mode}/{section}"),
@@ -78,6 +92,9 @@ impl FromStr for Key {
         }
         if let Some(name) = s.strip_prefix("#schema:") {
             return SectionName::new(name).map(Key::Schema).map_err(|_| bad());
+        }
+        if let Some(name) = s.strip_prefix("@prepjoin:") {
+            return MachineName::new(name).map(Key::Pending).map_err(|_| bad());
         }
         if let Some(member) = s.strip_prefix('@') {
             return match member.parse::<Mode>().map_err(|_| bad())? {
@@ -116,6 +133,7 @@ mod tests {
             "@cluster",
             "@group:Paris",
             "@machine:lab1.example.com",
+            "@prepjoin:lab6.example.com",
             "cluster/dns",
             "group:Paris/ldap-queries",
             "machine:lab1.example.com/interfaces",

@@ -65,12 +65,7 @@ pub fn desired(repo: &Repo, catalogue: &Catalogue) -> Entries {
 
 /// A machine's membership entry.
 pub fn membership(group: GroupName, address: &str, serial: Option<String>) -> EntryValue {
-    EntryValue::Machine(Membership {
-        group,
-        address: address.to_owned(),
-        host_key: None,
-        serial,
-    })
+    EntryValue::Machine(Membership::declared(group, address, serial))
 }
 
 #[cfg(test)]

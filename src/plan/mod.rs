@@ -247,6 +247,16 @@ pub fn diff(desired: &Entries, catalogue: &Catalogue, live: &Live, origin: Origi
         .collect();
     let mut actions = Vec::new();
     for (key, new) in desired {
+        // A repo declares a machine's group, address and serial; what the mesh learnt of
+        // it (host key, peer address, disconnected) stays as it is.
+        let kept;
+        let new = match (new, live_values.get(key)) {
+            (EntryValue::Machine(declared), Some(EntryValue::Machine(joined))) => {
+                kept = EntryValue::Machine(declared.clone().with_mesh_facts_of(joined));
+                &kept
+            }
+            _ => new,
+        };
         match live_values.get(key) {
             None => actions.push(Action {
                 key: key.clone(),
@@ -263,7 +273,7 @@ pub fn diff(desired: &Entries, catalogue: &Catalogue, live: &Live, origin: Origi
         }
     }
     for (key, old) in &live_values {
-        if !desired.contains_key(*key) {
+        if key.is_declared_by_repos() && !desired.contains_key(*key) {
             actions.push(Action {
                 key: (*key).clone(),
                 change: Change::Remove {

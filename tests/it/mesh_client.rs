@@ -187,10 +187,7 @@ async fn a_link_cut_before_the_answer_leaves_the_outcome_unknown() {
 async fn the_memory_twin_answers_as_the_agent_does_without_sockets() {
     let dir = tempfile::tempdir().unwrap();
     let agent = open_agent(dir.path());
-    let admin = Authed {
-        user: "root".into(),
-        role: Role::Administrator,
-    };
+    let admin = Authed::user("root", Role::Administrator);
     let mut peer = MemoryPeer::new("lab1", agent.clone(), admin);
     match peer
         .request(Request::Hello {
@@ -222,10 +219,7 @@ async fn the_memory_twin_answers_as_the_agent_does_without_sockets() {
     );
 
     // A read-only caller is denied, as over SSH.
-    let reader = Authed {
-        user: "rob".into(),
-        role: Role::ReadOnly,
-    };
+    let reader = Authed::user("rob", Role::ReadOnly);
     let mut peer = MemoryPeer::new("lab1", agent, reader);
     let denied = peer
         .request(Request::ClusterCreate { name: "x".into() })

@@ -44,6 +44,8 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
         } => apply::answer(node, &caller, writes, base, &origin),
         Request::Rollback { to } => rollback::answer(node, &caller, &to),
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
+        // Served as the mesh work lands, request by request.
+        _ => Response::error("this agent does not serve that request yet", None),
     }
 }
 

@@ -83,10 +83,7 @@ impl Client {
             .auth
             .accepted(self.peer.map(|p| p.ip()), user);
         self.logged_in.notify_one();
-        self.authed = Some(Authed {
-            user: user.to_owned(),
-            role,
-        });
+        self.authed = Some(Authed::user(user, role));
         Ok(Auth::Accept)
     }
 }
