@@ -53,6 +53,9 @@ pub struct ClientOptions {
     pub keepalive: Duration,
     /// How long connecting, the key exchange and the login may take.
     pub connect_timeout: Duration,
+    /// The local address to connect from (a peer connects from the address it listens
+    /// on); any when `None`.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 impl ClientOptions {
@@ -72,6 +75,7 @@ impl ClientOptions {
             login,
             keepalive: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(30),
+            bind: None,
         }
     }
 
@@ -114,6 +118,39 @@ pub struct AgentInfo {
     pub user: String,
     /// That user's role.
     pub role: String,
+}
+
+/// Connects to `host:port` (every address it resolves to, in turn), from `bind` if given.
+async fn tcp_connect(
+    host: &str,
+    port: u16,
+    bind: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if let Some(ip) = bind.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+        }
+        match socket.connect(addr).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
+}
+
+/// An SSH session kept open for a connection taken over with [`Client::into_link`];
+/// dropping it disconnects.
+pub struct Session {
+    _handle: client::Handle<Verifier>,
 }
 
 /// A logged-in connection to an agent, with the `strata` subsystem open.
@@ -163,8 +200,11 @@ impl Client {
             nodelay: true,
             ..Default::default()
         });
+        let stream = tcp_connect(&options.host, options.port, options.bind)
+            .await
+            .map_err(|e| connect(e.to_string()))?;
         let mut session =
-            match client::connect(config, (options.host.as_str(), options.port), verifier).await {
+            match client::connect_stream(config, stream, verifier).await {
                 Ok(s) => s,
                 Err(VerifierError::Refused(reason)) => {
                     return Err(PeerError::HostKey {
@@ -273,6 +313,17 @@ impl Client {
     /// first use).
     pub fn notices(&self) -> &[String] {
         &self.notices
+    }
+
+    /// The connection from now on carries other messages (a mesh link), and the SSH
+    /// session that must be kept for as long as it is used.
+    pub fn into_link<Out, In>(self) -> (Connection<Out, In>, Session) {
+        (
+            self.conn.retype(),
+            Session {
+                _handle: self._session,
+            },
+        )
     }
 
     /// Sends one request and waits for its answer.

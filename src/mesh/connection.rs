@@ -32,12 +32,16 @@ pub enum ConnectionError {
     Closed,
 }
 
-/// Sends `Out` messages and receives `In` messages.
+/// Sends `Out` messages and receives `In` messages. Frames are decoded as they are
+/// received, so a connection can change the messages it carries ([`Connection::retype`]):
+/// a request channel becomes a mesh link.
 pub struct Connection<Out, In> {
     out: mpsc::Sender<Bytes>,
-    incoming: mpsc::Receiver<Result<In, ConnectionError>>,
+    incoming: mpsc::Receiver<Result<Bytes, ConnectionError>>,
     writer: tokio::task::JoinHandle<()>,
-    _out: PhantomData<fn(Out)>,
+    /// Set after a malformed message: nothing more is read.
+    broken: bool,
+    _types: PhantomData<fn(Out) -> In>,
 }
 
 impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> {
@@ -62,14 +66,10 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         tokio::spawn(async move {
             let mut frames = FramedRead::new(read, codec);
             while let Some(frame) = frames.next().await {
-                let msg = match frame {
-                    Ok(bytes) => serde_json::from_slice::<In>(&bytes)
-                        .map_err(|e| ConnectionError::Malformed(e.to_string())),
-                    Err(e) => Err(ConnectionError::Frame(e)),
-                };
-                let failed = msg.is_err();
-                if in_tx.send(msg).await.is_err() || failed {
-                    // The owner is gone, or the peer spoke garbage: stop reading.
+                let frame = frame.map(Bytes::from).map_err(ConnectionError::Frame);
+                let failed = frame.is_err();
+                if in_tx.send(frame).await.is_err() || failed {
+                    // The owner is gone, or the framing broke: stop reading.
                     break;
                 }
             }
@@ -78,7 +78,19 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
             out: out_tx,
             incoming: in_rx,
             writer,
-            _out: PhantomData,
+            broken: false,
+            _types: PhantomData,
+        }
+    }
+
+    /// The same connection carrying other messages from now on.
+    pub fn retype<Out2, In2>(self) -> Connection<Out2, In2> {
+        Connection {
+            out: self.out,
+            incoming: self.incoming,
+            writer: self.writer,
+            broken: self.broken,
+            _types: PhantomData,
         }
     }
 
@@ -100,9 +112,22 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
             .map_err(|_| ConnectionError::Closed)
     }
 
-    /// The next message; `None` when the peer closed cleanly.
+    /// The next message; `None` when the peer closed cleanly. After a malformed
+    /// message the caller should drop the connection: the peer speaks garbage.
     pub async fn recv(&mut self) -> Option<Result<In, ConnectionError>> {
-        self.incoming.recv().await
+        if self.broken {
+            return None;
+        }
+        let frame = self.incoming.recv().await?;
+        let msg = frame.and_then(|bytes| {
+            serde_json::from_slice::<In>(&bytes)
+                .map_err(|e| ConnectionError::Malformed(e.to_string()))
+        });
+        if msg.is_err() {
+            self.broken = true;
+            self.incoming.close();
+        }
+        Some(msg)
     }
 }
 

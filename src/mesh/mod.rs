@@ -11,6 +11,7 @@ pub mod message;
 pub mod peer;
 pub mod pin;
 pub mod status;
+pub mod table;
 
 pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
 pub use codec::FrameCodec;
