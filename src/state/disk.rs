@@ -272,6 +272,22 @@ impl Store for DiskStore {
         Ok(Merged { new: true, won })
     }
 
+    fn replace(&mut self, change_sets: Vec<ChangeSet>) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(backend)?;
+        tx.set_durability(Durability::Immediate).map_err(backend)?;
+        // `meta` stays: its format, and its clock reading as the floor of the new one.
+        tx.delete_table(ENTRIES).map_err(backend)?;
+        tx.delete_table(VERSIONS).map_err(backend)?;
+        tx.delete_table(CHANGE_SETS).map_err(backend)?;
+        for cs in change_sets {
+            let seen = Self::entries_of(&tx, cs.writes.keys())?;
+            let won = winners(&cs, |k| seen.get(k));
+            Self::record(&tx, cs, &won)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(())
+    }
+
     fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
         let table = tx.open_table(CHANGE_SETS).map_err(backend)?;
@@ -313,6 +329,13 @@ mod tests {
         // What was merged is still known after reopening: merging it again is a no-op.
         let again = super::super::tests::remote(40, "lab2", &[("cluster/ntp", Some("ntp"))]);
         assert_eq!(store.merge(again).unwrap(), Merged::default());
+        drop(store);
+        let other = dir.path().join("replaced.redb");
+        super::super::tests::replace_contract(&mut DiskStore::open(&other).unwrap());
+        // What replaced the store is what a reopened store holds.
+        let store = DiskStore::open(&other).unwrap();
+        assert_eq!(store.change_sets().unwrap().len(), 3);
+        assert_eq!(store.last_hlc().unwrap(), Hlc::new(90, 0));
     }
 
     /// Writes a store as the first agents did: no `meta` table, KDL text values.

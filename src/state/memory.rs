@@ -13,6 +13,8 @@ pub struct MemoryStore {
     live: Live,
     sets: Vec<ChangeSet>,
     versions: BTreeSet<Version>,
+    /// The clock reading before the last [`Store::replace`].
+    floor: Hlc,
 }
 
 impl MemoryStore {
@@ -71,13 +73,27 @@ impl Store for MemoryStore {
         Ok(self.sets.clone())
     }
 
+    fn replace(&mut self, change_sets: Vec<ChangeSet>) -> Result<(), StoreError> {
+        let floor = self.last_hlc()?;
+        let mut fresh = MemoryStore {
+            floor,
+            ..MemoryStore::default()
+        };
+        for cs in change_sets {
+            fresh.merge(cs)?;
+        }
+        *self = fresh;
+        Ok(())
+    }
+
     fn last_hlc(&self) -> Result<Hlc, StoreError> {
         Ok(self
             .versions
             .iter()
             .map(|v| v.hlc)
             .max()
-            .unwrap_or_default())
+            .unwrap_or_default()
+            .max(self.floor))
     }
 }
 

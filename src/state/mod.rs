@@ -254,6 +254,12 @@ pub trait Store {
     /// Every change set, in the order this store recorded them.
     fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError>;
 
+    /// Forgets every entry and change set and merges `change_sets` instead, in one
+    /// durable transaction: a machine joining a cluster takes the cluster's state, one
+    /// leaving it keeps its flattened config. The clock reading stays at least what it
+    /// was, so later versions from this machine stay greater than earlier ones.
+    fn replace(&mut self, change_sets: Vec<ChangeSet>) -> Result<(), StoreError>;
+
     /// The greatest clock reading any change set carries (to restart the clock after it).
     fn last_hlc(&self) -> Result<Hlc, StoreError>;
 }
@@ -555,8 +561,41 @@ pub(crate) mod tests {
         assert_eq!(cs.seq, 6);
     }
 
+    /// What [`Store::replace`] must do, run against each implementation.
+    pub fn replace_contract(store: &mut dyn Store) {
+        store
+            .commit(proposal(90, &[("machine:lab9/dns", Some("dns\n"))], Base::new()))
+            .unwrap();
+        let theirs = vec![
+            remote(20, "lab1", &[("@cluster", Some("cluster a\n"))]),
+            remote(30, "lab2", &[("cluster/ntp", Some("ntp\n"))]),
+            remote(25, "lab1", &[("cluster/ntp", Some("ntp { server x; }\n"))]),
+        ];
+        store.replace(theirs.clone()).unwrap();
+        let live = store.live().unwrap();
+        let keys: Vec<String> = live.keys().map(Key::to_string).collect();
+        assert_eq!(keys, ["@cluster", "cluster/ntp"], "the old entries are gone");
+        let ntp: Key = "cluster/ntp".parse().unwrap();
+        assert_eq!(text(&live, &ntp).as_deref(), Some("ntp\n"), "the greater version won");
+        let sets = store.change_sets().unwrap();
+        assert_eq!(sets.len(), 3);
+        assert_eq!(
+            sets.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            [1, 2, 3],
+            "a history of its own"
+        );
+        assert_eq!(
+            store.last_hlc().unwrap(),
+            Hlc::new(90, 0),
+            "the clock does not go back"
+        );
+        // Merging one of them again changes nothing.
+        assert_eq!(store.merge(theirs[1].clone()).unwrap(), Merged::default());
+    }
+
     #[test]
     fn the_memory_store_keeps_the_contract() {
         store_contract(&mut MemoryStore::default());
+        replace_contract(&mut MemoryStore::default());
     }
 }
