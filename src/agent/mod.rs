@@ -11,6 +11,7 @@ pub mod applier;
 pub mod auth;
 pub mod check;
 pub mod core;
+pub mod membership;
 pub mod node;
 pub mod penalties;
 pub mod requests;

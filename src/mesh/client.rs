@@ -203,17 +203,16 @@ impl Client {
         let stream = tcp_connect(&options.host, options.port, options.bind)
             .await
             .map_err(|e| connect(e.to_string()))?;
-        let mut session =
-            match client::connect_stream(config, stream, verifier).await {
-                Ok(s) => s,
-                Err(VerifierError::Refused(reason)) => {
-                    return Err(PeerError::HostKey {
-                        addr: addr.clone(),
-                        reason,
-                    });
-                }
-                Err(VerifierError::Ssh(e)) => return Err(connect(e.to_string())),
-            };
+        let mut session = match client::connect_stream(config, stream, verifier).await {
+            Ok(s) => s,
+            Err(VerifierError::Refused(reason)) => {
+                return Err(PeerError::HostKey {
+                    addr: addr.clone(),
+                    reason,
+                });
+            }
+            Err(VerifierError::Ssh(e)) => return Err(connect(e.to_string())),
+        };
         let user = options.user;
         let authed = match options.login {
             Login::Key(key) => {

@@ -260,7 +260,10 @@ impl Table {
             .difference(&now)
             .map(|m| Alert::Lost(m.clone()))
             .collect();
-        out.extend(now.difference(&self.reachable).map(|m| Alert::Recovered(m.clone())));
+        out.extend(
+            now.difference(&self.reachable)
+                .map(|m| Alert::Recovered(m.clone())),
+        );
         self.reachable = now;
         out
     }
@@ -363,7 +366,10 @@ mod tests {
         t.link_down(&m("b"));
         assert!(t.quiet_links(1350).is_empty());
         t.heard(&m("b"), 1400);
-        assert!(!t.is_up(&m("b"), 1400), "hearing does not reopen a closed link");
+        assert!(
+            !t.is_up(&m("b"), 1400),
+            "hearing does not reopen a closed link"
+        );
     }
 
     #[test]

@@ -564,7 +564,11 @@ pub(crate) mod tests {
     /// What [`Store::replace`] must do, run against each implementation.
     pub fn replace_contract(store: &mut dyn Store) {
         store
-            .commit(proposal(90, &[("machine:lab9/dns", Some("dns\n"))], Base::new()))
+            .commit(proposal(
+                90,
+                &[("machine:lab9/dns", Some("dns\n"))],
+                Base::new(),
+            ))
             .unwrap();
         let theirs = vec![
             remote(20, "lab1", &[("@cluster", Some("cluster a\n"))]),
@@ -574,9 +578,17 @@ pub(crate) mod tests {
         store.replace(theirs.clone()).unwrap();
         let live = store.live().unwrap();
         let keys: Vec<String> = live.keys().map(Key::to_string).collect();
-        assert_eq!(keys, ["@cluster", "cluster/ntp"], "the old entries are gone");
+        assert_eq!(
+            keys,
+            ["@cluster", "cluster/ntp"],
+            "the old entries are gone"
+        );
         let ntp: Key = "cluster/ntp".parse().unwrap();
-        assert_eq!(text(&live, &ntp).as_deref(), Some("ntp\n"), "the greater version won");
+        assert_eq!(
+            text(&live, &ntp).as_deref(),
+            Some("ntp\n"),
+            "the greater version won"
+        );
         let sets = store.change_sets().unwrap();
         assert_eq!(sets.len(), 3);
         assert_eq!(

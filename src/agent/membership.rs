@@ -1,0 +1,553 @@
+//! The mesh's changes to membership, over any store: admitting a joiner (on the member
+//! it joins through), taking the cluster's state (on the joiner), marking a machine
+//! disconnected or connected, removing one, and leaving — a removed machine keeps its
+//! flattened effective config as standalone settings, as AsyncOS's `removemachine` does.
+
+use super::check::Authority;
+use super::core::{Caller, Core, Refusal, base_of, invalid};
+use crate::mesh::JoinRequest;
+use crate::model::{
+    EntryValue, GroupName, Key, Level, MachineName, Membership, Mode, Node, SectionName,
+};
+use crate::resolve::entries::EntryLayers;
+use crate::schema::Catalogue;
+use crate::state::{ChangeSet, Live, Source, Store, Writes};
+
+/// How the joiner proved it may join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// An administrator's passphrase.
+    Passphrase,
+    /// Its host key, registered with `prepjoin add` for this machine name.
+    PreShared(MachineName),
+}
+
+/// The cluster's name in `live`, if the machine is in one.
+pub fn cluster_name(live: &Live) -> Option<String> {
+    match live.get(&Key::Cluster).and_then(|e| e.value.as_ref()) {
+        Some(EntryValue::Cluster { name }) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The membership of `machine` in `live`.
+pub fn membership_of<'a>(live: &'a Live, machine: &MachineName) -> Option<&'a Membership> {
+    match live
+        .get(&Key::Machine(machine.clone()))
+        .and_then(|e| e.value.as_ref())
+    {
+        Some(EntryValue::Machine(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Every machine's membership in `live`.
+pub fn members(live: &Live) -> impl Iterator<Item = (&MachineName, &Membership)> {
+    live.iter().filter_map(|(k, e)| match (k, &e.value) {
+        (Key::Machine(m), Some(EntryValue::Machine(info))) => Some((m, info)),
+        _ => None,
+    })
+}
+
+/// The flattened effective config of `machine`: every section defined at some level
+/// for it, as a machine-level section (factory defaults are left out: a standalone
+/// machine gets them anyway).
+pub fn flattened(live: &Live, machine: &MachineName, catalogue: &Catalogue) -> Vec<Node> {
+    let layers = EntryLayers::new(
+        live.iter()
+            .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
+    );
+    layers
+        .effective(catalogue, machine.as_str())
+        .into_values()
+        .filter(|(_, from)| from.is_some())
+        .map(|(node, _)| node.clone())
+        .collect()
+}
+
+fn agent_caller() -> Caller {
+    Caller {
+        user: "agent".into(),
+        authority: Authority::All,
+    }
+}
+
+impl<S: Store> Core<S> {
+    /// On the member a machine joins through: records the joiner in the membership (with
+    /// its host key, serial and peer address; in the group a repo declared for it, else
+    /// the one asked for, else `Main_Group`) and its machine-only sections, and forgets
+    /// its pending-join entry, in one change set. Returns it and what to tell the joiner.
+    pub fn admit(
+        &mut self,
+        caller: &Caller,
+        request: &JoinRequest,
+        proof: &Proof,
+        catalogue: &Catalogue,
+        wall_ms: u64,
+    ) -> Result<(ChangeSet, Vec<String>), Refusal> {
+        let live = self
+            .store
+            .live_under(&["@".into(), format!("machine:{}/", request.machine)])?;
+        if cluster_name(&live).is_none() {
+            return Err(invalid(
+                format!("{} is not in a cluster", self.machine),
+                Some("join a machine that is a member; `strata cluster create` makes one"),
+            ));
+        }
+        let me = &request.machine;
+        if russh::keys::PublicKey::from_openssh(&request.host_key).is_err() {
+            return Err(invalid("the joiner's host key cannot be read", None));
+        }
+        let pending = Key::Pending(me.clone());
+        if let Proof::PreShared(name) = proof {
+            let registered = match live.get(&pending).and_then(|e| e.value.as_ref()) {
+                Some(EntryValue::Pending(p)) => p,
+                _ => {
+                    return Err(Refusal::Denied(format!(
+                        "{name} is not registered to join with its host key"
+                    )));
+                }
+            };
+            if name != me || registered.host_key.trim() != request.host_key.trim() {
+                return Err(Refusal::Denied(format!(
+                    "the host key {name} logged in with is not the one registered for {me}"
+                )));
+            }
+            if registered.serial != request.serial {
+                return Err(Refusal::Denied(format!(
+                    "{me} presents serial {}, but serial {} is registered for it",
+                    request.serial, registered.serial
+                )));
+            }
+        }
+        let mut notes = Vec::new();
+        let existing = membership_of(&live, me);
+        if let Some(m) = existing
+            && let Some(key) = &m.host_key
+            && key.trim() != request.host_key.trim()
+        {
+            return Err(invalid(
+                format!("{me} is already a member, with another host key"),
+                Some(&format!(
+                    "remove it first (`strata cluster remove {me}`), or join under another name"
+                )),
+            ));
+        }
+        let group = match (existing, &request.group) {
+            (Some(m), Some(asked)) if m.group != *asked => {
+                notes.push(format!(
+                    "{me} is declared in group {}; it joins that group, not {asked}",
+                    m.group
+                ));
+                m.group.clone()
+            }
+            (Some(m), _) => m.group.clone(),
+            (None, Some(asked)) => asked.clone(),
+            (None, None) => GroupName::main(),
+        };
+        if !live
+            .get(&Key::Group(group.clone()))
+            .is_some_and(|e| e.value.is_some())
+        {
+            return Err(invalid(
+                format!("the cluster has no group {group}"),
+                Some("`strata cluster list` shows the groups"),
+            ));
+        }
+        if let Some(m) = existing
+            && let Some(serial) = &m.serial
+            && *serial != request.serial
+        {
+            return Err(invalid(
+                format!(
+                    "{me} is declared with serial {serial}, but presents serial {}",
+                    request.serial
+                ),
+                Some("correct the serial in the config repo, or join the machine it names"),
+            ));
+        }
+        let host = crate::mesh::split_host_port(&request.peer, 2222)
+            .map_or_else(|| request.peer.clone(), |(h, _)| h);
+        let membership = Membership {
+            group,
+            address: existing.map_or(host, |m| m.address.clone()),
+            host_key: Some(request.host_key.trim().to_owned()),
+            serial: Some(request.serial.clone()),
+            peer: Some(request.peer.clone()),
+            disconnected: false,
+        };
+        let mut writes = Writes::new();
+        writes.insert(
+            Key::Machine(me.clone()),
+            Some(EntryValue::Machine(membership)),
+        );
+        if live.get(&pending).is_some_and(|e| e.value.is_some()) {
+            writes.insert(pending, None);
+        }
+        let mode = Mode::Machine(me.clone());
+        for node in &request.machine_sections {
+            let Ok(name) = SectionName::new(&node.name) else {
+                continue;
+            };
+            let machine_only = catalogue
+                .get(name.as_str())
+                .is_some_and(|s| !s.allows(Level::Cluster) && !s.allows(Level::Group));
+            let key = Key::section(mode.clone(), name);
+            // A repo's own machine-level sections for it stay.
+            if machine_only && !live.get(&key).is_some_and(|e| e.value.is_some()) {
+                writes.insert(key, Some(EntryValue::Section(node.clone())));
+            }
+        }
+        super::check::check_writes(&writes, &live, &self.machine)?;
+        let base = base_of(&live, writes.keys());
+        let how = match proof {
+            Proof::Passphrase => "passphrase",
+            Proof::PreShared(_) => "pre-shared key",
+        };
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("join {me} ({how})"),
+        );
+        Ok((self.propose(writes, base, meta, wall_ms)?, notes))
+    }
+
+    /// On the joiner: its state becomes the cluster's. Its own history is replaced, so
+    /// its standalone (clusterable) settings give way to the cluster's; what it keeps of
+    /// its own (its machine-only sections) came back in the change set that admitted it.
+    pub fn take_cluster(
+        &mut self,
+        change_sets: Vec<ChangeSet>,
+        wall_ms: u64,
+    ) -> Result<(), Refusal> {
+        let live_before = self.store.live_under(&["@cluster".into()])?;
+        if let Some(name) = cluster_name(&live_before) {
+            return Err(invalid(
+                format!("this machine is already in cluster {name}"),
+                Some("`strata cluster remove` it from that cluster first"),
+            ));
+        }
+        for cs in &change_sets {
+            super::core::check_kinds(&cs.writes)?;
+            self.clock.observe(cs.version.hlc, wall_ms).map_err(|e| {
+                invalid(format!("change set from {}: {e}", cs.version.origin), None)
+            })?;
+        }
+        self.store.replace(change_sets)?;
+        Ok(())
+    }
+
+    /// Marks `machine` disconnected (or connected again), as a change set.
+    pub fn set_disconnected(
+        &mut self,
+        caller: &Caller,
+        machine: &MachineName,
+        disconnected: bool,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        let live = self.store.live_under(&["@machine:".into()])?;
+        let Some(m) = membership_of(&live, machine) else {
+            return Err(invalid(
+                format!("{machine} is not a member of the cluster"),
+                Some("`strata cluster list` shows the machines"),
+            ));
+        };
+        if m.disconnected == disconnected {
+            return Ok(None);
+        }
+        let mut changed = m.clone();
+        changed.disconnected = disconnected;
+        let key = Key::Machine(machine.clone());
+        let mut writes = Writes::new();
+        writes.insert(key.clone(), Some(EntryValue::Machine(changed)));
+        let base = base_of(&live, writes.keys());
+        let verb = if disconnected {
+            "disconnect"
+        } else {
+            "reconnect"
+        };
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("{verb} {machine}"),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// Removes `machine` from the cluster: its membership and its machine-level sections
+    /// are deleted everywhere, so the others forget it (and refuse its key).
+    pub fn remove_member(
+        &mut self,
+        caller: &Caller,
+        machine: &MachineName,
+        wall_ms: u64,
+    ) -> Result<ChangeSet, Refusal> {
+        let live = self
+            .store
+            .live_under(&["@machine:".into(), format!("machine:{machine}/")])?;
+        if membership_of(&live, machine).is_none() {
+            return Err(invalid(
+                format!("{machine} is not a member of the cluster"),
+                Some("`strata cluster list` shows the machines"),
+            ));
+        }
+        let mine = Mode::Machine(machine.clone());
+        let writes: Writes = live
+            .iter()
+            .filter(|(k, e)| {
+                e.value.is_some()
+                    && match k {
+                        Key::Machine(m) => m == machine,
+                        Key::Section { mode, .. } => *mode == mine,
+                        _ => false,
+                    }
+            })
+            .map(|(k, _)| (k.clone(), None))
+            .collect();
+        let base = base_of(&live, writes.keys());
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("remove {machine}"),
+        );
+        Ok(self.propose(writes, base, meta, wall_ms)?)
+    }
+
+    /// Leaves the cluster for good: the store is replaced by one change set of
+    /// standalone settings, `flattened` (this machine's effective config before it
+    /// left).
+    pub fn leave(&mut self, flattened: Vec<Node>, wall_ms: u64) -> Result<ChangeSet, Refusal> {
+        self.store.replace(Vec::new())?;
+        let mode = Mode::Machine(self.machine.clone());
+        let mut writes = Writes::new();
+        for n in flattened {
+            let name = SectionName::new(&n.name).map_err(|e| invalid(e.to_string(), None))?;
+            writes.insert(
+                Key::section(mode.clone(), name),
+                Some(EntryValue::Section(n)),
+            );
+        }
+        let base = writes.keys().map(|k| (k.clone(), None)).collect();
+        let meta = self.meta(
+            &agent_caller(),
+            "agent",
+            Source::Cli,
+            "left the cluster: flattened config kept as standalone settings".into(),
+        );
+        Ok(self.propose(writes, base, meta, wall_ms)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryStore;
+
+    fn core(name: &str) -> Core<MemoryStore> {
+        Core::new(
+            MemoryStore::default(),
+            MachineName::new(name).unwrap(),
+            format!("{name}.example"),
+        )
+        .unwrap()
+    }
+
+    fn admin() -> Caller {
+        Caller {
+            user: "admin".into(),
+            authority: Authority::All,
+        }
+    }
+
+    fn node(text: &str) -> Node {
+        let doc: kdl::KdlDocument = text.parse().unwrap();
+        Node::from_kdl(&doc.nodes()[0])
+    }
+
+    fn host_key() -> String {
+        russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+            .unwrap()
+            .public_key()
+            .to_openssh()
+            .unwrap()
+    }
+
+    fn member() -> Core<MemoryStore> {
+        let mut c = core("lab1");
+        c.bootstrap(&[node("dns { server \"10.0.0.53\" }")], 1)
+            .unwrap();
+        c.create_cluster(&admin(), "americas", &Catalogue::builtin(), 2)
+            .unwrap();
+        c
+    }
+
+    fn request(machine: &str, key: &str) -> JoinRequest {
+        JoinRequest {
+            machine: MachineName::new(machine).unwrap(),
+            host_key: key.to_owned(),
+            serial: "S2".into(),
+            peer: "127.0.0.12:2222".into(),
+            group: None,
+            machine_sections: vec![
+                node(
+                    "interfaces { interface \"Data1\" address=\"10.1.0.2/24\" hostname=\"lab2\" }",
+                ),
+                node("dns { server \"192.0.2.1\" }"),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_joiner_takes_the_cluster_and_keeps_only_its_machine_only_sections() {
+        let mut m = member();
+        let key = host_key();
+        let (cs, notes) = m
+            .admit(
+                &admin(),
+                &request("lab2", &key),
+                &Proof::Passphrase,
+                &Catalogue::builtin(),
+                3,
+            )
+            .unwrap();
+        assert!(notes.is_empty());
+        let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
+        assert_eq!(keys, ["@machine:lab2", "machine:lab2/interfaces"]);
+        let mut j = core("lab2");
+        j.bootstrap(&[node("dns { server \"192.0.2.1\" }")], 1)
+            .unwrap();
+        j.take_cluster(m.store.change_sets().unwrap(), 4).unwrap();
+        let live = j.live().unwrap();
+        assert_eq!(cluster_name(&live).as_deref(), Some("americas"));
+        let me = MachineName::new("lab2").unwrap();
+        let info = membership_of(&live, &me).unwrap();
+        assert_eq!(info.host_key.as_deref(), Some(key.as_str()));
+        assert_eq!(info.peer_address(), "127.0.0.12:2222");
+        assert_eq!(info.address, "127.0.0.12");
+        assert!(
+            !live.contains_key(&"machine:lab2/dns".parse().unwrap()),
+            "its standalone dns gave way to the cluster's"
+        );
+        // A machine already in a cluster does not take another.
+        assert!(j.take_cluster(Vec::new(), 5).is_err());
+    }
+
+    #[test]
+    fn a_pre_shared_join_needs_the_registered_key_and_serial() {
+        let mut m = member();
+        let key = host_key();
+        let lab2 = MachineName::new("lab2").unwrap();
+        let proof = Proof::PreShared(lab2.clone());
+        let refused = m
+            .admit(
+                &admin(),
+                &request("lab2", &key),
+                &proof,
+                &Catalogue::builtin(),
+                3,
+            )
+            .unwrap_err();
+        assert!(refused.to_string().contains("not registered"), "{refused}");
+        let mut w = Writes::new();
+        w.insert(
+            Key::Pending(lab2.clone()),
+            Some(EntryValue::Pending(crate::model::PendingJoin {
+                serial: "OTHER".into(),
+                host_key: key.clone(),
+            })),
+        );
+        let base = w.keys().map(|k| (k.clone(), None)).collect();
+        let meta = m.meta(&admin(), "admin", Source::Cli, "prepjoin".into());
+        m.propose(w, base, meta, 3).unwrap();
+        let refused = m
+            .admit(
+                &admin(),
+                &request("lab2", &key),
+                &proof,
+                &Catalogue::builtin(),
+                4,
+            )
+            .unwrap_err();
+        assert!(refused.to_string().contains("serial OTHER"), "{refused}");
+        let other = host_key();
+        let refused = m
+            .admit(
+                &admin(),
+                &request("lab2", &other),
+                &proof,
+                &Catalogue::builtin(),
+                4,
+            )
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("not the one registered"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_removed_member_is_forgotten_and_leaves_with_its_flattened_config() {
+        let mut m = member();
+        let key = host_key();
+        m.admit(
+            &admin(),
+            &request("lab2", &key),
+            &Proof::Passphrase,
+            &Catalogue::builtin(),
+            3,
+        )
+        .unwrap();
+        let lab2 = MachineName::new("lab2").unwrap();
+        let live = m.live().unwrap();
+        let flat = flattened(&live, &lab2, &Catalogue::builtin());
+        let names: Vec<&str> = flat.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["dns", "interfaces"],
+            "the cluster's dns, its own interfaces"
+        );
+        let cs = m.remove_member(&admin(), &lab2, 5).unwrap();
+        let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
+        assert_eq!(keys, ["@machine:lab2", "machine:lab2/interfaces"]);
+        assert!(membership_of(&m.live().unwrap(), &lab2).is_none());
+
+        let mut j = core("lab2");
+        j.take_cluster(m.store.change_sets().unwrap(), 6).unwrap();
+        j.leave(flat, 7).unwrap();
+        let live = j.live().unwrap();
+        assert_eq!(cluster_name(&live), None, "standalone");
+        let keys: Vec<String> = live.keys().map(Key::to_string).collect();
+        assert_eq!(keys, ["machine:lab2/dns", "machine:lab2/interfaces"]);
+    }
+
+    #[test]
+    fn disconnecting_is_a_change_to_the_membership_made_once() {
+        let mut m = member();
+        let lab1 = MachineName::new("lab1").unwrap();
+        assert!(
+            m.set_disconnected(&admin(), &lab1, true, 3)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            m.set_disconnected(&admin(), &lab1, true, 4)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            membership_of(&m.live().unwrap(), &lab1)
+                .unwrap()
+                .disconnected
+        );
+        assert!(
+            m.set_disconnected(&admin(), &lab1, false, 5)
+                .unwrap()
+                .is_some()
+        );
+        let nobody = MachineName::new("nobody").unwrap();
+        assert!(m.set_disconnected(&admin(), &nobody, true, 6).is_err());
+    }
+}
