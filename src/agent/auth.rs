@@ -65,6 +65,8 @@ pub struct Auth {
     local_key: PublicKey,
     /// The accounts of the cluster's `users` section, refreshed after every change.
     users: RwLock<Vec<User>>,
+    /// The host keys of the members and of the machines registered to join.
+    machines: RwLock<MachineKeys>,
     penalties: Mutex<Penalties>,
     /// Refused passphrases per user name, whatever the address.
     user_penalties: Mutex<Penalties<String>>,
@@ -72,6 +74,15 @@ pub struct Auth {
     delay_ms: u64,
     /// The one thread that checks passphrases (see [`Hasher`]).
     hasher: Hasher,
+}
+
+/// The host keys machines log in with, refreshed from the membership after every change.
+#[derive(Debug, Default, Clone)]
+pub struct MachineKeys {
+    /// Members that have joined (disconnected ones included: they may reconnect).
+    pub members: Vec<(crate::model::MachineName, PublicKey)>,
+    /// Machines registered with `prepjoin add`.
+    pub pending: Vec<(crate::model::MachineName, PublicKey)>,
 }
 
 /// How many passphrase checks may wait for the hashing thread; more are refused at once.
@@ -129,6 +140,7 @@ impl Auth {
         Auth {
             local_key,
             users: RwLock::new(Vec::new()),
+            machines: RwLock::new(MachineKeys::default()),
             penalties: Mutex::new(Penalties::default()),
             user_penalties: Mutex::new(Penalties::default()),
             delay_ms,
@@ -172,6 +184,33 @@ impl Auth {
     /// Replaces the accounts (after a change to the `users` section).
     pub fn set_users(&self, users: Vec<User>) {
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;
+    }
+
+    /// Replaces the machines' host keys (after a change to the membership).
+    pub fn set_machines(&self, keys: MachineKeys) {
+        *self.machines.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    /// Who a machine logging in as [`PEER_USER`] (a member) or [`JOIN_USER`] (a machine
+    /// registered to join) with host key `key` is; `Err` says why not, for the log.
+    pub fn authorize_machine(&self, user: &str, key: &PublicKey) -> Result<Principal, String> {
+        let machines = self.machines.read().unwrap_or_else(|e| e.into_inner());
+        let find = |list: &[(crate::model::MachineName, PublicKey)]| {
+            list.iter()
+                .find(|(_, k)| k.key_data() == key.key_data())
+                .map(|(m, _)| m.clone())
+        };
+        match user {
+            PEER_USER => find(&machines.members).map(Principal::Peer).ok_or_else(|| {
+                "not the host key of a member (a removed machine's key is refused too)".to_owned()
+            }),
+            JOIN_USER => find(&machines.pending)
+                .map(Principal::Joiner)
+                .ok_or_else(|| {
+                    "not the host key of a machine registered with `prepjoin add`".to_owned()
+                }),
+            _ => Err(format!("`{user}` is no machine login")),
+        }
     }
 
     /// The role of `user` logging in with `key`, if the key is theirs (or the state dir's

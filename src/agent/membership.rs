@@ -145,9 +145,9 @@ impl<S: Store> Core<S> {
             (None, Some(asked)) => asked.clone(),
             (None, None) => GroupName::main(),
         };
-        if !live
+        if live
             .get(&Key::Group(group.clone()))
-            .is_some_and(|e| e.value.is_some())
+            .is_none_or(|e| e.value.is_none())
         {
             return Err(invalid(
                 format!("the cluster has no group {group}"),
@@ -194,7 +194,7 @@ impl<S: Store> Core<S> {
                 .is_some_and(|s| !s.allows(Level::Cluster) && !s.allows(Level::Group));
             let key = Key::section(mode.clone(), name);
             // A repo's own machine-level sections for it stay.
-            if machine_only && !live.get(&key).is_some_and(|e| e.value.is_some()) {
+            if machine_only && live.get(&key).is_none_or(|e| e.value.is_none()) {
                 writes.insert(key, Some(EntryValue::Section(node.clone())));
             }
         }
@@ -236,6 +236,35 @@ impl<S: Store> Core<S> {
         }
         self.store.replace(change_sets)?;
         Ok(())
+    }
+
+    /// Records this machine's own membership as the mesh knows it (`updated`: its host
+    /// key, serial and peer address filled in), if it still is what the store holds but
+    /// for those.
+    pub fn register(
+        &mut self,
+        me: &MachineName,
+        updated: Membership,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        let live = self.store.live_under(&[format!("@machine:{me}")])?;
+        let Some(current) = membership_of(&live, me) else {
+            return Ok(None);
+        };
+        if current.group != updated.group || current.address != updated.address {
+            // The membership changed meanwhile: the next refresh registers again.
+            return Ok(None);
+        }
+        let mut writes = Writes::new();
+        writes.insert(Key::Machine(me.clone()), Some(EntryValue::Machine(updated)));
+        let base = base_of(&live, writes.keys());
+        let meta = self.meta(
+            &agent_caller(),
+            "agent",
+            Source::Cli,
+            format!("{me} records its host key, serial and peer address"),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
     }
 
     /// Marks `machine` disconnected (or connected again), as a change set.

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod check;
 pub mod core;
 pub mod membership;
+pub mod mesh;
 pub mod node;
 pub mod penalties;
 pub mod requests;
@@ -60,6 +61,8 @@ pub struct Agent {
     pub state: StateDir,
     /// The store, logins, pipeline and handlers.
     pub node: Node<DiskStore, RunningDir>,
+    /// The peer mesh, once the SSH server runs.
+    pub mesh: std::sync::OnceLock<mesh::Mesh>,
 }
 
 impl Agent {
@@ -93,12 +96,19 @@ impl Agent {
         if !report.written.is_empty() || !report.removed.is_empty() {
             tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
         }
-        Ok(Arc::new(Agent { state, node }))
+        Ok(Arc::new(Agent {
+            state,
+            node,
+            mesh: std::sync::OnceLock::new(),
+        }))
     }
 
     /// Answers one request. Blocking: call it on a blocking thread.
     pub fn handle(&self, who: &Authed, request: Request) -> Response {
-        self.node.handle(who, request)
+        match mesh::handle(self, who, &request) {
+            Some(answer) => answer,
+            None => self.node.handle(who, request),
+        }
     }
 }
 

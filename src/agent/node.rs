@@ -9,7 +9,9 @@
 //! So results run one change set at a time, in commit order, while a slow hook holds up
 //! no plan or log, only the next change set's run.
 
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tokio::sync::broadcast;
 
 use super::applier::Applier;
 use super::auth::Auth;
@@ -36,7 +38,21 @@ pub struct Node<S, A> {
     /// The core's machine name, copied so hello and the pipeline read it without the
     /// store lock.
     machine: MachineName,
+    /// Every change set committed here or merged from elsewhere, for the mesh to spread.
+    changes: broadcast::Sender<Changed>,
 }
+
+/// A change set that reached this node's store.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// The change set.
+    pub change_set: Arc<ChangeSet>,
+    /// Committed here (not merged from a peer).
+    pub local: bool,
+}
+
+/// How many changes the mesh may fall behind before it resyncs instead.
+const CHANGES_QUEUE: usize = 1024;
 
 impl<S: Store, A: Applier> Node<S, A> {
     /// A node over `core`; call [`Node::start`] to load users and catalogue and bring
@@ -50,7 +66,21 @@ impl<S: Store, A: Applier> Node<S, A> {
             auth,
             applier,
             machine,
+            changes: broadcast::channel(CHANGES_QUEUE).0,
         }
+    }
+
+    /// Every change set that reaches the store from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Changed> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self, change_set: &ChangeSet, local: bool) {
+        // No subscriber (no mesh, as in tests) is no error.
+        let _ = self.changes.send(Changed {
+            change_set: Arc::new(change_set.clone()),
+            local,
+        });
     }
 
     /// This machine's name.
@@ -83,6 +113,11 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.lock_core().live()
     }
 
+    /// The live entries under `prefixes` (see [`Store::live_under`]).
+    pub fn live_under(&self, prefixes: &[String]) -> Result<Live, StoreError> {
+        self.lock_core().store.live_under(prefixes)
+    }
+
     /// Every change set, in this store's order.
     pub fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {
         self.lock_core().store.change_sets()
@@ -100,6 +135,13 @@ impl<S: Store, A: Applier> Node<S, A> {
             }
         };
         self.refresh_users(&live);
+        match core
+            .store
+            .live_under(&["@machine:".into(), "@prepjoin:".into()])
+        {
+            Ok(machines) => self.refresh_machines(&machines),
+            Err(e) => tracing::error!("cannot read the membership after a change: {e}"),
+        }
         let catalogue = self.refresh_catalogue(&live);
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         drop(core);
@@ -124,6 +166,31 @@ impl<S: Store, A: Applier> Node<S, A> {
             _ => Vec::new(),
         };
         self.auth.set_users(users);
+    }
+
+    fn refresh_machines(&self, live: &Live) {
+        let key = |text: &str, m: &MachineName| {
+            russh::keys::PublicKey::from_openssh(text)
+                .map_err(|e| tracing::error!(machine = %m, "a stored host key cannot be read: {e}"))
+                .ok()
+        };
+        let mut keys = super::auth::MachineKeys::default();
+        for (k, e) in live {
+            match (k, &e.value) {
+                (Key::Machine(m), Some(EntryValue::Machine(info))) if *m != self.machine => {
+                    if let Some(pk) = info.host_key.as_deref().and_then(|t| key(t, m)) {
+                        keys.members.push((m.clone(), pk));
+                    }
+                }
+                (Key::Pending(m), Some(EntryValue::Pending(p))) => {
+                    if let Some(pk) = key(&p.host_key, m) {
+                        keys.pending.push((m.clone(), pk));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.auth.set_machines(keys);
     }
 
     fn refresh_catalogue(&self, live: &Live) -> Catalogue {
@@ -152,6 +219,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             Ok(None) => Response::Unchanged,
             Ok(Some(cs)) => {
                 let committed = started.elapsed();
+                self.announce(&cs, true);
                 let running = self.after_change(core);
                 tracing::info!(
                     id = %cs.id(),
@@ -191,12 +259,55 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// pipeline — the path replication will take.
     pub fn merge(&self, change_set: ChangeSet, wall_ms: u64) -> Result<RunReport, Refusal> {
         let mut core = self.lock_core();
-        let merged = core.merge(change_set, wall_ms)?;
+        let merged = core.merge(change_set.clone(), wall_ms)?;
+        if merged.new {
+            self.announce(&change_set, false);
+        }
         Ok(if merged.won.is_empty() {
             RunReport::default()
         } else {
             self.after_change(core)
         })
+    }
+
+    /// Merges a change set from a peer, as [`Node::merge`] does — unless it removes this
+    /// machine from the cluster: then the machine leaves, keeping its effective config as
+    /// it was before as standalone settings (see [`super::membership`]).
+    pub fn merge_from_peer(
+        &self,
+        change_set: ChangeSet,
+        wall_ms: u64,
+    ) -> Result<RunReport, Refusal> {
+        let me = Key::Machine(self.machine.clone());
+        if change_set.writes.get(&me) == Some(&None) {
+            let mut core = self.lock_core();
+            let live = core.live()?;
+            let wins = live
+                .get(&me)
+                .is_some_and(|e| e.value.is_some() && e.stamp.version < change_set.version);
+            if wins {
+                let flat = super::membership::flattened(&live, &self.machine, &self.catalogue());
+                tracing::warn!(
+                    by = %change_set.meta.host,
+                    change_set = %change_set.id(),
+                    "this machine was removed from the cluster; it keeps its config as standalone settings"
+                );
+                core.leave(flat, wall_ms)?;
+                return Ok(self.after_change(core));
+            }
+        }
+        self.merge(change_set, wall_ms)
+    }
+
+    /// Runs `op` on the core (a change that is not a commit, such as taking a cluster's
+    /// state), then the pipeline.
+    pub(crate) fn replace_with(
+        &self,
+        op: impl FnOnce(&mut Core<S>) -> Result<(), Refusal>,
+    ) -> Result<RunReport, Refusal> {
+        let mut core = self.lock_core();
+        op(&mut core)?;
+        Ok(self.after_change(core))
     }
 }
 

@@ -28,6 +28,12 @@ pub struct Settings {
     /// Commands run after the running config changes, each with the changed section
     /// names appended as arguments.
     pub hooks: Vec<Vec<String>>,
+    /// Commands run when a peer is lost or recovered (`STRATA_ALERT` is `peer-lost` or
+    /// `peer-recovered`, `STRATA_PEER` the machine), as the alert hook.
+    pub alert_hooks: Vec<Vec<String>>,
+    /// The serial number this machine presents when it joins (default: derived from its
+    /// host key, so it is stable and unique).
+    pub serial: Option<String>,
     /// Directory for the running config (default: `running/` in the state dir).
     pub running_dir: Option<PathBuf>,
     /// The machine's standalone settings: sections recorded at machine level on first
@@ -83,6 +89,8 @@ impl Settings {
             auth_delay_ms: 1000,
             limits: Limits::default(),
             hooks: Vec::new(),
+            alert_hooks: Vec::new(),
+            serial: None,
             running_dir: None,
             standalone: Vec::new(),
         }
@@ -133,18 +141,24 @@ impl Settings {
                 "max-unauthenticated" => s.limits.max_unauthenticated = size(node)?,
                 "max-connections-per-address" => s.limits.max_per_address = size(node)?,
                 "max-requests-per-user" => s.limits.max_requests_per_user = size(node)?,
-                "hook" => {
+                "serial" => s.serial = Some(string_arg(node)?),
+                name @ ("hook" | "alert-hook") => {
                     let argv: Option<Vec<String>> = node
                         .entries()
                         .iter()
                         .map(|e| e.value().as_string().map(str::to_owned))
                         .collect();
+                    let list = if name == "hook" {
+                        &mut s.hooks
+                    } else {
+                        &mut s.alert_hooks
+                    };
                     match argv {
-                        Some(argv) if !argv.is_empty() => s.hooks.push(argv),
+                        Some(argv) if !argv.is_empty() => list.push(argv),
                         _ => {
-                            return Err(err(
-                                "`hook` takes a command and its arguments, as strings".into(),
-                            ));
+                            return Err(err(format!(
+                                "`{name}` takes a command and its arguments, as strings"
+                            )));
                         }
                     }
                 }
@@ -198,6 +212,17 @@ impl Settings {
             let args: Vec<String> = h.iter().map(|a| q(a)).collect();
             out.push_str(&format!("hook {}\n", args.join(" ")));
         }
+        out.push_str(
+            "// Commands run when a peer is lost or comes back (STRATA_ALERT, STRATA_PEER), e.g.:\n\
+             // alert-hook \"/usr/local/bin/page-oncall\"\n",
+        );
+        for h in &self.alert_hooks {
+            let args: Vec<String> = h.iter().map(|a| q(a)).collect();
+            out.push_str(&format!("alert-hook {}\n", args.join(" ")));
+        }
+        if let Some(serial) = &self.serial {
+            out.push_str(&format!("serial {}\n", q(serial)));
+        }
         out.push_str("// Standalone settings (sections), lifted to the cluster by `strata cluster create`.\n");
         out.push_str("standalone {\n");
         for n in &self.standalone {
@@ -220,6 +245,8 @@ mod tests {
     fn settings_round_trip_and_bad_ones_are_named() {
         let mut s = Settings::new("lab1.example.com".into(), "127.0.0.1:0".into());
         s.hooks.push(vec!["/bin/echo".into(), "changed:".into()]);
+        s.alert_hooks.push(vec!["/bin/echo".into(), "alert".into()]);
+        s.serial = Some("0019B9B4E6D7-ABC".into());
         let dns: KdlDocument = "dns { server \"10.0.0.53\" }".parse().unwrap();
         s.standalone.push(Node::from_kdl(&dns.nodes()[0]));
         let back = Settings::parse("agent.kdl", &s.to_text()).unwrap();

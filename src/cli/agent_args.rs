@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::args::RepoArgs;
+use crate::model::{GroupName, MachineName};
 
 /// How to reach an agent and prove who you are.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
     /// The agent to talk to (default port 2222).
     #[arg(long, value_name = "HOST[:PORT]")]
@@ -69,6 +70,84 @@ pub enum ClusterCommand {
         /// The cluster's name.
         #[arg(value_name = "NAME")]
         name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Join this machine to the cluster of a member, over SSH: its agent checks the
+    /// member's host key against --fingerprint, proves the cluster admin passphrase (or,
+    /// with --pre-shared, its own host key registered there with `prepjoin add`), and
+    /// takes the cluster's settings in place of its own clusterable ones.
+    #[command(after_help = "Examples:\n  \
+        strata cluster join lab1.example.com:2222 --fingerprint SHA256:… --state-dir /var/lib/strata\n  \
+        strata cluster join 10.1.0.1 --fingerprint SHA256:… --group Paris --passphrase-file pass --yes --state-dir …\n  \
+        strata cluster join lab1.example.com --fingerprint SHA256:… --pre-shared --yes --state-dir …\n\n\
+        Exit codes: 0 joined, 1 refused (wrong fingerprint, passphrase or key; another version; already in a cluster), 69 unreachable.")]
+    Join {
+        /// A member of the cluster: `HOST[:PORT]` (default port 2222).
+        #[arg(value_name = "MEMBER")]
+        address: String,
+        /// The member's host-key fingerprint, as OpenSSH prints it (`SHA256:…`); its agent
+        /// prints it when it starts.
+        #[arg(long, value_name = "SHA256:…")]
+        fingerprint: String,
+        /// The group to join (default Main_Group; a config repo's declaration wins).
+        #[arg(long, value_name = "GROUP")]
+        group: Option<GroupName>,
+        /// Read the cluster admin passphrase from the first line of FILE (else from
+        /// STRATA_PASSPHRASE).
+        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared")]
+        passphrase_file: Option<PathBuf>,
+        /// Log in with this machine's host key, registered on the member with
+        /// `strata cluster prepjoin add` (no passphrase).
+        #[arg(long)]
+        pre_shared: bool,
+        /// Do not ask before this machine's settings are replaced by the cluster's.
+        #[arg(long)]
+        yes: bool,
+        /// This machine's agent state dir (the join runs on the joining machine).
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
+    /// List the groups and machines, with serials and how this machine reaches each
+    /// (connected, routed, unreachable, disconnected, expected to join).
+    #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Every link as each machine sees it: up or down, round-trip time, and the route a
+    /// message takes when the direct link is down.
+    #[command(after_help = "Exit codes: 0 shown, 1 refused, 69 unreachable.")]
+    Connstatus {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Detach a machine from the mesh: it keeps running its last config and can be
+    /// changed locally; no links go to it until `reconnect` (the rolling-upgrade path).
+    #[command(after_help = "Exit codes: 0 done, 1 refused, 69 unreachable.")]
+    Disconnect {
+        /// The machine.
+        #[arg(value_name = "MACHINE")]
+        machine: MachineName,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Restore a disconnected machine's links (it must run the same Strata version).
+    #[command(after_help = "Exit codes: 0 done, 1 refused, 69 unreachable.")]
+    Reconnect {
+        /// The machine.
+        #[arg(value_name = "MACHINE")]
+        machine: MachineName,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove a machine from the cluster for good: it keeps its flattened effective
+    /// config as standalone settings; the others forget it and refuse its key.
+    #[command(after_help = "Exit codes: 0 removed, 1 refused, 69 unreachable.")]
+    Remove {
+        /// The machine.
+        #[arg(value_name = "MACHINE")]
+        machine: MachineName,
         #[command(flatten)]
         target: TargetArgs,
     },

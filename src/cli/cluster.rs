@@ -2,9 +2,10 @@
 
 use serde_json::json;
 
-use super::agent_args::{ClusterArgs, ClusterCommand};
+use super::agent_args::{ClusterArgs, ClusterCommand, TargetArgs};
 use super::apply::hooks_failed;
 use super::args::Format;
+use super::cluster_mesh as mesh;
 use super::connect::{connect, unexpected};
 use super::output::Output;
 use super::{CliError, Outcome};
@@ -33,5 +34,57 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
                 other => Err(unexpected(other)),
             }
         }
+        ClusterCommand::Join {
+            address,
+            fingerprint,
+            group,
+            passphrase_file,
+            pre_shared,
+            yes,
+            state_dir,
+        } => {
+            let target = TargetArgs {
+                state_dir: Some(state_dir),
+                ..TargetArgs::default()
+            };
+            mesh::join(
+                mesh::JoinArgs {
+                    address: &address,
+                    fingerprint: &fingerprint,
+                    group,
+                    passphrase_file: passphrase_file.as_deref(),
+                    pre_shared,
+                    yes,
+                    target: &target,
+                },
+                out,
+            )
+        }
+        ClusterCommand::List { target } => mesh::list(&target, out),
+        ClusterCommand::Connstatus { target } => mesh::connstatus(&target, out),
+        ClusterCommand::Disconnect { machine, target } => mesh::membership(
+            &target,
+            Request::Disconnect {
+                machine: machine.clone(),
+            },
+            &machine,
+            out,
+        ),
+        ClusterCommand::Reconnect { machine, target } => mesh::membership(
+            &target,
+            Request::Reconnect {
+                machine: machine.clone(),
+            },
+            &machine,
+            out,
+        ),
+        ClusterCommand::Remove { machine, target } => mesh::membership(
+            &target,
+            Request::Remove {
+                machine: machine.clone(),
+            },
+            &machine,
+            out,
+        ),
     }
 }

@@ -6,6 +6,7 @@ mod agent_args;
 mod apply;
 mod args;
 mod cluster;
+mod cluster_mesh;
 mod connect;
 mod edit;
 mod export_xml;

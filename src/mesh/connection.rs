@@ -66,7 +66,7 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         tokio::spawn(async move {
             let mut frames = FramedRead::new(read, codec);
             while let Some(frame) = frames.next().await {
-                let frame = frame.map(Bytes::from).map_err(ConnectionError::Frame);
+                let frame = frame.map_err(ConnectionError::Frame);
                 let failed = frame.is_err();
                 if in_tx.send(frame).await.is_err() || failed {
                     // The owner is gone, or the framing broke: stop reading.
@@ -94,6 +94,22 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         }
     }
 
+    /// The two halves, to read in one task and write in another.
+    pub fn split(self) -> (Outgoing<Out>, Incoming<In>) {
+        (
+            Outgoing {
+                out: self.out,
+                writer: self.writer,
+                _types: PhantomData,
+            },
+            Incoming {
+                incoming: self.incoming,
+                broken: self.broken,
+                _types: PhantomData,
+            },
+        )
+    }
+
     /// Closes the connection once everything queued has been written and the write side
     /// shut down (dropping it does the same without waiting).
     pub async fn finish(self) {
@@ -119,16 +135,69 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
             return None;
         }
         let frame = self.incoming.recv().await?;
-        let msg = frame.and_then(|bytes| {
-            serde_json::from_slice::<In>(&bytes)
-                .map_err(|e| ConnectionError::Malformed(e.to_string()))
-        });
+        let msg = decode(frame);
         if msg.is_err() {
             self.broken = true;
             self.incoming.close();
         }
         Some(msg)
     }
+}
+
+/// The sending half of a [`Connection`].
+pub struct Outgoing<Out> {
+    out: mpsc::Sender<Bytes>,
+    writer: tokio::task::JoinHandle<()>,
+    _types: PhantomData<fn(Out)>,
+}
+
+impl<Out: Serialize> Outgoing<Out> {
+    /// Queues a message for the writer task.
+    pub async fn send(&self, msg: &Out) -> Result<(), ConnectionError> {
+        let bytes =
+            serde_json::to_vec(msg).map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+        self.out
+            .send(Bytes::from(bytes))
+            .await
+            .map_err(|_| ConnectionError::Closed)
+    }
+
+    /// Waits until everything queued is written and the write side shut down.
+    pub async fn finish(self) {
+        drop(self.out);
+        let _ = self.writer.await;
+    }
+}
+
+/// The receiving half of a [`Connection`].
+pub struct Incoming<In> {
+    incoming: mpsc::Receiver<Result<Bytes, ConnectionError>>,
+    broken: bool,
+    _types: PhantomData<fn() -> In>,
+}
+
+impl<In: DeserializeOwned> Incoming<In> {
+    /// The next message, as [`Connection::recv`].
+    pub async fn recv(&mut self) -> Option<Result<In, ConnectionError>> {
+        if self.broken {
+            return None;
+        }
+        let frame = self.incoming.recv().await?;
+        let msg = decode(frame);
+        if msg.is_err() {
+            self.broken = true;
+            self.incoming.close();
+        }
+        Some(msg)
+    }
+}
+
+fn decode<In: DeserializeOwned>(
+    frame: Result<Bytes, ConnectionError>,
+) -> Result<In, ConnectionError> {
+    frame.and_then(|bytes| {
+        serde_json::from_slice::<In>(&bytes).map_err(|e| ConnectionError::Malformed(e.to_string()))
+    })
 }
 
 #[cfg(test)]

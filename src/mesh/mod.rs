@@ -12,6 +12,7 @@ pub mod peer;
 pub mod pin;
 pub mod status;
 pub mod table;
+pub mod wire;
 
 pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
 pub use codec::FrameCodec;

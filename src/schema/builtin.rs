@@ -8,12 +8,12 @@ use crate::config::SourceFile;
 const BUILTIN: &[(&str, &str)] = &[
     ("alerts.kdl", include_str!("../../schemas/alerts.kdl")),
     (
-        "cluster-mesh.kdl",
-        include_str!("../../schemas/cluster-mesh.kdl"),
-    ),
-    (
         "bounce-profiles.kdl",
         include_str!("../../schemas/bounce-profiles.kdl"),
+    ),
+    (
+        "cluster-mesh.kdl",
+        include_str!("../../schemas/cluster-mesh.kdl"),
     ),
     (
         "default-gateway.kdl",

@@ -26,7 +26,8 @@ pub struct SectionSchema {
     pub name: String,
     /// The AsyncOS command it mirrors (`smtproutes`).
     pub command: String,
-    /// The element name in AsyncOS configuration XML.
+    /// The element name in AsyncOS configuration XML; empty for Strata's own sections
+    /// (`cluster-mesh`), which AsyncOS files neither hold nor get.
     pub xml: String,
     /// The levels at which the section may be defined.
     pub levels: Vec<Level>,
@@ -45,6 +46,12 @@ pub struct SectionSchema {
 }
 
 impl SectionSchema {
+    /// True if AsyncOS configuration XML holds the section (Strata's own sections
+    /// have no element there).
+    pub fn in_xml(&self) -> bool {
+        !self.xml.is_empty()
+    }
+
     /// True if the section may be defined at `level`.
     pub fn allows(&self, level: Level) -> bool {
         self.levels.contains(&level)

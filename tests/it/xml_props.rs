@@ -134,7 +134,7 @@ proptest! {
         let sections: Vec<Node> = cat
             .sections
             .values()
-            .filter(|s| s.name != XML_EXTRA)
+            .filter(|s| s.name != XML_EXTRA && s.in_xml())
             .map(|s| node(&mut rng, &s.body, &s.name, 0))
             .collect();
         let mut root = XElem::new("config");
@@ -266,7 +266,7 @@ proptest! {
         let sections: Vec<Node> = cat
             .sections
             .values()
-            .filter(|s| s.name != XML_EXTRA)
+            .filter(|s| s.name != XML_EXTRA && s.in_xml())
             .map(|s| node(&mut rng, &s.body, &s.name, 0))
             .collect();
         let mut root = XElem::new("config");

@@ -165,6 +165,7 @@ fn cluster() -> String {
     s.push_str(
         "    ssh v1-enabled=#false {\n        ciphers \"aes256-ctr\" \"aes128-ctr\"\n    }\n",
     );
+    s.push_str("    cluster-mesh ping-interval-ms=1000\n");
     s.push_str("    scheduled-reports {\n        report \"weekly\" type=\"executive-summary\" schedule=\"weekly\" {\n            recipient \"postmaster@example.com\"\n        }\n    }\n");
     // What an AsyncOS XML import kept beyond the catalogue.
     s.push_str(

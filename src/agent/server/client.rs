@@ -35,6 +35,11 @@ pub struct Client {
 
 const NO_SIGNATURE: &str = "no valid signature for an accepted key";
 
+/// Machines log in with their host keys under these names; anyone else is a user.
+fn is_machine_login(user: &str) -> bool {
+    user == crate::agent::auth::PEER_USER || user == crate::agent::auth::JOIN_USER
+}
+
 impl Client {
     /// The handler of a new connection from `peer`.
     pub fn new(
@@ -100,12 +105,19 @@ impl russh::server::Handler for Client {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let hold = self.settle_unsigned(Instant::now());
-        let known = self
-            .agent
-            .node
-            .auth
-            .authorize_key(user, offer.public_key)
-            .is_some();
+        let known = if is_machine_login(user) {
+            self.agent
+                .node
+                .auth
+                .authorize_machine(user, offer.public_key)
+                .is_ok()
+        } else {
+            self.agent
+                .node
+                .auth
+                .authorize_key(user, offer.public_key)
+                .is_some()
+        };
         if known {
             self.unsigned = Some(user.to_owned());
         } else {
@@ -121,6 +133,23 @@ impl russh::server::Handler for Client {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         self.unsigned = None;
+        if is_machine_login(user) {
+            return match self.agent.node.auth.authorize_machine(user, key.public_key) {
+                Ok(principal) => {
+                    let auth =
+                        self.accept(user, crate::agent::users::Role::ReadOnly, "host key")?;
+                    if let Some(a) = &mut self.authed {
+                        a.principal = principal;
+                    }
+                    Ok(auth)
+                }
+                Err(why) => {
+                    let hold = self.refusal(user, "host key", &why, Instant::now());
+                    tokio::time::sleep_until(hold).await;
+                    Ok(Auth::reject())
+                }
+            };
+        }
         match self.agent.node.auth.authorize_key(user, key.public_key) {
             Some(role) => self.accept(user, role, "publickey"),
             None => {

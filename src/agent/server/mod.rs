@@ -84,6 +84,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     agent: Arc<Agent>,
 ) -> std::io::Result<()> {
+    if let Ok(bound) = listener.local_addr() {
+        super::mesh::start(&agent, bound);
+    }
     let limits = agent.state.settings.limits;
     let config = Arc::new(config(&agent));
     let gate = Gate::new(limits);

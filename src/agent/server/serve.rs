@@ -150,6 +150,26 @@ pub async fn serve(
             return;
         }
         greeted = true;
+        if let Request::PeerLink { machine } = &request {
+            match peer_link(&agent, &who, machine) {
+                Ok(()) => {
+                    if conn.send(&Response::PeerLinked).await.is_err() {
+                        return;
+                    }
+                    drop(token);
+                    if let Some(mesh) = agent.mesh.get() {
+                        mesh.adopt(machine.clone(), conn.retype());
+                    }
+                    return;
+                }
+                Err(refusal) => {
+                    tracing::warn!(%peer, %machine, "mesh link refused: {refusal}");
+                    let _ = conn.send(&Response::Denied { message: refusal }).await;
+                    conn.finish().await;
+                    return;
+                }
+            }
+        }
         let Some(slot) = in_flight.slots.take(&who.user) else {
             let busy = Response::error(
                 format!("user `{}` has too many requests in progress", who.user),
@@ -174,6 +194,33 @@ pub async fn serve(
             return;
         }
     }
+}
+
+/// Whether `who` may turn this channel into the mesh link of `machine`: only a member
+/// logged in with its own host key, to a running mesh.
+fn peer_link(
+    agent: &Agent,
+    who: &Authed,
+    machine: &crate::model::MachineName,
+) -> Result<(), String> {
+    match &who.principal {
+        crate::agent::auth::Principal::Peer(m) if m == machine => {}
+        crate::agent::auth::Principal::Peer(m) => {
+            return Err(format!(
+                "{m} logged in with its host key but asks for a link as {machine}"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "user `{}` is no member: only members open mesh links",
+                who.user
+            ));
+        }
+    }
+    if agent.mesh.get().is_none() {
+        return Err("this agent runs no mesh".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,259 @@
+//! `strata cluster join | list | connstatus | disconnect | reconnect | remove`: the mesh
+//! operations of clusterconfig, against the local agent (or `--target`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+use super::agent_args::TargetArgs;
+use super::args::Format;
+use super::connect::{connect, unexpected};
+use super::output::Output;
+use super::{CliError, Failure, Outcome};
+use crate::mesh::status::{ClusterListing, ConnStatus};
+use crate::mesh::{Request, Response, Secret};
+use crate::model::{GroupName, MachineName};
+
+/// What `cluster join` was told.
+pub struct JoinArgs<'a> {
+    /// The member, `HOST[:PORT]`.
+    pub address: &'a str,
+    /// The member's host-key fingerprint.
+    pub fingerprint: &'a str,
+    /// The group to join.
+    pub group: Option<GroupName>,
+    /// The passphrase file, if any.
+    pub passphrase_file: Option<&'a Path>,
+    /// Join with the pre-shared host key instead of the passphrase.
+    pub pre_shared: bool,
+    /// Do not ask before replacing the machine's settings.
+    pub yes: bool,
+    /// The local agent.
+    pub target: &'a TargetArgs,
+}
+
+/// Reads a passphrase: the first line of `file`, else STRATA_PASSPHRASE.
+pub fn read_passphrase(file: Option<&Path>, prompt: &str) -> Result<String, CliError> {
+    let pass = match file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                Failure::new(
+                    format!("cannot read {}: {e}", f.display()),
+                    "give a readable file",
+                )
+            })?;
+            text.lines().next().unwrap_or_default().to_owned()
+        }
+        None => match std::env::var("STRATA_PASSPHRASE") {
+            Ok(p) => p,
+            Err(_) => {
+                return Err(Failure::new(
+                    format!("no {prompt}: no --passphrase-file, no STRATA_PASSPHRASE"),
+                    "give --passphrase-file FILE",
+                ));
+            }
+        },
+    };
+    if pass.is_empty() {
+        return Err(Failure::new("the passphrase is empty", "give a passphrase"));
+    }
+    Ok(pass)
+}
+
+/// `cluster join`.
+pub fn join(args: JoinArgs<'_>, out: &Output) -> Result<Outcome, CliError> {
+    let passphrase = if args.pre_shared {
+        None
+    } else {
+        Some(Secret(read_passphrase(
+            args.passphrase_file,
+            "cluster admin passphrase",
+        )?))
+    };
+    let mut client = connect(args.target)?;
+    if !args.yes {
+        let warning = format!(
+            "joining replaces the clusterable settings of {} with the cluster's (its machine-only \
+             sections — interfaces, hostname, … — stay its own)",
+            client.machine
+        );
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::refused(
+                warning,
+                "run it again with --yes to go ahead",
+            ));
+        }
+        eprint!("{warning}; join? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "yes") {
+            return Err(Failure::refused("not joined", "nothing was changed"));
+        }
+    }
+    let request = Request::ClusterJoin {
+        address: args.address.to_owned(),
+        fingerprint: args.fingerprint.to_owned(),
+        group: args.group,
+        passphrase,
+    };
+    match client.request(request)? {
+        Response::Joined {
+            cluster,
+            member,
+            group,
+            replaced,
+            notes,
+        } => {
+            match out.format {
+                Format::Json => out.json(&json!({
+                    "joined": cluster, "machine": client.machine, "member": member,
+                    "group": group, "replaced": replaced, "notes": notes,
+                })),
+                _ => {
+                    let mut text = format!(
+                        "{} joined cluster {cluster} through {member}, in group {group}\n",
+                        client.machine
+                    );
+                    if !replaced.is_empty() {
+                        text.push_str(&format!(
+                            "its own settings replaced by the cluster's: {}\n",
+                            replaced.join(", ")
+                        ));
+                    }
+                    for n in notes {
+                        text.push_str(&format!("note: {n}\n"));
+                    }
+                    out.print(&text);
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `cluster list`.
+pub fn list(target: &TargetArgs, out: &Output) -> Result<Outcome, CliError> {
+    let mut client = connect(target)?;
+    match client.request(Request::ClusterList)? {
+        Response::ClusterList(listing) => {
+            match out.format {
+                Format::Json => out.json(&json!(listing)),
+                _ => out.print(&render_list(&listing)),
+            }
+            Ok(Outcome::Ok)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The seed's LIST: the cluster, then each group and its machines.
+pub fn render_list(l: &ClusterListing) -> String {
+    let Some(cluster) = &l.cluster else {
+        return format!("{} is standalone: in no cluster\n", l.machine);
+    };
+    let mut text = format!("Cluster {cluster} (as {} sees it)\n", l.machine);
+    for g in &l.groups {
+        text.push_str(&format!("\nGroup {}:\n", g.name));
+        if g.machines.is_empty() {
+            text.push_str("    (no machines)\n");
+        }
+        for m in &g.machines {
+            let serial = m.serial.as_deref().unwrap_or("-");
+            let mut state = m.reach.as_str().to_owned();
+            if m.unmanaged {
+                state.push_str(", unmanaged: no repo declares it");
+            }
+            text.push_str(&format!(
+                "    {} ({}) serial {serial}: {state}\n",
+                m.name, m.address
+            ));
+        }
+    }
+    text
+}
+
+/// `cluster connstatus`.
+pub fn connstatus(target: &TargetArgs, out: &Output) -> Result<Outcome, CliError> {
+    let mut client = connect(target)?;
+    match client.request(Request::ConnStatus)? {
+        Response::ConnStatus(status) => {
+            match out.format {
+                Format::Json => out.json(&json!(status)),
+                _ => out.print(&render_connstatus(&status)),
+            }
+            Ok(Outcome::Ok)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Every link as each machine reports it.
+pub fn render_connstatus(s: &ConnStatus) -> String {
+    let mut text = String::new();
+    for v in &s.views {
+        let age = match v.age_ms {
+            Some(0) => "now".to_owned(),
+            Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
+            None => "never reported".to_owned(),
+        };
+        text.push_str(&format!("{} ({age}):\n", v.machine));
+        if v.links.is_empty() {
+            text.push_str("    (no links)\n");
+        }
+        for l in &v.links {
+            let rtt = l
+                .rtt_ms
+                .map(|r| format!(", rtt {r:.1} ms"))
+                .unwrap_or_default();
+            let state = match (&l.via, l.up) {
+                (_, true) => format!("up{rtt}"),
+                (Some(via), false) => format!("down, routed via {via}"),
+                (None, false) => "down, unreachable".to_owned(),
+            };
+            text.push_str(&format!("    -> {}: {state}\n", l.to));
+        }
+    }
+    text
+}
+
+/// `cluster disconnect|reconnect|remove MACHINE`.
+pub fn membership(
+    target: &TargetArgs,
+    request: Request,
+    machine: &MachineName,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let verb = match request {
+        Request::Disconnect { .. } => "disconnected",
+        Request::Reconnect { .. } => "reconnected",
+        _ => "removed",
+    };
+    let mut client = connect(target)?;
+    match client.request(request)? {
+        Response::Applied { change_set, .. } => {
+            match out.format {
+                Format::Json => {
+                    out.json(&json!({ "machine": machine, verb: true, "change_set": change_set }))
+                }
+                _ => out.print(&format!(
+                    "{machine} {verb} (change set {})\n",
+                    change_set.id
+                )),
+            }
+            Ok(Outcome::Ok)
+        }
+        Response::Unchanged => {
+            match out.format {
+                Format::Json => {
+                    out.json(&json!({ "machine": machine, verb: true, "unchanged": true }))
+                }
+                _ => out.print(&format!("{machine} was {verb} already\n")),
+            }
+            Ok(Outcome::Ok)
+        }
+        other => Err(unexpected(other)),
+    }
+}
