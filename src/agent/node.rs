@@ -49,6 +49,8 @@ pub struct Changed {
     pub change_set: Arc<ChangeSet>,
     /// Committed here (not merged from a peer).
     pub local: bool,
+    /// The store was replaced (a join or a leave) and now holds only this history.
+    pub replaced: bool,
 }
 
 /// How many changes the mesh may fall behind before it resyncs instead.
@@ -80,7 +82,18 @@ impl<S: Store, A: Applier> Node<S, A> {
         let _ = self.changes.send(Changed {
             change_set: Arc::new(change_set.clone()),
             local,
+            replaced: false,
         });
+    }
+
+    fn announce_replaced(&self, core: &Core<S>) {
+        if let Ok(Some(last)) = core.store.change_sets().map(|s| s.last().cloned()) {
+            let _ = self.changes.send(Changed {
+                change_set: Arc::new(last),
+                local: false,
+                replaced: true,
+            });
+        }
     }
 
     /// This machine's name.
@@ -293,6 +306,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                     "this machine was removed from the cluster; it keeps its config as standalone settings"
                 );
                 core.leave(flat, wall_ms)?;
+                self.announce_replaced(&core);
                 return Ok(self.after_change(core));
             }
         }
@@ -307,6 +321,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     ) -> Result<RunReport, Refusal> {
         let mut core = self.lock_core();
         op(&mut core)?;
+        self.announce_replaced(&core);
         Ok(self.after_change(core))
     }
 }

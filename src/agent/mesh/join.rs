@@ -5,7 +5,7 @@
 //! is; the member records it in the membership and answers with the cluster's change
 //! sets, which replace the joiner's own state.
 
-use super::{Mesh, runtime::Event};
+use super::Mesh;
 use crate::agent::Agent;
 use crate::agent::auth::{Authed, JOIN_USER, Principal};
 use crate::agent::check::Authority;
@@ -150,7 +150,6 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
             Some("remove it on the member (`strata cluster remove`) and join again"),
         );
     }
-    mesh.refresh();
     let group = {
         agent
             .node
@@ -241,12 +240,5 @@ pub fn admit(agent: &Agent, who: &Authed, request: &JoinRequest) -> Response {
         cluster,
         change_sets,
         notes,
-    }
-}
-
-impl Mesh {
-    /// Rereads the membership (after the store was replaced).
-    pub fn refresh(&self) {
-        let _ = self.events.send(Event::Refresh);
     }
 }

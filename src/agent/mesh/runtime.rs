@@ -90,8 +90,6 @@ pub enum Event {
     Changed(Changed),
     /// The membership as the store now has it.
     Members(Live),
-    /// Reread the membership (the store was replaced).
-    Refresh,
     /// Send an envelope (built by a task, e.g. the answer to a `Have`).
     Send(Envelope),
     /// What `list` and `connstatus` show.
@@ -266,7 +264,7 @@ impl Runtime {
                 if c.local {
                     self.spread(&c.change_set);
                 }
-                if c.change_set.writes.keys().any(|k| {
+                if c.replaced || c.change_set.writes.keys().any(|k| {
                     k.is_membership()
                         || matches!(k, Key::Section { section, .. } if section.as_str() == "cluster-mesh")
                 }) {
@@ -274,7 +272,6 @@ impl Runtime {
                 }
             }
             Event::Members(live) => self.set_members(&live),
-            Event::Refresh => self.read_members(),
             Event::Send(env) => self.route(env),
             Event::Query(reply) => {
                 let _ = reply.send(self.snapshot());

@@ -14,6 +14,12 @@ pub fn answer<S: Store, A: Applier>(
     version: &str,
 ) -> Response {
     if protocol != PROTOCOL {
+        tracing::warn!(
+            user = %who.user,
+            theirs = protocol,
+            ours = PROTOCOL,
+            "refused: the client speaks another protocol (Strata {version})"
+        );
         return Response::error(
             format!(
                 "this agent speaks protocol {PROTOCOL} (Strata {}), the client {protocol} (Strata {version})",

@@ -1,0 +1,242 @@
+//! Benchmark: the peer mesh with real agents on loopback, each behind the tests'
+//! fault-injecting relay (`tests/support/relay.rs`).
+//!
+//! For N agents (default 5, 20 and 50; `STRATA_BENCH_MESH=5,20` to choose):
+//! - **formation**: machine 1 creates the cluster (ping interval [`PING_MS`]), the others
+//!   join it one after another with the admin passphrase; measured are the joins, and the
+//!   time from the last join until every member sees every link up;
+//! - **detection**: one machine is isolated (its relay black-holes every link); measured
+//!   is the time until every other member has raised its alert, read from the agents'
+//!   own log timestamps, in ping intervals;
+//! - **memory**: resident set (VmRSS) of every agent once the full mesh is idle.
+//!
+//! Run with `cargo bench --bench mesh`. Budget (issue 9): 20 agents form a full mesh in
+//! under 5 s; detection within 3 ping intervals; under 30 MB RSS per idle agent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "../tests/support/host.rs"]
+mod host;
+#[path = "../tests/support/relay.rs"]
+mod relay;
+
+use relay::{Relays, machine_ip};
+
+/// The cluster's ping interval in the benchmark.
+const PING_MS: u64 = 500;
+
+const PASSPHRASE: &str = "bench passphrase";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strata")
+}
+
+struct Machine {
+    name: String,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strata(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = strata(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn start(dir: &Path, name: &str, ip: std::net::Ipv4Addr, advertised: std::net::SocketAddr) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut perms = std::fs::metadata(dir).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
+    std::fs::set_permissions(dir, perms).unwrap();
+    std::fs::write(
+        dir.join("agent.kdl"),
+        format!("machine \"{name}\"\nlisten \"{ip}:0\"\naddress \"{advertised}\"\nauth-delay-ms 20\n"),
+    )
+    .unwrap();
+    Command::new(bin())
+        .args(["agent", "--state-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info,russh=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("agent.stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+fn sd(m: &Machine) -> String {
+    m.dir.display().to_string()
+}
+
+/// How many of `m`'s own links are up.
+fn links_up(m: &Machine) -> usize {
+    let out = strata(&["cluster", "connstatus", "--format", "json", "--state-dir", &sd(m)]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return 0;
+    };
+    v["views"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|view| view["machine"] == m.name.as_str())
+        .flat_map(|view| view["links"].as_array().cloned().unwrap_or_default())
+        .filter(|l| l["up"] == true)
+        .count()
+}
+
+/// Seconds since midnight of a tracing timestamp (`2026-12-02T00:53:51.143112Z`).
+fn log_time(line: &str) -> Option<f64> {
+    let t = line.split_whitespace().next()?.split('T').nth(1)?.trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+fn now_of_day() -> f64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    since % 86_400.0
+}
+
+fn run(n: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let relays = Relays::new(n);
+    let mut machines = Vec::new();
+    let started = Instant::now();
+    for i in 1..=n {
+        let name = format!("lab{i}.example.com");
+        let ip = machine_ip(i);
+        let advertised = relays.add(i, None);
+        let dir = tmp.path().join(format!("lab{i}"));
+        let child = start(&dir, &name, ip, advertised);
+        machines.push(Machine { name, dir, child });
+    }
+    for (i, m) in machines.iter().enumerate() {
+        wait_for("agent start", Duration::from_secs(60), || m.dir.join("address").exists());
+        let addr = std::fs::read_to_string(m.dir.join("address")).unwrap();
+        relays.set_target(i + 1, Some(addr.trim().parse().unwrap()));
+    }
+    let boot = started.elapsed();
+    let first = &machines[0];
+    ok(&["cluster", "create", "bench", "--state-dir", &sd(first)]);
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("cluster.kdl"),
+        format!(
+            "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={PING_MS}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
+            first.name
+        ),
+    )
+    .unwrap();
+    ok(&["apply", "--repo", &repo.display().to_string(), "--yes", "--state-dir", &sd(first)]);
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+    let pass = pass.display().to_string();
+    ok(&["cluster", "passwd", "--passphrase-file", &pass, "--state-dir", &sd(first)]);
+    let fp = {
+        let log = std::fs::read_to_string(first.dir.join("agent.stderr")).unwrap();
+        log.split("fingerprint: ").nth(1).unwrap().lines().next().unwrap().trim().to_owned()
+    };
+    let member = relays.addr(1).to_string();
+    let joins = Instant::now();
+    for m in &machines[1..] {
+        ok(&[
+            "cluster", "join", &member, "--fingerprint", &fp, "--passphrase-file", &pass, "--yes",
+            "--state-dir", &sd(m),
+        ]);
+    }
+    let joined = joins.elapsed();
+    let formed = wait_for("full mesh", Duration::from_secs(120), || {
+        machines.iter().all(|m| links_up(m) == n - 1)
+    });
+    // Idle a little, then read every agent's memory.
+    std::thread::sleep(Duration::from_secs(2));
+    let rss: Vec<u64> = machines
+        .iter()
+        .filter_map(|m| host::status_kib(m.child.id(), "VmRSS"))
+        .collect();
+    let mean = rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0;
+    let max = *rss.iter().max().unwrap_or(&0) as f64 / 1024.0;
+
+    // Isolate the last machine; every other one must alert.
+    let victim = machines.last().unwrap().name.clone();
+    let cut_at = now_of_day();
+    relays.isolate(n);
+    let mut detect: Vec<f64> = Vec::new();
+    wait_for("every member alerts", Duration::from_secs(60), || {
+        detect.clear();
+        for m in &machines[..n - 1] {
+            let log = std::fs::read_to_string(m.dir.join("agent.stderr")).unwrap_or_default();
+            let at = log
+                .lines()
+                .filter(|l| l.contains("peer unreachable") && l.contains(&victim))
+                .filter_map(log_time)
+                .find(|t| *t >= cut_at);
+            match at {
+                Some(t) => detect.push(t - cut_at),
+                None => return false,
+            }
+        }
+        true
+    });
+    detect.sort_by(f64::total_cmp);
+    let worst = detect.last().copied().unwrap_or_default();
+    println!(
+        "mesh n={n:>2}: agents up in {:>6.0} ms; {} joins in {:>6.0} ms ({:.0} ms each); full mesh {:>5.0} ms after the last join; \
+         isolation detected by all in {:>5.0} ms = {:.2} ping intervals (median {:.0} ms); RSS per idle agent mean {mean:.1} MB, max {max:.1} MB",
+        boot.as_secs_f64() * 1000.0,
+        n - 1,
+        joined.as_secs_f64() * 1000.0,
+        joined.as_secs_f64() * 1000.0 / (n - 1).max(1) as f64,
+        formed.as_secs_f64() * 1000.0,
+        worst * 1000.0,
+        worst * 1000.0 / PING_MS as f64,
+        detect[detect.len() / 2] * 1000.0,
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("STRATA_BENCH_MESH")
+        .unwrap_or_else(|_| "5,20,50".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for n in sizes {
+        run(n);
+    }
+}

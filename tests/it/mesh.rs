@@ -1,0 +1,253 @@
+//! The peer mesh with real agents behind real fault-injecting relays: the seed's example
+//! cluster formed by joining (one machine with a pre-shared key), the full mesh, a cut
+//! link routed around, an isolated machine alerted once and cleared, removal with the
+//! flattened config kept, and every refused join with its logged reason.
+
+use std::time::Duration;
+
+use crate::agent_support::{stderr, stdout};
+use crate::mesh_support::{MeshHarness, wait_until};
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+/// How long the mesh may take to notice anything (ping interval 100 ms in these tests).
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// Machine 1 creates the cluster, with the seed's groups and a fast ping interval (from
+/// a working-tree repo that declares only what exists yet), and sets the admin passphrase.
+fn create(h: &MeshHarness, tmp: &std::path::Path) -> String {
+    ok(&h.strata(1, &["cluster", "create", "americas"]));
+    let repo = tmp.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("cluster.kdl"),
+        "cluster \"americas\" {\n    cluster-mesh ping-interval-ms=100\n    dns { server \"10.0.0.53\"; }\n}\n\
+         group \"Main_Group\"\ngroup \"Paris\"\ngroup \"Rome\" { dns { server \"192.0.2.53\"; } }\n\
+         machine \"lab1.example.com\"\n",
+    )
+    .unwrap();
+    ok(&h.strata(1, &["apply", "--repo", &repo.display().to_string(), "--yes"]));
+    let pass = tmp.join("passphrase");
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+    let pass = pass.display().to_string();
+    ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
+    pass
+}
+
+fn join(h: &MeshHarness, i: usize, via: usize, pass: &str, extra: &[&str]) -> std::process::Output {
+    let member = h.machine(via);
+    let (addr, fp) = (member.relay.to_string(), member.fingerprint());
+    let mut args = vec!["cluster", "join", &addr, "--fingerprint", &fp, "--yes"];
+    args.extend_from_slice(extra);
+    if !extra.contains(&"--pre-shared") {
+        args.extend(["--passphrase-file", pass]);
+    }
+    h.strata(i, &args)
+}
+
+/// Every member's own view shows every link up.
+fn full_mesh(h: &MeshHarness, members: &[usize]) {
+    for &i in members {
+        wait_until(SETTLE, &format!("{} sees a full mesh", h.machine(i).name), || {
+            let status = json(&h.strata(i, &["cluster", "connstatus", "--format", "json"]));
+            let me = &h.machine(i).name;
+            let view = status["views"]
+                .as_array()
+                .and_then(|v| v.iter().find(|v| v["machine"] == me.as_str()))
+                .cloned()
+                .unwrap_or_default();
+            let links = view["links"].as_array().cloned().unwrap_or_default();
+            let up = links.iter().filter(|l| l["up"] == true).count();
+            if up == members.len() - 1 {
+                Ok(())
+            } else {
+                Err(status.to_string())
+            }
+        });
+    }
+}
+
+/// The link `from` → `to` as `from` reports it: (up, via).
+fn link(h: &MeshHarness, from: usize, to: usize) -> (bool, Option<String>) {
+    let status = json(&h.strata(from, &["cluster", "connstatus", "--format", "json"]));
+    let me = h.machine(from).name.clone();
+    let other = h.machine(to).name.clone();
+    let views = status["views"].as_array().cloned().unwrap_or_default();
+    let view = views.iter().find(|v| v["machine"] == me.as_str()).unwrap();
+    let l = view["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["to"] == other.as_str())
+        .unwrap()
+        .clone();
+    (l["up"] == true, l["via"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = MeshHarness::start(tmp.path(), 6);
+    let pass = create(&h, tmp.path());
+    // Machines 2–5 join with the admin passphrase, through different members.
+    let joined = ok(&join(&h, 2, 1, &pass, &[]));
+    assert!(joined.contains("lab2.example.com joined cluster americas through lab1.example.com, in group Main_Group"), "{joined}");
+    ok(&join(&h, 3, 2, &pass, &["--group", "Paris"]));
+    ok(&join(&h, 4, 1, &pass, &["--group", "Paris"]));
+    ok(&join(&h, 5, 3, &pass, &["--group", "Rome"]));
+    // Machine 6 with a pre-shared key: registered on machine 2, joined through machine 4
+    // (the pending list replicated).
+    let print = json(&h.strata(6, &["cluster", "prepjoin", "print", "--format", "json"]));
+    let (host, serial, key) = (
+        print["host"].as_str().unwrap().to_owned(),
+        print["serial"].as_str().unwrap().to_owned(),
+        print["key"].as_str().unwrap().to_owned(),
+    );
+    ok(&h.strata(2, &["cluster", "prepjoin", "add", &host, "--serial", &serial, "--key", &key]));
+    wait_until(SETTLE, "the pending join reaches machine 4", || {
+        let list = ok(&h.strata(4, &["cluster", "prepjoin", "list"]));
+        if list.contains(&host) { Ok(()) } else { Err(list) }
+    });
+    ok(&join(&h, 6, 4, &pass, &["--pre-shared", "--group", "Rome"]));
+
+    full_mesh(&h, &[1, 2, 3, 4, 5, 6]);
+    let listing = ok(&h.strata(5, &["cluster", "list"]));
+    for (group, machines) in [
+        ("Main_Group", &["lab1", "lab2"][..]),
+        ("Paris", &["lab3", "lab4"][..]),
+        ("Rome", &["lab5", "lab6"][..]),
+    ] {
+        let section = listing.split(&format!("Group {group}:")).nth(1).unwrap();
+        let section = section.split("\nGroup ").next().unwrap();
+        for m in machines {
+            assert!(section.contains(&format!("{m}.example.com")), "{group}: {listing}");
+        }
+    }
+    assert!(!listing.contains("unreachable"), "{listing}");
+
+    // Cut 1–2: both ends mark the direct link down and route through another member.
+    h.relays.cut(1, 2);
+    let via = wait_until(SETTLE, "lab1 routes around the cut link", || match link(&h, 1, 2) {
+        (false, Some(via)) if via != "lab2.example.com" => Ok(via),
+        seen => Err(format!("{seen:?}")),
+    });
+    let shown = ok(&h.strata(1, &["cluster", "connstatus"]));
+    assert!(shown.contains(&format!("-> lab2.example.com: down, routed via {via}")), "{shown}");
+    // A change made on machine 1 reaches machine 2 around the cut.
+    ok(&h.strata(1, &["cluster", "addgroup", "Milan"]));
+    wait_until(SETTLE, "lab2 gets the change through the route", || {
+        let list = ok(&h.strata(2, &["cluster", "list"]));
+        if list.contains("Group Milan") { Ok(()) } else { Err(list) }
+    });
+    let listing = ok(&h.strata(1, &["cluster", "list"]));
+    assert!(listing.contains("lab2.example.com (") && listing.contains(": routed"), "{listing}");
+    h.relays.restore(1, 2);
+    wait_until(SETTLE, "the cut link comes back", || match link(&h, 1, 2) {
+        (true, _) => Ok(()),
+        seen => Err(format!("{seen:?}")),
+    });
+
+    // Isolate machine 6: every other member raises the alert once, then clears it.
+    h.relays.isolate(6);
+    for i in 1..=5 {
+        wait_until(SETTLE, &format!("lab{i} alerts on lab6"), || {
+            let log = h.machine(i).log();
+            let lost = log.lines().filter(|l| l.contains("peer unreachable") && l.contains("lab6.example.com")).count();
+            if lost >= 1 { Ok(lost) } else { Err(format!("{lost} alerts")) }
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    h.relays.heal();
+    for i in 1..=5 {
+        wait_until(SETTLE, &format!("lab{i} clears the alert on lab6"), || {
+            let log = h.machine(i).log();
+            let lost = log.lines().filter(|l| l.contains("peer unreachable") && l.contains("lab6.example.com")).count();
+            let back = log.lines().filter(|l| l.contains("peer reachable") && l.contains("lab6.example.com")).count();
+            // Reachable once when it first joined, and once more now; lost once.
+            if lost == 1 && back >= 2 { Ok(()) } else { Err(format!("lost {lost}, back {back}")) }
+        });
+    }
+    full_mesh(&h, &[1, 2, 3, 4, 5, 6]);
+
+    // Remove machine 5 (from machine 1): it keeps running its flattened config.
+    ok(&h.strata(1, &["cluster", "remove", "lab5.example.com"]));
+    wait_until(SETTLE, "lab5 leaves", || {
+        let list = ok(&h.strata(5, &["cluster", "list"]));
+        if list.contains("standalone") { Ok(()) } else { Err(list) }
+    });
+    // Rome's dns, inherited while it was a member, is its own standalone setting now.
+    let dns = std::fs::read_to_string(h.machine(5).dir.join("running/dns.kdl")).unwrap();
+    assert!(dns.contains("192.0.2.53"), "{dns}");
+    let log = ok(&h.strata(5, &["log"]));
+    assert!(log.contains("left the cluster"), "{log}");
+    // The others forget it and refuse its key.
+    wait_until(SETTLE, "lab5's links are refused", || {
+        let log = h.machine(1).log();
+        if log.contains("not the host key of a member") { Ok(()) } else { Err("no refusal yet".into()) }
+    });
+    let listing = ok(&h.strata(2, &["cluster", "list"]));
+    assert!(!listing.contains("lab5"), "{listing}");
+}
+
+#[test]
+fn joins_that_must_fail_are_refused_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = MeshHarness::start(tmp.path(), 3);
+    let pass = create(&h, tmp.path());
+    let member = h.machine(1);
+    let addr = member.relay.to_string();
+
+    // A wrong fingerprint: the joiner never logs in.
+    let wrong_fp = h.machine(2).fingerprint();
+    let out = h.strata(2, &["cluster", "join", &addr, "--fingerprint", &wrong_fp, "--passphrase-file", &pass, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("check the fingerprint"), "{}", stderr(&out));
+    assert!(h.machine(2).log().contains("join failed"), "{}", h.machine(2).log());
+
+    // A wrong passphrase.
+    let bad = tmp.path().join("bad");
+    std::fs::write(&bad, "not it\n").unwrap();
+    let out = join(&h, 2, 1, &bad.display().to_string(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(h.machine(1).log().contains("login refused"), "{}", h.machine(1).log());
+
+    // A pre-shared join with a key nobody registered.
+    let out = join(&h, 3, 1, &pass, &["--pre-shared"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        h.machine(1).log().contains("not the host key of a machine registered with `prepjoin add`"),
+        "{}",
+        h.machine(1).log()
+    );
+
+    // Without --yes and without a terminal: refused before anything is asked of the member.
+    let out = h.strata(2, &["cluster", "join", &addr, "--fingerprint", &member.fingerprint(), "--passphrase-file", &pass]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+
+    // The good join, then a second one of the same machine is refused: it is in a cluster.
+    ok(&join(&h, 2, 1, &pass, &[]));
+    let out = join(&h, 2, 1, &pass, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already in cluster americas"), "{}", stderr(&out));
+
+    // Removing a machine that is no member says so.
+    let out = h.strata(1, &["cluster", "remove", "lab9.example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a member"), "{}", stderr(&out));
+}
