@@ -111,6 +111,7 @@ fn a_cut_black_holes_both_ways_and_restore_lets_new_connections_flow() {
     // A new connection is accepted and black-holed too, never reaching the echo server.
     let mut fresh = e.connect(2, 1);
     held(&mut fresh, b"nothing");
+    assert_eq!(e.relays.open_connections(1, 2), 3, "held, not closed");
 
     e.relays.restore(2, 1);
     assert_eq!(e.relays.fault(1, 2), None);
@@ -121,6 +122,10 @@ fn a_cut_black_holes_both_ways_and_restore_lets_new_connections_flow() {
     for s in [&mut two_one, &mut one_two, &mut fresh] {
         wait_until(PATIENCE, "a held connection closed", || closed(s));
     }
+    wait_until(PATIENCE, "only the new 1–2 connection open", || {
+        let n = e.relays.open_connections(1, 2);
+        (n == 1).then_some(()).ok_or(format!("{n} open"))
+    });
     echoes(&mut three_one, b"unaffected");
 }
 
@@ -228,6 +233,7 @@ fn connections_from_outside_are_never_cut() {
         &mut e.connect_from_ip(std::net::Ipv4Addr::LOCALHOST, 2),
         b"new",
     );
+    // Not attributed to any pair of machines.
     assert_eq!(e.relays.open_connections(1, 2), 0);
 }
 

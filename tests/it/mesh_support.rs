@@ -15,7 +15,9 @@
 //! machine `i`'s relay, still from `127.0.0.1` (outside, never cut).
 //!
 //! Linux routes all of `127.0.0.0/8` to `lo` with no setup, so the extra addresses just
-//! work; on macOS each would need `ifconfig lo0 alias 127.0.0.N`.
+//! work (on macOS each would need `ifconfig lo0 alias 127.0.0.N`); its local route says
+//! `src 127.0.0.1`, so a connection that binds no address — the CLI's — comes from
+//! `127.0.0.1` whichever 127.0.0.x it goes to.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
