@@ -12,7 +12,7 @@ pub struct TestAgent {
     pub child: Child,
     /// Its state dir.
     pub dir: PathBuf,
-    /// `127.0.0.1:PORT`.
+    /// Where it listens, `IP:PORT` (`127.0.0.1:PORT` unless started with `start_on`).
     pub addr: String,
 }
 
@@ -20,13 +20,20 @@ impl TestAgent {
     /// Starts an agent on a free loopback port (the agent binds port 0 and writes the
     /// bound address to `address` in its state dir once it listens).
     pub fn start(dir: &Path, machine: &str) -> TestAgent {
+        TestAgent::start_on(dir, machine, "127.0.0.1:0")
+    }
+
+    /// Starts an agent listening on `listen` (`--listen`, which overrides `agent.kdl`'s;
+    /// an `agent.kdl` already in `dir` is kept, else a default one is written) and waits
+    /// until it listens.
+    pub fn start_on(dir: &Path, machine: &str, listen: &str) -> TestAgent {
         let address = dir.join("address");
         let _ = std::fs::remove_file(&address);
         std::fs::create_dir_all(dir).unwrap();
         // Short refusal delays keep the tests quick; the growth is what is tested.
         let settings = dir.join("agent.kdl");
         if !settings.exists() {
-            let text = format!("machine \"{machine}\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\n");
+            let text = format!("machine \"{machine}\"\nlisten \"{listen}\"\nauth-delay-ms 20\n");
             std::fs::write(settings, text).unwrap();
         }
         let log = std::fs::OpenOptions::new()
@@ -37,7 +44,7 @@ impl TestAgent {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args(["agent", "--state-dir"])
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0", "--machine", machine])
+            .args(["--listen", listen, "--machine", machine])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -70,14 +77,12 @@ impl TestAgent {
 
     /// The host key's fingerprint, as OpenSSH prints it.
     pub fn fingerprint(&self) -> String {
-        let key = russh::keys::load_secret_key(self.dir.join("host_key"), None).unwrap();
-        key.public_key().fingerprint(HashAlg::Sha256).to_string()
+        host_key_fingerprint(&self.dir)
     }
 
     /// The host key's public half in OpenSSH format.
     pub fn host_public_key(&self) -> String {
-        let key = russh::keys::load_secret_key(self.dir.join("host_key"), None).unwrap();
-        key.public_key().to_openssh().unwrap()
+        host_public_key(&self.dir)
     }
 
     /// Kills the agent with SIGKILL and waits for it.
@@ -100,6 +105,19 @@ impl Drop for TestAgent {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The fingerprint of the host key in state dir `dir`, as OpenSSH prints it (the key
+/// stays after the agent stops).
+pub fn host_key_fingerprint(dir: &Path) -> String {
+    let key = russh::keys::load_secret_key(dir.join("host_key"), None).unwrap();
+    key.public_key().fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// The public half of the host key in state dir `dir`, in OpenSSH format.
+pub fn host_public_key(dir: &Path) -> String {
+    let key = russh::keys::load_secret_key(dir.join("host_key"), None).unwrap();
+    key.public_key().to_openssh().unwrap()
 }
 
 /// Runs `strata` with `args` (no colour, never wrapped).

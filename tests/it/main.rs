@@ -20,6 +20,8 @@ mod fuzz;
 mod kdl_stack;
 mod layering_props;
 mod mesh_client;
+mod mesh_harness;
+mod mesh_support;
 mod support;
 mod support_files;
 mod xml_cli;
@@ -34,6 +36,8 @@ mod fleet;
 mod git;
 #[path = "../support/host.rs"]
 mod host;
+#[path = "../support/relay.rs"]
+mod relay;
 
 /// Every `tests/it/*.rs` file must be listed above, or its tests silently never run.
 #[test]
