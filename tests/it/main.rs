@@ -19,6 +19,7 @@ mod corpus;
 mod fuzz;
 mod kdl_stack;
 mod layering_props;
+mod mesh;
 mod mesh_client;
 mod mesh_harness;
 mod mesh_support;
