@@ -1,6 +1,6 @@
 //! The in-memory twin of the disk store, for tests that need no files.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use super::{
     ChangeSet, CommitError, Entry, Hlc, Live, Merged, Proposal, Store, StoreError, Version, Writes,
@@ -12,7 +12,8 @@ use super::{
 pub struct MemoryStore {
     live: Live,
     sets: Vec<ChangeSet>,
-    versions: BTreeSet<Version>,
+    /// Each change set's version → its place in `sets`.
+    versions: BTreeMap<Version, usize>,
 }
 
 impl MemoryStore {
@@ -26,7 +27,7 @@ impl MemoryStore {
             let value = cs.writes.get(&key).cloned().flatten();
             self.live.insert(key, entry_of(&cs, value));
         }
-        self.versions.insert(cs.version.clone());
+        self.versions.insert(cs.version.clone(), self.sets.len());
         self.sets.push(cs.clone());
         cs
     }
@@ -59,7 +60,7 @@ impl Store for MemoryStore {
     }
 
     fn merge(&mut self, cs: ChangeSet) -> Result<Merged, StoreError> {
-        if self.versions.contains(&cs.version) {
+        if self.versions.contains_key(&cs.version) {
             return Ok(Merged::default());
         }
         let won = winners(&cs, |k| self.live.get(k));
@@ -71,10 +72,17 @@ impl Store for MemoryStore {
         Ok(self.sets.clone())
     }
 
+    fn change_sets_of(&self, versions: &[Version]) -> Result<Vec<ChangeSet>, StoreError> {
+        Ok(versions
+            .iter()
+            .filter_map(|v| self.versions.get(v).map(|&i| self.sets[i].clone()))
+            .collect())
+    }
+
     fn last_hlc(&self) -> Result<Hlc, StoreError> {
         Ok(self
             .versions
-            .iter()
+            .keys()
             .map(|v| v.hlc)
             .max()
             .unwrap_or_default())
