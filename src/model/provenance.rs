@@ -118,10 +118,12 @@ impl ChangeSetId {
         hash.update(version.hlc.0.to_be_bytes());
         hash.update(version.origin.as_bytes());
         let digest = hash.finalize();
-        let hex: String = digest[..Self::LEN / 2]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = String::with_capacity(Self::LEN);
+        for b in &digest[..Self::LEN / 2] {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
         ChangeSetId(hex)
     }
 

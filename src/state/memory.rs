@@ -21,15 +21,15 @@ impl MemoryStore {
         &mut self,
         mut cs: ChangeSet,
         keys: impl IntoIterator<Item = super::Key>,
-    ) -> ChangeSet {
+    ) -> &ChangeSet {
         cs.seq = self.sets.len() as u64 + 1;
         for key in keys {
             let value = cs.writes.get(&key).cloned().flatten();
             self.live.insert(key, entry_of(&cs, value));
         }
         self.versions.insert(cs.version.clone(), self.sets.len());
-        self.sets.push(cs.clone());
-        cs
+        self.sets.push(cs);
+        &self.sets[self.sets.len() - 1]
     }
 }
 
@@ -56,7 +56,9 @@ impl Store for MemoryStore {
             return Err(CommitError::Stale(conflicts));
         }
         let keys: Vec<_> = p.writes.keys().cloned().collect();
-        Ok(self.record(change_set(p.version, p.wall_ms, p.meta, p.writes), keys))
+        Ok(self
+            .record(change_set(p.version, p.wall_ms, p.meta, p.writes), keys)
+            .clone())
     }
 
     fn merge(&mut self, cs: ChangeSet) -> Result<Merged, StoreError> {
