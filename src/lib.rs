@@ -23,6 +23,9 @@
 //! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering;
 //!   machines' effective changes resolved with the catalogue on each side.
 //! - [`source`]: desired state from a working tree or a git ref (git objects, no checkout).
+//! - [`replica`]: anti-entropy, pure: the index of the change sets a machine holds, its
+//!   compact summary, and the exchange by which two peers send each other exactly what
+//!   the other lacks.
 //! - [`state`]: the durable store: versioned entries, change sets; a base-checked
 //!   `commit` and a last-writer-wins `merge` (redb, and its in-memory twin).
 //! - [`agent`]: the daemon: state dir, SSH server (`run(listener, shutdown)`, answering
@@ -47,6 +50,7 @@ pub mod edit;
 pub mod mesh;
 pub mod model;
 pub mod plan;
+pub mod replica;
 pub mod report;
 pub mod resolve;
 pub mod schema;

@@ -20,8 +20,8 @@ use redb::{
 
 use super::memory::{change_set, entry_of};
 use super::{
-    ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError, check_base,
-    migrate, winners,
+    ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError, Version,
+    check_base, migrate, winners,
 };
 use crate::model::ENCODING;
 
@@ -295,6 +295,28 @@ impl Store for DiskStore {
         for row in table.iter().map_err(backend)? {
             let (k, v) = row.map_err(backend)?;
             out.push(decode(&format!("change set {}", k.value()), v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn change_sets_of(&self, versions: &[Version]) -> Result<Vec<ChangeSet>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let seqs = tx.open_table(VERSIONS).map_err(backend)?;
+        let sets = tx.open_table(CHANGE_SETS).map_err(backend)?;
+        let mut out = Vec::with_capacity(versions.len());
+        for version in versions {
+            let Some(seq) = seqs.get(version.to_string().as_str()).map_err(backend)? else {
+                continue;
+            };
+            let seq = seq.value();
+            let row = sets
+                .get(seq)
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: format!("version {version}"),
+                    message: format!("names change set {seq}, which is not there"),
+                })?;
+            out.push(decode(&format!("change set {seq}"), row.value())?);
         }
         Ok(out)
     }

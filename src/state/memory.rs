@@ -1,6 +1,6 @@
 //! The in-memory twin of the disk store, for tests that need no files.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use super::{
     ChangeSet, CommitError, Entry, Hlc, Live, Merged, Proposal, Store, StoreError, Version, Writes,
@@ -12,7 +12,8 @@ use super::{
 pub struct MemoryStore {
     live: Live,
     sets: Vec<ChangeSet>,
-    versions: BTreeSet<Version>,
+    /// Each change set's version → its place in `sets`.
+    versions: BTreeMap<Version, usize>,
     /// The clock reading before the last [`Store::replace`].
     floor: Hlc,
 }
@@ -22,15 +23,15 @@ impl MemoryStore {
         &mut self,
         mut cs: ChangeSet,
         keys: impl IntoIterator<Item = super::Key>,
-    ) -> ChangeSet {
+    ) -> &ChangeSet {
         cs.seq = self.sets.len() as u64 + 1;
         for key in keys {
             let value = cs.writes.get(&key).cloned().flatten();
             self.live.insert(key, entry_of(&cs, value));
         }
-        self.versions.insert(cs.version.clone());
-        self.sets.push(cs.clone());
-        cs
+        self.versions.insert(cs.version.clone(), self.sets.len());
+        self.sets.push(cs);
+        &self.sets[self.sets.len() - 1]
     }
 }
 
@@ -57,11 +58,13 @@ impl Store for MemoryStore {
             return Err(CommitError::Stale(conflicts));
         }
         let keys: Vec<_> = p.writes.keys().cloned().collect();
-        Ok(self.record(change_set(p.version, p.wall_ms, p.meta, p.writes), keys))
+        Ok(self
+            .record(change_set(p.version, p.wall_ms, p.meta, p.writes), keys)
+            .clone())
     }
 
     fn merge(&mut self, cs: ChangeSet) -> Result<Merged, StoreError> {
-        if self.versions.contains(&cs.version) {
+        if self.versions.contains_key(&cs.version) {
             return Ok(Merged::default());
         }
         let won = winners(&cs, |k| self.live.get(k));
@@ -86,10 +89,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn change_sets_of(&self, versions: &[Version]) -> Result<Vec<ChangeSet>, StoreError> {
+        Ok(versions
+            .iter()
+            .filter_map(|v| self.versions.get(v).map(|&i| self.sets[i].clone()))
+            .collect())
+    }
+
     fn last_hlc(&self) -> Result<Hlc, StoreError> {
         Ok(self
             .versions
-            .iter()
+            .keys()
             .map(|v| v.hlc)
             .max()
             .unwrap_or_default()

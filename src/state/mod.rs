@@ -260,6 +260,11 @@ pub trait Store {
     /// was, so later versions from this machine stay greater than earlier ones.
     fn replace(&mut self, change_sets: Vec<ChangeSet>) -> Result<(), StoreError>;
 
+    /// The change sets whose versions are `versions`, in that order, leaving out those
+    /// this store does not hold: what replication sends a peer, found by version
+    /// without reading the whole history.
+    fn change_sets_of(&self, versions: &[Version]) -> Result<Vec<ChangeSet>, StoreError>;
+
     /// The greatest clock reading any change set carries (to restart the clock after it).
     fn last_hlc(&self) -> Result<Hlc, StoreError>;
 }
@@ -537,6 +542,16 @@ pub(crate) mod tests {
             sets.iter().map(|c| c.seq).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
+        // Found by version, in the order asked, without the ones it does not hold.
+        let found = store
+            .change_sets_of(&[
+                version(40, "lab9"),
+                version(99, "lab1"),
+                version(10, "lab1"),
+            ])
+            .unwrap();
+        assert_eq!(found, [sets[4].clone(), sets[0].clone()]);
+        assert!(store.change_sets_of(&[]).unwrap().is_empty());
         // As of lab2's change set, lab3's older write is in the past too, but it lost.
         let at = state_as_of(&sets, &version(40, "lab2"));
         assert_eq!(at[&ntp], writes(&[("cluster/ntp", Some("ntp"))])[&ntp]);
