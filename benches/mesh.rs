@@ -65,14 +65,21 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn start(dir: &Path, name: &str, ip: std::net::Ipv4Addr, advertised: std::net::SocketAddr) -> Child {
+fn start(
+    dir: &Path,
+    name: &str,
+    ip: std::net::Ipv4Addr,
+    advertised: std::net::SocketAddr,
+) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     let mut perms = std::fs::metadata(dir).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o700);
     std::fs::set_permissions(dir, perms).unwrap();
     std::fs::write(
         dir.join("agent.kdl"),
-        format!("machine \"{name}\"\nlisten \"{ip}:0\"\naddress \"{advertised}\"\nauth-delay-ms 20\n"),
+        format!(
+            "machine \"{name}\"\nlisten \"{ip}:0\"\naddress \"{advertised}\"\nauth-delay-ms 20\n"
+        ),
     )
     .unwrap();
     Command::new(bin())
@@ -88,7 +95,10 @@ fn start(dir: &Path, name: &str, ip: std::net::Ipv4Addr, advertised: std::net::S
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !f() {
-        assert!(started.elapsed() < timeout, "{what}: not within {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     started.elapsed()
@@ -100,7 +110,14 @@ fn sd(m: &Machine) -> String {
 
 /// How many of `m`'s own links are up.
 fn links_up(m: &Machine) -> usize {
-    let out = strata(&["cluster", "connstatus", "--format", "json", "--state-dir", &sd(m)]);
+    let out = strata(&[
+        "cluster",
+        "connstatus",
+        "--format",
+        "json",
+        "--state-dir",
+        &sd(m),
+    ]);
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
         return 0;
     };
@@ -116,7 +133,12 @@ fn links_up(m: &Machine) -> usize {
 
 /// Seconds since midnight of a tracing timestamp (`2026-12-02T00:53:51.143112Z`).
 fn log_time(line: &str) -> Option<f64> {
-    let t = line.split_whitespace().next()?.split('T').nth(1)?.trim_end_matches('Z');
+    let t = line
+        .split_whitespace()
+        .next()?
+        .split('T')
+        .nth(1)?
+        .trim_end_matches('Z');
     let mut parts = t.split(':');
     let h: f64 = parts.next()?.parse().ok()?;
     let m: f64 = parts.next()?.parse().ok()?;
@@ -146,7 +168,9 @@ fn run(n: usize) {
         machines.push(Machine { name, dir, child });
     }
     for (i, m) in machines.iter().enumerate() {
-        wait_for("agent start", Duration::from_secs(60), || m.dir.join("address").exists());
+        wait_for("agent start", Duration::from_secs(60), || {
+            m.dir.join("address").exists()
+        });
         let addr = std::fs::read_to_string(m.dir.join("address")).unwrap();
         relays.set_target(i + 1, Some(addr.trim().parse().unwrap()));
     }
@@ -163,21 +187,50 @@ fn run(n: usize) {
         ),
     )
     .unwrap();
-    ok(&["apply", "--repo", &repo.display().to_string(), "--yes", "--state-dir", &sd(first)]);
+    ok(&[
+        "apply",
+        "--repo",
+        &repo.display().to_string(),
+        "--yes",
+        "--state-dir",
+        &sd(first),
+    ]);
     let pass = tmp.path().join("pass");
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
     let pass = pass.display().to_string();
-    ok(&["cluster", "passwd", "--passphrase-file", &pass, "--state-dir", &sd(first)]);
+    ok(&[
+        "cluster",
+        "passwd",
+        "--passphrase-file",
+        &pass,
+        "--state-dir",
+        &sd(first),
+    ]);
     let fp = {
         let log = std::fs::read_to_string(first.dir.join("agent.stderr")).unwrap();
-        log.split("fingerprint: ").nth(1).unwrap().lines().next().unwrap().trim().to_owned()
+        log.split("fingerprint: ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned()
     };
     let member = relays.addr(1).to_string();
     let joins = Instant::now();
     for m in &machines[1..] {
         ok(&[
-            "cluster", "join", &member, "--fingerprint", &fp, "--passphrase-file", &pass, "--yes",
-            "--state-dir", &sd(m),
+            "cluster",
+            "join",
+            &member,
+            "--fingerprint",
+            &fp,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+            "--state-dir",
+            &sd(m),
         ]);
     }
     let joined = joins.elapsed();

@@ -131,6 +131,14 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.lock_core().store.live_under(prefixes)
     }
 
+    /// The change sets of `versions` that the store holds, in that order.
+    pub fn change_sets_of(
+        &self,
+        versions: &[crate::state::Version],
+    ) -> Result<Vec<ChangeSet>, StoreError> {
+        self.lock_core().store.change_sets_of(versions)
+    }
+
     /// Every change set, in this store's order.
     pub fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {
         self.lock_core().store.change_sets()

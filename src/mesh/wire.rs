@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::table::LinkReport;
 use crate::model::MachineName;
-use crate::state::{ChangeSet, ChangeSetId};
+use crate::replica::SyncMsg;
+use crate::state::ChangeSet;
 
 /// How many hops an envelope may take before it is dropped (a full mesh needs two at
 /// most; the bound stops a loop made of stale routes).
@@ -45,9 +46,7 @@ pub enum PeerMsg {
         /// Oldest first.
         sets: Vec<ChangeSet>,
     },
-    /// The change sets the sender holds, so the receiver sends what it lacks.
-    Have {
-        /// Every id the sender holds.
-        ids: Vec<ChangeSetId>,
-    },
+    /// Anti-entropy: which change sets the sender holds, compactly
+    /// ([`crate::replica`]); each side then sends what the other lacks.
+    Sync(SyncMsg),
 }

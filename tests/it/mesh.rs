@@ -41,7 +41,10 @@ fn create(h: &MeshHarness, tmp: &std::path::Path) -> String {
          machine \"lab1.example.com\"\n",
     )
     .unwrap();
-    ok(&h.strata(1, &["apply", "--repo", &repo.display().to_string(), "--yes"]));
+    ok(&h.strata(
+        1,
+        &["apply", "--repo", &repo.display().to_string(), "--yes"],
+    ));
     let pass = tmp.join("passphrase");
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
     let pass = pass.display().to_string();
@@ -63,22 +66,26 @@ fn join(h: &MeshHarness, i: usize, via: usize, pass: &str, extra: &[&str]) -> st
 /// Every member's own view shows every link up.
 fn full_mesh(h: &MeshHarness, members: &[usize]) {
     for &i in members {
-        wait_until(SETTLE, &format!("{} sees a full mesh", h.machine(i).name), || {
-            let status = json(&h.strata(i, &["cluster", "connstatus", "--format", "json"]));
-            let me = &h.machine(i).name;
-            let view = status["views"]
-                .as_array()
-                .and_then(|v| v.iter().find(|v| v["machine"] == me.as_str()))
-                .cloned()
-                .unwrap_or_default();
-            let links = view["links"].as_array().cloned().unwrap_or_default();
-            let up = links.iter().filter(|l| l["up"] == true).count();
-            if up == members.len() - 1 {
-                Ok(())
-            } else {
-                Err(status.to_string())
-            }
-        });
+        wait_until(
+            SETTLE,
+            &format!("{} sees a full mesh", h.machine(i).name),
+            || {
+                let status = json(&h.strata(i, &["cluster", "connstatus", "--format", "json"]));
+                let me = &h.machine(i).name;
+                let view = status["views"]
+                    .as_array()
+                    .and_then(|v| v.iter().find(|v| v["machine"] == me.as_str()))
+                    .cloned()
+                    .unwrap_or_default();
+                let links = view["links"].as_array().cloned().unwrap_or_default();
+                let up = links.iter().filter(|l| l["up"] == true).count();
+                if up == members.len() - 1 {
+                    Ok(())
+                } else {
+                    Err(status.to_string())
+                }
+            },
+        );
     }
 }
 
@@ -106,7 +113,12 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
     let pass = create(&h, tmp.path());
     // Machines 2–5 join with the admin passphrase, through different members.
     let joined = ok(&join(&h, 2, 1, &pass, &[]));
-    assert!(joined.contains("lab2.example.com joined cluster americas through lab1.example.com, in group Main_Group"), "{joined}");
+    assert!(
+        joined.contains(
+            "lab2.example.com joined cluster americas through lab1.example.com, in group Main_Group"
+        ),
+        "{joined}"
+    );
     ok(&join(&h, 3, 2, &pass, &["--group", "Paris"]));
     ok(&join(&h, 4, 1, &pass, &["--group", "Paris"]));
     ok(&join(&h, 5, 3, &pass, &["--group", "Rome"]));
@@ -118,10 +130,19 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
         print["serial"].as_str().unwrap().to_owned(),
         print["key"].as_str().unwrap().to_owned(),
     );
-    ok(&h.strata(2, &["cluster", "prepjoin", "add", &host, "--serial", &serial, "--key", &key]));
+    ok(&h.strata(
+        2,
+        &[
+            "cluster", "prepjoin", "add", &host, "--serial", &serial, "--key", &key,
+        ],
+    ));
     wait_until(SETTLE, "the pending join reaches machine 4", || {
         let list = ok(&h.strata(4, &["cluster", "prepjoin", "list"]));
-        if list.contains(&host) { Ok(()) } else { Err(list) }
+        if list.contains(&host) {
+            Ok(())
+        } else {
+            Err(list)
+        }
     });
     ok(&join(&h, 6, 4, &pass, &["--pre-shared", "--group", "Rome"]));
 
@@ -135,27 +156,42 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
         let section = listing.split(&format!("Group {group}:")).nth(1).unwrap();
         let section = section.split("\nGroup ").next().unwrap();
         for m in machines {
-            assert!(section.contains(&format!("{m}.example.com")), "{group}: {listing}");
+            assert!(
+                section.contains(&format!("{m}.example.com")),
+                "{group}: {listing}"
+            );
         }
     }
     assert!(!listing.contains("unreachable"), "{listing}");
 
     // Cut 1–2: both ends mark the direct link down and route through another member.
     h.relays.cut(1, 2);
-    let via = wait_until(SETTLE, "lab1 routes around the cut link", || match link(&h, 1, 2) {
-        (false, Some(via)) if via != "lab2.example.com" => Ok(via),
-        seen => Err(format!("{seen:?}")),
+    let via = wait_until(SETTLE, "lab1 routes around the cut link", || {
+        match link(&h, 1, 2) {
+            (false, Some(via)) if via != "lab2.example.com" => Ok(via),
+            seen => Err(format!("{seen:?}")),
+        }
     });
     let shown = ok(&h.strata(1, &["cluster", "connstatus"]));
-    assert!(shown.contains(&format!("-> lab2.example.com: down, routed via {via}")), "{shown}");
+    assert!(
+        shown.contains(&format!("-> lab2.example.com: down, routed via {via}")),
+        "{shown}"
+    );
     // A change made on machine 1 reaches machine 2 around the cut.
     ok(&h.strata(1, &["cluster", "addgroup", "Milan"]));
     wait_until(SETTLE, "lab2 gets the change through the route", || {
         let list = ok(&h.strata(2, &["cluster", "list"]));
-        if list.contains("Group Milan") { Ok(()) } else { Err(list) }
+        if list.contains("Group Milan") {
+            Ok(())
+        } else {
+            Err(list)
+        }
     });
     let listing = ok(&h.strata(1, &["cluster", "list"]));
-    assert!(listing.contains("lab2.example.com (") && listing.contains(": routed"), "{listing}");
+    assert!(
+        listing.contains("lab2.example.com (") && listing.contains(": routed"),
+        "{listing}"
+    );
     h.relays.restore(1, 2);
     wait_until(SETTLE, "the cut link comes back", || match link(&h, 1, 2) {
         (true, _) => Ok(()),
@@ -167,8 +203,15 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
     for i in 1..=5 {
         wait_until(SETTLE, &format!("lab{i} alerts on lab6"), || {
             let log = h.machine(i).log();
-            let lost = log.lines().filter(|l| l.contains("peer unreachable") && l.contains("lab6.example.com")).count();
-            if lost >= 1 { Ok(lost) } else { Err(format!("{lost} alerts")) }
+            let lost = log
+                .lines()
+                .filter(|l| l.contains("peer unreachable") && l.contains("lab6.example.com"))
+                .count();
+            if lost >= 1 {
+                Ok(lost)
+            } else {
+                Err(format!("{lost} alerts"))
+            }
         });
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -176,10 +219,20 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
     for i in 1..=5 {
         wait_until(SETTLE, &format!("lab{i} clears the alert on lab6"), || {
             let log = h.machine(i).log();
-            let lost = log.lines().filter(|l| l.contains("peer unreachable") && l.contains("lab6.example.com")).count();
-            let back = log.lines().filter(|l| l.contains("peer reachable") && l.contains("lab6.example.com")).count();
+            let lost = log
+                .lines()
+                .filter(|l| l.contains("peer unreachable") && l.contains("lab6.example.com"))
+                .count();
+            let back = log
+                .lines()
+                .filter(|l| l.contains("peer reachable") && l.contains("lab6.example.com"))
+                .count();
             // Reachable once when it first joined, and once more now; lost once.
-            if lost == 1 && back >= 2 { Ok(()) } else { Err(format!("lost {lost}, back {back}")) }
+            if lost == 1 && back >= 2 {
+                Ok(())
+            } else {
+                Err(format!("lost {lost}, back {back}"))
+            }
         });
     }
     full_mesh(&h, &[1, 2, 3, 4, 5, 6]);
@@ -188,7 +241,11 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
     ok(&h.strata(1, &["cluster", "remove", "lab5.example.com"]));
     wait_until(SETTLE, "lab5 leaves", || {
         let list = ok(&h.strata(5, &["cluster", "list"]));
-        if list.contains("standalone") { Ok(()) } else { Err(list) }
+        if list.contains("standalone") {
+            Ok(())
+        } else {
+            Err(list)
+        }
     });
     // Rome's dns, inherited while it was a member, is its own standalone setting now.
     let dns = std::fs::read_to_string(h.machine(5).dir.join("running/dns.kdl")).unwrap();
@@ -198,7 +255,11 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
     // The others forget it and refuse its key.
     wait_until(SETTLE, "lab5's links are refused", || {
         let log = h.machine(1).log();
-        if log.contains("not the host key of a member") { Ok(()) } else { Err("no refusal yet".into()) }
+        if log.contains("not the host key of a member") {
+            Ok(())
+        } else {
+            Err("no refusal yet".into())
+        }
     });
     let listing = ok(&h.strata(2, &["cluster", "list"]));
     assert!(!listing.contains("lab5"), "{listing}");
@@ -214,29 +275,66 @@ fn joins_that_must_fail_are_refused_with_a_reason() {
 
     // A wrong fingerprint: the joiner never logs in.
     let wrong_fp = h.machine(2).fingerprint();
-    let out = h.strata(2, &["cluster", "join", &addr, "--fingerprint", &wrong_fp, "--passphrase-file", &pass, "--yes"]);
+    let out = h.strata(
+        2,
+        &[
+            "cluster",
+            "join",
+            &addr,
+            "--fingerprint",
+            &wrong_fp,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("check the fingerprint"), "{}", stderr(&out));
-    assert!(h.machine(2).log().contains("join failed"), "{}", h.machine(2).log());
+    assert!(
+        stderr(&out).contains("check the fingerprint"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        h.machine(2).log().contains("join failed"),
+        "{}",
+        h.machine(2).log()
+    );
 
     // A wrong passphrase.
     let bad = tmp.path().join("bad");
     std::fs::write(&bad, "not it\n").unwrap();
     let out = join(&h, 2, 1, &bad.display().to_string(), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(h.machine(1).log().contains("login refused"), "{}", h.machine(1).log());
+    assert!(
+        h.machine(1).log().contains("login refused"),
+        "{}",
+        h.machine(1).log()
+    );
 
     // A pre-shared join with a key nobody registered.
     let out = join(&h, 3, 1, &pass, &["--pre-shared"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        h.machine(1).log().contains("not the host key of a machine registered with `prepjoin add`"),
+        h.machine(1)
+            .log()
+            .contains("not the host key of a machine registered with `prepjoin add`"),
         "{}",
         h.machine(1).log()
     );
 
     // Without --yes and without a terminal: refused before anything is asked of the member.
-    let out = h.strata(2, &["cluster", "join", &addr, "--fingerprint", &member.fingerprint(), "--passphrase-file", &pass]);
+    let out = h.strata(
+        2,
+        &[
+            "cluster",
+            "join",
+            &addr,
+            "--fingerprint",
+            &member.fingerprint(),
+            "--passphrase-file",
+            &pass,
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
 
@@ -244,7 +342,11 @@ fn joins_that_must_fail_are_refused_with_a_reason() {
     ok(&join(&h, 2, 1, &pass, &[]));
     let out = join(&h, 2, 1, &pass, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("already in cluster americas"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already in cluster americas"),
+        "{}",
+        stderr(&out)
+    );
 
     // Removing a machine that is no member says so.
     let out = h.strata(1, &["cluster", "remove", "lab9.example.com"]);

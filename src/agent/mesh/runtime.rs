@@ -12,8 +12,9 @@
 //!   member; each carries this member's link report, so every member knows every link.
 //! - Change sets: each one committed here is sent at once to every peer that can be
 //!   reached (directly or routed). On every new link, and every [`SYNC_EVERY`] pings, the
-//!   two ends tell each other which change sets they hold (`Have`) and each sends what
-//!   the other lacks, so what a cut link lost arrives later.
+//!   two ends exchange compact summaries of what they hold ([`crate::replica`]) and each
+//!   sends what the other lacks, so what a cut link lost arrives later, at the cost of
+//!   what differs.
 //! - A machine that is not a peer any more (disconnected, removed, or this machine is
 //!   itself disconnected) gets no links; a link it opens is *parked*: only change sets
 //!   are taken from it (the one that reconnects it, say), for at most [`PARK`].
@@ -34,6 +35,7 @@ use crate::mesh::status::{ConnStatus, LinkView};
 use crate::mesh::table::{Alert, Table};
 use crate::mesh::wire::{Envelope, MAX_HOPS, PeerMsg};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
+use crate::replica::{Index, Out, SyncMsg};
 use crate::state::{ChangeSet, ChangeSetId, Live, wall_ms};
 
 /// The longest pause between two dials of an unreachable peer.
@@ -90,8 +92,10 @@ pub enum Event {
     Changed(Changed),
     /// The membership as the store now has it.
     Members(Live),
-    /// Send an envelope (built by a task, e.g. the answer to a `Have`).
+    /// Send an envelope (built by a task: change sets read from the store).
     Send(Envelope),
+    /// Which change sets the store holds, read anew (after it was replaced).
+    Index(Index),
     /// What `list` and `connstatus` show.
     Query(oneshot::Sender<Snapshot>),
 }
@@ -135,6 +139,8 @@ struct Runtime {
     pings: BTreeMap<(MachineName, u64), Instant>,
     merges: mpsc::UnboundedSender<ChangeSet>,
     last_ping: Instant,
+    /// Which change sets the store holds.
+    index: Index,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -194,9 +200,11 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         pings: BTreeMap::new(),
         merges,
         last_ping: Instant::now(),
+        index: Index::new(),
     };
     tokio::spawn(async move {
         rt.read_members();
+        rt.read_index();
         loop {
             let tick = Duration::from_millis((rt.table.interval_ms() / 4).clamp(5, 500));
             tokio::select! {
@@ -261,6 +269,11 @@ impl Runtime {
             }
             Event::Inbound { via, link_id, env } => self.inbound(via, link_id, env),
             Event::Changed(c) => {
+                if c.replaced {
+                    self.read_index();
+                } else {
+                    self.index.insert(&c.change_set.version);
+                }
                 if c.local {
                     self.spread(&c.change_set);
                 }
@@ -273,6 +286,7 @@ impl Runtime {
             }
             Event::Members(live) => self.set_members(&live),
             Event::Send(env) => self.route(env),
+            Event::Index(index) => self.index = index,
             Event::Query(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -369,7 +383,14 @@ impl Runtime {
                     let _ = self.merges.send(cs);
                 }
             }
-            PeerMsg::Have { ids } => self.answer_have(from, ids),
+            PeerMsg::Sync(msg) => {
+                for out in self.index.on_message(&msg) {
+                    match out {
+                        Out::Send(reply) => self.route(self.envelope(&from, PeerMsg::Sync(reply))),
+                        Out::SendChangeSets(ids) => self.send_change_sets(&from, &ids),
+                    }
+                }
+            }
         }
     }
 
@@ -415,44 +436,47 @@ impl Runtime {
         self.route(self.envelope(peer, body));
     }
 
-    /// Tells `peer` which change sets this machine holds (read off the runtime).
-    fn send_have(&self, peer: &MachineName) {
+    /// Tells `peer` which change sets this machine holds, as a summary.
+    fn send_have(&mut self, peer: &MachineName) {
+        let body = PeerMsg::Sync(SyncMsg::Summary(self.index.summary()));
+        self.route(self.envelope(peer, body));
+    }
+
+    /// Reads which change sets the store holds (off the runtime); it comes back as
+    /// [`Event::Index`].
+    fn read_index(&self) {
         let agent = self.agent.clone();
         let tx = self.events.clone();
-        let env = self.envelope(peer, PeerMsg::Have { ids: Vec::new() });
-        tokio::task::spawn_blocking(move || {
-            let Ok(sets) = agent.node.change_sets() else {
-                return;
-            };
-            let ids = sets.iter().map(ChangeSet::id).collect();
-            let _ = tx.send(Event::Send(Envelope {
-                body: PeerMsg::Have { ids },
-                ..env
-            }));
+        tokio::task::spawn_blocking(move || match agent.node.change_sets() {
+            Ok(sets) => {
+                let _ = tx.send(Event::Index(Index::from_versions(
+                    sets.iter().map(|c| &c.version),
+                )));
+            }
+            Err(e) => tracing::error!("cannot read the change sets: {e}"),
         });
     }
 
-    /// Sends `peer` the change sets it lacks, by the ids it holds.
-    fn answer_have(&self, peer: MachineName, ids: Vec<ChangeSetId>) {
+    /// Sends `peer` the change sets `ids` (read off the runtime).
+    fn send_change_sets(&self, peer: &MachineName, ids: &[ChangeSetId]) {
+        let versions = self.index.versions_of(ids);
+        if versions.is_empty() {
+            return;
+        }
         let agent = self.agent.clone();
         let tx = self.events.clone();
-        let env = self.envelope(&peer, PeerMsg::ChangeSets { sets: Vec::new() });
-        tokio::task::spawn_blocking(move || {
-            let theirs: BTreeSet<ChangeSetId> = ids.into_iter().collect();
-            let Ok(sets) = agent.node.change_sets() else {
-                return;
-            };
-            let missing: Vec<ChangeSet> = sets
-                .into_iter()
-                .filter(|cs| !theirs.contains(&cs.id()))
-                .collect();
-            if !missing.is_empty() {
-                tracing::info!(%peer, change_sets = missing.len(), "sending what the peer lacks");
+        let env = self.envelope(peer, PeerMsg::ChangeSets { sets: Vec::new() });
+        let peer = peer.clone();
+        tokio::task::spawn_blocking(move || match agent.node.change_sets_of(&versions) {
+            Ok(sets) if !sets.is_empty() => {
+                tracing::info!(%peer, change_sets = sets.len(), "sending what the peer lacks");
                 let _ = tx.send(Event::Send(Envelope {
-                    body: PeerMsg::ChangeSets { sets: missing },
+                    body: PeerMsg::ChangeSets { sets },
                     ..env
                 }));
             }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot read change sets for {peer}: {e}"),
         });
     }
 
