@@ -36,7 +36,7 @@ impl From<StoreError> for Refusal {
     }
 }
 
-fn invalid(message: impl Into<String>, help: Option<&str>) -> Refusal {
+pub(super) fn invalid(message: impl Into<String>, help: Option<&str>) -> Refusal {
     Refusal::Invalid {
         message: message.into(),
         help: help.map(str::to_owned),
@@ -76,7 +76,7 @@ impl<S: Store> Core<S> {
         })
     }
 
-    fn propose(
+    pub(super) fn propose(
         &mut self,
         writes: Writes,
         base: Base,
@@ -96,7 +96,13 @@ impl<S: Store> Core<S> {
         })
     }
 
-    fn meta(&self, caller: &Caller, author: &str, source: Source, message: String) -> ChangeMeta {
+    pub(super) fn meta(
+        &self,
+        caller: &Caller,
+        author: &str,
+        source: Source,
+        message: String,
+    ) -> ChangeMeta {
         ChangeMeta {
             author: author.to_owned(),
             user: caller.user.clone(),
@@ -318,7 +324,7 @@ impl<S: Store> Core<S> {
     }
 }
 
-fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
+pub(super) fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
     keys.map(|k| (k.clone(), live.get(k).map(|e| e.stamp.version.clone())))
         .collect()
 }

@@ -7,6 +7,7 @@
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
 //! threads; the node's two locks and their order are described in [`node`].
 
+pub mod admin;
 pub mod applier;
 pub mod auth;
 pub mod check;
