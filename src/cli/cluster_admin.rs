@@ -158,7 +158,7 @@ pub fn addgroup(name: &str, target: &TargetArgs, out: &Output) -> Result<Outcome
     let name = group(name)?;
     let report = Report {
         done: &|_| format!("group {name} added"),
-        unchanged: "",
+        unchanged: &format!("the cluster already has group {name}"),
         json: json!({ "group": name.to_string() }),
     };
     commit(
@@ -206,7 +206,7 @@ pub fn renamegroup(
     };
     let report = Report {
         done: &done,
-        unchanged: "",
+        unchanged: &format!("group {to} is already so named"),
         json: json!({ "from": from.to_string(), "to": to.to_string() }),
     };
     let request = Request::RenameGroup {
@@ -240,7 +240,7 @@ pub fn deletegroup(
     };
     let report = Report {
         done: &done,
-        unchanged: "",
+        unchanged: &format!("there is no group {name}"),
         json: json!({
             "group": name.to_string(),
             "move_to": move_to.as_ref().map(ToString::to_string),
@@ -285,7 +285,7 @@ pub fn prepjoin(command: PrepjoinCommand, out: &Output) -> Result<Outcome, CliEr
             let host = machine(&host)?;
             let report = Report {
                 done: &|_| format!("{host} is no longer registered to join"),
-                unchanged: "",
+                unchanged: &format!("{host} is not registered to join"),
                 json: json!({ "host": host.to_string() }),
             };
             commit(
