@@ -1,6 +1,7 @@
 //! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`]), serves
 //! operators over SSH ([`server`]), and keeps a [`node::Node`]: the store and clock
-//! ([`core`]), logins ([`auth`]), the request handlers ([`requests`]) and the one
+//! ([`core`]; administering the cluster in [`admin`]), logins ([`auth`]), the request
+//! handlers ([`requests`]) and the one
 //! post-commit pipeline that runs the result through an [`applier`] — the running-config
 //! files and hooks ([`running`]) in production, an in-memory twin in tests.
 //!
