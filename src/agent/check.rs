@@ -1,15 +1,17 @@
 //! What the agent accepts, whoever sends it: every write checked as `validate` checks a
 //! repo, against the catalogue the store will record once the writes are in — values
 //! of the kind their keys say, known sections at levels their schemas allow with
-//! contents that match, sections and machines only of declared modes and groups — and
-//! changes to users and membership only from administrators.
+//! contents that match, sections and machines only of declared modes and groups,
+//! machines registered to join (`@prepjoin:`) with a serial and a host key that parses
+//! and not members already — and changes to users and membership (the pending-join list
+//! included) only from administrators.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::core::Refusal;
 use crate::config::{Diagnostics, SourceFile, diagnostics::render};
-use crate::model::{EntryValue, Key, MachineName, Mode, Node};
+use crate::model::{EntryValue, Key, MachineName, Mode, Node, PendingJoin};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
 use crate::state::{Live, Writes};
@@ -96,6 +98,13 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
             _ => None,
         })
         .collect();
+    let joined: BTreeSet<&str> = after
+        .iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (Key::Machine(m), EntryValue::Machine(info)) if info.joined() => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
     let cluster = after.iter().any(|(k, _)| **k == Key::Cluster);
     let written: Vec<(&Key, &EntryValue)> = writes
         .iter()
@@ -113,6 +122,9 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
                     "machine `{m}` belongs to group `{}`, which the cluster does not declare",
                     info.group
                 ))
+            }
+            (Key::Pending(host), EntryValue::Pending(p)) => {
+                pending_problem(host, p, joined.contains(host.as_str()))
             }
             (Key::Section { mode, .. }, EntryValue::Section(node)) => {
                 let declared = match mode {
@@ -142,6 +154,24 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
             "plan from a repo that `strata validate` accepts",
         )),
         None => Ok(()),
+    }
+}
+
+/// Why a machine cannot be registered to join with this entry, if it cannot: it needs a
+/// serial number and a host key that parses, and must not be a member already.
+fn pending_problem(host: &MachineName, p: &PendingJoin, joined: bool) -> Option<String> {
+    if p.serial.trim().is_empty() {
+        Some(format!("@prepjoin:{host}: no serial number"))
+    } else if let Err(e) = russh::keys::PublicKey::from_openssh(&p.host_key) {
+        Some(format!(
+            "@prepjoin:{host}: the host key is not an OpenSSH public key: {e}"
+        ))
+    } else if joined {
+        Some(format!(
+            "@prepjoin:{host}: {host} is already a member of the cluster"
+        ))
+    } else {
+        None
     }
 }
 

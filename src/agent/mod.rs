@@ -1,12 +1,14 @@
 //! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`]), serves
 //! operators over SSH ([`server`]), and keeps a [`node::Node`]: the store and clock
-//! ([`core`]), logins ([`auth`]), the request handlers ([`requests`]) and the one
+//! ([`core`]; administering the cluster in [`admin`]), logins ([`auth`]), the request
+//! handlers ([`requests`]) and the one
 //! post-commit pipeline that runs the result through an [`applier`] — the running-config
 //! files and hooks ([`running`]) in production, an in-memory twin in tests.
 //!
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
 //! threads; the node's two locks and their order are described in [`node`].
 
+pub mod admin;
 pub mod applier;
 pub mod auth;
 pub mod check;

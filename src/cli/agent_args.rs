@@ -1,5 +1,5 @@
 //! Command-line arguments of the agent commands (`agent`, `cluster`, `plan`, `apply`,
-//! `log`, `rollback`) and of how to reach an agent. Kept apart from `args.rs` so the
+//! `log`, `rollback`, and `hash-passphrase` for the `users` section they read) and of how to reach an agent. Kept apart from `args.rs` so the
 //! commands that work on files and those that talk to agents change independently.
 
 use std::path::PathBuf;
@@ -111,6 +111,86 @@ pub enum ClusterCommand {
     /// List the groups and machines, with serials and how this machine reaches each
     /// (connected, routed, unreachable, disconnected, expected to join).
     #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
+    /// Set the cluster admin passphrase: the one user `admin` logs in with, stored as an
+    /// argon2id hash in the cluster's `users` section (other users and admin's keys stay).
+    #[command(after_long_help = "Examples:\n  \
+        strata cluster passwd --state-dir /var/lib/strata                 # asks twice, echo off\n  \
+        strata cluster passwd --passphrase-file admin.pass --state-dir /var/lib/strata")]
+    Passwd {
+        /// Read the passphrase from the first line of FILE instead of asking twice.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Rename the cluster (clusterconfig SETNAME).
+    #[command(
+        after_long_help = "Example:\n  strata cluster setname emea --state-dir /var/lib/strata"
+    )]
+    Setname {
+        /// The cluster's new name.
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Add a group with no machines and no settings of its own (ADDGROUP).
+    #[command(
+        after_long_help = "Example:\n  strata cluster addgroup Paris --state-dir /var/lib/strata"
+    )]
+    Addgroup {
+        /// The new group.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Move a machine to another group; it then inherits that group's settings (SETGROUP).
+    #[command(
+        after_long_help = "Example:\n  strata cluster setgroup lab3.example.com Paris --state-dir /var/lib/strata"
+    )]
+    Setgroup {
+        /// The machine.
+        #[arg(value_name = "MACHINE")]
+        machine: String,
+        /// Its new group.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Rename a group: its machines and the settings it defines go with it, in one
+    /// change set (RENAMEGROUP).
+    #[command(
+        after_long_help = "Example:\n  strata cluster renamegroup Main_Group London --state-dir /var/lib/strata"
+    )]
+    Renamegroup {
+        /// The group.
+        #[arg(value_name = "OLD")]
+        old: String,
+        /// Its new name.
+        #[arg(value_name = "NEW")]
+        new: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Delete a group and the settings it defines; never the last group (DELETEGROUP).
+    #[command(after_long_help = "Examples:\n  \
+        strata cluster deletegroup Rome --state-dir /var/lib/strata                       # an empty group\n  \
+        strata cluster deletegroup Paris --move-to Main_Group --state-dir /var/lib/strata  # its machines move")]
+    Deletegroup {
+        /// The group.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        /// Where its machines go; needed when it has any.
+        #[arg(long, value_name = "GROUP")]
+        move_to: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// List the groups and machines, with serials and how this machine reaches each
+    /// (connected, routed, unreachable, disconnected, expected to join).
+    #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
     List {
         #[command(flatten)]
         target: TargetArgs,
@@ -151,6 +231,77 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Machines registered to join with their host key instead of the admin passphrase
+    /// (PREPJOIN).
+    Prepjoin(PrepjoinArgs),
+}
+
+/// `strata cluster prepjoin`.
+#[derive(Debug, Args)]
+pub struct PrepjoinArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PrepjoinCommand,
+}
+
+/// `strata cluster prepjoin …` operations.
+#[derive(Debug, Subcommand)]
+pub enum PrepjoinCommand {
+    /// Register a machine to join with its host key and serial number.
+    #[command(
+        after_long_help = "Example (the key and serial as `prepjoin print` shows them there):\n  \
+        strata cluster prepjoin add lab6.example.com --serial 4229D8A1F2C4 \\\n    \
+        --key 'ssh-ed25519 AAAAC3Nza… root@lab6' --state-dir /var/lib/strata"
+    )]
+    Add {
+        /// The machine's name.
+        #[arg(value_name = "HOST")]
+        host: String,
+        /// Its serial number.
+        #[arg(long, value_name = "SERIAL")]
+        serial: String,
+        /// Its SSH host key, as one OpenSSH public-key line (`ssh-ed25519 AAAA…`).
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// List the machines registered to join.
+    #[command(
+        after_long_help = "Example:\n  strata cluster prepjoin list --state-dir /var/lib/strata --format json"
+    )]
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// This machine's name, serial number and host key, to register it on a member
+    /// with `prepjoin add` (run it on the machine that will join).
+    #[command(
+        after_long_help = "Example:\n  strata cluster prepjoin print --state-dir /var/lib/strata\n\nExit codes: 0 shown, 1 refused, 69 unreachable."
+    )]
+    Print {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Forget a machine registered to join.
+    #[command(
+        after_long_help = "Example:\n  strata cluster prepjoin delete lab6.example.com --state-dir /var/lib/strata"
+    )]
+    Delete {
+        /// The machine's name.
+        #[arg(value_name = "HOST")]
+        host: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `strata hash-passphrase`.
+#[derive(Debug, Args)]
+pub struct HashPassphraseArgs {
+    /// Read the passphrase from the first line of FILE instead of asking twice.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// `strata plan`.

@@ -85,6 +85,12 @@ pub enum Command {
     Agent(super::agent_args::AgentArgs),
     /// Manage the cluster through an agent (AsyncOS `clusterconfig`).
     Cluster(super::agent_args::ClusterArgs),
+    /// Print the argon2id hash of a passphrase, for a user's `passphrase-hash` in the
+    /// `users` section (as mkpasswd does); asks twice, echo off, without a file.
+    #[command(after_long_help = "Example:\n  \
+        strata hash-passphrase --passphrase-file ada.pass\n  \
+        # then, in cluster.kdl: user \"ada\" role=\"operator\" passphrase-hash=\"$argon2id$v=19$…\"")]
+    HashPassphrase(super::agent_args::HashPassphraseArgs),
     /// Compare the desired state (working tree or a git ref) with an agent's live state.
     ///
     /// Exits 0 when nothing would change, 2 when something would, 1 on error.

@@ -1,10 +1,12 @@
-//! `strata cluster …`: clusterconfig against an agent. For now: `create`.
+//! `strata cluster …`: clusterconfig against an agent. `create` is here; administering
+//! the cluster once it exists is in [`super::cluster_admin`].
 
 use serde_json::json;
 
 use super::agent_args::{ClusterArgs, ClusterCommand, TargetArgs};
 use super::apply::hooks_failed;
 use super::args::Format;
+use super::cluster_admin as admin;
 use super::cluster_mesh as mesh;
 use super::connect::{connect, unexpected};
 use super::output::Output;
@@ -86,5 +88,25 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             &machine,
             out,
         ),
+        ClusterCommand::Passwd {
+            passphrase_file,
+            target,
+        } => admin::passwd(passphrase_file.as_deref(), &target, out),
+        ClusterCommand::Setname { name, target } => admin::setname(&name, &target, out),
+        ClusterCommand::Addgroup { group, target } => admin::addgroup(&group, &target, out),
+        ClusterCommand::Setgroup {
+            machine,
+            group,
+            target,
+        } => admin::setgroup(&machine, &group, &target, out),
+        ClusterCommand::Renamegroup { old, new, target } => {
+            admin::renamegroup(&old, &new, &target, out)
+        }
+        ClusterCommand::Deletegroup {
+            group,
+            move_to,
+            target,
+        } => admin::deletegroup(&group, move_to.as_deref(), &target, out),
+        ClusterCommand::Prepjoin(p) => admin::prepjoin(p.command, out),
     }
 }

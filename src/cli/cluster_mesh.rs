@@ -10,6 +10,7 @@ use super::agent_args::TargetArgs;
 use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::output::Output;
+use super::passphrase::existing_passphrase;
 use super::{CliError, Failure, Outcome};
 use crate::mesh::status::{ClusterListing, ConnStatus};
 use crate::mesh::{Request, Response, Secret};
@@ -33,42 +34,14 @@ pub struct JoinArgs<'a> {
     pub target: &'a TargetArgs,
 }
 
-/// Reads a passphrase: the first line of `file`, else STRATA_PASSPHRASE.
-pub fn read_passphrase(file: Option<&Path>, prompt: &str) -> Result<String, CliError> {
-    let pass = match file {
-        Some(f) => {
-            let text = std::fs::read_to_string(f).map_err(|e| {
-                Failure::new(
-                    format!("cannot read {}: {e}", f.display()),
-                    "give a readable file",
-                )
-            })?;
-            text.lines().next().unwrap_or_default().to_owned()
-        }
-        None => match std::env::var("STRATA_PASSPHRASE") {
-            Ok(p) => p,
-            Err(_) => {
-                return Err(Failure::new(
-                    format!("no {prompt}: no --passphrase-file, no STRATA_PASSPHRASE"),
-                    "give --passphrase-file FILE",
-                ));
-            }
-        },
-    };
-    if pass.is_empty() {
-        return Err(Failure::new("the passphrase is empty", "give a passphrase"));
-    }
-    Ok(pass)
-}
-
 /// `cluster join`.
 pub fn join(args: JoinArgs<'_>, out: &Output) -> Result<Outcome, CliError> {
     let passphrase = if args.pre_shared {
         None
     } else {
-        Some(Secret(read_passphrase(
+        Some(Secret(existing_passphrase(
             args.passphrase_file,
-            "cluster admin passphrase",
+            "Cluster admin passphrase: ",
         )?))
     };
     let mut client = connect(args.target)?;

@@ -172,7 +172,7 @@ pub fn unexpected(response: Response) -> CliError {
         }
         Response::Denied { message } => Failure::refused(
             format!("refused: {message}"),
-            "ask an administrator for the operator or administrator role",
+            "ask an administrator for a role that may: operator to apply and roll back, administrator for users and membership",
         ),
         other => Failure::bug(format!("unexpected answer from the agent: {other:?}")),
     }

@@ -6,6 +6,7 @@ mod agent_args;
 mod apply;
 mod args;
 mod cluster;
+mod cluster_admin;
 mod cluster_mesh;
 mod connect;
 mod edit;
@@ -14,6 +15,7 @@ mod files;
 mod import_xml;
 mod log;
 mod output;
+mod passphrase;
 mod plan;
 mod show;
 mod validate;
@@ -103,6 +105,7 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "cluster",
         "0 done, 1 invalid input or refused, 69 unreachable",
     ),
+    ("hash-passphrase", "0 printed, 1 invalid input"),
     (
         "plan",
         "0 no changes, 2 changes, 1 invalid repo or input or refused, 69 unreachable",
@@ -144,19 +147,24 @@ pub fn command() -> clap::Command {
          70  a bug in Strata",
     );
     for (name, codes) in COMMAND_EXITS {
-        cmd = cmd.mut_subcommand(name, |sub| {
-            let mut help = sub
-                .get_after_long_help()
-                .map(|h| format!("{h}\n\n"))
-                .unwrap_or_default();
-            help.push_str(&format!("Exit codes: {codes}; {COMMON_EXITS}"));
-            if codes.contains("69") {
-                help.push_str(&format!("\n\n{UNREACHABLE_HELP}"));
-            }
-            sub.after_long_help(help)
-        });
+        cmd = cmd.mut_subcommand(name, |sub| with_exit_codes(sub, codes));
     }
     cmd
+}
+
+/// `sub` and its own subcommands (`cluster prepjoin add`), each with `codes` and the
+/// codes every command shares at the end of its `--help`.
+fn with_exit_codes(sub: clap::Command, codes: &str) -> clap::Command {
+    let mut help = sub
+        .get_after_long_help()
+        .map(|h| format!("{h}\n\n"))
+        .unwrap_or_default();
+    help.push_str(&format!("Exit codes: {codes}; {COMMON_EXITS}"));
+    if codes.contains("69") {
+        help.push_str(&format!("\n\n{UNREACHABLE_HELP}"));
+    }
+    sub.after_long_help(help)
+        .mut_subcommands(|nested| with_exit_codes(nested, codes))
 }
 
 /// Parses the process arguments and runs the command. The error boundary: every failure
@@ -210,6 +218,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Delete(a) => edit::delete(a, out),
         Command::Agent(a) => agent::run_agent(a),
         Command::Cluster(a) => cluster::run(a, out),
+        Command::HashPassphrase(a) => passphrase::hash(a, out),
         Command::Plan(a) => plan::run(a, out),
         Command::Apply(a) => apply::run(a, out),
         Command::Log(a) => log::run(a, out),
@@ -375,6 +384,20 @@ mod tests {
                 "{name}: {help}"
             );
             assert!(help.contains("64") && help.contains("70"), "{name}: {help}");
+            // Nested ones (`cluster prepjoin add`) say the same at the end of theirs.
+            let mut nested: Vec<&clap::Command> = sub.get_subcommands().collect();
+            while let Some(n) = nested.pop() {
+                let text = n
+                    .get_after_long_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    text.contains(&format!("Exit codes: {codes}")),
+                    "{name} {}: {text}",
+                    n.get_name()
+                );
+                nested.extend(n.get_subcommands());
+            }
             assert!(
                 readme.contains(&format!("| {codes} |")),
                 "the README's command table does not give `{name}` the exit codes `{codes}`"

@@ -15,6 +15,7 @@ mod cli_hardening;
 mod cli_hostile;
 mod cli_show;
 mod cli_validate;
+mod cluster_admin;
 mod corpus;
 mod fuzz;
 mod kdl_stack;

@@ -1,6 +1,7 @@
 //! Answering requests: one module per request kind, and the dispatch that checks the
 //! caller's role first. Blocking: call [`handle`] on a blocking thread.
 
+mod admin;
 mod apply;
 mod cluster;
 mod hello;
@@ -29,6 +30,11 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
     let deny = |what: &str| Response::Denied {
         message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),
     };
+    if let Some(what) = admin::administers(&request)
+        && !who.role.may_administer()
+    {
+        return deny(what);
+    }
     match request {
         Request::Hello { protocol, version } => hello::answer(node, who, protocol, &version),
         Request::Live => live::answer(node),
@@ -44,6 +50,19 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
         } => apply::answer(node, &caller, writes, base, &origin),
         Request::Rollback { to } => rollback::answer(node, &caller, &to),
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
+        Request::ClusterPasswd { passphrase } => admin::passwd(node, &caller, &passphrase),
+        Request::SetName { name } => admin::set_name(node, &caller, &name),
+        Request::AddGroup { name } => admin::add_group(node, &caller, &name),
+        Request::SetGroup { machine, group } => admin::set_group(node, &caller, &machine, &group),
+        Request::RenameGroup { from, to } => admin::rename_group(node, &caller, &from, &to),
+        Request::DeleteGroup { name, move_to } => {
+            admin::delete_group(node, &caller, &name, move_to.as_ref())
+        }
+        Request::PrepjoinAdd { host, serial, key } => {
+            admin::prepjoin_add(node, &caller, &host, &serial, &key)
+        }
+        Request::PrepjoinDelete { host } => admin::prepjoin_delete(node, &caller, &host),
+        Request::PrepjoinList => admin::prepjoin_list(node),
         // Served as the mesh work lands, request by request.
         _ => Response::error("this agent does not serve that request yet", None),
     }

@@ -1,0 +1,373 @@
+//! `strata cluster passwd|setname|addgroup|setgroup|renamegroup|deletegroup|prepjoin`:
+//! administering a cluster through an agent. Each write is one change set the agent
+//! commits (or refuses, with nothing written); the answer says what moved.
+
+use russh::keys::{HashAlg, PublicKey};
+use serde_json::{Value, json};
+
+use super::agent_args::{PrepjoinCommand, TargetArgs};
+use super::apply::hooks_failed;
+use super::args::Format;
+use super::connect::{connect, unexpected};
+use super::output::Output;
+use super::passphrase::new_passphrase;
+use super::{CliError, Failure, Outcome};
+use crate::mesh::status::PendingEntry;
+use crate::mesh::{Request, Response, Secret};
+use crate::model::{GroupName, Key, MachineName, Mode};
+use crate::state::ChangeSetSummary;
+
+/// A group name from the command line.
+pub fn group(name: &str) -> Result<GroupName, CliError> {
+    GroupName::new(name).map_err(|e| {
+        Failure::new(
+            format!("`{name}` is not a group name: {e}"),
+            "group names are letters, digits, `_`, `-` and `.`",
+        )
+    })
+}
+
+/// A machine name from the command line.
+pub fn machine(name: &str) -> Result<MachineName, CliError> {
+    MachineName::new(name).map_err(|e| {
+        Failure::new(
+            format!("`{name}` is not a machine name: {e}"),
+            "machine names are host names such as lab1.example.com",
+        )
+    })
+}
+
+/// What a command prints once the agent answers.
+struct Report<'a> {
+    /// The human line for a committed change set, from its summary.
+    done: &'a dyn Fn(&ChangeSetSummary) -> String,
+    /// The human line when there was nothing to change.
+    unchanged: &'a str,
+    /// The JSON fields of the command (with `machine`, `change_set` and `running` added).
+    json: Value,
+}
+
+/// Sends `request` and reports the change set it committed.
+fn commit(
+    target: &TargetArgs,
+    request: Request,
+    out: &Output,
+    report: Report<'_>,
+) -> Result<Outcome, CliError> {
+    let mut client = connect(target)?;
+    let mut json = report.json;
+    json["machine"] = json!(client.machine);
+    match client.request(request)? {
+        Response::Applied {
+            change_set,
+            running,
+        } => {
+            match out.format {
+                Format::Json => {
+                    json["change_set"] = json!(change_set);
+                    json["running"] = json!(running);
+                    out.json(&json);
+                }
+                _ => out.print(&format!(
+                    "{} (change set {})\n",
+                    (report.done)(&change_set),
+                    change_set.id
+                )),
+            }
+            // Its effective config may have changed and run hooks: report them as apply does.
+            hooks_failed(&change_set, &running).map_or(Ok(Outcome::Ok), Err)
+        }
+        Response::Unchanged => {
+            match out.format {
+                Format::Json => {
+                    json["change_set"] = Value::Null;
+                    out.json(&json);
+                }
+                _ => out.print(&format!("nothing to change: {}\n", report.unchanged)),
+            }
+            Ok(Outcome::Ok)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The machines whose membership a change set wrote.
+fn machines_of(cs: &ChangeSetSummary) -> Vec<String> {
+    cs.keys
+        .iter()
+        .filter_map(|k| match k {
+            Key::Machine(m) => Some(m.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The sections a change set wrote at group `g`.
+fn sections_at(cs: &ChangeSetSummary, g: &GroupName) -> Vec<String> {
+    cs.keys
+        .iter()
+        .filter_map(|k| match k {
+            Key::Section {
+                mode: Mode::Group(at),
+                section,
+            } if at == g => Some(section.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `a, b`, or `none`.
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `strata cluster passwd`.
+pub fn passwd(
+    file: Option<&std::path::Path>,
+    target: &TargetArgs,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let passphrase = Secret(new_passphrase(file)?);
+    let report = Report {
+        done: &|_| "cluster admin passphrase set for user admin (administrator)".to_owned(),
+        unchanged: "the passphrase is already set",
+        json: json!({ "user": "admin", "role": "administrator" }),
+    };
+    commit(target, Request::ClusterPasswd { passphrase }, out, report)
+}
+
+/// `strata cluster setname`.
+pub fn setname(name: &str, target: &TargetArgs, out: &Output) -> Result<Outcome, CliError> {
+    let report = Report {
+        done: &|_| format!("cluster renamed to {name}"),
+        unchanged: &format!("the cluster is already named {name}"),
+        json: json!({ "cluster": name }),
+    };
+    let request = Request::SetName {
+        name: name.to_owned(),
+    };
+    commit(target, request, out, report)
+}
+
+/// `strata cluster addgroup`.
+pub fn addgroup(name: &str, target: &TargetArgs, out: &Output) -> Result<Outcome, CliError> {
+    let name = group(name)?;
+    let report = Report {
+        done: &|_| format!("group {name} added"),
+        unchanged: &format!("the cluster already has group {name}"),
+        json: json!({ "group": name.to_string() }),
+    };
+    commit(
+        target,
+        Request::AddGroup { name: name.clone() },
+        out,
+        report,
+    )
+}
+
+/// `strata cluster setgroup`.
+pub fn setgroup(
+    machine_name: &str,
+    group_name: &str,
+    target: &TargetArgs,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let (m, g) = (machine(machine_name)?, group(group_name)?);
+    let report = Report {
+        done: &|_| format!("{m} moved to group {g}"),
+        unchanged: &format!("{m} is already in group {g}"),
+        json: json!({ "machine_moved": m.to_string(), "group": g.to_string() }),
+    };
+    let request = Request::SetGroup {
+        machine: m.clone(),
+        group: g.clone(),
+    };
+    commit(target, request, out, report)
+}
+
+/// `strata cluster renamegroup`.
+pub fn renamegroup(
+    old: &str,
+    new: &str,
+    target: &TargetArgs,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let (from, to) = (group(old)?, group(new)?);
+    let done = |cs: &ChangeSetSummary| {
+        format!(
+            "group {from} renamed to {to}; machines moved: {}; sections moved: {}",
+            list(&machines_of(cs)),
+            list(&sections_at(cs, &to))
+        )
+    };
+    let report = Report {
+        done: &done,
+        unchanged: &format!("group {to} is already so named"),
+        json: json!({ "from": from.to_string(), "to": to.to_string() }),
+    };
+    let request = Request::RenameGroup {
+        from: from.clone(),
+        to: to.clone(),
+    };
+    commit(target, request, out, report)
+}
+
+/// `strata cluster deletegroup`.
+pub fn deletegroup(
+    name: &str,
+    move_to: Option<&str>,
+    target: &TargetArgs,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let name = group(name)?;
+    let move_to = move_to.map(group).transpose()?;
+    let done = |cs: &ChangeSetSummary| {
+        let mut line = format!(
+            "group {name} deleted; sections removed: {}",
+            list(&sections_at(cs, &name))
+        );
+        if let Some(to) = &move_to {
+            line.push_str(&format!(
+                "; machines moved to {to}: {}",
+                list(&machines_of(cs))
+            ));
+        }
+        line
+    };
+    let report = Report {
+        done: &done,
+        unchanged: &format!("there is no group {name}"),
+        json: json!({
+            "group": name.to_string(),
+            "move_to": move_to.as_ref().map(ToString::to_string),
+        }),
+    };
+    let request = Request::DeleteGroup {
+        name: name.clone(),
+        move_to: move_to.clone(),
+    };
+    commit(target, request, out, report)
+}
+
+/// `strata cluster prepjoin …`.
+pub fn prepjoin(command: PrepjoinCommand, out: &Output) -> Result<Outcome, CliError> {
+    match command {
+        PrepjoinCommand::Add {
+            host,
+            serial,
+            key,
+            target,
+        } => {
+            let host = machine(&host)?;
+            let report = Report {
+                done: &|_| {
+                    format!(
+                        "{host} registered to join (serial {}, host key {})",
+                        serial.trim(),
+                        fingerprint(&key)
+                    )
+                },
+                unchanged: &format!("{host} is already registered with that serial and key"),
+                json: json!({ "host": host.to_string(), "serial": serial.trim(), "key": key.trim() }),
+            };
+            let request = Request::PrepjoinAdd {
+                host: host.clone(),
+                serial: serial.clone(),
+                key: key.clone(),
+            };
+            commit(&target, request, out, report)
+        }
+        PrepjoinCommand::Delete { host, target } => {
+            let host = machine(&host)?;
+            let report = Report {
+                done: &|_| format!("{host} is no longer registered to join"),
+                unchanged: &format!("{host} is not registered to join"),
+                json: json!({ "host": host.to_string() }),
+            };
+            commit(
+                &target,
+                Request::PrepjoinDelete { host: host.clone() },
+                out,
+                report,
+            )
+        }
+        PrepjoinCommand::List { target } => {
+            let mut client = connect(&target)?;
+            match client.request(Request::PrepjoinList)? {
+                Response::PrepjoinList { entries } => {
+                    match out.format {
+                        Format::Json => {
+                            out.json(&json!({ "machine": client.machine, "entries": entries }))
+                        }
+                        _ => out.print(&pending_table(&entries)),
+                    }
+                    Ok(Outcome::Ok)
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        PrepjoinCommand::Print { target } => {
+            let mut client = connect(&target)?;
+            match client.request(Request::PrepjoinPrint)? {
+                Response::Prepjoin(me) => {
+                    match out.format {
+                        Format::Json => out.json(&json!(me)),
+                        _ => out.print(&format!(
+                            "host {}\nserial {}\nkey {}\n\nOn a member: strata cluster prepjoin add {} --serial {} --key '{}'\n",
+                            me.host, me.serial, me.key, me.host, me.serial, me.key
+                        )),
+                    }
+                    Ok(Outcome::Ok)
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+    }
+}
+
+/// A host key's SHA256 fingerprint, as OpenSSH prints it.
+fn fingerprint(key: &str) -> String {
+    PublicKey::from_openssh(key.trim()).map_or_else(
+        |_| "(unreadable)".to_owned(),
+        |k| k.fingerprint(HashAlg::Sha256).to_string(),
+    )
+}
+
+/// The pending-join list as `prepjoin list` prints it: one aligned line per machine.
+fn pending_table(entries: &[PendingEntry]) -> String {
+    if entries.is_empty() {
+        return "no machines are registered to join; add one with `strata cluster prepjoin add`\n"
+            .to_owned();
+    }
+    let host_w = entries
+        .iter()
+        .map(|e| e.host.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let serial_w = entries
+        .iter()
+        .map(|e| e.serial.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut text = format!(
+        "{} registered to join:\n{:host_w$}  {:serial_w$}  HOST KEY\n",
+        crate::text::count(entries.len(), "machine"),
+        "HOST",
+        "SERIAL"
+    );
+    for e in entries {
+        text.push_str(&format!(
+            "{:host_w$}  {:serial_w$}  {}\n",
+            e.host,
+            e.serial,
+            fingerprint(&e.key)
+        ));
+    }
+    text
+}
