@@ -14,8 +14,11 @@
 //! - A *route* to a machine is the first hop of a shortest path (by hops) over those
 //!   links: the machine itself over a live direct link, else the peer through which it
 //!   is reached, else none.
-//! - A machine that becomes unreachable raises an alert once; one that becomes reachable
-//!   again clears it ([`Alert`]).
+//! - A machine that stays unreachable for [`ALERT_GRACE`] of an interval raises an alert
+//!   once; reachable again, it clears it ([`Alert`]). The grace keeps a link replaced by
+//!   another (two that crossed) from raising and clearing an alert in one breath, and
+//!   still alerts within 3 intervals of the machine's isolation (down after 2.5, plus
+//!   0.5). A member never reached yet is given [`FIRST_CONTACT_MS`] to link up first.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -26,6 +29,12 @@ use crate::model::MachineName;
 
 /// A link over which nothing came for this many ping intervals is down.
 pub const DOWN_AFTER: f64 = 2.5;
+
+/// How long (in ping intervals) a machine must stay unreachable before it is alerted.
+pub const ALERT_GRACE: f64 = 0.5;
+
+/// How long a member never reached yet may take to link up before it is alerted.
+pub const FIRST_CONTACT_MS: u64 = 5_000;
 
 /// One link as a ping reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,8 +79,12 @@ pub struct Table {
     peers: BTreeSet<MachineName>,
     links: BTreeMap<MachineName, Link>,
     views: BTreeMap<MachineName, View>,
-    /// The peers reachable at the last [`Table::alerts`], for alerting on changes.
-    reachable: BTreeSet<MachineName>,
+    /// Peers unreachable since this time, not alerted yet.
+    unreachable_since: BTreeMap<MachineName, u64>,
+    /// Peers alerted as lost.
+    lost: BTreeSet<MachineName>,
+    /// Peers reached at least once.
+    reached: BTreeSet<MachineName>,
 }
 
 impl Table {
@@ -83,7 +96,9 @@ impl Table {
             peers: BTreeSet::new(),
             links: BTreeMap::new(),
             views: BTreeMap::new(),
-            reachable: BTreeSet::new(),
+            unreachable_since: BTreeMap::new(),
+            lost: BTreeSet::new(),
+            reached: BTreeSet::new(),
         }
     }
 
@@ -113,7 +128,9 @@ impl Table {
         let keep = |m: &MachineName| self.peers.contains(m);
         self.links.retain(|m, _| keep(m));
         self.views.retain(|m, _| keep(m));
-        self.reachable.retain(|m| self.peers.contains(m));
+        self.unreachable_since.retain(|m, _| self.peers.contains(m));
+        self.lost.retain(|m| self.peers.contains(m));
+        self.reached.retain(|m| self.peers.contains(m));
     }
 
     /// The members this machine keeps links with.
@@ -252,26 +269,35 @@ impl Table {
         self.routes(now_ms).remove(to)
     }
 
-    /// Reachability changes since the last call, each once.
+    /// Reachability changes since the last call, each once (see the module header).
     pub fn alerts(&mut self, now_ms: u64) -> Vec<Alert> {
-        let now: BTreeSet<MachineName> = self.routes(now_ms).into_keys().collect();
-        let mut out: Vec<Alert> = self
-            .reachable
-            .difference(&now)
-            .map(|m| Alert::Lost(m.clone()))
-            .collect();
-        out.extend(
-            now.difference(&self.reachable)
-                .map(|m| Alert::Recovered(m.clone())),
-        );
-        self.reachable = now;
+        let reachable: BTreeSet<MachineName> = self.routes(now_ms).into_keys().collect();
+        let grace = (self.interval_ms as f64 * ALERT_GRACE) as u64;
+        let mut out = Vec::new();
+        for p in &self.peers {
+            if reachable.contains(p) {
+                self.reached.insert(p.clone());
+                self.unreachable_since.remove(p);
+                if self.lost.remove(p) {
+                    out.push(Alert::Recovered(p.clone()));
+                }
+                continue;
+            }
+            if self.lost.contains(p) {
+                continue;
+            }
+            let since = *self.unreachable_since.entry(p.clone()).or_insert(now_ms);
+            let wait = if self.reached.contains(p) {
+                grace
+            } else {
+                grace.max(FIRST_CONTACT_MS)
+            };
+            if now_ms.saturating_sub(since) >= wait {
+                self.lost.insert(p.clone());
+                out.push(Alert::Lost(p.clone()));
+            }
+        }
         out
-    }
-
-    /// Whether `m` was reachable at the last [`Table::alerts`] (peers never reachable yet
-    /// count as lost, so the first contact is a recovery only once one was lost).
-    pub fn was_reachable(&self, m: &MachineName) -> bool {
-        self.reachable.contains(m)
     }
 
     /// This machine's links for `connstatus`.
@@ -413,25 +439,21 @@ mod tests {
         t.link_up(&m("c"), 0);
         t.view(&m("b"), vec![up("c", 0)], 0);
         t.view(&m("c"), vec![up("b", 0)], 0);
-        let recovered = t.alerts(0);
-        assert_eq!(
-            recovered,
-            [Alert::Recovered(m("b")), Alert::Recovered(m("c"))]
-        );
+        assert!(t.alerts(0).is_empty(), "first contact is no recovery");
         // c goes silent everywhere: a's link, and b's report of it, age out together.
         for now in (100..=200).step_by(100) {
             t.heard(&m("b"), now);
             t.view(&m("b"), vec![up("a", 0), up("c", now)], now);
             assert!(t.alerts(now).is_empty(), "c still counts at {now}");
         }
-        for now in (300..=600).step_by(100) {
+        for now in (250..=600).step_by(50) {
             t.heard(&m("b"), now);
             t.view(&m("b"), vec![up("a", 0), down("c")], now);
             let alerts = t.alerts(now);
             if now == 300 {
                 assert_eq!(alerts, [Alert::Lost(m("c"))], "once, within 3 intervals");
             } else {
-                assert!(alerts.is_empty(), "no repeat at {now}");
+                assert!(alerts.is_empty(), "nothing at {now}: {alerts:?}");
             }
         }
         t.link_down(&m("c"));
@@ -441,9 +463,35 @@ mod tests {
     }
 
     #[test]
+    fn a_link_replaced_in_a_breath_raises_nothing() {
+        let mut t = table("a", &["a", "b"]);
+        t.link_up(&m("b"), 0);
+        assert!(t.alerts(0).is_empty());
+        t.link_down(&m("b"));
+        assert!(
+            t.alerts(10).is_empty(),
+            "unreachable, but not for half an interval"
+        );
+        t.link_up(&m("b"), 20);
+        assert!(t.alerts(60).is_empty());
+        t.link_down(&m("b"));
+        assert!(t.alerts(70).is_empty());
+        assert_eq!(t.alerts(120), [Alert::Lost(m("b"))]);
+    }
+
+    #[test]
+    fn a_member_never_reached_gets_time_to_link_up() {
+        let mut t = table("a", &["a", "b"]);
+        assert!(t.alerts(0).is_empty());
+        assert!(t.alerts(FIRST_CONTACT_MS - 1).is_empty());
+        assert_eq!(t.alerts(FIRST_CONTACT_MS), [Alert::Lost(m("b"))]);
+    }
+
+    #[test]
     fn forgetting_a_member_forgets_its_link_and_raises_nothing() {
         let mut t = table("a", &["a", "b"]);
         t.link_up(&m("b"), 0);
+        t.link_down(&m("b"));
         t.alerts(0);
         t.set_peers([m("a")]);
         assert!(t.alerts(10).is_empty());

@@ -106,11 +106,20 @@ impl russh::server::Handler for Client {
     ) -> Result<Auth, Self::Error> {
         let hold = self.settle_unsigned(Instant::now());
         let known = if is_machine_login(user) {
-            self.agent
+            match self
+                .agent
                 .node
                 .auth
                 .authorize_machine(user, offer.public_key)
-                .is_ok()
+            {
+                Ok(_) => true,
+                Err(why) => {
+                    // A machine has one key: an unknown one is a refusal, said and slowed.
+                    let hold = self.refusal(user, "host key", &why, hold);
+                    tokio::time::sleep_until(hold).await;
+                    return Ok(Auth::reject());
+                }
+            }
         } else {
             self.agent
                 .node
