@@ -18,7 +18,7 @@
 //!   once; reachable again, it clears it ([`Alert`]). The grace keeps a link replaced by
 //!   another (two that crossed) from raising and clearing an alert in one breath, and
 //!   still alerts within 3 intervals of the machine's isolation (down after 2.5, plus
-//!   0.5). A member never reached yet is given [`FIRST_CONTACT_MS`] to link up first.
+//!   0.25). A member never reached yet is given [`FIRST_CONTACT_MS`] to link up first.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -31,7 +31,7 @@ use crate::model::MachineName;
 pub const DOWN_AFTER: f64 = 2.5;
 
 /// How long (in ping intervals) a machine must stay unreachable before it is alerted.
-pub const ALERT_GRACE: f64 = 0.5;
+pub const ALERT_GRACE: f64 = 0.25;
 
 /// How long a member never reached yet may take to link up before it is alerted.
 pub const FIRST_CONTACT_MS: u64 = 5_000;
@@ -470,7 +470,7 @@ mod tests {
         t.link_down(&m("b"));
         assert!(
             t.alerts(10).is_empty(),
-            "unreachable, but not for half an interval"
+            "unreachable, but not for a quarter interval"
         );
         t.link_up(&m("b"), 20);
         assert!(t.alerts(60).is_empty());

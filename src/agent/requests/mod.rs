@@ -63,8 +63,13 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
         }
         Request::PrepjoinDelete { host } => admin::prepjoin_delete(node, &caller, &host),
         Request::PrepjoinList => admin::prepjoin_list(node),
-        // Served as the mesh work lands, request by request.
-        _ => Response::error("this agent does not serve that request yet", None),
+        // The mesh's requests (join, list, connstatus, disconnect, reconnect, remove,
+        // prepjoin print, peer links) need the agent's mesh (`crate::agent::mesh`), which
+        // answers them before a node is asked; a node alone (in memory) cannot.
+        _ => Response::error(
+            "this request needs the agent's mesh, which is not running here",
+            Some("ask a running `strata agent`"),
+        ),
     }
 }
 
