@@ -677,7 +677,13 @@ impl Runtime {
                 .mul_f64(crate::mesh::table::DOWN_AFTER)
                 .max(Duration::from_secs(2));
             tokio::spawn(async move {
-                let event = match link::dial(&me, &p, &address, key, timeout).await {
+                // The whole dial is bounded too: one that hangs (a link request never
+                // answered) would otherwise keep the peer marked as being dialed forever.
+                let dialed =
+                    tokio::time::timeout(timeout * 2, link::dial(&me, &p, &address, key, timeout))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no link within {:?}", timeout * 2)));
+                let event = match dialed {
                     Ok((conn, session)) => Event::Adopt {
                         peer: p,
                         dialer: me.machine.clone(),
