@@ -155,7 +155,16 @@ fn now_of_day() -> f64 {
 }
 
 fn run(n: usize) {
-    let tmp = tempfile::tempdir().unwrap();
+    // STRATA_BENCH_KEEP=1 keeps the state dirs (and the agents' logs) for a look after.
+    let dir = tempfile::tempdir().unwrap();
+    let (_guard, root) = if std::env::var_os("STRATA_BENCH_KEEP").is_some() {
+        let root = dir.keep();
+        eprintln!("state dirs kept in {}", root.display());
+        (None, root)
+    } else {
+        let root = dir.path().to_path_buf();
+        (Some(dir), root)
+    };
     let relays = Relays::new(n);
     let mut machines = Vec::new();
     let started = Instant::now();
@@ -163,7 +172,7 @@ fn run(n: usize) {
         let name = format!("lab{i}.example.com");
         let ip = machine_ip(i);
         let advertised = relays.add(i, None);
-        let dir = tmp.path().join(format!("lab{i}"));
+        let dir = root.as_path().join(format!("lab{i}"));
         let child = start(&dir, &name, ip, advertised);
         machines.push(Machine { name, dir, child });
     }
@@ -177,7 +186,7 @@ fn run(n: usize) {
     let boot = started.elapsed();
     let first = &machines[0];
     ok(&["cluster", "create", "bench", "--state-dir", &sd(first)]);
-    let repo = tmp.path().join("repo");
+    let repo = root.as_path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(
         repo.join("cluster.kdl"),
@@ -195,7 +204,7 @@ fn run(n: usize) {
         "--state-dir",
         &sd(first),
     ]);
-    let pass = tmp.path().join("pass");
+    let pass = root.as_path().join("pass");
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
     let pass = pass.display().to_string();
     ok(&[
@@ -234,7 +243,7 @@ fn run(n: usize) {
         ]);
     }
     let joined = joins.elapsed();
-    let formed = wait_for("full mesh", Duration::from_secs(120), || {
+    let formed = wait_for("full mesh", Duration::from_secs(60), || {
         machines.iter().all(|m| links_up(m) == n - 1)
     });
     // Idle a little, then read every agent's memory.
