@@ -36,12 +36,8 @@ pub enum ConnectionError {
 /// received, so a connection can change the messages it carries ([`Connection::retype`]):
 /// a request channel becomes a mesh link.
 pub struct Connection<Out, In> {
-    out: mpsc::Sender<Bytes>,
-    incoming: mpsc::Receiver<Result<Bytes, ConnectionError>>,
-    writer: tokio::task::JoinHandle<()>,
-    /// Set after a malformed message: nothing more is read.
-    broken: bool,
-    _types: PhantomData<fn(Out) -> In>,
+    out: Outgoing<Out>,
+    incoming: Incoming<In>,
 }
 
 impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> {
@@ -75,72 +71,59 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
             }
         });
         Connection {
-            out: out_tx,
-            incoming: in_rx,
-            writer,
-            broken: false,
-            _types: PhantomData,
+            out: Outgoing {
+                out: out_tx,
+                writer,
+                _types: PhantomData,
+            },
+            incoming: Incoming {
+                incoming: in_rx,
+                broken: false,
+                _types: PhantomData,
+            },
         }
     }
+}
 
+impl<Out, In> Connection<Out, In> {
     /// The same connection carrying other messages from now on.
     pub fn retype<Out2, In2>(self) -> Connection<Out2, In2> {
         Connection {
-            out: self.out,
-            incoming: self.incoming,
-            writer: self.writer,
-            broken: self.broken,
-            _types: PhantomData,
+            out: Outgoing {
+                out: self.out.out,
+                writer: self.out.writer,
+                _types: PhantomData,
+            },
+            incoming: Incoming {
+                incoming: self.incoming.incoming,
+                broken: self.incoming.broken,
+                _types: PhantomData,
+            },
         }
     }
 
     /// The two halves, to read in one task and write in another.
     pub fn split(self) -> (Outgoing<Out>, Incoming<In>) {
-        (
-            Outgoing {
-                out: self.out,
-                writer: self.writer,
-                _types: PhantomData,
-            },
-            Incoming {
-                incoming: self.incoming,
-                broken: self.broken,
-                _types: PhantomData,
-            },
-        )
+        (self.out, self.incoming)
     }
+}
 
+impl<Out: Serialize, In: DeserializeOwned> Connection<Out, In> {
     /// Closes the connection once everything queued has been written and the write side
     /// shut down (dropping it does the same without waiting).
     pub async fn finish(self) {
-        let Connection { out, writer, .. } = self;
-        drop(out);
-        let _ = writer.await;
+        self.out.finish().await;
     }
 
     /// Queues a message for the writer task.
     pub async fn send(&self, msg: &Out) -> Result<(), ConnectionError> {
-        let bytes =
-            serde_json::to_vec(msg).map_err(|e| ConnectionError::Malformed(e.to_string()))?;
-        self.out
-            .send(Bytes::from(bytes))
-            .await
-            .map_err(|_| ConnectionError::Closed)
+        self.out.send(msg).await
     }
 
     /// The next message; `None` when the peer closed cleanly. After a malformed
     /// message the caller should drop the connection: the peer speaks garbage.
     pub async fn recv(&mut self) -> Option<Result<In, ConnectionError>> {
-        if self.broken {
-            return None;
-        }
-        let frame = self.incoming.recv().await?;
-        let msg = decode(frame);
-        if msg.is_err() {
-            self.broken = true;
-            self.incoming.close();
-        }
-        Some(msg)
+        self.incoming.recv().await
     }
 }
 
@@ -177,7 +160,8 @@ pub struct Incoming<In> {
 }
 
 impl<In: DeserializeOwned> Incoming<In> {
-    /// The next message, as [`Connection::recv`].
+    /// The next message; `None` when the peer closed cleanly. After a malformed message
+    /// nothing more is read: the peer speaks garbage.
     pub async fn recv(&mut self) -> Option<Result<In, ConnectionError>> {
         if self.broken {
             return None;
