@@ -8,12 +8,16 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::running;
-use crate::mesh::{HookRun, RunReport};
+use crate::mesh::{HookRun, LocalEdit, RunReport};
 
 /// Runs a machine's effective config: section name → canonical KDL.
 pub trait Applier: Send + Sync {
     /// Brings what runs in line with `config` and reports what changed and what ran.
     fn apply(&self, machine: &str, config: &BTreeMap<String, String>) -> RunReport;
+
+    /// The sections whose running form differs from `config` though no change set
+    /// changed them: edited, removed or added by hand since the last run (for `check`).
+    fn local_edits(&self, config: &BTreeMap<String, String>) -> Vec<LocalEdit>;
 }
 
 /// The running-config directory (one `SECTION.kdl` per section) and the hooks run after
@@ -50,6 +54,10 @@ impl Applier for RunningDir {
             }
         }
     }
+
+    fn local_edits(&self, config: &BTreeMap<String, String>) -> Vec<LocalEdit> {
+        running::local_edits(&self.dir, config)
+    }
 }
 
 /// The in-memory twin: keeps the last config it was given and every report.
@@ -84,5 +92,10 @@ impl Applier for MemoryApplier {
             removed,
             hooks: Vec::new(),
         }
+    }
+
+    fn local_edits(&self, config: &BTreeMap<String, String>) -> Vec<LocalEdit> {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        running::compare(config, &current)
     }
 }

@@ -9,6 +9,7 @@
 //! So results run one change set at a time, in commit order, while a slow hook holds up
 //! no plan or log, only the next change set's run.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::broadcast;
@@ -19,11 +20,11 @@ use super::core::{Core, Refusal};
 use super::running::running_config;
 use super::users::parse_users;
 use crate::config::Diagnostics;
-use crate::mesh::{Response, RunReport};
+use crate::mesh::{LocalEdit, Response, RunReport, RunState};
 use crate::model::{EntryValue, Key, MachineName, Mode, SectionName};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
-use crate::state::{ChangeSet, CommitError, Live, Store, StoreError};
+use crate::state::{ChangeSet, CommitError, Live, Store, StoreError, Version};
 
 /// One machine's agent state, without sockets or files of its own.
 pub struct Node<S, A> {
@@ -40,7 +41,13 @@ pub struct Node<S, A> {
     machine: MachineName,
     /// Every change set committed here or merged from elsewhere, for the mesh to spread.
     changes: broadcast::Sender<Changed>,
+    /// When the latest change sets were run here (version → wall ms), for `apply`'s
+    /// per-machine report; the oldest are forgotten past [`APPLIED_KEPT`].
+    applied: Mutex<BTreeMap<Version, Option<u64>>>,
 }
+
+/// How many change sets' run times a node remembers.
+const APPLIED_KEPT: usize = 4096;
 
 /// A change set that reached this node's store.
 #[derive(Debug, Clone)]
@@ -69,6 +76,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             applier,
             machine,
             changes: broadcast::channel(CHANGES_QUEUE).0,
+            applied: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -94,6 +102,35 @@ impl<S: Store, A: Applier> Node<S, A> {
                 replaced: true,
             });
         }
+    }
+
+    /// Notes that `version` is stored and its run is under way (`None`) or done.
+    fn note_run(&self, version: &Version, done: bool) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.insert(version.clone(), done.then(crate::state::wall_ms));
+        while applied.len() > APPLIED_KEPT {
+            applied.pop_first();
+        }
+    }
+
+    /// Where each of `versions` stands on this machine.
+    pub fn run_states(&self, versions: &[Version]) -> Result<Vec<RunState>, StoreError> {
+        let held: Vec<Version> = self
+            .change_sets_of(versions)?
+            .into_iter()
+            .map(|cs| cs.version)
+            .collect();
+        let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(versions
+            .iter()
+            .map(|v| match applied.get(v) {
+                Some(Some(ms)) => RunState::Applied { at_ms: Some(*ms) },
+                Some(None) => RunState::Running,
+                // Held, and not run since this agent started: it ran at the start.
+                None if held.contains(v) => RunState::Applied { at_ms: None },
+                None => RunState::Missing,
+            })
+            .collect())
     }
 
     /// This machine's name.
@@ -170,6 +207,15 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.applier.apply(&self.machine, &config)
     }
 
+    /// The running-config sections that differ from what this machine's effective config
+    /// says, though no change set changed them: local edits, for `check`.
+    pub fn local_edits(&self) -> Result<Vec<LocalEdit>, StoreError> {
+        let live = self.lock_core().machine_view()?;
+        let config = running_config(&live, &self.machine, &self.catalogue());
+        let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.applier.local_edits(&config))
+    }
+
     fn refresh_users(&self, live: &Live) {
         let Ok(users) = SectionName::new("users") else {
             return;
@@ -240,8 +286,10 @@ impl<S: Store, A: Applier> Node<S, A> {
             Ok(None) => Response::Unchanged,
             Ok(Some(cs)) => {
                 let committed = started.elapsed();
+                self.note_run(&cs.version, false);
                 self.announce(&cs, true);
                 let running = self.after_change(core);
+                self.note_run(&cs.version, true);
                 tracing::info!(
                     id = %cs.id(),
                     source = %cs.meta.source,
@@ -282,13 +330,19 @@ impl<S: Store, A: Applier> Node<S, A> {
         let mut core = self.lock_core();
         let merged = core.merge(change_set.clone(), wall_ms)?;
         if merged.new {
+            self.note_run(&change_set.version, false);
             self.announce(&change_set, false);
         }
-        Ok(if merged.won.is_empty() {
+        let report = if merged.won.is_empty() {
+            drop(core);
             RunReport::default()
         } else {
             self.after_change(core)
-        })
+        };
+        if merged.new {
+            self.note_run(&change_set.version, true);
+        }
+        Ok(report)
     }
 
     /// Merges a change set from a peer, as [`Node::merge`] does — unless it removes this

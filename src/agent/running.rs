@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::state_dir::{StateDirError, create_private_dir, sync_dir, write_atomic};
-use crate::mesh::{HookRun, RunReport};
+use crate::mesh::{EditKind, HookRun, LocalEdit, RunReport};
 use crate::resolve::entries::EntryLayers;
 use crate::schema::Catalogue;
 use crate::state::Live;
@@ -99,6 +99,55 @@ pub fn update(
         }
     }
     Ok(report)
+}
+
+/// The sections of `dir` that differ from `config`: files edited, removed or added since
+/// the agent wrote them (for `check`). Temporary files of an interrupted write are not
+/// edits; a file that cannot be read counts as removed.
+pub fn local_edits(dir: &Path, config: &BTreeMap<String, String>) -> Vec<LocalEdit> {
+    let mut found = BTreeMap::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(section) = name.strip_suffix(".kdl")
+                && !name.starts_with('.')
+                && let Ok(text) = fs::read_to_string(entry.path())
+            {
+                found.insert(section.to_owned(), text);
+            }
+        }
+    }
+    compare(config, &found)
+}
+
+/// What differs between the running config a machine should have (`config`) and what it
+/// has (`found`), section by section.
+pub fn compare(
+    config: &BTreeMap<String, String>,
+    found: &BTreeMap<String, String>,
+) -> Vec<LocalEdit> {
+    let mut edits = Vec::new();
+    for (section, text) in config {
+        match found.get(section) {
+            None => edits.push(LocalEdit {
+                section: section.clone(),
+                kind: EditKind::Removed,
+            }),
+            Some(t) if t != text => edits.push(LocalEdit {
+                section: section.clone(),
+                kind: EditKind::Edited,
+            }),
+            Some(_) => {}
+        }
+    }
+    for section in found.keys().filter(|s| !config.contains_key(*s)) {
+        edits.push(LocalEdit {
+            section: section.clone(),
+            kind: EditKind::Added,
+        });
+    }
+    edits.sort_by(|a, b| a.section.cmp(&b.section));
+    edits
 }
 
 /// Narrows the mode of a running-config file written before files were made private

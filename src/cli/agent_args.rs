@@ -3,6 +3,7 @@
 //! commands that work on files and those that talk to agents change independently.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
@@ -347,11 +348,22 @@ pub struct ApplyArgs {
     /// a plan is refused, even with --yes.
     #[arg(long)]
     pub allow_own_interfaces: bool,
+    /// Wait until every reachable member has applied the change set (default 60 s; a
+    /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
+    /// fail if some did not in time. Without it, apply waits a second and reports.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "60",
+          value_parser = super::propagation::parse_timeout)]
+    pub wait: Option<Duration>,
 }
 
 /// `strata log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
+    /// Show the conflict log instead: writes made concurrently (on machines that could
+    /// not talk) that lost under last-writer-wins, with who wrote them, where and when,
+    /// and the write that won.
+    #[arg(long)]
+    pub conflicts: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

@@ -2,14 +2,16 @@
 //! one atomic change set. A stale plan is refused with what changed since.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::agent_args::ApplyArgs;
 use super::args::Format;
-use super::connect::{connect, unexpected};
+use super::connect::{Client, connect, unexpected};
 use super::output::Output;
 use super::plan::desired_plan;
+use super::propagation;
 use super::{CliError, Failure, Outcome};
 use crate::mesh::{Request, Response, RunReport};
 use crate::plan::{Hazard, PLAN_FORMAT, Plan, render_human};
@@ -89,7 +91,13 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         base: plan.base.clone(),
         origin: plan.origin.clone(),
     })?;
-    report(response, out, &hazards)
+    let wait = args.wait.unwrap_or(super::propagation::BRIEF);
+    report(
+        response,
+        out,
+        &hazards,
+        Some((&mut client, wait, args.wait.is_some())),
+    )
 }
 
 /// The flag that allows a hazard.
@@ -115,27 +123,58 @@ fn confirm(removals: usize) -> bool {
     matches!(line.trim(), "y" | "yes")
 }
 
-/// Prints what a commit did; a failing hook or a refusal makes the command fail.
+/// Where to follow a committed change set: the client, how long to wait for every
+/// reachable member, and whether not reaching them all in that time fails (`--wait`).
+pub(super) type Follow<'a> = Option<(&'a mut Client, Duration, bool)>;
+
+/// Prints what a commit did, and where it stands on every member when `follow` says so;
+/// a failing hook, a refusal, or a `--wait` that timed out makes the command fail.
 pub(super) fn report(
     response: Response,
     out: &Output,
     hazards: &[Hazard],
+    follow: Follow<'_>,
 ) -> Result<Outcome, CliError> {
     match response {
         Response::Applied {
             change_set,
             running,
         } => {
+            let (propagation, strict) = match follow {
+                Some((client, wait, strict)) => {
+                    (propagation::ask(client, &change_set.version, wait), strict)
+                }
+                None => (None, false),
+            };
             match out.format {
                 Format::Json => out.json(&json!({
                     "applied": true,
                     "change_set": change_set,
                     "running": running,
                     "hazards": hazards,
+                    "propagation": propagation,
                 })),
-                _ => out.print(&applied_text(&change_set, &running)),
+                _ => {
+                    let mut text = applied_text(&change_set, &running);
+                    if let Some(p) = &propagation {
+                        text.push_str(&propagation::render(p));
+                    }
+                    out.print(&text)
+                }
             }
-            hooks_failed(&change_set, &running).map_or(Ok(Outcome::Ok), Err)
+            if let Some(e) = hooks_failed(&change_set, &running) {
+                return Err(e);
+            }
+            match propagation {
+                Some(p) if strict && !propagation::complete(&p) => Err(Failure::refused(
+                    format!(
+                        "change set {} is committed, but not every reachable member applied it in time",
+                        change_set.id
+                    ),
+                    "it is durable and keeps spreading; `strata check` shows where it is missing",
+                )),
+                _ => Ok(Outcome::Ok),
+            }
         }
         Response::Unchanged => {
             out.print("no changes: nothing to apply\n");

@@ -102,8 +102,21 @@ pub enum Command {
     /// --allow-member-removal, or --allow-own-interfaces, is given: --yes alone never does
     /// it. `strata plan` warns of both.
     Apply(super::agent_args::ApplyArgs),
-    /// List the change sets an agent has applied.
+    /// List the change sets an agent has applied (`--conflicts`: the writes lost to
+    /// concurrent ones under last-writer-wins).
     Log(super::agent_args::LogArgs),
+    /// Check that every member holds the same configuration (AsyncOS `clustercheck`).
+    ///
+    /// Asks a member to compare what every reachable member holds and names each entry
+    /// that differs: which machine holds which version, by whom, where and when. Also
+    /// reports unreachable and disconnected machines, running-config files edited by
+    /// hand, and conflicts not written since; with --repo, the drift from a config repo.
+    /// Exits 0 when consistent, 2 on inconsistency or drift, 1 on error.
+    #[command(after_long_help = "Examples:\n  \
+        strata check --target lab1.example.com\n  \
+        strata check --repo . --ref main --format json   # in CI: drift from git\n  \
+        strata check --resolve listeners@cluster --use lab2.example.com")]
+    Check(super::check::CheckArgs),
     /// Apply the state as of an earlier change set, as a new change set.
     Rollback(super::agent_args::RollbackArgs),
     /// Convert an AsyncOS configuration XML file (saveconfig) into KDL in a config repo.

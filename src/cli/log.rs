@@ -12,11 +12,22 @@ use super::connect::{connect, unexpected};
 use super::output::Output;
 use super::{CliError, Outcome};
 use crate::mesh::{Request, Response};
-use crate::state::{ChangeSetSummary, Key};
+use crate::state::{ChangeSetSummary, Key, LostWrite};
 
 /// Runs `strata log`.
 pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
+    if args.conflicts {
+        let lost = match client.request(Request::Conflicts)? {
+            Response::Conflicts { lost, .. } => lost,
+            other => return Err(unexpected(other)),
+        };
+        match out.format {
+            Format::Json => out.json(&json!({ "machine": client.machine, "conflicts": lost })),
+            _ => out.print(&render_conflicts(&lost)),
+        }
+        return Ok(Outcome::Ok);
+    }
     let sets = match client.request(Request::Log)? {
         Response::Log { change_sets } => change_sets,
         other => return Err(unexpected(other)),
@@ -34,7 +45,12 @@ pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     let response = client.request(Request::Rollback {
         to: args.to.clone(),
     })?;
-    report(response, out, &[])
+    report(
+        response,
+        out,
+        &[],
+        Some((&mut client, super::propagation::BRIEF, false)),
+    )
 }
 
 /// The log for people, newest first. Each change set shows its id (the same on every
@@ -69,6 +85,40 @@ pub fn render_log(sets: &[ChangeSetSummary]) -> String {
             let _ = write!(text, " and {} more", sections.len() - shown);
         }
         text.push_str("\n\n");
+    }
+    text
+}
+
+/// The conflict log for people, newest loss first: what lost, who wrote it, where and
+/// when, and what won instead.
+pub fn render_conflicts(lost: &[LostWrite]) -> String {
+    if lost.is_empty() {
+        return "no conflicts: no write was lost to a concurrent one\n".into();
+    }
+    let mut sorted: Vec<&LostWrite> = lost.iter().collect();
+    sorted.sort_by(|a, b| b.lost.version.cmp(&a.lost.version));
+    let mut text = String::new();
+    for l in sorted {
+        let _ = writeln!(
+            text,
+            "{} {} lost\n  lost:  change set {}  {}  by '{}' on {} ({})\n  won:   change set {}  {}  by '{}' on {} ({})\n",
+            l.key,
+            if l.value.is_none() {
+                "removal"
+            } else {
+                "write"
+            },
+            l.lost.change_set(),
+            utc(l.lost.wall_ms),
+            l.lost.meta.author,
+            l.lost.version.origin,
+            l.lost.meta.source,
+            l.winner.change_set(),
+            utc(l.winner.wall_ms),
+            l.winner.meta.author,
+            l.winner.version.origin,
+            l.winner.meta.source,
+        );
     }
     text
 }

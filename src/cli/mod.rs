@@ -5,6 +5,7 @@ mod agent;
 mod agent_args;
 mod apply;
 mod args;
+mod check;
 mod cluster;
 mod cluster_admin;
 mod cluster_mesh;
@@ -17,6 +18,7 @@ mod log;
 mod output;
 mod passphrase;
 mod plan;
+mod propagation;
 mod show;
 mod validate;
 mod where_;
@@ -115,6 +117,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "0 applied (or nothing to do), 1 invalid input or refused, 69 unreachable",
     ),
     ("log", "0 shown, 1 invalid input or refused, 69 unreachable"),
+    (
+        "check",
+        "0 consistent, 2 inconsistency or drift, 1 invalid input or refused, 69 unreachable",
+    ),
     (
         "rollback",
         "0 rolled back, 1 invalid input or refused, 69 unreachable",
@@ -222,6 +228,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Plan(a) => plan::run(a, out),
         Command::Apply(a) => apply::run(a, out),
         Command::Log(a) => log::run(a, out),
+        Command::Check(a) => check::run(a, out),
         Command::Rollback(a) => log::rollback(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),

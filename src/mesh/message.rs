@@ -4,10 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::consistency::{CheckReport, MachinePropagation};
 use super::status::{ClusterListing, ConnStatus, PendingEntry};
-use crate::model::{GroupName, MachineName, Node};
+use crate::model::{GroupName, Key, MachineName, Node, Version};
 use crate::plan::Origin;
-use crate::state::{Base, ChangeSet, ChangeSetSummary, Conflict, Live, Writes};
+use crate::state::{
+    Base, ChangeSet, ChangeSetId, ChangeSetSummary, Conflict, Live, LostWrite, Writes,
+};
 
 /// A passphrase on the wire: sent inside the SSH channel, never printed (its `Debug`
 /// says only that it is there), never logged.
@@ -69,6 +72,26 @@ pub enum Request {
     },
     /// The applied change sets.
     Log,
+    /// The conflict log: writes that lost under last-writer-wins.
+    Conflicts,
+    /// `check`: whether every member holds the same entries, and what differs.
+    Check,
+    /// `check --resolve KEY --use HOST`: commit HOST's version of KEY as a new change
+    /// set, so that it wins everywhere.
+    CheckResolve {
+        /// The entry.
+        key: Key,
+        /// The member whose version wins.
+        host: MachineName,
+    },
+    /// Where a change set stands on every member; waits up to `wait_ms` for the
+    /// reachable ones to apply it.
+    Propagation {
+        /// The change set's version.
+        version: Version,
+        /// How long to wait, in milliseconds (0: ask once).
+        wait_ms: u64,
+    },
     /// Apply the state as of change set `to` as a new change set.
     Rollback {
         /// The change set whose state to restore: its id, or a unique prefix of it.
@@ -202,6 +225,42 @@ pub struct RunReport {
     pub hooks: Vec<HookRun>,
 }
 
+/// A running-config file that differs from what the agent last wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalEdit {
+    /// The section (`SECTION.kdl`).
+    pub section: String,
+    /// What was done to it.
+    pub kind: EditKind,
+}
+
+/// How a running-config file was changed by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EditKind {
+    /// Its content differs.
+    Edited,
+    /// It is gone.
+    Removed,
+    /// No section of the config has it.
+    Added,
+}
+
+/// Where a change set stands on one machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum RunState {
+    /// The machine does not hold it (yet).
+    Missing,
+    /// Stored; its running config and hooks are being run now.
+    Running,
+    /// Stored and run: at `at_ms` (wall ms), or before the agent last started (`None`).
+    Applied {
+        /// When its run ended, if this agent run saw it.
+        at_ms: Option<u64>,
+    },
+}
+
 /// What the agent answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "kebab-case")]
@@ -239,6 +298,22 @@ pub enum Response {
     Log {
         /// Summaries.
         change_sets: Vec<ChangeSetSummary>,
+    },
+    /// What `check` found.
+    Check(Box<CheckReport>),
+    /// Where a change set stands on every member.
+    Propagation {
+        /// The change set.
+        change_set: ChangeSetId,
+        /// Every member (this one included), by name.
+        machines: Vec<MachinePropagation>,
+    },
+    /// Writes that lost to concurrent ones, by key.
+    Conflicts {
+        /// The agent's machine name.
+        machine: String,
+        /// The lost writes, with the winners.
+        lost: Vec<LostWrite>,
     },
     /// The plan's base went stale; nothing was written.
     Stale {

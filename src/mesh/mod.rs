@@ -7,6 +7,7 @@
 pub mod client;
 pub mod codec;
 pub mod connection;
+pub mod consistency;
 pub mod message;
 pub mod peer;
 pub mod pin;
@@ -18,7 +19,8 @@ pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{
-    HookRun, JoinRequest, PROTOCOL, Request, Response, RunReport, SUBSYSTEM, Secret,
+    EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, Request, Response, RunReport, RunState,
+    SUBSYSTEM, Secret,
 };
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;

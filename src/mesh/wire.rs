@@ -3,10 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::consistency::{MachineState, Stamps};
+use super::message::RunState;
 use super::table::LinkReport;
-use crate::model::MachineName;
+use crate::model::{Key, MachineName, Version};
 use crate::replica::SyncMsg;
-use crate::state::ChangeSet;
+use crate::state::{ChangeSet, Entry};
 
 /// How many hops an envelope may take before it is dropped (a full mesh needs two at
 /// most; the bound stops a loop made of stale routes).
@@ -49,4 +51,66 @@ pub enum PeerMsg {
     /// Anti-entropy: which change sets the sender holds, compactly
     /// ([`crate::replica`]); each side then sends what the other lacks.
     Sync(SyncMsg),
+    /// A question from `check` or `apply` (answered with [`PeerMsg::Answer`]).
+    Ask {
+        /// Chosen by the asker; echoed in the answer.
+        id: u64,
+        /// The question.
+        query: Query,
+    },
+    /// The answer to [`PeerMsg::Ask`].
+    Answer {
+        /// The question's id.
+        id: u64,
+        /// The answer.
+        answer: Box<Answer>,
+    },
+}
+
+/// What one member asks another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "kebab-case")]
+pub enum Query {
+    /// Its [`MachineState`]: the summary of what it holds, and local edits.
+    State,
+    /// The stamp of every entry it holds.
+    Stamps,
+    /// One entry, value included.
+    Entry {
+        /// Which.
+        key: Key,
+    },
+    /// Where each of these change sets stands there.
+    RunStates {
+        /// The change sets' versions.
+        versions: Vec<Version>,
+    },
+}
+
+/// What a member answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum Answer {
+    /// To [`Query::State`].
+    State(MachineState),
+    /// To [`Query::Stamps`].
+    Stamps {
+        /// By key.
+        stamps: Stamps,
+    },
+    /// To [`Query::Entry`] (`None`: it holds no such entry).
+    Entry {
+        /// The entry, tombstone or value.
+        entry: Option<Box<Entry>>,
+    },
+    /// To [`Query::RunStates`], in the order asked.
+    RunStates {
+        /// One per version.
+        states: Vec<RunState>,
+    },
+    /// It could not answer (its store failed).
+    Failed {
+        /// Why.
+        message: String,
+    },
 }

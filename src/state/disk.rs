@@ -21,7 +21,7 @@ use redb::{
 use super::memory::{change_set, entry_of};
 use super::{
     ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError, Version,
-    check_base, migrate, winners,
+    check_base, migrate, supersedes, winners,
 };
 use crate::model::ENCODING;
 
@@ -237,16 +237,17 @@ impl Store for DiskStore {
         tx.set_durability(Durability::Immediate).map_err(backend)?;
         // The conflict check reads inside the write transaction: nothing can change
         // between the check and the writes.
-        let seen = Self::entries_of(&tx, p.base.keys())?;
+        let seen = Self::entries_of(&tx, p.base.keys().chain(p.writes.keys()))?;
         let conflicts = check_base(&p.base, |k| seen.get(k));
         if !conflicts.is_empty() {
             // Dropping the transaction aborts it: nothing is written.
             return Err(CommitError::Stale(conflicts));
         }
         let keys: Vec<Key> = p.writes.keys().cloned().collect();
+        let supersedes = supersedes(&p.writes, |k| seen.get(k));
         let cs = Self::record(
             &tx,
-            change_set(p.version, p.wall_ms, p.meta, p.writes),
+            change_set(p.version, p.wall_ms, p.meta, p.writes, supersedes),
             &keys,
         )?;
         tx.commit().map_err(backend)?;

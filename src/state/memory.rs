@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    ChangeSet, CommitError, Entry, Hlc, Live, Merged, Proposal, Store, StoreError, Version, Writes,
-    check_base, winners,
+    Base, ChangeSet, CommitError, Entry, Hlc, Live, Merged, Proposal, Store, StoreError, Version,
+    Writes, check_base, supersedes, winners,
 };
 
 /// A store held in memory; same contract as [`super::DiskStore`], without durability.
@@ -58,8 +58,12 @@ impl Store for MemoryStore {
             return Err(CommitError::Stale(conflicts));
         }
         let keys: Vec<_> = p.writes.keys().cloned().collect();
+        let supersedes = supersedes(&p.writes, |k| self.live.get(k));
         Ok(self
-            .record(change_set(p.version, p.wall_ms, p.meta, p.writes), keys)
+            .record(
+                change_set(p.version, p.wall_ms, p.meta, p.writes, supersedes),
+                keys,
+            )
             .clone())
     }
 
@@ -113,6 +117,7 @@ pub(super) fn change_set(
     wall_ms: u64,
     meta: super::ChangeMeta,
     writes: Writes,
+    supersedes: Base,
 ) -> ChangeSet {
     ChangeSet {
         seq: 0,
@@ -120,6 +125,7 @@ pub(super) fn change_set(
         wall_ms,
         meta,
         writes,
+        supersedes: Some(supersedes),
     }
 }
 

@@ -67,6 +67,7 @@ pub fn change_set(bytes: &[u8]) -> Result<ChangeSet, StoreError> {
         wall_ms: old.wall_ms,
         meta: old.meta,
         writes,
+        supersedes: None,
     })
 }
 

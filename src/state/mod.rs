@@ -16,6 +16,7 @@
 //! [`Store`] is the small trait; [`DiskStore`] (redb) is the real one and
 //! [`MemoryStore`] its in-memory twin for tests.
 
+mod conflicts;
 mod disk;
 mod memory;
 mod migrate;
@@ -28,6 +29,7 @@ pub use crate::model::{
     ChangeMeta, ChangeSetId, Clock, ClockSkew, EntryValue, Hlc, Key, KeyParseError, Source, Stamp,
     Version,
 };
+pub use conflicts::{LostWrite, conflicts};
 pub use disk::DiskStore;
 pub use memory::MemoryStore;
 
@@ -78,6 +80,13 @@ pub struct ChangeSet {
     pub meta: ChangeMeta,
     /// What it wrote.
     pub writes: Writes,
+    /// For each key it writes, the version of the entry it replaced on the machine that
+    /// committed it (`None`: there was none): what that machine had seen. A write that
+    /// names the version it replaced is a successor; two writes that name the same
+    /// predecessor were concurrent, and the one that lost is in the conflict log
+    /// ([`conflicts`]). `None` for change sets recorded before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<Base>,
 }
 
 /// A change set without its values, for `strata log`.
@@ -296,6 +305,15 @@ pub fn winners<'a>(cs: &ChangeSet, lookup: impl Fn(&Key) -> Option<&'a Entry>) -
         .collect()
 }
 
+/// For each key of `writes`, the version of the live entry it replaces (`None`: none).
+/// Pure: both store implementations record it with a local commit.
+pub fn supersedes<'a>(writes: &Writes, lookup: impl Fn(&Key) -> Option<&'a Entry>) -> Base {
+    writes
+        .keys()
+        .map(|k| (k.clone(), lookup(k).map(|e| e.stamp.version.clone())))
+        .collect()
+}
+
 /// The values every key had as of change set `at`: for each key, the write of greatest
 /// version among the change sets whose version is not greater than `at`'s (tombstones
 /// kept as `None`). With local commits only, that is history folded in order; with
@@ -415,6 +433,7 @@ pub(crate) mod tests {
             wall_ms: hlc,
             meta: meta("bob"),
             writes: writes(pairs),
+            supersedes: None,
         }
     }
 
@@ -469,6 +488,11 @@ pub(crate) mod tests {
             ))
             .unwrap();
         assert_eq!(cs.seq, 2);
+        assert_eq!(
+            cs.supersedes,
+            Some([(dns.clone(), Some(version(10, "lab1")))].into()),
+            "a commit records what it replaced"
+        );
         let second = cs.id();
         assert_eq!(store.live().unwrap()[&dns].value, None);
 

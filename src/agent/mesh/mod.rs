@@ -4,8 +4,10 @@
 //! `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`, `reconnect`
 //! and `remove`.
 
+pub mod check;
 pub mod join;
 pub mod link;
+pub mod query;
 pub mod runtime;
 
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use super::auth::{Authed, Principal};
 use super::check::Authority;
 use super::core::{Caller, Refusal};
 use super::membership::{cluster_name, flattened, membership_of};
-use crate::mesh::status::{ClusterListing, GroupListing, MachineListing, PendingEntry, Reach};
+use crate::mesh::status::{ClusterListing, GroupListing, MachineListing, PendingEntry};
 use crate::mesh::wire::Envelope;
 use crate::mesh::{Connection, Request, Response};
 use crate::model::{EntryValue, Key, MachineName};
@@ -192,6 +194,40 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             Err(denied) => denied,
             Ok(caller) => remove(agent, &caller, machine),
         },
+        Request::Check => match mesh {
+            Some(mesh) => check::check(agent, mesh),
+            None => not_running(),
+        },
+        Request::CheckResolve { key, host } => match (mesh, who.role.may_apply()) {
+            (_, false) => Response::Denied {
+                message: format!(
+                    "user `{}` ({}) may not apply changes",
+                    who.user,
+                    who.role.as_str()
+                ),
+            },
+            (None, true) => not_running(),
+            (Some(mesh), true) => {
+                let caller = Caller {
+                    user: who.user.clone(),
+                    authority: if who.role.may_administer() {
+                        Authority::All
+                    } else {
+                        Authority::NoMembership
+                    },
+                };
+                check::resolve(agent, mesh, &caller, key, host)
+            }
+        },
+        Request::Propagation { version, wait_ms } => match mesh {
+            Some(mesh) => check::propagation(
+                agent,
+                mesh,
+                version,
+                std::time::Duration::from_millis(*wait_ms),
+            ),
+            None => not_running(),
+        },
         _ => return None,
     };
     Some(answer)
@@ -272,21 +308,7 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
         let (Key::Machine(m), Some(EntryValue::Machine(info))) = (m, &entry.value) else {
             continue;
         };
-        let reach = if m == me {
-            Reach::Local
-        } else if !info.joined() {
-            Reach::Expected
-        } else if info.disconnected
-            || membership_of(&live, me).is_some_and(|mine| mine.disconnected)
-        {
-            Reach::Disconnected
-        } else if snap.direct.contains(m) {
-            Reach::Direct
-        } else if snap.routes.contains_key(m) {
-            Reach::Routed
-        } else {
-            Reach::Unreachable
-        };
+        let reach = check::reach_of(me, m, info, membership_of(&live, me), snap);
         let unmanaged = from_repo && info.joined() && !declared.contains(&Key::Machine(m.clone()));
         let listing = MachineListing {
             name: m.to_string(),

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::{self, Identity, LinkHandle};
+use super::query;
 use crate::agent::Agent;
 use crate::agent::membership::{cluster_name, members};
 use crate::agent::node::Changed;
@@ -33,7 +34,7 @@ use crate::mesh::Connection;
 use crate::mesh::client::Session;
 use crate::mesh::status::{ConnStatus, LinkView};
 use crate::mesh::table::{Alert, Table};
-use crate::mesh::wire::{Envelope, MAX_HOPS, PeerMsg};
+use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
 use crate::replica::{Index, Out, SyncMsg};
 use crate::state::{ChangeSet, ChangeSetId, Live, wall_ms};
@@ -98,6 +99,15 @@ pub enum Event {
     Index(Index),
     /// What `list` and `connstatus` show.
     Query(oneshot::Sender<Snapshot>),
+    /// Ask a member (this one included) a question for `check` or `apply`.
+    Ask {
+        /// The member.
+        to: MachineName,
+        /// The question.
+        query: Query,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Answer>,
+    },
 }
 
 /// The mesh as this member sees it.
@@ -141,6 +151,8 @@ struct Runtime {
     last_ping: Instant,
     /// Which change sets the store holds.
     index: Index,
+    /// Questions asked of peers, waiting for answers.
+    asks: query::Pending,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -201,6 +213,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         merges,
         last_ping: Instant::now(),
         index: Index::new(),
+        asks: query::Pending::default(),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -289,6 +302,17 @@ impl Runtime {
             Event::Index(index) => self.index = index,
             Event::Query(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+            Event::Ask { to, query, reply } if to == self.me.machine => {
+                let agent = self.agent.clone();
+                let summary = self.index.summary();
+                tokio::task::spawn_blocking(move || {
+                    let _ = reply.send(query::answer(&agent, query, summary));
+                });
+            }
+            Event::Ask { to, query, reply } => {
+                let id = self.asks.ask(reply);
+                self.route(self.envelope(&to, PeerMsg::Ask { id, query }));
             }
         }
     }
@@ -383,6 +407,31 @@ impl Runtime {
                     let _ = self.merges.send(cs);
                 }
             }
+            PeerMsg::Ask { id, query } => {
+                let agent = self.agent.clone();
+                let summary = self.index.summary();
+                let tx = self.events.clone();
+                let env = self.envelope(
+                    &from,
+                    PeerMsg::Answer {
+                        id,
+                        answer: Box::new(Answer::Failed {
+                            message: String::new(),
+                        }),
+                    },
+                );
+                tokio::task::spawn_blocking(move || {
+                    let answer = query::answer(&agent, query, summary);
+                    let _ = tx.send(Event::Send(Envelope {
+                        body: PeerMsg::Answer {
+                            id,
+                            answer: Box::new(answer),
+                        },
+                        ..env
+                    }));
+                });
+            }
+            PeerMsg::Answer { id, answer } => self.asks.answered(id, *answer),
             PeerMsg::Sync(msg) => {
                 for out in self.index.on_message(&msg) {
                     match out {
@@ -615,6 +664,7 @@ impl Runtime {
             self.table.link_down(&m);
         }
         self.parked.retain(|(at, _, _)| at.elapsed() < PARK);
+        self.asks.expire();
         let interval = Duration::from_millis(self.table.interval_ms());
         if self.last_ping.elapsed() >= interval {
             self.last_ping = Instant::now();

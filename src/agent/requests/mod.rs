@@ -39,6 +39,7 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
         Request::Hello { protocol, version } => hello::answer(node, who, protocol, &version),
         Request::Live => live::answer(node),
         Request::Log => log::answer(node),
+        Request::Conflicts => log::conflicts(node),
         Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
             deny("apply changes")
         }

@@ -1,0 +1,123 @@
+//! Questions members ask one another for `check` and `apply`: the asking side (a request
+//! handler on a blocking thread asks through the runtime and waits, bounded) and the
+//! answering side (read from this machine's store, off the runtime).
+//!
+//! A question travels as [`PeerMsg::Ask`] with an id the runtime picks, routed like any
+//! envelope; the answer comes back as [`PeerMsg::Answer`] with that id and goes to the
+//! waiting handler. An answer that comes too late finds nobody waiting and is dropped;
+//! a question to a machine that cannot be reached simply gets no answer in time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::Mesh;
+use super::runtime::Event;
+use crate::agent::Agent;
+use crate::mesh::consistency::{MachineState, stamps_of};
+use crate::mesh::wire::{Answer, Query};
+use crate::model::MachineName;
+use crate::replica::Summary;
+
+/// Questions asked and not answered yet: id → who waits.
+#[derive(Default)]
+pub struct Pending {
+    next: u64,
+    waiting: BTreeMap<u64, (Instant, oneshot::Sender<Answer>)>,
+}
+
+/// How long an unanswered question is remembered.
+const FORGET_AFTER: Duration = Duration::from_secs(120);
+
+impl Pending {
+    /// Records a question; returns its id.
+    pub fn ask(&mut self, reply: oneshot::Sender<Answer>) -> u64 {
+        self.next += 1;
+        self.waiting.insert(self.next, (Instant::now(), reply));
+        self.next
+    }
+
+    /// Hands an answer to whoever waits for it.
+    pub fn answered(&mut self, id: u64, answer: Answer) {
+        if let Some((_, reply)) = self.waiting.remove(&id) {
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Forgets questions nobody waits for any more.
+    pub fn expire(&mut self) {
+        self.waiting
+            .retain(|_, (at, reply)| !reply.is_closed() && at.elapsed() < FORGET_AFTER);
+    }
+}
+
+/// This machine's answer to `query`; `summary` is what the runtime's index says it
+/// holds. Blocking: reads the store.
+pub fn answer(agent: &Agent, query: Query, summary: Summary) -> Answer {
+    let failed = |e: &dyn std::fmt::Display| Answer::Failed {
+        message: e.to_string(),
+    };
+    match query {
+        Query::State => match agent.node.local_edits() {
+            Ok(local_edits) => Answer::State(MachineState {
+                summary,
+                local_edits,
+            }),
+            Err(e) => failed(&e),
+        },
+        Query::Stamps => match agent.node.live() {
+            Ok(live) => Answer::Stamps {
+                stamps: stamps_of(&live),
+            },
+            Err(e) => failed(&e),
+        },
+        Query::Entry { key } => match agent.node.live_under(&[key.to_string()]) {
+            Ok(live) => Answer::Entry {
+                entry: live.get(&key).cloned().map(Box::new),
+            },
+            Err(e) => failed(&e),
+        },
+        Query::RunStates { versions } => match agent.node.run_states(&versions) {
+            Ok(states) => Answer::RunStates { states },
+            Err(e) => failed(&e),
+        },
+    }
+}
+
+impl Mesh {
+    /// Asks each of `machines` `query` through the mesh and waits at most `timeout` for
+    /// all answers; a machine that did not answer in time is absent from the result.
+    /// Blocking: call off the runtime.
+    pub fn ask_all(
+        &self,
+        machines: &[MachineName],
+        query: &Query,
+        timeout: Duration,
+    ) -> BTreeMap<MachineName, Answer> {
+        let waits: Vec<(MachineName, oneshot::Receiver<Answer>)> = machines
+            .iter()
+            .filter_map(|m| {
+                let (tx, rx) = oneshot::channel();
+                self.events
+                    .send(Event::Ask {
+                        to: m.clone(),
+                        query: query.clone(),
+                        reply: tx,
+                    })
+                    .ok()?;
+                Some((m.clone(), rx))
+            })
+            .collect();
+        self.rt.block_on(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut out = BTreeMap::new();
+            for (m, rx) in waits {
+                if let Ok(Ok(a)) = tokio::time::timeout_at(deadline, rx).await {
+                    out.insert(m, a);
+                }
+            }
+            out
+        })
+    }
+}

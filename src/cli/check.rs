@@ -1,0 +1,286 @@
+//! `strata check` (AsyncOS `clustercheck`): asks a member to compare what every reachable
+//! member holds and reports, in the seed's words, each entry that differs — which machine
+//! holds which version, written by whom, where and when — with unreachable and
+//! disconnected machines, running-config files edited by hand, and unresolved conflicts.
+//! With `--repo`, also the drift between the cluster and the repo. `--resolve ENTRY --use
+//! HOST` forces HOST's version everywhere as a new change set.
+//!
+//! Exit 0: consistent (and in sync with the repo); 2: inconsistency or drift; 1: error.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::agent_args::TargetArgs;
+use super::apply::report;
+use super::args::Format;
+use super::connect::{connect, unexpected};
+use super::log::utc;
+use super::output::Output;
+use super::plan::desired_plan;
+use super::{CliError, Failure, Outcome};
+use crate::mesh::consistency::{CheckReport, Held, describe, parse_entry};
+use crate::mesh::status::Reach;
+use crate::mesh::{EditKind, Request, Response};
+use crate::model::{Key, MachineName};
+use crate::plan::{Change, Plan};
+
+/// `strata check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also compare the cluster with this config repo: entries out of sync, members the
+    /// repo does not declare (unmanaged), machines it declares that have not joined.
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// With --repo: read the repo at this git ref (default: the working tree).
+    #[arg(long = "ref", value_name = "REF", requires = "repo")]
+    pub git_ref: Option<String>,
+    /// Force one machine's version of an entry on the whole cluster, as a new change set:
+    /// `SECTION@MODE` (dns@cluster, listeners@group:Paris, dns@machine:lab2) or an entry
+    /// key as `check` prints it. Needs --use.
+    #[arg(long, value_name = "SECTION@MODE", requires = "use_host")]
+    pub resolve: Option<String>,
+    /// The machine whose version --resolve forces.
+    #[arg(long = "use", value_name = "HOST", requires = "resolve")]
+    pub use_host: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Drift between the live cluster and a repo.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Drift {
+    /// The ref read (`None`: the working tree).
+    pub git_ref: Option<String>,
+    /// Entries the repo and the cluster disagree on (`key`, what applying would do).
+    pub out_of_sync: Vec<(String, &'static str)>,
+    /// Members of the cluster the repo does not declare.
+    pub unmanaged: Vec<String>,
+    /// Machines the repo declares that have not joined.
+    pub not_joined: Vec<String>,
+}
+
+impl Drift {
+    fn is_empty(&self) -> bool {
+        self.out_of_sync.is_empty() && self.unmanaged.is_empty() && self.not_joined.is_empty()
+    }
+}
+
+/// Runs `strata check`.
+pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
+    let mut client = connect(&args.target)?;
+    if let (Some(entry), Some(host)) = (&args.resolve, &args.use_host) {
+        let key = parse_entry(entry).map_err(|e| Failure::new(e, "see `strata check --help`"))?;
+        let host = MachineName::new(host).map_err(|e| {
+            Failure::new(
+                format!("--use {host}: {e}"),
+                "give a member's name, as `strata cluster list` shows it",
+            )
+        })?;
+        let response = client.request(Request::CheckResolve { key, host })?;
+        return report(
+            response,
+            out,
+            &[],
+            Some((&mut client, super::propagation::BRIEF, false)),
+        );
+    }
+    let report = match client.request(Request::Check)? {
+        Response::Check(r) => *r,
+        other => return Err(unexpected(other)),
+    };
+    let drift = match &args.repo {
+        Some(repo) => {
+            let plan = desired_plan(repo, args.git_ref.as_deref(), &mut client, out)?;
+            Some(drift_of(&plan, &report, args.git_ref.clone()))
+        }
+        None => None,
+    };
+    let clean = report.is_consistent() && drift.as_ref().is_none_or(Drift::is_empty);
+    match out.format {
+        Format::Json => out.json(&serde_json::json!({
+            "consistent": clean,
+            "report": report,
+            "drift": drift,
+        })),
+        _ => out.print(&render(&report, drift.as_ref())),
+    }
+    Ok(if clean { Outcome::Ok } else { Outcome::Changes })
+}
+
+/// What a plan from the repo to the cluster says about drift.
+pub fn drift_of(plan: &Plan, report: &CheckReport, git_ref: Option<String>) -> Drift {
+    let mut drift = Drift {
+        git_ref,
+        ..Drift::default()
+    };
+    for action in &plan.actions {
+        match (&action.key, &action.change) {
+            (Key::Machine(m), Change::Remove { .. }) => drift.unmanaged.push(m.to_string()),
+            (Key::Machine(m), Change::Create { .. }) => drift.not_joined.push(m.to_string()),
+            (key, change) => drift.out_of_sync.push((
+                key.to_string(),
+                match change {
+                    Change::Create { .. } => "missing in the cluster",
+                    Change::Change { .. } => "differs",
+                    Change::Remove { .. } => "not in the repo",
+                },
+            )),
+        }
+    }
+    for m in &report.machines {
+        if m.reach == Reach::Expected && !drift.not_joined.contains(&m.machine.to_string()) {
+            drift.not_joined.push(m.machine.to_string());
+        }
+    }
+    drift.not_joined.sort();
+    drift
+}
+
+/// The report for people, in the seed's words where the seed has them.
+pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
+    let mut text = String::new();
+    for m in &report.machines {
+        match (m.reach, m.answered) {
+            (Reach::Local | Reach::Direct | Reach::Routed, true) => {
+                let _ = writeln!(text, "Checking {}...", m.machine);
+            }
+            (Reach::Local | Reach::Direct | Reach::Routed, false) => {
+                let _ = writeln!(text, "Checking {}... no answer in time", m.machine);
+            }
+            (Reach::Unreachable, _) => {
+                let _ = writeln!(text, "{} is unreachable: not checked", m.machine);
+            }
+            (Reach::Disconnected, _) => {
+                let _ = writeln!(text, "{} is disconnected: not checked", m.machine);
+            }
+            (Reach::Expected, _) => {
+                let _ = writeln!(text, "{} is declared but has not joined", m.machine);
+            }
+        }
+    }
+    let cluster = report.cluster.as_deref();
+    if report.inconsistent.is_empty() {
+        if report
+            .machines
+            .iter()
+            .all(|m| m.answered || m.reach == Reach::Expected)
+        {
+            text.push_str("No inconsistencies found.\n");
+        } else {
+            text.push_str("No inconsistencies found among the machines that answered.\n");
+        }
+    } else {
+        text.push_str("Inconsistency found!\n");
+        for inc in &report.inconsistent {
+            let _ = writeln!(text, "{}:", describe(&inc.key, cluster));
+            for (machine, held) in &inc.held {
+                let _ = writeln!(text, "{}", held_line(machine, held.as_ref()));
+            }
+            if let Some((host, _)) = inc
+                .held
+                .iter()
+                .filter_map(|(m, h)| h.as_ref().map(|h| (m, h)))
+                .max_by(|a, b| a.1.stamp.version.cmp(&b.1.stamp.version))
+            {
+                let _ = writeln!(
+                    text,
+                    "  to settle it: strata check --resolve {} --use {host}",
+                    resolve_name(&inc.key)
+                );
+            }
+        }
+    }
+    let edited: Vec<_> = report
+        .machines
+        .iter()
+        .filter(|m| !m.local_edits.is_empty())
+        .collect();
+    if !edited.is_empty() {
+        text.push_str("Running config edited by hand:\n");
+        for m in edited {
+            let files: Vec<String> = m
+                .local_edits
+                .iter()
+                .map(|e| {
+                    let how = match e.kind {
+                        EditKind::Edited => "edited",
+                        EditKind::Removed => "removed",
+                        EditKind::Added => "added",
+                    };
+                    format!("{}.kdl {how}", e.section)
+                })
+                .collect();
+            let _ = writeln!(text, "{}: {}", m.machine, files.join(", "));
+        }
+        text.push_str("  the next change set that reaches a machine rewrites its files\n");
+    }
+    if !report.conflicts.is_empty() {
+        text.push_str("Writes lost to concurrent ones (last writer wins), not written since:\n");
+        for l in &report.conflicts {
+            let _ = writeln!(
+                text,
+                "{}: '{}' on {} at {} lost to '{}' on {} at {}",
+                describe(&l.key, cluster),
+                l.lost.meta.author,
+                l.lost.version.origin,
+                utc(l.lost.wall_ms),
+                l.winner.meta.author,
+                l.winner.version.origin,
+                utc(l.winner.wall_ms),
+            );
+        }
+        text.push_str("  `strata log --conflicts` shows them all\n");
+    }
+    if let Some(d) = drift {
+        let at = d
+            .git_ref
+            .as_deref()
+            .map_or("the working tree".to_owned(), |r| format!("ref {r}"));
+        if d.is_empty() {
+            let _ = writeln!(text, "In sync with the repo ({at}).");
+        } else {
+            let _ = writeln!(text, "Drift from the repo ({at}):");
+            for (key, what) in &d.out_of_sync {
+                let _ = writeln!(text, "  out of sync: {key} ({what})");
+            }
+            for m in &d.unmanaged {
+                let _ = writeln!(
+                    text,
+                    "  unmanaged: {m} is a member the repo does not declare"
+                );
+            }
+            for m in &d.not_joined {
+                let _ = writeln!(text, "  not joined: {m} is declared but not a member yet");
+            }
+            text.push_str(
+                "  `strata plan` shows the changes; `strata apply` makes the cluster match\n",
+            );
+        }
+    }
+    text
+}
+
+/// `lab2 was updated <time> by 'admin' on lab1`, as the seed writes it.
+fn held_line(machine: &MachineName, held: Option<&Held>) -> String {
+    match held {
+        None => format!("{machine} has no such entry"),
+        Some(h) => format!(
+            "{machine} was {} {} by '{}' on {}",
+            if h.removed { "removed" } else { "updated" },
+            utc(h.stamp.wall_ms),
+            h.stamp.meta.author,
+            h.stamp.version.origin
+        ),
+    }
+}
+
+/// The name `--resolve` takes for `key`.
+fn resolve_name(key: &Key) -> String {
+    match key {
+        Key::Section { mode, section } => format!("{section}@{mode}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,94 @@
+//! Per-machine propagation of a change set (the seed's `commitdetail`): after `apply`,
+//! `rollback` or `check --resolve` committed one, the agent is asked where it stands on
+//! every member — briefly by default, up to `--wait` when given.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::connect::Client;
+use super::log::utc;
+use crate::mesh::consistency::MachinePropagation;
+use crate::mesh::status::Reach;
+use crate::mesh::{Request, Response, RunState};
+use crate::model::Version;
+
+/// How long an apply without `--wait` lets the change set spread before it reports.
+pub const BRIEF: Duration = Duration::from_secs(1);
+
+/// Parses `--wait`'s timeout: seconds (`30`, `30s`), minutes (`2m`) or milliseconds
+/// (`500ms`).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (digits, scale) = if let Some(d) = t.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = t.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = t.strip_suffix('m') {
+        (d, 60_000)
+    } else {
+        (t, 1000)
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a timeout: write 30, 30s, 2m or 500ms"))?;
+    Ok(Duration::from_millis(n.saturating_mul(scale)))
+}
+
+/// Asks where change set `version` stands on every member, waiting up to `wait`. `None`
+/// when the agent cannot say (it runs no mesh).
+pub fn ask(
+    client: &mut Client,
+    version: &Version,
+    wait: Duration,
+) -> Option<Vec<MachinePropagation>> {
+    match client.request(Request::Propagation {
+        version: version.clone(),
+        wait_ms: wait.as_millis() as u64,
+    }) {
+        Ok(Response::Propagation { machines, .. }) => Some(machines),
+        _ => None,
+    }
+}
+
+/// True when every member that could be reached has applied it.
+pub fn complete(machines: &[MachinePropagation]) -> bool {
+    machines
+        .iter()
+        .filter(|m| reachable(m.reach))
+        .all(|m| matches!(m.state, Some(RunState::Applied { .. })))
+}
+
+fn reachable(reach: Reach) -> bool {
+    matches!(reach, Reach::Local | Reach::Direct | Reach::Routed)
+}
+
+/// The report for people: one line per member.
+pub fn render(machines: &[MachinePropagation]) -> String {
+    let applied = machines
+        .iter()
+        .filter(|m| matches!(m.state, Some(RunState::Applied { .. })))
+        .count();
+    let mut text = format!(
+        "propagation: applied on {applied} of {} machines\n",
+        machines.len()
+    );
+    for m in machines {
+        let what = match (&m.state, m.reach) {
+            (Some(RunState::Applied { at_ms: Some(ms) }), _) => format!("applied {}", utc(*ms)),
+            (Some(RunState::Applied { at_ms: None }), _) => {
+                "applied (before its agent last started)".into()
+            }
+            (Some(RunState::Running), _) => "stored, running its config now".into(),
+            (Some(RunState::Missing), _) => "not there yet".into(),
+            (None, Reach::Disconnected) => {
+                "disconnected: it gets the change set when reconnected".into()
+            }
+            (None, Reach::Unreachable) => {
+                "unreachable: it gets the change set when it is back".into()
+            }
+            (None, _) => "did not answer".into(),
+        };
+        let _ = writeln!(text, "  {:<28} {what}", m.machine.as_str());
+    }
+    text
+}
