@@ -83,6 +83,19 @@ impl<S: Store> Core<S> {
         meta: ChangeMeta,
         wall_ms: u64,
     ) -> Result<ChangeSet, CommitError> {
+        self.propose_settling(writes, base, meta, wall_ms, Vec::new())
+    }
+
+    /// As [`Core::propose`], settling the lost writes `settles` (see
+    /// [`ChangeSet::settles`]).
+    fn propose_settling(
+        &mut self,
+        writes: Writes,
+        base: Base,
+        meta: ChangeMeta,
+        wall_ms: u64,
+        settles: Vec<Version>,
+    ) -> Result<ChangeSet, CommitError> {
         let version = Version {
             hlc: self.clock.now(wall_ms),
             origin: self.machine.clone(),
@@ -93,6 +106,7 @@ impl<S: Store> Core<S> {
             meta,
             version,
             wall_ms,
+            settles,
         })
     }
 
@@ -149,6 +163,19 @@ impl<S: Store> Core<S> {
         origin: &Origin,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
+        self.apply_settling(caller, writes, base, origin, wall_ms, Vec::new())
+    }
+
+    /// As [`Core::apply`], settling the lost writes `settles` (`check --resolve`).
+    pub fn apply_settling(
+        &mut self,
+        caller: &Caller,
+        writes: Writes,
+        base: Base,
+        origin: &Origin,
+        wall_ms: u64,
+        settles: Vec<Version>,
+    ) -> Result<Option<ChangeSet>, Refusal> {
         check_authority(&writes, caller.authority)?;
         if let Some(k) = writes.keys().find(|k| !base.contains_key(*k)) {
             return Err(invalid(
@@ -170,7 +197,9 @@ impl<S: Store> Core<S> {
             origin.source.clone(),
             origin.message.clone(),
         );
-        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+        Ok(Some(
+            self.propose_settling(writes, base, meta, wall_ms, settles)?,
+        ))
     }
 
     /// Applies the state as of change set `to` (a prefix of its id) as a new change set.

@@ -72,6 +72,34 @@ fn agent_caller() -> Caller {
     }
 }
 
+/// What the mesh knows of this machine that its membership must say for peers to reach
+/// it: its host key, peer address and serial.
+#[derive(Debug, Clone)]
+pub struct OwnFacts {
+    /// OpenSSH public-key line.
+    pub host_key: String,
+    /// Where it takes peer connections.
+    pub peer: String,
+    /// Its serial number.
+    pub serial: String,
+}
+
+impl OwnFacts {
+    /// `mine` with these facts filled in: key and peer address as they are now, the serial
+    /// only where none is recorded (a repo's serial stands).
+    pub fn fill(&self, mine: &Membership) -> Membership {
+        let mut updated = mine.clone();
+        if updated.host_key.as_deref().map(str::trim) != Some(self.host_key.trim()) {
+            updated.host_key = Some(self.host_key.trim().to_owned());
+        }
+        updated.peer = Some(self.peer.clone());
+        if updated.serial.is_none() {
+            updated.serial = Some(self.serial.clone());
+        }
+        updated
+    }
+}
+
 impl<S: Store> Core<S> {
     /// On the member a machine joins through: records the joiner in the membership (with
     /// its host key, serial and peer address; in the group a repo declared for it, else
@@ -83,6 +111,7 @@ impl<S: Store> Core<S> {
         request: &JoinRequest,
         proof: &Proof,
         catalogue: &Catalogue,
+        own: Option<&OwnFacts>,
         wall_ms: u64,
     ) -> Result<(ChangeSet, Vec<String>), Refusal> {
         let live = self
@@ -183,6 +212,19 @@ impl<S: Store> Core<S> {
         );
         if live.get(&pending).is_some_and(|e| e.value.is_some()) {
             writes.insert(pending, None);
+        }
+        // The joiner must be able to reach this member: its host key and peer address go
+        // in the same change set when the membership does not say them yet (the first
+        // join of a new cluster), or the joiner, knowing no member's key, could neither
+        // dial one nor let one in.
+        if let (Some(own), Some(mine)) = (own, membership_of(&live, &self.machine)) {
+            let updated = own.fill(mine);
+            if updated != *mine {
+                writes.insert(
+                    Key::Machine(self.machine.clone()),
+                    Some(EntryValue::Machine(updated)),
+                );
+            }
         }
         let mode = Mode::Machine(me.clone());
         for node in &request.machine_sections {
@@ -433,18 +475,29 @@ mod tests {
     fn a_joiner_takes_the_cluster_and_keeps_only_its_machine_only_sections() {
         let mut m = member();
         let key = host_key();
+        // The member has not recorded its own host key yet (the cluster's first join):
+        // the change set that admits the joiner records it, so the joiner can reach it.
+        let own = OwnFacts {
+            host_key: host_key(),
+            peer: "127.0.0.11:2222".into(),
+            serial: "S1".into(),
+        };
         let (cs, notes) = m
             .admit(
                 &admin(),
                 &request("lab2", &key),
                 &Proof::Passphrase,
                 &Catalogue::builtin(),
+                Some(&own),
                 3,
             )
             .unwrap();
         assert!(notes.is_empty());
         let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
-        assert_eq!(keys, ["@machine:lab2", "machine:lab2/interfaces"]);
+        assert_eq!(
+            keys,
+            ["@machine:lab1", "@machine:lab2", "machine:lab2/interfaces"]
+        );
         let mut j = core("lab2");
         j.bootstrap(&[node("dns { server \"192.0.2.1\" }")], 1)
             .unwrap();
@@ -476,6 +529,7 @@ mod tests {
                 &request("lab2", &key),
                 &proof,
                 &Catalogue::builtin(),
+                None,
                 3,
             )
             .unwrap_err();
@@ -497,6 +551,7 @@ mod tests {
                 &request("lab2", &key),
                 &proof,
                 &Catalogue::builtin(),
+                None,
                 4,
             )
             .unwrap_err();
@@ -508,6 +563,7 @@ mod tests {
                 &request("lab2", &other),
                 &proof,
                 &Catalogue::builtin(),
+                None,
                 4,
             )
             .unwrap_err();
@@ -526,6 +582,7 @@ mod tests {
             &request("lab2", &key),
             &Proof::Passphrase,
             &Catalogue::builtin(),
+            None,
             3,
         )
         .unwrap();

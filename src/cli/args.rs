@@ -110,7 +110,7 @@ pub enum Command {
     /// Asks a member to compare what every reachable member holds and names each entry
     /// that differs: which machine holds which version, by whom, where and when. Also
     /// reports unreachable and disconnected machines, running-config files edited by
-    /// hand, and conflicts not written since; with --repo, the drift from a config repo.
+    /// hand, and conflicts not settled yet; with --repo, the drift from a config repo.
     /// Exits 0 when consistent, 2 on inconsistency or drift, 1 on error.
     #[command(after_long_help = "Examples:\n  \
         strata check --target lab1.example.com\n  \

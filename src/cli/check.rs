@@ -218,7 +218,7 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
         text.push_str("  the next change set that reaches a machine rewrites its files\n");
     }
     if !report.conflicts.is_empty() {
-        text.push_str("Writes lost to concurrent ones (last writer wins), not written since:\n");
+        text.push_str("Writes lost to concurrent ones (last writer wins), not settled yet:\n");
         for l in &report.conflicts {
             let _ = writeln!(
                 text,
@@ -232,7 +232,9 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
                 utc(l.winner.wall_ms),
             );
         }
-        text.push_str("  `strata log --conflicts` shows them all\n");
+        text.push_str(
+            "  the cluster agrees on the winner; keep it, or force a version, with `strata check --resolve ENTRY --use HOST` (`strata log --conflicts` keeps them all)\n",
+        );
     }
     if let Some(d) = drift {
         let at = d

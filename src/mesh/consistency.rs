@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::message::{LocalEdit, RunState};
 use super::status::Reach;
-use crate::model::{Key, MachineName, Mode, Stamp};
+use crate::model::{Key, MachineName, Mode, Stamp, Version};
 use crate::replica::Summary;
-use crate::state::{Live, LostWrite};
+use crate::state::{ChangeSet, Live, LostWrite};
 
 /// What one machine says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,8 +101,8 @@ pub struct CheckReport {
     pub machines: Vec<MachineCheck>,
     /// Entries whose versions differ between machines that answered.
     pub inconsistent: Vec<Inconsistency>,
-    /// Writes that lost to concurrent ones, whose winner is still live (nobody has
-    /// written the entry since): what an operator may want to look at.
+    /// Writes that lost to concurrent ones and that no `check --resolve` has settled:
+    /// what an operator may want to look at (they do not make the cluster inconsistent).
     pub conflicts: Vec<LostWrite>,
 }
 
@@ -137,14 +137,12 @@ pub fn inconsistencies(stamps: &BTreeMap<MachineName, Stamps>) -> Vec<Inconsiste
         .collect()
 }
 
-/// The lost writes of `lost` whose winner is what `live` holds now: conflicts nobody has
-/// resolved by writing the entry again.
-pub fn unresolved(lost: Vec<LostWrite>, live: &Live) -> Vec<LostWrite> {
+/// The lost writes of `lost` that no change set of `history` settles (`check --resolve`
+/// of the entry): what `check` still lists.
+pub fn unresolved(lost: Vec<LostWrite>, history: &[ChangeSet]) -> Vec<LostWrite> {
+    let settled: BTreeSet<&Version> = history.iter().flat_map(|cs| &cs.settles).collect();
     lost.into_iter()
-        .filter(|l| {
-            live.get(&l.key)
-                .is_some_and(|e| e.stamp.version == l.winner.version)
-        })
+        .filter(|l| !settled.contains(&l.lost.version))
         .collect()
 }
 

@@ -467,6 +467,7 @@ mod tests {
                 },
                 version: crate::state::tests::version(hlc, "lab1"),
                 wall_ms: hlc,
+                settles: Vec::new(),
             })
             .unwrap();
     }

@@ -89,6 +89,7 @@ impl Machine {
                 meta: meta("sim"),
                 version,
                 wall_ms,
+                settles: Vec::new(),
             })
             .unwrap();
         assert!(self.index.insert(&cs.version));

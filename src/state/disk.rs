@@ -247,7 +247,9 @@ impl Store for DiskStore {
         let supersedes = supersedes(&p.writes, |k| seen.get(k));
         let cs = Self::record(
             &tx,
-            change_set(p.version, p.wall_ms, p.meta, p.writes, supersedes),
+            change_set(
+                p.version, p.wall_ms, p.meta, p.writes, supersedes, p.settles,
+            ),
             &keys,
         )?;
         tx.commit().map_err(backend)?;

@@ -61,7 +61,9 @@ impl Store for MemoryStore {
         let supersedes = supersedes(&p.writes, |k| self.live.get(k));
         Ok(self
             .record(
-                change_set(p.version, p.wall_ms, p.meta, p.writes, supersedes),
+                change_set(
+                    p.version, p.wall_ms, p.meta, p.writes, supersedes, p.settles,
+                ),
                 keys,
             )
             .clone())
@@ -118,6 +120,7 @@ pub(super) fn change_set(
     meta: super::ChangeMeta,
     writes: Writes,
     supersedes: Base,
+    settles: Vec<Version>,
 ) -> ChangeSet {
     ChangeSet {
         seq: 0,
@@ -126,6 +129,7 @@ pub(super) fn change_set(
         meta,
         writes,
         supersedes: Some(supersedes),
+        settles,
     }
 }
 

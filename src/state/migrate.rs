@@ -68,6 +68,7 @@ pub fn change_set(bytes: &[u8]) -> Result<ChangeSet, StoreError> {
         meta: old.meta,
         writes,
         supersedes: None,
+        settles: Vec::new(),
     })
 }
 

@@ -64,6 +64,10 @@ pub struct Proposal {
     pub version: Version,
     /// Wall time, milliseconds since the Unix epoch.
     pub wall_ms: u64,
+    /// Lost writes this change set settles (`check --resolve`): see
+    /// [`ChangeSet::settles`].
+    #[serde(default)]
+    pub settles: Vec<Version>,
 }
 
 /// A committed change set.
@@ -87,6 +91,10 @@ pub struct ChangeSet {
     /// ([`conflicts`]). `None` for change sets recorded before this was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<Base>,
+    /// Writes in the conflict log that this change set settles: made by `check
+    /// --resolve` knowing of them, so `check` stops listing them (the log keeps them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settles: Vec<Version>,
 }
 
 /// A change set without its values, for `strata log`.
@@ -422,6 +430,7 @@ pub(crate) mod tests {
             meta: meta("alice"),
             version: version(hlc, "lab1"),
             wall_ms: hlc,
+            settles: Vec::new(),
         }
     }
 
@@ -434,6 +443,7 @@ pub(crate) mod tests {
             meta: meta("bob"),
             writes: writes(pairs),
             supersedes: None,
+            settles: Vec::new(),
         }
     }
 

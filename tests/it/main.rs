@@ -9,6 +9,7 @@ mod agent_refusals;
 mod agent_shutdown;
 mod agent_support;
 mod apply_guard;
+mod check;
 mod cli_edit;
 mod cli_exit;
 mod cli_hardening;

@@ -119,17 +119,14 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
             .collect();
         inconsistencies(&stamps)
     };
-    let lost = agent
-        .node
-        .change_sets()
-        .map(|sets| conflicts(&sets))
-        .map_err(|e| e.to_string())?;
+    let history = agent.node.change_sets().map_err(|e| e.to_string())?;
+    let lost = unresolved(conflicts(&history), &history);
     Ok(CheckReport {
         cluster: cluster_name(&live),
         checked_from: me,
         machines: machines.into_values().collect(),
         inconsistent,
-        conflicts: unresolved(lost, &live),
+        conflicts: lost,
     })
 }
 
@@ -201,18 +198,28 @@ pub fn resolve(
     };
     let value = theirs.and_then(|e| e.value);
     let base = ours.get(key).map(|e| e.stamp.version.clone());
+    // The lost writes of this entry that check lists now are settled by this one.
+    let settles: Vec<Version> = match agent.node.change_sets() {
+        Ok(history) => unresolved(conflicts(&history), &history)
+            .into_iter()
+            .filter(|l| l.key == *key)
+            .map(|l| l.lost.version)
+            .collect(),
+        Err(e) => return Response::error(e.to_string(), None),
+    };
     let origin = Origin {
         source: Source::Cli,
         author: caller.user.clone(),
         message: format!("check --resolve {key} --use {host}"),
     };
     agent.node.commit(|core| {
-        core.apply(
+        core.apply_settling(
             caller,
             [(key.clone(), value)].into(),
             [(key.clone(), base)].into(),
             &origin,
             wall_ms(),
+            settles,
         )
     })
 }

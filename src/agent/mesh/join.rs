@@ -10,7 +10,7 @@ use crate::agent::Agent;
 use crate::agent::auth::{Authed, JOIN_USER, Principal};
 use crate::agent::check::Authority;
 use crate::agent::core::{Caller, Refusal};
-use crate::agent::membership::{Proof, cluster_name};
+use crate::agent::membership::{OwnFacts, Proof, cluster_name};
 use crate::mesh::{
     Client, ClientOptions, HostKeyPin, JoinRequest, Login, PeerError, Request, Response, Secret,
 };
@@ -214,9 +214,21 @@ pub fn admit(agent: &Agent, who: &Authed, request: &JoinRequest) -> Response {
         authority: Authority::All,
     };
     let catalogue = agent.node.catalogue();
+    let own = agent.mesh.get().map(|m| OwnFacts {
+        host_key: m.identity.public_key(),
+        peer: m.identity.peer_address.clone(),
+        serial: m.identity.serial.clone(),
+    });
     let mut notes = Vec::new();
     let response = agent.node.commit(|core| {
-        let (cs, n) = core.admit(&caller, request, &proof, &catalogue, wall_ms())?;
+        let (cs, n) = core.admit(
+            &caller,
+            request,
+            &proof,
+            &catalogue,
+            own.as_ref(),
+            wall_ms(),
+        )?;
         notes = n;
         Ok::<_, Refusal>(Some(cs))
     });

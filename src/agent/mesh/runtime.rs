@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::link::{self, Identity, LinkHandle};
 use super::query;
 use crate::agent::Agent;
-use crate::agent::membership::{cluster_name, members};
+use crate::agent::membership::{OwnFacts, cluster_name, members};
 use crate::agent::node::Changed;
 use crate::mesh::Connection;
 use crate::mesh::client::Session;
@@ -627,20 +627,14 @@ impl Runtime {
     /// key, serial and peer address — when they are missing or changed (the machine that
     /// created the cluster, or one that now listens elsewhere).
     fn register_self(&self, mine: &Membership) {
-        let key = self.me.public_key();
-        let same_key = mine
-            .host_key
-            .as_deref()
-            .is_some_and(|k| k.trim() == key.trim());
-        if same_key && mine.peer.as_deref() == Some(&self.me.peer_address) && mine.serial.is_some()
-        {
+        let own = OwnFacts {
+            host_key: self.me.public_key(),
+            peer: self.me.peer_address.clone(),
+            serial: self.me.serial.clone(),
+        };
+        let updated = own.fill(mine);
+        if updated == *mine {
             return;
-        }
-        let mut updated = mine.clone();
-        updated.host_key = Some(key);
-        updated.peer = Some(self.me.peer_address.clone());
-        if updated.serial.is_none() {
-            updated.serial = Some(self.me.serial.clone());
         }
         let agent = self.agent.clone();
         let me = self.me.machine.clone();
