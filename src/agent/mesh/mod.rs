@@ -1,14 +1,21 @@
-//! The peer mesh as the agent runs it: [`runtime`] (links, pings, routes, spreading
-//! change sets), [`link`] (one link's tasks, dialing), [`join`] (joining a cluster
-//! through a member, and admitting a joiner), and the requests that need the mesh:
-//! `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`, `reconnect`
-//! and `remove`.
+//! The peer mesh as the agent runs it: [`runtime`] (the event loop: links, pings,
+//! routes), [`sync`] (spreading, merging and resyncing change sets), [`dial`] (dialing
+//! and backoff), [`members`] (the peer set), [`alert`], [`link`] (one link's tasks,
+//! dialing one peer), [`join`] (joining a cluster through a member, and admitting a
+//! joiner), and the requests that need the mesh:
+//! `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`, `reconnect`,
+//! `remove`, and [`check`] (`check`, `check --resolve`, apply's per-machine report,
+//! asking members through [`query`]).
 
+mod alert;
 pub mod check;
+mod dial;
 pub mod join;
 pub mod link;
+mod members;
 pub mod query;
 pub mod runtime;
+mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

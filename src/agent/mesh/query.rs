@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::Mesh;
-use super::runtime::Event;
+use super::runtime::{Event, Runtime};
 use crate::agent::Agent;
 use crate::mesh::consistency::{MachineState, stamps_of};
-use crate::mesh::wire::{Answer, Query};
+use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::model::MachineName;
 use crate::replica::Summary;
 
@@ -82,6 +82,39 @@ pub fn answer(agent: &Agent, query: Query, summary: Summary) -> Answer {
             Ok(states) => Answer::RunStates { states },
             Err(e) => failed(&e),
         },
+    }
+}
+
+impl Runtime {
+    /// Sends `query` to `to` (or answers it here, when `to` is this machine).
+    pub(super) fn ask(&mut self, to: MachineName, query: Query, reply: oneshot::Sender<Answer>) {
+        if to == self.me.machine {
+            let agent = self.agent.clone();
+            let summary = self.index.summary();
+            tokio::task::spawn_blocking(move || {
+                let _ = reply.send(answer(&agent, query, summary));
+            });
+        } else {
+            let id = self.asks.ask(reply);
+            self.route(self.envelope(&to, PeerMsg::Ask { id, query }));
+        }
+    }
+
+    /// Answers a peer's question off the runtime; the answer goes back as an envelope.
+    pub(super) fn on_ask(&mut self, from: MachineName, id: u64, query: Query) {
+        let agent = self.agent.clone();
+        let summary = self.index.summary();
+        let tx = self.events.clone();
+        let me = self.me.machine.clone();
+        tokio::task::spawn_blocking(move || {
+            let answer = Box::new(answer(&agent, query, summary));
+            let _ = tx.send(Event::Send(Envelope {
+                from: me,
+                to: from,
+                ttl: MAX_HOPS,
+                body: PeerMsg::Answer { id, answer },
+            }));
+        });
     }
 }
 

@@ -1,13 +1,15 @@
 //! The mesh runtime: one task that owns this member's [`Table`] and its links, and turns
 //! events (a link opened or closed, an envelope, a change set stored, a tick) into what
 //! to send. Everything slow — dialing, reading or merging into the store — runs in tasks
-//! of its own that report back as events, so pings never wait behind them.
+//! of its own that report back as events, so pings never wait behind them. This file
+//! holds the event loop, links and routing; its other parts are in [`super::sync`]
+//! (change sets), [`super::dial`] (dialing and backoff), [`super::members`] (the peer
+//! set) and [`super::alert`].
 //!
 //! - Links: every member keeps one link to every other member (joined, not
 //!   disconnected). Both ends dial when they have none; when two links to one peer
 //!   exist, both ends keep the one dialed by the smaller machine name, so they agree.
-//!   A peer whose link is down is redialed with a growing pause (one ping interval,
-//!   doubling, at most [`MAX_BACKOFF`]).
+//!   A peer whose link is down is redialed with a growing pause ([`super::dial`]).
 //! - Pings: every interval, to every peer, over its link or routed through another
 //!   member; each carries this member's link report, so every member knows every link.
 //! - Change sets: each one committed here is sent at once to every peer that can be
@@ -27,23 +29,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::link::{self, Identity, LinkHandle};
 use super::query;
+use super::sync::{self, SYNC_EVERY};
 use crate::agent::Agent;
-use crate::agent::membership::{OwnFacts, cluster_name, members};
 use crate::agent::node::Changed;
 use crate::mesh::Connection;
 use crate::mesh::client::Session;
 use crate::mesh::status::{ConnStatus, LinkView};
-use crate::mesh::table::{Alert, Table};
+use crate::mesh::table::Table;
 use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
-use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
-use crate::replica::{Index, Out, SyncMsg};
-use crate::state::{ChangeSet, ChangeSetId, Live, wall_ms};
-
-/// The longest pause between two dials of an unreachable peer.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Every this many pings, linked peers compare the change sets they hold.
-const SYNC_EVERY: u64 = 10;
+use crate::model::{Key, MachineName, Membership};
+use crate::replica::Index;
+use crate::state::{ChangeSet, Live};
 
 /// How long a parked link is kept.
 const PARK: Duration = Duration::from_secs(10);
@@ -126,56 +122,51 @@ pub struct Snapshot {
 }
 
 /// The runtime's state.
-struct Runtime {
-    agent: Arc<Agent>,
-    me: Identity,
-    table: Table,
+pub(super) struct Runtime {
+    /// The agent: its node (store, pipeline) and settings.
+    pub(super) agent: Arc<Agent>,
+    /// Who this machine is to its peers.
+    pub(super) me: Identity,
+    /// Links, reports and routes, pure.
+    pub(super) table: Table,
+    /// The zero of the table's clock.
     started: Instant,
-    events: mpsc::UnboundedSender<Event>,
-    links: BTreeMap<MachineName, LinkHandle>,
-    parked: Vec<(Instant, MachineName, LinkHandle)>,
-    members: BTreeMap<MachineName, Membership>,
+    /// The runtime's own queue, for the tasks it spawns to report back.
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    /// The live link to each linked peer.
+    pub(super) links: BTreeMap<MachineName, LinkHandle>,
+    /// Links of machines that are no peers now, since when.
+    pub(super) parked: Vec<(Instant, MachineName, LinkHandle)>,
+    /// Every member's membership, this machine's included.
+    pub(super) members: BTreeMap<MachineName, Membership>,
     /// Peers being dialed now.
-    dialing: BTreeSet<MachineName>,
+    pub(super) dialing: BTreeSet<MachineName>,
     /// Peers whose last dial failed (said once in the log).
-    failing: BTreeSet<MachineName>,
+    pub(super) failing: BTreeSet<MachineName>,
     /// When each peer may be dialed next, and the pause after that.
-    backoff: BTreeMap<MachineName, (Instant, Duration)>,
+    pub(super) backoff: BTreeMap<MachineName, (Instant, Duration)>,
+    /// The id of the next link.
     next_link: u64,
+    /// The sequence number of the last ping.
     seq: u64,
     /// Ping rounds so far.
     rounds: u64,
     /// Pings sent and not yet answered: (peer, seq) → when.
     pings: BTreeMap<(MachineName, u64), Instant>,
-    merges: mpsc::UnboundedSender<ChangeSet>,
+    /// Change sets from peers, to merge.
+    pub(super) merges: mpsc::UnboundedSender<ChangeSet>,
+    /// When the last ping round went out.
     last_ping: Instant,
     /// Which change sets the store holds.
-    index: Index,
+    pub(super) index: Index,
     /// Questions asked of peers, waiting for answers.
-    asks: query::Pending,
+    pub(super) asks: query::Pending,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
 pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
     let (events, mut rx) = mpsc::unbounded_channel();
-    // Change sets from peers are merged one at a time, in arrival order, off the runtime.
-    let (merges, mut merge_rx) = mpsc::unbounded_channel::<ChangeSet>();
-    let merger = agent.clone();
-    tokio::spawn(async move {
-        while let Some(cs) = merge_rx.recv().await {
-            let agent = merger.clone();
-            let from = cs.version.origin.clone();
-            let id = cs.id();
-            let done =
-                tokio::task::spawn_blocking(move || agent.node.merge_from_peer(cs, wall_ms()))
-                    .await;
-            match done {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(%from, change_set = %id, "change set refused: {e}"),
-                Err(e) => tracing::error!("merge task failed: {e}"),
-            }
-        }
-    });
+    let merges = sync::start_merger(agent.clone());
     // Every change the store takes becomes an event.
     let mut changes = agent.node.subscribe();
     let tx = events.clone();
@@ -238,23 +229,6 @@ impl Runtime {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Reads the membership in a blocking task; it comes back as [`Event::Members`].
-    fn read_members(&self) {
-        let agent = self.agent.clone();
-        let tx = self.events.clone();
-        tokio::task::spawn_blocking(move || {
-            match agent
-                .node
-                .live_under(&["@".into(), "cluster/cluster-mesh".into()])
-            {
-                Ok(live) => {
-                    let _ = tx.send(Event::Members(live));
-                }
-                Err(e) => tracing::error!("cannot read the membership: {e}"),
-            }
-        });
-    }
-
     fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Adopt {
@@ -263,15 +237,7 @@ impl Runtime {
                 conn,
                 session,
             } => self.adopt(peer, dialer, conn, session),
-            Event::DialFailed { peer, why } => {
-                self.dialing.remove(&peer);
-                // Said once per outage, then quietly retried.
-                if self.failing.insert(peer.clone()) {
-                    tracing::info!(%peer, "cannot link: {why}");
-                } else {
-                    tracing::debug!(%peer, "cannot link: {why}");
-                }
-            }
+            Event::DialFailed { peer, why } => self.dial_failed(peer, &why),
             Event::Closed { peer, link_id, why } => {
                 if self.links.get(&peer).is_some_and(|l| l.link_id == link_id) {
                     self.links.remove(&peer);
@@ -303,17 +269,7 @@ impl Runtime {
             Event::Query(reply) => {
                 let _ = reply.send(self.snapshot());
             }
-            Event::Ask { to, query, reply } if to == self.me.machine => {
-                let agent = self.agent.clone();
-                let summary = self.index.summary();
-                tokio::task::spawn_blocking(move || {
-                    let _ = reply.send(query::answer(&agent, query, summary));
-                });
-            }
-            Event::Ask { to, query, reply } => {
-                let id = self.asks.ask(reply);
-                self.route(self.envelope(&to, PeerMsg::Ask { id, query }));
-            }
+            Event::Ask { to, query, reply } => self.ask(to, query, reply),
         }
     }
 
@@ -353,7 +309,7 @@ impl Runtime {
         self.install(peer, handle);
     }
 
-    fn install(&mut self, peer: MachineName, handle: LinkHandle) {
+    pub(super) fn install(&mut self, peer: MachineName, handle: LinkHandle) {
         let now = self.now_ms();
         self.links.insert(peer.clone(), handle);
         self.backoff.remove(&peer);
@@ -372,9 +328,7 @@ impl Runtime {
         if !active {
             // A parked link: only change sets are taken from it.
             if let PeerMsg::ChangeSets { sets } = env.body {
-                for cs in sets {
-                    let _ = self.merges.send(cs);
-                }
+                self.merge(sets);
             }
             return;
         }
@@ -402,48 +356,14 @@ impl Runtime {
                     self.table.rtt(&from, sent.elapsed().as_secs_f64() * 1000.0);
                 }
             }
-            PeerMsg::ChangeSets { sets } => {
-                for cs in sets {
-                    let _ = self.merges.send(cs);
-                }
-            }
-            PeerMsg::Ask { id, query } => {
-                let agent = self.agent.clone();
-                let summary = self.index.summary();
-                let tx = self.events.clone();
-                let env = self.envelope(
-                    &from,
-                    PeerMsg::Answer {
-                        id,
-                        answer: Box::new(Answer::Failed {
-                            message: String::new(),
-                        }),
-                    },
-                );
-                tokio::task::spawn_blocking(move || {
-                    let answer = query::answer(&agent, query, summary);
-                    let _ = tx.send(Event::Send(Envelope {
-                        body: PeerMsg::Answer {
-                            id,
-                            answer: Box::new(answer),
-                        },
-                        ..env
-                    }));
-                });
-            }
+            PeerMsg::ChangeSets { sets } => self.merge(sets),
+            PeerMsg::Sync(msg) => self.on_sync(&from, &msg),
+            PeerMsg::Ask { id, query } => self.on_ask(from, id, query),
             PeerMsg::Answer { id, answer } => self.asks.answered(id, *answer),
-            PeerMsg::Sync(msg) => {
-                for out in self.index.on_message(&msg) {
-                    match out {
-                        Out::Send(reply) => self.route(self.envelope(&from, PeerMsg::Sync(reply))),
-                        Out::SendChangeSets(ids) => self.send_change_sets(&from, &ids),
-                    }
-                }
-            }
         }
     }
 
-    fn envelope(&self, to: &MachineName, body: PeerMsg) -> Envelope {
+    pub(super) fn envelope(&self, to: &MachineName, body: PeerMsg) -> Envelope {
         Envelope {
             from: self.me.machine.clone(),
             to: to.clone(),
@@ -454,7 +374,7 @@ impl Runtime {
 
     /// Sends `env` towards its machine: over the direct link, else through the first hop
     /// of a route; dropped when there is none (pings come again; sync repairs the rest).
-    fn route(&mut self, env: Envelope) {
+    pub(super) fn route(&mut self, env: Envelope) {
         let Some(hop) = self.table.next_hop(&env.to, self.now_ms()) else {
             return;
         };
@@ -462,16 +382,6 @@ impl Runtime {
             && link.out.try_send(env).is_err()
         {
             tracing::debug!(peer = %hop, "link queue full: envelope dropped");
-        }
-    }
-
-    fn spread(&mut self, cs: &Arc<ChangeSet>) {
-        let peers: Vec<MachineName> = self.table.peers().iter().cloned().collect();
-        for p in peers {
-            let body = PeerMsg::ChangeSets {
-                sets: vec![(**cs).clone()],
-            };
-            self.route(self.envelope(&p, body));
         }
     }
 
@@ -483,171 +393,6 @@ impl Runtime {
             links: self.table.report(self.now_ms()),
         };
         self.route(self.envelope(peer, body));
-    }
-
-    /// Tells `peer` which change sets this machine holds, as a summary.
-    fn send_have(&mut self, peer: &MachineName) {
-        let body = PeerMsg::Sync(SyncMsg::Summary(self.index.summary()));
-        self.route(self.envelope(peer, body));
-    }
-
-    /// Reads which change sets the store holds (off the runtime); it comes back as
-    /// [`Event::Index`].
-    fn read_index(&self) {
-        let agent = self.agent.clone();
-        let tx = self.events.clone();
-        tokio::task::spawn_blocking(move || match agent.node.change_sets() {
-            Ok(sets) => {
-                let _ = tx.send(Event::Index(Index::from_versions(
-                    sets.iter().map(|c| &c.version),
-                )));
-            }
-            Err(e) => tracing::error!("cannot read the change sets: {e}"),
-        });
-    }
-
-    /// Sends `peer` the change sets `ids` (read off the runtime).
-    fn send_change_sets(&self, peer: &MachineName, ids: &[ChangeSetId]) {
-        let versions = self.index.versions_of(ids);
-        if versions.is_empty() {
-            return;
-        }
-        let agent = self.agent.clone();
-        let tx = self.events.clone();
-        let env = self.envelope(peer, PeerMsg::ChangeSets { sets: Vec::new() });
-        let peer = peer.clone();
-        tokio::task::spawn_blocking(move || match agent.node.change_sets_of(&versions) {
-            Ok(sets) if !sets.is_empty() => {
-                tracing::info!(%peer, change_sets = sets.len(), "sending what the peer lacks");
-                let _ = tx.send(Event::Send(Envelope {
-                    body: PeerMsg::ChangeSets { sets },
-                    ..env
-                }));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!("cannot read change sets for {peer}: {e}"),
-        });
-    }
-
-    /// Sends `peer`, over a new link, the latest change sets that wrote its membership
-    /// and ours: what reconnects a machine that was disconnected.
-    fn send_memberships(&self, peer: &MachineName) {
-        let agent = self.agent.clone();
-        let tx = self.events.clone();
-        let keys = [
-            Key::Machine(peer.clone()),
-            Key::Machine(self.me.machine.clone()),
-        ];
-        let env = self.envelope(peer, PeerMsg::ChangeSets { sets: Vec::new() });
-        tokio::task::spawn_blocking(move || {
-            let Ok(sets) = agent.node.change_sets() else {
-                return;
-            };
-            let mut latest: Vec<ChangeSet> = keys
-                .iter()
-                .filter_map(|k| {
-                    sets.iter()
-                        .filter(|cs| cs.writes.contains_key(k))
-                        .max_by(|a, b| a.version.cmp(&b.version))
-                        .cloned()
-                })
-                .collect();
-            latest.dedup_by(|a, b| a.version == b.version);
-            if !latest.is_empty() {
-                let _ = tx.send(Event::Send(Envelope {
-                    body: PeerMsg::ChangeSets { sets: latest },
-                    ..env
-                }));
-            }
-        });
-    }
-
-    fn set_members(&mut self, live: &Live) {
-        self.members = members(live)
-            .map(|(m, info)| (m.clone(), info.clone()))
-            .collect();
-        if let Some(ms) = ping_interval(live)
-            && ms != self.table.interval_ms()
-        {
-            tracing::info!(ping_interval_ms = ms, "ping interval set");
-            self.table.set_interval(ms);
-        }
-        let mine = self.members.get(&self.me.machine);
-        // Others dial this machine by what its membership says; alone, nobody needs it
-        // (a joiner learns it when this machine registers on seeing the new member).
-        let others = self
-            .members
-            .iter()
-            .any(|(m, info)| *m != self.me.machine && info.joined());
-        if let Some(m) = mine
-            && others
-        {
-            self.register_self(m);
-        }
-        let in_mesh = cluster_name(live).is_some() && mine.is_some_and(|m| !m.disconnected);
-        let peers: Vec<MachineName> = if in_mesh {
-            self.members
-                .iter()
-                .filter(|(m, info)| **m != self.me.machine && info.joined() && !info.disconnected)
-                .map(|(m, _)| m.clone())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        self.table.set_peers(peers);
-        // Links to machines that are no peers any more close (after a moment, so that
-        // what was just queued for them — their removal, say — is written first).
-        let gone: Vec<MachineName> = self
-            .links
-            .keys()
-            .filter(|m| !self.table.peers().contains(*m))
-            .cloned()
-            .collect();
-        for m in gone {
-            if let Some(link) = self.links.remove(&m) {
-                tracing::info!(peer = %m, "link closed: not a peer any more");
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    drop(link);
-                });
-            }
-        }
-        // Parked links of machines that are peers again become links.
-        let parked = std::mem::take(&mut self.parked);
-        for (at, m, link) in parked {
-            if self.table.peers().contains(&m) && !self.links.contains_key(&m) {
-                self.install(m, link);
-            } else {
-                self.parked.push((at, m, link));
-            }
-        }
-    }
-
-    /// Records in this machine's own membership what the mesh needs of it — its host
-    /// key, serial and peer address — when they are missing or changed (the machine that
-    /// created the cluster, or one that now listens elsewhere).
-    fn register_self(&self, mine: &Membership) {
-        let own = OwnFacts {
-            host_key: self.me.public_key(),
-            peer: self.me.peer_address.clone(),
-            serial: self.me.serial.clone(),
-        };
-        let updated = own.fill(mine);
-        if updated == *mine {
-            return;
-        }
-        let agent = self.agent.clone();
-        let me = self.me.machine.clone();
-        tokio::task::spawn_blocking(move || {
-            let response = agent
-                .node
-                .commit(|core| core.register(&me, updated, wall_ms()));
-            if let crate::mesh::Response::Error { message, .. } = response {
-                tracing::error!(
-                    "cannot record this machine's host key in the membership: {message}"
-                );
-            }
-        });
     }
 
     fn on_tick(&mut self) {
@@ -681,93 +426,6 @@ impl Runtime {
         self.dial_missing();
     }
 
-    fn dial_missing(&mut self) {
-        let peers: Vec<MachineName> = self
-            .table
-            .peers()
-            .iter()
-            .filter(|p| !self.links.contains_key(*p) && !self.dialing.contains(*p))
-            .cloned()
-            .collect();
-        let interval = Duration::from_millis(self.table.interval_ms());
-        for p in peers {
-            let (at, pause) = self
-                .backoff
-                .get(&p)
-                .copied()
-                .unwrap_or((Instant::now(), interval));
-            if Instant::now() < at {
-                continue;
-            }
-            self.backoff.insert(
-                p.clone(),
-                (Instant::now() + pause, (pause * 2).min(MAX_BACKOFF)),
-            );
-            let Some(info) = self.members.get(&p) else {
-                continue;
-            };
-            let Some(key) = info
-                .host_key
-                .as_deref()
-                .and_then(|k| russh::keys::PublicKey::from_openssh(k).ok())
-            else {
-                continue;
-            };
-            self.dialing.insert(p.clone());
-            let me = self.me.clone();
-            let address = info.peer_address().to_owned();
-            let tx = self.events.clone();
-            let timeout = interval
-                .mul_f64(crate::mesh::table::DOWN_AFTER)
-                .max(Duration::from_secs(2));
-            tokio::spawn(async move {
-                // The whole dial is bounded too: one that hangs (a link request never
-                // answered) would otherwise keep the peer marked as being dialed forever.
-                let dialed =
-                    tokio::time::timeout(timeout * 2, link::dial(&me, &p, &address, key, timeout))
-                        .await
-                        .unwrap_or_else(|_| Err(format!("no link within {:?}", timeout * 2)));
-                let event = match dialed {
-                    Ok((conn, session)) => Event::Adopt {
-                        peer: p,
-                        dialer: me.machine.clone(),
-                        conn,
-                        session: Some(session),
-                    },
-                    Err(why) => Event::DialFailed { peer: p, why },
-                };
-                let _ = tx.send(event);
-            });
-        }
-    }
-
-    fn alert(&self, alert: Alert) {
-        let (kind, peer) = match &alert {
-            Alert::Lost(m) => ("peer-lost", m),
-            Alert::Recovered(m) => ("peer-recovered", m),
-        };
-        match alert {
-            Alert::Lost(_) => tracing::warn!(%peer, alert = kind, "peer unreachable"),
-            Alert::Recovered(_) => tracing::info!(%peer, alert = kind, "peer reachable"),
-        }
-        for hook in &self.agent.state.settings.alert_hooks {
-            let mut cmd = tokio::process::Command::new(&hook[0]);
-            cmd.args(&hook[1..])
-                .env("STRATA_ALERT", kind)
-                .env("STRATA_PEER", peer.as_str())
-                .env("STRATA_MACHINE", self.me.machine.as_str())
-                .stdin(std::process::Stdio::null());
-            let name = hook[0].clone();
-            tokio::spawn(async move {
-                match cmd.status().await {
-                    Ok(s) if s.success() => {}
-                    Ok(s) => tracing::warn!(hook = %name, "alert hook failed: {s}"),
-                    Err(e) => tracing::warn!(hook = %name, "alert hook cannot start: {e}"),
-                }
-            });
-        }
-    }
-
     fn snapshot(&self) -> Snapshot {
         let now = self.now_ms();
         let mut views = vec![self.table.own_view(now)];
@@ -789,20 +447,5 @@ impl Runtime {
                 views,
             },
         }
-    }
-}
-
-/// The cluster's ping interval (`cluster-mesh ping-interval-ms=…`), if it sets one.
-fn ping_interval(live: &Live) -> Option<u64> {
-    let key = Key::section(
-        crate::model::Mode::Cluster,
-        SectionName::new("cluster-mesh").ok()?,
-    );
-    match live.get(&key).and_then(|e| e.value.as_ref()) {
-        Some(EntryValue::Section(node)) => match node.prop("ping-interval-ms") {
-            Some(crate::model::Value::Int(ms)) => u64::try_from(*ms).ok(),
-            _ => None,
-        },
-        _ => None,
     }
 }

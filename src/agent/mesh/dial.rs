@@ -1,0 +1,86 @@
+//! Dialing the peers this member has no link to: at most one dial per peer at a time,
+//! each bounded in time, and a peer whose dial failed is redialed with a growing pause
+//! (one ping interval, doubling, at most [`MAX_BACKOFF`]). A dial that succeeds comes
+//! back to the runtime as [`Event::Adopt`], one that fails as [`Event::DialFailed`].
+
+use std::time::{Duration, Instant};
+
+use super::link;
+use super::runtime::{Event, Runtime};
+use crate::model::MachineName;
+
+/// The longest pause between two dials of an unreachable peer.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+impl Runtime {
+    /// A dial of `peer` failed: said once per outage, then quietly retried.
+    pub(super) fn dial_failed(&mut self, peer: MachineName, why: &str) {
+        self.dialing.remove(&peer);
+        if self.failing.insert(peer.clone()) {
+            tracing::info!(%peer, "cannot link: {why}");
+        } else {
+            tracing::debug!(%peer, "cannot link: {why}");
+        }
+    }
+
+    /// Dials every peer that has no link, is not being dialed, and whose pause is over.
+    pub(super) fn dial_missing(&mut self) {
+        let peers: Vec<MachineName> = self
+            .table
+            .peers()
+            .iter()
+            .filter(|p| !self.links.contains_key(*p) && !self.dialing.contains(*p))
+            .cloned()
+            .collect();
+        let interval = Duration::from_millis(self.table.interval_ms());
+        for p in peers {
+            let (at, pause) = self
+                .backoff
+                .get(&p)
+                .copied()
+                .unwrap_or((Instant::now(), interval));
+            if Instant::now() < at {
+                continue;
+            }
+            self.backoff.insert(
+                p.clone(),
+                (Instant::now() + pause, (pause * 2).min(MAX_BACKOFF)),
+            );
+            let Some(info) = self.members.get(&p) else {
+                continue;
+            };
+            let Some(key) = info
+                .host_key
+                .as_deref()
+                .and_then(|k| russh::keys::PublicKey::from_openssh(k).ok())
+            else {
+                continue;
+            };
+            self.dialing.insert(p.clone());
+            let me = self.me.clone();
+            let address = info.peer_address().to_owned();
+            let tx = self.events.clone();
+            let timeout = interval
+                .mul_f64(crate::mesh::table::DOWN_AFTER)
+                .max(Duration::from_secs(2));
+            tokio::spawn(async move {
+                // The whole dial is bounded too: one that hangs (a link request never
+                // answered) would otherwise keep the peer marked as being dialed forever.
+                let dialed =
+                    tokio::time::timeout(timeout * 2, link::dial(&me, &p, &address, key, timeout))
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no link within {:?}", timeout * 2)));
+                let event = match dialed {
+                    Ok((conn, session)) => Event::Adopt {
+                        peer: p,
+                        dialer: me.machine.clone(),
+                        conn,
+                        session: Some(session),
+                    },
+                    Err(why) => Event::DialFailed { peer: p, why },
+                };
+                let _ = tx.send(event);
+            });
+        }
+    }
+}

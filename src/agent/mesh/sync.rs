@@ -1,0 +1,147 @@
+//! Change sets over the mesh: spreading each one committed here, merging those peers
+//! send (one at a time, off the runtime), the index of what the store holds, the
+//! summary exchange that resyncs two linked members, and the membership change sets a
+//! new link carries (what reconnects a disconnected machine).
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::runtime::{Event, Runtime};
+use crate::agent::Agent;
+use crate::mesh::wire::{Envelope, PeerMsg};
+use crate::model::{Key, MachineName};
+use crate::replica::{Index, Out, SyncMsg};
+use crate::state::{ChangeSet, ChangeSetId, wall_ms};
+
+/// Every this many pings, linked peers compare the change sets they hold.
+pub const SYNC_EVERY: u64 = 10;
+
+/// Starts the task that merges change sets from peers into the store, one at a time, in
+/// arrival order, off the runtime; returns its queue.
+pub fn start_merger(agent: Arc<Agent>) -> mpsc::UnboundedSender<ChangeSet> {
+    let (merges, mut merge_rx) = mpsc::unbounded_channel::<ChangeSet>();
+    tokio::spawn(async move {
+        while let Some(cs) = merge_rx.recv().await {
+            let agent = agent.clone();
+            let from = cs.version.origin.clone();
+            let id = cs.id();
+            let done =
+                tokio::task::spawn_blocking(move || agent.node.merge_from_peer(cs, wall_ms()))
+                    .await;
+            match done {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(%from, change_set = %id, "change set refused: {e}"),
+                Err(e) => tracing::error!("merge task failed: {e}"),
+            }
+        }
+    });
+    merges
+}
+
+impl Runtime {
+    /// Hands change sets a peer sent to the merger.
+    pub(super) fn merge(&self, sets: Vec<ChangeSet>) {
+        for cs in sets {
+            let _ = self.merges.send(cs);
+        }
+    }
+
+    /// Answers a message of the summary exchange from `from`.
+    pub(super) fn on_sync(&mut self, from: &MachineName, msg: &SyncMsg) {
+        for out in self.index.on_message(msg) {
+            match out {
+                Out::Send(reply) => self.route(self.envelope(from, PeerMsg::Sync(reply))),
+                Out::SendChangeSets(ids) => self.send_change_sets(from, &ids),
+            }
+        }
+    }
+
+    /// Sends a change set committed here to every peer that can be reached.
+    pub(super) fn spread(&mut self, cs: &Arc<ChangeSet>) {
+        let peers: Vec<MachineName> = self.table.peers().iter().cloned().collect();
+        for p in peers {
+            let body = PeerMsg::ChangeSets {
+                sets: vec![(**cs).clone()],
+            };
+            self.route(self.envelope(&p, body));
+        }
+    }
+
+    /// Tells `peer` which change sets this machine holds, as a summary.
+    pub(super) fn send_have(&mut self, peer: &MachineName) {
+        let body = PeerMsg::Sync(SyncMsg::Summary(self.index.summary()));
+        self.route(self.envelope(peer, body));
+    }
+
+    /// Reads which change sets the store holds (off the runtime); it comes back as
+    /// [`Event::Index`].
+    pub(super) fn read_index(&self) {
+        let agent = self.agent.clone();
+        let tx = self.events.clone();
+        tokio::task::spawn_blocking(move || match agent.node.change_sets() {
+            Ok(sets) => {
+                let _ = tx.send(Event::Index(Index::from_versions(
+                    sets.iter().map(|c| &c.version),
+                )));
+            }
+            Err(e) => tracing::error!("cannot read the change sets: {e}"),
+        });
+    }
+
+    /// Sends `peer` the change sets `ids` (read off the runtime).
+    fn send_change_sets(&self, peer: &MachineName, ids: &[ChangeSetId]) {
+        let versions = self.index.versions_of(ids);
+        if versions.is_empty() {
+            return;
+        }
+        let agent = self.agent.clone();
+        let tx = self.events.clone();
+        let env = self.envelope(peer, PeerMsg::ChangeSets { sets: Vec::new() });
+        let peer = peer.clone();
+        tokio::task::spawn_blocking(move || match agent.node.change_sets_of(&versions) {
+            Ok(sets) if !sets.is_empty() => {
+                tracing::info!(%peer, change_sets = sets.len(), "sending what the peer lacks");
+                let _ = tx.send(Event::Send(Envelope {
+                    body: PeerMsg::ChangeSets { sets },
+                    ..env
+                }));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("cannot read change sets for {peer}: {e}"),
+        });
+    }
+
+    /// Sends `peer`, over a new link, the latest change sets that wrote its membership
+    /// and ours: what reconnects a machine that was disconnected.
+    pub(super) fn send_memberships(&self, peer: &MachineName) {
+        let agent = self.agent.clone();
+        let tx = self.events.clone();
+        let keys = [
+            Key::Machine(peer.clone()),
+            Key::Machine(self.me.machine.clone()),
+        ];
+        let env = self.envelope(peer, PeerMsg::ChangeSets { sets: Vec::new() });
+        tokio::task::spawn_blocking(move || {
+            let Ok(sets) = agent.node.change_sets() else {
+                return;
+            };
+            let mut latest: Vec<ChangeSet> = keys
+                .iter()
+                .filter_map(|k| {
+                    sets.iter()
+                        .filter(|cs| cs.writes.contains_key(k))
+                        .max_by(|a, b| a.version.cmp(&b.version))
+                        .cloned()
+                })
+                .collect();
+            latest.dedup_by(|a, b| a.version == b.version);
+            if !latest.is_empty() {
+                let _ = tx.send(Event::Send(Envelope {
+                    body: PeerMsg::ChangeSets { sets: latest },
+                    ..env
+                }));
+            }
+        });
+    }
+}
