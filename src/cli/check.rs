@@ -215,7 +215,7 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
                 .collect();
             let _ = writeln!(text, "{}: {}", m.machine, files.join(", "));
         }
-        text.push_str("  the next change set that reaches a machine rewrites its files\n");
+        text.push_str("  the agent rewrites them when it next runs its config (a change set that reaches it, or a restart)\n");
     }
     if !report.conflicts.is_empty() {
         text.push_str("Writes lost to concurrent ones (last writer wins), not settled yet:\n");
@@ -284,5 +284,145 @@ fn resolve_name(key: &Key) -> String {
     match key {
         Key::Section { mode, section } => format!("{section}@{mode}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::LocalEdit;
+    use crate::mesh::consistency::{Inconsistency, MachineCheck};
+    use crate::model::{ChangeMeta, Hlc, Source, Stamp, Version};
+    use crate::state::LostWrite;
+
+    const T: u64 = 1_764_648_000_000; // 2025-12-02 04:00:00 UTC
+
+    fn m(name: &str) -> MachineName {
+        MachineName::new(name).unwrap()
+    }
+
+    fn stamp(at: u64, origin: &str, author: &str) -> Stamp {
+        Stamp {
+            version: Version {
+                hlc: Hlc::new(at, 0),
+                origin: m(origin),
+            },
+            wall_ms: at,
+            meta: ChangeMeta {
+                author: author.into(),
+                user: author.into(),
+                host: origin.into(),
+                source: Source::Cli,
+                message: String::new(),
+            },
+        }
+    }
+
+    fn machine(name: &str, reach: Reach, answered: bool) -> MachineCheck {
+        MachineCheck {
+            machine: m(name),
+            reach,
+            answered,
+            change_sets: answered.then_some(12),
+            local_edits: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_reads_as_the_seeds_clustercheck() {
+        let mut lab3 = machine("lab3.example.com", Reach::Routed, true);
+        lab3.local_edits = vec![LocalEdit {
+            section: "dns".into(),
+            kind: EditKind::Edited,
+        }];
+        let report = CheckReport {
+            cluster: Some("americas".into()),
+            checked_from: m("lab1.example.com"),
+            machines: vec![
+                machine("lab1.example.com", Reach::Local, true),
+                machine("lab2.example.com", Reach::Direct, true),
+                lab3,
+                machine("lab4.example.com", Reach::Unreachable, false),
+                machine("lab5.example.com", Reach::Disconnected, false),
+                machine("lab6.example.com", Reach::Expected, false),
+            ],
+            inconsistent: vec![Inconsistency {
+                key: "group:Paris/listeners".parse().unwrap(),
+                held: [
+                    (
+                        m("lab1.example.com"),
+                        Some(Held {
+                            stamp: stamp(T, "lab1.example.com", "admin"),
+                            removed: false,
+                        }),
+                    ),
+                    (
+                        m("lab2.example.com"),
+                        Some(Held {
+                            stamp: stamp(T + 61_000, "lab2.example.com", "ops"),
+                            removed: true,
+                        }),
+                    ),
+                    (m("lab3.example.com"), None),
+                ]
+                .into(),
+            }],
+            conflicts: vec![LostWrite {
+                key: "cluster/dns".parse().unwrap(),
+                lost: stamp(T - 5_000, "lab3.example.com", "bob"),
+                value: None,
+                winner: stamp(T - 4_000, "lab1.example.com", "admin"),
+            }],
+        };
+        let drift = Drift {
+            git_ref: Some("main".into()),
+            out_of_sync: vec![("cluster/ntp".into(), "differs")],
+            unmanaged: vec!["lab9.example.com".into()],
+            not_joined: vec!["lab6.example.com".into()],
+        };
+        insta::assert_snapshot!(render(&report, Some(&drift)), @r#"
+Checking lab1.example.com...
+Checking lab2.example.com...
+Checking lab3.example.com...
+lab4.example.com is unreachable: not checked
+lab5.example.com is disconnected: not checked
+lab6.example.com is declared but has not joined
+Inconsistency found!
+listeners at Group Paris:
+lab1.example.com was updated 2025-12-02 04:00:00 UTC by 'admin' on lab1.example.com
+lab2.example.com was removed 2025-12-02 04:01:01 UTC by 'ops' on lab2.example.com
+lab3.example.com has no such entry
+  to settle it: strata check --resolve listeners@group:Paris --use lab2.example.com
+Running config edited by hand:
+lab3.example.com: dns.kdl edited
+  the agent rewrites them when it next runs its config (a change set that reaches it, or a restart)
+Writes lost to concurrent ones (last writer wins), not settled yet:
+dns at Cluster americas: 'bob' on lab3.example.com at 2025-12-02 03:59:55 UTC lost to 'admin' on lab1.example.com at 2025-12-02 03:59:56 UTC
+  the cluster agrees on the winner; keep it, or force a version, with `strata check --resolve ENTRY --use HOST` (`strata log --conflicts` keeps them all)
+Drift from the repo (ref main):
+  out of sync: cluster/ntp (differs)
+  unmanaged: lab9.example.com is a member the repo does not declare
+  not joined: lab6.example.com is declared but not a member yet
+  `strata plan` shows the changes; `strata apply` makes the cluster match
+"#);
+    }
+
+    #[test]
+    fn a_clean_report_says_so() {
+        let report = CheckReport {
+            cluster: Some("americas".into()),
+            checked_from: m("losangeles"),
+            machines: vec![
+                machine("losangeles", Reach::Local, true),
+                machine("newyork", Reach::Direct, true),
+            ],
+            inconsistent: Vec::new(),
+            conflicts: Vec::new(),
+        };
+        insta::assert_snapshot!(render(&report, None), @r#"
+Checking losangeles...
+Checking newyork...
+No inconsistencies found.
+"#);
     }
 }

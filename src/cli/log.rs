@@ -157,3 +157,43 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod conflict_tests {
+    use super::*;
+    use crate::model::{ChangeMeta, Hlc, MachineName, Source, Stamp, Version};
+
+    fn stamp(at: u64, origin: &str, author: &str) -> Stamp {
+        Stamp {
+            version: Version {
+                hlc: Hlc::new(at, 0),
+                origin: MachineName::new(origin).unwrap(),
+            },
+            wall_ms: at,
+            meta: ChangeMeta {
+                author: author.into(),
+                user: author.into(),
+                host: origin.into(),
+                source: Source::Cli,
+                message: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_conflict_log_names_who_lost_where_and_when() {
+        assert!(render_conflicts(&[]).starts_with("no conflicts"));
+        let t = 1_764_648_000_000;
+        let lost = [LostWrite {
+            key: "cluster/dns".parse().unwrap(),
+            lost: stamp(t, "lab4.example.com", "bob"),
+            value: None,
+            winner: stamp(t + 2_000, "lab1.example.com", "admin"),
+        }];
+        insta::assert_snapshot!(render_conflicts(&lost), @r#"
+cluster/dns removal lost
+  lost:  change set 78228ff888  2025-12-02 04:00:00 UTC  by 'bob' on lab4.example.com (cli)
+  won:   change set 76a5c26e8a  2025-12-02 04:00:02 UTC  by 'admin' on lab1.example.com (cli)
+"#);
+    }
+}

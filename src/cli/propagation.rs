@@ -92,3 +92,65 @@ pub fn render(machines: &[MachinePropagation]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MachineName;
+
+    fn p(name: &str, reach: Reach, state: Option<RunState>) -> MachinePropagation {
+        MachinePropagation {
+            machine: MachineName::new(name).unwrap(),
+            reach,
+            state,
+        }
+    }
+
+    #[test]
+    fn each_member_says_where_the_change_set_is() {
+        let machines = vec![
+            p(
+                "lab1.example.com",
+                Reach::Local,
+                Some(RunState::Applied {
+                    at_ms: Some(1_764_648_000_000),
+                }),
+            ),
+            p(
+                "lab2.example.com",
+                Reach::Direct,
+                Some(RunState::Applied { at_ms: None }),
+            ),
+            p("lab3.example.com", Reach::Routed, Some(RunState::Running)),
+            p("lab4.example.com", Reach::Direct, Some(RunState::Missing)),
+            p("lab5.example.com", Reach::Unreachable, None),
+            p("lab6.example.com", Reach::Disconnected, None),
+            p("lab7.example.com", Reach::Direct, None),
+        ];
+        assert!(!complete(&machines));
+        assert!(complete(&machines[..2]));
+        assert!(
+            complete(&[machines[0].clone(), machines[4].clone()]),
+            "the unreachable are not waited for"
+        );
+        insta::assert_snapshot!(render(&machines), @r#"
+propagation: applied on 2 of 7 machines
+  lab1.example.com             applied 2025-12-02 04:00:00 UTC
+  lab2.example.com             applied (before its agent last started)
+  lab3.example.com             stored, running its config now
+  lab4.example.com             not there yet
+  lab5.example.com             unreachable: it gets the change set when it is back
+  lab6.example.com             disconnected: it gets the change set when reconnected
+  lab7.example.com             did not answer
+"#);
+    }
+
+    #[test]
+    fn timeouts_read_as_people_write_them() {
+        assert_eq!(parse_timeout("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_timeout("soon").unwrap_err().contains("30s"));
+    }
+}

@@ -138,6 +138,8 @@ struct Outcome {
     committed: usize,
     /// Rounds of exchanges after healing, the last (quiet) one included.
     rounds: usize,
+    /// Writes in the conflict log at the end.
+    conflicts: usize,
     /// Traffic, schedule and healing together.
     traffic: Traffic,
 }
@@ -393,7 +395,8 @@ impl<'c> Sim<'c> {
             .collect()
     }
 
-    fn check(&self) {
+    /// Checks the end state; returns how many writes the conflict log holds.
+    fn check(&self) -> usize {
         let all: BTreeSet<ChangeSetId> = self.committed.iter().map(ChangeSet::id).collect();
         assert_eq!(all.len(), self.committed.len(), "ids are unique");
         let expected = self.expected_live();
@@ -417,6 +420,44 @@ impl<'c> Sim<'c> {
                 .collect();
             assert_eq!(got, expected, "{}: last writer wins", m.name);
         }
+        // The conflict log is the same everywhere, whatever order change sets arrived in,
+        // and no acknowledged write is lost silently: each is live, or superseded by a
+        // write that saw it, or in the conflict log.
+        let lost = crate::state::conflicts(&self.machines[0].store.change_sets().unwrap());
+        for m in &self.machines[1..] {
+            let theirs = crate::state::conflicts(&m.store.change_sets().unwrap());
+            assert_eq!(theirs, lost, "{} has the same conflict log as lab0", m.name);
+        }
+        let in_log: BTreeSet<(&Key, &Version)> =
+            lost.iter().map(|l| (&l.key, &l.lost.version)).collect();
+        let seen: BTreeSet<(&Key, &Version)> = self
+            .committed
+            .iter()
+            .filter_map(|cs| cs.supersedes.as_ref())
+            .flat_map(|sup| sup.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v))))
+            .collect();
+        let live_versions: BTreeSet<(&Key, &Version)> =
+            expected.iter().map(|(k, _, v)| (k, v)).collect();
+        for cs in &self.committed {
+            for k in cs.writes.keys() {
+                let w = (k, &cs.version);
+                let accounted = [&live_versions, &seen, &in_log]
+                    .iter()
+                    .filter(|set| set.contains(&w))
+                    .count();
+                assert!(
+                    accounted >= 1,
+                    "{k} written by {} is neither live, superseded nor in the conflict log",
+                    cs.version.origin
+                );
+                assert!(
+                    !(in_log.contains(&w) && (live_versions.contains(&w) || seen.contains(&w))),
+                    "{k} by {} is in the conflict log though it is live or was seen",
+                    cs.version.origin
+                );
+            }
+        }
+        lost.len()
     }
 }
 
@@ -426,12 +467,13 @@ fn run(seed: u64, catalogue: &Catalogue) -> Outcome {
         sim.step();
     }
     let rounds = sim.heal();
-    sim.check();
+    let conflicts = sim.check();
     assert!(rounds <= 3, "{rounds} rounds to quiesce after healing");
     Outcome {
         machines: sim.n(),
         committed: sim.committed.len(),
         rounds,
+        conflicts,
         traffic: sim.traffic,
     }
 }
@@ -452,7 +494,7 @@ fn every_schedule_converges_to_the_same_entries_everywhere() {
     };
     let catalogue = Catalogue::new();
     let started = Instant::now();
-    let (mut committed, mut machines) = (0, 0);
+    let (mut committed, mut machines, mut conflicts) = (0, 0, 0);
     let mut traffic = Traffic::default();
     let mut rounds = [0usize; 4];
     for &seed in &seeds {
@@ -460,6 +502,7 @@ fn every_schedule_converges_to_the_same_entries_everywhere() {
             Ok(o) => {
                 committed += o.committed;
                 machines += o.machines;
+                conflicts += o.conflicts;
                 rounds[o.rounds.min(3)] += 1;
                 traffic.ids_lists += o.traffic.ids_lists;
                 traffic.wants += o.traffic.wants;
@@ -476,7 +519,8 @@ fn every_schedule_converges_to_the_same_entries_everywhere() {
     }
     eprintln!(
         "replica simulation: {} schedules, {machines} machines, {committed} change sets \
-         committed, rounds to quiesce after healing (quiet round included) 1: {}, 2: {}, \
+         committed ({conflicts} writes lost to concurrent ones, the same conflict log on \
+         every machine), rounds to quiesce after healing (quiet round included) 1: {}, 2: {}, \
          3: {}; {} id lists, {} wants, {} duplicate deliveries (all before healing); in {:.2?}",
         seeds.len(),
         rounds[1],
