@@ -9,6 +9,9 @@
 //! change sets, the log is the same on every machine that holds the same history, in
 //! whatever order the change sets arrived.
 //!
+//! Two concurrent writes of the same value (the same git commit applied through two
+//! members) lose nothing: they are no conflict.
+//!
 //! Change sets recorded before `supersedes` was kept count as having seen every earlier
 //! write of their keys, so old histories show no conflicts they cannot prove.
 
@@ -69,8 +72,14 @@ pub fn conflicts(change_sets: &[ChangeSet]) -> Vec<LostWrite> {
             continue;
         };
         let winner = change_sets[win].stamp();
+        let won_value = change_sets[win].writes.get(key);
         for &(_, i) in heads.iter().filter(|(_, i)| *i != win) {
             let cs = &change_sets[i];
+            if cs.writes.get(key) == won_value {
+                // The same value written twice (one commit applied through two members):
+                // nothing was lost.
+                continue;
+            }
             out.push(LostWrite {
                 key: key.clone(),
                 lost: cs.stamp(),
@@ -125,6 +134,14 @@ mod tests {
             lost[0].winner.version, c.version,
             "a removal wins like any write"
         );
+    }
+
+    #[test]
+    fn the_same_value_written_twice_is_no_conflict() {
+        let k = "cluster/dns";
+        let a = write(10, "lab1", k, Some("dns { server a; }"), None);
+        let b = write(11, "lab2", k, Some("dns { server a; }"), None);
+        assert!(conflicts(&[a, b]).is_empty());
     }
 
     #[test]
