@@ -13,6 +13,7 @@ pub mod applier;
 pub mod auth;
 pub mod check;
 pub mod core;
+pub mod git_serve;
 pub mod membership;
 pub mod mesh;
 pub mod node;

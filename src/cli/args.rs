@@ -91,6 +91,10 @@ pub enum Command {
         strata hash-passphrase --passphrase-file ada.pass\n  \
         # then, in cluster.kdl: user \"ada\" role=\"operator\" passphrase-hash=\"$argon2id$v=19$…\"")]
     HashPassphrase(super::agent_args::HashPassphraseArgs),
+    /// Internal: the config repo's git hook on the agent (`pre-receive`), which validates,
+    /// plans and applies a push to the deployed branch, or refuses it.
+    #[command(hide = true)]
+    GitHook(super::git_hook::GitHookArgs),
     /// Compare the desired state (working tree or a git ref) with an agent's live state.
     ///
     /// Exits 0 when nothing would change, 2 when something would, 1 on error.

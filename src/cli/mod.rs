@@ -13,6 +13,7 @@ mod connect;
 mod edit;
 mod export_xml;
 mod files;
+mod git_hook;
 mod import_xml;
 mod log;
 mod output;
@@ -108,6 +109,7 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "0 done, 1 invalid input or refused, 69 unreachable",
     ),
     ("hash-passphrase", "0 printed, 1 invalid input"),
+    ("git-hook", "0 push accepted, 1 push refused"),
     (
         "plan",
         "0 no changes, 2 changes, 1 invalid repo or input or refused, 69 unreachable",
@@ -225,6 +227,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Agent(a) => agent::run_agent(a),
         Command::Cluster(a) => cluster::run(a, out),
         Command::HashPassphrase(a) => passphrase::hash(a, out),
+        Command::GitHook(a) => git_hook::run(a, out),
         Command::Plan(a) => plan::run(a, out),
         Command::Apply(a) => apply::run(a, out),
         Command::Log(a) => log::run(a, out),

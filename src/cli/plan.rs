@@ -25,6 +25,18 @@ pub(super) fn desired_plan(
         None => read_worktree(repo, &client.user),
     }
     .map_err(CliError::invalid)?;
+    let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
+    plan_snapshot(snapshot, &format!("{}{at}", repo.display()), client, out)
+}
+
+/// Validates `snapshot` (named `what` in errors), printing its diagnostics, and plans it
+/// against the live state `client` reaches.
+pub(super) fn plan_snapshot(
+    snapshot: crate::source::Snapshot,
+    what: &str,
+    client: &mut Client,
+    out: &Output,
+) -> Result<Plan, CliError> {
     let checked = check(&snapshot);
     let human = Output {
         format: Format::Human,
@@ -33,11 +45,9 @@ pub(super) fn desired_plan(
     };
     human.diagnostics(&checked.diags);
     if checked.diags.has_errors() {
-        let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
         return Err(Failure::new(
             format!(
-                "{}{at} is not a valid config repo ({}); nothing was planned",
-                repo.display(),
+                "{what} is not a valid config repo ({}); nothing was planned",
                 crate::text::count(checked.diags.error_count(), "error")
             ),
             "fix the problems above; `strata validate` reports them all",

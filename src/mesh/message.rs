@@ -84,6 +84,21 @@ pub enum Request {
         /// The member whose version wins.
         host: MachineName,
     },
+    /// From the config repo's `pre-receive` hook (logged in with the state dir's key): a
+    /// pushed commit's plan, applied as one change set with the authority of the user who
+    /// pushed (administrators only may ask: they could apply it themselves).
+    ApplyPush {
+        /// Who pushed.
+        user: String,
+        /// Their role (`operator`, `administrator`).
+        role: String,
+        /// Key → new value (`None`: tombstone).
+        writes: Writes,
+        /// The versions the plan saw.
+        base: Base,
+        /// The pushed commit.
+        origin: Origin,
+    },
     /// Where a change set stands on every member; waits up to `wait_ms` for the
     /// reachable ones to apply it.
     Propagation {

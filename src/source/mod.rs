@@ -76,6 +76,29 @@ const MAX_LINKS: usize = 40;
 pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
     let repo = git2::Repository::discover(dir)
         .map_err(|e| git_err(e, "--repo must be inside a git repository"))?;
+    // The config repo may be a subdirectory of the git repository.
+    let prefix: Vec<String> = subdir(&repo, dir)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    read_in(&repo, refname, prefix)
+}
+
+/// The config repo at the top of `repo` (bare, say: one a push is received into) at
+/// `refname`, read from git objects.
+pub fn read_repo_ref(repo: &git2::Repository, refname: &str) -> Result<Snapshot, SourceError> {
+    read_in(repo, refname, Vec::new())
+}
+
+/// The config repo at `prefix` (path components from the top) of `repo` at `refname`.
+fn read_in(
+    repo: &git2::Repository,
+    refname: &str,
+    prefix: Vec<String>,
+) -> Result<Snapshot, SourceError> {
     let object = repo
         .revparse_single(refname)
         .map_err(|e| git_err(e, "give a branch, tag or commit id that exists in the repo"))?;
@@ -85,14 +108,6 @@ pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
     let tree = commit
         .tree()
         .map_err(|e| git_err(e, "the repository is damaged"))?;
-    // The config repo may be a subdirectory of the git repository.
-    let prefix: Vec<String> = subdir(&repo, dir)
-        .map(|p| {
-            p.components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
     let root = if prefix.is_empty() {
         tree.clone()
     } else {
@@ -100,12 +115,12 @@ pub fn read_ref(dir: &Path, refname: &str) -> Result<Snapshot, SourceError> {
             .get_path(Path::new(&prefix.join("/")))
             .map_err(|e| git_err(e, "the directory does not exist at that ref"))?;
         entry
-            .to_object(&repo)
+            .to_object(repo)
             .and_then(|o| o.peel_to_tree())
             .map_err(|e| git_err(e, "--repo must be a directory"))?
     };
     let mut reader = TreeReader {
-        repo: &repo,
+        repo,
         top: tree,
         files: Vec::new(),
         problems: Vec::new(),

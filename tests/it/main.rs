@@ -19,6 +19,7 @@ mod cli_validate;
 mod cluster_admin;
 mod corpus;
 mod fuzz;
+mod git_push;
 mod kdl_stack;
 mod layering_props;
 mod mesh;

@@ -50,6 +50,32 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
             origin,
         } => apply::answer(node, &caller, writes, base, &origin),
         Request::Rollback { to } => rollback::answer(node, &caller, &to),
+        Request::ApplyPush { .. } if !who.role.may_administer() => {
+            deny("apply a push on another user's behalf")
+        }
+        Request::ApplyPush {
+            user,
+            role,
+            writes,
+            base,
+            origin,
+        } => {
+            let Some(pusher) = crate::agent::users::Role::parse(&role) else {
+                return Response::error(format!("`{role}` is not a role"), None);
+            };
+            if !pusher.may_apply() {
+                return deny("push");
+            }
+            let caller = Caller {
+                user,
+                authority: if pusher.may_administer() {
+                    Authority::All
+                } else {
+                    Authority::NoMembership
+                },
+            };
+            apply::answer(node, &caller, writes, base, &origin)
+        }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
         Request::ClusterPasswd { passphrase } => admin::passwd(node, &caller, &passphrase),
         Request::SetName { name } => admin::set_name(node, &caller, &name),

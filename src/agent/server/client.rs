@@ -1,8 +1,8 @@
 //! One SSH connection's handler: logins against the `users` section and the state dir's
 //! local key (with growing refusal delays, and passphrases hashed one at a time after the
 //! delay earlier refusals earned), the `strata` subsystem, a tiny `exec` interface
-//! (`whoami`) so a plain OpenSSH client can check its access, and a clear refusal of
-//! shells.
+//! (`whoami`) so a plain OpenSSH client can check its access, git's push and fetch of
+//! the config repo ([`crate::agent::git_serve`]), and a clear refusal of shells.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::InFlight;
 use super::serve::serve;
-use crate::agent::{Agent, Authed};
+use crate::agent::{Agent, Authed, git_serve};
 use crate::mesh::SUBSYSTEM;
 
 /// One SSH connection.
@@ -289,6 +289,30 @@ impl russh::server::Handler for Client {
         };
         session.channel_success(id)?;
         let command = String::from_utf8_lossy(data).trim().to_owned();
+        if let Some(service) = git_serve::parse(&command) {
+            let handle = session.handle();
+            let channel = self.channels.remove(&id);
+            let refused = service.and_then(|s| git_serve::allowed(&who, s).map(|()| s));
+            match (refused, channel) {
+                (Ok(service), Some(channel)) => {
+                    self.in_flight.channels.spawn(git_serve::serve(
+                        self.agent.clone(),
+                        who,
+                        service,
+                        channel,
+                        handle,
+                    ));
+                }
+                (Err(why), _) => {
+                    tracing::warn!(user = %who.user, "config repo refused: {why}");
+                    tokio::spawn(async move {
+                        git_serve::finish(&handle, id, &format!("strata agent: {why}\n"), 1).await;
+                    });
+                }
+                (Ok(_), None) => session.channel_failure(id)?,
+            }
+            return Ok(());
+        }
         let (text, status) = match command.as_str() {
             "whoami" => (
                 format!(
