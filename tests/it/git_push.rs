@@ -6,9 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use std::time::Duration;
+
 use crate::agent_support::{
-    MACHINES, TestAgent, created, git_repo, keypair, p, sd, stderr, stdout, strata,
+    MACHINES, TestAgent, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
 };
+use crate::mesh_support::{MeshHarness, wait_until};
 
 /// The git and ssh clients, if installed (.ci/run installs both).
 fn clients() -> Option<()> {
@@ -35,13 +38,15 @@ struct Pusher {
 
 impl Pusher {
     fn new(agent: &TestAgent, tmp: &Path, user: &str, key: &Path) -> Pusher {
-        let port = agent.addr.rsplit_once(':').unwrap().1.to_owned();
-        let kh = tmp.join(format!("known_hosts_{user}"));
-        std::fs::write(
-            &kh,
-            format!("[127.0.0.1]:{port} {}\n", agent.host_public_key()),
-        )
-        .unwrap();
+        Pusher::to(&agent.addr, &agent.host_public_key(), tmp, user, key)
+    }
+
+    /// A pusher to the agent listening on `addr` (`IP:PORT`) with host key `host_key`,
+    /// logging in as `user` with `key`.
+    fn to(addr: &str, host_key: &str, tmp: &Path, user: &str, key: &Path) -> Pusher {
+        let (ip, port) = addr.rsplit_once(':').unwrap();
+        let kh = tmp.join(format!("known_hosts_{user}_{ip}"));
+        std::fs::write(&kh, format!("[{ip}]:{port} {host_key}\n")).unwrap();
         Pusher {
             dir: tmp.to_path_buf(),
             ssh: format!(
@@ -50,7 +55,7 @@ impl Pusher {
                 key.display(),
                 kh.display()
             ),
-            url: format!("ssh://{user}@127.0.0.1:{port}/config"),
+            url: format!("ssh://{user}@{ip}:{port}/config"),
         }
     }
 
@@ -226,4 +231,121 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
         "{}",
         both(&out)
     );
+}
+
+/// Three machines form a cluster (lab1 creates it, the others join with the passphrase).
+fn three_members(tmp: &Path) -> MeshHarness {
+    let h = MeshHarness::start(tmp, 3);
+    let ok = |out: Output| assert!(out.status.success(), "{}", both(&out));
+    ok(h.strata(1, &["cluster", "create", "americas"]));
+    let pass = tmp.join("passphrase");
+    std::fs::write(&pass, "push passphrase\n").unwrap();
+    let pass = p(&pass);
+    ok(h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
+    let (addr, fp) = (h.machine(1).relay.to_string(), h.machine(1).fingerprint());
+    for i in 2..=3 {
+        ok(h.strata(
+            i,
+            &[
+                "cluster",
+                "join",
+                &addr,
+                "--fingerprint",
+                &fp,
+                "--yes",
+                "--passphrase-file",
+                &pass,
+            ],
+        ));
+    }
+    h
+}
+
+/// A pusher to machine `i` of `h`, as the machine's local administrator.
+fn admin_of(h: &MeshHarness, i: usize, tmp: &Path) -> Pusher {
+    let m = h.machine(i);
+    Pusher::to(
+        &m.agent_addr().to_string(),
+        &m.host_public_key(),
+        tmp,
+        "admin",
+        &m.local_key(),
+    )
+}
+
+fn conflicts(h: &MeshHarness, i: usize) -> usize {
+    let out = h.strata(i, &["log", "--conflicts", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["conflicts"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() {
+    if clients().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let h = three_members(tmp.path());
+    let repo = tmp.path().join("repo");
+    let cluster = |dns: &str| {
+        format!(
+            "cluster \"americas\" {{\n    cluster-mesh ping-interval-ms=200\n    \
+             dns {{ server \"{dns}\"; }}\n}}\ngroup \"Main_Group\"\n\
+             machine \"lab1.example.com\"\nmachine \"lab2.example.com\"\nmachine \"lab3.example.com\"\n"
+        )
+    };
+    git_repo(&repo, &[("cluster.kdl", &cluster("10.0.0.53"))], "three");
+
+    let out = admin_of(&h, 1, tmp.path()).push(&repo);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}\n{}", h.machine(1).log());
+    assert!(
+        text.contains("propagation: applied on 3 of 3 machines"),
+        "the push reports every member: {text}"
+    );
+    for i in 1..=3 {
+        let dns = std::fs::read_to_string(h.machine(i).dir.join("running/dns.kdl")).unwrap();
+        assert!(dns.contains("10.0.0.53"), "lab{i}: {dns}");
+    }
+
+    // A new commit pushed to lab2, then the same commit to lab3 (whose repository has
+    // never seen it): one change set everywhere, no conflict.
+    let commit = git_repo(&repo, &[("cluster.kdl", &cluster("10.0.0.99"))], "dns .99");
+    let out = admin_of(&h, 2, tmp.path()).push(&repo);
+    assert!(out.status.success(), "{}", both(&out));
+    let ids = wait_until(
+        Duration::from_secs(30),
+        "lab3 has lab2's change set",
+        || {
+            let ids = change_set_ids(&h.machine(3).sd());
+            if ids == change_set_ids(&h.machine(2).sd()) {
+                Ok(ids)
+            } else {
+                Err(format!("{ids:?}"))
+            }
+        },
+    );
+    let out = admin_of(&h, 3, tmp.path()).push(&repo);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("nothing to apply"),
+        "the cluster already runs the commit: {text}"
+    );
+    let pushed_to_3 = Command::new("git")
+        .args(["--git-dir", &p(&h.machine(3).dir.join("config.git"))])
+        .args(["rev-parse", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&pushed_to_3).trim(),
+        commit,
+        "lab3's repository holds the commit"
+    );
+    for i in 1..=3 {
+        assert_eq!(change_set_ids(&h.machine(i).sd()), ids, "lab{i}");
+        assert_eq!(conflicts(&h, i), 0, "lab{i}");
+        let dns = std::fs::read_to_string(h.machine(i).dir.join("running/dns.kdl")).unwrap();
+        assert!(dns.contains("10.0.0.99"), "lab{i}: {dns}");
+    }
 }
