@@ -349,3 +349,75 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
         assert!(dns.contains("10.0.0.99"), "lab{i}: {dns}");
     }
 }
+
+/// `examples/git/post-receive`, installed in a central bare repo, pushes main onward:
+/// past a member that is down, to one that takes it.
+#[test]
+fn the_example_post_receive_hook_pushes_onward_to_the_cluster() {
+    if clients().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = created(&tmp.path().join("agent"));
+    let central = tmp.path().join("central.git");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", both(&out));
+    };
+    git(
+        tmp.path(),
+        &["init", "-q", "--bare", "-b", "main", &p(&central)],
+    );
+    let hook = central.join("hooks/post-receive");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/git/post-receive");
+    std::fs::copy(&example, &hook).unwrap();
+    let (ip, port) = agent.addr.rsplit_once(':').unwrap();
+    let known_hosts = tmp.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("[{ip}]:{port} {}\n", agent.host_public_key()),
+    )
+    .unwrap();
+    // A port nothing listens on: the first member is down.
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    let repo = tmp.path().join("repo");
+    let commit = git_repo(
+        &repo,
+        &[
+            (
+                "cluster.kdl",
+                "cluster \"americas\" {\n    dns { server \"10.9.9.9\"; }\n}\ngroup \"Main_Group\"\ngroup \"Paris\"\n",
+            ),
+            ("machines.kdl", MACHINES),
+        ],
+        "first",
+    );
+    let out = Command::new("git")
+        .current_dir(&repo)
+        .args(["push", &p(&central), "main"])
+        .env("STRATA_MEMBERS", format!("{down} {}", agent.addr))
+        .env("STRATA_KEY", agent.dir.join("local_key"))
+        .env("STRATA_USER", "admin")
+        .env("STRATA_KNOWN_HOSTS", &known_hosts)
+        .output()
+        .unwrap();
+    let text = both(&out);
+    assert!(out.status.success(), "{text}\n{}", agent.log());
+    assert!(
+        text.contains(&format!("{down} is unreachable, trying the next member")),
+        "{text}"
+    );
+    assert!(text.contains("applied change set"), "{text}");
+    let dns = std::fs::read_to_string(agent.dir.join("running/dns.kdl")).unwrap();
+    assert!(dns.contains("10.9.9.9"), "{dns}");
+    let log = stdout(&strata(&["log", "--state-dir", &sd(&agent)]));
+    assert!(log.contains(&commit[..10]), "{log}");
+}
