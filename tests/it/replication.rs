@@ -166,7 +166,7 @@ fn bulk_repo(repo: &Path, n: usize, tag: &str, marker: &str) {
         n,
         &format!("{}\n    ntp {{ server \"{marker}\"; }}", dns("10.0.0.53")),
     );
-    write_bulk(repo, 300, tag);
+    write_bulk(repo, 600, tag);
 }
 
 /// `strata apply --repo DIR --yes --format json` on machine `i`, started and left running.
@@ -191,9 +191,11 @@ fn an_agent_killed_while_it_receives_a_large_change_set_restarts_and_converges()
     clean(&h, 1);
     let repo = tmp.path().join("bulk");
     bulk_repo(&repo, 3, "a", "ntp.bulk-a.example.com");
-    // Killed once 32 KiB of the change set have reached lab3's side of the link: pings
-    // alone (a few hundred bytes each, every 100 ms) take seconds to reach that, the
-    // change set is far larger.
+    // Killed once 16 KiB of the change set have crossed the link to lab3: pings alone (a
+    // few hundred bytes each, every 100 ms) take seconds to send that much, the change
+    // set is some 700 KiB (measured: lab1 sends it whole in a few milliseconds, so the
+    // loop spins rather than sleeps, and the kill lands during the transfer or the
+    // merge that follows it).
     let before = h.relays.bytes(End::Machine(1), End::Machine(3));
     let child = spawn_apply(&h, 1, &repo);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -226,7 +228,11 @@ fn an_agent_killed_while_it_receives_a_large_change_set_restarts_and_converges()
         .keys()
         .filter(|k| k.to_string().contains("bulk"))
         .count();
-    assert!(bulk >= 900, "{bulk} bulk entries");
+    assert!(bulk >= 1800, "{bulk} bulk entries");
+    eprintln!(
+        "lab1 sent lab3 {} bytes in all since the apply",
+        h.relays.bytes(End::Machine(1), End::Machine(3)) - before
+    );
 }
 
 /// The short id in the last `change set committed` line of an agent's log past `from`.
@@ -324,7 +330,15 @@ fn section_at(section: usize, k: usize) -> String {
 /// One step of the randomized schedule.
 #[derive(Debug)]
 enum Step {
-    Commit { on: usize, section: usize },
+    Commit {
+        on: usize,
+        section: usize,
+    },
+    /// A commit, its member killed as soon as the apply returns.
+    CommitAndKill {
+        on: usize,
+        section: usize,
+    },
     Cut(usize, usize),
     Restore(usize, usize),
     Isolate(usize),
@@ -335,8 +349,8 @@ enum Step {
 
 #[test]
 fn randomized_commits_cuts_and_kills_converge_with_nothing_lost() {
-    const MACHINES: usize = 4;
-    const STEPS: usize = 20;
+    const MACHINES: usize = 5;
+    const STEPS: usize = 25;
     let seed = seed();
     let guard = SeedGuard(seed);
     eprintln!("STRATA_SEED={seed}");
@@ -354,11 +368,11 @@ fn randomized_commits_cuts_and_kills_converge_with_nothing_lost() {
         let up: Vec<usize> = (1..=MACHINES).filter(|i| !down.contains(i)).collect();
         let a = rng.random_range(1..=MACHINES);
         let b = (a + rng.random_range(1..MACHINES) - 1) % MACHINES + 1;
+        let (on, section) = (up[rng.random_range(0..up.len())], rng.random_range(0..3));
         let step = match rng.random_range(0..100) {
-            0..50 => Step::Commit {
-                on: up[rng.random_range(0..up.len())],
-                section: rng.random_range(0..3),
-            },
+            0..44 => Step::Commit { on, section },
+            44..50 if down.len() < MACHINES / 2 => Step::CommitAndKill { on, section },
+            44..50 => Step::Commit { on, section },
             50..62 => Step::Cut(a, b),
             62..70 => Step::Restore(a, b),
             70..78 => Step::Isolate(a),
@@ -370,9 +384,12 @@ fn randomized_commits_cuts_and_kills_converge_with_nothing_lost() {
                 None => Step::Heal,
             },
         };
-        eprintln!("step {k}: {step:?}");
+        // A pause of the schedule's choosing lets a cut be noticed, or a commit spread
+        // part of the way, before the next step (it asserts nothing).
+        let pause = Duration::from_millis(rng.random_range(0..400));
+        eprintln!("step {k}: {step:?}, then {pause:?}");
         match step {
-            Step::Commit { on, section } => {
+            Step::Commit { on, section } | Step::CommitAndKill { on, section } => {
                 sections[section] = section_at(section, k);
                 write_repo(&repo, MACHINES, &sections.join("\n    "));
                 let out = apply(&h, on, &repo, &["--format", "json"]);
@@ -382,6 +399,10 @@ fn randomized_commits_cuts_and_kills_converge_with_nothing_lost() {
                     // A change set arriving between plan and apply makes the plan stale:
                     // refused, nothing written, nothing acknowledged.
                     eprintln!("  not applied: {}", stderr(&out));
+                }
+                if matches!(step, Step::CommitAndKill { .. }) {
+                    h.kill9(on);
+                    down.insert(on);
                 }
             }
             Step::Cut(a, b) => h.relays.cut(a, b),
@@ -397,6 +418,7 @@ fn randomized_commits_cuts_and_kills_converge_with_nothing_lost() {
                 down.remove(&a);
             }
         }
+        std::thread::sleep(pause);
     }
     h.relays.heal();
     for d in std::mem::take(&mut down) {
@@ -433,8 +455,9 @@ fn randomized_commits_cuts_and_kills_converge_with_nothing_lost() {
         }
     }
     eprintln!(
-        "seed {seed}: {} change sets acknowledged, converged in {:?} after formation",
+        "seed {seed}: {} change sets acknowledged, {} writes lost to concurrent ones, done {:?} after formation",
         acked.len(),
+        conflicts(&h, 1).len(),
         started.elapsed()
     );
     drop(guard);
