@@ -5,111 +5,20 @@
 //! winner everywhere with the loser in every machine's conflict log and in check;
 //! `--resolve` forces a version; `--repo` reports drift.
 
-use std::path::Path;
-use std::time::Duration;
+use crate::cluster_support::{
+    SETTLE, apply, check, clean, cluster, dns, json, ok, running, write_repo,
+};
+use crate::mesh_support::wait_until;
 
-use crate::agent_support::{stderr, stdout};
-use crate::mesh_support::{MeshHarness, wait_until};
-
-const PASSPHRASE: &str = "correct horse battery staple";
-const SETTLE: Duration = Duration::from_secs(30);
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
-/// A repo declaring the three machines, with `dns` at cluster level set to `server`.
-fn write_repo(dir: &Path, server: &str) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("cluster.kdl"),
-        format!(
-            "cluster \"americas\" {{\n    cluster-mesh ping-interval-ms=100\n    dns {{ server \"{server}\"; }}\n}}\n\
-             group \"Main_Group\"\n\
-             machine \"lab1.example.com\"\nmachine \"lab2.example.com\"\nmachine \"lab3.example.com\"\n"
-        ),
-    )
-    .unwrap();
-}
-
-/// Three machines in one cluster, every link up, the repo applied.
-fn cluster(tmp: &Path) -> MeshHarness {
-    let h = MeshHarness::start(tmp, 3);
-    ok(&h.strata(1, &["cluster", "create", "americas"]));
-    let pass = tmp.join("passphrase");
-    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
-    let pass = pass.display().to_string();
-    ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
-    for i in 2..=3 {
-        let member = h.machine(1);
-        let (addr, fp) = (member.relay.to_string(), member.fingerprint());
-        ok(&h.strata(
-            i,
-            &[
-                "cluster",
-                "join",
-                &addr,
-                "--fingerprint",
-                &fp,
-                "--yes",
-                "--passphrase-file",
-                &pass,
-            ],
-        ));
-    }
-    let repo = tmp.join("repo");
-    write_repo(&repo, "10.0.0.53");
-    ok(&h.strata(
-        1,
-        &[
-            "apply",
-            "--repo",
-            &repo.display().to_string(),
-            "--yes",
-            "--wait",
-            "30",
-        ],
-    ));
-    h
-}
-
-fn check(h: &MeshHarness, i: usize, extra: &[&str]) -> (Option<i32>, String) {
-    let mut args = vec!["check"];
-    args.extend_from_slice(extra);
-    let out = h.strata(i, &args);
-    (
-        out.status.code(),
-        format!("{}{}", stdout(&out), stderr(&out)),
-    )
-}
-
-/// Waits until a check from machine `i` exits 0.
-fn clean(h: &MeshHarness, i: usize) -> String {
-    wait_until(SETTLE, "the cluster checks clean", || {
-        let (code, text) = check(h, i, &[]);
-        if code == Some(0) { Ok(text) } else { Err(text) }
-    })
-}
-
-fn dns_of(h: &MeshHarness, i: usize) -> String {
-    std::fs::read_to_string(h.machine(i).dir.join("running/dns.kdl")).unwrap_or_default()
+/// What machine `i` runs as its `dns`.
+fn dns_of(h: &crate::mesh_support::MeshHarness, i: usize) -> String {
+    running(h, i, "dns")
 }
 
 #[test]
 fn a_clean_cluster_checks_clean_and_each_fault_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = cluster(tmp.path());
+    let h = cluster(tmp.path(), 3);
     let text = clean(&h, 2);
     for i in 1..=3 {
         assert!(
@@ -121,19 +30,8 @@ fn a_clean_cluster_checks_clean_and_each_fault_is_named() {
 
     // apply --wait says where the change set is on every member.
     let repo = tmp.path().join("repo");
-    write_repo(&repo, "10.0.0.54");
-    let out = h.strata(
-        1,
-        &[
-            "apply",
-            "--repo",
-            &repo.display().to_string(),
-            "--yes",
-            "--wait",
-            "30",
-        ],
-    );
-    let text = ok(&out);
+    write_repo(&repo, 3, &dns("10.0.0.54"));
+    let text = ok(&apply(&h, 1, &repo, &["--wait", "30"]));
     assert!(
         text.contains("propagation: applied on 3 of 3 machines"),
         "{text}"
@@ -145,24 +43,14 @@ fn a_clean_cluster_checks_clean_and_each_fault_is_named() {
             dns_of(&h, i)
         );
     }
-    let out = h.strata(
-        1,
-        &[
-            "apply",
-            "--repo",
-            &repo.display().to_string(),
-            "--yes",
-            "--format",
-            "json",
-        ],
-    );
+    let out = apply(&h, 1, &repo, &["--format", "json"]);
     assert_eq!(json(&out)["changes"], false, "nothing left to apply");
 
     // In sync with the repo; then the repo moves on and check names the drift.
     let (code, text) = check(&h, 3, &["--repo", &repo.display().to_string()]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("In sync with the repo"), "{text}");
-    write_repo(&repo, "10.0.0.99");
+    write_repo(&repo, 3, &dns("10.0.0.99"));
     let (code, text) = check(&h, 3, &["--repo", &repo.display().to_string()]);
     assert_eq!(code, Some(2), "{text}");
     assert!(
@@ -200,7 +88,7 @@ fn a_clean_cluster_checks_clean_and_each_fault_is_named() {
 #[test]
 fn a_partition_heals_to_one_winner_with_the_loser_in_every_conflict_log() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = cluster(tmp.path());
+    let h = cluster(tmp.path(), 3);
     clean(&h, 1);
     // lab3 on one side, lab1 and lab2 on the other; each side changes cluster dns.
     h.relays.isolate(3);
@@ -213,17 +101,11 @@ fn a_partition_heals_to_one_winner_with_the_loser_in_every_conflict_log() {
         }
     });
     let side_a = tmp.path().join("a");
-    write_repo(&side_a, "10.1.1.1");
-    ok(&h.strata(
-        3,
-        &["apply", "--repo", &side_a.display().to_string(), "--yes"],
-    ));
+    write_repo(&side_a, 3, &dns("10.1.1.1"));
+    ok(&apply(&h, 3, &side_a, &[]));
     let side_b = tmp.path().join("b");
-    write_repo(&side_b, "10.2.2.2");
-    ok(&h.strata(
-        1,
-        &["apply", "--repo", &side_b.display().to_string(), "--yes"],
-    ));
+    write_repo(&side_b, 3, &dns("10.2.2.2"));
+    ok(&apply(&h, 1, &side_b, &[]));
     // Whichever write has the greater version wins; which one that is shows after healing.
     h.relays.heal();
     clean(&h, 2);

@@ -5,27 +5,14 @@
 
 use std::time::Duration;
 
-use crate::agent_support::{stderr, stdout};
+use crate::agent_support::stderr;
+use crate::cluster_support::{PASSPHRASE, SETTLE, ok};
 use crate::mesh_support::{MeshHarness, wait_until};
 
-const PASSPHRASE: &str = "correct horse battery staple";
-
-/// How long the mesh may take to notice anything (ping interval 100 ms in these tests).
-const SETTLE: Duration = Duration::from_secs(30);
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
-
+/// The stdout of a run that must succeed, as JSON.
 fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+    ok(out);
+    crate::cluster_support::json(out)
 }
 
 /// Machine 1 creates the cluster, with the seed's groups and a fast ping interval (from

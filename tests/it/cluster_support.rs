@@ -1,0 +1,167 @@
+//! A formed cluster for replication tests with real agents: N machines of a
+//! [`MeshHarness`] joined into cluster `americas` through machine 1, a repo declaring
+//! them applied, and the checks those tests share — a command that must succeed, its
+//! JSON, `strata check` and waiting for it to come out clean, what a machine runs, and
+//! every entry a machine's store holds.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use strata::mesh::{BlockingClient, ClientOptions, HostKeyPin, Login, Request, Response};
+use strata::state::Live;
+
+use crate::agent_support::{stderr, stdout};
+use crate::mesh_support::{MeshHarness, wait_until};
+
+/// The cluster's admin passphrase.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// How long the mesh may take to settle anything (ping interval 100 ms in these repos).
+pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// The stdout of a run that must succeed; panics with both streams otherwise.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+/// The stdout of a run, as JSON (whatever the exit code).
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// A `dns` section naming one server, for a repo's cluster level.
+pub fn dns(server: &str) -> String {
+    format!("dns {{ server \"{server}\"; }}")
+}
+
+/// Writes `dir/cluster.kdl`: cluster `americas` with a 100 ms ping interval and
+/// `sections` (KDL) at cluster level, group `Main_Group`, and machines `lab1..=labN`.
+/// Other `*.kdl` files in `dir` are read with it.
+pub fn write_repo(dir: &Path, n: usize, sections: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let machines: String = (1..=n)
+        .map(|i| format!("machine \"lab{i}.example.com\"\n"))
+        .collect();
+    std::fs::write(
+        dir.join("cluster.kdl"),
+        format!(
+            "cluster \"americas\" {{\n    cluster-mesh ping-interval-ms=100\n    {sections}\n}}\n\
+             group \"Main_Group\"\n{machines}"
+        ),
+    )
+    .unwrap();
+}
+
+/// `strata apply --repo DIR --yes` on machine `i`, plus `extra`.
+pub fn apply(h: &MeshHarness, i: usize, repo: &Path, extra: &[&str]) -> Output {
+    let repo = repo.display().to_string();
+    let mut args = vec!["apply", "--repo", &repo, "--yes"];
+    args.extend_from_slice(extra);
+    h.strata(i, &args)
+}
+
+/// Machines `1..=n` in one cluster, every link up, the repo `tmp/repo` (cluster `dns`
+/// `10.0.0.53`) applied and on every member.
+pub fn cluster(tmp: &Path, n: usize) -> MeshHarness {
+    let h = MeshHarness::start(tmp, n);
+    ok(&h.strata(1, &["cluster", "create", "americas"]));
+    let pass = tmp.join("passphrase");
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+    let pass = pass.display().to_string();
+    ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
+    for i in 2..=n {
+        let member = h.machine(1);
+        let (addr, fp) = (member.relay.to_string(), member.fingerprint());
+        ok(&h.strata(
+            i,
+            &[
+                "cluster",
+                "join",
+                &addr,
+                "--fingerprint",
+                &fp,
+                "--yes",
+                "--passphrase-file",
+                &pass,
+            ],
+        ));
+    }
+    let repo = tmp.join("repo");
+    write_repo(&repo, n, &dns("10.0.0.53"));
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+    h
+}
+
+/// `strata check EXTRA` from machine `i`: its exit code, and stdout then stderr.
+pub fn check(h: &MeshHarness, i: usize, extra: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["check"];
+    args.extend_from_slice(extra);
+    let out = h.strata(i, &args);
+    (
+        out.status.code(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}
+
+/// Waits until a check from machine `i` exits 0; returns what it printed.
+pub fn clean(h: &MeshHarness, i: usize) -> String {
+    clean_within(h, i, SETTLE)
+}
+
+/// [`clean`] with a deadline of its own.
+pub fn clean_within(h: &MeshHarness, i: usize, timeout: Duration) -> String {
+    wait_until(
+        timeout,
+        &format!("the cluster checks clean from lab{i}"),
+        || {
+            let (code, text) = check(h, i, &[]);
+            if code == Some(0) { Ok(text) } else { Err(text) }
+        },
+    )
+}
+
+/// Machine `i`'s running-config file of `section` (empty when it has none).
+pub fn running(h: &MeshHarness, i: usize, section: &str) -> String {
+    std::fs::read_to_string(h.machine(i).dir.join(format!("running/{section}.kdl")))
+        .unwrap_or_default()
+}
+
+/// Every entry machine `i`'s store holds, tombstones included, with its version: asked
+/// of the agent directly (`Request::Live`), as its administrator.
+pub fn live(h: &MeshHarness, i: usize) -> Live {
+    let m = h.machine(i);
+    let addr = m.agent_addr();
+    let key = russh::keys::load_secret_key(m.local_key(), None).unwrap();
+    let options = ClientOptions::new(
+        addr.ip().to_string(),
+        addr.port(),
+        HostKeyPin::Fingerprint(m.fingerprint()),
+        "admin",
+        Login::Key(Box::new(key)),
+    );
+    let mut client =
+        BlockingClient::connect(options).unwrap_or_else(|e| panic!("cannot reach {}: {e}", m.name));
+    match client.request(Request::Live) {
+        Ok(Response::Live { entries, .. }) => entries,
+        other => panic!("{}: Live answered {other:?}", m.name),
+    }
+}
+
+/// The ids of every change set in machine `i`'s `strata log`.
+pub fn logged_ids(h: &MeshHarness, i: usize) -> Vec<String> {
+    let v = json(&h.strata(i, &["log", "--format", "json"]));
+    v["change_sets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("lab{i}: no change sets in {v}"))
+        .iter()
+        .map(|cs| cs["id"].as_str().unwrap().to_owned())
+        .collect()
+}
