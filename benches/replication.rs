@@ -267,12 +267,15 @@ struct Commit {
 }
 
 /// When the origin began committing change set `id`: its log line's time minus the
-/// `total_ms` it logged.
+/// `total_ms` it logged (the log names a change set by the first characters of its id).
 fn sent_at(log: &str, id: &str) -> f64 {
     let line = log
         .lines()
         .rev()
-        .find(|l| l.contains("change set committed") && field(l, "id") == Some(id))
+        .find(|l| {
+            l.contains("change set committed")
+                && field(l, "id").is_some_and(|short| short.len() >= 8 && id.starts_with(short))
+        })
         .unwrap_or_else(|| panic!("no `change set committed` line for {id}"));
     let at = log_time(line).expect("a timestamped line");
     let total: f64 = field(line, "total_ms").unwrap().parse().unwrap();
