@@ -53,8 +53,30 @@ const COMMITS: usize = 200;
 /// Commits made first and not measured (the first one writes every member's entry).
 const WARMUP: usize = 5;
 
-/// The cluster's ping interval in the benchmark (as in `benches/mesh.rs`).
+/// The cluster's ping interval in the benchmark (as in `benches/mesh.rs`), up to
+/// [`FAST_PING_UP_TO`] agents.
 const PING_MS: u64 = 500;
+
+/// The largest cluster pinging every [`PING_MS`]; larger ones ping every
+/// [`LARGE_PING_MS`] (`STRATA_BENCH_PING_MS` sets one interval for every size). With 50
+/// agents at 500 ms, this 2-core machine (load ~25) did not keep a full mesh: links went
+/// down for silence and the mesh never formed within two minutes.
+const FAST_PING_UP_TO: usize = 20;
+
+/// The ping interval of clusters larger than [`FAST_PING_UP_TO`]: the agent's default.
+const LARGE_PING_MS: u64 = 2000;
+
+/// The ping interval for a cluster of `n` agents.
+fn ping_ms(n: usize) -> u64 {
+    std::env::var("STRATA_BENCH_PING_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if n <= FAST_PING_UP_TO {
+            PING_MS
+        } else {
+            LARGE_PING_MS
+        })
+}
 
 const PASSPHRASE: &str = "bench passphrase";
 
@@ -159,17 +181,17 @@ fn full_mesh(h: &MeshHarness, members: &[usize]) -> Duration {
     started.elapsed()
 }
 
-/// Machine 1 creates cluster `name` from a one-machine repo (ping interval [`PING_MS`]),
+/// Machine 1 creates cluster `name` from a one-machine repo (ping interval `ping`, ms),
 /// sets the admin passphrase, and `joiners` join through it one after another; returns
 /// the passphrase file.
-fn form(h: &MeshHarness, root: &Path, name: &str, joiners: &[usize]) -> PathBuf {
+fn form(h: &MeshHarness, root: &Path, name: &str, ping: u64, joiners: &[usize]) -> PathBuf {
     ok(&h.strata(1, &["cluster", "create", name]));
     let seed = root.join(format!("seed-{name}"));
     std::fs::create_dir_all(&seed).unwrap();
     std::fs::write(
         seed.join("cluster.kdl"),
         format!(
-            "cluster \"{name}\" {{\n    cluster-mesh ping-interval-ms={PING_MS}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
+            "cluster \"{name}\" {{\n    cluster-mesh ping-interval-ms={ping}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
             h.machine(1).name
         ),
     )
@@ -289,7 +311,8 @@ fn marker(k: usize) -> String {
 
 fn write_repo(repo: &Path, n: usize, k: usize) {
     let mut text = format!(
-        "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={PING_MS}\n    dns {{\n        server {} priority=0\n    }}\n}}\ngroup \"Main_Group\"\n",
+        "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={}\n    dns {{\n        server {} priority=0\n    }}\n}}\ngroup \"Main_Group\"\n",
+        ping_ms(n),
         marker(k)
     );
     for i in 1..=n {
@@ -301,7 +324,10 @@ fn write_repo(repo: &Path, n: usize, k: usize) {
 fn commit(h: &MeshHarness, repo: &Path, n: usize, k: usize) -> Commit {
     write_repo(repo, n, k);
     let origin = k % n + 1;
-    let files: Vec<PathBuf> = h.machines().map(|m| m.dir.join("running/dns.kdl")).collect();
+    let files: Vec<PathBuf> = h
+        .machines()
+        .map(|m| m.dir.join("running/dns.kdl"))
+        .collect();
     let mark = marker(k);
     let (spawned, out, seen) = std::thread::scope(|s| {
         let poller = s.spawn(|| watch(&files, &mark));
@@ -347,6 +373,7 @@ fn commit(h: &MeshHarness, repo: &Path, n: usize, k: usize) -> Commit {
 /// One row of the latency table.
 struct Latency {
     n: usize,
+    ping_ms: u64,
     formed_ms: f64,
     p50: f64,
     p99: f64,
@@ -363,7 +390,7 @@ fn latency(n: usize, commits: usize) -> Latency {
     let h = MeshHarness::start(&root, n);
     let started = Instant::now();
     let joiners: Vec<usize> = (2..=n).collect();
-    form(&h, &root, "bench", &joiners);
+    form(&h, &root, "bench", ping_ms(n), &joiners);
     let all: Vec<usize> = (1..=n).collect();
     full_mesh(&h, &all);
     let formed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -382,12 +409,17 @@ fn latency(n: usize, commits: usize) -> Latency {
         .collect();
     Latency {
         n,
+        ping_ms: ping_ms(n),
         formed_ms,
         p50: quantile(&lat, 0.5),
         p99: quantile(&lat, 0.99),
         max: *lat.last().unwrap(),
         first_peer_p50: quantile(
-            &sorted(runs.iter().map(|c| ms(since(c.sent, c.first_peer))).collect()),
+            &sorted(
+                runs.iter()
+                    .map(|c| ms(since(c.sent, c.first_peer)))
+                    .collect(),
+            ),
             0.5,
         ),
         client_p50: quantile(
@@ -474,7 +506,10 @@ const EDITS: [(&str, &str); 10] = [
     ("\"mx0.example.com\"", "\"mx0-new.example.com\""),
     ("default max-concurrency=500", "default max-concurrency=600"),
     ("max-retries=5", "max-retries=6"),
-    ("\"Scanned by the fleet.\"", "\"Scanned by the fleet, again.\""),
+    (
+        "\"Scanned by the fleet.\"",
+        "\"Scanned by the fleet, again.\"",
+    ),
     ("\"ops@example.com\"", "\"ops2@example.com\""),
     ("\"ldap2.example.com\"", "\"ldap3.example.com\""),
 ];
@@ -551,7 +586,7 @@ fn link_up(h: &MeshHarness, from: usize, to: usize) -> bool {
 fn resync() -> (usize, Vec<Resync>, String) {
     let (_guard, root) = root();
     let mut h = MeshHarness::start(&root, 6);
-    let pass = form(&h, &root, "fleet", &[2, 3, 4, 5]);
+    let pass = form(&h, &root, "fleet", PING_MS, &[2, 3, 4, 5]);
     full_mesh(&h, &[1, 2, 3, 4, 5]);
     let repo = root.join("repo");
     write_fleet(&repo);
@@ -609,7 +644,11 @@ fn resync() -> (usize, Vec<Resync>, String) {
     }
     let reference = running(&h, 1);
     for i in 2..=4 {
-        assert_eq!(running(&h, i), reference, "machine {i} after the 10 commits");
+        assert_eq!(
+            running(&h, i),
+            reference,
+            "machine {i} after the 10 commits"
+        );
     }
     assert_ne!(running(&h, 5), reference, "machine 5 was isolated");
     let before = bytes_of(&h, 5);
@@ -659,9 +698,10 @@ fn main() {
     for n in sizes {
         let r = latency(n, commits);
         println!(
-            "replication n={:>2}: formed in {:>6.0} ms; {} commits: commit to applied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+            "replication n={:>2} (ping interval {} ms): formed in {:>6.0} ms; {} commits: commit to applied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
              (first peer p50 {:.1} ms; apply's own report p50 {}); client before sending p50 {:.1} ms; spawn to everywhere p50 {:.1} ms",
             r.n,
+            r.ping_ms,
             r.formed_ms,
             r.commits,
             r.p50,
@@ -695,18 +735,20 @@ fn main() {
     };
     println!();
     println!(
-        "| agents | commits | commit → applied everywhere p50 | p99 | max | first peer p50 | client before sending p50 |"
+        "| agents | ping interval | commits | commit → applied everywhere p50 | p99 | max | first peer p50 | client before sending p50 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
-            r.n, r.commits, r.p50, r.p99, r.max, r.first_peer_p50, r.client_p50
+            "| {} | {} ms | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            r.n, r.ping_ms, r.commits, r.p50, r.p99, r.max, r.first_peer_p50, r.client_p50
         );
     }
     if let Some((entries, results)) = resynced {
         println!();
-        println!("| resync of one of 5 machines ({entries} entries) | time until it has everything | bytes on its links (sent / received) |");
+        println!(
+            "| resync of one of 5 machines ({entries} entries) | time until it has everything | bytes on its links (sent / received) |"
+        );
         println!("|---|---|---|");
         for r in &results {
             println!(

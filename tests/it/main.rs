@@ -25,6 +25,7 @@ mod layering_props;
 mod mesh;
 mod mesh_client;
 mod mesh_harness;
+mod mesh_reconnect;
 mod mesh_support;
 mod support;
 mod support_files;
