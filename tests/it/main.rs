@@ -26,6 +26,7 @@ mod layering_props;
 mod mesh;
 mod mesh_client;
 mod mesh_harness;
+mod mesh_reconnect;
 mod mesh_support;
 mod replication;
 mod support;

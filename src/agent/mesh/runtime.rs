@@ -161,6 +161,9 @@ pub(super) struct Runtime {
     pub(super) index: Index,
     /// Questions asked of peers, waiting for answers.
     pub(super) asks: query::Pending,
+    /// Peers linked anew and not heard on that link yet: its id, since when. One that
+    /// stays silent may have parked the link; see [`Runtime::send_memberships_if_silent`].
+    pub(super) silent: BTreeMap<MachineName, (u64, Instant)>,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -205,6 +208,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         last_ping: Instant::now(),
         index: Index::new(),
         asks: query::Pending::default(),
+        silent: BTreeMap::new(),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -316,10 +320,12 @@ impl Runtime {
         self.failing.remove(&peer);
         self.table.link_up(&peer, now);
         tracing::info!(%peer, "link up");
-        // A new link: say what we hold, so each end sends what the other lacks; and send
-        // our latest word on both memberships, which may reconnect a disconnected peer.
+        // A new link: say what we hold, so each end sends what the other lacks; if the
+        // peer stays silent on it, it gets our latest word on both memberships (which
+        // may reconnect it) from `send_memberships_if_silent`.
         self.send_have(&peer);
-        self.send_memberships(&peer);
+        let link_id = self.links[&peer].link_id;
+        self.silent.insert(peer.clone(), (link_id, Instant::now()));
         self.ping(&peer);
     }
 
@@ -334,6 +340,7 @@ impl Runtime {
         }
         let now = self.now_ms();
         self.table.heard(&via, now);
+        self.silent.remove(&via);
         if env.to != self.me.machine {
             if env.ttl > 0 {
                 self.route(Envelope {
@@ -403,6 +410,7 @@ impl Runtime {
             self.table.link_down(&m);
         }
         self.parked.retain(|(at, _, _)| at.elapsed() < PARK);
+        self.send_memberships_if_silent();
         self.asks.expire();
         let interval = Duration::from_millis(self.table.interval_ms());
         if self.last_ping.elapsed() >= interval {

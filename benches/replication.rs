@@ -1,0 +1,764 @@
+//! Benchmark: replication with real agents on loopback, each behind the tests'
+//! fault-injecting relay (`tests/support/relay.rs`, which counts the bytes it forwards per
+//! direction and pair), started by the tests' multi-agent harness
+//! (`tests/it/mesh_support.rs`).
+//!
+//! - **latency** — for N agents (default 5, 20 and 50; `STRATA_BENCH_REPLICATION=5,20` to
+//!   choose), [`COMMITS`] commits (`STRATA_BENCH_COMMITS` to change), each a `strata apply`
+//!   of a repo whose cluster-level `dns` server changed, through member `k mod N` in turn.
+//!   Measured from just before the client sends its apply request to the moment the last
+//!   machine has the new server in `running/dns.kdl` (every agent's file polled at ~1 ms
+//!   by this process, independently of the system under test). "Just before the client
+//!   sends" is the origin's own account: its log line `change set committed` minus the
+//!   `total_ms` it reports (commit, checks and its own running config), so the client's
+//!   process start, repo read, SSH login and plan are not in the figure; they are reported
+//!   beside it (spawn → sent), with the apply's own per-machine report (`at_ms`) as a
+//!   cross-check of the file polling.
+//! - **resync** — a 5-agent cluster holding the generated fleet (`tests/support/fleet.rs`,
+//!   1,338 machines: ~10,000 entries): machine 5 is stopped while the fleet is applied,
+//!   then restarted (it missed all 10,000); then isolated (relays black-hole its links)
+//!   while 10 cluster-level sections change in 10 commits, then healed (it missed 10); then
+//!   a sixth, fresh machine joins. Measured: bytes to and from that machine on the relays
+//!   (its links to every peer) and the time until its running config equals machine 1's.
+//!   `STRATA_BENCH_RESYNC=0` skips it.
+//!
+//! Run with `cargo bench --bench replication`. Budget (issue 10): 20 agents p50 under
+//! 100 ms and p99 under 500 ms; the resync of 10 missed entries under 64 KiB.
+//! `STRATA_BENCH_KEEP=1` keeps the state dirs and agents' logs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+#[path = "../tests/it/agent_support.rs"]
+mod agent_support;
+#[path = "../tests/support/fleet.rs"]
+mod fleet;
+#[path = "../tests/support/git.rs"]
+mod git;
+#[allow(dead_code)]
+#[path = "../tests/it/mesh_support.rs"]
+mod mesh_support;
+#[path = "../tests/support/relay.rs"]
+mod relay;
+
+use agent_support::{stderr, stdout};
+use mesh_support::{MeshHarness, wait_until};
+use relay::End;
+
+/// Commits measured per cluster size (after [`WARMUP`] not measured).
+const COMMITS: usize = 200;
+
+/// Commits made first and not measured (the first one writes every member's entry).
+const WARMUP: usize = 5;
+
+/// The cluster's ping interval in the benchmark (as in `benches/mesh.rs`), up to
+/// [`FAST_PING_UP_TO`] agents.
+const PING_MS: u64 = 500;
+
+/// The largest cluster pinging every [`PING_MS`]; larger ones ping every
+/// [`LARGE_PING_MS`] (`STRATA_BENCH_PING_MS` sets one interval for every size). With 50
+/// agents at 500 ms, this 2-core machine (load ~25) did not keep a full mesh: links went
+/// down for silence and the mesh never formed within two minutes.
+const FAST_PING_UP_TO: usize = 20;
+
+/// The ping interval of clusters larger than [`FAST_PING_UP_TO`]: the agent's default.
+const LARGE_PING_MS: u64 = 2000;
+
+/// The ping interval for a cluster of `n` agents.
+fn ping_ms(n: usize) -> u64 {
+    std::env::var("STRATA_BENCH_PING_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if n <= FAST_PING_UP_TO {
+            PING_MS
+        } else {
+            LARGE_PING_MS
+        })
+}
+
+const PASSPHRASE: &str = "bench passphrase";
+
+/// How long anything the mesh does may take before the bench gives up.
+const SETTLE: Duration = Duration::from_secs(120);
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+/// Wall-clock seconds since midnight (UTC), the agents' log timestamps' scale.
+fn wall() -> f64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    since % 86_400.0
+}
+
+/// `b - a` in seconds of the day, across midnight if need be.
+fn since(a: f64, b: f64) -> f64 {
+    (b - a + 129_600.0) % 86_400.0 - 43_200.0
+}
+
+/// Seconds since midnight of a tracing timestamp (`2026-12-02T00:53:51.143112Z`).
+fn log_time(line: &str) -> Option<f64> {
+    let t = line
+        .split_whitespace()
+        .next()?
+        .split('T')
+        .nth(1)?
+        .trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// The value of `name=` in a log line.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let at = line.find(&format!(" {name}="))? + name.len() + 2;
+    line[at..].split_whitespace().next()
+}
+
+fn ms(seconds: f64) -> f64 {
+    seconds * 1000.0
+}
+
+/// The value at quantile `q` (nearest rank) of sorted `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// How many of machine `i`'s own links are up, as it reports them.
+fn links_up(h: &MeshHarness, i: usize) -> usize {
+    let out = h.strata(i, &["cluster", "connstatus", "--format", "json"]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return 0;
+    };
+    let me = h.machine(i).name.as_str();
+    v["views"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|view| view["machine"] == me)
+        .flat_map(|view| view["links"].as_array().cloned().unwrap_or_default())
+        .filter(|l| l["up"] == true)
+        .count()
+}
+
+/// Waits until each of `members` sees a direct link up to every other one.
+fn full_mesh(h: &MeshHarness, members: &[usize]) -> Duration {
+    let started = Instant::now();
+    for &i in members {
+        wait_until(SETTLE, "a full mesh", || {
+            let up = links_up(h, i);
+            if up == members.len() - 1 {
+                Ok(())
+            } else {
+                Err(format!("{} sees {up} links up", h.machine(i).name))
+            }
+        });
+    }
+    started.elapsed()
+}
+
+/// Machine 1 creates cluster `name` from a one-machine repo (ping interval `ping`, ms),
+/// sets the admin passphrase, and `joiners` join through it one after another; returns
+/// the passphrase file.
+fn form(h: &MeshHarness, root: &Path, name: &str, ping: u64, joiners: &[usize]) -> PathBuf {
+    ok(&h.strata(1, &["cluster", "create", name]));
+    let seed = root.join(format!("seed-{name}"));
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::write(
+        seed.join("cluster.kdl"),
+        format!(
+            "cluster \"{name}\" {{\n    cluster-mesh ping-interval-ms={ping}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
+            h.machine(1).name
+        ),
+    )
+    .unwrap();
+    ok(&h.strata(
+        1,
+        &["apply", "--repo", &seed.display().to_string(), "--yes"],
+    ));
+    let pass = root.join("passphrase");
+    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+    set_passphrase(h, &pass);
+    for &i in joiners {
+        join(h, i, &pass);
+    }
+    pass
+}
+
+fn set_passphrase(h: &MeshHarness, pass: &Path) {
+    let pass = pass.display().to_string();
+    ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
+}
+
+/// Machine `i` joins through machine 1 with the admin passphrase.
+fn join(h: &MeshHarness, i: usize, pass: &Path) {
+    let member = h.machine(1);
+    let (addr, fp) = (member.relay.to_string(), member.fingerprint());
+    let pass = pass.display().to_string();
+    ok(&h.strata(
+        i,
+        &[
+            "cluster",
+            "join",
+            &addr,
+            "--fingerprint",
+            &fp,
+            "--passphrase-file",
+            &pass,
+            "--yes",
+        ],
+    ));
+}
+
+/// The state dirs' root, kept when `STRATA_BENCH_KEEP` is set.
+fn root() -> (Option<tempfile::TempDir>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("STRATA_BENCH_KEEP").is_some() {
+        let root = dir.keep();
+        eprintln!("state dirs kept in {}", root.display());
+        (None, root)
+    } else {
+        let root = dir.path().to_path_buf();
+        (Some(dir), root)
+    }
+}
+
+/// Polls `files` every millisecond until each contains `marker`; returns when each was
+/// first seen to (wall seconds of the day).
+fn watch(files: &[PathBuf], marker: &str) -> Vec<f64> {
+    let started = Instant::now();
+    let mut seen: Vec<Option<f64>> = vec![None; files.len()];
+    loop {
+        let mut all = true;
+        for (file, at) in files.iter().zip(seen.iter_mut()) {
+            if at.is_none() {
+                if std::fs::read_to_string(file).is_ok_and(|t| t.contains(marker)) {
+                    *at = Some(wall());
+                } else {
+                    all = false;
+                }
+            }
+        }
+        if all {
+            return seen.into_iter().flatten().collect();
+        }
+        assert!(
+            started.elapsed() < SETTLE,
+            "{marker} did not reach every machine within {SETTLE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One measured commit, in wall seconds of the day.
+struct Commit {
+    /// The apply process was started.
+    spawned: f64,
+    /// The origin began its commit (its log's end minus its `total_ms`).
+    sent: f64,
+    /// The first peer (not the origin) had it in its running config.
+    first_peer: f64,
+    /// The last machine had it.
+    last: f64,
+    /// The latest `at_ms` of the apply's own per-machine report, if every member was in it.
+    reported: Option<f64>,
+}
+
+/// When the origin began committing change set `id`: its log line's time minus the
+/// `total_ms` it logged (the log names a change set by the first characters of its id).
+fn sent_at(log: &str, id: &str) -> f64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| {
+            l.contains("change set committed")
+                && field(l, "id").is_some_and(|short| short.len() >= 8 && id.starts_with(short))
+        })
+        .unwrap_or_else(|| panic!("no `change set committed` line for {id}"));
+    let at = log_time(line).expect("a timestamped line");
+    let total: f64 = field(line, "total_ms").unwrap().parse().unwrap();
+    at - total / 1000.0
+}
+
+/// Commit number `k`: `dns` at cluster level changes to server `10.A.B.53`.
+fn marker(k: usize) -> String {
+    format!("\"10.{}.{}.53\"", k / 250 + 1, k % 250)
+}
+
+fn write_repo(repo: &Path, n: usize, k: usize) {
+    let mut text = format!(
+        "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={}\n    dns {{\n        server {} priority=0\n    }}\n}}\ngroup \"Main_Group\"\n",
+        ping_ms(n),
+        marker(k)
+    );
+    for i in 1..=n {
+        text.push_str(&format!("machine \"lab{i}.example.com\"\n"));
+    }
+    std::fs::write(repo.join("cluster.kdl"), text).unwrap();
+}
+
+fn commit(h: &MeshHarness, repo: &Path, n: usize, k: usize) -> Commit {
+    write_repo(repo, n, k);
+    let origin = k % n + 1;
+    let files: Vec<PathBuf> = h
+        .machines()
+        .map(|m| m.dir.join("running/dns.kdl"))
+        .collect();
+    let mark = marker(k);
+    let (spawned, out, seen) = std::thread::scope(|s| {
+        let poller = s.spawn(|| watch(&files, &mark));
+        let spawned = wall();
+        let out = h.strata(
+            origin,
+            &[
+                "apply",
+                "--repo",
+                &repo.display().to_string(),
+                "--yes",
+                "--format",
+                "json",
+            ],
+        );
+        (spawned, out, poller.join().unwrap())
+    });
+    let report = json(&out);
+    let id = report["change_set"]["id"].as_str().unwrap().to_owned();
+    let sent = sent_at(&h.machine(origin).log(), &id);
+    let peers: Vec<f64> = seen
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i + 1 != origin)
+        .map(|(_, t)| *t)
+        .collect();
+    let applied: Vec<f64> = report["propagation"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["state"]["at_ms"].as_u64())
+        .map(|ms| (ms as f64 / 1000.0) % 86_400.0)
+        .collect();
+    Commit {
+        spawned,
+        sent,
+        first_peer: peers.iter().copied().fold(f64::MAX, f64::min),
+        last: seen.iter().copied().fold(f64::MIN, f64::max),
+        reported: (applied.len() == n).then(|| applied.iter().copied().fold(f64::MIN, f64::max)),
+    }
+}
+
+/// One row of the latency table.
+struct Latency {
+    n: usize,
+    ping_ms: u64,
+    formed_ms: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    first_peer_p50: f64,
+    client_p50: f64,
+    spawn_to_all_p50: f64,
+    reported_p50: Option<f64>,
+    commits: usize,
+}
+
+fn latency(n: usize, commits: usize) -> Latency {
+    let (_guard, root) = root();
+    let h = MeshHarness::start(&root, n);
+    let started = Instant::now();
+    let joiners: Vec<usize> = (2..=n).collect();
+    form(&h, &root, "bench", ping_ms(n), &joiners);
+    let all: Vec<usize> = (1..=n).collect();
+    full_mesh(&h, &all);
+    let formed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    for k in 0..WARMUP {
+        commit(&h, &repo, n, k);
+    }
+    let runs: Vec<Commit> = (WARMUP..WARMUP + commits)
+        .map(|k| commit(&h, &repo, n, k))
+        .collect();
+    let lat = sorted(runs.iter().map(|c| ms(since(c.sent, c.last))).collect());
+    let reported: Vec<f64> = runs
+        .iter()
+        .filter_map(|c| c.reported.map(|r| ms(since(c.sent, r))))
+        .collect();
+    Latency {
+        n,
+        ping_ms: ping_ms(n),
+        formed_ms,
+        p50: quantile(&lat, 0.5),
+        p99: quantile(&lat, 0.99),
+        max: *lat.last().unwrap(),
+        first_peer_p50: quantile(
+            &sorted(
+                runs.iter()
+                    .map(|c| ms(since(c.sent, c.first_peer)))
+                    .collect(),
+            ),
+            0.5,
+        ),
+        client_p50: quantile(
+            &sorted(runs.iter().map(|c| ms(since(c.spawned, c.sent))).collect()),
+            0.5,
+        ),
+        spawn_to_all_p50: quantile(
+            &sorted(runs.iter().map(|c| ms(since(c.spawned, c.last))).collect()),
+            0.5,
+        ),
+        reported_p50: (reported.len() == runs.len()).then(|| quantile(&sorted(reported), 0.5)),
+        commits,
+    }
+}
+
+/// Machine `i`'s running config, minus its machine-level sections (`interfaces`: the
+/// only one the bench's machines define).
+fn running(h: &MeshHarness, i: usize) -> BTreeMap<String, String> {
+    let dir = h.machine(i).dir.join("running");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".kdl") || name == "interfaces.kdl" {
+                return None;
+            }
+            Some((name, std::fs::read_to_string(e.path()).ok()?))
+        })
+        .collect()
+}
+
+/// Bytes on the relays from machine `i` to its peers and to it from them.
+fn bytes_of(h: &MeshHarness, i: usize) -> (u64, u64) {
+    let me = End::Machine(i);
+    let counts = h.relays.byte_counts();
+    let sum = |f: &dyn Fn(&(End, End)) -> bool| {
+        counts
+            .iter()
+            .filter(|(k, _)| k.0 != End::Outside && k.1 != End::Outside && f(k))
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    (sum(&|k| k.0 == me), sum(&|k| k.1 == me))
+}
+
+/// Waits (polling every 2 ms) until machine `i`'s running config equals `reference`;
+/// returns how long that took and the bytes on its links at that moment, since `before`.
+fn caught_up(
+    h: &MeshHarness,
+    i: usize,
+    reference: &BTreeMap<String, String>,
+    before: (u64, u64),
+) -> (Duration, (u64, u64)) {
+    let started = Instant::now();
+    while running(h, i) != *reference {
+        assert!(
+            started.elapsed() < SETTLE,
+            "{} did not catch up within {SETTLE:?}",
+            h.machine(i).name
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = started.elapsed();
+    let now = bytes_of(h, i);
+    (took, (now.0 - before.0, now.1 - before.1))
+}
+
+/// The 10 cluster-level sections changed while machine 5 is isolated: (what the fleet
+/// writes, what it becomes).
+const EDITS: [(&str, &str); 10] = [
+    (
+        "server \"10.0.0.54\" priority=1",
+        "server \"10.0.0.99\" priority=1",
+    ),
+    ("\"ntp2.example.com\"", "\"ntp9.example.com\""),
+    ("word \"secret0\" weight=0", "word \"secret0\" weight=9"),
+    (
+        "\"user0@unsubscribed.example.net\"",
+        "\"user99@unsubscribed.example.net\"",
+    ),
+    ("\"mx0.example.com\"", "\"mx0-new.example.com\""),
+    ("default max-concurrency=500", "default max-concurrency=600"),
+    ("max-retries=5", "max-retries=6"),
+    (
+        "\"Scanned by the fleet.\"",
+        "\"Scanned by the fleet, again.\"",
+    ),
+    ("\"ops@example.com\"", "\"ops2@example.com\""),
+    ("\"ldap2.example.com\"", "\"ldap3.example.com\""),
+];
+
+/// Machines in the generated fleet: with its cluster and groups, ~10,000 entries.
+const FLEET_MACHINES: usize = 1338;
+
+/// One resync measurement.
+struct Resync {
+    what: &'static str,
+    took: Duration,
+    /// From the event to the agent listening (restart), or the join command (join).
+    start: Duration,
+    bytes: (u64, u64),
+}
+
+/// Writes the fleet repo with machines 1..=5 declared (each with the `Data1` interface
+/// the cluster's listeners use) and the ping interval of the bench.
+fn write_fleet(repo: &Path) {
+    for (path, text) in fleet::generate(fleet::FleetSpec {
+        machines: FLEET_MACHINES,
+        groups: 50,
+        seed: 1,
+    }) {
+        let p = repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let text = text.replace(
+            "ping-interval-ms=1000",
+            &format!("ping-interval-ms={PING_MS}"),
+        );
+        std::fs::write(p, text).unwrap();
+    }
+    let mut labs = String::new();
+    for i in 1..=5 {
+        labs.push_str(&format!(
+            "machine \"lab{i}.example.com\" {{\n    interfaces {{\n        interface \"Data1\" address=\"10.99.0.{i}/16\" hostname=\"lab{i}.example.com\"\n    }}\n}}\n"
+        ));
+    }
+    std::fs::write(repo.join("machines/labs.kdl"), labs).unwrap();
+}
+
+fn apply(h: &MeshHarness, i: usize, repo: &Path) -> serde_json::Value {
+    json(&h.strata(
+        i,
+        &[
+            "apply",
+            "--repo",
+            &repo.display().to_string(),
+            "--yes",
+            "--wait",
+            "60",
+            "--format",
+            "json",
+        ],
+    ))
+}
+
+/// Whether machine `from` reports its link to machine `to` up.
+fn link_up(h: &MeshHarness, from: usize, to: usize) -> bool {
+    let out = h.strata(from, &["cluster", "connstatus", "--format", "json"]);
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return false;
+    };
+    let (me, other) = (h.machine(from).name.as_str(), h.machine(to).name.as_str());
+    v["views"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|view| view["machine"] == me)
+        .flat_map(|view| view["links"].as_array().cloned().unwrap_or_default())
+        .any(|l| l["to"] == other && l["up"] == true)
+}
+
+fn resync() -> (usize, Vec<Resync>, String) {
+    let (_guard, root) = root();
+    let mut h = MeshHarness::start(&root, 6);
+    let pass = form(&h, &root, "fleet", PING_MS, &[2, 3, 4, 5]);
+    full_mesh(&h, &[1, 2, 3, 4, 5]);
+    let repo = root.join("repo");
+    write_fleet(&repo);
+    let mut results = Vec::new();
+
+    // Missed all: machine 5 is down while the fleet is applied, then starts again.
+    h.terminate(5);
+    let before_apply = h.relays.peer_bytes();
+    let t = Instant::now();
+    let applied = apply(&h, 1, &repo);
+    let apply_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let entries = applied["change_set"]["keys"].as_array().map_or(0, Vec::len);
+    let spread = h.relays.peer_bytes() - before_apply;
+    let reference = running(&h, 1);
+    for i in 2..=4 {
+        assert_eq!(running(&h, i), reference, "machine {i} after the apply");
+    }
+    let note = format!(
+        "fleet of {entries} entries applied through machine 1 with machine 5 down: {apply_ms:.0} ms (apply --wait, until machines 2-4 ran it); {:.1} MiB between the machines",
+        spread as f64 / 1_048_576.0
+    );
+    let before = bytes_of(&h, 5);
+    let t = Instant::now();
+    h.restart(5);
+    let start = t.elapsed();
+    let (took, bytes) = caught_up(&h, 5, &reference, before);
+    results.push(Resync {
+        what: "restarted after missing all",
+        took: took + start,
+        start,
+        bytes,
+    });
+    full_mesh(&h, &[1, 2, 3, 4, 5]);
+
+    // Missed 10: machine 5 is isolated while 10 sections change in 10 commits.
+    h.relays.isolate(5);
+    wait_until(SETTLE, "machine 1 sees machine 5's link down", || {
+        if link_up(&h, 1, 5) {
+            Err("up".into())
+        } else {
+            Ok(())
+        }
+    });
+    let cluster = repo.join("cluster.kdl");
+    for (from, to) in EDITS {
+        let text = std::fs::read_to_string(&cluster).unwrap();
+        assert!(text.contains(from), "the fleet has no `{from}`");
+        std::fs::write(&cluster, text.replacen(from, to, 1)).unwrap();
+        let out = apply(&h, 1, &repo);
+        assert_eq!(
+            out["change_set"]["keys"].as_array().map_or(0, Vec::len),
+            1,
+            "one entry per commit: {out}"
+        );
+    }
+    let reference = running(&h, 1);
+    for i in 2..=4 {
+        assert_eq!(
+            running(&h, i),
+            reference,
+            "machine {i} after the 10 commits"
+        );
+    }
+    assert_ne!(running(&h, 5), reference, "machine 5 was isolated");
+    let before = bytes_of(&h, 5);
+    h.relays.heal();
+    let (took, bytes) = caught_up(&h, 5, &reference, before);
+    results.push(Resync {
+        what: "healed after missing 10",
+        took,
+        start: Duration::ZERO,
+        bytes,
+    });
+    full_mesh(&h, &[1, 2, 3, 4, 5]);
+
+    // Missed all, as a fresh machine joining (the fleet's `users` replaced the admin
+    // passphrase: set it again first).
+    set_passphrase(&h, &pass);
+    let reference = running(&h, 1);
+    let before = bytes_of(&h, 6);
+    let t = Instant::now();
+    join(&h, 6, &pass);
+    let start = t.elapsed();
+    let (took, bytes) = caught_up(&h, 6, &reference, before);
+    results.push(Resync {
+        what: "fresh machine joining",
+        took: took + start,
+        start,
+        bytes,
+    });
+    (entries, results, note)
+}
+
+fn kib(b: u64) -> f64 {
+    b as f64 / 1024.0
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("STRATA_BENCH_REPLICATION")
+        .unwrap_or_else(|_| "5,20,50".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let commits: usize = std::env::var("STRATA_BENCH_COMMITS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(COMMITS);
+    let mut rows = Vec::new();
+    for n in sizes {
+        let r = latency(n, commits);
+        println!(
+            "replication n={:>2} (ping interval {} ms): formed in {:>6.0} ms; {} commits: commit to applied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \
+             (first peer p50 {:.1} ms; apply's own report p50 {}); client before sending p50 {:.1} ms; spawn to everywhere p50 {:.1} ms",
+            r.n,
+            r.ping_ms,
+            r.formed_ms,
+            r.commits,
+            r.p50,
+            r.p99,
+            r.max,
+            r.first_peer_p50,
+            r.reported_p50
+                .map_or("n/a".into(), |v| format!("{v:.1} ms")),
+            r.client_p50,
+            r.spawn_to_all_p50,
+        );
+        rows.push(r);
+    }
+    let resynced = if std::env::var("STRATA_BENCH_RESYNC").is_ok_and(|v| v == "0") {
+        None
+    } else {
+        let (entries, results, note) = resync();
+        println!("resync: {note}");
+        for r in &results {
+            println!(
+                "resync ({entries} entries), {}: everything in {:.0} ms ({:.0} ms of it to start or join); {:.1} KiB on its links ({:.1} KiB sent, {:.1} KiB received)",
+                r.what,
+                r.took.as_secs_f64() * 1000.0,
+                r.start.as_secs_f64() * 1000.0,
+                kib(r.bytes.0 + r.bytes.1),
+                kib(r.bytes.0),
+                kib(r.bytes.1),
+            );
+        }
+        Some((entries, results))
+    };
+    println!();
+    println!(
+        "| agents | ping interval | commits | commit → applied everywhere p50 | p99 | max | first peer p50 | client before sending p50 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} ms | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            r.n, r.ping_ms, r.commits, r.p50, r.p99, r.max, r.first_peer_p50, r.client_p50
+        );
+    }
+    if let Some((entries, results)) = resynced {
+        println!();
+        println!(
+            "| resync of one of 5 machines ({entries} entries) | time until it has everything | bytes on its links (sent / received) |"
+        );
+        println!("|---|---|---|");
+        for r in &results {
+            println!(
+                "| {} | {:.0} ms | {:.1} KiB ({:.1} / {:.1}) |",
+                r.what,
+                r.took.as_secs_f64() * 1000.0,
+                kib(r.bytes.0 + r.bytes.1),
+                kib(r.bytes.0),
+                kib(r.bytes.1)
+            );
+        }
+    }
+}
