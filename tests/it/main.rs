@@ -26,6 +26,7 @@ mod mesh;
 mod mesh_client;
 mod mesh_harness;
 mod mesh_support;
+mod plan_digest;
 mod support;
 mod support_files;
 mod xml_cli;
