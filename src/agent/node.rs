@@ -168,6 +168,11 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.lock_core().store.live_under(prefixes)
     }
 
+    /// The live entries of `keys` (see [`Store::entries`]).
+    pub fn entries(&self, keys: &[Key]) -> Result<Live, StoreError> {
+        self.lock_core().store.entries(keys)
+    }
+
     /// The change sets of `versions` that the store holds, in that order.
     pub fn change_sets_of(
         &self,

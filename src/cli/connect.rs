@@ -12,6 +12,8 @@ use crate::agent::state_dir::Layout;
 use crate::mesh::{
     BlockingClient, ClientOptions, HostKeyPin, Login, PeerError, Request, Response, split_host_port,
 };
+use crate::model::Key;
+use crate::plan::Digests;
 use crate::state::Live;
 
 /// A logged-in connection to an agent.
@@ -188,6 +190,22 @@ impl Client {
     pub fn live(&mut self) -> Result<Live, CliError> {
         match self.request(Request::Live)? {
             Response::Live { entries, .. } => Ok(entries),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The digest of every live entry of the agent.
+    pub fn digests(&mut self) -> Result<Digests, CliError> {
+        match self.request(Request::Digests)? {
+            Response::Digests { digests, .. } => Ok(digests),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The live entries of `keys` that the agent holds.
+    pub fn entries(&mut self, keys: Vec<Key>) -> Result<Live, CliError> {
+        match self.request(Request::Entries { keys })? {
+            Response::Entries { entries, .. } => Ok(entries),
             other => Err(unexpected(other)),
         }
     }

@@ -9,8 +9,13 @@ use super::connect::{Client, connect};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::atomic_file::{self, FileMode};
-use crate::plan::{Plan, desired, diff, render_human, render_json};
+use crate::plan::{
+    Entries, Origin, Plan, changed_since, compare, desired, diff, diff_fetched, render_human,
+    render_json,
+};
+use crate::schema::Catalogue;
 use crate::source::{check, read_ref, read_worktree};
+use crate::state::Live;
 
 /// Reads and validates the desired state; prints warnings, and on errors prints every
 /// diagnostic and refuses.
@@ -53,13 +58,38 @@ pub(super) fn plan_snapshot(
             "fix the problems above; `strata validate` reports them all",
         ));
     }
+    let desired = desired(&checked.repo, &checked.catalogue);
+    plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)
+}
+
+/// How many times a plan asks for digests and entries again when a commit lands between
+/// the two answers, before it fetches every live entry in one answer instead.
+const DIGEST_TRIES: usize = 3;
+
+/// Plans `desired` against the agent `client` reaches, fetching only the live entries
+/// whose digests differ from the desired ones ([`crate::plan::digests`]): the plan
+/// [`diff`] makes against every live entry. When an entry it fetched changed since the
+/// digests were taken (a commit landed between the two answers), it asks again.
+fn plan_by_digest(
+    desired: &Entries,
+    catalogue: &Catalogue,
+    client: &mut Client,
+    origin: Origin,
+) -> Result<Plan, CliError> {
+    for _ in 0..DIGEST_TRIES {
+        let digests = client.digests()?;
+        let found = compare(desired, &digests);
+        let fetched = match found.fetch.is_empty() {
+            true => Live::new(),
+            false => client.entries(found.fetch.clone())?,
+        };
+        if changed_since(&digests, &found.fetch, &fetched).is_empty() {
+            return Ok(diff_fetched(desired, catalogue, &found, &fetched, origin));
+        }
+    }
+    // Commits keep landing between the two answers: one answer holds every entry.
     let live = client.live()?;
-    Ok(diff(
-        &desired(&checked.repo, &checked.catalogue),
-        &checked.catalogue,
-        &live,
-        snapshot.origin,
-    ))
+    Ok(diff(desired, catalogue, &live, origin))
 }
 
 /// Runs `strata plan`.

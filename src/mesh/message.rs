@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::consistency::{CheckReport, MachinePropagation};
 use super::status::{ClusterListing, ConnStatus, PendingEntry};
 use crate::model::{GroupName, Key, MachineName, Node, Version};
-use crate::plan::Origin;
+use crate::plan::{Digests, Origin};
 use crate::state::{
     Base, ChangeSet, ChangeSetId, ChangeSetSummary, Conflict, Live, LostWrite, Writes,
 };
@@ -41,9 +41,11 @@ pub struct JoinRequest {
     pub machine_sections: Vec<Node>,
 }
 
-/// The protocol revision; agents refuse clients of another revision. It follows the
-/// encoding of entry values ([`crate::model::ENCODING`]).
-pub const PROTOCOL: u32 = crate::model::ENCODING;
+/// The protocol revision; agents refuse clients of another revision (and clients
+/// agents of another). Bumped when the encoding of entry values changes
+/// ([`crate::model::ENCODING`]) and when requests are added: 2 is encoding 2; 3 adds
+/// [`Request::Digests`] and [`Request::Entries`], which `plan` needs.
+pub const PROTOCOL: u32 = 3;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -59,8 +61,17 @@ pub enum Request {
         /// The client's Strata version.
         version: String,
     },
-    /// Every live entry (for plan).
+    /// Every live entry, tombstones included.
     Live,
+    /// The digest of every live entry, by key (for plan: it then fetches only the
+    /// entries whose digests differ from the desired ones).
+    Digests,
+    /// These live entries, tombstones included (keys the agent does not hold are left
+    /// out of the answer).
+    Entries {
+        /// Which, in any order.
+        keys: Vec<Key>,
+    },
     /// Commit a plan's writes as one change set, if its base is still current.
     Apply {
         /// Key → new value (`None`: tombstone).
@@ -298,6 +309,20 @@ pub enum Response {
         /// The agent's machine name.
         machine: String,
         /// The entries, tombstones included.
+        entries: Live,
+    },
+    /// The digest of every live entry.
+    Digests {
+        /// The agent's machine name.
+        machine: String,
+        /// By key (`None`: a tombstone).
+        digests: Digests,
+    },
+    /// The live entries asked for.
+    Entries {
+        /// The agent's machine name.
+        machine: String,
+        /// Those the agent holds, tombstones included.
         entries: Live,
     },
     /// A change set was committed.

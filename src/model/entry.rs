@@ -1,8 +1,11 @@
 //! Typed entry values: what the store holds under each [`Key`] and what travels between
 //! CLI and agents (and, next, between peers). A value is membership, the catalogue
 //! selection, a section schema, or a section node — never text to be parsed again.
+//! [`EntryDigest`] names a value by its content, so two sides can tell which values
+//! differ without sending them.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::names::{GroupName, SectionName};
 use super::{Key, Node, Value};
@@ -85,6 +88,62 @@ pub struct CatalogueSpec {
     pub builtin: Vec<SectionName>,
 }
 
+/// The digest of an entry value: the first 128 bits of the SHA-256 of its encoding (the
+/// one the store and the wire share, [`crate::model::ENCODING`]), written as 32 hex
+/// digits. Equal values have equal digests on every machine; a plan trusts the converse
+/// (a collision is a 2^-64 chance even among billions of entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryDigest([u8; 16]);
+
+impl std::fmt::Display for EntryDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::str::FromStr for EntryDigest {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<EntryDigest, String> {
+        let bad = || format!("`{text}` is not an entry digest (32 hex digits)");
+        if text.len() != 32 || !text.is_ascii() {
+            return Err(bad());
+        }
+        let mut bytes = [0u8; 16];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(EntryDigest(bytes))
+    }
+}
+
+impl Serialize for EntryDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EntryDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EntryDigest, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Feeds what serde_json writes straight into the hash: no buffer per value.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The value of one entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,6 +168,18 @@ pub enum EntryValue {
 }
 
 impl EntryValue {
+    /// The digest of this value ([`EntryDigest`]): the one function by which agents and
+    /// the CLI tell which values differ.
+    pub fn digest(&self) -> EntryDigest {
+        let mut hash = HashWriter(Sha256::new());
+        // Writing to a hash cannot fail, and every value encodes (the store holds them so).
+        serde_json::to_writer(&mut hash, self).expect("an entry value always encodes");
+        let full = hash.0.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&full[..16]);
+        EntryDigest(bytes)
+    }
+
     /// The node of a section or schema entry.
     pub fn node(&self) -> Option<&Node> {
         match self {
@@ -315,6 +386,27 @@ mod tests {
             m,
             EntryValue::Machine(Membership::declared(GroupName::main(), "lab1", None))
         );
+    }
+
+    #[test]
+    fn digests_follow_the_value_and_travel_as_hex() {
+        let dns =
+            EntryValue::from_text(&key("cluster/dns"), "dns { server \"10.0.0.53\" }").unwrap();
+        let same =
+            EntryValue::from_text(&key("cluster/dns"), "dns {\n  server \"10.0.0.53\"\n}").unwrap();
+        let other =
+            EntryValue::from_text(&key("cluster/dns"), "dns { server \"10.0.0.54\" }").unwrap();
+        assert_eq!(dns.digest(), same.digest(), "layout is not content");
+        assert_ne!(dns.digest(), other.digest());
+        assert_ne!(EntryValue::Group.digest(), dns.digest());
+        let d = dns.digest();
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json.len(), 34, "{json}");
+        assert_eq!(serde_json::from_str::<EntryDigest>(&json).unwrap(), d);
+        assert_eq!(d.to_string().parse::<EntryDigest>().unwrap(), d);
+        assert!("xyz".parse::<EntryDigest>().is_err());
+        assert!("é".repeat(16).parse::<EntryDigest>().is_err());
+        assert!("zz".repeat(16).parse::<EntryDigest>().is_err());
     }
 
     #[test]

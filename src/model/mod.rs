@@ -12,7 +12,7 @@ mod node;
 mod provenance;
 
 pub use encoding::ENCODING;
-pub use entry::{CatalogueSpec, EntryValue, Membership, PendingJoin};
+pub use entry::{CatalogueSpec, EntryDigest, EntryValue, Membership, PendingJoin};
 pub use hlc::{Clock, ClockSkew, Hlc, Version};
 pub use key::{Key, KeyParseError};
 pub use level::{Level, Mode, ModeParseError};

@@ -6,6 +6,7 @@
 //! reads the repo, the agent commits the result.
 
 mod desired;
+mod digests;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use desired::{Entries, desired, membership};
+pub use digests::{DigestDiff, Digests, changed_since, compare, diff_fetched, digests_of};
 pub use render::{render_human, render_json};
 
 use crate::config::Diagnostics;
@@ -245,6 +247,19 @@ pub fn diff(desired: &Entries, catalogue: &Catalogue, live: &Live, origin: Origi
         .iter()
         .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
         .collect();
+    plan_against(desired, catalogue, live_values, live, origin)
+}
+
+/// [`diff`] against the live values `live_values` (tombstones left out), with `versions`
+/// holding the live entry, tombstone or value, of at least every key an action writes:
+/// the plan's base is read from it.
+fn plan_against(
+    desired: &Entries,
+    catalogue: &Catalogue,
+    live_values: BTreeMap<&Key, &EntryValue>,
+    versions: &Live,
+    origin: Origin,
+) -> Plan {
     let mut actions = Vec::new();
     for (key, new) in desired {
         // A repo declares a machine's group, address and serial; what the mesh learnt of
@@ -288,7 +303,7 @@ pub fn diff(desired: &Entries, catalogue: &Catalogue, live: &Live, origin: Origi
         .map(|a| {
             (
                 a.key.clone(),
-                live.get(&a.key).map(|e| e.stamp.version.clone()),
+                versions.get(&a.key).map(|e| e.stamp.version.clone()),
             )
         })
         .collect();
@@ -427,12 +442,12 @@ fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{Diagnostics, SourceFile, parse_files};
     use crate::state::{ChangeMeta, MemoryStore, Proposal, Store};
 
-    fn entries(text: &str) -> Entries {
+    pub(super) fn entries(text: &str) -> Entries {
         let mut diags = Diagnostics::default();
         desired(
             &parse_files(vec![SourceFile::new("r.kdl", text)], &mut diags),
@@ -445,7 +460,7 @@ mod tests {
         super::diff(desired, &Catalogue::builtin(), live, origin)
     }
 
-    fn origin() -> Origin {
+    pub(super) fn origin() -> Origin {
         Origin {
             source: Source::Cli,
             author: "alice".into(),

@@ -232,6 +232,19 @@ impl Store for DiskStore {
         Ok(live)
     }
 
+    fn entries(&self, keys: &[Key]) -> Result<Live, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let table = tx.open_table(ENTRIES).map_err(backend)?;
+        let mut live = Live::new();
+        for key in keys {
+            let text = key.to_string();
+            if let Some(v) = table.get(text.as_str()).map_err(backend)? {
+                live.insert(key.clone(), decode(&text, v.value())?);
+            }
+        }
+        Ok(live)
+    }
+
     fn commit(&mut self, p: Proposal) -> Result<ChangeSet, CommitError> {
         let mut tx = self.db.begin_write().map_err(backend)?;
         tx.set_durability(Durability::Immediate).map_err(backend)?;

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Base, ChangeSet, CommitError, Entry, Hlc, Live, Merged, Proposal, Store, StoreError, Version,
-    Writes, check_base, supersedes, winners,
+    Base, ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError,
+    Version, Writes, check_base, supersedes, winners,
 };
 
 /// A store held in memory; same contract as [`super::DiskStore`], without durability.
@@ -48,6 +48,14 @@ impl Store for MemoryStore {
                 let text = k.to_string();
                 prefixes.iter().any(|p| text.starts_with(p.as_str()))
             })
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect())
+    }
+
+    fn entries(&self, keys: &[Key]) -> Result<Live, StoreError> {
+        Ok(keys
+            .iter()
+            .filter_map(|k| self.live.get_key_value(k))
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect())
     }

@@ -257,6 +257,10 @@ pub trait Store {
     /// one machine's pipeline needs of a large store, without reading all of it.
     fn live_under(&self, prefixes: &[String]) -> Result<Live, StoreError>;
 
+    /// The entries of `keys` that the store holds, tombstones included (keys it does not
+    /// hold are left out): what a plan fetches of a large store, by key.
+    fn entries(&self, keys: &[Key]) -> Result<Live, StoreError>;
+
     /// Local writes: checks `proposal.base` against the live entries and, if none
     /// changed, writes every entry and the change set in one durable transaction.
     /// Returns the change set.

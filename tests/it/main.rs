@@ -28,6 +28,7 @@ mod mesh_client;
 mod mesh_harness;
 mod mesh_reconnect;
 mod mesh_support;
+mod plan_digest;
 mod replication;
 mod support;
 mod support_files;

@@ -1,14 +1,40 @@
-//! `live`: every entry the store holds, tombstones included (what `plan` diffs against).
+//! `live`, `digests` and `entries`: what the store holds, whole, as digests, or by key
+//! (what `plan` diffs against: the digests first, then the entries whose digests differ
+//! from the desired ones).
 
 use crate::agent::applier::Applier;
 use crate::agent::node::Node;
 use crate::mesh::Response;
+use crate::model::Key;
+use crate::plan::digests_of;
 use crate::state::Store;
 
 /// Answers with every live entry.
 pub fn answer<S: Store, A: Applier>(node: &Node<S, A>) -> Response {
     match node.live() {
         Ok(entries) => Response::Live {
+            machine: node.machine().to_string(),
+            entries,
+        },
+        Err(e) => Response::error(e.to_string(), None),
+    }
+}
+
+/// Answers with the digest of every live entry.
+pub fn digests<S: Store, A: Applier>(node: &Node<S, A>) -> Response {
+    match node.live() {
+        Ok(live) => Response::Digests {
+            machine: node.machine().to_string(),
+            digests: digests_of(&live),
+        },
+        Err(e) => Response::error(e.to_string(), None),
+    }
+}
+
+/// Answers with the live entries of `keys` that the store holds.
+pub fn entries<S: Store, A: Applier>(node: &Node<S, A>, keys: &[Key]) -> Response {
+    match node.entries(keys) {
+        Ok(entries) => Response::Entries {
             machine: node.machine().to_string(),
             entries,
         },

@@ -38,6 +38,8 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
     match request {
         Request::Hello { protocol, version } => hello::answer(node, who, protocol, &version),
         Request::Live => live::answer(node),
+        Request::Digests => live::digests(node),
+        Request::Entries { keys } => live::entries(node, &keys),
         Request::Log => log::answer(node),
         Request::Conflicts => log::conflicts(node),
         Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
