@@ -21,6 +21,7 @@ mod passphrase;
 mod plan;
 mod propagation;
 mod show;
+mod status;
 mod validate;
 mod where_;
 mod xml_args;
@@ -122,6 +123,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     (
         "check",
         "0 consistent, 2 inconsistency or drift, 1 invalid input or refused, 69 unreachable",
+    ),
+    (
+        "status",
+        "0 synced, 2 out of sync, 1 unknown or error, 69 unreachable",
     ),
     (
         "rollback",
@@ -232,6 +237,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Apply(a) => apply::run(a, out),
         Command::Log(a) => log::run(a, out),
         Command::Check(a) => check::run(a, out),
+        Command::Status(a) => status::run(a, out),
         Command::Rollback(a) => log::rollback(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
