@@ -90,7 +90,7 @@ impl Follow {
 }
 
 /// Parses a duration as the settings and `--wait` write it: seconds (`30`, `30s`),
-/// minutes (`2m`) or milliseconds (`500ms`).
+/// minutes (`2m`), hours (`1h`) or milliseconds (`500ms`).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (digits, scale) = if let Some(d) = t.strip_suffix("ms") {
@@ -99,12 +99,14 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         (d, 1000)
     } else if let Some(d) = t.strip_suffix('m') {
         (d, 60_000)
+    } else if let Some(d) = t.strip_suffix('h') {
+        (d, 3_600_000)
     } else {
         (t, 1000)
     };
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write 30, 30s, 2m or 500ms"))?;
+        .map_err(|_| format!("`{text}` is not a duration: write 30, 30s, 2m, 1h or 500ms"))?;
     Ok(std::time::Duration::from_millis(n.saturating_mul(scale)))
 }
 
@@ -432,7 +434,7 @@ mod tests {
     fn a_source_is_read_with_defaults_and_bad_ones_are_named() {
         let s = Settings::parse(
             "agent.kdl",
-            "machine \"a\"\nsource \"/srv/repo\" interval=\"500ms\" self-heal=#true grace=\"2m\"\n",
+            "machine \"a\"\nsource \"/srv/repo\" interval=\"1h\" self-heal=#true grace=\"2m\"\n",
         )
         .unwrap();
         let f = s.follow.clone().unwrap();
@@ -444,7 +446,7 @@ mod tests {
                 f.self_heal,
                 f.grace_ms
             ),
-            ("main", 500, FollowMode::Apply, true, 120_000)
+            ("main", 3_600_000, FollowMode::Apply, true, 120_000)
         );
         assert!(!f.is_remote());
         assert_eq!(Settings::parse("agent.kdl", &s.to_text()).unwrap(), s);

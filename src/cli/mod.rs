@@ -37,7 +37,8 @@ use clap::{CommandFactory, FromArgMatches};
 pub enum Outcome {
     /// Success, nothing to report (exit 0).
     Ok,
-    /// The input was invalid, reported as the command's result (exit 1): `validate`.
+    /// The input was invalid, reported as the command's result (exit 1): `validate`;
+    /// `status` when the sync status is unknown.
     Failed,
     /// Success with changes or drift to report (exit 2), for plan and check.
     Changes,

@@ -14,7 +14,7 @@ use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::log::utc;
 use super::output::Output;
-use super::{CliError, Failure, Outcome};
+use super::{CliError, Outcome};
 use crate::mesh::sync_status::{Health, Sync, SyncStatus};
 use crate::mesh::{Request, Response};
 
@@ -39,17 +39,8 @@ pub fn run(args: StatusArgs, out: &Output) -> Result<Outcome, CliError> {
     match status.sync {
         Sync::Synced => Ok(Outcome::Ok),
         Sync::OutOfSync => Ok(Outcome::Changes),
-        Sync::Unknown => Err(Failure::new(
-            format!(
-                "the sync status is unknown: {}",
-                status
-                    .last_error
-                    .clone()
-                    .or_else(|| status.reasons.first().cloned())
-                    .unwrap_or_else(|| "there is nothing to compare with".into())
-            ),
-            "fix the followed repo, or apply a commit (`strata apply --ref main`)",
-        )),
+        // The status printed says why (the last error, or nothing to compare with).
+        Sync::Unknown => Ok(Outcome::Failed),
     }
 }
 

@@ -18,6 +18,7 @@ mod cli_show;
 mod cli_validate;
 mod cluster_admin;
 mod corpus;
+mod follow;
 mod fuzz;
 mod git_push;
 mod kdl_stack;
