@@ -866,4 +866,43 @@ mod tests {
         assert!(live.contains("10.0.0.53"), "{live}");
         assert_eq!(status(&n, Some(&healing)).unwrap().sync, Sync::Synced);
     }
+
+    #[test]
+    fn a_file_url_is_fetched_into_the_mirror_and_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let head = commit(&repo, "10.0.0.53", "first");
+        let remote = |url: String, mirror: &str| {
+            let mut f = follower(&repo, FollowMode::Apply, false);
+            f.settings.url = url;
+            f.mirror = tmp.path().join(mirror);
+            f
+        };
+        let f = remote(format!("file://{}", repo.display()), "follow.git");
+        assert!(f.settings.is_remote());
+        let n = node();
+        let before = status(&n, Some(&f)).unwrap();
+        assert_eq!(before.sync, Sync::Unknown);
+        assert!(
+            before
+                .last_error
+                .unwrap()
+                .contains("has not been fetched yet")
+        );
+        f.reconcile(&n, true, 1);
+        let sets = n.change_sets().unwrap();
+        assert_eq!(
+            sets.last().unwrap().meta.source,
+            Source::Git { commit: head }
+        );
+        assert_eq!(status(&n, Some(&f)).unwrap().sync, Sync::Synced);
+
+        let missing = remote(format!("file://{}/nowhere", tmp.path().display()), "m.git");
+        missing.reconcile(&n, true, 2);
+        let s = status(&n, Some(&missing)).unwrap();
+        assert_eq!(s.sync, Sync::Unknown);
+        assert!(s.last_error.is_some_and(|e| e.starts_with("git: ")));
+        assert_eq!(n.change_sets().unwrap().len(), sets.len());
+    }
 }

@@ -174,7 +174,9 @@ fn a_followed_repos_new_commit_reaches_every_member_and_all_say_synced() {
     assert!(stderr(&out).contains("pin a commit"), "{}", stderr(&out));
 }
 
-/// One agent, `lab1.example.com`, in cluster `americas`, following `repo` with `source`.
+/// One standalone agent, `lab1.example.com`, following `repo` with `source`: the first
+/// commit applied (by the follower or by hand) makes it the cluster the repo declares,
+/// as any apply of a repo does — no `cluster create` (which would race the follower).
 fn follower(tmp: &Path, repo: &Path, properties: &str) -> TestAgent {
     let dir = tmp.join("lab1");
     std::fs::create_dir_all(&dir).unwrap();
@@ -186,15 +188,7 @@ fn follower(tmp: &Path, repo: &Path, properties: &str) -> TestAgent {
         ),
     )
     .unwrap();
-    let agent = TestAgent::start(&dir, "lab1.example.com");
-    ok(&strata(&[
-        "cluster",
-        "create",
-        "americas",
-        "--state-dir",
-        &dir.display().to_string(),
-    ]));
-    agent
+    TestAgent::start(&dir, "lab1.example.com")
 }
 
 #[test]
