@@ -13,6 +13,7 @@ pub mod applier;
 pub mod auth;
 pub mod check;
 pub mod core;
+pub mod follow;
 pub mod git_serve;
 pub mod membership;
 pub mod mesh;
@@ -66,6 +67,8 @@ pub struct Agent {
     pub node: Node<DiskStore, RunningDir>,
     /// The peer mesh, once the SSH server runs.
     pub mesh: std::sync::OnceLock<mesh::Mesh>,
+    /// The follower of the repo `agent.kdl`'s `source` names, if it names one.
+    pub follower: Option<Arc<follow::Follower>>,
 }
 
 impl Agent {
@@ -99,19 +102,75 @@ impl Agent {
         if !report.written.is_empty() || !report.removed.is_empty() {
             tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
         }
+        let follower = state.settings.follow.clone().map(|f| {
+            Arc::new(follow::Follower::new(
+                f,
+                state.layout.dir.join("follow.git"),
+            ))
+        });
         Ok(Arc::new(Agent {
             state,
             node,
             mesh: std::sync::OnceLock::new(),
+            follower,
         }))
     }
 
     /// Answers one request. Blocking: call it on a blocking thread.
     pub fn handle(&self, who: &Authed, request: Request) -> Response {
+        match request {
+            Request::Status => {
+                return match follow::status(&self.node, self.follower.as_deref()) {
+                    Ok(s) => Response::Status(Box::new(s)),
+                    Err(e) => Response::error(e, None),
+                };
+            }
+            Request::Rollback { .. } => {
+                if let Some(refusal) = self.rollback_refusal() {
+                    return refusal;
+                }
+            }
+            _ => {}
+        }
         match mesh::handle(self, who, &request) {
             Some(answer) => answer,
             None => self.node.handle(who, request),
         }
+    }
+}
+
+impl Agent {
+    /// Why a rollback is refused while the cluster follows a branch in mode apply —
+    /// the next sync would undo it silently: when this agent follows one itself (its own
+    /// `agent.kdl`), or when the change log says a follower applied the commit the
+    /// cluster runs (the newest change set stamped with a commit is a follower's), which
+    /// every member knows.
+    fn rollback_refusal(&self) -> Option<Response> {
+        let help = "pin a commit (`source … branch=\"COMMIT\"` in the follower's agent.kdl) or \
+                    revert the change in git and let the follower apply it";
+        if let Some(f) = &self.follower
+            && f.settings.mode == settings::FollowMode::Apply
+        {
+            return Some(Response::error(
+                format!(
+                    "this machine follows {} of {} in mode apply: a rollback would be undone by the next sync",
+                    f.settings.branch, f.settings.url
+                ),
+                Some(help),
+            ));
+        }
+        let sets = self.node.change_sets().ok()?;
+        let last = follow::followed_by_log(&sets)?;
+        Some(Response::error(
+            format!(
+                "the cluster follows a branch: its current commit was applied by the follower on {} (change set {}), and a rollback would be undone by the next sync",
+                last.meta.host,
+                last.id()
+            ),
+            Some(&format!(
+                "{help}; if no machine follows the repo any more, `strata apply --ref COMMIT` the state you want"
+            )),
+        ))
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Node<S, A> {
     /// When the latest change sets were run here (version → wall ms), for `apply`'s
     /// per-machine report; the oldest are forgotten past [`APPLIED_KEPT`].
     applied: Mutex<BTreeMap<Version, Option<u64>>>,
+    /// The last run of the running config (wall ms it ended, what it did), for
+    /// `status`'s health.
+    last_run: Mutex<Option<(u64, RunReport)>>,
 }
 
 /// How many change sets' run times a node remembers.
@@ -77,6 +80,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             machine,
             changes: broadcast::channel(CHANGES_QUEUE).0,
             applied: Mutex::new(BTreeMap::new()),
+            last_run: Mutex::new(None),
         }
     }
 
@@ -209,7 +213,18 @@ impl<S: Store, A: Applier> Node<S, A> {
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         drop(core);
         let config = running_config(&live, &self.machine, &catalogue);
-        self.applier.apply(&self.machine, &config)
+        let report = self.applier.apply(&self.machine, &config);
+        *self.last_run.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((crate::state::wall_ms(), report.clone()));
+        report
+    }
+
+    /// The last run of the running config and its hooks: when it ended and what it did.
+    pub fn last_run(&self) -> Option<(u64, RunReport)> {
+        self.last_run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The running-config sections that differ from what this machine's effective config

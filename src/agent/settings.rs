@@ -1,6 +1,6 @@
 //! The agent's local settings (`agent.kdl` in its state dir): what only this machine
-//! knows — its name, where it listens, its hooks, its standalone settings. Not
-//! replicated, not part of the config repo.
+//! knows — its name, where it listens, its hooks, the repo it follows, its standalone
+//! settings. Not replicated, not part of the config repo.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,152 @@ pub struct Settings {
     /// The machine's standalone settings: sections recorded at machine level on first
     /// start, which `cluster create` lifts to the cluster.
     pub standalone: Vec<Node>,
+    /// The config repo this agent follows (`source "URL" branch=… mode=…`), if any.
+    pub follow: Option<Follow>,
+}
+
+/// What the agent does with a followed branch's new commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowMode {
+    /// Apply each new commit as one change set, stamped with it.
+    Apply,
+    /// Only report the cluster out of sync.
+    Report,
+}
+
+impl FollowMode {
+    /// The name `agent.kdl` and `strata status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowMode::Apply => "apply",
+            FollowMode::Report => "report",
+        }
+    }
+}
+
+/// A followed config repo: `source "URL" branch="main" interval="30s" mode="apply"
+/// self-heal=#true grace="60s"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    /// A local path to a git repository (watched, and re-read on the interval), or a
+    /// `file://`, `ssh://` or `https://` URL (fetched on the interval).
+    pub url: String,
+    /// The branch followed (for a local path, any revision git understands: a commit
+    /// id pins one).
+    pub branch: String,
+    /// How often the branch is fetched (remote) or re-read (local), in milliseconds.
+    pub interval_ms: u64,
+    /// Apply new commits, or only report them.
+    pub mode: FollowMode,
+    /// Revert changes that did not come from the branch (needs mode apply).
+    pub self_heal: bool,
+    /// How long such a change stands, reported, before self-heal reverts it (ms).
+    pub grace_ms: u64,
+}
+
+impl Follow {
+    /// Whether the URL names a remote to fetch, rather than a local repository.
+    pub fn is_remote(&self) -> bool {
+        self.url.contains("://")
+    }
+}
+
+/// Parses a duration as the settings and `--wait` write it: seconds (`30`, `30s`),
+/// minutes (`2m`), hours (`1h`) or milliseconds (`500ms`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (digits, scale) = if let Some(d) = t.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = t.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = t.strip_suffix('m') {
+        (d, 60_000)
+    } else if let Some(d) = t.strip_suffix('h') {
+        (d, 3_600_000)
+    } else {
+        (t, 1000)
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write 30, 30s, 2m, 1h or 500ms"))?;
+    Ok(std::time::Duration::from_millis(n.saturating_mul(scale)))
+}
+
+/// Reads a `source` node (see [`Follow`]).
+fn parse_follow(node: &KdlNode) -> Result<Follow, String> {
+    let url = node
+        .get(0)
+        .and_then(|v| v.as_string())
+        .filter(|u| !u.trim().is_empty())
+        .ok_or("`source` needs the repo as a string: a local path or a file://, ssh:// or https:// URL")?
+        .to_owned();
+    if let Some((scheme, _)) = url.split_once("://")
+        && !["file", "ssh", "https", "http"].contains(&scheme)
+    {
+        return Err(format!(
+            "`source \"{url}\"`: `{scheme}://` is not a transport Strata fetches; give a local path or a file://, ssh:// or https:// URL"
+        ));
+    }
+    let mut follow = Follow {
+        url,
+        branch: "main".into(),
+        interval_ms: 30_000,
+        mode: FollowMode::Apply,
+        self_heal: false,
+        grace_ms: 60_000,
+    };
+    for entry in node.entries().iter().skip(1) {
+        let Some(name) = entry.name().map(|n| n.value()) else {
+            return Err("`source` takes one argument, the repo; the rest are properties (branch=, interval=, mode=, self-heal=, grace=)".into());
+        };
+        let value = entry.value();
+        let text = || {
+            value
+                .as_string()
+                .map(str::to_owned)
+                .ok_or(format!("`source` {name}= needs a string"))
+        };
+        let ms = || -> Result<u64, String> {
+            let d = parse_duration(&text()?).map_err(|e| format!("`source` {name}=: {e}"))?;
+            Ok(d.as_millis() as u64)
+        };
+        match name {
+            "branch" => follow.branch = text()?,
+            "interval" => follow.interval_ms = ms()?.max(1),
+            "grace" => follow.grace_ms = ms()?,
+            "mode" => {
+                follow.mode = match text()?.as_str() {
+                    "apply" => FollowMode::Apply,
+                    "report" => FollowMode::Report,
+                    other => {
+                        return Err(format!(
+                            "`source` mode=\"{other}\": the mode is \"apply\" or \"report\""
+                        ));
+                    }
+                }
+            }
+            "self-heal" => {
+                follow.self_heal = value
+                    .as_bool()
+                    .ok_or("`source` self-heal= needs #true or #false")?;
+            }
+            other => {
+                return Err(format!(
+                    "`source` has no property `{other}` (branch=, interval=, mode=, self-heal=, grace=)"
+                ));
+            }
+        }
+    }
+    if follow.branch.trim().is_empty() {
+        return Err("`source` branch= needs a branch name".into());
+    }
+    if follow.self_heal && follow.mode == FollowMode::Report {
+        return Err(
+            "`source` self-heal=#true needs mode=\"apply\": in report mode nothing is reverted"
+                .into(),
+        );
+    }
+    Ok(follow)
 }
 
 /// How much of the agent one client, one address or the unauthenticated may hold.
@@ -93,6 +239,7 @@ impl Settings {
             serial: None,
             running_dir: None,
             standalone: Vec::new(),
+            follow: None,
         }
     }
 
@@ -162,6 +309,14 @@ impl Settings {
                         }
                     }
                 }
+                "source" => {
+                    if s.follow.is_some() {
+                        return Err(err(
+                            "only one `source`: an agent follows one branch of one repo".into(),
+                        ));
+                    }
+                    s.follow = Some(parse_follow(node).map_err(err)?);
+                }
                 "standalone" => {
                     if let Some(children) = node.children() {
                         s.standalone = children.nodes().iter().map(Node::from_kdl).collect();
@@ -223,6 +378,21 @@ impl Settings {
         if let Some(serial) = &self.serial {
             out.push_str(&format!("serial {}\n", q(serial)));
         }
+        out.push_str(
+            "// A config repo to follow (a local path or a file://, ssh:// or https:// URL), e.g.:\n\
+             // source \"/srv/americas\" branch=\"main\" interval=\"30s\" mode=\"apply\" self-heal=#true grace=\"60s\"\n",
+        );
+        if let Some(f) = &self.follow {
+            out.push_str(&format!(
+                "source {} branch={} interval=\"{}ms\" mode=\"{}\" self-heal={} grace=\"{}ms\"\n",
+                q(&f.url),
+                q(&f.branch),
+                f.interval_ms,
+                f.mode.as_str(),
+                if f.self_heal { "#true" } else { "#false" },
+                f.grace_ms
+            ));
+        }
         out.push_str("// Standalone settings (sections), lifted to the cluster by `strata cluster create`.\n");
         out.push_str("standalone {\n");
         for n in &self.standalone {
@@ -258,5 +428,52 @@ mod tests {
         assert_eq!(e.to_string(), "agent.kdl: unknown setting `lisen`");
         assert!(Settings::parse("agent.kdl", "listen \"x\"\n").is_err());
         assert!(Settings::parse("agent.kdl", "machine {").is_err());
+    }
+
+    #[test]
+    fn a_source_is_read_with_defaults_and_bad_ones_are_named() {
+        let s = Settings::parse(
+            "agent.kdl",
+            "machine \"a\"\nsource \"/srv/repo\" interval=\"1h\" self-heal=#true grace=\"2m\"\n",
+        )
+        .unwrap();
+        let f = s.follow.clone().unwrap();
+        assert_eq!(
+            (
+                f.branch.as_str(),
+                f.interval_ms,
+                f.mode,
+                f.self_heal,
+                f.grace_ms
+            ),
+            ("main", 3_600_000, FollowMode::Apply, true, 120_000)
+        );
+        assert!(!f.is_remote());
+        assert_eq!(Settings::parse("agent.kdl", &s.to_text()).unwrap(), s);
+        let example = include_str!("../../examples/agent-follow.kdl");
+        let f = Settings::parse("agent-follow.kdl", example)
+            .unwrap()
+            .follow
+            .unwrap();
+        assert_eq!(
+            (f.url.as_str(), f.self_heal, f.grace_ms),
+            ("/srv/americas", true, 60_000)
+        );
+        for (text, says) in [
+            ("source", "needs the repo"),
+            ("source \"x\" mode=\"sync\"", "\"apply\" or \"report\""),
+            ("source \"x\" interval=\"soon\"", "not a duration"),
+            ("source \"x\" self-heal=\"yes\"", "#true or #false"),
+            ("source \"x\" brnch=\"main\"", "no property `brnch`"),
+            (
+                "source \"x\" mode=\"report\" self-heal=#true",
+                "needs mode=\"apply\"",
+            ),
+            ("source \"git://h/r\"", "not a transport"),
+            ("source \"a\"\nsource \"b\"", "only one `source`"),
+        ] {
+            let e = Settings::parse("agent.kdl", &format!("machine \"a\"\n{text}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{text}: {e}");
+        }
     }
 }

@@ -121,7 +121,22 @@ pub enum Command {
         strata check --repo . --ref main --format json   # in CI: drift from git\n  \
         strata check --resolve listeners@cluster --use lab2.example.com")]
     Check(super::check::CheckArgs),
+    /// Show whether the cluster runs what git says, as Argo CD shows it.
+    ///
+    /// The followed ref and its head, the last applied commit (the newest change set
+    /// stamped with a commit), Synced / OutOfSync / Unknown with the entries that differ
+    /// and who changed them, the follower's last error, and the health of the last run
+    /// (hooks). A member that follows no repo compares the live state with what the last
+    /// applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
+    /// error.
+    #[command(after_long_help = "Examples:\n  \
+        strata status --state-dir /var/lib/strata\n  \
+        strata status --target lab2.example.com --format json")]
+    Status(super::status::StatusArgs),
     /// Apply the state as of an earlier change set, as a new change set.
+    ///
+    /// Refused while the cluster follows a branch in mode apply (the next sync would
+    /// undo it): pin a commit or revert in git instead.
     Rollback(super::agent_args::RollbackArgs),
     /// Convert an AsyncOS configuration XML file (saveconfig) into KDL in a config repo.
     ///

@@ -21,6 +21,7 @@ mod passphrase;
 mod plan;
 mod propagation;
 mod show;
+mod status;
 mod validate;
 mod where_;
 mod xml_args;
@@ -36,7 +37,8 @@ use clap::{CommandFactory, FromArgMatches};
 pub enum Outcome {
     /// Success, nothing to report (exit 0).
     Ok,
-    /// The input was invalid, reported as the command's result (exit 1): `validate`.
+    /// The input was invalid, reported as the command's result (exit 1): `validate`;
+    /// `status` when the sync status is unknown.
     Failed,
     /// Success with changes or drift to report (exit 2), for plan and check.
     Changes,
@@ -122,6 +124,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     (
         "check",
         "0 consistent, 2 inconsistency or drift, 1 invalid input or refused, 69 unreachable",
+    ),
+    (
+        "status",
+        "0 synced, 2 out of sync, 1 unknown or error, 69 unreachable",
     ),
     (
         "rollback",
@@ -232,6 +238,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Apply(a) => apply::run(a, out),
         Command::Log(a) => log::run(a, out),
         Command::Check(a) => check::run(a, out),
+        Command::Status(a) => status::run(a, out),
         Command::Rollback(a) => log::rollback(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),

@@ -18,20 +18,8 @@ pub const BRIEF: Duration = Duration::from_secs(1);
 /// Parses `--wait`'s timeout: seconds (`30`, `30s`), minutes (`2m`) or milliseconds
 /// (`500ms`).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (digits, scale) = if let Some(d) = t.strip_suffix("ms") {
-        (d, 1)
-    } else if let Some(d) = t.strip_suffix('s') {
-        (d, 1000)
-    } else if let Some(d) = t.strip_suffix('m') {
-        (d, 60_000)
-    } else {
-        (t, 1000)
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a timeout: write 30, 30s, 2m or 500ms"))?;
-    Ok(Duration::from_millis(n.saturating_mul(scale)))
+    crate::agent::settings::parse_duration(text)
+        .map_err(|_| format!("`{text}` is not a timeout: write 30, 30s, 2m or 500ms"))
 }
 
 /// Asks where change set `version` stands on every member, waiting up to `wait`. `None`

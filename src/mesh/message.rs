@@ -83,6 +83,9 @@ pub enum Request {
     },
     /// The applied change sets.
     Log,
+    /// `strata status`: the followed ref, its head, the last applied commit, sync and
+    /// health.
+    Status,
     /// The conflict log: writes that lost under last-writer-wins.
     Conflicts,
     /// `check`: whether every member holds the same entries, and what differs.
@@ -341,6 +344,8 @@ pub enum Response {
     },
     /// What `check` found.
     Check(Box<CheckReport>),
+    /// What `status` shows.
+    Status(Box<super::sync_status::SyncStatus>),
     /// Where a change set stands on every member.
     Propagation {
         /// The change set.

@@ -12,6 +12,7 @@ pub mod message;
 pub mod peer;
 pub mod pin;
 pub mod status;
+pub mod sync_status;
 pub mod table;
 pub mod wire;
 

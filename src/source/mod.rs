@@ -93,6 +93,87 @@ pub fn read_repo_ref(repo: &git2::Repository, refname: &str) -> Result<Snapshot,
     read_in(repo, refname, Vec::new())
 }
 
+/// The commit `refname` names in the git repo at or above `dir`: what a follower checks
+/// before it reads the whole tree again.
+pub fn head_of(dir: &Path, refname: &str) -> Result<String, SourceError> {
+    let repo = git2::Repository::discover(dir)
+        .map_err(|e| git_err(e, "the followed path must be inside a git repository"))?;
+    repo_head_of(&repo, refname)
+}
+
+/// The commit `refname` names in `repo`.
+pub fn repo_head_of(repo: &git2::Repository, refname: &str) -> Result<String, SourceError> {
+    let object = repo
+        .revparse_single(refname)
+        .map_err(|e| git_err(e, "give a branch, tag or commit id that exists in the repo"))?;
+    let commit = object
+        .peel_to_commit()
+        .map_err(|e| git_err(e, "the ref must point at a commit"))?;
+    Ok(commit.id().to_string())
+}
+
+/// The git directory whose refs say where `dir`'s branches are (the common one, for a
+/// worktree): what a follower watches.
+pub fn refs_dir(dir: &Path) -> Result<std::path::PathBuf, SourceError> {
+    let repo = git2::Repository::discover(dir)
+        .map_err(|e| git_err(e, "the followed path must be inside a git repository"))?;
+    Ok(repo.commondir().to_path_buf())
+}
+
+/// Fetches `branch` of the remote `url` into the bare repository `mirror` (created on
+/// first use) as `refs/heads/BRANCH`. `file://` URLs are fetched with libgit2, which
+/// needs no network library; `ssh://` and `https://` ones with the `git` program (the
+/// one the agent serves pushes with), so that they use OpenSSH — its keys, agent,
+/// `known_hosts` and config — and the system's TLS: this build links no libssh2 or
+/// OpenSSL.
+pub fn fetch(mirror: &Path, url: &str, branch: &str) -> Result<(), SourceError> {
+    let repo = match git2::Repository::open_bare(mirror) {
+        Ok(r) => r,
+        Err(_) => git2::Repository::init_bare(mirror)
+            .map_err(|e| git_err(e, "the agent's state dir must be writable"))?,
+    };
+    let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    if url.starts_with("file://") {
+        let mut remote = repo
+            .remote_anonymous(url)
+            .map_err(|e| git_err(e, "check the source URL"))?;
+        return remote.fetch(&[refspec.as_str()], None, None).map_err(|e| {
+            git_err(
+                e,
+                &format!("check that {url} is a git repository with a branch {branch}"),
+            )
+        });
+    }
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(mirror)
+        .args(["fetch", "--quiet", "--no-tags", url, &refspec])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env(
+            "GIT_SSH_COMMAND",
+            std::env::var("GIT_SSH_COMMAND").unwrap_or_else(|_| "ssh -o BatchMode=yes".into()),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| SourceError::Git {
+            message: format!("cannot run git to fetch {url}: {e}"),
+            help: "install git (ssh:// and https:// sources are fetched with it)".into(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(SourceError::Git {
+            message: format!(
+                "fetching {branch} of {url} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            help: "check the URL, the branch, and that the agent's user can reach it \
+                   (its SSH key and known_hosts, for ssh://)"
+                .into(),
+        })
+    }
+}
+
 /// The config repo at `prefix` (path components from the top) of `repo` at `refname`.
 fn read_in(
     repo: &git2::Repository,
@@ -375,7 +456,7 @@ pub fn check(snapshot: &Snapshot) -> Checked {
 
 #[cfg(test)]
 #[path = "../../tests/support/git.rs"]
-mod git;
+pub(crate) mod git;
 
 #[cfg(test)]
 mod tests {

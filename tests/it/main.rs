@@ -19,6 +19,7 @@ mod cli_validate;
 mod cluster_admin;
 mod cluster_support;
 mod corpus;
+mod follow;
 mod fuzz;
 mod git_push;
 mod kdl_stack;

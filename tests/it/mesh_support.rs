@@ -105,6 +105,12 @@ impl MeshHarness {
     /// Starts machines `1..=n` with state dirs `tmp/labI` and waits until each agent
     /// listens.
     pub fn start(tmp: &Path, n: usize) -> MeshHarness {
+        MeshHarness::start_with(tmp, n, |_| String::new())
+    }
+
+    /// As [`MeshHarness::start`], with `extra(i)` appended to machine `i`'s `agent.kdl`
+    /// (a `source` to follow, say).
+    pub fn start_with(tmp: &Path, n: usize, extra: impl Fn(usize) -> String) -> MeshHarness {
         let relays = Relays::new(n);
         let mut machines: Vec<MeshMachine> = (1..=n)
             .map(|i| {
@@ -114,7 +120,8 @@ impl MeshHarness {
                 let dir = tmp.join(format!("lab{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
                 let settings = format!(
-                    "machine \"{name}\"\nlisten \"{ip}:0\"\naddress \"{relay}\"\nauth-delay-ms 20\n"
+                    "machine \"{name}\"\nlisten \"{ip}:0\"\naddress \"{relay}\"\nauth-delay-ms 20\n{}",
+                    extra(i)
                 );
                 std::fs::write(dir.join("agent.kdl"), settings).unwrap();
                 MeshMachine {
@@ -211,6 +218,45 @@ impl MeshHarness {
         m.agent = Some(TestAgent::start_on(&m.dir, &m.name, &m.listen()));
         let addr = m.agent_addr();
         self.relays.set_target(i, Some(addr));
+    }
+}
+
+impl MeshHarness {
+    /// Forms cluster `name` of every machine: created on machine 1, which gets the admin
+    /// passphrase, and joined by the others through machine 1's relay. Panics, with the
+    /// output, on a failure.
+    pub fn form(&self, tmp: &Path, name: &str) {
+        let ok = |out: Output| {
+            assert!(
+                out.status.success(),
+                "exit {:?}\nstdout: {}\nstderr: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(self.strata(1, &["cluster", "create", name]));
+        let pass = tmp.join("passphrase");
+        std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+        let pass = pass.display().to_string();
+        ok(self.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
+        let member = self.machine(1);
+        let (addr, fp) = (member.relay.to_string(), member.fingerprint());
+        for i in 2..=self.len() {
+            ok(self.strata(
+                i,
+                &[
+                    "cluster",
+                    "join",
+                    &addr,
+                    "--fingerprint",
+                    &fp,
+                    "--yes",
+                    "--passphrase-file",
+                    &pass,
+                ],
+            ));
+        }
     }
 }
 

@@ -87,6 +87,7 @@ pub async fn run(
     if let Ok(bound) = listener.local_addr() {
         super::mesh::start(&agent, bound);
     }
+    super::follow::spawn(agent.clone());
     let limits = agent.state.settings.limits;
     let config = Arc::new(config(&agent));
     let gate = Gate::new(limits);

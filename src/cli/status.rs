@@ -1,0 +1,200 @@
+//! `strata status`: sync status as Argo CD shows it — the followed ref and its head, the
+//! last applied commit, Synced / OutOfSync / Unknown with the reasons, the last error and
+//! the health of the last run, as one member sees them.
+//!
+//! Exit 0: synced; 2: out of sync; 1: unknown (nothing to compare with, or the head
+//! cannot be read or is not valid) or an error.
+
+use std::fmt::Write;
+
+use clap::Args;
+
+use super::agent_args::TargetArgs;
+use super::args::Format;
+use super::connect::{connect, unexpected};
+use super::log::utc;
+use super::output::Output;
+use super::{CliError, Outcome};
+use crate::mesh::sync_status::{Health, Sync, SyncStatus};
+use crate::mesh::{Request, Response};
+
+/// `strata status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Runs `strata status`.
+pub fn run(args: StatusArgs, out: &Output) -> Result<Outcome, CliError> {
+    let mut client = connect(&args.target)?;
+    let status = match client.request(Request::Status)? {
+        Response::Status(s) => *s,
+        other => return Err(unexpected(other)),
+    };
+    match out.format {
+        Format::Json => out.json(&serde_json::to_value(&status).unwrap_or_default()),
+        _ => out.print(&render(&status)),
+    }
+    match status.sync {
+        Sync::Synced => Ok(Outcome::Ok),
+        Sync::OutOfSync => Ok(Outcome::Changes),
+        // The status printed says why (the last error, or nothing to compare with).
+        Sync::Unknown => Ok(Outcome::Failed),
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+/// The status for people.
+pub fn render(s: &SyncStatus) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "machine:       {}", s.machine);
+    match &s.source {
+        Some(f) => {
+            let heal = if f.self_heal {
+                format!(", self-heal after {} s", f.grace_ms / 1000)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                t,
+                "following:     {} branch {} (mode {}{heal})",
+                f.url, f.branch, f.mode
+            );
+        }
+        None => {
+            let _ = writeln!(t, "following:     nothing (this machine follows no repo)");
+        }
+    }
+    if let Some(h) = &s.head {
+        let _ = writeln!(
+            t,
+            "head:          {}  {}  \"{}\"",
+            short(&h.commit),
+            h.author,
+            h.message
+        );
+    }
+    match &s.last_applied {
+        Some(a) => {
+            let _ = writeln!(
+                t,
+                "last applied:  {}  \"{}\"  change set {} at {} by {} on {}",
+                short(&a.commit.commit),
+                a.commit.message,
+                a.change_set,
+                utc(a.wall_ms),
+                a.user,
+                a.host
+            );
+        }
+        None => {
+            let _ = writeln!(t, "last applied:  no commit yet");
+        }
+    }
+    let against = if s.compared_with == "head" {
+        "compared with the head"
+    } else {
+        "compared with what the last applied commit left"
+    };
+    let _ = writeln!(t, "sync:          {} ({against})", s.sync.as_str());
+    for r in &s.reasons {
+        let _ = writeln!(t, "  - {r}");
+    }
+    if let Some(at) = s.heal_at_ms {
+        let _ = writeln!(t, "self-heal:     reverts to the head at {}", utc(at));
+    }
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(t, "last error:    {e}");
+    }
+    let run = &s.last_run;
+    let when = run.at_ms.map(|ms| format!(" (last run {})", utc(ms)));
+    let _ = writeln!(
+        t,
+        "health:        {}{}",
+        run.health.as_str(),
+        when.unwrap_or_default()
+    );
+    if run.health == Health::Degraded {
+        for h in &run.failed {
+            let _ = writeln!(t, "  - hook {} failed: {}", h.command, h.status);
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::HookRun;
+    use crate::mesh::sync_status::{AppliedCommit, CommitInfo, Followed, LastRun};
+    use crate::model::{ChangeSetId, Version};
+
+    fn status() -> SyncStatus {
+        let commit = CommitInfo {
+            commit: "8f2c1d0e9b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d".into(),
+            author: "Ada <ada@example.com>".into(),
+            message: "Paris gets its own resolver".into(),
+        };
+        SyncStatus {
+            machine: "lab1.example.com".into(),
+            source: Some(Followed {
+                url: "/srv/americas".into(),
+                branch: "main".into(),
+                mode: "apply".into(),
+                self_heal: true,
+                grace_ms: 60_000,
+            }),
+            head: Some(commit.clone()),
+            last_applied: Some(AppliedCommit {
+                commit,
+                change_set: ChangeSetId::of(&Version {
+                    hlc: crate::model::Hlc(1),
+                    origin: crate::model::MachineName::new("lab1.example.com").unwrap(),
+                }),
+                wall_ms: 1_790_000_000_000,
+                user: "follow".into(),
+                host: "lab1.example.com".into(),
+            }),
+            sync: Sync::OutOfSync,
+            compared_with: "head".into(),
+            reasons: vec!["cluster/dns differs: written by admin on lab2.example.com (cli, change set 1a2b3c4d5e6f: \"rollback to change set 9f8e7d6c5b4a\")".into()],
+            heal_at_ms: Some(1_790_000_060_000),
+            last_error: None,
+            last_run: LastRun {
+                health: Health::Degraded,
+                at_ms: Some(1_790_000_001_000),
+                sections: 1,
+                failed: vec![HookRun {
+                    command: "/usr/local/bin/reload-dns".into(),
+                    ok: false,
+                    status: "exit status 1".into(),
+                    output: String::new(),
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn the_status_reads_as_argo_cds() {
+        let text = render(&status());
+        insta::with_settings!({filters => vec![
+            (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
+        ]}, {
+            insta::assert_snapshot!(text, @r#"
+            machine:       lab1.example.com
+            following:     /srv/americas branch main (mode apply, self-heal after 60 s)
+            head:          8f2c1d0e9b  Ada <ada@example.com>  "Paris gets its own resolver"
+            last applied:  8f2c1d0e9b  "Paris gets its own resolver"  change set 0c3be10be2 at [TIME] by follow on lab1.example.com
+            sync:          OutOfSync (compared with the head)
+              - cluster/dns differs: written by admin on lab2.example.com (cli, change set 1a2b3c4d5e6f: "rollback to change set 9f8e7d6c5b4a")
+            self-heal:     reverts to the head at [TIME]
+            health:        Degraded (last run [TIME])
+              - hook /usr/local/bin/reload-dns failed: exit status 1
+            "#);
+        });
+    }
+}

@@ -1,0 +1,139 @@
+//! What `strata status` shows, as Argo CD shows an application: the followed ref and its
+//! head, the last applied commit, whether the cluster runs what git says, the last error
+//! and the health of the last run. Plain data, the same in the agent's answer and in the
+//! CLI's JSON.
+
+use serde::{Deserialize, Serialize};
+
+use super::HookRun;
+use crate::model::ChangeSetId;
+
+/// Whether the live cluster runs what the commit it is compared with says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sync {
+    /// The live state equals the commit's desired state.
+    Synced,
+    /// It differs (see the reasons).
+    OutOfSync,
+    /// It cannot be said: no commit to compare with, or the head could not be read or is
+    /// not valid (see the last error).
+    Unknown,
+}
+
+impl Sync {
+    /// The word `status` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sync::Synced => "Synced",
+            Sync::OutOfSync => "OutOfSync",
+            Sync::Unknown => "Unknown",
+        }
+    }
+}
+
+/// A commit, as its change sets and `status` name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// The full commit id.
+    pub commit: String,
+    /// Its author.
+    pub author: String,
+    /// The first line of its message.
+    pub message: String,
+}
+
+/// The newest change set stamped with a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedCommit {
+    /// The commit.
+    #[serde(flatten)]
+    pub commit: CommitInfo,
+    /// The change set that applied it.
+    pub change_set: ChangeSetId,
+    /// When (wall ms).
+    pub wall_ms: u64,
+    /// The user who applied it (`follow` for a follower).
+    pub user: String,
+    /// The machine it was applied through.
+    pub host: String,
+}
+
+/// The repo an agent follows (its `agent.kdl` `source`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Followed {
+    /// The path or URL.
+    pub url: String,
+    /// The branch.
+    pub branch: String,
+    /// `apply` or `report`.
+    pub mode: String,
+    /// Whether changes that did not come from the branch are reverted.
+    pub self_heal: bool,
+    /// How long such a change stands before it is reverted (ms).
+    pub grace_ms: u64,
+}
+
+/// How the last run of this machine's running config went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// Every hook of the last run exited 0 (or there are none).
+    Healthy,
+    /// A hook of the last run failed.
+    Degraded,
+    /// Nothing has run since the agent started.
+    Unknown,
+}
+
+impl Health {
+    /// The word `status` prints.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Health::Healthy => "Healthy",
+            Health::Degraded => "Degraded",
+            Health::Unknown => "Unknown",
+        }
+    }
+}
+
+/// The last run of the running config and its hooks on the answering machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// Healthy, or degraded by a failing hook.
+    pub health: Health,
+    /// When it ended (wall ms), if it ran.
+    pub at_ms: Option<u64>,
+    /// Sections written and removed.
+    pub sections: usize,
+    /// The hooks that failed.
+    pub failed: Vec<HookRun>,
+}
+
+/// What one member says of the cluster's sync with git.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// The answering machine.
+    pub machine: String,
+    /// The repo it follows, if it follows one.
+    pub source: Option<Followed>,
+    /// The head of the followed branch, as last read.
+    pub head: Option<CommitInfo>,
+    /// The newest change set stamped with a commit (from the change log).
+    pub last_applied: Option<AppliedCommit>,
+    /// Synced, OutOfSync or Unknown.
+    pub sync: Sync,
+    /// What the live state was compared with: `head` (the followed branch's head, planned
+    /// against the live state) or `last-applied` (a member that follows nothing: the
+    /// state the last applied commit left, from the change log).
+    pub compared_with: String,
+    /// Why it is out of sync: each entry that differs, and who changed it.
+    pub reasons: Vec<String>,
+    /// When self-heal reverts the difference (wall ms), if it will.
+    pub heal_at_ms: Option<u64>,
+    /// The last error of the follower (a head that is not valid, a fetch that failed, an
+    /// apply that was refused), if the last attempt failed.
+    pub last_error: Option<String>,
+    /// The health of the last run on this machine.
+    pub last_run: LastRun,
+}
