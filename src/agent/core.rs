@@ -3,6 +3,7 @@
 //! time is passed in, so tests run it on a [`crate::state::MemoryStore`].
 
 use super::check::{Authority, check_authority};
+use super::users::Role;
 use crate::model::{EntryValue, GroupName, Level, MachineName, Mode, Node, SectionName};
 use crate::plan::{Origin, membership};
 use crate::schema::Catalogue;
@@ -50,6 +51,21 @@ pub struct Caller {
     pub user: String,
     /// What the caller may change.
     pub authority: Authority,
+}
+
+impl Caller {
+    /// User `user` with the authority of `role`: administrators may change everything,
+    /// operators everything but users and membership.
+    pub fn with_role(user: impl Into<String>, role: Role) -> Caller {
+        Caller {
+            user: user.into(),
+            authority: if role.may_administer() {
+                Authority::All
+            } else {
+                Authority::NoMembership
+            },
+        }
+    }
 }
 
 /// The store, the clock and who this machine is.

@@ -409,7 +409,7 @@ impl<S: Store, A: Applier> Node<S, A> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::agent::applier::MemoryApplier;
     use crate::agent::auth::Authed;
@@ -418,7 +418,8 @@ mod tests {
     use crate::plan::Origin;
     use crate::state::{MemoryStore, Source, tests::writes};
 
-    fn node() -> Node<MemoryStore, MemoryApplier> {
+    /// A started node of machine `lab1` on an in-memory store and applier.
+    pub(crate) fn node() -> Node<MemoryStore, MemoryApplier> {
         let key =
             russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
                 .unwrap();

@@ -103,16 +103,9 @@ pub fn changed_since(live: &Digests, wanted: &[Key], fetched: &Live) -> Vec<Key>
 mod tests {
     use super::*;
     use crate::model::{ChangeMeta, Source};
-    use crate::plan::tests::{apply, entries, origin};
+    use crate::plan::tests::{V1, apply, entries, origin};
     use crate::state::{MemoryStore, Proposal, Store};
 
-    const V1: &str = r#"
-cluster "americas" { dns { server "10.0.0.53"; }; ntp { server "ntp1"; } }
-group "Main_Group"
-group "Paris" { dns { server "192.0.2.53"; } }
-machine "lab1"
-machine "lab3" group="Paris"
-"#;
     /// V1 with the cluster's dns changed, ntp removed, Paris's ldap-queries added.
     const V2: &str = r#"
 cluster "americas" { dns { server "10.0.0.99"; } }

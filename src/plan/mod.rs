@@ -487,7 +487,8 @@ pub(crate) mod tests {
             .unwrap();
     }
 
-    const V1: &str = r#"
+    /// A cluster with dns and ntp, Paris overriding dns, machines lab1 and lab3 (Paris).
+    pub(crate) const V1: &str = r#"
 cluster "americas" { dns { server "10.0.0.53"; }; ntp { server "ntp1"; } }
 group "Main_Group"
 group "Paris" { dns { server "192.0.2.53"; } }

@@ -103,13 +103,18 @@ pub fn head_of(dir: &Path, refname: &str) -> Result<String, SourceError> {
 
 /// The commit `refname` names in `repo`.
 pub fn repo_head_of(repo: &git2::Repository, refname: &str) -> Result<String, SourceError> {
-    let object = repo
-        .revparse_single(refname)
-        .map_err(|e| git_err(e, "give a branch, tag or commit id that exists in the repo"))?;
-    let commit = object
+    Ok(commit_of(repo, refname)?.id().to_string())
+}
+
+/// The commit `refname` (a branch, tag or commit id) resolves to in `repo`.
+fn commit_of<'r>(
+    repo: &'r git2::Repository,
+    refname: &str,
+) -> Result<git2::Commit<'r>, SourceError> {
+    repo.revparse_single(refname)
+        .map_err(|e| git_err(e, "give a branch, tag or commit id that exists in the repo"))?
         .peel_to_commit()
-        .map_err(|e| git_err(e, "the ref must point at a commit"))?;
-    Ok(commit.id().to_string())
+        .map_err(|e| git_err(e, "the ref must point at a commit"))
 }
 
 /// The git directory whose refs say where `dir`'s branches are (the common one, for a
@@ -180,12 +185,7 @@ fn read_in(
     refname: &str,
     prefix: Vec<String>,
 ) -> Result<Snapshot, SourceError> {
-    let object = repo
-        .revparse_single(refname)
-        .map_err(|e| git_err(e, "give a branch, tag or commit id that exists in the repo"))?;
-    let commit = object
-        .peel_to_commit()
-        .map_err(|e| git_err(e, "the ref must point at a commit"))?;
+    let commit = commit_of(repo, refname)?;
     let tree = commit
         .tree()
         .map_err(|e| git_err(e, "the repository is damaged"))?;

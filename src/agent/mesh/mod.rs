@@ -215,14 +215,7 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             },
             (None, true) => not_running(),
             (Some(mesh), true) => {
-                let caller = Caller {
-                    user: who.user.clone(),
-                    authority: if who.role.may_administer() {
-                        Authority::All
-                    } else {
-                        Authority::NoMembership
-                    },
-                };
+                let caller = Caller::with_role(who.user.clone(), who.role);
                 check::resolve(agent, mesh, &caller, key, host)
             }
         },

@@ -11,7 +11,6 @@ mod rollback;
 
 use super::applier::Applier;
 use super::auth::Authed;
-use super::check::Authority;
 use super::core::Caller;
 use super::node::Node;
 use crate::mesh::{Request, Response};
@@ -19,14 +18,7 @@ use crate::state::Store;
 
 /// Answers one request from `who`.
 pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Request) -> Response {
-    let caller = Caller {
-        user: who.user.clone(),
-        authority: if who.role.may_administer() {
-            Authority::All
-        } else {
-            Authority::NoMembership
-        },
-    };
+    let caller = Caller::with_role(who.user.clone(), who.role);
     let deny = |what: &str| Response::Denied {
         message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),
     };
@@ -68,14 +60,7 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
             if !pusher.may_apply() {
                 return deny("push");
             }
-            let caller = Caller {
-                user,
-                authority: if pusher.may_administer() {
-                    Authority::All
-                } else {
-                    Authority::NoMembership
-                },
-            };
+            let caller = Caller::with_role(user, pusher);
             apply::answer(node, &caller, writes, base, &origin)
         }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),

@@ -1,0 +1,242 @@
+//! What `strata status` shows on a machine: for a follower, the live state against the
+//! head of its branch; for any other member, against what the last applied commit left
+//! (the state as of its change set). Each difference names the change set that wrote the
+//! live value, so an operator sees who moved the cluster off the branch.
+
+use std::collections::BTreeSet;
+
+use super::{FOLLOW_USER, Follower};
+use crate::agent::applier::Applier;
+use crate::agent::node::Node;
+use crate::mesh::sync_status::{
+    AppliedCommit, CommitInfo, Followed, Health, LastRun, Sync, SyncStatus,
+};
+use crate::model::EntryValue;
+use crate::plan::{Change, Origin, Plan};
+use crate::state::{ChangeSet, Key, Live, Source, Store, state_as_of};
+
+impl Follower {
+    /// What `status` shows of the follower: head, sync, reasons, when self-heal is due,
+    /// last error. Reads the head again (a remote as last fetched).
+    fn status_of<S: Store, A: Applier>(&self, node: &Node<S, A>, out: &mut SyncStatus) {
+        let f = &self.settings;
+        out.source = Some(Followed {
+            url: f.url.clone(),
+            branch: f.branch.clone(),
+            mode: f.mode.as_str().into(),
+            self_heal: f.self_heal,
+            grace_ms: f.grace_ms,
+        });
+        out.compared_with = "head".into();
+        let mut inner = self.lock();
+        match self.assess(&mut inner, node) {
+            Err(e) => {
+                out.sync = Sync::Unknown;
+                inner.last_error.get_or_insert(e);
+            }
+            Ok(a) => {
+                out.head = Some(commit_info(&a.plan.origin));
+                if a.plan.is_empty() {
+                    out.sync = Sync::Synced;
+                } else {
+                    out.sync = Sync::OutOfSync;
+                    let sets = node.change_sets().unwrap_or_default();
+                    let known = inner.knows(&commit_of(&a.plan.origin), &sets);
+                    if !known {
+                        out.reasons.push(format!(
+                            "commit {} (the head of {}) is not applied yet",
+                            short(&commit_of(&a.plan.origin)),
+                            f.branch
+                        ));
+                    }
+                    out.reasons.extend(reasons(&a.plan, &a.live, &sets));
+                    if known && f.self_heal {
+                        out.heal_at_ms = inner.drift.as_ref().map(|d| d.since_ms + f.grace_ms);
+                    }
+                }
+            }
+        }
+        out.last_error = inner.last_error.clone();
+    }
+}
+
+/// The commit `origin` names (empty for a CLI apply).
+pub(super) fn commit_of(origin: &Origin) -> String {
+    commit_in(&origin.source)
+}
+
+fn commit_in(source: &Source) -> String {
+    match source {
+        Source::Git { commit } => commit.clone(),
+        Source::Cli => String::new(),
+    }
+}
+
+/// A commit id as `status` and the log lines print it.
+pub(super) fn short(commit: &str) -> String {
+    commit.chars().take(10).collect()
+}
+
+fn commit_info(origin: &Origin) -> CommitInfo {
+    info(&origin.source, &origin.author, &origin.message)
+}
+
+/// The commit, author and first line of the message, as `status` shows them.
+fn info(source: &Source, author: &str, message: &str) -> CommitInfo {
+    CommitInfo {
+        commit: commit_in(source),
+        author: author.to_owned(),
+        message: first_line(message),
+    }
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Each entry `plan` changes, with what differs and which change set wrote the live
+/// value.
+pub(super) fn reasons(plan: &Plan, live: &Live, sets: &[ChangeSet]) -> Vec<String> {
+    plan.actions
+        .iter()
+        .map(|a| {
+            let what = match a.change {
+                Change::Create { .. } => "is missing",
+                Change::Change { .. } => "differs",
+                Change::Remove { .. } => "is not in the commit",
+            };
+            format!("{} {what}{}", a.key, written_by(live, sets, &a.key))
+        })
+        .collect()
+}
+
+/// `: written by USER on HOST (SOURCE, change set ID: "MESSAGE")` for the live entry.
+fn written_by(live: &Live, sets: &[ChangeSet], key: &Key) -> String {
+    let Some(entry) = live.get(key) else {
+        return String::new();
+    };
+    let m = &entry.stamp.meta;
+    let message = sets
+        .iter()
+        .find(|cs| cs.version == entry.stamp.version)
+        .map(|cs| first_line(&cs.meta.message))
+        .unwrap_or_default();
+    format!(
+        ": written by {} on {} ({}, change set {}: \"{message}\")",
+        m.user,
+        m.host,
+        m.source,
+        entry.stamp.change_set()
+    )
+}
+
+/// The newest change set stamped with a commit.
+fn last_applied(sets: &[ChangeSet]) -> Option<&ChangeSet> {
+    sets.iter()
+        .filter(|cs| matches!(cs.meta.source, Source::Git { .. }))
+        .max_by(|a, b| a.version.cmp(&b.version))
+}
+
+/// Whether `sets` say a follower in mode apply keeps the cluster at a branch: the newest
+/// change set stamped with a commit was made by one.
+pub fn followed_by_log(sets: &[ChangeSet]) -> Option<&ChangeSet> {
+    last_applied(sets).filter(|cs| cs.meta.user == FOLLOW_USER)
+}
+
+/// For a member that follows nothing: the entries whose live value differs from what the
+/// last applied commit left (the state as of its change set), with who changed them.
+fn drift_from_log(last: &ChangeSet, sets: &[ChangeSet], live: &Live) -> Vec<String> {
+    let then = state_as_of(sets, &last.version);
+    let keys: BTreeSet<&Key> = then.keys().chain(live.keys()).collect();
+    let mut out = Vec::new();
+    for key in keys.into_iter().filter(|k| k.is_declared_by_repos()) {
+        let want = then.get(key).cloned().flatten();
+        let have = live.get(key).and_then(|e| e.value.clone());
+        // What the mesh learnt of a machine (host key, peer address) is no repo's.
+        let want = match (want, &have) {
+            (Some(EntryValue::Machine(w)), Some(EntryValue::Machine(h))) => {
+                Some(EntryValue::Machine(w.with_mesh_facts_of(h)))
+            }
+            (w, _) => w,
+        };
+        if want != have {
+            let what = match (&want, &have) {
+                (Some(_), None) => "is missing",
+                (None, _) => "is not in the commit",
+                _ => "differs",
+            };
+            out.push(format!("{key} {what}{}", written_by(live, sets, key)));
+        }
+    }
+    out
+}
+
+/// The health of the node's last run.
+fn last_run<S: Store, A: Applier>(node: &Node<S, A>) -> LastRun {
+    match node.last_run() {
+        None => LastRun {
+            health: Health::Unknown,
+            at_ms: None,
+            sections: 0,
+            failed: Vec::new(),
+        },
+        Some((at, report)) => {
+            let failed: Vec<_> = report.hooks.iter().filter(|h| !h.ok).cloned().collect();
+            LastRun {
+                health: if failed.is_empty() {
+                    Health::Healthy
+                } else {
+                    Health::Degraded
+                },
+                at_ms: Some(at),
+                sections: report.written.len() + report.removed.len(),
+                failed,
+            }
+        }
+    }
+}
+
+/// What `strata status` shows on this machine: a follower compares the live state with
+/// its head; any other member with what the last applied commit left.
+pub fn status<S: Store, A: Applier>(
+    node: &Node<S, A>,
+    follower: Option<&Follower>,
+) -> Result<SyncStatus, String> {
+    let sets = node.change_sets().map_err(|e| e.to_string())?;
+    let last = last_applied(&sets);
+    let mut out = SyncStatus {
+        machine: node.machine().to_string(),
+        source: None,
+        head: None,
+        last_applied: last.map(|cs| AppliedCommit {
+            commit: info(&cs.meta.source, &cs.meta.author, &cs.meta.message),
+            change_set: cs.id(),
+            wall_ms: cs.wall_ms,
+            user: cs.meta.user.clone(),
+            host: cs.meta.host.clone(),
+        }),
+        sync: Sync::Unknown,
+        compared_with: "last-applied".into(),
+        reasons: Vec::new(),
+        heal_at_ms: None,
+        last_error: None,
+        last_run: last_run(node),
+    };
+    match (follower, last) {
+        (Some(f), _) => f.status_of(node, &mut out),
+        (None, None) => out.reasons.push(
+            "no commit has been applied to this cluster yet, and this machine follows no repo"
+                .into(),
+        ),
+        (None, Some(last)) => {
+            let live = node.live().map_err(|e| e.to_string())?;
+            out.reasons = drift_from_log(last, &sets, &live);
+            out.sync = if out.reasons.is_empty() {
+                Sync::Synced
+            } else {
+                Sync::OutOfSync
+            };
+        }
+    }
+    Ok(out)
+}
