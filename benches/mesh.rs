@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/support/host.rs"]
 mod host;
+#[path = "../tests/support/readings.rs"]
+mod readings;
 #[path = "../tests/support/relay.rs"]
 mod relay;
 
@@ -118,40 +120,7 @@ fn links_up(m: &Machine) -> usize {
         "--state-dir",
         &sd(m),
     ]);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-        return 0;
-    };
-    v["views"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|view| view["machine"] == m.name.as_str())
-        .flat_map(|view| view["links"].as_array().cloned().unwrap_or_default())
-        .filter(|l| l["up"] == true)
-        .count()
-}
-
-/// Seconds since midnight of a tracing timestamp (`2026-12-02T00:53:51.143112Z`).
-fn log_time(line: &str) -> Option<f64> {
-    let t = line
-        .split_whitespace()
-        .next()?
-        .split('T')
-        .nth(1)?
-        .trim_end_matches('Z');
-    let mut parts = t.split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
-}
-
-fn now_of_day() -> f64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    since % 86_400.0
+    readings::links_up(&out.stdout, &m.name).len()
 }
 
 fn run(n: usize) {
@@ -257,7 +226,7 @@ fn run(n: usize) {
 
     // Isolate the last machine; every other one must alert.
     let victim = machines.last().unwrap().name.clone();
-    let cut_at = now_of_day();
+    let cut_at = readings::time_of_day();
     relays.isolate(n);
     let mut detect: Vec<f64> = Vec::new();
     wait_for("every member alerts", Duration::from_secs(60), || {
@@ -267,7 +236,7 @@ fn run(n: usize) {
             let at = log
                 .lines()
                 .filter(|l| l.contains("peer unreachable") && l.contains(&victim))
-                .filter_map(log_time)
+                .filter_map(readings::log_time)
                 .find(|t| *t >= cut_at);
             match at {
                 Some(t) => detect.push(t - cut_at),

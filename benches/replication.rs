@@ -40,11 +40,14 @@ mod git;
 #[allow(dead_code)]
 #[path = "../tests/it/mesh_support.rs"]
 mod mesh_support;
+#[path = "../tests/support/readings.rs"]
+mod readings;
 #[path = "../tests/support/relay.rs"]
 mod relay;
 
-use agent_support::{stderr, stdout};
+use agent_support::{ok, stdout};
 use mesh_support::{MeshHarness, wait_until};
+use readings::{field, log_time, since, time_of_day};
 use relay::End;
 
 /// Commits measured per cluster size (after [`WARMUP`] not measured).
@@ -83,54 +86,8 @@ const PASSPHRASE: &str = "bench passphrase";
 /// How long anything the mesh does may take before the bench gives up.
 const SETTLE: Duration = Duration::from_secs(120);
 
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
-
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
-/// Wall-clock seconds since midnight (UTC), the agents' log timestamps' scale.
-fn wall() -> f64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    since % 86_400.0
-}
-
-/// `b - a` in seconds of the day, across midnight if need be.
-fn since(a: f64, b: f64) -> f64 {
-    (b - a + 129_600.0) % 86_400.0 - 43_200.0
-}
-
-/// Seconds since midnight of a tracing timestamp (`2026-12-02T00:53:51.143112Z`).
-fn log_time(line: &str) -> Option<f64> {
-    let t = line
-        .split_whitespace()
-        .next()?
-        .split('T')
-        .nth(1)?
-        .trim_end_matches('Z');
-    let mut parts = t.split(':');
-    let h: f64 = parts.next()?.parse().ok()?;
-    let m: f64 = parts.next()?.parse().ok()?;
-    let s: f64 = parts.next()?.parse().ok()?;
-    Some(h * 3600.0 + m * 60.0 + s)
-}
-
-/// The value of `name=` in a log line.
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let at = line.find(&format!(" {name}="))? + name.len() + 2;
-    line[at..].split_whitespace().next()
 }
 
 fn ms(seconds: f64) -> f64 {
@@ -148,29 +105,12 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// How many of machine `i`'s own links are up, as it reports them.
-fn links_up(h: &MeshHarness, i: usize) -> usize {
-    let out = h.strata(i, &["cluster", "connstatus", "--format", "json"]);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-        return 0;
-    };
-    let me = h.machine(i).name.as_str();
-    v["views"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|view| view["machine"] == me)
-        .flat_map(|view| view["links"].as_array().cloned().unwrap_or_default())
-        .filter(|l| l["up"] == true)
-        .count()
-}
-
 /// Waits until each of `members` sees a direct link up to every other one.
 fn full_mesh(h: &MeshHarness, members: &[usize]) -> Duration {
     let started = Instant::now();
     for &i in members {
         wait_until(SETTLE, "a full mesh", || {
-            let up = links_up(h, i);
+            let up = h.links_up(i).len();
             if up == members.len() - 1 {
                 Ok(())
             } else {
@@ -204,7 +144,7 @@ fn form(h: &MeshHarness, root: &Path, name: &str, ping: u64, joiners: &[usize]) 
     std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
     set_passphrase(h, &pass);
     for &i in joiners {
-        join(h, i, &pass);
+        h.join(i, &pass);
     }
     pass
 }
@@ -212,26 +152,6 @@ fn form(h: &MeshHarness, root: &Path, name: &str, ping: u64, joiners: &[usize]) 
 fn set_passphrase(h: &MeshHarness, pass: &Path) {
     let pass = pass.display().to_string();
     ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
-}
-
-/// Machine `i` joins through machine 1 with the admin passphrase.
-fn join(h: &MeshHarness, i: usize, pass: &Path) {
-    let member = h.machine(1);
-    let (addr, fp) = (member.relay.to_string(), member.fingerprint());
-    let pass = pass.display().to_string();
-    ok(&h.strata(
-        i,
-        &[
-            "cluster",
-            "join",
-            &addr,
-            "--fingerprint",
-            &fp,
-            "--passphrase-file",
-            &pass,
-            "--yes",
-        ],
-    ));
 }
 
 /// The state dirs' root, kept when `STRATA_BENCH_KEEP` is set.
@@ -257,7 +177,7 @@ fn watch(files: &[PathBuf], marker: &str) -> Vec<f64> {
         for (file, at) in files.iter().zip(seen.iter_mut()) {
             if at.is_none() {
                 if std::fs::read_to_string(file).is_ok_and(|t| t.contains(marker)) {
-                    *at = Some(wall());
+                    *at = Some(time_of_day());
                 } else {
                     all = false;
                 }
@@ -331,7 +251,7 @@ fn commit(h: &MeshHarness, repo: &Path, n: usize, k: usize) -> Commit {
     let mark = marker(k);
     let (spawned, out, seen) = std::thread::scope(|s| {
         let poller = s.spawn(|| watch(&files, &mark));
-        let spawned = wall();
+        let spawned = time_of_day();
         let out = h.strata(
             origin,
             &[
@@ -569,18 +489,7 @@ fn apply(h: &MeshHarness, i: usize, repo: &Path) -> serde_json::Value {
 
 /// Whether machine `from` reports its link to machine `to` up.
 fn link_up(h: &MeshHarness, from: usize, to: usize) -> bool {
-    let out = h.strata(from, &["cluster", "connstatus", "--format", "json"]);
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-        return false;
-    };
-    let (me, other) = (h.machine(from).name.as_str(), h.machine(to).name.as_str());
-    v["views"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|view| view["machine"] == me)
-        .flat_map(|view| view["links"].as_array().cloned().unwrap_or_default())
-        .any(|l| l["to"] == other && l["up"] == true)
+    h.links_up(from).contains(&h.machine(to).name)
 }
 
 fn resync() -> (usize, Vec<Resync>, String) {
@@ -668,7 +577,7 @@ fn resync() -> (usize, Vec<Resync>, String) {
     let reference = running(&h, 1);
     let before = bytes_of(&h, 6);
     let t = Instant::now();
-    join(&h, 6, &pass);
+    h.join(6, &pass);
     let start = t.elapsed();
     let (took, bytes) = caught_up(&h, 6, &reference, before);
     results.push(Resync {

@@ -189,6 +189,19 @@ machine "lab1.example.com" address="10.1.0.1" {
 machine "lab3.example.com" group="Paris" address="10.1.0.3"
 "#;
 
+/// The stdout of a run that must succeed; panics with its exit code and both streams
+/// otherwise.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
 /// The agent's state dir, as an argument.
 pub fn sd(agent: &TestAgent) -> String {
     agent.dir.display().to_string()

@@ -6,7 +6,7 @@
 //! `--resolve` forces a version; `--repo` reports drift.
 
 use crate::cluster_support::{
-    SETTLE, apply, check, clean, cluster, dns, json, ok, running, write_repo,
+    SETTLE, apply, check, clean, cluster, dns, isolate, json, ok, running, write_repo,
 };
 use crate::mesh_support::wait_until;
 
@@ -91,15 +91,7 @@ fn a_partition_heals_to_one_winner_with_the_loser_in_every_conflict_log() {
     let h = cluster(tmp.path(), 3);
     clean(&h, 1);
     // lab3 on one side, lab1 and lab2 on the other; each side changes cluster dns.
-    h.relays.isolate(3);
-    wait_until(SETTLE, "lab1 sees lab3 unreachable", || {
-        let (_, text) = check(&h, 1, &[]);
-        if text.contains("lab3.example.com is unreachable") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    });
+    isolate(&h, 3, 1);
     let side_a = tmp.path().join("a");
     write_repo(&side_a, 3, &dns("10.1.1.1"));
     ok(&apply(&h, 3, &side_a, &[]));

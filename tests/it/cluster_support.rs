@@ -14,23 +14,11 @@ use strata::state::Live;
 use crate::agent_support::{stderr, stdout};
 use crate::mesh_support::{MeshHarness, wait_until};
 
-/// The cluster's admin passphrase.
-pub const PASSPHRASE: &str = "correct horse battery staple";
+pub use crate::agent_support::ok;
+pub use crate::mesh_support::PASSPHRASE;
 
 /// How long the mesh may take to settle anything (ping interval 100 ms in these repos).
 pub const SETTLE: Duration = Duration::from_secs(30);
-
-/// The stdout of a run that must succeed; panics with both streams otherwise.
-pub fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
-}
 
 /// The stdout of a run, as JSON (whatever the exit code).
 pub fn json(out: &Output) -> serde_json::Value {
@@ -72,28 +60,7 @@ pub fn apply(h: &MeshHarness, i: usize, repo: &Path, extra: &[&str]) -> Output {
 /// `10.0.0.53`) applied and on every member.
 pub fn cluster(tmp: &Path, n: usize) -> MeshHarness {
     let h = MeshHarness::start(tmp, n);
-    ok(&h.strata(1, &["cluster", "create", "americas"]));
-    let pass = tmp.join("passphrase");
-    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
-    let pass = pass.display().to_string();
-    ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
-    for i in 2..=n {
-        let member = h.machine(1);
-        let (addr, fp) = (member.relay.to_string(), member.fingerprint());
-        ok(&h.strata(
-            i,
-            &[
-                "cluster",
-                "join",
-                &addr,
-                "--fingerprint",
-                &fp,
-                "--yes",
-                "--passphrase-file",
-                &pass,
-            ],
-        ));
-    }
+    h.form(tmp, "americas");
     let repo = tmp.join("repo");
     write_repo(&repo, n, &dns("10.0.0.53"));
     ok(&apply(&h, 1, &repo, &["--wait", "30"]));
@@ -128,6 +95,25 @@ pub fn clean_within(h: &MeshHarness, i: usize, timeout: Duration) -> String {
     )
 }
 
+/// Cuts machine `i` off from every other and waits until machine `from`'s check names
+/// it unreachable.
+pub fn isolate(h: &MeshHarness, i: usize, from: usize) {
+    h.relays.isolate(i);
+    let name = h.machine(i).name.clone();
+    wait_until(
+        SETTLE,
+        &format!("lab{from} sees {name} unreachable"),
+        || {
+            let (_, text) = check(h, from, &[]);
+            if text.contains(&format!("{name} is unreachable")) {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    );
+}
+
 /// Machine `i`'s running-config file of `section` (empty when it has none).
 pub fn running(h: &MeshHarness, i: usize, section: &str) -> String {
     std::fs::read_to_string(h.machine(i).dir.join(format!("running/{section}.kdl")))
@@ -153,6 +139,12 @@ pub fn live(h: &MeshHarness, i: usize) -> Live {
         Ok(Response::Live { entries, .. }) => entries,
         other => panic!("{}: Live answered {other:?}", m.name),
     }
+}
+
+/// Machine `i`'s conflict log (`log --conflicts --format json`).
+pub fn conflicts(h: &MeshHarness, i: usize) -> Vec<serde_json::Value> {
+    let v = json(&h.strata(i, &["log", "--conflicts", "--format", "json"]));
+    v["conflicts"].as_array().cloned().unwrap_or_default()
 }
 
 /// The ids of every change set in machine `i`'s `strata log`.

@@ -6,10 +6,10 @@
 //! cluster is followed is refused with a hint.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::agent_support::{TestAgent, stderr, stdout, strata};
+use crate::agent_support::{TestAgent, ok, stderr, stdout, strata};
 use crate::mesh_support::{MeshHarness, wait_until};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -66,17 +66,6 @@ fn status(sd: &str) -> (Option<i32>, serde_json::Value) {
     let json = serde_json::from_str(&stdout(&out))
         .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
     (out.status.code(), json)
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    );
-    stdout(out)
 }
 
 #[test]

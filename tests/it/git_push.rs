@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::agent_support::{
-    MACHINES, TestAgent, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
+    MACHINES, TestAgent, apply_main, change_set_ids, created, git_repo, keypair, p, sd, stderr,
+    stdout, strata,
 };
+use crate::cluster_support::conflicts;
 use crate::mesh_support::{MeshHarness, wait_until};
 
 /// The git and ssh clients, if installed (.ci/run installs both).
@@ -115,16 +117,7 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
     );
     let agent = created(&tmp.path().join("agent"));
     // The users (and their keys) come in by an ordinary apply first.
-    let out = strata(&[
-        "apply",
-        "--ref",
-        "main",
-        "--repo",
-        &p(&repo),
-        "--state-dir",
-        &sd(&agent),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    apply_main(&p(&repo), &sd(&agent));
     let ada = Pusher::new(&agent, tmp.path(), "ada", &op);
 
     // A new commit, pushed: applied, stamped with the commit, reported per machine.
@@ -233,34 +226,6 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
     );
 }
 
-/// Three machines form a cluster (lab1 creates it, the others join with the passphrase).
-fn three_members(tmp: &Path) -> MeshHarness {
-    let h = MeshHarness::start(tmp, 3);
-    let ok = |out: Output| assert!(out.status.success(), "{}", both(&out));
-    ok(h.strata(1, &["cluster", "create", "americas"]));
-    let pass = tmp.join("passphrase");
-    std::fs::write(&pass, "push passphrase\n").unwrap();
-    let pass = p(&pass);
-    ok(h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
-    let (addr, fp) = (h.machine(1).relay.to_string(), h.machine(1).fingerprint());
-    for i in 2..=3 {
-        ok(h.strata(
-            i,
-            &[
-                "cluster",
-                "join",
-                &addr,
-                "--fingerprint",
-                &fp,
-                "--yes",
-                "--passphrase-file",
-                &pass,
-            ],
-        ));
-    }
-    h
-}
-
 /// A pusher to machine `i` of `h`, as the machine's local administrator.
 fn admin_of(h: &MeshHarness, i: usize, tmp: &Path) -> Pusher {
     let m = h.machine(i);
@@ -273,19 +238,14 @@ fn admin_of(h: &MeshHarness, i: usize, tmp: &Path) -> Pusher {
     )
 }
 
-fn conflicts(h: &MeshHarness, i: usize) -> usize {
-    let out = h.strata(i, &["log", "--conflicts", "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["conflicts"].as_array().map_or(0, Vec::len)
-}
-
 #[test]
 fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() {
     if clients().is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let h = three_members(tmp.path());
+    let h = MeshHarness::start(tmp.path(), 3);
+    h.form(tmp.path(), "americas");
     let repo = tmp.path().join("repo");
     let cluster = |dns: &str| {
         format!(
@@ -344,7 +304,7 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
     );
     for i in 1..=3 {
         assert_eq!(change_set_ids(&h.machine(i).sd()), ids, "lab{i}");
-        assert_eq!(conflicts(&h, i), 0, "lab{i}");
+        assert_eq!(conflicts(&h, i), Vec::<serde_json::Value>::new(), "lab{i}");
         let dns = std::fs::read_to_string(h.machine(i).dir.join("running/dns.kdl")).unwrap();
         assert!(dns.contains("10.0.0.99"), "lab{i}: {dns}");
     }

@@ -45,6 +45,8 @@ mod fleet;
 mod git;
 #[path = "../support/host.rs"]
 mod host;
+#[path = "../support/readings.rs"]
+mod readings;
 #[path = "../support/relay.rs"]
 mod relay;
 

@@ -24,8 +24,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::agent_support::{TestAgent, host_key_fingerprint, host_public_key, strata};
+use crate::agent_support::{TestAgent, host_key_fingerprint, host_public_key, ok, strata};
 use crate::relay::{Relays, machine_ip};
+
+/// The admin passphrase of a cluster [`MeshHarness::form`] makes.
+pub const PASSPHRASE: &str = "correct horse battery staple";
 
 /// One machine of the harness; its agent may be down (after [`MeshHarness::kill9`]).
 pub struct MeshMachine {
@@ -222,41 +225,53 @@ impl MeshHarness {
 }
 
 impl MeshHarness {
+    /// The peers machine `i`'s own links are up to, as it reports them (none if it is
+    /// down).
+    pub fn links_up(&self, i: usize) -> Vec<String> {
+        let out = self.strata(i, &["cluster", "connstatus", "--format", "json"]);
+        crate::readings::links_up(&out.stdout, &self.machine(i).name)
+    }
+
     /// Forms cluster `name` of every machine: created on machine 1, which gets the admin
     /// passphrase, and joined by the others through machine 1's relay. Panics, with the
     /// output, on a failure.
     pub fn form(&self, tmp: &Path, name: &str) {
-        let ok = |out: Output| {
-            assert!(
-                out.status.success(),
-                "exit {:?}\nstdout: {}\nstderr: {}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        ok(self.strata(1, &["cluster", "create", name]));
+        ok(&self.strata(1, &["cluster", "create", name]));
         let pass = tmp.join("passphrase");
-        std::fs::write(&pass, "correct horse battery staple\n").unwrap();
-        let pass = pass.display().to_string();
-        ok(self.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
+        std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
+        ok(&self.strata(
+            1,
+            &[
+                "cluster",
+                "passwd",
+                "--passphrase-file",
+                &pass.display().to_string(),
+            ],
+        ));
+        for i in 2..=self.len() {
+            self.join(i, &pass);
+        }
+    }
+
+    /// Machine `i` joins the cluster through machine 1's relay, pinning its fingerprint,
+    /// with the admin passphrase in file `pass`. Panics, with the output, on a refusal.
+    pub fn join(&self, i: usize, pass: &Path) {
         let member = self.machine(1);
         let (addr, fp) = (member.relay.to_string(), member.fingerprint());
-        for i in 2..=self.len() {
-            ok(self.strata(
-                i,
-                &[
-                    "cluster",
-                    "join",
-                    &addr,
-                    "--fingerprint",
-                    &fp,
-                    "--yes",
-                    "--passphrase-file",
-                    &pass,
-                ],
-            ));
-        }
+        let pass = pass.display().to_string();
+        ok(&self.strata(
+            i,
+            &[
+                "cluster",
+                "join",
+                &addr,
+                "--fingerprint",
+                &fp,
+                "--yes",
+                "--passphrase-file",
+                &pass,
+            ],
+        ));
     }
 }
 

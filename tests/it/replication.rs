@@ -19,8 +19,8 @@ use strata::state::{ChangeSetSummary, Live};
 
 use crate::agent_support::stderr;
 use crate::cluster_support::{
-    SETTLE, apply, check, clean, clean_within, cluster, dns, json, live, logged_ids, ok, running,
-    write_repo,
+    SETTLE, apply, check, clean, clean_within, cluster, conflicts, dns, isolate, json, live,
+    logged_ids, ok, running, write_repo,
 };
 use crate::mesh_support::{MeshHarness, wait_until};
 use crate::relay::End;
@@ -64,26 +64,12 @@ fn same_store_everywhere(h: &MeshHarness, machines: &[usize], context: &str) -> 
     first
 }
 
-/// Machine `i`'s conflict log (`log --conflicts --format json`).
-fn conflicts(h: &MeshHarness, i: usize) -> Vec<serde_json::Value> {
-    let v = json(&h.strata(i, &["log", "--conflicts", "--format", "json"]));
-    v["conflicts"].as_array().cloned().unwrap_or_default()
-}
-
 #[test]
 fn a_machine_cut_off_and_changed_there_syncs_both_ways_when_the_cut_heals() {
     let tmp = tempfile::tempdir().unwrap();
     let h = cluster(tmp.path(), 3);
     clean(&h, 1);
-    h.relays.isolate(3);
-    wait_until(SETTLE, "lab1 sees lab3 unreachable", || {
-        let (_, text) = check(&h, 1, &[]);
-        if text.contains("lab3.example.com is unreachable") {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    });
+    isolate(&h, 3, 1);
     // On lab3, alone: cluster ntp (X). On lab1: cluster dns (Y). Each repo keeps the
     // other section as it was, so each plan writes only its own.
     let x = tmp.path().join("x");
