@@ -112,9 +112,21 @@ impl Table {
         self.interval_ms
     }
 
-    /// Changes the ping interval (the cluster's setting changed).
-    pub fn set_interval(&mut self, interval_ms: u64) {
+    /// Changes the ping interval (the cluster's setting changed) at `now_ms`. Every link
+    /// up until now counts its silence afresh from now: what it carried under the old
+    /// interval is not judged by the new one, so a shorter interval does not close links
+    /// that were merely waiting for their next ping.
+    pub fn set_interval(&mut self, interval_ms: u64, now_ms: u64) {
+        let up: Vec<MachineName> = self
+            .links
+            .keys()
+            .filter(|m| self.is_up(m, now_ms))
+            .cloned()
+            .collect();
         self.interval_ms = interval_ms.max(1);
+        for m in up {
+            self.heard(&m, now_ms);
+        }
     }
 
     fn down_after_ms(&self) -> u64 {
@@ -378,6 +390,25 @@ mod tests {
             heard_ago_ms: None,
             rtt_ms: None,
         }
+    }
+
+    #[test]
+    fn a_shorter_interval_counts_silence_afresh_from_the_change() {
+        let mut t = table("a", &["a", "b", "c"]);
+        t.set_interval(2000, 0);
+        t.link_up(&m("b"), 1000);
+        t.link_up(&m("c"), 1000);
+        t.heard(&m("c"), 1000);
+        // b last heard 1,000 ms ago: up at 2 s pings, and still up right after the
+        // interval drops to 200 ms (down after 500 ms of silence from the change).
+        t.set_interval(200, 2000);
+        assert!(t.quiet_links(2000).is_empty());
+        assert!(t.is_up(&m("b"), 2499));
+        assert_eq!(t.quiet_links(2500), [m("b"), m("c")]);
+        // A link already down stays down.
+        t.link_down(&m("b"));
+        t.set_interval(100, 3000);
+        assert!(!t.is_up(&m("b"), 3000));
     }
 
     #[test]

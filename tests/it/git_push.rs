@@ -261,7 +261,9 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
     assert!(out.status.success(), "{text}\n{}", h.machine(1).log());
     assert!(
         text.contains("propagation: applied on 3 of 3 machines"),
-        "the push reports every member: {text}"
+        "the push reports every member: {text}\nlab1's log:\n{}\nlab2's log:\n{}",
+        h.machine(1).log(),
+        h.machine(2).log()
     );
     for i in 1..=3 {
         let dns = std::fs::read_to_string(h.machine(i).dir.join("running/dns.kdl")).unwrap();

@@ -38,7 +38,8 @@ impl Runtime {
             && ms != self.table.interval_ms()
         {
             tracing::info!(ping_interval_ms = ms, "ping interval set");
-            self.table.set_interval(ms);
+            let now = self.now_ms();
+            self.table.set_interval(ms, now);
         }
         let mine = self.members.get(&self.me.machine);
         // Others dial this machine by what its membership says; alone, nobody needs it
@@ -72,6 +73,7 @@ impl Runtime {
             .cloned()
             .collect();
         for m in gone {
+            self.replica.link_down(&m);
             if let Some(link) = self.links.remove(&m) {
                 tracing::info!(peer = %m, "link closed: not a peer any more");
                 tokio::spawn(async move {
