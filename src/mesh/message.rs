@@ -44,8 +44,10 @@ pub struct JoinRequest {
 /// The protocol revision; agents refuse clients of another revision (and clients
 /// agents of another). Bumped when the encoding of entry values changes
 /// ([`crate::model::ENCODING`]) and when requests are added: 2 is encoding 2; 3 adds
-/// [`Request::Digests`] and [`Request::Entries`], which `plan` needs.
-pub const PROTOCOL: u32 = 3;
+/// [`Request::Digests`] and [`Request::Entries`], which `plan` needs; 4 makes the
+/// anti-entropy exchange pull what it lacks from one peer
+/// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer.
+pub const PROTOCOL: u32 = 4;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

@@ -48,8 +48,8 @@ pub enum PeerMsg {
         /// Oldest first.
         sets: Vec<ChangeSet>,
     },
-    /// Anti-entropy: which change sets the sender holds, compactly
-    /// ([`crate::replica`]); each side then sends what the other lacks.
+    /// Anti-entropy: which change sets the sender holds, compactly, and what it pulls
+    /// ([`crate::replica`]); each side then gets what it lacks from one peer.
     Sync(SyncMsg),
     /// A question from `check` or `apply` (answered with [`PeerMsg::Answer`]).
     Ask {

@@ -1,10 +1,10 @@
-//! The answers of the exchange: what an index sends in reply to a peer's summary, id
-//! list or wants (the rules are in the module docs of [`super`]).
+//! The answers of the exchange: what an index pulls, lists or sends in reply to a peer's
+//! summary, pull, id list or wants (the rules are in the module docs of [`super`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use super::index::Origin;
-use super::{ChangeSetId, Index, MachineName, OriginSummary, Out, Summary, SyncMsg};
+use super::{ChangeSetId, Hlc, Index, MachineName, OriginSummary, Out, Summary, SyncMsg};
 
 /// What to do about one origin, given my record and the peer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,13 +13,13 @@ enum Decision {
     Nothing,
     /// The peer holds a strict prefix of mine: send mine after its greatest reading
     /// (`None`: it holds nothing of the origin, send all).
-    SendAfter(Option<super::Hlc>),
+    SendAfter(Option<Hlc>),
     /// The summaries cannot tell what differs: send my id list.
     SendIds,
 }
 
 fn decide(mine: &Origin, ours: OriginSummary, theirs: Option<&OriginSummary>) -> Decision {
-    let Some(theirs) = theirs else {
+    let Some(theirs) = theirs.filter(|t| t.count > 0) else {
         return Decision::SendAfter(None);
     };
     if ours == *theirs {
@@ -34,7 +34,7 @@ fn decide(mine: &Origin, ours: OriginSummary, theirs: Option<&OriginSummary>) ->
                 Decision::SendIds
             }
         }
-        // Theirs reaches further: their answer to my summary handles the origin.
+        // Theirs reaches further: it has nothing to pull from me.
         std::cmp::Ordering::Less => Decision::Nothing,
         // The same greatest reading: the smaller side lists its ids, so one side does.
         std::cmp::Ordering::Equal if (ours.count, ours.digest) < (theirs.count, theirs.digest) => {
@@ -44,20 +44,63 @@ fn decide(mine: &Origin, ours: OriginSummary, theirs: Option<&OriginSummary>) ->
     }
 }
 
+/// What a peer's summary shows this index ([`Index::on_summary`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// The origins where the peer reaches further (or holds what this index holds
+    /// none of): per origin, this index's record of it (zero when it holds none) and
+    /// the peer's greatest reading, which the pull is complete at.
+    pub behind: BTreeMap<MachineName, (OriginSummary, Hlc)>,
+    /// Id lists to send where both reach the same reading with different sets.
+    pub lists: Vec<Out>,
+}
+
 impl Index {
-    /// The answer to a peer's summary: per origin held here, the change sets the peer
-    /// lacks when the summaries show it (one [`Out::SendChangeSets`], in clock order per
-    /// origin), else [`SyncMsg::Ids`] where they cannot tell. Origins where the peer
-    /// holds what this index lacks are left to the peer's answer to this index's
-    /// summary: both sides must send one.
-    pub fn on_summary(&self, theirs: &Summary) -> Vec<Out> {
-        let mut send = Vec::new();
-        let mut out = Vec::new();
+    /// What a peer's summary shows: the origins to pull from it, and the id lists to
+    /// send it where the summaries cannot tell what differs. Origins this index leads
+    /// are left to the peer, which pulls them on this index's summary: both sides must
+    /// send one.
+    pub fn on_summary(&self, theirs: &Summary) -> Reading {
+        let mut reading = Reading::default();
+        for (name, t) in &theirs.origins {
+            let mine = self.origin(name).and_then(Origin::summary);
+            if mine.is_none_or(|m| m.max < t.max) {
+                reading
+                    .behind
+                    .insert(name.clone(), (mine.unwrap_or_default(), t.max));
+            }
+        }
         for (name, origin) in self.origins() {
             let Some(ours) = origin.summary() else {
                 continue;
             };
-            match decide(origin, ours, theirs.origins.get(name)) {
+            if let Some(t) = theirs.origins.get(name)
+                && t.max == ours.max
+                && decide(origin, ours, Some(t)) == Decision::SendIds
+            {
+                reading.lists.push(Out::Send(SyncMsg::Ids {
+                    origin: name.clone(),
+                    ids: origin.by_hlc.values().cloned().collect(),
+                }));
+            }
+        }
+        reading
+    }
+
+    /// The answer to a peer's pull (its record of each origin it pulls, zero when it
+    /// holds none): the change sets it lacks where the records show them (one
+    /// [`Out::SendChangeSets`], in clock order per origin), else [`SyncMsg::Ids`].
+    pub fn on_pull(&self, theirs: &BTreeMap<MachineName, OriginSummary>) -> Vec<Out> {
+        let mut send = Vec::new();
+        let mut out = Vec::new();
+        for (name, t) in theirs {
+            let Some(origin) = self.origin(name) else {
+                continue;
+            };
+            let Some(ours) = origin.summary() else {
+                continue;
+            };
+            match decide(origin, ours, Some(t)) {
                 Decision::Nothing => {}
                 Decision::SendAfter(None) => send.extend(origin.by_hlc.values().cloned()),
                 Decision::SendAfter(Some(max)) => send.extend(origin.after(max).cloned()),
@@ -114,15 +157,6 @@ impl Index {
             Vec::new()
         } else {
             vec![Out::SendChangeSets(send)]
-        }
-    }
-
-    /// The answer to any message of the exchange.
-    pub fn on_message(&self, msg: &SyncMsg) -> Vec<Out> {
-        match msg {
-            SyncMsg::Summary(s) => self.on_summary(s),
-            SyncMsg::Ids { origin, ids } => self.on_ids(origin, ids),
-            SyncMsg::Want { ids } => self.on_want(ids),
         }
     }
 }

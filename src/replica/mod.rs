@@ -1,8 +1,9 @@
 //! Anti-entropy, pure: which change sets a machine holds ([`Index`]), a compact account
-//! of them ([`Summary`]), and the messages two peers exchange ([`SyncMsg`]) so that each
-//! sends the other exactly what it lacks, at a cost that follows what differs rather
-//! than what exists. No sockets, no clock, no store: the runtime passes messages in and
-//! carries out what comes back ([`Out`]).
+//! of them ([`Summary`]), the messages two peers exchange ([`SyncMsg`]) so that each
+//! gets exactly what it lacks, at a cost that follows what differs rather than what
+//! exists, and which peer each missing origin is being pulled from ([`Replica`]). No
+//! sockets, no clock, no store: the runtime passes messages in and carries out what
+//! comes back ([`Out`]).
 //!
 //! # The exchange
 //! Every machine holds every change set; change sets are named by [`ChangeSetId`] and
@@ -11,41 +12,49 @@
 //! change sets it holds, the greatest clock reading among them, and an order-independent
 //! digest of their ids ([`OriginSummary`]).
 //!
-//! 1. On link up, on reconnect and on an interval, **both** sides send
-//!    `SyncMsg::Summary(index.summary())`.
-//! 2. Each side answers the other's summary with [`Index::on_summary`], which decides per
-//!    origin it holds:
-//!    - the peer holds nothing of it → send every change set of it;
-//!    - same count, greatest reading and digest → nothing;
-//!    - the peer's greatest reading is below mine and its count and digest equal mine
-//!      restricted to readings up to it (a strict prefix: the common case, when pushes
-//!      were lost after some point) → send mine after its greatest reading, with no
-//!      extra round trip;
-//!    - otherwise, when my greatest reading is above the peer's (holes on either side:
-//!      pushes arrive out of order and links lose messages) → send
-//!      `SyncMsg::Ids { origin, ids }`, my full id list of that origin;
-//!    - the peer's greatest reading is above mine → nothing: **the peer's** `on_summary`
-//!      of my summary handles that origin (by one of the two rules above), which is why
-//!      both sides must send a summary;
-//!    - the same greatest reading, different sets → the side with the smaller (count,
-//!      digest) sends its `Ids`, so exactly one of the two does.
+//! Bodies move in the exchange only when asked for, and a machine asks one peer at a
+//! time for each origin: a machine that comes back to twenty peers at once takes what it
+//! missed once, not twenty times. A change set committed here is still pushed to every
+//! linked peer at once (that is propagation, not the exchange).
 //!
-//!    Origins the peer holds and I do not are likewise handled by the peer.
-//! 3. [`Index::on_ids`] answers an id list: the change sets of that origin the peer
+//! 1. On link up, on reconnect and on an interval, **both** sides send
+//!    `SyncMsg::Summary(summary)`.
+//! 2. Each side reads the other's summary ([`Replica::on_message`], with
+//!    [`Index::on_summary`]):
+//!    - where the peer's greatest reading of an origin is above mine, or I hold nothing
+//!      of it, I **pull** it: `SyncMsg::Pull` with my record of each such origin —
+//!      unless I am pulling that origin from another peer already (its answer is on the
+//!      way; the pull is done when I hold a change set of that origin at the reading the
+//!      peer's summary gave, and is forgotten when that peer's link goes down). The same
+//!      peer's next summary pulls again, so a lost pull costs one interval;
+//!    - where mine is above the peer's → nothing: the peer pulls it on my summary, which
+//!      is why both sides must send one;
+//!    - the same greatest reading, different sets → the side with the smaller (count,
+//!      digest) sends `SyncMsg::Ids { origin, ids }`, its full id list of that origin, so
+//!      exactly one of the two does.
+//! 3. [`Index::on_pull`] answers a pull, per origin:
+//!    - the puller holds nothing of it → every change set of it;
+//!    - its record equals mine restricted to readings up to its greatest one (a strict
+//!      prefix: the common case, when pushes were lost after some point) → mine after
+//!      its greatest reading;
+//!    - otherwise (holes on either side: pushes arrive out of order and links lose
+//!      messages) → `SyncMsg::Ids`, my full id list of that origin.
+//! 4. [`Index::on_ids`] answers an id list: the change sets of that origin the peer
 //!    lacks, and `SyncMsg::Want` of those I lack; [`Index::on_want`] answers with the
 //!    wanted change sets I hold.
 //!
 //! [`Out::SendChangeSets`] names change sets; the runtime loads them
 //! ([`crate::state::Store::change_sets_of`], with the versions from
 //! [`Index::versions_of`]) and sends the bodies. On receiving a body it merges it (last
-//! writer wins, [`crate::agent::node::Node::merge`]) and then [`Index::insert`]s its version;
-//! after a local commit it inserts the new version and pushes the change set to the
-//! peers it is linked to. Every answer depends only on what the index holds when the
-//! message arrives, so messages may be repeated, reordered or lost: the next exchange
-//! repairs what a lost one missed, and a change set received twice merges once.
+//! writer wins, [`crate::agent::node::Node::merge`]) and then [`Replica::insert`]s its
+//! version; after a local commit it inserts the new version and pushes the change set to
+//! the peers it is linked to. Every answer depends only on what the replica holds when
+//! the message arrives, so messages may be repeated, reordered or lost: the next
+//! exchange repairs what a lost one missed, and a change set received twice merges once.
 
 mod exchange;
 mod index;
+mod pulls;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -56,7 +65,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::{ChangeSetId, Hlc, MachineName};
+pub use exchange::Reading;
 pub use index::{Index, Prefix};
+pub use pulls::Replica;
 
 /// A compact account of the change sets a machine holds: one record per origin machine,
 /// so 10,000 change sets made on 5 machines are 5 records.
@@ -84,8 +95,14 @@ pub struct OriginSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "sync", rename_all = "kebab-case")]
 pub enum SyncMsg {
-    /// What the sender holds; answered with [`Index::on_summary`].
+    /// What the sender holds; answered with [`Replica::on_message`] (pulls and id lists).
     Summary(Summary),
+    /// The sender's record of each origin it pulls (zero when it holds none of it);
+    /// answered with [`Index::on_pull`].
+    Pull {
+        /// Origin → the sender's record of it.
+        origins: BTreeMap<MachineName, OriginSummary>,
+    },
     /// Every id the sender holds of one origin, in clock order: sent only when the
     /// summaries cannot tell what differs. Answered with [`Index::on_ids`].
     Ids {

@@ -1,11 +1,13 @@
 //! A deterministic simulation of anti-entropy among 3–7 machines, each a real
 //! [`MemoryStore`] (its `commit` and last-writer-wins `merge`) with its own [`Clock`],
-//! skewed by up to ±5 s, and an [`Index`]. A seeded schedule commits on random machines
+//! skewed by up to ±5 s, and a [`Replica`]. A seeded schedule commits on random machines
 //! and pushes each new change set to a random subset of its linked peers (pushes are
-//! delayed, reordered and dropped), cuts and restores links, and runs exchanges over up
-//! links whose messages are reordered and sometimes lost. Then every link is healed and
-//! exchanges run until a round moves nothing; every machine must then hold every
-//! committed change set and the same live entries, those that last writer wins gives.
+//! delayed, reordered and dropped), cuts and restores links, brings a machine back to
+//! all its peers at once (their exchanges interleaved, so that it pulls each origin from
+//! one of them), and runs exchanges over up links whose messages are reordered and
+//! sometimes lost. Then every link is healed and exchanges run until a round moves
+//! nothing; every machine must then hold every committed change set and the same live
+//! entries, those that last writer wins gives.
 //!
 //! `STRATA_SIM_SEED=N` runs the one schedule of seed N; `STRATA_SIM_SEEDS=K` runs K
 //! schedules instead of the default.
@@ -18,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
-use super::{ChangeSetId, Index, MachineName, Out, SyncMsg};
+use super::{ChangeSetId, Index, MachineName, Out, Replica, SyncMsg};
 use crate::model::{Clock, EntryValue, Hlc, Key, Version};
 use crate::state::{ChangeSet, Live, MemoryStore, Proposal, Store, Writes, tests::meta};
 
@@ -59,7 +61,7 @@ impl Catalogue {
 struct Machine {
     name: MachineName,
     store: MemoryStore,
-    index: Index,
+    replica: Replica,
     clock: Clock,
     skew_ms: i64,
 }
@@ -92,7 +94,7 @@ impl Machine {
                 settles: Vec::new(),
             })
             .unwrap();
-        assert!(self.index.insert(&cs.version));
+        assert!(self.replica.insert(&cs.version));
         cs
     }
 
@@ -104,7 +106,7 @@ impl Machine {
         let merged = self.store.merge(cs).unwrap();
         assert_eq!(
             merged.new,
-            self.index.insert(&version),
+            self.replica.insert(&version),
             "index and store agree"
         );
         merged.new
@@ -113,7 +115,7 @@ impl Machine {
     fn load(&self, ids: &[ChangeSetId]) -> Vec<ChangeSet> {
         let sets = self
             .store
-            .change_sets_of(&self.index.versions_of(ids))
+            .change_sets_of(&self.replica.index().versions_of(ids))
             .unwrap();
         assert_eq!(sets.len(), ids.len(), "asked to send what it does not hold");
         sets
@@ -151,6 +153,8 @@ struct Traffic {
     ids_lists: usize,
     /// [`SyncMsg::Want`]s sent.
     wants: usize,
+    /// [`SyncMsg::Pull`]s sent.
+    pulls: usize,
     /// Change sets received that the receiver already held.
     duplicates: usize,
 }
@@ -176,7 +180,7 @@ impl<'c> Sim<'c> {
             .map(|i| Machine {
                 name: MachineName::new(format!("lab{i}")).unwrap(),
                 store: MemoryStore::default(),
-                index: Index::new(),
+                replica: Replica::new(Index::new()),
                 clock: Clock::starting_after(Hlc::default()),
                 skew_ms: rng.random_range(-MAX_SKEW_MS..=MAX_SKEW_MS),
             })
@@ -205,6 +209,12 @@ impl<'c> Sim<'c> {
         let n = self.n();
         self.up[a * n + b] = up;
         self.up[b * n + a] = up;
+        if !up {
+            for (x, y) in [(a, b), (b, a)] {
+                let peer = self.machines[y].name.clone();
+                self.machines[x].replica.link_down(&peer);
+            }
+        }
     }
 
     /// Two distinct machines.
@@ -257,15 +267,24 @@ impl<'c> Sim<'c> {
     /// random order, each lost with probability `loss`. True when anything beyond the
     /// two summaries was sent.
     fn sync(&mut self, a: usize, b: usize, loss: f64) -> bool {
+        self.sync_links(&[(a, b)], loss)
+    }
+
+    /// Exchanges over several links at once, their messages interleaved, as when a
+    /// machine comes back to all its peers together.
+    fn sync_links(&mut self, links: &[(usize, usize)], loss: f64) -> bool {
         let mut queue = Vec::new();
-        for (from, to) in [(a, b), (b, a)] {
-            let summary = SyncMsg::Summary(self.machines[from].index.summary());
-            queue.push(Packet {
-                from,
-                to,
-                payload: Payload::Sync(summary),
-            });
+        for &(a, b) in links {
+            for (from, to) in [(a, b), (b, a)] {
+                let summary = SyncMsg::Summary(self.machines[from].replica.summary());
+                queue.push(Packet {
+                    from,
+                    to,
+                    payload: Payload::Sync(summary),
+                });
+            }
         }
+        let summaries = queue.len();
         let mut sent = 0;
         while !queue.is_empty() {
             let p = queue.swap_remove(self.rng.random_range(0..queue.len()));
@@ -275,12 +294,13 @@ impl<'c> Sim<'c> {
             }
             self.deliver(p, &mut queue);
         }
-        sent > 2
+        sent > summaries
     }
 
     /// Hands a packet to its receiver; what it answers goes into `queue`.
     fn deliver(&mut self, p: Packet, queue: &mut Vec<Packet>) {
         let now = self.now;
+        let from = self.machines[p.from].name.clone();
         let me = &mut self.machines[p.to];
         match p.payload {
             Payload::Bodies(sets) => {
@@ -293,12 +313,13 @@ impl<'c> Sim<'c> {
             Payload::Sync(msg) => {
                 // Handed over as values: the wire encoding is the unit tests' business
                 // (their exchange goes through it), and would cost a third of the run.
-                for out in me.index.on_message(&msg) {
+                for out in me.replica.on_message(&from, &msg) {
                     let payload = match out {
                         Out::Send(m) => {
                             match m {
                                 SyncMsg::Ids { .. } => self.traffic.ids_lists += 1,
                                 SyncMsg::Want { .. } => self.traffic.wants += 1,
+                                SyncMsg::Pull { .. } => self.traffic.pulls += 1,
                                 SyncMsg::Summary(_) => {}
                             }
                             Payload::Sync(m)
@@ -334,13 +355,24 @@ impl<'c> Sim<'c> {
                 let (a, b) = self.pair();
                 self.set_link(a, b, false);
             }
-            72..84 => {
+            72..80 => {
                 // A restored link syncs at once, as on reconnect.
                 let (a, b) = self.pair();
                 if !self.is_up(a, b) {
                     self.set_link(a, b, true);
                     self.sync(a, b, LOSS);
                 }
+            }
+            80..86 => {
+                // A machine comes back (restarted, or its partition healed): every link
+                // of it comes up at once, and all of them sync together.
+                let a = self.rng.random_range(0..self.n());
+                let links: Vec<(usize, usize)> =
+                    (0..self.n()).filter(|&b| b != a).map(|b| (a, b)).collect();
+                for &(a, b) in &links {
+                    self.set_link(a, b, true);
+                }
+                self.sync_links(&links, LOSS);
             }
             _ => {
                 // The periodic exchange, on a link that is up.
@@ -410,8 +442,8 @@ impl<'c> Sim<'c> {
                 .map(ChangeSet::id)
                 .collect();
             assert_eq!(held, all, "{} holds every committed change set", m.name);
-            assert_eq!(m.index.len(), all.len(), "{}'s index", m.name);
-            assert!(all.iter().all(|id| m.index.contains(id)));
+            assert_eq!(m.replica.index().len(), all.len(), "{}'s index", m.name);
+            assert!(all.iter().all(|id| m.replica.index().contains(id)));
             let live = m.store.live().unwrap();
             assert_eq!(live, first, "{} has the same live entries as lab0", m.name);
             let got: Vec<(Key, Option<EntryValue>, Version)> = live
@@ -510,6 +542,7 @@ fn every_schedule_converges_to_the_same_entries_everywhere() {
                 rounds[o.rounds.min(3)] += 1;
                 traffic.ids_lists += o.traffic.ids_lists;
                 traffic.wants += o.traffic.wants;
+                traffic.pulls += o.traffic.pulls;
                 traffic.duplicates += o.traffic.duplicates;
             }
             Err(panic) => {
@@ -525,11 +558,12 @@ fn every_schedule_converges_to_the_same_entries_everywhere() {
         "replica simulation: {} schedules, {machines} machines, {committed} change sets \
          committed ({conflicts} writes lost to concurrent ones, the same conflict log on \
          every machine), rounds to quiesce after healing (quiet round included) 1: {}, 2: {}, \
-         3: {}; {} id lists, {} wants, {} duplicate deliveries (all before healing); in {:.2?}",
+         3: {}; {} pulls, {} id lists, {} wants, {} duplicate deliveries (all before healing); in {:.2?}",
         seeds.len(),
         rounds[1],
         rounds[2],
         rounds[3],
+        traffic.pulls,
         traffic.ids_lists,
         traffic.wants,
         traffic.duplicates,

@@ -90,7 +90,7 @@ impl Runtime {
     pub(super) fn ask(&mut self, to: MachineName, query: Query, reply: oneshot::Sender<Answer>) {
         if to == self.me.machine {
             let agent = self.agent.clone();
-            let summary = self.index.summary();
+            let summary = self.replica.summary();
             tokio::task::spawn_blocking(move || {
                 let _ = reply.send(answer(&agent, query, summary));
             });
@@ -103,7 +103,7 @@ impl Runtime {
     /// Answers a peer's question off the runtime; the answer goes back as an envelope.
     pub(super) fn on_ask(&mut self, from: MachineName, id: u64, query: Query) {
         let agent = self.agent.clone();
-        let summary = self.index.summary();
+        let summary = self.replica.summary();
         let tx = self.events.clone();
         let me = self.me.machine.clone();
         tokio::task::spawn_blocking(move || {

@@ -38,7 +38,7 @@ use crate::mesh::status::{ConnStatus, LinkView};
 use crate::mesh::table::Table;
 use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::model::{Key, MachineName, Membership};
-use crate::replica::Index;
+use crate::replica::{Index, Replica};
 use crate::state::{ChangeSet, Live};
 
 /// How long a parked link is kept.
@@ -157,8 +157,8 @@ pub(super) struct Runtime {
     pub(super) merges: mpsc::UnboundedSender<ChangeSet>,
     /// When the last ping round went out.
     last_ping: Instant,
-    /// Which change sets the store holds.
-    pub(super) index: Index,
+    /// Which change sets the store holds, and which origins are being pulled from whom.
+    pub(super) replica: Replica,
     /// Questions asked of peers, waiting for answers.
     pub(super) asks: query::Pending,
     /// Peers linked anew and not heard on that link yet: its id, since when. One that
@@ -206,7 +206,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         pings: BTreeMap::new(),
         merges,
         last_ping: Instant::now(),
-        index: Index::new(),
+        replica: Replica::new(Index::new()),
         asks: query::Pending::default(),
         silent: BTreeMap::new(),
     };
@@ -229,7 +229,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
 }
 
 impl Runtime {
-    fn now_ms(&self) -> u64 {
+    pub(super) fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
@@ -244,8 +244,7 @@ impl Runtime {
             Event::DialFailed { peer, why } => self.dial_failed(peer, &why),
             Event::Closed { peer, link_id, why } => {
                 if self.links.get(&peer).is_some_and(|l| l.link_id == link_id) {
-                    self.links.remove(&peer);
-                    self.table.link_down(&peer);
+                    self.lose_link(&peer);
                     tracing::warn!(%peer, "link down: {}", why.unwrap_or_default());
                 }
                 self.parked.retain(|(_, _, l)| l.link_id != link_id);
@@ -255,7 +254,7 @@ impl Runtime {
                 if c.replaced {
                     self.read_index();
                 } else {
-                    self.index.insert(&c.change_set.version);
+                    self.replica.insert(&c.change_set.version);
                 }
                 if c.local {
                     self.spread(&c.change_set);
@@ -269,7 +268,7 @@ impl Runtime {
             }
             Event::Members(live) => self.set_members(&live),
             Event::Send(env) => self.route(env),
-            Event::Index(index) => self.index = index,
+            Event::Index(index) => self.replica.replace(index),
             Event::Query(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -327,6 +326,13 @@ impl Runtime {
         let link_id = self.links[&peer].link_id;
         self.silent.insert(peer.clone(), (link_id, Instant::now()));
         self.ping(&peer);
+    }
+
+    /// Forgets the link to `peer`, and the pulls waiting on it.
+    fn lose_link(&mut self, peer: &MachineName) {
+        self.links.remove(peer);
+        self.table.link_down(peer);
+        self.replica.link_down(peer);
     }
 
     fn inbound(&mut self, via: MachineName, link_id: u64, env: Envelope) {
@@ -406,8 +412,7 @@ impl Runtime {
         let now = self.now_ms();
         for m in self.table.quiet_links(now) {
             tracing::warn!(peer = %m, "link down: nothing heard for {} pings", crate::mesh::table::DOWN_AFTER);
-            self.links.remove(&m);
-            self.table.link_down(&m);
+            self.lose_link(&m);
         }
         self.parked.retain(|(at, _, _)| at.elapsed() < PARK);
         self.send_memberships_if_silent();

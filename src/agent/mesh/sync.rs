@@ -50,7 +50,7 @@ impl Runtime {
 
     /// Answers a message of the summary exchange from `from`.
     pub(super) fn on_sync(&mut self, from: &MachineName, msg: &SyncMsg) {
-        for out in self.index.on_message(msg) {
+        for out in self.replica.on_message(from, msg) {
             match out {
                 Out::Send(reply) => self.route(self.envelope(from, PeerMsg::Sync(reply))),
                 Out::SendChangeSets(ids) => self.send_change_sets(from, &ids),
@@ -71,7 +71,7 @@ impl Runtime {
 
     /// Tells `peer` which change sets this machine holds, as a summary.
     pub(super) fn send_have(&mut self, peer: &MachineName) {
-        let body = PeerMsg::Sync(SyncMsg::Summary(self.index.summary()));
+        let body = PeerMsg::Sync(SyncMsg::Summary(self.replica.summary()));
         self.route(self.envelope(peer, body));
     }
 
@@ -92,7 +92,7 @@ impl Runtime {
 
     /// Sends `peer` the change sets `ids` (read off the runtime).
     fn send_change_sets(&self, peer: &MachineName, ids: &[ChangeSetId]) {
-        let versions = self.index.versions_of(ids);
+        let versions = self.replica.index().versions_of(ids);
         if versions.is_empty() {
             return;
         }
