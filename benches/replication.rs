@@ -1,7 +1,8 @@
 //! Benchmark: replication with real agents on loopback, each behind the tests'
 //! fault-injecting relay (`tests/support/relay.rs`, which counts the bytes it forwards per
 //! direction and pair), started by the tests' multi-agent harness
-//! (`tests/it/mesh_support.rs`).
+//! (`tests/it/mesh_support.rs`); what it shares with `benches/push.rs` (forming the
+//! cluster, the commits' marker, watching for it, quantiles) is in `tests/support/bench.rs`.
 //!
 //! - **latency** — for N agents (default 5, 20 and 50; `STRATA_BENCH_REPLICATION=5,20` to
 //!   choose), [`COMMITS`] commits (`STRATA_BENCH_COMMITS` to change), each a `strata apply`
@@ -27,12 +28,14 @@
 //! `STRATA_BENCH_KEEP=1` keeps the state dirs and agents' logs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[allow(dead_code)]
 #[path = "../tests/it/agent_support.rs"]
 mod agent_support;
+#[path = "../tests/support/bench.rs"]
+mod bench;
 #[path = "../tests/support/fleet.rs"]
 mod fleet;
 #[path = "../tests/support/git.rs"]
@@ -46,6 +49,10 @@ mod readings;
 mod relay;
 
 use agent_support::{ok, stdout};
+use bench::{
+    SETTLE, dns_files, form, full_mesh, marker, ms, quantile, root, set_passphrase, sorted, watch,
+    write_repo,
+};
 use mesh_support::{MeshHarness, wait_until};
 use readings::{field, log_time, since, time_of_day};
 use relay::End;
@@ -81,117 +88,8 @@ fn ping_ms(n: usize) -> u64 {
         })
 }
 
-const PASSPHRASE: &str = "bench passphrase";
-
-/// How long anything the mesh does may take before the bench gives up.
-const SETTLE: Duration = Duration::from_secs(120);
-
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
-}
-
-fn ms(seconds: f64) -> f64 {
-    seconds * 1000.0
-}
-
-/// The value at quantile `q` (nearest rank) of sorted `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// Waits until each of `members` sees a direct link up to every other one.
-fn full_mesh(h: &MeshHarness, members: &[usize]) -> Duration {
-    let started = Instant::now();
-    for &i in members {
-        wait_until(SETTLE, "a full mesh", || {
-            let up = h.links_up(i).len();
-            if up == members.len() - 1 {
-                Ok(())
-            } else {
-                Err(format!("{} sees {up} links up", h.machine(i).name))
-            }
-        });
-    }
-    started.elapsed()
-}
-
-/// Machine 1 creates cluster `name` from a one-machine repo (ping interval `ping`, ms),
-/// sets the admin passphrase, and `joiners` join through it one after another; returns
-/// the passphrase file.
-fn form(h: &MeshHarness, root: &Path, name: &str, ping: u64, joiners: &[usize]) -> PathBuf {
-    ok(&h.strata(1, &["cluster", "create", name]));
-    let seed = root.join(format!("seed-{name}"));
-    std::fs::create_dir_all(&seed).unwrap();
-    std::fs::write(
-        seed.join("cluster.kdl"),
-        format!(
-            "cluster \"{name}\" {{\n    cluster-mesh ping-interval-ms={ping}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
-            h.machine(1).name
-        ),
-    )
-    .unwrap();
-    ok(&h.strata(
-        1,
-        &["apply", "--repo", &seed.display().to_string(), "--yes"],
-    ));
-    let pass = root.join("passphrase");
-    std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
-    set_passphrase(h, &pass);
-    for &i in joiners {
-        h.join(i, &pass);
-    }
-    pass
-}
-
-fn set_passphrase(h: &MeshHarness, pass: &Path) {
-    let pass = pass.display().to_string();
-    ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
-}
-
-/// The state dirs' root, kept when `STRATA_BENCH_KEEP` is set.
-fn root() -> (Option<tempfile::TempDir>, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    if std::env::var_os("STRATA_BENCH_KEEP").is_some() {
-        let root = dir.keep();
-        eprintln!("state dirs kept in {}", root.display());
-        (None, root)
-    } else {
-        let root = dir.path().to_path_buf();
-        (Some(dir), root)
-    }
-}
-
-/// Polls `files` every millisecond until each contains `marker`; returns when each was
-/// first seen to (wall seconds of the day).
-fn watch(files: &[PathBuf], marker: &str) -> Vec<f64> {
-    let started = Instant::now();
-    let mut seen: Vec<Option<f64>> = vec![None; files.len()];
-    loop {
-        let mut all = true;
-        for (file, at) in files.iter().zip(seen.iter_mut()) {
-            if at.is_none() {
-                if std::fs::read_to_string(file).is_ok_and(|t| t.contains(marker)) {
-                    *at = Some(time_of_day());
-                } else {
-                    all = false;
-                }
-            }
-        }
-        if all {
-            return seen.into_iter().flatten().collect();
-        }
-        assert!(
-            started.elapsed() < SETTLE,
-            "{marker} did not reach every machine within {SETTLE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// One measured commit, in wall seconds of the day.
@@ -224,30 +122,10 @@ fn sent_at(log: &str, id: &str) -> f64 {
     at - total / 1000.0
 }
 
-/// Commit number `k`: `dns` at cluster level changes to server `10.A.B.53`.
-fn marker(k: usize) -> String {
-    format!("\"10.{}.{}.53\"", k / 250 + 1, k % 250)
-}
-
-fn write_repo(repo: &Path, n: usize, k: usize) {
-    let mut text = format!(
-        "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={}\n    dns {{\n        server {} priority=0\n    }}\n}}\ngroup \"Main_Group\"\n",
-        ping_ms(n),
-        marker(k)
-    );
-    for i in 1..=n {
-        text.push_str(&format!("machine \"lab{i}.example.com\"\n"));
-    }
-    std::fs::write(repo.join("cluster.kdl"), text).unwrap();
-}
-
 fn commit(h: &MeshHarness, repo: &Path, n: usize, k: usize) -> Commit {
-    write_repo(repo, n, k);
+    write_repo(repo, n, ping_ms(n), k, "");
     let origin = k % n + 1;
-    let files: Vec<PathBuf> = h
-        .machines()
-        .map(|m| m.dir.join("running/dns.kdl"))
-        .collect();
+    let files = dns_files(h);
     let mark = marker(k);
     let (spawned, out, seen) = std::thread::scope(|s| {
         let poller = s.spawn(|| watch(&files, &mark));

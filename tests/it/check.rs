@@ -1,9 +1,10 @@
 //! `strata check`, `apply --wait` and the conflict log with real agents behind real relays:
 //! a clean three-machine cluster checks clean (exit 0); apply reports each member; a
 //! hand-edited running-config file, an isolated machine and a disconnected one are
-//! reported (exit 2); a partition in which both sides change one entry heals to one
-//! winner everywhere with the loser in every machine's conflict log and in check;
-//! `--resolve` forces a version; `--repo` reports drift.
+//! reported (exit 2), and the next run restores the edited file; a partition in which
+//! both sides change one entry heals to one winner everywhere with the loser in every
+//! machine's conflict log and in check; `--resolve` forces a version; `--repo` reports
+//! drift.
 
 use crate::cluster_support::{
     SETTLE, apply, check, clean, cluster, dns, isolate, json, ok, running, write_repo,
@@ -70,6 +71,28 @@ fn a_clean_cluster_checks_clean_and_each_fault_is_named() {
     let (_, text) = check(&h, 1, &["--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["consistent"], false);
+
+    // The next run restores it: a change to another section (cluster `ntp`; `dns` stays
+    // 10.0.0.54), applied through lab1, runs on lab3 and writes its whole running config.
+    write_repo(
+        &repo,
+        3,
+        &format!(
+            "{}\n    ntp {{ server \"ntp9.example.com\"; }}",
+            crate::cluster_support::dns("10.0.0.54")
+        ),
+    );
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+    assert!(
+        running(&h, 3, "ntp").contains("ntp9.example.com"),
+        "lab3 ran the change: {}",
+        running(&h, 3, "ntp")
+    );
+    assert_eq!(dns_of(&h, 3), dns_of(&h, 1), "lab3's dns.kdl is restored");
+    assert!(dns_of(&h, 3).contains("10.0.0.54"), "{}", dns_of(&h, 3));
+    let (code, text) = check(&h, 1, &[]);
+    assert!(!text.contains("edited by hand"), "{text}");
+    assert_eq!(code, Some(0), "{text}");
 
     // lab3 cut off: unreachable, not checked.
     h.relays.isolate(3);

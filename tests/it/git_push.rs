@@ -3,17 +3,17 @@
 //! invalid one is refused with its diagnostics on the pusher's terminal and nothing
 //! changes; a read-only user fetches but may not push.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use std::time::Duration;
 
 use crate::agent_support::{
-    MACHINES, TestAgent, apply_main, change_set_ids, created, git_repo, keypair, p, sd, stderr,
-    stdout, strata,
+    MACHINES, apply_main, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
 };
 use crate::cluster_support::conflicts;
 use crate::mesh_support::{MeshHarness, wait_until};
+use crate::pusher::Pusher;
 
 /// The git and ssh clients, if installed (.ci/run installs both).
 fn clients() -> Option<()> {
@@ -30,59 +30,6 @@ fn clients() -> Option<()> {
     assert!(std::env::var_os("CI").is_none(), "CI must have git and ssh");
     eprintln!("skipping: no git or ssh client on this machine");
     None
-}
-
-struct Pusher {
-    dir: PathBuf,
-    ssh: String,
-    url: String,
-}
-
-impl Pusher {
-    fn new(agent: &TestAgent, tmp: &Path, user: &str, key: &Path) -> Pusher {
-        Pusher::to(&agent.addr, &agent.host_public_key(), tmp, user, key)
-    }
-
-    /// A pusher to the agent listening on `addr` (`IP:PORT`) with host key `host_key`,
-    /// logging in as `user` with `key`.
-    fn to(addr: &str, host_key: &str, tmp: &Path, user: &str, key: &Path) -> Pusher {
-        let (ip, port) = addr.rsplit_once(':').unwrap();
-        let kh = tmp.join(format!("known_hosts_{user}_{ip}"));
-        std::fs::write(&kh, format!("[{ip}]:{port} {host_key}\n")).unwrap();
-        Pusher {
-            dir: tmp.to_path_buf(),
-            ssh: format!(
-                "ssh -F /dev/null -i {} -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
-                 -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes",
-                key.display(),
-                kh.display()
-            ),
-            url: format!("ssh://{user}@{ip}:{port}/config"),
-        }
-    }
-
-    fn git(&self, repo: &Path, args: &[&str]) -> Output {
-        Command::new("git")
-            .current_dir(repo)
-            .args(args)
-            .env("GIT_SSH_COMMAND", &self.ssh)
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .unwrap()
-    }
-
-    fn push(&self, repo: &Path) -> Output {
-        self.git(repo, &["push", &self.url, "main"])
-    }
-
-    fn clone_to(&self, name: &str) -> Output {
-        Command::new("git")
-            .current_dir(&self.dir)
-            .args(["clone", &self.url, name])
-            .env("GIT_SSH_COMMAND", &self.ssh)
-            .output()
-            .unwrap()
-    }
 }
 
 fn cluster_kdl(op_key: &str, ro_key: &str, dns: &str) -> String {
@@ -226,18 +173,6 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
     );
 }
 
-/// A pusher to machine `i` of `h`, as the machine's local administrator.
-fn admin_of(h: &MeshHarness, i: usize, tmp: &Path) -> Pusher {
-    let m = h.machine(i);
-    Pusher::to(
-        &m.agent_addr().to_string(),
-        &m.host_public_key(),
-        tmp,
-        "admin",
-        &m.local_key(),
-    )
-}
-
 #[test]
 fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() {
     if clients().is_none() {
@@ -256,7 +191,7 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
     };
     git_repo(&repo, &[("cluster.kdl", &cluster("10.0.0.53"))], "three");
 
-    let out = admin_of(&h, 1, tmp.path()).push(&repo);
+    let out = Pusher::admin_of(&h, 1, tmp.path()).push(&repo);
     let text = both(&out);
     assert!(out.status.success(), "{text}\n{}", h.machine(1).log());
     assert!(
@@ -273,7 +208,7 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
     // A new commit pushed to lab2, then the same commit to lab3 (whose repository has
     // never seen it): one change set everywhere, no conflict.
     let commit = git_repo(&repo, &[("cluster.kdl", &cluster("10.0.0.99"))], "dns .99");
-    let out = admin_of(&h, 2, tmp.path()).push(&repo);
+    let out = Pusher::admin_of(&h, 2, tmp.path()).push(&repo);
     assert!(out.status.success(), "{}", both(&out));
     let ids = wait_until(
         Duration::from_secs(30),
@@ -287,7 +222,7 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
             }
         },
     );
-    let out = admin_of(&h, 3, tmp.path()).push(&repo);
+    let out = Pusher::admin_of(&h, 3, tmp.path()).push(&repo);
     let text = both(&out);
     assert!(out.status.success(), "{text}");
     assert!(

@@ -45,6 +45,8 @@ mod fleet;
 mod git;
 #[path = "../support/host.rs"]
 mod host;
+#[path = "../support/pusher.rs"]
+mod pusher;
 #[path = "../support/readings.rs"]
 mod readings;
 #[path = "../support/relay.rs"]
