@@ -1,6 +1,7 @@
 //! Dialing the peers this member has no link to: at most one dial per peer at a time,
 //! each bounded in time, and a peer whose dial failed is redialed with a growing pause
-//! (one ping interval, doubling, at most [`MAX_BACKOFF`]). A dial that succeeds comes
+//! (one ping interval, doubling, at most [`MAX_BACKOFF`]; each pause taken at random
+//! between half and all of it). A dial that succeeds comes
 //! back to the runtime as [`Event::Adopt`], one that fails as [`Event::DialFailed`].
 
 use std::time::{Duration, Instant};
@@ -42,9 +43,13 @@ impl Runtime {
             if Instant::now() < at {
                 continue;
             }
+            // Jittered: the peers that lost a machine together (it was cut off, say) would
+            // otherwise redial it in lockstep, and the first link back would wait for the
+            // one shared pause to end.
+            let jittered = pause.mul_f64(rand::random_range(0.5..=1.0));
             self.backoff.insert(
                 p.clone(),
-                (Instant::now() + pause, (pause * 2).min(MAX_BACKOFF)),
+                (Instant::now() + jittered, (pause * 2).min(MAX_BACKOFF)),
             );
             let Some(info) = self.members.get(&p) else {
                 continue;

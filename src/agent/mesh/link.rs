@@ -147,6 +147,7 @@ pub async fn dial(
         Login::Key(Box::new((*me.host_key).clone())),
     );
     options.bind = me.bind;
+    options.compress = true;
     options.connect_timeout = timeout;
     options.keepalive = timeout.max(Duration::from_secs(1));
     let mut client = Client::connect(options).await.map_err(|e| e.to_string())?;
