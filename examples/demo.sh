@@ -8,7 +8,8 @@
 #      validated, planned and applied as one change set, and replicates to every member;
 #      `strata check` and `strata check --repo` are clean;
 #   4. push an invalid commit to lab2: refused with the diagnostic, nothing changes;
-#   5. push a change to group Paris's dns to lab2: it reaches exactly Paris's machines.
+#   5. push a change to group Paris's dns to lab2: it reaches exactly Paris's machines;
+#   6. `strata status` on every member: Synced with the last pushed commit.
 # Everything lives in a temporary directory that is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -146,3 +147,14 @@ step "strata log, on lab5 (every change set, stamped with its commit)"
 
 step "strata check --repo, from lab3 (exit 0)"
 code "$strata" check --repo "$work/repo" --state-dir "$(state 3)"
+
+step "strata status, on every member (exit 0: Synced with the last pushed commit)"
+"$strata" status --state-dir "$(state 1)"
+for i in 2 3 4 5 6; do
+    printf 'lab%s: ' "$i"
+    set +e
+    "$strata" status --state-dir "$(state $i)" | grep -E '^sync:'
+    c=${PIPESTATUS[0]}
+    set -e
+    [ "$c" = 0 ] || { echo "lab$i: strata status exited $c"; exit 1; }
+done
