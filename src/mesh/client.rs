@@ -6,7 +6,6 @@
 //! agent's, for a peer); [`BlockingClient`] wraps it in a current-thread runtime of its
 //! own, for the CLI.
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,10 +56,6 @@ pub struct ClientOptions {
     /// The local address to connect from (a peer connects from the address it listens
     /// on); any when `None`.
     pub bind: Option<std::net::IpAddr>,
-    /// Ask for compression (`zlib@openssh.com`, which starts after authentication):
-    /// mesh links and joins, which carry change sets, set it; an operator's client on
-    /// loopback or a LAN gains nothing from it and does not.
-    pub compress: bool,
 }
 
 impl ClientOptions {
@@ -81,7 +76,6 @@ impl ClientOptions {
             keepalive: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(30),
             bind: None,
-            compress: false,
         }
     }
 
@@ -204,17 +198,6 @@ impl Client {
             keepalive_max: 3,
             inactivity_timeout: Some(Duration::from_secs(3600)),
             nodelay: true,
-            preferred: if options.compress {
-                russh::Preferred {
-                    compression: Cow::Borrowed(&[
-                        russh::compression::ZLIB_LEGACY,
-                        russh::compression::NONE,
-                    ]),
-                    ..Default::default()
-                }
-            } else {
-                russh::Preferred::default()
-            },
             ..Default::default()
         });
         let stream = tcp_connect(&options.host, options.port, options.bind)

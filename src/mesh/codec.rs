@@ -36,6 +36,11 @@ impl FrameCodec {
     pub fn new(max: usize) -> FrameCodec {
         FrameCodec { max }
     }
+
+    /// The largest frame it takes.
+    pub fn max(&self) -> usize {
+        self.max
+    }
 }
 
 impl Default for FrameCodec {

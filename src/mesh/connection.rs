@@ -1,6 +1,9 @@
 //! A connection: typed messages over frames over any byte stream (an SSH channel in
 //! production, an in-memory duplex in tests).
 //!
+//! Large messages may be packed (deflated, [`super::pack`]) when the sender turns that on
+//! ([`Connection::packing`]); packed or not, every frame is accepted.
+//!
 //! Reading and writing run in two separate tasks joined to the owner by queues. A single
 //! task that both reads and writes a russh channel can stall under full-duplex load
 //! (window updates go unprocessed and the connection dies on keepalive); with separate
@@ -17,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::codec::{FrameCodec, FrameError};
+use super::pack;
 
 /// The connection failed or the peer spoke garbage; the connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,7 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(stream);
+        let max = codec.max();
         let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(16);
         let (in_tx, in_rx) = mpsc::channel(16);
         let writer = tokio::spawn(async move {
@@ -74,11 +79,13 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
             out: Outgoing {
                 out: out_tx,
                 writer,
+                packing: false,
                 _types: PhantomData,
             },
             incoming: Incoming {
                 incoming: in_rx,
                 broken: false,
+                max,
                 _types: PhantomData,
             },
         }
@@ -92,14 +99,23 @@ impl<Out, In> Connection<Out, In> {
             out: Outgoing {
                 out: self.out.out,
                 writer: self.out.writer,
+                packing: self.out.packing,
                 _types: PhantomData,
             },
             incoming: Incoming {
                 incoming: self.incoming.incoming,
                 broken: self.incoming.broken,
+                max: self.incoming.max,
                 _types: PhantomData,
             },
         }
+    }
+
+    /// The same connection, packing the large messages it sends from now on (mesh links
+    /// and the agent's answers: change sets and entries).
+    pub fn packing(mut self) -> Self {
+        self.out.packing = true;
+        self
     }
 
     /// The two halves, to read in one task and write in another.
@@ -131,6 +147,8 @@ impl<Out: Serialize, In: DeserializeOwned> Connection<Out, In> {
 pub struct Outgoing<Out> {
     out: mpsc::Sender<Bytes>,
     writer: tokio::task::JoinHandle<()>,
+    /// Large messages are packed ([`super::pack::pack`]).
+    packing: bool,
     _types: PhantomData<fn(Out)>,
 }
 
@@ -139,8 +157,13 @@ impl<Out: Serialize> Outgoing<Out> {
     pub async fn send(&self, msg: &Out) -> Result<(), ConnectionError> {
         let bytes =
             serde_json::to_vec(msg).map_err(|e| ConnectionError::Malformed(e.to_string()))?;
+        let frame = if self.packing {
+            pack::pack(bytes)
+        } else {
+            Bytes::from(bytes)
+        };
         self.out
-            .send(Bytes::from(bytes))
+            .send(frame)
             .await
             .map_err(|_| ConnectionError::Closed)
     }
@@ -156,6 +179,8 @@ impl<Out: Serialize> Outgoing<Out> {
 pub struct Incoming<In> {
     incoming: mpsc::Receiver<Result<Bytes, ConnectionError>>,
     broken: bool,
+    /// The largest message, packed frames inflated.
+    max: usize,
     _types: PhantomData<fn() -> In>,
 }
 
@@ -167,7 +192,7 @@ impl<In: DeserializeOwned> Incoming<In> {
             return None;
         }
         let frame = self.incoming.recv().await?;
-        let msg = decode(frame);
+        let msg = decode(frame, self.max);
         if msg.is_err() {
             self.broken = true;
             self.incoming.close();
@@ -178,10 +203,10 @@ impl<In: DeserializeOwned> Incoming<In> {
 
 fn decode<In: DeserializeOwned>(
     frame: Result<Bytes, ConnectionError>,
+    max: usize,
 ) -> Result<In, ConnectionError> {
-    frame.and_then(|bytes| {
-        serde_json::from_slice::<In>(&bytes).map_err(|e| ConnectionError::Malformed(e.to_string()))
-    })
+    let bytes = pack::unpack(frame?, max).map_err(ConnectionError::Malformed)?;
+    serde_json::from_slice::<In>(&bytes).map_err(|e| ConnectionError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]
@@ -210,6 +235,42 @@ mod tests {
         let mut client = client;
         assert!(matches!(client.recv().await, Some(Ok(Response::Unchanged))));
         assert!(client.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_packing_sender_packs_large_messages_and_any_receiver_reads_them() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let client: Connection<Request, Response> =
+            Connection::new(a, FrameCodec::default()).packing();
+        let (mut raw_read, raw_write) = tokio::io::split(b);
+        let big = "dns server 10.0.0.53; ".repeat(2_000);
+        client
+            .send(&Request::ClusterCreate { name: big.clone() })
+            .await
+            .unwrap();
+        // On the wire: one frame, packed, a fraction of the message.
+        let mut header = [0u8; 5];
+        tokio::io::AsyncReadExt::read_exact(&mut raw_read, &mut header)
+            .await
+            .unwrap();
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        assert_eq!(header[4], pack::PACKED);
+        assert!(len * 10 < big.len(), "{len} of {}", big.len());
+        let mut rest = vec![0u8; len - 1];
+        tokio::io::AsyncReadExt::read_exact(&mut raw_read, &mut rest)
+            .await
+            .unwrap();
+        // A plain receiver reads it.
+        let (c, d) = tokio::io::duplex(1 << 16);
+        let mut server: Connection<Response, Request> = Connection::new(d, FrameCodec::default());
+        let (_, mut w) = tokio::io::split(c);
+        w.write_all(&header).await.unwrap();
+        w.write_all(&rest).await.unwrap();
+        match server.recv().await.unwrap().unwrap() {
+            Request::ClusterCreate { name } => assert_eq!(name, big),
+            other => panic!("{other:?}"),
+        }
+        drop(raw_write);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod connection;
 pub mod consistency;
 pub mod message;
+pub mod pack;
 pub mod peer;
 pub mod pin;
 pub mod status;

@@ -281,14 +281,20 @@ fn self_heal_reverts_an_out_of_band_apply_and_rollback_is_refused() {
         &sd,
     ]));
     // Reported, with who made it, then reverted after the grace as a new change set.
-    let seen = wait_until(SETTLE, "status reports the change", || {
-        let (code, s) = status(&sd);
-        if code == Some(2) {
-            Ok(s)
-        } else {
-            Err(s.to_string())
-        }
-    });
+    // `status` compares on demand; when the heal is due shows once the follower has seen
+    // the drift on its own round.
+    let seen = wait_until(
+        SETTLE,
+        "status reports the change and when it heals",
+        || {
+            let (code, s) = status(&sd);
+            if code == Some(2) && s["heal_at_ms"].is_u64() {
+                Ok(s)
+            } else {
+                Err(s.to_string())
+            }
+        },
+    );
     let reasons = seen["reasons"].to_string();
     assert!(
         reasons.contains("cluster/dns differs: written by admin on lab1.example.com (cli"),

@@ -102,8 +102,6 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
         login,
     );
     options.bind = mesh.identity.bind;
-    // The admission carries the cluster's change sets.
-    options.compress = true;
     options.connect_timeout = std::time::Duration::from_secs(30);
     let mut client = match Client::connect(options).await {
         Ok(c) => c,

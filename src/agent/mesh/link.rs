@@ -147,7 +147,6 @@ pub async fn dial(
         Login::Key(Box::new((*me.host_key).clone())),
     );
     options.bind = me.bind;
-    options.compress = true;
     options.connect_timeout = timeout;
     options.keepalive = timeout.max(Duration::from_secs(1));
     let mut client = Client::connect(options).await.map_err(|e| e.to_string())?;
@@ -164,7 +163,10 @@ pub async fn dial(
         .await
         .map_err(|e| e.to_string())?
     {
-        Response::PeerLinked => Ok(client.into_link()),
+        Response::PeerLinked => {
+            let (conn, session) = client.into_link();
+            Ok((conn.packing(), session))
+        }
         Response::Error { message, .. } | Response::Denied { message } => Err(message),
         other => Err(format!("a link request answered with {other:?}")),
     }

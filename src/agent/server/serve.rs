@@ -93,8 +93,10 @@ pub async fn serve(
     handle: Handle,
     peer: SocketAddr,
 ) {
+    // Answers may be large (change sets for a joiner, entries for a plan), and the
+    // channel may become a mesh link: both are packed.
     let mut conn: Connection<Response, Request> =
-        Connection::new(channel.into_stream(), FrameCodec::default());
+        Connection::new(channel.into_stream(), FrameCodec::default()).packing();
     // Set once a request is answered after shutdown began: the channel then stays until
     // the client hangs up (or shutdown's grace ends), so the answer is not cut off.
     let mut answered_late = false;
