@@ -117,7 +117,8 @@ fn main() {
     }
     let (mut agent, dir) = agents.pop().unwrap();
     let sd = dir.display().to_string();
-    std::thread::sleep(Duration::from_millis(500));
+    // Idle: past the quiet time after which the agent gives freed memory back.
+    std::thread::sleep(strata::agent::memory::QUIET * 3);
     let rss = host::status_kib(agent.id(), "VmRSS").unwrap_or(0);
 
     // 1% of the sections change: the default gateway of the first machines.

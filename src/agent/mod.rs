@@ -16,6 +16,7 @@ pub mod core;
 pub mod follow;
 pub mod git_serve;
 pub mod membership;
+pub mod memory;
 pub mod mesh;
 pub mod node;
 pub mod penalties;

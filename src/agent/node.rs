@@ -90,6 +90,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce(&self, change_set: &ChangeSet, local: bool) {
+        super::memory::release_soon();
         // No subscriber (no mesh, as in tests) is no error.
         let _ = self.changes.send(Changed {
             change_set: Arc::new(change_set.clone()),

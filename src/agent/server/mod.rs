@@ -88,6 +88,7 @@ pub async fn run(
         super::mesh::start(&agent, bound);
     }
     super::follow::spawn(agent.clone());
+    super::memory::spawn_releaser();
     let limits = agent.state.settings.limits;
     let config = Arc::new(config(&agent));
     let gate = Gate::new(limits);

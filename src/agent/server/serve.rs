@@ -190,6 +190,8 @@ pub async fn serve(
             .unwrap_or_else(|e| Response::error(format!("internal error: {e}"), None));
         drop(slot);
         let sent = conn.send(&response).await;
+        drop(response);
+        crate::agent::memory::release_soon();
         answered_late = in_flight.stopping.is_cancelled();
         drop(token);
         if sent.is_err() {
