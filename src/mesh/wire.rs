@@ -65,6 +65,11 @@ pub enum PeerMsg {
         /// The answer.
         answer: Box<Answer>,
     },
+    /// The sender parked this link: it takes the receiver for no peer (it is
+    /// disconnected, or has not heard of the receiver's membership yet) and takes only
+    /// change sets over it. The receiver answers with its latest word on both
+    /// memberships, which may make them peers (what reconnects a disconnected machine).
+    Parked,
 }
 
 /// What one member asks another.

@@ -1,8 +1,8 @@
 //! Disconnect and reconnect with real agents behind relays: a disconnected machine gets
 //! no change sets; reconnected — from itself, or from another member — it links again
 //! and catches up. Either way one end takes the other for disconnected when the new
-//! link comes up and parks it, so what reconnects them is the membership change set the
-//! silent link is sent (the runtime's `send_memberships_if_silent`).
+//! link comes up and parks it, so what reconnects them is the membership change sets the
+//! other end sends when the parking end says it parked the link (`PeerMsg::Parked`).
 
 use crate::cluster_support::{SETTLE, apply, cluster, dns, ok, running, write_repo};
 use crate::mesh_support::{MeshHarness, wait_until};
@@ -57,6 +57,11 @@ fn a_disconnected_machine_reconnects_from_itself_or_from_a_member_and_catches_up
     for i in 1..=3 {
         wait_links(&h, i, 2);
     }
+    assert!(
+        parked(&h, 1) + parked(&h, 2) > 0,
+        "nobody parked lab3's link"
+    );
+    let parked_before = parked(&h, 2);
 
     // Reconnected from a member: the machine itself still holds itself disconnected.
     ok(&h.strata(1, &["cluster", "disconnect", "lab2.example.com"]));
@@ -70,4 +75,15 @@ fn a_disconnected_machine_reconnects_from_itself_or_from_a_member_and_catches_up
     for i in 1..=3 {
         wait_links(&h, i, 2);
     }
+    // The way back was a parked link each time: one that took lab3 for disconnected
+    // (lab1's or lab2's), then lab2's own.
+    assert!(
+        parked(&h, 2) > parked_before,
+        "lab2 parked no link the second time"
+    );
+}
+
+/// How many links machine `i` has parked so far (its log says so once each).
+fn parked(h: &MeshHarness, i: usize) -> usize {
+    h.machine(i).log().matches("link parked").count()
 }

@@ -161,9 +161,6 @@ pub(super) struct Runtime {
     pub(super) replica: Replica,
     /// Questions asked of peers, waiting for answers.
     pub(super) asks: query::Pending,
-    /// Peers linked anew and not heard on that link yet: its id, since when. One that
-    /// stays silent may have parked the link; see [`Runtime::send_memberships_if_silent`].
-    pub(super) silent: BTreeMap<MachineName, (u64, Instant)>,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -208,7 +205,6 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         last_ping: Instant::now(),
         replica: Replica::new(Index::new()),
         asks: query::Pending::default(),
-        silent: BTreeMap::new(),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -298,6 +294,15 @@ impl Runtime {
         );
         if !self.table.peers().contains(&peer) {
             tracing::info!(%peer, "link parked: not a peer now (disconnected?)");
+            // Say so over it: the peer answers with both memberships, which may make
+            // this machine take it for a peer again.
+            let parked = Envelope {
+                from: self.me.machine.clone(),
+                to: peer.clone(),
+                ttl: 0,
+                body: PeerMsg::Parked,
+            };
+            let _ = handle.out.try_send(parked);
             self.parked.push((Instant::now(), peer, handle));
             return;
         }
@@ -319,12 +324,9 @@ impl Runtime {
         self.failing.remove(&peer);
         self.table.link_up(&peer, now);
         tracing::info!(%peer, "link up");
-        // A new link: say what we hold, so each end sends what the other lacks; if the
-        // peer stays silent on it, it gets our latest word on both memberships (which
-        // may reconnect it) from `send_memberships_if_silent`.
+        // A new link: say what we hold, so each end pulls what it lacks. (A peer that
+        // parks the link says so instead, and gets both memberships: `PeerMsg::Parked`.)
         self.send_have(&peer);
-        let link_id = self.links[&peer].link_id;
-        self.silent.insert(peer.clone(), (link_id, Instant::now()));
         self.ping(&peer);
     }
 
@@ -346,7 +348,6 @@ impl Runtime {
         }
         let now = self.now_ms();
         self.table.heard(&via, now);
-        self.silent.remove(&via);
         if env.to != self.me.machine {
             if env.ttl > 0 {
                 self.route(Envelope {
@@ -373,6 +374,7 @@ impl Runtime {
             PeerMsg::Sync(msg) => self.on_sync(&from, &msg),
             PeerMsg::Ask { id, query } => self.on_ask(from, id, query),
             PeerMsg::Answer { id, answer } => self.asks.answered(id, *answer),
+            PeerMsg::Parked => self.send_memberships(&from),
         }
     }
 
@@ -415,7 +417,6 @@ impl Runtime {
             self.lose_link(&m);
         }
         self.parked.retain(|(at, _, _)| at.elapsed() < PARK);
-        self.send_memberships_if_silent();
         self.asks.expire();
         let interval = Duration::from_millis(self.table.interval_ms());
         if self.last_ping.elapsed() >= interval {

@@ -1,10 +1,9 @@
 //! Change sets over the mesh: spreading each one committed here, merging those peers
 //! send (one at a time, off the runtime), the index of what the store holds, the
 //! summary exchange that resyncs two linked members, and the membership change sets a
-//! new link carries (what reconnects a disconnected machine).
+//! peer that parked its link asks for (what reconnects a disconnected machine).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -113,34 +112,11 @@ impl Runtime {
         });
     }
 
-    /// Sends the latest memberships ([`Runtime::send_memberships`]) to each peer that
-    /// has said nothing for half a ping interval on the link that came up with it.
-    ///
-    /// A peer that took the link answers at once (its summary, a ping), and the summary
-    /// exchange then carries whatever either end lacks, memberships included. One that
-    /// parked it — it takes this machine, or itself, for disconnected — sends nothing
-    /// over it and takes only change sets from it: it needs the memberships to reconnect,
-    /// before the link goes down for silence (after [`crate::mesh::table::DOWN_AFTER`]
-    /// intervals). Sent on every new link instead, they cost a full copy of a change
-    /// set that declared the machines (all of a repo's entries) per link.
-    pub(super) fn send_memberships_if_silent(&mut self) {
-        let half = Duration::from_millis(self.table.interval_ms() / 2);
-        let due: Vec<(MachineName, u64)> = self
-            .silent
-            .iter()
-            .filter(|(_, (_, since))| since.elapsed() >= half)
-            .map(|(m, (id, _))| (m.clone(), *id))
-            .collect();
-        for (peer, link_id) in due {
-            self.silent.remove(&peer);
-            if self.links.get(&peer).is_some_and(|l| l.link_id == link_id) {
-                self.send_memberships(&peer);
-            }
-        }
-    }
-
     /// Sends `peer` the latest change sets that wrote its membership and ours: what
-    /// reconnects a machine that was disconnected.
+    /// reconnects a machine that was disconnected. Asked for by a peer that parked its
+    /// link to this machine ([`PeerMsg::Parked`]); sent on every new link instead, they
+    /// would cost a full copy of a change set that declared the machines (all of a
+    /// repo's entries) per link.
     pub(super) fn send_memberships(&self, peer: &MachineName) {
         let agent = self.agent.clone();
         let tx = self.events.clone();
