@@ -274,6 +274,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_packed_frame_inflating_past_the_limit_ends_the_connection() {
+        // 1 MiB of spaces packs into ~1 KiB; the receiver takes frames of 64 KiB.
+        let bomb = pack::pack(vec![b' '; 1 << 20]);
+        let (mut a, b) = tokio::io::duplex(1 << 16);
+        let mut server: Connection<Response, Request> =
+            Connection::new(b, FrameCodec::new(64 * 1024));
+        a.write_all(&(bomb.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        a.write_all(&bomb).await.unwrap();
+        match server.recv().await {
+            Some(Err(ConnectionError::Malformed(why))) => {
+                assert!(why.contains("inflates past"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(server.recv().await.is_none(), "nothing more is read");
+    }
+
+    #[tokio::test]
     async fn garbage_ends_the_connection_with_an_error() {
         let (mut a, b) = tokio::io::duplex(64);
         let mut server: Connection<Response, Request> = Connection::new(b, FrameCodec::default());
