@@ -97,7 +97,7 @@ pub struct EntryDigest([u8; 16]);
 
 impl std::fmt::Display for EntryDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -105,14 +105,9 @@ impl std::str::FromStr for EntryDigest {
     type Err = String;
 
     fn from_str(text: &str) -> Result<EntryDigest, String> {
-        let bad = || format!("`{text}` is not an entry digest (32 hex digits)");
-        if text.len() != 32 || !text.is_ascii() {
-            return Err(bad());
-        }
         let mut bytes = [0u8; 16];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
+        hex::decode_to_slice(text, &mut bytes)
+            .map_err(|_| format!("`{text}` is not an entry digest (32 hex digits)"))?;
         Ok(EntryDigest(bytes))
     }
 }

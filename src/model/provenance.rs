@@ -118,13 +118,7 @@ impl ChangeSetId {
         hash.update(version.hlc.0.to_be_bytes());
         hash.update(version.origin.as_bytes());
         let digest = hash.finalize();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut hex = String::with_capacity(Self::LEN);
-        for b in &digest[..Self::LEN / 2] {
-            hex.push(char::from(HEX[usize::from(b >> 4)]));
-            hex.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        ChangeSetId(hex)
+        ChangeSetId(hex::encode(&digest[..Self::LEN / 2]))
     }
 
     /// The id as a number: the first 64 bits of the digest, for order-independent

@@ -10,7 +10,6 @@
 //! index, so merging a change set twice is noticed). A store without `meta` but with
 //! entries is format 1 and is converted when opened ([`super::migrate`]).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{
@@ -20,7 +19,7 @@ use redb::{
 
 use super::memory::{change_set, entry_of};
 use super::{
-    ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError, Version,
+    ChangeSet, CommitError, Hlc, Key, Live, Merged, Proposal, Store, StoreError, Version,
     check_base, migrate, supersedes, winners,
 };
 use crate::model::ENCODING;
@@ -144,17 +143,24 @@ impl DiskStore {
     fn entries_of<'k>(
         tx: &WriteTransaction,
         keys: impl Iterator<Item = &'k Key>,
-    ) -> Result<BTreeMap<Key, Entry>, StoreError> {
-        let entries = tx.open_table(ENTRIES).map_err(backend)?;
-        let mut seen = BTreeMap::new();
-        for key in keys {
-            let text = key.to_string();
-            if let Some(v) = entries.get(text.as_str()).map_err(backend)? {
-                seen.insert(key.clone(), decode(&text, v.value())?);
-            }
-        }
-        Ok(seen)
+    ) -> Result<Live, StoreError> {
+        read_entries(&tx.open_table(ENTRIES).map_err(backend)?, keys)
     }
+}
+
+/// The entries of `keys` that `table` (the entries table, read or written) holds.
+fn read_entries<'k>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    keys: impl Iterator<Item = &'k Key>,
+) -> Result<Live, StoreError> {
+    let mut found = Live::new();
+    for key in keys {
+        let text = key.to_string();
+        if let Some(v) = table.get(text.as_str()).map_err(backend)? {
+            found.insert(key.clone(), decode(&text, v.value())?);
+        }
+    }
+    Ok(found)
 }
 
 /// Rewrites every format-1 record in the new encoding, inside the opening transaction:
@@ -234,15 +240,7 @@ impl Store for DiskStore {
 
     fn entries(&self, keys: &[Key]) -> Result<Live, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
-        let table = tx.open_table(ENTRIES).map_err(backend)?;
-        let mut live = Live::new();
-        for key in keys {
-            let text = key.to_string();
-            if let Some(v) = table.get(text.as_str()).map_err(backend)? {
-                live.insert(key.clone(), decode(&text, v.value())?);
-            }
-        }
-        Ok(live)
+        read_entries(&tx.open_table(ENTRIES).map_err(backend)?, keys.iter())
     }
 
     fn commit(&mut self, p: Proposal) -> Result<ChangeSet, CommitError> {
