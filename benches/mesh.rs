@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/support/host.rs"]
 mod host;
+#[path = "../tests/support/knobs.rs"]
+mod knobs;
 #[path = "../tests/support/readings.rs"]
 mod readings;
 #[path = "../tests/support/relay.rs"]
@@ -124,16 +126,7 @@ fn links_up(m: &Machine) -> usize {
 }
 
 fn run(n: usize) {
-    // STRATA_BENCH_KEEP=1 keeps the state dirs (and the agents' logs) for a look after.
-    let dir = tempfile::tempdir().unwrap();
-    let (_guard, root) = if std::env::var_os("STRATA_BENCH_KEEP").is_some() {
-        let root = dir.keep();
-        eprintln!("state dirs kept in {}", root.display());
-        (None, root)
-    } else {
-        let root = dir.path().to_path_buf();
-        (Some(dir), root)
-    };
+    let (_guard, root) = knobs::root();
     let relays = Relays::new(n);
     let mut machines = Vec::new();
     let started = Instant::now();
@@ -262,12 +255,7 @@ fn run(n: usize) {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("STRATA_BENCH_MESH")
-        .unwrap_or_else(|_| "5,20,50".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    for n in sizes {
+    for n in knobs::sizes("STRATA_BENCH_MESH", "5,20,50") {
         run(n);
     }
 }

@@ -28,6 +28,8 @@ mod agent_support;
 mod bench;
 #[path = "../tests/support/git.rs"]
 mod git;
+#[path = "../tests/support/knobs.rs"]
+mod knobs;
 #[allow(dead_code)]
 #[path = "../tests/it/mesh_support.rs"]
 mod mesh_support;
@@ -39,7 +41,7 @@ mod readings;
 mod relay;
 
 use agent_support::{keypair, stderr, stdout};
-use bench::{dns_files, form, full_mesh, marker, ms, quantile, root, sorted, watch, write_repo};
+use bench::{dns_files, form, full_mesh, marker, ms, quantile, sorted, watch, write_repo};
 use mesh_support::MeshHarness;
 use pusher::Pusher;
 use readings::{since, time_of_day};
@@ -119,7 +121,7 @@ fn p50_p99_max(v: Vec<f64>) -> [f64; 3] {
 }
 
 fn run(n: usize, pushes: usize) -> Row {
-    let (_guard, root) = root();
+    let (_guard, root) = knobs::root();
     let h = MeshHarness::start(&root, n);
     let started = std::time::Instant::now();
     let joiners: Vec<usize> = (2..=n).collect();
@@ -176,17 +178,9 @@ fn run(n: usize, pushes: usize) -> Row {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("STRATA_BENCH_PUSH")
-        .unwrap_or_else(|_| "3,20".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let pushes: usize = std::env::var("STRATA_BENCH_PUSHES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(PUSHES);
+    let pushes = knobs::count("STRATA_BENCH_PUSHES", PUSHES);
     let mut rows = Vec::new();
-    for n in sizes {
+    for n in knobs::sizes("STRATA_BENCH_PUSH", "3,20") {
         let r = run(n, pushes);
         eprintln!(
             "push n={:>2} (ping interval {PING_MS} ms): formed in {:.0} ms; {} pushes: spawn to applied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; \

@@ -40,6 +40,8 @@ mod bench;
 mod fleet;
 #[path = "../tests/support/git.rs"]
 mod git;
+#[path = "../tests/support/knobs.rs"]
+mod knobs;
 #[allow(dead_code)]
 #[path = "../tests/it/mesh_support.rs"]
 mod mesh_support;
@@ -50,7 +52,7 @@ mod relay;
 
 use agent_support::{ok, stdout};
 use bench::{
-    SETTLE, dns_files, form, full_mesh, marker, ms, quantile, root, set_passphrase, sorted, watch,
+    SETTLE, dns_files, form, full_mesh, marker, ms, quantile, set_passphrase, sorted, watch,
     write_repo,
 };
 use mesh_support::{MeshHarness, wait_until};
@@ -78,14 +80,12 @@ const LARGE_PING_MS: u64 = 2000;
 
 /// The ping interval for a cluster of `n` agents.
 fn ping_ms(n: usize) -> u64 {
-    std::env::var("STRATA_BENCH_PING_MS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if n <= FAST_PING_UP_TO {
-            PING_MS
-        } else {
-            LARGE_PING_MS
-        })
+    let default = if n <= FAST_PING_UP_TO {
+        PING_MS
+    } else {
+        LARGE_PING_MS
+    };
+    knobs::count("STRATA_BENCH_PING_MS", default as usize) as u64
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {
@@ -184,7 +184,7 @@ struct Latency {
 }
 
 fn latency(n: usize, commits: usize) -> Latency {
-    let (_guard, root) = root();
+    let (_guard, root) = knobs::root();
     let h = MeshHarness::start(&root, n);
     let started = Instant::now();
     let joiners: Vec<usize> = (2..=n).collect();
@@ -324,6 +324,29 @@ struct Resync {
     bytes: (u64, u64),
 }
 
+/// Machine `i` after `event` (a restart, a heal, a join): how long the event itself took,
+/// how long until its running config equals `reference`, and the bytes on its links
+/// from the event until then.
+fn resynced(
+    h: &mut MeshHarness,
+    i: usize,
+    reference: &BTreeMap<String, String>,
+    what: &'static str,
+    event: impl FnOnce(&mut MeshHarness),
+) -> Resync {
+    let before = bytes_of(h, i);
+    let t = Instant::now();
+    event(h);
+    let start = t.elapsed();
+    let (took, bytes) = caught_up(h, i, reference, before);
+    Resync {
+        what,
+        took: took + start,
+        start,
+        bytes,
+    }
+}
+
 /// Writes the fleet repo with machines 1..=5 declared (each with the `Data1` interface
 /// the cluster's listeners use) and the ping interval of the bench.
 fn write_fleet(repo: &Path) {
@@ -371,7 +394,7 @@ fn link_up(h: &MeshHarness, from: usize, to: usize) -> bool {
 }
 
 fn resync() -> (usize, Vec<Resync>, String) {
-    let (_guard, root) = root();
+    let (_guard, root) = knobs::root();
     let mut h = MeshHarness::start(&root, 6);
     let pass = form(&h, &root, "fleet", PING_MS, &[2, 3, 4, 5]);
     full_mesh(&h, &[1, 2, 3, 4, 5]);
@@ -395,17 +418,13 @@ fn resync() -> (usize, Vec<Resync>, String) {
         "fleet of {entries} entries applied through machine 1 with machine 5 down: {apply_ms:.0} ms (apply --wait, until machines 2-4 ran it); {:.1} MiB between the machines",
         spread as f64 / 1_048_576.0
     );
-    let before = bytes_of(&h, 5);
-    let t = Instant::now();
-    h.restart(5);
-    let start = t.elapsed();
-    let (took, bytes) = caught_up(&h, 5, &reference, before);
-    results.push(Resync {
-        what: "restarted after missing all",
-        took: took + start,
-        start,
-        bytes,
-    });
+    results.push(resynced(
+        &mut h,
+        5,
+        &reference,
+        "restarted after missing all",
+        |h| h.restart(5),
+    ));
     full_mesh(&h, &[1, 2, 3, 4, 5]);
 
     // Missed 10: machine 5 is isolated while 10 sections change in 10 commits.
@@ -438,32 +457,26 @@ fn resync() -> (usize, Vec<Resync>, String) {
         );
     }
     assert_ne!(running(&h, 5), reference, "machine 5 was isolated");
-    let before = bytes_of(&h, 5);
-    h.relays.heal();
-    let (took, bytes) = caught_up(&h, 5, &reference, before);
-    results.push(Resync {
-        what: "healed after missing 10",
-        took,
-        start: Duration::ZERO,
-        bytes,
-    });
+    results.push(resynced(
+        &mut h,
+        5,
+        &reference,
+        "healed after missing 10",
+        |h| h.relays.heal(),
+    ));
     full_mesh(&h, &[1, 2, 3, 4, 5]);
 
     // Missed all, as a fresh machine joining (the fleet's `users` replaced the admin
     // passphrase: set it again first).
     set_passphrase(&h, &pass);
     let reference = running(&h, 1);
-    let before = bytes_of(&h, 6);
-    let t = Instant::now();
-    h.join(6, &pass);
-    let start = t.elapsed();
-    let (took, bytes) = caught_up(&h, 6, &reference, before);
-    results.push(Resync {
-        what: "fresh machine joining",
-        took: took + start,
-        start,
-        bytes,
-    });
+    results.push(resynced(
+        &mut h,
+        6,
+        &reference,
+        "fresh machine joining",
+        |h| h.join(6, &pass),
+    ));
     (entries, results, note)
 }
 
@@ -472,17 +485,9 @@ fn kib(b: u64) -> f64 {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("STRATA_BENCH_REPLICATION")
-        .unwrap_or_else(|_| "5,20,50".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let commits: usize = std::env::var("STRATA_BENCH_COMMITS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(COMMITS);
+    let commits = knobs::count("STRATA_BENCH_COMMITS", COMMITS);
     let mut rows = Vec::new();
-    for n in sizes {
+    for n in knobs::sizes("STRATA_BENCH_REPLICATION", "5,20,50") {
         let r = latency(n, commits);
         println!(
             "replication n={:>2} (ping interval {} ms): formed in {:>6.0} ms; {} commits: commit to applied everywhere p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms \

@@ -85,19 +85,6 @@ pub fn set_passphrase(h: &MeshHarness, pass: &Path) {
     ok(&h.strata(1, &["cluster", "passwd", "--passphrase-file", &pass]));
 }
 
-/// The state dirs' root, kept when `STRATA_BENCH_KEEP` is set.
-pub fn root() -> (Option<tempfile::TempDir>, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    if std::env::var_os("STRATA_BENCH_KEEP").is_some() {
-        let root = dir.keep();
-        eprintln!("state dirs kept in {}", root.display());
-        (None, root)
-    } else {
-        let root = dir.path().to_path_buf();
-        (Some(dir), root)
-    }
-}
-
 /// Every machine's `running/dns.kdl`, in order.
 pub fn dns_files(h: &MeshHarness) -> Vec<PathBuf> {
     h.machines()
