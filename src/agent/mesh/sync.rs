@@ -3,6 +3,7 @@
 //! summary exchange that resyncs two linked members, and the membership change sets a
 //! peer that parked its link asks for (what reconnects a disconnected machine).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 use super::runtime::{Event, Runtime};
 use crate::agent::Agent;
 use crate::mesh::wire::{Envelope, PeerMsg};
-use crate::model::{Key, MachineName};
+use crate::model::{Key, MachineName, Version};
 use crate::replica::{Index, Out, SyncMsg};
 use crate::state::{ChangeSet, ChangeSetId, wall_ms};
 
@@ -126,19 +127,17 @@ impl Runtime {
         ];
         let env = self.envelope(peer, PeerMsg::ChangeSets { sets: Vec::new() });
         tokio::task::spawn_blocking(move || {
-            let Ok(sets) = agent.node.change_sets() else {
+            // The live entry's stamp names the change set that wrote it last (last
+            // writer wins): two keyed reads, not the whole history.
+            let Ok(live) = agent.node.entries(&keys) else {
                 return;
             };
-            let mut latest: Vec<ChangeSet> = keys
-                .iter()
-                .filter_map(|k| {
-                    sets.iter()
-                        .filter(|cs| cs.writes.contains_key(k))
-                        .max_by(|a, b| a.version.cmp(&b.version))
-                        .cloned()
-                })
-                .collect();
-            latest.dedup_by(|a, b| a.version == b.version);
+            let versions: BTreeSet<Version> =
+                live.values().map(|e| e.stamp.version.clone()).collect();
+            let versions: Vec<Version> = versions.into_iter().collect();
+            let Ok(latest) = agent.node.change_sets_of(&versions) else {
+                return;
+            };
             if !latest.is_empty() {
                 let _ = tx.send(Event::Send(Envelope {
                     body: PeerMsg::ChangeSets { sets: latest },
