@@ -6,6 +6,7 @@
 //! pages back (`malloc_trim`). Elsewhere (musl, macOS) it does nothing: those allocators
 //! return memory themselves or have no such call.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -13,29 +14,67 @@ use tokio::sync::Notify;
 /// How long after the last request or change set the trim waits: one burst, one trim.
 pub const QUIET: Duration = Duration::from_millis(500);
 
-static BURST: Notify = Notify::const_new();
-
-/// Notes that a burst of work may have freed memory (a request answered, a change set
-/// stored); the releaser trims once things are quiet. Cheap, and needs no runtime.
-pub fn release_soon() {
-    BURST.notify_one();
+/// Trims after bursts: told of each burst ([`Releaser::soon`]), it calls its release
+/// function once things have been quiet for its quiet time.
+pub struct Releaser {
+    burst: Notify,
+    trims: AtomicU64,
 }
 
-/// Starts the releaser on the current tokio runtime.
-pub fn spawn_releaser() {
-    tokio::spawn(async {
+impl Releaser {
+    /// A releaser nobody has told of a burst yet.
+    pub const fn new() -> Releaser {
+        Releaser {
+            burst: Notify::const_new(),
+            trims: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that a burst of work may have freed memory. Cheap, and needs no runtime.
+    pub fn soon(&self) {
+        self.burst.notify_one();
+    }
+
+    /// How many times it has released so far.
+    pub fn trims(&self) -> u64 {
+        self.trims.load(Ordering::Relaxed)
+    }
+
+    /// Runs until the runtime stops: after each burst, once no new one came for `quiet`,
+    /// calls `release` (off the runtime).
+    pub async fn run(&'static self, quiet: Duration, release: fn() -> bool) {
         loop {
-            BURST.notified().await;
-            // Coalesce: wait until no new burst came for QUIET.
+            self.burst.notified().await;
             loop {
                 tokio::select! {
-                    () = BURST.notified() => {}
-                    () = tokio::time::sleep(QUIET) => break,
+                    () = self.burst.notified() => {}
+                    () = tokio::time::sleep(quiet) => break,
                 }
             }
             let _ = tokio::task::spawn_blocking(release).await;
+            self.trims.fetch_add(1, Ordering::Relaxed);
         }
-    });
+    }
+}
+
+impl Default for Releaser {
+    fn default() -> Self {
+        Releaser::new()
+    }
+}
+
+/// The agent's releaser.
+static AGENT: Releaser = Releaser::new();
+
+/// Notes that a burst of work may have freed memory (a request answered, a change set
+/// stored); the agent's releaser trims once things are quiet.
+pub fn release_soon() {
+    AGENT.soon();
+}
+
+/// Starts the agent's releaser on the current tokio runtime.
+pub fn spawn_releaser() {
+    tokio::spawn(AGENT.run(QUIET, release));
 }
 
 /// Asks the allocator to return its free pages to the system now; true when it did.
@@ -56,6 +95,37 @@ pub fn release() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static RELEASED: AtomicU64 = AtomicU64::new(0);
+
+    fn counted() -> bool {
+        RELEASED.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Waits (up to a bound far above the quiet time) until `r` has trimmed `n` times.
+    async fn trimmed(r: &Releaser, n: u64) {
+        for _ in 0..500 {
+            if r.trims() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} trims, not {n}", r.trims());
+    }
+
+    #[tokio::test]
+    async fn each_burst_is_followed_by_one_release() {
+        static R: Releaser = Releaser::new();
+        tokio::spawn(R.run(Duration::from_millis(20), counted));
+        assert_eq!(R.trims(), 0, "nothing before a burst");
+        R.soon();
+        R.soon();
+        trimmed(&R, 1).await;
+        R.soon();
+        trimmed(&R, 2).await;
+        assert_eq!(RELEASED.load(Ordering::Relaxed), R.trims());
+    }
 
     #[test]
     fn freed_memory_goes_back_after_a_burst() {
