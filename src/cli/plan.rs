@@ -79,9 +79,10 @@ fn plan_by_digest(
     for _ in 0..DIGEST_TRIES {
         let digests = client.digests()?;
         let found = compare(desired, &digests);
-        let fetched = match found.fetch.is_empty() {
-            true => Live::new(),
-            false => client.entries(found.fetch.clone())?,
+        let fetched = if found.fetch.is_empty() {
+            Live::new()
+        } else {
+            client.entries(found.fetch.clone())?
         };
         if changed_since(&digests, &found.fetch, &fetched).is_empty() {
             return Ok(diff_fetched(desired, catalogue, &found, &fetched, origin));

@@ -76,6 +76,7 @@ impl Replica {
     }
 
     /// The origins being pulled, each with the peer it is pulled from.
+    #[cfg(test)]
     pub fn pulling(&self) -> impl Iterator<Item = (&MachineName, &MachineName)> {
         self.pulls.iter().map(|(origin, p)| (origin, &p.peer))
     }
