@@ -46,7 +46,9 @@ pub struct JoinRequest {
 /// ([`crate::model::ENCODING`]) and when requests are added: 2 is encoding 2; 3 adds
 /// [`Request::Digests`] and [`Request::Entries`], which `plan` needs; 4 makes the
 /// anti-entropy exchange pull what it lacks from one peer
-/// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer.
+/// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer, packs large
+/// frames ([`super::pack`]), and has a parked link say so
+/// ([`super::wire::PeerMsg::Parked`]).
 pub const PROTOCOL: u32 = 4;
 
 /// The SSH subsystem the protocol runs on.
