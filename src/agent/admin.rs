@@ -11,6 +11,7 @@ use crate::mesh::status::PendingEntry;
 use crate::model::{
     EntryValue, GroupName, MachineName, Membership, Mode, Node, PendingJoin, SectionName, Value,
 };
+use crate::plan::ownership::PASSPHRASE_HASH;
 use crate::state::{ChangeSet, Key, Live, Source, Store, StoreError, Writes};
 
 /// The cluster admin's login name, as AsyncOS names it.
@@ -469,27 +470,13 @@ fn set_admin_hash(users: &mut Node, hash: &str) {
     let at = found.unwrap_or_else(|| {
         let mut user = Node::new("user");
         user.args.push(Value::String(ADMIN_USER.to_owned()));
-        set_prop(&mut user, "full-name", "Administrator");
+        user.set_prop("full-name", Value::String("Administrator".into()));
         users.children.push(user);
         users.children.len() - 1
     });
     let admin = &mut users.children[at];
-    set_prop(admin, "role", "administrator");
-    set_prop(admin, "passphrase-hash", hash);
-}
-
-/// Sets a string property, keeping the properties sorted (and their spans parallel).
-fn set_prop(node: &mut Node, name: &str, value: &str) {
-    let value = Value::String(value.to_owned());
-    match node.props.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-        Ok(i) => node.props[i].1 = value,
-        Err(i) => {
-            if node.prop_spans.len() == node.props.len() {
-                node.prop_spans.insert(i, node.span);
-            }
-            node.props.insert(i, (name.to_owned(), value));
-        }
-    }
+    admin.set_prop("role", Value::String("administrator".into()));
+    admin.set_prop(PASSPHRASE_HASH, Value::String(hash.to_owned()));
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 
 use super::check::{Authority, check_authority};
 use super::users::Role;
-use crate::model::{EntryValue, GroupName, Level, MachineName, Mode, Node, SectionName};
-use crate::plan::{Origin, membership};
+use crate::model::{
+    EntryValue, GroupName, Level, MachineName, Membership, Mode, Node, SectionName,
+};
+use crate::plan::Origin;
 use crate::schema::Catalogue;
 use crate::state::{
     Base, ChangeMeta, ChangeSet, Clock, CommitError, Key, Live, Merged, Proposal, Source, Store,
@@ -297,7 +299,10 @@ impl<S: Store> Core<S> {
         writes.insert(Key::Group(GroupName::main()), Some(EntryValue::Group));
         writes.insert(
             Key::Machine(self.machine.clone()),
-            Some(membership(GroupName::main(), &self.address, None)),
+            Some(EntryValue::Machine(Membership::undeclared(
+                GroupName::main(),
+                &self.address,
+            ))),
         );
         for (key, entry) in &live {
             let (Key::Section { mode, section }, Some(value)) = (key, &entry.value) else {

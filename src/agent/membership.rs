@@ -204,6 +204,7 @@ impl<S: Store> Core<S> {
             serial: Some(request.serial.clone()),
             peer: Some(request.peer.clone()),
             disconnected: false,
+            declared: existing.is_some_and(|m| m.declared),
         };
         let mut writes = Writes::new();
         writes.insert(

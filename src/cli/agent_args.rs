@@ -348,6 +348,11 @@ pub struct ApplyArgs {
     /// a plan is refused, even with --yes.
     #[arg(long)]
     pub allow_own_interfaces: bool,
+    /// Allow the apply to leave no administrator able to log in (the last administrator
+    /// with a passphrase hash or a key loses it, is locked or removed). Without it such a
+    /// plan is refused, even with --yes.
+    #[arg(long)]
+    pub allow_admin_lockout: bool,
     /// Wait until every reachable member has applied the change set (default 60 s; a
     /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
     /// fail if some did not in time. Without it, apply waits a second and reports.

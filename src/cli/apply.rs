@@ -105,6 +105,7 @@ pub(super) fn flag_for(hazard: &Hazard) -> &'static str {
     match hazard {
         Hazard::RemovesMember { .. } => "--allow-member-removal",
         Hazard::ResetsOwnNetwork { .. } => "--allow-own-interfaces",
+        Hazard::RemovesAdminCredential { .. } => "--allow-admin-lockout",
     }
 }
 
@@ -112,6 +113,7 @@ fn consented(hazard: &Hazard, args: &ApplyArgs) -> bool {
     match hazard {
         Hazard::RemovesMember { .. } => args.allow_member_removal,
         Hazard::ResetsOwnNetwork { .. } => args.allow_own_interfaces,
+        Hazard::RemovesAdminCredential { .. } => args.allow_admin_lockout,
     }
 }
 

@@ -101,10 +101,11 @@ pub enum Command {
     Plan(super::agent_args::PlanArgs),
     /// Commit the plan to an agent as one atomic change set; a stale plan is refused.
     ///
-    /// A plan that removes members of the cluster, or resets the interfaces of the machine
-    /// the apply runs through to the factory default, is refused unless
-    /// --allow-member-removal, or --allow-own-interfaces, is given: --yes alone never does
-    /// it. `strata plan` warns of both.
+    /// A plan that removes members of the cluster, resets the interfaces of the machine
+    /// the apply runs through to the factory default, or leaves no administrator able to
+    /// log in is refused unless --allow-member-removal, --allow-own-interfaces or
+    /// --allow-admin-lockout is given: --yes alone never does it. `strata plan` warns of
+    /// each.
     Apply(super::agent_args::ApplyArgs),
     /// List the change sets an agent has applied (`--conflicts`: the writes lost to
     /// concurrent ones under last-writer-wins).

@@ -7,6 +7,7 @@
 
 mod desired;
 mod digests;
+pub mod ownership;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,6 +114,12 @@ pub enum Hazard {
         /// True when it is the machine the apply runs through (the agent's own).
         applying: bool,
     },
+    /// After the apply no administrator can log in: the last administrator with a
+    /// passphrase hash or a key loses it, is locked, or is removed.
+    RemovesAdminCredential {
+        /// The entry that does it (`cluster/users`).
+        key: String,
+    },
     /// The applying machine's own network section goes back to the factory default.
     ResetsOwnNetwork {
         /// The machine (the agent's own).
@@ -138,6 +145,10 @@ impl std::fmt::Display for Hazard {
             } => write!(
                 f,
                 "removes machine {machine} from the cluster: the machine this apply runs through"
+            ),
+            Hazard::RemovesAdminCredential { key } => write!(
+                f,
+                "leaves no administrator able to log in ({key} keeps no administrator with a passphrase or a key)"
             ),
             Hazard::ResetsOwnNetwork {
                 machine,
@@ -188,6 +199,10 @@ pub struct Plan {
     pub machines: Vec<MachineChange>,
     /// Changes that lower modes shadow.
     pub shadows: Vec<Shadow>,
+    /// What the plan keeps of, or replaces on, the state the cluster owns (see
+    /// [`ownership`]), for people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The saved-plan format this build writes and reads (2: typed entry values).
@@ -211,6 +226,20 @@ impl Plan {
                     machine: m.to_string(),
                     applying: m.as_str() == applying,
                 }),
+                (
+                    Key::Section { section, .. },
+                    Change::Change { old, .. } | Change::Remove { old },
+                ) if section.as_str() == "users" => {
+                    let node = |v: Option<&EntryValue>| match v {
+                        Some(EntryValue::Section(n)) => Some(n.clone()),
+                        _ => None,
+                    };
+                    let before = ownership::has_admin_credential(node(Some(old)).as_ref());
+                    let after = ownership::has_admin_credential(node(a.new_value()).as_ref());
+                    (before && !after).then(|| Hazard::RemovesAdminCredential {
+                        key: a.key.to_string(),
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -260,18 +289,10 @@ fn plan_against(
     versions: &Live,
     origin: Origin,
 ) -> Plan {
+    let (desired, notes) = ownership_applied(desired, catalogue, &live_values);
+    let desired: &Entries = &desired;
     let mut actions = Vec::new();
     for (key, new) in desired {
-        // A repo declares a machine's group, address and serial; what the mesh learnt of
-        // it (host key, peer address, disconnected) stays as it is.
-        let kept;
-        let new = match (new, live_values.get(key)) {
-            (EntryValue::Machine(declared), Some(EntryValue::Machine(joined))) => {
-                kept = EntryValue::Machine(declared.clone().with_mesh_facts_of(joined));
-                &kept
-            }
-            _ => new,
-        };
         match live_values.get(key) {
             None => actions.push(Action {
                 key: key.clone(),
@@ -298,6 +319,12 @@ fn plan_against(
         }
     }
     actions.sort_by(|a, b| a.key.cmp(&b.key));
+    // A note about an entry the plan does not touch would be noise on every plan.
+    let notes = notes
+        .into_iter()
+        .filter(|(k, _)| actions.iter().any(|a| a.key == *k))
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
     let base = actions
         .iter()
         .map(|a| {
@@ -316,7 +343,63 @@ fn plan_against(
         base,
         machines,
         shadows,
+        notes,
     }
+}
+
+/// The desired entries as applying them over `live` writes them (see [`ownership`]):
+/// each with what the cluster owns kept, plus what must remain of live entries the repo
+/// does not declare; and a note for each passphrase hash kept from, or replaced on, the
+/// cluster. Borrowed when nothing changes.
+fn ownership_applied<'a>(
+    desired: &'a Entries,
+    catalogue: &Catalogue,
+    live: &BTreeMap<&Key, &EntryValue>,
+) -> (std::borrow::Cow<'a, Entries>, Vec<(Key, String)>) {
+    let mut notes = Vec::new();
+    let mut adjusted: Vec<(Key, EntryValue)> = Vec::new();
+    for (key, new) in desired {
+        let old = live.get(key).copied();
+        let kept = ownership::over_live(key, new, old);
+        if let (Some(EntryValue::Section(old)), EntryValue::Section(n)) = (old, &kept) {
+            let replaced = ownership::replaced_hashes(old, n);
+            if !replaced.is_empty() {
+                notes.push((
+                    key.clone(),
+                    format!(
+                        "the repo sets the passphrase hash of {}, replacing the one set on the cluster",
+                        replaced.join(", ")
+                    ),
+                ));
+            }
+        }
+        if kept != *new {
+            adjusted.push((key.clone(), kept));
+        }
+    }
+    for (key, old) in live {
+        if key.is_declared_by_repos()
+            && !desired.contains_key(*key)
+            && let Some(kept) = ownership::without_repo(key, old, catalogue)
+        {
+            adjusted.push(((*key).clone(), kept));
+        }
+    }
+    for (key, _) in adjusted
+        .iter()
+        .filter(|(k, _)| matches!(k, Key::Section { .. }))
+    {
+        notes.push((
+            key.clone(),
+            "keeps the passphrase hashes set on the cluster (`strata cluster passwd`) for the users the repo gives none".to_owned(),
+        ));
+    }
+    if adjusted.is_empty() {
+        return (std::borrow::Cow::Borrowed(desired), notes);
+    }
+    let mut out = desired.clone();
+    out.extend(adjusted);
+    (std::borrow::Cow::Owned(out), notes)
 }
 
 fn machine_changes(
@@ -628,7 +711,7 @@ machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="
         desired: cli by alice: test
 
         + @machine:lab4 (created)
-          + machine lab4 address=lab4 group=Paris
+          + machine lab4 address=lab4 declared="true" group=Paris
 
         ~ cluster/dns (changed)
           @@ -1,3 +1,3 @@

@@ -107,6 +107,9 @@ pub fn render_human(plan: &Plan) -> String {
             by.join(", ")
         );
     }
+    for n in &plan.notes {
+        let _ = writeln!(out, "\nnote: {n}");
+    }
     let _ = writeln!(
         out,
         "\nplan: {created} to create, {changed} to change, {removed} to remove"
