@@ -40,6 +40,7 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
+        super::follow_guard::check(caller, &writes, view, &Source::Cli)?;
         check_writes(&writes, view, &self.machine)?;
         let base = base_of(view, writes.keys());
         let meta = self.meta(caller, &caller.user, Source::Cli, message);

@@ -19,6 +19,7 @@ fn admin() -> Caller {
     Caller {
         user: "root".into(),
         authority: Authority::All,
+        followed: None,
     }
 }
 
@@ -180,6 +181,7 @@ fn setname_and_addgroup_refuse_what_makes_no_sense() {
     let operator = Caller {
         user: "ada".into(),
         authority: Authority::NoMembership,
+        followed: None,
     };
     assert!(matches!(
         c.add_group(&operator, &group("Oslo"), 7),

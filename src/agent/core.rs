@@ -53,6 +53,9 @@ pub struct Caller {
     pub user: String,
     /// What the caller may change.
     pub authority: Authority,
+    /// The branch a follower in mode apply keeps the cluster at, when the caller is not
+    /// that follower: git-owned writes are then refused (see [`super::follow_guard`]).
+    pub followed: Option<super::follow_guard::Followed>,
 }
 
 impl Caller {
@@ -66,6 +69,7 @@ impl Caller {
             } else {
                 Authority::NoMembership
             },
+            followed: None,
         }
     }
 }
@@ -167,6 +171,7 @@ impl<S: Store> Core<S> {
         let caller = Caller {
             user: "agent".into(),
             authority: Authority::All,
+            followed: None,
         };
         let meta = self.meta(&caller, "agent", Source::Cli, "standalone settings".into());
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
@@ -205,6 +210,15 @@ impl<S: Store> Core<S> {
         }
         if writes.is_empty() {
             return Ok(None);
+        }
+        if caller.followed.is_some() {
+            let keys: Vec<Key> = writes.keys().cloned().collect();
+            super::follow_guard::check(
+                caller,
+                &writes,
+                &self.store.entries(&keys)?,
+                &origin.source,
+            )?;
         }
         // The checks need membership and the catalogue of what is there, not its sections.
         let known = self.store.live_under(&["@".into(), "#".into()])?;
@@ -256,6 +270,7 @@ impl<S: Store> Core<S> {
             return Ok(None);
         }
         check_authority(&writes, caller.authority)?;
+        super::follow_guard::check(caller, &writes, &live, &Source::Cli)?;
         let meta = self.meta(
             caller,
             &caller.user,
@@ -438,6 +453,7 @@ mod tests {
         Caller {
             user: "admin".into(),
             authority: Authority::All,
+            followed: None,
         }
     }
 

@@ -69,6 +69,7 @@ fn agent_caller() -> Caller {
     Caller {
         user: "agent".into(),
         authority: Authority::All,
+        followed: None,
     }
 }
 
@@ -431,6 +432,7 @@ mod tests {
         Caller {
             user: "admin".into(),
             authority: Authority::All,
+            followed: None,
         }
     }
 

@@ -461,6 +461,7 @@ pub(crate) mod tests {
                 writes: w,
                 base,
                 origin,
+                override_follower: false,
             },
         )
     }

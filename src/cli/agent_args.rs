@@ -353,6 +353,11 @@ pub struct ApplyArgs {
     /// plan is refused, even with --yes.
     #[arg(long)]
     pub allow_admin_lockout: bool,
+    /// Apply even while a follower in mode apply keeps the cluster at a branch and this
+    /// is not its commit. Without it such an apply is refused, as it would be undone by
+    /// the next sync; with it, self-heal (if on) reverts it after its grace.
+    #[arg(long)]
+    pub override_follower: bool,
     /// Wait until every reachable member has applied the change set (default 60 s; a
     /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
     /// fail if some did not in time. Without it, apply waits a second and reports.

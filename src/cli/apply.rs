@@ -90,6 +90,7 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         writes: plan.writes(),
         base: plan.base.clone(),
         origin: plan.origin.clone(),
+        override_follower: args.override_follower,
     })?;
     let wait = args.wait.unwrap_or(super::propagation::BRIEF);
     report(

@@ -84,6 +84,10 @@ pub enum Request {
         base: Base,
         /// The commit (or working tree) the plan came from.
         origin: Origin,
+        /// Apply even while a follower in mode apply keeps the cluster at a branch
+        /// (`apply --override-follower`); its self-heal then reverts the change.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        override_follower: bool,
     },
     /// The applied change sets.
     Log,
@@ -416,6 +420,27 @@ pub enum Response {
         /// How to fix it.
         help: Option<String>,
     },
+}
+
+impl Request {
+    /// True for the requests that commit a change set an operator asked for (not the
+    /// mesh's own membership changes): the ones a follower's branch may refuse.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Request::Apply { .. }
+                | Request::ApplyPush { .. }
+                | Request::Rollback { .. }
+                | Request::ClusterPasswd { .. }
+                | Request::SetName { .. }
+                | Request::AddGroup { .. }
+                | Request::SetGroup { .. }
+                | Request::RenameGroup { .. }
+                | Request::DeleteGroup { .. }
+                | Request::PrepjoinAdd { .. }
+                | Request::PrepjoinDelete { .. }
+        )
+    }
 }
 
 impl Response {

@@ -4,8 +4,8 @@
 //!
 //! | owner   | what |
 //! |---------|------|
-//! | git     | sections at every mode; the cluster's name; groups; a machine's group, declared address and serial (when the repo gives one); users with their roles and keys; the catalogue |
-//! | cluster | what a machine proves or a member sets: host keys, serials the repo does not give, the address the mesh dials (`peer`), join and disconnect state, the pending-join list, and passphrase hashes set on a member (`cluster passwd`) unless the repo sets one |
+//! | git     | sections at every mode; the cluster's name; groups; a machine's group, and its address and serial when the repo gives them; users with their roles and keys; the catalogue |
+//! | cluster | what a machine proves or a member sets: host keys, the address a member joined with and the one the mesh dials (`peer`) when the repo gives none, serials the repo does not give, join and disconnect state, the pending-join list, and passphrase hashes set on a member (`cluster passwd`) unless the repo sets one |
 //!
 //! A repo apply never removes or rewrites cluster-owned state it does not mention
 //! ([`over_live`], [`without_repo`]); a repo that does set a passphrase hash wins, and the
@@ -33,7 +33,16 @@ fn is_users(key: &Key) -> bool {
 pub fn over_live(key: &Key, declared: &EntryValue, live: Option<&EntryValue>) -> EntryValue {
     match (declared, live) {
         (EntryValue::Machine(d), Some(EntryValue::Machine(l))) => {
-            EntryValue::Machine(d.clone().with_mesh_facts_of(l))
+            let mut kept = d.clone().with_mesh_facts_of(l);
+            // A repo that gives no `address=` declares the machine's name as its address:
+            // a member keeps the address it joined with.
+            if let Key::Machine(name) = key
+                && d.address == name.as_str()
+                && l.joined()
+            {
+                kept.address = l.address.clone();
+            }
+            EntryValue::Machine(kept)
         }
         (EntryValue::Section(d), Some(EntryValue::Section(l))) if is_users(key) => {
             EntryValue::Section(with_hashes_of(d, l))

@@ -29,6 +29,7 @@ mod mesh_client;
 mod mesh_harness;
 mod mesh_reconnect;
 mod mesh_support;
+mod ownership;
 mod plan_digest;
 mod replication;
 mod support;

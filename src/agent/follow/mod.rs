@@ -305,6 +305,7 @@ impl Follower {
                 writes: plan.writes(),
                 base: plan.base.clone(),
                 origin,
+                override_follower: false,
             },
         );
         match response {

@@ -59,6 +59,7 @@ fn apply_by_hand(node: &TestNode, dns: &str) {
                 author: "admin".into(),
                 message: "by hand".into(),
             },
+            override_follower: false,
         },
     );
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");

@@ -117,6 +117,7 @@ fn admin(who: &Authed) -> Result<Caller, Response> {
         Ok(Caller {
             user: who.user.clone(),
             authority: Authority::All,
+            followed: None,
         })
     } else {
         Err(Response::Denied {

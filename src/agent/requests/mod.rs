@@ -12,13 +12,26 @@ mod rollback;
 use super::applier::Applier;
 use super::auth::Authed;
 use super::core::Caller;
+use super::follow_guard::Followed;
 use super::node::Node;
 use crate::mesh::{Request, Response};
 use crate::state::Store;
 
 /// Answers one request from `who`.
-pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Request) -> Response {
-    let caller = Caller::with_role(who.user.clone(), who.role);
+///
+/// `followed`: the branch a follower in mode apply keeps the cluster at, for requests that
+/// do not come from that follower: their git-owned writes are refused
+/// ([`crate::agent::follow_guard`]).
+pub fn handle<S: Store, A: Applier>(
+    node: &Node<S, A>,
+    who: &Authed,
+    request: Request,
+    followed: Option<Followed>,
+) -> Response {
+    let caller = Caller {
+        followed: followed.clone(),
+        ..Caller::with_role(who.user.clone(), who.role)
+    };
     let deny = |what: &str| Response::Denied {
         message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),
     };
@@ -42,7 +55,14 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
             writes,
             base,
             origin,
-        } => apply::answer(node, &caller, writes, base, &origin),
+            override_follower,
+        } => {
+            let caller = Caller {
+                followed: caller.followed.filter(|_| !override_follower),
+                ..caller
+            };
+            apply::answer(node, &caller, writes, base, &origin)
+        }
         Request::Rollback { to } => rollback::answer(node, &caller, &to),
         Request::ApplyPush { .. } if !who.role.may_administer() => {
             deny("apply a push on another user's behalf")
@@ -60,7 +80,10 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
             if !pusher.may_apply() {
                 return deny("push");
             }
-            let caller = Caller::with_role(user, pusher);
+            let caller = Caller {
+                followed,
+                ..Caller::with_role(user, pusher)
+            };
             apply::answer(node, &caller, writes, base, &origin)
         }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
@@ -88,8 +111,9 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
 }
 
 impl<S: Store, A: Applier> Node<S, A> {
-    /// Answers one request from `who` (see [`handle`]).
+    /// Answers one request from `who`, with no follower keeping the cluster at a branch
+    /// (see [`handle`]).
     pub fn handle(&self, who: &Authed, request: Request) -> Response {
-        handle(self, who, request)
+        handle(self, who, request, None)
     }
 }
