@@ -35,10 +35,9 @@ pub fn over_live(key: &Key, declared: &EntryValue, live: Option<&EntryValue>) ->
         (EntryValue::Machine(d), Some(EntryValue::Machine(l))) => {
             let mut kept = d.clone().with_mesh_facts_of(l);
             // A repo that gives no `address=` declares the machine's name as its address:
-            // a member keeps the address it joined with.
+            // a member keeps the address it joined (or created the cluster) with.
             if let Key::Machine(name) = key
                 && d.address == name.as_str()
-                && l.joined()
             {
                 kept.address = l.address.clone();
             }

@@ -75,6 +75,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
         None if bound.ip().is_unspecified() => format!("{}:{}", settings.machine, bound.port()),
         None => bound.to_string(),
     };
+    // A cluster created here records the address peers dial, as a joiner announces it:
+    // the same form for every member (`cluster list` shows host:port for each).
+    agent.node.lock_core().address = peer_address.clone();
     let identity = Identity {
         machine: agent.node.machine().clone(),
         host_key: Arc::new(agent.state.host_key.clone()),
