@@ -109,15 +109,18 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "DIR")]
         state_dir: PathBuf,
     },
-    /// List the groups and machines, with serials and how this machine reaches each
-    /// (connected, routed, unreachable, disconnected, expected to join).
-    #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
-    /// Set the cluster admin passphrase: the one user `admin` logs in with, stored as an
-    /// argon2id hash in the cluster's `users` section (other users and admin's keys stay).
+    /// Set a user's passphrase (default: the cluster admin, `admin`), stored as an
+    /// argon2id hash in the cluster's `users` section; other users, and the user's keys
+    /// and role, stay. The hash is the cluster's: an apply of a repo that gives the user
+    /// no hash keeps it, and a follower's self-heal does not revert it.
     #[command(after_long_help = "Examples:\n  \
-        strata cluster passwd --state-dir /var/lib/strata                 # asks twice, echo off\n  \
-        strata cluster passwd --passphrase-file admin.pass --state-dir /var/lib/strata")]
+        strata cluster passwd --state-dir /var/lib/strata                 # admin; asks twice, echo off\n  \
+        strata cluster passwd ops --passphrase-file ops.pass --state-dir /var/lib/strata  # a user the repo declares\n\n\
+        Exit codes: 0 set (or already set), 1 refused (not an administrator, an empty passphrase, a user the repo does not declare), 69 unreachable.")]
     Passwd {
+        /// The user: `admin`, or one the cluster's `users` section declares.
+        #[arg(value_name = "USER", default_value = "admin")]
+        account: String,
         /// Read the passphrase from the first line of FILE instead of asking twice.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,

@@ -89,9 +89,10 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             out,
         ),
         ClusterCommand::Passwd {
+            account,
             passphrase_file,
             target,
-        } => admin::passwd(passphrase_file.as_deref(), &target, out),
+        } => admin::passwd(&account, passphrase_file.as_deref(), &target, out),
         ClusterCommand::Setname { name, target } => admin::setname(&name, &target, out),
         ClusterCommand::Addgroup { group, target } => admin::addgroup(&group, &target, out),
         ClusterCommand::Setgroup {

@@ -139,11 +139,15 @@ pub enum Request {
         /// The cluster's name.
         name: String,
     },
-    /// Set the cluster admin passphrase: the passphrase of the administrator `admin` in
-    /// the `users` section, stored as an argon2id hash.
+    /// Set a user's passphrase in the cluster's `users` section, stored as an argon2id
+    /// hash: the administrator `admin` (created if missing), or another user the section
+    /// declares.
     ClusterPasswd {
         /// The new passphrase.
         passphrase: Secret,
+        /// Whose (`None`: `admin`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
     },
     /// To the joiner's own agent: join the cluster of the member at `address`.
     ClusterJoin {

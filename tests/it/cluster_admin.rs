@@ -446,3 +446,68 @@ fn an_unreachable_agent_exits_69() {
     ]);
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
 }
+
+#[test]
+fn passwd_sets_a_declared_user_s_passphrase_and_a_reapply_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = created(&tmp.path().join("agent"));
+    let sd = sd(&agent);
+    let repo = tmp.path().join("repo");
+    let cluster = CLUSTER.replace("cluster \"americas\" {", "cluster \"americas\" {\n    users { user \"admin\" role=\"administrator\"; user \"ops\" role=\"operator\"; }");
+    assert_ne!(cluster, CLUSTER);
+    git_repo(
+        &repo,
+        &[("cluster.kdl", &cluster), ("machines.kdl", MACHINES)],
+        "users",
+    );
+    apply_main(&p(&repo), &sd);
+    let pass = write(tmp.path(), "pass", "ops passphrase\n");
+    let out = strata(&[
+        "cluster",
+        "passwd",
+        "ops",
+        "--passphrase-file",
+        &pass,
+        "--state-dir",
+        &sd,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("passphrase set for user ops"),
+        "{}",
+        stdout(&out)
+    );
+    let login = || {
+        log_with_passphrase(&agent, "ops", "ops passphrase")
+            .output()
+            .unwrap()
+    };
+    let first = login();
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The repo gives ops no hash: applying it again keeps the one set on the cluster.
+    std::fs::write(
+        repo.join("cluster.kdl"),
+        cluster.replace("10.0.0.53", "10.0.0.54"),
+    )
+    .unwrap();
+    git_repo(&repo, &[], "another resolver");
+    apply_main(&p(&repo), &sd);
+    let again = login();
+    assert!(again.status.success(), "{}", stderr(&again));
+    // A user the repo does not declare has no passphrase to set.
+    let out = strata(&[
+        "cluster",
+        "passwd",
+        "eve",
+        "--passphrase-file",
+        &pass,
+        "--state-dir",
+        &sd,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("user `eve` is not in the cluster's users section"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -87,7 +87,9 @@ pub fn handle<S: Store, A: Applier>(
             apply::answer(node, &caller, writes, base, &origin)
         }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
-        Request::ClusterPasswd { passphrase } => admin::passwd(node, &caller, &passphrase),
+        Request::ClusterPasswd { passphrase, user } => {
+            admin::passwd(node, &caller, user.as_deref(), &passphrase)
+        }
         Request::SetName { name } => admin::set_name(node, &caller, &name),
         Request::AddGroup { name } => admin::add_group(node, &caller, &name),
         Request::SetGroup { machine, group } => admin::set_group(node, &caller, &machine, &group),
