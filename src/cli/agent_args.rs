@@ -78,19 +78,22 @@ pub enum ClusterCommand {
     /// member's host key against --fingerprint, proves the cluster admin passphrase (or,
     /// with --pre-shared, its own host key registered there with `prepjoin add`), and
     /// takes the cluster's settings in place of its own clusterable ones.
-    #[command(after_help = "Examples:\n  \
+    #[command(after_long_help = "Examples:\n  \
         strata cluster join lab1.example.com:2222 --fingerprint SHA256:… --state-dir /var/lib/strata\n  \
         strata cluster join 10.1.0.1 --fingerprint SHA256:… --group Paris --passphrase-file pass --yes --state-dir …\n  \
-        strata cluster join lab1.example.com --fingerprint SHA256:… --pre-shared --yes --state-dir …\n\n\
-        Exit codes: 0 joined, 1 refused (wrong fingerprint, passphrase or key; another version; already in a cluster), 69 unreachable.")]
+        strata cluster join lab1.example.com --fingerprint SHA256:… --pre-shared --yes --state-dir …")]
     Join {
         /// A member of the cluster: `HOST[:PORT]` (default port 2222).
         #[arg(value_name = "MEMBER")]
         address: String,
         /// The member's host-key fingerprint, as OpenSSH prints it (`SHA256:…`); its agent
         /// prints it when it starts.
-        #[arg(long, value_name = "SHA256:…")]
-        fingerprint: String,
+        #[arg(long, value_name = "SHA256:…", required_unless_present = "known_hosts")]
+        fingerprint: Option<String>,
+        /// Pin the member's host key as recorded for MEMBER in this known_hosts file
+        /// (OpenSSH's format, `[host]:port` entries included) instead of --fingerprint.
+        #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+        known_hosts: Option<PathBuf>,
         /// The group to join (default Main_Group; a config repo's declaration wins).
         #[arg(long, value_name = "GROUP")]
         group: Option<GroupName>,
@@ -115,8 +118,7 @@ pub enum ClusterCommand {
     /// no hash keeps it, and a follower's self-heal does not revert it.
     #[command(after_long_help = "Examples:\n  \
         strata cluster passwd --state-dir /var/lib/strata                 # admin; asks twice, echo off\n  \
-        strata cluster passwd ops --passphrase-file ops.pass --state-dir /var/lib/strata  # a user the repo declares\n\n\
-        Exit codes: 0 set (or already set), 1 refused (not an administrator, an empty passphrase, a user the repo does not declare), 69 unreachable.")]
+        strata cluster passwd ops --passphrase-file ops.pass --state-dir /var/lib/strata  # a user the repo declares")]
     Passwd {
         /// The user: `admin`, or one the cluster's `users` section declares.
         #[arg(value_name = "USER", default_value = "admin")]
@@ -180,8 +182,10 @@ pub enum ClusterCommand {
     },
     /// Delete a group and the settings it defines; never the last group (DELETEGROUP).
     #[command(after_long_help = "Examples:\n  \
-        strata cluster deletegroup Rome --state-dir /var/lib/strata                       # an empty group\n  \
-        strata cluster deletegroup Paris --move-to Main_Group --state-dir /var/lib/strata  # its machines move")]
+        # an empty group\n  \
+        strata cluster deletegroup Rome --state-dir /var/lib/strata\n  \
+        # a group with machines: they move to Main_Group\n  \
+        strata cluster deletegroup Paris --move-to Main_Group --state-dir /var/lib/strata")]
     Deletegroup {
         /// The group.
         #[arg(value_name = "GROUP")]
@@ -194,21 +198,18 @@ pub enum ClusterCommand {
     },
     /// List the groups and machines, with serials and how this machine reaches each
     /// (connected, routed, unreachable, disconnected, expected to join).
-    #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
     List {
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Every link as each machine sees it: up or down, round-trip time, and the route a
     /// message takes when the direct link is down.
-    #[command(after_help = "Exit codes: 0 shown, 1 refused, 69 unreachable.")]
     Connstatus {
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Detach a machine from the mesh: it keeps running its last config and can be
     /// changed locally; no links go to it until `reconnect` (the rolling-upgrade path).
-    #[command(after_help = "Exit codes: 0 done, 1 refused, 69 unreachable.")]
     Disconnect {
         /// The machine.
         #[arg(value_name = "MACHINE")]
@@ -217,7 +218,6 @@ pub enum ClusterCommand {
         target: TargetArgs,
     },
     /// Restore a disconnected machine's links (it must run the same Strata version).
-    #[command(after_help = "Exit codes: 0 done, 1 refused, 69 unreachable.")]
     Reconnect {
         /// The machine.
         #[arg(value_name = "MACHINE")]
@@ -227,7 +227,6 @@ pub enum ClusterCommand {
     },
     /// Remove a machine from the cluster for good: it keeps its flattened effective
     /// config as standalone settings; the others forget it and refuse its key.
-    #[command(after_help = "Exit codes: 0 removed, 1 refused, 69 unreachable.")]
     Remove {
         /// The machine.
         #[arg(value_name = "MACHINE")]
@@ -281,7 +280,7 @@ pub enum PrepjoinCommand {
     /// This machine's name, serial number and host key, to register it on a member
     /// with `prepjoin add` (run it on the machine that will join).
     #[command(
-        after_long_help = "Example:\n  strata cluster prepjoin print --state-dir /var/lib/strata\n\nExit codes: 0 shown, 1 refused, 69 unreachable."
+        after_long_help = "Example:\n  strata cluster prepjoin print --state-dir /var/lib/strata"
     )]
     Print {
         #[command(flatten)]
@@ -377,6 +376,9 @@ pub struct LogArgs {
     /// and the write that won.
     #[arg(long)]
     pub conflicts: bool,
+    /// Show only the newest N change sets (as `git log -n`).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_count: Option<usize>,
     #[command(flatten)]
     pub target: TargetArgs,
 }

@@ -39,6 +39,7 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
         ClusterCommand::Join {
             address,
             fingerprint,
+            known_hosts,
             group,
             passphrase_file,
             pre_shared,
@@ -48,6 +49,11 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             let target = TargetArgs {
                 state_dir: Some(state_dir),
                 ..TargetArgs::default()
+            };
+            let fingerprint = match (fingerprint, known_hosts) {
+                (Some(f), _) => f,
+                (None, Some(path)) => mesh::fingerprint_in_known_hosts(&address, &path)?,
+                (None, None) => unreachable!("clap requires --fingerprint or --known-hosts"),
             };
             mesh::join(
                 mesh::JoinArgs {

@@ -28,10 +28,15 @@ pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
         }
         return Ok(Outcome::Ok);
     }
-    let sets = match client.request(Request::Log)? {
+    let mut sets = match client.request(Request::Log)? {
         Response::Log { change_sets } => change_sets,
         other => return Err(unexpected(other)),
     };
+    // Newest first, in JSON as for people (as `git log`); `-n` keeps the newest N.
+    sets.reverse();
+    if let Some(n) = args.max_count {
+        sets.truncate(n);
+    }
     match out.format {
         Format::Json => out.json(&json!({ "machine": client.machine, "change_sets": sets })),
         _ => out.print(&render_log(&sets)),
@@ -53,14 +58,14 @@ pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     )
 }
 
-/// The log for people, newest first. Each change set shows its id (the same on every
-/// machine, short as git shows commits) and its position in this machine's history.
+/// The log for people: `sets` newest first. Each change set shows its id (the same on
+/// every machine, short as git shows commits) and its position in this machine's history.
 pub fn render_log(sets: &[ChangeSetSummary]) -> String {
     if sets.is_empty() {
         return "no change sets yet\n".into();
     }
     let mut text = String::new();
-    for cs in sets.iter().rev() {
+    for cs in sets {
         let _ = writeln!(
             text,
             "change set {}  #{}  {}  {}\n  author: {}  user: {}  host: {}\n  {}",

@@ -56,9 +56,18 @@ pub fn existing_passphrase(file: Option<&Path>, prompt: &str) -> Result<String, 
     Ok(passphrase)
 }
 
-/// The first line of `path`, without its line ending.
+/// The first line of `path` (`-`: standard input), without its line ending.
 fn from_file(path: &Path) -> Result<String, CliError> {
-    let text = std::fs::read(path).map_err(|e| {
+    let read = if path == Path::new("-") {
+        let mut line = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_until(b'\n', &mut line)
+            .map(|_| line)
+    } else {
+        std::fs::read(path)
+    };
+    let text = read.map_err(|e| {
         Failure::new(
             format!("cannot read the passphrase file {}: {e}", path.display()),
             "give a readable file whose first line is the passphrase",

@@ -104,7 +104,13 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
 
     let log = strata(&["log", "--state-dir", &sd, "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
-    let sets = json["change_sets"].as_array().unwrap();
+    // Newest first, as for people: oldest first here.
+    let sets: Vec<&serde_json::Value> = json["change_sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .collect();
     assert_eq!(sets.len(), 3);
     assert_eq!(sets[1]["meta"]["source"]["commit"], commit.as_str());
     assert_eq!(sets[1]["meta"]["author"], "Ada Lovelace <ada@example.com>");

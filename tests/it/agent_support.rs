@@ -230,10 +230,12 @@ pub fn change_set_ids(sd: &str) -> Vec<String> {
     let log = strata(&["log", "--state-dir", sd, "--format", "json"]);
     assert!(log.status.success(), "{}", stderr(&log));
     let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    // The log runs newest first.
     json["change_sets"]
         .as_array()
         .unwrap()
         .iter()
+        .rev()
         .map(|cs| cs["id"].as_str().unwrap()[..10].to_owned())
         .collect()
 }

@@ -23,10 +23,11 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
 /// The last change set of the agent, as `strata log --format json` gives it.
 fn last_change_set(sd: &str) -> serde_json::Value {
     let log = json_of(&strata(&["log", "--state-dir", sd, "--format", "json"]));
+    // The log runs newest first.
     log["change_sets"]
         .as_array()
         .unwrap()
-        .last()
+        .first()
         .unwrap()
         .clone()
 }
@@ -61,6 +62,19 @@ fn passwd_lets_admin_log_in_with_the_passphrase_and_no_other() {
         )
     );
     assert_eq!(last_change_set(&sd)["meta"]["message"], "cluster passwd");
+    // The log runs newest first in JSON as for people, and -n keeps the newest.
+    let newest = json_of(&strata(&[
+        "log",
+        "-n",
+        "1",
+        "--state-dir",
+        &sd,
+        "--format",
+        "json",
+    ]));
+    let sets = newest["change_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{newest}");
+    assert_eq!(sets[0]["meta"]["message"], "cluster passwd");
     let login = |pass: &str| log_with_passphrase(&agent, "admin", pass).output().unwrap();
     let ok = login("open sesame 42");
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -74,6 +88,32 @@ fn passwd_lets_admin_log_in_with_the_passphrase_and_no_other() {
     );
     // The passphrase is never logged.
     assert!(!agent.log().contains("open sesame"), "{}", agent.log());
+    // `--passphrase-file -` reads standard input, as OpenSSH-era tools do.
+    let mut piped = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "cluster",
+            "passwd",
+            "--passphrase-file",
+            "-",
+            "--state-dir",
+            &sd,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    piped
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin 7\n")
+        .unwrap();
+    let piped = piped.wait_with_output().unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    let from_stdin = login("from stdin 7");
+    assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
     // An empty passphrase is refused before anything is sent.
     let empty = write(tmp.path(), "empty", "\n");
     let out = strata(&[
@@ -98,7 +138,11 @@ fn passwd_lets_admin_log_in_with_the_passphrase_and_no_other() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(change_set_ids(&sd).len(), 2, "nothing else was written");
+    assert_eq!(
+        change_set_ids(&sd).len(),
+        3,
+        "nothing else was written (create, passwd, passwd from stdin)"
+    );
 }
 
 #[test]

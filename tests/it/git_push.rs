@@ -98,7 +98,7 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
     let newest = log["change_sets"]
         .as_array()
         .unwrap()
-        .last()
+        .first()
         .unwrap()
         .clone();
     assert_eq!(
