@@ -103,6 +103,7 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     match out.format {
         Format::Json => out.json(&serde_json::json!({
             "consistent": clean,
+            "agree": report.agrees(),
             "report": report,
             "drift": drift,
         })),
