@@ -17,6 +17,7 @@
 //! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=` mappings.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
+//! - [`freeze`]: change-freeze windows, pure: which one is open at a given time.
 //! - [`mesh`]: frame codec, typed messages, connections over SSH channels; the SSH client
 //!   with host-key pinning (async, and a blocking wrapper for the CLI); the `Peer` trait it
 //!   implements beside an in-memory twin that answers through an in-process `Service`.
@@ -48,6 +49,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod edit;
+pub mod freeze;
 pub mod mesh;
 pub mod model;
 pub mod plan;

@@ -41,6 +41,8 @@ impl<S: Store> Core<S> {
             return Ok(None);
         }
         super::follow_guard::check(caller, &writes, view, &Source::Cli)?;
+        let frozen = self.open_freeze(wall_ms)?;
+        super::follow_guard::check_freeze(caller, &writes, view, frozen.as_ref())?;
         check_writes(&writes, view, &self.machine)?;
         let base = base_of(view, writes.keys());
         let meta = self.meta(caller, &caller.user, Source::Cli, message);

@@ -20,6 +20,7 @@ fn admin() -> Caller {
         user: "root".into(),
         authority: Authority::All,
         followed: None,
+        break_glass: None,
     }
 }
 
@@ -220,6 +221,7 @@ fn setname_and_addgroup_refuse_what_makes_no_sense() {
         user: "ada".into(),
         authority: Authority::NoMembership,
         followed: None,
+        break_glass: None,
     };
     assert!(matches!(
         c.add_group(&operator, &group("Oslo"), 7),

@@ -100,6 +100,7 @@ fn agent_caller() -> Caller {
         user: "agent".into(),
         authority: Authority::All,
         followed: None,
+        break_glass: None,
     }
 }
 
@@ -472,6 +473,7 @@ mod tests {
             user: "admin".into(),
             authority: Authority::All,
             followed: None,
+            break_glass: None,
         }
     }
 

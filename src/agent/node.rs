@@ -462,6 +462,7 @@ pub(crate) mod tests {
                 base,
                 origin,
                 override_follower: false,
+                break_glass: None,
             },
         )
     }

@@ -360,6 +360,10 @@ pub struct ApplyArgs {
     /// the next sync; with it, self-heal (if on) reverts it after its grace.
     #[arg(long)]
     pub override_follower: bool,
+    /// Apply during a change freeze (the repo's `change-freeze` windows), as an
+    /// administrator, for REASON: it is recorded in the change set's message and logged.
+    #[arg(long, value_name = "REASON")]
+    pub break_glass: Option<String>,
     /// Wait until every reachable member has applied the change set (default 60 s; a
     /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
     /// fail if some did not in time. Without it, apply waits a second and reports.

@@ -91,6 +91,7 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         base: plan.base.clone(),
         origin: plan.origin.clone(),
         override_follower: args.override_follower,
+        break_glass: args.break_glass.clone(),
     })?;
     let wait = args.wait.unwrap_or(super::propagation::BRIEF);
     report(

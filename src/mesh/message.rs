@@ -88,6 +88,10 @@ pub enum Request {
         /// (`apply --override-follower`); its self-heal then reverts the change.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         override_follower: bool,
+        /// An administrator's reason to apply during a change freeze
+        /// (`apply --break-glass REASON`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        break_glass: Option<String>,
     },
     /// The applied change sets.
     Log,

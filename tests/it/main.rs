@@ -20,6 +20,7 @@ mod cluster_admin;
 mod cluster_support;
 mod corpus;
 mod follow;
+mod freeze;
 mod fuzz;
 mod git_push;
 mod kdl_stack;

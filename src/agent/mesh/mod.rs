@@ -121,6 +121,7 @@ fn admin(who: &Authed) -> Result<Caller, Response> {
             user: who.user.clone(),
             authority: Authority::All,
             followed: None,
+            break_glass: None,
         })
     } else {
         Err(Response::Denied {

@@ -56,9 +56,20 @@ pub fn handle<S: Store, A: Applier>(
             base,
             origin,
             override_follower,
+            break_glass,
         } => {
+            if break_glass.is_some() && !who.role.may_administer() {
+                return deny("break the glass of a change freeze");
+            }
+            if break_glass.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Response::error(
+                    "breaking the glass needs a reason",
+                    Some("say why: `--break-glass \"outage INC-42: MX records\"`"),
+                );
+            }
             let caller = Caller {
                 followed: caller.followed.filter(|_| !override_follower),
+                break_glass,
                 ..caller
             };
             apply::answer(node, &caller, writes, base, &origin)
