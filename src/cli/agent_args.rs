@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::args::RepoArgs;
+use super::args::{RepoArgs, absolute_path};
 use crate::model::{GroupName, MachineName};
 
 /// How to reach an agent and prove who you are.
@@ -18,11 +18,11 @@ pub struct TargetArgs {
     pub target: Option<String>,
     /// On the appliance itself: the agent's state dir. Its address, host key and local
     /// administrator key are read from there; no fingerprint needed.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: Option<PathBuf>,
     /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
     /// passphrase is read from STRATA_PASSPHRASE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub identity: Option<PathBuf>,
     /// The user to log in as (default: $USER).
     #[arg(long, value_name = "NAME")]
@@ -32,7 +32,7 @@ pub struct TargetArgs {
     pub fingerprint: Option<String>,
     /// A known-hosts file holding the agent's host key. Without this or --fingerprint,
     /// ~/.ssh/known_hosts is read.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub known_hosts: Option<PathBuf>,
     /// Accept and record an agent's host key never seen before (in --known-hosts, else
     /// ~/.ssh/known_hosts). A key that changed is still refused.
@@ -44,7 +44,7 @@ pub struct TargetArgs {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The state dir: host key, store, settings; created on first start.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: PathBuf,
     /// Where to listen (default: the settings file's `listen`, first 0.0.0.0:2222).
     #[arg(long, value_name = "ADDR")]
@@ -96,7 +96,7 @@ pub enum ClusterCommand {
         group: Option<GroupName>,
         /// Read the cluster admin passphrase from the first line of FILE (else from
         /// STRATA_PASSPHRASE).
-        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared")]
+        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared", value_parser = absolute_path())]
         passphrase_file: Option<PathBuf>,
         /// Log in with this machine's host key, registered on the member with
         /// `strata cluster prepjoin add` (no passphrase).
@@ -106,7 +106,7 @@ pub enum ClusterCommand {
         #[arg(long)]
         yes: bool,
         /// This machine's agent state dir (the join runs on the joining machine).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = absolute_path())]
         state_dir: PathBuf,
     },
     /// List the groups and machines, with serials and how this machine reaches each
@@ -119,7 +119,7 @@ pub enum ClusterCommand {
         strata cluster passwd --passphrase-file admin.pass --state-dir /var/lib/strata")]
     Passwd {
         /// Read the passphrase from the first line of FILE instead of asking twice.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_parser = absolute_path())]
         passphrase_file: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
@@ -301,7 +301,7 @@ pub enum PrepjoinCommand {
 #[derive(Debug, Args)]
 pub struct HashPassphraseArgs {
     /// Read the passphrase from the first line of FILE instead of asking twice.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -317,7 +317,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Also save the plan (JSON) for `strata apply --plan`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub out: Option<PathBuf>,
 }
 
@@ -330,7 +330,7 @@ pub struct ApplyArgs {
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
     /// Apply a plan saved by `strata plan --out` instead of computing one.
-    #[arg(long, value_name = "FILE", conflicts_with = "git_ref")]
+    #[arg(long, value_name = "FILE", conflicts_with = "git_ref", value_parser = absolute_path())]
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,

@@ -157,8 +157,17 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RepoArgs {
     /// The config repo directory.
-    #[arg(long, default_value = ".", value_name = "DIR")]
+    #[arg(long, default_value = ".", value_name = "DIR", value_parser = absolute_path())]
     pub repo: PathBuf,
+}
+
+/// The parser of a path argument that is made absolute against the current directory
+/// as it is read ([`crate::paths`]): `--state-dir`, `--repo`, `--identity`, and every
+/// other path an agent command or the agent reads or hands on. (`validate`, `import-xml`
+/// and `export-xml` name their files back as they were typed: those stay relative.)
+pub(super) fn absolute_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PathBufValueParser::new().try_map(|p: PathBuf| crate::paths::absolute(&p))
 }
 
 /// `strata validate`.

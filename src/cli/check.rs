@@ -32,7 +32,7 @@ use crate::plan::{Change, Plan};
 pub struct CheckArgs {
     /// Also compare the cluster with this config repo: entries out of sync, members the
     /// repo does not declare (unmanaged), machines it declares that have not joined.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = super::args::absolute_path())]
     pub repo: Option<PathBuf>,
     /// With --repo: read the repo at this git ref (default: the working tree).
     #[arg(long = "ref", value_name = "REF", requires = "repo")]
