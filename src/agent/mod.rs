@@ -126,7 +126,8 @@ impl Agent {
                     Err(e) => Response::error(e, None),
                 };
             }
-            Request::Rollback { .. } => {
+            // Refused before it is shown, too: the question would be for nothing.
+            Request::Rollback { .. } | Request::RollbackPlan { .. } => {
                 if let Some(refusal) = self.rollback_refusal() {
                     return refusal;
                 }

@@ -334,8 +334,10 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Do not ask before removing entries (asked only on a terminal). Removing members
-    /// or this machine's interfaces needs its own flag below as well.
+    /// Apply without asking. Without it, the plan is shown and the terminal asked "Do
+    /// you want to perform these actions?" (only `yes` goes ahead); with no terminal to
+    /// ask on, or with --format json, apply refuses. Removing members or this machine's
+    /// interfaces needs its own flag below as well.
     #[arg(long)]
     pub yes: bool,
     /// Allow the apply to remove members of the cluster (machines the repo no longer
@@ -375,6 +377,11 @@ pub struct RollbackArgs {
     /// unique prefix of at least 4 digits. Ids are the same on every machine.
     #[arg(long, value_name = "ID")]
     pub to: String,
+    /// Roll back without asking. Without it, what the rollback changes is shown and the
+    /// terminal asked "Do you want to perform these actions?" (only `yes` goes ahead);
+    /// with no terminal to ask on, or with --format json, rollback refuses.
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

@@ -101,6 +101,10 @@ pub enum Command {
     Plan(super::agent_args::PlanArgs),
     /// Commit the plan to an agent as one atomic change set; a stale plan is refused.
     ///
+    /// The plan is shown, then the terminal asked "Do you want to perform these
+    /// actions?"; only `yes` applies. --yes skips the question; with no terminal to ask
+    /// on (CI, a script) or with --format json, apply refuses unless --yes is given.
+    ///
     /// A plan that removes members of the cluster, or resets the interfaces of the machine
     /// the apply runs through to the factory default, is refused unless
     /// --allow-member-removal, or --allow-own-interfaces, is given: --yes alone never does
@@ -134,6 +138,10 @@ pub enum Command {
         strata status --target lab2.example.com --format json")]
     Status(super::status::StatusArgs),
     /// Apply the state as of an earlier change set, as a new change set.
+    ///
+    /// What it changes is shown first (computed by the agent), then asked as `apply`
+    /// asks; --yes skips the question. It commits exactly what it showed: if the cluster
+    /// changed meanwhile, it is refused as stale.
     ///
     /// Refused while the cluster follows a branch in mode apply (the next sync would
     /// undo it): pin a commit or revert in git instead.

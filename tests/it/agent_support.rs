@@ -313,6 +313,7 @@ impl HeldHook {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args([
                 "apply",
+                "--yes",
                 "--ref",
                 "main",
                 "--repo",
@@ -343,7 +344,16 @@ pub fn plan_main(repo: &str, sd: &str) -> Output {
 
 /// `strata apply --ref main --repo REPO --state-dir SD`, which must succeed; its stdout.
 pub fn apply_main(repo: &str, sd: &str) -> String {
-    let out = strata(&["apply", "--ref", "main", "--repo", repo, "--state-dir", sd]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--ref",
+        "main",
+        "--repo",
+        repo,
+        "--state-dir",
+        sd,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }
