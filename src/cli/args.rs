@@ -61,18 +61,23 @@ pub enum Command {
     Where(WhereArgs),
     /// Copy a section from one mode to another, keeping it at the source (`clusterset`).
     ///
-    /// The destination's own version, if any, is replaced. Files are edited in place;
-    /// comments and formatting elsewhere are kept byte for byte. A notice names the lower
-    /// modes that define the section themselves and so are not affected.
+    /// The destination's own version, if any, is replaced. With `--to all-groups` it goes
+    /// to every group: groups that define their own are skipped unless
+    /// --replace-existing, a source group keeps its own, and the summary says what
+    /// happened to each group. Files are edited in place; comments and formatting
+    /// elsewhere are kept byte for byte. A notice names the lower modes that define the
+    /// section themselves and so are not affected.
     #[command(after_long_help = "Examples:\n  \
         strata copy dns --from cluster --to group:Paris        # start a Paris override\n  \
-        strata copy smtp-routes --from cluster --to all-groups\n  \
+        strata copy smtp-routes --from cluster --to all-groups # groups with their own keep it\n  \
+        strata copy smtp-routes --from group:Rome --to all-groups --replace-existing\n  \
         strata copy listeners --from cluster --to machine:lab1.example.com   # experiment on one machine")]
     Copy(CopyArgs),
     /// Move a section from one mode to another: the source no longer defines it.
     ///
     /// Refused when the section may not live at the destination's level (e.g. `users`
-    /// is cluster-only, `interfaces` machine-only).
+    /// is cluster-only, `interfaces` machine-only). With `--to all-groups`, as `copy`
+    /// does it; a source group is one of the groups and keeps the section.
     #[command(
         after_long_help = "Example (publish an experiment to the whole cluster):\n  \
         strata move listeners --from machine:lab1.example.com --to cluster"
@@ -233,9 +238,15 @@ pub struct CopyArgs {
     /// The mode that defines it now: `cluster`, `group:NAME` or `machine:NAME`.
     #[arg(long, value_name = "MODE")]
     pub from: String,
-    /// The mode to put it at, or `all-groups`.
+    /// The mode to put it at, or `all-groups`: every declared group. A source group is
+    /// one of them and keeps the section (on a move too); a group that defines its own
+    /// keeps it, unless --replace-existing.
     #[arg(long, value_name = "MODE")]
     pub to: String,
+    /// With `--to all-groups`: replace the section of groups that define their own
+    /// (without it they are skipped, and the summary names them).
+    #[arg(long)]
+    pub replace_existing: bool,
 }
 
 /// `strata delete`.

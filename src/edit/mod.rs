@@ -34,10 +34,42 @@ use crate::schema::{Catalogue, SectionSchema};
 /// Where a copy or move goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// One mode.
+    /// One mode; its own version of the section, if any, is replaced.
     Mode(Mode),
-    /// Every declared group except the source (the seed's "copy to all groups").
-    AllGroups,
+    /// Every declared group (the seed's "copy to all groups"). A source group is one of
+    /// them: it keeps the section, even on a move. A group that defines its own is
+    /// skipped, or replaced when `replace_existing`.
+    AllGroups {
+        /// Replace the section of groups that define their own (else they keep it).
+        replace_existing: bool,
+    },
+}
+
+/// What a copy or move to every group did to one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupOutcome {
+    /// It did not define the section; now it does.
+    Copied,
+    /// It defined its own, which was replaced (`replace_existing`).
+    Replaced,
+    /// It already defined the same: left as it is.
+    Same,
+    /// The source of the copy or move: it keeps the section.
+    Source,
+    /// It defines its own, which it keeps (no `replace_existing`).
+    Skipped,
+}
+
+/// One group of a copy or move to every group, and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupEdit {
+    /// The group.
+    pub group: String,
+    /// What happened to it.
+    pub outcome: GroupOutcome,
+    /// Where its own definition is (was, when replaced): `file:line`.
+    pub own: Option<String>,
 }
 
 impl std::str::FromStr for Target {
@@ -46,7 +78,9 @@ impl std::str::FromStr for Target {
     /// `all-groups`, or a mode as [`parse_mode`] reads it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "all-groups" {
-            return Ok(Target::AllGroups);
+            return Ok(Target::AllGroups {
+                replace_existing: false,
+            });
         }
         parse_mode(s)
             .map(Target::Mode)
@@ -131,6 +165,9 @@ pub struct Edit {
     /// get an empty factory default, where they had something (the seed: blank tables
     /// "will probably not process email"); a warning among the notices names them.
     pub left_blank: Vec<String>,
+    /// For a copy or move to every group: each declared group, in repo order, and what
+    /// happened to it (empty otherwise).
+    pub groups: Vec<GroupEdit>,
 }
 
 /// What an edit does, in terms of declarations; `verify` checks the result against it.
@@ -142,6 +179,8 @@ struct Plan<'r> {
     unchanged: Vec<&'r ModeDecl>,
     /// The mode the section is deleted at.
     removed: Option<&'r ModeDecl>,
+    /// For a copy or move to every group: what happens to each group.
+    groups: Vec<(&'r ModeDecl, GroupOutcome)>,
 }
 
 /// Computes an edit. Nothing is written; see [`Edit`].
@@ -157,11 +196,16 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
         Request::Copy { from, to, .. } => copy_plan(repo, schema, "copy", from, to)?,
         Request::Move { from, to, .. } => {
             let mut plan = copy_plan(repo, schema, "move", from, to)?;
-            plan.removed = plan
-                .copied
-                .as_ref()
-                .map(|_| find_mode(repo, from))
-                .transpose()?;
+            // A group moving a section to every group is one of them: it keeps it.
+            let source_is_a_target =
+                matches!(to, Target::AllGroups { .. }) && matches!(from, Mode::Group(_));
+            if !source_is_a_target {
+                plan.removed = plan
+                    .copied
+                    .as_ref()
+                    .map(|_| find_mode(repo, from))
+                    .transpose()?;
+            }
             plan
         }
         Request::Delete { at, .. } => {
@@ -178,16 +222,32 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
                 copied: None,
                 unchanged: Vec::new(),
                 removed: Some(decl),
+                groups: Vec::new(),
             }
         }
     };
     let changes = splice_files(repo, &plan)?;
     let checked = verify::check(repo, catalogue, &plan, &changes)?;
+    let groups = plan
+        .groups
+        .iter()
+        .map(|(decl, outcome)| GroupEdit {
+            group: decl.mode.name().unwrap_or_default().to_owned(),
+            outcome: *outcome,
+            own: match outcome {
+                GroupOutcome::Replaced | GroupOutcome::Skipped => {
+                    decl.section(plan.section).map(SectionDecl::location)
+                }
+                _ => None,
+            },
+        })
+        .collect();
     Ok(Edit {
         changes,
         notices: checked.notices,
         problems: checked.problems,
         left_blank: checked.left_blank,
+        groups,
     })
 }
 
@@ -207,39 +267,71 @@ fn copy_plan<'r>(
             mode: from.clone(),
             help: where_help(repo, section),
         })?;
-    let targets: Vec<&ModeDecl> = match to {
-        Target::Mode(mode) => {
-            if mode == from {
-                return Err(EditError::SameMode {
-                    verb,
-                    section: section.to_owned(),
-                    mode: mode.clone(),
-                });
-            }
-            let decl = find_mode(repo, mode)?;
-            allowed(schema, mode.level(), &mode.to_string())?;
-            vec![decl]
-        }
-        Target::AllGroups => {
+    let same = |d: &ModeDecl| d.section(section).is_some_and(|s| s.node == src.node);
+    let mode = match to {
+        Target::Mode(mode) => mode,
+        Target::AllGroups { replace_existing } => {
             allowed(schema, Level::Group, "every group")?;
-            let groups: Vec<&ModeDecl> = repo.groups.iter().filter(|g| &g.mode != from).collect();
-            if groups.is_empty() {
+            if repo.groups.iter().all(|g| &g.mode == from) {
                 return Err(EditError::NoOtherGroups {
                     verb,
                     section: section.to_owned(),
                 });
             }
-            groups
+            let groups: Vec<(&ModeDecl, GroupOutcome)> = repo
+                .groups
+                .iter()
+                .map(|g| {
+                    let outcome = if &g.mode == from {
+                        GroupOutcome::Source
+                    } else if g.section(section).is_none() {
+                        GroupOutcome::Copied
+                    } else if same(g) {
+                        GroupOutcome::Same
+                    } else if *replace_existing {
+                        GroupOutcome::Replaced
+                    } else {
+                        GroupOutcome::Skipped
+                    };
+                    (g, outcome)
+                })
+                .collect();
+            let with = |wanted: &[GroupOutcome]| -> Vec<&ModeDecl> {
+                groups
+                    .iter()
+                    .filter(|(_, o)| wanted.contains(o))
+                    .map(|(g, _)| *g)
+                    .collect()
+            };
+            return Ok(Plan {
+                section,
+                copied: Some((src, with(&[GroupOutcome::Copied, GroupOutcome::Replaced]))),
+                unchanged: with(&[GroupOutcome::Same]),
+                removed: None,
+                groups,
+            });
         }
     };
-    let (unchanged, targets): (Vec<&ModeDecl>, Vec<&ModeDecl>) = targets
-        .into_iter()
-        .partition(|d| d.section(section).is_some_and(|s| s.node == src.node));
+    if mode == from {
+        return Err(EditError::SameMode {
+            verb,
+            section: section.to_owned(),
+            mode: mode.clone(),
+        });
+    }
+    let decl = find_mode(repo, mode)?;
+    allowed(schema, mode.level(), &mode.to_string())?;
+    let (unchanged, targets) = if same(decl) {
+        (vec![decl], vec![])
+    } else {
+        (vec![], vec![decl])
+    };
     Ok(Plan {
         section,
         copied: Some((src, targets)),
         unchanged,
         removed: None,
+        groups: Vec::new(),
     })
 }
 

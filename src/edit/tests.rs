@@ -333,7 +333,7 @@ fn deleting_the_last_section_drops_the_block() {
 }
 
 #[test]
-fn copy_to_all_groups_skips_the_source() {
+fn copy_to_all_groups_keeps_the_source_and_skips_groups_with_their_own() {
     let repo = fixture();
     let edit = run(&repo, &copy("dns", "group:Paris", "all-groups"));
     let edited = applied(&repo, &edit);
@@ -342,16 +342,90 @@ fn copy_to_all_groups_skips_the_source() {
         assert_eq!(defined(&edited, group, "dns"), source, "{group}");
     }
     assert_eq!(edited.groups.len(), 3);
+    let outcomes = |edit: &Edit| -> Vec<(String, GroupOutcome)> {
+        edit.groups
+            .iter()
+            .map(|g| (g.group.clone(), g.outcome))
+            .collect()
+    };
+    let named = |list: &[(&str, GroupOutcome)]| -> Vec<(String, GroupOutcome)> {
+        list.iter().map(|(g, o)| ((*g).to_owned(), *o)).collect()
+    };
+    assert_eq!(
+        outcomes(&edit),
+        named(&[
+            ("Main_Group", GroupOutcome::Copied),
+            ("Paris", GroupOutcome::Source),
+            ("Rome", GroupOutcome::Copied),
+        ])
+    );
 
+    // Paris defines its own: skipped, unless asked to replace it.
     let edit = run(&repo, &copy("dns", "cluster", "all-groups"));
     let edited = applied(&repo, &edit);
-    let source = defined(&repo, "cluster", "dns");
+    let cluster = defined(&repo, "cluster", "dns");
+    assert_eq!(defined(&edited, "group:Main_Group", "dns"), cluster);
+    assert_eq!(defined(&edited, "group:Rome", "dns"), cluster);
+    assert_eq!(
+        defined(&edited, "group:Paris", "dns"),
+        defined(&repo, "group:Paris", "dns")
+    );
+    assert_eq!(
+        outcomes(&edit),
+        named(&[
+            ("Main_Group", GroupOutcome::Copied),
+            ("Paris", GroupOutcome::Skipped),
+            ("Rome", GroupOutcome::Copied),
+        ])
+    );
+    assert_eq!(edit.groups[1].own.as_deref(), Some("groups.kdl:4"));
+    let replace = Request::Copy {
+        section: "dns".into(),
+        from: mode("cluster"),
+        to: Target::AllGroups {
+            replace_existing: true,
+        },
+    };
+    let again = run(&edited, &replace);
+    assert_eq!(
+        outcomes(&again),
+        named(&[
+            ("Main_Group", GroupOutcome::Same),
+            ("Paris", GroupOutcome::Replaced),
+            ("Rome", GroupOutcome::Same),
+        ])
+    );
+    assert_eq!(
+        defined(&applied(&edited, &again), "group:Paris", "dns"),
+        cluster
+    );
+}
+
+#[test]
+fn a_move_to_all_groups_from_a_group_leaves_it_defined_there() {
+    let repo = fixture();
+    let edit = run(&repo, &move_("dns", "group:Paris", "all-groups"));
+    let edited = applied(&repo, &edit);
+    let source = defined(&repo, "group:Paris", "dns");
     for group in ["group:Main_Group", "group:Paris", "group:Rome"] {
         assert_eq!(defined(&edited, group, "dns"), source, "{group}");
     }
     assert!(
+        !edit.notices.iter().any(|n| n.contains("no longer defines")),
+        "{:?}",
         edit.notices
-            .contains(&"Replaced the dns that group:Paris defined (groups.kdl:4)".to_owned())
+    );
+    // From the cluster, the cluster no longer defines it; Paris keeps its own.
+    let edit = run(&repo, &move_("dns", "cluster", "all-groups"));
+    let edited = applied(&repo, &edit);
+    assert_eq!(defined(&edited, "cluster", "dns"), None);
+    assert_eq!(
+        defined(&edited, "group:Paris", "dns"),
+        defined(&repo, "group:Paris", "dns")
+    );
+    assert_eq!(
+        defined(&edited, "group:Rome", "dns"),
+        defined(&repo, "cluster", "dns")
     );
 }
 
