@@ -69,6 +69,7 @@ pub enum Command {
     /// section themselves and so are not affected.
     #[command(after_long_help = "Examples:\n  \
         strata copy dns --from cluster --to group:Paris        # start a Paris override\n  \
+        strata copy dns --from factory --to group:Paris        # … from the default settings\n  \
         strata copy smtp-routes --from cluster --to all-groups # groups with their own keep it\n  \
         strata copy smtp-routes --from group:Rome --to all-groups --replace-existing\n  \
         strata copy listeners --from cluster --to machine:lab1.example.com   # experiment on one machine")]
@@ -235,7 +236,8 @@ pub struct CopyArgs {
     /// The section to copy or move.
     #[arg(value_name = "SECTION")]
     pub section: String,
-    /// The mode that defines it now: `cluster`, `group:NAME` or `machine:NAME`.
+    /// The mode that defines it now: `cluster`, `group:NAME` or `machine:NAME`; for
+    /// `copy`, also `factory`: the section's factory default, as its schema gives it.
     #[arg(long, value_name = "MODE")]
     pub from: String,
     /// The mode to put it at, or `all-groups`: every declared group. A source group is

@@ -14,7 +14,7 @@ use crate::edit::{Edit, GroupEdit, GroupOutcome, Request, Target, edit, parse_mo
 /// Runs `strata copy`.
 pub fn copy(args: CopyArgs, out: &Output) -> Result<Outcome, CliError> {
     let request = Request::Copy {
-        from: parse_mode(&args.from).map_err(boxed)?,
+        from: args.from.parse().map_err(boxed)?,
         to: target(&args)?,
         section: args.section,
     };
@@ -23,6 +23,18 @@ pub fn copy(args: CopyArgs, out: &Output) -> Result<Outcome, CliError> {
 
 /// Runs `strata move`.
 pub fn move_(args: CopyArgs, out: &Output) -> Result<Outcome, CliError> {
+    if args.from == "factory" {
+        return Err(Failure::new(
+            format!(
+                "a factory default cannot be moved: no mode defines `{}` there",
+                args.section
+            ),
+            format!(
+                "`strata copy {} --from factory --to {}` writes it at {}",
+                args.section, args.to, args.to
+            ),
+        ));
+    }
     let request = Request::Move {
         from: parse_mode(&args.from).map_err(boxed)?,
         to: target(&args)?,

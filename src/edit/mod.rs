@@ -1,6 +1,7 @@
 //! Editing sections in place, as AsyncOS `clusterset` does: copy or move a section from
-//! one mode to another (or to every group), or delete it at a mode so the mode inherits
-//! again.
+//! one mode to another (or to every group), copy a section's factory default to a mode
+//! (the seed's "start with default settings"), or delete it at a mode so the mode
+//! inherits again.
 //!
 //! Pure: [`edit`] takes the parsed repo and the catalogue and returns the new text of
 //! each file it changes; the CLI writes them. Edits are text splices on the original
@@ -91,6 +92,42 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// Where a copy comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// A mode that defines the section.
+    Mode(Mode),
+    /// The section's factory default, as its schema gives it (a repo's own schemas
+    /// included): the seed's "start with default settings" when an override begins.
+    Factory,
+}
+
+impl std::str::FromStr for CopySource {
+    type Err = EditError;
+
+    /// `factory`, or a mode as [`parse_mode`] reads it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "factory" {
+            return Ok(CopySource::Factory);
+        }
+        parse_mode(s)
+            .map(CopySource::Mode)
+            .map_err(|_| EditError::BadMode {
+                text: s.to_owned(),
+                help: "write `cluster`, `group:NAME`, `machine:NAME`, or `factory` for the section's factory default".into(),
+            })
+    }
+}
+
+impl std::fmt::Display for CopySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopySource::Mode(m) => m.fmt(f),
+            CopySource::Factory => f.write_str("the factory default"),
+        }
+    }
+}
+
 /// Reads a mode written on the command line: `cluster`, `group:NAME` or `machine:NAME`.
 pub fn parse_mode(text: &str) -> Result<Mode, EditError> {
     text.parse().map_err(|_| EditError::BadMode {
@@ -102,13 +139,13 @@ pub fn parse_mode(text: &str) -> Result<Mode, EditError> {
 /// An edit to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Copy `section` from a mode to another, keeping it at the source; the target's own
-    /// version, if any, is replaced.
+    /// Copy `section` from a mode (or its factory default) to another, keeping it at the
+    /// source; the target's own version, if any, is replaced.
     Copy {
         /// The section.
         section: String,
-        /// The mode that defines it.
-        from: Mode,
+        /// The mode that defines it, or the factory default.
+        from: CopySource,
         /// Where it goes.
         to: Target,
     },
@@ -192,10 +229,31 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
             section: section.to_owned(),
             help: catalogue.unknown_section_help(section),
         })?;
+    let factory: SectionDecl;
     let plan = match request {
-        Request::Copy { from, to, .. } => copy_plan(repo, schema, "copy", from, to)?,
+        Request::Copy {
+            from: CopySource::Mode(from),
+            to,
+            ..
+        } => copy_plan(
+            repo,
+            schema,
+            "copy",
+            source_of(repo, schema, from)?,
+            Some(from),
+            to,
+        )?,
+        Request::Copy {
+            from: CopySource::Factory,
+            to,
+            ..
+        } => {
+            factory = factory_default(schema)?;
+            copy_plan(repo, schema, "copy", &factory, None, to)?
+        }
         Request::Move { from, to, .. } => {
-            let mut plan = copy_plan(repo, schema, "move", from, to)?;
+            let src = source_of(repo, schema, from)?;
+            let mut plan = copy_plan(repo, schema, "move", src, Some(from), to)?;
             // A group moving a section to every group is one of them: it keeps it.
             let source_is_a_target =
                 matches!(to, Target::AllGroups { .. }) && matches!(from, Mode::Group(_));
@@ -251,28 +309,65 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
     })
 }
 
-fn copy_plan<'r>(
+/// The section node `from` defines, or why there is none.
+fn source_of<'r>(
     repo: &'r Repo,
-    schema: &'r SectionSchema,
-    verb: &'static str,
+    schema: &SectionSchema,
     from: &Mode,
-    to: &Target,
-) -> Result<Plan<'r>, EditError> {
+) -> Result<&'r SectionDecl, EditError> {
     let section = schema.name.as_str();
-    let src_decl = find_mode(repo, from)?;
-    let src = src_decl
+    find_mode(repo, from)?
         .section(section)
         .ok_or_else(|| EditError::NotDefined {
             section: section.to_owned(),
             mode: from.clone(),
             help: where_help(repo, section),
-        })?;
+        })
+}
+
+/// The schema's factory default as a section node of its own little file (`factory
+/// default`), in canonical KDL: a source to copy from like any other.
+fn factory_default(schema: &SectionSchema) -> Result<SectionDecl, EditError> {
+    let body: String = schema
+        .default
+        .to_canonical()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let text = format!("cluster \"factory\" {{\n{body}}}\n");
+    let mut diags = crate::config::Diagnostics::default();
+    let parsed =
+        crate::config::parse_files(vec![SourceFile::new("factory default", text)], &mut diags);
+    parsed
+        .clusters
+        .first()
+        .and_then(|(d, _)| d.sections.first())
+        .filter(|s| s.node == schema.default && !diags.has_errors())
+        .cloned()
+        .ok_or_else(|| EditError::Internal {
+            message: format!(
+                "the factory default of `{}` does not read back",
+                schema.name
+            ),
+        })
+}
+
+/// Plans putting `src` (which `from` defines, or the factory default) at `to`.
+fn copy_plan<'r>(
+    repo: &'r Repo,
+    schema: &'r SectionSchema,
+    verb: &'static str,
+    src: &'r SectionDecl,
+    from: Option<&Mode>,
+    to: &Target,
+) -> Result<Plan<'r>, EditError> {
+    let section = schema.name.as_str();
     let same = |d: &ModeDecl| d.section(section).is_some_and(|s| s.node == src.node);
     let mode = match to {
         Target::Mode(mode) => mode,
         Target::AllGroups { replace_existing } => {
             allowed(schema, Level::Group, "every group")?;
-            if repo.groups.iter().all(|g| &g.mode == from) {
+            if repo.groups.iter().all(|g| Some(&g.mode) == from) {
                 return Err(EditError::NoOtherGroups {
                     verb,
                     section: section.to_owned(),
@@ -282,7 +377,7 @@ fn copy_plan<'r>(
                 .groups
                 .iter()
                 .map(|g| {
-                    let outcome = if &g.mode == from {
+                    let outcome = if Some(&g.mode) == from {
                         GroupOutcome::Source
                     } else if g.section(section).is_none() {
                         GroupOutcome::Copied
@@ -312,7 +407,7 @@ fn copy_plan<'r>(
             });
         }
     };
-    if mode == from {
+    if Some(mode) == from {
         return Err(EditError::SameMode {
             verb,
             section: section.to_owned(),
@@ -430,11 +525,13 @@ fn splice_files(repo: &Repo, plan: &Plan) -> Result<Vec<FileChange>, EditError> 
     };
     let mut splices: BTreeMap<&str, Vec<Splice>> = BTreeMap::new();
     if let Some((src, targets)) = &plan.copied {
+        // Read from the source's own file: a factory default's is not the repo's.
+        let from = Text::new(src.file.text.as_str());
         for dst in targets {
             let to = text_of(&dst.file)?;
             let same_file = all_modes(repo).filter(|d| d.file.name == dst.file.name);
             let unit = splice::indent_unit(to.text, same_file);
-            let s = splice::put(text_of(&src.file)?, src, to, dst, &unit);
+            let s = splice::put(&from, src, to, dst, &unit);
             splices.entry(dst.file.name.as_str()).or_default().push(s);
         }
     }

@@ -74,7 +74,7 @@ fn mode(text: &str) -> Mode {
 fn copy(section: &str, from: &str, to: &str) -> Request {
     Request::Copy {
         section: section.into(),
-        from: mode(from),
+        from: from.parse().unwrap(),
         to: to.parse().unwrap(),
     }
 }
@@ -381,7 +381,7 @@ fn copy_to_all_groups_keeps_the_source_and_skips_groups_with_their_own() {
     assert_eq!(edit.groups[1].own.as_deref(), Some("groups.kdl:4"));
     let replace = Request::Copy {
         section: "dns".into(),
-        from: mode("cluster"),
+        from: "cluster".parse().unwrap(),
         to: Target::AllGroups {
             replace_existing: true,
         },
@@ -740,4 +740,57 @@ fn every_edit_between_any_two_modes_comes_out_as_intended() {
             }
         }
     }
+}
+
+#[test]
+fn a_factory_default_is_copied_like_a_mode_s_section() {
+    let repo = fixture();
+    let cat = catalogue();
+    let default = cat.get("dns").unwrap().default.clone();
+    let edit = run(&repo, &copy("dns", "factory", "group:Rome"));
+    let edited = applied(&repo, &edit);
+    assert_eq!(defined(&edited, "group:Rome", "dns"), Some(default.clone()));
+    assert!(
+        after(&edit, "groups.kdl").contains("group \"Rome\" {\n    dns mode=root\n}"),
+        "{}",
+        after(&edit, "groups.kdl")
+    );
+    // Over a mode's own, as any copy: replaced, said so; machines with their own noted.
+    let edit = run(&repo, &copy("dns", "factory", "cluster"));
+    assert_eq!(
+        defined(&applied(&repo, &edit), "cluster", "dns"),
+        Some(default.clone())
+    );
+    assert!(
+        edit.notices
+            .iter()
+            .any(|n| n.starts_with("Replaced the dns that cluster defined")),
+        "{:?}",
+        edit.notices
+    );
+    assert!(
+        edit.notices
+            .iter()
+            .any(|n| n.contains("will not affect") && n.contains("group:Paris")),
+        "{:?}",
+        edit.notices
+    );
+    // To every group: Paris keeps its own.
+    let edit = run(&repo, &copy("dns", "factory", "all-groups"));
+    let outcomes: Vec<GroupOutcome> = edit.groups.iter().map(|g| g.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            GroupOutcome::Copied,
+            GroupOutcome::Skipped,
+            GroupOutcome::Copied
+        ]
+    );
+    // Where the section may not be: refused as any copy.
+    let err = refused(&repo, &copy("users", "factory", "group:Rome"));
+    assert!(matches!(err, EditError::LevelNotAllowed { .. }), "{err}");
+    assert!(matches!(
+        "fact".parse::<CopySource>(),
+        Err(EditError::BadMode { .. })
+    ));
 }

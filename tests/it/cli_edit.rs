@@ -189,3 +189,53 @@ fn a_move_to_all_groups_keeps_the_source_and_names_every_group() {
         transcript(&out)
     );
 }
+
+/// `copy SECTION --from factory --to MODE`: the schema's factory default (here from the
+/// repo's own schema) written at MODE, with the shadowing notice any copy gives; a move
+/// of a factory default is refused.
+#[test]
+fn a_factory_default_is_copied_from_the_repo_s_own_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&example("custom-schema"), dir.path());
+    let out = strata(
+        dir.path(),
+        &["copy", "web-proxy", "--from", "factory", "--to", "cluster"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    insta::assert_snapshot!(transcript(&out));
+    let show = strata(
+        dir.path(),
+        &["show", "--cluster", "web-proxy", "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(
+        v["sections"]["web-proxy"]["kdl"], "web-proxy port=3128\n",
+        "{v}"
+    );
+    let valid = strata(dir.path(), &["validate"]);
+    assert_eq!(valid.status.code(), Some(0), "{}", transcript(&valid));
+
+    let before = fs::read_to_string(dir.path().join("cluster.kdl")).unwrap();
+    let out = strata(
+        dir.path(),
+        &[
+            "move",
+            "web-proxy",
+            "--from",
+            "factory",
+            "--to",
+            "group:Branch",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a factory default cannot be moved")
+            && err.contains("strata copy web-proxy --from factory --to group:Branch"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("cluster.kdl")).unwrap(),
+        before
+    );
+}
