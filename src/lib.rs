@@ -37,6 +37,7 @@
 //! - [`cli`]: the command line: arguments, one module per command, output, and the one
 //!   error boundary (error kinds → exit codes).
 //! - [`atomic_file`]: the one atomic file writer (temporary file, fsync, rename, fsync dir).
+//! - [`paths`]: paths made absolute where they are read (command line, `agent.kdl`).
 //! - [`text`]: counts with their nouns in the right number, for every summary.
 //!
 //! Not in the library: the synthetic fleet generator and a git helper for tests and
@@ -52,6 +53,7 @@ pub mod edit;
 pub mod freeze;
 pub mod mesh;
 pub mod model;
+pub mod paths;
 pub mod plan;
 pub mod replica;
 pub mod report;

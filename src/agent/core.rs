@@ -10,8 +10,8 @@ use crate::model::{
 use crate::plan::Origin;
 use crate::schema::Catalogue;
 use crate::state::{
-    Base, ChangeMeta, ChangeSet, Clock, CommitError, Key, Live, Merged, Proposal, Source, Store,
-    StoreError, Version, Writes, find_change_set, state_as_of,
+    Base, ChangeMeta, ChangeSet, ChangeSetId, Clock, CommitError, Key, Live, Merged, Proposal,
+    Source, Store, StoreError, Version, Writes, find_change_set, state_as_of,
 };
 
 /// A request the agent will not carry out; nothing was written.
@@ -246,6 +246,29 @@ impl<S: Store> Core<S> {
         to: &str,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
+        let (id, writes, base) = self.rollback_writes(to)?;
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        check_authority(&writes, caller.authority)?;
+        let keys: Vec<Key> = writes.keys().cloned().collect();
+        let live = self.store.entries(&keys)?;
+        super::follow_guard::check(caller, &writes, &live, &Source::Cli)?;
+        let frozen = self.open_freeze(wall_ms)?;
+        super::follow_guard::check_freeze(caller, &writes, &live, frozen.as_ref())?;
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("rollback to change set {id}"),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// What [`Core::rollback`] to `to` writes, and against which versions: the id of the
+    /// change set `to` names, the writes that bring the live state back to the state as
+    /// of it, and their base. Also what `rollback` shows before it asks.
+    pub fn rollback_writes(&self, to: &str) -> Result<(ChangeSetId, Writes, Base), Refusal> {
         let sets = self.store.change_sets()?;
         let target = find_change_set(&sets, to).map_err(|e| {
             let last = sets
@@ -271,20 +294,7 @@ impl<S: Store> Core<S> {
             }
         }
         let base = base_of(&live, writes.keys());
-        if writes.is_empty() {
-            return Ok(None);
-        }
-        check_authority(&writes, caller.authority)?;
-        super::follow_guard::check(caller, &writes, &live, &Source::Cli)?;
-        let frozen = self.open_freeze(wall_ms)?;
-        super::follow_guard::check_freeze(caller, &writes, &live, frozen.as_ref())?;
-        let meta = self.meta(
-            caller,
-            &caller.user,
-            Source::Cli,
-            format!("rollback to change set {id}"),
-        );
-        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+        Ok((id, writes, base))
     }
 
     /// Turns a standalone machine into a one-machine cluster: membership for the cluster,

@@ -120,11 +120,24 @@ impl Agent {
 
     /// Answers one request. Blocking: call it on a blocking thread.
     pub fn handle(&self, who: &Authed, request: Request) -> Response {
-        if let Request::Status = request {
-            return match follow::status(&self.node, self.follower.as_deref()) {
-                Ok(s) => Response::Status(Box::new(s)),
-                Err(e) => Response::error(e, None),
-            };
+        match request {
+            Request::Status => {
+                return match follow::status(&self.node, self.follower.as_deref()) {
+                    Ok(s) => Response::Status(Box::new(s)),
+                    Err(e) => Response::error(e, None),
+                };
+            }
+            // A rollback is refused before it is shown, too: the question would be for
+            // nothing (the rollback itself is refused by the core's guard).
+            Request::RollbackPlan { .. } => {
+                if let Some(f) = self.followed() {
+                    return Response::error(
+                        format!("{}: a rollback would be undone by the next sync", f.by),
+                        Some(follow_guard::HINT),
+                    );
+                }
+            }
+            _ => {}
         }
         match mesh::handle(self, who, &request) {
             Some(answer) => answer,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::args::RepoArgs;
+use super::args::{RepoArgs, absolute_path};
 use crate::model::{GroupName, MachineName};
 
 /// How to reach an agent and prove who you are.
@@ -18,11 +18,11 @@ pub struct TargetArgs {
     pub target: Option<String>,
     /// On the appliance itself: the agent's state dir. Its address, host key and local
     /// administrator key are read from there; no fingerprint needed.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: Option<PathBuf>,
     /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
     /// passphrase is read from STRATA_PASSPHRASE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub identity: Option<PathBuf>,
     /// The user to log in as (default: $USER).
     #[arg(long, value_name = "NAME")]
@@ -32,7 +32,7 @@ pub struct TargetArgs {
     pub fingerprint: Option<String>,
     /// A known-hosts file holding the agent's host key. Without this or --fingerprint,
     /// ~/.ssh/known_hosts is read.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub known_hosts: Option<PathBuf>,
     /// Accept and record an agent's host key never seen before (in --known-hosts, else
     /// ~/.ssh/known_hosts). A key that changed is still refused.
@@ -44,7 +44,7 @@ pub struct TargetArgs {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The state dir: host key, store, settings; created on first start.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: PathBuf,
     /// Where to listen (default: the settings file's `listen`, first 0.0.0.0:2222).
     #[arg(long, value_name = "ADDR")]
@@ -99,7 +99,7 @@ pub enum ClusterCommand {
         group: Option<GroupName>,
         /// Read the cluster admin passphrase from the first line of FILE (else from
         /// STRATA_PASSPHRASE).
-        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared")]
+        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared", value_parser = absolute_path())]
         passphrase_file: Option<PathBuf>,
         /// Log in with this machine's host key, registered on the member with
         /// `strata cluster prepjoin add` (no passphrase).
@@ -109,7 +109,7 @@ pub enum ClusterCommand {
         #[arg(long)]
         yes: bool,
         /// This machine's agent state dir (the join runs on the joining machine).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = absolute_path())]
         state_dir: PathBuf,
     },
     /// Set a user's passphrase (default: the cluster admin, `admin`), stored as an
@@ -124,7 +124,7 @@ pub enum ClusterCommand {
         #[arg(value_name = "USER", default_value = "admin")]
         account: String,
         /// Read the passphrase from the first line of FILE instead of asking twice.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_parser = absolute_path())]
         passphrase_file: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
@@ -303,7 +303,7 @@ pub enum PrepjoinCommand {
 #[derive(Debug, Args)]
 pub struct HashPassphraseArgs {
     /// Read the passphrase from the first line of FILE instead of asking twice.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -319,7 +319,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Also save the plan (JSON) for `strata apply --plan`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub out: Option<PathBuf>,
 }
 
@@ -332,12 +332,14 @@ pub struct ApplyArgs {
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
     /// Apply a plan saved by `strata plan --out` instead of computing one.
-    #[arg(long, value_name = "FILE", conflicts_with = "git_ref")]
+    #[arg(long, value_name = "FILE", conflicts_with = "git_ref", value_parser = absolute_path())]
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Do not ask before removing entries (asked only on a terminal). Removing members
-    /// or this machine's interfaces needs its own flag below as well.
+    /// Apply without asking. Without it, the plan is shown and the terminal asked "Do
+    /// you want to perform these actions?" (only `yes` goes ahead); with no terminal to
+    /// ask on, or with --format json, apply refuses. Removing members or this machine's
+    /// interfaces needs its own flag below as well.
     #[arg(long)]
     pub yes: bool,
     /// Allow the apply to remove members of the cluster (machines the repo no longer
@@ -394,6 +396,11 @@ pub struct RollbackArgs {
     /// unique prefix of at least 4 digits. Ids are the same on every machine.
     #[arg(long, value_name = "ID")]
     pub to: String,
+    /// Roll back without asking. Without it, what the rollback changes is shown and the
+    /// terminal asked "Do you want to perform these actions?" (only `yes` goes ahead);
+    /// with no terminal to ask on, or with --format json, rollback refuses.
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

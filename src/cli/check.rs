@@ -33,7 +33,8 @@ pub struct CheckArgs {
     /// Also compare the cluster with this config repo (`--repo` alone: the current
     /// directory, as other commands default to): entries out of sync, members the repo
     /// does not declare (unmanaged), machines it declares that have not joined.
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".")]
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".",
+          value_parser = super::args::absolute_path())]
     pub repo: Option<PathBuf>,
     /// With --repo: read the repo at this git ref (default: the working tree).
     #[arg(long = "ref", value_name = "REF", requires = "repo")]

@@ -79,7 +79,7 @@ pub enum EditError {
     #[diagnostic(
         code("strata::edit::no-groups"),
         help(
-            "`all-groups` means every declared group except the source; declare another group first"
+            "`all-groups` copies to every declared group, and the source group is the only one; declare another group first"
         )
     )]
     NoOtherGroups {

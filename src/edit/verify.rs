@@ -248,14 +248,16 @@ fn mismatch(want: &Declared, got: &Declared) -> Option<String> {
 fn notices(edited: &Repo, catalogue: &Catalogue, plan: &Plan) -> Vec<String> {
     let section = plan.section;
     let mut out = Vec::new();
-    for decl in &plan.unchanged {
+    // A copy to every group says what became of each group in its summary instead.
+    let one_target = plan.groups.is_empty();
+    for decl in plan.unchanged.iter().filter(|_| one_target) {
         out.push(format!(
             "{} already defines the same {section}: left as it is",
             decl.mode
         ));
     }
     if let Some((_, targets)) = &plan.copied {
-        for decl in targets {
+        for decl in targets.iter().filter(|_| one_target) {
             if let Some(old) = decl.section(section) {
                 out.push(format!(
                     "Replaced the {section} that {} defined ({})",

@@ -8,6 +8,7 @@ mod agent_crash;
 mod agent_refusals;
 mod agent_shutdown;
 mod agent_support;
+mod apply_confirm;
 mod apply_guard;
 mod check;
 mod cli_edit;

@@ -47,7 +47,9 @@ pub fn handle<S: Store, A: Applier>(
         Request::Entries { keys } => live::entries(node, &keys),
         Request::Log => log::answer(node),
         Request::Conflicts => log::conflicts(node),
-        Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
+        Request::Apply { .. } | Request::Rollback { .. } | Request::RollbackPlan { .. }
+            if !who.role.may_apply() =>
+        {
             deny("apply changes")
         }
         Request::ClusterCreate { .. } if !who.role.may_administer() => deny("create a cluster"),
@@ -74,7 +76,8 @@ pub fn handle<S: Store, A: Applier>(
             };
             apply::answer(node, &caller, writes, base, &origin)
         }
-        Request::Rollback { to } => rollback::answer(node, &caller, &to),
+        Request::RollbackPlan { to } => rollback::plan(node, &caller, &to),
+        Request::Rollback { to, shown } => rollback::answer(node, &caller, &to, shown.as_ref()),
         Request::ApplyPush { .. } if !who.role.may_administer() => {
             deny("apply a push on another user's behalf")
         }
