@@ -85,6 +85,10 @@ pub enum Command {
     )]
     Move(CopyArgs),
     /// Delete a section at a mode, so that the mode inherits it again.
+    ///
+    /// Refused, writing nothing, when the repo would no longer validate (deleting the
+    /// `interfaces` a listener names, say): the errors it would cause are printed. So are
+    /// copies and moves.
     #[command(after_long_help = "Example:\n  strata delete dns --at machine:lab5.example.com")]
     Delete(DeleteArgs),
     /// Run the agent: the daemon on each appliance (SSH server, durable store).

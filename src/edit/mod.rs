@@ -10,8 +10,10 @@
 //! directly above it and a trailing comment on its last line. Every edit is checked
 //! before it is returned: the changed files are parsed again and must declare exactly
 //! what was intended (else [`EditError::Internal`], and nothing is changed), and the
-//! edited repo is validated again — problems it did not have before come back as
-//! warnings, as the seed cautions about copied listeners whose disclaimers are missing.
+//! edited repo is validated again: an edit that would leave it invalid (a delete of the
+//! `interfaces` a listener names, a copied listener whose interface the target lacks —
+//! what the seed cautions about) is refused with the errors it would cause
+//! ([`EditError::Invalidates`]); new warnings come back as notices.
 
 mod error;
 mod layout;
@@ -195,8 +197,8 @@ pub struct Edit {
     pub changes: Vec<FileChange>,
     /// Lines for the operator: shadowing notes, what a mode now inherits, warnings.
     pub notices: Vec<String>,
-    /// Validation problems the edited repo has and the original did not (a copied
-    /// listener naming an interface the target lacks, say); each is also a notice.
+    /// Warnings the edited repo has and the original did not; each is also a notice.
+    /// (New errors refuse the edit: [`EditError::Invalidates`].)
     pub problems: Vec<Problem>,
     /// Machines that got the section from the mode a move or delete takes it from and now
     /// get an empty factory default, where they had something (the seed: blank tables
@@ -286,6 +288,19 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
     };
     let changes = splice_files(repo, &plan)?;
     let checked = verify::check(repo, catalogue, &plan, &changes)?;
+    let errors: Vec<Problem> = checked
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        return Err(EditError::Invalidates {
+            what: describe(request),
+            count: crate::text::count(errors.len(), "error"),
+            problems: errors,
+        });
+    }
     let groups = plan
         .groups
         .iter()
@@ -428,6 +443,31 @@ fn copy_plan<'r>(
         removed: None,
         groups: Vec::new(),
     })
+}
+
+/// "deleting `interfaces` at machine:lab1.example.com", for refusals.
+fn describe(request: &Request) -> String {
+    let to = |t: &Target| match t {
+        Target::Mode(m) => m.to_string(),
+        Target::AllGroups { .. } => "every group".into(),
+    };
+    match request {
+        Request::Copy {
+            section,
+            from,
+            to: t,
+        } => {
+            format!("copying `{section}` from {from} to {}", to(t))
+        }
+        Request::Move {
+            section,
+            from,
+            to: t,
+        } => {
+            format!("moving `{section}` from {from} to {}", to(t))
+        }
+        Request::Delete { section, at } => format!("deleting `{section}` at {at}"),
+    }
 }
 
 /// Refuses a target level the section's schema does not allow (restricted commands).

@@ -643,27 +643,56 @@ fn other_refusals() {
 }
 
 #[test]
-fn new_validation_problems_become_warnings() {
+fn an_edit_that_would_leave_the_repo_invalid_is_refused() {
     let repo = fixture();
-    // lab3 has no interface "Data1": the seed's caution about copied listeners.
-    let edit = run(
-        &repo,
-        &copy(
+    // lab1's listener names its interface "Data1": deleting lab1's interfaces breaks it.
+    let err = refused(&repo, &delete("interfaces", "machine:lab1.example.com"));
+    let EditError::Invalidates { problems, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        err.to_string(),
+        "deleting `interfaces` at machine:lab1.example.com would leave the repo invalid (1 error); nothing was written"
+    );
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].code, "strata::ref::unresolved");
+    assert!(
+        problems[0].message.contains("\"Data1\""),
+        "{}",
+        problems[0].message
+    );
+    // The error points into the edited text, at the listener.
+    let at = problems[0].at.as_ref().unwrap();
+    assert_eq!(at.file.name, "machines.kdl");
+    assert!(at.file.text.contains("listener \"in\" interface=\"Data1\""));
+    assert!(
+        !at.file.text.contains("address=\"10.1.0.1/24\""),
+        "the edited text"
+    );
+    // lab3 has no interface "Data1": copying lab1's listeners there breaks them (the
+    // seed's caution about copied listeners), and so would a move.
+    for request in [
+        copy(
             "listeners",
             "machine:lab1.example.com",
             "machine:lab3.example.com",
         ),
-    );
-    assert_eq!(edit.problems.len(), 1);
-    assert_eq!(edit.problems[0].code, "strata::ref::unresolved");
-    let warning = edit
-        .notices
-        .iter()
-        .find(|n| n.starts_with("Warning:"))
-        .unwrap();
-    assert!(warning.contains("interface \"Data1\""), "{warning}");
-    assert!(warning.contains("lab3.example.com"), "{warning}");
-    assert!(!edit.changes.is_empty());
+        move_(
+            "listeners",
+            "machine:lab1.example.com",
+            "machine:lab3.example.com",
+        ),
+    ] {
+        let err = refused(&repo, &request);
+        assert!(matches!(err, EditError::Invalidates { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("machine:lab3.example.com would leave the repo invalid"),
+            "{err}"
+        );
+    }
+    // Deleting lab1's listeners with its interfaces first keeps it valid.
+    run(&repo, &delete("listeners", "machine:lab1.example.com"));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Checking an edit before it is handed out, and saying what it means: the changed files
 //! must parse and declare exactly what the plan intended; the edited repo is validated
-//! again and new problems become warnings; then the notices (shadowing, inheritance, and
-//! machines a move or delete leaves on an empty factory default).
+//! again and its new problems returned (errors refuse the edit, warnings are told); then
+//! the notices (shadowing, inheritance, and machines a move or delete leaves on an empty
+//! factory default).
 
 use std::collections::HashSet;
 
@@ -81,12 +82,10 @@ pub(super) fn check(
             format!(" ({}:{line})", l.file.name)
         });
         let help = p.help.as_ref().map_or(String::new(), |h| format!("; {h}"));
-        let what = if p.is_error() {
-            "the edited repo no longer validates: "
-        } else {
-            ""
-        };
-        notices.push(format!("Warning: {what}{}{at}{help}", p.message));
+        // Errors refuse the edit (see `super::edit`); warnings are told.
+        if !p.is_error() {
+            notices.push(format!("Warning: {}{at}{help}", p.message));
+        }
     }
     Ok(Checked {
         notices,

@@ -239,3 +239,25 @@ fn a_factory_default_is_copied_from_the_repo_s_own_schema() {
         before
     );
 }
+
+/// A delete that would leave the repo invalid (the `interfaces` a cluster listener names
+/// on lab1) exits 1 with the errors it would cause, and writes nothing.
+#[test]
+fn a_delete_that_would_break_a_reference_is_refused_and_writes_nothing() {
+    let dir = americas();
+    let file = dir.path().join("machines/lab1.kdl");
+    let before = fs::read_to_string(&file).unwrap();
+    let args = ["delete", "interfaces", "--at", "machine:lab1.example.com"];
+    let out = strata(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", transcript(&out));
+    insta::assert_snapshot!(transcript(&out));
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+    let mut json = args.to_vec();
+    json.extend(["--format", "json"]);
+    let out = strata(dir.path(), &json);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["code"], "strata::edit::invalidates", "{v}");
+    assert_eq!(v["related"][0]["code"], "strata::ref::unresolved", "{v}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), before);
+}
