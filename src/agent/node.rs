@@ -47,7 +47,13 @@ pub struct Node<S, A> {
     /// The last run of the running config (wall ms it ended, what it did), for
     /// `status`'s health.
     last_run: Mutex<Option<(u64, RunReport)>>,
+    /// Told, after every change, which cluster the store names (`None`: none): the
+    /// agent keeps its membership record with it ([`super::member_record`]).
+    on_membership: Option<MembershipHook>,
 }
+
+/// What [`Node::with_membership_hook`] is given.
+pub type MembershipHook = Box<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// How many change sets' run times a node remembers.
 const APPLIED_KEPT: usize = 4096;
@@ -81,7 +87,15 @@ impl<S: Store, A: Applier> Node<S, A> {
             changes: broadcast::channel(CHANGES_QUEUE).0,
             applied: Mutex::new(BTreeMap::new()),
             last_run: Mutex::new(None),
+            on_membership: None,
         }
+    }
+
+    /// This node, telling `hook` after every change (and at [`Node::start`]) which
+    /// cluster its store names.
+    pub fn with_membership_hook(mut self, hook: MembershipHook) -> Node<S, A> {
+        self.on_membership = Some(hook);
+        self
     }
 
     /// Every change set that reaches the store from now on.
@@ -203,6 +217,14 @@ impl<S: Store, A: Applier> Node<S, A> {
             }
         };
         self.refresh_users(&live);
+        if let Some(hook) = &self.on_membership {
+            hook(
+                match live.get(&Key::Cluster).and_then(|e| e.value.as_ref()) {
+                    Some(EntryValue::Cluster { name }) => Some(name),
+                    _ => None,
+                },
+            );
+        }
         match core
             .store
             .live_under(&["@machine:".into(), "@prepjoin:".into()])
@@ -517,6 +539,51 @@ pub(crate) mod tests {
         assert_eq!(
             n.auth.authorize_key("ada", key.public_key()),
             Some(Role::Operator)
+        );
+    }
+
+    #[test]
+    fn the_membership_hook_hears_the_cluster_after_every_change() {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = heard.clone();
+        let key =
+            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+                .unwrap();
+        let core = Core::new(
+            MemoryStore::default(),
+            MachineName::new("lab1").unwrap(),
+            "10.1.0.1".into(),
+        )
+        .unwrap();
+        let n = Node::new(
+            core,
+            Auth::new(key.public_key().clone(), 0),
+            MemoryApplier::default(),
+        )
+        .with_membership_hook(Box::new(move |c| {
+            log.lock().unwrap().push(c.map(str::to_owned));
+        }));
+        n.start();
+        let r = apply(
+            &n,
+            &[
+                ("@cluster", Some("cluster americas")),
+                ("@group:Main_Group", Some("group Main_Group")),
+                ("@machine:lab1", Some("machine lab1 group=Main_Group")),
+            ],
+        );
+        assert!(matches!(r, Response::Applied { .. }), "{r:?}");
+        // Removed by a peer: it leaves, and its store names no cluster any more.
+        let mut gone = crate::state::tests::remote(
+            crate::state::wall_ms() + 1000,
+            "lab2",
+            &[("@machine:lab1", None)],
+        );
+        gone.seq = 0;
+        n.merge_from_peer(gone, crate::state::wall_ms()).unwrap();
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [None, Some("americas".to_owned()), None]
         );
     }
 
