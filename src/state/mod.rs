@@ -212,6 +212,21 @@ pub enum StoreError {
         /// What was wrong.
         message: String,
     },
+    /// The store file does not verify: changed outside Strata, or a failing disk.
+    #[error("the store at {path} is damaged: {message}")]
+    #[diagnostic(
+        code(strata::store::damaged),
+        help(
+            "a page of it does not match its checksum: it was changed outside Strata, or the disk is failing. \
+             The agent will not serve it and left it as it is: restore it from a backup (with the agent stopped)"
+        )
+    )]
+    Damaged {
+        /// The store file.
+        path: String,
+        /// What redb found.
+        message: String,
+    },
     /// The store was written in an encoding this build does not read.
     #[error("the store at {path} uses format {found}; this Strata reads format {expected}")]
     #[diagnostic(
