@@ -24,7 +24,9 @@ use crate::mesh::{LocalEdit, Response, RunReport, RunState};
 use crate::model::{EntryValue, Key, MachineName, Mode, SectionName};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
-use crate::state::{ChangeSet, CommitError, Live, Store, StoreError, Version};
+use crate::state::{
+    ChangeSet, CommitError, Health, Live, Store, StoreError, StoreFailure, Version,
+};
 
 /// One machine's agent state, without sockets or files of its own.
 pub struct Node<S, A> {
@@ -47,6 +49,8 @@ pub struct Node<S, A> {
     /// The last run of the running config (wall ms it ended, what it did), for
     /// `status`'s health.
     last_run: Mutex<Option<(u64, RunReport)>>,
+    /// Whether the store's writes fail, read without the store lock.
+    store_health: Health,
     /// Told, after every change, which cluster the store names (`None`: none): the
     /// agent keeps its membership record with it ([`super::member_record`]).
     on_membership: Option<MembershipHook>,
@@ -77,6 +81,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// what runs up to date.
     pub fn new(core: Core<S>, auth: Auth, applier: A) -> Node<S, A> {
         let machine = core.machine.clone();
+        let store_health = core.store.health();
         Node {
             core: Mutex::new(core),
             run: Mutex::new(()),
@@ -88,6 +93,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             applied: Mutex::new(BTreeMap::new()),
             last_run: Mutex::new(None),
             on_membership: None,
+            store_health,
         }
     }
 
@@ -150,6 +156,18 @@ impl<S: Store, A: Applier> Node<S, A> {
                 None => RunState::Missing,
             })
             .collect())
+    }
+
+    /// Since when, and why, the store's writes fail (the machine is Degraded meanwhile);
+    /// `None` while they work. Needs no lock.
+    pub fn store_failure(&self) -> Option<StoreFailure> {
+        self.store_health.failure()
+    }
+
+    /// Tries a write that changes nothing ([`Store::probe`]): after a failure, whether
+    /// the store is written again.
+    pub fn probe_store(&self) -> Result<(), StoreError> {
+        self.lock_core().store.probe()
     }
 
     /// This machine's name.
@@ -359,6 +377,15 @@ impl<S: Store, A: Applier> Node<S, A> {
             Err(Refusal::Invalid { message, help }) => {
                 tracing::warn!("request refused: {message}");
                 Response::Error { message, help }
+            }
+            Err(Refusal::Commit(CommitError::Store(e @ StoreError::Io(_)))) => {
+                tracing::error!("commit failed: {e}");
+                Response::error(
+                    e.to_string(),
+                    Some(
+                        "nothing was written: this machine cannot write its store (a full or failing disk) and is Degraded until it can; free space and try again",
+                    ),
+                )
             }
             Err(Refusal::Commit(e)) => {
                 tracing::error!("commit failed: {e}");

@@ -18,6 +18,7 @@
 
 mod conflicts;
 mod disk;
+mod health;
 mod memory;
 mod migrate;
 
@@ -31,6 +32,7 @@ pub use crate::model::{
 };
 pub use conflicts::{LostWrite, conflicts};
 pub use disk::DiskStore;
+pub use health::{Health, StoreFailure};
 pub use memory::MemoryStore;
 
 /// One entry as stored.
@@ -196,6 +198,16 @@ pub enum StoreError {
     #[error("store: {0}")]
     #[diagnostic(code(strata::store))]
     Backend(String),
+    /// The store's file could not be read or written (a full or failing disk). Nothing
+    /// was written; the store is reopened at its next use.
+    #[error("store: {0}")]
+    #[diagnostic(
+        code(strata::store::io),
+        help(
+            "nothing was written; the disk may be full or failing: free space, and the agent reopens its store by itself"
+        )
+    )]
+    Io(String),
     /// Another process holds the store.
     #[error("the store at {0} is in use by another agent")]
     #[diagnostic(
@@ -303,6 +315,18 @@ pub trait Store {
 
     /// The greatest clock reading any change set carries (to restart the clock after it).
     fn last_hlc(&self) -> Result<Hlc, StoreError>;
+
+    /// Whether writes fail, as a handle readable without this store (see [`Health`]).
+    /// A store whose writes cannot fail so (the in-memory twin) never reports a failure.
+    fn health(&self) -> Health {
+        Health::default()
+    }
+
+    /// Tries a write that changes nothing, to learn whether writes work again after a
+    /// failure [`Store::health`] reports: success clears it.
+    fn probe(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The keys of `base` whose live version differs from the expected one. Pure: both store

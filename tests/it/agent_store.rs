@@ -1,5 +1,6 @@
 //! The store against a real agent: an emptied or missing store of a member, and a
-//! damaged one, are refused at start rather than silently made new or served.
+//! damaged one, are refused at start rather than silently made new or served; a full
+//! disk degrades a member, which catches up by itself once space is back.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -7,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use strata::agent::member_record::{MemberRecord, Recorded};
 
-use crate::agent_support::{created, p, sd, stderr, strata};
+use crate::agent_support::{created, p, sd, stderr, stdout, strata};
+use crate::cluster_support::{SETTLE, apply, check, clean, cluster, dns, ok, running, write_repo};
+use crate::mesh_support::wait_until;
 
 /// `strata agent` on `dir` that must refuse to start: its stderr. One that starts
 /// instead is stopped after a while, and the test fails.
@@ -96,4 +99,167 @@ fn a_damaged_store_is_refused_when_the_agent_starts() {
         std::fs::read_dir(dir.join("running")).unwrap().count(),
         running
     );
+}
+
+/// A small tmpfs mounted on a directory for one test (mode 0700, as a state dir must
+/// be); unmounted when dropped.
+struct SmallDisk {
+    at: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts `size` (as mount's `size=` takes it) on `at`; `None`, said on stderr, where
+    /// the test cannot mount (not root, or no mount command).
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(SmallDisk {
+                at: at.to_path_buf(),
+            }),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs here: {}",
+                    stderr(&out).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes a file until the disk is full; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.at.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+        path
+    }
+
+    fn free_kib(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-k", "--output=avail"])
+            .arg(&self.at)
+            .output();
+        out.ok()
+            .and_then(|o| {
+                stdout(&o)
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+#[test]
+fn a_full_disk_degrades_a_member_which_catches_up_by_itself_once_space_is_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    // lab1's state dir is a small disk of its own.
+    let Some(disk) = SmallDisk::mount(&tmp.path().join("lab1"), "2m") else {
+        return;
+    };
+    let h = cluster(tmp.path(), 2);
+    let repo = tmp.path().join("repo");
+    eprintln!("free on lab1's disk once formed: {} KiB", disk.free_kib());
+    let filler = disk.fill();
+
+    // A change made on lab2 cannot be written on lab1.
+    write_repo(&repo, 2, &dns("10.0.0.54"));
+    ok(&apply(&h, 2, &repo, &[]));
+    let degraded = wait_until(SETTLE, "lab2 sees lab1 Degraded", || {
+        let (code, text) = check(&h, 2, &[]);
+        if code == Some(2)
+            && text
+                .contains("Checking lab1.example.com... Degraded: it cannot write its store since")
+        {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    assert!(degraded.contains("No space left on device"), "{degraded}");
+    let list = ok(&h.strata(2, &["cluster", "list"]));
+    assert!(
+        list.contains("lab1.example.com")
+            && list.contains("Degraded: cannot write its store since"),
+        "{list}"
+    );
+    let status = h.strata(1, &["status"]);
+    assert!(
+        stdout(&status).contains("health:        Degraded"),
+        "{}{}",
+        stdout(&status),
+        stderr(&status)
+    );
+    assert!(
+        stdout(&status).contains("the store cannot be written since"),
+        "{}",
+        stdout(&status)
+    );
+    // A change through lab1 is refused, not acknowledged.
+    write_repo(&repo, 2, &dns("10.0.0.55"));
+    let refused = apply(&h, 1, &repo, &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("No space left on device"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("nothing was written"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(running(&h, 1, "dns").contains("10.0.0.53"));
+
+    // Space is back: lab1 catches up with no restart, and is Healthy again.
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
+    wait_until(SETTLE, "lab1 runs lab2's change", || {
+        let dns = running(&h, 1, "dns");
+        if dns.contains("10.0.0.54") {
+            Ok(())
+        } else {
+            Err(dns)
+        }
+    });
+    eprintln!("lab1 caught up {:?} after space was freed", freed.elapsed());
+    clean(&h, 2);
+    let status = h.strata(1, &["status"]);
+    assert!(
+        stdout(&status).contains("health:        Healthy"),
+        "{}",
+        stdout(&status)
+    );
+    ok(&apply(&h, 1, &repo, &[]));
+    wait_until(SETTLE, "lab2 runs lab1's change", || {
+        let dns = running(&h, 2, "dns");
+        if dns.contains("10.0.0.55") {
+            Ok(())
+        } else {
+            Err(dns)
+        }
+    });
 }
