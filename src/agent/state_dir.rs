@@ -7,6 +7,8 @@
 //! local_key      a client key (0600) that grants administrator to whoever can read it:
 //!                `strata … --state-dir DIR` on the appliance itself
 //! store.redb     the durable store
+//! member.kdl     the cluster this machine is a member of, kept outside the store
+//!                (see [`super::member_record`])
 //! address        the address the agent is listening on (written after binding)
 //! running/       the machine's effective config, one KDL file per section
 //! ```
@@ -108,6 +110,10 @@ impl Layout {
     /// `store.redb`.
     pub fn store(&self) -> PathBuf {
         self.dir.join("store.redb")
+    }
+    /// `member.kdl`.
+    pub fn member(&self) -> PathBuf {
+        self.dir.join("member.kdl")
     }
     /// `address`.
     pub fn address(&self) -> PathBuf {

@@ -129,8 +129,9 @@ pub enum Command {
     /// Asks a member to compare what every reachable member holds and names each entry
     /// that differs: which machine holds which version, by whom, where and when. Also
     /// reports unreachable and disconnected machines, running-config files edited by
-    /// hand, and conflicts not settled yet; with --repo, the drift from a config repo.
-    /// Exits 0 when consistent, 2 on inconsistency or drift, 1 on error.
+    /// hand, members that cannot write their store (Degraded), and conflicts not settled
+    /// yet; with --repo, the drift from a config repo. Exits 0 when consistent, 2 on
+    /// inconsistency, drift or a Degraded member, 1 on error.
     #[command(after_long_help = "Examples:\n  \
         strata check --target lab1.example.com\n  \
         strata check --repo . --ref main --format json   # in CI: drift from git\n  \
@@ -140,8 +141,8 @@ pub enum Command {
     ///
     /// The followed ref and its head, the last applied commit (the newest change set
     /// stamped with a commit), Synced / OutOfSync / Unknown with the entries that differ
-    /// and who changed them, the follower's last error, and the health of the last run
-    /// (hooks). A member that follows no repo compares the live state with what the last
+    /// and who changed them, the follower's last error, and the machine's health: the
+    /// last run (hooks) and whether it can write its store. A member that follows no repo compares the live state with what the last
     /// applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
     /// error.
     #[command(after_long_help = "Examples:\n  \

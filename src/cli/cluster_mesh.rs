@@ -175,6 +175,13 @@ pub fn render_list(l: &ClusterListing) -> String {
             if m.unmanaged {
                 state.push_str(", unmanaged: no repo declares it");
             }
+            if let Some(f) = &m.store_failure {
+                state.push_str(&format!(
+                    ", Degraded: cannot write its store since {} ({})",
+                    super::log::utc(f.since_ms),
+                    f.error
+                ));
+            }
             text.push_str(&format!(
                 "    {} ({}) serial {serial}: {state}\n",
                 m.name, m.address

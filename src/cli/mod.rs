@@ -143,7 +143,7 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     ("log", "0 shown, 1 invalid input or refused, 69 unreachable"),
     (
         "check",
-        "0 consistent, 2 inconsistency or drift, 1 invalid input or refused, 69 unreachable",
+        "0 consistent, 2 inconsistency, drift or a Degraded member, 1 invalid input or refused, 69 unreachable",
     ),
     (
         "status",

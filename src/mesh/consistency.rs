@@ -16,7 +16,7 @@ use super::message::{LocalEdit, RunState};
 use super::status::Reach;
 use crate::model::{Key, MachineName, Mode, Stamp, Version};
 use crate::replica::Summary;
-use crate::state::{ChangeSet, Live, LostWrite};
+use crate::state::{ChangeSet, Live, LostWrite, StoreFailure};
 
 /// What one machine says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct MachineState {
     pub summary: Summary,
     /// Its running-config files that differ from its effective config.
     pub local_edits: Vec<LocalEdit>,
+    /// Since when, and why, it cannot write its store (it is Degraded); `None` while it
+    /// can, or from a machine that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
 }
 
 /// The stamp of an entry one machine holds, and whether it is a removal.
@@ -68,6 +72,9 @@ pub struct MachineCheck {
     pub change_sets: Option<u64>,
     /// Its running-config files edited by hand.
     pub local_edits: Vec<LocalEdit>,
+    /// Since when, and why, it cannot write its store (when it answered so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
 }
 
 /// Where a change set stands on one member, for apply's per-machine report.
@@ -107,13 +114,14 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// True when every member answered, all agree and no running config was edited.
+    /// True when every member answered, all agree, no running config was edited and
+    /// every store is written.
     pub fn agrees(&self) -> bool {
         self.inconsistent.is_empty()
             && self
                 .machines
                 .iter()
-                .all(|m| m.answered && m.local_edits.is_empty())
+                .all(|m| m.answered && m.local_edits.is_empty() && m.store_failure.is_none())
     }
 
     /// True when the members agree ([`CheckReport::agrees`]) and no lost write is left

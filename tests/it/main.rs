@@ -7,6 +7,7 @@ mod agent_catalogue;
 mod agent_crash;
 mod agent_refusals;
 mod agent_shutdown;
+mod agent_store;
 mod agent_support;
 mod apply_confirm;
 mod apply_guard;

@@ -103,6 +103,7 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
             check.answered = true;
             check.change_sets = Some(state.summary.origins.values().map(|o| o.count).sum());
             check.local_edits = state.local_edits.clone();
+            check.store_failure = state.store_failure.clone();
         }
     }
     let inconsistent = if agree(&states) {
@@ -137,6 +138,7 @@ fn blank(machine: &MachineName, reach: Reach) -> MachineCheck {
         answered: false,
         change_sets: None,
         local_edits: Vec::new(),
+        store_failure: None,
     }
 }
 

@@ -313,6 +313,7 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
             serial: info.serial.clone(),
             reach,
             unmanaged,
+            store_failure: snap.store_failures.get(m).cloned(),
         };
         if let Some(g) = groups.iter_mut().find(|g| g.name == info.group.as_str()) {
             g.machines.push(listing);
