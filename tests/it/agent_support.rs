@@ -27,6 +27,17 @@ impl TestAgent {
     /// an `agent.kdl` already in `dir` is kept, else a default one is written) and waits
     /// until it listens.
     pub fn start_on(dir: &Path, machine: &str, listen: &str) -> TestAgent {
+        TestAgent::start_with_env(dir, machine, listen, &[])
+    }
+
+    /// As [`TestAgent::start_on`], with `env` set for the agent (`STRATA_TEST_VERSION`,
+    /// say: the Strata version a debug build says it runs).
+    pub fn start_with_env(
+        dir: &Path,
+        machine: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> TestAgent {
         let address = dir.join("address");
         let _ = std::fs::remove_file(&address);
         std::fs::create_dir_all(dir).unwrap();
@@ -46,6 +57,7 @@ impl TestAgent {
             .arg(dir)
             .args(["--listen", listen, "--machine", machine])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
