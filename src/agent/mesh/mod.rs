@@ -4,8 +4,8 @@
 //! dialing one peer), [`join`] (joining a cluster through a member, and admitting a
 //! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
 //! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
-//! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's per-machine report,
-//! asking members through [`query`]).
+//! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
+//! per-machine report, asking members through [`query`]).
 
 mod alert;
 pub mod check;
