@@ -34,6 +34,10 @@ pub struct Settings {
     /// The serial number this machine presents when it joins (default: derived from its
     /// host key, so it is stable and unique).
     pub serial: Option<String>,
+    /// The version of the appliance this agent manages (`appliance-version "15.0.1-416"`),
+    /// recorded in its membership so that `cluster list` shows it and `check` compares it;
+    /// `None`: unknown.
+    pub appliance_version: Option<String>,
     /// Directory for the running config (default: `running/` in the state dir).
     pub running_dir: Option<PathBuf>,
     /// The machine's standalone settings: sections recorded at machine level on first
@@ -237,6 +241,7 @@ impl Settings {
             hooks: Vec::new(),
             alert_hooks: Vec::new(),
             serial: None,
+            appliance_version: None,
             running_dir: None,
             standalone: Vec::new(),
             follow: None,
@@ -289,6 +294,15 @@ impl Settings {
                 "max-connections-per-address" => s.limits.max_per_address = size(node)?,
                 "max-requests-per-user" => s.limits.max_requests_per_user = size(node)?,
                 "serial" => s.serial = Some(string_arg(node)?),
+                "appliance-version" => {
+                    let v = string_arg(node)?;
+                    if v.trim().is_empty() {
+                        return Err(err(
+                            "`appliance-version` needs the version, e.g. \"15.0.1-416\"".into(),
+                        ));
+                    }
+                    s.appliance_version = Some(v.trim().to_owned());
+                }
                 name @ ("hook" | "alert-hook") => {
                     let argv: Option<Vec<String>> = node
                         .entries()
@@ -404,6 +418,13 @@ impl Settings {
             out.push_str(&format!("serial {}\n", q(serial)));
         }
         out.push_str(
+            "// The version of the appliance this machine manages, shown by `cluster list` and\n\
+             // compared by `check`, e.g.: appliance-version \"15.0.1-416\"\n",
+        );
+        if let Some(v) = &self.appliance_version {
+            out.push_str(&format!("appliance-version {}\n", q(v)));
+        }
+        out.push_str(
             "// A config repo to follow (a local path or a file://, ssh:// or https:// URL), e.g.:\n\
              // source \"/srv/americas\" branch=\"main\" interval=\"30s\" mode=\"apply\" self-heal=#true grace=\"60s\"\n",
         );
@@ -442,6 +463,7 @@ mod tests {
         s.hooks.push(vec!["/bin/echo".into(), "changed:".into()]);
         s.alert_hooks.push(vec!["/bin/echo".into(), "alert".into()]);
         s.serial = Some("0019B9B4E6D7-ABC".into());
+        s.appliance_version = Some("15.0.1-416".into());
         let dns: KdlDocument = "dns { server \"10.0.0.53\" }".parse().unwrap();
         s.standalone.push(Node::from_kdl(&dns.nodes()[0]));
         let back = Settings::parse("agent.kdl", &s.to_text()).unwrap();
@@ -452,6 +474,9 @@ mod tests {
         let e = Settings::parse("agent.kdl", "machine \"a\"\nlisen \"x\"\n").unwrap_err();
         assert_eq!(e.to_string(), "agent.kdl: unknown setting `lisen`");
         assert!(Settings::parse("agent.kdl", "listen \"x\"\n").is_err());
+        let e =
+            Settings::parse("agent.kdl", "machine \"a\"\nappliance-version \" \"\n").unwrap_err();
+        assert!(e.to_string().contains("needs the version"), "{e}");
         assert!(Settings::parse("agent.kdl", "machine {").is_err());
     }
 

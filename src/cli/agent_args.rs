@@ -77,7 +77,9 @@ pub enum ClusterCommand {
     /// Join this machine to the cluster of a member, over SSH: its agent checks the
     /// member's host key against --fingerprint, proves the cluster admin passphrase (or,
     /// with --pre-shared, its own host key registered there with `prepjoin add`), and
-    /// takes the cluster's settings in place of its own clusterable ones.
+    /// takes the cluster's settings in place of its own clusterable ones. Both must run
+    /// the same Strata release; a join past the cluster's threshold of machines (the
+    /// seed's 20, `cluster-mesh max-machines-warning`) adds a note saying what to watch.
     #[command(after_long_help = "Examples:\n  \
         strata cluster join lab1.example.com:2222 --fingerprint SHA256:… --state-dir /var/lib/strata\n  \
         strata cluster join 10.1.0.1 --fingerprint SHA256:… --group Paris --passphrase-file pass --yes --state-dir …\n  \
@@ -196,14 +198,16 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// List the groups and machines, with serials and how this machine reaches each
-    /// (connected, routed, unreachable, disconnected, expected to join).
+    /// List the groups and machines, with serials, the Strata and appliance versions they
+    /// run, and how this machine reaches each (connected, routed, unreachable,
+    /// disconnected, expected to join).
     List {
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Every link as each machine sees it: up or down, round-trip time, and the route a
-    /// message takes when the direct link is down.
+    /// message takes when the direct link is down, and why this machine's last dial of it
+    /// failed (unreachable, refused, another Strata release).
     Connstatus {
         #[command(flatten)]
         target: TargetArgs,
@@ -217,7 +221,9 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Restore a disconnected machine's links (it must run the same Strata version).
+    /// Restore a disconnected machine's links. Refused while the machines would run
+    /// different Strata releases: run on the machine itself, if a connected member does;
+    /// run on a member, if the machine does (each asked its version now).
     Reconnect {
         /// The machine.
         #[arg(value_name = "MACHINE")]

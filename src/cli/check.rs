@@ -251,6 +251,9 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
             "  the cluster agrees on the winner; keep it, or force a version, with `strata check --resolve ENTRY --use HOST` (`strata log --conflicts` keeps them all)\n",
         );
     }
+    for w in &report.warnings {
+        let _ = writeln!(text, "warning: {}\n  {}", w.message, w.help);
+    }
     if let Some(d) = drift {
         let at = d
             .git_ref
@@ -394,6 +397,7 @@ mod tests {
                 value: None,
                 winner: stamp(T - 4_000, "lab1.example.com", "admin"),
             }],
+            warnings: Vec::new(),
         };
         let drift = Drift {
             git_ref: Some("main".into()),
@@ -439,11 +443,41 @@ Drift from the repo (ref main):
             ],
             inconsistent: Vec::new(),
             conflicts: Vec::new(),
+            warnings: Vec::new(),
         };
         insta::assert_snapshot!(render(&report, None), @r#"
 Checking losangeles...
 Checking newyork...
 No inconsistencies found.
 "#);
+    }
+
+    #[test]
+    fn mixed_appliance_versions_are_a_warning_not_an_inconsistency() {
+        let member = |v: Option<&str>| crate::model::Membership {
+            appliance_version: v.map(str::to_owned),
+            ..crate::model::Membership::undeclared(crate::model::GroupName::main(), "x")
+        };
+        let members = [
+            (m("losangeles"), member(Some("15.0.1-416"))),
+            (m("newyork"), member(Some("14.2.0-620"))),
+            (m("paris"), member(None)),
+        ]
+        .into();
+        let report = CheckReport {
+            cluster: Some("americas".into()),
+            checked_from: m("losangeles"),
+            machines: vec![machine("losangeles", Reach::Local, true)],
+            inconsistent: Vec::new(),
+            conflicts: Vec::new(),
+            warnings: crate::mesh::consistency::version_warnings(&members),
+        };
+        assert!(report.is_consistent());
+        insta::assert_snapshot!(render(&report, None), @r"
+        Checking losangeles...
+        No inconsistencies found.
+        warning: the members run different appliance versions: 14.2.0-620 on newyork; 15.0.1-416 on losangeles
+          the seed's rule: a cluster consists entirely of machines running the same AsyncOS version; upgrade one machine at a time (`strata cluster disconnect`, upgrade, `strata cluster reconnect`) until all run the same
+        ");
     }
 }

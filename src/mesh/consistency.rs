@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::message::{LocalEdit, RunState};
 use super::status::Reach;
-use crate::model::{Key, MachineName, Mode, Stamp, Version};
+use crate::model::{Key, MachineName, Membership, Mode, Stamp, Version};
 use crate::replica::Summary;
 use crate::state::{ChangeSet, Live, LostWrite, StoreFailure};
 
@@ -111,6 +111,19 @@ pub struct CheckReport {
     /// Writes that lost to concurrent ones and that no `check --resolve` has settled:
     /// what an operator may want to look at (they do not make the cluster inconsistent).
     pub conflicts: Vec<LostWrite>,
+    /// What is worth a look but is no inconsistency: members whose recorded appliance
+    /// versions differ ([`version_warnings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<CheckWarning>,
+}
+
+/// Something `check` found worth a look that is no inconsistency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckWarning {
+    /// What it is.
+    pub message: String,
+    /// What to do about it.
+    pub help: String,
 }
 
 impl CheckReport {
@@ -149,6 +162,25 @@ pub fn inconsistencies(stamps: &BTreeMap<MachineName, Stamps>) -> Vec<Inconsiste
             })
         })
         .collect()
+}
+
+/// The warnings of a check about `members`' recorded versions: the seed's rule is that a
+/// cluster's machines run the same appliance version, so members whose agents report
+/// different ones are named, with each version.
+pub fn version_warnings(members: &BTreeMap<MachineName, Membership>) -> Vec<CheckWarning> {
+    let known = members
+        .iter()
+        .filter_map(|(m, info)| Some((m.as_str(), info.appliance_version.as_deref()?)));
+    match crate::model::appliance::mixed_versions(known) {
+        Some(by) => vec![CheckWarning {
+            message: format!(
+                "the members run different appliance versions: {}",
+                crate::model::appliance::describe_versions(&by)
+            ),
+            help: crate::model::appliance::MIXED_VERSIONS_HELP.to_owned(),
+        }],
+        None => Vec::new(),
+    }
 }
 
 /// The lost writes of `lost` that no change set of `history` settles (`check --resolve`

@@ -48,6 +48,13 @@ pub struct JoinRequest {
     pub group: Option<GroupName>,
     /// Its machine-only standalone sections (interfaces, hostname, …), which stay its own.
     pub machine_sections: Vec<Node>,
+    /// The Strata version it runs: the member refuses another release
+    /// ([`super::version`]). `None` from a client that does not say (refused too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata_version: Option<String>,
+    /// Its appliance's version, if its settings give one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appliance_version: Option<String>,
 }
 
 /// The protocol revision; agents refuse clients of another revision (and clients
@@ -58,8 +65,12 @@ pub struct JoinRequest {
 /// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer, packs large
 /// frames ([`super::pack`]), and has a parked link say so
 /// ([`super::wire::PeerMsg::Parked`]); 5 adds [`Request::RollbackPlan`] and the rollback
-/// as shown ([`Shown`]), so that `rollback` shows what it will change before it asks.
-pub const PROTOCOL: u32 = 5;
+/// as shown ([`Shown`]), so that `rollback` shows what it will change before it asks;
+/// 6 records each member's Strata and appliance
+/// versions in its membership (an agent of 5 would drop them, and its digests of
+/// memberships would differ) and has a joiner say its own ([`JoinRequest`]). Strata
+/// versions are compared too, on join, links and reconnect ([`super::version`]).
+pub const PROTOCOL: u32 = 6;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

@@ -67,6 +67,13 @@ pub struct MachineListing {
     /// said (its own, for the answering machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_failure: Option<StoreFailure>,
+    /// The Strata version its agent runs, as recorded in its membership (`None`:
+    /// unknown, not joined yet).
+    #[serde(default)]
+    pub strata_version: Option<String>,
+    /// Its appliance's version as its agent reports it (`None`: unknown).
+    #[serde(default)]
+    pub appliance_version: Option<String>,
 }
 
 /// One group in `cluster list`.
@@ -101,6 +108,10 @@ pub struct LinkEntry {
     /// How messages for `to` go: `None` when unreachable, `to` itself when direct, or the
     /// next machine on the way.
     pub via: Option<String>,
+    /// Why the answering machine's last dial of a down link failed (its own links only):
+    /// unreachable, refused, or another Strata release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// The links of one machine, as it last reported them.

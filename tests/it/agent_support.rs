@@ -27,19 +27,36 @@ impl TestAgent {
     /// an `agent.kdl` already in `dir` is kept, else a default one is written) and waits
     /// until it listens.
     pub fn start_on(dir: &Path, machine: &str, listen: &str) -> TestAgent {
-        TestAgent::launch(&std::env::current_dir().unwrap(), dir, machine, listen)
+        TestAgent::start_with_env(dir, machine, listen, &[])
+    }
+
+    /// As [`TestAgent::start_on`], with `env` set for the agent (`STRATA_TEST_VERSION`,
+    /// say: the Strata version a debug build says it runs).
+    pub fn start_with_env(
+        dir: &Path,
+        machine: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> TestAgent {
+        TestAgent::launch(&std::env::current_dir().unwrap(), dir, machine, listen, env)
     }
 
     /// Starts an agent run from directory `cwd` with a relative `--state-dir`
     /// (`cwd/relative`), on a free loopback port.
     pub fn start_relative(cwd: &Path, relative: &Path, machine: &str) -> TestAgent {
         assert!(relative.is_relative(), "{}", relative.display());
-        TestAgent::launch(cwd, relative, machine, "127.0.0.1:0")
+        TestAgent::launch(cwd, relative, machine, "127.0.0.1:0", &[])
     }
 
-    /// Starts an agent in directory `cwd` with `--state-dir STATE_DIR`, and waits until
-    /// it listens.
-    fn launch(cwd: &Path, state_dir: &Path, machine: &str, listen: &str) -> TestAgent {
+    /// Starts an agent in directory `cwd` with `--state-dir STATE_DIR` and `env` set,
+    /// and waits until it listens.
+    fn launch(
+        cwd: &Path,
+        state_dir: &Path,
+        machine: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> TestAgent {
         let dir = &cwd.join(state_dir);
         let address = dir.join("address");
         let _ = std::fs::remove_file(&address);
@@ -61,6 +78,7 @@ impl TestAgent {
             .arg(state_dir)
             .args(["--listen", listen, "--machine", machine])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -37,6 +37,7 @@ mod plan_digest;
 mod replication;
 mod support;
 mod support_files;
+mod upgrade;
 mod xml_cli;
 mod xml_props;
 mod xml_real;

@@ -128,6 +128,7 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
         machines: machines.into_values().collect(),
         inconsistent,
         conflicts: lost,
+        warnings: crate::mesh::consistency::version_warnings(&snap.members),
     })
 }
 

@@ -65,7 +65,7 @@ pub enum Event {
         /// The peer.
         peer: MachineName,
         /// Why.
-        why: String,
+        why: link::DialError,
     },
     /// A link ended.
     Closed {
@@ -146,8 +146,9 @@ pub(super) struct Runtime {
     pub(super) members: BTreeMap<MachineName, Membership>,
     /// Peers being dialed now.
     pub(super) dialing: BTreeSet<MachineName>,
-    /// Peers whose last dial failed (said once in the log).
-    pub(super) failing: BTreeSet<MachineName>,
+    /// Peers whose last dial failed, and why (said once in the log; `connstatus` shows
+    /// it).
+    pub(super) failing: BTreeMap<MachineName, link::DialError>,
     /// When each peer may be dialed next, and the pause after that.
     pub(super) backoff: BTreeMap<MachineName, (Instant, Duration)>,
     /// The id of the next link.
@@ -205,7 +206,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         parked: Vec::new(),
         members: BTreeMap::new(),
         dialing: BTreeSet::new(),
-        failing: BTreeSet::new(),
+        failing: BTreeMap::new(),
         backoff: BTreeMap::new(),
         next_link: 1,
         seq: 0,
@@ -249,7 +250,7 @@ impl Runtime {
                 conn,
                 session,
             } => self.adopt(peer, dialer, conn, session),
-            Event::DialFailed { peer, why } => self.dial_failed(peer, &why),
+            Event::DialFailed { peer, why } => self.dial_failed(peer, why),
             Event::Closed { peer, link_id, why } => {
                 if self.links.get(&peer).is_some_and(|l| l.link_id == link_id) {
                     self.lose_link(&peer);
@@ -465,7 +466,14 @@ impl Runtime {
 
     fn snapshot(&self) -> Snapshot {
         let now = self.now_ms();
-        let mut views = vec![self.table.own_view(now)];
+        let mut own = self.table.own_view(now);
+        for l in own.links.iter_mut().filter(|l| !l.up) {
+            l.why = MachineName::new(&l.to)
+                .ok()
+                .and_then(|m| self.failing.get(&m))
+                .map(ToString::to_string);
+        }
+        let mut views = vec![own];
         views.extend(self.table.peer_views(now));
         views.sort_by(|a: &LinkView, b| a.machine.cmp(&b.machine));
         Snapshot {
