@@ -15,32 +15,49 @@ use std::path::Path;
 use std::process::Command;
 
 use super::state_dir::{StateDirError, create_private_dir, sync_dir, write_atomic};
-use crate::mesh::{EditKind, HookRun, LocalEdit, RunReport};
-use crate::resolve::entries::EntryLayers;
-use crate::schema::Catalogue;
-use crate::state::Live;
+use std::path::PathBuf;
 
-/// The running config of `machine`, pure: every section of `catalogue` (the one the live
-/// entries record), resolved as `strata show` resolves it — defined at a mode, or the
-/// factory default — as canonical KDL.
-pub fn running_config(
-    live: &Live,
-    machine: &str,
-    catalogue: &Catalogue,
-) -> BTreeMap<String, String> {
-    let layers = EntryLayers::new(
-        live.iter()
-            .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
-    );
-    let mut out: BTreeMap<String, String> = catalogue
-        .sections
-        .values()
-        .map(|s| (s.name.clone(), s.default.to_canonical()))
-        .collect();
-    for (section, (node, _)) in layers.effective(catalogue, machine) {
-        out.insert(section.to_owned(), node.to_canonical());
+use crate::cluster::applier::{Applier, compare};
+use crate::protocol::{HookRun, LocalEdit, RunReport};
+
+/// The running-config directory (one `SECTION.kdl` per section) and the hooks run after
+/// a change.
+#[derive(Debug, Clone)]
+pub struct RunningDir {
+    /// Where the files go.
+    pub dir: PathBuf,
+    /// Commands run with the changed section names as arguments.
+    pub hooks: Vec<Vec<String>>,
+}
+
+impl Applier for RunningDir {
+    fn apply(&self, machine: &str, config: &BTreeMap<String, String>) -> RunReport {
+        match update(&self.dir, machine, config, &self.hooks) {
+            Ok(report) => {
+                for h in report.hooks.iter().filter(|h| !h.ok) {
+                    tracing::error!(hook = %h.command, status = %h.status, output = %h.output, "hook failed");
+                }
+                report
+            }
+            Err(e) => {
+                tracing::error!("cannot write the running config: {e}");
+                RunReport {
+                    machine: machine.to_owned(),
+                    hooks: vec![HookRun {
+                        command: "write running config".into(),
+                        ok: false,
+                        status: e.to_string(),
+                        output: String::new(),
+                    }],
+                    ..RunReport::default()
+                }
+            }
+        }
     }
-    out
+
+    fn local_edits(&self, config: &BTreeMap<String, String>) -> Vec<LocalEdit> {
+        local_edits(&self.dir, config)
+    }
 }
 
 /// Brings `dir` in line with `config`: writes changed files, removes files of sections
@@ -118,36 +135,6 @@ pub fn local_edits(dir: &Path, config: &BTreeMap<String, String>) -> Vec<LocalEd
         }
     }
     compare(config, &found)
-}
-
-/// What differs between the running config a machine should have (`config`) and what it
-/// has (`found`), section by section.
-pub fn compare(
-    config: &BTreeMap<String, String>,
-    found: &BTreeMap<String, String>,
-) -> Vec<LocalEdit> {
-    let mut edits = Vec::new();
-    for (section, text) in config {
-        match found.get(section) {
-            None => edits.push(LocalEdit {
-                section: section.clone(),
-                kind: EditKind::Removed,
-            }),
-            Some(t) if t != text => edits.push(LocalEdit {
-                section: section.clone(),
-                kind: EditKind::Edited,
-            }),
-            Some(_) => {}
-        }
-    }
-    for section in found.keys().filter(|s| !config.contains_key(*s)) {
-        edits.push(LocalEdit {
-            section: section.clone(),
-            kind: EditKind::Added,
-        });
-    }
-    edits.sort_by(|a, b| a.section.cmp(&b.section));
-    edits
 }
 
 /// Narrows the mode of a running-config file written before files were made private

@@ -15,8 +15,8 @@ use super::connect::{connect, unexpected};
 use super::log::utc;
 use super::output::Output;
 use super::{CliError, Outcome};
-use crate::mesh::sync_status::{Health, Sync, SyncStatus};
-use crate::mesh::{Request, Response};
+use crate::protocol::sync_status::{Health, Sync, SyncStatus};
+use crate::protocol::{Request, Response};
 
 /// `strata status`.
 #[derive(Debug, Args)]
@@ -137,9 +137,9 @@ pub fn render(s: &SyncStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::HookRun;
-    use crate::mesh::sync_status::{AppliedCommit, CommitInfo, Followed, LastRun};
     use crate::model::{ChangeSetId, Version};
+    use crate::protocol::HookRun;
+    use crate::protocol::sync_status::{AppliedCommit, CommitInfo, Followed, LastRun};
 
     fn status() -> SyncStatus {
         let commit = CommitInfo {

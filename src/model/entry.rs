@@ -37,7 +37,7 @@ pub struct Membership {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub declared: bool,
     /// The Strata version its agent runs, as the agent last said (when it joined, or
-    /// started since): what the version rule compares ([`crate::mesh::version`]).
+    /// started since): what the version rule compares ([`crate::protocol::version`]).
     /// Unknown until then. The cluster's fact, never a repo's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strata_version: Option<String>,

@@ -4,7 +4,7 @@
 //! a config repo's own `schemas/`). The format is described in `schemas/README.md`.
 
 mod builtin;
-mod check;
+mod conform;
 mod parse;
 mod value_type;
 
@@ -15,7 +15,7 @@ use miette::SourceSpan;
 
 use crate::config::{Diagnostics, Problem, SourceFile};
 use crate::model::{Level, Node, SectionName, Value};
-pub use check::{XML_EXTRA, XML_EXTRA_MAX_DEPTH, check_section, check_xml_extra};
+pub use conform::{XML_EXTRA, XML_EXTRA_MAX_DEPTH, check_section, check_xml_extra};
 pub use parse::is_xml_name;
 pub use value_type::{ValueType, parse_netmask};
 

@@ -303,7 +303,7 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
 #[test]
 fn a_passphrase_logs_in_against_its_argon2id_hash() {
     let tmp = tempfile::tempdir().unwrap();
-    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let hash = strata::cluster::users::hash_passphrase("correct horse battery").unwrap();
     let cluster = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n        user \"eve\" role=\"administrator\" passphrase-hash=\"{hash}\" locked=#true\n    }}\n}}\ngroup \"Main_Group\"\n"
     );

@@ -27,6 +27,7 @@ mod fuzz;
 mod git_push;
 mod kdl_stack;
 mod layering_props;
+mod layout;
 mod mesh;
 mod mesh_client;
 mod mesh_harness;

@@ -2,10 +2,10 @@
 //! once and stamped, report mode, self-heal, a file:// remote fetched into the mirror.
 
 use super::*;
-use crate::agent::applier::MemoryApplier;
-use crate::agent::node::tests::node;
-use crate::mesh::sync_status::Sync;
+use crate::cluster::applier::MemoryApplier;
+use crate::cluster::node::tests::node;
 use crate::model::EntryValue;
+use crate::protocol::sync_status::Sync;
 use crate::source::git;
 use crate::state::{Key, MemoryStore};
 

@@ -8,7 +8,7 @@
 //! per-machine report, asking members through [`query`]).
 
 mod alert;
-pub mod check;
+pub mod clustercheck;
 mod dial;
 pub mod join;
 pub mod link;
@@ -27,14 +27,14 @@ use tokio::sync::{mpsc, oneshot};
 use self::link::Identity;
 use self::runtime::{Event, Snapshot};
 use super::Agent;
-use super::auth::{Authed, Principal};
-use super::check::Authority;
-use super::core::{Caller, Refusal};
-use super::membership::{cluster_name, flattened, membership_of};
-use crate::mesh::status::{ClusterListing, GroupListing, MachineListing, PendingEntry};
-use crate::mesh::wire::Envelope;
-use crate::mesh::{Connection, Request, Response};
+use crate::cluster::auth::{Authed, Principal};
+use crate::cluster::caller::Authority;
+use crate::cluster::caller::{Caller, Refusal};
+use crate::cluster::membership::{cluster_name, flattened, membership_of};
 use crate::model::{EntryValue, Key, MachineName};
+use crate::protocol::status::{ClusterListing, GroupListing, MachineListing, PendingEntry};
+use crate::protocol::wire::Envelope;
+use crate::protocol::{Connection, Request, Response};
 use crate::state::{Source, wall_ms};
 
 /// The running mesh of an agent.
@@ -71,7 +71,7 @@ pub fn serial_of(agent: &Agent) -> String {
 pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
     let settings = &agent.state.settings;
     let peer_address = match &settings.address {
-        Some(a) if crate::mesh::split_host_port(a, 0).is_some_and(|(_, p)| p != 0) => a.clone(),
+        Some(a) if crate::protocol::split_host_port(a, 0).is_some_and(|(_, p)| p != 0) => a.clone(),
         Some(a) => format!("{a}:{}", bound.port()),
         None if bound.ip().is_unspecified() => format!("{}:{}", settings.machine, bound.port()),
         None => bound.to_string(),
@@ -216,7 +216,7 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             Ok(caller) => remove(agent, &caller, machine),
         },
         Request::Check => match mesh {
-            Some(mesh) => check::check(agent, mesh),
+            Some(mesh) => clustercheck::check(agent, mesh),
             None => not_running(),
         },
         Request::CheckResolve { key, host } => match (mesh, who.role.may_apply()) {
@@ -230,11 +230,11 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             (None, true) => not_running(),
             (Some(mesh), true) => {
                 let caller = Caller::with_role(who.user.clone(), who.role);
-                check::resolve(agent, mesh, &caller, key, host)
+                clustercheck::resolve(agent, mesh, &caller, key, host)
             }
         },
         Request::Propagation { version, wait_ms } => match mesh {
-            Some(mesh) => check::propagation(
+            Some(mesh) => clustercheck::propagation(
                 agent,
                 mesh,
                 version,
@@ -314,7 +314,7 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
         let (Key::Machine(m), Some(EntryValue::Machine(info))) = (m, &entry.value) else {
             continue;
         };
-        let reach = check::reach_of(me, m, info, membership_of(&live, me), snap);
+        let reach = clustercheck::reach_of(me, m, info, membership_of(&live, me), snap);
         let unmanaged = from_repo && info.joined() && !info.declared;
         let listing = MachineListing {
             name: m.to_string(),

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use super::InFlight;
 use super::serve::serve;
-use crate::agent::{Agent, Authed, git_serve};
-use crate::mesh::SUBSYSTEM;
+use crate::agent::{Agent, git_serve};
+use crate::cluster::Authed;
+use crate::protocol::SUBSYSTEM;
 
 /// One SSH connection.
 pub struct Client {
@@ -37,7 +38,7 @@ const NO_SIGNATURE: &str = "no valid signature for an accepted key";
 
 /// Machines log in with their host keys under these names; anyone else is a user.
 fn is_machine_login(user: &str) -> bool {
-    user == crate::agent::auth::PEER_USER || user == crate::agent::auth::JOIN_USER
+    user == crate::cluster::auth::PEER_USER || user == crate::cluster::auth::JOIN_USER
 }
 
 impl Client {
@@ -79,7 +80,7 @@ impl Client {
     fn accept(
         &mut self,
         user: &str,
-        role: crate::agent::users::Role,
+        role: crate::cluster::users::Role,
         method: &str,
     ) -> Result<Auth, russh::Error> {
         tracing::info!(peer = ?self.peer, user, role = role.as_str(), method, "login accepted");
@@ -146,7 +147,7 @@ impl russh::server::Handler for Client {
             return match self.agent.node.auth.authorize_machine(user, key.public_key) {
                 Ok(principal) => {
                     let auth =
-                        self.accept(user, crate::agent::users::Role::ReadOnly, "host key")?;
+                        self.accept(user, crate::cluster::users::Role::ReadOnly, "host key")?;
                     if let Some(a) = &mut self.authed {
                         a.principal = principal;
                     }

@@ -1,9 +1,9 @@
 //! `log`: the change sets this machine holds, in its order; `log --conflicts`: the writes
 //! among them that lost under last-writer-wins.
 
-use crate::agent::applier::Applier;
-use crate::agent::node::Node;
-use crate::mesh::Response;
+use crate::cluster::applier::Applier;
+use crate::cluster::node::Node;
+use crate::protocol::Response;
 use crate::state::{ChangeSet, Store, conflicts as lost_writes};
 
 /// Answers with every change set's summary.

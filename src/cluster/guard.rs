@@ -12,21 +12,11 @@
 //! against the follower says so (`apply --override-follower`), and self-heal then reverts
 //! the change after its grace.
 
-use super::core::{Caller, Refusal};
+use super::caller::{Caller, Refusal};
 use crate::model::{EntryValue, Source};
 use crate::plan::ownership::repo_part;
 use crate::schema::Catalogue;
 use crate::state::{Key, Live, Writes};
-
-/// A branch that a follower in mode apply keeps the cluster at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Followed {
-    /// Who follows what, for messages ("this machine follows main of /srv/config.git in
-    /// mode apply").
-    pub by: String,
-    /// The commit the follower applied last (full id), if the log knows it.
-    pub commit: Option<String>,
-}
 
 /// How to change git-owned state while a follower keeps the cluster at a branch.
 pub const HINT: &str = "commit the change to the followed branch and let the follower apply it, \

@@ -11,17 +11,17 @@ mod rollback;
 
 use super::applier::Applier;
 use super::auth::Authed;
-use super::core::Caller;
-use super::follow_guard::Followed;
+use super::caller::Caller;
+use super::caller::Followed;
 use super::node::Node;
-use crate::mesh::{Request, Response};
+use crate::protocol::{Request, Response};
 use crate::state::Store;
 
 /// Answers one request from `who`.
 ///
 /// `followed`: the branch a follower in mode apply keeps the cluster at, for requests that
 /// do not come from that follower: their git-owned writes are refused
-/// ([`crate::agent::follow_guard`]).
+/// ([`crate::cluster::guard`]).
 pub fn handle<S: Store, A: Applier>(
     node: &Node<S, A>,
     who: &Authed,
@@ -88,7 +88,7 @@ pub fn handle<S: Store, A: Applier>(
             base,
             origin,
         } => {
-            let Some(pusher) = crate::agent::users::Role::parse(&role) else {
+            let Some(pusher) = crate::cluster::users::Role::parse(&role) else {
                 return Response::error(format!("`{role}` is not a role"), None);
             };
             if !pusher.may_apply() {

@@ -2,11 +2,11 @@
 //! (what `plan` diffs against: the digests first, then the entries whose digests differ
 //! from the desired ones).
 
-use crate::agent::applier::Applier;
-use crate::agent::node::Node;
-use crate::mesh::Response;
+use crate::cluster::applier::Applier;
+use crate::cluster::node::Node;
 use crate::model::Key;
 use crate::plan::digests_of;
+use crate::protocol::Response;
 use crate::state::Store;
 
 /// Answers with every live entry.

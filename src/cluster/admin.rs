@@ -5,13 +5,14 @@
 //! [`check_writes`] as every write is, and only administrators may make it. Passphrases
 //! arrive here already hashed: the core never sees one.
 
-use super::check::{check_authority, check_writes};
-use super::core::{Caller, Core, Refusal, base_of, invalid};
-use crate::mesh::status::PendingEntry;
+use super::authorize::{check_authority, check_writes};
+use super::caller::{Caller, Refusal, invalid};
+use super::core::{Core, base_of};
 use crate::model::{
     EntryValue, GroupName, MachineName, Membership, Mode, Node, PendingJoin, SectionName, Value,
 };
 use crate::plan::ownership::PASSPHRASE_HASH;
+use crate::protocol::status::PendingEntry;
 use crate::state::{ChangeSet, Key, Live, Source, Store, StoreError, Writes};
 
 /// The cluster admin's login name, as AsyncOS names it.
@@ -40,9 +41,9 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
-        super::follow_guard::check(caller, &writes, view, &Source::Cli)?;
+        super::guard::check(caller, &writes, view, &Source::Cli)?;
         let frozen = self.open_freeze(wall_ms)?;
-        super::follow_guard::check_freeze(caller, &writes, view, frozen.as_ref())?;
+        super::guard::check_freeze(caller, &writes, view, frozen.as_ref())?;
         check_writes(&writes, view, &self.machine)?;
         let base = base_of(view, writes.keys());
         let meta = self.meta(caller, &caller.user, Source::Cli, message);

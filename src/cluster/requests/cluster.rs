@@ -1,9 +1,9 @@
 //! `cluster create`: a standalone machine becomes a one-machine cluster.
 
-use crate::agent::applier::Applier;
-use crate::agent::core::Caller;
-use crate::agent::node::Node;
-use crate::mesh::Response;
+use crate::cluster::applier::Applier;
+use crate::cluster::caller::Caller;
+use crate::cluster::node::Node;
+use crate::protocol::Response;
 use crate::state::{Store, wall_ms};
 
 /// Creates cluster `name` with this machine in `Main_Group`, lifting its clusterable

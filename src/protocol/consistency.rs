@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::message::{LocalEdit, RunState};
+use super::run::{LocalEdit, RunState};
 use super::status::Reach;
 use crate::model::{Key, MachineName, Membership, Mode, Stamp, Version};
 use crate::replica::Summary;

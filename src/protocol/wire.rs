@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::consistency::{MachineState, Stamps};
-use super::message::RunState;
+use super::run::RunState;
 use super::table::LinkReport;
 use crate::model::{Key, MachineName, Version};
 use crate::replica::SyncMsg;

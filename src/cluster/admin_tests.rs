@@ -2,13 +2,13 @@
 //! change sets hold, through a node for roles and passphrase logins.
 
 use super::*;
-use crate::agent::applier::MemoryApplier;
-use crate::agent::auth::{Auth, Authed};
-use crate::agent::check::Authority;
-use crate::agent::node::Node as AgentNode;
-use crate::agent::users::{Role, hash_passphrase, parse_users, verify_passphrase};
-use crate::mesh::{Request, Response, Secret};
+use crate::cluster::applier::MemoryApplier;
+use crate::cluster::auth::{Auth, Authed};
+use crate::cluster::caller::Authority;
+use crate::cluster::node::Node as AgentNode;
+use crate::cluster::users::{Role, hash_passphrase, parse_users, verify_passphrase};
 use crate::plan::Origin;
+use crate::protocol::{Request, Response, Secret};
 use crate::schema::Catalogue;
 use crate::state::MemoryStore;
 

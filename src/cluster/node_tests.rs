@@ -2,11 +2,11 @@
 //! refreshed from the store, the membership hook.
 
 use super::*;
-use crate::agent::applier::MemoryApplier;
-use crate::agent::auth::Authed;
-use crate::agent::users::Role;
-use crate::mesh::Request;
+use crate::cluster::applier::MemoryApplier;
+use crate::cluster::auth::Authed;
+use crate::cluster::users::Role;
 use crate::plan::Origin;
+use crate::protocol::Request;
 use crate::state::{MemoryStore, Source, tests::writes};
 
 /// A started node of machine `lab1` on an in-memory store and applier.
@@ -127,7 +127,7 @@ fn the_membership_hook_hears_the_cluster_after_every_change() {
         Auth::new(key.public_key().clone(), 0),
         MemoryApplier::default(),
     )
-    .with_membership_hook(Box::new(move |c| {
+    .with_change_hook(Box::new(move |c| {
         log.lock().unwrap().push(c.map(str::to_owned));
     }));
     n.start();

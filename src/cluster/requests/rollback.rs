@@ -2,11 +2,11 @@
 //! would do, as a plan, which `strata rollback` shows before it asks. A rollback given
 //! the plan it showed is refused as stale when it would now do something else.
 
-use crate::agent::applier::Applier;
-use crate::agent::core::{Caller, Refusal};
-use crate::agent::node::Node;
-use crate::mesh::{Response, Shown};
+use crate::cluster::applier::Applier;
+use crate::cluster::caller::{Caller, Refusal};
+use crate::cluster::node::Node;
 use crate::plan::{Action, Change, Origin, PLAN_FORMAT, Plan};
+use crate::protocol::{Response, Shown};
 use crate::state::{Base, CommitError, Conflict, Key, Live, Source, Store, Writes, wall_ms};
 
 /// Rolls back to the change set named by `to` (an id or a unique prefix); when `shown`
@@ -120,10 +120,10 @@ fn conflicts(keys: &[Key], shown: &Shown, live: &Live) -> Vec<Conflict> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::auth::Authed;
-    use crate::agent::node::tests::node;
-    use crate::agent::users::Role;
-    use crate::mesh::Request;
+    use crate::cluster::auth::Authed;
+    use crate::cluster::node::tests::node;
+    use crate::cluster::users::Role;
+    use crate::protocol::Request;
 
     fn admin() -> Authed {
         Authed::user("admin", Role::Administrator)

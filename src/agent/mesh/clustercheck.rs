@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 use super::Mesh;
 use super::runtime::Snapshot;
 use crate::agent::Agent;
-use crate::agent::core::Caller;
-use crate::agent::membership::cluster_name;
-use crate::mesh::consistency::{
-    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, members_of, unresolved,
-};
-use crate::mesh::status::Reach;
-use crate::mesh::wire::{Answer, Query};
-use crate::mesh::{Response, RunState};
+use crate::cluster::caller::Caller;
+use crate::cluster::membership::cluster_name;
 use crate::model::{Key, MachineName, Membership};
 use crate::plan::Origin;
+use crate::protocol::consistency::{
+    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, members_of, unresolved,
+};
+use crate::protocol::status::Reach;
+use crate::protocol::wire::{Answer, Query};
+use crate::protocol::{Response, RunState};
 use crate::state::{Live, Source, Version, conflicts, wall_ms};
 
 /// How long a member waits for the answers of one round of questions.
@@ -128,7 +128,7 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
         machines: machines.into_values().collect(),
         inconsistent,
         conflicts: lost,
-        warnings: crate::mesh::consistency::version_warnings(&snap.members),
+        warnings: crate::protocol::consistency::version_warnings(&snap.members),
     })
 }
 
@@ -285,7 +285,7 @@ pub fn propagation(agent: &Agent, mesh: &Mesh, version: &Version, wait: Duration
         change_set: crate::state::ChangeSetId::of(version),
         machines: reach
             .into_iter()
-            .map(|(m, r)| crate::mesh::consistency::MachinePropagation {
+            .map(|(m, r)| crate::protocol::consistency::MachinePropagation {
                 state: states.get(&m).copied(),
                 machine: m,
                 reach: r,

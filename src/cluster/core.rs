@@ -2,8 +2,8 @@
 //! cluster, bootstrap standalone settings. No sockets, no files of its own, and the wall
 //! time is passed in, so tests run it on a [`crate::state::MemoryStore`].
 
-use super::check::{Authority, check_authority};
-use super::users::Role;
+use super::authorize::{check_authority, first_failure};
+use super::caller::{Authority, Caller, Refusal, invalid};
 use crate::model::{
     EntryValue, GroupName, Level, MachineName, Membership, Mode, Node, SectionName,
 };
@@ -13,70 +13,6 @@ use crate::state::{
     Base, ChangeMeta, ChangeSet, ChangeSetId, Clock, CommitError, Key, Live, Merged, Proposal,
     Source, Store, StoreError, Version, Writes, find_change_set, state_as_of,
 };
-
-/// A request the agent will not carry out; nothing was written.
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    /// The request itself is wrong.
-    #[error("{message}")]
-    Invalid {
-        /// What is wrong.
-        message: String,
-        /// How to fix it.
-        help: Option<String>,
-    },
-    /// The caller's role does not allow it.
-    #[error("{0}")]
-    Denied(String),
-    /// The commit failed or was stale.
-    #[error(transparent)]
-    Commit(#[from] CommitError),
-}
-
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Self {
-        Refusal::Commit(CommitError::Store(e))
-    }
-}
-
-pub(super) fn invalid(message: impl Into<String>, help: Option<&str>) -> Refusal {
-    Refusal::Invalid {
-        message: message.into(),
-        help: help.map(str::to_owned),
-    }
-}
-
-/// Who asks.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The SSH user.
-    pub user: String,
-    /// What the caller may change.
-    pub authority: Authority,
-    /// The branch a follower in mode apply keeps the cluster at, when the caller is not
-    /// that follower: git-owned writes are then refused (see [`super::follow_guard`]).
-    pub followed: Option<super::follow_guard::Followed>,
-    /// An administrator's reason to write during a change freeze (`apply --break-glass`);
-    /// recorded in the change set's message.
-    pub break_glass: Option<String>,
-}
-
-impl Caller {
-    /// User `user` with the authority of `role`: administrators may change everything,
-    /// operators everything but users and membership.
-    pub fn with_role(user: impl Into<String>, role: Role) -> Caller {
-        Caller {
-            user: user.into(),
-            authority: if role.may_administer() {
-                Authority::All
-            } else {
-                Authority::NoMembership
-            },
-            followed: None,
-            break_glass: None,
-        }
-    }
-}
 
 /// The store, the clock and who this machine is.
 pub struct Core<S> {
@@ -220,12 +156,12 @@ impl<S: Store> Core<S> {
         if caller.followed.is_some() || frozen.is_some() {
             let keys: Vec<Key> = writes.keys().cloned().collect();
             let current = self.store.entries(&keys)?;
-            super::follow_guard::check(caller, &writes, &current, &origin.source)?;
-            super::follow_guard::check_freeze(caller, &writes, &current, frozen.as_ref())?;
+            super::guard::check(caller, &writes, &current, &origin.source)?;
+            super::guard::check_freeze(caller, &writes, &current, frozen.as_ref())?;
         }
         // The checks need membership and the catalogue of what is there, not its sections.
         let known = self.store.live_under(&["@".into(), "#".into()])?;
-        super::check::check_writes(&writes, &known, &self.machine)?;
+        super::authorize::check_writes(&writes, &known, &self.machine)?;
         let message = match (&frozen, &caller.break_glass) {
             (Some(w), Some(why)) => format!(
                 "{}\n\nbreak glass during change freeze `{}` by {}: {why}",
@@ -253,9 +189,9 @@ impl<S: Store> Core<S> {
         check_authority(&writes, caller.authority)?;
         let keys: Vec<Key> = writes.keys().cloned().collect();
         let live = self.store.entries(&keys)?;
-        super::follow_guard::check(caller, &writes, &live, &Source::Cli)?;
+        super::guard::check(caller, &writes, &live, &Source::Cli)?;
         let frozen = self.open_freeze(wall_ms)?;
-        super::follow_guard::check_freeze(caller, &writes, &live, frozen.as_ref())?;
+        super::guard::check_freeze(caller, &writes, &live, frozen.as_ref())?;
         let meta = self.meta(
             caller,
             &caller.user,
@@ -439,27 +375,6 @@ pub fn check_kinds(writes: &Writes) -> Result<(), Refusal> {
     }
 }
 
-/// The first failure `check` reports on `items`, checked on all cores. A check that
-/// panics fails too: a value nobody could check is never taken for a good one.
-pub(super) fn first_failure<T: Sync>(
-    items: &[T],
-    check: impl Fn(&T) -> Option<String> + Sync,
-) -> Option<String> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(64);
-    let check = &check;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().find_map(check)))
-            .collect();
-        handles.into_iter().find_map(|h| {
-            h.join()
-                .unwrap_or_else(|_| Some("a value could not be checked".to_owned()))
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,21 +401,6 @@ mod tests {
             followed: None,
             break_glass: None,
         }
-    }
-
-    #[test]
-    fn a_check_that_panics_refuses_instead_of_passing() {
-        let items: Vec<u32> = (0..200).collect();
-        assert_eq!(first_failure(&items, |_| None), None);
-        assert_eq!(
-            first_failure(&items, |i| (*i == 150).then(|| "bad 150".to_owned())),
-            Some("bad 150".to_owned())
-        );
-        let panicking = first_failure(&items, |i| {
-            assert!(*i != 150, "the checker broke");
-            None
-        });
-        assert_eq!(panicking.as_deref(), Some("a value could not be checked"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod message;
 pub mod pack;
 pub mod peer;
 pub mod pin;
+pub mod run;
 pub mod status;
 pub mod sync_status;
 pub mod table;
@@ -21,10 +22,8 @@ pub mod wire;
 pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
-pub use message::{
-    EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, Request, Response, RunReport, RunState,
-    SUBSYSTEM, Secret, Shown,
-};
+pub use message::{JoinRequest, PROTOCOL, Request, Response, SUBSYSTEM, Secret, Shown};
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;
+pub use run::{EditKind, HookRun, LocalEdit, RunReport, RunState};
 pub use version::strata_version;

@@ -1,12 +1,12 @@
 //! `hello`: the protocol check, and who the agent is and thinks the caller is. A client
 //! of another Strata version speaking this protocol is answered (an operator's CLI need
 //! not match the agents); machines of the cluster compare their versions where they
-//! join, link and reconnect ([`crate::mesh::version`]), with the version each hello says.
+//! join, link and reconnect ([`crate::protocol::version`]), with the version each hello says.
 
-use crate::agent::applier::Applier;
-use crate::agent::auth::Authed;
-use crate::agent::node::Node;
-use crate::mesh::{PROTOCOL, Response, strata_version};
+use crate::cluster::applier::Applier;
+use crate::cluster::auth::Authed;
+use crate::cluster::node::Node;
+use crate::protocol::{PROTOCOL, Response, strata_version};
 use crate::state::Store;
 
 /// Answers a client that speaks `protocol` (Strata `version`).

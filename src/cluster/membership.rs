@@ -3,12 +3,13 @@
 //! disconnected or connected, removing one, and leaving — a removed machine keeps its
 //! flattened effective config as standalone settings, as AsyncOS's `removemachine` does.
 
-use super::check::Authority;
-use super::core::{Caller, Core, Refusal, base_of, invalid};
-use crate::mesh::JoinRequest;
+use super::caller::Authority;
+use super::caller::{Caller, Refusal, invalid};
+use super::core::{Core, base_of};
 use crate::model::{
     EntryValue, GroupName, Key, Level, MachineName, Membership, Mode, Node, SectionName,
 };
+use crate::protocol::JoinRequest;
 use crate::resolve::entries::EntryLayers;
 use crate::schema::Catalogue;
 use crate::state::{ChangeSet, Live, Source, Store, Writes};
@@ -121,10 +122,10 @@ fn same_release(
 ) -> Result<(), Refusal> {
     let ours = own.strata_version.as_str();
     match theirs {
-        Some(v) if crate::mesh::version::compatible(v, ours) => Ok(()),
+        Some(v) if crate::protocol::version::compatible(v, ours) => Ok(()),
         Some(v) => {
             let (message, help) =
-                crate::mesh::version::mismatch(me.as_str(), v, member.as_str(), ours);
+                crate::protocol::version::mismatch(me.as_str(), v, member.as_str(), ours);
             Err(invalid(message, Some(&help)))
         }
         None => Err(invalid(
@@ -158,7 +159,7 @@ pub struct OwnFacts {
     pub peer: String,
     /// Its serial number.
     pub serial: String,
-    /// The Strata version it runs ([`crate::mesh::strata_version`]).
+    /// The Strata version it runs ([`crate::protocol::strata_version`]).
     pub strata_version: String,
     /// Its appliance's version (`appliance-version` in `agent.kdl`), if known.
     pub appliance_version: Option<String>,
@@ -185,7 +186,7 @@ impl OwnFacts {
 
 impl<S: Store> Core<S> {
     /// On the member a machine joins through: refuses a joiner of another Strata release
-    /// ([`crate::mesh::version`]); records the joiner in the membership (with its host
+    /// ([`crate::protocol::version`]); records the joiner in the membership (with its host
     /// key, serial, peer address and versions; in the group a repo declared for it, else
     /// the one asked for, else `Main_Group`) and its machine-only sections, and forgets
     /// its pending-join entry, in one change set. Returns it and what to tell the joiner.
@@ -284,7 +285,7 @@ impl<S: Store> Core<S> {
                 Some("correct the serial in the config repo, or join the machine it names"),
             ));
         }
-        let host = crate::mesh::split_host_port(&request.peer, 2222)
+        let host = crate::protocol::split_host_port(&request.peer, 2222)
             .map_or_else(|| request.peer.clone(), |(h, _)| h);
         // A repo's address stands; one that gave none declared the machine's name, and
         // the joiner's own host is the better fact (see `plan::ownership::over_live`).
@@ -339,7 +340,7 @@ impl<S: Store> Core<S> {
                 writes.insert(key, Some(EntryValue::Section(node.clone())));
             }
         }
-        super::check::check_writes(&writes, &live, &self.machine)?;
+        super::authorize::check_writes(&writes, &live, &self.machine)?;
         notes.extend(too_many_members(&live, &self.machine, me));
         let base = base_of(&live, writes.keys());
         let how = match proof {

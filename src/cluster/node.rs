@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::broadcast;
 
-use super::applier::Applier;
+use super::applier::{Applier, running_config};
 use super::auth::Auth;
-use super::core::{Core, Refusal};
-use super::running::running_config;
+use super::caller::Refusal;
+use super::core::Core;
 use super::users::parse_users;
 use crate::config::Diagnostics;
-use crate::mesh::{LocalEdit, Response, RunReport, RunState};
 use crate::model::{EntryValue, Key, MachineName, Mode, SectionName};
+use crate::protocol::{LocalEdit, Response, RunReport, RunState};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
 use crate::state::{
@@ -52,12 +52,12 @@ pub struct Node<S, A> {
     /// Whether the store's writes fail, read without the store lock.
     store_health: Health,
     /// Told, after every change, which cluster the store names (`None`: none): the
-    /// agent keeps its membership record with it ([`super::member_record`]).
-    on_membership: Option<MembershipHook>,
+    /// agent keeps its membership record with it, and frees memory.
+    on_change: Option<ChangeHook>,
 }
 
-/// What [`Node::with_membership_hook`] is given.
-pub type MembershipHook = Box<dyn Fn(Option<&str>) + Send + Sync>;
+/// What [`Node::with_change_hook`] is given.
+pub type ChangeHook = Box<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// How many change sets' run times a node remembers.
 const APPLIED_KEPT: usize = 4096;
@@ -92,15 +92,15 @@ impl<S: Store, A: Applier> Node<S, A> {
             changes: broadcast::channel(CHANGES_QUEUE).0,
             applied: Mutex::new(BTreeMap::new()),
             last_run: Mutex::new(None),
-            on_membership: None,
+            on_change: None,
             store_health,
         }
     }
 
     /// This node, telling `hook` after every change (and at [`Node::start`]) which
     /// cluster its store names.
-    pub fn with_membership_hook(mut self, hook: MembershipHook) -> Node<S, A> {
-        self.on_membership = Some(hook);
+    pub fn with_change_hook(mut self, hook: ChangeHook) -> Node<S, A> {
+        self.on_change = Some(hook);
         self
     }
 
@@ -110,7 +110,6 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce(&self, change_set: &ChangeSet, local: bool) {
-        super::memory::release_soon();
         // No subscriber (no mesh, as in tests) is no error.
         let _ = self.changes.send(Changed {
             change_set: Arc::new(change_set.clone()),
@@ -235,7 +234,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             }
         };
         self.refresh_users(&live);
-        if let Some(hook) = &self.on_membership {
+        if let Some(hook) = &self.on_change {
             hook(
                 match live.get(&Key::Cluster).and_then(|e| e.value.as_ref()) {
                     Some(EntryValue::Cluster { name }) => Some(name),

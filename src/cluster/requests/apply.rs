@@ -1,11 +1,11 @@
 //! `apply`: commit a plan's writes as one change set, if the entries it was computed
 //! against are still current.
 
-use crate::agent::applier::Applier;
-use crate::agent::core::Caller;
-use crate::agent::node::Node;
-use crate::mesh::Response;
+use crate::cluster::applier::Applier;
+use crate::cluster::caller::Caller;
+use crate::cluster::node::Node;
 use crate::plan::Origin;
+use crate::protocol::Response;
 use crate::state::{Base, Store, Writes, wall_ms};
 
 /// Commits `writes` against `base`.

@@ -9,22 +9,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::core::Refusal;
+use super::caller::{Authority, Refusal};
 use crate::config::{Diagnostics, SourceFile, diagnostics::render};
 use crate::model::{EntryValue, Key, MachineName, Mode, Node, PendingJoin};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
 use crate::state::{Live, Writes};
 use crate::validate::section_rules;
-
-/// Who may change what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Authority {
-    /// Everything (administrators, and the agent itself).
-    All,
-    /// Everything but users, roles and membership (operators).
-    NoMembership,
-}
 
 /// The keys only administrators may write: membership, and the users section.
 pub fn is_restricted(key: &Key) -> bool {
@@ -110,7 +101,7 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
         .collect();
-    let failure = super::core::first_failure(&written, |(key, value)| {
+    let failure = first_failure(&written, |(key, value)| {
         if let Some(why) = value.misfit(key) {
             return Some(why);
         }
@@ -214,4 +205,45 @@ fn errors_of(
         .into_iter()
         .filter(|p| p.is_error())
         .collect()
+}
+
+/// The first failure `check` reports on `items`, checked on all cores. A check that
+/// panics fails too: a value nobody could check is never taken for a good one.
+pub fn first_failure<T: Sync>(
+    items: &[T],
+    check: impl Fn(&T) -> Option<String> + Sync,
+) -> Option<String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(64);
+    let check = &check;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().find_map(check)))
+            .collect();
+        handles.into_iter().find_map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Some("a value could not be checked".to_owned()))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_panics_refuses_instead_of_passing() {
+        let items: Vec<u32> = (0..200).collect();
+        assert_eq!(first_failure(&items, |_| None), None);
+        assert_eq!(
+            first_failure(&items, |i| (*i == 150).then(|| "bad 150".to_owned())),
+            Some("bad 150".to_owned())
+        );
+        let panicking = first_failure(&items, |i| {
+            assert!(*i != 150, "the checker broke");
+            None
+        });
+        assert_eq!(panicking.as_deref(), Some("a value could not be checked"));
+    }
 }

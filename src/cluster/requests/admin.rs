@@ -3,13 +3,13 @@
 //! through [`Node::commit`]; the dispatch has already refused callers who are not
 //! administrators.
 
-use crate::agent::admin::ADMIN_USER;
-use crate::agent::applier::Applier;
-use crate::agent::core::Caller;
-use crate::agent::node::Node;
-use crate::agent::users::hash_passphrase;
-use crate::mesh::{Request, Response, Secret};
+use crate::cluster::admin::ADMIN_USER;
+use crate::cluster::applier::Applier;
+use crate::cluster::caller::Caller;
+use crate::cluster::node::Node;
+use crate::cluster::users::hash_passphrase;
 use crate::model::{GroupName, MachineName};
+use crate::protocol::{Request, Response, Secret};
 use crate::state::{Store, wall_ms};
 
 /// What an administrator-only request does, for the denial others get; `None` for
