@@ -14,6 +14,7 @@ pub mod auth;
 pub mod check;
 pub mod core;
 pub mod follow;
+pub mod git_pack;
 pub mod git_serve;
 pub mod membership;
 pub mod memory;
