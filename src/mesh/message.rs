@@ -48,8 +48,10 @@ pub struct JoinRequest {
 /// anti-entropy exchange pull what it lacks from one peer
 /// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer, packs large
 /// frames ([`super::pack`]), and has a parked link say so
-/// ([`super::wire::PeerMsg::Parked`]).
-pub const PROTOCOL: u32 = 4;
+/// ([`super::wire::PeerMsg::Parked`]); 5 adds the config repo's objects between members
+/// ([`super::wire::Query::GitPack`]) and what a member serves to `status`
+/// ([`super::sync_status::Served`]).
+pub const PROTOCOL: u32 = 5;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

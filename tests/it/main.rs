@@ -21,6 +21,7 @@ mod cluster_support;
 mod corpus;
 mod follow;
 mod fuzz;
+mod git_members;
 mod git_push;
 mod kdl_stack;
 mod layering_props;

@@ -131,7 +131,7 @@ fn written_by(live: &Live, sets: &[ChangeSet], key: &Key) -> String {
 }
 
 /// The newest change set stamped with a commit.
-fn last_applied(sets: &[ChangeSet]) -> Option<&ChangeSet> {
+pub fn last_applied(sets: &[ChangeSet]) -> Option<&ChangeSet> {
     sets.iter()
         .filter(|cs| matches!(cs.meta.source, Source::Git { .. }))
         .max_by(|a, b| a.version.cmp(&b.version))
@@ -221,6 +221,7 @@ pub fn status<S: Store, A: Applier>(
         heal_at_ms: None,
         last_error: None,
         last_run: last_run(node),
+        served: None,
     };
     match (follower, last) {
         (Some(f), _) => f.status_of(node, &mut out),

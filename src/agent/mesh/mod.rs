@@ -5,11 +5,13 @@
 //! joiner), and the requests that need the mesh:
 //! `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`, `reconnect`,
 //! `remove`, and [`check`] (`check`, `check --resolve`, apply's per-machine report,
-//! asking members through [`query`]).
+//! asking members through [`query`]); and [`git_fetch`], which keeps the config repo
+//! at the commit the cluster runs, fetching its objects from members.
 
 mod alert;
 pub mod check;
 mod dial;
+pub mod git_fetch;
 pub mod join;
 pub mod link;
 mod members;
@@ -90,7 +92,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
     };
     if agent.mesh.set(mesh).is_err() {
         tracing::error!("the mesh was started twice");
+        return;
     }
+    git_fetch::spawn(agent.clone());
 }
 
 impl Mesh {
