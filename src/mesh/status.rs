@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::StoreFailure;
+
 /// A machine registered to join with its host key, or this machine as `prepjoin print`
 /// shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +23,8 @@ pub struct PendingEntry {
 pub enum Reach {
     /// The answering machine itself.
     Local,
-    /// Over its direct link.
+    /// Over its direct link: `connected`, in JSON as in `cluster list`'s text.
+    #[serde(rename = "connected", alias = "direct")]
     Direct,
     /// Through another machine (its direct link is down).
     Routed,
@@ -60,6 +63,10 @@ pub struct MachineListing {
     pub reach: Reach,
     /// A member no config repo declared, in a cluster driven from a repo.
     pub unmanaged: bool,
+    /// Since when, and why, it cannot write its store (it is Degraded), as its last ping
+    /// said (its own, for the answering machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
 }
 
 /// One group in `cluster list`.

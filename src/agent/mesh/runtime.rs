@@ -39,7 +39,7 @@ use crate::mesh::table::Table;
 use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::model::{Key, MachineName, Membership};
 use crate::replica::{Index, Replica};
-use crate::state::{ChangeSet, Live};
+use crate::state::{ChangeSet, Live, StoreFailure};
 
 /// How long a parked link is kept.
 const PARK: Duration = Duration::from_secs(10);
@@ -95,6 +95,8 @@ pub enum Event {
     Index(Index),
     /// What `list` and `connstatus` show.
     Query(oneshot::Sender<Snapshot>),
+    /// A probe of the store (after a failure to write it) ended: whether it wrote.
+    Probed(bool),
     /// Ask a member (this one included) a question for `check` or `apply`.
     Ask {
         /// The member.
@@ -119,6 +121,9 @@ pub struct Snapshot {
     pub direct: BTreeSet<MachineName>,
     /// `connstatus`.
     pub status: ConnStatus,
+    /// The members that cannot write their store: peers as their last ping said, and
+    /// this machine.
+    pub store_failures: BTreeMap<MachineName, StoreFailure>,
 }
 
 /// The runtime's state.
@@ -161,6 +166,11 @@ pub(super) struct Runtime {
     pub(super) replica: Replica,
     /// Questions asked of peers, waiting for answers.
     pub(super) asks: query::Pending,
+    /// Peers whose last ping said they cannot write their store.
+    pub(super) peer_stores: BTreeMap<MachineName, StoreFailure>,
+    /// While this machine's store cannot be written: when it was last probed, and
+    /// whether a probe is under way.
+    pub(super) probe: (Instant, bool),
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -205,6 +215,8 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         last_ping: Instant::now(),
         replica: Replica::new(Index::new()),
         asks: query::Pending::default(),
+        peer_stores: BTreeMap::new(),
+        probe: (Instant::now(), false),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -269,6 +281,7 @@ impl Runtime {
                 let _ = reply.send(self.snapshot());
             }
             Event::Ask { to, query, reply } => self.ask(to, query, reply),
+            Event::Probed(wrote) => self.probed(wrote),
         }
     }
 
@@ -359,8 +372,16 @@ impl Runtime {
         }
         let from = env.from.clone();
         match env.body {
-            PeerMsg::Ping { seq, links } => {
+            PeerMsg::Ping {
+                seq,
+                links,
+                store_failure,
+            } => {
                 self.table.view(&from, links, now);
+                match store_failure {
+                    Some(f) => self.peer_stores.insert(from.clone(), f),
+                    None => self.peer_stores.remove(&from),
+                };
                 self.route(self.envelope(&from, PeerMsg::Pong { seq }));
             }
             PeerMsg::Pong { seq } => {
@@ -406,6 +427,7 @@ impl Runtime {
         let body = PeerMsg::Ping {
             seq: self.seq,
             links: self.table.report(self.now_ms()),
+            store_failure: self.agent.node.store_failure(),
         };
         self.route(self.envelope(peer, body));
     }
@@ -438,6 +460,7 @@ impl Runtime {
             self.alert(alert);
         }
         self.dial_missing();
+        self.probe_store();
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -460,6 +483,18 @@ impl Runtime {
                 machine: self.me.machine.to_string(),
                 views,
             },
+            store_failures: self
+                .peer_stores
+                .iter()
+                .filter(|(m, _)| self.table.peers().contains(*m))
+                .map(|(m, f)| (m.clone(), f.clone()))
+                .chain(
+                    self.agent
+                        .node
+                        .store_failure()
+                        .map(|f| (self.me.machine.clone(), f)),
+                )
+                .collect(),
         }
     }
 }
