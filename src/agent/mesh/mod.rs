@@ -108,6 +108,14 @@ impl Mesh {
         rx.blocking_recv().ok()
     }
 
+    /// Ends the direct link to `peer`, if there is one, because of what it sent.
+    fn drop_link(&self, peer: &MachineName, why: String) {
+        let _ = self.events.send(Event::DropLink {
+            peer: peer.clone(),
+            why,
+        });
+    }
+
     /// Takes over `conn`, a channel a member opened with `PeerLink`.
     pub fn adopt(&self, peer: MachineName, conn: Connection<Envelope, Envelope>) {
         let _ = self.events.send(Event::Adopt {
