@@ -16,6 +16,7 @@ pub mod check;
 pub mod core;
 pub mod follow;
 pub mod follow_guard;
+pub mod git_pack;
 pub mod git_serve;
 pub mod member_record;
 pub mod membership;
@@ -92,6 +93,8 @@ pub struct Agent {
     pub mesh: std::sync::OnceLock<mesh::Mesh>,
     /// The follower of the repo `agent.kdl`'s `source` names, if it names one.
     pub follower: Option<Arc<follow::Follower>>,
+    /// The config repo kept at the commit the cluster runs ([`mesh::git_fetch`]).
+    pub git: mesh::git_fetch::GitFetch,
 }
 
 impl Agent {
@@ -155,6 +158,7 @@ impl Agent {
             node,
             mesh: std::sync::OnceLock::new(),
             follower,
+            git: Default::default(),
         }))
     }
 
@@ -163,7 +167,11 @@ impl Agent {
         match request {
             Request::Status => {
                 return match follow::status(&self.node, self.follower.as_deref()) {
-                    Ok(s) => Response::Status(Box::new(s)),
+                    Ok(mut s) => {
+                        let last = s.last_applied.as_ref().map(|a| a.commit.commit.as_str());
+                        s.served = Some(self.git.served(&git_serve::path(self), last));
+                        Response::Status(Box::new(s))
+                    }
                     Err(e) => Response::error(e, None),
                 };
             }

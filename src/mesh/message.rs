@@ -69,8 +69,10 @@ pub struct JoinRequest {
 /// 6 records each member's Strata and appliance
 /// versions in its membership (an agent of 5 would drop them, and its digests of
 /// memberships would differ) and has a joiner say its own ([`JoinRequest`]). Strata
-/// versions are compared too, on join, links and reconnect ([`super::version`]).
-pub const PROTOCOL: u32 = 6;
+/// versions are compared too, on join, links and reconnect ([`super::version`]);
+/// 7 adds the config repo's objects between members ([`super::wire::Query::GitPack`])
+/// and what a member serves to `status` ([`super::sync_status::Served`]).
+pub const PROTOCOL: u32 = 7;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

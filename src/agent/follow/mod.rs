@@ -38,7 +38,7 @@ use crate::schema::Catalogue;
 use crate::state::{ChangeSet, Live, Source, Store};
 
 use status::{commit_of, reasons, short};
-pub use status::{followed_by_log, status};
+pub use status::{followed_by_log, last_applied, status};
 pub use watch::spawn;
 
 /// The user a follower's change sets are made by, in `strata log`.
@@ -101,6 +101,16 @@ impl Follower {
             settings,
             mirror,
             inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The repository the followed commits' objects are in: the mirror of a remote, or
+    /// the local repository followed (the agent's config repo copies them from there).
+    pub fn repository(&self) -> Result<git2::Repository, git2::Error> {
+        if self.settings.is_remote() {
+            git2::Repository::open_bare(&self.mirror)
+        } else {
+            git2::Repository::discover(&self.settings.url)
         }
     }
 

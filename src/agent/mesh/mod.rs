@@ -5,11 +5,13 @@
 //! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
 //! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
 //! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
-//! per-machine report, asking members through [`query`]).
+//! per-machine report, asking members through [`query`]); and [`git_fetch`], which keeps the config repo
+//! at the commit the cluster runs, fetching its objects from members.
 
 mod alert;
 pub mod check;
 mod dial;
+pub mod git_fetch;
 pub mod join;
 pub mod link;
 mod members;
@@ -95,7 +97,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
     };
     if agent.mesh.set(mesh).is_err() {
         tracing::error!("the mesh was started twice");
+        return;
     }
+    git_fetch::spawn(agent.clone());
 }
 
 impl Mesh {
@@ -104,6 +108,14 @@ impl Mesh {
         let (tx, rx) = oneshot::channel();
         self.events.send(Event::Query(tx)).ok()?;
         rx.blocking_recv().ok()
+    }
+
+    /// Ends the direct link to `peer`, if there is one, because of what it sent.
+    fn drop_link(&self, peer: &MachineName, why: String) {
+        let _ = self.events.send(Event::DropLink {
+            peer: peer.clone(),
+            why,
+        });
     }
 
     /// Takes over `conn`, a channel a member opened with `PeerLink`.
