@@ -10,6 +10,8 @@
 //! member.kdl     the cluster this machine is a member of, kept outside the store
 //!                (see [`super::member_record`])
 //! address        the address the agent is listening on (written after binding)
+//! agent.sock     the on-box CLI's way in (a unix socket, 0600; see
+//!                [`super::server::local`])
 //! running/       the machine's effective config, one KDL file per section
 //! ```
 //!
@@ -114,6 +116,10 @@ impl Layout {
     /// `member.kdl`.
     pub fn member(&self) -> PathBuf {
         self.dir.join("member.kdl")
+    }
+    /// `agent.sock`.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("agent.sock")
     }
     /// `address`.
     pub fn address(&self) -> PathBuf {

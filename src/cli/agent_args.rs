@@ -16,8 +16,10 @@ pub struct TargetArgs {
     /// The agent to talk to (default port 2222).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub target: Option<String>,
-    /// On the appliance itself: the agent's state dir. Its address, host key and local
-    /// administrator key are read from there; no fingerprint needed.
+    /// On the appliance itself: the agent's state dir. The agent is reached through its
+    /// socket there (agent.sock: the state dir's owner and root only, outside the
+    /// network's connection budget), its host key and local administrator key are read
+    /// from there; no fingerprint needed.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
