@@ -309,4 +309,13 @@ pub fn section_rules(
         return;
     }
     check_section(schema, node, file, diags);
+    if name == crate::freeze::SECTION
+        && let Err(why) = crate::freeze::windows(node)
+    {
+        diags.push(
+            Problem::error("strata::section::freeze", why)
+                .at(file, node.name_span, "this change freeze does not read")
+                .help("absolute windows give RFC 3339 times (from=\"2026-12-20T00:00:00Z\"); weekly ones give days=\"sat sun\" and UTC times of day (from=\"22:00\")"),
+        );
+    }
 }

@@ -65,10 +65,42 @@ pub fn flattened(live: &Live, machine: &MachineName, catalogue: &Catalogue) -> V
         .collect()
 }
 
+/// Refuses to admit `me` at `address` into a cluster whose other machines are addressed
+/// the other way: the seed's rule is all hostnames or all IP addresses, never mixed, as
+/// `validate` checks a repo.
+fn mixed_addresses(live: &Live, me: &MachineName, address: &str) -> Result<(), Refusal> {
+    let ip = crate::model::is_ip(address);
+    let others: Vec<String> = members(live)
+        .filter(|(m, info)| *m != me && crate::model::is_ip(&info.address) != ip)
+        .take(3)
+        .map(|(m, info)| format!("{m} at {}", info.address))
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let (mine, theirs) = if ip {
+        ("an IP address", "hostnames")
+    } else {
+        ("a hostname", "IP addresses")
+    };
+    Err(invalid(
+        format!(
+            "{me} would join at {address}, {mine}, but the cluster's machines are addressed by {theirs} ({}): a cluster's machines are addressed all by hostname or all by IP address, never mixed",
+            others.join(", ")
+        ),
+        Some(&format!(
+            "give the joiner {} (`address` in its agent.kdl, or `--listen`), or declare it in the repo with one",
+            if ip { "a hostname" } else { "an IP address" }
+        )),
+    ))
+}
+
 fn agent_caller() -> Caller {
     Caller {
         user: "agent".into(),
         authority: Authority::All,
+        followed: None,
+        break_glass: None,
     }
 }
 
@@ -197,13 +229,21 @@ impl<S: Store> Core<S> {
         }
         let host = crate::mesh::split_host_port(&request.peer, 2222)
             .map_or_else(|| request.peer.clone(), |(h, _)| h);
+        // A repo's address stands; one that gave none declared the machine's name, and
+        // the joiner's own host is the better fact (see `plan::ownership::over_live`).
+        let address = match existing {
+            Some(m) if m.address != me.as_str() => m.address.clone(),
+            _ => host,
+        };
+        mixed_addresses(&live, me, &address)?;
         let membership = Membership {
             group,
-            address: existing.map_or(host, |m| m.address.clone()),
+            address,
             host_key: Some(request.host_key.trim().to_owned()),
             serial: Some(request.serial.clone()),
             peer: Some(request.peer.clone()),
             disconnected: false,
+            declared: existing.is_some_and(|m| m.declared),
         };
         let mut writes = Writes::new();
         writes.insert(
@@ -417,11 +457,13 @@ mod tests {
     use super::*;
     use crate::state::MemoryStore;
 
+    /// Machine `labN` at `127.0.0.(10+N)`: the cluster is addressed by IP.
     fn core(name: &str) -> Core<MemoryStore> {
+        let n: u8 = name.trim_start_matches("lab").parse().unwrap_or(0);
         Core::new(
             MemoryStore::default(),
             MachineName::new(name).unwrap(),
-            format!("{name}.example"),
+            format!("127.0.0.{}:2222", 10 + n),
         )
         .unwrap()
     }
@@ -430,6 +472,8 @@ mod tests {
         Caller {
             user: "admin".into(),
             authority: Authority::All,
+            followed: None,
+            break_glass: None,
         }
     }
 
@@ -515,6 +559,42 @@ mod tests {
         );
         // A machine already in a cluster does not take another.
         assert!(j.take_cluster(Vec::new(), 5).is_err());
+    }
+
+    #[test]
+    fn a_joiner_addressed_the_other_way_is_refused() {
+        let mut m = member();
+        let before = m.store.change_sets().unwrap().len();
+        let mut req = request("lab2", &host_key());
+        req.peer = "localhost:2222".into();
+        let why = m
+            .admit(
+                &admin(),
+                &req,
+                &Proof::Passphrase,
+                &Catalogue::builtin(),
+                None,
+                3,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("lab2 would join at localhost, a hostname, but the cluster's machines are addressed by IP addresses (lab1 at 127.0.0.11)"),
+            "{why}"
+        );
+        assert_eq!(
+            m.store.change_sets().unwrap().len(),
+            before,
+            "nothing was written"
+        );
+        // The creator's address with a port is its address, dialled at that port.
+        let lab1 = MachineName::new("lab1").unwrap();
+        let live = m.live().unwrap();
+        let info = membership_of(&live, &lab1).unwrap();
+        assert_eq!(
+            (info.address.as_str(), info.peer_address()),
+            ("127.0.0.11", "127.0.0.11:2222")
+        );
     }
 
     #[test]

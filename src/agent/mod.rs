@@ -15,6 +15,7 @@ pub mod auth;
 pub mod check;
 pub mod core;
 pub mod follow;
+pub mod follow_guard;
 pub mod git_serve;
 pub mod member_record;
 pub mod membership;
@@ -166,52 +167,62 @@ impl Agent {
                     Err(e) => Response::error(e, None),
                 };
             }
-            Request::Rollback { .. } => {
-                if let Some(refusal) = self.rollback_refusal() {
-                    return refusal;
+            // A rollback is refused before it is shown, too: the question would be for
+            // nothing (the rollback itself is refused by the core's guard).
+            Request::RollbackPlan { .. } => {
+                if let Some(f) = self.followed() {
+                    return Response::error(
+                        format!("{}: a rollback would be undone by the next sync", f.by),
+                        Some(follow_guard::HINT),
+                    );
                 }
             }
             _ => {}
         }
         match mesh::handle(self, who, &request) {
             Some(answer) => answer,
-            None => self.node.handle(who, request),
+            None => {
+                let followed = if request.writes() {
+                    self.followed()
+                } else {
+                    None
+                };
+                requests::handle(&self.node, who, request, followed)
+            }
         }
     }
-}
 
-impl Agent {
-    /// Why a rollback is refused while the cluster follows a branch in mode apply —
-    /// the next sync would undo it silently: when this agent follows one itself (its own
-    /// `agent.kdl`), or when the change log says a follower applied the commit the
-    /// cluster runs (the newest change set stamped with a commit is a follower's), which
-    /// every member knows.
-    fn rollback_refusal(&self) -> Option<Response> {
-        let help = "pin a commit (`source … branch=\"COMMIT\"` in the follower's agent.kdl) or \
-                    revert the change in git and let the follower apply it";
+    /// The branch a follower in mode apply keeps the cluster at, if one does: when this
+    /// agent follows one itself (its own `agent.kdl`), or when the change log says a
+    /// follower applied the commit the cluster runs (the newest change set stamped with a
+    /// commit is a follower's), which every member knows.
+    pub fn followed(&self) -> Option<follow_guard::Followed> {
+        let sets = self.node.change_sets().ok()?;
+        let last = follow::followed_by_log(&sets);
+        let commit = last.and_then(|cs| match &cs.meta.source {
+            crate::model::Source::Git { commit } => Some(commit.clone()),
+            crate::model::Source::Cli => None,
+        });
         if let Some(f) = &self.follower
             && f.settings.mode == settings::FollowMode::Apply
         {
-            return Some(Response::error(
-                format!(
-                    "this machine follows {} of {} in mode apply: a rollback would be undone by the next sync",
+            return Some(follow_guard::Followed {
+                by: format!(
+                    "this machine follows {} of {} in mode apply",
                     f.settings.branch, f.settings.url
                 ),
-                Some(help),
-            ));
+                commit,
+            });
         }
-        let sets = self.node.change_sets().ok()?;
-        let last = follow::followed_by_log(&sets)?;
-        Some(Response::error(
-            format!(
-                "the cluster follows a branch: its current commit was applied by the follower on {} (change set {}), and a rollback would be undone by the next sync",
+        let last = last?;
+        Some(follow_guard::Followed {
+            by: format!(
+                "the cluster follows a branch (its current commit was applied by the follower on {}, change set {})",
                 last.meta.host,
                 last.id()
             ),
-            Some(&format!(
-                "{help}; if no machine follows the repo any more, `strata apply --ref COMMIT` the state you want"
-            )),
-        ))
+            commit,
+        })
     }
 }
 

@@ -50,6 +50,8 @@ fn apply(node: &Node<MemoryStore, MemoryApplier>, pairs: &[(&str, Option<&str>)]
             writes: w,
             base,
             origin,
+            override_follower: false,
+            break_glass: None,
         },
     )
 }

@@ -2,7 +2,7 @@
 //! knows — its name, where it listens, its hooks, the repo it follows, its standalone
 //! settings. Not replicated, not part of the config repo.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kdl::{KdlDocument, KdlNode};
 
@@ -331,6 +331,31 @@ impl Settings {
         Ok(s)
     }
 
+    /// These settings with their relative paths made absolute against `dir`, the state
+    /// dir `agent.kdl` was read from (see [`crate::paths`]): `running-dir`, a `source`
+    /// that is a local path, and a `hook`'s or `alert-hook`'s command when it names a
+    /// path (`bin/reload`; a bare name is looked up on `PATH`). The agent's working
+    /// directory then never changes what they mean.
+    pub fn made_absolute(mut self, dir: &Path) -> Settings {
+        use crate::paths::{absolute_in, command_in};
+        if let Some(running) = &self.running_dir {
+            self.running_dir = Some(absolute_in(dir, running));
+        }
+        if let Some(f) = &mut self.follow
+            && !f.is_remote()
+        {
+            f.url = absolute_in(dir, Path::new(&f.url))
+                .to_string_lossy()
+                .into_owned();
+        }
+        for argv in self.hooks.iter_mut().chain(self.alert_hooks.iter_mut()) {
+            if let Some(command) = argv.first_mut() {
+                *command = command_in(dir, command);
+            }
+        }
+        self
+    }
+
     /// The text of a new `agent.kdl`, with comments saying what each setting does.
     pub fn to_text(&self) -> String {
         let q = |s: &str| kdl::KdlValue::String(s.to_owned()).to_string();
@@ -428,6 +453,27 @@ mod tests {
         assert_eq!(e.to_string(), "agent.kdl: unknown setting `lisen`");
         assert!(Settings::parse("agent.kdl", "listen \"x\"\n").is_err());
         assert!(Settings::parse("agent.kdl", "machine {").is_err());
+    }
+
+    #[test]
+    fn relative_paths_are_read_from_the_state_dir() {
+        let text = "machine \"a\"\nrunning-dir \"run\"\nsource \"../americas\"\n\
+                    hook \"bin/reload\" \"x\"\nhook \"sh\" \"-c\" \"true\"\nalert-hook \"./page\"\n";
+        let s = Settings::parse("agent.kdl", text)
+            .unwrap()
+            .made_absolute(Path::new("/var/lib/strata"));
+        assert_eq!(
+            s.running_dir.as_deref(),
+            Some(Path::new("/var/lib/strata/run"))
+        );
+        assert_eq!(s.follow.unwrap().url, "/var/lib/strata/../americas");
+        assert_eq!(s.hooks[0], ["/var/lib/strata/bin/reload", "x"]);
+        assert_eq!(s.hooks[1], ["sh", "-c", "true"]);
+        assert_eq!(s.alert_hooks[0], ["/var/lib/strata/page"]);
+        let remote = Settings::parse("agent.kdl", "machine \"a\"\nsource \"ssh://h/r\"\n")
+            .unwrap()
+            .made_absolute(Path::new("/x"));
+        assert_eq!(remote.follow.unwrap().url, "ssh://h/r");
     }
 
     #[test]

@@ -31,9 +31,11 @@ use crate::plan::{Change, Plan};
 /// `strata check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Also compare the cluster with this config repo: entries out of sync, members the
-    /// repo does not declare (unmanaged), machines it declares that have not joined.
-    #[arg(long, value_name = "DIR")]
+    /// Also compare the cluster with this config repo (`--repo` alone: the current
+    /// directory, as other commands default to): entries out of sync, members the repo
+    /// does not declare (unmanaged), machines it declares that have not joined.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".",
+          value_parser = super::args::absolute_path())]
     pub repo: Option<PathBuf>,
     /// With --repo: read the repo at this git ref (default: the working tree).
     #[arg(long = "ref", value_name = "REF", requires = "repo")]
@@ -103,6 +105,7 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     match out.format {
         Format::Json => out.json(&serde_json::json!({
             "consistent": clean,
+            "agree": report.agrees(),
             "report": report,
             "drift": drift,
         })),

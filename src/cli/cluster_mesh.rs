@@ -107,6 +107,42 @@ pub fn join(args: JoinArgs<'_>, out: &Output) -> Result<Outcome, CliError> {
     }
 }
 
+/// The fingerprint of the one host key `path` (an OpenSSH known_hosts file) records for
+/// `member` (`HOST[:PORT]`, port 2222 by default), to pin a join by.
+pub fn fingerprint_in_known_hosts(
+    member: &str,
+    path: &std::path::Path,
+) -> Result<String, CliError> {
+    let (host, port) = crate::mesh::split_host_port(member, crate::agent::settings::DEFAULT_PORT)
+        .ok_or_else(|| {
+        Failure::new(
+            format!("bad member address `{member}`"),
+            "write HOST[:PORT]",
+        )
+    })?;
+    let keys = russh::keys::known_hosts::known_host_keys_path(&host, port, path).map_err(|e| {
+        Failure::new(
+            format!("cannot read {}: {e}", path.display()),
+            "give an OpenSSH known_hosts file",
+        )
+    })?;
+    match keys.as_slice() {
+        [(_, key)] => Ok(key.fingerprint(russh::keys::HashAlg::Sha256).to_string()),
+        [] => Err(Failure::new(
+            format!("{} records no host key for {member}", path.display()),
+            "add the member's key (`ssh-keyscan -p PORT HOST`, checked against the fingerprint its agent prints), or pass --fingerprint",
+        )),
+        _ => Err(Failure::new(
+            format!(
+                "{} records {} host keys for {member}",
+                path.display(),
+                keys.len()
+            ),
+            "keep one key for the member there, or pass --fingerprint",
+        )),
+    }
+}
+
 /// `cluster list`.
 pub fn list(target: &TargetArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(target)?;

@@ -65,7 +65,9 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
             ("localhost".to_owned(), DEFAULT_PORT, Some(socket))
         }
         (None, None) => {
-            return Err(fail(
+            // A missing argument, as clap would report one: a usage error.
+            return Err(Failure::of(
+                ErrorKind::Usage,
                 "which agent? no --target or --state-dir given",
                 "pass --target HOST[:PORT] (with --identity and --fingerprint), or --state-dir DIR on the appliance",
             ));

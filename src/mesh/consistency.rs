@@ -116,12 +116,18 @@ pub struct CheckReport {
 impl CheckReport {
     /// True when every member answered, all agree, no running config was edited and
     /// every store is written.
-    pub fn is_consistent(&self) -> bool {
+    pub fn agrees(&self) -> bool {
         self.inconsistent.is_empty()
             && self
                 .machines
                 .iter()
                 .all(|m| m.answered && m.local_edits.is_empty() && m.store_failure.is_none())
+    }
+
+    /// True when the members agree ([`CheckReport::agrees`]) and no lost write is left
+    /// unsettled: the seed resolves a conflict, it does not just log it.
+    pub fn is_consistent(&self) -> bool {
+        self.agrees() && self.conflicts.is_empty()
     }
 }
 
@@ -146,11 +152,39 @@ pub fn inconsistencies(stamps: &BTreeMap<MachineName, Stamps>) -> Vec<Inconsiste
 }
 
 /// The lost writes of `lost` that no change set of `history` settles (`check --resolve`
-/// of the entry): what `check` still lists.
-pub fn unresolved(lost: Vec<LostWrite>, history: &[ChangeSet]) -> Vec<LostWrite> {
+/// of the entry) and that still concern the cluster's `members`: what `check` still
+/// lists, and what keeps it from exiting 0. The conflicts of a removed machine settle
+/// with its removal: the writes it lost and the entries of its own can no longer be
+/// forced from it, nor matter to the others.
+pub fn unresolved(
+    lost: Vec<LostWrite>,
+    history: &[ChangeSet],
+    members: &BTreeSet<&MachineName>,
+) -> Vec<LostWrite> {
     let settled: BTreeSet<&Version> = history.iter().flat_map(|cs| &cs.settles).collect();
+    let of_a_member = |l: &LostWrite| {
+        let own = match &l.key {
+            Key::Machine(m)
+            | Key::Section {
+                mode: Mode::Machine(m),
+                ..
+            } => Some(m),
+            _ => None,
+        };
+        members.contains(&l.lost.version.origin) && own.is_none_or(|m| members.contains(m))
+    };
     lost.into_iter()
-        .filter(|l| !settled.contains(&l.lost.version))
+        .filter(|l| !settled.contains(&l.lost.version) && of_a_member(l))
+        .collect()
+}
+
+/// The members of the cluster in `live`.
+pub fn members_of(live: &Live) -> BTreeSet<&MachineName> {
+    live.iter()
+        .filter_map(|(k, e)| match (k, &e.value) {
+            (Key::Machine(m), Some(crate::model::EntryValue::Machine(_))) => Some(m),
+            _ => None,
+        })
         .collect()
 }
 
@@ -222,6 +256,32 @@ mod tests {
 
     fn m(name: &str) -> MachineName {
         MachineName::new(name).unwrap()
+    }
+
+    #[test]
+    fn a_removed_machine_s_conflicts_settle() {
+        let lost = |key: &str, loser: &str| LostWrite {
+            key: key.parse().unwrap(),
+            lost: held(2, loser, false).stamp,
+            value: None,
+            winner: held(3, "lab1", false).stamp,
+        };
+        let all = vec![
+            lost("cluster/dns", "lab3"),
+            lost("cluster/ntp", "lab2"),
+            lost("machine:lab3/interfaces", "lab2"),
+        ];
+        let (lab1, lab2, lab3) = (m("lab1"), m("lab2"), m("lab3"));
+        let everyone: BTreeSet<&MachineName> = [&lab1, &lab2, &lab3].into();
+        assert_eq!(unresolved(all.clone(), &[], &everyone).len(), 3);
+        let without_lab3: BTreeSet<&MachineName> = [&lab1, &lab2].into();
+        let left = unresolved(all, &[], &without_lab3);
+        let keys: Vec<String> = left.iter().map(|l| l.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            ["cluster/ntp"],
+            "lab3's lost write and its own entries settle"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{
     EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, Request, Response, RunReport, RunState,
-    SUBSYSTEM, Secret,
+    SUBSYSTEM, Secret, Shown,
 };
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;

@@ -23,7 +23,8 @@ pub struct PendingEntry {
 pub enum Reach {
     /// The answering machine itself.
     Local,
-    /// Over its direct link.
+    /// Over its direct link: `connected`, in JSON as in `cluster list`'s text.
+    #[serde(rename = "connected", alias = "direct")]
     Direct,
     /// Through another machine (its direct link is down).
     Routed,

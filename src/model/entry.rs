@@ -31,6 +31,11 @@ pub struct Membership {
     /// running its last config, and no peer links to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disconnected: bool,
+    /// A config repo declares the machine (an apply from git wrote it so): joined, it is
+    /// managed; not joined, expected. A member no repo declares is unmanaged once a repo
+    /// drives the cluster. Git owns it, as it owns the group and the address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
 }
 
 impl Membership {
@@ -43,6 +48,26 @@ impl Membership {
             serial,
             peer: None,
             disconnected: false,
+            declared: true,
+        }
+    }
+
+    /// A machine no repo declares (yet): a cluster's creator, a joiner. `address` is
+    /// split as [`Membership::peer`] says when it carries a port: `10.0.0.1:2222` is the
+    /// address `10.0.0.1`, dialled at that port.
+    pub fn undeclared(group: GroupName, address: &str) -> Membership {
+        let (address, peer) = match crate::model::split_port(address) {
+            Some((host, _)) => (host.to_owned(), Some(address.to_owned())),
+            None => (address.to_owned(), None),
+        };
+        Membership {
+            group,
+            address,
+            host_key: None,
+            serial: None,
+            peer,
+            disconnected: false,
+            declared: false,
         }
     }
 
@@ -255,6 +280,9 @@ impl EntryValue {
                 if m.disconnected {
                     props.push(("disconnected", "true".to_owned()));
                 }
+                if m.declared {
+                    props.push(("declared", "true".to_owned()));
+                }
                 props.push(("address", m.address.clone()));
                 props.push(("group", m.group.to_string()));
                 props.sort();
@@ -322,6 +350,7 @@ impl EntryValue {
                 serial: string("serial"),
                 peer: string("peer"),
                 disconnected: string("disconnected").as_deref() == Some("true"),
+                declared: string("declared").as_deref() == Some("true"),
             }),
             Key::Pending(_) => EntryValue::Pending(PendingJoin {
                 serial: string("serial").unwrap_or_default(),
@@ -376,7 +405,8 @@ mod tests {
             let back: EntryValue = serde_json::from_str(&json).unwrap();
             assert_eq!(back, value, "{json}");
         }
-        let m = EntryValue::from_text(&key("@machine:lab1"), "machine lab1").unwrap();
+        let m =
+            EntryValue::from_text(&key("@machine:lab1"), "machine lab1 declared=\"true\"").unwrap();
         assert_eq!(
             m,
             EntryValue::Machine(Membership::declared(GroupName::main(), "lab1", None))

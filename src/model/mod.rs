@@ -2,6 +2,7 @@
 //! section's contents, and what the store holds — keys, typed entry values, versions and
 //! provenance — in the one encoding the store and the wire share.
 
+mod address;
 mod encoding;
 mod entry;
 mod hlc;
@@ -11,6 +12,7 @@ mod names;
 mod node;
 mod provenance;
 
+pub use address::{host_of, is_ip, split_port};
 pub use encoding::ENCODING;
 pub use entry::{CatalogueSpec, EntryDigest, EntryValue, Membership, PendingJoin};
 pub use hlc::{Clock, ClockSkew, Hlc, Version};

@@ -27,6 +27,20 @@ impl TestAgent {
     /// an `agent.kdl` already in `dir` is kept, else a default one is written) and waits
     /// until it listens.
     pub fn start_on(dir: &Path, machine: &str, listen: &str) -> TestAgent {
+        TestAgent::launch(&std::env::current_dir().unwrap(), dir, machine, listen)
+    }
+
+    /// Starts an agent run from directory `cwd` with a relative `--state-dir`
+    /// (`cwd/relative`), on a free loopback port.
+    pub fn start_relative(cwd: &Path, relative: &Path, machine: &str) -> TestAgent {
+        assert!(relative.is_relative(), "{}", relative.display());
+        TestAgent::launch(cwd, relative, machine, "127.0.0.1:0")
+    }
+
+    /// Starts an agent in directory `cwd` with `--state-dir STATE_DIR`, and waits until
+    /// it listens.
+    fn launch(cwd: &Path, state_dir: &Path, machine: &str, listen: &str) -> TestAgent {
+        let dir = &cwd.join(state_dir);
         let address = dir.join("address");
         let _ = std::fs::remove_file(&address);
         std::fs::create_dir_all(dir).unwrap();
@@ -42,8 +56,9 @@ impl TestAgent {
             .open(dir.join("agent.stderr"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(cwd)
             .args(["agent", "--state-dir"])
-            .arg(dir)
+            .arg(state_dir)
             .args(["--listen", listen, "--machine", machine])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -230,10 +245,12 @@ pub fn change_set_ids(sd: &str) -> Vec<String> {
     let log = strata(&["log", "--state-dir", sd, "--format", "json"]);
     assert!(log.status.success(), "{}", stderr(&log));
     let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    // The log runs newest first.
     json["change_sets"]
         .as_array()
         .unwrap()
         .iter()
+        .rev()
         .map(|cs| cs["id"].as_str().unwrap()[..10].to_owned())
         .collect()
 }
@@ -298,6 +315,7 @@ impl HeldHook {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args([
                 "apply",
+                "--yes",
                 "--ref",
                 "main",
                 "--repo",
@@ -328,7 +346,16 @@ pub fn plan_main(repo: &str, sd: &str) -> Output {
 
 /// `strata apply --ref main --repo REPO --state-dir SD`, which must succeed; its stdout.
 pub fn apply_main(repo: &str, sd: &str) -> String {
-    let out = strata(&["apply", "--ref", "main", "--repo", repo, "--state-dir", sd]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--ref",
+        "main",
+        "--repo",
+        repo,
+        "--state-dir",
+        sd,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }

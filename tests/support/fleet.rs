@@ -166,6 +166,10 @@ fn cluster() -> String {
         "    ssh v1-enabled=#false {\n        ciphers \"aes256-ctr\" \"aes128-ctr\"\n    }\n",
     );
     s.push_str("    cluster-mesh ping-interval-ms=1000\n");
+    // A freeze long over: the fleet declares every section and still takes changes.
+    s.push_str(
+        "    change-freeze {\n        window \"y2k\" from=\"1999-12-31T00:00:00Z\" until=\"2000-01-02T00:00:00Z\" reason=\"y2k\"\n    }\n",
+    );
     s.push_str("    scheduled-reports {\n        report \"weekly\" type=\"executive-summary\" schedule=\"weekly\" {\n            recipient \"postmaster@example.com\"\n        }\n    }\n");
     // What an AsyncOS XML import kept beyond the catalogue.
     s.push_str(

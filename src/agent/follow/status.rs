@@ -11,7 +11,6 @@ use crate::agent::node::Node;
 use crate::mesh::sync_status::{
     AppliedCommit, CommitInfo, Followed, Health, LastRun, Sync, SyncStatus,
 };
-use crate::model::EntryValue;
 use crate::plan::{Change, Origin, Plan};
 use crate::state::{ChangeSet, Key, Live, Source, Store, state_as_of};
 
@@ -152,13 +151,9 @@ fn drift_from_log(last: &ChangeSet, sets: &[ChangeSet], live: &Live) -> Vec<Stri
     for key in keys.into_iter().filter(|k| k.is_declared_by_repos()) {
         let want = then.get(key).cloned().flatten();
         let have = live.get(key).and_then(|e| e.value.clone());
-        // What the mesh learnt of a machine (host key, peer address) is no repo's.
-        let want = match (want, &have) {
-            (Some(EntryValue::Machine(w)), Some(EntryValue::Machine(h))) => {
-                Some(EntryValue::Machine(w.with_mesh_facts_of(h)))
-            }
-            (w, _) => w,
-        };
+        // What the cluster owns (a machine's host key and peer address, passphrase
+        // hashes set with `cluster passwd`) is no repo's: not drift.
+        let want = want.map(|w| crate::plan::ownership::over_live(key, &w, have.as_ref()));
         if want != have {
             let what = match (&want, &have) {
                 (Some(_), None) => "is missing",

@@ -18,7 +18,7 @@ use crate::agent::Agent;
 use crate::agent::core::Caller;
 use crate::agent::membership::cluster_name;
 use crate::mesh::consistency::{
-    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, unresolved,
+    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, members_of, unresolved,
 };
 use crate::mesh::status::Reach;
 use crate::mesh::wire::{Answer, Query};
@@ -121,7 +121,7 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
         inconsistencies(&stamps)
     };
     let history = agent.node.change_sets().map_err(|e| e.to_string())?;
-    let lost = unresolved(conflicts(&history), &history);
+    let lost = unresolved(conflicts(&history), &history, &members_of(&live));
     Ok(CheckReport {
         cluster: cluster_name(&live),
         checked_from: me,
@@ -201,8 +201,12 @@ pub fn resolve(
     let value = theirs.and_then(|e| e.value);
     let base = ours.get(key).map(|e| e.stamp.version.clone());
     // The lost writes of this entry that check lists now are settled by this one.
+    let membership = match agent.node.live_under(&["@machine:".into()]) {
+        Ok(l) => l,
+        Err(e) => return Response::error(e.to_string(), None),
+    };
     let settles: Vec<Version> = match agent.node.change_sets() {
-        Ok(history) => unresolved(conflicts(&history), &history)
+        Ok(history) => unresolved(conflicts(&history), &history, &members_of(&membership))
             .into_iter()
             .filter(|l| l.key == *key)
             .map(|l| l.lost.version)

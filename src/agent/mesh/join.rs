@@ -212,6 +212,8 @@ pub fn admit(agent: &Agent, who: &Authed, request: &JoinRequest) -> Response {
     let caller = Caller {
         user: who.user.clone(),
         authority: Authority::All,
+        followed: None,
+        break_glass: None,
     };
     let catalogue = agent.node.catalogue();
     let own = agent.mesh.get().map(|m| OwnFacts {

@@ -75,6 +75,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
         None if bound.ip().is_unspecified() => format!("{}:{}", settings.machine, bound.port()),
         None => bound.to_string(),
     };
+    // A cluster created here records the address peers dial, as a joiner announces it:
+    // the same form for every member (`cluster list` shows host:port for each).
+    agent.node.lock_core().address = peer_address.clone();
     let identity = Identity {
         machine: agent.node.machine().clone(),
         host_key: Arc::new(agent.state.host_key.clone()),
@@ -117,6 +120,8 @@ fn admin(who: &Authed) -> Result<Caller, Response> {
         Ok(Caller {
             user: who.user.clone(),
             authority: Authority::All,
+            followed: None,
+            break_glass: None,
         })
     } else {
         Err(Response::Denied {
@@ -278,22 +283,14 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
         Err(e) => return Response::error(e.to_string(), None),
     };
     let me = agent.node.machine();
-    // The machines a repo declared: written by an apply from git at some point. In a
-    // cluster driven from a repo, a member never declared is unmanaged.
-    let declared: std::collections::BTreeSet<Key> = match agent.node.change_sets() {
+    // Once a repo drives the cluster (an apply from git happened), a member that no repo
+    // declares is unmanaged — as `check --repo` calls it.
+    let from_repo = match agent.node.change_sets() {
         Ok(sets) => sets
             .iter()
-            .filter(|cs| matches!(cs.meta.source, Source::Git { .. }))
-            .flat_map(|cs| {
-                cs.writes
-                    .keys()
-                    .filter(|k| matches!(k, Key::Machine(_)))
-                    .cloned()
-            })
-            .collect(),
+            .any(|cs| matches!(cs.meta.source, Source::Git { .. })),
         Err(e) => return Response::error(e.to_string(), None),
     };
-    let from_repo = !declared.is_empty();
     let mut groups: Vec<GroupListing> = live
         .iter()
         .filter_map(|(k, e)| match (k, &e.value) {
@@ -309,7 +306,7 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
             continue;
         };
         let reach = check::reach_of(me, m, info, membership_of(&live, me), snap);
-        let unmanaged = from_repo && info.joined() && !declared.contains(&Key::Machine(m.clone()));
+        let unmanaged = from_repo && info.joined() && !info.declared;
         let listing = MachineListing {
             name: m.to_string(),
             address: info.peer_address().to_owned(),
