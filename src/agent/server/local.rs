@@ -70,12 +70,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_socket_is_private_replaces_a_stale_one_and_knows_its_peer() {
+    async fn the_socket_is_private_replaces_a_stale_open_one_and_knows_its_peer() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.sock");
         drop(bind(&path).unwrap());
-        // Left behind by an agent that died: replaced.
+        // Left behind by an agent that died, and opened up to everyone since: replaced
+        // by a private one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         let listener = bind(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
