@@ -114,6 +114,31 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "DIR", value_parser = absolute_path())]
         state_dir: PathBuf,
     },
+    /// Rebuild this machine's lost or damaged store from a member's copy of the cluster,
+    /// with its agent stopped: it logs in to MEMBER with its own host key (so it comes
+    /// back as itself: host key, machine name, serial), takes every change set, checks
+    /// the rebuilt entries against MEMBER's digests, and only then puts the store in
+    /// place; the old one is kept beside it as store.redb.damaged-SECONDS. Start the
+    /// agent afterwards: it takes from its peers whatever they committed since.
+    #[command(after_long_help = "Example:\n  \
+        strata cluster repair lab1.example.com:2222 --fingerprint SHA256:… --state-dir /var/lib/strata\n  \
+        strata agent --state-dir /var/lib/strata")]
+    Repair {
+        /// A member of the cluster: `HOST[:PORT]` (default port 2222).
+        #[arg(value_name = "MEMBER")]
+        address: String,
+        /// The member's host-key fingerprint, as OpenSSH prints it (`SHA256:…`); its agent
+        /// prints it when it starts.
+        #[arg(long, value_name = "SHA256:…", required_unless_present = "known_hosts")]
+        fingerprint: Option<String>,
+        /// Pin the member's host key as recorded for MEMBER in this known_hosts file
+        /// instead of --fingerprint.
+        #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+        known_hosts: Option<PathBuf>,
+        /// This machine's agent state dir (its agent stopped).
+        #[arg(long, value_name = "DIR", value_parser = absolute_path())]
+        state_dir: PathBuf,
+    },
     /// Set a user's passphrase (default: the cluster admin, `admin`), stored as an
     /// argon2id hash in the cluster's `users` section; other users, and the user's keys
     /// and role, stay. The hash is the cluster's: an apply of a repo that gives the user

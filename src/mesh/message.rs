@@ -58,8 +58,9 @@ pub struct JoinRequest {
 /// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer, packs large
 /// frames ([`super::pack`]), and has a parked link say so
 /// ([`super::wire::PeerMsg::Parked`]); 5 adds [`Request::RollbackPlan`] and the rollback
-/// as shown ([`Shown`]), so that `rollback` shows what it will change before it asks.
-pub const PROTOCOL: u32 = 5;
+/// as shown ([`Shown`]), so that `rollback` shows what it will change before it asks; 6
+/// adds [`Request::Repair`], which rebuilds a member's lost store from a peer.
+pub const PROTOCOL: u32 = 6;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -263,6 +264,9 @@ pub enum Request {
         /// The dialing machine.
         machine: MachineName,
     },
+    /// From a member logged in with its host key, whose store was lost or damaged
+    /// (`strata cluster repair`): the cluster's change sets, to rebuild it from.
+    Repair,
 }
 
 /// One hook run after a change.
@@ -434,6 +438,16 @@ pub enum Response {
         change_sets: Vec<ChangeSet>,
         /// Anything to tell the operator.
         notes: Vec<String>,
+    },
+    /// A member's copy of the cluster, for a member rebuilding its store: taken at one
+    /// instant, so the digests are those of exactly these change sets.
+    Replica {
+        /// The cluster's name.
+        cluster: String,
+        /// Every change set, in the member's order.
+        change_sets: Vec<ChangeSet>,
+        /// The digest of every live entry they make.
+        digests: Digests,
     },
     /// This machine, for `prepjoin add`.
     Prepjoin(PendingEntry),
