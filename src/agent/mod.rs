@@ -24,6 +24,7 @@ pub mod memory;
 pub mod mesh;
 pub mod node;
 pub mod penalties;
+pub mod repair;
 pub mod requests;
 pub mod running;
 pub mod server;
@@ -65,8 +66,8 @@ pub enum AgentError {
     #[diagnostic(
         code(strata::agent::store_lost),
         help(
-            "restore {store} from a backup (with the agent stopped) and start it again; \
-             or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
+            "rebuild it from a member, with the agent stopped: `strata cluster repair MEMBER --fingerprint SHA256:… --state-dir DIR`; \
+             or restore {store} from a backup; or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
         )
     )]
     StoreLost {

@@ -21,6 +21,7 @@ mod output;
 mod passphrase;
 mod plan;
 mod propagation;
+mod repair;
 mod show;
 mod status;
 mod tty;

@@ -56,6 +56,9 @@ pub struct ClientOptions {
     /// The local address to connect from (a peer connects from the address it listens
     /// on); any when `None`.
     pub bind: Option<std::net::IpAddr>,
+    /// A unix socket to connect through instead of `host:port`: the agent's own, in its
+    /// state dir, for `--state-dir` on the appliance (outside the network's budget).
+    pub socket: Option<std::path::PathBuf>,
 }
 
 impl ClientOptions {
@@ -76,12 +79,16 @@ impl ClientOptions {
             keepalive: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(30),
             bind: None,
+            socket: None,
         }
     }
 
-    /// `host:port` (`[v6]:port` for IPv6 addresses), as errors name the agent.
+    /// `host:port` (`[v6]:port` for IPv6 addresses), or the socket's path, as errors
+    /// name the agent.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') {
+        if let Some(socket) = &self.socket {
+            socket.display().to_string()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -199,10 +206,24 @@ impl Client {
             nodelay: true,
             ..Default::default()
         });
-        let stream = tcp_connect(&options.host, options.port, options.bind)
-            .await
-            .map_err(|e| connect(e.to_string()))?;
-        let mut session = match client::connect_stream(config, stream, verifier).await {
+        let session = match &options.socket {
+            #[cfg(unix)]
+            Some(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| connect(e.to_string()))?;
+                client::connect_stream(config, stream, verifier).await
+            }
+            #[cfg(not(unix))]
+            Some(_) => return Err(connect("unix sockets need a unix system".into())),
+            None => {
+                let stream = tcp_connect(&options.host, options.port, options.bind)
+                    .await
+                    .map_err(|e| connect(e.to_string()))?;
+                client::connect_stream(config, stream, verifier).await
+            }
+        };
+        let mut session = match session {
             Ok(s) => s,
             Err(VerifierError::Refused(reason)) => {
                 return Err(PeerError::HostKey {

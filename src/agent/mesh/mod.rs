@@ -154,6 +154,14 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
     // Machines logged in with their host keys may do one thing each.
     match (&who.principal, request) {
         (_, Request::Hello { .. }) => return None,
+        (Principal::Peer(m), Request::Repair) => {
+            return Some(crate::agent::repair::answer(agent, m));
+        }
+        (_, Request::Repair) => {
+            return Some(Response::Denied {
+                message: "only a member, logged in with its own host key, may take a copy of the cluster to repair its store".into(),
+            });
+        }
         (Principal::Peer(_), _) => {
             return Some(Response::Denied {
                 message: "a peer login may only open a mesh link".into(),

@@ -41,17 +41,17 @@ fn is_machine_login(user: &str) -> bool {
 }
 
 impl Client {
-    /// The handler of a new connection from `peer`.
+    /// The handler of a new connection from `peer` (`None`: the state dir's socket).
     pub fn new(
         agent: Arc<Agent>,
         in_flight: InFlight,
-        peer: SocketAddr,
+        peer: Option<SocketAddr>,
         logged_in: Arc<Notify>,
     ) -> Client {
         Client {
             agent,
             in_flight,
-            peer: Some(peer),
+            peer,
             logged_in,
             authed: None,
             unsigned: None,
