@@ -75,7 +75,7 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
     let mut diags = Diagnostics::default();
     let catalogue = catalogue_of(after.iter().copied(), &mut diags);
     if diags.has_errors() {
-        let problems: Vec<String> = diags.problems.iter().map(|p| p.message.clone()).collect();
+        let problems: Vec<String> = diags.problems().iter().map(|p| p.message.clone()).collect();
         return Err(refuse(
             format!(
                 "the section schemas of the change set do not load: {}",
@@ -210,7 +210,7 @@ fn errors_of(
     let mut diags = Diagnostics::default();
     section_rules(mode, node, file, catalogue, &mut diags);
     diags
-        .problems
+        .into_problems()
         .into_iter()
         .filter(|p| p.is_error())
         .collect()

@@ -216,7 +216,7 @@ machine "lab4.example.com" group="Paris" {
     fn repo() -> Repo {
         let mut diags = Diagnostics::default();
         let repo = parse_files(vec![SourceFile::new("repo.kdl", REPO)], &mut diags);
-        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert!(diags.problems().is_empty(), "{:?}", diags.problems());
         repo
     }
 

@@ -135,7 +135,7 @@ impl Follower {
             if checked.diags.has_errors() {
                 let first: Vec<String> = checked
                     .diags
-                    .problems
+                    .problems()
                     .iter()
                     .filter(|p| p.is_error())
                     .take(3)
