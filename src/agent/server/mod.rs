@@ -171,8 +171,9 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let logged_in = Arc::new(Notify::new());
-    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone());
-    let deadline = tokio::time::sleep(login_timeout);
+    let login_by = tokio::time::Instant::now() + login_timeout;
+    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone(), login_by);
+    let deadline = tokio::time::sleep_until(login_by);
     tokio::pin!(deadline);
     // The version exchange happens here, under the login deadline too: a client that
     // never sends its version (slowloris) is dropped with its socket.
