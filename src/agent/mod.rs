@@ -1,4 +1,5 @@
-//! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`]), serves
+//! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`], with the
+//! membership record that outlives a lost store, [`member_record`]), serves
 //! operators over SSH ([`server`]), and keeps a [`node::Node`]: the store and clock
 //! ([`core`]; administering the cluster in [`admin`]), logins ([`auth`]), the request
 //! handlers ([`requests`]) and the one
@@ -14,7 +15,9 @@ pub mod auth;
 pub mod check;
 pub mod core;
 pub mod follow;
+pub mod follow_guard;
 pub mod git_serve;
+pub mod member_record;
 pub mod membership;
 pub mod memory;
 pub mod mesh;
@@ -37,7 +40,7 @@ use self::node::Node;
 use self::state_dir::StateDir;
 use crate::mesh::{Request, Response};
 use crate::model::MachineName;
-use crate::state::{DiskStore, wall_ms};
+use crate::state::{DiskStore, Store, wall_ms};
 
 pub use auth::Authed;
 pub use penalties::refusal_delay;
@@ -54,6 +57,25 @@ pub enum AgentError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] crate::state::StoreError),
+    /// The store is empty, but the membership record says this machine is a member.
+    #[error(
+        "{store} is empty, but {record} says this machine is a member of {cluster}: starting would make it a new standalone machine and reset its running config to factory defaults"
+    )]
+    #[diagnostic(
+        code(strata::agent::store_lost),
+        help(
+            "restore {store} from a backup (with the agent stopped) and start it again; \
+             or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
+        )
+    )]
+    StoreLost {
+        /// The store file.
+        store: String,
+        /// The membership record.
+        record: String,
+        /// The cluster it names (`cluster "NAME"`), or why it names none.
+        cluster: String,
+    },
     /// Standalone settings could not be recorded.
     #[error("cannot record the standalone settings: {0}")]
     #[diagnostic(code(strata::agent::bootstrap))]
@@ -83,6 +105,21 @@ impl Agent {
     ) -> Result<Arc<Agent>, AgentError> {
         let state = StateDir::open(dir, machine, listen)?;
         let store = DiskStore::open(&state.layout.store())?;
+        let record = member_record::MemberRecord::new(state.layout.member());
+        if store.change_sets()?.is_empty()
+            && let Some(recorded) = record.read()?
+        {
+            return Err(AgentError::StoreLost {
+                store: state.layout.store().display().to_string(),
+                record: record.path().display().to_string(),
+                cluster: match recorded {
+                    member_record::Recorded::Member(name) => format!("cluster \"{name}\""),
+                    member_record::Recorded::Unreadable(why) => {
+                        format!("a cluster (which one it does not say: {why})")
+                    }
+                },
+            });
+        }
         let address = state
             .settings
             .address
@@ -98,7 +135,11 @@ impl Agent {
             dir: state.running_dir(),
             hooks: state.settings.hooks.clone(),
         };
-        let node = Node::new(core, auth, applier);
+        let node = Node::new(core, auth, applier).with_membership_hook(Box::new(move |cluster| {
+            if let Err(e) = record.note(cluster) {
+                tracing::error!("cannot update the membership record: {e}");
+            }
+        }));
         let report = node.start();
         if !report.written.is_empty() || !report.removed.is_empty() {
             tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
@@ -126,52 +167,62 @@ impl Agent {
                     Err(e) => Response::error(e, None),
                 };
             }
-            Request::Rollback { .. } => {
-                if let Some(refusal) = self.rollback_refusal() {
-                    return refusal;
+            // A rollback is refused before it is shown, too: the question would be for
+            // nothing (the rollback itself is refused by the core's guard).
+            Request::RollbackPlan { .. } => {
+                if let Some(f) = self.followed() {
+                    return Response::error(
+                        format!("{}: a rollback would be undone by the next sync", f.by),
+                        Some(follow_guard::HINT),
+                    );
                 }
             }
             _ => {}
         }
         match mesh::handle(self, who, &request) {
             Some(answer) => answer,
-            None => self.node.handle(who, request),
+            None => {
+                let followed = if request.writes() {
+                    self.followed()
+                } else {
+                    None
+                };
+                requests::handle(&self.node, who, request, followed)
+            }
         }
     }
-}
 
-impl Agent {
-    /// Why a rollback is refused while the cluster follows a branch in mode apply —
-    /// the next sync would undo it silently: when this agent follows one itself (its own
-    /// `agent.kdl`), or when the change log says a follower applied the commit the
-    /// cluster runs (the newest change set stamped with a commit is a follower's), which
-    /// every member knows.
-    fn rollback_refusal(&self) -> Option<Response> {
-        let help = "pin a commit (`source … branch=\"COMMIT\"` in the follower's agent.kdl) or \
-                    revert the change in git and let the follower apply it";
+    /// The branch a follower in mode apply keeps the cluster at, if one does: when this
+    /// agent follows one itself (its own `agent.kdl`), or when the change log says a
+    /// follower applied the commit the cluster runs (the newest change set stamped with a
+    /// commit is a follower's), which every member knows.
+    pub fn followed(&self) -> Option<follow_guard::Followed> {
+        let sets = self.node.change_sets().ok()?;
+        let last = follow::followed_by_log(&sets);
+        let commit = last.and_then(|cs| match &cs.meta.source {
+            crate::model::Source::Git { commit } => Some(commit.clone()),
+            crate::model::Source::Cli => None,
+        });
         if let Some(f) = &self.follower
             && f.settings.mode == settings::FollowMode::Apply
         {
-            return Some(Response::error(
-                format!(
-                    "this machine follows {} of {} in mode apply: a rollback would be undone by the next sync",
+            return Some(follow_guard::Followed {
+                by: format!(
+                    "this machine follows {} of {} in mode apply",
                     f.settings.branch, f.settings.url
                 ),
-                Some(help),
-            ));
+                commit,
+            });
         }
-        let sets = self.node.change_sets().ok()?;
-        let last = follow::followed_by_log(&sets)?;
-        Some(Response::error(
-            format!(
-                "the cluster follows a branch: its current commit was applied by the follower on {} (change set {}), and a rollback would be undone by the next sync",
+        let last = last?;
+        Some(follow_guard::Followed {
+            by: format!(
+                "the cluster follows a branch (its current commit was applied by the follower on {}, change set {})",
                 last.meta.host,
                 last.id()
             ),
-            Some(&format!(
-                "{help}; if no machine follows the repo any more, `strata apply --ref COMMIT` the state you want"
-            )),
-        ))
+            commit,
+        })
     }
 }
 

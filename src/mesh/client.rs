@@ -100,19 +100,18 @@ impl ClientOptions {
 /// Splits `HOST[:PORT]` (or `[V6]:PORT`, or a bare IPv6 address) into host and port,
 /// `default_port` when none is given; `None` if the port is not a number.
 pub fn split_host_port(target: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = target.strip_prefix('[') {
-        let (host, port) = rest.split_once(']')?;
-        let port = match port.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if port.is_empty() => default_port,
-            None => return None,
-        };
+    if let Some((host, port)) = crate::model::split_port(target) {
         return Some((host.to_owned(), port));
     }
-    match target.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Some((host.to_owned(), port.parse().ok()?)),
-        _ => Some((target.to_owned(), default_port)),
+    // A port that is not a number is an error, not part of the host.
+    let bracketed = target.starts_with('[') && !target.ends_with(']');
+    let bad_port = target
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| !host.contains(':') && !host.starts_with('['));
+    if bracketed || bad_port {
+        return None;
     }
+    Some((crate::model::host_of(target).to_owned(), default_port))
 }
 
 /// Who the agent is and who it took us for, from its hello.
@@ -309,7 +308,7 @@ impl Client {
         };
         let hello = Request::Hello {
             protocol: PROTOCOL,
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: super::strata_version().into(),
         };
         let incompatible = |reason: String| PeerError::Incompatible {
             addr: addr.clone(),

@@ -1,8 +1,9 @@
 //! Talking to agents: a pure frame [`codec`], typed [`message`]s, and a [`connection`]
 //! that carries one over the other on any byte stream — in production an SSH channel
 //! (the `strata` subsystem of the agent's russh server). On top: the SSH [`client`]
-//! with host-key [`pin`]ning, the [`login_delay`] notice an agent disconnects with, and
-//! the [`peer`] abstraction it implements beside an in-memory twin.
+//! with host-key [`pin`]ning, the [`login_delay`] notice an agent answers an unchecked
+//! login with, and the [`peer`] abstraction it implements beside an in-memory twin.
+//! Which Strata versions may share a cluster: [`version`].
 
 pub mod client;
 pub mod codec;
@@ -16,6 +17,7 @@ pub mod pin;
 pub mod status;
 pub mod sync_status;
 pub mod table;
+pub mod version;
 pub mod wire;
 
 pub use client::{
@@ -25,7 +27,8 @@ pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{
     EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, Request, Response, RunReport, RunState,
-    SUBSYSTEM, Secret,
+    SUBSYSTEM, Secret, Shown,
 };
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;
+pub use version::strata_version;

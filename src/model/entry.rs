@@ -31,6 +31,21 @@ pub struct Membership {
     /// running its last config, and no peer links to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disconnected: bool,
+    /// A config repo declares the machine (an apply from git wrote it so): joined, it is
+    /// managed; not joined, expected. A member no repo declares is unmanaged once a repo
+    /// drives the cluster. Git owns it, as it owns the group and the address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
+    /// The Strata version its agent runs, as the agent last said (when it joined, or
+    /// started since): what the version rule compares ([`crate::mesh::version`]).
+    /// Unknown until then. The cluster's fact, never a repo's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata_version: Option<String>,
+    /// The version of the appliance it manages (AsyncOS `15.0.1-416`), as its agent's
+    /// `agent.kdl` says (`appliance-version`); unknown when it says none. The cluster's
+    /// fact, as the agent reports it; a repo records its own for `validate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appliance_version: Option<String>,
 }
 
 impl Membership {
@@ -43,6 +58,30 @@ impl Membership {
             serial,
             peer: None,
             disconnected: false,
+            declared: true,
+            strata_version: None,
+            appliance_version: None,
+        }
+    }
+
+    /// A machine no repo declares (yet): a cluster's creator, a joiner. `address` is
+    /// split as [`Membership::peer`] says when it carries a port: `10.0.0.1:2222` is the
+    /// address `10.0.0.1`, dialled at that port.
+    pub fn undeclared(group: GroupName, address: &str) -> Membership {
+        let (address, peer) = match crate::model::split_port(address) {
+            Some((host, _)) => (host.to_owned(), Some(address.to_owned())),
+            None => (address.to_owned(), None),
+        };
+        Membership {
+            group,
+            address,
+            host_key: None,
+            serial: None,
+            peer,
+            disconnected: false,
+            declared: false,
+            strata_version: None,
+            appliance_version: None,
         }
     }
 
@@ -57,12 +96,15 @@ impl Membership {
     }
 
     /// What a config repo says of the machine (group, address, serial), with what the
-    /// mesh learnt of it (host key, peer address, disconnected) taken from `live`: a repo
-    /// never declares those, so applying it keeps them.
+    /// mesh learnt of it (host key, peer address, disconnected, the Strata and appliance
+    /// versions its agent reports) taken from `live`: a repo never declares those, so
+    /// applying it keeps them.
     pub fn with_mesh_facts_of(mut self, live: &Membership) -> Membership {
         self.host_key = live.host_key.clone();
         self.peer = live.peer.clone();
         self.disconnected = live.disconnected;
+        self.strata_version = live.strata_version.clone();
+        self.appliance_version = live.appliance_version.clone();
         if self.serial.is_none() {
             self.serial = live.serial.clone();
         }
@@ -247,6 +289,8 @@ impl EntryValue {
                     ("host-key", &m.host_key),
                     ("serial", &m.serial),
                     ("peer", &m.peer),
+                    ("strata-version", &m.strata_version),
+                    ("appliance-version", &m.appliance_version),
                 ];
                 let mut props: Vec<(&str, String)> = optional
                     .into_iter()
@@ -254,6 +298,9 @@ impl EntryValue {
                     .collect();
                 if m.disconnected {
                     props.push(("disconnected", "true".to_owned()));
+                }
+                if m.declared {
+                    props.push(("declared", "true".to_owned()));
                 }
                 props.push(("address", m.address.clone()));
                 props.push(("group", m.group.to_string()));
@@ -322,6 +369,9 @@ impl EntryValue {
                 serial: string("serial"),
                 peer: string("peer"),
                 disconnected: string("disconnected").as_deref() == Some("true"),
+                declared: string("declared").as_deref() == Some("true"),
+                strata_version: string("strata-version"),
+                appliance_version: string("appliance-version"),
             }),
             Key::Pending(_) => EntryValue::Pending(PendingJoin {
                 serial: string("serial").unwrap_or_default(),
@@ -363,6 +413,10 @@ mod tests {
                 "@machine:lab3",
                 "machine lab3 address=\"10.1.0.3\" group=Paris\n",
             ),
+            (
+                "@machine:lab4",
+                "machine lab4 address=\"10.1.0.4\" appliance-version=\"15.0.1-416\" group=Paris strata-version=\"0.1.0\"\n",
+            ),
             ("#catalogue", "builtin-sections dns interfaces\n"),
             ("cluster/dns", "dns {\n    server \"10.0.0.53\"\n}\n"),
             (
@@ -376,7 +430,8 @@ mod tests {
             let back: EntryValue = serde_json::from_str(&json).unwrap();
             assert_eq!(back, value, "{json}");
         }
-        let m = EntryValue::from_text(&key("@machine:lab1"), "machine lab1").unwrap();
+        let m =
+            EntryValue::from_text(&key("@machine:lab1"), "machine lab1 declared=\"true\"").unwrap();
         assert_eq!(
             m,
             EntryValue::Machine(Membership::declared(GroupName::main(), "lab1", None))

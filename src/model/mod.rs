@@ -1,7 +1,10 @@
 //! The pure data model: names, levels and modes, the canonical span-free form of a
 //! section's contents, and what the store holds — keys, typed entry values, versions and
-//! provenance — in the one encoding the store and the wire share.
+//! provenance — in the one encoding the store and the wire share; and what Strata knows
+//! of the appliances themselves ([`appliance`]: versions, how many a cluster holds).
 
+mod address;
+pub mod appliance;
 mod encoding;
 mod entry;
 mod hlc;
@@ -11,6 +14,7 @@ mod names;
 mod node;
 mod provenance;
 
+pub use address::{host_of, is_ip, split_port};
 pub use encoding::ENCODING;
 pub use entry::{CatalogueSpec, EntryDigest, EntryValue, Membership, PendingJoin};
 pub use hlc::{Clock, ClockSkew, Hlc, Version};

@@ -160,6 +160,27 @@ impl Node {
         self.props.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
+    /// Sets property `name`, keeping the properties sorted (and their spans parallel).
+    pub fn set_prop(&mut self, name: &str, value: Value) {
+        match self.props.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+            Ok(i) => self.props[i].1 = value,
+            Err(i) => {
+                if self.prop_spans.len() == self.props.len() {
+                    self.prop_spans.insert(i, self.span);
+                }
+                self.props.insert(i, (name.to_owned(), value));
+            }
+        }
+    }
+
+    /// The children called `name` whose first argument is the string `arg`
+    /// (`user "admin"` of a `users` section).
+    pub fn child_named(&self, name: &str, arg: &str) -> Option<&Node> {
+        self.children
+            .iter()
+            .find(|c| c.name == name && c.args.first().and_then(Value::as_str) == Some(arg))
+    }
+
     /// The span of the property called `name`, else the node's span.
     pub fn prop_span(&self, name: &str) -> SourceSpan {
         self.props

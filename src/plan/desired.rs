@@ -108,7 +108,7 @@ machine "lab3" group="Paris" address="10.1.0.3" {
         let lab3 = Key::Machine(MachineName::new("lab3").unwrap());
         assert_eq!(
             d[&lab3].to_text(&lab3),
-            "machine lab3 address=\"10.1.0.3\" group=Paris\n"
+            "machine lab3 address=\"10.1.0.3\" declared=\"true\" group=Paris\n"
         );
     }
 

@@ -7,6 +7,8 @@
 
 mod desired;
 mod digests;
+mod explain;
+pub mod ownership;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,6 +115,12 @@ pub enum Hazard {
         /// True when it is the machine the apply runs through (the agent's own).
         applying: bool,
     },
+    /// After the apply no administrator can log in: the last administrator with a
+    /// passphrase hash or a key loses it, is locked, or is removed.
+    RemovesAdminCredential {
+        /// The entry that does it (`cluster/users`).
+        key: String,
+    },
     /// The applying machine's own network section goes back to the factory default.
     ResetsOwnNetwork {
         /// The machine (the agent's own).
@@ -139,6 +147,10 @@ impl std::fmt::Display for Hazard {
                 f,
                 "removes machine {machine} from the cluster: the machine this apply runs through"
             ),
+            Hazard::RemovesAdminCredential { key } => write!(
+                f,
+                "leaves no administrator able to log in ({key} keeps no administrator with a passphrase or a key)"
+            ),
             Hazard::ResetsOwnNetwork {
                 machine,
                 section,
@@ -159,6 +171,20 @@ pub struct Shadow {
     pub key: Key,
     /// The lower modes that define the section themselves.
     pub by: Vec<Mode>,
+}
+
+/// A change at a mode that does not reach one machine: a lower level sets the section
+/// for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreached {
+    /// The machine.
+    pub machine: String,
+    /// The section.
+    pub section: String,
+    /// The mode the plan changes it at.
+    pub changed_at: Mode,
+    /// The lower mode that sets it for the machine, before and after.
+    pub set_by: Mode,
 }
 
 /// Where the desired state came from.
@@ -188,6 +214,14 @@ pub struct Plan {
     pub machines: Vec<MachineChange>,
     /// Changes that lower modes shadow.
     pub shadows: Vec<Shadow>,
+    /// Per machine, the changes that do not reach it and the level that sets the
+    /// section instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<Unreached>,
+    /// What the plan keeps of, or replaces on, the state the cluster owns (see
+    /// [`ownership`]), for people.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The saved-plan format this build writes and reads (2: typed entry values).
@@ -211,6 +245,20 @@ impl Plan {
                     machine: m.to_string(),
                     applying: m.as_str() == applying,
                 }),
+                (
+                    Key::Section { section, .. },
+                    Change::Change { old, .. } | Change::Remove { old },
+                ) if section.as_str() == "users" => {
+                    let node = |v: Option<&EntryValue>| match v {
+                        Some(EntryValue::Section(n)) => Some(n.clone()),
+                        _ => None,
+                    };
+                    let before = ownership::has_admin_credential(node(Some(old)).as_ref());
+                    let after = ownership::has_admin_credential(node(a.new_value()).as_ref());
+                    (before && !after).then(|| Hazard::RemovesAdminCredential {
+                        key: a.key.to_string(),
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -260,18 +308,10 @@ fn plan_against(
     versions: &Live,
     origin: Origin,
 ) -> Plan {
+    let (desired, notes) = ownership_applied(desired, catalogue, &live_values);
+    let desired: &Entries = &desired;
     let mut actions = Vec::new();
     for (key, new) in desired {
-        // A repo declares a machine's group, address and serial; what the mesh learnt of
-        // it (host key, peer address, disconnected) stays as it is.
-        let kept;
-        let new = match (new, live_values.get(key)) {
-            (EntryValue::Machine(declared), Some(EntryValue::Machine(joined))) => {
-                kept = EntryValue::Machine(declared.clone().with_mesh_facts_of(joined));
-                &kept
-            }
-            _ => new,
-        };
         match live_values.get(key) {
             None => actions.push(Action {
                 key: key.clone(),
@@ -298,6 +338,12 @@ fn plan_against(
         }
     }
     actions.sort_by(|a, b| a.key.cmp(&b.key));
+    // A note about an entry the plan does not touch would be noise on every plan.
+    let notes = notes
+        .into_iter()
+        .filter(|(k, _)| actions.iter().any(|a| a.key == *k))
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
     let base = actions
         .iter()
         .map(|a| {
@@ -308,7 +354,8 @@ fn plan_against(
         })
         .collect();
     let machines = machine_changes(desired, catalogue, &live_values, &actions);
-    let shadows = shadows(desired, &actions);
+    let shadows = explain::shadows(desired, &actions);
+    let unreached = explain::unreached(desired, &actions);
     Plan {
         format: PLAN_FORMAT,
         origin,
@@ -316,7 +363,64 @@ fn plan_against(
         base,
         machines,
         shadows,
+        unreached,
+        notes,
     }
+}
+
+/// The desired entries as applying them over `live` writes them (see [`ownership`]):
+/// each with what the cluster owns kept, plus what must remain of live entries the repo
+/// does not declare; and a note for each passphrase hash kept from, or replaced on, the
+/// cluster. Borrowed when nothing changes.
+fn ownership_applied<'a>(
+    desired: &'a Entries,
+    catalogue: &Catalogue,
+    live: &BTreeMap<&Key, &EntryValue>,
+) -> (std::borrow::Cow<'a, Entries>, Vec<(Key, String)>) {
+    let mut notes = Vec::new();
+    let mut adjusted: Vec<(Key, EntryValue)> = Vec::new();
+    for (key, new) in desired {
+        let old = live.get(key).copied();
+        let kept = ownership::over_live(key, new, old);
+        if let (Some(EntryValue::Section(old)), EntryValue::Section(n)) = (old, &kept) {
+            let replaced = ownership::replaced_hashes(old, n);
+            if !replaced.is_empty() {
+                notes.push((
+                    key.clone(),
+                    format!(
+                        "the repo sets the passphrase hash of {}, replacing the one set on the cluster",
+                        replaced.join(", ")
+                    ),
+                ));
+            }
+        }
+        if kept != *new {
+            adjusted.push((key.clone(), kept));
+        }
+    }
+    for (key, old) in live {
+        if key.is_declared_by_repos()
+            && !desired.contains_key(*key)
+            && let Some(kept) = ownership::without_repo(key, old, catalogue)
+        {
+            adjusted.push(((*key).clone(), kept));
+        }
+    }
+    for (key, _) in adjusted
+        .iter()
+        .filter(|(k, _)| matches!(k, Key::Section { .. }))
+    {
+        notes.push((
+            key.clone(),
+            "keeps the passphrase hashes set on the cluster (`strata cluster passwd`) for the users the repo gives none".to_owned(),
+        ));
+    }
+    if adjusted.is_empty() {
+        return (std::borrow::Cow::Borrowed(desired), notes);
+    }
+    let mut out = desired.clone();
+    out.extend(adjusted);
+    (std::borrow::Cow::Owned(out), notes)
 }
 
 fn machine_changes(
@@ -389,53 +493,6 @@ fn machine_changes(
                 new: !before.knows(m),
                 sections,
             });
-        }
-    }
-    out
-}
-
-fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
-    let group_of: BTreeMap<&str, &str> = desired
-        .iter()
-        .filter_map(|(k, v)| match (k, v) {
-            (Key::Machine(m), EntryValue::Machine(info)) => Some((m.as_str(), info.group.as_str())),
-            _ => None,
-        })
-        .collect();
-    // Section name → the modes that define it, built once: a thousand-machine plan
-    // must not scan every entry for every action.
-    let mut definers: BTreeMap<&str, Vec<&Mode>> = BTreeMap::new();
-    for key in desired.keys() {
-        if let Key::Section { mode, section } = key {
-            definers.entry(section.as_str()).or_default().push(mode);
-        }
-    }
-    let mut out = Vec::new();
-    for a in actions.iter().filter(|a| !a.is_destructive()) {
-        let Key::Section { mode, section } = &a.key else {
-            continue;
-        };
-        if *mode == Mode::Cluster || matches!(mode, Mode::Group(_)) {
-            let below = |m: &Mode| match (mode, m) {
-                (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
-                (Mode::Group(g), Mode::Machine(name)) => {
-                    group_of.get(name.as_str()) == Some(&g.as_str())
-                }
-                _ => false,
-            };
-            let by: Vec<Mode> = definers
-                .get(section.as_str())
-                .into_iter()
-                .flatten()
-                .filter(|m| below(m))
-                .map(|m| (*m).clone())
-                .collect();
-            if !by.is_empty() {
-                out.push(Shadow {
-                    key: a.key.clone(),
-                    by,
-                });
-            }
         }
     }
     out
@@ -628,7 +685,7 @@ machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="
         desired: cli by alice: test
 
         + @machine:lab4 (created)
-          + machine lab4 address=lab4 group=Paris
+          + machine lab4 address=lab4 declared="true" group=Paris
 
         ~ cluster/dns (changed)
           @@ -1,3 +1,3 @@
@@ -649,6 +706,10 @@ machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="
           lab4: new machine, 1 section defined
           lab3
               ntp  from factory default (was cluster)
+
+        changes that do not reach these machines (a lower level sets the section):
+          lab3, lab4
+              dns  changed at cluster, set by group:Paris
 
         note: cluster/dns will not affect these modes, which define their own: group:Paris
 

@@ -2,8 +2,10 @@
 //! real git: a followed local repository's new commit is applied on every member (the
 //! follower watches the repository: its interval is an hour) and `strata status` says
 //! Synced everywhere; in mode report a new commit only marks the cluster OutOfSync;
-//! self-heal reverts an out-of-band apply after its grace period; a rollback while the
-//! cluster is followed is refused with a hint.
+//! an out-of-band apply is refused unless overridden, and self-heal reverts it after its
+//! grace period; a rollback, or a change to what git owns from the command line, while the
+//! cluster is followed is refused with a hint, and a passphrase set on the cluster is
+//! neither refused nor reverted.
 
 use std::path::Path;
 use std::process::Command;
@@ -158,7 +160,7 @@ fn a_followed_repos_new_commit_reaches_every_member_and_all_say_synced() {
     // A rollback on a member that does not follow is refused too: the log says a
     // follower keeps the cluster at its branch.
     let ids = crate::agent_support::change_set_ids(&h.machine(2).sd());
-    let out = h.strata(2, &["rollback", "--to", &ids[0]]);
+    let out = h.strata(2, &["rollback", "--yes", "--to", &ids[0]]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("pin a commit"), "{}", stderr(&out));
 }
@@ -272,14 +274,27 @@ fn self_heal_reverts_an_out_of_band_apply_and_rollback_is_refused() {
     let other = tmp.path().join("other");
     init(&other);
     commit(&other, 1, "10.6.6.6", "not from main");
-    ok(&strata(&[
-        "apply",
-        "--repo",
-        &other.display().to_string(),
-        "--yes",
-        "--state-dir",
-        &sd,
-    ]));
+    let other = other.display().to_string();
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["apply", "--repo", &other, "--yes", "--state-dir", &sd];
+        args.extend_from_slice(extra);
+        strata(&args)
+    };
+    // Refused while the follower keeps the cluster at main: the next sync would undo it.
+    let refused = apply(&[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    let why = stderr(&refused);
+    assert!(
+        why.contains("follows main of")
+            && why.contains("would be undone by the next sync")
+            && why.contains("--override-follower"),
+        "{why}"
+    );
+    assert!(
+        dns_in(&agent.dir).contains("10.0.0.53"),
+        "nothing was applied"
+    );
+    ok(&apply(&["--override-follower"]));
     // Reported, with who made it, then reverted after the grace as a new change set.
     // `status` compares on demand; when the heal is due shows once the follower has seen
     // the drift on its own round.
@@ -325,13 +340,50 @@ fn self_heal_reverts_an_out_of_band_apply_and_rollback_is_refused() {
         "{log}"
     );
 
-    // A rollback would be undone by the next sync: refused, with a hint.
+    // A rollback (to the out-of-band state) would be undone by the next sync: refused,
+    // with a hint.
     let ids = crate::agent_support::change_set_ids(&sd);
-    let out = strata(&["rollback", "--to", &ids[0], "--state-dir", &sd]);
+    let out = strata(&["rollback", "--yes", "--to", &ids[1], "--state-dir", &sd]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let why = stderr(&out);
     assert!(
         why.contains("follows main of") && why.contains("pin a commit"),
         "{why}"
+    );
+
+    // What git owns is refused on the command line too; what the cluster owns (the admin
+    // passphrase) goes through, and self-heal leaves it alone.
+    let out = strata(&["cluster", "setname", "emea", "--state-dir", &sd]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("@cluster would be undone by the next sync"),
+        "{}",
+        stderr(&out)
+    );
+    let pass = tmp.path().join("pass");
+    std::fs::write(&pass, "open sesame\n").unwrap();
+    ok(&strata(&[
+        "cluster",
+        "passwd",
+        "--passphrase-file",
+        &pass.display().to_string(),
+        "--state-dir",
+        &sd,
+    ]));
+    // Longer than the grace and many follower rounds: nothing reverts it.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = ok(&strata(&["log", "--state-dir", &sd]));
+    let newest = log
+        .lines()
+        .find(|l| l.contains("cluster passwd") || l.contains("self-heal"));
+    assert!(
+        newest.is_some_and(|l| l.contains("cluster passwd")),
+        "the newest change set is still the passphrase's:\n{log}"
+    );
+    let (code, s) = status(&sd);
+    assert_eq!(
+        code,
+        Some(0),
+        "a passphrase set on the cluster is not drift: {s}"
     );
 }

@@ -109,6 +109,7 @@ fn a_plan_fetches_only_the_entries_whose_digests_differ() {
     assert!(created.status.success(), "{}", stderr(&created));
     let applied = strata(&[
         "apply",
+        "--yes",
         "--ref",
         &fleet,
         "--repo",
@@ -142,10 +143,12 @@ fn a_plan_fetches_only_the_entries_whose_digests_differ() {
     let changed_ref = git_repo(&repo_dir, &[], "ten gateways");
     let (code, actions, changed) = plan(&relays, &dir, &repo, &changed_ref);
     assert_eq!((code, actions), (2, 10));
-    // One default-gateway entry with its stamp is a few hundred bytes of JSON.
+    // One default-gateway entry with its stamp is a few hundred bytes of JSON. Answers of
+    // 4 KiB or more are deflated, so a larger answer can cross the wire in fewer bytes than
+    // a smaller one: the bound is on what the ten add, not that they add something.
     let per_entry = live_bytes / entries as u64;
     assert!(
-        changed > unchanged && changed - unchanged < 10 * 4 * per_entry.max(300),
+        changed < unchanged + 10 * 4 * per_entry.max(300),
         "ten changed entries cost {} bytes more than none (an average entry is {per_entry})",
         changed.saturating_sub(unchanged)
     );

@@ -305,6 +305,8 @@ impl Follower {
                 writes: plan.writes(),
                 base: plan.base.clone(),
                 origin,
+                override_follower: false,
+                break_glass: None,
             },
         );
         match response {

@@ -11,7 +11,6 @@ use crate::agent::node::Node;
 use crate::mesh::sync_status::{
     AppliedCommit, CommitInfo, Followed, Health, LastRun, Sync, SyncStatus,
 };
-use crate::model::EntryValue;
 use crate::plan::{Change, Origin, Plan};
 use crate::state::{ChangeSet, Key, Live, Source, Store, state_as_of};
 
@@ -152,13 +151,9 @@ fn drift_from_log(last: &ChangeSet, sets: &[ChangeSet], live: &Live) -> Vec<Stri
     for key in keys.into_iter().filter(|k| k.is_declared_by_repos()) {
         let want = then.get(key).cloned().flatten();
         let have = live.get(key).and_then(|e| e.value.clone());
-        // What the mesh learnt of a machine (host key, peer address) is no repo's.
-        let want = match (want, &have) {
-            (Some(EntryValue::Machine(w)), Some(EntryValue::Machine(h))) => {
-                Some(EntryValue::Machine(w.with_mesh_facts_of(h)))
-            }
-            (w, _) => w,
-        };
+        // What the cluster owns (a machine's host key and peer address, passphrase
+        // hashes set with `cluster passwd`) is no repo's: not drift.
+        let want = want.map(|w| crate::plan::ownership::over_live(key, &w, have.as_ref()));
         if want != have {
             let what = match (&want, &have) {
                 (Some(_), None) => "is missing",
@@ -171,8 +166,17 @@ fn drift_from_log(last: &ChangeSet, sets: &[ChangeSet], live: &Live) -> Vec<Stri
     out
 }
 
-/// The health of the node's last run.
+/// The health of the node's last run, Degraded too while its store cannot be written.
 fn last_run<S: Store, A: Applier>(node: &Node<S, A>) -> LastRun {
+    let mut run = run_health(node);
+    if node.store_failure().is_some() {
+        run.health = Health::Degraded;
+    }
+    run
+}
+
+/// The health of the node's last run, from its hooks.
+fn run_health<S: Store, A: Applier>(node: &Node<S, A>) -> LastRun {
     match node.last_run() {
         None => LastRun {
             health: Health::Unknown,
@@ -221,6 +225,7 @@ pub fn status<S: Store, A: Applier>(
         heal_at_ms: None,
         last_error: None,
         last_run: last_run(node),
+        store_failure: node.store_failure(),
     };
     match (follower, last) {
         (Some(f), _) => f.status_of(node, &mut out),

@@ -59,6 +59,8 @@ fn apply_by_hand(node: &TestNode, dns: &str) {
                 author: "admin".into(),
                 message: "by hand".into(),
             },
+            override_follower: false,
+            break_glass: None,
         },
     );
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");

@@ -2,10 +2,10 @@
 //! routes), [`sync`] (spreading, merging and resyncing change sets), [`dial`] (dialing
 //! and backoff), [`members`] (the peer set), [`alert`], [`link`] (one link's tasks,
 //! dialing one peer), [`join`] (joining a cluster through a member, and admitting a
-//! joiner), and the requests that need the mesh:
-//! `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`, `reconnect`,
-//! `remove`, and [`check`] (`check`, `check --resolve`, apply's per-machine report,
-//! asking members through [`query`]).
+//! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
+//! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
+//! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
+//! per-machine report, asking members through [`query`]).
 
 mod alert;
 pub mod check;
@@ -14,6 +14,7 @@ pub mod join;
 pub mod link;
 mod members;
 pub mod query;
+mod reconnect;
 pub mod runtime;
 mod sync;
 
@@ -75,12 +76,16 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
         None if bound.ip().is_unspecified() => format!("{}:{}", settings.machine, bound.port()),
         None => bound.to_string(),
     };
+    // A cluster created here records the address peers dial, as a joiner announces it:
+    // the same form for every member (`cluster list` shows host:port for each).
+    agent.node.lock_core().address = peer_address.clone();
     let identity = Identity {
         machine: agent.node.machine().clone(),
         host_key: Arc::new(agent.state.host_key.clone()),
         serial: serial_of(agent),
         peer_address,
         bind: (!bound.ip().is_unspecified()).then_some(bound.ip()),
+        appliance_version: settings.appliance_version.clone(),
     };
     let events = runtime::start(agent.clone(), identity.clone());
     let mesh = Mesh {
@@ -117,6 +122,8 @@ fn admin(who: &Authed) -> Result<Caller, Response> {
         Ok(Caller {
             user: who.user.clone(),
             authority: Authority::All,
+            followed: None,
+            break_glass: None,
         })
     } else {
         Err(Response::Denied {
@@ -192,9 +199,16 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             Err(denied) => denied,
             Ok(caller) => {
                 let disconnect = matches!(request, Request::Disconnect { .. });
-                agent
-                    .node
-                    .commit(|core| core.set_disconnected(&caller, machine, disconnect, wall_ms()))
+                let versions = match (disconnect, mesh) {
+                    (false, Some(mesh)) => reconnect::check(agent, mesh, machine),
+                    _ => Ok(()),
+                };
+                match versions {
+                    Err(refused) => refused,
+                    Ok(()) => agent.node.commit(|core| {
+                        core.set_disconnected(&caller, machine, disconnect, wall_ms())
+                    }),
+                }
             }
         },
         Request::Remove { machine } => match admin(who) {
@@ -278,22 +292,14 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
         Err(e) => return Response::error(e.to_string(), None),
     };
     let me = agent.node.machine();
-    // The machines a repo declared: written by an apply from git at some point. In a
-    // cluster driven from a repo, a member never declared is unmanaged.
-    let declared: std::collections::BTreeSet<Key> = match agent.node.change_sets() {
+    // Once a repo drives the cluster (an apply from git happened), a member that no repo
+    // declares is unmanaged — as `check --repo` calls it.
+    let from_repo = match agent.node.change_sets() {
         Ok(sets) => sets
             .iter()
-            .filter(|cs| matches!(cs.meta.source, Source::Git { .. }))
-            .flat_map(|cs| {
-                cs.writes
-                    .keys()
-                    .filter(|k| matches!(k, Key::Machine(_)))
-                    .cloned()
-            })
-            .collect(),
+            .any(|cs| matches!(cs.meta.source, Source::Git { .. })),
         Err(e) => return Response::error(e.to_string(), None),
     };
-    let from_repo = !declared.is_empty();
     let mut groups: Vec<GroupListing> = live
         .iter()
         .filter_map(|(k, e)| match (k, &e.value) {
@@ -309,13 +315,16 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
             continue;
         };
         let reach = check::reach_of(me, m, info, membership_of(&live, me), snap);
-        let unmanaged = from_repo && info.joined() && !declared.contains(&Key::Machine(m.clone()));
+        let unmanaged = from_repo && info.joined() && !info.declared;
         let listing = MachineListing {
             name: m.to_string(),
             address: info.peer_address().to_owned(),
             serial: info.serial.clone(),
             reach,
             unmanaged,
+            store_failure: snap.store_failures.get(m).cloned(),
+            strata_version: info.strata_version.clone(),
+            appliance_version: info.appliance_version.clone(),
         };
         if let Some(g) = groups.iter_mut().find(|g| g.name == info.group.as_str()) {
             g.machines.push(listing);

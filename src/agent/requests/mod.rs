@@ -12,13 +12,26 @@ mod rollback;
 use super::applier::Applier;
 use super::auth::Authed;
 use super::core::Caller;
+use super::follow_guard::Followed;
 use super::node::Node;
 use crate::mesh::{Request, Response};
 use crate::state::Store;
 
 /// Answers one request from `who`.
-pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Request) -> Response {
-    let caller = Caller::with_role(who.user.clone(), who.role);
+///
+/// `followed`: the branch a follower in mode apply keeps the cluster at, for requests that
+/// do not come from that follower: their git-owned writes are refused
+/// ([`crate::agent::follow_guard`]).
+pub fn handle<S: Store, A: Applier>(
+    node: &Node<S, A>,
+    who: &Authed,
+    request: Request,
+    followed: Option<Followed>,
+) -> Response {
+    let caller = Caller {
+        followed: followed.clone(),
+        ..Caller::with_role(who.user.clone(), who.role)
+    };
     let deny = |what: &str| Response::Denied {
         message: format!("user `{}` ({}) may not {what}", who.user, who.role.as_str()),
     };
@@ -34,7 +47,9 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
         Request::Entries { keys } => live::entries(node, &keys),
         Request::Log => log::answer(node),
         Request::Conflicts => log::conflicts(node),
-        Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
+        Request::Apply { .. } | Request::Rollback { .. } | Request::RollbackPlan { .. }
+            if !who.role.may_apply() =>
+        {
             deny("apply changes")
         }
         Request::ClusterCreate { .. } if !who.role.may_administer() => deny("create a cluster"),
@@ -42,8 +57,27 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
             writes,
             base,
             origin,
-        } => apply::answer(node, &caller, writes, base, &origin),
-        Request::Rollback { to } => rollback::answer(node, &caller, &to),
+            override_follower,
+            break_glass,
+        } => {
+            if break_glass.is_some() && !who.role.may_administer() {
+                return deny("break the glass of a change freeze");
+            }
+            if break_glass.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Response::error(
+                    "breaking the glass needs a reason",
+                    Some("say why: `--break-glass \"outage INC-42: MX records\"`"),
+                );
+            }
+            let caller = Caller {
+                followed: caller.followed.filter(|_| !override_follower),
+                break_glass,
+                ..caller
+            };
+            apply::answer(node, &caller, writes, base, &origin)
+        }
+        Request::RollbackPlan { to } => rollback::plan(node, &caller, &to),
+        Request::Rollback { to, shown } => rollback::answer(node, &caller, &to, shown.as_ref()),
         Request::ApplyPush { .. } if !who.role.may_administer() => {
             deny("apply a push on another user's behalf")
         }
@@ -60,11 +94,16 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
             if !pusher.may_apply() {
                 return deny("push");
             }
-            let caller = Caller::with_role(user, pusher);
+            let caller = Caller {
+                followed,
+                ..Caller::with_role(user, pusher)
+            };
             apply::answer(node, &caller, writes, base, &origin)
         }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
-        Request::ClusterPasswd { passphrase } => admin::passwd(node, &caller, &passphrase),
+        Request::ClusterPasswd { passphrase, user } => {
+            admin::passwd(node, &caller, user.as_deref(), &passphrase)
+        }
         Request::SetName { name } => admin::set_name(node, &caller, &name),
         Request::AddGroup { name } => admin::add_group(node, &caller, &name),
         Request::SetGroup { machine, group } => admin::set_group(node, &caller, &machine, &group),
@@ -88,8 +127,9 @@ pub fn handle<S: Store, A: Applier>(node: &Node<S, A>, who: &Authed, request: Re
 }
 
 impl<S: Store, A: Applier> Node<S, A> {
-    /// Answers one request from `who` (see [`handle`]).
+    /// Answers one request from `who`, with no follower keeping the cluster at a branch
+    /// (see [`handle`]).
     pub fn handle(&self, who: &Authed, request: Request) -> Response {
-        handle(self, who, request)
+        handle(self, who, request, None)
     }
 }
