@@ -190,16 +190,15 @@ impl Auth {
             .min(MAX_HOLD)
     }
 
-    /// Records a refused passphrase from `ip` for `user`; returns how long to hold the
-    /// answer (as [`Auth::refused`], counting the user's refusals too).
-    pub fn refused_passphrase(&self, ip: Option<IpAddr>, user: &str) -> Duration {
-        let now = Instant::now();
+    /// Records a refused passphrase from `ip` for `user`, attempted at `at`; returns how
+    /// long to hold the answer (as [`Auth::refused`], counting the user's refusals too).
+    pub fn refused_passphrase(&self, ip: Option<IpAddr>, user: &str, at: Instant) -> Duration {
         let by_user = self
             .user_penalties
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .refuse(user.to_owned(), now);
-        self.refused(ip)
+            .refuse(user.to_owned(), at);
+        self.refused(ip, at)
             .max(refusal_delay(self.delay_ms, by_user).min(MAX_HOLD))
     }
 
@@ -276,10 +275,13 @@ impl Auth {
         }
     }
 
-    /// Records a refused login from `ip` and returns how long to hold the answer: the
-    /// base delay, doubled for each refusal in a row from that address, at most
-    /// [`MAX_HOLD`] (the address's delay grows on to 30 s: see [`super::penalties`]).
-    pub fn refused(&self, ip: Option<IpAddr>) -> Duration {
+    /// Records a refused login from `ip`, attempted at `at`, and returns how long to hold
+    /// the answer from then: the base delay, doubled for each refusal in a row from that
+    /// address, at most [`MAX_HOLD`] (the address's delay grows on to 30 s: see
+    /// [`super::penalties`]). The delay counts from the attempt, not from the end of its
+    /// argon2 check: an answer held that long finds the delay passed, so a client that
+    /// waits for it and tries again is checked, not told to wait.
+    pub fn refused(&self, ip: Option<IpAddr>, at: Instant) -> Duration {
         let Some(ip) = ip else {
             return Duration::from_millis(self.delay_ms).min(MAX_HOLD);
         };
@@ -287,7 +289,7 @@ impl Auth {
             .penalties
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .refuse(ip, Instant::now());
+            .refuse(ip, at);
         refusal_delay(self.delay_ms, n).min(MAX_HOLD)
     }
 
@@ -333,11 +335,11 @@ mod tests {
         assert_eq!(a.address_delay(Some(ip)), Duration::ZERO);
         assert_eq!(a.user_hold("ada"), Duration::ZERO);
         assert_eq!(
-            a.refused_passphrase(Some(ip), "ada"),
+            a.refused_passphrase(Some(ip), "ada", Instant::now()),
             Duration::from_millis(100)
         );
         assert_eq!(
-            a.refused_passphrase(Some(ip), "ada"),
+            a.refused_passphrase(Some(ip), "ada", Instant::now()),
             Duration::from_millis(200)
         );
         // That address is told to wait; the user is held from any address, other users
@@ -355,7 +357,11 @@ mod tests {
         // stops at MAX_HOLD, and so does the hold of each refusal.
         let slow = Auth::new(a.local_key.clone(), 1000);
         for n in 0..20u8 {
-            let held = slow.refused_passphrase(Some(IpAddr::from([198, 51, 100, n])), "admin");
+            let held = slow.refused_passphrase(
+                Some(IpAddr::from([198, 51, 100, n])),
+                "admin",
+                Instant::now(),
+            );
             assert!(held <= MAX_HOLD, "{held:?}");
         }
         assert_eq!(slow.user_hold("admin"), MAX_HOLD);

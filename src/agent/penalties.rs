@@ -89,7 +89,9 @@ impl<K: Hash + Eq + Clone> Penalties<K> {
         }
     }
 
-    /// Records a refusal from `ip` at `now`; returns how many in a row (from 1).
+    /// Records a refusal from `ip` at `now` (an attempt's start: a refusal found later
+    /// than one of an attempt that started after it does not move the time back);
+    /// returns how many in a row (from 1).
     pub fn refuse(&mut self, ip: K, now: Instant) -> u32 {
         let window = self.window;
         self.entries
@@ -102,7 +104,7 @@ impl<K: Hash + Eq + Clone> Penalties<K> {
         }
         let entry = self.entries.entry(ip).or_insert((0, now));
         entry.0 = entry.0.saturating_add(1);
-        entry.1 = now;
+        entry.1 = entry.1.max(now);
         entry.0
     }
 

@@ -9,7 +9,7 @@ use crate::agent_support::{
     MACHINES, apply_main, change_set_ids, created, git_repo, keypair, log_with_passphrase, p, sd,
     stderr, stdout, strata,
 };
-use crate::support::unwrapped;
+use crate::support::{regex_escape, unwrapped};
 
 /// The repo's users section with an operator, a read-only user and their keys.
 fn users_repo(dir: &Path, op_key: &str, ro_key: &str) {
@@ -608,6 +608,13 @@ fn guessing_from_many_addresses_slows_the_real_user_but_never_locks_them_out() {
         !text.contains("unreachable") && !text.contains("running"),
         "{text}"
     );
+    let addr = regex_escape(&agent.addr);
+    insta::with_settings!({ filters => vec![
+        (addr.as_str(), "[ADDR]"),
+        (r"(retry in|wait) \d+ s", "$1 [N] s"),
+    ] }, {
+        insta::assert_snapshot!("login_delayed", stderr(&out));
+    });
     assert_eq!(wrong.wait().unwrap().code(), Some(1));
 }
 
