@@ -4,7 +4,8 @@
 //! contents that match, sections and machines only of declared modes and groups,
 //! machines registered to join (`@prepjoin:`) with a serial and a host key that parses
 //! and not members already — and changes to users and membership (the pending-join list
-//! included) only from administrators.
+//! included), and to the schemas of the security sections ([`SECURITY_SECTIONS`]), only
+//! from administrators.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -26,10 +27,20 @@ pub enum Authority {
     NoMembership,
 }
 
+/// The sections that decide who may log in and change what, and how the mesh and its
+/// freezes behave: only administrators may replace their schemas (a repo's
+/// `schemas/users.kdl` redefining `users`, say), whatever an operator may write in them.
+pub const SECURITY_SECTIONS: [&str; 4] = ["users", "ssh", "cluster-mesh", crate::freeze::SECTION];
+
 /// The keys only administrators may write: membership, and the users section.
 pub fn is_restricted(key: &Key) -> bool {
     key.is_membership()
         || matches!(key, Key::Section { section, .. } if section.as_str() == "users")
+}
+
+/// Whether `key` is the schema of a security section ([`SECURITY_SECTIONS`]).
+pub fn is_security_schema(key: &Key) -> bool {
+    matches!(key, Key::Schema(s) if SECURITY_SECTIONS.contains(&s.as_str()))
 }
 
 fn refuse(message: String, help: &str) -> Refusal {
@@ -44,18 +55,29 @@ pub fn check_authority(writes: &Writes, authority: Authority) -> Result<(), Refu
     if authority == Authority::All {
         return Ok(());
     }
-    let denied: Vec<String> = writes
-        .keys()
-        .filter(|k| is_restricted(k))
-        .map(Key::to_string)
-        .collect();
-    if denied.is_empty() {
-        return Ok(());
+    let denied = |restricted: fn(&Key) -> bool| -> Vec<String> {
+        writes
+            .keys()
+            .filter(|k| restricted(k))
+            .map(Key::to_string)
+            .collect()
+    };
+    let members = denied(is_restricted);
+    if !members.is_empty() {
+        return Err(Refusal::Denied(format!(
+            "only administrators may change users, roles and membership; the change set writes {}",
+            members.join(", ")
+        )));
     }
-    Err(Refusal::Denied(format!(
-        "only administrators may change users, roles and membership; the change set writes {}",
-        denied.join(", ")
-    )))
+    let schemas = denied(is_security_schema);
+    if !schemas.is_empty() {
+        return Err(Refusal::Denied(format!(
+            "only administrators may change the schemas of the security sections ({}); the change set writes {}",
+            SECURITY_SECTIONS.join(", "),
+            schemas.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Checks `writes` against what the store will hold once they are in: the same section
@@ -214,4 +236,51 @@ fn errors_of(
         .into_iter()
         .filter(|p| p.is_error())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SectionName;
+
+    fn schema(name: &str) -> (Key, Option<EntryValue>) {
+        let doc: kdl::KdlDocument = format!("schema \"{name}\"").parse().unwrap();
+        let node = Node::from_kdl(&doc.nodes()[0]);
+        (
+            Key::Schema(SectionName::new(name).unwrap()),
+            Some(EntryValue::Schema(node)),
+        )
+    }
+
+    fn denied(writes: &Writes, authority: Authority) -> Option<String> {
+        match check_authority(writes, authority) {
+            Ok(()) => None,
+            Err(Refusal::Denied(m)) => Some(m),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_administrators_replace_the_schema_of_a_security_section() {
+        for section in SECURITY_SECTIONS {
+            let writes: Writes = [schema(section)].into_iter().collect();
+            let message = denied(&writes, Authority::NoMembership)
+                .unwrap_or_else(|| panic!("an operator replaced the schema of `{section}`"));
+            assert_eq!(
+                message,
+                format!(
+                    "only administrators may change the schemas of the security sections (users, ssh, cluster-mesh, change-freeze); the change set writes #schema:{section}"
+                )
+            );
+            assert_eq!(denied(&writes, Authority::All), None);
+            // Removing one is changing it too.
+            let removed: Writes = [(Key::Schema(SectionName::new(section).unwrap()), None)]
+                .into_iter()
+                .collect();
+            assert!(denied(&removed, Authority::NoMembership).is_some());
+        }
+        // Other sections' schemas stay the operators' to change.
+        let writes: Writes = [schema("dns"), schema("listeners")].into_iter().collect();
+        assert_eq!(denied(&writes, Authority::NoMembership), None);
+    }
 }
