@@ -13,7 +13,8 @@ use std::sync::Arc;
 use super::core::Refusal;
 use crate::config::{Diagnostics, SourceFile, diagnostics::render};
 use crate::model::{EntryValue, Key, MachineName, Mode, Node, PendingJoin};
-use crate::resolve::entries::catalogue_of;
+use crate::resolve::entries::{EntryLayers, catalogue_of};
+use crate::resolve::entry_reference_problems;
 use crate::schema::Catalogue;
 use crate::state::{Live, Writes};
 use crate::validate::section_rules;
@@ -176,6 +177,40 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
             "plan from a repo that `strata validate` accepts",
         )),
         None => Ok(()),
+    }
+}
+
+/// Checks the references of every machine's effective config once `writes` are in
+/// `live` (the whole live state), as `validate` checks a repo's: a saved plan that
+/// makes a listener name an interface no machine it reaches has is refused with
+/// validate's words, whoever wrote the plan.
+pub fn check_references(writes: &Writes, live: &Live) -> Result<(), Refusal> {
+    let after: Vec<(&Key, &EntryValue)> = live
+        .iter()
+        .filter(|(k, _)| !writes.contains_key(*k))
+        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+        .chain(
+            writes
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
+        )
+        .collect();
+    let mut diags = Diagnostics::default();
+    let catalogue = catalogue_of(after.iter().copied(), &mut diags);
+    let layers = EntryLayers::new(after.iter().copied());
+    let problems = entry_reference_problems(&layers, &catalogue);
+    match problems.first() {
+        None => Ok(()),
+        Some(first) => Err(refuse(
+            format!(
+                "the change set was refused, nothing was written: {first}{}",
+                match problems.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more unresolved references)", n - 1),
+                }
+            ),
+            "plan from a repo that `strata validate` accepts",
+        )),
     }
 }
 

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::config::{ModeDecl, Repo, SectionDecl};
 use crate::model::{Mode, Node};
 use crate::schema::{Catalogue, SectionSchema};
-pub use refs::check_references;
+pub use refs::{check_references, entry_reference_problems};
 
 /// Where an effective section comes from.
 #[derive(Debug, Clone, Copy)]
