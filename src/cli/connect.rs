@@ -157,24 +157,33 @@ impl From<PeerError> for CliError {
         let (kind, help) = match &e {
             PeerError::Connect { .. } => (
                 ErrorKind::Unreachable,
-                "is `strata agent` running there, and is the port open?",
+                "is `strata agent` running there, and is the port open?".to_owned(),
             ),
             PeerError::HostKey { .. } => (
                 ErrorKind::Refused,
-                "check that you reach the right machine; pin its key with --fingerprint",
+                "check that you reach the right machine; pin its key with --fingerprint".to_owned(),
             ),
             PeerError::Login { .. } => (
                 ErrorKind::Refused,
-                "check --user and --identity against the cluster's `users` section; each refusal makes the next one slower",
+                "check --user and --identity against the cluster's `users` section; each refusal makes the next one slower".to_owned(),
+            ),
+            PeerError::Delayed { retry_in, .. } => (
+                ErrorKind::Delayed,
+                format!(
+                    "wait {retry_in} s and try again; failed passphrases from this address earned the delay (a key logs in at once)"
+                ),
             ),
             PeerError::Lost { .. } => (
                 ErrorKind::Unreachable,
-                "check `strata log` for the change before trying again",
+                "check `strata log` for the change before trying again".to_owned(),
             ),
-            PeerError::Protocol { .. } => (ErrorKind::Unreachable, "is this a Strata agent?"),
+            PeerError::Protocol { .. } => (
+                ErrorKind::Unreachable,
+                "is this a Strata agent?".to_owned(),
+            ),
             PeerError::Incompatible { .. } => (
                 ErrorKind::Refused,
-                "use the same Strata version on both ends",
+                "use the same Strata version on both ends".to_owned(),
             ),
         };
         Failure::of(kind, e.to_string(), help)
@@ -250,5 +259,22 @@ mod tests {
             user: "ada".into(),
         });
         assert_eq!(refused.kind, ErrorKind::Refused);
+    }
+
+    #[test]
+    fn a_delayed_login_is_its_own_kind_never_unreachable() {
+        let err = CliError::from(PeerError::Delayed {
+            addr: "lab1:2222".into(),
+            user: "admin".into(),
+            notice: "login delayed after failed attempts; retry in 4 s".into(),
+            retry_in: 4,
+        });
+        assert_eq!(err.kind, ErrorKind::Delayed);
+        assert_eq!(
+            err.to_string(),
+            "the agent at lab1:2222 did not log in user `admin`: login delayed after failed attempts; retry in 4 s"
+        );
+        let help = err.diagnostic.help().map(|h| h.to_string());
+        assert!(help.is_some_and(|h| h.starts_with("wait 4 s")));
     }
 }

@@ -35,6 +35,13 @@ impl std::fmt::Debug for Login {
     }
 }
 
+/// How long connecting, the key exchange and the login may take by default. An agent
+/// holds a login for at most `agent::penalties::MAX_HOLD`, which is tied to this (a
+/// held login must be answered well before the client gives up on the agent: issue 20),
+/// and answers an attempt it will not check at once, with a [`super::login_delay`]
+/// notice.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where the agent is, which host key it must have, and who we are.
 #[derive(Debug)]
 pub struct ClientOptions {
@@ -62,7 +69,8 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Options with the default keepalive (15 s) and connect timeout (30 s).
+    /// Options with the default keepalive (15 s) and connect timeout
+    /// ([`CONNECT_TIMEOUT`]).
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -77,7 +85,7 @@ impl ClientOptions {
             user: user.into(),
             login,
             keepalive: Duration::from_secs(15),
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: CONNECT_TIMEOUT,
             bind: None,
             socket: None,
         }
@@ -151,6 +159,29 @@ async fn tcp_connect(
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
+}
+
+/// The agent's login-delay notice and its seconds, if a refusal offering
+/// keyboard-interactive alone says the attempt was not checked: the notice is the
+/// instructions of the one keyboard-interactive question (see [`super::login_delay`]).
+async fn delay_notice(
+    session: &mut client::Handle<Verifier>,
+    user: &str,
+    remaining: &russh::MethodSet,
+) -> Option<(String, u64)> {
+    if remaining.as_ref() != [russh::MethodKind::KeyboardInteractive] {
+        return None;
+    }
+    match session
+        .authenticate_keyboard_interactive_start(user, None)
+        .await
+    {
+        Ok(client::KeyboardInteractiveAuthResponse::InfoRequest { instructions, .. }) => {
+            let secs = super::login_delay::retry_in(&instructions)?;
+            Some((instructions, secs))
+        }
+        _ => None,
+    }
 }
 
 /// An SSH session kept open for a connection taken over with [`Client::into_link`];
@@ -249,11 +280,24 @@ impl Client {
             Login::Passphrase(pass) => session.authenticate_password(&user, pass).await,
         }
         .map_err(|e| connect(format!("the login failed: {e}")))?;
-        if !authed.success() {
-            return Err(PeerError::Login {
-                addr: addr.clone(),
-                user,
-            });
+        if let client::AuthResult::Failure {
+            remaining_methods, ..
+        } = authed
+        {
+            return Err(
+                match delay_notice(&mut session, &user, &remaining_methods).await {
+                    Some((notice, retry_in)) => PeerError::Delayed {
+                        addr: addr.clone(),
+                        user,
+                        notice,
+                        retry_in,
+                    },
+                    None => PeerError::Login {
+                        addr: addr.clone(),
+                        user,
+                    },
+                },
+            );
         }
         let channel = session
             .channel_open_session()

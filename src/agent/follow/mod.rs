@@ -145,7 +145,7 @@ impl Follower {
             if checked.diags.has_errors() {
                 let first: Vec<String> = checked
                     .diags
-                    .problems
+                    .problems()
                     .iter()
                     .filter(|p| p.is_error())
                     .take(3)

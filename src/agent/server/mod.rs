@@ -256,9 +256,10 @@ async fn connection(
     login_timeout: Duration,
 ) {
     let logged_in = Arc::new(Notify::new());
-    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone());
+    let login_by = tokio::time::Instant::now() + login_timeout;
+    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone(), login_by);
     let from = peer.map_or_else(|| "the local socket".to_owned(), |p| p.to_string());
-    let deadline = tokio::time::sleep(login_timeout);
+    let deadline = tokio::time::sleep_until(login_by);
     tokio::pin!(deadline);
     // The version exchange happens here, under the login deadline too: a client that
     // never sends its version (slowloris) is dropped with its socket.
