@@ -5,8 +5,8 @@
 //! config, and edits them the way AsyncOS's `clusterset` does.
 //!
 //! # Layout
-//! Rooms from the bottom floor up; each may import only the rooms listed above it
-//! (`tests/it/layout.rs` checks it, from the source).
+//! Rooms from the bottom floor up; each imports only rooms on floors below its own,
+//! listed before it (`tests/it/layout.rs` checks it, from the source).
 //! - [`model`]: pure data — validated names, levels and modes, canonical section
 //!   contents, and what the store holds: keys, typed entry values, versions (HLC + origin),
 //!   change-set ids and provenance, in the one encoding store and wire share. Imports
@@ -17,22 +17,22 @@
 //!   nothing of Strata.
 //! - [`config`]: reading a config repo's files into declarations with spans; diagnostics.
 //!   May not import schema or anything above it.
-//! - [`state`]: the durable store: versioned entries, change sets; a base-checked
-//!   `commit` and a last-writer-wins `merge` (redb, and its in-memory twin). May not
-//!   import config or anything above it.
 //! - [`freeze`]: change-freeze windows, pure: which one is open at a given time. May not
 //!   import config or anything above it.
 //! - [`atomic_file`]: the one atomic file writer (temporary file, fsync, rename, fsync
 //!   dir). May not import config or anything above it.
+//! - [`state`]: the durable store: versioned entries, change sets; a base-checked
+//!   `commit` and a last-writer-wins `merge` (redb, and its in-memory twin). May not
+//!   import schema or anything above it.
 //! - [`schema`]: the section catalogue (built-in, chosen with `builtin-sections`, plus a
 //!   repo's own schemas, or rebuilt from a store's entries) and whether a section conforms
-//!   to its schema. May not import resolve or anything above it.
+//!   to its schema. May not import state, replica, resolve or anything above them.
 //! - [`replica`]: anti-entropy, pure: the index of the change sets a machine holds, its
 //!   compact summary, and the exchange by which two peers send each other exactly what
-//!   the other lacks. May not import resolve or anything above it.
+//!   the other lacks. May not import resolve, plan or anything above them.
 //! - [`resolve`]: the one layering engine — a parsed repo (with spans) or store entries,
 //!   the catalogue passed in — into each machine's effective config, with provenance.
-//!   May not import plan, xml, report or anything above them.
+//!   May not import replica, plan, xml, report or anything above them.
 //! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering;
 //!   machines' effective changes resolved with the catalogue on each side; what git owns
 //!   and what the cluster owns. May not import validate, protocol or anything above them.

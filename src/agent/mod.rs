@@ -11,10 +11,12 @@
 //! [`crate::cluster::node`].
 
 pub mod follow;
+pub mod git_pack;
 pub mod git_serve;
 pub mod member_record;
 pub mod memory;
 pub mod mesh;
+pub mod repair;
 pub mod running;
 pub mod server;
 pub mod settings;
@@ -54,8 +56,8 @@ pub enum AgentError {
     #[diagnostic(
         code(strata::agent::store_lost),
         help(
-            "restore {store} from a backup (with the agent stopped) and start it again; \
-             or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
+            "rebuild it from a member, with the agent stopped: `strata cluster repair MEMBER --fingerprint SHA256:… --state-dir DIR`; \
+             or restore {store} from a backup; or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
         )
     )]
     StoreLost {
@@ -82,6 +84,8 @@ pub struct Agent {
     pub mesh: std::sync::OnceLock<mesh::Mesh>,
     /// The follower of the repo `agent.kdl`'s `source` names, if it names one.
     pub follower: Option<Arc<follow::Follower>>,
+    /// The config repo kept at the commit the cluster runs ([`mesh::git_fetch`]).
+    pub git: mesh::git_fetch::GitFetch,
 }
 
 impl Agent {
@@ -146,6 +150,7 @@ impl Agent {
             node,
             mesh: std::sync::OnceLock::new(),
             follower,
+            git: Default::default(),
         }))
     }
 
@@ -154,7 +159,11 @@ impl Agent {
         match request {
             Request::Status => {
                 return match follow::status(&self.node, self.follower.as_deref()) {
-                    Ok(s) => Response::Status(Box::new(s)),
+                    Ok(mut s) => {
+                        let last = s.last_applied.as_ref().map(|a| a.commit.commit.as_str());
+                        s.served = Some(self.git.served(&git_serve::path(self), last));
+                        Response::Status(Box::new(s))
+                    }
                     Err(e) => Response::error(e, None),
                 };
             }

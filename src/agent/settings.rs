@@ -204,10 +204,20 @@ pub struct Limits {
     pub max_requests_per_user: usize,
 }
 
+/// How long a connection may take to log in, by default (`login-timeout-ms`). A held
+/// passphrase check ends well before it: see [`crate::cluster::penalties::MAX_HOLD`].
+pub const DEFAULT_LOGIN_TIMEOUT_MS: u64 = 10_000;
+
+// A passphrase attempt the agent holds is answered well before its login deadline
+// (see `cluster::penalties::MAX_HOLD`).
+const _: () = assert!(
+    2 * crate::cluster::penalties::MAX_HOLD.as_millis() <= DEFAULT_LOGIN_TIMEOUT_MS as u128
+);
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            login_timeout_ms: 10_000,
+            login_timeout_ms: DEFAULT_LOGIN_TIMEOUT_MS,
             max_unauthenticated: 256,
             max_per_address: 32,
             max_requests_per_user: 8,

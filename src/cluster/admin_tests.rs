@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::cluster::applier::MemoryApplier;
-use crate::cluster::auth::{Auth, Authed};
+use crate::cluster::auth::{Auth, Authed, Checked};
 use crate::cluster::caller::Authority;
 use crate::cluster::node::Node as AgentNode;
 use crate::cluster::users::{Role, hash_passphrase, parse_users, verify_passphrase};
@@ -57,7 +57,12 @@ fn cluster() -> Core<MemoryStore> {
     ];
     let writes: Writes = pairs
         .iter()
-        .map(|(k, v)| (key(k), Some(EntryValue::from_text(&key(k), v).unwrap())))
+        .map(|(k, v)| {
+            (
+                key(k),
+                Some(crate::config::value_from_text(&key(k), v).unwrap()),
+            )
+        })
         .collect();
     let base = writes.keys().map(|k| (k.clone(), None)).collect();
     let origin = Origin {
@@ -111,7 +116,7 @@ fn passwd_sets_the_admin_hash_and_keeps_every_other_user_and_key() {
     let text = format!("users {{ user \"admin\" role=\"operator\" {{ key \"{KEY}\"; }}; }}");
     let writes = Writes::from([(
         key("cluster/users"),
-        Some(EntryValue::from_text(&key("cluster/users"), &text).unwrap()),
+        Some(crate::config::value_from_text(&key("cluster/users"), &text).unwrap()),
     )]);
     let view = c.live().unwrap();
     c.commit_admin(&admin(), writes, &view, "m".into(), 4)
@@ -490,9 +495,12 @@ async fn passwd_through_the_node_lets_admin_log_in_and_other_roles_are_denied() 
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");
     assert_eq!(
         n.auth.authorize_passphrase("admin", "open sesame").await,
-        Some(Role::Administrator)
+        Checked::Accepted(Role::Administrator)
     );
-    assert_eq!(n.auth.authorize_passphrase("admin", "wrong").await, None);
+    assert_eq!(
+        n.auth.authorize_passphrase("admin", "wrong").await,
+        Checked::Refused
+    );
     // Anyone logged in may read the pending-join list.
     let r = n.handle(
         &root,

@@ -162,6 +162,9 @@ impl<S: Store> Core<S> {
         // The checks need membership and the catalogue of what is there, not its sections.
         let known = self.store.live_under(&["@".into(), "#".into()])?;
         super::authorize::check_writes(&writes, &known, &self.machine)?;
+        if writes.keys().any(|k| !matches!(k, Key::Pending(_))) {
+            super::authorize::check_references(&writes, &self.store.live()?)?;
+        }
         let message = match (&frozen, &caller.break_glass) {
             (Some(w), Some(why)) => format!(
                 "{}\n\nbreak glass during change freeze `{}` by {}: {why}",
@@ -468,7 +471,7 @@ mod tests {
             pairs
                 .iter()
                 .map(|(k, v)| {
-                    let value = v.map(|t| match EntryValue::from_text(k, t) {
+                    let value = v.map(|t| match crate::config::value_from_text(k, t) {
                         Ok(v) => v,
                         // A node named like another section: what a bad client could send.
                         Err(_) => EntryValue::Section(node(t)),

@@ -29,7 +29,7 @@ use tokio_util::codec::{Decoder as _, Encoder as _};
 
 use strata::cluster::authorize::{check_authority, check_writes};
 use strata::cluster::caller::Authority;
-use strata::config::diagnostics::render;
+use strata::config::diagnostics::{MAX_PROBLEMS, render};
 use strata::config::{Diagnostics, Repo, SourceFile, parse_files, parse_kdl};
 use strata::model::{EntryValue, Key, MachineName, Node, Value};
 use strata::plan::desired;
@@ -224,6 +224,9 @@ const KDL_TOKENS: &[&str] = &[
     "\"a\\nb\"",
     "\\u{41}",
     "\\u{",
+    // Issue 20: after a bad escape, each of these is two errors.
+    "\"x\\#",
+    "\\u{1F600}",
     "\\\n",
     "section \"web-proxy\" level=\"any\"",
     "field",
@@ -258,9 +261,11 @@ fn builtin() -> &'static Catalogue {
     CATALOGUE.get_or_init(|| Catalogue::load(&[], &mut Diagnostics::default()))
 }
 
-/// Renders every problem the three ways users read them.
+/// Renders every problem the three ways users read them; there are never more than the
+/// caps keep, however many the input holds.
 fn render_all(diags: &Diagnostics) {
-    for p in &diags.problems {
+    assert!(diags.problems().len() <= MAX_PROBLEMS);
+    for p in diags.problems() {
         let text = render(p, 80, false);
         assert!(!text.is_empty());
         if let Some((line, col)) = p.line_col() {

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 /// The floors, lowest first: a room may import the rooms of lower floors only.
 const FLOORS: &[&[&str]] = &[
     &["model", "paths", "text"],
-    &["config", "state", "freeze", "atomic_file"],
-    &["schema", "replica"],
-    &["resolve"],
+    &["config", "freeze", "atomic_file"],
+    &["state", "schema"],
+    &["replica", "resolve"],
     &["plan", "report", "xml"],
     &["validate", "protocol"],
     &["edit", "source"],
@@ -163,9 +163,9 @@ fn the_layout_docs_list_exactly_the_rooms_of_the_tree() {
         );
         for (room, line) in &list {
             assert!(
-                line.contains("may not import")
-                    || line.contains("imports nothing")
-                    || line.contains("top floor"),
+                ["may not import", "imports nothing", "top floor"]
+                    .iter()
+                    .any(|w| line.to_lowercase().contains(w)),
                 "{doc}: the line of {room} does not say what it may not import: {line}"
             );
         }

@@ -70,7 +70,7 @@ fn appliance(name: &str, bytes: &[u8], cat: &Catalogue) -> (Appliance, Diagnosti
     let mut diags = Diagnostics::default();
     match load(&file, cat, &mut diags) {
         Some(Loaded::Appliance(a)) => (a, diags),
-        other => panic!("{name}: not an appliance: {other:?} {:?}", diags.problems),
+        other => panic!("{name}: not an appliance: {other:?} {:?}", diags.problems()),
     }
 }
 
@@ -83,7 +83,7 @@ fn every_appliance_generation_validates_imports_and_exports_back() {
         assert!(
             !checked.diags.has_errors(),
             "{name}: {:?}",
-            checked.diags.problems
+            checked.diags.problems()
         );
 
         let original = fixture(name);
@@ -98,7 +98,7 @@ fn every_appliance_generation_validates_imports_and_exports_back() {
         let mut diags = Diagnostics::default();
         let repo = parse_files(files, &mut diags);
         validate(&repo, &cat, &mut diags);
-        assert!(!diags.has_errors(), "{name}: {:?}", diags.problems);
+        assert!(!diags.has_errors(), "{name}: {:?}", diags.problems());
 
         let exported = export_machine(&repo, &cat, repo.machine(&machine).unwrap());
         let text = decode_bytes(&exported).unwrap();
@@ -193,9 +193,9 @@ fn the_older_esa_is_read_into_its_sections() {
     // An ethernet media value the appliance wrote is kept as it is.
     assert!(section("ethernet").contains("media=Autoselect"));
     // Unknown enumeration values (a role string AsyncOS writes) are warnings, never errors.
-    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    assert!(!diags.has_errors(), "{:?}", diags.problems());
     let kept: Vec<&str> = diags
-        .problems
+        .problems()
         .iter()
         .filter(|p| p.code == "strata::xml::unknown-value")
         .map(|p| p.message.as_str())
