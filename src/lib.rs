@@ -50,7 +50,7 @@
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting. May
 //!   not import source, cluster, agent or cli.
 //! - [`source`]: desired state from a working tree or a git ref (git objects, no
-//!   checkout). May not import edit, cluster, agent or cli.
+//!   checkout), and packs of the config repo's objects between repositories. May not import edit, cluster, agent or cli.
 //! - [`cluster`]: the cluster's domain, one machine's part of it, with no sockets, files
 //!   or runtime: the node (store, clock, catalogue, logins, the one post-commit pipeline
 //!   handing results to an applier), administration, membership, users and roles, who may

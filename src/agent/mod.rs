@@ -11,7 +11,6 @@
 //! [`crate::cluster::node`].
 
 pub mod follow;
-pub mod git_pack;
 pub mod git_serve;
 pub mod member_record;
 pub mod memory;

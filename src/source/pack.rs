@@ -2,8 +2,7 @@
 //! commit reaches that the other side lacks ([`pack_of`], [`copy`]), whether a commit
 //! and everything it reaches are present ([`missing`]: what a pack from a peer must
 //! leave true), and moving a branch to a commit only forward ([`advance`]). Blocking:
-//! the agent calls it off its runtime ([`super::mesh::git_fetch`], which decides when and
-//! from where).
+//! the agent calls it off its runtime (its mesh's git fetch decides when and from where).
 
 use std::collections::HashSet;
 use std::path::Path;
