@@ -4,7 +4,8 @@
 //! ([`core`]; administering the cluster in [`admin`]), logins ([`auth`]), the request
 //! handlers ([`requests`]) and the one
 //! post-commit pipeline that runs the result through an [`applier`] — the running-config
-//! files and hooks ([`running`]) in production, an in-memory twin in tests.
+//! files and hooks ([`running`]) in production, an in-memory twin in tests. Under
+//! systemd it says when it is ready and healthy ([`systemd`]).
 //!
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
 //! threads; the node's two locks and their order are described in [`node`].
@@ -28,6 +29,8 @@ pub mod running;
 pub mod server;
 pub mod settings;
 pub mod state_dir;
+#[cfg(unix)]
+pub mod systemd;
 pub mod users;
 
 use std::path::Path;

@@ -86,6 +86,9 @@ pub async fn run(
 ) -> std::io::Result<()> {
     if let Ok(bound) = listener.local_addr() {
         super::mesh::start(&agent, bound);
+        // Listening, and the mesh runs: READY, then the watchdog.
+        #[cfg(unix)]
+        super::systemd::ready(&agent, bound);
     }
     super::follow::spawn(agent.clone());
     super::memory::spawn_releaser();
