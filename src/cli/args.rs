@@ -93,7 +93,7 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Run the agent: the daemon on each appliance (SSH server, durable store).
     ///
-    /// It logs to stderr (RUST_LOG filters). Started by systemd (packaging/
+    /// It logs to stderr (RUST_LOG filters). Started by systemd (the unit
     /// strata-agent.service, Type=notify), it says READY once it listens and its mesh
     /// runs, keeps a STATUS line, and pings the watchdog while its store and mesh answer.
     #[command(after_long_help = "Examples:\n  \
