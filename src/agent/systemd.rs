@@ -174,7 +174,8 @@ mod tests {
         }
         // A stuck lock: the check never answers, and no more pings go out.
         let held = store.lock().unwrap();
-        tokio::time::sleep(every * 3).await;
+        // A check already past the lock may still ping: give it time to.
+        tokio::time::sleep(every * 6).await;
         let before = sent.lock().unwrap().len();
         tokio::time::sleep(every * 8).await;
         assert_eq!(sent.lock().unwrap().len(), before, "pinged while hung");
