@@ -4,7 +4,8 @@
 //! and peers over SSH ([`server`]), runs the peer [`mesh`] (links, routes, sync, joins,
 //! clustercheck), serves the config repo over git ([`git_serve`]), follows a repo
 //! ([`follow`]), and runs each result: the running-config files and hooks ([`running`]),
-//! then gives freed memory back ([`memory`]).
+//! then gives freed memory back ([`memory`]). Under systemd it says when it is ready
+//! and healthy ([`systemd`]).
 //!
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
 //! threads; the node's two locks and their order are described in
@@ -20,6 +21,8 @@ pub mod running;
 pub mod server;
 pub mod settings;
 pub mod state_dir;
+#[cfg(unix)]
+pub mod systemd;
 
 use std::path::Path;
 use std::sync::Arc;
