@@ -22,6 +22,7 @@ mod corpus;
 mod follow;
 mod fuzz;
 mod git_push;
+mod kdl_reader;
 mod kdl_stack;
 mod layering_props;
 mod mesh;
