@@ -91,6 +91,7 @@ fn main() {
         assert!(out.status.success());
         let (t, out) = strata(&[
             "apply",
+            "--yes",
             "--ref",
             "main",
             "--repo",

@@ -97,6 +97,7 @@ fn main() {
     );
     let (_, out) = strata(&[
         "apply",
+        "--yes",
         "--ref",
         "main",
         "--repo",

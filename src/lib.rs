@@ -17,6 +17,7 @@
 //! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=` mappings.
 //! - [`report`]: pure rendering of `show` and `where` output.
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
+//! - [`freeze`]: change-freeze windows, pure: which one is open at a given time.
 //! - [`mesh`]: frame codec, typed messages, connections over SSH channels; the SSH client
 //!   with host-key pinning (async, and a blocking wrapper for the CLI); the `Peer` trait it
 //!   implements beside an in-memory twin that answers through an in-process `Service`.
@@ -36,6 +37,7 @@
 //! - [`cli`]: the command line: arguments, one module per command, output, and the one
 //!   error boundary (error kinds → exit codes).
 //! - [`atomic_file`]: the one atomic file writer (temporary file, fsync, rename, fsync dir).
+//! - [`paths`]: paths made absolute where they are read (command line, `agent.kdl`).
 //! - [`text`]: counts with their nouns in the right number, for every summary.
 //!
 //! Not in the library: the synthetic fleet generator and a git helper for tests and
@@ -48,8 +50,10 @@ pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod edit;
+pub mod freeze;
 pub mod mesh;
 pub mod model;
+pub mod paths;
 pub mod plan;
 pub mod replica;
 pub mod report;

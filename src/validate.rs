@@ -68,6 +68,8 @@ pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
     unique_names(&repo.groups, "group", diags);
     unique_names(&repo.machines, "machine", diags);
     address_rule(repo, diags);
+    appliance_versions(repo, diags);
+    machine_count(repo, diags);
     for decl in repo.modes() {
         sections(decl, catalogue, diags);
     }
@@ -220,6 +222,82 @@ fn address_rule(repo: &Repo, diags: &mut Diagnostics) {
     }
 }
 
+/// The appliance version a repo records for `machine`: its `appliance-version=`
+/// property, else the `Version` line of the appliance header an XML import kept
+/// (`xml-extra { header "Version" "15.0.1-416" }`), with where it is written.
+fn appliance_version(machine: &ModeDecl) -> Option<(&str, miette::SourceSpan)> {
+    if let Some(v) = &machine.appliance_version {
+        return Some((&v.value, v.span));
+    }
+    machine
+        .section(crate::schema::XML_EXTRA)?
+        .node
+        .children
+        .iter()
+        .filter(|h| h.name == "header")
+        .find(|h| h.args.first().and_then(|a| a.as_str()) == Some("Version"))
+        .and_then(|h| Some((h.args.get(1)?.as_str()?, h.span)))
+}
+
+/// The seed's same-version rule: machines whose recorded appliance versions differ are
+/// warned about, once, at the first machine of the least common version.
+fn appliance_versions(repo: &Repo, diags: &mut Diagnostics) {
+    let known: Vec<(&ModeDecl, &str, miette::SourceSpan)> = repo
+        .machines
+        .iter()
+        .filter_map(|m| appliance_version(m).map(|(v, span)| (m, v, span)))
+        .collect();
+    let Some(by) = crate::model::appliance::mixed_versions(
+        known
+            .iter()
+            .map(|(m, v, _)| (m.mode.name().unwrap_or_default(), *v)),
+    ) else {
+        return;
+    };
+    let rarest = by
+        .iter()
+        .min_by_key(|(_, machines)| machines.len())
+        .map(|(v, _)| v.as_str());
+    let Some((m, v, span)) = known.iter().find(|(_, v, _)| Some(v.trim()) == rarest) else {
+        return;
+    };
+    diags.push(
+        Problem::warning(
+            "strata::repo::mixed-appliance-versions",
+            format!(
+                "the machines run different appliance versions: {}",
+                crate::model::appliance::describe_versions(&by)
+            ),
+        )
+        .at(&m.file, *span, format!("{v} here"))
+        .help(crate::model::appliance::MIXED_VERSIONS_HELP),
+    );
+}
+
+/// The seed's 20-appliance note: a repo that declares more machines than the cluster's
+/// threshold (`cluster-mesh max-machines-warning=N`, default 20) is warned about.
+fn machine_count(repo: &Repo, diags: &mut Diagnostics) {
+    let mesh = repo
+        .cluster()
+        .and_then(|c| c.section("cluster-mesh"))
+        .map(|s| &s.node);
+    let max = crate::model::appliance::max_machines(mesh);
+    let Some(why) = crate::model::appliance::too_many(repo.machines.len(), max) else {
+        return;
+    };
+    let mut p = Problem::warning("strata::repo::many-machines", why).help(format!(
+        "split the machines into clusters of at most {max}, or, having watched the mesh, raise the threshold: `cluster-mesh max-machines-warning=N` in the cluster node"
+    ));
+    if let Some(c) = repo.cluster() {
+        p = p.at(
+            &c.file,
+            c.name_span,
+            format!("{} machines", repo.machines.len()),
+        );
+    }
+    diags.push(p);
+}
+
 /// The section rules for one mode: every section known to the catalogue (with "did you
 /// mean"), defined once, at a level its schema allows, with contents that match the
 /// schema. The agent runs the same checks on every write it is sent.
@@ -309,4 +387,13 @@ pub fn section_rules(
         return;
     }
     check_section(schema, node, file, diags);
+    if name == crate::freeze::SECTION
+        && let Err(why) = crate::freeze::windows(node)
+    {
+        diags.push(
+            Problem::error("strata::section::freeze", why)
+                .at(file, node.name_span, "this change freeze does not read")
+                .help("absolute windows give RFC 3339 times (from=\"2026-12-20T00:00:00Z\"); weekly ones give days=\"sat sun\" and UTC times of day (from=\"22:00\")"),
+        );
+    }
 }

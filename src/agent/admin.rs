@@ -41,18 +41,23 @@ impl<S: Store> Core<S> {
             return Ok(None);
         }
         super::follow_guard::check(caller, &writes, view, &Source::Cli)?;
+        let frozen = self.open_freeze(wall_ms)?;
+        super::follow_guard::check_freeze(caller, &writes, view, frozen.as_ref())?;
         check_writes(&writes, view, &self.machine)?;
         let base = base_of(view, writes.keys());
         let meta = self.meta(caller, &caller.user, Source::Cli, message);
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
     }
 
-    /// Sets the passphrase of the administrator [`ADMIN_USER`] in the cluster's `users`
-    /// section to `hash` (an argon2id PHC string), creating the section or the user if
-    /// missing and keeping every other user, and the admin's keys.
+    /// Sets the passphrase of `user` in the cluster's `users` section to `hash` (an
+    /// argon2id PHC string), keeping every other user and the user's keys and role. The
+    /// administrator [`ADMIN_USER`] is added (with the section) if missing, as AsyncOS
+    /// always has it; any other user must be declared already — git owns who the users
+    /// are and their roles, the cluster owns the hashes set here.
     pub fn cluster_passwd(
         &mut self,
         caller: &Caller,
+        user: &str,
         hash: &str,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
@@ -64,9 +69,14 @@ impl<S: Store> Core<S> {
             Some(EntryValue::Section(node)) => node.clone(),
             _ => Node::new("users"),
         };
-        set_admin_hash(&mut users, hash);
+        set_hash(&mut users, user, hash)?;
         let writes = Writes::from([(key, Some(EntryValue::Section(users)))]);
-        self.commit_admin(caller, writes, &view, "cluster passwd".into(), wall_ms)
+        let message = if user == ADMIN_USER {
+            "cluster passwd".to_owned()
+        } else {
+            format!("cluster passwd {user}")
+        };
+        self.commit_admin(caller, writes, &view, message, wall_ms)
     }
 
     /// Renames the cluster.
@@ -461,23 +471,40 @@ fn names<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
     }
 }
 
-/// Gives the user [`ADMIN_USER`] of a `users` section node the administrator role and
-/// the passphrase hash `hash`, adding the user (named as the factory default names it)
-/// if the section has none.
-fn set_admin_hash(users: &mut Node, hash: &str) {
-    let found = users.children.iter().position(|u| {
-        u.name == "user" && u.args.first().and_then(Value::as_str) == Some(ADMIN_USER)
-    });
-    let at = found.unwrap_or_else(|| {
-        let mut user = Node::new("user");
-        user.args.push(Value::String(ADMIN_USER.to_owned()));
-        user.set_prop("full-name", Value::String("Administrator".into()));
-        users.children.push(user);
-        users.children.len() - 1
-    });
-    let admin = &mut users.children[at];
-    admin.set_prop("role", Value::String("administrator".into()));
-    admin.set_prop(PASSPHRASE_HASH, Value::String(hash.to_owned()));
+/// Gives `user` of a `users` section node the passphrase hash `hash`. The administrator
+/// [`ADMIN_USER`] is added (named as the factory default names it) if the section has
+/// none, and always has the administrator role; another user the section does not
+/// declare is refused.
+fn set_hash(users: &mut Node, user: &str, hash: &str) -> Result<(), Refusal> {
+    let found = users
+        .children
+        .iter()
+        .position(|u| u.name == "user" && u.args.first().and_then(Value::as_str) == Some(user));
+    let at = match found {
+        Some(at) => at,
+        None if user == ADMIN_USER => {
+            let mut admin = Node::new("user");
+            admin.args.push(Value::String(ADMIN_USER.to_owned()));
+            admin.set_prop("full-name", Value::String("Administrator".into()));
+            users.children.push(admin);
+            users.children.len() - 1
+        }
+        None => {
+            return Err(invalid(
+                format!("user `{user}` is not in the cluster's users section"),
+                Some(&format!(
+                    "git owns who the users are and their roles: add `user \"{user}\" role=\"operator\"` (or another role) to the repo's users section, apply it, then set the passphrase"
+                )),
+            ));
+        }
+    };
+    let found = &mut users.children[at];
+    if user == ADMIN_USER {
+        // AsyncOS's admin is always an administrator.
+        found.set_prop("role", Value::String("administrator".into()));
+    }
+    found.set_prop(PASSPHRASE_HASH, Value::String(hash.to_owned()));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ fn admin() -> Caller {
         user: "root".into(),
         authority: Authority::All,
         followed: None,
+        break_glass: None,
     }
 }
 
@@ -87,7 +88,10 @@ fn refusal(r: Result<Option<ChangeSet>, Refusal>) -> String {
 fn passwd_sets_the_admin_hash_and_keeps_every_other_user_and_key() {
     let mut c = cluster();
     let hash = hash_passphrase("s3cret pass").unwrap();
-    let cs = c.cluster_passwd(&admin(), &hash, 3).unwrap().unwrap();
+    let cs = c
+        .cluster_passwd(&admin(), ADMIN_USER, &hash, 3)
+        .unwrap()
+        .unwrap();
     assert_eq!(cs.meta.message, "cluster passwd");
     assert_eq!(cs.meta.source, Source::Cli);
     let Some(EntryValue::Section(users)) = value(&c, "cluster/users") else {
@@ -113,7 +117,9 @@ fn passwd_sets_the_admin_hash_and_keeps_every_other_user_and_key() {
     c.commit_admin(&admin(), writes, &view, "m".into(), 4)
         .unwrap();
     let other = hash_passphrase("another").unwrap();
-    c.cluster_passwd(&admin(), &other, 5).unwrap().unwrap();
+    c.cluster_passwd(&admin(), ADMIN_USER, &other, 5)
+        .unwrap()
+        .unwrap();
     let Some(EntryValue::Section(users)) = value(&c, "cluster/users") else {
         panic!("no users section")
     };
@@ -130,11 +136,42 @@ fn passwd_sets_the_admin_hash_and_keeps_every_other_user_and_key() {
 }
 
 #[test]
+fn passwd_sets_a_declared_user_s_hash_and_refuses_an_undeclared_one() {
+    let mut c = cluster();
+    let hash = hash_passphrase("ada's").unwrap();
+    let cs = c
+        .cluster_passwd(&admin(), "ada", &hash, 3)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cs.meta.message, "cluster passwd ada");
+    let Some(EntryValue::Section(section)) = value(&c, "cluster/users") else {
+        panic!("no users section")
+    };
+    let users = parse_users(&section).unwrap();
+    let ada = users.iter().find(|u| u.name == "ada").unwrap();
+    assert_eq!(
+        (ada.role, ada.keys.len()),
+        (Role::Operator, 1),
+        "role and key stay"
+    );
+    assert!(verify_passphrase(
+        "ada's",
+        ada.passphrase_hash.as_deref().unwrap()
+    ));
+    let why = refusal(c.cluster_passwd(&admin(), "eve", &hash, 4));
+    assert!(
+        why.contains("user `eve` is not in the cluster's users section")
+            && why.contains("git owns who the users are"),
+        "{why}"
+    );
+}
+
+#[test]
 fn passwd_creates_the_users_section_and_needs_a_cluster() {
     let mut standalone =
         Core::new(MemoryStore::default(), machine("lab1"), "10.1.0.1".into()).unwrap();
     let hash = hash_passphrase("x").unwrap();
-    let why = refusal(standalone.cluster_passwd(&admin(), &hash, 1));
+    let why = refusal(standalone.cluster_passwd(&admin(), ADMIN_USER, &hash, 1));
     assert!(
         why.contains("not in a cluster") && why.contains("cluster create"),
         "{why}"
@@ -142,7 +179,9 @@ fn passwd_creates_the_users_section_and_needs_a_cluster() {
     let mut c = Core::new(MemoryStore::default(), machine("lab1"), "10.1.0.1".into()).unwrap();
     c.create_cluster(&admin(), "americas", &Catalogue::builtin(), 1)
         .unwrap();
-    c.cluster_passwd(&admin(), &hash, 2).unwrap().unwrap();
+    c.cluster_passwd(&admin(), ADMIN_USER, &hash, 2)
+        .unwrap()
+        .unwrap();
     let users = value(&c, "cluster/users").unwrap();
     let text = users.to_text(&key("cluster/users"));
     assert!(
@@ -182,6 +221,7 @@ fn setname_and_addgroup_refuse_what_makes_no_sense() {
         user: "ada".into(),
         authority: Authority::NoMembership,
         followed: None,
+        break_glass: None,
     };
     assert!(matches!(
         c.add_group(&operator, &group("Oslo"), 7),
@@ -405,6 +445,7 @@ async fn passwd_through_the_node_lets_admin_log_in_and_other_roles_are_denied() 
     let operator = Authed::user("ada", Role::Operator);
     for request in [
         Request::ClusterPasswd {
+            user: None,
             passphrase: Secret("p".into()),
         },
         Request::SetName { name: "x".into() },
@@ -431,6 +472,7 @@ async fn passwd_through_the_node_lets_admin_log_in_and_other_roles_are_denied() 
     let r = n.handle(
         &root,
         Request::ClusterPasswd {
+            user: None,
             passphrase: Secret(String::new()),
         },
     );
@@ -441,6 +483,7 @@ async fn passwd_through_the_node_lets_admin_log_in_and_other_roles_are_denied() 
     let r = n.handle(
         &root,
         Request::ClusterPasswd {
+            user: None,
             passphrase: Secret("open sesame".into()),
         },
     );

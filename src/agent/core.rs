@@ -10,8 +10,8 @@ use crate::model::{
 use crate::plan::Origin;
 use crate::schema::Catalogue;
 use crate::state::{
-    Base, ChangeMeta, ChangeSet, Clock, CommitError, Key, Live, Merged, Proposal, Source, Store,
-    StoreError, Version, Writes, find_change_set, state_as_of,
+    Base, ChangeMeta, ChangeSet, ChangeSetId, Clock, CommitError, Key, Live, Merged, Proposal,
+    Source, Store, StoreError, Version, Writes, find_change_set, state_as_of,
 };
 
 /// A request the agent will not carry out; nothing was written.
@@ -56,6 +56,9 @@ pub struct Caller {
     /// The branch a follower in mode apply keeps the cluster at, when the caller is not
     /// that follower: git-owned writes are then refused (see [`super::follow_guard`]).
     pub followed: Option<super::follow_guard::Followed>,
+    /// An administrator's reason to write during a change freeze (`apply --break-glass`);
+    /// recorded in the change set's message.
+    pub break_glass: Option<String>,
 }
 
 impl Caller {
@@ -70,6 +73,7 @@ impl Caller {
                 Authority::NoMembership
             },
             followed: None,
+            break_glass: None,
         }
     }
 }
@@ -172,6 +176,7 @@ impl<S: Store> Core<S> {
             user: "agent".into(),
             authority: Authority::All,
             followed: None,
+            break_glass: None,
         };
         let meta = self.meta(&caller, "agent", Source::Cli, "standalone settings".into());
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
@@ -211,24 +216,24 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
-        if caller.followed.is_some() {
+        let frozen = self.open_freeze(wall_ms)?;
+        if caller.followed.is_some() || frozen.is_some() {
             let keys: Vec<Key> = writes.keys().cloned().collect();
-            super::follow_guard::check(
-                caller,
-                &writes,
-                &self.store.entries(&keys)?,
-                &origin.source,
-            )?;
+            let current = self.store.entries(&keys)?;
+            super::follow_guard::check(caller, &writes, &current, &origin.source)?;
+            super::follow_guard::check_freeze(caller, &writes, &current, frozen.as_ref())?;
         }
         // The checks need membership and the catalogue of what is there, not its sections.
         let known = self.store.live_under(&["@".into(), "#".into()])?;
         super::check::check_writes(&writes, &known, &self.machine)?;
-        let meta = self.meta(
-            caller,
-            &origin.author,
-            origin.source.clone(),
-            origin.message.clone(),
-        );
+        let message = match (&frozen, &caller.break_glass) {
+            (Some(w), Some(why)) => format!(
+                "{}\n\nbreak glass during change freeze `{}` by {}: {why}",
+                origin.message, w.name, caller.user
+            ),
+            _ => origin.message.clone(),
+        };
+        let meta = self.meta(caller, &origin.author, origin.source.clone(), message);
         Ok(Some(
             self.propose_settling(writes, base, meta, wall_ms, settles)?,
         ))
@@ -241,6 +246,29 @@ impl<S: Store> Core<S> {
         to: &str,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
+        let (id, writes, base) = self.rollback_writes(to)?;
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        check_authority(&writes, caller.authority)?;
+        let keys: Vec<Key> = writes.keys().cloned().collect();
+        let live = self.store.entries(&keys)?;
+        super::follow_guard::check(caller, &writes, &live, &Source::Cli)?;
+        let frozen = self.open_freeze(wall_ms)?;
+        super::follow_guard::check_freeze(caller, &writes, &live, frozen.as_ref())?;
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("rollback to change set {id}"),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// What [`Core::rollback`] to `to` writes, and against which versions: the id of the
+    /// change set `to` names, the writes that bring the live state back to the state as
+    /// of it, and their base. Also what `rollback` shows before it asks.
+    pub fn rollback_writes(&self, to: &str) -> Result<(ChangeSetId, Writes, Base), Refusal> {
         let sets = self.store.change_sets()?;
         let target = find_change_set(&sets, to).map_err(|e| {
             let last = sets
@@ -266,18 +294,7 @@ impl<S: Store> Core<S> {
             }
         }
         let base = base_of(&live, writes.keys());
-        if writes.is_empty() {
-            return Ok(None);
-        }
-        check_authority(&writes, caller.authority)?;
-        super::follow_guard::check(caller, &writes, &live, &Source::Cli)?;
-        let meta = self.meta(
-            caller,
-            &caller.user,
-            Source::Cli,
-            format!("rollback to change set {id}"),
-        );
-        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+        Ok((id, writes, base))
     }
 
     /// Turns a standalone machine into a one-machine cluster: membership for the cluster,
@@ -383,6 +400,19 @@ impl<S: Store> Core<S> {
         Ok(view)
     }
 
+    /// The change-freeze window open at `wall_ms`, if the cluster declares one.
+    pub fn open_freeze(&self, wall_ms: u64) -> Result<Option<crate::freeze::Window>, StoreError> {
+        let key = Key::Section {
+            mode: Mode::Cluster,
+            section: SectionName::new(crate::freeze::SECTION).expect("a valid section name"),
+        };
+        let live = self.store.entries(std::slice::from_ref(&key))?;
+        Ok(match live.get(&key).and_then(|e| e.value.as_ref()) {
+            Some(EntryValue::Section(node)) => crate::freeze::open_at(node, wall_ms),
+            _ => None,
+        })
+    }
+
     /// Every live entry.
     pub fn live(&self) -> Result<Live, StoreError> {
         self.store.live()
@@ -454,6 +484,7 @@ mod tests {
             user: "admin".into(),
             authority: Authority::All,
             followed: None,
+            break_glass: None,
         }
     }
 

@@ -1,3 +1,7 @@
+//! Writes the cluster does not take now: imperative ones while a follower keeps the
+//! cluster at a branch ([`check`]), and any change to what git owns during a change
+//! freeze without an administrator's break-glass reason ([`check_freeze`]).
+//!
 //! Imperative writes while a follower keeps the cluster at a branch. The branch owns what
 //! git owns ([`crate::plan::ownership`]): a change to it from anywhere else — an apply of
 //! another tree, a rollback, `cluster setname`, `addgroup`, … — would be undone by the
@@ -75,6 +79,42 @@ pub fn check(
 /// True when writing `value` changes what git owns of `key`. A section that is not
 /// there stands for its factory default: `cluster passwd` on a cluster whose repo gives
 /// no `users` writes the default's admin with a hash, which changes nothing git owns.
+/// Refuses `writes` that change what git owns while the change-freeze window `open` is
+/// open, unless the caller breaks the glass with a reason. What the cluster owns (a
+/// passphrase, a disconnect) goes through: a freeze is on configuration, not on keeping
+/// the cluster running.
+pub fn check_freeze(
+    caller: &Caller,
+    writes: &Writes,
+    live: &Live,
+    open: Option<&crate::freeze::Window>,
+) -> Result<(), Refusal> {
+    let Some(window) = open else {
+        return Ok(());
+    };
+    if caller.break_glass.is_some() {
+        return Ok(());
+    }
+    let builtin = Catalogue::builtin();
+    let touched = writes.iter().any(|(key, value)| {
+        key.is_declared_by_repos() && changes_repo_part(key, value, live, &builtin)
+    });
+    if !touched {
+        return Ok(());
+    }
+    Err(Refusal::Invalid {
+        message: format!(
+            "the cluster is in change freeze `{}` ({}): nothing was written",
+            window.name, window.reason
+        ),
+        help: Some(
+            "wait until the window closes (`strata show --cluster change-freeze` lists the windows), \
+             or, as an administrator, `strata apply --break-glass REASON`: the reason is recorded in the change set"
+                .to_owned(),
+        ),
+    })
+}
+
 fn changes_repo_part(
     key: &Key,
     value: &Option<EntryValue>,

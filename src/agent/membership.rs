@@ -95,16 +95,61 @@ fn mixed_addresses(live: &Live, me: &MachineName, address: &str) -> Result<(), R
     ))
 }
 
+/// The seed's 20-appliance note, when `joiner` makes the cluster of `live` grow past its
+/// threshold ([`crate::model::appliance::max_machines`]): joined members count, and the
+/// `member` admitting it (which may not have recorded its host key yet).
+fn too_many_members(live: &Live, member: &MachineName, joiner: &MachineName) -> Option<String> {
+    let joined = members(live)
+        .filter(|(m, info)| *m != joiner && (info.joined() || *m == member))
+        .count();
+    let mesh = Key::section(Mode::Cluster, SectionName::new("cluster-mesh").ok()?);
+    let node = live
+        .get(&mesh)
+        .and_then(|e| e.value.as_ref())
+        .and_then(EntryValue::node);
+    let max = crate::model::appliance::max_machines(node);
+    crate::model::appliance::too_many(joined + 1, max)
+}
+
+/// Refuses a joiner `me` of another Strata release than this member's (`own`); one that
+/// does not say its version predates the rule, and is refused too.
+fn same_release(
+    me: &MachineName,
+    theirs: Option<&str>,
+    member: &MachineName,
+    own: &OwnFacts,
+) -> Result<(), Refusal> {
+    let ours = own.strata_version.as_str();
+    match theirs {
+        Some(v) if crate::mesh::version::compatible(v, ours) => Ok(()),
+        Some(v) => {
+            let (message, help) =
+                crate::mesh::version::mismatch(me.as_str(), v, member.as_str(), ours);
+            Err(invalid(message, Some(&help)))
+        }
+        None => Err(invalid(
+            format!(
+                "{me} does not say which Strata version it runs: it is older than {member}'s {ours}"
+            ),
+            Some(
+                "upgrade it to the cluster's version, then join again (README: Upgrading a cluster)",
+            ),
+        )),
+    }
+}
+
 fn agent_caller() -> Caller {
     Caller {
         user: "agent".into(),
         authority: Authority::All,
         followed: None,
+        break_glass: None,
     }
 }
 
 /// What the mesh knows of this machine that its membership must say for peers to reach
-/// it: its host key, peer address and serial.
+/// it (its host key, peer address and serial) and for the cluster to compare (the Strata
+/// version it runs, the appliance version its settings give).
 #[derive(Debug, Clone)]
 pub struct OwnFacts {
     /// OpenSSH public-key line.
@@ -113,11 +158,16 @@ pub struct OwnFacts {
     pub peer: String,
     /// Its serial number.
     pub serial: String,
+    /// The Strata version it runs ([`crate::mesh::strata_version`]).
+    pub strata_version: String,
+    /// Its appliance's version (`appliance-version` in `agent.kdl`), if known.
+    pub appliance_version: Option<String>,
 }
 
 impl OwnFacts {
-    /// `mine` with these facts filled in: key and peer address as they are now, the serial
-    /// only where none is recorded (a repo's serial stands).
+    /// `mine` with these facts filled in: key, peer address and versions as they are now
+    /// (an upgraded agent records its new version when it starts), the serial only where
+    /// none is recorded (a repo's serial stands).
     pub fn fill(&self, mine: &Membership) -> Membership {
         let mut updated = mine.clone();
         if updated.host_key.as_deref().map(str::trim) != Some(self.host_key.trim()) {
@@ -127,13 +177,16 @@ impl OwnFacts {
         if updated.serial.is_none() {
             updated.serial = Some(self.serial.clone());
         }
+        updated.strata_version = Some(self.strata_version.clone());
+        updated.appliance_version = self.appliance_version.clone();
         updated
     }
 }
 
 impl<S: Store> Core<S> {
-    /// On the member a machine joins through: records the joiner in the membership (with
-    /// its host key, serial and peer address; in the group a repo declared for it, else
+    /// On the member a machine joins through: refuses a joiner of another Strata release
+    /// ([`crate::mesh::version`]); records the joiner in the membership (with its host
+    /// key, serial, peer address and versions; in the group a repo declared for it, else
     /// the one asked for, else `Main_Group`) and its machine-only sections, and forgets
     /// its pending-join entry, in one change set. Returns it and what to tell the joiner.
     pub fn admit(
@@ -145,9 +198,11 @@ impl<S: Store> Core<S> {
         own: Option<&OwnFacts>,
         wall_ms: u64,
     ) -> Result<(ChangeSet, Vec<String>), Refusal> {
-        let live = self
-            .store
-            .live_under(&["@".into(), format!("machine:{}/", request.machine)])?;
+        let live = self.store.live_under(&[
+            "@".into(),
+            format!("machine:{}/", request.machine),
+            "cluster/cluster-mesh".into(),
+        ])?;
         if cluster_name(&live).is_none() {
             return Err(invalid(
                 format!("{} is not in a cluster", self.machine),
@@ -155,6 +210,9 @@ impl<S: Store> Core<S> {
             ));
         }
         let me = &request.machine;
+        if let Some(own) = own {
+            same_release(me, request.strata_version.as_deref(), &self.machine, own)?;
+        }
         if russh::keys::PublicKey::from_openssh(&request.host_key).is_err() {
             return Err(invalid("the joiner's host key cannot be read", None));
         }
@@ -243,6 +301,8 @@ impl<S: Store> Core<S> {
             peer: Some(request.peer.clone()),
             disconnected: false,
             declared: existing.is_some_and(|m| m.declared),
+            strata_version: request.strata_version.clone(),
+            appliance_version: request.appliance_version.clone(),
         };
         let mut writes = Writes::new();
         writes.insert(
@@ -280,6 +340,7 @@ impl<S: Store> Core<S> {
             }
         }
         super::check::check_writes(&writes, &live, &self.machine)?;
+        notes.extend(too_many_members(&live, &self.machine, me));
         let base = base_of(&live, writes.keys());
         let how = match proof {
             Proof::Passphrase => "passphrase",
@@ -320,8 +381,8 @@ impl<S: Store> Core<S> {
     }
 
     /// Records this machine's own membership as the mesh knows it (`updated`: its host
-    /// key, serial and peer address filled in), if it still is what the store holds but
-    /// for those.
+    /// key, serial, peer address and versions filled in), if it still is what the store
+    /// holds but for those.
     pub fn register(
         &mut self,
         me: &MachineName,
@@ -343,7 +404,7 @@ impl<S: Store> Core<S> {
             &agent_caller(),
             "agent",
             Source::Cli,
-            format!("{me} records its host key, serial and peer address"),
+            format!("{me} records its host key, serial, peer address and versions"),
         );
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
     }
@@ -452,266 +513,5 @@ impl<S: Store> Core<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::MemoryStore;
-
-    /// Machine `labN` at `127.0.0.(10+N)`: the cluster is addressed by IP.
-    fn core(name: &str) -> Core<MemoryStore> {
-        let n: u8 = name.trim_start_matches("lab").parse().unwrap_or(0);
-        Core::new(
-            MemoryStore::default(),
-            MachineName::new(name).unwrap(),
-            format!("127.0.0.{}:2222", 10 + n),
-        )
-        .unwrap()
-    }
-
-    fn admin() -> Caller {
-        Caller {
-            user: "admin".into(),
-            authority: Authority::All,
-            followed: None,
-        }
-    }
-
-    fn node(text: &str) -> Node {
-        let doc: kdl::KdlDocument = text.parse().unwrap();
-        Node::from_kdl(&doc.nodes()[0])
-    }
-
-    fn host_key() -> String {
-        russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
-            .unwrap()
-            .public_key()
-            .to_openssh()
-            .unwrap()
-    }
-
-    fn member() -> Core<MemoryStore> {
-        let mut c = core("lab1");
-        c.bootstrap(&[node("dns { server \"10.0.0.53\" }")], 1)
-            .unwrap();
-        c.create_cluster(&admin(), "americas", &Catalogue::builtin(), 2)
-            .unwrap();
-        c
-    }
-
-    fn request(machine: &str, key: &str) -> JoinRequest {
-        JoinRequest {
-            machine: MachineName::new(machine).unwrap(),
-            host_key: key.to_owned(),
-            serial: "S2".into(),
-            peer: "127.0.0.12:2222".into(),
-            group: None,
-            machine_sections: vec![
-                node(
-                    "interfaces { interface \"Data1\" address=\"10.1.0.2/24\" hostname=\"lab2\" }",
-                ),
-                node("dns { server \"192.0.2.1\" }"),
-            ],
-        }
-    }
-
-    #[test]
-    fn a_joiner_takes_the_cluster_and_keeps_only_its_machine_only_sections() {
-        let mut m = member();
-        let key = host_key();
-        // The member has not recorded its own host key yet (the cluster's first join):
-        // the change set that admits the joiner records it, so the joiner can reach it.
-        let own = OwnFacts {
-            host_key: host_key(),
-            peer: "127.0.0.11:2222".into(),
-            serial: "S1".into(),
-        };
-        let (cs, notes) = m
-            .admit(
-                &admin(),
-                &request("lab2", &key),
-                &Proof::Passphrase,
-                &Catalogue::builtin(),
-                Some(&own),
-                3,
-            )
-            .unwrap();
-        assert!(notes.is_empty());
-        let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
-        assert_eq!(
-            keys,
-            ["@machine:lab1", "@machine:lab2", "machine:lab2/interfaces"]
-        );
-        let mut j = core("lab2");
-        j.bootstrap(&[node("dns { server \"192.0.2.1\" }")], 1)
-            .unwrap();
-        j.take_cluster(m.store.change_sets().unwrap(), 4).unwrap();
-        let live = j.live().unwrap();
-        assert_eq!(cluster_name(&live).as_deref(), Some("americas"));
-        let me = MachineName::new("lab2").unwrap();
-        let info = membership_of(&live, &me).unwrap();
-        assert_eq!(info.host_key.as_deref(), Some(key.as_str()));
-        assert_eq!(info.peer_address(), "127.0.0.12:2222");
-        assert_eq!(info.address, "127.0.0.12");
-        assert!(
-            !live.contains_key(&"machine:lab2/dns".parse().unwrap()),
-            "its standalone dns gave way to the cluster's"
-        );
-        // A machine already in a cluster does not take another.
-        assert!(j.take_cluster(Vec::new(), 5).is_err());
-    }
-
-    #[test]
-    fn a_joiner_addressed_the_other_way_is_refused() {
-        let mut m = member();
-        let before = m.store.change_sets().unwrap().len();
-        let mut req = request("lab2", &host_key());
-        req.peer = "localhost:2222".into();
-        let why = m
-            .admit(
-                &admin(),
-                &req,
-                &Proof::Passphrase,
-                &Catalogue::builtin(),
-                None,
-                3,
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            why.contains("lab2 would join at localhost, a hostname, but the cluster's machines are addressed by IP addresses (lab1 at 127.0.0.11)"),
-            "{why}"
-        );
-        assert_eq!(
-            m.store.change_sets().unwrap().len(),
-            before,
-            "nothing was written"
-        );
-        // The creator's address with a port is its address, dialled at that port.
-        let lab1 = MachineName::new("lab1").unwrap();
-        let live = m.live().unwrap();
-        let info = membership_of(&live, &lab1).unwrap();
-        assert_eq!(
-            (info.address.as_str(), info.peer_address()),
-            ("127.0.0.11", "127.0.0.11:2222")
-        );
-    }
-
-    #[test]
-    fn a_pre_shared_join_needs_the_registered_key_and_serial() {
-        let mut m = member();
-        let key = host_key();
-        let lab2 = MachineName::new("lab2").unwrap();
-        let proof = Proof::PreShared(lab2.clone());
-        let refused = m
-            .admit(
-                &admin(),
-                &request("lab2", &key),
-                &proof,
-                &Catalogue::builtin(),
-                None,
-                3,
-            )
-            .unwrap_err();
-        assert!(refused.to_string().contains("not registered"), "{refused}");
-        let mut w = Writes::new();
-        w.insert(
-            Key::Pending(lab2.clone()),
-            Some(EntryValue::Pending(crate::model::PendingJoin {
-                serial: "OTHER".into(),
-                host_key: key.clone(),
-            })),
-        );
-        let base = w.keys().map(|k| (k.clone(), None)).collect();
-        let meta = m.meta(&admin(), "admin", Source::Cli, "prepjoin".into());
-        m.propose(w, base, meta, 3).unwrap();
-        let refused = m
-            .admit(
-                &admin(),
-                &request("lab2", &key),
-                &proof,
-                &Catalogue::builtin(),
-                None,
-                4,
-            )
-            .unwrap_err();
-        assert!(refused.to_string().contains("serial OTHER"), "{refused}");
-        let other = host_key();
-        let refused = m
-            .admit(
-                &admin(),
-                &request("lab2", &other),
-                &proof,
-                &Catalogue::builtin(),
-                None,
-                4,
-            )
-            .unwrap_err();
-        assert!(
-            refused.to_string().contains("not the one registered"),
-            "{refused}"
-        );
-    }
-
-    #[test]
-    fn a_removed_member_is_forgotten_and_leaves_with_its_flattened_config() {
-        let mut m = member();
-        let key = host_key();
-        m.admit(
-            &admin(),
-            &request("lab2", &key),
-            &Proof::Passphrase,
-            &Catalogue::builtin(),
-            None,
-            3,
-        )
-        .unwrap();
-        let lab2 = MachineName::new("lab2").unwrap();
-        let live = m.live().unwrap();
-        let flat = flattened(&live, &lab2, &Catalogue::builtin());
-        let names: Vec<&str> = flat.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["dns", "interfaces"],
-            "the cluster's dns, its own interfaces"
-        );
-        let cs = m.remove_member(&admin(), &lab2, 5).unwrap();
-        let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
-        assert_eq!(keys, ["@machine:lab2", "machine:lab2/interfaces"]);
-        assert!(membership_of(&m.live().unwrap(), &lab2).is_none());
-
-        let mut j = core("lab2");
-        j.take_cluster(m.store.change_sets().unwrap(), 6).unwrap();
-        j.leave(flat, 7).unwrap();
-        let live = j.live().unwrap();
-        assert_eq!(cluster_name(&live), None, "standalone");
-        let keys: Vec<String> = live.keys().map(Key::to_string).collect();
-        assert_eq!(keys, ["machine:lab2/dns", "machine:lab2/interfaces"]);
-    }
-
-    #[test]
-    fn disconnecting_is_a_change_to_the_membership_made_once() {
-        let mut m = member();
-        let lab1 = MachineName::new("lab1").unwrap();
-        assert!(
-            m.set_disconnected(&admin(), &lab1, true, 3)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            m.set_disconnected(&admin(), &lab1, true, 4)
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            membership_of(&m.live().unwrap(), &lab1)
-                .unwrap()
-                .disconnected
-        );
-        assert!(
-            m.set_disconnected(&admin(), &lab1, false, 5)
-                .unwrap()
-                .is_some()
-        );
-        let nobody = MachineName::new("nobody").unwrap();
-        assert!(m.set_disconnected(&admin(), &nobody, true, 6).is_err());
-    }
-}
+#[path = "membership_tests.rs"]
+mod tests;

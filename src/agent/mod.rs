@@ -1,4 +1,5 @@
-//! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`]), serves
+//! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`], with the
+//! membership record that outlives a lost store, [`member_record`]), serves
 //! operators over SSH ([`server`]), and keeps a [`node::Node`]: the store and clock
 //! ([`core`]; administering the cluster in [`admin`]), logins ([`auth`]), the request
 //! handlers ([`requests`]) and the one
@@ -16,6 +17,7 @@ pub mod core;
 pub mod follow;
 pub mod follow_guard;
 pub mod git_serve;
+pub mod member_record;
 pub mod membership;
 pub mod memory;
 pub mod mesh;
@@ -38,7 +40,7 @@ use self::node::Node;
 use self::state_dir::StateDir;
 use crate::mesh::{Request, Response};
 use crate::model::MachineName;
-use crate::state::{DiskStore, wall_ms};
+use crate::state::{DiskStore, Store, wall_ms};
 
 pub use auth::Authed;
 pub use penalties::refusal_delay;
@@ -55,6 +57,25 @@ pub enum AgentError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] crate::state::StoreError),
+    /// The store is empty, but the membership record says this machine is a member.
+    #[error(
+        "{store} is empty, but {record} says this machine is a member of {cluster}: starting would make it a new standalone machine and reset its running config to factory defaults"
+    )]
+    #[diagnostic(
+        code(strata::agent::store_lost),
+        help(
+            "restore {store} from a backup (with the agent stopped) and start it again; \
+             or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
+        )
+    )]
+    StoreLost {
+        /// The store file.
+        store: String,
+        /// The membership record.
+        record: String,
+        /// The cluster it names (`cluster "NAME"`), or why it names none.
+        cluster: String,
+    },
     /// Standalone settings could not be recorded.
     #[error("cannot record the standalone settings: {0}")]
     #[diagnostic(code(strata::agent::bootstrap))]
@@ -84,6 +105,21 @@ impl Agent {
     ) -> Result<Arc<Agent>, AgentError> {
         let state = StateDir::open(dir, machine, listen)?;
         let store = DiskStore::open(&state.layout.store())?;
+        let record = member_record::MemberRecord::new(state.layout.member());
+        if store.change_sets()?.is_empty()
+            && let Some(recorded) = record.read()?
+        {
+            return Err(AgentError::StoreLost {
+                store: state.layout.store().display().to_string(),
+                record: record.path().display().to_string(),
+                cluster: match recorded {
+                    member_record::Recorded::Member(name) => format!("cluster \"{name}\""),
+                    member_record::Recorded::Unreadable(why) => {
+                        format!("a cluster (which one it does not say: {why})")
+                    }
+                },
+            });
+        }
         let address = state
             .settings
             .address
@@ -99,7 +135,11 @@ impl Agent {
             dir: state.running_dir(),
             hooks: state.settings.hooks.clone(),
         };
-        let node = Node::new(core, auth, applier);
+        let node = Node::new(core, auth, applier).with_membership_hook(Box::new(move |cluster| {
+            if let Err(e) = record.note(cluster) {
+                tracing::error!("cannot update the membership record: {e}");
+            }
+        }));
         let report = node.start();
         if !report.written.is_empty() || !report.removed.is_empty() {
             tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
@@ -120,11 +160,24 @@ impl Agent {
 
     /// Answers one request. Blocking: call it on a blocking thread.
     pub fn handle(&self, who: &Authed, request: Request) -> Response {
-        if let Request::Status = request {
-            return match follow::status(&self.node, self.follower.as_deref()) {
-                Ok(s) => Response::Status(Box::new(s)),
-                Err(e) => Response::error(e, None),
-            };
+        match request {
+            Request::Status => {
+                return match follow::status(&self.node, self.follower.as_deref()) {
+                    Ok(s) => Response::Status(Box::new(s)),
+                    Err(e) => Response::error(e, None),
+                };
+            }
+            // A rollback is refused before it is shown, too: the question would be for
+            // nothing (the rollback itself is refused by the core's guard).
+            Request::RollbackPlan { .. } => {
+                if let Some(f) = self.followed() {
+                    return Response::error(
+                        format!("{}: a rollback would be undone by the next sync", f.by),
+                        Some(follow_guard::HINT),
+                    );
+                }
+            }
+            _ => {}
         }
         match mesh::handle(self, who, &request) {
             Some(answer) => answer,

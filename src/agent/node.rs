@@ -24,7 +24,9 @@ use crate::mesh::{LocalEdit, Response, RunReport, RunState};
 use crate::model::{EntryValue, Key, MachineName, Mode, SectionName};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
-use crate::state::{ChangeSet, CommitError, Live, Store, StoreError, Version};
+use crate::state::{
+    ChangeSet, CommitError, Health, Live, Store, StoreError, StoreFailure, Version,
+};
 
 /// One machine's agent state, without sockets or files of its own.
 pub struct Node<S, A> {
@@ -47,7 +49,15 @@ pub struct Node<S, A> {
     /// The last run of the running config (wall ms it ended, what it did), for
     /// `status`'s health.
     last_run: Mutex<Option<(u64, RunReport)>>,
+    /// Whether the store's writes fail, read without the store lock.
+    store_health: Health,
+    /// Told, after every change, which cluster the store names (`None`: none): the
+    /// agent keeps its membership record with it ([`super::member_record`]).
+    on_membership: Option<MembershipHook>,
 }
+
+/// What [`Node::with_membership_hook`] is given.
+pub type MembershipHook = Box<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// How many change sets' run times a node remembers.
 const APPLIED_KEPT: usize = 4096;
@@ -71,6 +81,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// what runs up to date.
     pub fn new(core: Core<S>, auth: Auth, applier: A) -> Node<S, A> {
         let machine = core.machine.clone();
+        let store_health = core.store.health();
         Node {
             core: Mutex::new(core),
             run: Mutex::new(()),
@@ -81,7 +92,16 @@ impl<S: Store, A: Applier> Node<S, A> {
             changes: broadcast::channel(CHANGES_QUEUE).0,
             applied: Mutex::new(BTreeMap::new()),
             last_run: Mutex::new(None),
+            on_membership: None,
+            store_health,
         }
+    }
+
+    /// This node, telling `hook` after every change (and at [`Node::start`]) which
+    /// cluster its store names.
+    pub fn with_membership_hook(mut self, hook: MembershipHook) -> Node<S, A> {
+        self.on_membership = Some(hook);
+        self
     }
 
     /// Every change set that reaches the store from now on.
@@ -136,6 +156,18 @@ impl<S: Store, A: Applier> Node<S, A> {
                 None => RunState::Missing,
             })
             .collect())
+    }
+
+    /// Since when, and why, the store's writes fail (the machine is Degraded meanwhile);
+    /// `None` while they work. Needs no lock.
+    pub fn store_failure(&self) -> Option<StoreFailure> {
+        self.store_health.failure()
+    }
+
+    /// Tries a write that changes nothing ([`Store::probe`]): after a failure, whether
+    /// the store is written again.
+    pub fn probe_store(&self) -> Result<(), StoreError> {
+        self.lock_core().store.probe()
     }
 
     /// This machine's name.
@@ -203,6 +235,14 @@ impl<S: Store, A: Applier> Node<S, A> {
             }
         };
         self.refresh_users(&live);
+        if let Some(hook) = &self.on_membership {
+            hook(
+                match live.get(&Key::Cluster).and_then(|e| e.value.as_ref()) {
+                    Some(EntryValue::Cluster { name }) => Some(name),
+                    _ => None,
+                },
+            );
+        }
         match core
             .store
             .live_under(&["@machine:".into(), "@prepjoin:".into()])
@@ -338,6 +378,15 @@ impl<S: Store, A: Applier> Node<S, A> {
                 tracing::warn!("request refused: {message}");
                 Response::Error { message, help }
             }
+            Err(Refusal::Commit(CommitError::Store(e @ StoreError::Io(_)))) => {
+                tracing::error!("commit failed: {e}");
+                Response::error(
+                    e.to_string(),
+                    Some(
+                        "nothing was written: this machine cannot write its store (a full or failing disk) and is Degraded until it can; free space and try again",
+                    ),
+                )
+            }
             Err(Refusal::Commit(e)) => {
                 tracing::error!("commit failed: {e}");
                 Response::error(e.to_string(), Some("nothing was written"))
@@ -410,139 +459,5 @@ impl<S: Store, A: Applier> Node<S, A> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::agent::applier::MemoryApplier;
-    use crate::agent::auth::Authed;
-    use crate::agent::users::Role;
-    use crate::mesh::Request;
-    use crate::plan::Origin;
-    use crate::state::{MemoryStore, Source, tests::writes};
-
-    /// A started node of machine `lab1` on an in-memory store and applier.
-    pub(crate) fn node() -> Node<MemoryStore, MemoryApplier> {
-        let key =
-            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
-                .unwrap();
-        let core = Core::new(
-            MemoryStore::default(),
-            MachineName::new("lab1").unwrap(),
-            "10.1.0.1".into(),
-        )
-        .unwrap();
-        let node = Node::new(
-            core,
-            Auth::new(key.public_key().clone(), 0),
-            MemoryApplier::default(),
-        );
-        node.start();
-        node
-    }
-
-    fn admin() -> Authed {
-        Authed::user("root", Role::Administrator)
-    }
-
-    fn apply(node: &Node<MemoryStore, MemoryApplier>, pairs: &[(&str, Option<&str>)]) -> Response {
-        let w = writes(pairs);
-        let live = node.live().unwrap();
-        let base = w
-            .keys()
-            .map(|k| (k.clone(), live.get(k).map(|e| e.stamp.version.clone())))
-            .collect();
-        let origin = Origin {
-            source: Source::Cli,
-            author: "ada".into(),
-            message: "m".into(),
-        };
-        node.handle(
-            &admin(),
-            Request::Apply {
-                writes: w,
-                base,
-                origin,
-                override_follower: false,
-            },
-        )
-    }
-
-    #[test]
-    fn every_commit_runs_the_result_with_the_stored_catalogue() {
-        let n = node();
-        // At start the factory defaults of the built-in catalogue run.
-        assert!(n.applier.current.lock().unwrap().contains_key("listeners"));
-        let r = apply(
-            &n,
-            &[
-                ("@group:Main_Group", Some("group Main_Group")),
-                ("@machine:lab1", Some("machine lab1 group=Main_Group")),
-                ("machine:lab1/dns", Some("dns { server \"10.0.0.53\"; }")),
-                ("#catalogue", Some("builtin-sections dns interfaces")),
-            ],
-        );
-        let Response::Applied { running, .. } = r else {
-            panic!("{r:?}")
-        };
-        assert_eq!(
-            running.written,
-            ["dns"],
-            "interfaces keeps its factory default"
-        );
-        assert!(running.removed.contains(&"listeners".to_owned()));
-        let current = n.applier.current.lock().unwrap().clone();
-        assert_eq!(current.keys().collect::<Vec<_>>(), ["dns", "interfaces"]);
-        assert_eq!(current["dns"], "dns {\n    server \"10.0.0.53\"\n}\n");
-        assert_eq!(
-            n.catalogue().names().collect::<Vec<_>>(),
-            ["dns", "interfaces"]
-        );
-    }
-
-    #[test]
-    fn the_users_section_decides_who_logs_in_after_the_commit() {
-        let n = node();
-        let key =
-            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
-                .unwrap();
-        let public = key.public_key().to_openssh().unwrap();
-        assert_eq!(n.auth.authorize_key("ada", key.public_key()), None);
-        let users = format!("users {{ user \"ada\" role=\"operator\" {{ key \"{public}\"; }} }}");
-        let r = apply(
-            &n,
-            &[
-                ("@cluster", Some("cluster c")),
-                ("cluster/users", Some(&users)),
-            ],
-        );
-        assert!(matches!(r, Response::Applied { .. }), "{r:?}");
-        assert_eq!(
-            n.auth.authorize_key("ada", key.public_key()),
-            Some(Role::Operator)
-        );
-    }
-
-    #[test]
-    fn a_merged_change_set_goes_through_the_same_pipeline() {
-        let n = node();
-        let cs = crate::state::tests::remote(
-            crate::state::wall_ms(),
-            "lab2",
-            &[
-                ("@machine:lab1", Some("machine lab1 group=Main_Group")),
-                ("cluster/dns", Some("dns { server \"10.9.9.9\"; }")),
-            ],
-        );
-        let report = n.merge(cs.clone(), crate::state::wall_ms()).unwrap();
-        assert_eq!(report.written, ["dns"]);
-        assert!(n.applier.current.lock().unwrap()["dns"].contains("10.9.9.9"));
-        // Merging it again changes nothing and runs nothing.
-        let runs = *n.applier.runs.lock().unwrap();
-        assert!(
-            n.merge(cs, crate::state::wall_ms())
-                .unwrap()
-                .written
-                .is_empty()
-        );
-        assert_eq!(*n.applier.runs.lock().unwrap(), runs);
-    }
-}
+#[path = "node_tests.rs"]
+pub(crate) mod tests;

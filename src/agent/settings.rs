@@ -2,7 +2,7 @@
 //! knows — its name, where it listens, its hooks, the repo it follows, its standalone
 //! settings. Not replicated, not part of the config repo.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kdl::{KdlDocument, KdlNode};
 
@@ -34,6 +34,10 @@ pub struct Settings {
     /// The serial number this machine presents when it joins (default: derived from its
     /// host key, so it is stable and unique).
     pub serial: Option<String>,
+    /// The version of the appliance this agent manages (`appliance-version "15.0.1-416"`),
+    /// recorded in its membership so that `cluster list` shows it and `check` compares it;
+    /// `None`: unknown.
+    pub appliance_version: Option<String>,
     /// Directory for the running config (default: `running/` in the state dir).
     pub running_dir: Option<PathBuf>,
     /// The machine's standalone settings: sections recorded at machine level on first
@@ -237,6 +241,7 @@ impl Settings {
             hooks: Vec::new(),
             alert_hooks: Vec::new(),
             serial: None,
+            appliance_version: None,
             running_dir: None,
             standalone: Vec::new(),
             follow: None,
@@ -289,6 +294,15 @@ impl Settings {
                 "max-connections-per-address" => s.limits.max_per_address = size(node)?,
                 "max-requests-per-user" => s.limits.max_requests_per_user = size(node)?,
                 "serial" => s.serial = Some(string_arg(node)?),
+                "appliance-version" => {
+                    let v = string_arg(node)?;
+                    if v.trim().is_empty() {
+                        return Err(err(
+                            "`appliance-version` needs the version, e.g. \"15.0.1-416\"".into(),
+                        ));
+                    }
+                    s.appliance_version = Some(v.trim().to_owned());
+                }
                 name @ ("hook" | "alert-hook") => {
                     let argv: Option<Vec<String>> = node
                         .entries()
@@ -329,6 +343,31 @@ impl Settings {
             return Err(err("`machine \"NAME\"` is required".into()));
         }
         Ok(s)
+    }
+
+    /// These settings with their relative paths made absolute against `dir`, the state
+    /// dir `agent.kdl` was read from (see [`crate::paths`]): `running-dir`, a `source`
+    /// that is a local path, and a `hook`'s or `alert-hook`'s command when it names a
+    /// path (`bin/reload`; a bare name is looked up on `PATH`). The agent's working
+    /// directory then never changes what they mean.
+    pub fn made_absolute(mut self, dir: &Path) -> Settings {
+        use crate::paths::{absolute_in, command_in};
+        if let Some(running) = &self.running_dir {
+            self.running_dir = Some(absolute_in(dir, running));
+        }
+        if let Some(f) = &mut self.follow
+            && !f.is_remote()
+        {
+            f.url = absolute_in(dir, Path::new(&f.url))
+                .to_string_lossy()
+                .into_owned();
+        }
+        for argv in self.hooks.iter_mut().chain(self.alert_hooks.iter_mut()) {
+            if let Some(command) = argv.first_mut() {
+                *command = command_in(dir, command);
+            }
+        }
+        self
     }
 
     /// The text of a new `agent.kdl`, with comments saying what each setting does.
@@ -379,6 +418,13 @@ impl Settings {
             out.push_str(&format!("serial {}\n", q(serial)));
         }
         out.push_str(
+            "// The version of the appliance this machine manages, shown by `cluster list` and\n\
+             // compared by `check`, e.g.: appliance-version \"15.0.1-416\"\n",
+        );
+        if let Some(v) = &self.appliance_version {
+            out.push_str(&format!("appliance-version {}\n", q(v)));
+        }
+        out.push_str(
             "// A config repo to follow (a local path or a file://, ssh:// or https:// URL), e.g.:\n\
              // source \"/srv/americas\" branch=\"main\" interval=\"30s\" mode=\"apply\" self-heal=#true grace=\"60s\"\n",
         );
@@ -417,6 +463,7 @@ mod tests {
         s.hooks.push(vec!["/bin/echo".into(), "changed:".into()]);
         s.alert_hooks.push(vec!["/bin/echo".into(), "alert".into()]);
         s.serial = Some("0019B9B4E6D7-ABC".into());
+        s.appliance_version = Some("15.0.1-416".into());
         let dns: KdlDocument = "dns { server \"10.0.0.53\" }".parse().unwrap();
         s.standalone.push(Node::from_kdl(&dns.nodes()[0]));
         let back = Settings::parse("agent.kdl", &s.to_text()).unwrap();
@@ -427,7 +474,31 @@ mod tests {
         let e = Settings::parse("agent.kdl", "machine \"a\"\nlisen \"x\"\n").unwrap_err();
         assert_eq!(e.to_string(), "agent.kdl: unknown setting `lisen`");
         assert!(Settings::parse("agent.kdl", "listen \"x\"\n").is_err());
+        let e =
+            Settings::parse("agent.kdl", "machine \"a\"\nappliance-version \" \"\n").unwrap_err();
+        assert!(e.to_string().contains("needs the version"), "{e}");
         assert!(Settings::parse("agent.kdl", "machine {").is_err());
+    }
+
+    #[test]
+    fn relative_paths_are_read_from_the_state_dir() {
+        let text = "machine \"a\"\nrunning-dir \"run\"\nsource \"../americas\"\n\
+                    hook \"bin/reload\" \"x\"\nhook \"sh\" \"-c\" \"true\"\nalert-hook \"./page\"\n";
+        let s = Settings::parse("agent.kdl", text)
+            .unwrap()
+            .made_absolute(Path::new("/var/lib/strata"));
+        assert_eq!(
+            s.running_dir.as_deref(),
+            Some(Path::new("/var/lib/strata/run"))
+        );
+        assert_eq!(s.follow.unwrap().url, "/var/lib/strata/../americas");
+        assert_eq!(s.hooks[0], ["/var/lib/strata/bin/reload", "x"]);
+        assert_eq!(s.hooks[1], ["sh", "-c", "true"]);
+        assert_eq!(s.alert_hooks[0], ["/var/lib/strata/page"]);
+        let remote = Settings::parse("agent.kdl", "machine \"a\"\nsource \"ssh://h/r\"\n")
+            .unwrap()
+            .made_absolute(Path::new("/x"));
+        assert_eq!(remote.follow.unwrap().url, "ssh://h/r");
     }
 
     #[test]

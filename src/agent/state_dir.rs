@@ -7,6 +7,8 @@
 //! local_key      a client key (0600) that grants administrator to whoever can read it:
 //!                `strata … --state-dir DIR` on the appliance itself
 //! store.redb     the durable store
+//! member.kdl     the cluster this machine is a member of, kept outside the store
+//!                (see [`super::member_record`])
 //! address        the address the agent is listening on (written after binding)
 //! running/       the machine's effective config, one KDL file per section
 //! ```
@@ -109,6 +111,10 @@ impl Layout {
     pub fn store(&self) -> PathBuf {
         self.dir.join("store.redb")
     }
+    /// `member.kdl`.
+    pub fn member(&self) -> PathBuf {
+        self.dir.join("member.kdl")
+    }
     /// `address`.
     pub fn address(&self) -> PathBuf {
         self.dir.join("address")
@@ -136,12 +142,17 @@ pub struct StateDir {
 
 impl StateDir {
     /// Opens `dir`, creating it and everything in it on first start. `machine` and
-    /// `listen` seed a new `agent.kdl`; `listen` also overrides an existing one.
+    /// `listen` seed a new `agent.kdl`; `listen` also overrides an existing one. A
+    /// relative `dir` is made absolute against the current directory, and the relative
+    /// paths of `agent.kdl` against `dir` ([`crate::paths`]): the agent hands them on
+    /// (the git hook runs inside its repository), so they must not depend on where it
+    /// was started.
     pub fn open(
         dir: &Path,
         machine: Option<&str>,
         listen: Option<&str>,
     ) -> Result<StateDir, StateDirError> {
+        let dir = &crate::paths::absolute(dir).map_err(|e| io(dir)(std::io::Error::other(e)))?;
         let layout = Layout::new(dir);
         create_private_dir(dir)?;
         check_dir(dir)?;
@@ -162,7 +173,7 @@ impl StateDir {
         let mut settings = if settings_path.exists() {
             check_file(&settings_path, Secrecy::Instructions)?;
             let text = fs::read_to_string(&settings_path).map_err(io(&settings_path))?;
-            Settings::parse(&settings_path.display().to_string(), &text)?
+            Settings::parse(&settings_path.display().to_string(), &text)?.made_absolute(dir)
         } else {
             let machine = machine.map(str::to_owned).unwrap_or_else(system_hostname);
             let s = Settings::new(

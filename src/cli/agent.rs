@@ -1,6 +1,8 @@
 //! `strata agent`: the daemon. Logs with `tracing` to stderr (`RUST_LOG` filters), stops
 //! cleanly on SIGTERM or SIGINT.
 
+use std::io::Write;
+
 use super::agent_args::AgentArgs;
 use super::{CliError, Failure, Outcome};
 use crate::agent::{Agent, run};
@@ -15,6 +17,10 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        // A log line that cannot be written (stderr on a full disk) is dropped. With this
+        // on, tracing-subscriber reports the failure with `eprintln!`, which fails the same
+        // way and panics: every task that logged died, logins were refused.
+        .log_internal_errors(false)
         .try_init();
     let agent = Agent::open(
         &args.state_dir,
@@ -47,7 +53,12 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
             fingerprint = %agent.state.fingerprint(),
             "agent started"
         );
-        eprintln!("host key fingerprint: {}", agent.state.fingerprint());
+        // Not `eprintln!`, which panics when stderr cannot be written (a full disk).
+        let _ = writeln!(
+            std::io::stderr(),
+            "host key fingerprint: {}",
+            agent.state.fingerprint()
+        );
         run(listener, shutdown_signal(), agent.clone())
             .await
             .map_err(|e| {

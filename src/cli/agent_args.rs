@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::args::RepoArgs;
+use super::args::{RepoArgs, absolute_path};
 use crate::model::{GroupName, MachineName};
 
 /// How to reach an agent and prove who you are.
@@ -18,11 +18,11 @@ pub struct TargetArgs {
     pub target: Option<String>,
     /// On the appliance itself: the agent's state dir. Its address, host key and local
     /// administrator key are read from there; no fingerprint needed.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: Option<PathBuf>,
     /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
     /// passphrase is read from STRATA_PASSPHRASE.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub identity: Option<PathBuf>,
     /// The user to log in as (default: $USER).
     #[arg(long, value_name = "NAME")]
@@ -32,7 +32,7 @@ pub struct TargetArgs {
     pub fingerprint: Option<String>,
     /// A known-hosts file holding the agent's host key. Without this or --fingerprint,
     /// ~/.ssh/known_hosts is read.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub known_hosts: Option<PathBuf>,
     /// Accept and record an agent's host key never seen before (in --known-hosts, else
     /// ~/.ssh/known_hosts). A key that changed is still refused.
@@ -44,7 +44,7 @@ pub struct TargetArgs {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The state dir: host key, store, settings; created on first start.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: PathBuf,
     /// Where to listen (default: the settings file's `listen`, first 0.0.0.0:2222).
     #[arg(long, value_name = "ADDR")]
@@ -77,26 +77,31 @@ pub enum ClusterCommand {
     /// Join this machine to the cluster of a member, over SSH: its agent checks the
     /// member's host key against --fingerprint, proves the cluster admin passphrase (or,
     /// with --pre-shared, its own host key registered there with `prepjoin add`), and
-    /// takes the cluster's settings in place of its own clusterable ones.
-    #[command(after_help = "Examples:\n  \
+    /// takes the cluster's settings in place of its own clusterable ones. Both must run
+    /// the same Strata release; a join past the cluster's threshold of machines (the
+    /// seed's 20, `cluster-mesh max-machines-warning`) adds a note saying what to watch.
+    #[command(after_long_help = "Examples:\n  \
         strata cluster join lab1.example.com:2222 --fingerprint SHA256:… --state-dir /var/lib/strata\n  \
         strata cluster join 10.1.0.1 --fingerprint SHA256:… --group Paris --passphrase-file pass --yes --state-dir …\n  \
-        strata cluster join lab1.example.com --fingerprint SHA256:… --pre-shared --yes --state-dir …\n\n\
-        Exit codes: 0 joined, 1 refused (wrong fingerprint, passphrase or key; another version; already in a cluster), 69 unreachable.")]
+        strata cluster join lab1.example.com --fingerprint SHA256:… --pre-shared --yes --state-dir …")]
     Join {
         /// A member of the cluster: `HOST[:PORT]` (default port 2222).
         #[arg(value_name = "MEMBER")]
         address: String,
         /// The member's host-key fingerprint, as OpenSSH prints it (`SHA256:…`); its agent
         /// prints it when it starts.
-        #[arg(long, value_name = "SHA256:…")]
-        fingerprint: String,
+        #[arg(long, value_name = "SHA256:…", required_unless_present = "known_hosts")]
+        fingerprint: Option<String>,
+        /// Pin the member's host key as recorded for MEMBER in this known_hosts file
+        /// (OpenSSH's format, `[host]:port` entries included) instead of --fingerprint.
+        #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+        known_hosts: Option<PathBuf>,
         /// The group to join (default Main_Group; a config repo's declaration wins).
         #[arg(long, value_name = "GROUP")]
         group: Option<GroupName>,
         /// Read the cluster admin passphrase from the first line of FILE (else from
         /// STRATA_PASSPHRASE).
-        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared")]
+        #[arg(long, value_name = "FILE", conflicts_with = "pre_shared", value_parser = absolute_path())]
         passphrase_file: Option<PathBuf>,
         /// Log in with this machine's host key, registered on the member with
         /// `strata cluster prepjoin add` (no passphrase).
@@ -106,20 +111,22 @@ pub enum ClusterCommand {
         #[arg(long)]
         yes: bool,
         /// This machine's agent state dir (the join runs on the joining machine).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", value_parser = absolute_path())]
         state_dir: PathBuf,
     },
-    /// List the groups and machines, with serials and how this machine reaches each
-    /// (connected, routed, unreachable, disconnected, expected to join).
-    #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
-    /// Set the cluster admin passphrase: the one user `admin` logs in with, stored as an
-    /// argon2id hash in the cluster's `users` section (other users and admin's keys stay).
+    /// Set a user's passphrase (default: the cluster admin, `admin`), stored as an
+    /// argon2id hash in the cluster's `users` section; other users, and the user's keys
+    /// and role, stay. The hash is the cluster's: an apply of a repo that gives the user
+    /// no hash keeps it, and a follower's self-heal does not revert it.
     #[command(after_long_help = "Examples:\n  \
-        strata cluster passwd --state-dir /var/lib/strata                 # asks twice, echo off\n  \
-        strata cluster passwd --passphrase-file admin.pass --state-dir /var/lib/strata")]
+        strata cluster passwd --state-dir /var/lib/strata                 # admin; asks twice, echo off\n  \
+        strata cluster passwd ops --passphrase-file ops.pass --state-dir /var/lib/strata  # a user the repo declares")]
     Passwd {
+        /// The user: `admin`, or one the cluster's `users` section declares.
+        #[arg(value_name = "USER", default_value = "admin")]
+        account: String,
         /// Read the passphrase from the first line of FILE instead of asking twice.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", value_parser = absolute_path())]
         passphrase_file: Option<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
@@ -177,8 +184,10 @@ pub enum ClusterCommand {
     },
     /// Delete a group and the settings it defines; never the last group (DELETEGROUP).
     #[command(after_long_help = "Examples:\n  \
-        strata cluster deletegroup Rome --state-dir /var/lib/strata                       # an empty group\n  \
-        strata cluster deletegroup Paris --move-to Main_Group --state-dir /var/lib/strata  # its machines move")]
+        # an empty group\n  \
+        strata cluster deletegroup Rome --state-dir /var/lib/strata\n  \
+        # a group with machines: they move to Main_Group\n  \
+        strata cluster deletegroup Paris --move-to Main_Group --state-dir /var/lib/strata")]
     Deletegroup {
         /// The group.
         #[arg(value_name = "GROUP")]
@@ -189,23 +198,22 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// List the groups and machines, with serials and how this machine reaches each
-    /// (connected, routed, unreachable, disconnected, expected to join).
-    #[command(after_help = "Exit codes: 0 listed, 1 refused, 69 unreachable.")]
+    /// List the groups and machines, with serials, the Strata and appliance versions they
+    /// run, and how this machine reaches each (connected, routed, unreachable,
+    /// disconnected, expected to join).
     List {
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Every link as each machine sees it: up or down, round-trip time, and the route a
-    /// message takes when the direct link is down.
-    #[command(after_help = "Exit codes: 0 shown, 1 refused, 69 unreachable.")]
+    /// message takes when the direct link is down, and why this machine's last dial of it
+    /// failed (unreachable, refused, another Strata release).
     Connstatus {
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Detach a machine from the mesh: it keeps running its last config and can be
     /// changed locally; no links go to it until `reconnect` (the rolling-upgrade path).
-    #[command(after_help = "Exit codes: 0 done, 1 refused, 69 unreachable.")]
     Disconnect {
         /// The machine.
         #[arg(value_name = "MACHINE")]
@@ -213,8 +221,9 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Restore a disconnected machine's links (it must run the same Strata version).
-    #[command(after_help = "Exit codes: 0 done, 1 refused, 69 unreachable.")]
+    /// Restore a disconnected machine's links. Refused while the machines would run
+    /// different Strata releases: run on the machine itself, if a connected member does;
+    /// run on a member, if the machine does (each asked its version now).
     Reconnect {
         /// The machine.
         #[arg(value_name = "MACHINE")]
@@ -224,7 +233,6 @@ pub enum ClusterCommand {
     },
     /// Remove a machine from the cluster for good: it keeps its flattened effective
     /// config as standalone settings; the others forget it and refuse its key.
-    #[command(after_help = "Exit codes: 0 removed, 1 refused, 69 unreachable.")]
     Remove {
         /// The machine.
         #[arg(value_name = "MACHINE")]
@@ -278,7 +286,7 @@ pub enum PrepjoinCommand {
     /// This machine's name, serial number and host key, to register it on a member
     /// with `prepjoin add` (run it on the machine that will join).
     #[command(
-        after_long_help = "Example:\n  strata cluster prepjoin print --state-dir /var/lib/strata\n\nExit codes: 0 shown, 1 refused, 69 unreachable."
+        after_long_help = "Example:\n  strata cluster prepjoin print --state-dir /var/lib/strata"
     )]
     Print {
         #[command(flatten)]
@@ -301,7 +309,7 @@ pub enum PrepjoinCommand {
 #[derive(Debug, Args)]
 pub struct HashPassphraseArgs {
     /// Read the passphrase from the first line of FILE instead of asking twice.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -317,7 +325,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Also save the plan (JSON) for `strata apply --plan`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub out: Option<PathBuf>,
 }
 
@@ -330,12 +338,14 @@ pub struct ApplyArgs {
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
     /// Apply a plan saved by `strata plan --out` instead of computing one.
-    #[arg(long, value_name = "FILE", conflicts_with = "git_ref")]
+    #[arg(long, value_name = "FILE", conflicts_with = "git_ref", value_parser = absolute_path())]
     pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Do not ask before removing entries (asked only on a terminal). Removing members
-    /// or this machine's interfaces needs its own flag below as well.
+    /// Apply without asking. Without it, the plan is shown and the terminal asked "Do
+    /// you want to perform these actions?" (only `yes` goes ahead); with no terminal to
+    /// ask on, or with --format json, apply refuses. Removing members or this machine's
+    /// interfaces needs its own flag below as well.
     #[arg(long)]
     pub yes: bool,
     /// Allow the apply to remove members of the cluster (machines the repo no longer
@@ -358,6 +368,10 @@ pub struct ApplyArgs {
     /// the next sync; with it, self-heal (if on) reverts it after its grace.
     #[arg(long)]
     pub override_follower: bool,
+    /// Apply during a change freeze (the repo's `change-freeze` windows), as an
+    /// administrator, for REASON: it is recorded in the change set's message and logged.
+    #[arg(long, value_name = "REASON")]
+    pub break_glass: Option<String>,
     /// Wait until every reachable member has applied the change set (default 60 s; a
     /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
     /// fail if some did not in time. Without it, apply waits a second and reports.
@@ -374,6 +388,9 @@ pub struct LogArgs {
     /// and the write that won.
     #[arg(long)]
     pub conflicts: bool,
+    /// Show only the newest N change sets (as `git log -n`).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub max_count: Option<usize>,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -385,6 +402,11 @@ pub struct RollbackArgs {
     /// unique prefix of at least 4 digits. Ids are the same on every machine.
     #[arg(long, value_name = "ID")]
     pub to: String,
+    /// Roll back without asking. Without it, what the rollback changes is shown and the
+    /// terminal asked "Do you want to perform these actions?" (only `yes` goes ahead);
+    /// with no terminal to ask on, or with --format json, rollback refuses.
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }

@@ -1,13 +1,14 @@
 //! `strata apply`: commit a plan (computed now, or saved by `plan --out`) to an agent as
-//! one atomic change set. A stale plan is refused with what changed since.
+//! one atomic change set, once it has been shown and the user said yes (or gave --yes).
+//! A stale plan is refused with what changed since.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::agent_args::ApplyArgs;
 use super::args::Format;
+use super::confirm::{Question, confirm};
 use super::connect::{Client, connect, unexpected};
 use super::output::Output;
 use super::plan::desired_plan;
@@ -82,15 +83,18 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
             out.print(&format!("\nallowed by {}: this apply {h}\n", flag_for(h)));
         }
     }
-    let removals = plan.actions.iter().filter(|a| a.is_destructive()).count();
-    if removals > 0 && !args.yes && std::io::stdin().is_terminal() && !confirm(removals) {
-        return Err(Failure::refused("not applied", "nothing was written"));
-    }
+    let question = Question {
+        command: "apply",
+        done: "applied",
+        through: &client.machine,
+    };
+    confirm(&question, args.yes, out)?;
     let response = client.request(Request::Apply {
         writes: plan.writes(),
         base: plan.base.clone(),
         origin: plan.origin.clone(),
         override_follower: args.override_follower,
+        break_glass: args.break_glass.clone(),
     })?;
     let wait = args.wait.unwrap_or(super::propagation::BRIEF);
     report(
@@ -116,14 +120,6 @@ fn consented(hazard: &Hazard, args: &ApplyArgs) -> bool {
         Hazard::ResetsOwnNetwork { .. } => args.allow_own_interfaces,
         Hazard::RemovesAdminCredential { .. } => args.allow_admin_lockout,
     }
-}
-
-fn confirm(removals: usize) -> bool {
-    eprint!("this removes {}; apply? [y/N] ", count(removals, "entry"));
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    matches!(line.trim(), "y" | "yes")
 }
 
 /// Where to follow a committed change set: the client, how long to wait for every

@@ -61,24 +61,34 @@ pub enum Command {
     Where(WhereArgs),
     /// Copy a section from one mode to another, keeping it at the source (`clusterset`).
     ///
-    /// The destination's own version, if any, is replaced. Files are edited in place;
-    /// comments and formatting elsewhere are kept byte for byte. A notice names the lower
-    /// modes that define the section themselves and so are not affected.
+    /// The destination's own version, if any, is replaced. With `--to all-groups` it goes
+    /// to every group: groups that define their own are skipped unless
+    /// --replace-existing, a source group keeps its own, and the summary says what
+    /// happened to each group. Files are edited in place; comments and formatting
+    /// elsewhere are kept byte for byte. A notice names the lower modes that define the
+    /// section themselves and so are not affected.
     #[command(after_long_help = "Examples:\n  \
         strata copy dns --from cluster --to group:Paris        # start a Paris override\n  \
-        strata copy smtp-routes --from cluster --to all-groups\n  \
+        strata copy dns --from factory --to group:Paris        # … from the default settings\n  \
+        strata copy smtp-routes --from cluster --to all-groups # groups with their own keep it\n  \
+        strata copy smtp-routes --from group:Rome --to all-groups --replace-existing\n  \
         strata copy listeners --from cluster --to machine:lab1.example.com   # experiment on one machine")]
     Copy(CopyArgs),
     /// Move a section from one mode to another: the source no longer defines it.
     ///
     /// Refused when the section may not live at the destination's level (e.g. `users`
-    /// is cluster-only, `interfaces` machine-only).
+    /// is cluster-only, `interfaces` machine-only). With `--to all-groups`, as `copy`
+    /// does it; a source group is one of the groups and keeps the section.
     #[command(
         after_long_help = "Example (publish an experiment to the whole cluster):\n  \
         strata move listeners --from machine:lab1.example.com --to cluster"
     )]
     Move(CopyArgs),
     /// Delete a section at a mode, so that the mode inherits it again.
+    ///
+    /// Refused, writing nothing, when the repo would no longer validate (deleting the
+    /// `interfaces` a listener names, say): the errors it would cause are printed. So are
+    /// copies and moves.
     #[command(after_long_help = "Example:\n  strata delete dns --at machine:lab5.example.com")]
     Delete(DeleteArgs),
     /// Run the agent: the daemon on each appliance (SSH server, durable store).
@@ -101,6 +111,10 @@ pub enum Command {
     Plan(super::agent_args::PlanArgs),
     /// Commit the plan to an agent as one atomic change set; a stale plan is refused.
     ///
+    /// The plan is shown, then the terminal asked "Do you want to perform these
+    /// actions?"; only `yes` applies. --yes skips the question; with no terminal to ask
+    /// on (CI, a script) or with --format json, apply refuses unless --yes is given.
+    ///
     /// A plan that removes members of the cluster, resets the interfaces of the machine
     /// the apply runs through to the factory default, or leaves no administrator able to
     /// log in is refused unless --allow-member-removal, --allow-own-interfaces or
@@ -115,8 +129,9 @@ pub enum Command {
     /// Asks a member to compare what every reachable member holds and names each entry
     /// that differs: which machine holds which version, by whom, where and when. Also
     /// reports unreachable and disconnected machines, running-config files edited by
-    /// hand, and conflicts not settled yet; with --repo, the drift from a config repo.
-    /// Exits 0 when consistent, 2 on inconsistency or drift, 1 on error.
+    /// hand, members that cannot write their store (Degraded), and conflicts not settled
+    /// yet; with --repo, the drift from a config repo. Exits 0 when consistent, 2 on
+    /// inconsistency, drift or a Degraded member, 1 on error.
     #[command(after_long_help = "Examples:\n  \
         strata check --target lab1.example.com\n  \
         strata check --repo . --ref main --format json   # in CI: drift from git\n  \
@@ -126,8 +141,8 @@ pub enum Command {
     ///
     /// The followed ref and its head, the last applied commit (the newest change set
     /// stamped with a commit), Synced / OutOfSync / Unknown with the entries that differ
-    /// and who changed them, the follower's last error, and the health of the last run
-    /// (hooks). A member that follows no repo compares the live state with what the last
+    /// and who changed them, the follower's last error, and the machine's health: the
+    /// last run (hooks) and whether it can write its store. A member that follows no repo compares the live state with what the last
     /// applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
     /// error.
     #[command(after_long_help = "Examples:\n  \
@@ -135,6 +150,10 @@ pub enum Command {
         strata status --target lab2.example.com --format json")]
     Status(super::status::StatusArgs),
     /// Apply the state as of an earlier change set, as a new change set.
+    ///
+    /// What it changes is shown first (computed by the agent), then asked as `apply`
+    /// asks; --yes skips the question. It commits exactly what it showed: if the cluster
+    /// changed meanwhile, it is refused as stale.
     ///
     /// Refused while the cluster follows a branch in mode apply (the next sync would
     /// undo it): pin a commit or revert in git instead.
@@ -158,8 +177,24 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RepoArgs {
     /// The config repo directory.
-    #[arg(long, default_value = ".", value_name = "DIR")]
+    #[arg(long, default_value = ".", value_name = "DIR", value_parser = absolute_path())]
     pub repo: PathBuf,
+}
+
+/// The parser of a path argument that is made absolute against the current directory
+/// as it is read ([`crate::paths`]): `--state-dir`, `--repo`, `--identity`, and every
+/// other path an agent command or the agent reads or hands on. (`validate`, `import-xml`
+/// and `export-xml` name their files back as they were typed: those stay relative.)
+pub(super) fn absolute_path() -> impl clap::builder::TypedValueParser<Value = PathBuf> {
+    use clap::builder::TypedValueParser;
+    // `-` is standard input (`--passphrase-file -`), not a file called `-`.
+    clap::builder::PathBufValueParser::new().try_map(|p: PathBuf| {
+        if p.as_os_str() == "-" {
+            Ok(p)
+        } else {
+            crate::paths::absolute(&p)
+        }
+    })
 }
 
 /// `strata validate`.
@@ -214,12 +249,19 @@ pub struct CopyArgs {
     /// The section to copy or move.
     #[arg(value_name = "SECTION")]
     pub section: String,
-    /// The mode that defines it now: `cluster`, `group:NAME` or `machine:NAME`.
+    /// The mode that defines it now: `cluster`, `group:NAME` or `machine:NAME`; for
+    /// `copy`, also `factory`: the section's factory default, as its schema gives it.
     #[arg(long, value_name = "MODE")]
     pub from: String,
-    /// The mode to put it at, or `all-groups`.
+    /// The mode to put it at, or `all-groups`: every declared group. A source group is
+    /// one of them and keeps the section (on a move too); a group that defines its own
+    /// keeps it, unless --replace-existing.
     #[arg(long, value_name = "MODE")]
     pub to: String,
+    /// With `--to all-groups`: replace the section of groups that define their own
+    /// (without it they are skipped, and the summary names them).
+    #[arg(long)]
+    pub replace_existing: bool,
 }
 
 /// `strata delete`.

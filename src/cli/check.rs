@@ -5,7 +5,8 @@
 //! With `--repo`, also the drift between the cluster and the repo. `--resolve ENTRY --use
 //! HOST` forces HOST's version everywhere as a new change set.
 //!
-//! Exit 0: consistent (and in sync with the repo); 2: inconsistency or drift; 1: error.
+//! Exit 0: consistent (and in sync with the repo); 2: inconsistency, drift or a member
+//! that cannot write its store; 1: error.
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -30,9 +31,11 @@ use crate::plan::{Change, Plan};
 /// `strata check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Also compare the cluster with this config repo: entries out of sync, members the
-    /// repo does not declare (unmanaged), machines it declares that have not joined.
-    #[arg(long, value_name = "DIR")]
+    /// Also compare the cluster with this config repo (`--repo` alone: the current
+    /// directory, as other commands default to): entries out of sync, members the repo
+    /// does not declare (unmanaged), machines it declares that have not joined.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".",
+          value_parser = super::args::absolute_path())]
     pub repo: Option<PathBuf>,
     /// With --repo: read the repo at this git ref (default: the working tree).
     #[arg(long = "ref", value_name = "REF", requires = "repo")]
@@ -102,6 +105,7 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     match out.format {
         Format::Json => out.json(&serde_json::json!({
             "consistent": clean,
+            "agree": report.agrees(),
             "report": report,
             "drift": drift,
         })),
@@ -144,9 +148,20 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
     let mut text = String::new();
     for m in &report.machines {
         match (m.reach, m.answered) {
-            (Reach::Local | Reach::Direct | Reach::Routed, true) => {
-                let _ = writeln!(text, "Checking {}...", m.machine);
-            }
+            (Reach::Local | Reach::Direct | Reach::Routed, true) => match &m.store_failure {
+                None => {
+                    let _ = writeln!(text, "Checking {}...", m.machine);
+                }
+                Some(f) => {
+                    let _ = writeln!(
+                        text,
+                        "Checking {}... Degraded: it cannot write its store since {}: {}",
+                        m.machine,
+                        utc(f.since_ms),
+                        f.error
+                    );
+                }
+            },
             (Reach::Local | Reach::Direct | Reach::Routed, false) => {
                 let _ = writeln!(text, "Checking {}... no answer in time", m.machine);
             }
@@ -235,6 +250,9 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
         text.push_str(
             "  the cluster agrees on the winner; keep it, or force a version, with `strata check --resolve ENTRY --use HOST` (`strata log --conflicts` keeps them all)\n",
         );
+    }
+    for w in &report.warnings {
+        let _ = writeln!(text, "warning: {}\n  {}", w.message, w.help);
     }
     if let Some(d) = drift {
         let at = d
@@ -325,11 +343,17 @@ mod tests {
             answered,
             change_sets: answered.then_some(12),
             local_edits: Vec::new(),
+            store_failure: None,
         }
     }
 
     #[test]
     fn a_report_reads_as_the_seeds_clustercheck() {
+        let mut lab2 = machine("lab2.example.com", Reach::Direct, true);
+        lab2.store_failure = Some(crate::state::StoreFailure {
+            error: "I/O error: No space left on device (os error 28)".into(),
+            since_ms: T + 30_000,
+        });
         let mut lab3 = machine("lab3.example.com", Reach::Routed, true);
         lab3.local_edits = vec![LocalEdit {
             section: "dns".into(),
@@ -340,7 +364,7 @@ mod tests {
             checked_from: m("lab1.example.com"),
             machines: vec![
                 machine("lab1.example.com", Reach::Local, true),
-                machine("lab2.example.com", Reach::Direct, true),
+                lab2,
                 lab3,
                 machine("lab4.example.com", Reach::Unreachable, false),
                 machine("lab5.example.com", Reach::Disconnected, false),
@@ -373,6 +397,7 @@ mod tests {
                 value: None,
                 winner: stamp(T - 4_000, "lab1.example.com", "admin"),
             }],
+            warnings: Vec::new(),
         };
         let drift = Drift {
             git_ref: Some("main".into()),
@@ -382,7 +407,7 @@ mod tests {
         };
         insta::assert_snapshot!(render(&report, Some(&drift)), @r#"
 Checking lab1.example.com...
-Checking lab2.example.com...
+Checking lab2.example.com... Degraded: it cannot write its store since 2025-12-02 04:00:30 UTC: I/O error: No space left on device (os error 28)
 Checking lab3.example.com...
 lab4.example.com is unreachable: not checked
 lab5.example.com is disconnected: not checked
@@ -418,11 +443,41 @@ Drift from the repo (ref main):
             ],
             inconsistent: Vec::new(),
             conflicts: Vec::new(),
+            warnings: Vec::new(),
         };
         insta::assert_snapshot!(render(&report, None), @r#"
 Checking losangeles...
 Checking newyork...
 No inconsistencies found.
 "#);
+    }
+
+    #[test]
+    fn mixed_appliance_versions_are_a_warning_not_an_inconsistency() {
+        let member = |v: Option<&str>| crate::model::Membership {
+            appliance_version: v.map(str::to_owned),
+            ..crate::model::Membership::undeclared(crate::model::GroupName::main(), "x")
+        };
+        let members = [
+            (m("losangeles"), member(Some("15.0.1-416"))),
+            (m("newyork"), member(Some("14.2.0-620"))),
+            (m("paris"), member(None)),
+        ]
+        .into();
+        let report = CheckReport {
+            cluster: Some("americas".into()),
+            checked_from: m("losangeles"),
+            machines: vec![machine("losangeles", Reach::Local, true)],
+            inconsistent: Vec::new(),
+            conflicts: Vec::new(),
+            warnings: crate::mesh::consistency::version_warnings(&members),
+        };
+        assert!(report.is_consistent());
+        insta::assert_snapshot!(render(&report, None), @r"
+        Checking losangeles...
+        No inconsistencies found.
+        warning: the members run different appliance versions: 14.2.0-620 on newyork; 15.0.1-416 on losangeles
+          the seed's rule: a cluster consists entirely of machines running the same AsyncOS version; upgrade one machine at a time (`strata cluster disconnect`, upgrade, `strata cluster reconnect`) until all run the same
+        ");
     }
 }

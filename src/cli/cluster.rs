@@ -39,6 +39,7 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
         ClusterCommand::Join {
             address,
             fingerprint,
+            known_hosts,
             group,
             passphrase_file,
             pre_shared,
@@ -48,6 +49,11 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             let target = TargetArgs {
                 state_dir: Some(state_dir),
                 ..TargetArgs::default()
+            };
+            let fingerprint = match (fingerprint, known_hosts) {
+                (Some(f), _) => f,
+                (None, Some(path)) => mesh::fingerprint_in_known_hosts(&address, &path)?,
+                (None, None) => unreachable!("clap requires --fingerprint or --known-hosts"),
             };
             mesh::join(
                 mesh::JoinArgs {
@@ -89,9 +95,10 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             out,
         ),
         ClusterCommand::Passwd {
+            account,
             passphrase_file,
             target,
-        } => admin::passwd(passphrase_file.as_deref(), &target, out),
+        } => admin::passwd(&account, passphrase_file.as_deref(), &target, out),
         ClusterCommand::Setname { name, target } => admin::setname(&name, &target, out),
         ClusterCommand::Addgroup { group, target } => admin::addgroup(&group, &target, out),
         ClusterCommand::Setgroup {

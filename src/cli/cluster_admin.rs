@@ -2,6 +2,7 @@
 //! administering a cluster through an agent. Each write is one change set the agent
 //! commits (or refuses, with nothing written); the answer says what moved.
 
+use crate::agent::admin::ADMIN_USER;
 use russh::keys::{HashAlg, PublicKey};
 use serde_json::{Value, json};
 
@@ -125,19 +126,31 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// `strata cluster passwd`.
+/// `strata cluster passwd [USER]`.
 pub fn passwd(
+    user: &str,
     file: Option<&std::path::Path>,
     target: &TargetArgs,
     out: &Output,
 ) -> Result<Outcome, CliError> {
     let passphrase = Secret(new_passphrase(file)?);
-    let report = Report {
-        done: &|_| "cluster admin passphrase set for user admin (administrator)".to_owned(),
-        unchanged: "the passphrase is already set",
-        json: json!({ "user": "admin", "role": "administrator" }),
+    let done = if user == ADMIN_USER {
+        "cluster admin passphrase set for user admin (administrator)".to_owned()
+    } else {
+        format!("passphrase set for user {user}")
     };
-    commit(target, Request::ClusterPasswd { passphrase }, out, report)
+    let report = Report {
+        done: &|_| done.clone(),
+        unchanged: "the passphrase is already set",
+        json: json!({ "user": user }),
+    };
+    let user = (user != ADMIN_USER).then(|| user.to_owned());
+    commit(
+        target,
+        Request::ClusterPasswd { passphrase, user },
+        out,
+        report,
+    )
 }
 
 /// `strata cluster setname`.

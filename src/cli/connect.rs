@@ -53,7 +53,9 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
                 )
             })?,
         (None, None) => {
-            return Err(fail(
+            // A missing argument, as clap would report one: a usage error.
+            return Err(Failure::of(
+                ErrorKind::Usage,
                 "which agent? no --target or --state-dir given",
                 "pass --target HOST[:PORT] (with --identity and --fingerprint), or --state-dir DIR on the appliance",
             ));

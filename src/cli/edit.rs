@@ -8,27 +8,53 @@ use serde_json::json;
 use super::args::{CopyArgs, DeleteArgs, Format};
 use super::files::{NewFile, write_all};
 use super::output::{Output, problem_json};
-use super::{CliError, Outcome, load_valid};
-use crate::edit::{Edit, Request, Target, edit, parse_mode};
+use super::{CliError, Failure, Outcome, load_valid};
+use crate::edit::{Edit, GroupEdit, GroupOutcome, Request, Target, edit, parse_mode};
 
 /// Runs `strata copy`.
 pub fn copy(args: CopyArgs, out: &Output) -> Result<Outcome, CliError> {
     let request = Request::Copy {
+        from: args.from.parse().map_err(boxed)?,
+        to: target(&args)?,
         section: args.section,
-        from: parse_mode(&args.from).map_err(boxed)?,
-        to: args.to.parse().map_err(boxed)?,
     };
     run(&args.repo.repo, &request, out)
 }
 
 /// Runs `strata move`.
 pub fn move_(args: CopyArgs, out: &Output) -> Result<Outcome, CliError> {
+    if args.from == "factory" {
+        return Err(Failure::new(
+            format!(
+                "a factory default cannot be moved: no mode defines `{}` there",
+                args.section
+            ),
+            format!(
+                "`strata copy {} --from factory --to {}` writes it at {}",
+                args.section, args.to, args.to
+            ),
+        ));
+    }
     let request = Request::Move {
-        section: args.section,
         from: parse_mode(&args.from).map_err(boxed)?,
-        to: args.to.parse().map_err(boxed)?,
+        to: target(&args)?,
+        section: args.section,
     };
     run(&args.repo.repo, &request, out)
+}
+
+/// `--to`, with `--replace-existing` (which only `all-groups` takes).
+fn target(args: &CopyArgs) -> Result<Target, CliError> {
+    match args.to.parse().map_err(boxed)? {
+        Target::AllGroups { .. } => Ok(Target::AllGroups {
+            replace_existing: args.replace_existing,
+        }),
+        Target::Mode(m) if args.replace_existing => Err(Failure::new(
+            format!("--replace-existing is for `--to all-groups`, not {m}"),
+            format!("a copy to {m} replaces what it defines anyway; drop --replace-existing"),
+        )),
+        t => Ok(t),
+    }
 }
 
 /// Runs `strata delete`.
@@ -65,7 +91,7 @@ fn run(dir: &Path, request: &Request, out: &Output) -> Result<Outcome, CliError>
 fn summary(request: &Request) -> String {
     let to = |t: &Target| match t {
         Target::Mode(m) => m.to_string(),
-        Target::AllGroups => "every group".into(),
+        Target::AllGroups { .. } => "every group".into(),
     };
     match request {
         Request::Copy {
@@ -90,6 +116,7 @@ fn report(request: &Request, result: &Edit, out: &Output) {
             "changed": names,
             "notices": result.notices,
             "left_blank": result.left_blank,
+            "groups": result.groups,
             "problems": result.problems.iter().map(problem_json).collect::<Vec<_>>(),
         }));
         return;
@@ -99,6 +126,7 @@ fn report(request: &Request, result: &Edit, out: &Output) {
     } else {
         format!("{}\n", summary(request))
     };
+    text.push_str(&group_lines(request, result));
     for name in &names {
         text.push_str(&format!("  changed {name}\n"));
     }
@@ -107,4 +135,39 @@ fn report(request: &Request, result: &Edit, out: &Output) {
         text.push('\n');
     }
     out.print(&text);
+}
+
+/// What became of each group of a copy or move to every group, one line each.
+fn group_lines(request: &Request, result: &Edit) -> String {
+    let section = match request {
+        Request::Copy { section, .. } | Request::Move { section, .. } => section,
+        Request::Delete { .. } => return String::new(),
+    };
+    let width = result
+        .groups
+        .iter()
+        .map(|g| g.group.len() + "group:".len())
+        .max()
+        .unwrap_or(0);
+    let own = |g: &GroupEdit| {
+        g.own
+            .as_deref()
+            .map_or(String::new(), |at| format!(" ({at})"))
+    };
+    let mut text = String::new();
+    for g in &result.groups {
+        let what = match g.outcome {
+            GroupOutcome::Copied => "copied".to_owned(),
+            GroupOutcome::Replaced => format!("replaced its own {section}{}", own(g)),
+            GroupOutcome::Same => format!("already defines the same {section}: left as it is"),
+            GroupOutcome::Source => format!("the source: keeps its {section}"),
+            GroupOutcome::Skipped => format!(
+                "skipped: defines its own {section}{}; --replace-existing replaces it",
+                own(g)
+            ),
+        };
+        let name = format!("group:{}", g.group);
+        text.push_str(&format!("  {name:width$}  {what}\n"));
+    }
+    text
 }

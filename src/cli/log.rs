@@ -1,5 +1,5 @@
 //! `strata log` (the applied change sets) and `strata rollback --to ID` (restore an
-//! earlier state as a new change set).
+//! earlier state as a new change set, shown and asked first).
 
 use std::fmt::Write;
 
@@ -8,10 +8,12 @@ use serde_json::json;
 use super::agent_args::{LogArgs, RollbackArgs};
 use super::apply::report;
 use super::args::Format;
+use super::confirm::{Question, confirm};
 use super::connect::{connect, unexpected};
 use super::output::Output;
-use super::{CliError, Outcome};
-use crate::mesh::{Request, Response};
+use super::{CliError, Failure, Outcome};
+use crate::mesh::{Request, Response, Shown};
+use crate::plan::render_human;
 use crate::state::{ChangeSetSummary, Key, LostWrite};
 
 /// Runs `strata log`.
@@ -28,10 +30,15 @@ pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
         }
         return Ok(Outcome::Ok);
     }
-    let sets = match client.request(Request::Log)? {
+    let mut sets = match client.request(Request::Log)? {
         Response::Log { change_sets } => change_sets,
         other => return Err(unexpected(other)),
     };
+    // Newest first, in JSON as for people (as `git log`); `-n` keeps the newest N.
+    sets.reverse();
+    if let Some(n) = args.max_count {
+        sets.truncate(n);
+    }
     match out.format {
         Format::Json => out.json(&json!({ "machine": client.machine, "change_sets": sets })),
         _ => out.print(&render_log(&sets)),
@@ -39,28 +46,73 @@ pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
     Ok(Outcome::Ok)
 }
 
-/// Runs `strata rollback`.
+/// Runs `strata rollback`: shows what the rollback changes (the agent computes it), asks
+/// (or takes --yes), then rolls back — exactly what was shown, or it is refused as stale.
 pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
+    let plan = match client.request(Request::RollbackPlan {
+        to: args.to.clone(),
+    })? {
+        Response::RollbackPlan { plan } => *plan,
+        other => return Err(unexpected(other)),
+    };
+    if plan.is_empty() {
+        match out.format {
+            Format::Json => out.json(&json!({ "applied": false, "changes": false })),
+            _ => out.print(&format!(
+                "no changes: the live state is already the state as of change set {}\n",
+                args.to
+            )),
+        }
+        return Ok(Outcome::Ok);
+    }
+    let hazards = plan.hazards(&client.machine);
+    if out.format != Format::Json {
+        let mut text = render_human(&plan);
+        for h in &hazards {
+            text.push_str(&format!("\nwarning: this rollback {h}\n"));
+        }
+        out.print(&text);
+    }
+    let question = Question {
+        command: "rollback",
+        done: "rolled back",
+        through: &client.machine,
+    };
+    confirm(&question, args.yes, out)?;
     let response = client.request(Request::Rollback {
         to: args.to.clone(),
+        shown: Some(Shown {
+            writes: plan.writes(),
+            base: plan.base.clone(),
+        }),
     })?;
+    if let Response::Stale { conflicts } = &response {
+        let lines: Vec<String> = conflicts.iter().map(|c| format!("  {c}")).collect();
+        return Err(Failure::refused(
+            format!(
+                "not rolled back: the cluster changed since the rollback was shown\n{}",
+                lines.join("\n")
+            ),
+            "nothing was written; run `strata rollback` again and review what it shows",
+        ));
+    }
     report(
         response,
         out,
-        &[],
+        &hazards,
         Some((&mut client, super::propagation::BRIEF, false)),
     )
 }
 
-/// The log for people, newest first. Each change set shows its id (the same on every
-/// machine, short as git shows commits) and its position in this machine's history.
+/// The log for people: `sets` newest first. Each change set shows its id (the same on
+/// every machine, short as git shows commits) and its position in this machine's history.
 pub fn render_log(sets: &[ChangeSetSummary]) -> String {
     if sets.is_empty() {
         return "no change sets yet\n".into();
     }
     let mut text = String::new();
-    for cs in sets.iter().rev() {
+    for cs in sets {
         let _ = writeln!(
             text,
             "change set {}  #{}  {}  {}\n  author: {}  user: {}  host: {}\n  {}",

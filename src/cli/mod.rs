@@ -9,6 +9,7 @@ mod check;
 mod cluster;
 mod cluster_admin;
 mod cluster_mesh;
+mod confirm;
 mod connect;
 mod edit;
 mod export_xml;
@@ -22,6 +23,7 @@ mod plan;
 mod propagation;
 mod show;
 mod status;
+mod tty;
 mod validate;
 mod where_;
 mod xml_args;
@@ -96,8 +98,9 @@ pub fn exit_code(result: Result<Outcome, ErrorKind>) -> u8 {
     }
 }
 
-/// Each command's own exit codes, shown at the end of its `--help` (with the ones every
-/// command shares) and listed in the README's command tables.
+/// Each command's own exit codes, shown at the end of its `-h` and `--help` (with the ones
+/// every command shares) and listed in the README's command tables. A nested command
+/// (`cluster list`) has the codes of its parent unless it is listed itself.
 const COMMAND_EXITS: &[(&str, &str)] = &[
     ("validate", "0 valid (warnings allowed), 1 invalid"),
     ("show", "0 shown, 1 invalid repo or input"),
@@ -109,6 +112,23 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     (
         "cluster",
         "0 done, 1 invalid input or refused, 69 unreachable",
+    ),
+    (
+        "cluster join",
+        "0 joined, 1 refused (wrong fingerprint, passphrase or key; another version; already in a cluster), 69 unreachable",
+    ),
+    (
+        "cluster passwd",
+        "0 set (or already set), 1 refused (not an administrator, an empty passphrase, a user the repo does not declare), 69 unreachable",
+    ),
+    ("cluster list", "0 listed, 1 refused, 69 unreachable"),
+    ("cluster connstatus", "0 shown, 1 refused, 69 unreachable"),
+    ("cluster disconnect", "0 done, 1 refused, 69 unreachable"),
+    ("cluster reconnect", "0 done, 1 refused, 69 unreachable"),
+    ("cluster remove", "0 removed, 1 refused, 69 unreachable"),
+    (
+        "cluster prepjoin print",
+        "0 shown, 1 refused, 69 unreachable",
     ),
     ("hash-passphrase", "0 printed, 1 invalid input"),
     ("git-hook", "0 push accepted, 1 push refused"),
@@ -123,7 +143,7 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     ("log", "0 shown, 1 invalid input or refused, 69 unreachable"),
     (
         "check",
-        "0 consistent, 2 inconsistency or drift, 1 invalid input or refused, 69 unreachable",
+        "0 consistent, 2 inconsistency, drift or a Degraded member, 1 invalid input or refused, 69 unreachable",
     ),
     (
         "status",
@@ -160,25 +180,35 @@ pub fn command() -> clap::Command {
              (then whether the request took effect is unknown: check `strata log`)\n  \
          70  a bug in Strata",
     );
-    for (name, codes) in COMMAND_EXITS {
-        cmd = cmd.mut_subcommand(name, |sub| with_exit_codes(sub, codes));
+    for (name, codes) in COMMAND_EXITS.iter().filter(|(n, _)| !n.contains(' ')) {
+        cmd = cmd.mut_subcommand(name, |sub| with_exit_codes(sub, name, codes));
     }
     cmd
 }
 
-/// `sub` and its own subcommands (`cluster prepjoin add`), each with `codes` and the
-/// codes every command shares at the end of its `--help`.
-fn with_exit_codes(sub: clap::Command, codes: &str) -> clap::Command {
+/// `sub` (called `path`, as `cluster prepjoin add`) and its own subcommands, each with its
+/// exit codes ([`COMMAND_EXITS`], else `inherited`) and the codes every command shares, at
+/// the end of both `-h` and `--help`.
+fn with_exit_codes(sub: clap::Command, path: &str, inherited: &str) -> clap::Command {
+    let codes = COMMAND_EXITS
+        .iter()
+        .find(|(n, _)| *n == path)
+        .map_or(inherited, |(_, c)| *c);
+    let line = format!("Exit codes: {codes}; {COMMON_EXITS}");
     let mut help = sub
         .get_after_long_help()
         .map(|h| format!("{h}\n\n"))
         .unwrap_or_default();
-    help.push_str(&format!("Exit codes: {codes}; {COMMON_EXITS}"));
+    help.push_str(&line);
     if codes.contains("69") {
         help.push_str(&format!("\n\n{UNREACHABLE_HELP}"));
     }
-    sub.after_long_help(help)
-        .mut_subcommands(|nested| with_exit_codes(nested, codes))
+    sub.after_help(line)
+        .after_long_help(help)
+        .mut_subcommands(|nested| {
+            let path = format!("{path} {}", nested.get_name());
+            with_exit_codes(nested, &path, codes)
+        })
 }
 
 /// Parses the process arguments and runs the command. The error boundary: every failure
@@ -383,42 +413,49 @@ mod tests {
     fn every_command_documents_its_exit_codes_in_help_and_readme() {
         let cmd = command();
         let readme = include_str!("../../README.md");
-        for sub in cmd.get_subcommands() {
-            let name = sub.get_name();
-            if name == "help" {
-                continue;
-            }
-            let (_, codes) = COMMAND_EXITS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no exit codes for `{name}`"));
-            let help = sub
-                .get_after_long_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(
-                help.contains(&format!("Exit codes: {codes}")),
-                "{name}: {help}"
-            );
-            assert!(help.contains("64") && help.contains("70"), "{name}: {help}");
-            // Nested ones (`cluster prepjoin add`) say the same at the end of theirs.
-            let mut nested: Vec<&clap::Command> = sub.get_subcommands().collect();
-            while let Some(n) = nested.pop() {
-                let text = n
-                    .get_after_long_help()
-                    .map(|h| h.to_string())
-                    .unwrap_or_default();
-                assert!(
-                    text.contains(&format!("Exit codes: {codes}")),
-                    "{name} {}: {text}",
-                    n.get_name()
-                );
-                nested.extend(n.get_subcommands());
-            }
-            assert!(
-                readme.contains(&format!("| {codes} |")),
-                "the README's command table does not give `{name}` the exit codes `{codes}`"
-            );
+        // The `Exit codes:` line as a rendered help shows it (wrapping joined up).
+        fn exit_line(rendered: String) -> String {
+            let flat = rendered.split_whitespace().collect::<Vec<_>>().join(" ");
+            let at = flat.find("Exit codes: ").expect("an Exit codes line");
+            let end = flat[at..]
+                .find("a bug in Strata")
+                .expect("the common codes")
+                + at;
+            flat[at..end].to_owned()
         }
+        let mut stack: Vec<(String, String, clap::Command)> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .map(|s| (s.get_name().to_owned(), String::new(), s.clone()))
+            .collect();
+        let mut walked = 0;
+        while let Some((path, inherited, mut sub)) = stack.pop() {
+            let codes = COMMAND_EXITS
+                .iter()
+                .find(|(n, _)| *n == path)
+                .map(|(_, c)| (*c).to_owned())
+                .unwrap_or_else(|| {
+                    assert!(path.contains(' '), "no exit codes for `{path}`");
+                    inherited.clone()
+                });
+            let short = exit_line(sub.render_help().to_string());
+            let long = exit_line(sub.render_long_help().to_string());
+            assert_eq!(short, long, "`{path}`: -h and --help disagree");
+            assert!(
+                short.starts_with(&format!("Exit codes: {codes}; 64")),
+                "`{path}`: {short}"
+            );
+            if !path.contains(' ') {
+                assert!(
+                    readme.contains(&format!("| {codes} |")),
+                    "the README's command table does not give `{path}` the exit codes `{codes}`"
+                );
+            }
+            for n in sub.get_subcommands().filter(|n| n.get_name() != "help") {
+                stack.push((format!("{path} {}", n.get_name()), codes.clone(), n.clone()));
+            }
+            walked += 1;
+        }
+        assert!(walked > 30, "only {walked} commands walked");
     }
 }

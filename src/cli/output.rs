@@ -53,12 +53,30 @@ impl Output {
     pub fn error(&self, err: &CliError) {
         let diag = err.diagnostic.as_ref();
         if self.format == Format::Json {
-            self.json(&json!({
+            // The diagnostics it carries (what an edit would break, say), each as the
+            // error itself is written.
+            let related: Vec<serde_json::Value> = diag
+                .related()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    json!({
+                        "error": d.to_string(),
+                        "code": d.code().map(|c| c.to_string()),
+                        "help": d.help().map(|h| h.to_string()),
+                    })
+                })
+                .collect();
+            let mut value = json!({
                 "error": diag.to_string(),
                 "kind": err.kind.as_str(),
                 "code": diag.code().map(|c| c.to_string()),
                 "help": diag.help().map(|h| h.to_string()),
-            }));
+            });
+            if !related.is_empty() {
+                value["related"] = related.into();
+            }
+            self.json(&value);
             return;
         }
         let theme = if self.color {

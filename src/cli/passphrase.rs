@@ -2,7 +2,6 @@
 //! terminal with echo off; and `strata hash-passphrase`, which prints the argon2id hash a
 //! `users` entry stores (as mkpasswd does). A passphrase is never echoed or printed.
 
-use std::io::{BufRead, Write};
 use std::path::Path;
 
 use serde_json::json;
@@ -56,9 +55,19 @@ pub fn existing_passphrase(file: Option<&Path>, prompt: &str) -> Result<String, 
     Ok(passphrase)
 }
 
-/// The first line of `path`, without its line ending.
+/// The first line of `path` (`-`: standard input), without its line ending.
 fn from_file(path: &Path) -> Result<String, CliError> {
-    let text = std::fs::read(path).map_err(|e| {
+    let read = if path == Path::new("-") {
+        use std::io::BufRead;
+        let mut line = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_until(b'\n', &mut line)
+            .map(|_| line)
+    } else {
+        std::fs::read(path)
+    };
+    let text = read.map_err(|e| {
         Failure::new(
             format!("cannot read the passphrase file {}: {e}", path.display()),
             "give a readable file whose first line is the passphrase",
@@ -80,45 +89,13 @@ fn first_line(text: &str) -> &str {
 }
 
 /// Asks on the terminal (`/dev/tty`, whatever stdin is) with echo off.
-#[cfg(unix)]
 fn ask(prompt: &str) -> Result<String, CliError> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-    let no_tty = |e: std::io::Error| {
+    super::tty::ask(prompt, false).map_err(|e| {
         Failure::new(
             format!("no terminal to ask for the passphrase on: {e}"),
             "pass --passphrase-file FILE (its first line is the passphrase)",
         )
-    };
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(no_tty)?;
-    let saved = tcgetattr(&tty).map_err(|e| no_tty(e.into()))?;
-    let mut quiet = saved.clone();
-    quiet.local_modes.remove(LocalModes::ECHO);
-    (&tty)
-        .write_all(prompt.as_bytes())
-        .and_then(|()| (&tty).flush())
-        .map_err(no_tty)?;
-    tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|e| no_tty(e.into()))?;
-    let mut line = String::new();
-    let read = std::io::BufReader::new(&tty).read_line(&mut line);
-    // Echo comes back before anything else can fail.
-    let restored = tcsetattr(&tty, OptionalActions::Now, &saved);
-    let _ = (&tty).write_all(b"\n");
-    read.map_err(no_tty)?;
-    restored.map_err(|e| no_tty(e.into()))?;
-    Ok(first_line(&line).to_owned())
-}
-
-/// Without a Unix terminal, only a file can give the passphrase.
-#[cfg(not(unix))]
-fn ask(_prompt: &str) -> Result<String, CliError> {
-    Err(Failure::new(
-        "cannot ask for a passphrase on this system",
-        "pass --passphrase-file FILE (its first line is the passphrase)",
-    ))
+    })
 }
 
 /// Runs `strata hash-passphrase`.

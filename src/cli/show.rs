@@ -20,6 +20,22 @@ pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
         ));
     }
     if args.sections {
+        if out.format == Format::Json {
+            let sections: Vec<serde_json::Value> = catalogue
+                .sections
+                .values()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "command": s.command,
+                        "levels": s.levels.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+                        "summary": s.summary,
+                    })
+                })
+                .collect();
+            out.json(&serde_json::json!({ "sections": sections }));
+            return Ok(Outcome::Ok);
+        }
         let mut text = String::new();
         for s in catalogue.sections.values() {
             text.push_str(&format!(

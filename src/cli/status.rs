@@ -119,6 +119,14 @@ pub fn render(s: &SyncStatus) -> String {
         when.unwrap_or_default()
     );
     if run.health == Health::Degraded {
+        if let Some(f) = &s.store_failure {
+            let _ = writeln!(
+                t,
+                "  - the store cannot be written since {}: {} (nothing is acknowledged that is not written; the agent retries by itself)",
+                utc(f.since_ms),
+                f.error
+            );
+        }
         for h in &run.failed {
             let _ = writeln!(t, "  - hook {} failed: {}", h.command, h.status);
         }
@@ -175,6 +183,10 @@ mod tests {
                     output: String::new(),
                 }],
             },
+            store_failure: Some(crate::state::StoreFailure {
+                error: "I/O error: No space left on device (os error 28)".into(),
+                since_ms: 1_790_000_002_000,
+            }),
         }
     }
 
@@ -193,6 +205,7 @@ mod tests {
               - cluster/dns differs: written by admin on lab2.example.com (cli, change set 1a2b3c4d5e6f: "rollback to change set 9f8e7d6c5b4a")
             self-heal:     reverts to the head at [TIME]
             health:        Degraded (last run [TIME])
+              - the store cannot be written since [TIME]: I/O error: No space left on device (os error 28) (nothing is acknowledged that is not written; the agent retries by itself)
               - hook /usr/local/bin/reload-dns failed: exit status 1
             "#);
         });

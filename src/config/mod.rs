@@ -66,6 +66,9 @@ pub struct ModeDecl {
     pub address: Option<Spanned>,
     /// Machines only: the `serial=` property.
     pub serial: Option<String>,
+    /// Machines only: the `appliance-version=` property (the AsyncOS version the machine
+    /// runs, for `validate`'s same-version rule).
+    pub appliance_version: Option<Spanned>,
     /// The sections defined here, in file order.
     pub sections: Vec<SectionDecl>,
 }

@@ -11,7 +11,7 @@ pub use crate::model::is_mode_name;
 use crate::model::{GroupName, MODE_NAME_RULE, MachineName, Mode, Node};
 
 const TOP_LEVEL: [&str; 3] = ["cluster", "group", "machine"];
-const MACHINE_PROPS: [&str; 3] = ["group", "address", "serial"];
+const MACHINE_PROPS: [&str; 4] = ["group", "address", "serial", "appliance-version"];
 
 /// Parses every file and collects what they declare. Syntax errors and malformed
 /// top-level nodes are reported; a file that does not parse contributes nothing.
@@ -99,6 +99,7 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
         group: None,
         address: None,
         serial: None,
+        appliance_version: None,
         sections: Vec::new(),
     };
     for entry in node.entries().iter().skip(1) {
@@ -164,6 +165,7 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
         match prop {
             "group" => decl.group = Some(spanned),
             "address" => decl.address = Some(spanned),
+            "appliance-version" => decl.appliance_version = Some(spanned),
             _ => decl.serial = Some(spanned.value),
         }
     }

@@ -1,9 +1,10 @@
 //! Why an edit was refused: each a diagnostic with a stable code and a help line.
 
+use crate::config::Problem;
 use crate::model::Mode;
 
 /// An edit that cannot be made. Nothing is changed when one is returned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum EditError {
     /// The section is not in the catalogue.
     #[error("unknown section `{section}`")]
@@ -79,7 +80,7 @@ pub enum EditError {
     #[diagnostic(
         code("strata::edit::no-groups"),
         help(
-            "`all-groups` means every declared group except the source; declare another group first"
+            "`all-groups` copies to every declared group, and the source group is the only one; declare another group first"
         )
     )]
     NoOtherGroups {
@@ -103,6 +104,25 @@ pub enum EditError {
         target: String,
         /// Which levels are allowed.
         help: String,
+    },
+
+    /// The edited repo would not validate: the edit would break what refers to the
+    /// section (a listener naming an interface a machine no longer has), say.
+    #[error("{what} would leave the repo invalid ({count}); nothing was written")]
+    #[diagnostic(
+        code("strata::edit::invalidates"),
+        help(
+            "the errors below name what would break: change that first (define what it refers to, or stop referring to it), then run the edit again"
+        )
+    )]
+    Invalidates {
+        /// The edit: "deleting `interfaces` at machine:lab1.example.com".
+        what: String,
+        /// "1 error".
+        count: String,
+        /// The errors the edited repo would have, pointing into the edited text.
+        #[related]
+        problems: Vec<Problem>,
     },
 
     /// The edit did not come out as intended; nothing was changed. A bug in Strata.

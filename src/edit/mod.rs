@@ -1,6 +1,7 @@
 //! Editing sections in place, as AsyncOS `clusterset` does: copy or move a section from
-//! one mode to another (or to every group), or delete it at a mode so the mode inherits
-//! again.
+//! one mode to another (or to every group), copy a section's factory default to a mode
+//! (the seed's "start with default settings"), or delete it at a mode so the mode
+//! inherits again.
 //!
 //! Pure: [`edit`] takes the parsed repo and the catalogue and returns the new text of
 //! each file it changes; the CLI writes them. Edits are text splices on the original
@@ -9,8 +10,10 @@
 //! directly above it and a trailing comment on its last line. Every edit is checked
 //! before it is returned: the changed files are parsed again and must declare exactly
 //! what was intended (else [`EditError::Internal`], and nothing is changed), and the
-//! edited repo is validated again — problems it did not have before come back as
-//! warnings, as the seed cautions about copied listeners whose disclaimers are missing.
+//! edited repo is validated again: an edit that would leave it invalid (a delete of the
+//! `interfaces` a listener names, a copied listener whose interface the target lacks —
+//! what the seed cautions about) is refused with the errors it would cause
+//! ([`EditError::Invalidates`]); new warnings come back as notices.
 
 mod error;
 mod layout;
@@ -34,10 +37,42 @@ use crate::schema::{Catalogue, SectionSchema};
 /// Where a copy or move goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// One mode.
+    /// One mode; its own version of the section, if any, is replaced.
     Mode(Mode),
-    /// Every declared group except the source (the seed's "copy to all groups").
-    AllGroups,
+    /// Every declared group (the seed's "copy to all groups"). A source group is one of
+    /// them: it keeps the section, even on a move. A group that defines its own is
+    /// skipped, or replaced when `replace_existing`.
+    AllGroups {
+        /// Replace the section of groups that define their own (else they keep it).
+        replace_existing: bool,
+    },
+}
+
+/// What a copy or move to every group did to one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupOutcome {
+    /// It did not define the section; now it does.
+    Copied,
+    /// It defined its own, which was replaced (`replace_existing`).
+    Replaced,
+    /// It already defined the same: left as it is.
+    Same,
+    /// The source of the copy or move: it keeps the section.
+    Source,
+    /// It defines its own, which it keeps (no `replace_existing`).
+    Skipped,
+}
+
+/// One group of a copy or move to every group, and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupEdit {
+    /// The group.
+    pub group: String,
+    /// What happened to it.
+    pub outcome: GroupOutcome,
+    /// Where its own definition is (was, when replaced): `file:line`.
+    pub own: Option<String>,
 }
 
 impl std::str::FromStr for Target {
@@ -46,7 +81,9 @@ impl std::str::FromStr for Target {
     /// `all-groups`, or a mode as [`parse_mode`] reads it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "all-groups" {
-            return Ok(Target::AllGroups);
+            return Ok(Target::AllGroups {
+                replace_existing: false,
+            });
         }
         parse_mode(s)
             .map(Target::Mode)
@@ -54,6 +91,42 @@ impl std::str::FromStr for Target {
                 text: s.to_owned(),
                 help: "write `cluster`, `group:NAME`, `machine:NAME` or `all-groups`".into(),
             })
+    }
+}
+
+/// Where a copy comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// A mode that defines the section.
+    Mode(Mode),
+    /// The section's factory default, as its schema gives it (a repo's own schemas
+    /// included): the seed's "start with default settings" when an override begins.
+    Factory,
+}
+
+impl std::str::FromStr for CopySource {
+    type Err = EditError;
+
+    /// `factory`, or a mode as [`parse_mode`] reads it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "factory" {
+            return Ok(CopySource::Factory);
+        }
+        parse_mode(s)
+            .map(CopySource::Mode)
+            .map_err(|_| EditError::BadMode {
+                text: s.to_owned(),
+                help: "write `cluster`, `group:NAME`, `machine:NAME`, or `factory` for the section's factory default".into(),
+            })
+    }
+}
+
+impl std::fmt::Display for CopySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopySource::Mode(m) => m.fmt(f),
+            CopySource::Factory => f.write_str("the factory default"),
+        }
     }
 }
 
@@ -68,13 +141,13 @@ pub fn parse_mode(text: &str) -> Result<Mode, EditError> {
 /// An edit to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Copy `section` from a mode to another, keeping it at the source; the target's own
-    /// version, if any, is replaced.
+    /// Copy `section` from a mode (or its factory default) to another, keeping it at the
+    /// source; the target's own version, if any, is replaced.
     Copy {
         /// The section.
         section: String,
-        /// The mode that defines it.
-        from: Mode,
+        /// The mode that defines it, or the factory default.
+        from: CopySource,
         /// Where it goes.
         to: Target,
     },
@@ -124,13 +197,16 @@ pub struct Edit {
     pub changes: Vec<FileChange>,
     /// Lines for the operator: shadowing notes, what a mode now inherits, warnings.
     pub notices: Vec<String>,
-    /// Validation problems the edited repo has and the original did not (a copied
-    /// listener naming an interface the target lacks, say); each is also a notice.
+    /// Warnings the edited repo has and the original did not; each is also a notice.
+    /// (New errors refuse the edit: [`EditError::Invalidates`].)
     pub problems: Vec<Problem>,
     /// Machines that got the section from the mode a move or delete takes it from and now
     /// get an empty factory default, where they had something (the seed: blank tables
     /// "will probably not process email"); a warning among the notices names them.
     pub left_blank: Vec<String>,
+    /// For a copy or move to every group: each declared group, in repo order, and what
+    /// happened to it (empty otherwise).
+    pub groups: Vec<GroupEdit>,
 }
 
 /// What an edit does, in terms of declarations; `verify` checks the result against it.
@@ -142,6 +218,8 @@ struct Plan<'r> {
     unchanged: Vec<&'r ModeDecl>,
     /// The mode the section is deleted at.
     removed: Option<&'r ModeDecl>,
+    /// For a copy or move to every group: what happens to each group.
+    groups: Vec<(&'r ModeDecl, GroupOutcome)>,
 }
 
 /// Computes an edit. Nothing is written; see [`Edit`].
@@ -153,15 +231,41 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
             section: section.to_owned(),
             help: catalogue.unknown_section_help(section),
         })?;
+    let factory: SectionDecl;
     let plan = match request {
-        Request::Copy { from, to, .. } => copy_plan(repo, schema, "copy", from, to)?,
+        Request::Copy {
+            from: CopySource::Mode(from),
+            to,
+            ..
+        } => copy_plan(
+            repo,
+            schema,
+            "copy",
+            source_of(repo, schema, from)?,
+            Some(from),
+            to,
+        )?,
+        Request::Copy {
+            from: CopySource::Factory,
+            to,
+            ..
+        } => {
+            factory = factory_default(schema)?;
+            copy_plan(repo, schema, "copy", &factory, None, to)?
+        }
         Request::Move { from, to, .. } => {
-            let mut plan = copy_plan(repo, schema, "move", from, to)?;
-            plan.removed = plan
-                .copied
-                .as_ref()
-                .map(|_| find_mode(repo, from))
-                .transpose()?;
+            let src = source_of(repo, schema, from)?;
+            let mut plan = copy_plan(repo, schema, "move", src, Some(from), to)?;
+            // A group moving a section to every group is one of them: it keeps it.
+            let source_is_a_target =
+                matches!(to, Target::AllGroups { .. }) && matches!(from, Mode::Group(_));
+            if !source_is_a_target {
+                plan.removed = plan
+                    .copied
+                    .as_ref()
+                    .map(|_| find_mode(repo, from))
+                    .transpose()?;
+            }
             plan
         }
         Request::Delete { at, .. } => {
@@ -178,69 +282,192 @@ pub fn edit(repo: &Repo, catalogue: &Catalogue, request: &Request) -> Result<Edi
                 copied: None,
                 unchanged: Vec::new(),
                 removed: Some(decl),
+                groups: Vec::new(),
             }
         }
     };
     let changes = splice_files(repo, &plan)?;
     let checked = verify::check(repo, catalogue, &plan, &changes)?;
+    let errors: Vec<Problem> = checked
+        .problems
+        .iter()
+        .filter(|p| p.is_error())
+        .cloned()
+        .collect();
+    if !errors.is_empty() {
+        return Err(EditError::Invalidates {
+            what: describe(request),
+            count: crate::text::count(errors.len(), "error"),
+            problems: errors,
+        });
+    }
+    let groups = plan
+        .groups
+        .iter()
+        .map(|(decl, outcome)| GroupEdit {
+            group: decl.mode.name().unwrap_or_default().to_owned(),
+            outcome: *outcome,
+            own: match outcome {
+                GroupOutcome::Replaced | GroupOutcome::Skipped => {
+                    decl.section(plan.section).map(SectionDecl::location)
+                }
+                _ => None,
+            },
+        })
+        .collect();
     Ok(Edit {
         changes,
         notices: checked.notices,
         problems: checked.problems,
         left_blank: checked.left_blank,
+        groups,
     })
 }
 
-fn copy_plan<'r>(
+/// The section node `from` defines, or why there is none.
+fn source_of<'r>(
     repo: &'r Repo,
-    schema: &'r SectionSchema,
-    verb: &'static str,
+    schema: &SectionSchema,
     from: &Mode,
-    to: &Target,
-) -> Result<Plan<'r>, EditError> {
+) -> Result<&'r SectionDecl, EditError> {
     let section = schema.name.as_str();
-    let src_decl = find_mode(repo, from)?;
-    let src = src_decl
+    find_mode(repo, from)?
         .section(section)
         .ok_or_else(|| EditError::NotDefined {
             section: section.to_owned(),
             mode: from.clone(),
             help: where_help(repo, section),
-        })?;
-    let targets: Vec<&ModeDecl> = match to {
-        Target::Mode(mode) => {
-            if mode == from {
-                return Err(EditError::SameMode {
-                    verb,
-                    section: section.to_owned(),
-                    mode: mode.clone(),
-                });
-            }
-            let decl = find_mode(repo, mode)?;
-            allowed(schema, mode.level(), &mode.to_string())?;
-            vec![decl]
-        }
-        Target::AllGroups => {
+        })
+}
+
+/// The schema's factory default as a section node of its own little file (`factory
+/// default`), in canonical KDL: a source to copy from like any other.
+fn factory_default(schema: &SectionSchema) -> Result<SectionDecl, EditError> {
+    let body: String = schema
+        .default
+        .to_canonical()
+        .lines()
+        .map(|l| format!("    {l}\n"))
+        .collect();
+    let text = format!("cluster \"factory\" {{\n{body}}}\n");
+    let mut diags = crate::config::Diagnostics::default();
+    let parsed =
+        crate::config::parse_files(vec![SourceFile::new("factory default", text)], &mut diags);
+    parsed
+        .clusters
+        .first()
+        .and_then(|(d, _)| d.sections.first())
+        .filter(|s| s.node == schema.default && !diags.has_errors())
+        .cloned()
+        .ok_or_else(|| EditError::Internal {
+            message: format!(
+                "the factory default of `{}` does not read back",
+                schema.name
+            ),
+        })
+}
+
+/// Plans putting `src` (which `from` defines, or the factory default) at `to`.
+fn copy_plan<'r>(
+    repo: &'r Repo,
+    schema: &'r SectionSchema,
+    verb: &'static str,
+    src: &'r SectionDecl,
+    from: Option<&Mode>,
+    to: &Target,
+) -> Result<Plan<'r>, EditError> {
+    let section = schema.name.as_str();
+    let same = |d: &ModeDecl| d.section(section).is_some_and(|s| s.node == src.node);
+    let mode = match to {
+        Target::Mode(mode) => mode,
+        Target::AllGroups { replace_existing } => {
             allowed(schema, Level::Group, "every group")?;
-            let groups: Vec<&ModeDecl> = repo.groups.iter().filter(|g| &g.mode != from).collect();
-            if groups.is_empty() {
+            if repo.groups.iter().all(|g| Some(&g.mode) == from) {
                 return Err(EditError::NoOtherGroups {
                     verb,
                     section: section.to_owned(),
                 });
             }
-            groups
+            let groups: Vec<(&ModeDecl, GroupOutcome)> = repo
+                .groups
+                .iter()
+                .map(|g| {
+                    let outcome = if Some(&g.mode) == from {
+                        GroupOutcome::Source
+                    } else if g.section(section).is_none() {
+                        GroupOutcome::Copied
+                    } else if same(g) {
+                        GroupOutcome::Same
+                    } else if *replace_existing {
+                        GroupOutcome::Replaced
+                    } else {
+                        GroupOutcome::Skipped
+                    };
+                    (g, outcome)
+                })
+                .collect();
+            let with = |wanted: &[GroupOutcome]| -> Vec<&ModeDecl> {
+                groups
+                    .iter()
+                    .filter(|(_, o)| wanted.contains(o))
+                    .map(|(g, _)| *g)
+                    .collect()
+            };
+            return Ok(Plan {
+                section,
+                copied: Some((src, with(&[GroupOutcome::Copied, GroupOutcome::Replaced]))),
+                unchanged: with(&[GroupOutcome::Same]),
+                removed: None,
+                groups,
+            });
         }
     };
-    let (unchanged, targets): (Vec<&ModeDecl>, Vec<&ModeDecl>) = targets
-        .into_iter()
-        .partition(|d| d.section(section).is_some_and(|s| s.node == src.node));
+    if Some(mode) == from {
+        return Err(EditError::SameMode {
+            verb,
+            section: section.to_owned(),
+            mode: mode.clone(),
+        });
+    }
+    let decl = find_mode(repo, mode)?;
+    allowed(schema, mode.level(), &mode.to_string())?;
+    let (unchanged, targets) = if same(decl) {
+        (vec![decl], vec![])
+    } else {
+        (vec![], vec![decl])
+    };
     Ok(Plan {
         section,
         copied: Some((src, targets)),
         unchanged,
         removed: None,
+        groups: Vec::new(),
     })
+}
+
+/// "deleting `interfaces` at machine:lab1.example.com", for refusals.
+fn describe(request: &Request) -> String {
+    let to = |t: &Target| match t {
+        Target::Mode(m) => m.to_string(),
+        Target::AllGroups { .. } => "every group".into(),
+    };
+    match request {
+        Request::Copy {
+            section,
+            from,
+            to: t,
+        } => {
+            format!("copying `{section}` from {from} to {}", to(t))
+        }
+        Request::Move {
+            section,
+            from,
+            to: t,
+        } => {
+            format!("moving `{section}` from {from} to {}", to(t))
+        }
+        Request::Delete { section, at } => format!("deleting `{section}` at {at}"),
+    }
 }
 
 /// Refuses a target level the section's schema does not allow (restricted commands).
@@ -338,11 +565,13 @@ fn splice_files(repo: &Repo, plan: &Plan) -> Result<Vec<FileChange>, EditError> 
     };
     let mut splices: BTreeMap<&str, Vec<Splice>> = BTreeMap::new();
     if let Some((src, targets)) = &plan.copied {
+        // Read from the source's own file: a factory default's is not the repo's.
+        let from = Text::new(src.file.text.as_str());
         for dst in targets {
             let to = text_of(&dst.file)?;
             let same_file = all_modes(repo).filter(|d| d.file.name == dst.file.name);
             let unit = splice::indent_unit(to.text, same_file);
-            let s = splice::put(text_of(&src.file)?, src, to, dst, &unit);
+            let s = splice::put(&from, src, to, dst, &unit);
             splices.entry(dst.file.name.as_str()).or_default().push(s);
         }
     }

@@ -74,7 +74,7 @@ fn mode(text: &str) -> Mode {
 fn copy(section: &str, from: &str, to: &str) -> Request {
     Request::Copy {
         section: section.into(),
-        from: mode(from),
+        from: from.parse().unwrap(),
         to: to.parse().unwrap(),
     }
 }
@@ -333,7 +333,7 @@ fn deleting_the_last_section_drops_the_block() {
 }
 
 #[test]
-fn copy_to_all_groups_skips_the_source() {
+fn copy_to_all_groups_keeps_the_source_and_skips_groups_with_their_own() {
     let repo = fixture();
     let edit = run(&repo, &copy("dns", "group:Paris", "all-groups"));
     let edited = applied(&repo, &edit);
@@ -342,16 +342,90 @@ fn copy_to_all_groups_skips_the_source() {
         assert_eq!(defined(&edited, group, "dns"), source, "{group}");
     }
     assert_eq!(edited.groups.len(), 3);
+    let outcomes = |edit: &Edit| -> Vec<(String, GroupOutcome)> {
+        edit.groups
+            .iter()
+            .map(|g| (g.group.clone(), g.outcome))
+            .collect()
+    };
+    let named = |list: &[(&str, GroupOutcome)]| -> Vec<(String, GroupOutcome)> {
+        list.iter().map(|(g, o)| ((*g).to_owned(), *o)).collect()
+    };
+    assert_eq!(
+        outcomes(&edit),
+        named(&[
+            ("Main_Group", GroupOutcome::Copied),
+            ("Paris", GroupOutcome::Source),
+            ("Rome", GroupOutcome::Copied),
+        ])
+    );
 
+    // Paris defines its own: skipped, unless asked to replace it.
     let edit = run(&repo, &copy("dns", "cluster", "all-groups"));
     let edited = applied(&repo, &edit);
-    let source = defined(&repo, "cluster", "dns");
+    let cluster = defined(&repo, "cluster", "dns");
+    assert_eq!(defined(&edited, "group:Main_Group", "dns"), cluster);
+    assert_eq!(defined(&edited, "group:Rome", "dns"), cluster);
+    assert_eq!(
+        defined(&edited, "group:Paris", "dns"),
+        defined(&repo, "group:Paris", "dns")
+    );
+    assert_eq!(
+        outcomes(&edit),
+        named(&[
+            ("Main_Group", GroupOutcome::Copied),
+            ("Paris", GroupOutcome::Skipped),
+            ("Rome", GroupOutcome::Copied),
+        ])
+    );
+    assert_eq!(edit.groups[1].own.as_deref(), Some("groups.kdl:4"));
+    let replace = Request::Copy {
+        section: "dns".into(),
+        from: "cluster".parse().unwrap(),
+        to: Target::AllGroups {
+            replace_existing: true,
+        },
+    };
+    let again = run(&edited, &replace);
+    assert_eq!(
+        outcomes(&again),
+        named(&[
+            ("Main_Group", GroupOutcome::Same),
+            ("Paris", GroupOutcome::Replaced),
+            ("Rome", GroupOutcome::Same),
+        ])
+    );
+    assert_eq!(
+        defined(&applied(&edited, &again), "group:Paris", "dns"),
+        cluster
+    );
+}
+
+#[test]
+fn a_move_to_all_groups_from_a_group_leaves_it_defined_there() {
+    let repo = fixture();
+    let edit = run(&repo, &move_("dns", "group:Paris", "all-groups"));
+    let edited = applied(&repo, &edit);
+    let source = defined(&repo, "group:Paris", "dns");
     for group in ["group:Main_Group", "group:Paris", "group:Rome"] {
         assert_eq!(defined(&edited, group, "dns"), source, "{group}");
     }
     assert!(
+        !edit.notices.iter().any(|n| n.contains("no longer defines")),
+        "{:?}",
         edit.notices
-            .contains(&"Replaced the dns that group:Paris defined (groups.kdl:4)".to_owned())
+    );
+    // From the cluster, the cluster no longer defines it; Paris keeps its own.
+    let edit = run(&repo, &move_("dns", "cluster", "all-groups"));
+    let edited = applied(&repo, &edit);
+    assert_eq!(defined(&edited, "cluster", "dns"), None);
+    assert_eq!(
+        defined(&edited, "group:Paris", "dns"),
+        defined(&repo, "group:Paris", "dns")
+    );
+    assert_eq!(
+        defined(&edited, "group:Rome", "dns"),
+        defined(&repo, "cluster", "dns")
     );
 }
 
@@ -569,27 +643,56 @@ fn other_refusals() {
 }
 
 #[test]
-fn new_validation_problems_become_warnings() {
+fn an_edit_that_would_leave_the_repo_invalid_is_refused() {
     let repo = fixture();
-    // lab3 has no interface "Data1": the seed's caution about copied listeners.
-    let edit = run(
-        &repo,
-        &copy(
+    // lab1's listener names its interface "Data1": deleting lab1's interfaces breaks it.
+    let err = refused(&repo, &delete("interfaces", "machine:lab1.example.com"));
+    let EditError::Invalidates { problems, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(
+        err.to_string(),
+        "deleting `interfaces` at machine:lab1.example.com would leave the repo invalid (1 error); nothing was written"
+    );
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].code, "strata::ref::unresolved");
+    assert!(
+        problems[0].message.contains("\"Data1\""),
+        "{}",
+        problems[0].message
+    );
+    // The error points into the edited text, at the listener.
+    let at = problems[0].at.as_ref().unwrap();
+    assert_eq!(at.file.name, "machines.kdl");
+    assert!(at.file.text.contains("listener \"in\" interface=\"Data1\""));
+    assert!(
+        !at.file.text.contains("address=\"10.1.0.1/24\""),
+        "the edited text"
+    );
+    // lab3 has no interface "Data1": copying lab1's listeners there breaks them (the
+    // seed's caution about copied listeners), and so would a move.
+    for request in [
+        copy(
             "listeners",
             "machine:lab1.example.com",
             "machine:lab3.example.com",
         ),
-    );
-    assert_eq!(edit.problems.len(), 1);
-    assert_eq!(edit.problems[0].code, "strata::ref::unresolved");
-    let warning = edit
-        .notices
-        .iter()
-        .find(|n| n.starts_with("Warning:"))
-        .unwrap();
-    assert!(warning.contains("interface \"Data1\""), "{warning}");
-    assert!(warning.contains("lab3.example.com"), "{warning}");
-    assert!(!edit.changes.is_empty());
+        move_(
+            "listeners",
+            "machine:lab1.example.com",
+            "machine:lab3.example.com",
+        ),
+    ] {
+        let err = refused(&repo, &request);
+        assert!(matches!(err, EditError::Invalidates { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("machine:lab3.example.com would leave the repo invalid"),
+            "{err}"
+        );
+    }
+    // Deleting lab1's listeners with its interfaces first keeps it valid.
+    run(&repo, &delete("listeners", "machine:lab1.example.com"));
 }
 
 #[test]
@@ -666,4 +769,57 @@ fn every_edit_between_any_two_modes_comes_out_as_intended() {
             }
         }
     }
+}
+
+#[test]
+fn a_factory_default_is_copied_like_a_mode_s_section() {
+    let repo = fixture();
+    let cat = catalogue();
+    let default = cat.get("dns").unwrap().default.clone();
+    let edit = run(&repo, &copy("dns", "factory", "group:Rome"));
+    let edited = applied(&repo, &edit);
+    assert_eq!(defined(&edited, "group:Rome", "dns"), Some(default.clone()));
+    assert!(
+        after(&edit, "groups.kdl").contains("group \"Rome\" {\n    dns mode=root\n}"),
+        "{}",
+        after(&edit, "groups.kdl")
+    );
+    // Over a mode's own, as any copy: replaced, said so; machines with their own noted.
+    let edit = run(&repo, &copy("dns", "factory", "cluster"));
+    assert_eq!(
+        defined(&applied(&repo, &edit), "cluster", "dns"),
+        Some(default.clone())
+    );
+    assert!(
+        edit.notices
+            .iter()
+            .any(|n| n.starts_with("Replaced the dns that cluster defined")),
+        "{:?}",
+        edit.notices
+    );
+    assert!(
+        edit.notices
+            .iter()
+            .any(|n| n.contains("will not affect") && n.contains("group:Paris")),
+        "{:?}",
+        edit.notices
+    );
+    // To every group: Paris keeps its own.
+    let edit = run(&repo, &copy("dns", "factory", "all-groups"));
+    let outcomes: Vec<GroupOutcome> = edit.groups.iter().map(|g| g.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            GroupOutcome::Copied,
+            GroupOutcome::Skipped,
+            GroupOutcome::Copied
+        ]
+    );
+    // Where the section may not be: refused as any copy.
+    let err = refused(&repo, &copy("users", "factory", "group:Rome"));
+    assert!(matches!(err, EditError::LevelNotAllowed { .. }), "{err}");
+    assert!(matches!(
+        "fact".parse::<CopySource>(),
+        Err(EditError::BadMode { .. })
+    ));
 }

@@ -1,7 +1,8 @@
 //! Checking an edit before it is handed out, and saying what it means: the changed files
 //! must parse and declare exactly what the plan intended; the edited repo is validated
-//! again and new problems become warnings; then the notices (shadowing, inheritance, and
-//! machines a move or delete leaves on an empty factory default).
+//! again and its new problems returned (errors refuse the edit, warnings are told); then
+//! the notices (shadowing, inheritance, and machines a move or delete leaves on an empty
+//! factory default).
 
 use std::collections::HashSet;
 
@@ -81,12 +82,10 @@ pub(super) fn check(
             format!(" ({}:{line})", l.file.name)
         });
         let help = p.help.as_ref().map_or(String::new(), |h| format!("; {h}"));
-        let what = if p.is_error() {
-            "the edited repo no longer validates: "
-        } else {
-            ""
-        };
-        notices.push(format!("Warning: {what}{}{at}{help}", p.message));
+        // Errors refuse the edit (see `super::edit`); warnings are told.
+        if !p.is_error() {
+            notices.push(format!("Warning: {}{at}{help}", p.message));
+        }
     }
     Ok(Checked {
         notices,
@@ -248,14 +247,16 @@ fn mismatch(want: &Declared, got: &Declared) -> Option<String> {
 fn notices(edited: &Repo, catalogue: &Catalogue, plan: &Plan) -> Vec<String> {
     let section = plan.section;
     let mut out = Vec::new();
-    for decl in &plan.unchanged {
+    // A copy to every group says what became of each group in its summary instead.
+    let one_target = plan.groups.is_empty();
+    for decl in plan.unchanged.iter().filter(|_| one_target) {
         out.push(format!(
             "{} already defines the same {section}: left as it is",
             decl.mode
         ));
     }
     if let Some((_, targets)) = &plan.copied {
-        for decl in targets {
+        for decl in targets.iter().filter(|_| one_target) {
             if let Some(old) = decl.section(section) {
                 out.push(format!(
                     "Replaced the {section} that {} defined ({})",

@@ -264,7 +264,7 @@ impl Client {
         };
         let hello = Request::Hello {
             protocol: PROTOCOL,
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: super::strata_version().into(),
         };
         let incompatible = |reason: String| PeerError::Incompatible {
             addr: addr.clone(),

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::message::{LocalEdit, RunState};
 use super::status::Reach;
-use crate::model::{Key, MachineName, Mode, Stamp, Version};
+use crate::model::{Key, MachineName, Membership, Mode, Stamp, Version};
 use crate::replica::Summary;
-use crate::state::{ChangeSet, Live, LostWrite};
+use crate::state::{ChangeSet, Live, LostWrite, StoreFailure};
 
 /// What one machine says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct MachineState {
     pub summary: Summary,
     /// Its running-config files that differ from its effective config.
     pub local_edits: Vec<LocalEdit>,
+    /// Since when, and why, it cannot write its store (it is Degraded); `None` while it
+    /// can, or from a machine that does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
 }
 
 /// The stamp of an entry one machine holds, and whether it is a removal.
@@ -68,6 +72,9 @@ pub struct MachineCheck {
     pub change_sets: Option<u64>,
     /// Its running-config files edited by hand.
     pub local_edits: Vec<LocalEdit>,
+    /// Since when, and why, it cannot write its store (when it answered so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
 }
 
 /// Where a change set stands on one member, for apply's per-machine report.
@@ -104,16 +111,36 @@ pub struct CheckReport {
     /// Writes that lost to concurrent ones and that no `check --resolve` has settled:
     /// what an operator may want to look at (they do not make the cluster inconsistent).
     pub conflicts: Vec<LostWrite>,
+    /// What is worth a look but is no inconsistency: members whose recorded appliance
+    /// versions differ ([`version_warnings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<CheckWarning>,
+}
+
+/// Something `check` found worth a look that is no inconsistency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckWarning {
+    /// What it is.
+    pub message: String,
+    /// What to do about it.
+    pub help: String,
 }
 
 impl CheckReport {
-    /// True when every member answered, all agree, and no running config was edited.
-    pub fn is_consistent(&self) -> bool {
+    /// True when every member answered, all agree, no running config was edited and
+    /// every store is written.
+    pub fn agrees(&self) -> bool {
         self.inconsistent.is_empty()
             && self
                 .machines
                 .iter()
-                .all(|m| m.answered && m.local_edits.is_empty())
+                .all(|m| m.answered && m.local_edits.is_empty() && m.store_failure.is_none())
+    }
+
+    /// True when the members agree ([`CheckReport::agrees`]) and no lost write is left
+    /// unsettled: the seed resolves a conflict, it does not just log it.
+    pub fn is_consistent(&self) -> bool {
+        self.agrees() && self.conflicts.is_empty()
     }
 }
 
@@ -137,12 +164,59 @@ pub fn inconsistencies(stamps: &BTreeMap<MachineName, Stamps>) -> Vec<Inconsiste
         .collect()
 }
 
+/// The warnings of a check about `members`' recorded versions: the seed's rule is that a
+/// cluster's machines run the same appliance version, so members whose agents report
+/// different ones are named, with each version.
+pub fn version_warnings(members: &BTreeMap<MachineName, Membership>) -> Vec<CheckWarning> {
+    let known = members
+        .iter()
+        .filter_map(|(m, info)| Some((m.as_str(), info.appliance_version.as_deref()?)));
+    match crate::model::appliance::mixed_versions(known) {
+        Some(by) => vec![CheckWarning {
+            message: format!(
+                "the members run different appliance versions: {}",
+                crate::model::appliance::describe_versions(&by)
+            ),
+            help: crate::model::appliance::MIXED_VERSIONS_HELP.to_owned(),
+        }],
+        None => Vec::new(),
+    }
+}
+
 /// The lost writes of `lost` that no change set of `history` settles (`check --resolve`
-/// of the entry): what `check` still lists.
-pub fn unresolved(lost: Vec<LostWrite>, history: &[ChangeSet]) -> Vec<LostWrite> {
+/// of the entry) and that still concern the cluster's `members`: what `check` still
+/// lists, and what keeps it from exiting 0. The conflicts of a removed machine settle
+/// with its removal: the writes it lost and the entries of its own can no longer be
+/// forced from it, nor matter to the others.
+pub fn unresolved(
+    lost: Vec<LostWrite>,
+    history: &[ChangeSet],
+    members: &BTreeSet<&MachineName>,
+) -> Vec<LostWrite> {
     let settled: BTreeSet<&Version> = history.iter().flat_map(|cs| &cs.settles).collect();
+    let of_a_member = |l: &LostWrite| {
+        let own = match &l.key {
+            Key::Machine(m)
+            | Key::Section {
+                mode: Mode::Machine(m),
+                ..
+            } => Some(m),
+            _ => None,
+        };
+        members.contains(&l.lost.version.origin) && own.is_none_or(|m| members.contains(m))
+    };
     lost.into_iter()
-        .filter(|l| !settled.contains(&l.lost.version))
+        .filter(|l| !settled.contains(&l.lost.version) && of_a_member(l))
+        .collect()
+}
+
+/// The members of the cluster in `live`.
+pub fn members_of(live: &Live) -> BTreeSet<&MachineName> {
+    live.iter()
+        .filter_map(|(k, e)| match (k, &e.value) {
+            (Key::Machine(m), Some(crate::model::EntryValue::Machine(_))) => Some(m),
+            _ => None,
+        })
         .collect()
 }
 
@@ -214,6 +288,32 @@ mod tests {
 
     fn m(name: &str) -> MachineName {
         MachineName::new(name).unwrap()
+    }
+
+    #[test]
+    fn a_removed_machine_s_conflicts_settle() {
+        let lost = |key: &str, loser: &str| LostWrite {
+            key: key.parse().unwrap(),
+            lost: held(2, loser, false).stamp,
+            value: None,
+            winner: held(3, "lab1", false).stamp,
+        };
+        let all = vec![
+            lost("cluster/dns", "lab3"),
+            lost("cluster/ntp", "lab2"),
+            lost("machine:lab3/interfaces", "lab2"),
+        ];
+        let (lab1, lab2, lab3) = (m("lab1"), m("lab2"), m("lab3"));
+        let everyone: BTreeSet<&MachineName> = [&lab1, &lab2, &lab3].into();
+        assert_eq!(unresolved(all.clone(), &[], &everyone).len(), 3);
+        let without_lab3: BTreeSet<&MachineName> = [&lab1, &lab2].into();
+        let left = unresolved(all, &[], &without_lab3);
+        let keys: Vec<String> = left.iter().map(|l| l.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            ["cluster/ntp"],
+            "lab3's lost write and its own entries settle"
+        );
     }
 
     #[test]

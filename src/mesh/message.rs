@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::consistency::{CheckReport, MachinePropagation};
 use super::status::{ClusterListing, ConnStatus, PendingEntry};
 use crate::model::{GroupName, Key, MachineName, Node, Version};
-use crate::plan::{Digests, Origin};
+use crate::plan::{Digests, Origin, Plan};
 use crate::state::{
     Base, ChangeSet, ChangeSetId, ChangeSetSummary, Conflict, Live, LostWrite, Writes,
 };
@@ -22,6 +22,15 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(..)")
     }
+}
+
+/// A rollback as it was shown, which [`Request::Rollback`] must still be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shown {
+    /// Key → value written (`None`: tombstone).
+    pub writes: Writes,
+    /// The live version of each key written, as seen when it was shown.
+    pub base: Base,
 }
 
 /// What a joining machine tells the member it joins through.
@@ -39,6 +48,13 @@ pub struct JoinRequest {
     pub group: Option<GroupName>,
     /// Its machine-only standalone sections (interfaces, hostname, …), which stay its own.
     pub machine_sections: Vec<Node>,
+    /// The Strata version it runs: the member refuses another release
+    /// ([`super::version`]). `None` from a client that does not say (refused too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata_version: Option<String>,
+    /// Its appliance's version, if its settings give one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appliance_version: Option<String>,
 }
 
 /// The protocol revision; agents refuse clients of another revision (and clients
@@ -48,8 +64,13 @@ pub struct JoinRequest {
 /// anti-entropy exchange pull what it lacks from one peer
 /// ([`crate::replica::SyncMsg::Pull`]) where 3 pushed it from every peer, packs large
 /// frames ([`super::pack`]), and has a parked link say so
-/// ([`super::wire::PeerMsg::Parked`]).
-pub const PROTOCOL: u32 = 4;
+/// ([`super::wire::PeerMsg::Parked`]); 5 adds [`Request::RollbackPlan`] and the rollback
+/// as shown ([`Shown`]), so that `rollback` shows what it will change before it asks;
+/// 6 records each member's Strata and appliance
+/// versions in its membership (an agent of 5 would drop them, and its digests of
+/// memberships would differ) and has a joiner say its own ([`JoinRequest`]). Strata
+/// versions are compared too, on join, links and reconnect ([`super::version`]).
+pub const PROTOCOL: u32 = 6;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -88,6 +109,10 @@ pub enum Request {
         /// (`apply --override-follower`); its self-heal then reverts the change.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         override_follower: bool,
+        /// An administrator's reason to apply during a change freeze
+        /// (`apply --break-glass REASON`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        break_glass: Option<String>,
     },
     /// The applied change sets.
     Log,
@@ -129,21 +154,36 @@ pub enum Request {
         /// How long to wait, in milliseconds (0: ask once).
         wait_ms: u64,
     },
+    /// What [`Request::Rollback`] to `to` would do now, as a plan (nothing is written):
+    /// what `strata rollback` shows before it asks.
+    RollbackPlan {
+        /// The change set whose state to restore: its id, or a unique prefix of it.
+        to: String,
+    },
     /// Apply the state as of change set `to` as a new change set.
     Rollback {
         /// The change set whose state to restore: its id, or a unique prefix of it.
         to: String,
+        /// The rollback as [`Request::RollbackPlan`] showed it: when given, the rollback
+        /// is refused as stale unless it still writes exactly these values against
+        /// exactly the versions in `base` (something changed since it was shown).
+        #[serde(default)]
+        shown: Option<Shown>,
     },
     /// Turn the standalone agent into a one-machine cluster.
     ClusterCreate {
         /// The cluster's name.
         name: String,
     },
-    /// Set the cluster admin passphrase: the passphrase of the administrator `admin` in
-    /// the `users` section, stored as an argon2id hash.
+    /// Set a user's passphrase in the cluster's `users` section, stored as an argon2id
+    /// hash: the administrator `admin` (created if missing), or another user the section
+    /// declares.
     ClusterPasswd {
         /// The new passphrase.
         passphrase: Secret,
+        /// Whose (`None`: `admin`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
     },
     /// To the joiner's own agent: join the cluster of the member at `address`.
     ClusterJoin {
@@ -342,6 +382,12 @@ pub enum Response {
         change_set: Box<ChangeSetSummary>,
         /// What it did on this machine.
         running: RunReport,
+    },
+    /// What a rollback would do ([`Request::RollbackPlan`]).
+    RollbackPlan {
+        /// The plan: its actions, the base they were computed against, and where it
+        /// comes from (`rollback to change set …`). No effective changes per machine.
+        plan: Box<Plan>,
     },
     /// There was nothing to commit.
     Unchanged,

@@ -2,7 +2,7 @@
 //! that carries one over the other on any byte stream — in production an SSH channel
 //! (the `strata` subsystem of the agent's russh server). On top: the SSH [`client`]
 //! with host-key [`pin`]ning, and the [`peer`] abstraction it implements beside an
-//! in-memory twin.
+//! in-memory twin. Which Strata versions may share a cluster: [`version`].
 
 pub mod client;
 pub mod codec;
@@ -15,6 +15,7 @@ pub mod pin;
 pub mod status;
 pub mod sync_status;
 pub mod table;
+pub mod version;
 pub mod wire;
 
 pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
@@ -22,7 +23,8 @@ pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{
     EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, Request, Response, RunReport, RunState,
-    SUBSYSTEM, Secret,
+    SUBSYSTEM, Secret, Shown,
 };
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;
+pub use version::strata_version;

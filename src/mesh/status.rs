@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::StoreFailure;
+
 /// A machine registered to join with its host key, or this machine as `prepjoin print`
 /// shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +23,8 @@ pub struct PendingEntry {
 pub enum Reach {
     /// The answering machine itself.
     Local,
-    /// Over its direct link.
+    /// Over its direct link: `connected`, in JSON as in `cluster list`'s text.
+    #[serde(rename = "connected", alias = "direct")]
     Direct,
     /// Through another machine (its direct link is down).
     Routed,
@@ -60,6 +63,17 @@ pub struct MachineListing {
     pub reach: Reach,
     /// A member no config repo declared, in a cluster driven from a repo.
     pub unmanaged: bool,
+    /// Since when, and why, it cannot write its store (it is Degraded), as its last ping
+    /// said (its own, for the answering machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
+    /// The Strata version its agent runs, as recorded in its membership (`None`:
+    /// unknown, not joined yet).
+    #[serde(default)]
+    pub strata_version: Option<String>,
+    /// Its appliance's version as its agent reports it (`None`: unknown).
+    #[serde(default)]
+    pub appliance_version: Option<String>,
 }
 
 /// One group in `cluster list`.
@@ -94,6 +108,10 @@ pub struct LinkEntry {
     /// How messages for `to` go: `None` when unreachable, `to` itself when direct, or the
     /// next machine on the way.
     pub via: Option<String>,
+    /// Why the answering machine's last dial of a down link failed (its own links only):
+    /// unreachable, refused, or another Strata release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// The links of one machine, as it last reported them.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HookRun;
 use crate::model::ChangeSetId;
+use crate::state::StoreFailure;
 
 /// Whether the live cluster runs what the commit it is compared with says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,13 +75,15 @@ pub struct Followed {
     pub grace_ms: u64,
 }
 
-/// How the last run of this machine's running config went.
+/// How this machine is doing: how the last run of its running config went, and whether
+/// it can write its store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
-    /// Every hook of the last run exited 0 (or there are none).
+    /// Every hook of the last run exited 0 (or there are none), and the store is written.
     Healthy,
-    /// A hook of the last run failed.
+    /// A hook of the last run failed, or the store cannot be written (a full or failing
+    /// disk).
     Degraded,
     /// Nothing has run since the agent started.
     Unknown,
@@ -136,4 +139,8 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// The health of the last run on this machine.
     pub last_run: LastRun,
+    /// Since when, and why, this machine cannot write its store (it is Degraded
+    /// meanwhile); `None` while it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_failure: Option<StoreFailure>,
 }

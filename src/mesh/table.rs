@@ -326,6 +326,7 @@ impl Table {
                     up: self.is_up(p, now_ms),
                     rtt_ms: self.links.get(p).and_then(|l| l.rtt_ms),
                     via: routes.get(p).map(ToString::to_string),
+                    why: None,
                 })
                 .collect(),
         }
@@ -353,6 +354,7 @@ impl Table {
                             up: l.heard_ago_ms.is_some(),
                             rtt_ms: l.rtt_ms,
                             via: l.heard_ago_ms.map(|_| l.to.to_string()),
+                            why: None,
                         })
                         .collect(),
                 },

@@ -8,7 +8,7 @@ use super::message::RunState;
 use super::table::LinkReport;
 use crate::model::{Key, MachineName, Version};
 use crate::replica::SyncMsg;
-use crate::state::{ChangeSet, Entry};
+use crate::state::{ChangeSet, Entry, StoreFailure};
 
 /// How many hops an envelope may take before it is dropped (a full mesh needs two at
 /// most; the bound stops a loop made of stale routes).
@@ -31,12 +31,17 @@ pub struct Envelope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "msg", rename_all = "kebab-case")]
 pub enum PeerMsg {
-    /// Sent every ping interval: the sender's links, for routes and `connstatus`.
+    /// Sent every ping interval: the sender's links, for routes and `connstatus`, and
+    /// whether it can write its store, for `cluster list`.
     Ping {
         /// Echoed in the pong.
         seq: u64,
         /// The sender's direct links.
         links: Vec<LinkReport>,
+        /// Since when, and why, the sender cannot write its store (it is Degraded);
+        /// absent while it can (and from agents that do not say).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        store_failure: Option<StoreFailure>,
     },
     /// The answer to a ping.
     Pong {

@@ -36,6 +36,16 @@ pub struct Membership {
     /// drives the cluster. Git owns it, as it owns the group and the address.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub declared: bool,
+    /// The Strata version its agent runs, as the agent last said (when it joined, or
+    /// started since): what the version rule compares ([`crate::mesh::version`]).
+    /// Unknown until then. The cluster's fact, never a repo's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata_version: Option<String>,
+    /// The version of the appliance it manages (AsyncOS `15.0.1-416`), as its agent's
+    /// `agent.kdl` says (`appliance-version`); unknown when it says none. The cluster's
+    /// fact, as the agent reports it; a repo records its own for `validate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appliance_version: Option<String>,
 }
 
 impl Membership {
@@ -49,6 +59,8 @@ impl Membership {
             peer: None,
             disconnected: false,
             declared: true,
+            strata_version: None,
+            appliance_version: None,
         }
     }
 
@@ -68,6 +80,8 @@ impl Membership {
             peer,
             disconnected: false,
             declared: false,
+            strata_version: None,
+            appliance_version: None,
         }
     }
 
@@ -82,12 +96,15 @@ impl Membership {
     }
 
     /// What a config repo says of the machine (group, address, serial), with what the
-    /// mesh learnt of it (host key, peer address, disconnected) taken from `live`: a repo
-    /// never declares those, so applying it keeps them.
+    /// mesh learnt of it (host key, peer address, disconnected, the Strata and appliance
+    /// versions its agent reports) taken from `live`: a repo never declares those, so
+    /// applying it keeps them.
     pub fn with_mesh_facts_of(mut self, live: &Membership) -> Membership {
         self.host_key = live.host_key.clone();
         self.peer = live.peer.clone();
         self.disconnected = live.disconnected;
+        self.strata_version = live.strata_version.clone();
+        self.appliance_version = live.appliance_version.clone();
         if self.serial.is_none() {
             self.serial = live.serial.clone();
         }
@@ -272,6 +289,8 @@ impl EntryValue {
                     ("host-key", &m.host_key),
                     ("serial", &m.serial),
                     ("peer", &m.peer),
+                    ("strata-version", &m.strata_version),
+                    ("appliance-version", &m.appliance_version),
                 ];
                 let mut props: Vec<(&str, String)> = optional
                     .into_iter()
@@ -351,6 +370,8 @@ impl EntryValue {
                 peer: string("peer"),
                 disconnected: string("disconnected").as_deref() == Some("true"),
                 declared: string("declared").as_deref() == Some("true"),
+                strata_version: string("strata-version"),
+                appliance_version: string("appliance-version"),
             }),
             Key::Pending(_) => EntryValue::Pending(PendingJoin {
                 serial: string("serial").unwrap_or_default(),
@@ -391,6 +412,10 @@ mod tests {
             (
                 "@machine:lab3",
                 "machine lab3 address=\"10.1.0.3\" group=Paris\n",
+            ),
+            (
+                "@machine:lab4",
+                "machine lab4 address=\"10.1.0.4\" appliance-version=\"15.0.1-416\" group=Paris strata-version=\"0.1.0\"\n",
             ),
             ("#catalogue", "builtin-sections dns interfaces\n"),
             ("cluster/dns", "dns {\n    server \"10.0.0.53\"\n}\n"),

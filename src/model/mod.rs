@@ -1,8 +1,10 @@
 //! The pure data model: names, levels and modes, the canonical span-free form of a
 //! section's contents, and what the store holds — keys, typed entry values, versions and
-//! provenance — in the one encoding the store and the wire share.
+//! provenance — in the one encoding the store and the wire share; and what Strata knows
+//! of the appliances themselves ([`appliance`]: versions, how many a cluster holds).
 
 mod address;
+pub mod appliance;
 mod encoding;
 mod entry;
 mod hlc;

@@ -7,6 +7,7 @@
 
 mod desired;
 mod digests;
+mod explain;
 pub mod ownership;
 mod render;
 
@@ -172,6 +173,20 @@ pub struct Shadow {
     pub by: Vec<Mode>,
 }
 
+/// A change at a mode that does not reach one machine: a lower level sets the section
+/// for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreached {
+    /// The machine.
+    pub machine: String,
+    /// The section.
+    pub section: String,
+    /// The mode the plan changes it at.
+    pub changed_at: Mode,
+    /// The lower mode that sets it for the machine, before and after.
+    pub set_by: Mode,
+}
+
 /// Where the desired state came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
@@ -199,6 +214,10 @@ pub struct Plan {
     pub machines: Vec<MachineChange>,
     /// Changes that lower modes shadow.
     pub shadows: Vec<Shadow>,
+    /// Per machine, the changes that do not reach it and the level that sets the
+    /// section instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<Unreached>,
     /// What the plan keeps of, or replaces on, the state the cluster owns (see
     /// [`ownership`]), for people.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -335,7 +354,8 @@ fn plan_against(
         })
         .collect();
     let machines = machine_changes(desired, catalogue, &live_values, &actions);
-    let shadows = shadows(desired, &actions);
+    let shadows = explain::shadows(desired, &actions);
+    let unreached = explain::unreached(desired, &actions);
     Plan {
         format: PLAN_FORMAT,
         origin,
@@ -343,6 +363,7 @@ fn plan_against(
         base,
         machines,
         shadows,
+        unreached,
         notes,
     }
 }
@@ -472,53 +493,6 @@ fn machine_changes(
                 new: !before.knows(m),
                 sections,
             });
-        }
-    }
-    out
-}
-
-fn shadows(desired: &Entries, actions: &[Action]) -> Vec<Shadow> {
-    let group_of: BTreeMap<&str, &str> = desired
-        .iter()
-        .filter_map(|(k, v)| match (k, v) {
-            (Key::Machine(m), EntryValue::Machine(info)) => Some((m.as_str(), info.group.as_str())),
-            _ => None,
-        })
-        .collect();
-    // Section name → the modes that define it, built once: a thousand-machine plan
-    // must not scan every entry for every action.
-    let mut definers: BTreeMap<&str, Vec<&Mode>> = BTreeMap::new();
-    for key in desired.keys() {
-        if let Key::Section { mode, section } = key {
-            definers.entry(section.as_str()).or_default().push(mode);
-        }
-    }
-    let mut out = Vec::new();
-    for a in actions.iter().filter(|a| !a.is_destructive()) {
-        let Key::Section { mode, section } = &a.key else {
-            continue;
-        };
-        if *mode == Mode::Cluster || matches!(mode, Mode::Group(_)) {
-            let below = |m: &Mode| match (mode, m) {
-                (Mode::Cluster, Mode::Group(_) | Mode::Machine(_)) => true,
-                (Mode::Group(g), Mode::Machine(name)) => {
-                    group_of.get(name.as_str()) == Some(&g.as_str())
-                }
-                _ => false,
-            };
-            let by: Vec<Mode> = definers
-                .get(section.as_str())
-                .into_iter()
-                .flatten()
-                .filter(|m| below(m))
-                .map(|m| (*m).clone())
-                .collect();
-            if !by.is_empty() {
-                out.push(Shadow {
-                    key: a.key.clone(),
-                    by,
-                });
-            }
         }
     }
     out
@@ -732,6 +706,10 @@ machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="
           lab4: new machine, 1 section defined
           lab3
               ntp  from factory default (was cluster)
+
+        changes that do not reach these machines (a lower level sets the section):
+          lab3, lab4
+              dns  changed at cluster, set by group:Paris
 
         note: cluster/dns will not affect these modes, which define their own: group:Paris
 

@@ -5,7 +5,7 @@
 //! | owner   | what |
 //! |---------|------|
 //! | git     | sections at every mode; the cluster's name; groups; a machine's group, and its address and serial when the repo gives them; users with their roles and keys; the catalogue |
-//! | cluster | what a machine proves or a member sets: host keys, the address a member joined with and the one the mesh dials (`peer`) when the repo gives none, serials the repo does not give, join and disconnect state, the pending-join list, and passphrase hashes set on a member (`cluster passwd`) unless the repo sets one |
+//! | cluster | what a machine proves or a member sets: host keys, the address a member joined with and the one the mesh dials (`peer`) when the repo gives none, serials the repo does not give, join and disconnect state, the Strata and appliance versions a member's agent reports, the pending-join list, and passphrase hashes set on a member (`cluster passwd`) unless the repo sets one |
 //!
 //! A repo apply never removes or rewrites cluster-owned state it does not mention
 //! ([`over_live`], [`without_repo`]); a repo that does set a passphrase hash wins, and the
@@ -28,8 +28,9 @@ fn is_users(key: &Key) -> bool {
 
 /// The value that applying a repo's `declared` value for `key` writes over `live`: what
 /// the repo says, with what the cluster owns and the repo does not mention taken from
-/// `live` — a member's host key, peer address, serial and disconnected state; the
-/// passphrase hashes of the users the repo declares without one.
+/// `live` — a member's host key, peer address, serial, disconnected state and the
+/// versions its agent reports; the passphrase hashes of the users the repo declares
+/// without one.
 pub fn over_live(key: &Key, declared: &EntryValue, live: Option<&EntryValue>) -> EntryValue {
     match (declared, live) {
         (EntryValue::Machine(d), Some(EntryValue::Machine(l))) => {
@@ -73,6 +74,8 @@ pub fn repo_part(key: &Key, value: Option<&EntryValue>) -> Option<EntryValue> {
             m.peer = None;
             m.serial = None;
             m.disconnected = false;
+            m.strata_version = None;
+            m.appliance_version = None;
             EntryValue::Machine(m)
         }
         EntryValue::Section(n) if is_users(key) => {
@@ -240,7 +243,7 @@ mod tests {
         let k: Key = "@machine:lab1".parse().unwrap();
         let joined = EntryValue::from_text(
             &k,
-            r#"machine lab1 address="10.0.0.1" group=Main_Group host-key="ssh-ed25519 AAAA" peer="10.0.0.1:2222" serial="S1" disconnected="true" declared="true""#,
+            r#"machine lab1 address="10.0.0.1" group=Main_Group host-key="ssh-ed25519 AAAA" peer="10.0.0.1:2222" serial="S1" disconnected="true" declared="true" strata-version="0.2.0" appliance-version="15.0.1-416""#,
         )
         .unwrap();
         let declared = EntryValue::from_text(

@@ -80,23 +80,24 @@ pub fn render_human(plan: &Plan) -> String {
             };
             same.entry(lines).or_default().push(&m.machine);
         }
-        for (lines, machines) in same {
-            let mut names = machines[..machines.len().min(NAMES_SHOWN)].join(", ");
-            if machines.len() > NAMES_SHOWN {
-                let _ = write!(names, " and {} more", machines.len() - NAMES_SHOWN);
-            }
-            match lines.as_slice() {
-                [one] if one.starts_with("new machine") => {
-                    let _ = writeln!(out, "  {names}: {one}");
-                }
-                _ => {
-                    let _ = writeln!(out, "  {names}");
-                    for line in lines {
-                        let _ = writeln!(out, "      {line}");
-                    }
-                }
-            }
+        write_grouped(&mut out, same);
+    }
+    if !plan.unreached.is_empty() {
+        out.push_str(
+            "\nchanges that do not reach these machines (a lower level sets the section):\n",
+        );
+        let mut same: BTreeMap<Vec<String>, Vec<&str>> = BTreeMap::new();
+        let mut by_machine: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for u in &plan.unreached {
+            by_machine.entry(&u.machine).or_default().push(format!(
+                "{}  changed at {}, set by {}",
+                u.section, u.changed_at, u.set_by
+            ));
         }
+        for (machine, lines) in by_machine {
+            same.entry(lines).or_default().push(machine);
+        }
+        write_grouped(&mut out, same);
     }
     for s in &plan.shadows {
         let by: Vec<String> = s.by.iter().map(Mode::to_string).collect();
@@ -115,6 +116,28 @@ pub fn render_human(plan: &Plan) -> String {
         "\nplan: {created} to create, {changed} to change, {removed} to remove"
     );
     out
+}
+
+/// Machines that share the same lines, as one entry: their names (the first few and
+/// "and N more"), then the lines — or one line after the names when there is one.
+fn write_grouped(out: &mut String, same: BTreeMap<Vec<String>, Vec<&str>>) {
+    for (lines, machines) in same {
+        let mut names = machines[..machines.len().min(NAMES_SHOWN)].join(", ");
+        if machines.len() > NAMES_SHOWN {
+            let _ = write!(names, " and {} more", machines.len() - NAMES_SHOWN);
+        }
+        match lines.as_slice() {
+            [one] if one.starts_with("new machine") => {
+                let _ = writeln!(out, "  {names}: {one}");
+            }
+            _ => {
+                let _ = writeln!(out, "  {names}");
+                for line in lines {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+    }
 }
 
 fn section_change(s: &SectionChange, width: usize) -> String {

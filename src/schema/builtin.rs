@@ -12,6 +12,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../schemas/bounce-profiles.kdl"),
     ),
     (
+        "change-freeze.kdl",
+        include_str!("../../schemas/change-freeze.kdl"),
+    ),
+    (
         "cluster-mesh.kdl",
         include_str!("../../schemas/cluster-mesh.kdl"),
     ),

@@ -289,7 +289,14 @@ fn cluster_form(
                 continue;
             }
         };
-        for k in ["name", "group", "address", "serial", "sections"] {
+        for k in [
+            "name",
+            "group",
+            "address",
+            "serial",
+            "appliance-version",
+            "sections",
+        ] {
             dec.claim_attr(e, k);
         }
         let listed: Vec<String> = e
@@ -330,6 +337,7 @@ fn cluster_form(
             group: attr("group"),
             address: attr("address"),
             serial: attr("serial").map(|s| s.value),
+            appliance_version: attr("appliance-version"),
             sections: sections
                 .into_iter()
                 .map(|node| SectionDecl {
@@ -378,6 +386,7 @@ pub fn standalone_repo(
         group: None,
         address: None,
         serial: None,
+        appliance_version: None,
         sections: Vec::new(),
     };
     let (mut c, mut g, mut m) = (
@@ -494,6 +503,9 @@ pub fn export_cluster(repo: &Repo, catalogue: &Catalogue) -> Vec<u8> {
             }
             if let Some(s) = &decl.serial {
                 set(&mut e, "serial", s);
+            }
+            if let Some(v) = &decl.appliance_version {
+                set(&mut e, "appliance-version", &v.value);
             }
         }
         let mut sections: Vec<&Node> = decl.sections.iter().map(|s| &s.node).collect();

@@ -119,6 +119,7 @@ fn machine_props<'a>(
     group: Option<&'a str>,
     address: Option<&'a str>,
     serial: Option<&'a str>,
+    appliance_version: Option<&'a str>,
 ) -> Vec<(&'a str, &'a str)> {
     let mut props = Vec::new();
     if let Some(g) = group.filter(|g| *g != MAIN_GROUP) {
@@ -129,6 +130,9 @@ fn machine_props<'a>(
     }
     if let Some(s) = serial {
         props.push(("serial", s));
+    }
+    if let Some(v) = appliance_version {
+        props.push(("appliance-version", v));
     }
     props
 }
@@ -152,7 +156,7 @@ pub fn new_cluster(
     let (c, g, m) = (at(Level::Cluster), at(Level::Group), at(Level::Machine));
     let names = |v: &[&Node]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     let comments = header_comments(app);
-    let props = machine_props(None, address, app.header.serial.as_deref());
+    let props = machine_props(None, address, app.header.serial.as_deref(), None);
     let files = vec![
         (
             "cluster.kdl".to_owned(),
@@ -249,7 +253,7 @@ pub fn into_machine(
             written.push(node);
         }
     }
-    let props = machine_props(Some(group), address, app.header.serial.as_deref());
+    let props = machine_props(Some(group), address, app.header.serial.as_deref(), None);
     let text = mode_text("machine", machine, &props, &written, &header_comments(app));
     Planned {
         files: vec![(machine_path(machine), text)],
@@ -298,6 +302,7 @@ pub fn from_cluster(xml: &Repo, rename: Option<&str>) -> Planned {
             m.group.as_ref().map(|g| g.value.as_str()),
             m.address.as_ref().map(|a| a.value.as_str()),
             m.serial.as_deref(),
+            m.appliance_version.as_ref().map(|v| v.value.as_str()),
         );
         files.push((
             machine_path(n),

@@ -32,6 +32,7 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
 
     let apply = strata(&[
         "apply",
+        "--yes",
         "--ref",
         "main",
         "--repo",
@@ -91,6 +92,7 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
     assert!(
         strata(&[
             "apply",
+            "--yes",
             "--ref",
             "main",
             "--repo",
@@ -104,7 +106,13 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
 
     let log = strata(&["log", "--state-dir", &sd, "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
-    let sets = json["change_sets"].as_array().unwrap();
+    // Newest first, as for people: oldest first here.
+    let sets: Vec<&serde_json::Value> = json["change_sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .collect();
     assert_eq!(sets.len(), 3);
     assert_eq!(sets[1]["meta"]["source"]["commit"], commit.as_str());
     assert_eq!(sets[1]["meta"]["author"], "Ada Lovelace <ada@example.com>");
@@ -121,7 +129,14 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
 
     // Rollback to the second change set (named by a prefix of its id) is a new, fourth
     // change set that restores the old resolver.
-    let rb = strata(&["rollback", "--to", &ids[1][..7], "--state-dir", &sd]);
+    let rb = strata(&[
+        "rollback",
+        "--yes",
+        "--to",
+        &ids[1][..7],
+        "--state-dir",
+        &sd,
+    ]);
     assert!(rb.status.success(), "{}", stderr(&rb));
     let ids = change_set_ids(&sd);
     assert_eq!(ids.len(), 4);
@@ -138,7 +153,7 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
     // The repo (at 10.0.0.99) now differs from the agent again.
     let plan = strata(&["plan", "--ref", "main", "--repo", &repo, "--state-dir", &sd]);
     assert_eq!(plan.status.code(), Some(2));
-    let bad = strata(&["rollback", "--to", "ffffffff", "--state-dir", &sd]);
+    let bad = strata(&["rollback", "--yes", "--to", "ffffffff", "--state-dir", &sd]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).contains("there is no change set ffffffff"),
@@ -146,7 +161,7 @@ fn plan_apply_plan_log_and_rollback_round_trip() {
         stderr(&bad)
     );
     // A local sequence number is not an id: it differs between machines.
-    let bad = strata(&["rollback", "--to", "2", "--state-dir", &sd]);
+    let bad = strata(&["rollback", "--yes", "--to", "2", "--state-dir", &sd]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).contains("`2` is not a change set id"),
@@ -183,6 +198,7 @@ fn a_stale_plan_is_refused_with_what_changed() {
     assert!(
         strata(&[
             "apply",
+            "--yes",
             "--ref",
             "main",
             "--repo",
@@ -193,7 +209,7 @@ fn a_stale_plan_is_refused_with_what_changed() {
         .status
         .success()
     );
-    let stale = strata(&["apply", "--plan", &saved, "--state-dir", &sd]);
+    let stale = strata(&["apply", "--yes", "--plan", &saved, "--state-dir", &sd]);
     assert_eq!(stale.status.code(), Some(1));
     let err = stderr(&stale);
     assert!(err.contains("the plan is stale"), "{err}");
@@ -212,7 +228,7 @@ fn a_stale_plan_is_refused_with_what_changed() {
     assert_eq!(json["change_sets"].as_array().unwrap().len(), 2);
     // A garbage plan file is a clear error.
     std::fs::write(&saved, "{}").unwrap();
-    let bad = strata(&["apply", "--plan", &saved, "--state-dir", &sd]);
+    let bad = strata(&["apply", "--yes", "--plan", &saved, "--state-dir", &sd]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).contains("is not a saved plan"),
@@ -236,6 +252,7 @@ fn an_invalid_repo_is_not_planned() {
     let agent = created(&tmp.path().join("agent"));
     let out = strata(&[
         "apply",
+        "--yes",
         "--ref",
         "main",
         "--repo",

@@ -37,6 +37,7 @@ fn roles_and_host_keys_decide_who_gets_in() {
     let fp = agent.fingerprint();
     let out = strata(&[
         "apply",
+        "--yes",
         "--ref",
         "main",
         "--repo",
@@ -68,7 +69,7 @@ fn roles_and_host_keys_decide_who_gets_in() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(remote(&ro, "rob", &fp, &["log"]).status.success());
     let first = change_set_ids(&sd(&agent))[0].clone();
-    let out = remote(&ro, "rob", &fp, &["rollback", "--to", &first]);
+    let out = remote(&ro, "rob", &fp, &["rollback", "--yes", "--to", &first]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("user `rob` (read-only) may not apply changes"),
@@ -83,7 +84,7 @@ fn roles_and_host_keys_decide_who_gets_in() {
         &[("cluster.kdl", &cluster.replace("10.0.0.53", "10.0.0.54"))],
         "dns",
     );
-    let mut args = vec!["apply"];
+    let mut args = vec!["apply", "--yes"];
     args.extend(plan_args);
     let out = remote(&op, "ada", &fp, &args);
     assert!(out.status.success(), "{}\n{}", stderr(&out), agent.log());
@@ -103,7 +104,7 @@ fn roles_and_host_keys_decide_who_gets_in() {
         )],
         "promote ada",
     );
-    let mut args = vec!["apply"];
+    let mut args = vec!["apply", "--yes"];
     args.extend(plan_args);
     let out = remote(&op, "ada", &fp, &args);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -222,6 +223,7 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
     assert!(
         strata(&[
             "apply",
+            "--yes",
             "--ref",
             "main",
             "--repo",
@@ -318,6 +320,7 @@ fn a_passphrase_logs_in_against_its_argon2id_hash() {
     let repo = p(&tmp.path().join("repo"));
     let out = strata(&[
         "apply",
+        "--yes",
         "--ref",
         "main",
         "--repo",

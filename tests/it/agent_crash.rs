@@ -67,7 +67,16 @@ fn kill_9_during_large_applies_leaves_old_or_new_state_never_a_mix() {
 
     // One uninterrupted apply, to learn how long an apply takes here.
     let started = Instant::now();
-    let out = strata(&["apply", "--ref", &a, "--repo", &repo, "--state-dir", &sd]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--ref",
+        &a,
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let span = started.elapsed().as_millis() as u64;
     let mut current = a.clone();
@@ -81,6 +90,7 @@ fn kill_9_during_large_applies_leaves_old_or_new_state_never_a_mix() {
         let mut apply = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args([
                 "apply",
+                "--yes",
                 "--ref",
                 &target,
                 "--repo",
@@ -132,7 +142,16 @@ fn kill_9_during_large_applies_leaves_old_or_new_state_never_a_mix() {
         "kill -9: {committed_kills} after commit, {aborted_kills} before (apply ≈ {span} ms)"
     );
     // Whatever happened, the agent still applies and converges.
-    let out = strata(&["apply", "--ref", &b, "--repo", &repo, "--state-dir", &sd]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--ref",
+        &b,
+        "--repo",
+        &repo,
+        "--state-dir",
+        &sd,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(planned(&repo, &b, &sd).is_empty());
 }

@@ -94,7 +94,14 @@ fn a_hand_edited_plan_is_checked_like_a_repo_and_refused_whole() {
     ];
     for (edited, expected) in cases {
         std::fs::write(&saved, serde_json::to_string(&edited).unwrap()).unwrap();
-        let out = strata(&["apply", "--plan", &p(&saved), "--state-dir", &sd(&agent)]);
+        let out = strata(&[
+            "apply",
+            "--yes",
+            "--plan",
+            &p(&saved),
+            "--state-dir",
+            &sd(&agent),
+        ]);
         assert_eq!(out.status.code(), Some(1), "{expected}");
         let err = stderr(&out);
         assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
@@ -109,7 +116,14 @@ fn a_hand_edited_plan_is_checked_like_a_repo_and_refused_whole() {
     let long = format!("cluster/{}", "s".repeat(300));
     let edited = with_action(&plan, &long, section("s", json!([])));
     std::fs::write(&saved, serde_json::to_string(&edited).unwrap()).unwrap();
-    let out = strata(&["apply", "--plan", &p(&saved), "--state-dir", &sd(&agent)]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--plan",
+        &p(&saved),
+        "--state-dir",
+        &sd(&agent),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("is not a saved plan"),
@@ -118,6 +132,13 @@ fn a_hand_edited_plan_is_checked_like_a_repo_and_refused_whole() {
     );
     // The plan as it was still applies.
     std::fs::write(&saved, serde_json::to_string(&plan).unwrap()).unwrap();
-    let out = strata(&["apply", "--plan", &p(&saved), "--state-dir", &sd(&agent)]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--plan",
+        &p(&saved),
+        "--state-dir",
+        &sd(&agent),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -27,6 +27,37 @@ impl TestAgent {
     /// an `agent.kdl` already in `dir` is kept, else a default one is written) and waits
     /// until it listens.
     pub fn start_on(dir: &Path, machine: &str, listen: &str) -> TestAgent {
+        TestAgent::start_with_env(dir, machine, listen, &[])
+    }
+
+    /// As [`TestAgent::start_on`], with `env` set for the agent (`STRATA_TEST_VERSION`,
+    /// say: the Strata version a debug build says it runs).
+    pub fn start_with_env(
+        dir: &Path,
+        machine: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> TestAgent {
+        TestAgent::launch(&std::env::current_dir().unwrap(), dir, machine, listen, env)
+    }
+
+    /// Starts an agent run from directory `cwd` with a relative `--state-dir`
+    /// (`cwd/relative`), on a free loopback port.
+    pub fn start_relative(cwd: &Path, relative: &Path, machine: &str) -> TestAgent {
+        assert!(relative.is_relative(), "{}", relative.display());
+        TestAgent::launch(cwd, relative, machine, "127.0.0.1:0", &[])
+    }
+
+    /// Starts an agent in directory `cwd` with `--state-dir STATE_DIR` and `env` set,
+    /// and waits until it listens.
+    fn launch(
+        cwd: &Path,
+        state_dir: &Path,
+        machine: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> TestAgent {
+        let dir = &cwd.join(state_dir);
         let address = dir.join("address");
         let _ = std::fs::remove_file(&address);
         std::fs::create_dir_all(dir).unwrap();
@@ -42,10 +73,12 @@ impl TestAgent {
             .open(dir.join("agent.stderr"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(cwd)
             .args(["agent", "--state-dir"])
-            .arg(dir)
+            .arg(state_dir)
             .args(["--listen", listen, "--machine", machine])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -230,10 +263,12 @@ pub fn change_set_ids(sd: &str) -> Vec<String> {
     let log = strata(&["log", "--state-dir", sd, "--format", "json"]);
     assert!(log.status.success(), "{}", stderr(&log));
     let json: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
+    // The log runs newest first.
     json["change_sets"]
         .as_array()
         .unwrap()
         .iter()
+        .rev()
         .map(|cs| cs["id"].as_str().unwrap()[..10].to_owned())
         .collect()
 }
@@ -298,6 +333,7 @@ impl HeldHook {
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
             .args([
                 "apply",
+                "--yes",
                 "--ref",
                 "main",
                 "--repo",
@@ -328,7 +364,16 @@ pub fn plan_main(repo: &str, sd: &str) -> Output {
 
 /// `strata apply --ref main --repo REPO --state-dir SD`, which must succeed; its stdout.
 pub fn apply_main(repo: &str, sd: &str) -> String {
-    let out = strata(&["apply", "--ref", "main", "--repo", repo, "--state-dir", sd]);
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--ref",
+        "main",
+        "--repo",
+        repo,
+        "--state-dir",
+        sd,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }

@@ -158,9 +158,15 @@ fn a_partition_heals_to_one_winner_with_the_loser_in_every_conflict_log() {
         logs.windows(2).all(|w| w[0] == w[1]),
         "the same log everywhere: {logs:?}"
     );
-    // Check is clean (everyone agrees) and names the unresolved conflict.
+    // Everyone agrees, but check names the unsettled conflict and exits 2 until it is
+    // settled.
     let text = clean(&h, 3);
     assert!(text.contains("Writes lost to concurrent ones"), "{text}");
+    assert_eq!(
+        check(&h, 3, &[]).0,
+        Some(2),
+        "an unsettled conflict is not consistent"
+    );
     assert!(text.contains("dns at Cluster americas:"), "{text}");
     let human = ok(&h.strata(2, &["log", "--conflicts"]));
     assert!(human.contains("cluster/dns write lost"), "{human}");
@@ -180,6 +186,7 @@ fn a_partition_heals_to_one_winner_with_the_loser_in_every_conflict_log() {
     assert!(text.contains("applied change set"), "{text}");
     let text = clean(&h, 1);
     assert!(!text.contains("Writes lost"), "settled: {text}");
+    assert_eq!(check(&h, 1, &[]).0, Some(0), "settled: consistent again");
     // The history still keeps the loss.
     let v = json(&h.strata(1, &["log", "--conflicts", "--format", "json"]));
     assert_eq!(v["conflicts"].as_array().map(Vec::len), Some(1), "{v}");

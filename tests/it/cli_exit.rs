@@ -12,6 +12,19 @@ fn a_usage_error_is_not_mistaken_for_changes_and_help_is_success() {
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
     let out = strata(&["valdate"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    // A command that needs an agent and is told none is missing an argument too.
+    let out = strata(&["log"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains("which agent?"), "{}", stderr(&out));
+    // -h and --help give the same exit codes (a subcommand's own).
+    for flag in ["-h", "--help"] {
+        let out = strata(&["cluster", "list", flag]);
+        assert!(
+            stdout(&out).contains("Exit codes: 0 listed, 1 refused, 69 unreachable; 64"),
+            "{flag}: {}",
+            stdout(&out)
+        );
+    }
     let out = strata(&["plan", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(

@@ -23,10 +23,11 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
 /// The last change set of the agent, as `strata log --format json` gives it.
 fn last_change_set(sd: &str) -> serde_json::Value {
     let log = json_of(&strata(&["log", "--state-dir", sd, "--format", "json"]));
+    // The log runs newest first.
     log["change_sets"]
         .as_array()
         .unwrap()
-        .last()
+        .first()
         .unwrap()
         .clone()
 }
@@ -61,6 +62,19 @@ fn passwd_lets_admin_log_in_with_the_passphrase_and_no_other() {
         )
     );
     assert_eq!(last_change_set(&sd)["meta"]["message"], "cluster passwd");
+    // The log runs newest first in JSON as for people, and -n keeps the newest.
+    let newest = json_of(&strata(&[
+        "log",
+        "-n",
+        "1",
+        "--state-dir",
+        &sd,
+        "--format",
+        "json",
+    ]));
+    let sets = newest["change_sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 1, "{newest}");
+    assert_eq!(sets[0]["meta"]["message"], "cluster passwd");
     let login = |pass: &str| log_with_passphrase(&agent, "admin", pass).output().unwrap();
     let ok = login("open sesame 42");
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -74,6 +88,32 @@ fn passwd_lets_admin_log_in_with_the_passphrase_and_no_other() {
     );
     // The passphrase is never logged.
     assert!(!agent.log().contains("open sesame"), "{}", agent.log());
+    // `--passphrase-file -` reads standard input, as OpenSSH-era tools do.
+    let mut piped = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "cluster",
+            "passwd",
+            "--passphrase-file",
+            "-",
+            "--state-dir",
+            &sd,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    piped
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin 7\n")
+        .unwrap();
+    let piped = piped.wait_with_output().unwrap();
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    let from_stdin = login("from stdin 7");
+    assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
     // An empty passphrase is refused before anything is sent.
     let empty = write(tmp.path(), "empty", "\n");
     let out = strata(&[
@@ -98,7 +138,11 @@ fn passwd_lets_admin_log_in_with_the_passphrase_and_no_other() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(change_set_ids(&sd).len(), 2, "nothing else was written");
+    assert_eq!(
+        change_set_ids(&sd).len(),
+        3,
+        "nothing else was written (create, passwd, passwd from stdin)"
+    );
 }
 
 #[test]
@@ -445,4 +489,69 @@ fn an_unreachable_agent_exits_69() {
         "SHA256:AAAA",
     ]);
     assert_eq!(out.status.code(), Some(69), "{}", stderr(&out));
+}
+
+#[test]
+fn passwd_sets_a_declared_user_s_passphrase_and_a_reapply_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = created(&tmp.path().join("agent"));
+    let sd = sd(&agent);
+    let repo = tmp.path().join("repo");
+    let cluster = CLUSTER.replace("cluster \"americas\" {", "cluster \"americas\" {\n    users { user \"admin\" role=\"administrator\"; user \"ops\" role=\"operator\"; }");
+    assert_ne!(cluster, CLUSTER);
+    git_repo(
+        &repo,
+        &[("cluster.kdl", &cluster), ("machines.kdl", MACHINES)],
+        "users",
+    );
+    apply_main(&p(&repo), &sd);
+    let pass = write(tmp.path(), "pass", "ops passphrase\n");
+    let out = strata(&[
+        "cluster",
+        "passwd",
+        "ops",
+        "--passphrase-file",
+        &pass,
+        "--state-dir",
+        &sd,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("passphrase set for user ops"),
+        "{}",
+        stdout(&out)
+    );
+    let login = || {
+        log_with_passphrase(&agent, "ops", "ops passphrase")
+            .output()
+            .unwrap()
+    };
+    let first = login();
+    assert!(first.status.success(), "{}", stderr(&first));
+    // The repo gives ops no hash: applying it again keeps the one set on the cluster.
+    std::fs::write(
+        repo.join("cluster.kdl"),
+        cluster.replace("10.0.0.53", "10.0.0.54"),
+    )
+    .unwrap();
+    git_repo(&repo, &[], "another resolver");
+    apply_main(&p(&repo), &sd);
+    let again = login();
+    assert!(again.status.success(), "{}", stderr(&again));
+    // A user the repo does not declare has no passphrase to set.
+    let out = strata(&[
+        "cluster",
+        "passwd",
+        "eve",
+        "--passphrase-file",
+        &pass,
+        "--state-dir",
+        &sd,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("user `eve` is not in the cluster's users section"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -1,5 +1,6 @@
 //! The corpus: `examples/americas` is valid; every repo under `examples/invalid/` fails
-//! (or warns) with the diagnostics in its own `expected.snap`.
+//! (or, for the few listed as warning only, warns) with the diagnostics in its own
+//! `expected.snap`.
 
 use crate::support::{example, rendered};
 use strata::validate::check_paths;
@@ -58,7 +59,12 @@ fn every_invalid_example_has_its_diagnostics() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let checked = check_paths(std::slice::from_ref(&path)).unwrap();
         assert!(!checked.diags.problems.is_empty(), "{name} reports nothing");
-        let warning_only = name == "group-named-like-cluster";
+        let warning_only = [
+            "group-named-like-cluster",
+            "many-machines",
+            "mixed-appliance-versions",
+        ]
+        .contains(&name.as_str());
         assert_eq!(
             checked.diags.has_errors(),
             !warning_only,

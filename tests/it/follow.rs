@@ -160,7 +160,7 @@ fn a_followed_repos_new_commit_reaches_every_member_and_all_say_synced() {
     // A rollback on a member that does not follow is refused too: the log says a
     // follower keeps the cluster at its branch.
     let ids = crate::agent_support::change_set_ids(&h.machine(2).sd());
-    let out = h.strata(2, &["rollback", "--to", &ids[0]]);
+    let out = h.strata(2, &["rollback", "--yes", "--to", &ids[0]]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("pin a commit"), "{}", stderr(&out));
 }
@@ -343,7 +343,7 @@ fn self_heal_reverts_an_out_of_band_apply_and_rollback_is_refused() {
     // A rollback (to the out-of-band state) would be undone by the next sync: refused,
     // with a hint.
     let ids = crate::agent_support::change_set_ids(&sd);
-    let out = strata(&["rollback", "--to", &ids[1], "--state-dir", &sd]);
+    let out = strata(&["rollback", "--yes", "--to", &ids[1], "--state-dir", &sd]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let why = stderr(&out);
     assert!(

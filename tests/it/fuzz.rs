@@ -480,7 +480,11 @@ fn request_seeds() -> Vec<String> {
             version: "0.1.0".into(),
         })
         .unwrap(),
-        serde_json::to_string(&Request::Rollback { to: "abcd".into() }).unwrap(),
+        serde_json::to_string(&Request::Rollback {
+            to: "abcd".into(),
+            shown: None,
+        })
+        .unwrap(),
         serde_json::to_string(&Request::ClusterCreate { name: "c".into() }).unwrap(),
         serde_json::to_string(&Request::Log).unwrap(),
     ];

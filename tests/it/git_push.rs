@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::agent_support::{
-    MACHINES, apply_main, change_set_ids, created, git_repo, keypair, p, sd, stderr, stdout, strata,
+    MACHINES, TestAgent, apply_main, change_set_ids, created, git_repo, keypair, ok, p, sd, stderr,
+    stdout, strata,
 };
 use crate::cluster_support::conflicts;
 use crate::mesh_support::{MeshHarness, wait_until};
@@ -98,7 +99,7 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
     let newest = log["change_sets"]
         .as_array()
         .unwrap()
-        .last()
+        .first()
         .unwrap()
         .clone();
     assert_eq!(
@@ -317,4 +318,54 @@ fn the_example_post_receive_hook_pushes_onward_to_the_cluster() {
     assert!(dns.contains("10.9.9.9"), "{dns}");
     let log = stdout(&strata(&["log", "--state-dir", &sd(&agent)]));
     assert!(log.contains(&commit[..10]), "{log}");
+}
+
+/// An agent started with a relative `--state-dir` from some directory takes pushes: the
+/// hook git runs inside the agent's repository finds its agent (it was refused with "no
+/// agent is running on st/lab2"), and so does a client run with a relative --state-dir
+/// from the same directory.
+#[test]
+fn an_agent_started_with_a_relative_state_dir_accepts_a_push() {
+    if clients().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let agent = TestAgent::start_relative(&work, Path::new("st/lab2"), "lab2.example.com");
+    let here = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(&work)
+            .env("NO_COLOR", "1")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    ok(&here(&[
+        "cluster",
+        "create",
+        "americas",
+        "--state-dir",
+        "st/lab2",
+    ]));
+    let repo = tmp.path().join("repo");
+    git_repo(
+        &repo,
+        &[(
+            "cluster.kdl",
+            "cluster \"americas\" {\n    dns { server \"10.0.0.53\"; }\n}\n\
+             group \"Main_Group\"\nmachine \"lab2.example.com\"\n",
+        )],
+        "dns",
+    );
+    let admin = Pusher::new(&agent, tmp.path(), "admin", &agent.dir.join("local_key"));
+    let out = admin.push(&repo);
+    let text = both(&out);
+    assert!(out.status.success(), "{text}\n{}", agent.log());
+    assert!(text.contains("applied change set"), "{text}");
+    let dns = std::fs::read_to_string(agent.dir.join("running/dns.kdl")).unwrap();
+    assert!(dns.contains("10.0.0.53"), "{dns}");
+    let log = ok(&here(&["log", "--state-dir", "st/lab2"]));
+    assert!(log.contains("dns"), "{log}");
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::agent_support::stderr;
+use crate::agent_support::{stderr, stdout};
 use crate::cluster_support::{PASSPHRASE, SETTLE, ok};
 use crate::mesh_support::{MeshHarness, wait_until};
 
@@ -48,6 +48,71 @@ fn join(h: &MeshHarness, i: usize, via: usize, pass: &str, extra: &[&str]) -> st
         args.extend(["--passphrase-file", pass]);
     }
     h.strata(i, &args)
+}
+
+#[test]
+fn a_join_pins_the_member_by_a_known_hosts_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = MeshHarness::start(tmp.path(), 2);
+    let pass = create(&h, tmp.path());
+    let member = h.machine(1);
+    let known = tmp.path().join("known_hosts");
+    let addr = member.relay.to_string();
+    // Another key for the member: refused, naming the fingerprint it saw.
+    std::fs::write(
+        &known,
+        format!(
+            "[{}]:{} {}\n",
+            member.relay.ip(),
+            member.relay.port(),
+            h.machine(2).host_public_key()
+        ),
+    )
+    .unwrap();
+    let known_arg = known.display().to_string();
+    let args = [
+        "cluster",
+        "join",
+        &addr,
+        "--known-hosts",
+        &known_arg,
+        "--passphrase-file",
+        &pass,
+        "--yes",
+    ];
+    let out = h.strata(2, &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // Its own key: joined.
+    std::fs::write(
+        &known,
+        format!(
+            "[{}]:{} {}\n",
+            member.relay.ip(),
+            member.relay.port(),
+            member.host_public_key()
+        ),
+    )
+    .unwrap();
+    ok(&h.strata(2, &args));
+    // A file that records nothing for the member says so.
+    std::fs::write(&known, "").unwrap();
+    let out = h.strata(
+        1,
+        &[
+            "cluster",
+            "join",
+            "10.9.9.9:2222",
+            "--known-hosts",
+            &known_arg,
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("records no host key for 10.9.9.9:2222"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Every member's own view shows every link up.

@@ -42,6 +42,9 @@ pub struct MeshMachine {
     pub relay: SocketAddr,
     /// The state dir (kept across restarts).
     pub dir: PathBuf,
+    /// The Strata version its agent says it runs (`STRATA_TEST_VERSION`), if not the
+    /// build's: set by [`MeshHarness::restart_as`].
+    pub version: Option<String>,
     agent: Option<TestAgent>,
 }
 
@@ -133,6 +136,7 @@ impl MeshHarness {
                     ip,
                     relay,
                     dir,
+                    version: None,
                     agent: None,
                 }
             })
@@ -218,9 +222,28 @@ impl MeshHarness {
     pub fn restart(&mut self, i: usize) {
         self.kill9(i);
         let m = &mut self.machines[i - 1];
-        m.agent = Some(TestAgent::start_on(&m.dir, &m.name, &m.listen()));
+        let env: Vec<(&str, &str)> = m
+            .version
+            .as_deref()
+            .map(|v| ("STRATA_TEST_VERSION", v))
+            .into_iter()
+            .collect();
+        m.agent = Some(TestAgent::start_with_env(
+            &m.dir,
+            &m.name,
+            &m.listen(),
+            &env,
+        ));
         let addr = m.agent_addr();
         self.relays.set_target(i, Some(addr));
+    }
+
+    /// Machine `i` "upgraded": its agent restarted on the same state dir, saying it runs
+    /// Strata `version` (a debug build's test-only `STRATA_TEST_VERSION`), as every later
+    /// restart will.
+    pub fn restart_as(&mut self, i: usize, version: &str) {
+        self.machines[i - 1].version = Some(version.to_owned());
+        self.restart(i);
     }
 }
 
@@ -236,6 +259,15 @@ impl MeshHarness {
     /// passphrase, and joined by the others through machine 1's relay. Panics, with the
     /// output, on a failure.
     pub fn form(&self, tmp: &Path, name: &str) {
+        let pass = self.create(tmp, name);
+        for i in 2..=self.len() {
+            self.join(i, &pass);
+        }
+    }
+
+    /// Creates cluster `name` on machine 1 and gives it the admin passphrase; returns the
+    /// file that holds it (for [`MeshHarness::join`]).
+    pub fn create(&self, tmp: &Path, name: &str) -> PathBuf {
         ok(&self.strata(1, &["cluster", "create", name]));
         let pass = tmp.join("passphrase");
         std::fs::write(&pass, format!("{PASSPHRASE}\n")).unwrap();
@@ -248,18 +280,21 @@ impl MeshHarness {
                 &pass.display().to_string(),
             ],
         ));
-        for i in 2..=self.len() {
-            self.join(i, &pass);
-        }
+        pass
     }
 
     /// Machine `i` joins the cluster through machine 1's relay, pinning its fingerprint,
     /// with the admin passphrase in file `pass`. Panics, with the output, on a refusal.
     pub fn join(&self, i: usize, pass: &Path) {
+        ok(&self.try_join(i, pass));
+    }
+
+    /// As [`MeshHarness::join`], returning what `cluster join` printed and how it exited.
+    pub fn try_join(&self, i: usize, pass: &Path) -> Output {
         let member = self.machine(1);
         let (addr, fp) = (member.relay.to_string(), member.fingerprint());
         let pass = pass.display().to_string();
-        ok(&self.strata(
+        self.strata(
             i,
             &[
                 "cluster",
@@ -271,7 +306,7 @@ impl MeshHarness {
                 "--passphrase-file",
                 &pass,
             ],
-        ));
+        )
     }
 }
 

@@ -51,7 +51,7 @@ fn a_repo_without_hashes_keeps_the_admin_passphrase_and_declares_its_machines() 
     let machines = wait_until(SETTLE, "every member is listed as connected", || {
         let m = listed(&h, 1);
         let reach: Vec<&str> = m.iter().map(|m| m["reach"].as_str().unwrap()).collect();
-        if reach.iter().filter(|r| **r == "direct").count() == 2 {
+        if reach.iter().filter(|r| **r == "connected").count() == 2 {
             Ok(m)
         } else {
             Err(format!("{m:?}"))

@@ -109,6 +109,7 @@ fn a_plan_fetches_only_the_entries_whose_digests_differ() {
     assert!(created.status.success(), "{}", stderr(&created));
     let applied = strata(&[
         "apply",
+        "--yes",
         "--ref",
         &fleet,
         "--repo",

@@ -60,3 +60,27 @@ pub fn unwrapped(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// `s` with regex metacharacters escaped, for insta's filters.
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `insta::assert_snapshot!(name, text)` with the temporary directory `temp` written
+/// `[TEMP]`. A macro, so the snapshot is named after the calling test module.
+#[macro_export]
+macro_rules! temp_snapshot {
+    ($name:expr, $text:expr, $temp:expr) => {{
+        let pattern = $crate::support::regex_escape(&$temp.display().to_string());
+        insta::with_settings!({ filters => vec![(pattern.as_str(), "[TEMP]")] }, {
+            insta::assert_snapshot!($name, $text);
+        });
+    }};
+}

@@ -6,21 +6,7 @@ use std::path::Path;
 use crate::support::{copy_dir, root, strata, transcript};
 
 fn snapshot(name: &str, text: &str, temp: &Path) {
-    let pattern = regex_escape(&temp.display().to_string());
-    insta::with_settings!({ filters => vec![(pattern.as_str(), "[TEMP]")] }, {
-        insta::assert_snapshot!(name, text);
-    });
-}
-
-fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    crate::temp_snapshot!(name, text, temp);
 }
 
 #[test]

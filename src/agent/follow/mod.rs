@@ -306,6 +306,7 @@ impl Follower {
                 base: plan.base.clone(),
                 origin,
                 override_follower: false,
+                break_glass: None,
             },
         );
         match response {

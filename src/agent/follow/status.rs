@@ -166,8 +166,17 @@ fn drift_from_log(last: &ChangeSet, sets: &[ChangeSet], live: &Live) -> Vec<Stri
     out
 }
 
-/// The health of the node's last run.
+/// The health of the node's last run, Degraded too while its store cannot be written.
 fn last_run<S: Store, A: Applier>(node: &Node<S, A>) -> LastRun {
+    let mut run = run_health(node);
+    if node.store_failure().is_some() {
+        run.health = Health::Degraded;
+    }
+    run
+}
+
+/// The health of the node's last run, from its hooks.
+fn run_health<S: Store, A: Applier>(node: &Node<S, A>) -> LastRun {
     match node.last_run() {
         None => LastRun {
             health: Health::Unknown,
@@ -216,6 +225,7 @@ pub fn status<S: Store, A: Applier>(
         heal_at_ms: None,
         last_error: None,
         last_run: last_run(node),
+        store_failure: node.store_failure(),
     };
     match (follower, last) {
         (Some(f), _) => f.status_of(node, &mut out),

@@ -60,6 +60,7 @@ fn apply_by_hand(node: &TestNode, dns: &str) {
                 message: "by hand".into(),
             },
             override_follower: false,
+            break_glass: None,
         },
     );
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");

@@ -18,7 +18,7 @@ use crate::agent::Agent;
 use crate::agent::core::Caller;
 use crate::agent::membership::cluster_name;
 use crate::mesh::consistency::{
-    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, unresolved,
+    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, members_of, unresolved,
 };
 use crate::mesh::status::Reach;
 use crate::mesh::wire::{Answer, Query};
@@ -103,6 +103,7 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
             check.answered = true;
             check.change_sets = Some(state.summary.origins.values().map(|o| o.count).sum());
             check.local_edits = state.local_edits.clone();
+            check.store_failure = state.store_failure.clone();
         }
     }
     let inconsistent = if agree(&states) {
@@ -120,13 +121,14 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
         inconsistencies(&stamps)
     };
     let history = agent.node.change_sets().map_err(|e| e.to_string())?;
-    let lost = unresolved(conflicts(&history), &history);
+    let lost = unresolved(conflicts(&history), &history, &members_of(&live));
     Ok(CheckReport {
         cluster: cluster_name(&live),
         checked_from: me,
         machines: machines.into_values().collect(),
         inconsistent,
         conflicts: lost,
+        warnings: crate::mesh::consistency::version_warnings(&snap.members),
     })
 }
 
@@ -137,6 +139,7 @@ fn blank(machine: &MachineName, reach: Reach) -> MachineCheck {
         answered: false,
         change_sets: None,
         local_edits: Vec::new(),
+        store_failure: None,
     }
 }
 
@@ -199,8 +202,12 @@ pub fn resolve(
     let value = theirs.and_then(|e| e.value);
     let base = ours.get(key).map(|e| e.stamp.version.clone());
     // The lost writes of this entry that check lists now are settled by this one.
+    let membership = match agent.node.live_under(&["@machine:".into()]) {
+        Ok(l) => l,
+        Err(e) => return Response::error(e.to_string(), None),
+    };
     let settles: Vec<Version> = match agent.node.change_sets() {
-        Ok(history) => unresolved(conflicts(&history), &history)
+        Ok(history) => unresolved(conflicts(&history), &history, &members_of(&membership))
             .into_iter()
             .filter(|l| l.key == *key)
             .map(|l| l.lost.version)

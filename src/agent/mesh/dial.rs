@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::link;
+use super::link::{self, DialError};
 use super::runtime::{Event, Runtime};
 use crate::model::MachineName;
 
@@ -14,14 +14,19 @@ use crate::model::MachineName;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Runtime {
-    /// A dial of `peer` failed: said once per outage, then quietly retried.
-    pub(super) fn dial_failed(&mut self, peer: MachineName, why: &str) {
+    /// A dial of `peer` failed: said once per outage (and again when it becomes, or stops
+    /// being, a refusal by the version rule, which is a warning), then quietly retried.
+    pub(super) fn dial_failed(&mut self, peer: MachineName, why: DialError) {
         self.dialing.remove(&peer);
-        if self.failing.insert(peer.clone()) {
-            tracing::info!(%peer, "cannot link: {why}");
-        } else {
-            tracing::debug!(%peer, "cannot link: {why}");
+        let said = self.failing.get(&peer).is_some_and(|before| {
+            matches!(before, DialError::Version(_)) == matches!(why, DialError::Version(_))
+        });
+        match (&why, said) {
+            (_, true) => tracing::debug!(%peer, "cannot link: {why}"),
+            (DialError::Version(_), false) => tracing::warn!(%peer, "link refused: {why}"),
+            (DialError::Failed(_), false) => tracing::info!(%peer, "cannot link: {why}"),
         }
+        self.failing.insert(peer, why);
     }
 
     /// Dials every peer that has no link, is not being dialed, and whose pause is over.
@@ -74,7 +79,12 @@ impl Runtime {
                 let dialed =
                     tokio::time::timeout(timeout * 2, link::dial(&me, &p, &address, key, timeout))
                         .await
-                        .unwrap_or_else(|_| Err(format!("no link within {:?}", timeout * 2)));
+                        .unwrap_or_else(|_| {
+                            Err(DialError::Failed(format!(
+                                "no link within {:?}",
+                                timeout * 2
+                            )))
+                        });
                 let event = match dialed {
                     Ok((conn, session)) => Event::Adopt {
                         peer: p,

@@ -10,9 +10,10 @@ use crate::agent::Agent;
 use crate::agent::auth::{Authed, JOIN_USER, Principal};
 use crate::agent::check::Authority;
 use crate::agent::core::{Caller, Refusal};
-use crate::agent::membership::{OwnFacts, Proof, cluster_name};
+use crate::agent::membership::{Proof, cluster_name};
 use crate::mesh::{
     Client, ClientOptions, HostKeyPin, JoinRequest, Login, PeerError, Request, Response, Secret,
+    strata_version, version,
 };
 use crate::model::{EntryValue, GroupName, Key, Level, Mode};
 use crate::state::wall_ms;
@@ -108,6 +109,19 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
         Err(e) => return connect_failed(&target, e),
     };
     let member = client.info().machine.clone();
+    // The member's hello says its version: a joiner of another release stops here, before
+    // it asks anything (the member checks the joiner's too, in `admit`).
+    let theirs = client.info().version.clone();
+    if !version::compatible(&theirs, strata_version()) {
+        let (message, help) = version::mismatch(
+            &member,
+            &theirs,
+            &format!("{me} (this machine)"),
+            strata_version(),
+        );
+        tracing::warn!(%member, "join refused: {message}");
+        return refused(format!("cannot join through {member}: {message}"), &help);
+    }
     let request = JoinRequest {
         machine: me.clone(),
         host_key: mesh.identity.public_key(),
@@ -115,6 +129,8 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
         peer: mesh.identity.peer_address.clone(),
         group: target.group.clone(),
         machine_sections: sections,
+        strata_version: Some(strata_version().to_owned()),
+        appliance_version: mesh.identity.appliance_version.clone(),
     };
     let (cluster, change_sets, notes) = match client.request(Request::Join(request)).await {
         Ok(Response::Admitted {
@@ -213,13 +229,10 @@ pub fn admit(agent: &Agent, who: &Authed, request: &JoinRequest) -> Response {
         user: who.user.clone(),
         authority: Authority::All,
         followed: None,
+        break_glass: None,
     };
     let catalogue = agent.node.catalogue();
-    let own = agent.mesh.get().map(|m| OwnFacts {
-        host_key: m.identity.public_key(),
-        peer: m.identity.peer_address.clone(),
-        serial: m.identity.serial.clone(),
-    });
+    let own = agent.mesh.get().map(|m| m.identity.facts());
     let mut notes = Vec::new();
     let response = agent.node.commit(|core| {
         let (cs, n) = core.admit(

@@ -15,9 +15,12 @@ use tokio::sync::mpsc;
 
 use super::runtime::Event;
 use crate::agent::auth::PEER_USER;
+use crate::agent::membership::OwnFacts;
 use crate::mesh::client::Session;
 use crate::mesh::wire::Envelope;
-use crate::mesh::{Client, ClientOptions, Connection, HostKeyPin, Login, Request, Response};
+use crate::mesh::{
+    Client, ClientOptions, Connection, HostKeyPin, Login, Request, Response, strata_version,
+};
 use crate::model::MachineName;
 
 /// How many envelopes may wait for a link's writer; a peer that reads slower than that
@@ -119,6 +122,8 @@ pub struct Identity {
     pub peer_address: String,
     /// The address it connects to peers from (the one it listens on).
     pub bind: Option<IpAddr>,
+    /// Its appliance's version, as `agent.kdl` gives it.
+    pub appliance_version: Option<String>,
 }
 
 impl Identity {
@@ -126,17 +131,29 @@ impl Identity {
     pub fn public_key(&self) -> String {
         self.host_key.public_key().to_openssh().unwrap_or_default()
     }
+
+    /// What its membership must say of it (see [`OwnFacts::fill`]).
+    pub fn facts(&self) -> OwnFacts {
+        OwnFacts {
+            host_key: self.public_key(),
+            peer: self.peer_address.clone(),
+            serial: self.serial.clone(),
+            strata_version: strata_version().to_owned(),
+            appliance_version: self.appliance_version.clone(),
+        }
+    }
 }
 
-/// Dials `peer` at `address`, checks its host key is `key`, logs in with this machine's
-/// host key and turns the channel into a link.
-pub async fn dial(
+/// Logs in to `peer` at `address` as a peer (with this machine's host key, checking the
+/// peer's is `key`) and says hello: the client knows its version then
+/// ([`Client::info`]). Within `timeout`.
+pub async fn connect(
     me: &Identity,
     peer: &MachineName,
     address: &str,
     key: PublicKey,
     timeout: Duration,
-) -> Result<(Connection<Envelope, Envelope>, Session), String> {
+) -> Result<Client, String> {
     let (host, port) = crate::mesh::split_host_port(address, crate::agent::settings::DEFAULT_PORT)
         .ok_or_else(|| format!("`{address}` is not HOST:PORT"))?;
     let mut options = ClientOptions::new(
@@ -149,25 +166,70 @@ pub async fn dial(
     options.bind = me.bind;
     options.connect_timeout = timeout;
     options.keepalive = timeout.max(Duration::from_secs(1));
-    let mut client = Client::connect(options).await.map_err(|e| e.to_string())?;
+    let client = Client::connect(options).await.map_err(|e| e.to_string())?;
     if client.info().machine != peer.as_str() {
         return Err(format!(
             "the agent at {address} says it is {}, not {peer}",
             client.info().machine
         ));
     }
+    Ok(client)
+}
+
+/// Why a dial gave no link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialError {
+    /// The peer runs another Strata release: by the version rule
+    /// ([`crate::mesh::version`]) no link forms until both run the same.
+    Version(String),
+    /// Anything else: unreachable, refused, timed out.
+    Failed(String),
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DialError::Version(why) | DialError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Dials `peer` at `address`, checks its host key is `key`, logs in with this machine's
+/// host key, checks it runs this machine's Strata release, and turns the channel into a
+/// link.
+pub async fn dial(
+    me: &Identity,
+    peer: &MachineName,
+    address: &str,
+    key: PublicKey,
+    timeout: Duration,
+) -> Result<(Connection<Envelope, Envelope>, Session), DialError> {
+    let failed = DialError::Failed;
+    let mut client = connect(me, peer, address, key, timeout)
+        .await
+        .map_err(failed)?;
+    let theirs = &client.info().version;
+    if !crate::mesh::version::compatible(theirs, strata_version()) {
+        let (message, _) = crate::mesh::version::mismatch(
+            peer.as_str(),
+            theirs,
+            &format!("{} (this machine)", me.machine),
+            strata_version(),
+        );
+        return Err(DialError::Version(message));
+    }
     match client
         .request(Request::PeerLink {
             machine: me.machine.clone(),
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(e.to_string()))?
     {
         Response::PeerLinked => {
             let (conn, session) = client.into_link();
             Ok((conn.packing(), session))
         }
-        Response::Error { message, .. } | Response::Denied { message } => Err(message),
-        other => Err(format!("a link request answered with {other:?}")),
+        Response::Error { message, .. } | Response::Denied { message } => Err(failed(message)),
+        other => Err(failed(format!("a link request answered with {other:?}"))),
     }
 }

@@ -2,12 +2,12 @@
 //! disconnected, while this machine is in the cluster and not disconnected itself), the
 //! cluster's ping interval, closing links to machines that are no peers any more and
 //! installing parked links of those that are again, and recording this machine's own
-//! host key, serial and peer address in its membership.
+//! host key, serial, peer address and versions in its membership.
 
 use std::time::Duration;
 
 use super::runtime::{Event, Runtime};
-use crate::agent::membership::{OwnFacts, cluster_name, members};
+use crate::agent::membership::{cluster_name, members};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
 use crate::state::{Live, wall_ms};
 
@@ -94,15 +94,10 @@ impl Runtime {
     }
 
     /// Records in this machine's own membership what the mesh needs of it — its host
-    /// key, serial and peer address — when they are missing or changed (the machine that
-    /// created the cluster, or one that now listens elsewhere).
+    /// key, serial, peer address and versions — when they are missing or changed (the
+    /// machine that created the cluster, one that now listens elsewhere, one upgraded).
     fn register_self(&self, mine: &Membership) {
-        let own = OwnFacts {
-            host_key: self.me.public_key(),
-            peer: self.me.peer_address.clone(),
-            serial: self.me.serial.clone(),
-        };
-        let updated = own.fill(mine);
+        let updated = self.me.facts().fill(mine);
         if updated == *mine {
             return;
         }

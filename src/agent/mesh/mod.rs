@@ -2,10 +2,10 @@
 //! routes), [`sync`] (spreading, merging and resyncing change sets), [`dial`] (dialing
 //! and backoff), [`members`] (the peer set), [`alert`], [`link`] (one link's tasks,
 //! dialing one peer), [`join`] (joining a cluster through a member, and admitting a
-//! joiner), and the requests that need the mesh:
-//! `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`, `reconnect`,
-//! `remove`, and [`check`] (`check`, `check --resolve`, apply's per-machine report,
-//! asking members through [`query`]).
+//! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
+//! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
+//! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
+//! per-machine report, asking members through [`query`]).
 
 mod alert;
 pub mod check;
@@ -14,6 +14,7 @@ pub mod join;
 pub mod link;
 mod members;
 pub mod query;
+mod reconnect;
 pub mod runtime;
 mod sync;
 
@@ -84,6 +85,7 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
         serial: serial_of(agent),
         peer_address,
         bind: (!bound.ip().is_unspecified()).then_some(bound.ip()),
+        appliance_version: settings.appliance_version.clone(),
     };
     let events = runtime::start(agent.clone(), identity.clone());
     let mesh = Mesh {
@@ -121,6 +123,7 @@ fn admin(who: &Authed) -> Result<Caller, Response> {
             user: who.user.clone(),
             authority: Authority::All,
             followed: None,
+            break_glass: None,
         })
     } else {
         Err(Response::Denied {
@@ -196,9 +199,16 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             Err(denied) => denied,
             Ok(caller) => {
                 let disconnect = matches!(request, Request::Disconnect { .. });
-                agent
-                    .node
-                    .commit(|core| core.set_disconnected(&caller, machine, disconnect, wall_ms()))
+                let versions = match (disconnect, mesh) {
+                    (false, Some(mesh)) => reconnect::check(agent, mesh, machine),
+                    _ => Ok(()),
+                };
+                match versions {
+                    Err(refused) => refused,
+                    Ok(()) => agent.node.commit(|core| {
+                        core.set_disconnected(&caller, machine, disconnect, wall_ms())
+                    }),
+                }
             }
         },
         Request::Remove { machine } => match admin(who) {
@@ -312,6 +322,9 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
             serial: info.serial.clone(),
             reach,
             unmanaged,
+            store_failure: snap.store_failures.get(m).cloned(),
+            strata_version: info.strata_version.clone(),
+            appliance_version: info.appliance_version.clone(),
         };
         if let Some(g) = groups.iter_mut().find(|g| g.name == info.group.as_str()) {
             g.machines.push(listing);

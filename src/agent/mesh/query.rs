@@ -63,6 +63,7 @@ pub fn answer(agent: &Agent, query: Query, summary: Summary) -> Answer {
             Ok(local_edits) => Answer::State(MachineState {
                 summary,
                 local_edits,
+                store_failure: agent.node.store_failure(),
             }),
             Err(e) => failed(&e),
         },

@@ -39,7 +39,7 @@ use crate::mesh::table::Table;
 use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::model::{Key, MachineName, Membership};
 use crate::replica::{Index, Replica};
-use crate::state::{ChangeSet, Live};
+use crate::state::{ChangeSet, Live, StoreFailure};
 
 /// How long a parked link is kept.
 const PARK: Duration = Duration::from_secs(10);
@@ -65,7 +65,7 @@ pub enum Event {
         /// The peer.
         peer: MachineName,
         /// Why.
-        why: String,
+        why: link::DialError,
     },
     /// A link ended.
     Closed {
@@ -95,6 +95,8 @@ pub enum Event {
     Index(Index),
     /// What `list` and `connstatus` show.
     Query(oneshot::Sender<Snapshot>),
+    /// A probe of the store (after a failure to write it) ended: whether it wrote.
+    Probed(bool),
     /// Ask a member (this one included) a question for `check` or `apply`.
     Ask {
         /// The member.
@@ -119,6 +121,9 @@ pub struct Snapshot {
     pub direct: BTreeSet<MachineName>,
     /// `connstatus`.
     pub status: ConnStatus,
+    /// The members that cannot write their store: peers as their last ping said, and
+    /// this machine.
+    pub store_failures: BTreeMap<MachineName, StoreFailure>,
 }
 
 /// The runtime's state.
@@ -141,8 +146,9 @@ pub(super) struct Runtime {
     pub(super) members: BTreeMap<MachineName, Membership>,
     /// Peers being dialed now.
     pub(super) dialing: BTreeSet<MachineName>,
-    /// Peers whose last dial failed (said once in the log).
-    pub(super) failing: BTreeSet<MachineName>,
+    /// Peers whose last dial failed, and why (said once in the log; `connstatus` shows
+    /// it).
+    pub(super) failing: BTreeMap<MachineName, link::DialError>,
     /// When each peer may be dialed next, and the pause after that.
     pub(super) backoff: BTreeMap<MachineName, (Instant, Duration)>,
     /// The id of the next link.
@@ -161,6 +167,11 @@ pub(super) struct Runtime {
     pub(super) replica: Replica,
     /// Questions asked of peers, waiting for answers.
     pub(super) asks: query::Pending,
+    /// Peers whose last ping said they cannot write their store.
+    pub(super) peer_stores: BTreeMap<MachineName, StoreFailure>,
+    /// While this machine's store cannot be written: when it was last probed, and
+    /// whether a probe is under way.
+    pub(super) probe: (Instant, bool),
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -195,7 +206,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         parked: Vec::new(),
         members: BTreeMap::new(),
         dialing: BTreeSet::new(),
-        failing: BTreeSet::new(),
+        failing: BTreeMap::new(),
         backoff: BTreeMap::new(),
         next_link: 1,
         seq: 0,
@@ -205,6 +216,8 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         last_ping: Instant::now(),
         replica: Replica::new(Index::new()),
         asks: query::Pending::default(),
+        peer_stores: BTreeMap::new(),
+        probe: (Instant::now(), false),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -237,7 +250,7 @@ impl Runtime {
                 conn,
                 session,
             } => self.adopt(peer, dialer, conn, session),
-            Event::DialFailed { peer, why } => self.dial_failed(peer, &why),
+            Event::DialFailed { peer, why } => self.dial_failed(peer, why),
             Event::Closed { peer, link_id, why } => {
                 if self.links.get(&peer).is_some_and(|l| l.link_id == link_id) {
                     self.lose_link(&peer);
@@ -269,6 +282,7 @@ impl Runtime {
                 let _ = reply.send(self.snapshot());
             }
             Event::Ask { to, query, reply } => self.ask(to, query, reply),
+            Event::Probed(wrote) => self.probed(wrote),
         }
     }
 
@@ -359,8 +373,16 @@ impl Runtime {
         }
         let from = env.from.clone();
         match env.body {
-            PeerMsg::Ping { seq, links } => {
+            PeerMsg::Ping {
+                seq,
+                links,
+                store_failure,
+            } => {
                 self.table.view(&from, links, now);
+                match store_failure {
+                    Some(f) => self.peer_stores.insert(from.clone(), f),
+                    None => self.peer_stores.remove(&from),
+                };
                 self.route(self.envelope(&from, PeerMsg::Pong { seq }));
             }
             PeerMsg::Pong { seq } => {
@@ -406,6 +428,7 @@ impl Runtime {
         let body = PeerMsg::Ping {
             seq: self.seq,
             links: self.table.report(self.now_ms()),
+            store_failure: self.agent.node.store_failure(),
         };
         self.route(self.envelope(peer, body));
     }
@@ -438,11 +461,19 @@ impl Runtime {
             self.alert(alert);
         }
         self.dial_missing();
+        self.probe_store();
     }
 
     fn snapshot(&self) -> Snapshot {
         let now = self.now_ms();
-        let mut views = vec![self.table.own_view(now)];
+        let mut own = self.table.own_view(now);
+        for l in own.links.iter_mut().filter(|l| !l.up) {
+            l.why = MachineName::new(&l.to)
+                .ok()
+                .and_then(|m| self.failing.get(&m))
+                .map(ToString::to_string);
+        }
+        let mut views = vec![own];
         views.extend(self.table.peer_views(now));
         views.sort_by(|a: &LinkView, b| a.machine.cmp(&b.machine));
         Snapshot {
@@ -460,6 +491,18 @@ impl Runtime {
                 machine: self.me.machine.to_string(),
                 views,
             },
+            store_failures: self
+                .peer_stores
+                .iter()
+                .filter(|(m, _)| self.table.peers().contains(*m))
+                .map(|(m, f)| (m.clone(), f.clone()))
+                .chain(
+                    self.agent
+                        .node
+                        .store_failure()
+                        .map(|f| (self.me.machine.clone(), f)),
+                )
+                .collect(),
         }
     }
 }

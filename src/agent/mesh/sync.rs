@@ -1,7 +1,11 @@
 //! Change sets over the mesh: spreading each one committed here, merging those peers
 //! send (one at a time, off the runtime), the index of what the store holds, the
-//! summary exchange that resyncs two linked members, and the membership change sets a
-//! peer that parked its link asks for (what reconnects a disconnected machine).
+//! summary exchange that resyncs two linked members, the membership change sets a
+//! peer that parked its link asks for (what reconnects a disconnected machine), and
+//! catching up once the store can be written again after a failure (a full disk): a
+//! merge that failed left the index without its change set, so the next summary
+//! exchange sends it again; the store is probed every [`PROBE_EVERY`] while it fails,
+//! and the exchange starts at once when a probe writes.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,6 +21,9 @@ use crate::state::{ChangeSet, ChangeSetId, wall_ms};
 
 /// Every this many pings, linked peers compare the change sets they hold.
 pub const SYNC_EVERY: u64 = 10;
+
+/// While the store cannot be written, how often a write is tried.
+pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the task that merges change sets from peers into the store, one at a time, in
 /// arrival order, off the runtime; returns its queue.
@@ -66,6 +73,35 @@ impl Runtime {
                 sets: vec![(**cs).clone()],
             };
             self.route(self.envelope(&p, body));
+        }
+    }
+
+    /// While the store cannot be written, tries a write every [`PROBE_EVERY`] (off the
+    /// runtime; one at a time).
+    pub(super) fn probe_store(&mut self) {
+        let (last, running) = self.probe;
+        if running || last.elapsed() < PROBE_EVERY || self.agent.node.store_failure().is_none() {
+            return;
+        }
+        self.probe = (std::time::Instant::now(), true);
+        let agent = self.agent.clone();
+        let tx = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let wrote = agent.node.probe_store().is_ok();
+            let _ = tx.send(Event::Probed(wrote));
+        });
+    }
+
+    /// A probe ended; once the store is written again, every linked peer is told at once
+    /// what this machine holds, so what it missed meanwhile comes back.
+    pub(super) fn probed(&mut self, wrote: bool) {
+        self.probe.1 = false;
+        if wrote {
+            tracing::info!("the store is written again: catching up with the peers");
+            let linked: Vec<MachineName> = self.links.keys().cloned().collect();
+            for p in &linked {
+                self.send_have(p);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! through [`Node::commit`]; the dispatch has already refused callers who are not
 //! administrators.
 
+use crate::agent::admin::ADMIN_USER;
 use crate::agent::applier::Applier;
 use crate::agent::core::Caller;
 use crate::agent::node::Node;
@@ -15,7 +16,7 @@ use crate::state::{Store, wall_ms};
 /// requests this module does not serve or that anyone logged in may make.
 pub fn administers(request: &Request) -> Option<&'static str> {
     Some(match request {
-        Request::ClusterPasswd { .. } => "set the cluster admin passphrase",
+        Request::ClusterPasswd { .. } => "set a user's passphrase",
         Request::SetName { .. } => "rename the cluster",
         Request::AddGroup { .. } => "add a group",
         Request::SetGroup { .. } => "move a machine to another group",
@@ -100,10 +101,11 @@ pub fn prepjoin_list<S: Store, A: Applier>(node: &Node<S, A>) -> Response {
 }
 
 /// Hashes the passphrase (here, on the request's blocking thread, before the store is
-/// locked: argon2 is slow by design) and commits it as the admin's.
+/// locked: argon2 is slow by design) and commits it as `user`'s (`None`: the admin's).
 pub fn passwd<S: Store, A: Applier>(
     node: &Node<S, A>,
     caller: &Caller,
+    user: Option<&str>,
     passphrase: &Secret,
 ) -> Response {
     if passphrase.0.is_empty() {
@@ -113,7 +115,9 @@ pub fn passwd<S: Store, A: Applier>(
         );
     }
     match hash_passphrase(&passphrase.0) {
-        Ok(hash) => node.commit(|core| core.cluster_passwd(caller, &hash, wall_ms())),
+        Ok(hash) => node.commit(|core| {
+            core.cluster_passwd(caller, user.unwrap_or(ADMIN_USER), &hash, wall_ms())
+        }),
         Err(e) => Response::error(
             format!("the passphrase could not be hashed: {e}"),
             Some("nothing was written"),

@@ -16,5 +16,9 @@ pub fn answer<S: Store, A: Applier>(
     base: Base,
     origin: &Origin,
 ) -> Response {
-    node.commit(|core| core.apply(caller, writes, base, origin, wall_ms()))
+    let response = node.commit(|core| core.apply(caller, writes, base, origin, wall_ms()));
+    if let (Some(why), Response::Applied { change_set, .. }) = (&caller.break_glass, &response) {
+        tracing::warn!(user = %caller.user, reason = %why, change_set = %change_set.id, "break glass: applied during a change freeze");
+    }
+    response
 }

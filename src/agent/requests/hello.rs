@@ -1,9 +1,12 @@
-//! `hello`: the protocol check, and who the agent is and thinks the caller is.
+//! `hello`: the protocol check, and who the agent is and thinks the caller is. A client
+//! of another Strata version speaking this protocol is answered (an operator's CLI need
+//! not match the agents); machines of the cluster compare their versions where they
+//! join, link and reconnect ([`crate::mesh::version`]), with the version each hello says.
 
 use crate::agent::applier::Applier;
 use crate::agent::auth::Authed;
 use crate::agent::node::Node;
-use crate::mesh::{PROTOCOL, Response};
+use crate::mesh::{PROTOCOL, Response, strata_version};
 use crate::state::Store;
 
 /// Answers a client that speaks `protocol` (Strata `version`).
@@ -23,14 +26,14 @@ pub fn answer<S: Store, A: Applier>(
         return Response::error(
             format!(
                 "this agent speaks protocol {PROTOCOL} (Strata {}), the client {protocol} (Strata {version})",
-                env!("CARGO_PKG_VERSION")
+                strata_version()
             ),
             Some("use the same Strata version on both ends"),
         );
     }
     Response::Hello {
         protocol: PROTOCOL,
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: strata_version().into(),
         machine: node.machine().to_string(),
         user: who.user.clone(),
         role: who.role.as_str().into(),

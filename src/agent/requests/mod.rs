@@ -47,7 +47,9 @@ pub fn handle<S: Store, A: Applier>(
         Request::Entries { keys } => live::entries(node, &keys),
         Request::Log => log::answer(node),
         Request::Conflicts => log::conflicts(node),
-        Request::Apply { .. } | Request::Rollback { .. } if !who.role.may_apply() => {
+        Request::Apply { .. } | Request::Rollback { .. } | Request::RollbackPlan { .. }
+            if !who.role.may_apply() =>
+        {
             deny("apply changes")
         }
         Request::ClusterCreate { .. } if !who.role.may_administer() => deny("create a cluster"),
@@ -56,14 +58,26 @@ pub fn handle<S: Store, A: Applier>(
             base,
             origin,
             override_follower,
+            break_glass,
         } => {
+            if break_glass.is_some() && !who.role.may_administer() {
+                return deny("break the glass of a change freeze");
+            }
+            if break_glass.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Response::error(
+                    "breaking the glass needs a reason",
+                    Some("say why: `--break-glass \"outage INC-42: MX records\"`"),
+                );
+            }
             let caller = Caller {
                 followed: caller.followed.filter(|_| !override_follower),
+                break_glass,
                 ..caller
             };
             apply::answer(node, &caller, writes, base, &origin)
         }
-        Request::Rollback { to } => rollback::answer(node, &caller, &to),
+        Request::RollbackPlan { to } => rollback::plan(node, &caller, &to),
+        Request::Rollback { to, shown } => rollback::answer(node, &caller, &to, shown.as_ref()),
         Request::ApplyPush { .. } if !who.role.may_administer() => {
             deny("apply a push on another user's behalf")
         }
@@ -87,7 +101,9 @@ pub fn handle<S: Store, A: Applier>(
             apply::answer(node, &caller, writes, base, &origin)
         }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
-        Request::ClusterPasswd { passphrase } => admin::passwd(node, &caller, &passphrase),
+        Request::ClusterPasswd { passphrase, user } => {
+            admin::passwd(node, &caller, user.as_deref(), &passphrase)
+        }
         Request::SetName { name } => admin::set_name(node, &caller, &name),
         Request::AddGroup { name } => admin::add_group(node, &caller, &name),
         Request::SetGroup { machine, group } => admin::set_group(node, &caller, &machine, &group),

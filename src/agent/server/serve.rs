@@ -101,6 +101,9 @@ pub async fn serve(
     // the client hangs up (or shutdown's grace ends), so the answer is not cut off.
     let mut answered_late = false;
     let mut greeted = false;
+    // The Strata version the client's hello said: a peer's, checked when it asks for a
+    // mesh link.
+    let mut client_version = String::new();
     loop {
         // An idle channel ends at shutdown; one mid-request is answered first.
         let msg = tokio::select! {
@@ -152,8 +155,11 @@ pub async fn serve(
             return;
         }
         greeted = true;
+        if let Request::Hello { version, .. } = &request {
+            client_version.clone_from(version);
+        }
         if let Request::PeerLink { machine } = &request {
-            match peer_link(&agent, &who, machine) {
+            match peer_link(&agent, &who, machine, &client_version) {
                 Ok(()) => {
                     if conn.send(&Response::PeerLinked).await.is_err() {
                         return;
@@ -200,12 +206,14 @@ pub async fn serve(
     }
 }
 
-/// Whether `who` may turn this channel into the mesh link of `machine`: only a member
-/// logged in with its own host key, to a running mesh.
+/// Whether `who` may turn this channel into the mesh link of `machine`, which said it
+/// runs Strata `version`: only a member logged in with its own host key, of this
+/// machine's release ([`crate::mesh::version`]), to a running mesh.
 fn peer_link(
     agent: &Agent,
     who: &Authed,
     machine: &crate::model::MachineName,
+    version: &str,
 ) -> Result<(), String> {
     match &who.principal {
         crate::agent::auth::Principal::Peer(m) if m == machine => {}
@@ -220,6 +228,13 @@ fn peer_link(
                 who.user
             ));
         }
+    }
+    let ours = crate::mesh::strata_version();
+    if !crate::mesh::version::compatible(version, ours) {
+        let me = agent.node.machine();
+        let (message, _) =
+            crate::mesh::version::mismatch(machine.as_str(), version, me.as_str(), ours);
+        return Err(message);
     }
     if agent.mesh.get().is_none() {
         return Err("this agent runs no mesh".into());
