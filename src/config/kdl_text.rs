@@ -1,7 +1,6 @@
 //! The one way Strata parses KDL text: nesting is checked first, without recursion, so a
 //! hostile file cannot overflow the stack of the recursive KDL parser (or of Strata's own
-//! recursive walks over the tree); then kdl parses it. Readers of values and spans go
-//! through [`read_kdl`], which reads the common case faster.
+//! recursive walks over the tree); then kdl parses it.
 
 use std::sync::Arc;
 
@@ -42,18 +41,6 @@ pub fn parse_kdl(text: &str) -> Result<KdlDocument, KdlTextError> {
         return Err(KdlTextError::TooDeep(at));
     }
     text.parse().map_err(KdlTextError::Syntax)
-}
-
-/// [`parse_kdl`] for readers of values and spans (repo and schema files): text in the
-/// plain subset that config repos are written in is read by a faster reader
-/// (`config::kdl_fast`), which gives the same nodes, entries, values and spans but keeps
-/// no formatting, so the document must not be printed back; anything else, errors
-/// included, is parsed by [`parse_kdl`].
-pub fn read_kdl(text: &str) -> Result<KdlDocument, KdlTextError> {
-    match super::kdl_fast::read(text) {
-        Some(doc) => Ok(doc),
-        None => parse_kdl(text),
-    }
 }
 
 /// The diagnostics for a file that did not parse.

@@ -3,7 +3,6 @@
 //! and with spans. Nothing here knows the section catalogue; see `schema` and `validate`.
 
 pub mod diagnostics;
-pub mod kdl_fast;
 pub mod kdl_text;
 pub(crate) mod lex;
 mod parse;
@@ -15,7 +14,7 @@ use miette::SourceSpan;
 
 use crate::model::{MAIN_GROUP, Mode, Node};
 pub use diagnostics::{Diagnostics, Problem, SourceFile};
-pub use kdl_text::{KdlTextError, parse_kdl, read_kdl};
+pub use kdl_text::{KdlTextError, parse_kdl};
 pub use parse::{is_mode_name, parse_files};
 
 /// A string read from a file, with where it was read.

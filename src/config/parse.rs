@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kdl::{KdlDocument, KdlNode, KdlValue};
 
 use super::diagnostics::did_you_mean;
-use super::kdl_text::{KdlTextError, read_kdl};
+use super::kdl_text::{KdlTextError, parse_kdl};
 use super::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl, SourceFile, Spanned};
 pub use crate::model::is_mode_name;
 use crate::model::{GroupName, MODE_NAME_RULE, MachineName, Mode, Node};
@@ -41,14 +41,14 @@ pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo
 fn parse_all(files: &[Arc<SourceFile>]) -> Vec<Result<KdlDocument, KdlTextError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads == 1 || files.len() < 64 {
-        return files.iter().map(|f| read_kdl(&f.text)).collect();
+        return files.iter().map(|f| parse_kdl(&f.text)).collect();
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || part.iter().map(|f| read_kdl(&f.text)).collect::<Vec<_>>())
+                scope.spawn(move || part.iter().map(|f| parse_kdl(&f.text)).collect::<Vec<_>>())
             })
             .collect();
         handles

@@ -62,7 +62,7 @@ pub struct SchemaFile {
 /// Parses every `section` node of one schema file, and its `builtin-sections` node.
 pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> SchemaFile {
     let mut out = SchemaFile::default();
-    let doc: KdlDocument = match crate::config::read_kdl(&file.text) {
+    let doc: KdlDocument = match crate::config::parse_kdl(&file.text) {
         Ok(doc) => doc,
         Err(err) => {
             for p in crate::config::kdl_text::problems(file, &err) {

@@ -47,7 +47,7 @@ fn env(name: &str) -> Option<u64> {
 }
 
 /// Runs `test` on values of `strategy`; see the module docs for the knobs.
-pub(crate) fn fuzz<S>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+fn fuzz<S>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
 where
     S: Strategy,
     S::Value: Debug,
@@ -109,7 +109,7 @@ where
 
 /// Text built from `tokens`: mostly tokens, some printable and arbitrary characters, and
 /// long runs of one token.
-pub(crate) fn soup(tokens: &'static [&'static str], max_len: usize) -> impl Strategy<Value = String> {
+fn soup(tokens: &'static [&'static str], max_len: usize) -> impl Strategy<Value = String> {
     let token = prop_oneof![
         12 => prop::sample::select(tokens).prop_map(str::to_owned),
         2 => "[ -~]{0,6}",
@@ -120,7 +120,7 @@ pub(crate) fn soup(tokens: &'static [&'static str], max_len: usize) -> impl Stra
 }
 
 /// `base` with a few edits: tokens inserted, spans deleted or duplicated.
-pub(crate) fn mutated(bases: Vec<String>, tokens: &'static [&'static str]) -> impl Strategy<Value = String> {
+fn mutated(bases: Vec<String>, tokens: &'static [&'static str]) -> impl Strategy<Value = String> {
     let edit = (
         any::<prop::sample::Index>(),
         0..4u8,
@@ -235,7 +235,7 @@ const KDL_TOKENS: &[&str] = &[
     "9999999999999999999999999999999999999999",
 ];
 
-pub(crate) fn example_kdl() -> Vec<String> {
+fn example_kdl() -> Vec<String> {
     let mut out = Vec::new();
     let mut dirs = vec![example("")];
     while let Some(dir) = dirs.pop() {
@@ -283,7 +283,7 @@ fn canonical_round_trips(repo: &Repo) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-pub(crate) fn kdl_input() -> impl Strategy<Value = String> {
+fn kdl_input() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => soup(KDL_TOKENS, 120),
         1 => bytes_as_text(),

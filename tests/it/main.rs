@@ -25,7 +25,6 @@ mod follow;
 mod freeze;
 mod fuzz;
 mod git_push;
-mod kdl_reader;
 mod kdl_stack;
 mod layering_props;
 mod mesh;
