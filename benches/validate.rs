@@ -97,6 +97,8 @@ fn time_runs(runs: usize, make: impl Fn() -> Command) -> Timing {
     for _ in 0..runs {
         let mut cmd = make();
         let start = Instant::now();
+        // Reaped by wait4 below, which also gives its peak RSS.
+        #[allow(clippy::zombie_processes)]
         let child = cmd
             .stdout(Stdio::null())
             .spawn()
