@@ -16,6 +16,8 @@
 //! - [`validate`]: every rule of a config repo, all problems of a run together.
 //! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=` mappings.
 //! - [`report`]: pure rendering of `show` and `where` output.
+//! - [`secret`]: secrets in a repo: age encryption to the cluster's recipients, the
+//!   cluster's identities, and how a secret shows where it is not needed (`<secret …>`).
 //! - [`edit`]: copy, move and delete sections in the KDL files, keeping formatting.
 //! - [`freeze`]: change-freeze windows, pure: which one is open at a given time.
 //! - [`mesh`]: frame codec, typed messages, connections over SSH channels; the SSH client
@@ -59,6 +61,7 @@ pub mod replica;
 pub mod report;
 pub mod resolve;
 pub mod schema;
+pub mod secret;
 pub mod source;
 pub mod state;
 pub mod text;

@@ -26,9 +26,11 @@ pub enum Authority {
     NoMembership,
 }
 
-/// The keys only administrators may write: membership, and the users section.
+/// The keys only administrators may write: membership, the cluster's identities, and the
+/// users section.
 pub fn is_restricted(key: &Key) -> bool {
     key.is_membership()
+        || key.is_secret()
         || matches!(key, Key::Section { section, .. } if section.as_str() == "users")
 }
 

@@ -25,6 +25,7 @@ pub mod node;
 pub mod penalties;
 pub mod requests;
 pub mod running;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod state_dir;

@@ -3,8 +3,12 @@
 //! with the names of the sections that changed, so a real service can be rendered and
 //! reloaded from the files.
 //!
+//! Secrets are decrypted here, with the cluster's identities, and only here: the files
+//! hold the clear values the service needs ([`crate::secret`]).
+//!
 //! The directory is created 0700 and every file written 0600: `users.kdl` holds
-//! passphrase hashes, and the rest is the appliance's configuration. Hooks run as the
+//! passphrase hashes, other files clear secrets, and the rest is the appliance's
+//! configuration. Hooks run as the
 //! agent's own user (they are its children), so they read the files; a service that runs
 //! as another user gets what the hook renders for it, with the permissions that service
 //! needs — the running directory itself is never opened to a group.
@@ -22,12 +26,18 @@ use crate::state::Live;
 
 /// The running config of `machine`, pure: every section of `catalogue` (the one the live
 /// entries record), resolved as `strata show` resolves it — defined at a mode, or the
-/// factory default — as canonical KDL.
+/// factory default — as canonical KDL, with its secrets decrypted. A secret no identity
+/// of the cluster decrypts stays encrypted in the file, and is logged (never its value).
 pub fn running_config(
     live: &Live,
     machine: &str,
     catalogue: &Catalogue,
 ) -> BTreeMap<String, String> {
+    let identities = crate::secret::identity::keys(
+        crate::secret::identity::all(live)
+            .into_iter()
+            .map(|(_, i)| i),
+    );
     let layers = EntryLayers::new(
         live.iter()
             .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
@@ -38,6 +48,13 @@ pub fn running_config(
         .map(|s| (s.name.clone(), s.default.to_canonical()))
         .collect();
     for (section, (node, _)) in layers.effective(catalogue, machine) {
+        let mut node = node.clone();
+        for failed in crate::secret::identity::decrypt_node(&mut node, &identities, machine) {
+            tracing::error!(
+                "a secret of the running config cannot be decrypted, {failed}; \
+                 re-encrypt it to the cluster (`strata secret reencrypt`)"
+            );
+        }
         out.insert(section.to_owned(), node.to_canonical());
     }
     out

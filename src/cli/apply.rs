@@ -48,7 +48,13 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
             }
             plan
         }
-        None => desired_plan(&args.repo.repo, args.git_ref.as_deref(), &mut client, out)?,
+        None => desired_plan(
+            &args.repo.repo,
+            args.git_ref.as_deref(),
+            args.allow_plaintext_secrets,
+            &mut client,
+            out,
+        )?,
     };
     if plan.is_empty() {
         match out.format {

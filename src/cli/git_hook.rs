@@ -94,7 +94,13 @@ fn deploy(
         ..TargetArgs::default()
     };
     let mut client = connect(&target)?;
-    let plan = plan_snapshot(snapshot, &format!("commit {short}"), &mut client, out)?;
+    let plan = plan_snapshot(
+        snapshot,
+        &format!("commit {short}"),
+        false,
+        &mut client,
+        out,
+    )?;
     if plan.is_empty() {
         println!("strata: the cluster already runs what commit {short} says: nothing to apply");
         return Ok(());

@@ -21,6 +21,7 @@ mod output;
 mod passphrase;
 mod plan;
 mod propagation;
+mod secret;
 mod show;
 mod status;
 mod tty;
@@ -158,6 +159,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "0 imported, 1 invalid file or repo, or refused",
     ),
     ("export-xml", "0 written, 1 invalid repo or input"),
+    (
+        "secret",
+        "0 done, 1 invalid input or refused, 69 unreachable",
+    ),
 ];
 
 /// What every command may also exit with.
@@ -272,6 +277,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Rollback(a) => log::rollback(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
+        Command::Secret(a) => secret::run(a, out),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::state::Live;
 pub(super) fn desired_plan(
     repo: &Path,
     git_ref: Option<&str>,
+    allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
 ) -> Result<Plan, CliError> {
@@ -31,18 +32,29 @@ pub(super) fn desired_plan(
     }
     .map_err(CliError::invalid)?;
     let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
-    plan_snapshot(snapshot, &format!("{}{at}", repo.display()), client, out)
+    plan_snapshot(
+        snapshot,
+        &format!("{}{at}", repo.display()),
+        allow_plaintext,
+        client,
+        out,
+    )
 }
 
 /// Validates `snapshot` (named `what` in errors), printing its diagnostics, and plans it
-/// against the live state `client` reaches.
+/// against the live state `client` reaches. Secrets in clear text are errors unless
+/// `allow_plaintext` (`--allow-plaintext-secrets`) makes them warnings.
 pub(super) fn plan_snapshot(
     snapshot: crate::source::Snapshot,
     what: &str,
+    allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
 ) -> Result<Plan, CliError> {
-    let checked = check(&snapshot);
+    let mut checked = check(&snapshot);
+    if allow_plaintext {
+        crate::secret::allow_plaintext(&mut checked.diags);
+    }
     let human = Output {
         format: Format::Human,
         color: out.color,
@@ -56,6 +68,15 @@ pub(super) fn plan_snapshot(
                 crate::text::count(checked.diags.error_count(), "error")
             ),
             "fix the problems above; `strata validate` reports them all",
+        ));
+    }
+    // A secret no identity of the cluster decrypts would reach no running config.
+    let sites = crate::secret::sites::find(&checked.repo, &checked.catalogue);
+    let stuck = super::secret::undecryptable(client, &sites, false)?;
+    if !stuck.is_empty() {
+        return Err(super::secret::stuck_failure(
+            &stuck,
+            &format!("nothing was planned: no identity of the cluster decrypts {{n}} of {what}"),
         ));
     }
     let desired = desired(&checked.repo, &checked.catalogue);
@@ -96,7 +117,13 @@ fn plan_by_digest(
 /// Runs `strata plan`.
 pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let plan = desired_plan(&args.repo.repo, args.git_ref.as_deref(), &mut client, out)?;
+    let plan = desired_plan(
+        &args.repo.repo,
+        args.git_ref.as_deref(),
+        args.allow_plaintext_secrets,
+        &mut client,
+        out,
+    )?;
     if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
         // Atomic, so an interrupted write never leaves a truncated plan to apply later.

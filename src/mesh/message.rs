@@ -69,8 +69,10 @@ pub struct JoinRequest {
 /// 6 records each member's Strata and appliance
 /// versions in its membership (an agent of 5 would drop them, and its digests of
 /// memberships would differ) and has a joiner say its own ([`JoinRequest`]). Strata
-/// versions are compared too, on join, links and reconnect ([`super::version`]).
-pub const PROTOCOL: u32 = 6;
+/// versions are compared too, on join, links and reconnect ([`super::version`]); 7 adds
+/// the cluster's identities (entries an agent of 6 cannot read) and the `Secret…`
+/// requests.
+pub const PROTOCOL: u32 = 7;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -274,6 +276,45 @@ pub enum Request {
         /// The dialing machine.
         machine: MachineName,
     },
+    /// The cluster's recipients (`strata secret recipient`, and what `encrypt` encrypts
+    /// to); an administrator's request makes the cluster's first identity if it has none.
+    SecretRecipients,
+    /// Make a new identity, the current one from now on (`strata secret rotate`).
+    SecretRotate,
+    /// Remove every identity but the current one (`strata secret retire`), unless a live
+    /// section still holds a secret only an older one decrypts.
+    SecretRetire,
+    /// Which of `texts` (age armoured) the cluster cannot decrypt — with its current
+    /// identity only when `current_only` — answered by index, never with a clear value.
+    SecretCheck {
+        /// The encrypted values.
+        texts: Vec<String>,
+        /// Try the current identity alone (what a retire would leave).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        current_only: bool,
+    },
+    /// Decrypt `texts` and encrypt each again to the cluster's current recipient and
+    /// `also` (`strata secret reencrypt`); administrators only. The clear values never
+    /// leave the agent.
+    SecretReencrypt {
+        /// The encrypted values.
+        texts: Vec<String>,
+        /// Further recipients (`age1…`): a break-glass key.
+        also: Vec<String>,
+    },
+}
+
+/// One of the cluster's recipients, as `strata secret recipient` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientInfo {
+    /// The identity's id (`@identity:ID`).
+    pub id: String,
+    /// The public recipient (`age1…`).
+    pub recipient: String,
+    /// When it was made (ms since the epoch).
+    pub created_ms: u64,
+    /// The newest: what values are encrypted to.
+    pub current: bool,
 }
 
 /// One hook run after a change.
@@ -459,6 +500,22 @@ pub enum Response {
     ConnStatus(ConnStatus),
     /// The channel is now a mesh link.
     PeerLinked,
+    /// The cluster's recipients, the current one first.
+    SecretRecipients {
+        /// Every live identity's recipient.
+        recipients: Vec<RecipientInfo>,
+    },
+    /// What [`Request::SecretCheck`] found.
+    SecretChecked {
+        /// The indexes of the texts that do not decrypt.
+        undecryptable: Vec<usize>,
+    },
+    /// What [`Request::SecretReencrypt`] made, parallel to the texts sent: each one
+    /// encrypted again, or why it could not be.
+    SecretReencrypted {
+        /// One per text.
+        texts: Vec<Result<String, String>>,
+    },
     /// The request failed; nothing was written.
     Error {
         /// What went wrong.

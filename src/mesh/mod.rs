@@ -22,8 +22,8 @@ pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{
-    EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, Request, Response, RunReport, RunState,
-    SUBSYSTEM, Secret, Shown,
+    EditKind, HookRun, JoinRequest, LocalEdit, PROTOCOL, RecipientInfo, Request, Response,
+    RunReport, RunState, SUBSYSTEM, Secret, Shown,
 };
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;

@@ -35,6 +35,7 @@ mod mesh_support;
 mod ownership;
 mod plan_digest;
 mod replication;
+mod secrets;
 mod support;
 mod support_files;
 mod upgrade;

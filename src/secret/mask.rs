@@ -1,0 +1,93 @@
+//! How a secret shows wherever it is not needed in the clear: every age armoured text in
+//! what a command prints (text or JSON) becomes `<secret sha256:…>` ([`super::masked`]),
+//! and a secret in clear text that a diagnostic points at is starred in the snippet.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::{ARMOR_BEGIN, ARMOR_END, masked};
+use crate::config::SourceFile;
+
+/// `text` with every armoured text in it (as stored, or escaped in a KDL or JSON string:
+/// `\n` for its line breaks) replaced by its mask.
+pub fn mask_text(text: &str) -> Cow<'_, str> {
+    if !text.contains(ARMOR_BEGIN) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(begin) = rest.find(ARMOR_BEGIN) {
+        let Some(end) = rest[begin..].find(ARMOR_END) else {
+            break;
+        };
+        let end = begin + end + ARMOR_END.len();
+        out.push_str(&rest[..begin]);
+        out.push_str(&masked(&rest[begin..end].replace("\\n", "\n")));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// Masks every armoured text in the strings of `value`.
+pub fn mask_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if super::is_encrypted(s) => *s = masked(s),
+        serde_json::Value::String(s) => {
+            if let Cow::Owned(m) = mask_text(s) {
+                *s = m;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(mask_json),
+        _ => {}
+    }
+}
+
+/// `file` with the value of the entry at `start..end` (after its `=` for a property)
+/// starred byte for byte, so that a diagnostic's snippet does not show a clear secret
+/// and every span still points where it did.
+pub fn starred(file: &Arc<SourceFile>, start: usize, end: usize) -> Arc<SourceFile> {
+    let text = file.text.as_str();
+    let Some(entry) = text.get(start..end) else {
+        return file.clone();
+    };
+    let from = start + entry.find('=').map_or(0, |i| i + 1);
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..from]);
+    for c in text[from..end].chars() {
+        if c == '"' || c.is_whitespace() {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n('*', c.len_utf8()));
+        }
+    }
+    out.push_str(&text[end..]);
+    SourceFile::new(file.name.clone(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_and_escaped_armour_mask_alike() {
+        let r = age::x25519::Identity::generate().to_public();
+        let stored = super::super::encrypt("hunter2", &[r]).unwrap();
+        let escaped = format!("bind-password=\"{}\"", stored.trim().replace('\n', "\\n"));
+        let shown = mask_text(&escaped);
+        assert_eq!(shown, format!("bind-password=\"{}\"", masked(&stored)));
+        let mut v = serde_json::json!({ "a": [stored.clone()], "b": 1 });
+        mask_json(&mut v);
+        assert_eq!(v["a"][0], masked(&stored));
+        assert_eq!(mask_text("nothing"), "nothing");
+    }
+
+    #[test]
+    fn starring_keeps_every_offset() {
+        let f = SourceFile::new("c.kdl", "x p=\"hé\" q=1\n");
+        let s = starred(&f, 2, 9);
+        assert_eq!(s.text.as_str(), "x p=\"***\" q=1\n");
+        assert_eq!(s.text.len(), f.text.len());
+    }
+}
