@@ -117,7 +117,8 @@ fn deploy(
             "nothing changed; if that is what you mean, apply it by hand: `strata apply --ref COMMIT` with the flag it names",
         ));
     }
-    print!("{}", render_human(&plan));
+    // Secrets masked, as every other output masks them.
+    print!("{}", crate::secret::mask::mask_text(&render_human(&plan)));
     let response = client.request(Request::ApplyPush {
         user: user.to_owned(),
         role: role.to_owned(),

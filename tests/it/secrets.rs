@@ -229,11 +229,39 @@ fn clear_secrets_are_refused_by_validate_and_by_a_push() {
         &[("cluster.kdl", &kdl(&ldap("\"hunter2-clear\"")))],
         "ldap: clear password",
     );
-    let pushed = Pusher::new(&agent, tmp.path(), "ada", &key).push(&git);
+    let ada = Pusher::new(&agent, tmp.path(), "ada", &key);
+    let pushed = ada.push(&git);
     let text = both(&pushed);
     assert!(!pushed.status.success(), "{text}");
     assert!(text.contains("strata::secret::plaintext"), "{text}");
     assert!(!text.contains("hunter2-clear"), "{text}");
+    assert!(
+        !agent.dir.join("running/ldap-servers.kdl").exists()
+            || !std::fs::read_to_string(agent.dir.join("running/ldap-servers.kdl"))
+                .unwrap()
+                .contains("hunter2-clear")
+    );
+
+    // Encrypted, the same push goes through; what it prints shows the secret masked.
+    let value = ok(&strata_in(
+        &["secret", "encrypt", "--kdl", "--state-dir", &sd(&agent)],
+        "hunter2-clear",
+    ));
+    git_repo(
+        &git,
+        &[("cluster.kdl", &kdl(&ldap(value.trim_end())))],
+        "ldap: encrypted password",
+    );
+    let pushed = ada.push(&git);
+    let text = both(&pushed);
+    assert!(pushed.status.success(), "{text}\n{}", agent.log());
+    assert!(text.contains("<secret sha256:"), "{text}");
+    assert!(
+        !text.contains("BEGIN AGE") && !text.contains("hunter2-clear"),
+        "{text}"
+    );
+    let running = std::fs::read_to_string(agent.dir.join("running/ldap-servers.kdl")).unwrap();
+    assert!(running.contains("hunter2-clear"), "{running}");
 }
 
 /// The value of the first `bind-password=` in `file`, as stored.
