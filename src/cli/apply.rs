@@ -22,7 +22,7 @@ use crate::text::count;
 /// Runs `strata apply`.
 pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let plan: Plan = match &args.plan {
+    let (plan, catalogue): (Plan, crate::schema::Catalogue) = match &args.plan {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Failure::new(
@@ -46,7 +46,9 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
                     "plan again with this version",
                 ));
             }
-            plan
+            // A saved plan carries the schemas it changes, not the whole catalogue: the
+            // built-in one says which of its fields are secrets.
+            (plan, crate::schema::Catalogue::builtin())
         }
         None => desired_plan(
             &args.repo.repo,
@@ -64,7 +66,9 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         return Ok(Outcome::Ok);
     }
     if out.format != Format::Json {
-        out.print(&render_human(&plan));
+        out.print(&render_human(&crate::secret::mask::shown_plan(
+            &plan, &catalogue,
+        )));
     }
     let hazards = plan.hazards(&client.machine);
     let refused: Vec<&Hazard> = hazards.iter().filter(|h| !consented(h, &args)).collect();

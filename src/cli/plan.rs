@@ -25,7 +25,7 @@ pub(super) fn desired_plan(
     allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
-) -> Result<Plan, CliError> {
+) -> Result<(Plan, Catalogue), CliError> {
     let snapshot = match git_ref {
         Some(r) => read_ref(repo, r),
         None => read_worktree(repo, &client.user),
@@ -42,7 +42,8 @@ pub(super) fn desired_plan(
 }
 
 /// Validates `snapshot` (named `what` in errors), printing its diagnostics, and plans it
-/// against the live state `client` reaches. Secrets in clear text are errors unless
+/// against the live state `client` reaches; with the catalogue it was checked with (to
+/// show it: [`crate::secret::mask::shown_plan`]). Secrets in clear text are errors unless
 /// `allow_plaintext` (`--allow-plaintext-secrets`) makes them warnings.
 pub(super) fn plan_snapshot(
     snapshot: crate::source::Snapshot,
@@ -50,7 +51,7 @@ pub(super) fn plan_snapshot(
     allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
-) -> Result<Plan, CliError> {
+) -> Result<(Plan, Catalogue), CliError> {
     let mut checked = check(&snapshot);
     if allow_plaintext {
         crate::secret::allow_plaintext(&mut checked.diags);
@@ -80,7 +81,8 @@ pub(super) fn plan_snapshot(
         ));
     }
     let desired = desired(&checked.repo, &checked.catalogue);
-    plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)
+    let plan = plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)?;
+    Ok((plan, checked.catalogue))
 }
 
 /// How many times a plan asks for digests and entries again when a commit lands between
@@ -117,7 +119,7 @@ fn plan_by_digest(
 /// Runs `strata plan`.
 pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let plan = desired_plan(
+    let (plan, catalogue) = desired_plan(
         &args.repo.repo,
         args.git_ref.as_deref(),
         args.allow_plaintext_secrets,
@@ -136,6 +138,7 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     }
     // What `apply` would refuse without an explicit flag, said now, where it is reviewed.
     let hazards = plan.hazards(&client.machine);
+    let plan = crate::secret::mask::shown_plan(&plan, &catalogue);
     match out.format {
         Format::Json => {
             let mut value = render_json(&plan);

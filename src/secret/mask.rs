@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use super::{ARMOR_BEGIN, ARMOR_END, masked};
 use crate::config::SourceFile;
+use crate::model::{EntryValue, Key, Node, Value};
+use crate::plan::{Change, Plan};
+use crate::schema::{Catalogue, NodeSpec, ValueType};
 
 /// `text` with every armoured text in it (as stored, or escaped in a KDL or JSON string:
 /// `\n` for its line breaks) replaced by its mask.
@@ -66,6 +69,67 @@ pub fn starred(file: &Arc<SourceFile>, start: usize, end: usize) -> Arc<SourceFi
     SourceFile::new(file.name.clone(), out)
 }
 
+/// `node` with every value of a `type="secret"` field of `spec` that is in clear text
+/// (a repo migrating with `--allow-plaintext-secrets`) replaced by its mask; armoured
+/// text is masked wherever output is printed ([`mask_text`]).
+pub fn mask_clear(node: &Node, spec: &NodeSpec) -> Node {
+    let mut out = node.clone();
+    mask_clear_in(&mut out, spec);
+    out
+}
+
+fn mask_clear_in(node: &mut Node, spec: &NodeSpec) {
+    if spec.open {
+        return;
+    }
+    let clear = |f: &crate::schema::FieldSpec, v: &mut Value| {
+        if f.ty == ValueType::Secret
+            && let Value::String(s) = v
+            && !super::is_encrypted(s)
+        {
+            *s = masked(s);
+        }
+    };
+    for (f, v) in spec.args.iter().zip(node.args.iter_mut()) {
+        clear(f, v);
+    }
+    for (k, v) in node.props.iter_mut() {
+        if let Some(f) = spec.props.get(k) {
+            clear(f, v);
+        }
+    }
+    for child in &mut node.children {
+        if let Some(c) = spec.children.get(&child.name) {
+            mask_clear_in(child, &c.spec);
+        }
+    }
+}
+
+/// `plan` as shown: the clear secrets of its sections masked ([`mask_clear`]), by the
+/// schemas of `catalogue`. What it writes is the plan itself, never this.
+pub fn shown_plan(plan: &Plan, catalogue: &Catalogue) -> Plan {
+    let mut shown = plan.clone();
+    for action in &mut shown.actions {
+        let Key::Section { section, .. } = &action.key else {
+            continue;
+        };
+        let Some(schema) = catalogue.get(section.as_str()) else {
+            continue;
+        };
+        let values: Vec<&mut EntryValue> = match &mut action.change {
+            Change::Create { new } => vec![new],
+            Change::Change { old, new } => vec![old, new],
+            Change::Remove { old } => vec![old],
+        };
+        for v in values {
+            if let EntryValue::Section(n) = v {
+                *n = mask_clear(n, &schema.body);
+            }
+        }
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +145,20 @@ mod tests {
         mask_json(&mut v);
         assert_eq!(v["a"][0], masked(&stored));
         assert_eq!(mask_text("nothing"), "nothing");
+    }
+
+    #[test]
+    fn clear_secrets_are_masked_by_their_schema() {
+        let doc: kdl::KdlDocument = r#"ldap-servers { profile "corp" base="dc=x" bind-password="hunter2" { hosts "l1"; } }"#
+            .parse()
+            .unwrap();
+        let node = Node::from_kdl(&doc.nodes()[0]);
+        let cat = Catalogue::builtin();
+        let shown = mask_clear(&node, &cat.get("ldap-servers").unwrap().body);
+        let text = shown.to_canonical();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains(&masked("hunter2")), "{text}");
+        assert!(text.contains("base=\"dc=x\""), "{text}");
     }
 
     #[test]

@@ -242,6 +242,24 @@ fn clear_secrets_are_refused_by_validate_and_by_a_push() {
                 .contains("hunter2-clear")
     );
 
+    // Migrating, a plan lets it through with a warning, and shows it masked.
+    for format in ["human", "json"] {
+        let out = strata(&[
+            "plan",
+            "--repo",
+            &p(&git),
+            "--state-dir",
+            &sd(&agent),
+            "--allow-plaintext-secrets",
+            "--format",
+            format,
+        ]);
+        let text = both(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains("<secret sha256:"), "{text}");
+        assert!(!text.contains("hunter2-clear"), "{text}");
+    }
+
     // Encrypted, the same push goes through; what it prints shows the secret masked.
     let value = ok(&strata_in(
         &["secret", "encrypt", "--kdl", "--state-dir", &sd(&agent)],
