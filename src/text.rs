@@ -1,6 +1,7 @@
 //! Small helpers for the text people read: a count with its noun in the right number
-//! ("1 warning", "2 warnings", "1 entry", "3 entries"). Every summary that prints a
-//! count goes through [`count`], so none says "1 errors".
+//! ("1 warning", "2 warnings", "1 entry", "3 entries"), and large numbers with their
+//! thousands marked ("4,194,304"). Every summary that prints a count goes through
+//! [`count`], so none says "1 errors".
 
 /// `n` followed by `noun`, plural unless `n` is 1. `noun` is the singular; the plural
 /// follows the English rules the CLI's nouns need: a consonant + `y` becomes `ies`
@@ -12,6 +13,19 @@ pub fn count(n: usize, noun: &str) -> String {
     } else {
         format!("{n} {}", plural(noun))
     }
+}
+
+/// `n` with a comma between each group of three digits: `4,194,304`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// The plural of `noun` (see [`count`] for the rules).
@@ -44,5 +58,14 @@ mod tests {
         assert_eq!(count(2, "key"), "2 keys");
         assert_eq!(count(2, "change set"), "2 change sets");
         assert_eq!(count(3, "match"), "3 matches");
+    }
+
+    #[test]
+    fn thousands_are_marked() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(4_194_304), "4,194,304");
+        assert_eq!(thousands(799_980), "799,980");
     }
 }

@@ -37,7 +37,7 @@ pub fn check_paths_named(paths: &[PathBuf], names: Names) -> Result<Checked, Rea
     let mut repo = parse_files(sources.kdl, &mut diags);
     // Files that could not be read or decoded are problems like any other.
     repo.unread.extend(sources.unread);
-    diags.problems.extend(sources.problems);
+    diags.extend(sources.problems);
     for path in &sources.other {
         match crate::xml::file::read(path) {
             Ok(file) => crate::xml::cluster::load_into(&file, &catalogue, &mut repo, &mut diags),

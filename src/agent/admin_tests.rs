@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::agent::applier::MemoryApplier;
-use crate::agent::auth::{Auth, Authed};
+use crate::agent::auth::{Auth, Authed, Checked};
 use crate::agent::check::Authority;
 use crate::agent::node::Node as AgentNode;
 use crate::agent::users::{Role, hash_passphrase, parse_users, verify_passphrase};
@@ -490,9 +490,12 @@ async fn passwd_through_the_node_lets_admin_log_in_and_other_roles_are_denied() 
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");
     assert_eq!(
         n.auth.authorize_passphrase("admin", "open sesame").await,
-        Some(Role::Administrator)
+        Checked::Accepted(Role::Administrator)
     );
-    assert_eq!(n.auth.authorize_passphrase("admin", "wrong").await, None);
+    assert_eq!(
+        n.auth.authorize_passphrase("admin", "wrong").await,
+        Checked::Refused
+    );
     // Anyone logged in may read the pending-join list.
     let r = n.handle(
         &root,

@@ -1,8 +1,10 @@
 //! Authentication: who may log in (the state dir's local key, and the cluster's `users`
-//! section), with which role, and how long a refusal is held (growing per address, and
-//! for passphrases per user name too). Passphrase checks are argon2, deliberately slow and
-//! memory-hungry: they wait out the delay earlier refusals earned *before* hashing, and
-//! run one at a time, so a flood of guesses costs the agent neither memory nor cores.
+//! section), with which role, and the delays refusals earn (growing per address, and for
+//! passphrases per user name too). Passphrase checks are argon2, deliberately slow and
+//! memory-hungry: an address with a delay pending is not checked at all (it is told when
+//! to retry), a user's delay from other addresses is waited out *before* hashing (at most
+//! [`MAX_HOLD`], so the real user still gets in), and checks run one at a time, so a
+//! flood of guesses costs the agent neither memory nor cores.
 
 use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use russh::keys::PublicKey;
 
-use super::penalties::{Penalties, refusal_delay};
+use super::penalties::{MAX_HOLD, Penalties, refusal_delay};
 use super::users::{Role, User, verify_passphrase};
 
 /// An authenticated caller.
@@ -119,19 +121,32 @@ impl Hasher {
         }
     }
 
-    /// Whether `passphrase` matches `hash`; false when the queue is full.
-    async fn verify(&self, passphrase: &str, hash: &str) -> bool {
-        let Some(jobs) = &self.jobs else { return false };
+    /// Whether `passphrase` matches `hash`; `None` when the queue is full.
+    async fn verify(&self, passphrase: &str, hash: &str) -> Option<bool> {
+        let Some(jobs) = &self.jobs else {
+            return Some(false);
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         if jobs
             .try_send((passphrase.to_owned(), hash.to_owned(), reply))
             .is_err()
         {
             tracing::warn!("passphrase check refused: {HASH_QUEUE} checks are already waiting");
-            return false;
+            return None;
         }
-        answer.await.unwrap_or(false)
+        Some(answer.await.unwrap_or(false))
     }
+}
+
+/// What a passphrase check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// The passphrase is the user's: they log in with this role.
+    Accepted(Role),
+    /// Wrong user or passphrase, or a locked account.
+    Refused,
+    /// Not checked: every place in the queue of checks is taken. Not a refusal.
+    Busy,
 }
 
 impl Auth {
@@ -148,37 +163,43 @@ impl Auth {
         }
     }
 
-    /// How long a passphrase attempt from `ip` for `user` waits before it is checked at
-    /// all: the delay the refusals in a row from that address, or for that user, earned.
-    pub fn pending_delay(&self, ip: Option<IpAddr>, user: &str) -> Duration {
-        let now = Instant::now();
-        let by_ip = ip.map_or(0, |ip| {
-            self.penalties
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .count(&ip, now)
-        });
-        let by_user = self
-            .user_penalties
+    /// How long until the delay refusals from `ip` earned has passed: an attempt from it
+    /// before then is answered at once, unchecked, with that wait.
+    pub fn address_delay(&self, ip: Option<IpAddr>) -> Duration {
+        let Some(ip) = ip else {
+            return Duration::ZERO;
+        };
+        self.penalties
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .count(&user.to_owned(), now);
-        match by_ip.max(by_user) {
-            0 => Duration::ZERO,
-            n => refusal_delay(self.delay_ms, n),
-        }
+            .remaining(&ip, Instant::now(), |n| refusal_delay(self.delay_ms, n))
     }
 
-    /// Records a refused passphrase from `ip` for `user`; returns how long to hold the
-    /// answer (as [`Auth::refused`], counting the user's refusals too).
-    pub fn refused_passphrase(&self, ip: Option<IpAddr>, user: &str) -> Duration {
-        let now = Instant::now();
+    /// How long a passphrase attempt for `user` is held before it is checked: what remains
+    /// of the delay refused passphrases for that user earned (from other addresses: an
+    /// address's own are [`Auth::address_delay`]), at most [`MAX_HOLD`]. Everyone waits
+    /// and is then checked, so guesses from elsewhere slow the real user but cannot
+    /// shut them out.
+    pub fn user_hold(&self, user: &str) -> Duration {
+        self.user_penalties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remaining(&user.to_owned(), Instant::now(), |n| {
+                refusal_delay(self.delay_ms, n)
+            })
+            .min(MAX_HOLD)
+    }
+
+    /// Records a refused passphrase from `ip` for `user`, attempted at `at`; returns how
+    /// long to hold the answer (as [`Auth::refused`], counting the user's refusals too).
+    pub fn refused_passphrase(&self, ip: Option<IpAddr>, user: &str, at: Instant) -> Duration {
         let by_user = self
             .user_penalties
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .refuse(user.to_owned(), now);
-        self.refused(ip).max(refusal_delay(self.delay_ms, by_user))
+            .refuse(user.to_owned(), at);
+        self.refused(ip, at)
+            .max(refusal_delay(self.delay_ms, by_user).min(MAX_HOLD))
     }
 
     /// Replaces the accounts (after a change to the `users` section).
@@ -227,9 +248,9 @@ impl Auth {
             .map(|u| u.role)
     }
 
-    /// The role of `user` if `passphrase` matches their argon2id hash, checked on the one
-    /// hashing thread (slow by design).
-    pub async fn authorize_passphrase(&self, user: &str, passphrase: &str) -> Option<Role> {
+    /// Whether `passphrase` is `user`'s (and then their role), checked against their
+    /// argon2id hash on the one hashing thread (slow by design).
+    pub async fn authorize_passphrase(&self, user: &str, passphrase: &str) -> Checked {
         let found = {
             let users = self.users.read().unwrap_or_else(|e| e.into_inner());
             users
@@ -237,30 +258,39 @@ impl Auth {
                 .find(|u| u.name == user && !u.locked)
                 .and_then(|u| u.passphrase_hash.clone().map(|h| (h, u.role)))
         };
-        let (hash, role) = found?;
+        let Some((hash, role)) = found else {
+            return Checked::Refused;
+        };
         if hash_memory_kib(&hash).is_none_or(|m| m > MAX_HASH_MEMORY_KIB) {
             tracing::error!(
                 user,
                 "passphrase hash refused: its argon2 memory cost is missing or above {MAX_HASH_MEMORY_KIB} KiB"
             );
-            return None;
+            return Checked::Refused;
         }
-        self.hasher.verify(passphrase, &hash).await.then_some(role)
+        match self.hasher.verify(passphrase, &hash).await {
+            Some(true) => Checked::Accepted(role),
+            Some(false) => Checked::Refused,
+            None => Checked::Busy,
+        }
     }
 
-    /// Records a refused login from `ip` and returns how long to hold the answer: the
-    /// base delay, doubled for each refusal in a row from that address, at most 30 s
-    /// (see [`super::penalties`] for how long an address is remembered).
-    pub fn refused(&self, ip: Option<IpAddr>) -> Duration {
+    /// Records a refused login from `ip`, attempted at `at`, and returns how long to hold
+    /// the answer from then: the base delay, doubled for each refusal in a row from that
+    /// address, at most [`MAX_HOLD`] (the address's delay grows on to 30 s: see
+    /// [`super::penalties`]). The delay counts from the attempt, not from the end of its
+    /// argon2 check: an answer held that long finds the delay passed, so a client that
+    /// waits for it and tries again is checked, not told to wait.
+    pub fn refused(&self, ip: Option<IpAddr>, at: Instant) -> Duration {
         let Some(ip) = ip else {
-            return Duration::from_millis(self.delay_ms);
+            return Duration::from_millis(self.delay_ms).min(MAX_HOLD);
         };
         let n = self
             .penalties
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .refuse(ip, Instant::now());
-        refusal_delay(self.delay_ms, n)
+            .refuse(ip, at);
+        refusal_delay(self.delay_ms, n).min(MAX_HOLD)
     }
 
     /// Forgets refusals from `ip`, and for `user`, after a successful login.
@@ -298,28 +328,44 @@ mod tests {
     }
 
     #[test]
-    fn a_passphrase_waits_out_what_earlier_refusals_earned_per_address_and_per_user() {
+    fn an_address_waits_out_its_own_delay_and_a_users_delay_is_held_at_most_max_hold() {
         let a = auth();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        assert_eq!(a.pending_delay(Some(ip), "ada"), Duration::ZERO);
+        assert_eq!(a.address_delay(Some(ip)), Duration::ZERO);
+        assert_eq!(a.user_hold("ada"), Duration::ZERO);
         assert_eq!(
-            a.refused_passphrase(Some(ip), "ada"),
+            a.refused_passphrase(Some(ip), "ada", Instant::now()),
             Duration::from_millis(100)
         );
         assert_eq!(
-            a.refused_passphrase(Some(ip), "ada"),
+            a.refused_passphrase(Some(ip), "ada", Instant::now()),
             Duration::from_millis(200)
         );
-        // The next attempt waits before any hashing, from that address or for that user.
-        assert_eq!(a.pending_delay(Some(ip), "bob"), Duration::from_millis(200));
-        assert_eq!(
-            a.pending_delay(Some(other), "ada"),
-            Duration::from_millis(200)
-        );
-        assert_eq!(a.pending_delay(Some(other), "bob"), Duration::ZERO);
+        // That address is told to wait; the user is held from any address, other users
+        // and other addresses are not.
+        let pending = a.address_delay(Some(ip));
+        assert!(pending > Duration::from_millis(150) && pending <= Duration::from_millis(200));
+        assert!(a.user_hold("ada") > Duration::from_millis(150));
+        assert_eq!(a.address_delay(Some(other)), Duration::ZERO);
+        assert_eq!(a.user_hold("bob"), Duration::ZERO);
         a.accepted(Some(ip), "ada");
-        assert_eq!(a.pending_delay(Some(ip), "ada"), Duration::ZERO);
+        assert_eq!(a.address_delay(Some(ip)), Duration::ZERO);
+        assert_eq!(a.user_hold("ada"), Duration::ZERO);
+
+        // Guesses from many addresses: the user's delay grows to 30 s, what is held of it
+        // stops at MAX_HOLD, and so does the hold of each refusal.
+        let slow = Auth::new(a.local_key.clone(), 1000);
+        for n in 0..20u8 {
+            let held = slow.refused_passphrase(
+                Some(IpAddr::from([198, 51, 100, n])),
+                "admin",
+                Instant::now(),
+            );
+            assert!(held <= MAX_HOLD, "{held:?}");
+        }
+        assert_eq!(slow.user_hold("admin"), MAX_HOLD);
+        assert_eq!(slow.address_delay(Some(other)), Duration::ZERO);
     }
 
     #[tokio::test]
@@ -337,6 +383,9 @@ mod tests {
             super::super::users::parse_users(&crate::model::Node::from_kdl(&doc.nodes()[0]))
                 .unwrap();
         a.set_users(users);
-        assert_eq!(a.authorize_passphrase("eve", "anything").await, None);
+        assert_eq!(
+            a.authorize_passphrase("eve", "anything").await,
+            Checked::Refused
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! contents that match, sections and machines only of declared modes and groups,
 //! machines registered to join (`@prepjoin:`) with a serial and a host key that parses
 //! and not members already — and changes to users and membership (the pending-join list
-//! included) only from administrators.
+//! included), and to the schemas of the security sections ([`SECURITY_SECTIONS`]), only
+//! from administrators.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use super::core::Refusal;
 use crate::config::{Diagnostics, SourceFile, diagnostics::render};
 use crate::model::{EntryValue, Key, MachineName, Mode, Node, PendingJoin};
-use crate::resolve::entries::catalogue_of;
+use crate::resolve::entries::{EntryLayers, catalogue_of};
+use crate::resolve::entry_reference_problems;
 use crate::schema::Catalogue;
 use crate::state::{Live, Writes};
 use crate::validate::section_rules;
@@ -26,12 +28,22 @@ pub enum Authority {
     NoMembership,
 }
 
+/// The sections that decide who may log in and change what, and how the mesh and its
+/// freezes behave: only administrators may replace their schemas (a repo's
+/// `schemas/users.kdl` redefining `users`, say), whatever an operator may write in them.
+pub const SECURITY_SECTIONS: [&str; 4] = ["users", "ssh", "cluster-mesh", crate::freeze::SECTION];
+
 /// The keys only administrators may write: membership, the cluster's identities, and the
 /// users section.
 pub fn is_restricted(key: &Key) -> bool {
     key.is_membership()
         || key.is_secret()
         || matches!(key, Key::Section { section, .. } if section.as_str() == "users")
+}
+
+/// Whether `key` is the schema of a security section ([`SECURITY_SECTIONS`]).
+pub fn is_security_schema(key: &Key) -> bool {
+    matches!(key, Key::Schema(s) if SECURITY_SECTIONS.contains(&s.as_str()))
 }
 
 fn refuse(message: String, help: &str) -> Refusal {
@@ -46,18 +58,29 @@ pub fn check_authority(writes: &Writes, authority: Authority) -> Result<(), Refu
     if authority == Authority::All {
         return Ok(());
     }
-    let denied: Vec<String> = writes
-        .keys()
-        .filter(|k| is_restricted(k))
-        .map(Key::to_string)
-        .collect();
-    if denied.is_empty() {
-        return Ok(());
+    let denied = |restricted: fn(&Key) -> bool| -> Vec<String> {
+        writes
+            .keys()
+            .filter(|k| restricted(k))
+            .map(Key::to_string)
+            .collect()
+    };
+    let members = denied(is_restricted);
+    if !members.is_empty() {
+        return Err(Refusal::Denied(format!(
+            "only administrators may change users, roles and membership; the change set writes {}",
+            members.join(", ")
+        )));
     }
-    Err(Refusal::Denied(format!(
-        "only administrators may change users, roles and membership; the change set writes {}",
-        denied.join(", ")
-    )))
+    let schemas = denied(is_security_schema);
+    if !schemas.is_empty() {
+        return Err(Refusal::Denied(format!(
+            "only administrators may change the schemas of the security sections ({}); the change set writes {}",
+            SECURITY_SECTIONS.join(", "),
+            schemas.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Checks `writes` against what the store will hold once they are in: the same section
@@ -77,7 +100,7 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
     let mut diags = Diagnostics::default();
     let catalogue = catalogue_of(after.iter().copied(), &mut diags);
     if diags.has_errors() {
-        let problems: Vec<String> = diags.problems.iter().map(|p| p.message.clone()).collect();
+        let problems: Vec<String> = diags.problems().iter().map(|p| p.message.clone()).collect();
         return Err(refuse(
             format!(
                 "the section schemas of the change set do not load: {}",
@@ -159,6 +182,40 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
     }
 }
 
+/// Checks the references of every machine's effective config once `writes` are in
+/// `live` (the whole live state), as `validate` checks a repo's: a saved plan that
+/// makes a listener name an interface no machine it reaches has is refused with
+/// validate's words, whoever wrote the plan.
+pub fn check_references(writes: &Writes, live: &Live) -> Result<(), Refusal> {
+    let after: Vec<(&Key, &EntryValue)> = live
+        .iter()
+        .filter(|(k, _)| !writes.contains_key(*k))
+        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+        .chain(
+            writes
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
+        )
+        .collect();
+    let mut diags = Diagnostics::default();
+    let catalogue = catalogue_of(after.iter().copied(), &mut diags);
+    let layers = EntryLayers::new(after.iter().copied());
+    let problems = entry_reference_problems(&layers, &catalogue);
+    match problems.first() {
+        None => Ok(()),
+        Some(first) => Err(refuse(
+            format!(
+                "the change set was refused, nothing was written: {first}{}",
+                match problems.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more unresolved references)", n - 1),
+                }
+            ),
+            "plan from a repo that `strata validate` accepts",
+        )),
+    }
+}
+
 /// Why a machine cannot be registered to join with this entry, if it cannot: it needs a
 /// serial number and a host key that parses, and must not be a member already.
 fn pending_problem(host: &MachineName, p: &PendingJoin, joined: bool) -> Option<String> {
@@ -212,8 +269,55 @@ fn errors_of(
     let mut diags = Diagnostics::default();
     section_rules(mode, node, file, catalogue, &mut diags);
     diags
-        .problems
+        .into_problems()
         .into_iter()
         .filter(|p| p.is_error())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SectionName;
+
+    fn schema(name: &str) -> (Key, Option<EntryValue>) {
+        let doc: kdl::KdlDocument = format!("schema \"{name}\"").parse().unwrap();
+        let node = Node::from_kdl(&doc.nodes()[0]);
+        (
+            Key::Schema(SectionName::new(name).unwrap()),
+            Some(EntryValue::Schema(node)),
+        )
+    }
+
+    fn denied(writes: &Writes, authority: Authority) -> Option<String> {
+        match check_authority(writes, authority) {
+            Ok(()) => None,
+            Err(Refusal::Denied(m)) => Some(m),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_administrators_replace_the_schema_of_a_security_section() {
+        for section in SECURITY_SECTIONS {
+            let writes: Writes = [schema(section)].into_iter().collect();
+            let message = denied(&writes, Authority::NoMembership)
+                .unwrap_or_else(|| panic!("an operator replaced the schema of `{section}`"));
+            assert_eq!(
+                message,
+                format!(
+                    "only administrators may change the schemas of the security sections (users, ssh, cluster-mesh, change-freeze); the change set writes #schema:{section}"
+                )
+            );
+            assert_eq!(denied(&writes, Authority::All), None);
+            // Removing one is changing it too.
+            let removed: Writes = [(Key::Schema(SectionName::new(section).unwrap()), None)]
+                .into_iter()
+                .collect();
+            assert!(denied(&removed, Authority::NoMembership).is_some());
+        }
+        // Other sections' schemas stay the operators' to change.
+        let writes: Writes = [schema("dns"), schema("listeners")].into_iter().collect();
+        assert_eq!(denied(&writes, Authority::NoMembership), None);
+    }
 }

@@ -226,6 +226,9 @@ impl<S: Store> Core<S> {
         // The checks need membership and the catalogue of what is there, not its sections.
         let known = self.store.live_under(&["@".into(), "#".into()])?;
         super::check::check_writes(&writes, &known, &self.machine)?;
+        if writes.keys().any(|k| !matches!(k, Key::Pending(_))) {
+            super::check::check_references(&writes, &self.store.live()?)?;
+        }
         let message = match (&frozen, &caller.break_glass) {
             (Some(w), Some(why)) => format!(
                 "{}\n\nbreak glass during change freeze `{}` by {}: {why}",

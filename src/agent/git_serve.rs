@@ -11,6 +11,10 @@
 //! repo's own schemas, plans it against the live cluster and applies it as one change
 //! set stamped with the commit — or refuses the push, printing why (as `remote:` lines on
 //! the pusher's terminal), and then nothing changes.
+//!
+//! Every member's repository is kept at the commit the cluster runs, whichever member
+//! it was pushed to or applied through ([`super::mesh::git_fetch`]): a clone from any
+//! member returns it, and a push based on it is a fast-forward on any member.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -91,9 +95,14 @@ pub fn allowed(who: &Authed, service: Service) -> Result<(), String> {
     }
 }
 
+/// Where the bare repository is (it may not exist yet).
+pub fn path(agent: &Agent) -> PathBuf {
+    agent.state.layout.dir.join("config.git")
+}
+
 /// The bare repository, created on first use with its `pre-receive` hook.
-fn repository(agent: &Agent) -> Result<PathBuf, String> {
-    let dir = agent.state.layout.dir.join("config.git");
+pub fn repository(agent: &Agent) -> Result<PathBuf, String> {
+    let dir = path(agent);
     if !dir.join("HEAD").exists() {
         let out = std::process::Command::new("git")
             .args(["init", "--bare", "--quiet"])
@@ -177,6 +186,8 @@ pub async fn serve(
         }
     };
     tracing::info!(user = %who.user, service = service.program(), "config repo");
+    // While a push is received, the branch is receive-pack's to move (`git_fetch`).
+    let _receiving = (service == Service::Receive).then(|| agent.git.receiving());
     let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {

@@ -16,6 +16,7 @@ pub mod check;
 pub mod core;
 pub mod follow;
 pub mod follow_guard;
+pub mod git_pack;
 pub mod git_serve;
 pub mod member_record;
 pub mod membership;
@@ -23,6 +24,7 @@ pub mod memory;
 pub mod mesh;
 pub mod node;
 pub mod penalties;
+pub mod repair;
 pub mod requests;
 pub mod running;
 pub mod secrets;
@@ -65,8 +67,8 @@ pub enum AgentError {
     #[diagnostic(
         code(strata::agent::store_lost),
         help(
-            "restore {store} from a backup (with the agent stopped) and start it again; \
-             or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
+            "rebuild it from a member, with the agent stopped: `strata cluster repair MEMBER --fingerprint SHA256:… --state-dir DIR`; \
+             or restore {store} from a backup; or, to start this machine afresh on purpose, remove {record}, start the agent and join the cluster again"
         )
     )]
     StoreLost {
@@ -93,6 +95,8 @@ pub struct Agent {
     pub mesh: std::sync::OnceLock<mesh::Mesh>,
     /// The follower of the repo `agent.kdl`'s `source` names, if it names one.
     pub follower: Option<Arc<follow::Follower>>,
+    /// The config repo kept at the commit the cluster runs ([`mesh::git_fetch`]).
+    pub git: mesh::git_fetch::GitFetch,
 }
 
 impl Agent {
@@ -156,6 +160,7 @@ impl Agent {
             node,
             mesh: std::sync::OnceLock::new(),
             follower,
+            git: Default::default(),
         }))
     }
 
@@ -164,7 +169,11 @@ impl Agent {
         match request {
             Request::Status => {
                 return match follow::status(&self.node, self.follower.as_deref()) {
-                    Ok(s) => Response::Status(Box::new(s)),
+                    Ok(mut s) => {
+                        let last = s.last_applied.as_ref().map(|a| a.commit.commit.as_str());
+                        s.served = Some(self.git.served(&git_serve::path(self), last));
+                        Response::Status(Box::new(s))
+                    }
                     Err(e) => Response::error(e, None),
                 };
             }

@@ -328,7 +328,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
             &mut diags,
         );
-        for p in &diags.problems {
+        for p in diags.problems() {
             tracing::error!("stored schemas: {}", p.message);
         }
         *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = catalogue.clone();

@@ -2,14 +2,37 @@
 //! is passed in) and bounded: an address not refused for [`MAX_DELAY`] starts afresh and
 //! its entry goes, and past [`CAPACITY`] addresses the one refused longest ago is
 //! forgotten, so an attacker cycling source addresses cannot grow the table without limit.
+//!
+//! A delay is not all held on the connection. An address with a delay pending gets its
+//! answer at once, unchecked ("login delayed after failed attempts; retry in N s"); what
+//! is held is at most [`MAX_HOLD`], tied below the timeouts around a login.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// The longest a refusal is held; also how long an address's refusals are remembered.
+use super::settings::DEFAULT_LOGIN_TIMEOUT_MS;
+use crate::mesh::CONNECT_TIMEOUT;
+
+/// The longest delay refusals earn; also how long an address's refusals are remembered.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// The longest the agent holds one passphrase attempt: the wait for the delay the user's
+/// refusals from other addresses earned, then the check, then the refusal's own hold are
+/// all within it (plus the argon2 check itself). Before issue 20 a held attempt could
+/// reach [`MAX_DELAY`], which was the client's [`CONNECT_TIMEOUT`]: guesses from many
+/// addresses made the real administrator's login wait 30 s and the client report "no
+/// answer within 30 s … is `strata agent` running?".
+pub const MAX_HOLD: Duration = Duration::from_secs(4);
+
+// What ties MAX_HOLD to the timeouts around a login: a held attempt is answered before
+// the agent's own login deadline (`login-timeout-ms`, checked below for the default and
+// at each attempt for the configured one) and long before the client gives up on the
+// agent, leaving time for the TCP and SSH handshakes and for the argon2 check, which may
+// wait its turn behind others.
+const _: () = assert!(2 * MAX_HOLD.as_millis() <= DEFAULT_LOGIN_TIMEOUT_MS as u128);
+const _: () = assert!(4 * MAX_HOLD.as_millis() <= CONNECT_TIMEOUT.as_millis());
 
 /// At most this many addresses are remembered.
 pub const CAPACITY: usize = 4096;
@@ -54,7 +77,21 @@ impl<K: Hash + Eq + Clone> Penalties<K> {
             .map_or(0, |(n, _)| *n)
     }
 
-    /// Records a refusal from `ip` at `now`; returns how many in a row (from 1).
+    /// How long until the delay `key`'s refusals earned has passed at `now` (zero when
+    /// none is pending): `delay(n)` after its `n`th refusal in a row, counted from the
+    /// last one.
+    pub fn remaining(&self, key: &K, now: Instant, delay: impl Fn(u32) -> Duration) -> Duration {
+        match self.entries.get(key) {
+            Some((n, last)) if now.saturating_duration_since(*last) <= self.window => {
+                (*last + delay(*n)).saturating_duration_since(now)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Records a refusal from `ip` at `now` (an attempt's start: a refusal found later
+    /// than one of an attempt that started after it does not move the time back);
+    /// returns how many in a row (from 1).
     pub fn refuse(&mut self, ip: K, now: Instant) -> u32 {
         let window = self.window;
         self.entries
@@ -67,7 +104,7 @@ impl<K: Hash + Eq + Clone> Penalties<K> {
         }
         let entry = self.entries.entry(ip).or_insert((0, now));
         entry.0 = entry.0.saturating_add(1);
-        entry.1 = now;
+        entry.1 = entry.1.max(now);
         entry.0
     }
 
@@ -123,6 +160,25 @@ mod tests {
         assert_eq!(p.count(&ip(3), t0 + s(83)), 1);
         assert_eq!(p.count(&ip(3), t0 + s(200)), 0, "past its window");
         assert_eq!(p.refuse(ip(1), t0 + s(83)), 1);
+    }
+
+    #[test]
+    fn what_remains_of_a_delay_is_counted_from_the_last_refusal() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut p = Penalties::new(10, MAX_DELAY);
+        let delay = |n| refusal_delay(1000, n);
+        assert_eq!(p.remaining(&ip(1), t0, delay), Duration::ZERO);
+        p.refuse(ip(1), t0);
+        p.refuse(ip(1), t0 + s(1));
+        // The second refusal earned 2 s, from its own time.
+        assert_eq!(p.remaining(&ip(1), t0 + s(1), delay), s(2));
+        assert_eq!(
+            p.remaining(&ip(1), t0 + Duration::from_millis(2_500), delay),
+            Duration::from_millis(500)
+        );
+        assert_eq!(p.remaining(&ip(1), t0 + s(3), delay), Duration::ZERO);
+        assert_eq!(p.remaining(&ip(2), t0 + s(1), delay), Duration::ZERO);
     }
 
     #[test]

@@ -204,10 +204,14 @@ pub struct Limits {
     pub max_requests_per_user: usize,
 }
 
+/// How long a connection may take to log in, by default (`login-timeout-ms`). A held
+/// passphrase check ends well before it: see [`super::penalties::MAX_HOLD`].
+pub const DEFAULT_LOGIN_TIMEOUT_MS: u64 = 10_000;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            login_timeout_ms: 10_000,
+            login_timeout_ms: DEFAULT_LOGIN_TIMEOUT_MS,
             max_unauthenticated: 256,
             max_per_address: 32,
             max_requests_per_user: 8,

@@ -6,10 +6,13 @@
 //! host_key       the SSH host key (ed25519, OpenSSH format, 0600)
 //! local_key      a client key (0600) that grants administrator to whoever can read it:
 //!                `strata … --state-dir DIR` on the appliance itself
-//! store.redb     the durable store
+//! store.redb     the durable store (store.redb.damaged-SECONDS: an old one a repair
+//!                kept, see [`super::repair`])
 //! member.kdl     the cluster this machine is a member of, kept outside the store
 //!                (see [`super::member_record`])
 //! address        the address the agent is listening on (written after binding)
+//! agent.sock     the on-box CLI's way in (a unix socket, 0600; see
+//!                [`super::server::local`])
 //! running/       the machine's effective config, one KDL file per section
 //! ```
 //!
@@ -114,6 +117,10 @@ impl Layout {
     /// `member.kdl`.
     pub fn member(&self) -> PathBuf {
         self.dir.join("member.kdl")
+    }
+    /// `agent.sock`.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("agent.sock")
     }
     /// `address`.
     pub fn address(&self) -> PathBuf {

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use super::agent_args::AgentArgs;
 use super::{CliError, Failure, Outcome};
+use crate::agent::server::Listeners;
 use crate::agent::{Agent, run};
 use crate::atomic_file::{self, FileMode};
 
@@ -43,6 +44,13 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         let bound = listener
             .local_addr()
             .map_err(|e| Failure::bug(format!("cannot read the bound address: {e}")))?;
+        let socket = agent.state.layout.socket();
+        let local = crate::agent::server::local::bind(&socket).map_err(|e| {
+            Failure::new(
+                format!("cannot listen on {}: {e}", socket.display()),
+                "check the state dir (the on-box CLI reaches the agent through this socket)",
+            )
+        })?;
         // Tell local tools (and tests) where we are, only once we really listen.
         let address = agent.state.layout.address();
         atomic_file::write(&address, format!("{bound}\n").as_bytes(), FileMode::Private)
@@ -59,12 +67,17 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
             "host key fingerprint: {}",
             agent.state.fingerprint()
         );
-        run(listener, shutdown_signal(), agent.clone())
+        let listeners = Listeners {
+            network: listener,
+            local: Some(local),
+        };
+        run(listeners, shutdown_signal(), agent.clone())
             .await
             .map_err(|e| {
                 Failure::new(format!("the SSH server failed: {e}"), "see the log above")
             })?;
         let _ = std::fs::remove_file(agent.state.layout.address());
+        let _ = std::fs::remove_file(agent.state.layout.socket());
         tracing::info!("agent stopped");
         Ok::<_, CliError>(())
     })?;

@@ -16,8 +16,10 @@ pub struct TargetArgs {
     /// The agent to talk to (default port 2222).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub target: Option<String>,
-    /// On the appliance itself: the agent's state dir. Its address, host key and local
-    /// administrator key are read from there; no fingerprint needed.
+    /// On the appliance itself: the agent's state dir. The agent is reached through its
+    /// socket there (agent.sock: the state dir's owner and root only, outside the
+    /// network's connection budget), its host key and local administrator key are read
+    /// from there; no fingerprint needed.
     #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: Option<PathBuf>,
     /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
@@ -111,6 +113,31 @@ pub enum ClusterCommand {
         #[arg(long)]
         yes: bool,
         /// This machine's agent state dir (the join runs on the joining machine).
+        #[arg(long, value_name = "DIR", value_parser = absolute_path())]
+        state_dir: PathBuf,
+    },
+    /// Rebuild this machine's lost or damaged store from a member's copy of the cluster,
+    /// with its agent stopped: it logs in to MEMBER with its own host key (so it comes
+    /// back as itself: host key, machine name, serial), takes every change set, checks
+    /// the rebuilt entries against MEMBER's digests, and only then puts the store in
+    /// place; the old one is kept beside it as store.redb.damaged-SECONDS. Start the
+    /// agent afterwards: it takes from its peers whatever they committed since.
+    #[command(after_long_help = "Example:\n  \
+        strata cluster repair lab1.example.com:2222 --fingerprint SHA256:… --state-dir /var/lib/strata\n  \
+        strata agent --state-dir /var/lib/strata")]
+    Repair {
+        /// A member of the cluster: `HOST[:PORT]` (default port 2222).
+        #[arg(value_name = "MEMBER")]
+        address: String,
+        /// The member's host-key fingerprint, as OpenSSH prints it (`SHA256:…`); its agent
+        /// prints it when it starts.
+        #[arg(long, value_name = "SHA256:…", required_unless_present = "known_hosts")]
+        fingerprint: Option<String>,
+        /// Pin the member's host key as recorded for MEMBER in this known_hosts file
+        /// instead of --fingerprint.
+        #[arg(long, value_name = "FILE", conflicts_with = "fingerprint")]
+        known_hosts: Option<PathBuf>,
+        /// This machine's agent state dir (its agent stopped).
         #[arg(long, value_name = "DIR", value_parser = absolute_path())]
         state_dir: PathBuf,
     },

@@ -46,6 +46,15 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
                     "plan again with this version",
                 ));
             }
+            if let Some(key) = plan.duplicate_key() {
+                return Err(Failure::new(
+                    format!(
+                        "{} has two actions for {key}: a saved plan has one per entry",
+                        path.display()
+                    ),
+                    "save the plan again with `strata plan --out FILE`",
+                ));
+            }
             // A saved plan carries the schemas it changes, not the whole catalogue: the
             // built-in one says which of its fields are secrets.
             (plan, crate::schema::Catalogue::builtin())

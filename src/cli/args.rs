@@ -140,10 +140,11 @@ pub enum Command {
     /// Show whether the cluster runs what git says, as Argo CD shows it.
     ///
     /// The followed ref and its head, the last applied commit (the newest change set
-    /// stamped with a commit), Synced / OutOfSync / Unknown with the entries that differ
-    /// and who changed them, the follower's last error, and the machine's health: the
-    /// last run (hooks) and whether it can write its store. A member that follows no repo compares the live state with what the last
-    /// applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
+    /// stamped with a commit) and whether a `git clone` from this member returns it yet,
+    /// Synced / OutOfSync / Unknown with the entries that differ and who changed them,
+    /// the follower's last error, and the machine's health: the last run (hooks) and
+    /// whether it can write its store. A member that follows no repo compares the live
+    /// state with what the last applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
     /// error.
     #[command(after_long_help = "Examples:\n  \
         strata status --state-dir /var/lib/strata\n  \

@@ -36,6 +36,19 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
                 other => Err(unexpected(other)),
             }
         }
+        ClusterCommand::Repair {
+            address,
+            fingerprint,
+            known_hosts,
+            state_dir,
+        } => {
+            let fingerprint = match (fingerprint, known_hosts) {
+                (Some(f), _) => f,
+                (None, Some(path)) => mesh::fingerprint_in_known_hosts(&address, &path)?,
+                (None, None) => unreachable!("clap requires --fingerprint or --known-hosts"),
+            };
+            super::repair::run(&address, &fingerprint, &state_dir, out)
+        }
         ClusterCommand::Join {
             address,
             fingerprint,

@@ -41,17 +41,29 @@ fn read_key(path: &Path) -> Result<russh::keys::PrivateKey, CliError> {
 /// The client options `args` ask for.
 fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
     let layout = args.state_dir.as_ref().map(Layout::new);
-    let target = match (&args.target, &layout) {
-        (Some(t), _) => t.clone(),
-        (None, Some(l)) => std::fs::read_to_string(l.address())
-            .map(|s| s.trim().to_owned())
-            .map_err(|e| {
-                Failure::of(
+    // On the appliance (`--state-dir` without `--target`), through the state dir's socket:
+    // outside the network's budget, so no flood from 127.0.0.1 locks the CLI out.
+    let (host, port, socket) = match (&args.target, &layout) {
+        (Some(target), _) => {
+            let (host, port) = split_host_port(target, DEFAULT_PORT)
+                .ok_or_else(|| fail(format!("bad target `{target}`"), "write HOST[:PORT]"))?;
+            (host, port, None)
+        }
+        (None, Some(l)) => {
+            let socket = l.socket();
+            if !socket.exists() {
+                return Err(Failure::of(
                     ErrorKind::Unreachable,
-                    format!("no agent is running on {}: {e}", l.dir.display()),
+                    format!(
+                        "no agent is running on {}: it has no {}",
+                        l.dir.display(),
+                        socket.display()
+                    ),
                     "start it with `strata agent --state-dir DIR`",
-                )
-            })?,
+                ));
+            }
+            ("localhost".to_owned(), DEFAULT_PORT, Some(socket))
+        }
         (None, None) => {
             // A missing argument, as clap would report one: a usage error.
             return Err(Failure::of(
@@ -61,8 +73,8 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
             ));
         }
     };
-    let (host, port) = split_host_port(&target, DEFAULT_PORT)
-        .ok_or_else(|| fail(format!("bad target `{target}`"), "write HOST[:PORT]"))?;
+    // Named in messages as the user gave it (only `--target` reaches the known hosts).
+    let target = args.target.clone().unwrap_or_default();
     let pin = match (&args.fingerprint, &args.known_hosts, &layout) {
         (Some(f), _, _) => HostKeyPin::Fingerprint(f.trim().to_owned()),
         (None, Some(p), _) => HostKeyPin::KnownHosts {
@@ -107,7 +119,9 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
         .clone()
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "admin".into());
-    Ok(ClientOptions::new(host, port, pin, user, login))
+    let mut options = ClientOptions::new(host, port, pin, user, login);
+    options.socket = socket;
+    Ok(options)
 }
 
 /// `~/.ssh/known_hosts`, where `--trust-on-first-use` records keys and pins are read
@@ -143,24 +157,33 @@ impl From<PeerError> for CliError {
         let (kind, help) = match &e {
             PeerError::Connect { .. } => (
                 ErrorKind::Unreachable,
-                "is `strata agent` running there, and is the port open?",
+                "is `strata agent` running there, and is the port open?".to_owned(),
             ),
             PeerError::HostKey { .. } => (
                 ErrorKind::Refused,
-                "check that you reach the right machine; pin its key with --fingerprint",
+                "check that you reach the right machine; pin its key with --fingerprint".to_owned(),
             ),
             PeerError::Login { .. } => (
                 ErrorKind::Refused,
-                "check --user and --identity against the cluster's `users` section; each refusal makes the next one slower",
+                "check --user and --identity against the cluster's `users` section; each refusal makes the next one slower".to_owned(),
+            ),
+            PeerError::Delayed { retry_in, .. } => (
+                ErrorKind::Delayed,
+                format!(
+                    "wait {retry_in} s and try again; failed passphrases from this address earned the delay (a key logs in at once)"
+                ),
             ),
             PeerError::Lost { .. } => (
                 ErrorKind::Unreachable,
-                "check `strata log` for the change before trying again",
+                "check `strata log` for the change before trying again".to_owned(),
             ),
-            PeerError::Protocol { .. } => (ErrorKind::Unreachable, "is this a Strata agent?"),
+            PeerError::Protocol { .. } => (
+                ErrorKind::Unreachable,
+                "is this a Strata agent?".to_owned(),
+            ),
             PeerError::Incompatible { .. } => (
                 ErrorKind::Refused,
-                "use the same Strata version on both ends",
+                "use the same Strata version on both ends".to_owned(),
             ),
         };
         Failure::of(kind, e.to_string(), help)
@@ -236,5 +259,22 @@ mod tests {
             user: "ada".into(),
         });
         assert_eq!(refused.kind, ErrorKind::Refused);
+    }
+
+    #[test]
+    fn a_delayed_login_is_its_own_kind_never_unreachable() {
+        let err = CliError::from(PeerError::Delayed {
+            addr: "lab1:2222".into(),
+            user: "admin".into(),
+            notice: "login delayed after failed attempts; retry in 4 s".into(),
+            retry_in: 4,
+        });
+        assert_eq!(err.kind, ErrorKind::Delayed);
+        assert_eq!(
+            err.to_string(),
+            "the agent at lab1:2222 did not log in user `admin`: login delayed after failed attempts; retry in 4 s"
+        );
+        let help = err.diagnostic.help().map(|h| h.to_string());
+        assert!(help.is_some_and(|h| h.starts_with("wait 4 s")));
     }
 }

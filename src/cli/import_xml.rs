@@ -311,7 +311,7 @@ fn check_result(
             .iter()
             .filter_map(|p| p.at.as_ref().map(|at| at.file.name.clone())),
     );
-    diags.problems.extend(unreadable);
+    diags.extend(unreadable);
     validate(&repo, catalogue, &mut diags);
     diags.sort();
     if diags.has_errors() {

@@ -21,6 +21,7 @@ mod output;
 mod passphrase;
 mod plan;
 mod propagation;
+mod repair;
 mod secret;
 mod show;
 mod status;
@@ -60,6 +61,9 @@ pub enum ErrorKind {
     /// Strata's protocol, or the connection was lost before it answered — then whether
     /// the request took effect is unknown (exit 69).
     Unreachable,
+    /// The agent did not check the passphrase now: failed logins from this address
+    /// earned a delay that has not passed; the message says when to retry (exit 75).
+    Delayed,
     /// The command line does not parse (exit 64).
     Usage,
     /// Strata itself is wrong: a panic, an answer that makes no sense (exit 70).
@@ -68,7 +72,7 @@ pub enum ErrorKind {
 
 /// The exit codes, all in one place. 0, 1 and 2 are the commands' answers; the codes
 /// for failures that are not an answer are the BSD `sysexits.h` ones with those
-/// meanings (EX_USAGE, EX_UNAVAILABLE, EX_SOFTWARE): far from the small codes, so that
+/// meanings (EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_SOFTWARE): far from the small codes, so that
 /// a typo (clap's default is 2) never reads as "plan: changes present", and new
 /// answers (`status`, `check`) can take small codes without clashing.
 pub mod exit {
@@ -82,6 +86,8 @@ pub mod exit {
     pub const USAGE: u8 = 64;
     /// The agent is unreachable, or the connection was lost mid-request.
     pub const UNREACHABLE: u8 = 69;
+    /// The login was delayed after failed attempts: retry in the seconds the message says.
+    pub const DELAYED: u8 = 75;
     /// A bug in Strata.
     pub const BUG: u8 = 70;
 }
@@ -95,6 +101,7 @@ pub fn exit_code(result: Result<Outcome, ErrorKind>) -> u8 {
         Ok(Outcome::Changes) => exit::CHANGES,
         Err(ErrorKind::Usage) => exit::USAGE,
         Err(ErrorKind::Unreachable) => exit::UNREACHABLE,
+        Err(ErrorKind::Delayed) => exit::DELAYED,
         Err(ErrorKind::Bug) => exit::BUG,
     }
 }
@@ -112,47 +119,69 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     ("agent", "0 stopped cleanly, 1 cannot start"),
     (
         "cluster",
-        "0 done, 1 invalid input or refused, 69 unreachable",
+        "0 done, 1 invalid input or refused, 69 unreachable, 75 login delayed",
     ),
     (
         "cluster join",
-        "0 joined, 1 refused (wrong fingerprint, passphrase or key; another version; already in a cluster), 69 unreachable",
+        "0 joined, 1 refused (wrong fingerprint, passphrase or key; another version; already in a cluster), 69 unreachable, 75 login delayed",
+    ),
+    (
+        "cluster repair",
+        "0 repaired, 1 refused (an agent runs on the state dir, not a member, another cluster, digests differ: nothing changed), 69 unreachable, 75 login delayed",
     ),
     (
         "cluster passwd",
-        "0 set (or already set), 1 refused (not an administrator, an empty passphrase, a user the repo does not declare), 69 unreachable",
+        "0 set (or already set), 1 refused (not an administrator, an empty passphrase, a user the repo does not declare), 69 unreachable, 75 login delayed",
     ),
-    ("cluster list", "0 listed, 1 refused, 69 unreachable"),
-    ("cluster connstatus", "0 shown, 1 refused, 69 unreachable"),
-    ("cluster disconnect", "0 done, 1 refused, 69 unreachable"),
-    ("cluster reconnect", "0 done, 1 refused, 69 unreachable"),
-    ("cluster remove", "0 removed, 1 refused, 69 unreachable"),
+    (
+        "cluster list",
+        "0 listed, 1 refused, 69 unreachable, 75 login delayed",
+    ),
+    (
+        "cluster connstatus",
+        "0 shown, 1 refused, 69 unreachable, 75 login delayed",
+    ),
+    (
+        "cluster disconnect",
+        "0 done, 1 refused, 69 unreachable, 75 login delayed",
+    ),
+    (
+        "cluster reconnect",
+        "0 done, 1 refused, 69 unreachable, 75 login delayed",
+    ),
+    (
+        "cluster remove",
+        "0 removed, 1 refused, 69 unreachable, 75 login delayed",
+    ),
     (
         "cluster prepjoin print",
-        "0 shown, 1 refused, 69 unreachable",
+        "0 shown, 1 refused, 69 unreachable, 75 login delayed",
     ),
     ("hash-passphrase", "0 printed, 1 invalid input"),
     ("git-hook", "0 push accepted, 1 push refused"),
     (
         "plan",
-        "0 no changes, 2 changes, 1 invalid repo or input or refused, 69 unreachable",
+        "0 no changes, 2 changes, 1 invalid repo or input or refused, 69 unreachable, 75 login delayed",
     ),
     (
         "apply",
-        "0 applied (or nothing to do), 1 invalid input or refused, 69 unreachable",
+        "0 applied (or nothing to do), 1 invalid input or refused, 69 unreachable, 75 login delayed",
     ),
-    ("log", "0 shown, 1 invalid input or refused, 69 unreachable"),
+    (
+        "log",
+        "0 shown, 1 invalid input or refused, 69 unreachable, 75 login delayed",
+    ),
     (
         "check",
-        "0 consistent, 2 inconsistency, drift or a Degraded member, 1 invalid input or refused, 69 unreachable",
+        "0 consistent, 2 inconsistency, drift or a Degraded member, 1 invalid input or refused, 69 unreachable, 75 login delayed",
     ),
     (
         "status",
-        "0 synced, 2 out of sync, 1 unknown or error, 69 unreachable",
+        "0 synced, 2 out of sync, 1 unknown or error, 69 unreachable, 75 login delayed",
     ),
     (
         "rollback",
-        "0 rolled back, 1 invalid input or refused, 69 unreachable",
+        "0 rolled back, 1 invalid input or refused, 69 unreachable, 75 login delayed",
     ),
     (
         "import-xml",
@@ -161,17 +190,19 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     ("export-xml", "0 written, 1 invalid repo or input"),
     (
         "secret",
-        "0 done, 1 invalid input or refused, 69 unreachable",
+        "0 done, 1 invalid input or refused, 69 unreachable, 75 login delayed",
     ),
 ];
 
 /// What every command may also exit with.
 const COMMON_EXITS: &str = "64 the command line does not parse, 70 a bug in Strata";
 
-/// What 69 means, for the commands that talk to an agent.
+/// What 69 and 75 mean, for the commands that talk to an agent.
 const UNREACHABLE_HELP: &str = "69 (unreachable): the agent could not be reached or does not \
     speak Strata's protocol, or the connection was lost before it answered; then whether the \
-    request took effect is unknown: check `strata log`";
+    request took effect is unknown: check `strata log`. 75 (login delayed): failed \
+    passphrases from this address earned a delay, and the agent did not check this one; the \
+    message says in how many seconds to retry";
 
 /// The clap command with every subcommand's exit codes added to its `--help`.
 pub fn command() -> clap::Command {
@@ -183,7 +214,8 @@ pub fn command() -> clap::Command {
          64  the command line does not parse\n  \
          69  the agent is unreachable, or the connection was lost before it answered\n      \
              (then whether the request took effect is unknown: check `strata log`)\n  \
-         70  a bug in Strata",
+         70  a bug in Strata\n  \
+         75  login delayed after failed attempts: retry in the seconds the message says",
     );
     for (name, codes) in COMMAND_EXITS.iter().filter(|(n, _)| !n.contains(' ')) {
         cmd = cmd.mut_subcommand(name, |sub| with_exit_codes(sub, name, codes));
@@ -316,6 +348,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Refused => "refused",
             ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Delayed => "delayed",
             ErrorKind::Usage => "usage",
             ErrorKind::Bug => "bug",
         }
@@ -412,6 +445,7 @@ mod tests {
         assert_eq!(exit_code(Err(ErrorKind::Refused)), 1);
         assert_eq!(exit_code(Err(ErrorKind::Usage)), 64);
         assert_eq!(exit_code(Err(ErrorKind::Unreachable)), 69);
+        assert_eq!(exit_code(Err(ErrorKind::Delayed)), 75);
         assert_eq!(exit_code(Err(ErrorKind::Bug)), 70);
     }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::CliError;
 use super::args::Format;
-use crate::config::diagnostics::render;
+use crate::config::diagnostics::{Omitted, render};
 use crate::config::{Diagnostics, Problem};
 
 /// Where and how a command writes.
@@ -100,16 +100,27 @@ impl Output {
         match self.format {
             Format::Human => {
                 let mut err = std::io::stderr().lock();
-                for p in &diags.problems {
+                for p in diags.problems() {
                     let _ = err.write_all(render(p, self.width, self.color).as_bytes());
+                }
+                for o in diags.omitted() {
+                    let _ = writeln!(err, "{}", o.line());
                 }
             }
             Format::Json => {}
             Format::Github => {
                 let mut text = String::new();
-                for p in &diags.problems {
+                for p in diags.problems() {
                     text.push_str(&github_annotation(p));
                     text.push('\n');
+                }
+                for o in diags.omitted() {
+                    let kind = if o.errors > 0 { "error" } else { "warning" };
+                    text.push_str(&format!(
+                        "::{kind} title={}::{}\n",
+                        escape_property(o.code),
+                        escape_data(&o.line())
+                    ));
                 }
                 self.print(&text);
             }
@@ -131,6 +142,17 @@ pub fn problem_json(p: &Problem) -> serde_json::Value {
         "column": column,
         "label": p.at.as_ref().map(|l| l.label.clone()),
         "help": p.help,
+    })
+}
+
+/// Problems of one kind that were counted and not shown, as a JSON object: code, errors,
+/// warnings, and the "and N more like this" line.
+pub fn omitted_json(o: &Omitted) -> serde_json::Value {
+    json!({
+        "code": o.code,
+        "errors": o.errors,
+        "warnings": o.warnings,
+        "message": o.line(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! `strata status`: sync status as Argo CD shows it — the followed ref and its head, the
-//! last applied commit, Synced / OutOfSync / Unknown with the reasons, the last error and
-//! the health of the last run, as one member sees them.
+//! last applied commit and whether this member's config repo serves it yet,
+//! Synced / OutOfSync / Unknown with the reasons, the last error and the health of the
+//! last run, as one member sees them.
 //!
 //! Exit 0: synced; 2: out of sync; 1: unknown (nothing to compare with, or the head
 //! cannot be read or is not valid) or an error.
@@ -15,7 +16,7 @@ use super::connect::{connect, unexpected};
 use super::log::utc;
 use super::output::Output;
 use super::{CliError, Outcome};
-use crate::mesh::sync_status::{Health, Sync, SyncStatus};
+use crate::mesh::sync_status::{Health, Served, ServedState, Sync, SyncStatus};
 use crate::mesh::{Request, Response};
 
 /// `strata status`.
@@ -95,6 +96,13 @@ pub fn render(s: &SyncStatus) -> String {
             let _ = writeln!(t, "last applied:  no commit yet");
         }
     }
+    if let Some(served) = &s.served {
+        served_lines(
+            &mut t,
+            served,
+            s.last_applied.as_ref().map(|a| a.commit.commit.as_str()),
+        );
+    }
     let against = if s.compared_with == "head" {
         "compared with the head"
     } else {
@@ -132,6 +140,40 @@ pub fn render(s: &SyncStatus) -> String {
         }
     }
     t
+}
+
+/// The `serves:` line (what `git clone` from this member returns) and, while the last
+/// applied commit's objects are fetched, how that goes.
+fn served_lines(t: &mut String, s: &Served, last: Option<&str>) {
+    let branch = match &s.commit {
+        Some(c) => format!("{} at {}", s.branch, short(c)),
+        None => format!("an empty repository (no {} yet)", s.branch),
+    };
+    let last = last.map(short).unwrap_or_default();
+    let _ = match &s.state {
+        ServedState::Current => writeln!(t, "serves:        {branch} (the last applied commit)"),
+        ServedState::NothingApplied => writeln!(t, "serves:        {branch}"),
+        ServedState::Held { why } => {
+            writeln!(t, "serves:        {branch}, left alone: {why}")
+        }
+        ServedState::Fetching {
+            tries,
+            last_error,
+            next_at_ms,
+        } => {
+            let _ = writeln!(
+                t,
+                "serves:        {branch}, not yet {last}: its objects are being fetched from the members"
+            );
+            if let Some(e) = last_error {
+                let next = next_at_ms
+                    .map(|at| format!(", next at {}", utc(at)))
+                    .unwrap_or_default();
+                let _ = writeln!(t, "  - {tries} tries, the last: {e}{next}");
+            }
+            Ok(())
+        }
+    };
 }
 
 #[cfg(test)]
@@ -187,6 +229,11 @@ mod tests {
                 error: "I/O error: No space left on device (os error 28)".into(),
                 since_ms: 1_790_000_002_000,
             }),
+            served: Some(Served {
+                branch: "main".into(),
+                commit: Some("8f2c1d0e9b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d".into()),
+                state: ServedState::Current,
+            }),
         }
     }
 
@@ -201,12 +248,66 @@ mod tests {
             following:     /srv/americas branch main (mode apply, self-heal after 60 s)
             head:          8f2c1d0e9b  Ada <ada@example.com>  "Paris gets its own resolver"
             last applied:  8f2c1d0e9b  "Paris gets its own resolver"  change set 0c3be10be2 at [TIME] by follow on lab1.example.com
+            serves:        main at 8f2c1d0e9b (the last applied commit)
             sync:          OutOfSync (compared with the head)
               - cluster/dns differs: written by admin on lab2.example.com (cli, change set 1a2b3c4d5e6f: "rollback to change set 9f8e7d6c5b4a")
             self-heal:     reverts to the head at [TIME]
             health:        Degraded (last run [TIME])
               - the store cannot be written since [TIME]: I/O error: No space left on device (os error 28) (nothing is acknowledged that is not written; the agent retries by itself)
               - hook /usr/local/bin/reload-dns failed: exit status 1
+            "#);
+        });
+    }
+
+    #[test]
+    fn a_member_says_what_a_clone_from_it_returns_until_it_serves_the_last_applied_commit() {
+        let lines = |state: ServedState, commit: Option<&str>| {
+            let mut t = String::new();
+            let served = Served {
+                branch: "main".into(),
+                commit: commit.map(str::to_owned),
+                state,
+            };
+            served_lines(
+                &mut t,
+                &served,
+                Some("8f2c1d0e9b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d"),
+            );
+            t
+        };
+        let old = Some("1234567890abcdef1234567890abcdef12345678");
+        let mut text = lines(
+            ServedState::Fetching {
+                tries: 0,
+                last_error: None,
+                next_at_ms: None,
+            },
+            None,
+        );
+        text += &lines(
+            ServedState::Fetching {
+                tries: 3,
+                last_error: Some("lab2.example.com: commit 8f2c1d0e9b is not here".into()),
+                next_at_ms: Some(1_790_000_060_000),
+            },
+            old,
+        );
+        text += &lines(
+            ServedState::Held {
+                why: "the last applied commit 8f2c1d0e9b does not descend from it".into(),
+            },
+            old,
+        );
+        text += &lines(ServedState::NothingApplied, old);
+        insta::with_settings!({filters => vec![
+            (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
+        ]}, {
+            insta::assert_snapshot!(text, @r#"
+            serves:        an empty repository (no main yet), not yet 8f2c1d0e9b: its objects are being fetched from the members
+            serves:        main at 1234567890, not yet 8f2c1d0e9b: its objects are being fetched from the members
+              - 3 tries, the last: lab2.example.com: commit 8f2c1d0e9b is not here, next at [TIME]
+            serves:        main at 1234567890, left alone: the last applied commit 8f2c1d0e9b does not descend from it
+            serves:        main at 1234567890
             "#);
         });
     }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::args::{Format, ValidateArgs};
-use super::output::{Output, problem_json};
+use super::output::{Output, omitted_json, problem_json};
 use super::{CliError, Outcome};
 use crate::config::Diagnostics;
 use crate::config::sources::Names;
@@ -62,14 +62,21 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
             "errors": checked.diags.error_count(),
             "warnings": checked.diags.warning_count(),
         }));
-        for p in &checked.diags.problems {
-            let mut value = problem_json(p);
+        // Every repo's problems go through the one collection, so the caps hold for the
+        // run: the JSON lists the problems it kept.
+        let (kept, omitted) = checked.diags.into_parts();
+        for p in kept {
+            let mut value = problem_json(&p);
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("repo".into(), name.clone().into());
             }
-            problems.push(value);
+            if all.keep(p) {
+                problems.push(value);
+            }
         }
-        all.problems.extend(checked.diags.problems);
+        for o in &omitted {
+            all.add_omitted(o);
+        }
     }
     let valid = !all.has_errors();
     match out.format {
@@ -79,6 +86,7 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
             "warnings": all.warning_count(),
             "repos": summaries,
             "problems": problems,
+            "omitted": all.omitted().map(omitted_json).collect::<Vec<_>>(),
         })),
         Format::Github => out.diagnostics(&all),
         Format::Human => {

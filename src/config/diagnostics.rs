@@ -8,6 +8,7 @@
 //! labels on them are cut short, so the snippet stays readable and miette never sees a
 //! column past 65,535 (it panicked); the header keeps the true `file:line:col`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -176,8 +177,17 @@ impl SourceCode for SourceFile {
             let to = self.char_ceil((end + WINDOW).min(self.line_end(first)));
             (from, to, first)
         } else {
-            let from_line = first.saturating_sub(context_lines_before);
-            let to_line = (last + context_lines_after).min(self.lines().len() - 1);
+            // Context lines stop before a long line: it would be shown whole.
+            let short = |i: usize| self.line_end(i) - self.lines()[i].start <= LONG_LINE;
+            let mut from_line = first;
+            while from_line > first.saturating_sub(context_lines_before) && short(from_line - 1) {
+                from_line -= 1;
+            }
+            let mut to_line = last;
+            let last_line = (last + context_lines_after).min(self.lines().len() - 1);
+            while to_line < last_line && short(to_line + 1) {
+                to_line += 1;
+            }
             let from = if context_lines_before == 0 {
                 start
             } else {
@@ -334,32 +344,176 @@ impl Diagnostic for Problem {
     }
 }
 
-/// All problems found in one run, in the order they were found.
+/// At most this many problems of one kind (one code) are kept in a run; the rest are
+/// only counted, and reported as one "and N more like this" line. Hostile text can yield
+/// a problem every few bytes: 800,000 of them took gigabytes to hold and render.
+pub const MAX_PER_KIND: usize = 20;
+
+/// At most this many problems are kept in a run, all kinds together.
+pub const MAX_PROBLEMS: usize = 200;
+
+/// Problems of one kind that were counted but not kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Omitted {
+    /// Their code.
+    pub code: &'static str,
+    /// How many of them are errors.
+    pub errors: usize,
+    /// How many of them are warnings.
+    pub warnings: usize,
+}
+
+impl Omitted {
+    /// How many there are.
+    pub fn count(&self) -> usize {
+        self.errors + self.warnings
+    }
+
+    /// The closing line for them: "and N more like this", with the code and the caps.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: and {} more like this, not shown (a run shows at most {MAX_PER_KIND} problems of one kind and {MAX_PROBLEMS} in all)",
+            self.code,
+            crate::text::thousands(self.count() as u64)
+        )
+    }
+}
+
+/// All problems found in one run, in the order they were found, capped as it collects
+/// them: at most [`MAX_PER_KIND`] of one code and [`MAX_PROBLEMS`] in all are kept, so
+/// holding and rendering them stays small whatever the input; the others are counted by
+/// kind ([`Diagnostics::omitted`]) and still count as errors and warnings.
 #[derive(Debug, Default, Clone)]
 pub struct Diagnostics {
-    /// The problems.
-    pub problems: Vec<Problem>,
+    problems: Vec<Problem>,
+    /// How many problems of each code are kept.
+    kept: HashMap<&'static str, usize>,
+    /// What was counted and not kept, by code.
+    omitted: BTreeMap<&'static str, Omitted>,
 }
 
 impl Diagnostics {
-    /// Records a problem.
+    /// Records a problem, or only counts it past the caps.
     pub fn push(&mut self, problem: Problem) {
-        self.problems.push(problem);
+        self.keep(problem);
     }
 
-    /// Number of errors (warnings excluded).
+    /// [`Diagnostics::push`], saying whether the problem was kept (true) or only counted.
+    pub fn keep(&mut self, problem: Problem) -> bool {
+        let kept = self.kept.entry(problem.code).or_default();
+        if *kept < MAX_PER_KIND && self.problems.len() < MAX_PROBLEMS {
+            *kept += 1;
+            self.problems.push(problem);
+            return true;
+        }
+        self.omit(problem.code, problem.severity, 1);
+        false
+    }
+
+    /// Records every problem of `problems` (see [`Diagnostics::push`]).
+    pub fn extend(&mut self, problems: impl IntoIterator<Item = Problem>) {
+        for p in problems {
+            self.push(p);
+        }
+    }
+
+    /// Counts `n` problems of `code` that were found and not kept (a parser that stopped
+    /// recording them, say).
+    pub fn omit(&mut self, code: &'static str, severity: Severity, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let omitted = self.omitted.entry(code).or_insert(Omitted {
+            code,
+            errors: 0,
+            warnings: 0,
+        });
+        if severity == Severity::Error {
+            omitted.errors += n;
+        } else {
+            omitted.warnings += n;
+        }
+    }
+
+    /// Counts the problems `omitted` stands for as omitted here too.
+    pub fn add_omitted(&mut self, omitted: &Omitted) {
+        self.omit(omitted.code, Severity::Error, omitted.errors);
+        self.omit(omitted.code, Severity::Warning, omitted.warnings);
+    }
+
+    /// Records everything `other` holds: its problems under this collection's caps, and
+    /// its counts of omitted ones.
+    pub fn append(&mut self, other: Diagnostics) {
+        let (problems, omitted) = other.into_parts();
+        self.extend(problems);
+        for o in &omitted {
+            self.add_omitted(o);
+        }
+    }
+
+    /// The problems kept, in the order found (or sorted, after [`Diagnostics::sort`]).
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// The problems kept, taken out.
+    pub fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
+    /// The problems kept and the counts of those omitted, taken out.
+    pub fn into_parts(self) -> (Vec<Problem>, Vec<Omitted>) {
+        (self.problems, self.omitted.into_values().collect())
+    }
+
+    /// The problems counted and not kept, by code.
+    pub fn omitted(&self) -> impl Iterator<Item = &Omitted> {
+        self.omitted.values()
+    }
+
+    /// True when nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.problems.is_empty() && self.omitted.is_empty()
+    }
+
+    /// Number of errors (warnings excluded), those not kept included.
     pub fn error_count(&self) -> usize {
         self.problems.iter().filter(|p| p.is_error()).count()
+            + self.omitted.values().map(|o| o.errors).sum::<usize>()
     }
 
-    /// Number of warnings.
+    /// Number of warnings, those not kept included.
     pub fn warning_count(&self) -> usize {
-        self.problems.len() - self.error_count()
+        self.problems.iter().filter(|p| !p.is_error()).count()
+            + self.omitted.values().map(|o| o.warnings).sum::<usize>()
     }
 
     /// True when there is at least one error.
     pub fn has_errors(&self) -> bool {
-        self.problems.iter().any(Problem::is_error)
+        self.problems.iter().any(Problem::is_error) || self.omitted.values().any(|o| o.errors > 0)
+    }
+
+    /// Makes the kept problems of `code` that `which` selects warnings with `help` (a
+    /// flag that lets them through, say); with `omitted_too`, the ones of `code` only
+    /// counted as well.
+    pub fn downgrade(
+        &mut self,
+        code: &'static str,
+        which: impl Fn(&Problem) -> bool,
+        help: &str,
+        omitted_too: bool,
+    ) {
+        for p in self
+            .problems
+            .iter_mut()
+            .filter(|p| p.code == code && which(p))
+        {
+            p.severity = Severity::Warning;
+            p.help = Some(help.to_owned());
+        }
+        if let (true, Some(o)) = (omitted_too, self.omitted.get_mut(code)) {
+            o.warnings += std::mem::take(&mut o.errors);
+        }
     }
 
     /// Sorts problems by file and position, errors and warnings mixed, so output is stable.
@@ -461,12 +615,66 @@ mod tests {
     }
 
     #[test]
+    fn a_long_line_next_to_the_span_is_not_shown_as_context() {
+        let f = SourceFile::new("a.kdl", format!("a\nb\n{}\nc\n", "1 ".repeat(50_000)));
+        let p = Problem::error("x::y", "bad").at(&f, SourceSpan::from(2..3), "here");
+        let out = render(&p, 80, false);
+        assert!(out.contains("[a.kdl:2:1]"), "{out}");
+        assert!(out.len() < 1_000, "{out}");
+        let read = f.read_span(&SourceSpan::from(2..3), 1, 1).unwrap();
+        assert_eq!(std::str::from_utf8(read.data()).unwrap(), "a\nb\n");
+    }
+
+    #[test]
     fn a_span_inside_a_character_renders() {
         // Found by fuzzing the XML reader: its span started inside a 3-byte character.
         let f = SourceFile::new("a.xml", "<!--'켂S-->\n");
         let p = Problem::error("x::y", "bad").at(&f, SourceSpan::from(6..7), "here");
         assert!(render(&p, 80, false).contains("[a.xml:1:6]"));
         assert_eq!(f.line_col(6), (1, 6));
+    }
+
+    #[test]
+    fn problems_are_capped_per_kind_and_in_total_and_the_rest_counted() {
+        let f = SourceFile::new("a.kdl", "x\n");
+        let at =
+            |code: &'static str| Problem::error(code, "bad").at(&f, SourceSpan::from(0..1), "here");
+        let mut diags = Diagnostics::default();
+        for _ in 0..1_000 {
+            diags.push(at("x::one"));
+        }
+        diags.push(Problem::warning("x::two", "odd"));
+        assert_eq!(diags.problems().len(), MAX_PER_KIND + 1);
+        assert_eq!(diags.error_count(), 1_000);
+        assert_eq!(diags.warning_count(), 1);
+        let omitted: Vec<_> = diags.omitted().collect();
+        assert_eq!(omitted.len(), 1);
+        assert_eq!(
+            (omitted[0].code, omitted[0].errors),
+            ("x::one", 1_000 - MAX_PER_KIND)
+        );
+        assert_eq!(
+            omitted[0].line(),
+            "x::one: and 980 more like this, not shown (a run shows at most 20 problems of one kind and 200 in all)"
+        );
+
+        // Many kinds: the total cap holds too, and appending keeps both caps and counts.
+        let codes: Vec<&'static str> = (0..100)
+            .map(|i| &*Box::leak(format!("x::k{i}").into_boxed_str()))
+            .collect();
+        let mut other = Diagnostics::default();
+        for code in &codes {
+            for _ in 0..5 {
+                other.push(at(code));
+            }
+        }
+        assert_eq!(other.problems().len(), MAX_PROBLEMS);
+        assert_eq!(other.error_count(), 500);
+        diags.append(other);
+        assert_eq!(diags.problems().len(), MAX_PROBLEMS);
+        assert_eq!(diags.error_count(), 1_500);
+        assert_eq!(diags.warning_count(), 1);
+        assert!(diags.has_errors());
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub(crate) struct Lexed {
     line_comments: Vec<usize>,
     /// Braces outside strings and comments, in order.
     braces: Vec<Brace>,
+    /// How many names and values the text holds: string literals and runs of other
+    /// characters outside strings and comments (`a`, `1`, `#true`, `key=` and its value
+    /// are one each). Each costs the parser a node or an entry, whatever its length.
+    pub(crate) tokens: usize,
 }
 
 /// One `{` or `}`.
@@ -33,8 +37,12 @@ pub(crate) fn lex(text: &str) -> Lexed {
     let mut out = Lexed::default();
     let mut i = 0;
     let mut slashdash = false;
+    // Inside a run of characters that make one bare name or value.
+    let mut in_word = false;
     while i < b.len() {
         let rest = &b[i..];
+        let word = in_word;
+        in_word = false;
         match b[i] {
             b'/' if rest.starts_with(b"//") => {
                 out.line_comments.push(i);
@@ -52,6 +60,7 @@ pub(crate) fn lex(text: &str) -> Lexed {
             b'"' => {
                 let end = quoted_end(b, i);
                 out.strings.push(i..end);
+                out.tokens += 1;
                 slashdash = false;
                 i = end;
             }
@@ -60,8 +69,10 @@ pub(crate) fn lex(text: &str) -> Lexed {
                 if b.get(i + hashes) == Some(&b'"') {
                     let end = raw_end(b, i, hashes);
                     out.strings.push(i..end);
+                    out.tokens += 1;
                     i = end;
                 } else {
+                    // A keyword (`#true`): the word after the hashes counts.
                     i += hashes;
                 }
                 slashdash = false;
@@ -76,7 +87,15 @@ pub(crate) fn lex(text: &str) -> Lexed {
                 i += 1;
             }
             c if c.is_ascii_whitespace() => i += 1,
+            b';' | b'=' | b'(' | b')' => {
+                slashdash = false;
+                i += 1;
+            }
             _ => {
+                if !word {
+                    out.tokens += 1;
+                }
+                in_word = true;
                 slashdash = false;
                 i += 1;
             }
@@ -260,6 +279,14 @@ mod tests {
         // …but a whitespace escape continues it on the next line.
         let text = "a \"x\\  \n  {\" { }";
         assert!(lex(text).in_string(text.find('{').unwrap()));
+    }
+
+    #[test]
+    fn names_and_values_are_counted_outside_strings_and_comments() {
+        let text = "a 1 #true key=\"v w\" (t)2 #\"raw\"#; b { c } // x y z\n/* p q */ d;e";
+        assert_eq!(lex(text).tokens, 12);
+        assert_eq!(lex(&"1 ".repeat(1000)).tokens, 1000);
+        assert_eq!(lex("").tokens, 0);
     }
 
     #[test]

@@ -26,9 +26,7 @@ pub fn parse_files(files: Vec<Arc<SourceFile>>, diags: &mut Diagnostics) -> Repo
             }
             Err(err) => {
                 repo.unread.push(file.name.clone());
-                for p in super::kdl_text::problems(file, &err) {
-                    diags.push(p);
-                }
+                super::kdl_text::report(file, &err, diags);
             }
         }
     }

@@ -3,11 +3,12 @@
 //! module knows no XML.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Problem, SourceFile};
+use crate::text::thousands;
 
 /// The files found under a repo or among paths given on the command line.
 #[derive(Debug, Default)]
@@ -74,7 +75,29 @@ pub fn not_utf8(shown: String, bytes: Vec<u8>) -> Result<Arc<SourceFile>, Box<Pr
     }
 }
 
-/// The problem for a file that was found but cannot be read, at its first line.
+/// The largest KDL file Strata reads: 4 MiB, checked before reading it (the whole file
+/// is held while it is checked). A config file is a few KB; a file past this is refused
+/// with [`too_large`] rather than read.
+pub const MAX_KDL_BYTES: u64 = 4 << 20;
+
+/// The problem for a KDL file of `size` bytes, larger than [`MAX_KDL_BYTES`]: an error
+/// located at the file, which is not read. Shared with the git-ref reader.
+pub fn too_large(shown: String, size: u64) -> Box<Problem> {
+    let file = SourceFile::new(shown, String::new());
+    Box::new(
+        Problem::error(
+            "strata::repo::too-large",
+            format!(
+                "the file is {} bytes, more than the {} bytes (4 MiB) Strata reads in one file",
+                thousands(size),
+                thousands(MAX_KDL_BYTES)
+            ),
+        )
+        .at(&file, (0, 0).into(), "not read")
+        .help("config files are a few KB: split this one (a file per machine, say), or check that it is the file you meant to commit"),
+    )
+}
+
 /// A file that cannot be read, as a problem located at it.
 pub fn unreadable(shown: String, why: impl std::fmt::Display) -> Box<Problem> {
     let file = SourceFile::new(shown, String::new());
@@ -96,9 +119,25 @@ impl Sources {
     }
 }
 
+/// Reads one KDL file, refusing it unread when larger than [`MAX_KDL_BYTES`] (and when
+/// it grows past that while being read).
 fn read(path: &Path, shown: String) -> Result<Arc<SourceFile>, Box<Problem>> {
-    match fs::read(path) {
-        Ok(bytes) => not_utf8(shown, bytes),
+    let read_at_most = || -> io::Result<Result<Vec<u8>, u64>> {
+        let file = fs::File::open(path)?;
+        let size = file.metadata()?.len();
+        if size > MAX_KDL_BYTES {
+            return Ok(Err(size));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.take(MAX_KDL_BYTES + 1).read_to_end(&mut bytes)?;
+        Ok(match bytes.len() as u64 {
+            n if n > MAX_KDL_BYTES => Err(n),
+            _ => Ok(bytes),
+        })
+    };
+    match read_at_most() {
+        Ok(Ok(bytes)) => not_utf8(shown, bytes),
+        Ok(Err(size)) => Err(too_large(shown, size)),
         Err(cause) => Err(unreadable(shown, cause)),
     }
 }

@@ -50,7 +50,11 @@ fn repo_of(files: &[(&str, &str)]) -> Repo {
     let mut diags = Diagnostics::default();
     let repo = parse_files(files, &mut diags);
     validate(&repo, &catalogue(), &mut diags);
-    let messages: Vec<&str> = diags.problems.iter().map(|p| p.message.as_str()).collect();
+    let messages: Vec<&str> = diags
+        .problems()
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect();
     assert!(!diags.has_errors(), "fixture is invalid: {messages:?}");
     repo
 }

@@ -33,9 +33,9 @@ pub(super) fn check(
         let old = parse_alone(&change.name, &change.before);
         let new = parse_alone(&change.name, &change.after);
         if let Some(p) = new
-            .problems
+            .problems()
             .iter()
-            .find(|p| !old.problems.iter().any(|o| same(o, p)))
+            .find(|p| !old.problems().iter().any(|o| same(o, p)))
         {
             return Err(internal(format!(
                 "the edited {} would not parse: {} (at {})",
@@ -66,9 +66,9 @@ pub(super) fn check(
     validate(&edited, catalogue, &mut after);
     after.sort();
     let problems: Vec<Problem> = after
-        .problems
+        .into_problems()
         .into_iter()
-        .filter(|p| !before.problems.iter().any(|o| same(o, p)))
+        .filter(|p| !before.problems().iter().any(|o| same(o, p)))
         .collect();
 
     let mut notices = notices(&edited, catalogue, plan);

@@ -35,6 +35,13 @@ impl std::fmt::Debug for Login {
     }
 }
 
+/// How long connecting, the key exchange and the login may take by default. An agent
+/// holds a login for at most `agent::penalties::MAX_HOLD`, which is tied to this (a
+/// held login must be answered well before the client gives up on the agent: issue 20),
+/// and answers an attempt it will not check at once, with a [`super::login_delay`]
+/// notice.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where the agent is, which host key it must have, and who we are.
 #[derive(Debug)]
 pub struct ClientOptions {
@@ -56,10 +63,14 @@ pub struct ClientOptions {
     /// The local address to connect from (a peer connects from the address it listens
     /// on); any when `None`.
     pub bind: Option<std::net::IpAddr>,
+    /// A unix socket to connect through instead of `host:port`: the agent's own, in its
+    /// state dir, for `--state-dir` on the appliance (outside the network's budget).
+    pub socket: Option<std::path::PathBuf>,
 }
 
 impl ClientOptions {
-    /// Options with the default keepalive (15 s) and connect timeout (30 s).
+    /// Options with the default keepalive (15 s) and connect timeout
+    /// ([`CONNECT_TIMEOUT`]).
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -74,14 +85,18 @@ impl ClientOptions {
             user: user.into(),
             login,
             keepalive: Duration::from_secs(15),
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: CONNECT_TIMEOUT,
             bind: None,
+            socket: None,
         }
     }
 
-    /// `host:port` (`[v6]:port` for IPv6 addresses), as errors name the agent.
+    /// `host:port` (`[v6]:port` for IPv6 addresses), or the socket's path, as errors
+    /// name the agent.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') {
+        if let Some(socket) = &self.socket {
+            socket.display().to_string()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -146,6 +161,29 @@ async fn tcp_connect(
     Err(last.unwrap_or_else(|| std::io::Error::other("the name resolves to no address")))
 }
 
+/// The agent's login-delay notice and its seconds, if a refusal offering
+/// keyboard-interactive alone says the attempt was not checked: the notice is the
+/// instructions of the one keyboard-interactive question (see [`super::login_delay`]).
+async fn delay_notice(
+    session: &mut client::Handle<Verifier>,
+    user: &str,
+    remaining: &russh::MethodSet,
+) -> Option<(String, u64)> {
+    if remaining.as_ref() != [russh::MethodKind::KeyboardInteractive] {
+        return None;
+    }
+    match session
+        .authenticate_keyboard_interactive_start(user, None)
+        .await
+    {
+        Ok(client::KeyboardInteractiveAuthResponse::InfoRequest { instructions, .. }) => {
+            let secs = super::login_delay::retry_in(&instructions)?;
+            Some((instructions, secs))
+        }
+        _ => None,
+    }
+}
+
 /// An SSH session kept open for a connection taken over with [`Client::into_link`];
 /// dropping it disconnects.
 pub struct Session {
@@ -199,10 +237,24 @@ impl Client {
             nodelay: true,
             ..Default::default()
         });
-        let stream = tcp_connect(&options.host, options.port, options.bind)
-            .await
-            .map_err(|e| connect(e.to_string()))?;
-        let mut session = match client::connect_stream(config, stream, verifier).await {
+        let session = match &options.socket {
+            #[cfg(unix)]
+            Some(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| connect(e.to_string()))?;
+                client::connect_stream(config, stream, verifier).await
+            }
+            #[cfg(not(unix))]
+            Some(_) => return Err(connect("unix sockets need a unix system".into())),
+            None => {
+                let stream = tcp_connect(&options.host, options.port, options.bind)
+                    .await
+                    .map_err(|e| connect(e.to_string()))?;
+                client::connect_stream(config, stream, verifier).await
+            }
+        };
+        let mut session = match session {
             Ok(s) => s,
             Err(VerifierError::Refused(reason)) => {
                 return Err(PeerError::HostKey {
@@ -228,11 +280,24 @@ impl Client {
             Login::Passphrase(pass) => session.authenticate_password(&user, pass).await,
         }
         .map_err(|e| connect(format!("the login failed: {e}")))?;
-        if !authed.success() {
-            return Err(PeerError::Login {
-                addr: addr.clone(),
-                user,
-            });
+        if let client::AuthResult::Failure {
+            remaining_methods, ..
+        } = authed
+        {
+            return Err(
+                match delay_notice(&mut session, &user, &remaining_methods).await {
+                    Some((notice, retry_in)) => PeerError::Delayed {
+                        addr: addr.clone(),
+                        user,
+                        notice,
+                        retry_in,
+                    },
+                    None => PeerError::Login {
+                        addr: addr.clone(),
+                        user,
+                    },
+                },
+            );
         }
         let channel = session
             .channel_open_session()

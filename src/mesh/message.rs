@@ -69,10 +69,12 @@ pub struct JoinRequest {
 /// 6 records each member's Strata and appliance
 /// versions in its membership (an agent of 5 would drop them, and its digests of
 /// memberships would differ) and has a joiner say its own ([`JoinRequest`]). Strata
-/// versions are compared too, on join, links and reconnect ([`super::version`]); 7 adds
-/// the cluster's identities (entries an agent of 6 cannot read) and the `Secret…`
-/// requests.
-pub const PROTOCOL: u32 = 7;
+/// versions are compared too, on join, links and reconnect ([`super::version`]);
+/// 7 adds the config repo's objects between members ([`super::wire::Query::GitPack`])
+/// and what a member serves to `status` ([`super::sync_status::Served`]); 8 adds
+/// [`Request::Repair`], which rebuilds a member's lost store from a peer; 9 adds the
+/// cluster's identities (entries an agent of 8 cannot read) and the `Secret…` requests.
+pub const PROTOCOL: u32 = 9;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -276,6 +278,9 @@ pub enum Request {
         /// The dialing machine.
         machine: MachineName,
     },
+    /// From a member logged in with its host key, whose store was lost or damaged
+    /// (`strata cluster repair`): the cluster's change sets, to rebuild it from.
+    Repair,
     /// The cluster's recipients (`strata secret recipient`, and what `encrypt` encrypts
     /// to); an administrator's request makes the cluster's first identity if it has none.
     SecretRecipients,
@@ -486,6 +491,16 @@ pub enum Response {
         change_sets: Vec<ChangeSet>,
         /// Anything to tell the operator.
         notes: Vec<String>,
+    },
+    /// A member's copy of the cluster, for a member rebuilding its store: taken at one
+    /// instant, so the digests are those of exactly these change sets.
+    Replica {
+        /// The cluster's name.
+        cluster: String,
+        /// Every change set, in the member's order.
+        change_sets: Vec<ChangeSet>,
+        /// The digest of every live entry they make.
+        digests: Digests,
     },
     /// This machine, for `prepjoin add`.
     Prepjoin(PendingEntry),

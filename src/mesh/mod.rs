@@ -1,13 +1,15 @@
 //! Talking to agents: a pure frame [`codec`], typed [`message`]s, and a [`connection`]
 //! that carries one over the other on any byte stream — in production an SSH channel
 //! (the `strata` subsystem of the agent's russh server). On top: the SSH [`client`]
-//! with host-key [`pin`]ning, and the [`peer`] abstraction it implements beside an
-//! in-memory twin. Which Strata versions may share a cluster: [`version`].
+//! with host-key [`pin`]ning, the [`login_delay`] notice an agent answers an unchecked
+//! login with, and the [`peer`] abstraction it implements beside an in-memory twin.
+//! Which Strata versions may share a cluster: [`version`].
 
 pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod consistency;
+pub mod login_delay;
 pub mod message;
 pub mod pack;
 pub mod peer;
@@ -18,7 +20,9 @@ pub mod table;
 pub mod version;
 pub mod wire;
 
-pub use client::{AgentInfo, BlockingClient, Client, ClientOptions, Login, split_host_port};
+pub use client::{
+    AgentInfo, BlockingClient, CONNECT_TIMEOUT, Client, ClientOptions, Login, split_host_port,
+};
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{

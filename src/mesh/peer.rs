@@ -42,6 +42,19 @@ pub enum PeerError {
         /// The user we logged in as.
         user: String,
     },
+    /// The agent did not check the passphrase: failed logins from this address earned a
+    /// delay that has not passed (or its checks are all taken). Not an unreachable agent.
+    #[error("the agent at {addr} did not log in user `{user}`: {notice}")]
+    Delayed {
+        /// `host:port`.
+        addr: String,
+        /// The user we logged in as.
+        user: String,
+        /// The agent's words ("login delayed after failed attempts; retry in 4 s").
+        notice: String,
+        /// The seconds to wait before trying again.
+        retry_in: u64,
+    },
     /// The connection ended after the request was sent and before its answer came:
     /// whether the request took effect is unknown.
     #[error(

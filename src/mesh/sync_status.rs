@@ -113,6 +113,43 @@ pub struct LastRun {
     pub failed: Vec<HookRun>,
 }
 
+/// What `git clone` from the answering member returns: its deployed branch, against the
+/// last applied commit ([`crate::agent::mesh::git_fetch`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Served {
+    /// The deployed branch (`main`).
+    pub branch: String,
+    /// The commit it points at; `None`: there is no such branch here yet.
+    pub commit: Option<String>,
+    /// Whether that is the last applied commit, and why not.
+    pub state: ServedState,
+}
+
+/// How a member's deployed branch stands against the last applied commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum ServedState {
+    /// The branch is at the last applied commit.
+    Current,
+    /// No commit has been applied to the cluster: the branch holds what was pushed here.
+    NothingApplied,
+    /// The last applied commit's objects are not all here yet: they are being fetched
+    /// from the members, and the branch moves once they are.
+    Fetching {
+        /// Fetches tried so far for this commit.
+        tries: u32,
+        /// Why the last one failed.
+        last_error: Option<String>,
+        /// When the next one is due (wall ms), if one waits.
+        next_at_ms: Option<u64>,
+    },
+    /// The objects are here, but the branch is left where it is (it moves only forward).
+    Held {
+        /// Why.
+        why: String,
+    },
+}
+
 /// What one member says of the cluster's sync with git.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncStatus {
@@ -143,4 +180,8 @@ pub struct SyncStatus {
     /// meanwhile); `None` while it can.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_failure: Option<StoreFailure>,
+    /// What `git clone` from this machine returns (absent from agents before protocol
+    /// 6).
+    #[serde(default)]
+    pub served: Option<Served>,
 }

@@ -95,6 +95,17 @@ pub enum Query {
         /// The change sets' versions.
         versions: Vec<Version>,
     },
+    /// The config repo's objects of a commit the cluster applied, as a git pack of what
+    /// the commit reaches minus what the asker's commits reach, from byte `offset` on
+    /// ([`crate::agent::mesh::git_fetch`]).
+    GitPack {
+        /// The commit (full hex id).
+        commit: String,
+        /// Commits the asker holds complete (its branch tips).
+        have: Vec<String>,
+        /// The first byte of the pack wanted.
+        offset: u64,
+    },
 }
 
 /// What a member answers.
@@ -117,6 +128,18 @@ pub enum Answer {
     RunStates {
         /// One per version.
         states: Vec<RunState>,
+    },
+    /// To [`Query::GitPack`]: one chunk of the pack.
+    GitPack {
+        /// The pack's own checksum (its last 20 bytes, hex): the chunks of one pack
+        /// all name it.
+        pack: String,
+        /// The pack's size in bytes.
+        total: u64,
+        /// Where this chunk starts.
+        offset: u64,
+        /// The chunk, hex (the frame is deflated, which takes the doubling back).
+        data: String,
     },
     /// It could not answer (its store failed).
     Failed {

@@ -122,7 +122,7 @@ machine "lab3" group="Paris" address="10.1.0.3" {
             )],
             &mut diags,
         );
-        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert!(diags.problems().is_empty(), "{:?}", diags.problems());
         let repo = parse_files(vec![SourceFile::new("r.kdl", REPO)], &mut diags);
         let d = desired(&repo, &cat);
         assert_eq!(

@@ -278,6 +278,16 @@ impl Plan {
         out
     }
 
+    /// A key two actions write, if any: a plan has one action per entry, and a saved one
+    /// that has more was edited (which of them would win is not for a map to decide).
+    pub fn duplicate_key(&self) -> Option<&Key> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.actions
+            .iter()
+            .map(|a| &a.key)
+            .find(|k| !seen.insert(*k))
+    }
+
     /// What applying writes: key → value (`None`: a tombstone).
     pub fn writes(&self) -> Writes {
         self.actions
@@ -719,6 +729,15 @@ machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="
         assert_eq!(json["changes"], true);
         assert_eq!(json["actions"][0]["action"], "create");
         assert_eq!(json["actions"][0]["key"], "@machine:lab4");
+    }
+
+    #[test]
+    fn a_plan_with_two_actions_for_one_key_is_found_out() {
+        let mut plan = diff(&entries(V1), &Live::new(), origin());
+        assert_eq!(plan.duplicate_key(), None);
+        let again = plan.actions[0].clone();
+        plan.actions.push(again);
+        assert_eq!(plan.duplicate_key(), Some(&plan.actions[0].key));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::config::{ModeDecl, Repo, SectionDecl};
 use crate::model::{Mode, Node};
 use crate::schema::{Catalogue, SectionSchema};
-pub use refs::check_references;
+pub use refs::{check_references, entry_reference_problems};
 
 /// Where an effective section comes from.
 #[derive(Debug, Clone, Copy)]
@@ -216,7 +216,7 @@ machine "lab4.example.com" group="Paris" {
     fn repo() -> Repo {
         let mut diags = Diagnostics::default();
         let repo = parse_files(vec![SourceFile::new("repo.kdl", REPO)], &mut diags);
-        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert!(diags.problems().is_empty(), "{:?}", diags.problems());
         repo
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use super::entries::EntryLayers;
 use super::{Origin, effective};
 use crate::config::{Diagnostics, ModeDecl, Problem, Repo, SectionDecl};
 use crate::model::{Node, Value};
@@ -149,18 +150,91 @@ fn fix_modes(
     out
 }
 
-fn report(f: Failure) -> Problem {
-    let names: Vec<&str> = f.machines.iter().filter_map(|m| m.mode.name()).collect();
-    let what = format!("{} \"{}\"", f.reference.child, f.value);
-    let owner = match f.node.args.first().and_then(Value::as_str) {
-        Some(name) => format!("{} \"{name}\"", f.node.name),
-        None => format!("`{}`", f.node.name),
+/// The words of an unresolved reference, as `validate` says them: the node that refers,
+/// what it refers to, and the machines it is unavailable on.
+fn unresolved_words(
+    node: &Node,
+    reference: &Reference,
+    value: &str,
+    names: &[&str],
+) -> [String; 3] {
+    let what = format!("{} \"{}\"", reference.child, value);
+    let owner = match node.args.first().and_then(Value::as_str) {
+        Some(name) => format!("{} \"{name}\"", node.name),
+        None => format!("`{}`", node.name),
     };
     let on = if names.len() == 1 {
         format!("machine {}", names[0])
     } else {
         format!("machines {}", names.join(", "))
     };
+    [owner, what, on]
+}
+
+/// Every reference on every machine's effective config, resolved from stored entries
+/// (what a change set leaves the store holding) instead of a repo: the same rule as
+/// [`check_references`], for an agent checking a saved plan. Each unresolved one is
+/// said in `validate`'s words (`listener "In" at group:Main_Group refers to interface
+/// "NoSuchIface", which is unavailable on machine lab1`).
+pub fn entry_reference_problems(layers: &EntryLayers<'_>, catalogue: &Catalogue) -> Vec<String> {
+    let refs: Vec<_> = catalogue
+        .sections
+        .values()
+        .map(|s| (s.name.as_str(), s.references()))
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    // (mode, section, node, field, value) → the machines it fails on.
+    type At<'n> = (String, &'n str, *const Node, usize, String);
+    let mut failures: BTreeMap<At<'_>, (&Node, &Reference, Vec<&str>)> = BTreeMap::new();
+    for machine in layers.machines() {
+        let eff = layers.effective(catalogue, machine);
+        for (section, sites) in &refs {
+            let Some((node, Some(mode))) = eff.get(section) else {
+                continue;
+            };
+            for (n, site) in sites.iter().enumerate() {
+                let Some(reference) = &site.field.reference else {
+                    continue;
+                };
+                let Some((target, _)) = eff.get(reference.section.as_str()) else {
+                    continue;
+                };
+                let keys = keys_of(catalogue, reference, target);
+                for holder in nodes_at(node, &site.path) {
+                    let Some((Value::String(value), _)) = site.value_in(holder) else {
+                        continue;
+                    };
+                    if keys.contains(value) {
+                        continue;
+                    }
+                    let at = (
+                        mode.to_string(),
+                        *section,
+                        holder as *const Node,
+                        n,
+                        value.clone(),
+                    );
+                    failures
+                        .entry(at)
+                        .or_insert_with(|| (holder, reference, Vec::new()))
+                        .2
+                        .push(machine);
+                }
+            }
+        }
+    }
+    failures
+        .into_iter()
+        .map(|((mode, _, _, _, value), (node, reference, machines))| {
+            let [owner, what, on] = unresolved_words(node, reference, &value, &machines);
+            format!("{owner} at {mode} refers to {what}, which is unavailable on {on}")
+        })
+        .collect()
+}
+
+fn report(f: Failure) -> Problem {
+    let names: Vec<&str> = f.machines.iter().filter_map(|m| m.mode.name()).collect();
+    let [owner, what, on] = unresolved_words(f.node, f.reference, &f.value, &names);
     let fixes: Vec<String> = f.fixes.into_iter().collect();
     let help = format!(
         "define {what} in `{}` at {}, or override `{}` below {} for {}",

@@ -405,7 +405,7 @@ mod tests {
             &section.file,
             &mut diags,
         );
-        let codes: Vec<&str> = diags.problems.iter().map(|p| p.code).collect();
+        let codes: Vec<&str> = diags.problems().iter().map(|p| p.code).collect();
         assert_eq!(codes, ["strata::schema::control-character"]);
     }
 }

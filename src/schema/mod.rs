@@ -379,11 +379,11 @@ mod tests {
         let mut diags = Diagnostics::default();
         let cat = Catalogue::load(&[], &mut diags);
         let rendered: Vec<String> = diags
-            .problems
+            .problems()
             .iter()
             .map(|p| crate::config::diagnostics::render(p, 100, false))
             .collect();
-        assert!(diags.problems.is_empty(), "{}", rendered.join("\n"));
+        assert!(diags.problems().is_empty(), "{}", rendered.join("\n"));
         assert!(cat.get("dns").is_some());
     }
 
@@ -405,7 +405,7 @@ mod tests {
             ],
             &mut diags,
         );
-        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert!(diags.problems().is_empty(), "{:?}", diags.problems());
         assert_eq!(
             cat.names().collect::<Vec<_>>(),
             ["dns", "interfaces", "web-proxy"]
@@ -418,7 +418,7 @@ mod tests {
         // The store's form of the same catalogue gives the same sections.
         let sources: Vec<&Node> = cat.own().map(|s| &s.source).collect();
         let stored = Catalogue::from_stored(cat.builtin_only.as_deref(), sources, &mut diags);
-        assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+        assert!(diags.problems().is_empty(), "{:?}", diags.problems());
         assert_eq!(
             stored.names().collect::<Vec<_>>(),
             ["dns", "interfaces", "web-proxy"]
@@ -440,14 +440,14 @@ mod tests {
             &mut diags,
         );
         assert_eq!(none.names().collect::<Vec<_>>(), ["web-proxy"]);
-        assert_eq!(diags.problems.len(), 1, "{:?}", diags.problems);
+        assert_eq!(diags.problems().len(), 1, "{:?}", diags.problems());
 
         let mut diags = Diagnostics::default();
         Catalogue::load(
             &[file("schemas/b.kdl", "builtin-sections \"dnss\"")],
             &mut diags,
         );
-        let p = &diags.problems[0];
+        let p = &diags.problems()[0];
         assert_eq!(p.code, "strata::schema-file::unknown-builtin");
         assert_eq!(p.help.as_deref(), Some("did you mean `dns`?"));
     }
@@ -462,7 +462,7 @@ mod tests {
                 !diags.has_errors(),
                 "default of {} does not conform: {:?}",
                 schema.name,
-                diags.problems
+                diags.problems()
             );
         }
     }

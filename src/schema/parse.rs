@@ -65,9 +65,7 @@ pub fn parse_schema_file(file: &Arc<SourceFile>, diags: &mut Diagnostics) -> Sch
     let doc: KdlDocument = match crate::config::parse_kdl(&file.text) {
         Ok(doc) => doc,
         Err(err) => {
-            for p in crate::config::kdl_text::problems(file, &err) {
-                diags.push(p);
-            }
+            crate::config::kdl_text::report(file, &err, diags);
             return out;
         }
     };

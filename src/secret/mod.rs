@@ -30,33 +30,29 @@ pub const PLAINTEXT: &str = "strata::secret::plaintext";
 /// Lets secrets in clear text through, as warnings (`--allow-plaintext-secrets`, while a
 /// repo migrates to encrypted secrets).
 pub fn allow_plaintext(diags: &mut crate::config::Diagnostics) {
-    for p in diags.problems.iter_mut().filter(|p| p.code == PLAINTEXT) {
-        p.severity = miette::Severity::Warning;
-        p.help = Some(
-            "allowed by --allow-plaintext-secrets: encrypt it (`strata secret reencrypt --repo DIR`) \
-             before it reaches git"
-                .into(),
-        );
-    }
+    diags.downgrade(
+        PLAINTEXT,
+        |_| true,
+        "allowed by --allow-plaintext-secrets: encrypt it (`strata secret reencrypt --repo DIR`) \
+         before it reaches git",
+        true,
+    );
 }
 
 /// Lets the clear secrets of AsyncOS XML files through as warnings: an appliance's
 /// `saveconfig` holds its passwords as the appliance writes them, and `import-xml`
 /// encrypts them on the way into the repo.
 pub fn allow_plaintext_in_xml(diags: &mut crate::config::Diagnostics) {
-    for p in diags.problems.iter_mut().filter(|p| {
-        p.code == PLAINTEXT
-            && p.at
-                .as_ref()
+    diags.downgrade(
+        PLAINTEXT,
+        |p| {
+            p.at.as_ref()
                 .is_some_and(|at| at.file.name.to_ascii_lowercase().ends_with(".xml"))
-    }) {
-        p.severity = miette::Severity::Warning;
-        p.help = Some(
-            "an appliance's file holds its passwords; `strata import-xml … --recipient age1…` \
-             writes them encrypted"
-                .into(),
-        );
-    }
+        },
+        "an appliance's file holds its passwords; `strata import-xml … --recipient age1…` \
+         writes them encrypted",
+        false,
+    );
 }
 
 /// What went wrong encrypting or decrypting.

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::sources::read_paths;
+use crate::config::sources::{MAX_KDL_BYTES, read_paths, too_large};
 use crate::config::{Diagnostics, Problem, SourceFile, parse_files};
 use crate::plan::Origin;
 use crate::schema::Catalogue;
@@ -292,18 +292,12 @@ impl<'r> TreeReader<'r> {
                             ));
                         }
                         self.walk(sub, &format!("{path}/"), target, ancestors)?;
-                    } else if let Some(blob) = object.as_blob()
-                        && name.ends_with(".kdl")
-                    {
-                        self.add(path, blob.content().to_vec());
+                    } else if object.as_blob().is_some() && name.ends_with(".kdl") {
+                        self.add_blob(path, object.id())?;
                     }
                 }
                 _ if entry.kind() == Some(git2::ObjectType::Blob) && name.ends_with(".kdl") => {
-                    let blob = self
-                        .repo
-                        .find_blob(entry.id())
-                        .map_err(|e| git_err(e, "the repository is damaged"))?;
-                    self.add(path, blob.content().to_vec());
+                    self.add_blob(path, entry.id())?;
                 }
                 // Submodules (commits) and other files.
                 _ => {}
@@ -317,6 +311,25 @@ impl<'r> TreeReader<'r> {
         self.repo
             .find_tree(entry.id())
             .map_err(|e| git_err(e, "the repository is damaged"))
+    }
+
+    /// Adds the KDL file `path` held in blob `id`, refused unread (its size is read from
+    /// the object's header) when larger than [`MAX_KDL_BYTES`].
+    fn add_blob(&mut self, path: String, id: git2::Oid) -> Result<(), SourceError> {
+        let damaged = |e: git2::Error| git_err(e, "the repository is damaged");
+        let (size, _) = self
+            .repo
+            .odb()
+            .and_then(|o| o.read_header(id))
+            .map_err(damaged)?;
+        if size as u64 > MAX_KDL_BYTES {
+            self.unread.push(path.clone());
+            self.problems.push(*too_large(path, size as u64));
+            return Ok(());
+        }
+        let blob = self.repo.find_blob(id).map_err(damaged)?;
+        self.add(path, blob.content().to_vec());
+        Ok(())
     }
 
     fn add(&mut self, path: String, bytes: Vec<u8>) {
@@ -444,7 +457,7 @@ pub fn check(snapshot: &Snapshot) -> Checked {
     let mut repo = parse_files(snapshot.kdl.clone(), &mut diags);
     // Files that could not be read or decoded are problems like any other.
     repo.unread.extend(snapshot.unread.iter().cloned());
-    diags.problems.extend(snapshot.problems.iter().cloned());
+    diags.extend(snapshot.problems.iter().cloned());
     validate(&repo, &catalogue, &mut diags);
     diags.sort();
     Checked {
@@ -572,7 +585,36 @@ mod link_tests {
         let snap = read_ref(&dir.path().join("config"), "HEAD").unwrap();
         assert_eq!(snap.unread, ["bad.kdl"]);
         let checked = check(&snap);
-        let codes: Vec<&str> = checked.diags.problems.iter().map(|p| p.code).collect();
+        let codes: Vec<&str> = checked.diags.problems().iter().map(|p| p.code).collect();
         assert!(codes.contains(&"strata::repo::not-utf8"), "{codes:?}");
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_unread_at_the_ref_and_in_the_tree() {
+        let dir = repo();
+        let big = std::fs::File::create(dir.path().join("config/big.kdl")).unwrap();
+        big.set_len(MAX_KDL_BYTES + 1).unwrap();
+        // Through a link too: the object is read the same way.
+        symlink("big.kdl", dir.path().join("config/again.kdl")).unwrap();
+        commit(dir.path());
+        let config = dir.path().join("config");
+        let snap = read_ref(&config, "HEAD").unwrap();
+        assert_eq!(snap.unread, ["again.kdl", "big.kdl"]);
+        let tree = read_worktree(&config, "ada").unwrap();
+        assert_eq!(tree.unread, ["again.kdl", "big.kdl"]);
+        for snap in [snap, tree] {
+            let checked = check(&snap);
+            let big = checked
+                .diags
+                .problems()
+                .iter()
+                .find(|p| p.at.as_ref().is_some_and(|at| at.file.name == "big.kdl"))
+                .expect("big.kdl is a problem");
+            assert_eq!(big.code, "strata::repo::too-large");
+            assert!(big.message.contains("4,194,305 bytes"), "{}", big.message);
+            assert!(big.message.contains("4,194,304"), "{}", big.message);
+            assert!(big.help.is_some());
+            assert!(checked.diags.has_errors());
+        }
     }
 }

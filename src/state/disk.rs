@@ -499,6 +499,10 @@ impl Store for DiskStore {
             tx.delete_table(ENTRIES).map_err(backend)?;
             tx.delete_table(VERSIONS).map_err(backend)?;
             tx.delete_table(CHANGE_SETS).map_err(backend)?;
+            // Created again even when nothing is written to them: an empty store reads.
+            tx.open_table(ENTRIES).map_err(backend)?;
+            tx.open_table(VERSIONS).map_err(backend)?;
+            tx.open_table(CHANGE_SETS).map_err(backend)?;
             for cs in change_sets {
                 let seen = Self::entries_of(&tx, cs.writes.keys())?;
                 let won = winners(&cs, |k| seen.get(k));

@@ -230,7 +230,7 @@ pub enum StoreError {
         code(strata::store::damaged),
         help(
             "a page of it does not match its checksum: it was changed outside Strata, or the disk is failing. \
-             The agent will not serve it and left it as it is: restore it from a backup (with the agent stopped)"
+             The agent will not serve it and left it as it is: with the agent stopped, rebuild it from a member with `strata cluster repair MEMBER --fingerprint SHA256:… --state-dir DIR`, or restore it from a backup"
         )
     )]
     Damaged {

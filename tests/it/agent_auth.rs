@@ -3,10 +3,13 @@
 
 use std::path::Path;
 
+use strata::mesh::{Client, ClientOptions, HostKeyPin, Login, PeerError};
+
 use crate::agent_support::{
     MACHINES, apply_main, change_set_ids, created, git_repo, keypair, log_with_passphrase, p, sd,
     stderr, stdout, strata,
 };
+use crate::support::{regex_escape, unwrapped};
 
 /// The repo's users section with an operator, a read-only user and their keys.
 fn users_repo(dir: &Path, op_key: &str, ro_key: &str) {
@@ -454,8 +457,9 @@ fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
     assert_eq!(log.matches("login refused").count(), 0, "{log}");
     assert!(log.contains("login accepted"), "{log}");
     rt.block_on(async {
-        // The right public key with a forged signature, then a wrong passphrase: two
-        // refusals in a row from this address, the second held twice as long.
+        // The right public key with a forged signature, then a passphrase at once: the
+        // signature is counted as a refusal when the next attempt comes, and that
+        // attempt, from an address with a delay pending, is not checked.
         let mut s = raw::connect(&agent.addr).await;
         let signed = s
             .authenticate_publickey_with("ada", op_pub, None, &mut raw::BadSigner)
@@ -468,21 +472,150 @@ fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
                 .unwrap()
                 .success()
         );
+        // Once the delay has passed, a wrong passphrase is checked: the second refusal
+        // in a row from this address, held twice as long.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut s = raw::connect(&agent.addr).await;
+        assert!(
+            !s.authenticate_password("ada", "guess")
+                .await
+                .unwrap()
+                .success()
+        );
     });
     let log = agent.log();
     let refused: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("login refused"))
+        .filter(|l| l.contains("login refused") || l.contains("login not checked"))
         .collect();
-    assert_eq!(refused.len(), 2, "{log}");
+    assert_eq!(refused.len(), 3, "{log}");
     assert!(
         refused[0].contains("delay_ms=20") && refused[0].contains("no valid signature"),
         "{log}"
     );
     assert!(
-        refused[1].contains("delay_ms=40") && refused[1].contains("wrong user or passphrase"),
+        refused[1].contains("login delayed after failed attempts; retry in 1 s"),
         "{log}"
     );
+    assert!(
+        refused[2].contains("delay_ms=40") && refused[2].contains("wrong user or passphrase"),
+        "{log}"
+    );
+}
+
+/// Issue 20: guesses from many addresses made a user's delay 30 s, which every attempt
+/// waited out before it was checked; the real administrator's login then timed out and
+/// the client reported the agent unreachable (exit 69).
+#[test]
+fn guessing_from_many_addresses_slows_the_real_user_but_never_locks_them_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let cluster = format!(
+        "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\" passphrase-hash=\"{hash}\"\n        user \"bob\" role=\"operator\" passphrase-hash=\"{hash}\"\n    }}\n}}\ngroup \"Main_Group\"\nmachine \"lab1.example.com\"\n"
+    );
+    git_repo(
+        &tmp.path().join("repo"),
+        &[("cluster.kdl", &cluster)],
+        "users",
+    );
+    let dir = tmp.path().join("agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A refusal earns 3 s, doubled per further one.
+    std::fs::write(
+        dir.join("agent.kdl"),
+        "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 3000\n",
+    )
+    .unwrap();
+    let agent = created(&dir);
+    apply_main(&p(&tmp.path().join("repo")), &sd(&agent));
+
+    // Six guesses at once for `admin`, each from its own address: the user's delay
+    // grows to 30 s.
+    let (host, port) = agent.addr.rsplit_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let guesses = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for n in 2..8u8 {
+            let mut options = ClientOptions::new(
+                host,
+                port,
+                HostKeyPin::Fingerprint(agent.fingerprint()),
+                "admin",
+                Login::Passphrase(format!("guess {n}")),
+            );
+            options.bind = Some(std::net::IpAddr::from([127, 0, 0, n]));
+            tasks.push(tokio::spawn(Client::connect(options)));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().err().expect("a guess logged in"));
+        }
+        out
+    });
+    for e in &guesses {
+        assert!(matches!(e, PeerError::Login { .. }), "{e}");
+    }
+    assert_eq!(agent.log().matches("wrong user or passphrase").count(), 6);
+
+    // The real administrator, from another address: held a few seconds, then in.
+    let out = log_with_passphrase(&agent, "admin", "correct horse battery")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Keys and other users are not held at all.
+    let out = strata(&["log", "--state-dir", &sd(&agent)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = log_with_passphrase(&agent, "bob", "correct horse battery")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // An address whose own refusal earned a delay is told when to retry, with its own
+    // exit code, while that refusal is still held: never "unreachable".
+    let mut wrong = log_with_passphrase(&agent, "bob", "wrong")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let refused = |log: String| {
+        log.lines()
+            .any(|l| l.contains("login refused") && l.contains("user=\"bob\""))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !refused(agent.log()) {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = log_with_passphrase(&agent, "bob", "correct horse battery")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}\n{}",
+        stderr(&out),
+        agent.log()
+    );
+    let text = unwrapped(&out.stderr);
+    assert!(
+        text.contains("login delayed after failed attempts; retry in"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("unreachable") && !text.contains("running"),
+        "{text}"
+    );
+    let addr = regex_escape(&agent.addr);
+    insta::with_settings!({ filters => vec![
+        (addr.as_str(), "[ADDR]"),
+        (r"(retry in|wait) \d+ s", "$1 [N] s"),
+    ] }, {
+        insta::assert_snapshot!("login_delayed", stderr(&out));
+    });
+    assert_eq!(wrong.wait().unwrap().code(), Some(1));
 }
 
 #[test]

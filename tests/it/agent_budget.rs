@@ -1,13 +1,15 @@
 //! The agent's resource budget, against a real agent on loopback: a connection that never
 //! logs in is closed after the login timeout, one address cannot hold more than its
-//! share, and while one address floods the agent everyone else is still served.
+//! share, and while one address floods the agent everyone else is still served — the
+//! on-box CLI too, which comes through the state dir's socket, outside the budget, and
+//! which only the state dir's owner and root may use.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::agent_support::{
-    TestAgent, apply_main, created, git_repo, log_with_passphrase, p, sd, stderr, strata,
+    TestAgent, apply_main, created, git_repo, log_with_passphrase, p, sd, stderr, stdout, strata,
 };
 use crate::host::status_kib;
 
@@ -149,4 +151,102 @@ fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn idle_sockets_from_127_0_0_1_do_not_lock_out_the_on_box_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The default budget: 32 connections per address, 10 s to log in.
+    let agent = TestAgent::start(&tmp.path().join("agent"), "lab1");
+    let addr: SocketAddr = agent.addr.parse().unwrap();
+    let held: Vec<TcpStream> = (0..40).map(|_| connect_from("127.0.0.1", addr)).collect();
+    // 127.0.0.1's share is taken: a further connection from it is closed at once.
+    let (sent, _) = read_to_close(connect_from("127.0.0.1", addr));
+    assert!(sent.is_empty(), "{sent:?}");
+    for args in [&["log"][..], &["status"], &["cluster", "list"]] {
+        let mut all = args.to_vec();
+        let sd = sd(&agent);
+        all.extend(["--state-dir", &sd]);
+        let out = strata(&all);
+        // Answered (`status` exits 1 on a cluster with nothing applied yet), not
+        // turned away (69).
+        assert!(
+            out.status.code() != Some(69) && !stdout(&out).is_empty(),
+            "{all:?}: {:?} {}",
+            out.status.code(),
+            stderr(&out)
+        );
+    }
+    assert_eq!(crate::agent_support::change_set_ids(&sd(&agent)).len(), 0);
+    drop(held);
+}
+
+#[cfg(unix)]
+#[test]
+fn only_the_state_dir_s_owner_and_root_may_use_its_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    if rustix::process::geteuid().as_raw() != 0 {
+        eprintln!("skipped: only root can run the CLI as another user here");
+        return;
+    }
+    let Ok(setpriv) = which("setpriv") else {
+        eprintln!("skipped: no setpriv to run the CLI as another user");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("agent");
+    let agent = TestAgent::start(&dir, "lab1");
+    let socket = dir.join("agent.sock");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&socket), 0o600);
+    // Opened up by hand, so that another user reaches the socket at all: its peer
+    // credentials still keep them out.
+    let open = |p: &std::path::Path, m| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    open(tmp.path(), 0o711);
+    open(&dir, 0o711);
+    open(&socket, 0o666);
+    let key = tmp.path().join("key");
+    std::fs::copy(dir.join("local_key"), &key).unwrap();
+    std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
+    let log_as = |who: &[&str]| {
+        let mut cmd = std::process::Command::new(&setpriv);
+        cmd.args(who)
+            .arg(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "log",
+                "--state-dir",
+                &sd(&agent),
+                "--fingerprint",
+                &agent.fingerprint(),
+                "--identity",
+                &p(&key),
+            ])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let nobody = log_as(&["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    assert_eq!(nobody.status.code(), Some(69), "{}", stderr(&nobody));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent.log().contains("local connection refused") {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(agent.log().contains("uid=Some(65534)"), "{}", agent.log());
+    // Root, the same way in: served.
+    let root = log_as(&["--reuid=0"]);
+    assert!(root.status.success(), "{}", stderr(&root));
+}
+
+/// The path of `program` on `PATH`.
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
 }

@@ -8,13 +8,12 @@ use crate::agent_support::{
     CLUSTER, MACHINES, change_set_ids, created, git_repo, p, sd, stderr, strata,
 };
 
-/// A saved plan with one more action: `key` created with `new`.
+/// A saved plan whose action for `key` (replaced if it has one) creates it with `new`.
 fn with_action(plan: &Value, key: &str, new: Value) -> Value {
     let mut plan = plan.clone();
-    plan["actions"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({ "key": key, "action": "create", "new": new }));
+    let actions = plan["actions"].as_array_mut().unwrap();
+    actions.retain(|a| a["key"] != key);
+    actions.push(json!({ "key": key, "action": "create", "new": new }));
     plan["base"][key] = Value::Null;
     plan
 }
@@ -91,6 +90,19 @@ fn a_hand_edited_plan_is_checked_like_a_repo_and_refused_whole() {
             ),
             "\"not-an-ip\" is not an IP address",
         ),
+        // Issue 20: references are checked on the effective configs the plan produces,
+        // as validate checks them.
+        (
+            with_action(
+                &plan,
+                "group:Main_Group/listeners",
+                section(
+                    "listeners",
+                    json!([{ "name": "listener", "args": ["In"], "props": { "interface": "NoSuchIface" } }]),
+                ),
+            ),
+            "listener \"In\" at group:Main_Group refers to interface \"NoSuchIface\", which is unavailable on machine lab1.example.com",
+        ),
     ];
     for (edited, expected) in cases {
         std::fs::write(&saved, serde_json::to_string(&edited).unwrap()).unwrap();
@@ -111,6 +123,25 @@ fn a_hand_edited_plan_is_checked_like_a_repo_and_refused_whole() {
         change_set_ids(&sd(&agent)).len(),
         before,
         "nothing was committed"
+    );
+    // Two actions for one key (the last one used to win) do not load either.
+    let mut twice = with_action(&plan, "cluster/ntp", section("ntp", json!([])));
+    let again = twice["actions"].as_array().unwrap().last().unwrap().clone();
+    twice["actions"].as_array_mut().unwrap().push(again);
+    std::fs::write(&saved, serde_json::to_string(&twice).unwrap()).unwrap();
+    let out = strata(&[
+        "apply",
+        "--yes",
+        "--plan",
+        &p(&saved),
+        "--state-dir",
+        &sd(&agent),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has two actions for cluster/ntp"),
+        "{}",
+        stderr(&out)
     );
     // A 300-character section name does not even load as a plan.
     let long = format!("cluster/{}", "s".repeat(300));

@@ -1,6 +1,7 @@
 //! The store against a real agent: an emptied or missing store of a member, and a
-//! damaged one, are refused at start rather than silently made new or served; a full
-//! disk degrades a member, which catches up by itself once space is back.
+//! damaged one, are refused at start rather than silently made new or served, and are
+//! repaired from a peer (`cluster repair`); a full disk degrades a member, which catches
+//! up by itself once space is back.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 use strata::agent::member_record::{MemberRecord, Recorded};
 
 use crate::agent_support::{created, p, sd, stderr, stdout, strata};
-use crate::cluster_support::{SETTLE, apply, check, clean, cluster, dns, ok, running, write_repo};
+use crate::cluster_support::{
+    SETTLE, apply, check, clean, cluster, dns, live, logged_ids, ok, running, write_repo,
+};
 use crate::mesh_support::wait_until;
 
 /// `strata agent` on `dir` that must refuse to start: its stderr. One that starts
@@ -98,6 +101,125 @@ fn a_damaged_store_is_refused_when_the_agent_starts() {
     assert_eq!(
         std::fs::read_dir(dir.join("running")).unwrap().count(),
         running
+    );
+}
+
+/// `strata cluster repair` of machine `i` from machine `from` (its real address, pinned).
+fn repair(h: &crate::mesh_support::MeshHarness, i: usize, from: usize) -> std::process::Output {
+    let member = h.machine(from);
+    strata(&[
+        "cluster",
+        "repair",
+        &member.agent_addr().to_string(),
+        "--fingerprint",
+        &member.fingerprint(),
+        "--state-dir",
+        &p(&h.machine(i).dir),
+    ])
+}
+
+/// Sorted, so that stores that hold the same change sets in another order compare equal.
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_member_whose_store_was_damaged_or_emptied_is_repaired_from_a_peer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = cluster(tmp.path(), 3);
+    let repo = tmp.path().join("repo");
+    write_repo(&repo, 3, &dns("10.0.0.54"));
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+    clean(&h, 1);
+    let entries = live(&h, 2);
+    let ids = sorted(logged_ids(&h, 2));
+    let fingerprint = h.machine(2).fingerprint();
+    let dir = h.machine(2).dir.clone();
+
+    // Not while its agent runs.
+    let running_agent = repair(&h, 2, 1);
+    assert_eq!(
+        running_agent.status.code(),
+        Some(1),
+        "{}",
+        stderr(&running_agent)
+    );
+    assert!(
+        stderr(&running_agent).contains("an agent is running on"),
+        "{}",
+        stderr(&running_agent)
+    );
+
+    // Damaged: refused at start, with the repair named; repaired from lab1.
+    assert!(h.terminate(2).success());
+    damage(&dir.join("store.redb"), br#""name":"americas""#, 100);
+    let refused = refused_start(&dir);
+    assert!(
+        refused.contains("strata cluster repair MEMBER"),
+        "{refused}"
+    );
+    let out = repair(&h, 2, 1);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pattern = crate::support::regex_escape(&tmp.path().display().to_string());
+    insta::with_settings!({ filters => vec![
+        (pattern.as_str(), "[TEMP]"),
+        (r"damaged-\d+", "damaged-[SECONDS]"),
+        (r"\d+ change sets, \d+ entries", "[N] change sets, [M] entries"),
+    ] }, {
+        insta::assert_snapshot!("repaired_store", stdout(&out));
+    });
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("store.redb.damaged-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "the damaged store is kept");
+    h.restart(2);
+    clean(&h, 1);
+    assert_eq!(h.machine(2).fingerprint(), fingerprint, "the same host key");
+    assert_eq!(live(&h, 2), entries, "the same entries, versions included");
+    assert_eq!(sorted(logged_ids(&h, 2)), ids);
+    // It commits again as itself: its clock is past its own earlier change sets.
+    write_repo(&repo, 3, &dns("10.0.0.55"));
+    ok(&apply(&h, 2, &repo, &["--wait", "30"]));
+    assert!(running(&h, 3, "dns").contains("10.0.0.55"));
+
+    // Emptied (`truncate -s 0`): repaired from lab2, which was repaired itself.
+    let entries = live(&h, 3);
+    assert!(h.terminate(3).success());
+    std::fs::File::create(h.machine(3).dir.join("store.redb")).unwrap();
+    let out = repair(&h, 3, 2);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("kept at"), "{}", stdout(&out));
+    h.restart(3);
+    clean(&h, 3);
+    assert_eq!(live(&h, 3), entries);
+
+    // A machine the cluster does not count as a member cannot take a copy.
+    assert!(h.terminate(3).success());
+    let stranger = tmp.path().join("stranger");
+    let mut agent = created(&stranger);
+    assert!(agent.terminate().success());
+    let member = h.machine(1);
+    let out = strata(&[
+        "cluster",
+        "repair",
+        &member.agent_addr().to_string(),
+        "--fingerprint",
+        &member.fingerprint(),
+        "--state-dir",
+        &p(&stranger),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not count lab1.example.com as a member"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -20,7 +20,8 @@ fn a_usage_error_is_not_mistaken_for_changes_and_help_is_success() {
     for flag in ["-h", "--help"] {
         let out = strata(&["cluster", "list", flag]);
         assert!(
-            stdout(&out).contains("Exit codes: 0 listed, 1 refused, 69 unreachable; 64"),
+            stdout(&out)
+                .contains("Exit codes: 0 listed, 1 refused, 69 unreachable, 75 login delayed; 64"),
             "{flag}: {}",
             stdout(&out)
         );

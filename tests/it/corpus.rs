@@ -8,7 +8,11 @@ use strata::validate::check_paths;
 #[test]
 fn the_americas_example_is_valid() {
     let checked = check_paths(&[example("americas")]).unwrap();
-    assert!(checked.diags.problems.is_empty(), "{}", rendered(&checked));
+    assert!(
+        checked.diags.problems().is_empty(),
+        "{}",
+        rendered(&checked)
+    );
     assert_eq!(checked.repo.machines.len(), 6);
     assert_eq!(checked.repo.groups.len(), 3);
 }
@@ -16,7 +20,11 @@ fn the_americas_example_is_valid() {
 #[test]
 fn a_repo_can_add_its_own_sections() {
     let checked = check_paths(&[example("custom-schema")]).unwrap();
-    assert!(checked.diags.problems.is_empty(), "{}", rendered(&checked));
+    assert!(
+        checked.diags.problems().is_empty(),
+        "{}",
+        rendered(&checked)
+    );
     let schema = checked
         .catalogue
         .get("web-proxy")
@@ -36,10 +44,10 @@ fn a_repo_can_add_its_own_sections() {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let broken = check_paths(&[dir.path().to_path_buf()]).unwrap();
-    let codes: Vec<&str> = broken.diags.problems.iter().map(|p| p.code).collect();
+    let codes: Vec<&str> = broken.diags.problems().iter().map(|p| p.code).collect();
     assert_eq!(codes, ["strata::ref::unresolved"], "{}", rendered(&broken));
     assert!(
-        broken.diags.problems[0]
+        broken.diags.problems()[0]
             .message
             .contains("proxy2.example.com")
     );
@@ -58,7 +66,10 @@ fn every_invalid_example_has_its_diagnostics() {
     for path in names {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let checked = check_paths(std::slice::from_ref(&path)).unwrap();
-        assert!(!checked.diags.problems.is_empty(), "{name} reports nothing");
+        assert!(
+            !checked.diags.problems().is_empty(),
+            "{name} reports nothing"
+        );
         let warning_only = [
             "group-named-like-cluster",
             "many-machines",

@@ -28,7 +28,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
 use strata::agent::check::{Authority, check_authority, check_writes};
-use strata::config::diagnostics::render;
+use strata::config::diagnostics::{MAX_PROBLEMS, render};
 use strata::config::{Diagnostics, Repo, SourceFile, parse_files, parse_kdl};
 use strata::mesh::{FrameCodec, Request, Response};
 use strata::model::{EntryValue, Key, MachineName, Node, Value};
@@ -223,6 +223,9 @@ const KDL_TOKENS: &[&str] = &[
     "\"a\\nb\"",
     "\\u{41}",
     "\\u{",
+    // Issue 20: after a bad escape, each of these is two errors.
+    "\"x\\#",
+    "\\u{1F600}",
     "\\\n",
     "section \"web-proxy\" level=\"any\"",
     "field",
@@ -257,9 +260,11 @@ fn builtin() -> &'static Catalogue {
     CATALOGUE.get_or_init(|| Catalogue::load(&[], &mut Diagnostics::default()))
 }
 
-/// Renders every problem the three ways users read them.
+/// Renders every problem the three ways users read them; there are never more than the
+/// caps keep, however many the input holds.
 fn render_all(diags: &Diagnostics) {
-    for p in &diags.problems {
+    assert!(diags.problems().len() <= MAX_PROBLEMS);
+    for p in diags.problems() {
         let text = render(p, 80, false);
         assert!(!text.is_empty());
         if let Some((line, col)) = p.line_col() {

@@ -206,8 +206,9 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
         assert!(dns.contains("10.0.0.53"), "lab{i}: {dns}");
     }
 
-    // A new commit pushed to lab2, then the same commit to lab3 (whose repository has
-    // never seen it): one change set everywhere, no conflict.
+    // A new commit pushed to lab2, then the same commit to lab3: one change set
+    // everywhere, no conflict. lab3's repository may already hold the commit (members
+    // fetch the objects of what the cluster runs), and git then has nothing to send.
     let commit = git_repo(&repo, &[("cluster.kdl", &cluster("10.0.0.99"))], "dns .99");
     let out = Pusher::admin_of(&h, 2, tmp.path()).push(&repo);
     assert!(out.status.success(), "{}", both(&out));
@@ -227,7 +228,7 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
     let text = both(&out);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("nothing to apply"),
+        text.contains("nothing to apply") || text.contains("Everything up-to-date"),
         "the cluster already runs the commit: {text}"
     );
     let pushed_to_3 = Command::new("git")
@@ -246,6 +247,36 @@ fn a_push_reaches_every_member_and_the_same_commit_pushed_twice_is_one_change() 
         let dns = std::fs::read_to_string(h.machine(i).dir.join("running/dns.kdl")).unwrap();
         assert!(dns.contains("10.0.0.99"), "lab{i}: {dns}");
     }
+}
+
+#[test]
+fn a_push_of_a_hostile_file_is_refused_with_a_bounded_report() {
+    if clients().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = created(&tmp.path().join("agent"));
+    let admin = Pusher::new(&agent, tmp.path(), "admin", &agent.dir.join("local_key"));
+    // 40,000 KDL syntax errors. Before the caps, the hook printed each (a 0.9 MB file
+    // sent back 183 MB in 2,000,007 `remote:` lines).
+    let hostile = format!("cluster \"x\\#{}", "\\u{1F600}".repeat(20_000));
+    let repo = tmp.path().join("repo");
+    git_repo(&repo, &[("cluster.kdl", &hostile)], "hostile");
+    let out = admin.push(&repo);
+    let text = both(&out);
+    assert!(!out.status.success(), "{}", &text[..text.len().min(4_000)]);
+    let remote = text.lines().filter(|l| l.starts_with("remote:")).count();
+    assert!(
+        text.len() < 64 * 1024 && remote < 1_000,
+        "{} bytes, {remote} remote: lines",
+        text.len()
+    );
+    assert!(
+        text.contains("strata::kdl::syntax: and 39,980 more like this"),
+        "{text}"
+    );
+    assert!(text.contains("(40000 errors)"), "{text}");
+    assert!(text.contains("pre-receive hook declined"), "{text}");
 }
 
 /// `examples/git/post-receive`, installed in a central bare repo, pushes main onward:

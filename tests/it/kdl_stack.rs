@@ -18,7 +18,7 @@ fn check_on_small_stack(text: String) -> Vec<&'static str> {
             let catalogue = Catalogue::load(&[], &mut diags);
             let repo = parse_files(vec![SourceFile::new("r.kdl", text)], &mut diags);
             validate(&repo, &catalogue, &mut diags);
-            diags.problems.iter().map(|p| p.code).collect()
+            diags.problems().iter().map(|p| p.code).collect()
         })
         .unwrap()
         .join()

@@ -107,7 +107,7 @@ proptest! {
         let catalogue = Catalogue::load(&schema_files(own_timezone, only_some), &mut diags);
         let repo = parse_files(vec![SourceFile::new("repo.kdl", text.clone())], &mut diags);
         validate(&repo, &catalogue, &mut diags);
-        prop_assert!(!diags.has_errors(), "{text}\n{:?}", diags.problems);
+        prop_assert!(!diags.has_errors(), "{text}\n{:?}", diags.problems());
 
         // Apply through the agent's own commit path, onto an empty store.
         let origin = Origin { source: Source::Cli, author: "prop".into(), message: "m".into() };

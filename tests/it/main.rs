@@ -24,6 +24,7 @@ mod corpus;
 mod follow;
 mod freeze;
 mod fuzz;
+mod git_members;
 mod git_push;
 mod kdl_stack;
 mod layering_props;

@@ -40,13 +40,15 @@ pub fn transcript(out: &Output) -> String {
     )
 }
 
-/// Every diagnostic of a checked repo rendered without colour at width 80.
+/// Every diagnostic of a checked repo rendered without colour at width 80, then the
+/// "and N more like this" line of each kind that was not shown.
 pub fn rendered(checked: &Checked) -> String {
-    checked
-        .diags
-        .problems
+    let diags = &checked.diags;
+    diags
+        .problems()
         .iter()
         .map(|p| render(p, 80, false))
+        .chain(diags.omitted().map(|o| format!("{}\n", o.line())))
         .collect::<Vec<_>>()
         .join("\n")
 }

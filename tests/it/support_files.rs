@@ -23,8 +23,8 @@ fn a_small_fleet_is_valid_and_uses_every_section() {
     let cat = Catalogue::builtin();
     let repo = parse_files(files, &mut diags);
     validate(&repo, &cat, &mut diags);
-    let shown: Vec<String> = diags.problems.iter().map(|p| p.message.clone()).collect();
-    assert!(diags.problems.is_empty(), "{shown:#?}");
+    let shown: Vec<String> = diags.problems().iter().map(|p| p.message.clone()).collect();
+    assert!(diags.problems().is_empty(), "{shown:#?}");
     for name in cat.names() {
         assert!(
             repo.modes().any(|m| m.section(name).is_some()),

@@ -71,7 +71,7 @@ fn appliance(name: &str, bytes: &[u8], cat: &Catalogue) -> (Appliance, Diagnosti
     let mut diags = Diagnostics::default();
     match load(&file, cat, &mut diags) {
         Some(Loaded::Appliance(a)) => (a, diags),
-        other => panic!("{name}: not an appliance: {other:?} {:?}", diags.problems),
+        other => panic!("{name}: not an appliance: {other:?} {:?}", diags.problems()),
     }
 }
 
@@ -84,7 +84,7 @@ fn every_appliance_generation_validates_imports_and_exports_back() {
         assert!(
             !checked.diags.has_errors(),
             "{name}: {:?}",
-            checked.diags.problems
+            checked.diags.problems()
         );
 
         let original = fixture(name);
@@ -102,7 +102,7 @@ fn every_appliance_generation_validates_imports_and_exports_back() {
         // The appliance's passwords as it wrote them: this checks the XML round trip
         // (the CLI encrypts them on import, below).
         strata::secret::allow_plaintext(&mut diags);
-        assert!(!diags.has_errors(), "{name}: {:?}", diags.problems);
+        assert!(!diags.has_errors(), "{name}: {:?}", diags.problems());
 
         let exported = export_machine(&repo, &cat, repo.machine(&machine).unwrap());
         let text = decode_bytes(&exported).unwrap();
@@ -197,9 +197,9 @@ fn the_older_esa_is_read_into_its_sections() {
     // An ethernet media value the appliance wrote is kept as it is.
     assert!(section("ethernet").contains("media=Autoselect"));
     // Unknown enumeration values (a role string AsyncOS writes) are warnings, never errors.
-    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    assert!(!diags.has_errors(), "{:?}", diags.problems());
     let kept: Vec<&str> = diags
-        .problems
+        .problems()
         .iter()
         .filter(|p| p.code == "strata::xml::unknown-value")
         .map(|p| p.message.as_str())

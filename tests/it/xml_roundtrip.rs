@@ -60,7 +60,7 @@ fn appliance(name: &str, bytes: &[u8], cat: &Catalogue) -> strata::xml::cluster:
     let mut diags = Diagnostics::default();
     match load(&file, cat, &mut diags) {
         Some(Loaded::Appliance(a)) => a,
-        other => panic!("not an appliance: {other:?} {:?}", diags.problems),
+        other => panic!("not an appliance: {other:?} {:?}", diags.problems()),
     }
 }
 
@@ -79,7 +79,7 @@ fn a_saved_configuration_survives_xml_kdl_xml() {
     let mut diags = Diagnostics::default();
     let repo = parse_files(files, &mut diags);
     validate(&repo, &cat, &mut diags);
-    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    assert!(!diags.has_errors(), "{:?}", diags.problems());
     let exported = export_machine(&repo, &cat, repo.machine(&machine).unwrap());
     let before = read_xml("appliance.xml", &original);
     let mut after = read_xml("exported.xml", &exported);
@@ -141,10 +141,10 @@ fn the_cluster_form_reads_back_as_the_same_repo() {
     let file = SourceFile::new("cluster.xml", decode_bytes(&bytes).unwrap());
     let mut diags = Diagnostics::default();
     let Some(Loaded::Cluster(back)) = load(&file, cat, &mut diags) else {
-        panic!("not the cluster form: {:?}", diags.problems);
+        panic!("not the cluster form: {:?}", diags.problems());
     };
     validate(&back, cat, &mut diags);
-    assert!(diags.problems.is_empty(), "{:?}", diags.problems);
+    assert!(diags.problems().is_empty(), "{:?}", diags.problems());
     assert_eq!(back.cluster_name(), repo.cluster_name());
     let sorted = |d: &strata::config::ModeDecl| {
         let mut v: Vec<Node> = d.sections.iter().map(|s| s.node.clone()).collect();
@@ -178,7 +178,7 @@ fn unknown_elements_are_kept_and_warned_about() {
         panic!()
     };
     let warned: Vec<&str> = diags
-        .problems
+        .problems()
         .iter()
         .filter(|p| p.code == "strata::xml::unknown-element")
         .map(|p| p.message.as_str())
@@ -236,14 +236,14 @@ fn xml_extra_nesting_is_capped_so_that_exports_read_back() {
     let (_, _, diags) = repo_with(XML_EXTRA_MAX_DEPTH + 1);
     assert!(
         diags
-            .problems
+            .problems()
             .iter()
             .any(|p| p.code == "strata::xml::extra-shape"),
         "{:?}",
-        diags.problems
+        diags.problems()
     );
     let (repo, cat, diags) = repo_with(XML_EXTRA_MAX_DEPTH);
-    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    assert!(!diags.has_errors(), "{:?}", diags.problems());
     for bytes in [
         export_machine(&repo, &cat, repo.machine("m1").unwrap()),
         export_cluster(&repo, &cat),
@@ -264,7 +264,7 @@ fn through_kdl(xml: &str, cat: &Catalogue) -> reader::XDocument {
         .collect();
     let mut diags = Diagnostics::default();
     let repo = parse_files(files, &mut diags);
-    assert!(!diags.has_errors(), "{:?}", diags.problems);
+    assert!(!diags.has_errors(), "{:?}", diags.problems());
     let exported = export_machine(&repo, cat, repo.machine("m1.example.com").unwrap());
     read_xml("exported.xml", &exported)
 }
@@ -304,11 +304,11 @@ fn the_cluster_form_refuses_names_the_kdl_form_refuses() {
     let mut diags = Diagnostics::default();
     let _ = load(&file, &cat, &mut diags);
     let bad: Vec<_> = diags
-        .problems
+        .problems()
         .iter()
         .filter(|p| p.code == "strata::repo::bad-name")
         .collect();
-    assert_eq!(bad.len(), 1, "{:?}", diags.problems);
+    assert_eq!(bad.len(), 1, "{:?}", diags.problems());
     assert_eq!(bad[0].line_col(), Some((1, 71)));
 }
 
@@ -395,7 +395,7 @@ fn repeated_wrappers_are_warned_about() {
     }
     "#);
     let warned: Vec<&str> = diags
-        .problems
+        .problems()
         .iter()
         .filter(|p| p.code == "strata::xml::unknown-element")
         .map(|p| p.message.as_str())

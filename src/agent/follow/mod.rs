@@ -38,7 +38,7 @@ use crate::schema::Catalogue;
 use crate::state::{ChangeSet, Live, Source, Store};
 
 use status::{commit_of, reasons, short};
-pub use status::{followed_by_log, status};
+pub use status::{followed_by_log, last_applied, status};
 pub use watch::spawn;
 
 /// The user a follower's change sets are made by, in `strata log`.
@@ -104,6 +104,16 @@ impl Follower {
         }
     }
 
+    /// The repository the followed commits' objects are in: the mirror of a remote, or
+    /// the local repository followed (the agent's config repo copies them from there).
+    pub fn repository(&self) -> Result<git2::Repository, git2::Error> {
+        if self.settings.is_remote() {
+            git2::Repository::open_bare(&self.mirror)
+        } else {
+            git2::Repository::discover(&self.settings.url)
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -135,7 +145,7 @@ impl Follower {
             if checked.diags.has_errors() {
                 let first: Vec<String> = checked
                     .diags
-                    .problems
+                    .problems()
                     .iter()
                     .filter(|p| p.is_error())
                     .take(3)

@@ -130,7 +130,7 @@ fn written_by(live: &Live, sets: &[ChangeSet], key: &Key) -> String {
 }
 
 /// The newest change set stamped with a commit.
-fn last_applied(sets: &[ChangeSet]) -> Option<&ChangeSet> {
+pub fn last_applied(sets: &[ChangeSet]) -> Option<&ChangeSet> {
     sets.iter()
         .filter(|cs| matches!(cs.meta.source, Source::Git { .. }))
         .max_by(|a, b| a.version.cmp(&b.version))
@@ -225,6 +225,7 @@ pub fn status<S: Store, A: Applier>(
         heal_at_ms: None,
         last_error: None,
         last_run: last_run(node),
+        served: None,
         store_failure: node.store_failure(),
     };
     match (follower, last) {

@@ -200,6 +200,9 @@ fn connect_failed(target: &Target, e: PeerError) -> Response {
         PeerError::Incompatible { .. } => {
             "machines of a cluster run the same Strata version: upgrade one of them"
         }
+        PeerError::Delayed { .. } => {
+            "failed passphrases from this machine earned a delay: join again once it has passed"
+        }
         _ => "check the member's address and that its agent runs",
     };
     tracing::warn!(address = %target.address, "join failed: {e}");

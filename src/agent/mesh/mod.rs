@@ -5,11 +5,13 @@
 //! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
 //! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
 //! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
-//! per-machine report, asking members through [`query`]).
+//! per-machine report, asking members through [`query`]); and [`git_fetch`], which keeps the config repo
+//! at the commit the cluster runs, fetching its objects from members.
 
 mod alert;
 pub mod check;
 mod dial;
+pub mod git_fetch;
 pub mod join;
 pub mod link;
 mod members;
@@ -95,7 +97,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
     };
     if agent.mesh.set(mesh).is_err() {
         tracing::error!("the mesh was started twice");
+        return;
     }
+    git_fetch::spawn(agent.clone());
 }
 
 impl Mesh {
@@ -104,6 +108,14 @@ impl Mesh {
         let (tx, rx) = oneshot::channel();
         self.events.send(Event::Query(tx)).ok()?;
         rx.blocking_recv().ok()
+    }
+
+    /// Ends the direct link to `peer`, if there is one, because of what it sent.
+    fn drop_link(&self, peer: &MachineName, why: String) {
+        let _ = self.events.send(Event::DropLink {
+            peer: peer.clone(),
+            why,
+        });
     }
 
     /// Takes over `conn`, a channel a member opened with `PeerLink`.
@@ -142,6 +154,14 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
     // Machines logged in with their host keys may do one thing each.
     match (&who.principal, request) {
         (_, Request::Hello { .. }) => return None,
+        (Principal::Peer(m), Request::Repair) => {
+            return Some(crate::agent::repair::answer(agent, m));
+        }
+        (_, Request::Repair) => {
+            return Some(Response::Denied {
+                message: "only a member, logged in with its own host key, may take a copy of the cluster to repair its store".into(),
+            });
+        }
         (Principal::Peer(_), _) => {
             return Some(Response::Denied {
                 message: "a peer login may only open a mesh link".into(),

@@ -1,4 +1,5 @@
-//! Questions members ask one another for `check` and `apply`: the asking side (a request
+//! Questions members ask one another for `check` and `apply` (and for the config repo's
+//! objects, [`super::git_fetch`]): the asking side (a request
 //! handler on a blocking thread asks through the runtime and waits, bounded) and the
 //! answering side (read from this machine's store, off the runtime).
 //!
@@ -83,6 +84,11 @@ pub fn answer(agent: &Agent, query: Query, summary: Summary) -> Answer {
             Ok(states) => Answer::RunStates { states },
             Err(e) => failed(&e),
         },
+        Query::GitPack {
+            commit,
+            have,
+            offset,
+        } => super::git_fetch::answer(agent, &commit, &have, offset),
     }
 }
 

@@ -97,6 +97,14 @@ pub enum Event {
     Query(oneshot::Sender<Snapshot>),
     /// A probe of the store (after a failure to write it) ended: whether it wrote.
     Probed(bool),
+    /// End the direct link to a peer that sent something no member sends (a bad git
+    /// pack, [`super::git_fetch`]); it is dialed again after the usual pause.
+    DropLink {
+        /// The peer.
+        peer: MachineName,
+        /// Why.
+        why: String,
+    },
     /// Ask a member (this one included) a question for `check` or `apply`.
     Ask {
         /// The member.
@@ -282,6 +290,13 @@ impl Runtime {
                 let _ = reply.send(self.snapshot());
             }
             Event::Ask { to, query, reply } => self.ask(to, query, reply),
+            Event::DropLink { peer, why } => {
+                if let Some(link) = self.links.get(&peer) {
+                    tracing::warn!(%peer, "link dropped: {why}");
+                    // The link's tasks end and report it closed, as any lost link.
+                    link.stop.cancel();
+                }
+            }
             Event::Probed(wrote) => self.probed(wrote),
         }
     }

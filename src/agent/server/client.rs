@@ -1,22 +1,32 @@
 //! One SSH connection's handler: logins against the `users` section and the state dir's
-//! local key (with growing refusal delays, and passphrases hashed one at a time after the
-//! delay earlier refusals earned), the `strata` subsystem, a tiny `exec` interface
+//! local key (with growing refusal delays; a passphrase from an address with a delay
+//! pending is answered at once, unchecked, with a [`crate::mesh::login_delay`] notice, and
+//! one for a user with a delay pending is held at most [`MAX_HOLD`], then hashed with the
+//! others one at a time), the `strata` subsystem, a tiny `exec` interface
 //! (`whoami`) so a plain OpenSSH client can check its access, git's push and fetch of
 //! the config repo ([`crate::agent::git_serve`]), and a clear refusal of shells.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::InFlight;
 use super::serve::serve;
+use crate::agent::auth::Checked;
+use crate::agent::penalties::MAX_HOLD;
 use crate::agent::{Agent, Authed, git_serve};
 use crate::mesh::SUBSYSTEM;
+use crate::mesh::login_delay::{self, AFTER_FAILURES, BUSY};
+
+/// What an argon2 check may take, waiting its turn included, when deciding whether a
+/// held attempt can still be answered before the connection's login deadline.
+const CHECK_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// One SSH connection.
 pub struct Client {
@@ -25,6 +35,11 @@ pub struct Client {
     peer: Option<SocketAddr>,
     /// Told once the connection logs in (it then no longer counts as waiting).
     logged_in: Arc<Notify>,
+    /// When the connection is closed if it has not logged in (`login-timeout-ms`).
+    deadline: Instant,
+    /// The login-delay notice of the last attempt that was not checked, for the client
+    /// that asks for it (see [`Client::delayed`]).
+    notice: Option<String>,
     authed: Option<Authed>,
     /// The user whose key was accepted on offer, until its verified login arrives. russh
     /// rejects a bad signature without calling the handler, so a login still pending
@@ -41,18 +56,22 @@ fn is_machine_login(user: &str) -> bool {
 }
 
 impl Client {
-    /// The handler of a new connection from `peer`.
+    /// The handler of a new connection from `peer` (`None`: the state dir's socket), which
+    /// must log in by `deadline`.
     pub fn new(
         agent: Arc<Agent>,
         in_flight: InFlight,
-        peer: SocketAddr,
+        peer: Option<SocketAddr>,
         logged_in: Arc<Notify>,
+        deadline: Instant,
     ) -> Client {
         Client {
             agent,
             in_flight,
-            peer: Some(peer),
+            peer,
             logged_in,
+            deadline,
+            notice: None,
             authed: None,
             unsigned: None,
             channels: HashMap::new(),
@@ -62,7 +81,7 @@ impl Client {
     /// Records a refused login; returns when its answer may go out (`started` plus the
     /// address's growing delay, so the time argon2 took does not show).
     fn refusal(&self, user: &str, method: &str, why: &str, started: Instant) -> Instant {
-        let delay = self.agent.node.auth.refused(self.peer.map(|p| p.ip()));
+        let delay = (self.agent.node.auth).refused(self.peer.map(|p| p.ip()), started.into_std());
         tracing::warn!(peer = ?self.peer, user, method, delay_ms = delay.as_millis() as u64, "login refused: {why}");
         started + delay
     }
@@ -73,6 +92,20 @@ impl Client {
         match self.unsigned.take() {
             Some(user) => self.refusal(&user, "publickey", NO_SIGNATURE, started),
             None => started,
+        }
+    }
+
+    /// Answers an attempt that was not checked. SSH's refusal carries no message, so the
+    /// refusal offers keyboard-interactive alone (a normal one offers public keys), and a
+    /// keyboard-interactive request then gets the notice as its instructions, with no
+    /// prompt: the `strata` client reads the seconds from it, and OpenSSH prints it.
+    fn delayed(&mut self, user: &str, why: &str, retry_in: Duration) -> Auth {
+        let notice = login_delay::notice(why, retry_in);
+        tracing::warn!(peer = ?self.peer, user, method = "password", "login not checked: {notice}");
+        self.notice = Some(notice);
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
+            partial_success: false,
         }
     }
 
@@ -172,26 +205,57 @@ impl russh::server::Handler for Client {
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let started = Instant::now();
         let hold = self.settle_unsigned(started);
+        let auth = &self.agent.node.auth;
         let ip = self.peer.map(|p| p.ip());
-        // Earlier refusals from this address, or for this user, are waited out before any
-        // hashing: a flood of guesses is slowed before it costs memory or a core.
-        let earned = self.agent.node.auth.pending_delay(ip, user);
+        // An address whose own refusals earned a delay is told to wait it out, unchecked:
+        // its guesses cost nothing and it learns when to come back.
+        let wait = auth.address_delay(ip);
+        if !wait.is_zero() {
+            return Ok(self.delayed(user, AFTER_FAILURES, wait));
+        }
+        // Refusals for this user from elsewhere are waited out before any hashing (at
+        // most MAX_HOLD): everyone is then checked, so the real user gets in.
+        let earned = auth.user_hold(user);
+        if started + earned + CHECK_ALLOWANCE > self.deadline {
+            // The connection's own login deadline would close it first.
+            return Ok(self.delayed(user, AFTER_FAILURES, earned));
+        }
         tokio::time::sleep_until(hold.max(started + earned)).await;
-        let role = self
-            .agent
-            .node
-            .auth
-            .authorize_passphrase(user, password)
-            .await;
-        match role {
-            Some(role) => self.accept(user, role, "password"),
-            None => {
-                let delay = self.agent.node.auth.refused_passphrase(ip, user);
+        match auth.authorize_passphrase(user, password).await {
+            Checked::Accepted(role) => self.accept(user, role, "password"),
+            Checked::Busy => Ok(self.delayed(user, BUSY, Duration::from_secs(1))),
+            Checked::Refused => {
+                let delay = auth.refused_passphrase(ip, user, started.into_std());
                 tracing::warn!(peer = ?self.peer, user, method = "password", delay_ms = delay.as_millis() as u64, "login refused: wrong user or passphrase");
-                tokio::time::sleep_until(Instant::now().max(started + earned + delay)).await;
+                // Held from the start, so the time argon2 took does not show; within
+                // MAX_HOLD of the wait above.
+                let until = started + earned.max(delay).min(MAX_HOLD);
+                tokio::time::sleep_until(Instant::now().max(until)).await;
                 Ok(Auth::reject())
             }
         }
+    }
+
+    /// Only ever the question that follows an attempt that was not checked (the agent
+    /// does not offer keyboard-interactive otherwise): answered with the notice, and no
+    /// prompt; what comes back is refused, and a key may still log in.
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        _user: &str,
+        _submethods: &str,
+        response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match (self.notice.take(), response) {
+            (Some(notice), None) => Auth::Partial {
+                name: "strata".into(),
+                instructions: notice.into(),
+                prompts: Vec::new().into(),
+            },
+            _ => Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+                partial_success: false,
+            },
+        })
     }
 
     async fn channel_open_session(

@@ -1,6 +1,7 @@
 //! The agent's SSH server (russh) and its resource budget.
 //!
 //! - [`gate`]: admission — connections per address, connections waiting to log in.
+//! - [`local`]: the on-box way in, a unix socket in the state dir, outside that budget.
 //! - [`client`]: one SSH connection's handler — logins against the `users` section and
 //!   the state dir's local key, the `strata` subsystem, `whoami` for a plain OpenSSH
 //!   client, and a clear answer to a shell request.
@@ -18,6 +19,8 @@
 
 mod client;
 pub mod gate;
+#[cfg(unix)]
+pub mod local;
 mod serve;
 
 use std::future::Future;
@@ -26,7 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::{MethodKind, MethodSet};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -77,13 +81,56 @@ fn config(agent: &Agent) -> russh::server::Config {
     }
 }
 
-/// Serves SSH on `listener` until `shutdown` completes, then answers the requests already
-/// accepted and disconnects every client.
+/// Where the server accepts connections: the network, and the state dir's socket for the
+/// on-box CLI ([`local`]).
+pub struct Listeners {
+    /// Peers, operators and CI, under the budget ([`gate`]).
+    pub network: TcpListener,
+    /// The on-box CLI, outside it (see [`local::bind`]); `None`: none.
+    #[cfg(unix)]
+    pub local: Option<tokio::net::UnixListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(network: TcpListener) -> Listeners {
+        Listeners {
+            network,
+            #[cfg(unix)]
+            local: None,
+        }
+    }
+}
+
+/// A connection accepted on either listener.
+enum Accepted {
+    Network(std::io::Result<(tokio::net::TcpStream, SocketAddr)>),
+    #[cfg(unix)]
+    Local(std::io::Result<tokio::net::UnixStream>),
+}
+
+/// The next connection on `listeners`.
+async fn accept(listeners: &Listeners) -> Accepted {
+    #[cfg(unix)]
+    if let Some(local) = &listeners.local {
+        return tokio::select! {
+            a = listeners.network.accept() => Accepted::Network(a),
+            a = local.accept() => Accepted::Local(a.map(|(s, _)| s)),
+        };
+    }
+    Accepted::Network(listeners.network.accept().await)
+}
+
+/// Serves SSH on `listeners` until `shutdown` completes, then answers the requests
+/// already accepted and disconnects every client.
 pub async fn run(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()>,
     agent: Arc<Agent>,
 ) -> std::io::Result<()> {
+    let listeners = listeners.into();
+    let listener = &listeners.network;
+    #[cfg(unix)]
+    let owner = local::owner_of(&agent.state.layout.dir)?;
     if let Ok(bound) = listener.local_addr() {
         super::mesh::start(&agent, bound);
     }
@@ -104,16 +151,17 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = accept(&listeners) => accepted,
             () = &mut shutdown => break,
         };
         match accepted {
-            Ok((stream, peer)) => match gate.admit(peer.ip()) {
+            Accepted::Network(Ok((stream, peer))) => match gate.admit(peer.ip()) {
                 Ok(ticket) => {
+                    let _ = stream.set_nodelay(true);
                     let task = connection(
                         stream,
-                        peer,
-                        ticket,
+                        Some(peer),
+                        Some(ticket),
                         agent.clone(),
                         config.clone(),
                         in_flight.clone(),
@@ -129,15 +177,43 @@ pub async fn run(
                     tracing::debug!(%peer, "connection closed: too many connections are waiting to log in");
                 }
             },
-            Err(e) => {
+            #[cfg(unix)]
+            Accepted::Local(Ok(stream)) => match local::peer_uid(&stream) {
+                Some(uid) if local::admitted(uid, owner) => {
+                    let task = connection(
+                        stream,
+                        None,
+                        None,
+                        agent.clone(),
+                        config.clone(),
+                        in_flight.clone(),
+                        login_timeout,
+                    );
+                    in_flight.connections.spawn(task);
+                }
+                uid => {
+                    tracing::warn!(
+                        ?uid,
+                        owner,
+                        "local connection refused: only the state dir's owner and root may use its socket"
+                    );
+                }
+            },
+            #[cfg(unix)]
+            Accepted::Local(Err(e)) | Accepted::Network(Err(e)) => {
                 // Out of file descriptors, say: keep serving those already connected and
                 // try again shortly, rather than end the server.
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            #[cfg(not(unix))]
+            Accepted::Network(Err(e)) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
-    drop(listener);
+    drop(listeners);
     in_flight.stopping.cancel();
     in_flight.requests.close();
     let pending = in_flight.requests.len();
@@ -158,21 +234,32 @@ pub async fn run(
     Ok(())
 }
 
-/// One connection, from the SSH version exchange to its end: closed if it has not logged
-/// in within `login_timeout`, disconnected when the server closes.
+/// Completes when `ticket` (a network connection's place in the budget) was given to a
+/// newcomer; never for a connection outside the budget.
+async fn evicted(ticket: Option<&Ticket>) {
+    match ticket {
+        Some(t) => t.evicted().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One connection (from `peer` over the network, or `None`: the state dir's socket),
+/// from the SSH version exchange to its end: closed if it has not logged in within
+/// `login_timeout`, disconnected when the server closes.
 async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    mut ticket: Ticket,
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    peer: Option<SocketAddr>,
+    mut ticket: Option<Ticket>,
     agent: Arc<Agent>,
     config: Arc<russh::server::Config>,
     in_flight: InFlight,
     login_timeout: Duration,
 ) {
-    let _ = stream.set_nodelay(true);
     let logged_in = Arc::new(Notify::new());
-    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone());
-    let deadline = tokio::time::sleep(login_timeout);
+    let login_by = tokio::time::Instant::now() + login_timeout;
+    let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone(), login_by);
+    let from = peer.map_or_else(|| "the local socket".to_owned(), |p| p.to_string());
+    let deadline = tokio::time::sleep_until(login_by);
     tokio::pin!(deadline);
     // The version exchange happens here, under the login deadline too: a client that
     // never sends its version (slowloris) is dropped with its socket.
@@ -180,16 +267,16 @@ async fn connection(
         session = russh::server::run_stream(config, stream, handler) => match session {
             Ok(s) => s,
             Err(e) => {
-                tracing::debug!(%peer, "connection setup failed: {e:?}");
+                tracing::debug!(peer = %from, "connection setup failed: {e:?}");
                 return;
             }
         },
         () = &mut deadline => {
-            tracing::info!(%peer, "connection closed: no login within {login_timeout:?}");
+            tracing::info!(peer = %from, "connection closed: no login within {login_timeout:?}");
             return;
         }
-        () = ticket.evicted() => {
-            tracing::info!(%peer, "connection closed: its place went to a newcomer from a less busy address");
+        () = evicted(ticket.as_ref()) => {
+            tracing::info!(peer = %from, "connection closed: its place went to a newcomer from a less busy address");
             return;
         }
         () = in_flight.closing.cancelled() => return,
@@ -200,20 +287,22 @@ async fn connection(
         _ = &mut session => return,
         () = logged_in.notified() => None,
         () = &mut deadline => Some(format!("no login within {login_timeout:?}")),
-        () = ticket.evicted() => Some("its place went to a newcomer from a less busy address".to_owned()),
+        () = evicted(ticket.as_ref()) => Some("its place went to a newcomer from a less busy address".to_owned()),
         () = in_flight.closing.cancelled() => Some("the agent is shutting down".to_owned()),
     };
     let why = match why {
         Some(why) => why,
         None => {
-            ticket.logged_in();
+            if let Some(t) = &mut ticket {
+                t.logged_in();
+            }
             tokio::select! {
                 _ = &mut session => return,
                 () = in_flight.closing.cancelled() => "the agent is shutting down".to_owned(),
             }
         }
     };
-    tracing::info!(%peer, "disconnecting: {why}");
+    tracing::info!(peer = %from, "disconnecting: {why}");
     let _ = handle
         .disconnect(russh::Disconnect::ByApplication, why, String::new())
         .await;

@@ -40,6 +40,10 @@ pub struct KdlError {
 
     /// Sub-diagnostics for this failure.
     pub diagnostics: Vec<KdlDiagnostic>,
+
+    /// Strata's patch: how many further errors the parser found and did not record, past
+    /// [`crate::MAX_ERRORS`].
+    pub omitted: usize,
 }
 
 impl Display for KdlError {
@@ -131,6 +135,7 @@ impl From<kdlv1::KdlError> for KdlError {
                 help: value.help.map(|x| x.into()),
                 severity: Severity::Error,
             }],
+            omitted: 0,
         }
     }
 }
@@ -153,6 +158,7 @@ mod tests {
         let kdl_error = KdlError {
             input: Arc::new("bark? i guess?".to_owned()),
             diagnostics: vec![kdl_diagnostic.clone(), kdl_diagnostic],
+            omitted: 0,
         };
 
         // Test `Error` impl

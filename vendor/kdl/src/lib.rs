@@ -194,6 +194,8 @@ pub use identifier::*;
 pub use node::*;
 // pub use query::*;
 pub use value::*;
+// Strata's patch: the cap on recorded parse errors (see `KdlError::omitted`).
+pub use v2_parser::MAX_ERRORS;
 
 mod document;
 mod entry;

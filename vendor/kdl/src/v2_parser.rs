@@ -31,12 +31,58 @@ pub(crate) fn try_parse<'a, P: ModalParser<Input<'a>, T, KdlParseError>, T>(
     mut parser: P,
     input: &'a str,
 ) -> Result<T, KdlError> {
+    ERRORS.with(|e| e.set(Errors::default()));
     let (_, maybe_val, errs) = parser.recoverable_parse(LocatingSlice::new(input));
+    let omitted = ERRORS.with(|e| e.take()).omitted;
     if let (Some(v), true) = (maybe_val, errs.is_empty()) {
         Ok(v)
     } else {
-        Err(failure_from_errs(errs, input))
+        let mut failure = failure_from_errs(errs, input);
+        failure.omitted = omitted;
+        Err(failure)
     }
+}
+
+/// Strata's patch: the most errors one parse records. Upstream recorded every error its
+/// recovery met, and hostile text gets two per few bytes (`"x\#` then `\u{1F600}` 400,000
+/// times: 800,000 errors and gigabytes of diagnostics); past this many the parse goes on
+/// but only counts them, in [`KdlError::omitted`].
+pub const MAX_ERRORS: usize = 100;
+
+/// Strata's patch: the errors recorded and omitted by the parse running on this thread
+/// (set by [`try_parse`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Errors {
+    recorded: usize,
+    omitted: usize,
+}
+
+std::thread_local! {
+    static ERRORS: std::cell::Cell<Errors> = const {
+        std::cell::Cell::new(Errors { recorded: 0, omitted: 0 })
+    };
+}
+
+/// Strata's patch: `record_err`, up to [`MAX_ERRORS`] per parse; past it the error is only
+/// counted, and parsing resumes as if it had been recorded.
+fn record_capped<I, E>(
+    i: &mut I,
+    token_start: &<I as Stream>::Checkpoint,
+    err_start: &<I as Stream>::Checkpoint,
+    err: E,
+) -> Result<(), E>
+where
+    I: Stream + Recover<E>,
+{
+    let mut counts = ERRORS.with(|e| e.get());
+    if counts.recorded >= MAX_ERRORS {
+        counts.omitted += 1;
+    } else {
+        i.record_err(token_start, err_start, err)?;
+        counts.recorded += 1;
+    }
+    ERRORS.with(|e| e.set(counts));
+    Ok(())
 }
 
 pub(crate) fn failure_from_errs(errs: Vec<ErrMode<KdlParseError>>, input: &str) -> KdlError {
@@ -58,6 +104,7 @@ pub(crate) fn failure_from_errs(errs: Vec<ErrMode<KdlParseError>>, input: &str) 
                 severity: Severity::Error,
             })
             .collect(),
+        omitted: 0,
     }
 }
 
@@ -240,7 +287,7 @@ where
     };
     let err_start = i.checkpoint();
     if recover.parse_next(i).is_ok() {
-        if let Err(err_) = i.record_err(&token_start, &err_start, err) {
+        if let Err(err_) = record_capped(i, &token_start, &err_start, err) {
             err = err_;
         } else {
             return Ok(None);
@@ -841,9 +888,10 @@ fn node_children(input: &mut Input<'_>) -> PResult<KdlDocument> {
                     }
                     e => return Err(e),
                 };
-                input.record_err(&_before_open, &_before_open, e)?;
+                record_capped(input, &_before_open, &_before_open, e)?;
                 if !ns.is_empty() {
-                    input.record_err(
+                    record_capped(
+                        input,
                         &_after_nodes,
                         &_after_nodes,
                         ErrMode::Cut(KdlParseError {
@@ -2627,7 +2675,11 @@ mod failure_tests {
     }
 
     fn mkfail(input: Arc<String>, diagnostics: Vec<KdlDiagnostic>) -> KdlError {
-        KdlError { input, diagnostics }
+        KdlError {
+            input,
+            diagnostics,
+            omitted: 0,
+        }
     }
 }
 

@@ -1,0 +1,681 @@
+//! Every member serves the commit the cluster runs. The *applied commit* is the one
+//! stamped on the newest change set that carries a commit (a push, an `apply --ref`, a
+//! follower's apply): what `strata status` calls the last applied commit. A change set
+//! carries the commit's id, not its objects; this keeper, one task per agent, makes the
+//! member's config repo (`config.git`, [`crate::agent::git_serve`]) hold them and moves
+//! its deployed branch (`main`) to the commit, so that `git clone` from any member returns
+//! it and a push based on it is a fast-forward on every member.
+//!
+//! - **Where the objects come from**: this member's repository when a push brought them;
+//!   else the repository this member's follower reads (its mirror `follow.git`, or the
+//!   local repository it follows); else a peer, over the mesh ([`Query::GitPack`]) —
+//!   first the member that made the change set, then every other reachable member in
+//!   turn. The peer answers with a git pack (libgit2's pack builder, [`git_pack`]) of what
+//!   the commit reaches minus what the asker's branch tips reach, in chunks of
+//!   [`CHUNK`] bytes (hex in the envelope's JSON, which the frame's deflate takes back to
+//!   about the pack's size), each chunk a question and an answer; the pack is built once
+//!   and kept for the next chunks ([`KEEP_BUILT`]), named by its checksum, so a pack
+//!   rebuilt in between restarts the transfer instead of mixing two. A pack larger
+//!   than [`MAX_PACK`] is refused by the peer: then no member can send it, the asker says
+//!   so in its log and `status`, and pushing the commit to that member by hand serves
+//!   it (`git push ssh://…/config COMMIT:main`; its hook finds nothing to apply).
+//! - **Trust**: a pack is written through the object database's pack writer, which
+//!   indexes it and checks its checksum; then the asker checks that the commit and every
+//!   object it reaches are present ([`git_pack::missing`]). A peer whose pack fails
+//!   either is logged, its direct link is dropped (dialed again after the usual pause,
+//!   as after a garbage frame) and it is not asked again for [`DISTRUST`]; the next
+//!   member is. What a rejected pack brought stays unreferenced (nothing points at it;
+//!   `git gc` drops it).
+//! - **Only forward**: the branch moves when the applied commit descends from its tip,
+//!   by a compare-and-swap on the ref, and never while a push is being received here
+//!   (receive-pack moves it itself once its hook succeeds). When the applied commit is
+//!   older than the branch (a push whose commit had nothing to apply moved it on) or off
+//!   its line (a forced push to another member), the branch is left alone, said once in
+//!   the log and by `status`.
+//! - **What counts as applied**: a member merges and runs a change set as soon as it
+//!   holds it — the configuration never waits for git, and the replication core
+//!   ([`crate::replica`]) knows nothing of this. The commit counts as applied *in this
+//!   member's repository* once its objects are complete here and the branch is at it;
+//!   until then `strata status` says where the branch is and why it is not there yet
+//!   (objects being fetched: tries, last error, next try; or the branch left alone), and
+//!   a clone returns the branch as it is.
+//! - **When**: at start (the change log read once), on every change set that brings a
+//!   newer applied commit (a member that was down asks as soon as its change sets come
+//!   back), and after a failed fetch again after [`RETRY_FIRST`], doubling up to
+//!   [`RETRY_MAX`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use git2::{Oid, Repository};
+
+use crate::agent::Agent;
+use crate::agent::git_pack::{self, Advance, short};
+use crate::agent::git_serve::{self, DEPLOYED_BRANCH};
+use crate::mesh::sync_status::{Served, ServedState};
+use crate::mesh::wire::{Answer, Query};
+use crate::model::{MachineName, Version};
+use crate::state::{ChangeSet, Source, wall_ms};
+
+/// The most pack bytes one answer carries.
+pub const CHUNK: usize = 1 << 20;
+
+/// The largest pack a member builds for a peer (what a config repo's whole history
+/// comes to is far less; see the module header for what happens past it).
+pub const MAX_PACK: usize = 32 << 20;
+
+/// How long a member that sent a bad pack is not asked again.
+pub const DISTRUST: Duration = Duration::from_secs(600);
+
+/// How long a pack built for a peer is kept for its next chunks.
+pub const KEEP_BUILT: Duration = Duration::from_secs(60);
+
+/// How many built packs are kept at once (askers with different tips).
+const BUILT_KEPT: usize = 4;
+
+/// The wait for the first chunk (the peer builds the pack) and for each next one.
+const FIRST_CHUNK_WITHIN: Duration = Duration::from_secs(20);
+const NEXT_CHUNK_WITHIN: Duration = Duration::from_secs(10);
+
+/// The pause after the first failed fetch of a commit; it doubles up to [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// The longest pause between two fetches of one commit.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How many times a pack may change under one transfer before the peer is given up.
+const RESTARTS: u32 = 3;
+
+/// The applied commit this member's repository should serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// Its id, as the change set carries it.
+    commit: String,
+    /// The change set's version (whose origin made it, and holds the objects first).
+    version: Version,
+}
+
+/// Where the keeper stands with its target.
+#[derive(Default)]
+struct Progress {
+    target: Option<Target>,
+    /// The last commit found complete in the repository.
+    complete: Option<Oid>,
+    /// Fetches tried for the target.
+    tries: u32,
+    /// Why the last one failed.
+    last_error: Option<String>,
+    /// When the next is due (wall ms).
+    next_at_ms: Option<u64>,
+    /// Why the branch is left alone, if it is.
+    held: Option<String>,
+    /// Members that sent a bad pack, and until when they are not asked.
+    distrusted: BTreeMap<MachineName, Instant>,
+}
+
+impl Progress {
+    fn retarget(&mut self, target: Option<Target>) {
+        if self.target != target {
+            self.target = target;
+            self.tries = 0;
+            self.last_error = None;
+            self.next_at_ms = None;
+            self.held = None;
+        }
+    }
+}
+
+/// A pack built for peers.
+struct Built {
+    commit: Oid,
+    /// The asker's tips, sorted.
+    have: Vec<Oid>,
+    bytes: Vec<u8>,
+    /// Its checksum (last 20 bytes), hex.
+    id: String,
+}
+
+/// The keeper's state, shared by its task, the answers to peers, the push service and
+/// `status`.
+#[derive(Default)]
+pub struct GitFetch {
+    progress: Mutex<Progress>,
+    /// Packs built for peers, with when each was last used.
+    built: Mutex<Vec<(Instant, Arc<Built>)>>,
+    /// Pushes being received by this member now.
+    receiving: AtomicUsize,
+}
+
+/// Held while a push is received (`git receive-pack` runs): the keeper leaves the
+/// branch to it.
+pub struct Receiving<'a>(&'a AtomicUsize);
+
+impl Drop for Receiving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl GitFetch {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks a push as being received until the guard is dropped.
+    pub fn receiving(&self) -> Receiving<'_> {
+        self.receiving.fetch_add(1, Ordering::SeqCst);
+        Receiving(&self.receiving)
+    }
+
+    fn pushes(&self) -> usize {
+        self.receiving.load(Ordering::SeqCst)
+    }
+
+    /// Takes `cs`'s commit as the target when it carries one and is newer than the
+    /// target; true when it is.
+    fn offer(&self, cs: &ChangeSet) -> bool {
+        let Source::Git { commit } = &cs.meta.source else {
+            return false;
+        };
+        let mut p = self.lock();
+        if p.target.as_ref().is_some_and(|t| t.version >= cs.version) {
+            return false;
+        }
+        p.retarget(Some(Target {
+            commit: commit.clone(),
+            version: cs.version.clone(),
+        }));
+        true
+    }
+
+    /// Reads the target from the whole change log (at start, and after the store was
+    /// replaced or the keeper fell behind it).
+    fn reread(&self, sets: &[ChangeSet]) {
+        let target =
+            crate::agent::follow::last_applied(sets).and_then(|cs| match &cs.meta.source {
+                Source::Git { commit } => Some(Target {
+                    commit: commit.clone(),
+                    version: cs.version.clone(),
+                }),
+                Source::Cli => None,
+            });
+        self.lock().retarget(target);
+    }
+
+    /// A failed fetch: counted, said (in the log when it says something new), and the
+    /// pause before the next.
+    fn failed(&self, why: String) -> Duration {
+        let mut p = self.lock();
+        p.tries += 1;
+        let pause = RETRY_FIRST
+            .saturating_mul(1 << p.tries.saturating_sub(1).min(10))
+            .min(RETRY_MAX);
+        let commit = p
+            .target
+            .as_ref()
+            .map(|t| t.commit.clone())
+            .unwrap_or_default();
+        if p.last_error.as_deref() != Some(why.as_str()) {
+            tracing::info!(
+                "config repo: the objects of commit {} are not here yet: {why}; trying again in {pause:?}",
+                commit.chars().take(10).collect::<String>()
+            );
+        }
+        p.last_error = Some(why);
+        p.next_at_ms = Some(wall_ms() + pause.as_millis() as u64);
+        pause
+    }
+
+    /// The branch, at `tip`, is left alone: said once.
+    fn hold(&self, tip: Option<Oid>, why: String) {
+        let mut p = self.lock();
+        if p.held.as_deref() != Some(why.as_str()) {
+            let at = tip
+                .map(|t| format!(" (at {})", short(&t)))
+                .unwrap_or_default();
+            tracing::info!("config repo: {DEPLOYED_BRANCH}{at} is left alone: {why}");
+        }
+        p.held = Some(why);
+        p.last_error = None;
+        p.next_at_ms = None;
+    }
+
+    /// What `git clone` from this member returns (the repository at `dir`), against
+    /// `last`, the last applied commit from the change log.
+    pub fn served(&self, dir: &Path, last: Option<&str>) -> Served {
+        let tip = git_pack::tip_of(dir, DEPLOYED_BRANCH);
+        let state = match last {
+            None => ServedState::NothingApplied,
+            Some(c) if tip.is_some_and(|t| t.to_string() == c) => ServedState::Current,
+            Some(c) => match tip.and_then(|t| left_alone(dir, t, c)) {
+                Some(why) => ServedState::Held { why },
+                None => {
+                    let p = self.lock();
+                    let mine = p.target.as_ref().is_some_and(|t| t.commit == c);
+                    ServedState::Fetching {
+                        tries: if mine { p.tries } else { 0 },
+                        last_error: p.last_error.clone().filter(|_| mine),
+                        next_at_ms: p.next_at_ms.filter(|_| mine),
+                    }
+                }
+            },
+        };
+        Served {
+            branch: DEPLOYED_BRANCH.to_owned(),
+            commit: tip.map(|t| t.to_string()),
+            state,
+        }
+    }
+
+    /// Whether `commit` and everything it reaches are in `repo` (remembered once seen).
+    fn is_complete(&self, repo: &Repository, commit: Oid) -> bool {
+        if self.lock().complete == Some(commit) {
+            return true;
+        }
+        let tips = git_pack::tips(repo);
+        // A branch at or past the commit holds it whole: git checks what a push brings.
+        let done = tips
+            .iter()
+            .any(|t| *t == commit || repo.graph_descendant_of(*t, commit).unwrap_or(false))
+            || git_pack::missing(repo, commit, &tips).is_none();
+        if done {
+            self.lock().complete = Some(commit);
+        }
+        done
+    }
+
+    /// The pack for an asker with tips `have`, built with `build` unless a pack for the
+    /// same commit and tips is kept.
+    fn built(
+        &self,
+        commit: Oid,
+        have: &[Oid],
+        build: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Arc<Built>, String> {
+        let mut have = have.to_vec();
+        have.sort();
+        // Held while building: a second asker of the same pack waits for it rather than
+        // building it twice.
+        let mut kept = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|(used, _)| used.elapsed() < KEEP_BUILT);
+        if let Some((used, b)) = kept
+            .iter_mut()
+            .find(|(_, b)| b.commit == commit && b.have == have)
+        {
+            *used = Instant::now();
+            return Ok(b.clone());
+        }
+        let bytes = build()?;
+        let id = hex::encode(&bytes[bytes.len().saturating_sub(20)..]);
+        let b = Arc::new(Built {
+            commit,
+            have,
+            bytes,
+            id,
+        });
+        kept.push((Instant::now(), b.clone()));
+        if kept.len() > BUILT_KEPT {
+            kept.remove(0);
+        }
+        Ok(b)
+    }
+}
+
+/// Why the branch of the repository at `dir`, at `tip`, stays off commit `last`: when
+/// the commit's history is here and the branch is ahead of it or off its line.
+fn left_alone(dir: &Path, tip: Oid, last: &str) -> Option<String> {
+    let commit = Oid::from_str(last).ok()?;
+    let repo = Repository::open_bare(dir).ok()?;
+    if repo.graph_descendant_of(tip, commit).ok()? {
+        Some(held_why(true, &commit))
+    } else if !repo.graph_descendant_of(commit, tip).ok()? {
+        Some(held_why(false, &commit))
+    } else {
+        None
+    }
+}
+
+/// This member's answer to [`Query::GitPack`]: one chunk of the pack. Blocking.
+pub fn answer(agent: &Agent, commit: &str, have: &[String], offset: u64) -> Answer {
+    let failed = |message: String| Answer::Failed { message };
+    let Ok(oid) = Oid::from_str(commit) else {
+        return failed(format!(
+            "`{}` is not a commit id",
+            commit.chars().take(40).collect::<String>()
+        ));
+    };
+    let have: Vec<Oid> = have
+        .iter()
+        .take(64)
+        .filter_map(|h| Oid::from_str(h).ok())
+        .collect();
+    let build = || {
+        let dir = git_serve::path(agent);
+        let repo = Repository::open_bare(&dir)
+            .map_err(|_| format!("commit {} is not here (no config repo yet)", short(&oid)))?;
+        git_pack::pack_of(&repo, oid, &have, MAX_PACK)
+    };
+    let built = match agent.git.built(oid, &have, build) {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    let total = built.bytes.len();
+    let Some(start) = usize::try_from(offset).ok().filter(|s| *s <= total) else {
+        return failed(format!("byte {offset} is past the pack's {total}"));
+    };
+    let end = (start + CHUNK).min(total);
+    Answer::GitPack {
+        pack: built.id.clone(),
+        total: total as u64,
+        offset,
+        data: hex::encode(&built.bytes[start..end]),
+    }
+}
+
+/// Why a fetch from one peer failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FetchError {
+    /// It could not send the pack (it does not hold the commit, it did not answer in
+    /// time, the pack is too large): ask it again later.
+    Failed(String),
+    /// What it sent is wrong (does not index, lacks objects of the commit, breaks the
+    /// exchange): it is not asked again for [`DISTRUST`].
+    Untrusted(String),
+}
+
+/// Fetches `commit` into `repo` from one peer, which `ask` puts questions to (with how
+/// long to wait), saying it holds the commits of `have` whole: the pack, chunk by
+/// chunk, into the object database's pack writer; then checks that the commit is
+/// complete. Blocking.
+pub fn fetch_from(
+    repo: &Repository,
+    commit: Oid,
+    have: &[Oid],
+    mut ask: impl FnMut(Query, Duration) -> Option<Answer>,
+) -> Result<(), FetchError> {
+    use std::io::Write;
+    let untrusted = |why: String| FetchError::Untrusted(why);
+    let local = |e: git2::Error| FetchError::Failed(format!("this repository: {}", e.message()));
+    let odb = repo.odb().map_err(local)?;
+    let have_hex: Vec<String> = have.iter().map(Oid::to_string).collect();
+    let mut restarts = 0;
+    'pack: loop {
+        let mut writer = odb.packwriter().map_err(local)?;
+        let mut offset: u64 = 0;
+        let mut id: Option<String> = None;
+        loop {
+            let query = Query::GitPack {
+                commit: commit.to_string(),
+                have: have_hex.clone(),
+                offset,
+            };
+            let within = if offset == 0 {
+                FIRST_CHUNK_WITHIN
+            } else {
+                NEXT_CHUNK_WITHIN
+            };
+            let (pack, total, at, data) = match ask(query, within) {
+                None => {
+                    return Err(FetchError::Failed(format!("no answer within {within:?}")));
+                }
+                Some(Answer::Failed { message }) => return Err(FetchError::Failed(message)),
+                Some(Answer::GitPack {
+                    pack,
+                    total,
+                    offset,
+                    data,
+                }) => (pack, total, offset, data),
+                Some(_) => return Err(untrusted("it answered another question".into())),
+            };
+            if total > MAX_PACK as u64 {
+                return Err(untrusted(format!(
+                    "it announced a pack of {total} bytes, more than the {MAX_PACK} a member sends"
+                )));
+            }
+            if at != offset {
+                return Err(untrusted(format!(
+                    "it sent byte {at} when {offset} was asked"
+                )));
+            }
+            if id.get_or_insert_with(|| pack.clone()) != &pack {
+                // Rebuilt in between (its repository moved on): start again.
+                restarts += 1;
+                if restarts > RESTARTS {
+                    return Err(FetchError::Failed(format!(
+                        "its pack changed {RESTARTS} times while being sent"
+                    )));
+                }
+                continue 'pack;
+            }
+            let bytes =
+                hex::decode(&data).map_err(|e| untrusted(format!("its chunk is not hex: {e}")))?;
+            let end = offset + bytes.len() as u64;
+            if end > total || (bytes.is_empty() && offset < total) {
+                return Err(untrusted(format!(
+                    "it sent bytes {offset}..{end} of a {total}-byte pack"
+                )));
+            }
+            writer
+                .write_all(&bytes)
+                .map_err(|e| untrusted(format!("its pack does not index: {e}")))?;
+            offset = end;
+            if offset == total {
+                break;
+            }
+        }
+        writer
+            .commit()
+            .map_err(|e| untrusted(format!("its pack does not index: {}", e.message())))?;
+        break;
+    }
+    match git_pack::missing(repo, commit, have) {
+        None => Ok(()),
+        Some(why) => Err(untrusted(format!("its pack is incomplete: {why}"))),
+    }
+}
+
+/// One look: makes the repository hold the target and moves the branch to it. Returns
+/// when to look again (`None`: done until the next applied commit). Blocking.
+fn step(agent: &Agent) -> Option<Duration> {
+    let git = &agent.git;
+    let target = git.lock().target.clone()?;
+    let Ok(commit) = Oid::from_str(&target.commit) else {
+        git.hold(None, format!("`{}` is not a commit id", target.commit));
+        return None;
+    };
+    let repo = match git_serve::repository(agent)
+        .and_then(|dir| Repository::open_bare(dir).map_err(|e| e.message().to_owned()))
+    {
+        Ok(r) => r,
+        Err(e) => return Some(git.failed(format!("the config repo cannot be opened: {e}"))),
+    };
+    if !git.is_complete(&repo, commit) {
+        if git.pushes() > 0 {
+            // A push being received may be bringing it.
+            return Some(RETRY_FIRST);
+        }
+        let got = match from_follower(agent, &repo, commit) {
+            Some(from) => Ok(from),
+            None => from_peers(agent, &repo, &target, commit).map(|m| m.to_string()),
+        };
+        match got {
+            Ok(from) => {
+                tracing::info!(
+                    "config repo: the objects of commit {} came from {from}",
+                    short(&commit)
+                );
+                git.lock().complete = Some(commit);
+            }
+            Err(why) => return Some(git.failed(why)),
+        }
+    }
+    if git.pushes() > 0 {
+        return Some(RETRY_FIRST);
+    }
+    match git_pack::advance(&repo, DEPLOYED_BRANCH, commit) {
+        Ok(Advance::Created) | Ok(Advance::Moved { .. }) => {
+            tracing::info!(
+                "config repo: {DEPLOYED_BRANCH} is at commit {}, the one the cluster runs",
+                short(&commit)
+            );
+            git.lock().held = None;
+        }
+        Ok(Advance::Already) => git.lock().held = None,
+        Ok(Advance::Ahead { tip }) => git.hold(Some(tip), held_why(true, &commit)),
+        Ok(Advance::Diverged { tip }) => git.hold(Some(tip), held_why(false, &commit)),
+        // A push moved the branch in between: look again.
+        Err(e) => {
+            return Some(git.failed(format!("cannot move {DEPLOYED_BRANCH}: {}", e.message())));
+        }
+    }
+    let mut p = git.lock();
+    p.last_error = None;
+    p.next_at_ms = None;
+    None
+}
+
+/// Why the branch is left alone at a tip that descends from the applied `commit`
+/// (`ahead`), or that is off its line.
+fn held_why(ahead: bool, commit: &Oid) -> String {
+    let c = short(commit);
+    if ahead {
+        format!("it descends from the last applied commit {c}, which is older")
+    } else {
+        format!("the last applied commit {c} does not descend from it")
+    }
+}
+
+/// Copies `commit` from the repository this member's follower reads, if it holds it;
+/// `Some(where)` when the commit is complete here after.
+fn from_follower(agent: &Agent, repo: &Repository, commit: Oid) -> Option<String> {
+    let follower = agent.follower.as_ref()?;
+    let from = follower.repository().ok()?;
+    if !from.odb().ok()?.exists(commit) {
+        return None;
+    }
+    if let Err(e) = git_pack::copy(&from, repo, commit) {
+        tracing::warn!("config repo: cannot copy from the followed repository: {e}");
+        return None;
+    }
+    git_pack::missing(repo, commit, &git_pack::tips(repo))
+        .is_none()
+        .then(|| format!("the followed repository ({})", follower.settings.url))
+}
+
+/// Fetches `commit` from the first peer that sends it whole: the member that made the
+/// change set, then every other reachable member. Blocking.
+fn from_peers(
+    agent: &Agent,
+    repo: &Repository,
+    target: &Target,
+    commit: Oid,
+) -> Result<MachineName, String> {
+    let snap = agent
+        .mesh
+        .get()
+        .and_then(super::Mesh::snapshot)
+        .ok_or("the mesh is not running")?;
+    let mesh = agent.mesh.get().ok_or("the mesh is not running")?;
+    let me = agent.node.machine();
+    let (distrusted, have) = {
+        let mut p = agent.git.lock();
+        let now = Instant::now();
+        p.distrusted.retain(|_, until| *until > now);
+        let mut have = git_pack::tips(repo);
+        have.extend(p.complete.filter(|c| !have.contains(c)));
+        (p.distrusted.keys().cloned().collect::<BTreeSet<_>>(), have)
+    };
+    let mut order: Vec<MachineName> = snap
+        .routes
+        .keys()
+        .filter(|m| *m != me && !distrusted.contains(*m))
+        .cloned()
+        .collect();
+    if let Some(i) = order.iter().position(|m| *m == target.version.origin) {
+        let origin = order.remove(i);
+        order.insert(0, origin);
+    }
+    if order.is_empty() {
+        return Err(if distrusted.is_empty() {
+            "no other member can be reached".into()
+        } else {
+            "no other member can be reached that sent no bad pack".into()
+        });
+    }
+    let mut why = Vec::new();
+    for peer in order {
+        let ask = |q: Query, within: Duration| {
+            mesh.ask_all(std::slice::from_ref(&peer), &q, within)
+                .remove(&peer)
+        };
+        match fetch_from(repo, commit, &have, ask) {
+            Ok(()) => return Ok(peer),
+            Err(FetchError::Failed(e)) => why.push(format!("{peer}: {e}")),
+            Err(FetchError::Untrusted(e)) => {
+                tracing::warn!(%peer, "config repo: not asked again for {} min: {e}", DISTRUST.as_secs() / 60);
+                mesh.drop_link(&peer, format!("a bad git pack: {e}"));
+                agent
+                    .git
+                    .lock()
+                    .distrusted
+                    .insert(peer.clone(), Instant::now() + DISTRUST);
+                why.push(format!("{peer}: {e} (not asked again for a while)"));
+            }
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// Runs the keeper of `agent` until the runtime stops. Call inside the agent's runtime,
+/// once its mesh is set.
+pub fn spawn(agent: Arc<Agent>) {
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut changes = agent.node.subscribe();
+        let mut reread = true;
+        let mut due = Some(tokio::time::Instant::now());
+        loop {
+            let sleep = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = changes.recv() => match r {
+                    Ok(c) if c.replaced => reread = true,
+                    Ok(c) => if agent.git.offer(&c.change_set) {
+                        due = Some(tokio::time::Instant::now());
+                    },
+                    Err(RecvError::Lagged(_)) => reread = true,
+                    Err(RecvError::Closed) => return,
+                },
+                () = sleep => {
+                    let a = agent.clone();
+                    let read = std::mem::take(&mut reread);
+                    let next = tokio::task::spawn_blocking(move || {
+                        if read {
+                            match a.node.change_sets() {
+                                Ok(sets) => a.git.reread(&sets),
+                                Err(e) => tracing::error!("config repo: cannot read the change sets: {e}"),
+                            }
+                        }
+                        step(&a)
+                    })
+                    .await
+                    .unwrap_or(Some(RETRY_MAX));
+                    due = next.map(|d| tokio::time::Instant::now() + d);
+                }
+            }
+            if reread {
+                due = Some(tokio::time::Instant::now());
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+#[path = "git_fetch_tests.rs"]
+mod tests;
