@@ -27,12 +27,22 @@ use crate::state::Live;
 /// The running config of `machine`, pure: every section of `catalogue` (the one the live
 /// entries record), resolved as `strata show` resolves it — defined at a mode, or the
 /// factory default — as canonical KDL, with its secrets decrypted. A secret no identity
-/// of the cluster decrypts stays encrypted in the file, and is logged (never its value).
+/// of the cluster decrypts stays encrypted in the file (see [`running_config_checked`]).
 pub fn running_config(
     live: &Live,
     machine: &str,
     catalogue: &Catalogue,
 ) -> BTreeMap<String, String> {
+    running_config_checked(live, machine, catalogue).0
+}
+
+/// [`running_config`], and the secrets it could not decrypt, each named by where it is
+/// and why (never by its value); each is logged.
+pub fn running_config_checked(
+    live: &Live,
+    machine: &str,
+    catalogue: &Catalogue,
+) -> (BTreeMap<String, String>, Vec<String>) {
     let identities = crate::secret::identity::keys(
         crate::secret::identity::all(live)
             .into_iter()
@@ -47,6 +57,7 @@ pub fn running_config(
         .values()
         .map(|s| (s.name.clone(), s.default.to_canonical()))
         .collect();
+    let mut failures = Vec::new();
     for (section, (node, _)) in layers.effective(catalogue, machine) {
         let mut node = node.clone();
         for failed in crate::secret::identity::decrypt_node(&mut node, &identities, machine) {
@@ -54,10 +65,11 @@ pub fn running_config(
                 "a secret of the running config cannot be decrypted, {failed}; \
                  re-encrypt it to the cluster (`strata secret reencrypt`)"
             );
+            failures.push(failed);
         }
         out.insert(section.to_owned(), node.to_canonical());
     }
-    out
+    (out, failures)
 }
 
 /// Brings `dir` in line with `config`: writes changed files, removes files of sections

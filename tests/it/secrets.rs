@@ -420,4 +420,54 @@ fn rotation_keeps_the_old_identity_until_it_is_retired() {
     let out = plan_main(&p(&git), &sd);
     assert_eq!(out.status.code(), Some(1), "{}", both(&out));
     crate::temp_snapshot!("retired_identity", &stderr(&out), tmp.path());
+
+    // A saved plan is not asked again: one whose secret the cluster cannot decrypt
+    // applies, leaves it encrypted in the running config, and the apply says so.
+    let value = ok(&strata_in(
+        &["secret", "encrypt", "--kdl", "--state-dir", &sd],
+        "another-clear",
+    ));
+    git_repo(
+        &git,
+        &[("cluster.kdl", &kdl(value.trim_end()))],
+        "new value",
+    );
+    let saved = tmp.path().join("plan.json");
+    let out = strata(&[
+        "plan",
+        "--repo",
+        &p(&git),
+        "--state-dir",
+        &sd,
+        "--out",
+        &p(&saved),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let foreign = age::x25519::Identity::generate().to_public();
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    fn swap(v: &mut serde_json::Value, to: &str) {
+        match v {
+            serde_json::Value::String(s) if strata::secret::is_encrypted(s) => *s = to.to_owned(),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| swap(v, to)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|v| swap(v, to)),
+            _ => {}
+        }
+    }
+    swap(
+        &mut plan,
+        &strata::secret::encrypt("foreign-clear", &[foreign]).unwrap(),
+    );
+    std::fs::write(&saved, plan.to_string()).unwrap();
+    let out = strata(&["apply", "--plan", &p(&saved), "--state-dir", &sd, "--yes"]);
+    let text = both(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("decrypt secrets"), "{text}");
+    assert!(text.contains("bind-password"), "{text}");
+    assert!(!text.contains("foreign-clear"), "{text}");
+    let ran = std::fs::read_to_string(&running).unwrap();
+    assert!(
+        ran.contains("BEGIN AGE") && !ran.contains("foreign-clear"),
+        "{ran}"
+    );
 }
