@@ -24,8 +24,9 @@ use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::auth::Principal;
-use super::{Agent, Authed};
+use super::Agent;
+use crate::cluster::Authed;
+use crate::cluster::auth::Principal;
 
 /// The branch whose pushes are applied to the cluster.
 pub const DEPLOYED_BRANCH: &str = "main";
@@ -200,7 +201,7 @@ pub async fn serve(
         .await;
         return;
     };
-    // Separate tasks read and write the channel (see `crate::mesh::connection`); all
+    // Separate tasks read and write the channel (see `crate::protocol::connection`); all
     // that is written — output, errors, exit status, end — goes through the one write
     // half, in order, so the end never overtakes the last of git's output.
     let (mut read, write) = channel.split();
@@ -278,7 +279,7 @@ pub async fn finish(handle: &Handle, id: ChannelId, text: &str, status: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::users::Role;
+    use crate::cluster::users::Role;
 
     #[test]
     fn git_commands_are_read_as_git_sends_them() {

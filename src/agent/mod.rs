@@ -1,52 +1,43 @@
-//! The agent: the daemon on each appliance. It owns a state dir ([`state_dir`], with the
-//! membership record that outlives a lost store, [`member_record`]), serves
-//! operators over SSH ([`server`]), and keeps a [`node::Node`]: the store and clock
-//! ([`core`]; administering the cluster in [`admin`]), logins ([`auth`]), the request
-//! handlers ([`requests`]) and the one
-//! post-commit pipeline that runs the result through an [`applier`] — the running-config
-//! files and hooks ([`running`]) in production, an in-memory twin in tests.
+//! The agent: the daemon on each appliance, around one [`crate::cluster`] node. It owns
+//! a state dir ([`state_dir`], its settings in `agent.kdl`: [`settings`], and the
+//! membership record that outlives a lost store, [`member_record`]), serves operators
+//! and peers over SSH ([`server`]), runs the peer [`mesh`] (links, routes, sync, joins,
+//! clustercheck), serves the config repo over git ([`git_serve`]), follows a repo
+//! ([`follow`]), and runs each result: the running-config files and hooks ([`running`]),
+//! then gives freed memory back ([`memory`]). Under systemd it says when it is ready
+//! and healthy ([`systemd`]).
 //!
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
-//! threads; the node's two locks and their order are described in [`node`].
+//! threads; the node's two locks and their order are described in
+//! [`crate::cluster::node`].
 
-pub mod admin;
-pub mod applier;
-pub mod auth;
-pub mod check;
-pub mod core;
 pub mod follow;
-pub mod follow_guard;
-pub mod git_pack;
 pub mod git_serve;
 pub mod member_record;
-pub mod membership;
 pub mod memory;
 pub mod mesh;
-pub mod node;
-pub mod penalties;
 pub mod repair;
-pub mod requests;
 pub mod running;
-pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod state_dir;
-pub mod users;
+#[cfg(unix)]
+pub mod systemd;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use self::applier::RunningDir;
-use self::auth::Auth;
-use self::core::Core;
-use self::node::Node;
+use self::running::RunningDir;
 use self::state_dir::StateDir;
-use crate::mesh::{Request, Response};
+use crate::cluster::Authed;
+use crate::cluster::auth::Auth;
+use crate::cluster::core::Core;
+use crate::cluster::node::Node;
+use crate::cluster::requests;
 use crate::model::MachineName;
+use crate::protocol::{Request, Response};
 use crate::state::{DiskStore, Store, wall_ms};
 
-pub use auth::Authed;
-pub use penalties::refusal_delay;
 pub use server::run;
 
 /// The agent could not start.
@@ -140,10 +131,11 @@ impl Agent {
             dir: state.running_dir(),
             hooks: state.settings.hooks.clone(),
         };
-        let node = Node::new(core, auth, applier).with_membership_hook(Box::new(move |cluster| {
+        let node = Node::new(core, auth, applier).with_change_hook(Box::new(move |cluster| {
             if let Err(e) = record.note(cluster) {
                 tracing::error!("cannot update the membership record: {e}");
             }
+            memory::release_soon();
         }));
         let report = node.start();
         if !report.written.is_empty() || !report.removed.is_empty() {
@@ -183,7 +175,7 @@ impl Agent {
                 if let Some(f) = self.followed() {
                     return Response::error(
                         format!("{}: a rollback would be undone by the next sync", f.by),
-                        Some(follow_guard::HINT),
+                        Some(crate::cluster::guard::HINT),
                     );
                 }
             }
@@ -206,7 +198,7 @@ impl Agent {
     /// agent follows one itself (its own `agent.kdl`), or when the change log says a
     /// follower applied the commit the cluster runs (the newest change set stamped with a
     /// commit is a follower's), which every member knows.
-    pub fn followed(&self) -> Option<follow_guard::Followed> {
+    pub fn followed(&self) -> Option<crate::cluster::caller::Followed> {
         let sets = self.node.change_sets().ok()?;
         let last = follow::followed_by_log(&sets);
         let commit = last.and_then(|cs| match &cs.meta.source {
@@ -216,7 +208,7 @@ impl Agent {
         if let Some(f) = &self.follower
             && f.settings.mode == settings::FollowMode::Apply
         {
-            return Some(follow_guard::Followed {
+            return Some(crate::cluster::caller::Followed {
                 by: format!(
                     "this machine follows {} of {} in mode apply",
                     f.settings.branch, f.settings.url
@@ -225,7 +217,7 @@ impl Agent {
             });
         }
         let last = last?;
-        Some(follow_guard::Followed {
+        Some(crate::cluster::caller::Followed {
             by: format!(
                 "the cluster follows a branch (its current commit was applied by the follower on {}, change set {})",
                 last.meta.host,
@@ -236,8 +228,8 @@ impl Agent {
     }
 }
 
-/// In-process peers ([`crate::mesh::MemoryPeer`]) are answered as SSH clients are.
-impl crate::mesh::Service for Agent {
+/// In-process peers ([`crate::protocol::MemoryPeer`]) are answered as SSH clients are.
+impl crate::protocol::Service for Agent {
     type Caller = Authed;
 
     fn call(&self, who: &Authed, request: Request) -> Response {

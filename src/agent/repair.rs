@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use super::Agent;
 use super::member_record::{MemberRecord, Recorded};
-use super::membership::cluster_name;
 use super::state_dir::{Layout, sync_dir};
-use crate::mesh::Response;
+use crate::cluster::membership::cluster_name;
 use crate::model::MachineName;
 use crate::plan::{Digests, digests_of};
+use crate::protocol::Response;
 use crate::state::{ChangeSet, DiskStore, Store};
 
 /// On the peer: the cluster as change sets and digests, for `machine`, a member logged in

@@ -3,8 +3,9 @@
 //! with the names of the sections that changed, so a real service can be rendered and
 //! reloaded from the files.
 //!
-//! Secrets are decrypted here, with the cluster's identities, and only here: the files
-//! hold the clear values the service needs ([`crate::secret`]).
+//! The config comes with its secrets decrypted
+//! ([`crate::cluster::applier::running_config`]): the files hold the clear values the
+//! service needs.
 //!
 //! The directory is created 0700 and every file written 0600: `users.kdl` holds
 //! passphrase hashes, other files clear secrets, and the rest is the appliance's
@@ -19,57 +20,49 @@ use std::path::Path;
 use std::process::Command;
 
 use super::state_dir::{StateDirError, create_private_dir, sync_dir, write_atomic};
-use crate::mesh::{EditKind, HookRun, LocalEdit, RunReport};
-use crate::resolve::entries::EntryLayers;
-use crate::schema::Catalogue;
-use crate::state::Live;
+use std::path::PathBuf;
 
-/// The running config of `machine`, pure: every section of `catalogue` (the one the live
-/// entries record), resolved as `strata show` resolves it — defined at a mode, or the
-/// factory default — as canonical KDL, with its secrets decrypted. A secret no identity
-/// of the cluster decrypts stays encrypted in the file (see [`running_config_checked`]).
-pub fn running_config(
-    live: &Live,
-    machine: &str,
-    catalogue: &Catalogue,
-) -> BTreeMap<String, String> {
-    running_config_checked(live, machine, catalogue).0
+use crate::cluster::applier::{Applier, compare};
+use crate::protocol::{HookRun, LocalEdit, RunReport};
+
+/// The running-config directory (one `SECTION.kdl` per section) and the hooks run after
+/// a change.
+#[derive(Debug, Clone)]
+pub struct RunningDir {
+    /// Where the files go.
+    pub dir: PathBuf,
+    /// Commands run with the changed section names as arguments.
+    pub hooks: Vec<Vec<String>>,
 }
 
-/// [`running_config`], and the secrets it could not decrypt, each named by where it is
-/// and why (never by its value); each is logged.
-pub fn running_config_checked(
-    live: &Live,
-    machine: &str,
-    catalogue: &Catalogue,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let identities = crate::secret::identity::keys(
-        crate::secret::identity::all(live)
-            .into_iter()
-            .map(|(_, i)| i),
-    );
-    let layers = EntryLayers::new(
-        live.iter()
-            .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
-    );
-    let mut out: BTreeMap<String, String> = catalogue
-        .sections
-        .values()
-        .map(|s| (s.name.clone(), s.default.to_canonical()))
-        .collect();
-    let mut failures = Vec::new();
-    for (section, (node, _)) in layers.effective(catalogue, machine) {
-        let mut node = node.clone();
-        for failed in crate::secret::identity::decrypt_node(&mut node, &identities, machine) {
-            tracing::error!(
-                "a secret of the running config cannot be decrypted, {failed}; \
-                 re-encrypt it to the cluster (`strata secret reencrypt`)"
-            );
-            failures.push(failed);
+impl Applier for RunningDir {
+    fn apply(&self, machine: &str, config: &BTreeMap<String, String>) -> RunReport {
+        match update(&self.dir, machine, config, &self.hooks) {
+            Ok(report) => {
+                for h in report.hooks.iter().filter(|h| !h.ok) {
+                    tracing::error!(hook = %h.command, status = %h.status, output = %h.output, "hook failed");
+                }
+                report
+            }
+            Err(e) => {
+                tracing::error!("cannot write the running config: {e}");
+                RunReport {
+                    machine: machine.to_owned(),
+                    hooks: vec![HookRun {
+                        command: "write running config".into(),
+                        ok: false,
+                        status: e.to_string(),
+                        output: String::new(),
+                    }],
+                    ..RunReport::default()
+                }
+            }
         }
-        out.insert(section.to_owned(), node.to_canonical());
     }
-    (out, failures)
+
+    fn local_edits(&self, config: &BTreeMap<String, String>) -> Vec<LocalEdit> {
+        local_edits(&self.dir, config)
+    }
 }
 
 /// Brings `dir` in line with `config`: writes changed files, removes files of sections
@@ -147,36 +140,6 @@ pub fn local_edits(dir: &Path, config: &BTreeMap<String, String>) -> Vec<LocalEd
         }
     }
     compare(config, &found)
-}
-
-/// What differs between the running config a machine should have (`config`) and what it
-/// has (`found`), section by section.
-pub fn compare(
-    config: &BTreeMap<String, String>,
-    found: &BTreeMap<String, String>,
-) -> Vec<LocalEdit> {
-    let mut edits = Vec::new();
-    for (section, text) in config {
-        match found.get(section) {
-            None => edits.push(LocalEdit {
-                section: section.clone(),
-                kind: EditKind::Removed,
-            }),
-            Some(t) if t != text => edits.push(LocalEdit {
-                section: section.clone(),
-                kind: EditKind::Edited,
-            }),
-            Some(_) => {}
-        }
-    }
-    for section in found.keys().filter(|s| !config.contains_key(*s)) {
-        edits.push(LocalEdit {
-            section: section.clone(),
-            kind: EditKind::Added,
-        });
-    }
-    edits.sort_by(|a, b| a.section.cmp(&b.section));
-    edits
 }
 
 /// Narrows the mode of a running-config file written before files were made private

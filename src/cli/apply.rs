@@ -14,8 +14,8 @@ use super::output::Output;
 use super::plan::desired_plan;
 use super::propagation;
 use super::{CliError, Failure, Outcome};
-use crate::mesh::{Request, Response, RunReport};
 use crate::plan::{Hazard, PLAN_FORMAT, Plan, render_human};
+use crate::protocol::{Request, Response, RunReport};
 use crate::state::ChangeSetSummary;
 use crate::text::count;
 

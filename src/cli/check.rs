@@ -22,11 +22,11 @@ use super::log::utc;
 use super::output::Output;
 use super::plan::desired_plan;
 use super::{CliError, Failure, Outcome};
-use crate::mesh::consistency::{CheckReport, Held, describe, parse_entry};
-use crate::mesh::status::Reach;
-use crate::mesh::{EditKind, Request, Response};
 use crate::model::{Key, MachineName};
 use crate::plan::{Change, Plan};
+use crate::protocol::consistency::{CheckReport, Held, describe, parse_entry};
+use crate::protocol::status::Reach;
+use crate::protocol::{EditKind, Request, Response};
 
 /// `strata check`.
 #[derive(Debug, Args)]
@@ -308,9 +308,9 @@ fn resolve_name(key: &Key) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::LocalEdit;
-    use crate::mesh::consistency::{Inconsistency, MachineCheck};
     use crate::model::{ChangeMeta, Hlc, Source, Stamp, Version};
+    use crate::protocol::LocalEdit;
+    use crate::protocol::consistency::{Inconsistency, MachineCheck};
     use crate::state::LostWrite;
 
     const T: u64 = 1_764_648_000_000; // 2025-12-02 04:00:00 UTC
@@ -470,7 +470,7 @@ No inconsistencies found.
             machines: vec![machine("losangeles", Reach::Local, true)],
             inconsistent: Vec::new(),
             conflicts: Vec::new(),
-            warnings: crate::mesh::consistency::version_warnings(&members),
+            warnings: crate::protocol::consistency::version_warnings(&members),
         };
         assert!(report.is_consistent());
         insta::assert_snapshot!(render(&report, None), @r"

@@ -11,7 +11,7 @@ use super::cluster_mesh as mesh;
 use super::connect::{connect, unexpected};
 use super::output::Output;
 use super::{CliError, Outcome};
-use crate::mesh::{Request, Response};
+use crate::protocol::{Request, Response};
 
 /// Runs `strata cluster`.
 pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {

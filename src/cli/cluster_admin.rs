@@ -2,7 +2,7 @@
 //! administering a cluster through an agent. Each write is one change set the agent
 //! commits (or refuses, with nothing written); the answer says what moved.
 
-use crate::agent::admin::ADMIN_USER;
+use crate::cluster::admin::ADMIN_USER;
 use russh::keys::{HashAlg, PublicKey};
 use serde_json::{Value, json};
 
@@ -13,9 +13,9 @@ use super::connect::{connect, unexpected};
 use super::output::Output;
 use super::passphrase::new_passphrase;
 use super::{CliError, Failure, Outcome};
-use crate::mesh::status::PendingEntry;
-use crate::mesh::{Request, Response, Secret};
 use crate::model::{GroupName, Key, MachineName, Mode};
+use crate::protocol::status::PendingEntry;
+use crate::protocol::{Request, Response, Secret};
 use crate::state::ChangeSetSummary;
 
 /// A group name from the command line.

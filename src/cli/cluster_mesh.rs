@@ -12,9 +12,9 @@ use super::connect::{connect, unexpected};
 use super::output::Output;
 use super::passphrase::existing_passphrase;
 use super::{CliError, Failure, Outcome};
-use crate::mesh::status::{ClusterListing, ConnStatus};
-use crate::mesh::{Request, Response, Secret};
 use crate::model::{GroupName, MachineName};
+use crate::protocol::status::{ClusterListing, ConnStatus};
+use crate::protocol::{Request, Response, Secret};
 
 /// What `cluster join` was told.
 pub struct JoinArgs<'a> {
@@ -113,13 +113,15 @@ pub fn fingerprint_in_known_hosts(
     member: &str,
     path: &std::path::Path,
 ) -> Result<String, CliError> {
-    let (host, port) = crate::mesh::split_host_port(member, crate::agent::settings::DEFAULT_PORT)
-        .ok_or_else(|| {
-        Failure::new(
-            format!("bad member address `{member}`"),
-            "write HOST[:PORT]",
-        )
-    })?;
+    let (host, port) =
+        crate::protocol::split_host_port(member, crate::agent::settings::DEFAULT_PORT).ok_or_else(
+            || {
+                Failure::new(
+                    format!("bad member address `{member}`"),
+                    "write HOST[:PORT]",
+                )
+            },
+        )?;
     let keys = russh::keys::known_hosts::known_host_keys_path(&host, port, path).map_err(|e| {
         Failure::new(
             format!("cannot read {}: {e}", path.display()),
@@ -287,7 +289,7 @@ pub fn membership(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::status::{GroupListing, LinkEntry, LinkView, MachineListing, Reach};
+    use crate::protocol::status::{GroupListing, LinkEntry, LinkView, MachineListing, Reach};
 
     fn machine(
         name: &str,

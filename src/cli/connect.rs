@@ -9,11 +9,11 @@ use super::agent_args::TargetArgs;
 use super::{CliError, ErrorKind, Failure};
 use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::Layout;
-use crate::mesh::{
-    BlockingClient, ClientOptions, HostKeyPin, Login, PeerError, Request, Response, split_host_port,
-};
 use crate::model::Key;
 use crate::plan::Digests;
+use crate::protocol::{
+    BlockingClient, ClientOptions, HostKeyPin, Login, PeerError, Request, Response, split_host_port,
+};
 use crate::state::Live;
 
 /// A logged-in connection to an agent.

@@ -18,8 +18,8 @@ use super::connect::connect;
 use super::output::Output;
 use super::plan::plan_snapshot;
 use super::{CliError, Failure, Outcome};
-use crate::mesh::Request;
 use crate::plan::render_human;
+use crate::protocol::Request;
 
 /// `strata git-hook`.
 #[derive(Debug, Args)]

@@ -12,8 +12,8 @@ use super::confirm::{Question, confirm};
 use super::connect::{connect, unexpected};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
-use crate::mesh::{Request, Response, Shown};
 use crate::plan::render_human;
+use crate::protocol::{Request, Response, Shown};
 use crate::state::{ChangeSetSummary, Key, LostWrite};
 
 /// Runs `strata log`.

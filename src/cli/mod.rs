@@ -23,6 +23,7 @@ mod plan;
 mod propagation;
 mod repair;
 mod secret;
+mod shell_tools;
 mod show;
 mod status;
 mod tty;
@@ -192,6 +193,8 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "secret",
         "0 done, 1 invalid input or refused, 69 unreachable, 75 login delayed",
     ),
+    ("completions", "0 printed"),
+    ("manpages", "0 written, 1 cannot write DIR"),
 ];
 
 /// What every command may also exit with.
@@ -310,6 +313,8 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
         Command::Secret(a) => secret::run(a, out),
+        Command::Completions(a) => shell_tools::completions(a, out),
+        Command::Manpages(a) => shell_tools::manpages(a, out),
     }
 }
 

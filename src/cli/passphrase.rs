@@ -10,7 +10,7 @@ use super::agent_args::HashPassphraseArgs;
 use super::args::Format;
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
-use crate::agent::users::hash_passphrase;
+use crate::cluster::users::hash_passphrase;
 
 /// A new passphrase: read from `file`, else asked twice on the terminal. An empty one,
 /// or two answers that differ, are refused.

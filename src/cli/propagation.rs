@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use super::connect::Client;
 use super::log::utc;
-use crate::mesh::consistency::MachinePropagation;
-use crate::mesh::status::Reach;
-use crate::mesh::{Request, Response, RunState};
 use crate::model::Version;
+use crate::protocol::consistency::MachinePropagation;
+use crate::protocol::status::Reach;
+use crate::protocol::{Request, Response, RunState};
 
 /// How long an apply without `--wait` lets the change set spread before it reports.
 pub const BRIEF: Duration = Duration::from_secs(1);

@@ -9,11 +9,11 @@ use super::args::Format;
 use super::connect::unexpected;
 use super::output::Output;
 use super::{CliError, ErrorKind, Failure, Outcome};
-use crate::agent::auth::PEER_USER;
 use crate::agent::repair::{RepairError, rebuild};
 use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::{Layout, StateDir};
-use crate::mesh::{
+use crate::cluster::auth::PEER_USER;
+use crate::protocol::{
     BlockingClient, ClientOptions, HostKeyPin, Login, PeerError, Request, Response, split_host_port,
 };
 

@@ -15,7 +15,7 @@ use super::connect::{Client, connect, unexpected};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::atomic_file::{self, FileMode};
-use crate::mesh::{RecipientInfo, Request, Response};
+use crate::protocol::{RecipientInfo, Request, Response};
 use crate::secret::{self, sites::Site};
 
 /// `strata secret`.

@@ -16,8 +16,8 @@ use super::connect::{connect, unexpected};
 use super::log::utc;
 use super::output::Output;
 use super::{CliError, Outcome};
-use crate::mesh::sync_status::{Health, Served, ServedState, Sync, SyncStatus};
-use crate::mesh::{Request, Response};
+use crate::protocol::sync_status::{Health, Served, ServedState, Sync, SyncStatus};
+use crate::protocol::{Request, Response};
 
 /// `strata status`.
 #[derive(Debug, Args)]
@@ -179,9 +179,9 @@ fn served_lines(t: &mut String, s: &Served, last: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::HookRun;
-    use crate::mesh::sync_status::{AppliedCommit, CommitInfo, Followed, LastRun};
     use crate::model::{ChangeSetId, Version};
+    use crate::protocol::HookRun;
+    use crate::protocol::sync_status::{AppliedCommit, CommitInfo, Followed, LastRun};
 
     fn status() -> SyncStatus {
         let commit = CommitInfo {

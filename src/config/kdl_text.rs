@@ -10,6 +10,7 @@ use miette::{Severity, SourceSpan};
 
 use super::lex::lex;
 use super::{Diagnostics, Problem, SourceFile};
+use crate::model::{EntryValue, Key, Node};
 use crate::text::thousands;
 
 /// Blocks nested deeper than this are refused. Real sections nest a handful of levels;
@@ -105,6 +106,16 @@ pub fn report(file: &Arc<SourceFile>, err: &KdlTextError, diags: &mut Diagnostic
 
 /// The code of KDL syntax errors.
 const SYNTAX: &str = "strata::kdl::syntax";
+
+/// Reads an entry value from its KDL text: the store format before typed entries, where
+/// every value was canonical KDL (and what tests write values in).
+pub fn value_from_text(key: &Key, text: &str) -> Result<EntryValue, String> {
+    let doc = parse_kdl(text).map_err(|_| format!("the value for {key} is not valid KDL"))?;
+    let [node] = doc.nodes() else {
+        return Err(format!("the value for {key} is not one node"));
+    };
+    EntryValue::from_node(key, Node::from_kdl(node))
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use miette::SourceSpan;
 
 use crate::model::{MAIN_GROUP, Mode, Node};
 pub use diagnostics::{Diagnostics, Problem, SourceFile};
-pub use kdl_text::{KdlTextError, parse_kdl};
+pub use kdl_text::{KdlTextError, parse_kdl, value_from_text};
 pub use parse::{is_mode_name, parse_files};
 
 /// A string read from a file, with where it was read.

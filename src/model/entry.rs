@@ -37,7 +37,7 @@ pub struct Membership {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub declared: bool,
     /// The Strata version its agent runs, as the agent last said (when it joined, or
-    /// started since): what the version rule compares ([`crate::mesh::version`]).
+    /// started since): what the version rule compares ([`crate::protocol::version`]).
     /// Unknown until then. The cluster's fact, never a repo's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strata_version: Option<String>,
@@ -373,15 +373,9 @@ impl EntryValue {
         self.to_node(key).to_canonical()
     }
 
-    /// Reads a value from its KDL text (the store format before typed entries, where
-    /// every value was canonical KDL).
-    pub fn from_text(key: &Key, text: &str) -> Result<EntryValue, String> {
-        let doc = crate::config::parse_kdl(text)
-            .map_err(|_| format!("the value for {key} is not valid KDL"))?;
-        let [node] = doc.nodes() else {
-            return Err(format!("the value for {key} is not one node"));
-        };
-        let node = Node::from_kdl(node);
+    /// Reads a value from its KDL node (the store format before typed entries, where
+    /// every value was canonical KDL: [`crate::config::value_from_text`] parses it).
+    pub fn from_node(key: &Key, node: Node) -> Result<EntryValue, String> {
         let string = |name: &str| node.prop(name).and_then(Value::as_str).map(str::to_owned);
         let value = match key {
             Key::Cluster => EntryValue::Cluster {
@@ -460,14 +454,15 @@ mod tests {
                 "section web-proxy {\n    levels cluster\n}\n",
             ),
         ] {
-            let value = EntryValue::from_text(&key(k), text).unwrap();
+            let value = crate::config::value_from_text(&key(k), text).unwrap();
             assert_eq!(value.to_text(&key(k)), text, "{k}");
             let json = serde_json::to_string(&value).unwrap();
             let back: EntryValue = serde_json::from_str(&json).unwrap();
             assert_eq!(back, value, "{json}");
         }
         let m =
-            EntryValue::from_text(&key("@machine:lab1"), "machine lab1 declared=\"true\"").unwrap();
+            crate::config::value_from_text(&key("@machine:lab1"), "machine lab1 declared=\"true\"")
+                .unwrap();
         assert_eq!(
             m,
             EntryValue::Machine(Membership::declared(GroupName::main(), "lab1", None))
@@ -477,11 +472,14 @@ mod tests {
     #[test]
     fn digests_follow_the_value_and_travel_as_hex() {
         let dns =
-            EntryValue::from_text(&key("cluster/dns"), "dns { server \"10.0.0.53\" }").unwrap();
+            crate::config::value_from_text(&key("cluster/dns"), "dns { server \"10.0.0.53\" }")
+                .unwrap();
         let same =
-            EntryValue::from_text(&key("cluster/dns"), "dns {\n  server \"10.0.0.53\"\n}").unwrap();
+            crate::config::value_from_text(&key("cluster/dns"), "dns {\n  server \"10.0.0.53\"\n}")
+                .unwrap();
         let other =
-            EntryValue::from_text(&key("cluster/dns"), "dns { server \"10.0.0.54\" }").unwrap();
+            crate::config::value_from_text(&key("cluster/dns"), "dns { server \"10.0.0.54\" }")
+                .unwrap();
         assert_eq!(dns.digest(), same.digest(), "layout is not content");
         assert_ne!(dns.digest(), other.digest());
         assert_ne!(EntryValue::Group.digest(), dns.digest());
@@ -497,7 +495,7 @@ mod tests {
 
     #[test]
     fn a_value_must_fit_its_key() {
-        let dns = EntryValue::from_text(&key("cluster/dns"), "dns").unwrap();
+        let dns = crate::config::value_from_text(&key("cluster/dns"), "dns").unwrap();
         assert!(dns.misfit(&key("cluster/dns")).is_none());
         assert_eq!(
             dns.misfit(&key("cluster/ntp")).unwrap(),
@@ -507,9 +505,11 @@ mod tests {
             dns.misfit(&key("@cluster")).unwrap(),
             "the value for @cluster must be a cluster entry, not a section"
         );
-        assert!(EntryValue::from_text(&key("cluster/dns"), "dns {").is_err());
-        assert!(EntryValue::from_text(&key("cluster/dns"), "dns\ndns").is_err());
-        assert!(EntryValue::from_text(&key("@machine:a"), "machine a group=\"x y\"").is_err());
+        assert!(crate::config::value_from_text(&key("cluster/dns"), "dns {").is_err());
+        assert!(crate::config::value_from_text(&key("cluster/dns"), "dns\ndns").is_err());
+        assert!(
+            crate::config::value_from_text(&key("@machine:a"), "machine a group=\"x y\"").is_err()
+        );
         let schema = EntryValue::Schema(Node::new("section"));
         assert!(schema.misfit(&key("#schema:x")).is_some(), "unnamed schema");
     }

@@ -241,19 +241,19 @@ mod tests {
     #[test]
     fn membership_facts_of_the_mesh_are_not_the_repo_s() {
         let k: Key = "@machine:lab1".parse().unwrap();
-        let joined = EntryValue::from_text(
+        let joined = crate::config::value_from_text(
             &k,
             r#"machine lab1 address="10.0.0.1" group=Main_Group host-key="ssh-ed25519 AAAA" peer="10.0.0.1:2222" serial="S1" disconnected="true" declared="true" strata-version="0.2.0" appliance-version="15.0.1-416""#,
         )
         .unwrap();
-        let declared = EntryValue::from_text(
+        let declared = crate::config::value_from_text(
             &k,
             r#"machine lab1 address="10.0.0.1" group=Main_Group declared="true""#,
         )
         .unwrap();
         assert_eq!(over_live(&k, &declared, Some(&joined)), joined);
         assert_eq!(repo_part(&k, Some(&joined)), repo_part(&k, Some(&declared)));
-        let moved = EntryValue::from_text(
+        let moved = crate::config::value_from_text(
             &k,
             r#"machine lab1 address="10.0.0.1" group=Paris declared="true""#,
         )

@@ -46,7 +46,7 @@
 //! [`Out::SendChangeSets`] names change sets; the runtime loads them
 //! ([`crate::state::Store::change_sets_of`], with the versions from
 //! [`Index::versions_of`]) and sends the bodies. On receiving a body it merges it (last
-//! writer wins, [`crate::agent::node::Node::merge`]) and then [`Replica::insert`]s its
+//! writer wins, [`crate::cluster::node::Node::merge`]) and then [`Replica::insert`]s its
 //! version; after a local commit it inserts the new version and pushes the change set to
 //! the peers it is linked to. Every answer depends only on what the replica holds when
 //! the message arrives, so messages may be repeated, reordered or lost: the next

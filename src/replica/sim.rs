@@ -50,7 +50,7 @@ impl Catalogue {
             .enumerate()
             .map(|(k, key)| {
                 (0..VALUES)
-                    .map(|n| EntryValue::from_text(key, &format!("s{k} {n}")).unwrap())
+                    .map(|n| crate::config::value_from_text(key, &format!("s{k} {n}")).unwrap())
                     .collect()
             })
             .collect();

@@ -4,8 +4,9 @@
 //! a config repo's own `schemas/`). The format is described in `schemas/README.md`.
 
 mod builtin;
-mod check;
+mod conform;
 mod parse;
+pub mod secret_value;
 mod value_type;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use miette::SourceSpan;
 
 use crate::config::{Diagnostics, Problem, SourceFile};
 use crate::model::{Level, Node, SectionName, Value};
-pub use check::{XML_EXTRA, XML_EXTRA_MAX_DEPTH, check_section, check_xml_extra};
+pub use conform::{XML_EXTRA, XML_EXTRA_MAX_DEPTH, check_section, check_xml_extra};
 pub use parse::is_xml_name;
 pub use value_type::{ValueType, parse_netmask};
 

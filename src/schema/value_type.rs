@@ -103,8 +103,8 @@ impl ValueType {
             ValueType::Any => Ok(()),
             // The value itself is never quoted back: it may be a password in the clear.
             ValueType::Secret => match value {
-                Value::String(s) if crate::secret::is_encrypted(s) => {
-                    crate::secret::check_encrypted(s).map_err(|e| e.to_string())
+                Value::String(s) if super::secret_value::is_encrypted(s) => {
+                    super::secret_value::check_encrypted(s)
                 }
                 Value::String(_) => Err("a secret in clear text".into()),
                 _ => Err(want()),
@@ -148,7 +148,7 @@ impl ValueType {
             ValueType::Netmask => parse_netmask(s).is_some(),
             ValueType::Enum(values) => values.iter().any(|v| v == s),
             ValueType::Int { .. } | ValueType::Bool => false,
-            ValueType::Secret => crate::secret::is_encrypted(s),
+            ValueType::Secret => super::secret_value::is_encrypted(s),
         }
     }
 }

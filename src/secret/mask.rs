@@ -2,14 +2,11 @@
 //! what a command prints (text or JSON) becomes `<secret sha256:…>` ([`super::masked`]),
 //! and a secret in clear text that a diagnostic points at is starred in the snippet.
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
 use super::{ARMOR_BEGIN, ARMOR_END, masked};
-use crate::config::SourceFile;
 use crate::model::{EntryValue, Key, Node, Value};
 use crate::plan::{Change, Plan};
 use crate::schema::{Catalogue, NodeSpec, ValueType};
+use std::borrow::Cow;
 
 /// `text` with every armoured text in it (as stored, or escaped in a KDL or JSON string:
 /// `\n` for its line breaks) replaced by its mask.
@@ -47,27 +44,7 @@ pub fn mask_json(value: &mut serde_json::Value) {
     }
 }
 
-/// `file` with the value of the entry at `start..end` (after its `=` for a property)
-/// starred byte for byte, so that a diagnostic's snippet does not show a clear secret
-/// and every span still points where it did.
-pub fn starred(file: &Arc<SourceFile>, start: usize, end: usize) -> Arc<SourceFile> {
-    let text = file.text.as_str();
-    let Some(entry) = text.get(start..end) else {
-        return file.clone();
-    };
-    let from = start + entry.find('=').map_or(0, |i| i + 1);
-    let mut out = String::with_capacity(text.len());
-    out.push_str(&text[..from]);
-    for c in text[from..end].chars() {
-        if c == '"' || c.is_whitespace() {
-            out.push(c);
-        } else {
-            out.extend(std::iter::repeat_n('*', c.len_utf8()));
-        }
-    }
-    out.push_str(&text[end..]);
-    SourceFile::new(file.name.clone(), out)
-}
+pub use crate::schema::secret_value::starred;
 
 /// `node` with every value of a `type="secret"` field of `spec` that is in clear text
 /// (a repo migrating with `--allow-plaintext-secrets`) replaced by its mask; armoured
@@ -159,13 +136,5 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains(&masked("hunter2")), "{text}");
         assert!(text.contains("base=\"dc=x\""), "{text}");
-    }
-
-    #[test]
-    fn starring_keeps_every_offset() {
-        let f = SourceFile::new("c.kdl", "x p=\"hé\" q=1\n");
-        let s = starred(&f, 2, 9);
-        assert_eq!(s.text.as_str(), "x p=\"***\" q=1\n");
-        assert_eq!(s.text.len(), f.text.len());
     }
 }

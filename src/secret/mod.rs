@@ -19,13 +19,8 @@ use std::io::{Read, Write};
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use sha2::{Digest, Sha256};
 
-/// The first line of an age armoured text.
-pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
-/// The last line of an age armoured text.
-pub const ARMOR_END: &str = "-----END AGE ENCRYPTED FILE-----";
-
-/// The code of the problem a secret in clear text is (`validate`, `plan`, a push).
-pub const PLAINTEXT: &str = "strata::secret::plaintext";
+use crate::schema::secret_value::normalized;
+pub use crate::schema::secret_value::{ARMOR_BEGIN, ARMOR_END, PLAINTEXT, is_encrypted};
 
 /// Lets secrets in clear text through, as warnings (`--allow-plaintext-secrets`, while a
 /// repo migrates to encrypted secrets).
@@ -77,36 +72,10 @@ pub enum SecretError {
     NotText,
 }
 
-/// True when `text` is age armoured text (a secret as git may hold it). Only the frame
-/// is looked at; [`check_encrypted`] reads the header too.
-pub fn is_encrypted(text: &str) -> bool {
-    let t = text.trim();
-    t.starts_with(ARMOR_BEGIN) && t.ends_with(ARMOR_END)
-}
-
 /// Checks that `text` is a well-formed age armoured text whose header reads: what
 /// `validate` asks of an encrypted secret (no identity needed).
 pub fn check_encrypted(text: &str) -> Result<(), SecretError> {
-    if !is_encrypted(text) {
-        return Err(SecretError::Malformed("no age armour".into()));
-    }
-    let normal = normalized(text);
-    age::Decryptor::new_buffered(ArmoredReader::new(normal.as_bytes()))
-        .map(|_| ())
-        .map_err(|e| SecretError::Malformed(e.to_string()))
-}
-
-/// The armoured text as age reads it: no indentation, one trailing newline (a KDL
-/// multi-line string keeps neither exactly).
-fn normalized(text: &str) -> String {
-    let mut out: String = text
-        .trim()
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join("\n");
-    out.push('\n');
-    out
+    crate::schema::secret_value::check_encrypted(text).map_err(SecretError::Malformed)
 }
 
 /// Parses age X25519 recipients (`age1…`).

@@ -1,8 +1,11 @@
 //! Where desired state comes from: a config repo's working tree, or a git ref read
-//! straight from the object database (no checkout), parsed and validated.
+//! straight from the object database (no checkout), parsed and validated; and the
+//! repo's objects moved between repositories ([`pack`]).
 //!
 //! This is an I/O edge: it reads files and git objects into in-memory
 //! [`SourceFile`]s and hands them to the pure parser and validator.
+
+pub mod pack;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -36,7 +36,7 @@ fn corrupt(record: &str, message: impl Into<String>) -> StoreError {
 }
 
 fn value(key: &Key, text: Option<String>, record: &str) -> Result<Option<EntryValue>, StoreError> {
-    text.map(|t| EntryValue::from_text(key, &t).map_err(|e| corrupt(record, e)))
+    text.map(|t| crate::config::value_from_text(key, &t).map_err(|e| corrupt(record, e)))
         .transpose()
 }
 

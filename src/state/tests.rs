@@ -27,7 +27,7 @@ pub fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
         .iter()
         .map(|(k, v)| {
             let key: Key = k.parse().unwrap();
-            let value = v.map(|t| EntryValue::from_text(&key, t).unwrap());
+            let value = v.map(|t| crate::config::value_from_text(&key, t).unwrap());
             (key, value)
         })
         .collect()

@@ -35,21 +35,9 @@ use miette::SourceSpan;
 pub use super::encode::{child_elements, encode, encode_outside, wrapper};
 use super::extra::{self, element_node, set_attrs, value_text};
 use super::order::{order_entry, wrapper_entry};
-use super::reader::{XAttr, XElem, XNode};
+use super::reader::{WRAPPER, XAttr, XElem, XNode};
 use crate::model::{Node, Value};
 use crate::schema::{FieldSpec, NodeSpec, ValueType, XML_EXTRA};
-
-/// The id of a wrapper element made while encoding (`local_dns` in `local_dns/dns_ip`):
-/// later content for the same wrapper, and the first `xml-extra` element of its name (the
-/// leftovers of the one wrapper decoding used), merge into it.
-pub const WRAPPER: usize = usize::MAX - 1;
-/// The id of a section element made while encoding, which several sections may share
-/// (`ldap-servers` and `ldap-queries` both live in `<ldap>`).
-pub const SHARED: usize = usize::MAX - 2;
-/// The id of an element made while encoding to hold a field's value: an empty `element`
-/// entry of its name in `xml-extra` (the placeholder of an element that was empty when
-/// imported) is not written beside it.
-pub const LEAF: usize = usize::MAX - 3;
 
 /// The `xml-extra` entry keeping a value's spelling: `as-written "netmask" "255.255.255.0"`.
 pub const AS_WRITTEN: &str = "as-written";

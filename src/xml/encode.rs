@@ -3,10 +3,10 @@
 //! `order`), values in the spelling they came in while they mean the same, and what
 //! `xml-extra` keeps merged back in.
 
-use super::codec::{AS_WRITTEN, LEAF, Place, WRAPPER, convert, mask_len, mask_text, place};
+use super::codec::{AS_WRITTEN, Place, convert, mask_len, mask_text, place};
 use super::extra::{self, value_text};
 use super::order::{arrange, arrange_wrappers, recorded};
-use super::reader::{XAttr, XElem, XNode};
+use super::reader::{LEAF, WRAPPER, XAttr, XElem, XNode};
 use crate::model::{Node, Value};
 use crate::schema::{FieldSpec, NodeSpec};
 

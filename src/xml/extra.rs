@@ -8,7 +8,7 @@
 use crate::model::{Node, Value};
 use crate::schema::XML_EXTRA;
 
-use super::reader::{XElem, XNode};
+use super::reader::{LEAF, SHARED, WRAPPER, XElem, XNode};
 
 /// A whole element as an `element` node.
 pub fn element_node(e: &XElem) -> Node {
@@ -100,9 +100,7 @@ pub fn apply(node: &Node, e: &mut XElem) {
                 // The placeholder of an element that was empty on import gives way to a
                 // value the codec wrote since.
                 let placeholder = is_placeholder(child);
-                let written = |w: &XElem| {
-                    w.name == name && matches!(w.id, super::codec::LEAF | super::codec::SHARED)
-                };
+                let written = |w: &XElem| w.name == name && matches!(w.id, LEAF | SHARED);
                 if placeholder && e.elements().any(written) {
                     continue;
                 }
@@ -110,7 +108,7 @@ pub fn apply(node: &Node, e: &mut XElem) {
                 seen.push(name);
                 let wrapper = e
                     .elements_mut()
-                    .find(|w| first && w.name == name && w.id == super::codec::WRAPPER);
+                    .find(|w| first && w.name == name && w.id == WRAPPER);
                 match wrapper {
                     Some(w) => {
                         apply(child, w);

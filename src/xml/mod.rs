@@ -31,9 +31,10 @@ use std::sync::Arc;
 use crate::config::{Diagnostics, Problem, SourceFile};
 use crate::model::Node;
 use crate::schema::{Catalogue, XML_EXTRA};
-use codec::{Decoder, SHARED, steps, wrapper};
+use codec::{Decoder, steps, wrapper};
 pub use encoding::decode_bytes;
 pub use header::Header;
+use reader::{SHARED, WRAPPER};
 pub use reader::{XDocument, XElem, XNode};
 
 /// Caps that make a hostile file fail fast instead of exhausting memory or time.
@@ -121,7 +122,7 @@ pub fn decode_sections(dec: &mut Decoder, e: &XElem, catalogue: &Catalogue) -> V
         orders.push((None, order));
     }
     // Wrappers of sections (<reporting> around <periodic_reports>): their order too.
-    for w in probe.elements().filter(|w| w.id == codec::WRAPPER) {
+    for w in probe.elements().filter(|w| w.id == WRAPPER) {
         let original = e.elements().find(|o| o.name == w.name);
         if let Some(order) = original.and_then(|o| order::order_entry(o, w)) {
             orders.push((Some(w.name.clone()), order));

@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::codec::WRAPPER;
-use super::reader::{XElem, XNode};
+use super::reader::{WRAPPER, XElem, XNode};
 use crate::model::{Node, Value};
 
 /// The `xml-extra` entry listing a node's child element names in document order.

@@ -13,6 +13,18 @@ use quick_xml::events::{BytesStart, Event};
 use super::{Limits, header::Header};
 use crate::config::{Problem, SourceFile};
 
+/// The id of a wrapper element made while encoding (`local_dns` in `local_dns/dns_ip`):
+/// later content for the same wrapper, and the first `xml-extra` element of its name (the
+/// leftovers of the one wrapper decoding used), merge into it.
+pub const WRAPPER: usize = usize::MAX - 1;
+/// The id of a section element made while encoding, which several sections may share
+/// (`ldap-servers` and `ldap-queries` both live in `<ldap>`).
+pub const SHARED: usize = usize::MAX - 2;
+/// The id of an element made while encoding to hold a field's value: an empty `element`
+/// entry of its name in `xml-extra` (the placeholder of an element that was empty when
+/// imported) is not written beside it.
+pub const LEAF: usize = usize::MAX - 3;
+
 /// One element, with where it was read. Ids are assigned in document order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct XElem {

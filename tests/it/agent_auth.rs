@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use strata::mesh::{Client, ClientOptions, HostKeyPin, Login, PeerError};
+use strata::protocol::{Client, ClientOptions, HostKeyPin, Login, PeerError};
 
 use crate::agent_support::{
     MACHINES, apply_main, change_set_ids, created, git_repo, keypair, log_with_passphrase, p, sd,
@@ -306,7 +306,7 @@ fn a_real_openssh_client_is_served_or_refused_as_its_credentials_say() {
 #[test]
 fn a_passphrase_logs_in_against_its_argon2id_hash() {
     let tmp = tempfile::tempdir().unwrap();
-    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let hash = strata::cluster::users::hash_passphrase("correct horse battery").unwrap();
     let cluster = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n        user \"eve\" role=\"administrator\" passphrase-hash=\"{hash}\" locked=#true\n    }}\n}}\ngroup \"Main_Group\"\n"
     );
@@ -509,7 +509,7 @@ fn offered_keys_are_free_but_bad_signatures_and_passphrases_are_refusals() {
 #[test]
 fn guessing_from_many_addresses_slows_the_real_user_but_never_locks_them_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let hash = strata::cluster::users::hash_passphrase("correct horse battery").unwrap();
     let cluster = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\" passphrase-hash=\"{hash}\"\n        user \"bob\" role=\"operator\" passphrase-hash=\"{hash}\"\n    }}\n}}\ngroup \"Main_Group\"\nmachine \"lab1.example.com\"\n"
     );

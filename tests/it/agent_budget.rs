@@ -106,7 +106,7 @@ const GUESSES: usize = 12;
 #[test]
 fn parallel_passphrase_guesses_keep_the_agent_s_memory_flat() {
     let tmp = tempfile::tempdir().unwrap();
-    let hash = strata::agent::users::hash_passphrase("correct horse battery").unwrap();
+    let hash = strata::cluster::users::hash_passphrase("correct horse battery").unwrap();
     let cluster = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"ada\" role=\"operator\" passphrase-hash=\"{hash}\"\n    }}\n}}\ngroup \"Main_Group\"\nmachine \"lab1.example.com\"\n"
     );

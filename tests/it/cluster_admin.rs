@@ -442,11 +442,11 @@ fn hash_passphrase_prints_an_argon2id_hash_that_verifies() {
     let text = stdout(&out);
     let hash = text.strip_suffix('\n').unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(strata::agent::users::verify_passphrase(
+    assert!(strata::cluster::users::verify_passphrase(
         "correct horse",
         hash
     ));
-    assert!(!strata::agent::users::verify_passphrase(
+    assert!(!strata::cluster::users::verify_passphrase(
         "correct horse\r",
         hash
     ));
@@ -457,7 +457,7 @@ fn hash_passphrase_prints_an_argon2id_hash_that_verifies() {
         "--format",
         "json",
     ]));
-    assert!(strata::agent::users::verify_passphrase(
+    assert!(strata::cluster::users::verify_passphrase(
         "correct horse",
         json["hash"].as_str().unwrap()
     ));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use strata::mesh::{BlockingClient, ClientOptions, HostKeyPin, Login, Request, Response};
+use strata::protocol::{BlockingClient, ClientOptions, HostKeyPin, Login, Request, Response};
 use strata::state::Live;
 
 use crate::agent_support::{stderr, stdout};

@@ -27,12 +27,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use tokio_util::codec::{Decoder as _, Encoder as _};
 
-use strata::agent::check::{Authority, check_authority, check_writes};
+use strata::cluster::authorize::{check_authority, check_writes};
+use strata::cluster::caller::Authority;
 use strata::config::diagnostics::{MAX_PROBLEMS, render};
 use strata::config::{Diagnostics, Repo, SourceFile, parse_files, parse_kdl};
-use strata::mesh::{FrameCodec, Request, Response};
 use strata::model::{EntryValue, Key, MachineName, Node, Value};
 use strata::plan::desired;
+use strata::protocol::{FrameCodec, Request, Response};
 use strata::schema::Catalogue;
 use strata::state::{Live, Writes};
 use strata::validate::{check_paths, validate};

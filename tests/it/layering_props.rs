@@ -7,9 +7,10 @@
 
 use proptest::prelude::*;
 
-use strata::agent::check::Authority;
-use strata::agent::core::{Caller, Core};
-use strata::agent::running::running_config;
+use strata::cluster::applier::running_config;
+use strata::cluster::caller::Authority;
+use strata::cluster::caller::Caller;
+use strata::cluster::core::Core;
 use strata::config::{Diagnostics, SourceFile, parse_files};
 use strata::model::{MachineName, Mode};
 use strata::plan::{Origin, desired, diff};

@@ -311,17 +311,17 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
         .enable_all()
         .build()
         .unwrap();
-    let mut options = strata::mesh::ClientOptions::new(
+    let mut options = strata::protocol::ClientOptions::new(
         member.ip.to_string(),
         member.relay.port(),
-        strata::mesh::HostKeyPin::Fingerprint(member.fingerprint()),
+        strata::protocol::HostKeyPin::Fingerprint(member.fingerprint()),
         "strata-peer",
-        strata::mesh::Login::Key(Box::new(key)),
+        strata::protocol::Login::Key(Box::new(key)),
     );
     options.bind = Some(h.machine(5).ip.into());
-    let refused = rt.block_on(strata::mesh::Client::connect(options));
+    let refused = rt.block_on(strata::protocol::Client::connect(options));
     assert!(
-        matches!(refused, Err(strata::mesh::PeerError::Login { .. })),
+        matches!(refused, Err(strata::protocol::PeerError::Login { .. })),
         "{:?}",
         refused.err()
     );

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use russh::keys::{Algorithm, PrivateKey};
-use strata::agent::users::Role;
-use strata::agent::{Agent, Authed, run};
-use strata::mesh::{
+use strata::agent::{Agent, run};
+use strata::cluster::Authed;
+use strata::cluster::users::Role;
+use strata::protocol::{
     Client, ClientOptions, HostKeyPin, Link, Login, MemoryPeer, Peer, PeerError, Request, Response,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -191,7 +192,7 @@ async fn the_memory_twin_answers_as_the_agent_does_without_sockets() {
     let mut peer = MemoryPeer::new("lab1", agent.clone(), admin);
     match peer
         .request(Request::Hello {
-            protocol: strata::mesh::PROTOCOL,
+            protocol: strata::protocol::PROTOCOL,
             version: "test".into(),
         })
         .await

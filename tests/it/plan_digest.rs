@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use strata::mesh::{BlockingClient, ClientOptions, HostKeyPin, Login, Request, Response};
+use strata::protocol::{BlockingClient, ClientOptions, HostKeyPin, Login, Request, Response};
 
 use crate::agent_support::{TestAgent, git_repo, host_key_fingerprint, stderr, strata};
 use crate::fleet::{FleetSpec, write};

@@ -27,13 +27,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::applier::Applier;
-use super::auth::Authed;
-use super::node::Node;
 use super::settings::{Follow, FollowMode};
-use super::users::Role;
-use crate::mesh::{Request, Response};
+use crate::cluster::applier::Applier;
+use crate::cluster::auth::Authed;
+use crate::cluster::node::Node;
+use crate::cluster::users::Role;
 use crate::plan::{Entries, Origin, Plan, desired, diff};
+use crate::protocol::{Request, Response};
 use crate::schema::Catalogue;
 use crate::state::{ChangeSet, Live, Source, Store};
 

@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 
 use super::{FOLLOW_USER, Follower};
-use crate::agent::applier::Applier;
-use crate::agent::node::Node;
-use crate::mesh::sync_status::{
+use crate::cluster::applier::Applier;
+use crate::cluster::node::Node;
+use crate::plan::{Change, Origin, Plan};
+use crate::protocol::sync_status::{
     AppliedCommit, CommitInfo, Followed, Health, LastRun, Sync, SyncStatus,
 };
-use crate::plan::{Change, Origin, Plan};
 use crate::state::{ChangeSet, Key, Live, Source, Store, state_as_of};
 
 impl Follower {

@@ -2,10 +2,9 @@
 //! once and stamped, report mode, self-heal, a file:// remote fetched into the mirror.
 
 use super::*;
-use crate::agent::applier::MemoryApplier;
-use crate::agent::node::tests::node;
-use crate::mesh::sync_status::Sync;
-use crate::model::EntryValue;
+use crate::cluster::applier::MemoryApplier;
+use crate::cluster::node::tests::node;
+use crate::protocol::sync_status::Sync;
 use crate::source::git;
 use crate::state::{Key, MemoryStore};
 
@@ -48,7 +47,8 @@ fn stamped(node: &TestNode) -> Vec<(String, String)> {
 fn apply_by_hand(node: &TestNode, dns: &str) {
     let key: Key = "cluster/dns".parse().unwrap();
     let live = node.live().unwrap();
-    let value = EntryValue::from_text(&key, &format!("dns {{ server \"{dns}\"; }}")).unwrap();
+    let value =
+        crate::config::value_from_text(&key, &format!("dns {{ server \"{dns}\"; }}")).unwrap();
     let r = node.handle(
         &Authed::user("admin", Role::Administrator),
         Request::Apply {

@@ -2,10 +2,10 @@
 //! the log (`peer unreachable`, `peer reachable`) and handed to every `alert-hook` of
 //! `agent.kdl` with `STRATA_ALERT` (`peer-lost`, `peer-recovered`), `STRATA_PEER` and
 //! `STRATA_MACHINE` in its environment. When to alert is the table's call
-//! ([`crate::mesh::table::Table::alerts`]).
+//! ([`crate::protocol::table::Table::alerts`]).
 
 use super::runtime::Runtime;
-use crate::mesh::table::Alert;
+use crate::protocol::table::Alert;
 
 impl Runtime {
     /// Logs `alert` and runs the alert hooks (each in a task of its own).

@@ -71,7 +71,7 @@ impl Runtime {
             let address = info.peer_address().to_owned();
             let tx = self.events.clone();
             let timeout = interval
-                .mul_f64(crate::mesh::table::DOWN_AFTER)
+                .mul_f64(crate::protocol::table::DOWN_AFTER)
                 .max(Duration::from_secs(2));
             tokio::spawn(async move {
                 // The whole dial is bounded too: one that hangs (a link request never

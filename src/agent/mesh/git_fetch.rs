@@ -10,7 +10,7 @@
 //!   else the repository this member's follower reads (its mirror `follow.git`, or the
 //!   local repository it follows); else a peer, over the mesh ([`Query::GitPack`]) —
 //!   first the member that made the change set, then every other reachable member in
-//!   turn. The peer answers with a git pack (libgit2's pack builder, [`git_pack`]) of what
+//!   turn. The peer answers with a git pack (libgit2's pack builder, [`pack`](crate::source::pack)) of what
 //!   the commit reaches minus what the asker's branch tips reach, in chunks of
 //!   [`CHUNK`] bytes (hex in the envelope's JSON, which the frame's deflate takes back to
 //!   about the pack's size), each chunk a question and an answer; the pack is built once
@@ -21,7 +21,7 @@
 //!   it (`git push ssh://…/config COMMIT:main`; its hook finds nothing to apply).
 //! - **Trust**: a pack is written through the object database's pack writer, which
 //!   indexes it and checks its checksum; then the asker checks that the commit and every
-//!   object it reaches are present ([`git_pack::missing`]). A peer whose pack fails
+//!   object it reaches are present ([`pack::missing`](crate::source::pack::missing)). A peer whose pack fails
 //!   either is logged, its direct link is dropped (dialed again after the usual pause,
 //!   as after a garbage frame) and it is not asked again for [`DISTRUST`]; the next
 //!   member is. What a rejected pack brought stays unreferenced (nothing points at it;
@@ -53,11 +53,11 @@ use std::time::{Duration, Instant};
 use git2::{Oid, Repository};
 
 use crate::agent::Agent;
-use crate::agent::git_pack::{self, Advance, short};
 use crate::agent::git_serve::{self, DEPLOYED_BRANCH};
-use crate::mesh::sync_status::{Served, ServedState};
-use crate::mesh::wire::{Answer, Query};
 use crate::model::{MachineName, Version};
+use crate::protocol::sync_status::{Served, ServedState};
+use crate::protocol::wire::{Answer, Query};
+use crate::source::pack::{self, Advance, short};
 use crate::state::{ChangeSet, Source, wall_ms};
 
 /// The most pack bytes one answer carries.
@@ -245,7 +245,7 @@ impl GitFetch {
     /// What `git clone` from this member returns (the repository at `dir`), against
     /// `last`, the last applied commit from the change log.
     pub fn served(&self, dir: &Path, last: Option<&str>) -> Served {
-        let tip = git_pack::tip_of(dir, DEPLOYED_BRANCH);
+        let tip = pack::tip_of(dir, DEPLOYED_BRANCH);
         let state = match last {
             None => ServedState::NothingApplied,
             Some(c) if tip.is_some_and(|t| t.to_string() == c) => ServedState::Current,
@@ -274,12 +274,12 @@ impl GitFetch {
         if self.lock().complete == Some(commit) {
             return true;
         }
-        let tips = git_pack::tips(repo);
+        let tips = pack::tips(repo);
         // A branch at or past the commit holds it whole: git checks what a push brings.
         let done = tips
             .iter()
             .any(|t| *t == commit || repo.graph_descendant_of(*t, commit).unwrap_or(false))
-            || git_pack::missing(repo, commit, &tips).is_none();
+            || pack::missing(repo, commit, &tips).is_none();
         if done {
             self.lock().complete = Some(commit);
         }
@@ -355,7 +355,7 @@ pub fn answer(agent: &Agent, commit: &str, have: &[String], offset: u64) -> Answ
         let dir = git_serve::path(agent);
         let repo = Repository::open_bare(&dir)
             .map_err(|_| format!("commit {} is not here (no config repo yet)", short(&oid)))?;
-        git_pack::pack_of(&repo, oid, &have, MAX_PACK)
+        pack::pack_of(&repo, oid, &have, MAX_PACK)
     };
     let built = match agent.git.built(oid, &have, build) {
         Ok(b) => b,
@@ -470,7 +470,7 @@ pub fn fetch_from(
             .map_err(|e| untrusted(format!("its pack does not index: {}", e.message())))?;
         break;
     }
-    match git_pack::missing(repo, commit, have) {
+    match pack::missing(repo, commit, have) {
         None => Ok(()),
         Some(why) => Err(untrusted(format!("its pack is incomplete: {why}"))),
     }
@@ -514,7 +514,7 @@ fn step(agent: &Agent) -> Option<Duration> {
     if git.pushes() > 0 {
         return Some(RETRY_FIRST);
     }
-    match git_pack::advance(&repo, DEPLOYED_BRANCH, commit) {
+    match pack::advance(&repo, DEPLOYED_BRANCH, commit) {
         Ok(Advance::Created) | Ok(Advance::Moved { .. }) => {
             tracing::info!(
                 "config repo: {DEPLOYED_BRANCH} is at commit {}, the one the cluster runs",
@@ -555,11 +555,11 @@ fn from_follower(agent: &Agent, repo: &Repository, commit: Oid) -> Option<String
     if !from.odb().ok()?.exists(commit) {
         return None;
     }
-    if let Err(e) = git_pack::copy(&from, repo, commit) {
+    if let Err(e) = pack::copy(&from, repo, commit) {
         tracing::warn!("config repo: cannot copy from the followed repository: {e}");
         return None;
     }
-    git_pack::missing(repo, commit, &git_pack::tips(repo))
+    pack::missing(repo, commit, &pack::tips(repo))
         .is_none()
         .then(|| format!("the followed repository ({})", follower.settings.url))
 }
@@ -583,7 +583,7 @@ fn from_peers(
         let mut p = agent.git.lock();
         let now = Instant::now();
         p.distrusted.retain(|_, until| *until > now);
-        let mut have = git_pack::tips(repo);
+        let mut have = pack::tips(repo);
         have.extend(p.complete.filter(|c| !have.contains(c)));
         (p.distrusted.keys().cloned().collect::<BTreeSet<_>>(), have)
     };

@@ -43,7 +43,7 @@ fn a_pack_sent_in_chunks_makes_the_commit_complete() {
     let big: String = (0..4000).map(|i| format!("server 10.0.{i}.1\n")).collect();
     let (a, commits) = repo_with(&tmp.path().join("a"), &[&big, "two"]);
     let b = Repository::init_bare(tmp.path().join("b")).unwrap();
-    let pack = git_pack::pack_of(&a, commits[1], &[], MAX_PACK).unwrap();
+    let pack = pack::pack_of(&a, commits[1], &[], MAX_PACK).unwrap();
     assert!(pack.len() > 3 * 1024, "{}", pack.len());
     let mut asked = 0;
     let mut peer = serving(pack, 1024, "p1");
@@ -53,7 +53,7 @@ fn a_pack_sent_in_chunks_makes_the_commit_complete() {
     })
     .unwrap();
     assert!(asked > 3, "{asked} questions");
-    assert_eq!(git_pack::missing(&b, commits[1], &[]), None);
+    assert_eq!(pack::missing(&b, commits[1], &[]), None);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn a_peer_that_sends_a_bad_pack_is_not_trusted() {
     let b = Repository::init_bare(tmp.path().join("b")).unwrap();
     let commit = commits[1];
     // The pack of another commit: it indexes, but the commit is not in it.
-    let other = git_pack::pack_of(&a, commits[0], &[], MAX_PACK).unwrap();
+    let other = pack::pack_of(&a, commits[0], &[], MAX_PACK).unwrap();
     let e = fetch_from(&b, commit, &[], serving(other, CHUNK, "x")).unwrap_err();
     assert!(
         matches!(&e, FetchError::Untrusted(w) if w.contains("incomplete") && w.contains("not there")),
@@ -82,7 +82,7 @@ fn a_peer_that_sends_a_bad_pack_is_not_trusted() {
         "{e:?}"
     );
     // A pack cut short (announced whole, then nothing more).
-    let whole = git_pack::pack_of(&a, commit, &[], MAX_PACK).unwrap();
+    let whole = pack::pack_of(&a, commit, &[], MAX_PACK).unwrap();
     let total = whole.len() as u64;
     let e = fetch_from(&b, commit, &[], |q, _| {
         let Query::GitPack { offset, .. } = q else {
@@ -135,7 +135,7 @@ fn a_peer_that_sends_a_bad_pack_is_not_trusted() {
     );
     // After all that, a good pack still makes it complete.
     fetch_from(&b, commit, &[], serving(whole, CHUNK, "y")).unwrap();
-    assert_eq!(git_pack::missing(&b, commit, &[]), None);
+    assert_eq!(pack::missing(&b, commit, &[]), None);
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn a_pack_that_changes_midway_restarts_the_transfer() {
     let big: String = (0..4000).map(|i| format!("server 10.0.{i}.1\n")).collect();
     let (a, commits) = repo_with(&tmp.path().join("a"), &[&big]);
     let b = Repository::init_bare(tmp.path().join("b")).unwrap();
-    let pack = git_pack::pack_of(&a, commits[0], &[], MAX_PACK).unwrap();
+    let pack = pack::pack_of(&a, commits[0], &[], MAX_PACK).unwrap();
     let mut first = serving(pack.clone(), 1024, "old");
     let mut second = serving(pack, 1024, "new");
     let mut calls = 0;
@@ -158,9 +158,9 @@ fn a_pack_that_changes_midway_restarts_the_transfer() {
         }
     })
     .unwrap();
-    assert_eq!(git_pack::missing(&b, commits[0], &[]), None);
+    assert_eq!(pack::missing(&b, commits[0], &[]), None);
     // A pack that never stays the same is given up.
-    let pack = git_pack::pack_of(&a, commits[0], &[], MAX_PACK).unwrap();
+    let pack = pack::pack_of(&a, commits[0], &[], MAX_PACK).unwrap();
     let c = Repository::init_bare(tmp.path().join("c")).unwrap();
     let mut n = 0;
     let e = fetch_from(&c, commits[0], &[], |q, w| {

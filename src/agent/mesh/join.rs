@@ -7,15 +7,15 @@
 
 use super::Mesh;
 use crate::agent::Agent;
-use crate::agent::auth::{Authed, JOIN_USER, Principal};
-use crate::agent::check::Authority;
-use crate::agent::core::{Caller, Refusal};
-use crate::agent::membership::{Proof, cluster_name};
-use crate::mesh::{
+use crate::cluster::auth::{Authed, JOIN_USER, Principal};
+use crate::cluster::caller::Authority;
+use crate::cluster::caller::{Caller, Refusal};
+use crate::cluster::membership::{Proof, cluster_name};
+use crate::model::{EntryValue, GroupName, Key, Level, Mode};
+use crate::protocol::{
     Client, ClientOptions, HostKeyPin, JoinRequest, Login, PeerError, Request, Response, Secret,
     strata_version, version,
 };
-use crate::model::{EntryValue, GroupName, Key, Level, Mode};
 use crate::state::wall_ms;
 
 /// Where and how to join.
@@ -81,7 +81,7 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
         );
     }
     let Some((host, port)) =
-        crate::mesh::split_host_port(&target.address, crate::agent::settings::DEFAULT_PORT)
+        crate::protocol::split_host_port(&target.address, crate::agent::settings::DEFAULT_PORT)
     else {
         return refused(
             format!("`{}` is not HOST[:PORT]", target.address),
@@ -172,7 +172,7 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
             .live_under(&[format!("@machine:{me}")])
             .ok()
             .and_then(|l| {
-                crate::agent::membership::membership_of(&l, &me).map(|m| m.group.to_string())
+                crate::cluster::membership::membership_of(&l, &me).map(|m| m.group.to_string())
             })
             .unwrap_or_default()
     };
@@ -212,7 +212,7 @@ fn connect_failed(target: &Target, e: PeerError) -> Response {
     )
 }
 
-/// On the member: admits the joiner (see [`crate::agent::membership`]) and answers with
+/// On the member: admits the joiner (see [`crate::cluster::membership`]) and answers with
 /// the cluster's change sets.
 pub fn admit(agent: &Agent, who: &Authed, request: &JoinRequest) -> Response {
     let proof = match &who.principal {

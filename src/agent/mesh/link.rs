@@ -3,7 +3,7 @@
 //! A link is a `strata` channel turned over to [`Envelope`]s after a `PeerLink` request:
 //! a reader task hands what arrives to the runtime, a writer task sends what the runtime
 //! queues (two tasks: one task that both reads and writes a russh channel can stall, see
-//! [`crate::mesh::connection`]). A link ends when either side closes it, when it brings
+//! [`crate::protocol::connection`]). A link ends when either side closes it, when it brings
 //! garbage, or when the runtime drops it (gone quiet, or no longer a peer).
 
 use std::net::IpAddr;
@@ -14,14 +14,14 @@ use russh::keys::{PrivateKey, PublicKey};
 use tokio::sync::mpsc;
 
 use super::runtime::Event;
-use crate::agent::auth::PEER_USER;
-use crate::agent::membership::OwnFacts;
-use crate::mesh::client::Session;
-use crate::mesh::wire::Envelope;
-use crate::mesh::{
+use crate::cluster::auth::PEER_USER;
+use crate::cluster::membership::OwnFacts;
+use crate::model::MachineName;
+use crate::protocol::client::Session;
+use crate::protocol::wire::Envelope;
+use crate::protocol::{
     Client, ClientOptions, Connection, HostKeyPin, Login, Request, Response, strata_version,
 };
-use crate::model::MachineName;
 
 /// How many envelopes may wait for a link's writer; a peer that reads slower than that
 /// loses the surplus (pings come again, and sync repairs lost change sets).
@@ -154,8 +154,9 @@ pub async fn connect(
     key: PublicKey,
     timeout: Duration,
 ) -> Result<Client, String> {
-    let (host, port) = crate::mesh::split_host_port(address, crate::agent::settings::DEFAULT_PORT)
-        .ok_or_else(|| format!("`{address}` is not HOST:PORT"))?;
+    let (host, port) =
+        crate::protocol::split_host_port(address, crate::agent::settings::DEFAULT_PORT)
+            .ok_or_else(|| format!("`{address}` is not HOST:PORT"))?;
     let mut options = ClientOptions::new(
         host,
         port,
@@ -180,7 +181,7 @@ pub async fn connect(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialError {
     /// The peer runs another Strata release: by the version rule
-    /// ([`crate::mesh::version`]) no link forms until both run the same.
+    /// ([`crate::protocol::version`]) no link forms until both run the same.
     Version(String),
     /// Anything else: unreachable, refused, timed out.
     Failed(String),
@@ -209,8 +210,8 @@ pub async fn dial(
         .await
         .map_err(failed)?;
     let theirs = &client.info().version;
-    if !crate::mesh::version::compatible(theirs, strata_version()) {
-        let (message, _) = crate::mesh::version::mismatch(
+    if !crate::protocol::version::compatible(theirs, strata_version()) {
+        let (message, _) = crate::protocol::version::mismatch(
             peer.as_str(),
             theirs,
             &format!("{} (this machine)", me.machine),

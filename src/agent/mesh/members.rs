@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::runtime::{Event, Runtime};
-use crate::agent::membership::{cluster_name, members};
+use crate::cluster::membership::{cluster_name, members};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
 use crate::state::{Live, wall_ms};
 
@@ -107,7 +107,7 @@ impl Runtime {
             let response = agent
                 .node
                 .commit(|core| core.register(&me, updated, wall_ms()));
-            if let crate::mesh::Response::Error { message, .. } = response {
+            if let crate::protocol::Response::Error { message, .. } = response {
                 tracing::error!(
                     "cannot record this machine's host key in the membership: {message}"
                 );

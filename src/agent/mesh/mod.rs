@@ -9,7 +9,7 @@
 //! at the commit the cluster runs, fetching its objects from members.
 
 mod alert;
-pub mod check;
+pub mod clustercheck;
 mod dial;
 pub mod git_fetch;
 pub mod join;
@@ -29,14 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 use self::link::Identity;
 use self::runtime::{Event, Snapshot};
 use super::Agent;
-use super::auth::{Authed, Principal};
-use super::check::Authority;
-use super::core::{Caller, Refusal};
-use super::membership::{cluster_name, flattened, membership_of};
-use crate::mesh::status::{ClusterListing, GroupListing, MachineListing, PendingEntry};
-use crate::mesh::wire::Envelope;
-use crate::mesh::{Connection, Request, Response};
+use crate::cluster::auth::{Authed, Principal};
+use crate::cluster::caller::Authority;
+use crate::cluster::caller::{Caller, Refusal};
+use crate::cluster::membership::{cluster_name, flattened, membership_of};
 use crate::model::{EntryValue, Key, MachineName};
+use crate::protocol::status::{ClusterListing, GroupListing, MachineListing, PendingEntry};
+use crate::protocol::wire::Envelope;
+use crate::protocol::{Connection, Request, Response};
 use crate::state::{Source, wall_ms};
 
 /// The running mesh of an agent.
@@ -73,7 +73,7 @@ pub fn serial_of(agent: &Agent) -> String {
 pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
     let settings = &agent.state.settings;
     let peer_address = match &settings.address {
-        Some(a) if crate::mesh::split_host_port(a, 0).is_some_and(|(_, p)| p != 0) => a.clone(),
+        Some(a) if crate::protocol::split_host_port(a, 0).is_some_and(|(_, p)| p != 0) => a.clone(),
         Some(a) => format!("{a}:{}", bound.port()),
         None if bound.ip().is_unspecified() => format!("{}:{}", settings.machine, bound.port()),
         None => bound.to_string(),
@@ -103,8 +103,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
 }
 
 impl Mesh {
-    /// The mesh as this member sees it now. Blocking: call off the runtime.
-    fn snapshot(&self) -> Option<Snapshot> {
+    /// The mesh as this member sees it now; `None` when its event loop has ended.
+    /// Blocking: call off the runtime.
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
         let (tx, rx) = oneshot::channel();
         self.events.send(Event::Query(tx)).ok()?;
         rx.blocking_recv().ok()
@@ -236,7 +237,7 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             Ok(caller) => remove(agent, &caller, machine),
         },
         Request::Check => match mesh {
-            Some(mesh) => check::check(agent, mesh),
+            Some(mesh) => clustercheck::check(agent, mesh),
             None => not_running(),
         },
         Request::CheckResolve { key, host } => match (mesh, who.role.may_apply()) {
@@ -250,11 +251,11 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             (None, true) => not_running(),
             (Some(mesh), true) => {
                 let caller = Caller::with_role(who.user.clone(), who.role);
-                check::resolve(agent, mesh, &caller, key, host)
+                clustercheck::resolve(agent, mesh, &caller, key, host)
             }
         },
         Request::Propagation { version, wait_ms } => match mesh {
-            Some(mesh) => check::propagation(
+            Some(mesh) => clustercheck::propagation(
                 agent,
                 mesh,
                 version,
@@ -334,7 +335,7 @@ fn list(agent: &Agent, snap: &Snapshot) -> Response {
         let (Key::Machine(m), Some(EntryValue::Machine(info))) = (m, &entry.value) else {
             continue;
         };
-        let reach = check::reach_of(me, m, info, membership_of(&live, me), snap);
+        let reach = clustercheck::reach_of(me, m, info, membership_of(&live, me), snap);
         let unmanaged = from_repo && info.joined() && !info.declared;
         let listing = MachineListing {
             name: m.to_string(),

@@ -16,9 +16,9 @@ use tokio::sync::oneshot;
 use super::Mesh;
 use super::runtime::{Event, Runtime};
 use crate::agent::Agent;
-use crate::mesh::consistency::{MachineState, stamps_of};
-use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::model::MachineName;
+use crate::protocol::consistency::{MachineState, stamps_of};
+use crate::protocol::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::replica::Summary;
 
 /// Questions asked and not answered yet: id → who waits.

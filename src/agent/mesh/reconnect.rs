@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use super::Mesh;
 use crate::agent::Agent;
-use crate::agent::membership::{members, membership_of};
-use crate::mesh::{Response, strata_version, version};
+use crate::cluster::membership::{members, membership_of};
 use crate::model::{MachineName, Membership};
+use crate::protocol::{Response, strata_version, version};
 
 /// How long a member may take to say its version.
 const ASK_WITHIN: Duration = Duration::from_secs(3);

@@ -31,13 +31,13 @@ use super::link::{self, Identity, LinkHandle};
 use super::query;
 use super::sync::{self, SYNC_EVERY};
 use crate::agent::Agent;
-use crate::agent::node::Changed;
-use crate::mesh::Connection;
-use crate::mesh::client::Session;
-use crate::mesh::status::{ConnStatus, LinkView};
-use crate::mesh::table::Table;
-use crate::mesh::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
+use crate::cluster::node::Changed;
 use crate::model::{Key, MachineName, Membership};
+use crate::protocol::Connection;
+use crate::protocol::client::Session;
+use crate::protocol::status::{ConnStatus, LinkView};
+use crate::protocol::table::Table;
+use crate::protocol::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::replica::{Index, Replica};
 use crate::state::{ChangeSet, Live, StoreFailure};
 
@@ -451,7 +451,7 @@ impl Runtime {
     fn on_tick(&mut self) {
         let now = self.now_ms();
         for m in self.table.quiet_links(now) {
-            tracing::warn!(peer = %m, "link down: nothing heard for {} pings", crate::mesh::table::DOWN_AFTER);
+            tracing::warn!(peer = %m, "link down: nothing heard for {} pings", crate::protocol::table::DOWN_AFTER);
             self.lose_link(&m);
         }
         self.parked.retain(|(at, _, _)| at.elapsed() < PARK);
@@ -469,7 +469,7 @@ impl Runtime {
                 }
             }
             // Unanswered pings older than the down time are forgotten.
-            let horizon = interval.mul_f64(crate::mesh::table::DOWN_AFTER * 2.0);
+            let horizon = interval.mul_f64(crate::protocol::table::DOWN_AFTER * 2.0);
             self.pings.retain(|_, at| at.elapsed() < horizon);
         }
         for alert in self.table.alerts(now) {

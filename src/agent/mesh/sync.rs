@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::runtime::{Event, Runtime};
 use crate::agent::Agent;
-use crate::mesh::wire::{Envelope, PeerMsg};
 use crate::model::{Key, MachineName, Version};
+use crate::protocol::wire::{Envelope, PeerMsg};
 use crate::replica::{Index, Out, SyncMsg};
 use crate::state::{ChangeSet, ChangeSetId, wall_ms};
 

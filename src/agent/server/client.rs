@@ -1,6 +1,6 @@
 //! One SSH connection's handler: logins against the `users` section and the state dir's
 //! local key (with growing refusal delays; a passphrase from an address with a delay
-//! pending is answered at once, unchecked, with a [`crate::mesh::login_delay`] notice, and
+//! pending is answered at once, unchecked, with a [`crate::protocol::login_delay`] notice, and
 //! one for a user with a delay pending is held at most [`MAX_HOLD`], then hashed with the
 //! others one at a time), the `strata` subsystem, a tiny `exec` interface
 //! (`whoami`) so a plain OpenSSH client can check its access, git's push and fetch of
@@ -18,11 +18,12 @@ use tokio::time::Instant;
 
 use super::InFlight;
 use super::serve::serve;
-use crate::agent::auth::Checked;
-use crate::agent::penalties::MAX_HOLD;
-use crate::agent::{Agent, Authed, git_serve};
-use crate::mesh::SUBSYSTEM;
-use crate::mesh::login_delay::{self, AFTER_FAILURES, BUSY};
+use crate::agent::{Agent, git_serve};
+use crate::cluster::Authed;
+use crate::cluster::auth::Checked;
+use crate::cluster::penalties::MAX_HOLD;
+use crate::protocol::SUBSYSTEM;
+use crate::protocol::login_delay::{self, AFTER_FAILURES, BUSY};
 
 /// What an argon2 check may take, waiting its turn included, when deciding whether a
 /// held attempt can still be answered before the connection's login deadline.
@@ -52,7 +53,7 @@ const NO_SIGNATURE: &str = "no valid signature for an accepted key";
 
 /// Machines log in with their host keys under these names; anyone else is a user.
 fn is_machine_login(user: &str) -> bool {
-    user == crate::agent::auth::PEER_USER || user == crate::agent::auth::JOIN_USER
+    user == crate::cluster::auth::PEER_USER || user == crate::cluster::auth::JOIN_USER
 }
 
 impl Client {
@@ -112,7 +113,7 @@ impl Client {
     fn accept(
         &mut self,
         user: &str,
-        role: crate::agent::users::Role,
+        role: crate::cluster::users::Role,
         method: &str,
     ) -> Result<Auth, russh::Error> {
         tracing::info!(peer = ?self.peer, user, role = role.as_str(), method, "login accepted");
@@ -179,7 +180,7 @@ impl russh::server::Handler for Client {
             return match self.agent.node.auth.authorize_machine(user, key.public_key) {
                 Ok(principal) => {
                     let auth =
-                        self.accept(user, crate::agent::users::Role::ReadOnly, "host key")?;
+                        self.accept(user, crate::cluster::users::Role::ReadOnly, "host key")?;
                     if let Some(a) = &mut self.authed {
                         a.principal = principal;
                     }

@@ -11,8 +11,9 @@ use russh::Channel;
 use russh::server::{Handle, Msg};
 
 use super::InFlight;
-use crate::agent::{Agent, Authed};
-use crate::mesh::{Connection, FrameCodec, PROTOCOL, Request, Response};
+use crate::agent::Agent;
+use crate::cluster::Authed;
+use crate::protocol::{Connection, FrameCodec, PROTOCOL, Request, Response};
 
 /// Requests in progress per user, at most `max` each.
 #[derive(Debug)]
@@ -208,7 +209,7 @@ pub async fn serve(
 
 /// Whether `who` may turn this channel into the mesh link of `machine`, which said it
 /// runs Strata `version`: only a member logged in with its own host key, of this
-/// machine's release ([`crate::mesh::version`]), to a running mesh.
+/// machine's release ([`crate::protocol::version`]), to a running mesh.
 fn peer_link(
     agent: &Agent,
     who: &Authed,
@@ -216,8 +217,8 @@ fn peer_link(
     version: &str,
 ) -> Result<(), String> {
     match &who.principal {
-        crate::agent::auth::Principal::Peer(m) if m == machine => {}
-        crate::agent::auth::Principal::Peer(m) => {
+        crate::cluster::auth::Principal::Peer(m) if m == machine => {}
+        crate::cluster::auth::Principal::Peer(m) => {
             return Err(format!(
                 "{m} logged in with its host key but asks for a link as {machine}"
             ));
@@ -229,11 +230,11 @@ fn peer_link(
             ));
         }
     }
-    let ours = crate::mesh::strata_version();
-    if !crate::mesh::version::compatible(version, ours) {
+    let ours = crate::protocol::strata_version();
+    if !crate::protocol::version::compatible(version, ours) {
         let me = agent.node.machine();
         let (message, _) =
-            crate::mesh::version::mismatch(machine.as_str(), version, me.as_str(), ours);
+            crate::protocol::version::mismatch(machine.as_str(), version, me.as_str(), ours);
         return Err(message);
     }
     if agent.mesh.get().is_none() {

@@ -1,0 +1,659 @@
+//! The agent's decisions, over any [`Store`]: apply a change set, roll back, create a
+//! cluster, bootstrap standalone settings. No sockets, no files of its own, and the wall
+//! time is passed in, so tests run it on a [`crate::state::MemoryStore`].
+
+use super::authorize::{check_authority, first_failure};
+use super::caller::{Authority, Caller, Refusal, invalid};
+use crate::model::{
+    EntryValue, GroupName, Level, MachineName, Membership, Mode, Node, SectionName,
+};
+use crate::plan::Origin;
+use crate::schema::Catalogue;
+use crate::state::{
+    Base, ChangeMeta, ChangeSet, ChangeSetId, Clock, CommitError, Key, Live, Merged, Proposal,
+    Source, Store, StoreError, Version, Writes, find_change_set, state_as_of,
+};
+
+/// The store, the clock and who this machine is.
+pub struct Core<S> {
+    /// The durable store.
+    pub store: S,
+    /// The hybrid logical clock, continuing after the store's last version.
+    pub clock: Clock,
+    /// This machine's name.
+    pub machine: MachineName,
+    /// The address peers reach it at.
+    pub address: String,
+}
+
+impl<S: Store> Core<S> {
+    /// Wraps `store`, restarting the clock after its last version.
+    pub fn new(store: S, machine: MachineName, address: String) -> Result<Core<S>, StoreError> {
+        let clock = Clock::starting_after(store.last_hlc()?);
+        Ok(Core {
+            store,
+            clock,
+            machine,
+            address,
+        })
+    }
+
+    pub(super) fn propose(
+        &mut self,
+        writes: Writes,
+        base: Base,
+        meta: ChangeMeta,
+        wall_ms: u64,
+    ) -> Result<ChangeSet, CommitError> {
+        self.propose_settling(writes, base, meta, wall_ms, Vec::new())
+    }
+
+    /// As [`Core::propose`], settling the lost writes `settles` (see
+    /// [`ChangeSet::settles`]).
+    fn propose_settling(
+        &mut self,
+        writes: Writes,
+        base: Base,
+        meta: ChangeMeta,
+        wall_ms: u64,
+        settles: Vec<Version>,
+    ) -> Result<ChangeSet, CommitError> {
+        let version = Version {
+            hlc: self.clock.now(wall_ms),
+            origin: self.machine.clone(),
+        };
+        self.store.commit(Proposal {
+            writes,
+            base,
+            meta,
+            version,
+            wall_ms,
+            settles,
+        })
+    }
+
+    pub(super) fn meta(
+        &self,
+        caller: &Caller,
+        author: &str,
+        source: Source,
+        message: String,
+    ) -> ChangeMeta {
+        ChangeMeta {
+            author: author.to_owned(),
+            user: caller.user.clone(),
+            host: self.machine.to_string(),
+            source,
+            message,
+        }
+    }
+
+    /// On first start (an empty store), records the machine's standalone settings at
+    /// machine level. Returns the change set, if one was made.
+    pub fn bootstrap(
+        &mut self,
+        standalone: &[Node],
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        if !self.store.change_sets()?.is_empty() || standalone.is_empty() {
+            return Ok(None);
+        }
+        let mode = Mode::Machine(self.machine.clone());
+        let mut writes = Writes::new();
+        for n in standalone {
+            let name = SectionName::new(&n.name).map_err(|e| invalid(e.to_string(), None))?;
+            writes.insert(
+                Key::section(mode.clone(), name),
+                Some(EntryValue::Section(n.clone())),
+            );
+        }
+        let base = writes.keys().map(|k| (k.clone(), None)).collect();
+        let caller = Caller {
+            user: "agent".into(),
+            authority: Authority::All,
+            followed: None,
+            break_glass: None,
+        };
+        let meta = self.meta(&caller, "agent", Source::Cli, "standalone settings".into());
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// Commits `writes` if `base` is still current. `Ok(None)`: nothing to write.
+    pub fn apply(
+        &mut self,
+        caller: &Caller,
+        writes: Writes,
+        base: Base,
+        origin: &Origin,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        self.apply_settling(caller, writes, base, origin, wall_ms, Vec::new())
+    }
+
+    /// As [`Core::apply`], settling the lost writes `settles` (`check --resolve`).
+    pub fn apply_settling(
+        &mut self,
+        caller: &Caller,
+        writes: Writes,
+        base: Base,
+        origin: &Origin,
+        wall_ms: u64,
+        settles: Vec<Version>,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        check_authority(&writes, caller.authority)?;
+        if let Some(k) = writes.keys().find(|k| !base.contains_key(*k)) {
+            return Err(invalid(
+                format!("the change set writes {k} but gives no base version for it"),
+                Some(
+                    "a plan records the live version of every entry it changes; re-run `strata plan`",
+                ),
+            ));
+        }
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let frozen = self.open_freeze(wall_ms)?;
+        if caller.followed.is_some() || frozen.is_some() {
+            let keys: Vec<Key> = writes.keys().cloned().collect();
+            let current = self.store.entries(&keys)?;
+            super::guard::check(caller, &writes, &current, &origin.source)?;
+            super::guard::check_freeze(caller, &writes, &current, frozen.as_ref())?;
+        }
+        // The checks need membership and the catalogue of what is there, not its sections.
+        let known = self.store.live_under(&["@".into(), "#".into()])?;
+        super::authorize::check_writes(&writes, &known, &self.machine)?;
+        if writes.keys().any(|k| !matches!(k, Key::Pending(_))) {
+            super::authorize::check_references(&writes, &self.store.live()?)?;
+        }
+        let message = match (&frozen, &caller.break_glass) {
+            (Some(w), Some(why)) => format!(
+                "{}\n\nbreak glass during change freeze `{}` by {}: {why}",
+                origin.message, w.name, caller.user
+            ),
+            _ => origin.message.clone(),
+        };
+        let meta = self.meta(caller, &origin.author, origin.source.clone(), message);
+        Ok(Some(
+            self.propose_settling(writes, base, meta, wall_ms, settles)?,
+        ))
+    }
+
+    /// Applies the state as of change set `to` (a prefix of its id) as a new change set.
+    pub fn rollback(
+        &mut self,
+        caller: &Caller,
+        to: &str,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        let (id, writes, base) = self.rollback_writes(to)?;
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        check_authority(&writes, caller.authority)?;
+        let keys: Vec<Key> = writes.keys().cloned().collect();
+        let live = self.store.entries(&keys)?;
+        super::guard::check(caller, &writes, &live, &Source::Cli)?;
+        let frozen = self.open_freeze(wall_ms)?;
+        super::guard::check_freeze(caller, &writes, &live, frozen.as_ref())?;
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("rollback to change set {id}"),
+        );
+        Ok(Some(self.propose(writes, base, meta, wall_ms)?))
+    }
+
+    /// What [`Core::rollback`] to `to` writes, and against which versions: the id of the
+    /// change set `to` names, the writes that bring the live state back to the state as
+    /// of it, and their base. Also what `rollback` shows before it asks.
+    pub fn rollback_writes(&self, to: &str) -> Result<(ChangeSetId, Writes, Base), Refusal> {
+        let sets = self.store.change_sets()?;
+        let target = find_change_set(&sets, to).map_err(|e| {
+            let last = sets
+                .last()
+                .map_or_else(|| "none yet".to_owned(), |c| c.id().to_string());
+            invalid(
+                e.to_string(),
+                Some(&format!(
+                    "`strata log` lists the change sets; the last is {last}"
+                )),
+            )
+        })?;
+        let id = target.id();
+        let state = state_as_of(&sets, &target.version);
+        let live = self.store.live()?;
+        let mut writes = Writes::new();
+        // The cluster's identities are not rolled back: a rollback to before a rotation
+        // would lose the key newer secrets are encrypted to.
+        let keys: std::collections::BTreeSet<&Key> = state
+            .keys()
+            .chain(live.keys())
+            .filter(|k| !k.is_secret())
+            .collect();
+        for key in keys {
+            let want = state.get(key).cloned().flatten();
+            let have = live.get(key).and_then(|e| e.value.clone());
+            if want != have {
+                writes.insert(key.clone(), want);
+            }
+        }
+        let base = base_of(&live, writes.keys());
+        Ok((id, writes, base))
+    }
+
+    /// Turns a standalone machine into a one-machine cluster: membership for the cluster,
+    /// `Main_Group` and this machine; every machine-level section that may live at the
+    /// cluster level moves there (machine-only ones stay), as AsyncOS does on create.
+    pub fn create_cluster(
+        &mut self,
+        caller: &Caller,
+        name: &str,
+        catalogue: &Catalogue,
+        wall_ms: u64,
+    ) -> Result<ChangeSet, Refusal> {
+        if name.trim().is_empty() {
+            return Err(invalid("the cluster needs a name", None));
+        }
+        let live = self.store.live()?;
+        if let Some(existing) = live.get(&Key::Cluster).and_then(|e| e.value.as_ref()) {
+            return Err(invalid(
+                format!(
+                    "this machine is already in a cluster: {}",
+                    existing.to_text(&Key::Cluster).trim()
+                ),
+                Some("a machine belongs to one cluster; `strata plan` shows its state"),
+            ));
+        }
+        let mine = Mode::Machine(self.machine.clone());
+        let mut writes = Writes::new();
+        writes.insert(
+            Key::Cluster,
+            Some(EntryValue::Cluster {
+                name: name.to_owned(),
+            }),
+        );
+        writes.insert(Key::Group(GroupName::main()), Some(EntryValue::Group));
+        writes.insert(
+            Key::Machine(self.machine.clone()),
+            Some(EntryValue::Machine(Membership::undeclared(
+                GroupName::main(),
+                &self.address,
+            ))),
+        );
+        // The cluster's first identity: members decrypt the repo's secrets with it.
+        let (key, identity) = crate::secret::identity::generate(wall_ms);
+        writes.insert(key, Some(identity));
+        for (key, entry) in &live {
+            let (Key::Section { mode, section }, Some(value)) = (key, &entry.value) else {
+                continue;
+            };
+            let clusterable = catalogue
+                .get(section.as_str())
+                .is_none_or(|s| s.allows(Level::Cluster));
+            if *mode == mine && clusterable {
+                writes.insert(
+                    Key::section(Mode::Cluster, section.clone()),
+                    Some(value.clone()),
+                );
+                writes.insert(key.clone(), None);
+            }
+        }
+        let base = base_of(&live, writes.keys());
+        let meta = self.meta(
+            caller,
+            &caller.user,
+            Source::Cli,
+            format!("create cluster {name}"),
+        );
+        Ok(self.propose(writes, base, meta, wall_ms)?)
+    }
+
+    /// Merges a change set made on another machine (last writer wins per key), after
+    /// moving the clock past its version so later local writes order after it. A version
+    /// too far in the future is refused.
+    pub fn merge(&mut self, change_set: ChangeSet, wall_ms: u64) -> Result<Merged, Refusal> {
+        check_kinds(&change_set.writes)?;
+        self.clock
+            .observe(change_set.version.hlc, wall_ms)
+            .map_err(|e| {
+                invalid(
+                    format!("change set from {}: {e}", change_set.version.origin),
+                    None,
+                )
+            })?;
+        Ok(self.store.merge(change_set)?)
+    }
+
+    /// What this machine's pipeline needs of the store: the catalogue, the cluster's
+    /// entries, its own membership and sections, and its group's sections — a few dozen
+    /// entries of a store that may hold thousands.
+    pub fn machine_view(&self) -> Result<Live, StoreError> {
+        let me = &self.machine;
+        let mut view = self.store.live_under(&[
+            "#".into(),
+            "@cluster".into(),
+            "cluster/".into(),
+            format!("@machine:{me}"),
+            format!("machine:{me}/"),
+            "@identity:".into(),
+        ])?;
+        let group = match view
+            .get(&Key::Machine(me.clone()))
+            .and_then(|e| e.value.as_ref())
+        {
+            Some(EntryValue::Machine(m)) => m.group.clone(),
+            _ => GroupName::main(),
+        };
+        view.extend(self.store.live_under(&[format!("group:{group}/")])?);
+        Ok(view)
+    }
+
+    /// The change-freeze window open at `wall_ms`, if the cluster declares one.
+    pub fn open_freeze(&self, wall_ms: u64) -> Result<Option<crate::freeze::Window>, StoreError> {
+        let key = Key::Section {
+            mode: Mode::Cluster,
+            section: SectionName::new(crate::freeze::SECTION).expect("a valid section name"),
+        };
+        let live = self.store.entries(std::slice::from_ref(&key))?;
+        Ok(match live.get(&key).and_then(|e| e.value.as_ref()) {
+            Some(EntryValue::Section(node)) => crate::freeze::open_at(node, wall_ms),
+            _ => None,
+        })
+    }
+
+    /// Every live entry.
+    pub fn live(&self) -> Result<Live, StoreError> {
+        self.store.live()
+    }
+}
+
+pub(super) fn base_of<'a>(live: &Live, keys: impl Iterator<Item = &'a Key>) -> Base {
+    keys.map(|k| (k.clone(), live.get(k).map(|e| e.stamp.version.clone())))
+        .collect()
+}
+
+/// Every value must be of the kind its key says (a `dns` section under `…/dns`,
+/// membership under `@machine:…`): a client cannot store a mismatch, and a refused write
+/// leaves nothing behind. Checked on every core; the schema checks of a large apply will
+/// run here too.
+pub fn check_kinds(writes: &Writes) -> Result<(), Refusal> {
+    let values: Vec<(&Key, &EntryValue)> = writes
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
+    match first_failure(&values, |(k, v)| v.misfit(k)) {
+        Some(message) => Err(invalid(message, None)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryStore;
+
+    fn node(text: &str) -> Node {
+        let doc: kdl::KdlDocument = text.parse().unwrap();
+        Node::from_kdl(&doc.nodes()[0])
+    }
+
+    fn core() -> Core<MemoryStore> {
+        Core::new(
+            MemoryStore::default(),
+            MachineName::new("lab1").unwrap(),
+            "10.1.0.1".into(),
+        )
+        .unwrap()
+    }
+
+    fn caller() -> Caller {
+        Caller {
+            user: "admin".into(),
+            authority: Authority::All,
+            followed: None,
+            break_glass: None,
+        }
+    }
+
+    #[test]
+    fn create_lifts_clusterable_standalone_settings_and_keeps_machine_only_ones() {
+        let mut c = core();
+        let standalone = [
+            node("dns { server \"10.0.0.53\" }"),
+            node("interfaces { interface \"Data1\" address=\"10.1.0.1/24\" }"),
+        ];
+        c.bootstrap(&standalone, 1).unwrap().unwrap();
+        assert!(
+            c.bootstrap(&standalone, 2).unwrap().is_none(),
+            "only on first start"
+        );
+        let cs = c
+            .create_cluster(&caller(), "americas", &Catalogue::builtin(), 3)
+            .unwrap();
+        let (identities, keys): (Vec<String>, Vec<String>) = cs
+            .writes
+            .keys()
+            .map(Key::to_string)
+            .partition(|k| k.starts_with("@identity:"));
+        assert_eq!(identities.len(), 1, "the cluster's first identity");
+        assert_eq!(
+            keys,
+            [
+                "@cluster",
+                "@group:Main_Group",
+                "@machine:lab1",
+                "cluster/dns",
+                "machine:lab1/dns"
+            ]
+        );
+        let live = c.live().unwrap();
+        assert_eq!(
+            live[&"machine:lab1/dns".parse::<Key>().unwrap()].value,
+            None
+        );
+        assert!(
+            live[&"machine:lab1/interfaces".parse::<Key>().unwrap()]
+                .value
+                .is_some()
+        );
+        let again = c.create_cluster(&caller(), "other", &Catalogue::builtin(), 4);
+        assert!(
+            again
+                .unwrap_err()
+                .to_string()
+                .contains("already in a cluster: cluster americas")
+        );
+        // Membership is typed: the machine is in Main_Group at its address.
+        let me = live[&"@machine:lab1".parse::<Key>().unwrap()].value.clone();
+        assert_eq!(
+            me.unwrap().to_text(&"@machine:lab1".parse().unwrap()),
+            "machine lab1 address=\"10.1.0.1\" group=Main_Group\n"
+        );
+    }
+
+    #[test]
+    fn bad_writes_are_refused_whole_and_rollback_restores_an_earlier_state() {
+        let mut c = core();
+        let origin = Origin {
+            source: Source::Cli,
+            author: "ada".into(),
+            message: "m".into(),
+        };
+        let dns: Key = "cluster/dns".parse().unwrap();
+        let ntp: Key = "cluster/ntp".parse().unwrap();
+        let w = |pairs: &[(&Key, Option<&str>)]| -> Writes {
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    let value = v.map(|t| match crate::config::value_from_text(k, t) {
+                        Ok(v) => v,
+                        // A node named like another section: what a bad client could send.
+                        Err(_) => EntryValue::Section(node(t)),
+                    });
+                    ((*k).clone(), value)
+                })
+                .collect()
+        };
+        let none = |ks: &[&Key]| -> Base { ks.iter().map(|k| ((*k).clone(), None)).collect() };
+        let cluster = EntryValue::Cluster { name: "x".into() };
+        for bad in [
+            w(&[(&ntp, Some("ntp")), (&dns, Some("ntp"))]),
+            [(dns.clone(), Some(cluster))].into(),
+            [(Key::Cluster, Some(EntryValue::Section(node("dns"))))].into(),
+        ] {
+            let r = c.apply(
+                &caller(),
+                bad.clone(),
+                none(&[&dns, &ntp, &Key::Cluster]),
+                &origin,
+                1,
+            );
+            assert!(matches!(r, Err(Refusal::Invalid { .. })), "{bad:?}");
+        }
+        assert!(c.live().unwrap().is_empty());
+        // A cluster section needs a cluster; a machine's needs a member.
+        let r = c.apply(
+            &caller(),
+            w(&[(&dns, Some("dns"))]),
+            none(&[&dns]),
+            &origin,
+            1,
+        );
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .contains("cluster is not part of the cluster"),
+            "refused without a cluster"
+        );
+        let other: Key = "machine:lab9/dns".parse().unwrap();
+        let r = c.apply(
+            &caller(),
+            w(&[(&other, Some("dns"))]),
+            none(&[&other]),
+            &origin,
+            1,
+        );
+        assert!(
+            r.unwrap_err()
+                .to_string()
+                .contains("machine:lab9 is not part of the cluster")
+        );
+        // Contents are checked as validate checks them, with the line they are on.
+        let cluster_key = Key::Cluster;
+        let bad_dns = w(&[
+            (&cluster_key, Some("cluster c")),
+            (&dns, Some("dns { server \"not-an-ip\"; colour 1; }")),
+        ]);
+        let r = c.apply(&caller(), bad_dns, none(&[&dns, &cluster_key]), &origin, 1);
+        let why = r.unwrap_err().to_string();
+        assert!(why.contains("cluster/dns:2"), "{why}");
+        assert!(
+            why.contains("unknown") && why.contains("not-an-ip"),
+            "{why}"
+        );
+        assert!(c.live().unwrap().is_empty());
+        c.apply(
+            &caller(),
+            w(&[(&cluster_key, Some("cluster c"))]),
+            none(&[&cluster_key]),
+            &origin,
+            1,
+        )
+        .unwrap();
+        let r = c.apply(
+            &caller(),
+            w(&[(&dns, Some("dns"))]),
+            Base::new(),
+            &origin,
+            1,
+        );
+        assert!(r.unwrap_err().to_string().contains("no base version"));
+
+        let first = c
+            .apply(
+                &caller(),
+                w(&[(&dns, Some("dns"))]),
+                none(&[&dns]),
+                &origin,
+                1,
+            )
+            .unwrap()
+            .unwrap();
+        let live = c.live().unwrap();
+        let base: Base = [
+            (dns.clone(), Some(live[&dns].stamp.version.clone())),
+            (ntp.clone(), None),
+        ]
+        .into();
+        c.apply(
+            &caller(),
+            w(&[
+                (&dns, Some("dns { server \"10.0.0.9\"; }")),
+                (&ntp, Some("ntp")),
+            ]),
+            base,
+            &origin,
+            2,
+        )
+        .unwrap();
+        let first_id = first.id();
+        let prefix = &first_id.as_str()[..6];
+        let cs = c.rollback(&caller(), prefix, 3).unwrap().unwrap();
+        assert_eq!(cs.seq, 4);
+        assert_eq!(
+            cs.meta.message,
+            format!("rollback to change set {}", first.id())
+        );
+        let live = c.live().unwrap();
+        assert_eq!(live[&dns].value, w(&[(&dns, Some("dns"))])[&dns]);
+        assert_eq!(live[&ntp].value, None);
+        assert!(
+            c.rollback(&caller(), prefix, 4).unwrap().is_none(),
+            "already there"
+        );
+        let missing = c.rollback(&caller(), "ffff", 4).unwrap_err().to_string();
+        assert!(missing.contains("there is no change set ffff"), "{missing}");
+        assert!(
+            c.rollback(&caller(), "9", 4).is_err(),
+            "local numbers are not ids"
+        );
+        // History is never rewritten.
+        assert_eq!(c.store.change_sets().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_merged_change_set_moves_the_clock_and_is_taken_once() {
+        let mut c = core();
+        let remote = crate::state::tests::remote(5_000, "lab2", &[("cluster/dns", Some("dns"))]);
+        let m = c.merge(remote.clone(), 1_000).unwrap();
+        assert!(m.new && m.won.len() == 1);
+        assert!(!c.merge(remote, 1_000).unwrap().new);
+        // The next local write orders after the merged one, though the wall clock is behind.
+        let dns: Key = "cluster/dns".parse().unwrap();
+        let v = c.live().unwrap()[&dns].stamp.version.clone();
+        let origin = Origin {
+            source: Source::Cli,
+            author: "ada".into(),
+            message: "m".into(),
+        };
+        let cs = c
+            .apply(
+                &caller(),
+                [(dns.clone(), None)].into(),
+                [(dns, Some(v.clone()))].into(),
+                &origin,
+                1_000,
+            )
+            .unwrap()
+            .unwrap();
+        assert!(cs.version > v);
+        // A clock hours ahead is refused.
+        let far = crate::state::tests::remote(
+            1_000 + 2 * 3_600_000,
+            "lab3",
+            &[("cluster/ntp", Some("ntp"))],
+        );
+        assert!(c.merge(far, 1_000).is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! `apply`: commit a plan's writes as one change set, if the entries it was computed
+//! against are still current.
+
+use crate::cluster::applier::Applier;
+use crate::cluster::caller::Caller;
+use crate::cluster::node::Node;
+use crate::plan::Origin;
+use crate::protocol::Response;
+use crate::state::{Base, Store, Writes, wall_ms};
+
+/// Commits `writes` against `base`.
+pub fn answer<S: Store, A: Applier>(
+    node: &Node<S, A>,
+    caller: &Caller,
+    writes: Writes,
+    base: Base,
+    origin: &Origin,
+) -> Response {
+    let response = node.commit(|core| core.apply(caller, writes, base, origin, wall_ms()));
+    if let (Some(why), Response::Applied { change_set, .. }) = (&caller.break_glass, &response) {
+        tracing::warn!(user = %caller.user, reason = %why, change_set = %change_set.id, "break glass: applied during a change freeze");
+    }
+    response
+}
