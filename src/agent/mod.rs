@@ -1,5 +1,6 @@
 //! The agent: the daemon on each appliance, around one [`crate::cluster`] node. It owns
-//! a state dir ([`state_dir`], its settings in `agent.kdl`: [`settings`], and the
+//! a state dir ([`state_dir`], its settings in `agent.kdl`:
+//! [`crate::config::agent_kdl`], and the
 //! membership record that outlives a lost store, [`member_record`]), serves operators
 //! and peers over SSH ([`server`]), runs the peer [`mesh`] (links, routes, sync, joins,
 //! clustercheck), serves the config repo over git ([`git_serve`]), follows a repo
@@ -19,7 +20,6 @@ pub mod mesh;
 pub mod repair;
 pub mod running;
 pub mod server;
-pub mod settings;
 pub mod state_dir;
 #[cfg(unix)]
 pub mod systemd;
@@ -206,7 +206,7 @@ impl Agent {
             crate::model::Source::Cli => None,
         });
         if let Some(f) = &self.follower
-            && f.settings.mode == settings::FollowMode::Apply
+            && f.settings.mode == crate::config::agent_kdl::FollowMode::Apply
         {
             return Some(crate::cluster::caller::Followed {
                 by: format!(
