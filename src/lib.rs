@@ -41,6 +41,10 @@
 //!   protocol or anything above them.
 //! - [`xml`]: AsyncOS configuration XML ↔ sections, driven by the schemas' `xml=`
 //!   mappings. May not import validate, protocol or anything above them.
+//! - [`secret`]: secrets in a repo: age encryption to the cluster's recipients, the
+//!   cluster's identities, where a repo holds secrets, and how a secret shows where it is
+//!   not needed (`<secret sha256:…>`). May not import validate, protocol or anything above
+//!   them.
 //! - [`validate`]: every rule of a config repo, all problems of a run together. May not
 //!   import protocol, edit, source, cluster, agent or cli.
 //! - [`protocol`]: how a CLI talks to an agent and members to one another — a pure frame
@@ -84,6 +88,7 @@ pub mod replica;
 pub mod report;
 pub mod resolve;
 pub mod schema;
+pub mod secret;
 pub mod source;
 pub mod state;
 pub mod text;

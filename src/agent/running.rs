@@ -3,8 +3,13 @@
 //! with the names of the sections that changed, so a real service can be rendered and
 //! reloaded from the files.
 //!
+//! The config comes with its secrets decrypted
+//! ([`crate::cluster::applier::running_config`]): the files hold the clear values the
+//! service needs.
+//!
 //! The directory is created 0700 and every file written 0600: `users.kdl` holds
-//! passphrase hashes, and the rest is the appliance's configuration. Hooks run as the
+//! passphrase hashes, other files clear secrets, and the rest is the appliance's
+//! configuration. Hooks run as the
 //! agent's own user (they are its children), so they read the files; a service that runs
 //! as another user gets what the hook renders for it, with the permissions that service
 //! needs — the running directory itself is never opened to a group.

@@ -373,6 +373,10 @@ pub struct PlanArgs {
     /// Also save the plan (JSON) for `strata apply --plan`.
     #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub out: Option<PathBuf>,
+    /// Let secrets in clear text through as warnings, while a repo migrates to encrypted
+    /// secrets (`strata secret reencrypt` encrypts them). A push is refused all the same.
+    #[arg(long)]
+    pub allow_plaintext_secrets: bool,
 }
 
 /// `strata apply`.
@@ -418,6 +422,10 @@ pub struct ApplyArgs {
     /// administrator, for REASON: it is recorded in the change set's message and logged.
     #[arg(long, value_name = "REASON")]
     pub break_glass: Option<String>,
+    /// Let secrets in clear text through as warnings, while a repo migrates to encrypted
+    /// secrets (`strata secret reencrypt` encrypts them). A push is refused all the same.
+    #[arg(long)]
+    pub allow_plaintext_secrets: bool,
     /// Wait until every reachable member has applied the change set (default 60 s; a
     /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
     /// fail if some did not in time. Without it, apply waits a second and reports.

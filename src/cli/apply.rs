@@ -22,7 +22,7 @@ use crate::text::count;
 /// Runs `strata apply`.
 pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let plan: Plan = match &args.plan {
+    let (plan, catalogue): (Plan, crate::schema::Catalogue) = match &args.plan {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Failure::new(
@@ -55,9 +55,17 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
                     "save the plan again with `strata plan --out FILE`",
                 ));
             }
-            plan
+            // A saved plan carries the schemas it changes, not the whole catalogue: the
+            // built-in one says which of its fields are secrets.
+            (plan, crate::schema::Catalogue::builtin())
         }
-        None => desired_plan(&args.repo.repo, args.git_ref.as_deref(), &mut client, out)?,
+        None => desired_plan(
+            &args.repo.repo,
+            args.git_ref.as_deref(),
+            args.allow_plaintext_secrets,
+            &mut client,
+            out,
+        )?,
     };
     if plan.is_empty() {
         match out.format {
@@ -67,7 +75,9 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         return Ok(Outcome::Ok);
     }
     if out.format != Format::Json {
-        out.print(&render_human(&plan));
+        out.print(&render_human(&crate::secret::mask::shown_plan(
+            &plan, &catalogue,
+        )));
     }
     let hazards = plan.hazards(&client.machine);
     let refused: Vec<&Hazard> = hazards.iter().filter(|h| !consented(h, &args)).collect();

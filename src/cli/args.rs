@@ -182,6 +182,12 @@ pub enum Command {
     ///
     /// The output is deterministic: the same repo always gives the same bytes.
     ExportXml(super::xml_args::ExportXmlArgs),
+    /// Secrets in the repo: print the cluster's recipients, encrypt a value to them,
+    /// rotate and retire the cluster's identity, re-encrypt a repo's secrets in place.
+    ///
+    /// A `type="secret"` value (an LDAP bind password, an SMTP auth password) is kept in
+    /// git only as age armoured text; members decrypt it for their running config.
+    Secret(super::secret::SecretArgs),
     /// Print the completion script for SHELL on stdout (bash, zsh, fish, elvish,
     /// powershell): commands, subcommands, flags and their values.
     #[command(after_long_help = "Examples:\n  \
@@ -235,6 +241,10 @@ pub struct ValidateArgs {
     /// The config repo directory (same as giving it as a path).
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
+    /// Let secrets in clear text through as warnings, while a repo migrates to encrypted
+    /// secrets (`strata secret reencrypt` encrypts them). A push is refused all the same.
+    #[arg(long)]
+    pub allow_plaintext_secrets: bool,
 }
 
 /// `strata show`.

@@ -96,7 +96,7 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     };
     let drift = match &args.repo {
         Some(repo) => {
-            let plan = desired_plan(repo, args.git_ref.as_deref(), &mut client, out)?;
+            let (plan, _) = desired_plan(repo, args.git_ref.as_deref(), false, &mut client, out)?;
             Some(drift_of(&plan, &report, args.git_ref.clone()))
         }
         None => None,

@@ -1,6 +1,10 @@
 //! `strata export-xml`: a machine's flattened effective config as an AsyncOS
 //! configuration file, or the whole repo in Strata's cluster XML form. With `--format
 //! json`, a JSON document about it (see [`json_report`]) instead of the XML on stdout.
+//!
+//! An appliance's file (`--machine`) holds its secrets in the clear, as the appliance
+//! expects them: decrypted with an age identity file (`--age-identity`), written only
+//! to a file, 0600. The cluster XML form keeps them encrypted, as the repo does.
 
 use std::io::Write;
 
@@ -15,7 +19,8 @@ use crate::xml::cluster::{export_cluster, export_machine};
 
 /// Runs `strata export-xml`.
 pub fn run(args: ExportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
-    let checked = load_valid(&args.repo.repo, out)?;
+    let mut checked = load_valid(&args.repo.repo, out)?;
+    let secrets = args.machine.is_some() && decrypt_secrets(&args, &mut checked)?;
     let (repo, catalogue) = (&checked.repo, &checked.catalogue);
     let bytes = match &args.machine {
         Some(name) => {
@@ -37,9 +42,14 @@ pub fn run(args: ExportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
         None => export_cluster(repo, catalogue),
     };
     if let Some(path) = &args.out {
-        std::fs::write(path, &bytes).map_err(|e| {
+        let mode = if secrets {
+            crate::atomic_file::FileMode::Private
+        } else {
+            crate::atomic_file::FileMode::Shared
+        };
+        crate::atomic_file::write(path, &bytes, mode).map_err(|e| {
             Failure::new(
-                format!("cannot write {}: {e}", path.display()),
+                format!("cannot write {}: {}", path.display(), e.source),
                 "check that the directory exists and is writable",
             )
         })?;
@@ -81,4 +91,63 @@ fn json_report(args: &ExportXmlArgs, bytes: &[u8]) -> Result<serde_json::Value, 
         report["xml"] = text.into();
     }
     Ok(report)
+}
+
+/// Decrypts the repo's secrets in place for an appliance's file; true when it holds any.
+/// Refused without `--age-identity` (and `--out`), or when the identity decrypts none.
+fn decrypt_secrets(
+    args: &ExportXmlArgs,
+    checked: &mut crate::validate::Checked,
+) -> Result<bool, CliError> {
+    let sites = crate::secret::sites::find(&checked.repo, &checked.catalogue);
+    let encrypted = sites.iter().filter(|s| s.encrypted()).count();
+    if encrypted == 0 {
+        return Ok(false);
+    }
+    let Some(file) = &args.age_identity else {
+        return Err(Failure::new(
+            format!(
+                "the machine's configuration holds {}, which an appliance's file holds in the clear",
+                crate::text::count(encrypted, "encrypted secret")
+            ),
+            "give --age-identity FILE (a key they are also encrypted to, such as the \
+             break-glass key) and --out FILE; nothing was written",
+        ));
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Failure::new(
+            format!("cannot read {}: {e}", file.display()),
+            "give an age identity file",
+        )
+    })?;
+    let keys: Vec<age::x25519::Identity> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    if keys.is_empty() {
+        return Err(Failure::new(
+            format!("{} holds no age identity", file.display()),
+            "give a file with an `AGE-SECRET-KEY-1…` line",
+        ));
+    }
+    let mut failed = Vec::new();
+    for decl in checked.repo.modes_mut() {
+        for section in &mut decl.sections {
+            let path = format!("{}", decl.mode);
+            failed.extend(crate::secret::identity::decrypt_node(
+                &mut section.node,
+                &keys,
+                &path,
+            ));
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Failure::new(
+            format!("{} cannot decrypt: {}", file.display(), failed.join("; ")),
+            "give the identity they are encrypted to; nothing was written",
+        ));
+    }
+    Ok(true)
 }

@@ -94,7 +94,13 @@ fn deploy(
         ..TargetArgs::default()
     };
     let mut client = connect(&target)?;
-    let plan = plan_snapshot(snapshot, &format!("commit {short}"), &mut client, out)?;
+    let (plan, _) = plan_snapshot(
+        snapshot,
+        &format!("commit {short}"),
+        false,
+        &mut client,
+        out,
+    )?;
     if plan.is_empty() {
         println!("strata: the cluster already runs what commit {short} says: nothing to apply");
         return Ok(());
@@ -111,7 +117,8 @@ fn deploy(
             "nothing changed; if that is what you mean, apply it by hand: `strata apply --ref COMMIT` with the flag it names",
         ));
     }
-    print!("{}", render_human(&plan));
+    // Secrets masked, as every other output masks them.
+    print!("{}", crate::secret::mask::mask_text(&render_human(&plan)));
     let response = client.request(Request::ApplyPush {
         user: user.to_owned(),
         role: role.to_owned(),

@@ -130,11 +130,13 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
             }
         }
     };
+    crate::secret::allow_plaintext_in_xml(&mut diags);
     diags.sort();
     if diags.has_errors() {
         report(out, &diags);
         return Err(refused(&args.file, "it has the errors above"));
     }
+    let plan = encrypt_secrets(plan, &catalogue, &args.recipient, &args.file)?;
     refuse_overwrite(&dir, &plan, args.force)?;
     check_result(&dir, &plan, &catalogue, out)?;
     report(out, &diags);
@@ -166,6 +168,57 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// `plan` with every secret of its files encrypted to `recipients`: refused, naming
+/// them, when there are secrets and no recipient.
+fn encrypt_secrets(
+    mut plan: Planned,
+    catalogue: &Catalogue,
+    recipients: &[String],
+    file: &Path,
+) -> Result<Planned, CliError> {
+    let sources: Vec<Arc<SourceFile>> = plan
+        .files
+        .iter()
+        .map(|(p, t)| SourceFile::new(p.clone(), t.clone()))
+        .collect();
+    let repo = parse_files(sources, &mut Diagnostics::default());
+    let sites = crate::secret::sites::find(&repo, catalogue);
+    let clear: Vec<&crate::secret::sites::Site> = sites.iter().filter(|s| !s.encrypted()).collect();
+    if clear.is_empty() {
+        return Ok(plan);
+    }
+    if recipients.is_empty() {
+        let names: Vec<&str> = clear.iter().map(|s| s.path.as_str()).collect();
+        return Err(Failure::new(
+            format!(
+                "{} was not imported: it holds {} ({}), which a repo keeps only encrypted",
+                file.display(),
+                crate::text::count(clear.len(), "secret"),
+                names.join("; ")
+            ),
+            "give the cluster's recipient: --recipient age1… (`strata secret recipient` prints it); nothing was written",
+        ));
+    }
+    let keys = crate::secret::parse_recipients(recipients).map_err(|e| {
+        Failure::new(
+            e.to_string(),
+            "give age X25519 recipients (age1…), as `strata secret recipient` prints them",
+        )
+    })?;
+    let mut edits = Vec::new();
+    for site in clear {
+        let text = crate::secret::encrypt(&site.value, &keys)
+            .map_err(|e| Failure::new(e.to_string(), "check the recipients"))?;
+        edits.push((site, text));
+    }
+    for (name, text) in crate::secret::sites::rewrite(&edits) {
+        if let Some(f) = plan.files.iter_mut().find(|(p, _)| *p == name) {
+            f.1 = text;
+        }
+    }
+    Ok(plan)
 }
 
 fn refused(file: &Path, why: &str) -> CliError {

@@ -22,6 +22,7 @@ mod passphrase;
 mod plan;
 mod propagation;
 mod repair;
+mod secret;
 mod shell_tools;
 mod show;
 mod status;
@@ -188,6 +189,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "0 imported, 1 invalid file or repo, or refused",
     ),
     ("export-xml", "0 written, 1 invalid repo or input"),
+    (
+        "secret",
+        "0 done, 1 invalid input or refused, 69 unreachable, 75 login delayed",
+    ),
     ("completions", "0 printed"),
     ("manpages", "0 written, 1 cannot write DIR"),
 ];
@@ -307,6 +312,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Rollback(a) => log::rollback(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
+        Command::Secret(a) => secret::run(a, out),
         Command::Completions(a) => shell_tools::completions(a, out),
         Command::Manpages(a) => shell_tools::manpages(a, out),
     }

@@ -35,16 +35,21 @@ impl Output {
         }
     }
 
-    /// Prints text to stdout; a closed pipe is not an error.
+    /// Prints text to stdout, every encrypted secret in it masked
+    /// ([`crate::secret::mask`]); a closed pipe is not an error.
     pub fn print(&self, text: &str) {
+        let text = crate::secret::mask::mask_text(text);
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
 
     /// Prints a value as pretty JSON on stdout.
+    /// Every encrypted secret in it is masked ([`crate::secret::mask`]).
     pub fn json(&self, value: &serde_json::Value) {
-        let text = serde_json::to_string_pretty(value).unwrap_or_default();
+        let mut value = value.clone();
+        crate::secret::mask::mask_json(&mut value);
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
         self.print(&format!("{text}\n"));
     }
 

@@ -22,27 +22,40 @@ use crate::state::Live;
 pub(super) fn desired_plan(
     repo: &Path,
     git_ref: Option<&str>,
+    allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
-) -> Result<Plan, CliError> {
+) -> Result<(Plan, Catalogue), CliError> {
     let snapshot = match git_ref {
         Some(r) => read_ref(repo, r),
         None => read_worktree(repo, &client.user),
     }
     .map_err(CliError::invalid)?;
     let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
-    plan_snapshot(snapshot, &format!("{}{at}", repo.display()), client, out)
+    plan_snapshot(
+        snapshot,
+        &format!("{}{at}", repo.display()),
+        allow_plaintext,
+        client,
+        out,
+    )
 }
 
 /// Validates `snapshot` (named `what` in errors), printing its diagnostics, and plans it
-/// against the live state `client` reaches.
+/// against the live state `client` reaches; with the catalogue it was checked with (to
+/// show it: [`crate::secret::mask::shown_plan`]). Secrets in clear text are errors unless
+/// `allow_plaintext` (`--allow-plaintext-secrets`) makes them warnings.
 pub(super) fn plan_snapshot(
     snapshot: crate::source::Snapshot,
     what: &str,
+    allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
-) -> Result<Plan, CliError> {
-    let checked = check(&snapshot);
+) -> Result<(Plan, Catalogue), CliError> {
+    let mut checked = check(&snapshot);
+    if allow_plaintext {
+        crate::secret::allow_plaintext(&mut checked.diags);
+    }
     let human = Output {
         format: Format::Human,
         color: out.color,
@@ -58,8 +71,18 @@ pub(super) fn plan_snapshot(
             "fix the problems above; `strata validate` reports them all",
         ));
     }
+    // A secret no identity of the cluster decrypts would reach no running config.
+    let sites = crate::secret::sites::find(&checked.repo, &checked.catalogue);
+    let stuck = super::secret::undecryptable(client, &sites, false)?;
+    if !stuck.is_empty() {
+        return Err(super::secret::stuck_failure(
+            &stuck,
+            &format!("nothing was planned: no identity of the cluster decrypts {{n}} of {what}"),
+        ));
+    }
     let desired = desired(&checked.repo, &checked.catalogue);
-    plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)
+    let plan = plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)?;
+    Ok((plan, checked.catalogue))
 }
 
 /// How many times a plan asks for digests and entries again when a commit lands between
@@ -96,7 +119,13 @@ fn plan_by_digest(
 /// Runs `strata plan`.
 pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let plan = desired_plan(&args.repo.repo, args.git_ref.as_deref(), &mut client, out)?;
+    let (plan, catalogue) = desired_plan(
+        &args.repo.repo,
+        args.git_ref.as_deref(),
+        args.allow_plaintext_secrets,
+        &mut client,
+        out,
+    )?;
     if let Some(path) = &args.out {
         let text = serde_json::to_string_pretty(&plan).unwrap_or_default();
         // Atomic, so an interrupted write never leaves a truncated plan to apply later.
@@ -109,6 +138,7 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     }
     // What `apply` would refuse without an explicit flag, said now, where it is reviewed.
     let hazards = plan.hazards(&client.machine);
+    let plan = crate::secret::mask::shown_plan(&plan, &catalogue);
     match out.format {
         Format::Json => {
             let mut value = render_json(&plan);

@@ -43,6 +43,12 @@ pub struct ImportXmlArgs {
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,
+    /// Encrypt the file's secrets (LDAP bind and SMTP auth passwords) to this age
+    /// recipient (`age1…`, as `strata secret recipient` prints the cluster's);
+    /// repeatable. A file with secrets is refused without one: none is written in clear
+    /// text.
+    #[arg(long, value_name = "AGE1…")]
+    pub recipient: Vec<String>,
 }
 
 /// `strata export-xml`.
@@ -60,6 +66,11 @@ pub struct ExportXmlArgs {
     /// `import-xml` reads back.
     #[arg(long)]
     pub cluster: bool,
+    /// With --machine: an age identity file (`AGE-SECRET-KEY-1…` lines: the
+    /// break-glass key the repo's secrets are also encrypted to) to decrypt them with, as
+    /// the appliance expects them. Needs --out: clear secrets go only to a file (0600).
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub age_identity: Option<PathBuf>,
     /// Write to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

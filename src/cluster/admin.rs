@@ -21,7 +21,7 @@ pub const ADMIN_USER: &str = "admin";
 impl<S: Store> Core<S> {
     /// The membership and catalogue entries, and the live entries under `extra` prefixes:
     /// what an administrative operation reads, and what its writes are checked against.
-    fn admin_view(&self, extra: &[String]) -> Result<Live, StoreError> {
+    pub(super) fn admin_view(&self, extra: &[String]) -> Result<Live, StoreError> {
         let mut prefixes = vec!["@".to_owned(), "#".to_owned()];
         prefixes.extend_from_slice(extra);
         self.store.live_under(&prefixes)
@@ -29,7 +29,7 @@ impl<S: Store> Core<S> {
 
     /// Commits `writes` made on the command line (`message` says what was done), checked
     /// against `view` as an apply is; `Ok(None)`: nothing to write.
-    fn commit_admin(
+    pub(super) fn commit_admin(
         &mut self,
         caller: &Caller,
         writes: Writes,

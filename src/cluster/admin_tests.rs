@@ -517,3 +517,79 @@ async fn passwd_through_the_node_lets_admin_log_in_and_other_roles_are_denied() 
     };
     assert_eq!(entries.len(), 1);
 }
+
+#[tokio::test]
+async fn the_cluster_s_identities_rotate_retire_and_never_reach_a_client() {
+    let n = node();
+    let root = Authed::user("root", Role::Administrator);
+    let operator = Authed::user("ada", Role::Operator);
+    let recipients = |who: &Authed| match n.handle(who, Request::SecretRecipients) {
+        Response::SecretRecipients { recipients } => recipients,
+        other => panic!("{other:?}"),
+    };
+    let first = recipients(&operator);
+    assert_eq!(first.len(), 1, "made with the cluster");
+    // An operator may neither rotate nor retire.
+    for r in [Request::SecretRotate, Request::SecretRetire] {
+        assert!(matches!(n.handle(&operator, r), Response::Denied { .. }));
+    }
+    assert!(matches!(
+        n.handle(&root, Request::SecretRotate),
+        Response::Applied { .. }
+    ));
+    let two = recipients(&root);
+    assert_eq!(two.len(), 2);
+    assert!(two[0].current && !two[1].current);
+    assert_eq!(two[1].recipient, first[0].recipient);
+    // A value encrypted to the old identity still decrypts; after a retire it does not.
+    let old = crate::secret::encrypt(
+        "hunter2",
+        &crate::secret::parse_recipients(&[first[0].recipient.clone()]).unwrap(),
+    )
+    .unwrap();
+    let check = |current_only| match n.handle(
+        &operator,
+        Request::SecretCheck {
+            texts: vec![old.clone()],
+            current_only,
+        },
+    ) {
+        Response::SecretChecked { undecryptable } => undecryptable,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(check(false), Vec::<usize>::new());
+    assert_eq!(check(true), [0]);
+    // Re-encrypted to the current identity by an administrator, never shown in clear.
+    let again = match n.handle(
+        &root,
+        Request::SecretReencrypt {
+            texts: vec![old.clone()],
+            also: Vec::new(),
+        },
+    ) {
+        Response::SecretReencrypted { texts } => texts[0].clone().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(crate::secret::is_encrypted(&again) && !again.contains("hunter2"));
+    assert!(matches!(
+        n.handle(&root, Request::SecretRetire),
+        Response::Applied { .. }
+    ));
+    assert_eq!(recipients(&root).len(), 1);
+    assert_eq!(check(false), [0], "retired");
+    // No answer to a client carries an identity.
+    for r in [Request::Live, Request::Digests] {
+        let text = format!("{:?}", n.handle(&root, r));
+        assert!(!text.contains("@identity:"), "{text}");
+    }
+    let keys: Vec<Key> = recipients(&root)
+        .iter()
+        .map(|r| crate::secret::identity::key_of(&r.recipient))
+        .collect();
+    let text = format!("{:?}", n.handle(&root, Request::Entries { keys }));
+    assert!(!text.contains("AGE-SECRET-KEY"), "{text}");
+    // Its Debug never shows the secret key either.
+    let live = n.live().unwrap();
+    let dump = format!("{live:?}");
+    assert!(dump.contains("ClusterIdentity") && !dump.contains("AGE-SECRET-KEY"));
+}

@@ -64,12 +64,29 @@ impl Applier for MemoryApplier {
 
 /// The running config of `machine`, pure: every section of `catalogue` (the one the live
 /// entries record), resolved as `strata show` resolves it — defined at a mode, or the
-/// factory default — as canonical KDL.
+/// factory default — as canonical KDL, with its secrets decrypted with the cluster's
+/// identities: here and only here ([`crate::secret`]). A secret no identity of the
+/// cluster decrypts stays encrypted (see [`running_config_checked`]).
 pub fn running_config(
     live: &Live,
     machine: &str,
     catalogue: &Catalogue,
 ) -> BTreeMap<String, String> {
+    running_config_checked(live, machine, catalogue).0
+}
+
+/// [`running_config`], and the secrets it could not decrypt, each named by where it is
+/// and why (never by its value); each is logged.
+pub fn running_config_checked(
+    live: &Live,
+    machine: &str,
+    catalogue: &Catalogue,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let identities = crate::secret::identity::keys(
+        crate::secret::identity::all(live)
+            .into_iter()
+            .map(|(_, i)| i),
+    );
     let layers = EntryLayers::new(
         live.iter()
             .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
@@ -79,10 +96,19 @@ pub fn running_config(
         .values()
         .map(|s| (s.name.clone(), s.default.to_canonical()))
         .collect();
+    let mut failures = Vec::new();
     for (section, (node, _)) in layers.effective(catalogue, machine) {
+        let mut node = node.clone();
+        for failed in crate::secret::identity::decrypt_node(&mut node, &identities, machine) {
+            tracing::error!(
+                "a secret of the running config cannot be decrypted, {failed}; \
+                 re-encrypt it to the cluster (`strata secret reencrypt`)"
+            );
+            failures.push(failed);
+        }
         out.insert(section.to_owned(), node.to_canonical());
     }
-    out
+    (out, failures)
 }
 
 /// What differs between the running config a machine should have (`config`) and what it

@@ -24,9 +24,11 @@ use crate::validate::section_rules;
 /// `schemas/users.kdl` redefining `users`, say), whatever an operator may write in them.
 pub const SECURITY_SECTIONS: [&str; 4] = ["users", "ssh", "cluster-mesh", crate::freeze::SECTION];
 
-/// The keys only administrators may write: membership, and the users section.
+/// The keys only administrators may write: membership, the cluster's identities, and the
+/// users section.
 pub fn is_restricted(key: &Key) -> bool {
     key.is_membership()
+        || key.is_secret()
         || matches!(key, Key::Section { section, .. } if section.as_str() == "users")
 }
 

@@ -224,7 +224,13 @@ impl<S: Store> Core<S> {
         let state = state_as_of(&sets, &target.version);
         let live = self.store.live()?;
         let mut writes = Writes::new();
-        let keys: std::collections::BTreeSet<&Key> = state.keys().chain(live.keys()).collect();
+        // The cluster's identities are not rolled back: a rollback to before a rotation
+        // would lose the key newer secrets are encrypted to.
+        let keys: std::collections::BTreeSet<&Key> = state
+            .keys()
+            .chain(live.keys())
+            .filter(|k| !k.is_secret())
+            .collect();
         for key in keys {
             let want = state.get(key).cloned().flatten();
             let have = live.get(key).and_then(|e| e.value.clone());
@@ -275,6 +281,9 @@ impl<S: Store> Core<S> {
                 &self.address,
             ))),
         );
+        // The cluster's first identity: members decrypt the repo's secrets with it.
+        let (key, identity) = crate::secret::identity::generate(wall_ms);
+        writes.insert(key, Some(identity));
         for (key, entry) in &live {
             let (Key::Section { mode, section }, Some(value)) = (key, &entry.value) else {
                 continue;
@@ -327,6 +336,7 @@ impl<S: Store> Core<S> {
             "cluster/".into(),
             format!("@machine:{me}"),
             format!("machine:{me}/"),
+            "@identity:".into(),
         ])?;
         let group = match view
             .get(&Key::Machine(me.clone()))
@@ -421,7 +431,12 @@ mod tests {
         let cs = c
             .create_cluster(&caller(), "americas", &Catalogue::builtin(), 3)
             .unwrap();
-        let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
+        let (identities, keys): (Vec<String>, Vec<String>) = cs
+            .writes
+            .keys()
+            .map(Key::to_string)
+            .partition(|k| k.starts_with("@identity:"));
+        assert_eq!(identities.len(), 1, "the cluster's first identity");
         assert_eq!(
             keys,
             [

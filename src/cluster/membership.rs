@@ -52,17 +52,30 @@ pub fn members(live: &Live) -> impl Iterator<Item = (&MachineName, &Membership)>
 
 /// The flattened effective config of `machine`: every section defined at some level
 /// for it, as a machine-level section (factory defaults are left out: a standalone
-/// machine gets them anyway).
+/// machine gets them anyway). Its secrets are decrypted: a machine that leaves takes no
+/// identity of the cluster with it, and keeps running what it ran (as removemachine
+/// keeps an appliance's passwords); rotate the cluster's identity after a removal.
 pub fn flattened(live: &Live, machine: &MachineName, catalogue: &Catalogue) -> Vec<Node> {
     let layers = EntryLayers::new(
         live.iter()
             .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
     );
+    let identities = crate::secret::identity::keys(
+        crate::secret::identity::all(live)
+            .into_iter()
+            .map(|(_, i)| i),
+    );
     layers
         .effective(catalogue, machine.as_str())
         .into_values()
         .filter(|(_, from)| from.is_some())
-        .map(|(node, _)| node.clone())
+        .map(|(node, _)| {
+            let mut node = node.clone();
+            for failed in crate::secret::identity::decrypt_node(&mut node, &identities, machine) {
+                tracing::error!("a secret of the flattened config cannot be decrypted, {failed}");
+            }
+            node
+        })
         .collect()
 }
 

@@ -359,3 +359,26 @@ fn disconnecting_is_a_change_to_the_membership_made_once() {
     let nobody = MachineName::new("nobody").unwrap();
     assert!(m.set_disconnected(&admin(), &nobody, true, 6).is_err());
 }
+
+#[test]
+fn a_machine_that_leaves_keeps_its_secrets_decrypted_and_no_identity() {
+    let m = member();
+    let lab1 = MachineName::new("lab1").unwrap();
+    let mut live = m.live().unwrap();
+    let all = crate::secret::identity::all(&live);
+    assert_eq!(all.len(), 1, "the cluster's identity, made at create");
+    let recipient = all[0].1.recipient.parse().unwrap();
+    let text = crate::secret::encrypt("hunter2", &[recipient]).unwrap();
+    let mut entry = live[&Key::Cluster].clone();
+    entry.value = Some(EntryValue::Section(node(&format!(
+        r#"ldap-servers {{ profile "corp" base="dc=x" bind-password="{}" {{ hosts "l1"; }} }}"#,
+        text.trim().replace('\n', "\\n")
+    ))));
+    live.insert("cluster/ldap-servers".parse().unwrap(), entry);
+    let flat = flattened(&live, &lab1, &Catalogue::builtin());
+    let ldap = flat.iter().find(|n| n.name == "ldap-servers").unwrap();
+    assert_eq!(
+        ldap.children[0].prop("bind-password"),
+        Some(&crate::model::Value::String("hunter2".into()))
+    );
+}

@@ -7,11 +7,12 @@
 //! their roles ([`users`]) and who may log in ([`auth`], with the delays refusals earn,
 //! [`penalties`]); who asks and the refusal they may get ([`caller`]); the checks every write passes — the caller's authority and the
 //! writes' validity ([`authorize`]), and the follower's and the change freezes' refusals
-//! ([`guard`]); one handler per request kind ([`requests`]); and the one post-commit
-//! pipeline that hands every result to an [`applier`].
+//! ([`guard`]); one handler per request kind ([`requests`]); the cluster's identities,
+//! rotated, retired and used to check and re-encrypt secrets ([`secrets`]); and the one
+//! post-commit pipeline that hands every result to an [`applier`].
 //!
 //! May import the pure rooms below it (model, config, schema, resolve, validate, plan,
-//! freeze, replica, state) and the protocol's message types; never `agent` or `cli`.
+//! secret, freeze, replica, state) and the protocol's message types; never `agent` or `cli`.
 
 pub mod admin;
 pub mod applier;
@@ -24,6 +25,7 @@ pub mod membership;
 pub mod node;
 pub mod penalties;
 pub mod requests;
+pub mod secrets;
 pub mod users;
 
 pub use auth::Authed;

@@ -252,8 +252,25 @@ impl<S: Store, A: Applier> Node<S, A> {
         let catalogue = self.refresh_catalogue(&live);
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         drop(core);
-        let config = running_config(&live, &self.machine, &catalogue);
-        let report = self.applier.apply(&self.machine, &config);
+        let (config, undecrypted) =
+            super::applier::running_config_checked(&live, &self.machine, &catalogue);
+        let mut report = self.applier.apply(&self.machine, &config);
+        if !undecrypted.is_empty() {
+            // Reported as a failed step of the run, as a failing hook is: apply fails
+            // with it and status shows it.
+            report.hooks.insert(
+                0,
+                crate::protocol::HookRun {
+                    command: "decrypt secrets".into(),
+                    ok: false,
+                    status: format!(
+                        "{} not decrypted (left encrypted in the running config)",
+                        crate::text::count(undecrypted.len(), "secret")
+                    ),
+                    output: undecrypted.join("; "),
+                },
+            );
+        }
         *self.last_run.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::state::wall_ms(), report.clone()));
         report

@@ -493,6 +493,29 @@ impl Diagnostics {
         self.problems.iter().any(Problem::is_error) || self.omitted.values().any(|o| o.errors > 0)
     }
 
+    /// Makes the kept problems of `code` that `which` selects warnings with `help` (a
+    /// flag that lets them through, say); with `omitted_too`, the ones of `code` only
+    /// counted as well.
+    pub fn downgrade(
+        &mut self,
+        code: &'static str,
+        which: impl Fn(&Problem) -> bool,
+        help: &str,
+        omitted_too: bool,
+    ) {
+        for p in self
+            .problems
+            .iter_mut()
+            .filter(|p| p.code == code && which(p))
+        {
+            p.severity = Severity::Warning;
+            p.help = Some(help.to_owned());
+        }
+        if let (true, Some(o)) = (omitted_too, self.omitted.get_mut(code)) {
+            o.warnings += std::mem::take(&mut o.errors);
+        }
+    }
+
     /// Sorts problems by file and position, errors and warnings mixed, so output is stable.
     pub fn sort(&mut self) {
         fn key(p: &Problem) -> (&str, usize, &str) {

@@ -156,6 +156,15 @@ impl Repo {
             .chain(self.machines.iter())
     }
 
+    /// [`Repo::modes`], to change (every cluster node, the extra ones too).
+    pub fn modes_mut(&mut self) -> impl Iterator<Item = &mut ModeDecl> {
+        self.clusters
+            .iter_mut()
+            .map(|(d, _)| d)
+            .chain(self.groups.iter_mut())
+            .chain(self.machines.iter_mut())
+    }
+
     /// The machines that belong to group `name`.
     pub fn machines_in<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a ModeDecl> + 'a {
         self.machines

@@ -122,6 +122,29 @@ pub struct PendingJoin {
     pub host_key: String,
 }
 
+/// One of the cluster's age identities ([`Key::Identity`]): what members decrypt the
+/// repo's secrets with. Its secret half travels only between members (replication, a
+/// join's snapshot) and to the store; never to a client, never in a message or a log
+/// (`Debug` and [`EntryValue::to_node`] leave it out).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIdentity {
+    /// The public recipient (`age1…`) values are encrypted to.
+    pub recipient: String,
+    /// The secret key (`AGE-SECRET-KEY-1…`).
+    pub secret: String,
+    /// When it was made (ms since the epoch): the newest is the one to encrypt to.
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for ClusterIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterIdentity")
+            .field("recipient", &self.recipient)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Which built-in sections a cluster uses. Recorded only when the repo restricts them;
 /// no entry means every built-in section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +219,8 @@ pub enum EntryValue {
     Machine(Membership),
     /// A machine may join with its pre-shared host key ([`Key::Pending`]).
     Pending(PendingJoin),
+    /// One of the cluster's identities ([`Key::Identity`]).
+    Identity(ClusterIdentity),
     /// The built-in sections in use ([`Key::Catalogue`]).
     Catalogue(CatalogueSpec),
     /// A section schema: the `section "NAME" { … }` node ([`Key::Schema`]).
@@ -233,6 +258,7 @@ impl EntryValue {
             Key::Group(_) => "group",
             Key::Machine(_) => "machine",
             Key::Pending(_) => "prepjoin",
+            Key::Identity(_) => "identity",
             Key::Catalogue => "catalogue",
             Key::Schema(_) => "schema",
             Key::Section { .. } => "section",
@@ -242,6 +268,7 @@ impl EntryValue {
             (Key::Group(_), EntryValue::Group)
             | (Key::Machine(_), EntryValue::Machine(_))
             | (Key::Pending(_), EntryValue::Pending(_))
+            | (Key::Identity(_), EntryValue::Identity(_))
             | (Key::Catalogue, EntryValue::Catalogue(_)) => true,
             (Key::Schema(s), EntryValue::Schema(n)) => {
                 n.name == "section" && n.args.first().and_then(Value::as_str) == Some(s.as_str())
@@ -266,6 +293,7 @@ impl EntryValue {
             EntryValue::Group => "group",
             EntryValue::Machine(_) => "machine",
             EntryValue::Pending(_) => "prepjoin",
+            EntryValue::Identity(_) => "identity",
             EntryValue::Catalogue(_) => "catalogue",
             EntryValue::Schema(_) => "schema",
             EntryValue::Section(_) => "section",
@@ -317,6 +345,12 @@ impl EntryValue {
                     ("host-key".to_owned(), Value::String(p.host_key.clone())),
                     ("serial".to_owned(), Value::String(p.serial.clone())),
                 ];
+                n
+            }
+            // The recipient only: the secret key is never shown.
+            (EntryValue::Identity(i), Key::Identity(id)) => {
+                let mut n = named("identity", id);
+                n.props = vec![("recipient".to_owned(), Value::String(i.recipient.clone()))];
                 n
             }
             (EntryValue::Catalogue(c), _) => {
@@ -371,6 +405,8 @@ impl EntryValue {
                 serial: string("serial").unwrap_or_default(),
                 host_key: string("host-key").unwrap_or_default(),
             }),
+            // Never written as text (the secret is not in it): there is nothing to read.
+            Key::Identity(_) => return Err(format!("the value for {key} has no text form")),
             Key::Catalogue => EntryValue::Catalogue(CatalogueSpec {
                 builtin: node
                     .args

@@ -25,6 +25,11 @@ pub enum Key {
     /// A machine registered to join with a pre-shared host key
     /// (`strata cluster prepjoin add`); replicated like membership, never in a repo.
     Pending(MachineName),
+    /// One of the cluster's age identities, named by its id (the first 16 hex digits
+    /// of the SHA-256 of its recipient), with which members decrypt the repo's secrets
+    /// ([`crate::secret::identity`]); replicated like membership, never in a repo, never
+    /// sent to a client.
+    Identity(String),
     /// Which built-in sections the cluster uses; absent: all of them.
     Catalogue,
     /// The schema of a section the config repo defines itself (or redefines).
@@ -53,10 +58,25 @@ impl Key {
         )
     }
 
-    /// True for what a config repo declares. The pending-join list is the mesh's own: a
-    /// plan neither shows nor removes it.
+    /// True for what a config repo declares. The pending-join list is the mesh's own and
+    /// the identities the cluster's: a plan neither shows nor removes them.
     pub fn is_declared_by_repos(&self) -> bool {
-        !matches!(self, Key::Pending(_))
+        !matches!(self, Key::Pending(_) | Key::Identity(_))
+    }
+
+    /// True for the cluster's secret state (its identities): kept from clients and
+    /// rollbacks.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Key::Identity(_))
+    }
+
+    /// The key of the identity `id`, if `id` is one (1 to 32 lowercase hex digits).
+    pub fn identity(id: &str) -> Option<Key> {
+        let ok = (1..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        ok.then(|| Key::Identity(id.to_owned()))
     }
 }
 
@@ -70,6 +90,7 @@ impl fmt::Display for Key {
             Key::Group(g) => write!(f, "@group:{g}"),
             Key::Machine(m) => write!(f, "@machine:{m}"),
             Key::Pending(m) => write!(f, "@prepjoin:{m}"),
+            Key::Identity(id) => write!(f, "@identity:{id}"),
             Key::Catalogue => f.write_str("#catalogue"),
             Key::Schema(s) => write!(f, "#schema:{s}"),
             Key::Section { mode, section } => write!(f, "{mode}/{section}"),
@@ -92,6 +113,9 @@ impl FromStr for Key {
         }
         if let Some(name) = s.strip_prefix("#schema:") {
             return SectionName::new(name).map(Key::Schema).map_err(|_| bad());
+        }
+        if let Some(id) = s.strip_prefix("@identity:") {
+            return Key::identity(id).ok_or_else(bad);
         }
         if let Some(name) = s.strip_prefix("@prepjoin:") {
             return MachineName::new(name).map(Key::Pending).map_err(|_| bad());
@@ -134,6 +158,7 @@ mod tests {
             "@group:Paris",
             "@machine:lab1.example.com",
             "@prepjoin:lab6.example.com",
+            "@identity:0123456789abcdef",
             "cluster/dns",
             "group:Paris/ldap-queries",
             "machine:lab1.example.com/interfaces",

@@ -16,7 +16,7 @@ mod provenance;
 
 pub use address::{host_of, is_ip, split_port};
 pub use encoding::ENCODING;
-pub use entry::{CatalogueSpec, EntryDigest, EntryValue, Membership, PendingJoin};
+pub use entry::{CatalogueSpec, ClusterIdentity, EntryDigest, EntryValue, Membership, PendingJoin};
 pub use hlc::{Clock, ClockSkew, Hlc, Version};
 pub use key::{Key, KeyParseError};
 pub use level::{Level, Mode, ModeParseError};

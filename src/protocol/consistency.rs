@@ -278,6 +278,7 @@ pub fn describe(key: &Key, cluster: Option<&str>) -> String {
         Key::Group(g) => format!("the membership of group {g}"),
         Key::Machine(m) => format!("the membership of machine {m}"),
         Key::Pending(m) => format!("the pending join of {m}"),
+        Key::Identity(id) => format!("the cluster's identity {id}"),
         Key::Catalogue => "the catalogue (built-in sections)".into(),
         Key::Schema(s) => format!("the schema of section {s}"),
     }

@@ -73,8 +73,9 @@ pub struct JoinRequest {
 /// versions are compared too, on join, links and reconnect ([`super::version`]);
 /// 7 adds the config repo's objects between members ([`super::wire::Query::GitPack`])
 /// and what a member serves to `status` ([`super::sync_status::Served`]); 8 adds
-/// [`Request::Repair`], which rebuilds a member's lost store from a peer.
-pub const PROTOCOL: u32 = 8;
+/// [`Request::Repair`], which rebuilds a member's lost store from a peer; 9 adds the
+/// cluster's identities (entries an agent of 8 cannot read) and the `Secret…` requests.
+pub const PROTOCOL: u32 = 9;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -281,6 +282,45 @@ pub enum Request {
     /// From a member logged in with its host key, whose store was lost or damaged
     /// (`strata cluster repair`): the cluster's change sets, to rebuild it from.
     Repair,
+    /// The cluster's recipients (`strata secret recipient`, and what `encrypt` encrypts
+    /// to); an administrator's request makes the cluster's first identity if it has none.
+    SecretRecipients,
+    /// Make a new identity, the current one from now on (`strata secret rotate`).
+    SecretRotate,
+    /// Remove every identity but the current one (`strata secret retire`), unless a live
+    /// section still holds a secret only an older one decrypts.
+    SecretRetire,
+    /// Which of `texts` (age armoured) the cluster cannot decrypt — with its current
+    /// identity only when `current_only` — answered by index, never with a clear value.
+    SecretCheck {
+        /// The encrypted values.
+        texts: Vec<String>,
+        /// Try the current identity alone (what a retire would leave).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        current_only: bool,
+    },
+    /// Decrypt `texts` and encrypt each again to the cluster's current recipient and
+    /// `also` (`strata secret reencrypt`); administrators only. The clear values never
+    /// leave the agent.
+    SecretReencrypt {
+        /// The encrypted values.
+        texts: Vec<String>,
+        /// Further recipients (`age1…`): a break-glass key.
+        also: Vec<String>,
+    },
+}
+
+/// One of the cluster's recipients, as `strata secret recipient` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientInfo {
+    /// The identity's id (`@identity:ID`).
+    pub id: String,
+    /// The public recipient (`age1…`).
+    pub recipient: String,
+    /// When it was made (ms since the epoch).
+    pub created_ms: u64,
+    /// The newest: what values are encrypted to.
+    pub current: bool,
 }
 
 /// What the agent answers.
@@ -414,6 +454,22 @@ pub enum Response {
     ConnStatus(ConnStatus),
     /// The channel is now a mesh link.
     PeerLinked,
+    /// The cluster's recipients, the current one first.
+    SecretRecipients {
+        /// Every live identity's recipient.
+        recipients: Vec<RecipientInfo>,
+    },
+    /// What [`Request::SecretCheck`] found.
+    SecretChecked {
+        /// The indexes of the texts that do not decrypt.
+        undecryptable: Vec<usize>,
+    },
+    /// What [`Request::SecretReencrypt`] made, parallel to the texts sent: each one
+    /// encrypted again, or why it could not be.
+    SecretReencrypted {
+        /// One per text.
+        texts: Vec<Result<String, String>>,
+    },
     /// The request failed; nothing was written.
     Error {
         /// What went wrong.

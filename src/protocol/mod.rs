@@ -26,7 +26,9 @@ pub use client::{
 };
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
-pub use message::{JoinRequest, PROTOCOL, Request, Response, SUBSYSTEM, Secret, Shown};
+pub use message::{
+    JoinRequest, PROTOCOL, RecipientInfo, Request, Response, SUBSYSTEM, Secret, Shown,
+};
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;
 pub use run::{EditKind, HookRun, LocalEdit, RunReport, RunState};

@@ -337,6 +337,34 @@ impl Checker<'_> {
             );
             return;
         }
+        if field.ty == super::ValueType::Secret
+            && value
+                .as_str()
+                .is_some_and(|s| !super::secret_value::is_encrypted(s))
+        {
+            self.diags.push(
+                Problem::error(
+                    super::secret_value::PLAINTEXT,
+                    format!("`{}` in `{path}` is a secret in clear text", field.name),
+                )
+                .at(
+                    &super::secret_value::starred(
+                        self.file,
+                        span.offset(),
+                        span.offset() + span.len(),
+                    ),
+                    span,
+                    "clear text here",
+                )
+                .help(
+                    "encrypt it to the cluster and paste the armoured text in its place: \
+                     `strata secret encrypt --target HOST` (offline: `--recipient age1…`), \
+                     or `strata secret reencrypt --repo DIR` for every clear secret; \
+                     `--allow-plaintext-secrets` lets it through while migrating",
+                ),
+            );
+            return;
+        }
         if let Err(why) = field.ty.check(value) {
             let mut p = Problem::error(
                 "strata::schema::invalid-value",

@@ -6,6 +6,7 @@
 mod builtin;
 mod conform;
 mod parse;
+pub mod secret_value;
 mod value_type;
 
 use std::collections::BTreeMap;

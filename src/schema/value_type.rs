@@ -37,6 +37,9 @@ pub enum ValueType {
     Enum(Vec<String>),
     /// Any value at all.
     Any,
+    /// A secret (a password): a string that a repo holds only as age armoured text
+    /// encrypted to the cluster ([`crate::secret`]); `validate` refuses it in the clear.
+    Secret,
 }
 
 impl ValueType {
@@ -58,14 +61,15 @@ impl ValueType {
             "netmask" => ValueType::Netmask,
             "enum" => ValueType::Enum(Vec::new()),
             "any" => ValueType::Any,
+            "secret" => ValueType::Secret,
             _ => return None,
         })
     }
 
     /// The type names `parse` accepts.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "string", "text", "int", "bool", "ip", "cidr", "host", "domain", "email", "netmask",
-        "enum", "any",
+        "enum", "any", "secret",
     ];
 
     /// What the type expects, for messages ("an IP address").
@@ -88,6 +92,7 @@ impl ValueType {
             ValueType::Netmask => "a netmask, such as \"255.255.255.0\" or \"0xffffff00\"".into(),
             ValueType::Enum(values) => format!("one of {}", quoted_list(values)),
             ValueType::Any => "any value".into(),
+            ValueType::Secret => "an encrypted secret (age armoured text)".into(),
         }
     }
 
@@ -96,6 +101,14 @@ impl ValueType {
         let want = || format!("expected {}, found {}", self.describe(), value.type_name());
         match self {
             ValueType::Any => Ok(()),
+            // The value itself is never quoted back: it may be a password in the clear.
+            ValueType::Secret => match value {
+                Value::String(s) if super::secret_value::is_encrypted(s) => {
+                    super::secret_value::check_encrypted(s)
+                }
+                Value::String(_) => Err("a secret in clear text".into()),
+                _ => Err(want()),
+            },
             ValueType::Bool => match value {
                 Value::Bool(_) => Ok(()),
                 _ => Err(want()),
@@ -135,6 +148,7 @@ impl ValueType {
             ValueType::Netmask => parse_netmask(s).is_some(),
             ValueType::Enum(values) => values.iter().any(|v| v == s),
             ValueType::Int { .. } | ValueType::Bool => false,
+            ValueType::Secret => super::secret_value::is_encrypted(s),
         }
     }
 }

@@ -13,6 +13,7 @@ const FLOORS: &[&[&str]] = &[
     &["state", "schema"],
     &["replica", "resolve"],
     &["plan", "report", "xml"],
+    &["secret"],
     &["validate", "protocol"],
     &["edit", "source"],
     &["cluster"],

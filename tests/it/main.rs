@@ -39,6 +39,7 @@ mod ownership;
 mod packaging;
 mod plan_digest;
 mod replication;
+mod secrets;
 mod shell_tools;
 mod support;
 mod support_files;

@@ -6,6 +6,7 @@
 //! lines; a masked export (empty `<hostname>`) imports only when the machine is named; and
 //! every attested path of the reference is either mapped to a section or kept verbatim.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use strata::config::{Diagnostics, SourceFile, parse_files};
@@ -98,6 +99,9 @@ fn every_appliance_generation_validates_imports_and_exports_back() {
         let mut diags = Diagnostics::default();
         let repo = parse_files(files, &mut diags);
         validate(&repo, &cat, &mut diags);
+        // The appliance's passwords as it wrote them: this checks the XML round trip
+        // (the CLI encrypts them on import, below).
+        strata::secret::allow_plaintext(&mut diags);
         assert!(!diags.has_errors(), "{name}: {:?}", diags.problems());
 
         let exported = export_machine(&repo, &cat, repo.machine(&machine).unwrap());
@@ -211,11 +215,42 @@ fn a_real_format_file_through_the_cli() {
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
     let dir = temp.path().join("lab");
     let dir = dir.to_str().unwrap();
-    let out = strata(
+    // Its LDAP password is refused in the clear, and written encrypted to a recipient
+    // (here a break-glass key, which export-xml decrypts it with).
+    let refused = strata(
         &root(),
         &["import-xml", file, "--new-cluster", "lab", "--repo", dir],
     );
+    assert_eq!(refused.status.code(), Some(1), "{}", transcript(&refused));
+    assert!(
+        transcript(&refused).contains("--recipient age1"),
+        "{}",
+        transcript(&refused)
+    );
+    let glass = age::x25519::Identity::generate();
+    let key_file = temp.path().join("glass.key");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&key_file, glass.to_string().expose_secret()).unwrap();
+    }
+    let recipient = glass.to_public().to_string();
+    let out = strata(
+        &root(),
+        &[
+            "import-xml",
+            file,
+            "--new-cluster",
+            "lab",
+            "--repo",
+            dir,
+            "--recipient",
+            &recipient,
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let kdl = std::fs::read_to_string(Path::new(dir).join("cluster.kdl")).unwrap();
+    assert!(!kdl.contains("$3$9sd8f7g6h5j4k3l2"), "{kdl}");
+    assert!(kdl.contains("bind-password=\"\"\""), "{kdl}");
     insta::assert_snapshot!(
         String::from_utf8_lossy(&out.stdout).replace(dir, "[REPO]"),
         @r"
@@ -239,9 +274,16 @@ fn a_real_format_file_through_the_cli() {
             dir,
             "--out",
             exported.to_str().unwrap(),
+            "--age-identity",
+            key_file.to_str().unwrap(),
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", transcript(&out));
+    let mode = std::fs::metadata(&exported).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     let before = parse("esa.xml", &fixture("esa-c390-old-routes.xml"));
     let after = parse("back.xml", &std::fs::read(&exported).unwrap());
     assert_eq!(missing_in_order(&before.root, &after.root), []);

@@ -24,6 +24,9 @@ pub fn administers(request: &Request) -> Option<&'static str> {
         Request::DeleteGroup { .. } => "delete a group",
         Request::PrepjoinAdd { .. } => "register a machine to join",
         Request::PrepjoinDelete { .. } => "forget a machine registered to join",
+        Request::SecretRotate => "rotate the cluster's identity",
+        Request::SecretRetire => "retire the cluster's old identities",
+        Request::SecretReencrypt { .. } => "re-encrypt secrets",
         _ => return None,
     })
 }

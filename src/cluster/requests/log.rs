@@ -21,7 +21,10 @@ pub fn conflicts<S: Store, A: Applier>(node: &Node<S, A>) -> Response {
     match node.change_sets() {
         Ok(sets) => Response::Conflicts {
             machine: node.machine().to_string(),
-            lost: lost_writes(&sets),
+            lost: lost_writes(&sets)
+                .into_iter()
+                .filter(|w| !w.key.is_secret())
+                .collect(),
         },
         Err(e) => Response::error(e.to_string(), None),
     }

@@ -8,6 +8,7 @@ mod hello;
 mod live;
 mod log;
 mod rollback;
+mod secret;
 
 use super::applier::Applier;
 use super::auth::Authed;
@@ -116,6 +117,18 @@ pub fn handle<S: Store, A: Applier>(
         }
         Request::PrepjoinDelete { host } => admin::prepjoin_delete(node, &caller, &host),
         Request::PrepjoinList => admin::prepjoin_list(node),
+        Request::SecretRecipients => secret::recipients(node, &caller),
+        Request::SecretRotate => {
+            node.commit(|core| core.secret_rotate(&caller, crate::state::wall_ms()))
+        }
+        Request::SecretRetire => {
+            node.commit(|core| core.secret_retire(&caller, crate::state::wall_ms()))
+        }
+        Request::SecretCheck {
+            texts,
+            current_only,
+        } => secret::check(node, &texts, current_only),
+        Request::SecretReencrypt { texts, also } => secret::reencrypt(node, &texts, &also),
         // The mesh's requests (join, list, connstatus, disconnect, reconnect, remove,
         // prepjoin print, peer links) need the agent's mesh (`crate::agent::mesh`), which
         // answers them before a node is asked; a node alone (in memory) cannot.
