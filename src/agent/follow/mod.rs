@@ -31,7 +31,6 @@ use super::settings::{Follow, FollowMode};
 use crate::cluster::applier::Applier;
 use crate::cluster::auth::Authed;
 use crate::cluster::node::Node;
-use crate::cluster::users::Role;
 use crate::plan::{Entries, Origin, Plan, desired, diff};
 use crate::protocol::{Request, Response};
 use crate::schema::Catalogue;
@@ -308,7 +307,7 @@ impl Follower {
                 what.join(", and ")
             ));
         }
-        let who = Authed::user(FOLLOW_USER, Role::Administrator);
+        let who = Authed::follower(FOLLOW_USER);
         let response = node.handle(
             &who,
             Request::Apply {
