@@ -23,6 +23,8 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         // way and panics: every task that logged died, logins were refused.
         .log_internal_errors(false)
         .try_init();
+    // Before the runtime's threads start (see `agent::memory`).
+    crate::agent::memory::tune();
     let agent = Agent::open(
         &args.state_dir,
         args.machine.as_deref(),
