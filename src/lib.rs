@@ -70,7 +70,8 @@
 //!
 //! Not in the library: the synthetic fleet generator and a git helper for tests and
 //! benches live in `tests/support/`, included with `#[path]`.
-// One exception, with its reasons: `agent::memory` asks glibc for freed pages back.
+// One exception, with its reasons: `agent::memory` asks glibc for freed pages back and
+// sets its arenas up for a daemon.
 #![deny(unsafe_code)]
 
 pub mod agent;

@@ -96,9 +96,12 @@ pub fn allowed(who: &Authed, service: Service) -> Result<(), String> {
     }
 }
 
+/// The bare repository's directory in the state dir.
+pub const REPO_DIR: &str = "config.git";
+
 /// Where the bare repository is (it may not exist yet).
 pub fn path(agent: &Agent) -> PathBuf {
-    agent.state.layout.dir.join("config.git")
+    agent.state.layout.dir.join(REPO_DIR)
 }
 
 /// The bare repository, created on first use with its `pre-receive` hook.

@@ -5,6 +5,14 @@
 //! each burst, once the agent has been quiet for [`QUIET`], it asks glibc for the free
 //! pages back (`malloc_trim`). Elsewhere (musl, macOS) it does nothing: those allocators
 //! return memory themselves or have no such call.
+//!
+//! A burst is a request answered, a change set stored, or a connection ended — hostile
+//! connections that never log in free what they held too (russh's buffers, half-read
+//! packets), and nothing else would trim after them. Before any thread starts, [`tune`]
+//! caps glibc's arenas (one per thread that allocates, by default up to 8 per core, each
+//! keeping its own high-water mark) and fixes the size above which a block is mapped on
+//! its own (glibc otherwise raises it to the largest block freed, up to 32 MiB, so a big
+//! answer's buffers land on the heap next time and stay resident).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -72,6 +80,41 @@ pub fn release_soon() {
     AGENT.soon();
 }
 
+/// Trims once things are quiet after it is dropped: held by each connection, whatever
+/// ends it.
+pub struct ReleaseOnDrop;
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        release_soon();
+    }
+}
+
+/// glibc's arenas: the main one and one more, shared by every other thread.
+pub const ARENAS: i32 = 2;
+
+/// Blocks from this size up are mapped on their own and unmapped when freed.
+pub const MMAP_THRESHOLD: i32 = 128 * 1024;
+
+/// Sets glibc's allocator up for a long-lived daemon (see the module header); call before
+/// any other thread starts. True when glibc took both settings.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn tune() -> bool {
+    // SAFETY: `mallopt` takes no pointers; called before other threads allocate, and glibc
+    // locks the allocator while it changes a setting anyway.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS) == 1
+            && libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    }
+}
+
+/// Sets the allocator up for a long-lived daemon (nothing to do here).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune() -> bool {
+    false
+}
+
 /// Starts the agent's releaser on the current tokio runtime.
 pub fn spawn_releaser() {
     tokio::spawn(AGENT.run(QUIET, release));
@@ -125,6 +168,14 @@ mod tests {
         R.soon();
         trimmed(&R, 2).await;
         assert_eq!(RELEASED.load(Ordering::Relaxed), R.trims());
+    }
+
+    #[test]
+    fn glibc_takes_the_daemon_settings() {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        assert!(tune());
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        assert!(!tune());
     }
 
     #[test]

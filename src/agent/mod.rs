@@ -131,12 +131,18 @@ impl Agent {
             dir: state.running_dir(),
             hooks: state.settings.hooks.clone(),
         };
-        let node = Node::new(core, auth, applier).with_change_hook(Box::new(move |cluster| {
-            if let Err(e) = record.note(cluster) {
-                tracing::error!("cannot update the membership record: {e}");
-            }
-            memory::release_soon();
-        }));
+        // A commit is verified only if this machine's config repo holds it (a push).
+        let config_repo = state.layout.dir.join(git_serve::REPO_DIR);
+        let node = Node::new(core, auth, applier)
+            .with_change_hook(Box::new(move |cluster| {
+                if let Err(e) = record.note(cluster) {
+                    tracing::error!("cannot update the membership record: {e}");
+                }
+                memory::release_soon();
+            }))
+            .with_commit_check(Box::new(move |origin| {
+                crate::source::holds(&config_repo, origin)
+            }));
         let report = node.start();
         if !report.written.is_empty() || !report.removed.is_empty() {
             tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");

@@ -33,6 +33,8 @@ fn init_log(format: LogFormat) {
 /// Runs the agent until it is told to stop.
 pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
     init_log(args.log_format);
+    // Before the runtime's threads start (see `agent::memory`).
+    crate::agent::memory::tune();
     let agent = Agent::open(
         &args.state_dir,
         args.machine.as_deref(),

@@ -332,6 +332,7 @@ mod tests {
                 host: origin.into(),
                 source: Source::Cli,
                 message: String::new(),
+                origin_kind: Default::default(),
             },
         }
     }

@@ -119,7 +119,7 @@ pub fn render_log(sets: &[ChangeSetSummary]) -> String {
             cs.id,
             cs.seq,
             utc(cs.wall_ms),
-            cs.meta.source,
+            cs.meta.source_shown(),
             cs.meta.author,
             cs.meta.user,
             cs.meta.host,
@@ -228,6 +228,7 @@ mod conflict_tests {
                 host: origin.into(),
                 source: Source::Cli,
                 message: String::new(),
+                origin_kind: Default::default(),
             },
         }
     }

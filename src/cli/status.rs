@@ -81,9 +81,14 @@ pub fn render(s: &SyncStatus) -> String {
     }
     match &s.last_applied {
         Some(a) => {
+            let claimed = if a.origin_kind.verified() {
+                String::new()
+            } else {
+                format!(" (claimed by {})", a.user)
+            };
             let _ = writeln!(
                 t,
-                "last applied:  {}  \"{}\"  change set {} at {} by {} on {}",
+                "last applied:  {}{claimed}  \"{}\"  change set {} at {} by {} on {}",
                 short(&a.commit.commit),
                 a.commit.message,
                 a.change_set,
@@ -208,6 +213,7 @@ mod tests {
                 wall_ms: 1_790_000_000_000,
                 user: "follow".into(),
                 host: "lab1.example.com".into(),
+                origin_kind: crate::model::OriginKind::Follower,
             }),
             sync: Sync::OutOfSync,
             compared_with: "head".into(),

@@ -21,6 +21,7 @@ fn admin() -> Caller {
         authority: Authority::All,
         followed: None,
         break_glass: None,
+        origin_kind: crate::model::OriginKind::Claimed,
     }
 }
 
@@ -227,6 +228,7 @@ fn setname_and_addgroup_refuse_what_makes_no_sense() {
         authority: Authority::NoMembership,
         followed: None,
         break_glass: None,
+        origin_kind: crate::model::OriginKind::Claimed,
     };
     assert!(matches!(
         c.add_group(&operator, &group("Oslo"), 7),

@@ -35,6 +35,18 @@ impl Authed {
             principal: Principal::User,
         }
     }
+
+    /// The agent's own follower, as it applies a commit of the branch it follows: user
+    /// `name` (shown in `log`) with an administrator's authority. Only the follower's code
+    /// builds it; no login does, so its applies are known by the path they come through,
+    /// whatever a user is called.
+    pub fn follower(name: impl Into<String>) -> Authed {
+        Authed {
+            user: name.into(),
+            role: Role::Administrator,
+            principal: Principal::Follower,
+        }
+    }
 }
 
 /// Who logged in, beyond the user name.
@@ -49,6 +61,8 @@ pub enum Principal {
     /// A machine registered with `prepjoin add`, with its host key (user
     /// [`JOIN_USER`]): it may join and nothing else.
     Joiner(crate::model::MachineName),
+    /// The agent's own repo follower, in process ([`Authed::follower`]): never a login.
+    Follower,
 }
 
 /// The SSH user a member logs in as, with its host key, to open a mesh link.

@@ -3,6 +3,7 @@
 //! ([`Refusal`]). Every write path of the cluster takes these; they take nothing of it.
 
 use super::users::Role;
+use crate::model::OriginKind;
 use crate::state::{CommitError, StoreError};
 
 /// A request the agent will not carry out; nothing was written.
@@ -50,6 +51,9 @@ pub struct Caller {
     /// An administrator's reason to write during a change freeze (`apply --break-glass`);
     /// recorded in the change set's message.
     pub break_glass: Option<String>,
+    /// Whether the commit the caller applies is vouched for: set by the request handler
+    /// (from the code path and the agent's config repo), never taken from a request.
+    pub origin_kind: OriginKind,
 }
 
 impl Caller {
@@ -65,6 +69,7 @@ impl Caller {
             },
             followed: None,
             break_glass: None,
+            origin_kind: OriginKind::Claimed,
         }
     }
 }

@@ -5,7 +5,7 @@
 use super::authorize::{check_authority, first_failure};
 use super::caller::{Authority, Caller, Refusal, invalid};
 use crate::model::{
-    EntryValue, GroupName, Level, MachineName, Membership, Mode, Node, SectionName,
+    EntryValue, GroupName, Level, MachineName, Membership, Mode, Node, OriginKind, SectionName,
 };
 use crate::plan::Origin;
 use crate::schema::Catalogue;
@@ -83,6 +83,10 @@ impl<S: Store> Core<S> {
             author: author.to_owned(),
             user: caller.user.clone(),
             host: self.machine.to_string(),
+            origin_kind: match source {
+                Source::Git { .. } => caller.origin_kind,
+                Source::Cli => OriginKind::Claimed,
+            },
             source,
             message,
         }
@@ -113,6 +117,7 @@ impl<S: Store> Core<S> {
             authority: Authority::All,
             followed: None,
             break_glass: None,
+            origin_kind: crate::model::OriginKind::Claimed,
         };
         let meta = self.meta(&caller, "agent", Source::Cli, "standalone settings".into());
         Ok(Some(self.propose(writes, base, meta, wall_ms)?))
@@ -413,6 +418,7 @@ mod tests {
             authority: Authority::All,
             followed: None,
             break_glass: None,
+            origin_kind: crate::model::OriginKind::Claimed,
         }
     }
 

@@ -158,6 +158,7 @@ fn agent_caller() -> Caller {
         authority: Authority::All,
         followed: None,
         break_glass: None,
+        origin_kind: crate::model::OriginKind::Claimed,
     }
 }
 

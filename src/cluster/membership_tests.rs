@@ -22,6 +22,7 @@ fn admin() -> Caller {
         authority: Authority::All,
         followed: None,
         break_glass: None,
+        origin_kind: crate::model::OriginKind::Claimed,
     }
 }
 

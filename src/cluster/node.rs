@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::broadcast;
 
 use super::applier::{Applier, running_config};
-use super::auth::Auth;
+use super::auth::{Auth, Authed, Principal};
 use super::caller::Refusal;
 use super::core::Core;
 use super::users::parse_users;
 use crate::config::Diagnostics;
-use crate::model::{EntryValue, Key, MachineName, Mode, SectionName};
+use crate::model::{EntryValue, Key, MachineName, Mode, OriginKind, SectionName, Source};
+use crate::plan::Origin;
 use crate::protocol::{LocalEdit, Response, RunReport, RunState};
 use crate::resolve::entries::catalogue_of;
 use crate::schema::Catalogue;
@@ -54,10 +55,16 @@ pub struct Node<S, A> {
     /// Told, after every change, which cluster the store names (`None`: none): the
     /// agent keeps its membership record with it, and frees memory.
     on_change: Option<ChangeHook>,
+    /// Whether the agent's config repo holds a commit with this author and message.
+    holds_commit: Option<CommitCheck>,
 }
 
 /// What [`Node::with_change_hook`] is given.
 pub type ChangeHook = Box<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// What [`Node::with_commit_check`] is given: whether the machine's own config repo holds
+/// the origin's commit, with its author and message.
+pub type CommitCheck = Box<dyn Fn(&Origin) -> bool + Send + Sync>;
 
 /// How many change sets' run times a node remembers.
 const APPLIED_KEPT: usize = 4096;
@@ -93,6 +100,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             applied: Mutex::new(BTreeMap::new()),
             last_run: Mutex::new(None),
             on_change: None,
+            holds_commit: None,
             store_health,
         }
     }
@@ -102,6 +110,27 @@ impl<S: Store, A: Applier> Node<S, A> {
     pub fn with_change_hook(mut self, hook: ChangeHook) -> Node<S, A> {
         self.on_change = Some(hook);
         self
+    }
+
+    /// This node, asking `check` whether the machine's config repo holds a commit that is
+    /// applied here (without one, no commit a client names is verified).
+    pub fn with_commit_check(mut self, check: CommitCheck) -> Node<S, A> {
+        self.holds_commit = Some(check);
+        self
+    }
+
+    /// How far `origin`, applied by `who`, is vouched for: the follower's own applies by
+    /// the path they come through, any other commit only if this machine's config repo
+    /// holds it as claimed; everything else is recorded as claimed.
+    pub fn origin_kind(&self, who: &Authed, origin: &Origin) -> OriginKind {
+        match origin.source {
+            Source::Cli => OriginKind::Claimed,
+            Source::Git { .. } if who.principal == Principal::Follower => OriginKind::Follower,
+            Source::Git { .. } if self.holds_commit.as_ref().is_some_and(|c| c(origin)) => {
+                OriginKind::Repo
+            }
+            Source::Git { .. } => OriginKind::Claimed,
+        }
     }
 
     /// Every change set that reaches the store from now on.

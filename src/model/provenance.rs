@@ -49,6 +49,48 @@ pub struct ChangeMeta {
     pub source: Source,
     /// The commit message, or what the command did.
     pub message: String,
+    /// For a commit: whether the agent that accepted it vouches for it (absent in change
+    /// sets recorded before it was: claimed).
+    #[serde(default)]
+    pub origin_kind: OriginKind,
+}
+
+impl ChangeMeta {
+    /// The source as `log` shows it: a commit nobody vouches for is shown as claimed by
+    /// the user who applied it (`git 8f2c1d0e9b7a (claimed by admin)`).
+    pub fn source_shown(&self) -> String {
+        match (&self.source, self.origin_kind) {
+            (Source::Git { .. }, OriginKind::Claimed) => {
+                format!("{} (claimed by {})", self.source, self.user)
+            }
+            (Source::Git { .. }, _) => format!("{} (verified)", self.source),
+            (Source::Cli, _) => self.source.to_string(),
+        }
+    }
+}
+
+/// How far a change set's commit and author are vouched for by the agent that accepted
+/// it. A client says which commit it applies; only the agent's own config repo, or its own
+/// follower, can confirm it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginKind {
+    /// Recorded as the user who applied it said (an `apply --ref` of a commit the agent's
+    /// repo lacks, a saved plan), or no commit at all.
+    #[default]
+    Claimed,
+    /// The agent's config repo held the commit, with this author and message: a push
+    /// through its `pre-receive` hook, or an apply of a commit pushed before.
+    Repo,
+    /// The agent's own follower read it from the branch it follows.
+    Follower,
+}
+
+impl OriginKind {
+    /// Whether the commit is vouched for.
+    pub fn verified(self) -> bool {
+        self != OriginKind::Claimed
+    }
 }
 
 /// The provenance every entry carries: its version (which is also the identity of the

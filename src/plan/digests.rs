@@ -217,6 +217,7 @@ machine "lab3" group="Paris"
                     host: "lab1".into(),
                     source: Source::Cli,
                     message: "joined".into(),
+                    origin_kind: Default::default(),
                 },
                 version: crate::state::tests::version(2, "lab1"),
                 wall_ms: 2,

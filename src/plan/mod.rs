@@ -546,6 +546,7 @@ pub(crate) mod tests {
                     host: "lab1".into(),
                     source: Source::Cli,
                     message: "t".into(),
+                    origin_kind: Default::default(),
                 },
                 version: crate::state::tests::version(hlc, "lab1"),
                 wall_ms: hlc,

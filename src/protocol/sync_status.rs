@@ -58,6 +58,10 @@ pub struct AppliedCommit {
     pub user: String,
     /// The machine it was applied through.
     pub host: String,
+    /// Whether that machine vouched for the commit (its config repo held it, or its own
+    /// follower applied it), or recorded it as the user claimed it.
+    #[serde(default)]
+    pub origin_kind: crate::model::OriginKind,
 }
 
 /// The repo an agent follows (its `agent.kdl` `source`).

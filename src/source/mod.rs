@@ -5,7 +5,10 @@
 //! This is an I/O edge: it reads files and git objects into in-memory
 //! [`SourceFile`]s and hands them to the pure parser and validator.
 
+mod held;
 pub mod pack;
+
+pub use held::holds;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -221,24 +224,29 @@ fn read_in(
     let (schemas, kdl): (Vec<_>, Vec<_>) = files
         .into_iter()
         .partition(|(p, _)| p.starts_with("schemas/"));
-    let author = commit.author();
     Ok(Snapshot {
         kdl: kdl.into_iter().map(|(_, f)| f).collect(),
         schemas: schemas.into_iter().map(|(_, f)| f).collect(),
         problems,
         unread,
-        origin: Origin {
-            source: Source::Git {
-                commit: commit.id().to_string(),
-            },
-            author: format!(
-                "{} <{}>",
-                String::from_utf8_lossy(author.name_bytes()),
-                String::from_utf8_lossy(author.email_bytes())
-            ),
-            message: commit.message().unwrap_or_default().trim().to_owned(),
-        },
+        origin: origin_of(&commit),
     })
+}
+
+/// A commit's id, author and message, as plans and change sets record them.
+fn origin_of(commit: &git2::Commit) -> Origin {
+    let author = commit.author();
+    Origin {
+        source: Source::Git {
+            commit: commit.id().to_string(),
+        },
+        author: format!(
+            "{} <{}>",
+            String::from_utf8_lossy(author.name_bytes()),
+            String::from_utf8_lossy(author.email_bytes())
+        ),
+        message: commit.message().unwrap_or_default().trim().to_owned(),
+    }
 }
 
 /// Walks a commit's trees for `*.kdl` files, following links inside the commit.

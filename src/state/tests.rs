@@ -11,6 +11,7 @@ pub fn meta(author: &str) -> ChangeMeta {
         host: "lab1".into(),
         source: Source::Cli,
         message: "test".into(),
+        origin_kind: Default::default(),
     }
 }
 

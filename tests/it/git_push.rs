@@ -400,3 +400,139 @@ fn an_agent_started_with_a_relative_state_dir_accepts_a_push() {
     let log = ok(&here(&["log", "--state-dir", "st/lab2"]));
     assert!(log.contains("dns"), "{log}");
 }
+
+/// The newest change set of `agent`'s log, as JSON.
+fn newest(agent: &TestAgent) -> serde_json::Value {
+    let log = ok(&strata(&[
+        "log",
+        "--state-dir",
+        &sd(agent),
+        "--format",
+        "json",
+    ]));
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    log["change_sets"][0].clone()
+}
+
+#[test]
+fn a_commit_is_verified_only_when_the_agents_own_repo_holds_it() {
+    if clients().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (op, ro) = (tmp.path().join("op"), tmp.path().join("ro"));
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    let repo = tmp.path().join("repo");
+    let first = git_repo(
+        &repo,
+        &[
+            ("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.53")),
+            ("machines.kdl", MACHINES),
+        ],
+        "users",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    let log = |format: &str| {
+        ok(&strata(&[
+            "log",
+            "--state-dir",
+            &sd(&agent),
+            "--format",
+            format,
+        ]))
+    };
+    let status = || ok(&strata(&["status", "--state-dir", &sd(&agent)]));
+
+    // `apply --ref` of a commit the agent's repo lacks: recorded as the user claimed it.
+    apply_main(&p(&repo), &sd(&agent));
+    let cs = newest(&agent);
+    assert_eq!(cs["meta"]["source"]["commit"], first.as_str(), "{cs}");
+    assert_eq!(cs["meta"]["origin_kind"], "claimed", "{cs}");
+    let user = cs["meta"]["user"].as_str().unwrap().to_owned();
+    let claimed = format!("git {} (claimed by {user})", &first[..12]);
+    assert!(log("human").contains(&claimed), "{}", log("human"));
+    assert!(
+        status().contains(&format!("{} (claimed by {user})", &first[..10])),
+        "{}",
+        status()
+    );
+
+    // A push: the hook applies it while the commit is in the agent's repo; verified.
+    let ada = Pusher::new(&agent, tmp.path(), "ada", &op);
+    let pushed = git_repo(
+        &repo,
+        &[("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.99"))],
+        "dns: move to .99",
+    );
+    let out = ada.push(&repo);
+    assert!(out.status.success(), "{}\n{}", both(&out), agent.log());
+    let cs = newest(&agent);
+    assert_eq!(cs["meta"]["source"]["commit"], pushed.as_str(), "{cs}");
+    assert_eq!(cs["meta"]["origin_kind"], "repo", "{cs}");
+    assert!(
+        log("human").contains(&format!("git {} (verified)", &pushed[..12])),
+        "{}",
+        log("human")
+    );
+    assert!(!status().contains("claimed by"), "{}", status());
+    let json = ok(&strata(&[
+        "status",
+        "--state-dir",
+        &sd(&agent),
+        "--format",
+        "json",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["last_applied"]["origin_kind"], "repo", "{json}");
+
+    // A saved plan whose origin claims the pushed commit with another author: the repo
+    // holds the commit, not as claimed; recorded as claimed.
+    std::fs::write(
+        repo.join("cluster.kdl"),
+        cluster_kdl(&op_pub, &ro_pub, "10.0.0.77"),
+    )
+    .unwrap();
+    let saved = tmp.path().join("plan.json");
+    let out = strata(&[
+        "plan",
+        "--repo",
+        &p(&repo),
+        "--state-dir",
+        &sd(&agent),
+        "--out",
+        &p(&saved),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    plan["origin"] = serde_json::json!({
+        "source": { "kind": "git", "commit": pushed },
+        "author": "Security Team <security@example.com>",
+        "message": "dns: move to .99",
+    });
+    std::fs::write(&saved, plan.to_string()).unwrap();
+    ok(&strata(&[
+        "apply",
+        "--plan",
+        &p(&saved),
+        "--state-dir",
+        &sd(&agent),
+        "--yes",
+    ]));
+    let cs = newest(&agent);
+    assert_eq!(
+        cs["meta"]["author"], "Security Team <security@example.com>",
+        "{cs}"
+    );
+    assert_eq!(cs["meta"]["origin_kind"], "claimed", "{cs}");
+    assert!(
+        log("human").contains(&format!("git {} (claimed by {user})", &pushed[..12])),
+        "{}",
+        log("human")
+    );
+    assert!(
+        status().contains(&format!("{} (claimed by {user})", &pushed[..10])),
+        "{}",
+        status()
+    );
+}

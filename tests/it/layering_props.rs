@@ -114,7 +114,7 @@ proptest! {
         let origin = Origin { source: Source::Cli, author: "prop".into(), message: "m".into() };
         let plan = diff(&desired(&repo, &catalogue), &catalogue, &Live::new(), origin.clone());
         let mut core = Core::new(MemoryStore::default(), MachineName::new("m0").unwrap(), "m0".into()).unwrap();
-        let caller = Caller { user: "prop".into(), authority: Authority::All, followed: None, break_glass: None };
+        let caller = Caller { user: "prop".into(), authority: Authority::All, followed: None, break_glass: None, origin_kind: strata::model::OriginKind::Claimed };
         core.apply(&caller, plan.writes(), plan.base.clone(), &origin, 1).unwrap();
         let live = core.store.live().unwrap();
         let stored = catalogue_of(

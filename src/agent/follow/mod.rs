@@ -30,7 +30,6 @@ use std::sync::Mutex;
 use crate::cluster::applier::Applier;
 use crate::cluster::auth::Authed;
 use crate::cluster::node::Node;
-use crate::cluster::users::Role;
 use crate::config::agent_kdl::{Follow, FollowMode};
 use crate::plan::{Entries, Origin, Plan, desired, diff};
 use crate::protocol::{Request, Response};
@@ -308,7 +307,7 @@ impl Follower {
                 what.join(", and ")
             ));
         }
-        let who = Authed::user(FOLLOW_USER, Role::Administrator);
+        let who = Authed::follower(FOLLOW_USER);
         let response = node.handle(
             &who,
             Request::Apply {

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{FOLLOW_USER, Follower};
+use super::Follower;
 use crate::cluster::applier::Applier;
 use crate::cluster::node::Node;
+use crate::model::OriginKind;
 use crate::plan::{Change, Origin, Plan};
 use crate::protocol::sync_status::{
     AppliedCommit, CommitInfo, Followed, Health, LastRun, Sync, SyncStatus,
@@ -124,7 +125,7 @@ fn written_by(live: &Live, sets: &[ChangeSet], key: &Key) -> String {
         ": written by {} on {} ({}, change set {}: \"{message}\")",
         m.user,
         m.host,
-        m.source,
+        m.source_shown(),
         entry.stamp.change_set()
     )
 }
@@ -137,9 +138,10 @@ pub fn last_applied(sets: &[ChangeSet]) -> Option<&ChangeSet> {
 }
 
 /// Whether `sets` say a follower in mode apply keeps the cluster at a branch: the newest
-/// change set stamped with a commit was made by one.
+/// change set stamped with a commit was made by one (known by how it came, not by the
+/// user name, which a user could share).
 pub fn followed_by_log(sets: &[ChangeSet]) -> Option<&ChangeSet> {
-    last_applied(sets).filter(|cs| cs.meta.user == FOLLOW_USER)
+    last_applied(sets).filter(|cs| cs.meta.origin_kind == OriginKind::Follower)
 }
 
 /// For a member that follows nothing: the entries whose live value differs from what the
@@ -218,6 +220,7 @@ pub fn status<S: Store, A: Applier>(
             wall_ms: cs.wall_ms,
             user: cs.meta.user.clone(),
             host: cs.meta.host.clone(),
+            origin_kind: cs.meta.origin_kind,
         }),
         sync: Sync::Unknown,
         compared_with: "last-applied".into(),

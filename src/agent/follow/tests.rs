@@ -4,6 +4,8 @@
 use super::*;
 use crate::cluster::applier::MemoryApplier;
 use crate::cluster::node::tests::node;
+use crate::cluster::users::Role;
+use crate::model::OriginKind;
 use crate::protocol::sync_status::Sync;
 use crate::source::git;
 use crate::state::{Key, MemoryStore};
@@ -45,17 +47,27 @@ fn stamped(node: &TestNode) -> Vec<(String, String)> {
 
 /// An out-of-band write of the cluster's dns, as an operator's `apply` would make.
 fn apply_by_hand(node: &TestNode, dns: &str) {
+    apply_as(
+        node,
+        &Authed::user("admin", Role::Administrator),
+        dns,
+        Source::Cli,
+    );
+}
+
+/// As [`apply_by_hand`], by `who`, stamped with `source`.
+fn apply_as(node: &TestNode, who: &Authed, dns: &str, source: Source) {
     let key: Key = "cluster/dns".parse().unwrap();
     let live = node.live().unwrap();
     let value =
         crate::config::value_from_text(&key, &format!("dns {{ server \"{dns}\"; }}")).unwrap();
     let r = node.handle(
-        &Authed::user("admin", Role::Administrator),
+        who,
         Request::Apply {
             writes: [(key.clone(), Some(value))].into(),
             base: [(key.clone(), Some(live[&key].stamp.version.clone()))].into(),
             origin: Origin {
-                source: Source::Cli,
+                source,
                 author: "admin".into(),
                 message: "by hand".into(),
             },
@@ -85,6 +97,7 @@ fn a_new_commit_is_applied_once_stamped_with_it_and_a_bad_one_is_the_last_error(
         ("follow", "first")
     );
     assert_eq!(last.meta.author, "Ada <ada@example.com>");
+    assert_eq!(last.meta.origin_kind, OriginKind::Follower);
     // Nothing to do when the live state already equals the commit: no empty change set.
     let count = sets.len();
     f.reconcile(&n, true, 2);
@@ -223,4 +236,32 @@ fn a_file_url_is_fetched_into_the_mirror_and_followed() {
     assert_eq!(s.sync, Sync::Unknown);
     assert!(s.last_error.is_some_and(|e| e.starts_with("git: ")));
     assert_eq!(n.change_sets().unwrap().len(), sets.len());
+}
+
+#[test]
+fn a_user_called_follow_is_not_the_follower() {
+    let dir = tempfile::tempdir().unwrap();
+    commit(dir.path(), "10.0.0.53", "first");
+    let (n, f) = (node(), follower(dir.path(), FollowMode::Apply, false));
+    f.reconcile(&n, true, 1);
+    let claimed = Source::Git {
+        commit: "8f2c1d0e9b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d".into(),
+    };
+    apply_as(
+        &n,
+        &Authed::user(FOLLOW_USER, Role::Administrator),
+        "10.0.0.54",
+        claimed.clone(),
+    );
+    let sets = n.change_sets().unwrap();
+    let last = sets.last().unwrap();
+    assert_eq!(
+        (&last.meta.source, last.meta.user.as_str()),
+        (&claimed, "follow")
+    );
+    // Recorded as the user claimed it, and not taken for a follower's apply: the cluster
+    // is not held at a branch by a user's name.
+    assert_eq!(last.meta.origin_kind, OriginKind::Claimed);
+    assert!(followed_by_log(&sets).is_none());
+    assert!(last.meta.source_shown().ends_with("(claimed by follow)"));
 }

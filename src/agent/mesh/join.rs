@@ -233,6 +233,7 @@ pub fn admit(agent: &Agent, who: &Authed, request: &JoinRequest) -> Response {
         authority: Authority::All,
         followed: None,
         break_glass: None,
+        origin_kind: crate::model::OriginKind::Claimed,
     };
     let catalogue = agent.node.catalogue();
     let own = agent.mesh.get().map(|m| m.identity.facts());

@@ -139,6 +139,7 @@ fn admin(who: &Authed) -> Result<Caller, Response> {
             authority: Authority::All,
             followed: None,
             break_glass: None,
+            origin_kind: crate::model::OriginKind::Claimed,
         })
     } else {
         Err(Response::Denied {
@@ -170,7 +171,7 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
                 message: "a peer login may only open a mesh link".into(),
             });
         }
-        (Principal::Joiner(_), Request::Join(_)) | (Principal::User, _) => {}
+        (Principal::Joiner(_), Request::Join(_)) | (Principal::User | Principal::Follower, _) => {}
         (Principal::Joiner(_), _) => {
             return Some(Response::Denied {
                 message: "a pre-shared join login may only join".into(),

@@ -258,6 +258,8 @@ async fn connection(
     in_flight: InFlight,
     login_timeout: Duration,
 ) {
+    // However it ends, what the connection held is freed: trim once things are quiet.
+    let _release = crate::agent::memory::ReleaseOnDrop;
     let logged_in = Arc::new(Notify::new());
     let login_by = tokio::time::Instant::now() + login_timeout;
     let handler = Client::new(agent, in_flight.clone(), peer, logged_in.clone(), login_by);

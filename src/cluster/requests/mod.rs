@@ -73,6 +73,7 @@ pub fn handle<S: Store, A: Applier>(
             let caller = Caller {
                 followed: caller.followed.filter(|_| !override_follower),
                 break_glass,
+                origin_kind: node.origin_kind(who, &origin),
                 ..caller
             };
             apply::answer(node, &caller, writes, base, &origin)
@@ -97,6 +98,7 @@ pub fn handle<S: Store, A: Applier>(
             }
             let caller = Caller {
                 followed,
+                origin_kind: node.origin_kind(who, &origin),
                 ..Caller::with_role(user, pusher)
             };
             apply::answer(node, &caller, writes, base, &origin)
