@@ -15,6 +15,7 @@ pub mod pack;
 pub mod peer;
 pub mod pin;
 pub mod run;
+pub mod ssh_agent;
 pub mod status;
 pub mod sync_status;
 pub mod table;
