@@ -122,7 +122,7 @@ fn options(args: &TargetArgs) -> Result<(ClientOptions, Vec<Locked>), CliError> 
     };
     let mut locked = Vec::new();
     let login = match (&args.identity, &layout) {
-        (Some(p), _) => identity::explicit(p, identity::agent().as_ref())?,
+        (Some(p), _) => identity::explicit(p, identity::agent)?,
         (None, Some(l)) => Login::Key(Box::new(read_key(&l.local_key())?)),
         (None, None) => {
             let found = identity::implicit(

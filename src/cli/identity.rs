@@ -86,9 +86,13 @@ pub struct Identities {
     pub locked: Vec<Locked>,
 }
 
-/// `--identity FILE`: that key alone, through the ssh-agent if it holds it, else read
-/// (its passphrase asked on the terminal when it is encrypted).
-pub fn explicit(path: &Path, agent: Option<&(PathBuf, Vec<PublicKey>)>) -> Result<Login, CliError> {
+/// `--identity FILE`: that key alone, through the ssh-agent (asked for by `agent` only
+/// then) if it holds it, else read (its passphrase asked on the terminal when it is
+/// encrypted).
+pub fn explicit(
+    path: &Path,
+    agent: impl FnOnce() -> Option<(PathBuf, Vec<PublicKey>)>,
+) -> Result<Login, CliError> {
     let unreadable = |e: String| {
         Failure::new(
             format!("cannot read the identity {}: {e}", path.display()),
@@ -98,7 +102,8 @@ pub fn explicit(path: &Path, agent: Option<&(PathBuf, Vec<PublicKey>)>) -> Resul
     match open(path).map_err(unreadable)? {
         KeyFile::Plain(key) => Ok(Login::Key(key)),
         KeyFile::Encrypted { public, text } => {
-            if let Some(login) = public.as_ref().and_then(|p| held(agent, p)) {
+            let agent = agent();
+            if let Some(login) = public.as_ref().and_then(|p| held(agent.as_ref(), p)) {
                 return Ok(login);
             }
             let locked = Locked {
@@ -189,21 +194,22 @@ pub fn unlock(locked: &Locked) -> Result<Option<PrivateKey>, CliError> {
             ),
         ));
     }
+    // As OpenSSH words it; the retries say why they ask again.
+    let mut prompt = format!("Enter passphrase for key '{path}': ");
     for _ in 0..3 {
-        let pass = super::tty::ask(&format!("Enter passphrase for key '{path}': "), false)
-            .map_err(|e| {
-                Failure::new(
-                    format!("no terminal to ask the passphrase of {path} on: {e}"),
-                    "add the key to your ssh-agent (ssh-add)",
-                )
-            })?;
+        let pass = super::tty::ask(&prompt, false).map_err(|e| {
+            Failure::new(
+                format!("no terminal to ask the passphrase of {path} on: {e}"),
+                "add the key to your ssh-agent (ssh-add)",
+            )
+        })?;
         if pass.is_empty() {
             return Ok(None);
         }
         if let Ok(key) = russh::keys::decode_secret_key(&locked.text, Some(&pass)) {
             return Ok(Some(key));
         }
-        eprintln!("Bad passphrase, try again for {path}");
+        prompt = format!("Bad passphrase, try again for {path}: ");
     }
     Err(Failure::new(
         format!("wrong passphrase for the key {path}, three times"),

@@ -107,29 +107,34 @@ fn encrypted_keypair(path: &Path, passphrase: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn an_ssh_config_alias_and_the_ssh_agent_log_in_as_openssh_would() {
-    if !openssh_agent() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
+/// An agent whose users are ada (an encrypted key at `~/.ssh/id_ed25519` of `home`) and
+/// rob (a plain key of his own), and `~/.ssh/config` naming it `lab1` and `lab1-new`.
+struct Lab {
+    agent: crate::agent_support::TestAgent,
+    home: PathBuf,
+    ssh: PathBuf,
+    rob: PathBuf,
+    port: String,
+}
+
+fn lab(dir: &Path) -> Lab {
+    let home = dir.join("home");
     let ssh = home.join(".ssh");
     std::fs::create_dir_all(&ssh).unwrap();
     // Ada's key is encrypted, at the default place; Rob's is a plain file of his own.
     let ada_pub = encrypted_keypair(&ssh.join("id_ed25519"), "correct horse");
-    let rob = tmp.path().join("rob");
+    let rob = dir.join("rob");
     let rob_pub = keypair(&rob);
     let users = format!(
         "cluster \"americas\" {{\n    users {{\n        user \"admin\" role=\"administrator\"\n        user \"ada\" role=\"operator\" {{ key \"{ada_pub}\"; }}\n        user \"rob\" role=\"read-only\" {{ key \"{rob_pub}\"; }}\n    }}\n}}\ngroup \"Main_Group\"\ngroup \"Paris\"\n"
     );
-    let repo = tmp.path().join("repo");
+    let repo = dir.join("repo");
     git_repo(
         &repo,
         &[("cluster.kdl", &users), ("machines.kdl", MACHINES)],
         "users",
     );
-    let agent = created(&tmp.path().join("agent"));
+    let agent = created(&dir.join("agent"));
     apply_main(&p(&repo), &sd(&agent));
     let port = agent.addr.rsplit_once(':').unwrap().1.to_owned();
     // The host key pinned where the config's UserKnownHostsFile says, not in
@@ -149,6 +154,28 @@ fn an_ssh_config_alias_and_the_ssh_agent_log_in_as_openssh_would() {
         ),
     )
     .unwrap();
+    Lab {
+        agent,
+        home,
+        ssh,
+        rob,
+        port,
+    }
+}
+
+#[test]
+fn an_ssh_config_alias_and_the_ssh_agent_log_in_as_openssh_would() {
+    if !openssh_agent() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Lab {
+        agent,
+        home,
+        ssh,
+        rob,
+        port,
+    } = lab(tmp.path());
     let sock = tmp.path().join("agent.sock");
     let ssh_agent = SshAgent::start(&sock);
     ssh_agent.add(&ssh.join("id_ed25519"), "correct horse", tmp.path());
@@ -245,4 +272,84 @@ fn an_ssh_config_alias_and_the_ssh_agent_log_in_as_openssh_would() {
         "{}",
         stderr(&out)
     );
+}
+
+/// tmux, if installed (.ci/run installs it): a real terminal to type a passphrase on.
+fn tmux() -> bool {
+    let found = Command::new("tmux").arg("-V").output().is_ok();
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tmux");
+        eprintln!("skipping: no tmux on this machine");
+    }
+    found
+}
+
+#[test]
+fn an_encrypted_key_is_unlocked_with_its_passphrase_typed_on_the_terminal() {
+    if !openssh_agent() || !tmux() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Lab { agent, home, .. } = lab(tmp.path());
+    let socket = tmp.path().join("tmux.sock");
+    let rc = tmp.path().join("rc");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let script = format!(
+        "unset SSH_AUTH_SOCK STRATA_PASSPHRASE STRATA_SSH_CONFIG; HOME='{}' NO_COLOR=1 '{}' log --target lab1 2>'{}/err'; echo $? >'{}'",
+        home.display(),
+        env!("CARGO_BIN_EXE_strata"),
+        tmp.path().display(),
+        rc.display()
+    );
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "200",
+        "-y",
+        "20",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let screen = || String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+    let wait_for = |what: &str, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while screen().matches(what).count() < count {
+            assert!(Instant::now() < deadline, "no {what:?} on:\n{}", screen());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // A wrong passphrase is asked again; the right one logs in as ada.
+    wait_for("Enter passphrase for key '", 1);
+    assert!(screen().contains(".ssh/id_ed25519':"), "{}", screen());
+    tmux(&["send-keys", "wrong horse", "Enter"]);
+    wait_for("Bad passphrase, try again for ", 1);
+    assert!(
+        !screen().contains("wrong horse"),
+        "echo must be off: {}",
+        screen()
+    );
+    tmux(&["send-keys", "correct horse", "Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rc.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "strata did not finish: {}",
+            screen()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = tmux(&["kill-server"]);
+    let err = std::fs::read_to_string(tmp.path().join("err")).unwrap_or_default();
+    assert_eq!(std::fs::read_to_string(&rc).unwrap().trim(), "0", "{err}");
+    assert!(agent.log().contains("user=\"ada\""), "{}", agent.log());
 }
