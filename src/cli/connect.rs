@@ -9,8 +9,8 @@ use std::path::Path;
 use super::agent_args::TargetArgs;
 use super::identity::{self, Locked};
 use super::{CliError, ErrorKind, Failure, ssh_config};
-use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::Layout;
+use crate::config::agent_kdl::DEFAULT_PORT;
 use crate::model::Key;
 use crate::plan::Digests;
 use crate::protocol::{
