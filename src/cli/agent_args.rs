@@ -13,7 +13,9 @@ use crate::model::{GroupName, MachineName};
 /// How to reach an agent and prove who you are.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
-    /// The agent to talk to (default port 2222).
+    /// The agent to talk to (default port 2222). HOST may be an alias of your SSH config
+    /// (~/.ssh/config, as `ssh HOST` reads it): its HostName, Port, User, IdentityFile,
+    /// IdentitiesOnly and UserKnownHostsFile apply; a port or flag given here wins.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub target: Option<String>,
     /// On the appliance itself: the agent's state dir. The agent is reached through its
@@ -22,22 +24,29 @@ pub struct TargetArgs {
     /// from there; no fingerprint needed.
     #[arg(long, value_name = "DIR", value_parser = absolute_path())]
     pub state_dir: Option<PathBuf>,
-    /// The SSH private key to log in with (OpenSSH format, unencrypted). Without it, the
-    /// passphrase is read from STRATA_PASSPHRASE.
+    /// The SSH private key to log in with, alone (OpenSSH format). An encrypted key is
+    /// signed by your ssh-agent when it holds it, else its passphrase is asked on the
+    /// terminal. Without --identity, as OpenSSH: the ssh-agent's keys (SSH_AUTH_SOCK),
+    /// then the SSH config's IdentityFile or ~/.ssh/id_ed25519, id_ecdsa, id_rsa, then
+    /// the passphrase in STRATA_PASSPHRASE.
     #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub identity: Option<PathBuf>,
-    /// The user to log in as (default: $USER).
+    /// The SSH config to read for --target, alone (as `ssh -F`; `none`: none). Default:
+    /// ~/.ssh/config, then /etc/ssh/ssh_config.
+    #[arg(long, value_name = "FILE", env = "STRATA_SSH_CONFIG")]
+    pub ssh_config: Option<PathBuf>,
+    /// The user to log in as (default: the SSH config's User, else $USER).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
     /// The agent's host-key fingerprint, as OpenSSH prints it (`SHA256:…`).
     #[arg(long, value_name = "SHA256:…")]
     pub fingerprint: Option<String>,
     /// A known-hosts file holding the agent's host key. Without this or --fingerprint,
-    /// ~/.ssh/known_hosts is read.
+    /// the SSH config's UserKnownHostsFile, else ~/.ssh/known_hosts, is read.
     #[arg(long, value_name = "FILE", value_parser = absolute_path())]
     pub known_hosts: Option<PathBuf>,
     /// Accept and record an agent's host key never seen before (in --known-hosts, else
-    /// ~/.ssh/known_hosts). A key that changed is still refused.
+    /// UserKnownHostsFile or ~/.ssh/known_hosts). A key that changed is still refused.
     #[arg(long)]
     pub trust_on_first_use: bool,
 }

@@ -1,12 +1,14 @@
-//! Reaching an agent from the command line: `--target`/`--state-dir`, `--fingerprint`/
-//! `--known-hosts`, `--identity`/`STRATA_PASSPHRASE` turned into
-//! [`ClientOptions`] for the mesh's [`BlockingClient`], and its failures into CLI errors
-//! of the right kind.
+//! Reaching an agent from the command line: `--target` (through the SSH config,
+//! [`super::ssh_config`]) or `--state-dir`, `--fingerprint`/`--known-hosts`, and the keys
+//! of [`super::identity`] (`--identity`, the ssh-agent, `~/.ssh`) or `STRATA_PASSPHRASE`
+//! turned into [`ClientOptions`] for the mesh's [`BlockingClient`], and its failures into
+//! CLI errors of the right kind.
 
 use std::path::Path;
 
 use super::agent_args::TargetArgs;
-use super::{CliError, ErrorKind, Failure};
+use super::identity::{self, Locked};
+use super::{CliError, ErrorKind, Failure, ssh_config};
 use crate::agent::state_dir::Layout;
 use crate::config::agent_kdl::DEFAULT_PORT;
 use crate::model::Key;
@@ -38,16 +40,26 @@ fn read_key(path: &Path) -> Result<russh::keys::PrivateKey, CliError> {
     })
 }
 
-/// The client options `args` ask for.
-fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
+/// The client options `args` ask for, and the encrypted keys to unlock if the login
+/// they give is refused.
+fn options(args: &TargetArgs) -> Result<(ClientOptions, Vec<Locked>), CliError> {
     let layout = args.state_dir.as_ref().map(Layout::new);
+    let home = std::env::home_dir().unwrap_or_default();
+    let mut ssh = ssh_config::HostOptions::default();
     // On the appliance (`--state-dir` without `--target`), through the state dir's socket:
     // outside the network's budget, so no flood from 127.0.0.1 locks the CLI out.
     let (host, port, socket) = match (&args.target, &layout) {
         (Some(target), _) => {
-            let (host, port) = split_host_port(target, DEFAULT_PORT)
+            let (alias, port) = split_host_port(target, DEFAULT_PORT)
                 .ok_or_else(|| fail(format!("bad target `{target}`"), "write HOST[:PORT]"))?;
-            (host, port, None)
+            let files = ssh_config::files(args.ssh_config.as_deref(), &home);
+            ssh = ssh_config::lookup(&alias, &files, &home)?;
+            // A port written in --target wins over the config's.
+            let port = match crate::model::split_port(target) {
+                Some(_) => port,
+                None => ssh.port.unwrap_or(port),
+            };
+            (ssh.host_name.clone().unwrap_or(alias), port, None)
         }
         (None, Some(l)) => {
             let socket = l.socket();
@@ -84,10 +96,14 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
         (None, None, Some(l)) if args.target.is_none() => {
             HostKeyPin::Key(read_key(&l.host_key())?.public_key().clone())
         }
-        // No pin given: ~/.ssh/known_hosts, as OpenSSH reads it, once it knows the host
-        // (or to learn it, with --trust-on-first-use, which records the key there).
+        // No pin given: the SSH config's UserKnownHostsFile, else ~/.ssh/known_hosts, as
+        // OpenSSH reads it, once it knows the host (or to learn it, with
+        // --trust-on-first-use, which records the key there).
         (None, None, _) => {
-            let path = default_known_hosts();
+            let path = ssh
+                .known_hosts
+                .clone()
+                .unwrap_or_else(|| home.join(".ssh/known_hosts"));
             if !args.trust_on_first_use && !knows(&path, &host, port) {
                 return Err(fail(
                     format!(
@@ -104,32 +120,42 @@ fn options(args: &TargetArgs) -> Result<ClientOptions, CliError> {
             }
         }
     };
+    let mut locked = Vec::new();
     let login = match (&args.identity, &layout) {
-        (Some(p), _) => Login::Key(Box::new(read_key(p)?)),
+        (Some(p), _) => identity::explicit(p, identity::agent)?,
         (None, Some(l)) => Login::Key(Box::new(read_key(&l.local_key())?)),
-        (None, None) => Login::Passphrase(std::env::var("STRATA_PASSPHRASE").map_err(|_| {
-            fail(
-                "no identity and no passphrase",
-                "pass --identity FILE, or set STRATA_PASSPHRASE",
-            )
-        })?),
+        (None, None) => {
+            let found = identity::implicit(
+                &ssh.identity_files,
+                ssh.identities_only,
+                &home,
+                identity::agent().as_ref(),
+            );
+            let mut ways = found.ways;
+            locked = found.locked;
+            ways.extend(
+                std::env::var("STRATA_PASSPHRASE")
+                    .ok()
+                    .map(Login::Passphrase),
+            );
+            if ways.is_empty() && locked.is_empty() {
+                return Err(fail(
+                    "no identity and no passphrase",
+                    "pass --identity FILE, load a key into your ssh-agent (ssh-add), keep one at ~/.ssh/id_ed25519, or set STRATA_PASSPHRASE",
+                ));
+            }
+            Login::Each(ways)
+        }
     };
     let user = args
         .user
         .clone()
+        .or(ssh.user)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "admin".into());
     let mut options = ClientOptions::new(host, port, pin, user, login);
     options.socket = socket;
-    Ok(options)
-}
-
-/// `~/.ssh/known_hosts`, where `--trust-on-first-use` records keys and pins are read
-/// when no other is given.
-fn default_known_hosts() -> std::path::PathBuf {
-    std::env::home_dir()
-        .unwrap_or_default()
-        .join(".ssh/known_hosts")
+    Ok((options, locked))
 }
 
 /// Whether the known-hosts file at `path` records any key for the host.
@@ -138,9 +164,38 @@ fn knows(path: &Path, host: &str, port: u16) -> bool {
         .is_ok_and(|keys| !keys.is_empty())
 }
 
-/// Connects and logs in as `args` say, then says hello.
+/// Connects and logs in as `args` say, then says hello. If the keys at hand are refused
+/// and encrypted ones wait, their passphrases are asked and the login tried again with
+/// them, as OpenSSH asks only for a key it gets to (not during the login itself: the
+/// agent closes a connection that does not log in within seconds).
 pub fn connect(args: &TargetArgs) -> Result<Client, CliError> {
-    let inner = BlockingClient::connect(options(args)?)?;
+    let (options, locked) = options(args)?;
+    let again = |o: &ClientOptions| (o.host.clone(), o.port, o.pin.clone(), o.user.clone());
+    let unlocked = |(host, port, pin, user)| -> Result<BlockingClient, CliError> {
+        let mut keys = Vec::new();
+        for l in &locked {
+            keys.extend(identity::unlock(l)?.map(|k| Login::Key(Box::new(k))));
+        }
+        let options = ClientOptions::new(host, port, pin, user, Login::Each(keys));
+        Ok(BlockingClient::connect(options)?)
+    };
+    let nothing_ready = matches!(&options.login, Login::Each(ways) if ways.is_empty());
+    let inner = if locked.is_empty() {
+        BlockingClient::connect(options)?
+    } else if nothing_ready {
+        // Only encrypted keys: asked for (or refused without a terminal) at once.
+        unlocked(again(&options))?
+    } else {
+        let retry = again(&options);
+        match BlockingClient::connect(options) {
+            Err(e @ PeerError::Login { .. }) if !super::tty::attended() => {
+                let message = CliError::from(e).to_string();
+                return Err(Failure::refused(message, identity::locked_help(&locked)));
+            }
+            Err(PeerError::Login { .. }) => unlocked(retry)?,
+            result => result?,
+        }
+    };
     for notice in inner.notices() {
         eprintln!("{notice}");
     }

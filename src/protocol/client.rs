@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client;
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use tokio::runtime::Runtime;
 
 use super::peer::{Peer, PeerError};
@@ -21,17 +21,45 @@ use super::{Connection, FrameCodec, PROTOCOL, Request, Response, SUBSYSTEM};
 pub enum Login {
     /// A private key (public-key authentication).
     Key(Box<PrivateKey>),
+    /// A key the user's ssh-agent holds: the agent listening on `socket` signs.
+    AgentKey {
+        /// The agent's socket (`SSH_AUTH_SOCK`).
+        socket: std::path::PathBuf,
+        /// The key's public half, as the agent listed it.
+        key: PublicKey,
+    },
     /// A passphrase (password authentication, checked against an argon2id hash).
     Passphrase(String),
+    /// Each way in turn, on one connection, until one is accepted (OpenSSH's order: the
+    /// agent's keys, the key files, then a passphrase). Keys the agent does not know
+    /// are refused at no cost: only a signature or a passphrase counts as a try.
+    Each(Vec<Login>),
+}
+
+impl Login {
+    /// The ways this login tries, in order, with `Each` flattened.
+    fn ways(self) -> Vec<Login> {
+        match self {
+            Login::Each(ways) => ways.into_iter().flat_map(Login::ways).collect(),
+            one => vec![one],
+        }
+    }
 }
 
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        f.write_str(match self {
-            Login::Key(_) => "Login::Key(..)",
-            Login::Passphrase(_) => "Login::Passphrase(..)",
-        })
+        match self {
+            Login::Key(_) => f.write_str("Login::Key(..)"),
+            Login::AgentKey { socket, key } => write!(
+                f,
+                "Login::AgentKey({}, {})",
+                socket.display(),
+                key.fingerprint(russh::keys::HashAlg::Sha256)
+            ),
+            Login::Passphrase(_) => f.write_str("Login::Passphrase(..)"),
+            Login::Each(ways) => f.debug_tuple("Login::Each").field(ways).finish(),
+        }
     }
 }
 
@@ -184,6 +212,75 @@ async fn delay_notice(
     }
 }
 
+/// Tries each way of `login` in turn until one is accepted; the last answer. A key the
+/// ssh-agent cannot sign with (the agent gone, a key it refuses to use) is passed over.
+async fn log_in(
+    session: &mut client::Handle<Verifier>,
+    user: &str,
+    login: Login,
+) -> Result<client::AuthResult, russh::Error> {
+    let mut agent: Option<super::ssh_agent::Agent> = None;
+    let mut last = client::AuthResult::Failure {
+        remaining_methods: russh::MethodSet::empty(),
+        partial_success: false,
+    };
+    for way in login.ways() {
+        let rsa_hash = || async {
+            session
+                .best_supported_rsa_hash()
+                .await
+                .ok()
+                .flatten()
+                .flatten()
+        };
+        last = match way {
+            Login::Key(key) => {
+                let hash = rsa_hash().await;
+                session
+                    .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(*key), hash))
+                    .await?
+            }
+            Login::AgentKey { socket, key } => {
+                let hash = if key.algorithm().is_rsa() {
+                    rsa_hash().await
+                } else {
+                    None
+                };
+                if agent.is_none() {
+                    match super::ssh_agent::connect(&socket).await {
+                        Ok(a) => agent = Some(a),
+                        Err(why) => {
+                            tracing::debug!("{why}");
+                            continue;
+                        }
+                    }
+                }
+                let Some(signer) = agent.as_mut() else {
+                    continue;
+                };
+                match session
+                    .authenticate_publickey_with(user, key, hash, signer)
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(russh::AgentAuthError::Send(_)) => return Err(russh::Error::SendError),
+                    Err(why) => {
+                        tracing::debug!("the ssh-agent did not sign: {why}");
+                        continue;
+                    }
+                }
+            }
+            Login::Passphrase(pass) => session.authenticate_password(user, pass).await?,
+            // Flattened by `ways`.
+            Login::Each(_) => continue,
+        };
+        if last.success() {
+            break;
+        }
+    }
+    Ok(last)
+}
+
 /// An SSH session kept open for a connection taken over with [`Client::into_link`];
 /// dropping it disconnects.
 pub struct Session {
@@ -265,21 +362,9 @@ impl Client {
             Err(VerifierError::Ssh(e)) => return Err(connect(e.to_string())),
         };
         let user = options.user;
-        let authed = match options.login {
-            Login::Key(key) => {
-                let hash = session
-                    .best_supported_rsa_hash()
-                    .await
-                    .ok()
-                    .flatten()
-                    .flatten();
-                session
-                    .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::new(*key), hash))
-                    .await
-            }
-            Login::Passphrase(pass) => session.authenticate_password(&user, pass).await,
-        }
-        .map_err(|e| connect(format!("the login failed: {e}")))?;
+        let authed = log_in(&mut session, &user, options.login)
+            .await
+            .map_err(|e| connect(format!("the login failed: {e}")))?;
         if let client::AuthResult::Failure {
             remaining_methods, ..
         } = authed

@@ -1,8 +1,9 @@
 //! Talking to agents: a pure frame [`codec`], typed [`message`]s, and a [`connection`]
 //! that carries one over the other on any byte stream — in production an SSH channel
 //! (the `strata` subsystem of the agent's russh server). On top: the SSH [`client`]
-//! with host-key [`pin`]ning, the [`login_delay`] notice an agent answers an unchecked
-//! login with, and the [`peer`] abstraction it implements beside an in-memory twin.
+//! with host-key [`pin`]ning and keys signed by the user's [`ssh_agent`], the
+//! [`login_delay`] notice an agent answers an unchecked login with, and the [`peer`]
+//! abstraction it implements beside an in-memory twin.
 //! Which Strata versions may share a cluster: [`version`].
 
 pub mod client;
@@ -15,6 +16,7 @@ pub mod pack;
 pub mod peer;
 pub mod pin;
 pub mod run;
+pub mod ssh_agent;
 pub mod status;
 pub mod sync_status;
 pub mod table;

@@ -155,11 +155,20 @@ pub fn host_public_key(dir: &Path) -> String {
 
 /// Runs `strata` with `args` (no colour, never wrapped).
 pub fn strata(args: &[&str]) -> Output {
+    strata_with_env(args, &[])
+}
+
+/// Runs `strata` with `args` and `env` set (HOME, SSH_AUTH_SOCK, …): no colour, never
+/// wrapped, and no ssh-agent or passphrase of the environment's unless `env` gives one.
+pub fn strata_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .env("NO_COLOR", "1")
         // Wide, so messages with addresses and fingerprints are never wrapped mid-assertion.
         .env("COLUMNS", "400")
         .env_remove("STRATA_PASSPHRASE")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("STRATA_SSH_CONFIG")
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -385,6 +394,7 @@ pub fn log_with_passphrase(agent: &TestAgent, user: &str, passphrase: &str) -> C
     cmd.args(["log", "--target", &agent.addr, "--user", user])
         .args(["--fingerprint", &agent.fingerprint()])
         .env("STRATA_PASSPHRASE", passphrase)
+        .env_remove("SSH_AUTH_SOCK")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     cmd

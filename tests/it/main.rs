@@ -19,6 +19,7 @@ mod cli_hardening;
 mod cli_hostile;
 mod cli_show;
 mod cli_validate;
+mod client_openssh;
 mod cluster_admin;
 mod cluster_support;
 mod corpus;
