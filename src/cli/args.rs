@@ -130,7 +130,8 @@ pub enum Command {
     /// that differs: which machine holds which version, by whom, where and when. Also
     /// reports unreachable and disconnected machines, running-config files edited by
     /// hand, members that cannot write their store (Degraded), and conflicts not settled
-    /// yet; with --repo, the drift from a config repo. Exits 0 when consistent, 2 on
+    /// yet; with --repo, the drift from a config repo, less what its drift-ignore rules
+    /// in force cover (named, not hidden). Exits 0 when consistent, 2 on
     /// inconsistency, drift or a Degraded member, 1 on error.
     #[command(after_long_help = "Examples:\n  \
         strata check --target lab1.example.com\n  \

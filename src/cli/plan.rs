@@ -25,13 +25,23 @@ pub(super) fn desired_plan(
     client: &mut Client,
     out: &Output,
 ) -> Result<Plan, CliError> {
+    desired_plan_with_entries(repo, git_ref, client, out).map(|(plan, _)| plan)
+}
+
+/// [`desired_plan`], with the desired entries it was planned from.
+pub(super) fn desired_plan_with_entries(
+    repo: &Path,
+    git_ref: Option<&str>,
+    client: &mut Client,
+    out: &Output,
+) -> Result<(Plan, Entries), CliError> {
     let snapshot = match git_ref {
         Some(r) => read_ref(repo, r),
         None => read_worktree(repo, &client.user),
     }
     .map_err(CliError::invalid)?;
     let at = git_ref.map_or(String::new(), |r| format!(" at {r}"));
-    plan_snapshot(snapshot, &format!("{}{at}", repo.display()), client, out)
+    plan_snapshot_with_entries(snapshot, &format!("{}{at}", repo.display()), client, out)
 }
 
 /// Validates `snapshot` (named `what` in errors), printing its diagnostics, and plans it
@@ -42,7 +52,23 @@ pub(super) fn plan_snapshot(
     client: &mut Client,
     out: &Output,
 ) -> Result<Plan, CliError> {
-    let checked = check(&snapshot);
+    plan_snapshot_with_entries(snapshot, what, client, out).map(|(plan, _)| plan)
+}
+
+/// [`plan_snapshot`], with the desired entries it was planned from.
+fn plan_snapshot_with_entries(
+    snapshot: crate::source::Snapshot,
+    what: &str,
+    client: &mut Client,
+    out: &Output,
+) -> Result<(Plan, Entries), CliError> {
+    let mut checked = check(&snapshot);
+    // A drift-ignore rule past its date, by this machine's clock.
+    crate::validate::expired_drift_ignore(
+        &checked.repo,
+        crate::state::wall_ms(),
+        &mut checked.diags,
+    );
     let human = Output {
         format: Format::Human,
         color: out.color,
@@ -59,7 +85,8 @@ pub(super) fn plan_snapshot(
         ));
     }
     let desired = desired(&checked.repo, &checked.catalogue);
-    plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)
+    let plan = plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)?;
+    Ok((plan, desired))
 }
 
 /// How many times a plan asks for digests and entries again when a commit lands between

@@ -31,6 +31,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "dictionaries.kdl",
         include_str!("../../schemas/dictionaries.kdl"),
     ),
+    (
+        "drift-ignore.kdl",
+        include_str!("../../schemas/drift-ignore.kdl"),
+    ),
     ("dns.kdl", include_str!("../../schemas/dns.kdl")),
     ("ethernet.kdl", include_str!("../../schemas/ethernet.kdl")),
     (

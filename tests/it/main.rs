@@ -21,6 +21,7 @@ mod cli_validate;
 mod cluster_admin;
 mod cluster_support;
 mod corpus;
+mod drift_ignore;
 mod follow;
 mod freeze;
 mod fuzz;
