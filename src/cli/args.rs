@@ -145,8 +145,9 @@ pub enum Command {
     /// Synced / OutOfSync / Unknown with the entries that differ and who changed them,
     /// the follower's last error, and the machine's health: the last run (hooks) and
     /// whether it can write its store. A member that follows no repo compares the live
-    /// state with what the last applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
-    /// error.
+    /// state with what the last applied commit left. Differences the drift-ignore rules in
+    /// force cover are named, not counted, and the rules are listed. Exits 0 when synced,
+    /// 2 when out of sync, 1 when unknown or on error.
     #[command(after_long_help = "Examples:\n  \
         strata status --state-dir /var/lib/strata\n  \
         strata status --target lab2.example.com --format json")]
