@@ -15,7 +15,8 @@
 //!   Imports nothing of Strata.
 //! - [`text`]: counts with their nouns in the right number, for every summary. Imports
 //!   nothing of Strata.
-//! - [`config`]: reading a config repo's files into declarations with spans; diagnostics.
+//! - [`config`]: reading Strata's KDL into declarations with spans — a config repo's files,
+//!   and an agent's own `agent.kdl` — and diagnostics.
 //!   May not import schema or anything above it.
 //! - [`freeze`]: change-freeze windows, pure: which one is open at a given time. May not
 //!   import config or anything above it.

@@ -1,10 +1,12 @@
 //! The agent: the daemon on each appliance, around one [`crate::cluster`] node. It owns
-//! a state dir ([`state_dir`], its settings in `agent.kdl`: [`settings`], and the
+//! a state dir ([`state_dir`], its settings in `agent.kdl`:
+//! [`crate::config::agent_kdl`], and the
 //! membership record that outlives a lost store, [`member_record`]), serves operators
 //! and peers over SSH ([`server`]), runs the peer [`mesh`] (links, routes, sync, joins,
 //! clustercheck), serves the config repo over git ([`git_serve`]), follows a repo
 //! ([`follow`]), and runs each result: the running-config files and hooks ([`running`]),
-//! then gives freed memory back ([`memory`]).
+//! then gives freed memory back ([`memory`]). Under systemd it says when it is ready
+//! and healthy ([`systemd`]).
 //!
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
 //! threads; the node's two locks and their order are described in
@@ -18,8 +20,9 @@ pub mod mesh;
 pub mod repair;
 pub mod running;
 pub mod server;
-pub mod settings;
 pub mod state_dir;
+#[cfg(unix)]
+pub mod systemd;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -203,7 +206,7 @@ impl Agent {
             crate::model::Source::Cli => None,
         });
         if let Some(f) = &self.follower
-            && f.settings.mode == settings::FollowMode::Apply
+            && f.settings.mode == crate::config::agent_kdl::FollowMode::Apply
         {
             return Some(crate::cluster::caller::Followed {
                 by: format!(

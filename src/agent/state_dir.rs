@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 
-use super::settings::{DEFAULT_PORT, Settings};
 use crate::atomic_file::{self, FileMode};
+use crate::config::agent_kdl::{DEFAULT_PORT, Settings};
 
 /// The state dir could not be prepared.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -76,7 +76,7 @@ pub enum StateDirError {
     /// `agent.kdl` is invalid.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Settings(#[from] super::settings::SettingsError),
+    Settings(#[from] crate::config::agent_kdl::SettingsError),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StateDirError + '_ {

@@ -1,17 +1,18 @@
-//! `strata agent`: the daemon. Logs with `tracing` to stderr (`RUST_LOG` filters), stops
-//! cleanly on SIGTERM or SIGINT.
+//! `strata agent`: the daemon. Logs with `tracing` to stderr (`RUST_LOG` filters; as
+//! text or JSON lines, `--log-format`), tells systemd when it is ready and that it is
+//! stopping ([`crate::agent::systemd`]), stops cleanly on SIGTERM or SIGINT.
 
 use std::io::Write;
 
-use super::agent_args::AgentArgs;
+use super::agent_args::{AgentArgs, LogFormat};
 use super::{CliError, Failure, Outcome};
 use crate::agent::server::Listeners;
 use crate::agent::{Agent, run};
 use crate::atomic_file::{self, FileMode};
 
-/// Runs the agent until it is told to stop.
-pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
-    let _ = tracing_subscriber::fmt()
+/// Sends the log to stderr in `format`.
+fn init_log(format: LogFormat) {
+    let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -21,8 +22,17 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         // A log line that cannot be written (stderr on a full disk) is dropped. With this
         // on, tracing-subscriber reports the failure with `eprintln!`, which fails the same
         // way and panics: every task that logged died, logins were refused.
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = match format {
+        LogFormat::Text => log.try_init(),
+        // The event's fields at the top level, beside `message`, as shippers index them.
+        LogFormat::Json => log.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Runs the agent until it is told to stop.
+pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
+    init_log(args.log_format);
     let agent = Agent::open(
         &args.state_dir,
         args.machine.as_deref(),
@@ -61,21 +71,28 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
             fingerprint = %agent.state.fingerprint(),
             "agent started"
         );
-        // Not `eprintln!`, which panics when stderr cannot be written (a full disk).
-        let _ = writeln!(
-            std::io::stderr(),
-            "host key fingerprint: {}",
-            agent.state.fingerprint()
-        );
+        // For people starting it by hand; in JSON every line must be an object, and
+        // `agent started` above carries the fingerprint. Not `eprintln!`, which panics
+        // when stderr cannot be written (a full disk).
+        if args.log_format == LogFormat::Text {
+            let _ = writeln!(
+                std::io::stderr(),
+                "host key fingerprint: {}",
+                agent.state.fingerprint()
+            );
+        }
         let listeners = Listeners {
             network: listener,
             local: Some(local),
         };
-        run(listeners, shutdown_signal(), agent.clone())
-            .await
-            .map_err(|e| {
-                Failure::new(format!("the SSH server failed: {e}"), "see the log above")
-            })?;
+        let shutdown = async {
+            shutdown_signal().await;
+            #[cfg(unix)]
+            crate::agent::systemd::stopping();
+        };
+        run(listeners, shutdown, agent.clone()).await.map_err(|e| {
+            Failure::new(format!("the SSH server failed: {e}"), "see the log above")
+        })?;
         let _ = std::fs::remove_file(agent.state.layout.address());
         let _ = std::fs::remove_file(agent.state.layout.socket());
         tracing::info!("agent stopped");

@@ -54,6 +54,25 @@ pub struct AgentArgs {
     /// On first start: this machine's name in the cluster (default: the hostname).
     #[arg(long, value_name = "NAME")]
     pub machine: Option<String>,
+    /// How the log on stderr is written: `text` for people, `json` one object a line
+    /// (timestamp, level, target, message and the event's fields) for log shippers.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormat::Text,
+        env = "STRATA_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// `strata agent --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event: `TIME LEVEL target: message key=value…`.
+    Text,
+    /// One JSON object per line: `{"timestamp", "level", "message", fields…, "target"}`.
+    Json,
 }
 
 /// `strata cluster`.

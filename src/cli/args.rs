@@ -92,6 +92,14 @@ pub enum Command {
     #[command(after_long_help = "Example:\n  strata delete dns --at machine:lab5.example.com")]
     Delete(DeleteArgs),
     /// Run the agent: the daemon on each appliance (SSH server, durable store).
+    ///
+    /// It logs to stderr (RUST_LOG filters). Started by systemd (the unit
+    /// strata-agent.service, Type=notify), it says READY once it listens and its mesh
+    /// runs, keeps a STATUS line, and pings the watchdog while its store and mesh answer.
+    #[command(after_long_help = "Examples:\n  \
+        strata agent --state-dir /var/lib/strata --machine lab1.example.com\n  \
+        strata agent --state-dir /var/lib/strata --listen 10.1.0.1:2222 --log-format json\n  \
+        RUST_LOG=strata=debug strata agent --state-dir ./lab1")]
     Agent(super::agent_args::AgentArgs),
     /// Manage the cluster through an agent (AsyncOS `clusterconfig`).
     Cluster(super::agent_args::ClusterArgs),
@@ -174,6 +182,24 @@ pub enum Command {
     ///
     /// The output is deterministic: the same repo always gives the same bytes.
     ExportXml(super::xml_args::ExportXmlArgs),
+    /// Print the completion script for SHELL on stdout (bash, zsh, fish, elvish,
+    /// powershell): commands, subcommands, flags and their values.
+    #[command(after_long_help = "Examples:\n  \
+        strata completions bash > ~/.local/share/bash-completion/completions/strata\n  \
+        strata completions zsh > ~/.zfunc/_strata      # with fpath+=(~/.zfunc) before compinit\n  \
+        strata completions fish > ~/.config/fish/completions/strata.fish\n  \
+        source <(strata completions bash)              # this shell only\n\n\
+        The .deb installs the bash, zsh and fish scripts where those shells look.")]
+    Completions(super::shell_tools::CompletionsArgs),
+    /// Write a manual page for every command and subcommand into DIR: strata.1,
+    /// strata-cluster.1, strata-cluster-join.1, …
+    ///
+    /// Each page holds the command's --help text, its examples and exit codes. Every page
+    /// is written, or none.
+    #[command(after_long_help = "Examples:\n  \
+        strata manpages ~/.local/share/man/man1 && man strata-cluster-join\n  \
+        strata manpages /tmp/strata-man && man -l /tmp/strata-man/strata-apply.1")]
+    Manpages(super::shell_tools::ManpagesArgs),
 }
 
 /// Where the config repo is.

@@ -114,14 +114,13 @@ pub fn fingerprint_in_known_hosts(
     path: &std::path::Path,
 ) -> Result<String, CliError> {
     let (host, port) =
-        crate::protocol::split_host_port(member, crate::agent::settings::DEFAULT_PORT).ok_or_else(
-            || {
+        crate::protocol::split_host_port(member, crate::config::agent_kdl::DEFAULT_PORT)
+            .ok_or_else(|| {
                 Failure::new(
                     format!("bad member address `{member}`"),
                     "write HOST[:PORT]",
                 )
-            },
-        )?;
+            })?;
     let keys = russh::keys::known_hosts::known_host_keys_path(&host, port, path).map_err(|e| {
         Failure::new(
             format!("cannot read {}: {e}", path.display()),

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::agent_args::TargetArgs;
 use super::{CliError, ErrorKind, Failure};
-use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::Layout;
+use crate::config::agent_kdl::DEFAULT_PORT;
 use crate::model::Key;
 use crate::plan::Digests;
 use crate::protocol::{

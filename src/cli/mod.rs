@@ -22,6 +22,7 @@ mod passphrase;
 mod plan;
 mod propagation;
 mod repair;
+mod shell_tools;
 mod show;
 mod status;
 mod tty;
@@ -187,6 +188,8 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "0 imported, 1 invalid file or repo, or refused",
     ),
     ("export-xml", "0 written, 1 invalid repo or input"),
+    ("completions", "0 printed"),
+    ("manpages", "0 written, 1 cannot write DIR"),
 ];
 
 /// What every command may also exit with.
@@ -304,6 +307,8 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Rollback(a) => log::rollback(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
+        Command::Completions(a) => shell_tools::completions(a, out),
+        Command::Manpages(a) => shell_tools::manpages(a, out),
     }
 }
 

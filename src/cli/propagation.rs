@@ -18,7 +18,7 @@ pub const BRIEF: Duration = Duration::from_secs(1);
 /// Parses `--wait`'s timeout: seconds (`30`, `30s`), minutes (`2m`) or milliseconds
 /// (`500ms`).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    crate::agent::settings::parse_duration(text)
+    crate::config::agent_kdl::parse_duration(text)
         .map_err(|_| format!("`{text}` is not a timeout: write 30, 30s, 2m or 500ms"))
 }
 

@@ -10,9 +10,9 @@ use super::connect::unexpected;
 use super::output::Output;
 use super::{CliError, ErrorKind, Failure, Outcome};
 use crate::agent::repair::{RepairError, rebuild};
-use crate::agent::settings::DEFAULT_PORT;
 use crate::agent::state_dir::{Layout, StateDir};
 use crate::cluster::auth::PEER_USER;
+use crate::config::agent_kdl::DEFAULT_PORT;
 use crate::protocol::{
     BlockingClient, ClientOptions, HostKeyPin, Login, PeerError, Request, Response, split_host_port,
 };

@@ -12,6 +12,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::config::agent_kdl::DEFAULT_LOGIN_TIMEOUT_MS;
 use crate::protocol::CONNECT_TIMEOUT;
 
 /// The longest delay refusals earn; also how long an address's refusals are remembered.
@@ -26,10 +27,11 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 pub const MAX_HOLD: Duration = Duration::from_secs(4);
 
 // What ties MAX_HOLD to the timeouts around a login: a held attempt is answered before
-// the agent's own login deadline (`login-timeout-ms`, checked beside its default in
-// `agent::settings`, and at each attempt for the configured one) and long before the
-// client gives up on the agent, leaving time for the TCP and SSH handshakes and for the
-// argon2 check, which may wait its turn behind others.
+// the agent's own login deadline (`login-timeout-ms`, checked below for the default and
+// at each attempt for the configured one) and long before the client gives up on the
+// agent, leaving time for the TCP and SSH handshakes and for the argon2 check, which may
+// wait its turn behind others.
+const _: () = assert!(2 * MAX_HOLD.as_millis() <= DEFAULT_LOGIN_TIMEOUT_MS as u128);
 const _: () = assert!(4 * MAX_HOLD.as_millis() <= CONNECT_TIMEOUT.as_millis());
 
 /// At most this many addresses are remembered.

@@ -2,6 +2,7 @@
 //! (the cluster, groups, machines and the sections under each), close to the text
 //! and with spans. Nothing here knows the section catalogue; see `schema` and `validate`.
 
+pub mod agent_kdl;
 pub mod diagnostics;
 pub mod kdl_text;
 pub(crate) mod lex;

@@ -224,10 +224,13 @@ fn six_agents_form_the_seed_example_cluster_and_survive_cuts() {
             seen => Err(format!("{seen:?}")),
         }
     });
+    // The route may move to another member between the two reads (routes follow the
+    // round-trip times, which a loaded machine shifts): any member but lab2 will do.
     let shown = ok(&h.strata(1, &["cluster", "connstatus"]));
     assert!(
-        shown.contains(&format!("-> lab2.example.com: down, routed via {via}")),
-        "{shown}"
+        shown.contains("-> lab2.example.com: down, routed via lab")
+            && !shown.contains("-> lab2.example.com: down, routed via lab2"),
+        "routed around the cut (first seen via {via}): {shown}"
     );
     // A change made on machine 1 reaches machine 2 around the cut.
     ok(&h.strata(1, &["cluster", "addgroup", "Milan"]));

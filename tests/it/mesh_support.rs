@@ -220,6 +220,11 @@ impl MeshHarness {
     /// Starts machine `i`'s agent again on the same state dir (killing it first if it
     /// runs), waits until it listens, and points its relay at the new port.
     pub fn restart(&mut self, i: usize) {
+        self.restart_with_env(i, &[]);
+    }
+
+    /// As [`MeshHarness::restart`], with `env` set for the agent (`NOTIFY_SOCKET`, say).
+    pub fn restart_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         self.kill9(i);
         let m = &mut self.machines[i - 1];
         let env: Vec<(&str, &str)> = m
@@ -227,6 +232,7 @@ impl MeshHarness {
             .as_deref()
             .map(|v| ("STRATA_TEST_VERSION", v))
             .into_iter()
+            .chain(env.iter().copied())
             .collect();
         m.agent = Some(TestAgent::start_with_env(
             &m.dir,

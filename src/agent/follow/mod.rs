@@ -27,11 +27,11 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use super::settings::{Follow, FollowMode};
 use crate::cluster::applier::Applier;
 use crate::cluster::auth::Authed;
 use crate::cluster::node::Node;
 use crate::cluster::users::Role;
+use crate::config::agent_kdl::{Follow, FollowMode};
 use crate::plan::{Entries, Origin, Plan, desired, diff};
 use crate::protocol::{Request, Response};
 use crate::schema::Catalogue;

@@ -81,7 +81,7 @@ pub async fn join(agent: &Agent, mesh: &Mesh, _caller: &Caller, target: Target) 
         );
     }
     let Some((host, port)) =
-        crate::protocol::split_host_port(&target.address, crate::agent::settings::DEFAULT_PORT)
+        crate::protocol::split_host_port(&target.address, crate::config::agent_kdl::DEFAULT_PORT)
     else {
         return refused(
             format!("`{}` is not HOST[:PORT]", target.address),

@@ -155,7 +155,7 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Client, String> {
     let (host, port) =
-        crate::protocol::split_host_port(address, crate::agent::settings::DEFAULT_PORT)
+        crate::protocol::split_host_port(address, crate::config::agent_kdl::DEFAULT_PORT)
             .ok_or_else(|| format!("`{address}` is not HOST:PORT"))?;
     let mut options = ClientOptions::new(
         host,

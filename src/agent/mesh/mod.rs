@@ -103,8 +103,9 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
 }
 
 impl Mesh {
-    /// The mesh as this member sees it now. Blocking: call off the runtime.
-    fn snapshot(&self) -> Option<Snapshot> {
+    /// The mesh as this member sees it now; `None` when its event loop has ended.
+    /// Blocking: call off the runtime.
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
         let (tx, rx) = oneshot::channel();
         self.events.send(Event::Query(tx)).ok()?;
         rx.blocking_recv().ok()

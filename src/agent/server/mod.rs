@@ -133,6 +133,9 @@ pub async fn run(
     let owner = local::owner_of(&agent.state.layout.dir)?;
     if let Ok(bound) = listener.local_addr() {
         super::mesh::start(&agent, bound);
+        // Listening, and the mesh runs: READY, then the watchdog.
+        #[cfg(unix)]
+        super::systemd::ready(&agent, bound);
     }
     super::follow::spawn(agent.clone());
     super::memory::spawn_releaser();

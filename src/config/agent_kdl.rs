@@ -205,14 +205,8 @@ pub struct Limits {
 }
 
 /// How long a connection may take to log in, by default (`login-timeout-ms`). A held
-/// passphrase check ends well before it: see [`crate::cluster::penalties::MAX_HOLD`].
+/// passphrase check ends well before it: see `cluster::penalties::MAX_HOLD`.
 pub const DEFAULT_LOGIN_TIMEOUT_MS: u64 = 10_000;
-
-// A passphrase attempt the agent holds is answered well before its login deadline
-// (see `cluster::penalties::MAX_HOLD`).
-const _: () = assert!(
-    2 * crate::cluster::penalties::MAX_HOLD.as_millis() <= DEFAULT_LOGIN_TIMEOUT_MS as u128
-);
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -229,7 +223,7 @@ impl Default for Limits {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{file}: {message}")]
 #[diagnostic(
-    code(strata::agent::settings),
+    code(strata::config::agent_kdl),
     help("see the agent section of the README for agent.kdl")
 )]
 pub struct SettingsError {
