@@ -31,11 +31,11 @@ const BUILTIN: &[(&str, &str)] = &[
         "dictionaries.kdl",
         include_str!("../../schemas/dictionaries.kdl"),
     ),
+    ("dns.kdl", include_str!("../../schemas/dns.kdl")),
     (
         "drift-ignore.kdl",
         include_str!("../../schemas/drift-ignore.kdl"),
     ),
-    ("dns.kdl", include_str!("../../schemas/dns.kdl")),
     ("ethernet.kdl", include_str!("../../schemas/ethernet.kdl")),
     (
         "feature-keys.kdl",
