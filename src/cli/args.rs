@@ -139,8 +139,10 @@ pub enum Command {
     /// reports unreachable and disconnected machines, running-config files edited by
     /// hand, members that cannot write their store (Degraded), and conflicts not settled
     /// yet; with --repo, the drift from a config repo, less what its drift-ignore rules
-    /// in force cover (named, not hidden). Exits 0 when consistent, 2 on
-    /// inconsistency, drift or a Degraded member, 1 on error.
+    /// in force cover (named, not hidden). Warns, without changing the exit code, when
+    /// members' appliance versions differ and when machine hostnames do not resolve on
+    /// the checking member. Exits 0 when consistent, 2 on inconsistency, drift or a
+    /// Degraded member, 1 on error.
     #[command(after_long_help = "Examples:\n  \
         strata check --target lab1.example.com\n  \
         strata check --repo . --ref main --format json   # in CI: drift from git\n  \

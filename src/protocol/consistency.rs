@@ -112,7 +112,8 @@ pub struct CheckReport {
     /// what an operator may want to look at (they do not make the cluster inconsistent).
     pub conflicts: Vec<LostWrite>,
     /// What is worth a look but is no inconsistency: members whose recorded appliance
-    /// versions differ ([`version_warnings`]).
+    /// versions differ ([`version_warnings`]), members whose hostnames do not resolve on
+    /// the checking member ([`resolution_warnings`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<CheckWarning>,
 }
@@ -181,6 +182,46 @@ pub fn version_warnings(members: &BTreeMap<MachineName, Membership>) -> Vec<Chec
         }],
         None => Vec::new(),
     }
+}
+
+/// A member whose hostname did not resolve on the checking member: the machine, the
+/// hostname, and what the lookup said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// The member.
+    pub machine: MachineName,
+    /// Its address, a hostname.
+    pub hostname: String,
+    /// Why it did not resolve.
+    pub why: String,
+}
+
+/// The help line for hostnames that do not resolve.
+pub const UNRESOLVED_HELP: &str = "the seed's rule: machines in a cluster have hostnames that resolve in DNS (or all are addressed by IP address); add the name to DNS, or to /etc/hosts on every member, or give the machine address=\"IP\" in the repo (every machine then by IP address)";
+
+/// The warning of a check run on `checked_from` about members' hostnames that do not
+/// resolve there, naming each with its hostname and what the lookup said: the seed's
+/// cluster communication starts from the DNS hostnames of the machines. A warning, not an
+/// inconsistency: a member its peers cannot reach is reported unreachable anyway, and one
+/// dialled at an IP address still talks.
+pub fn resolution_warnings(
+    checked_from: &MachineName,
+    unresolved: &[Unresolved],
+) -> Vec<CheckWarning> {
+    if unresolved.is_empty() {
+        return Vec::new();
+    }
+    let named: Vec<String> = unresolved
+        .iter()
+        .map(|u| format!("{} at {} ({})", u.machine, u.hostname, u.why))
+        .collect();
+    vec![CheckWarning {
+        message: format!(
+            "machine hostnames that do not resolve on {checked_from}: {}",
+            named.join("; ")
+        ),
+        help: UNRESOLVED_HELP.to_owned(),
+    }]
 }
 
 /// The lost writes of `lost` that no change set of `history` settles (`check --resolve`

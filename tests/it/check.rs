@@ -191,3 +191,58 @@ fn a_partition_heals_to_one_winner_with_the_loser_in_every_conflict_log() {
     let v = json(&h.strata(1, &["log", "--conflicts", "--format", "json"]));
     assert_eq!(v["conflicts"].as_array().map(Vec::len), Some(1), "{v}");
 }
+
+/// The seed: "machines in a cluster must have resolvable hostnames in DNS". The repo
+/// addresses lab1 as `localhost` (in /etc/hosts) and lab2 and lab3 by names under
+/// `.invalid`, which never resolve (RFC 6761); the mesh still dials each member where its
+/// agent said when it joined, so the cluster agrees and check exits 0, with a warning
+/// naming both machines and their hostnames, in text and JSON.
+#[test]
+fn check_warns_about_hostnames_that_do_not_resolve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = cluster(tmp.path(), 3);
+    let repo = tmp.path().join("repo");
+    write_repo(&repo, 0, &dns("10.0.0.53"));
+    let mut text = std::fs::read_to_string(repo.join("cluster.kdl")).unwrap();
+    text.push_str(
+        "machine \"lab1.example.com\" address=\"localhost\"\n\
+         machine \"lab2.example.com\" address=\"lab2.strata-test.invalid\"\n\
+         machine \"lab3.example.com\" address=\"lab3.strata-test.invalid\"\n",
+    );
+    std::fs::write(repo.join("cluster.kdl"), text).unwrap();
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+
+    let text = clean(&h, 1);
+    let (code, text_again) = check(&h, 1, &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a warning, not an inconsistency: {text_again}"
+    );
+    assert!(
+        text.contains("warning: machine hostnames that do not resolve on lab1.example.com: lab2.example.com at lab2.strata-test.invalid ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("; lab3.example.com at lab3.strata-test.invalid ("),
+        "{text}"
+    );
+    assert!(!text.contains("at localhost"), "localhost resolves: {text}");
+    assert!(
+        text.contains("/etc/hosts on every member"),
+        "the help says how: {text}"
+    );
+
+    let out = h.strata(2, &["check", "--format", "json"]);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["consistent"], true, "{v}");
+    let warnings = v["report"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("machine hostnames that do not resolve on lab2.example.com: lab2.example.com at lab2.strata-test.invalid"),
+        "{message}"
+    );
+    assert!(!message.contains("lab1.example.com at"), "{message}");
+}

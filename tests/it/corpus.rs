@@ -44,13 +44,22 @@ fn a_repo_can_add_its_own_sections() {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let broken = check_paths(&[dir.path().to_path_buf()]).unwrap();
-    let codes: Vec<&str> = broken.diags.problems().iter().map(|p| p.code).collect();
-    assert_eq!(codes, ["strata::ref::unresolved"], "{}", rendered(&broken));
-    assert!(
-        broken.diags.problems()[0]
-            .message
-            .contains("proxy2.example.com")
+    // The reference breaks, and proxy2's interface names now differ from the others'.
+    let mut codes: Vec<&str> = broken.diags.problems().iter().map(|p| p.code).collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        ["strata::ref::unresolved", "strata::repo::interface-names"],
+        "{}",
+        rendered(&broken)
     );
+    let unresolved = broken
+        .diags
+        .problems()
+        .iter()
+        .find(|p| p.code == "strata::ref::unresolved")
+        .unwrap();
+    assert!(unresolved.message.contains("proxy2.example.com"));
 }
 
 #[test]
@@ -72,6 +81,8 @@ fn every_invalid_example_has_its_diagnostics() {
         );
         let warning_only = [
             "group-named-like-cluster",
+            "hostname-differs",
+            "interface-names",
             "many-machines",
             "mixed-appliance-versions",
         ]

@@ -20,7 +20,8 @@ use crate::cluster::membership::cluster_name;
 use crate::model::{Key, MachineName, Membership};
 use crate::plan::Origin;
 use crate::protocol::consistency::{
-    CheckReport, MachineCheck, MachineState, Stamps, inconsistencies, members_of, unresolved,
+    CheckReport, CheckWarning, MachineCheck, MachineState, Stamps, inconsistencies, members_of,
+    resolution_warnings, unresolved, version_warnings,
 };
 use crate::protocol::status::Reach;
 use crate::protocol::wire::{Answer, Query};
@@ -122,14 +123,26 @@ fn run_check(agent: &Agent, mesh: &Mesh) -> Result<CheckReport, String> {
     };
     let history = agent.node.change_sets().map_err(|e| e.to_string())?;
     let lost = unresolved(conflicts(&history), &history, &members_of(&live));
+    let warnings = warnings(&me, &snap.members);
     Ok(CheckReport {
         cluster: cluster_name(&live),
         checked_from: me,
         machines: machines.into_values().collect(),
         inconsistent,
         conflicts: lost,
-        warnings: crate::protocol::consistency::version_warnings(&snap.members),
+        warnings,
     })
+}
+
+/// What a check says beside its findings: mixed appliance versions, and the members'
+/// hostnames that do not resolve on this member.
+fn warnings(me: &MachineName, members: &BTreeMap<MachineName, Membership>) -> Vec<CheckWarning> {
+    let mut out = version_warnings(members);
+    out.extend(resolution_warnings(
+        me,
+        &super::hostnames::unresolved(members, super::hostnames::RESOLVE_WITHIN),
+    ));
+    out
 }
 
 fn blank(machine: &MachineName, reach: Reach) -> MachineCheck {

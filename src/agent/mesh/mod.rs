@@ -5,13 +5,15 @@
 //! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
 //! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
 //! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
-//! per-machine report, asking members through [`query`]); and [`git_fetch`], which keeps the config repo
+//! per-machine report, asking members through [`query`]; [`hostnames`], whether members'
+//! hostnames resolve here); and [`git_fetch`], which keeps the config repo
 //! at the commit the cluster runs, fetching its objects from members.
 
 mod alert;
 pub mod clustercheck;
 mod dial;
 pub mod git_fetch;
+mod hostnames;
 pub mod join;
 pub mod link;
 mod members;

@@ -1,6 +1,8 @@
 //! Validation of a whole config repo: the structural rules of design.md "The config
 //! repo", schema conformance of every section, and references on every machine's
-//! effective config. Every problem of a run is collected; nothing stops at the first.
+//! effective config; the seed's cluster requirements as warnings (appliance versions, the
+//! machine count, and in [`naming`] interface names and hostnames). Every problem of a
+//! run is collected; nothing stops at the first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,6 +14,8 @@ use crate::config::{Diagnostics, ModeDecl, Problem, Repo, parse_files};
 use crate::model::{Level, MAIN_GROUP, Mode};
 use crate::resolve::check_references;
 use crate::schema::{Catalogue, check_section};
+
+mod naming;
 
 /// A config repo read and checked, with the catalogue it was checked against.
 #[derive(Debug)]
@@ -71,6 +75,7 @@ pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
     unique_names(&repo.machines, "machine", diags);
     address_rule(repo, diags);
     appliance_versions(repo, diags);
+    naming::check(repo, diags);
     machine_count(repo, diags);
     for decl in repo.modes() {
         sections(decl, catalogue, diags);
