@@ -20,6 +20,8 @@
 //!   May not import schema or anything above it.
 //! - [`freeze`]: change-freeze windows, pure: which one is open at a given time. May not
 //!   import config or anything above it.
+//! - [`drift_ignore`]: drift-ignore rules, pure: which differences from the repo a rule
+//!   in force at a given time covers. May not import config or anything above it.
 //! - [`atomic_file`]: the one atomic file writer (temporary file, fsync, rename, fsync
 //!   dir). May not import config or anything above it.
 //! - [`state`]: the durable store: versioned entries, change sets; a base-checked
@@ -79,6 +81,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod drift_ignore;
 pub mod edit;
 pub mod freeze;
 pub mod model;

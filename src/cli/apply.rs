@@ -59,13 +59,16 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
             // built-in one says which of its fields are secrets.
             (plan, crate::schema::Catalogue::builtin())
         }
-        None => desired_plan(
-            &args.repo.repo,
-            args.git_ref.as_deref(),
-            args.allow_plaintext_secrets,
-            &mut client,
-            out,
-        )?,
+        None => {
+            let (plan, catalogue, _) = desired_plan(
+                &args.repo.repo,
+                args.git_ref.as_deref(),
+                args.allow_plaintext_secrets,
+                &mut client,
+                out,
+            )?;
+            (plan, catalogue)
+        }
     };
     if plan.is_empty() {
         match out.format {

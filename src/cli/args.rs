@@ -138,10 +138,11 @@ pub enum Command {
     /// that differs: which machine holds which version, by whom, where and when. Also
     /// reports unreachable and disconnected machines, running-config files edited by
     /// hand, members that cannot write their store (Degraded), and conflicts not settled
-    /// yet; with --repo, the drift from a config repo. Warns, without changing the exit
-    /// code, when members' appliance versions differ and when machine hostnames do not
-    /// resolve on the checking member. Exits 0 when consistent, 2 on inconsistency, drift
-    /// or a Degraded member, 1 on error.
+    /// yet; with --repo, the drift from a config repo, less what its drift-ignore rules
+    /// in force cover (named, not hidden). Warns, without changing the exit code, when
+    /// members' appliance versions differ and when machine hostnames do not resolve on
+    /// the checking member. Exits 0 when consistent, 2 on inconsistency, drift or a
+    /// Degraded member, 1 on error.
     #[command(after_long_help = "Examples:\n  \
         strata check --target lab1.example.com\n  \
         strata check --repo . --ref main --format json   # in CI: drift from git\n  \
@@ -154,8 +155,9 @@ pub enum Command {
     /// Synced / OutOfSync / Unknown with the entries that differ and who changed them,
     /// the follower's last error, and the machine's health: the last run (hooks) and
     /// whether it can write its store. A member that follows no repo compares the live
-    /// state with what the last applied commit left. Exits 0 when synced, 2 when out of sync, 1 when unknown or on
-    /// error.
+    /// state with what the last applied commit left. Differences the drift-ignore rules in
+    /// force cover are named, not counted, and the rules are listed. Exits 0 when synced,
+    /// 2 when out of sync, 1 when unknown or on error.
     #[command(after_long_help = "Examples:\n  \
         strata status --state-dir /var/lib/strata\n  \
         strata status --target lab2.example.com --format json")]

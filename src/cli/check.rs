@@ -22,6 +22,7 @@ use super::log::utc;
 use super::output::Output;
 use super::plan::desired_plan;
 use super::{CliError, Failure, Outcome};
+use crate::drift_ignore::{Ignored, Ignoring};
 use crate::model::{Key, MachineName};
 use crate::plan::{Change, Plan};
 use crate::protocol::consistency::{CheckReport, Held, describe, parse_entry};
@@ -33,7 +34,8 @@ use crate::protocol::{EditKind, Request, Response};
 pub struct CheckArgs {
     /// Also compare the cluster with this config repo (`--repo` alone: the current
     /// directory, as other commands default to): entries out of sync, members the repo
-    /// does not declare (unmanaged), machines it declares that have not joined.
+    /// does not declare (unmanaged), machines it declares that have not joined. What the
+    /// repo's drift-ignore rules in force cover is not drift, and is named.
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = ".",
           value_parser = super::args::absolute_path())]
     pub repo: Option<PathBuf>,
@@ -63,6 +65,9 @@ pub struct Drift {
     pub unmanaged: Vec<String>,
     /// Machines the repo declares that have not joined.
     pub not_joined: Vec<String>,
+    /// Differences the repo's drift-ignore rules in force cover, rule by rule: not drift,
+    /// and said.
+    pub ignored: Vec<Ignored>,
 }
 
 impl Drift {
@@ -96,8 +101,17 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     };
     let drift = match &args.repo {
         Some(repo) => {
-            let (plan, _) = desired_plan(repo, args.git_ref.as_deref(), false, &mut client, out)?;
-            Some(drift_of(&plan, &report, args.git_ref.clone()))
+            let (plan, _, desired) =
+                desired_plan(repo, args.git_ref.as_deref(), false, &mut client, out)?;
+            // The repo's rules, by this machine's clock.
+            let rules = crate::drift_ignore::section_of(desired.get(&crate::drift_ignore::key()));
+            let mut ignoring = Ignoring::new(rules, crate::state::wall_ms());
+            Some(drift_of(
+                &plan,
+                &report,
+                args.git_ref.clone(),
+                &mut ignoring,
+            ))
         }
         None => None,
     };
@@ -114,16 +128,28 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     Ok(if clean { Outcome::Ok } else { Outcome::Changes })
 }
 
-/// What a plan from the repo to the cluster says about drift.
-pub fn drift_of(plan: &Plan, report: &CheckReport, git_ref: Option<String>) -> Drift {
+/// What a plan from the repo to the cluster says about drift, less what `ignoring`'s
+/// rules cover.
+pub fn drift_of(
+    plan: &Plan,
+    report: &CheckReport,
+    git_ref: Option<String>,
+    ignoring: &mut Ignoring,
+) -> Drift {
     let mut drift = Drift {
         git_ref,
         ..Drift::default()
     };
     for action in &plan.actions {
+        let (repo, live) = match &action.change {
+            Change::Create { new } => (Some(new), None),
+            Change::Change { old, new } => (Some(new), Some(old)),
+            Change::Remove { old } => (None, Some(old)),
+        };
         match (&action.key, &action.change) {
             (Key::Machine(m), Change::Remove { .. }) => drift.unmanaged.push(m.to_string()),
             (Key::Machine(m), Change::Create { .. }) => drift.not_joined.push(m.to_string()),
+            (key, _) if ignoring.ignores(key, repo, live) => {}
             (key, change) => drift.out_of_sync.push((
                 key.to_string(),
                 match change {
@@ -140,6 +166,7 @@ pub fn drift_of(plan: &Plan, report: &CheckReport, git_ref: Option<String>) -> D
         }
     }
     drift.not_joined.sort();
+    drift.ignored = ignoring.ignored();
     drift
 }
 
@@ -279,6 +306,9 @@ pub fn render(report: &CheckReport, drift: Option<&Drift>) -> String {
                 "  `strata plan` shows the changes; `strata apply` makes the cluster match\n",
             );
         }
+        for i in &d.ignored {
+            let _ = writeln!(text, "  {}", i.line());
+        }
     }
     text
 }
@@ -405,6 +435,14 @@ mod tests {
             out_of_sync: vec![("cluster/ntp".into(), "differs")],
             unmanaged: vec!["lab9.example.com".into()],
             not_joined: vec!["lab6.example.com".into()],
+            ignored: vec![Ignored {
+                rule: "paris-dns".into(),
+                until: "2027-01-31T00:00:00Z".into(),
+                entries: vec![
+                    "group:Paris/dns".into(),
+                    "machine:lab3.example.com/dns".into(),
+                ],
+            }],
         };
         insta::assert_snapshot!(render(&report, Some(&drift)), @r#"
 Checking lab1.example.com...
@@ -430,6 +468,7 @@ Drift from the repo (ref main):
   unmanaged: lab9.example.com is a member the repo does not declare
   not joined: lab6.example.com is declared but not a member yet
   `strata plan` shows the changes; `strata apply` makes the cluster match
+  2 differences ignored by drift-ignore rule `paris-dns` until 2027-01-31T00:00:00Z (group:Paris/dns, machine:lab3.example.com/dns)
 "#);
     }
 

@@ -94,7 +94,7 @@ fn deploy(
         ..TargetArgs::default()
     };
     let mut client = connect(&target)?;
-    let (plan, _) = plan_snapshot(
+    let (plan, _, _) = plan_snapshot(
         snapshot,
         &format!("commit {short}"),
         false,

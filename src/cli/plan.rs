@@ -25,7 +25,7 @@ pub(super) fn desired_plan(
     allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
-) -> Result<(Plan, Catalogue), CliError> {
+) -> Result<(Plan, Catalogue, Entries), CliError> {
     let snapshot = match git_ref {
         Some(r) => read_ref(repo, r),
         None => read_worktree(repo, &client.user),
@@ -51,11 +51,17 @@ pub(super) fn plan_snapshot(
     allow_plaintext: bool,
     client: &mut Client,
     out: &Output,
-) -> Result<(Plan, Catalogue), CliError> {
+) -> Result<(Plan, Catalogue, Entries), CliError> {
     let mut checked = check(&snapshot);
     if allow_plaintext {
         crate::secret::allow_plaintext(&mut checked.diags);
     }
+    // A drift-ignore rule past its date, by this machine's clock.
+    crate::validate::expired_drift_ignore(
+        &checked.repo,
+        crate::state::wall_ms(),
+        &mut checked.diags,
+    );
     let human = Output {
         format: Format::Human,
         color: out.color,
@@ -82,7 +88,7 @@ pub(super) fn plan_snapshot(
     }
     let desired = desired(&checked.repo, &checked.catalogue);
     let plan = plan_by_digest(&desired, &checked.catalogue, client, snapshot.origin)?;
-    Ok((plan, checked.catalogue))
+    Ok((plan, checked.catalogue, desired))
 }
 
 /// How many times a plan asks for digests and entries again when a commit lands between
@@ -119,7 +125,7 @@ fn plan_by_digest(
 /// Runs `strata plan`.
 pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     let mut client = connect(&args.target)?;
-    let (plan, catalogue) = desired_plan(
+    let (plan, catalogue, _) = desired_plan(
         &args.repo.repo,
         args.git_ref.as_deref(),
         args.allow_plaintext_secrets,

@@ -117,6 +117,22 @@ pub fn render(s: &SyncStatus) -> String {
     for r in &s.reasons {
         let _ = writeln!(t, "  - {r}");
     }
+    for i in &s.ignored {
+        let _ = writeln!(t, "  {}", i.line());
+    }
+    for (n, r) in s.drift_ignore.iter().enumerate() {
+        let label = if n == 0 { "drift-ignore:" } else { "" };
+        let path = if r.path.is_empty() {
+            " (the whole section)".to_owned()
+        } else {
+            format!(" {}", r.path)
+        };
+        let _ = writeln!(
+            t,
+            "{label:<15}`{}` covers {}/{}{path} until {}: {}",
+            r.name, r.mode, r.section, r.until, r.reason
+        );
+    }
     if let Some(at) = s.heal_at_ms {
         let _ = writeln!(t, "self-heal:     reverts to the head at {}", utc(at));
     }
@@ -218,6 +234,29 @@ mod tests {
             sync: Sync::OutOfSync,
             compared_with: "head".into(),
             reasons: vec!["cluster/dns differs: written by admin on lab2.example.com (cli, change set 1a2b3c4d5e6f: \"rollback to change set 9f8e7d6c5b4a\")".into()],
+            drift_ignore: vec![
+                crate::drift_ignore::Shown {
+                    name: "paris-dns".into(),
+                    mode: "group:Paris".into(),
+                    section: "dns".into(),
+                    path: "server".into(),
+                    until: "2027-01-31T00:00:00Z".into(),
+                    reason: "INC-7: Paris moves resolvers".into(),
+                },
+                crate::drift_ignore::Shown {
+                    name: "lab-ntp".into(),
+                    mode: "machine:lab3.example.com".into(),
+                    section: "ntp".into(),
+                    path: String::new(),
+                    until: "2027-03-01T00:00:00Z".into(),
+                    reason: "lab".into(),
+                },
+            ],
+            ignored: vec![crate::drift_ignore::Ignored {
+                rule: "paris-dns".into(),
+                until: "2027-01-31T00:00:00Z".into(),
+                entries: vec!["group:Paris/dns".into()],
+            }],
             heal_at_ms: Some(1_790_000_060_000),
             last_error: None,
             last_run: LastRun {
@@ -257,6 +296,9 @@ mod tests {
             serves:        main at 8f2c1d0e9b (the last applied commit)
             sync:          OutOfSync (compared with the head)
               - cluster/dns differs: written by admin on lab2.example.com (cli, change set 1a2b3c4d5e6f: "rollback to change set 9f8e7d6c5b4a")
+              1 difference ignored by drift-ignore rule `paris-dns` until 2027-01-31T00:00:00Z (group:Paris/dns)
+            drift-ignore:  `paris-dns` covers group:Paris/dns server until 2027-01-31T00:00:00Z: INC-7: Paris moves resolvers
+                           `lab-ntp` covers machine:lab3.example.com/ntp (the whole section) until 2027-03-01T00:00:00Z: lab
             self-heal:     reverts to the head at [TIME]
             health:        Degraded (last run [TIME])
               - the store cannot be written since [TIME]: I/O error: No space left on device (os error 28) (nothing is acknowledged that is not written; the agent retries by itself)

@@ -173,6 +173,13 @@ pub struct SyncStatus {
     pub compared_with: String,
     /// Why it is out of sync: each entry that differs, and who changed it.
     pub reasons: Vec<String>,
+    /// The drift-ignore rules in force (those of the commit compared with), by this
+    /// machine's clock (absent from agents before them).
+    #[serde(default)]
+    pub drift_ignore: Vec<crate::drift_ignore::Shown>,
+    /// The differences those rules cover, rule by rule: not in `reasons`, not drift.
+    #[serde(default)]
+    pub ignored: Vec<crate::drift_ignore::Ignored>,
     /// When self-heal reverts the difference (wall ms), if it will.
     pub heal_at_ms: Option<u64>,
     /// The last error of the follower (a head that is not valid, a fetch that failed, an

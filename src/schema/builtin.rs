@@ -32,6 +32,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../schemas/dictionaries.kdl"),
     ),
     ("dns.kdl", include_str!("../../schemas/dns.kdl")),
+    (
+        "drift-ignore.kdl",
+        include_str!("../../schemas/drift-ignore.kdl"),
+    ),
     ("ethernet.kdl", include_str!("../../schemas/ethernet.kdl")),
     (
         "feature-keys.kdl",

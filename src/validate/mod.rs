@@ -54,6 +54,8 @@ pub fn check_paths_named(paths: &[PathBuf], names: Names) -> Result<Checked, Rea
     }
     validate(&repo, &catalogue, &mut diags);
     crate::secret::allow_plaintext_in_xml(&mut diags);
+    // Reading the clock belongs with reading the files: the rest of validation is pure.
+    expired_drift_ignore(&repo, crate::state::wall_ms(), &mut diags);
     diags.sort();
     Ok(Checked {
         repo,
@@ -79,7 +81,87 @@ pub fn validate(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
     for decl in repo.modes() {
         sections(decl, catalogue, diags);
     }
+    drift_ignore_scope(repo, catalogue, diags);
     check_references(repo, catalogue, diags);
+}
+
+/// The cluster's drift-ignore rules (those that read) beside their nodes.
+fn drift_ignore_rules(
+    repo: &Repo,
+) -> Vec<(
+    crate::drift_ignore::Rule,
+    &crate::model::Node,
+    &std::sync::Arc<crate::config::SourceFile>,
+)> {
+    let Some(decl) = repo
+        .cluster()
+        .and_then(|c| c.section(crate::drift_ignore::SECTION))
+    else {
+        return Vec::new();
+    };
+    let Ok(rules) = crate::drift_ignore::rules(&decl.node) else {
+        return Vec::new();
+    };
+    let nodes = decl.node.children.iter().filter(|n| n.name == "rule");
+    rules
+        .into_iter()
+        .zip(nodes)
+        .map(|(r, n)| (r, n, &decl.file))
+        .collect()
+}
+
+/// A drift-ignore rule covers a mode the repo declares and a section the catalogue knows.
+fn drift_ignore_scope(repo: &Repo, catalogue: &Catalogue, diags: &mut Diagnostics) {
+    for (rule, node, file) in drift_ignore_rules(repo) {
+        let declared = repo.modes().any(|m| m.mode == rule.mode);
+        if !declared {
+            diags.push(
+                Problem::error(
+                    "strata::section::drift-ignore",
+                    format!(
+                        "drift-ignore rule `{}` covers {}, which the repo does not declare",
+                        rule.name, rule.mode
+                    ),
+                )
+                .at(file, node.prop_span("mode"), "no such mode")
+                .help("name `cluster`, or a group or machine the repo declares, as `group:Paris` or `machine:lab1`"),
+            );
+        }
+        if catalogue.get(&rule.section).is_none() {
+            let p = Problem::error(
+                "strata::section::drift-ignore",
+                format!(
+                    "drift-ignore rule `{}` covers section `{}`, which the catalogue does not know",
+                    rule.name, rule.section
+                ),
+            )
+            .at(file, node.prop_span("section"), "unknown section");
+            diags.push(match did_you_mean(&rule.section, catalogue.names()) {
+                Some(s) => p.help(format!("did you mean `{s}`?")),
+                None => p.help("`strata show --sections` lists the catalogue"),
+            });
+        }
+    }
+}
+
+/// A drift-ignore rule already expired at `now_ms` ignores nothing: a warning, so that
+/// it is removed or renewed.
+pub fn expired_drift_ignore(repo: &Repo, now_ms: u64, diags: &mut Diagnostics) {
+    for (rule, node, file) in drift_ignore_rules(repo) {
+        if !rule.in_force(now_ms) {
+            diags.push(
+                Problem::warning(
+                    "strata::section::drift-ignore-expired",
+                    format!(
+                        "drift-ignore rule `{}` expired at {}: check and status report what it covered",
+                        rule.name, rule.until
+                    ),
+                )
+                .at(file, node.prop_span("until"), "in the past")
+                .help("remove the rule, or give it a later `until` if the difference is still tolerated"),
+            );
+        }
+    }
 }
 
 fn cluster_rules(repo: &Repo, diags: &mut Diagnostics) {
@@ -400,6 +482,15 @@ pub fn section_rules(
             Problem::error("strata::section::freeze", why)
                 .at(file, node.name_span, "this change freeze does not read")
                 .help("absolute windows give RFC 3339 times (from=\"2026-12-20T00:00:00Z\"); weekly ones give days=\"sat sun\" and UTC times of day (from=\"22:00\")"),
+        );
+    }
+    if name == crate::drift_ignore::SECTION
+        && let Err(why) = crate::drift_ignore::rules(node)
+    {
+        diags.push(
+            Problem::error("strata::section::drift-ignore", why)
+                .at(file, node.name_span, "this drift-ignore rule does not read")
+                .help("write rule \"NAME\" mode=\"group:Paris\" section=\"dns\" path=\"server\" until=\"2027-01-31T00:00:00Z\" reason=\"…\""),
         );
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The floors, lowest first: a room may import the rooms of lower floors only.
 const FLOORS: &[&[&str]] = &[
     &["model", "paths", "text"],
-    &["config", "freeze", "atomic_file"],
+    &["config", "freeze", "drift_ignore", "atomic_file"],
     &["state", "schema"],
     &["replica", "resolve"],
     &["plan", "report", "xml"],

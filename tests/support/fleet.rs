@@ -176,6 +176,11 @@ fn cluster(machines: usize) -> String {
     s.push_str(
         "    change-freeze {\n        window \"y2k\" from=\"1999-12-31T00:00:00Z\" until=\"2000-01-02T00:00:00Z\" reason=\"y2k\"\n    }\n",
     );
+    // A drift-ignore rule in force for the century: a difference in the cluster's NTP
+    // servers is tolerated.
+    s.push_str(
+        "    drift-ignore {\n        rule \"ntp\" mode=\"cluster\" section=\"ntp\" path=\"server\" until=\"2100-01-01T00:00:00Z\" reason=\"fleet\"\n    }\n",
+    );
     s.push_str("    scheduled-reports {\n        report \"weekly\" type=\"executive-summary\" schedule=\"weekly\" {\n            recipient \"postmaster@example.com\"\n        }\n    }\n");
     // What an AsyncOS XML import kept beyond the catalogue.
     s.push_str(

@@ -231,7 +231,7 @@ impl Follower {
                 }
             };
             let known = inner.knows(&head, &sets);
-            let reasons = reasons(&a.plan, &a.live, &sets);
+            let reasons = reasons(&a.plan.actions, &a.live, &sets);
             let mut origin = a.plan.origin.clone();
             if !known {
                 inner.drift = None;

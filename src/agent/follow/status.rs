@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use super::Follower;
 use crate::cluster::applier::Applier;
 use crate::cluster::node::Node;
+use crate::drift_ignore::{self, Ignoring};
 use crate::model::OriginKind;
-use crate::plan::{Change, Origin, Plan};
+use crate::plan::{Action, Change, Origin, Plan};
 use crate::protocol::sync_status::{
     AppliedCommit, CommitInfo, Followed, Health, LastRun, Sync, SyncStatus,
 };
@@ -18,7 +19,12 @@ use crate::state::{ChangeSet, Key, Live, Source, Store, state_as_of};
 impl Follower {
     /// What `status` shows of the follower: head, sync, reasons, when self-heal is due,
     /// last error. Reads the head again (a remote as last fetched).
-    fn status_of<S: Store, A: Applier>(&self, node: &Node<S, A>, out: &mut SyncStatus) {
+    fn status_of<S: Store, A: Applier>(
+        &self,
+        node: &Node<S, A>,
+        now_ms: u64,
+        out: &mut SyncStatus,
+    ) {
         let f = &self.settings;
         out.source = Some(Followed {
             url: f.url.clone(),
@@ -36,7 +42,16 @@ impl Follower {
             }
             Ok(a) => {
                 out.head = Some(commit_info(&a.plan.origin));
-                if a.plan.is_empty() {
+                // The head's drift-ignore rules.
+                let rules = inner
+                    .desired
+                    .as_ref()
+                    .and_then(|d| drift_ignore::section_of(d.entries.get(&drift_ignore::key())));
+                let mut ignoring = Ignoring::new(rules, now_ms);
+                let differing = not_ignored(&a.plan, &mut ignoring);
+                out.drift_ignore = ignoring.in_force();
+                out.ignored = ignoring.ignored();
+                if differing.is_empty() {
                     out.sync = Sync::Synced;
                 } else {
                     out.sync = Sync::OutOfSync;
@@ -49,7 +64,7 @@ impl Follower {
                             f.branch
                         ));
                     }
-                    out.reasons.extend(reasons(&a.plan, &a.live, &sets));
+                    out.reasons.extend(reasons(differing, &a.live, &sets));
                     if known && f.self_heal {
                         out.heal_at_ms = inner.drift.as_ref().map(|d| d.since_ms + f.grace_ms);
                     }
@@ -94,11 +109,30 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().to_owned()
 }
 
-/// Each entry `plan` changes, with what differs and which change set wrote the live
-/// value.
-pub(super) fn reasons(plan: &Plan, live: &Live, sets: &[ChangeSet]) -> Vec<String> {
+/// The actions of `plan` that no drift-ignore rule of `ignoring` covers.
+fn not_ignored<'a>(plan: &'a Plan, ignoring: &mut Ignoring) -> Vec<&'a Action> {
     plan.actions
         .iter()
+        .filter(|a| {
+            let (repo, live) = match &a.change {
+                Change::Create { new } => (Some(new), None),
+                Change::Change { old, new } => (Some(new), Some(old)),
+                Change::Remove { old } => (None, Some(old)),
+            };
+            !ignoring.ignores(&a.key, repo, live)
+        })
+        .collect()
+}
+
+/// Each entry of `actions` changes, with what differs and which change set wrote the
+/// live value.
+pub(super) fn reasons<'a>(
+    actions: impl IntoIterator<Item = &'a Action>,
+    live: &Live,
+    sets: &[ChangeSet],
+) -> Vec<String> {
+    actions
+        .into_iter()
         .map(|a| {
             let what = match a.change {
                 Change::Create { .. } => "is missing",
@@ -145,27 +179,39 @@ pub fn followed_by_log(sets: &[ChangeSet]) -> Option<&ChangeSet> {
 }
 
 /// For a member that follows nothing: the entries whose live value differs from what the
-/// last applied commit left (the state as of its change set), with who changed them.
-fn drift_from_log(last: &ChangeSet, sets: &[ChangeSet], live: &Live) -> Vec<String> {
+/// last applied commit left (the state as of its change set), with who changed them,
+/// less what that commit's drift-ignore rules in force cover (`ignoring`).
+fn drift_from_log(
+    last: &ChangeSet,
+    sets: &[ChangeSet],
+    live: &Live,
+    now_ms: u64,
+    out: &mut SyncStatus,
+) {
     let then = state_as_of(sets, &last.version);
+    let rules = then
+        .get(&drift_ignore::key())
+        .and_then(|v| drift_ignore::section_of(v.as_ref()));
+    let mut ignoring = Ignoring::new(rules, now_ms);
     let keys: BTreeSet<&Key> = then.keys().chain(live.keys()).collect();
-    let mut out = Vec::new();
     for key in keys.into_iter().filter(|k| k.is_declared_by_repos()) {
         let want = then.get(key).cloned().flatten();
         let have = live.get(key).and_then(|e| e.value.clone());
         // What the cluster owns (a machine's host key and peer address, passphrase
         // hashes set with `cluster passwd`) is no repo's: not drift.
         let want = want.map(|w| crate::plan::ownership::over_live(key, &w, have.as_ref()));
-        if want != have {
+        if want != have && !ignoring.ignores(key, want.as_ref(), have.as_ref()) {
             let what = match (&want, &have) {
                 (Some(_), None) => "is missing",
                 (None, _) => "is not in the commit",
                 _ => "differs",
             };
-            out.push(format!("{key} {what}{}", written_by(live, sets, key)));
+            out.reasons
+                .push(format!("{key} {what}{}", written_by(live, sets, key)));
         }
     }
-    out
+    out.drift_ignore = ignoring.in_force();
+    out.ignored = ignoring.ignored();
 }
 
 /// The health of the node's last run, Degraded too while its store cannot be written.
@@ -210,6 +256,8 @@ pub fn status<S: Store, A: Applier>(
 ) -> Result<SyncStatus, String> {
     let sets = node.change_sets().map_err(|e| e.to_string())?;
     let last = last_applied(&sets);
+    // Drift-ignore rules expire by this machine's clock.
+    let now_ms = crate::state::wall_ms();
     let mut out = SyncStatus {
         machine: node.machine().to_string(),
         source: None,
@@ -225,6 +273,8 @@ pub fn status<S: Store, A: Applier>(
         sync: Sync::Unknown,
         compared_with: "last-applied".into(),
         reasons: Vec::new(),
+        drift_ignore: Vec::new(),
+        ignored: Vec::new(),
         heal_at_ms: None,
         last_error: None,
         last_run: last_run(node),
@@ -232,14 +282,14 @@ pub fn status<S: Store, A: Applier>(
         store_failure: node.store_failure(),
     };
     match (follower, last) {
-        (Some(f), _) => f.status_of(node, &mut out),
+        (Some(f), _) => f.status_of(node, now_ms, &mut out),
         (None, None) => out.reasons.push(
             "no commit has been applied to this cluster yet, and this machine follows no repo"
                 .into(),
         ),
         (None, Some(last)) => {
             let live = node.live().map_err(|e| e.to_string())?;
-            out.reasons = drift_from_log(last, &sets, &live);
+            drift_from_log(last, &sets, &live, now_ms, &mut out);
             out.sync = if out.reasons.is_empty() {
                 Sync::Synced
             } else {
