@@ -78,16 +78,7 @@ pub fn check_authority(writes: &Writes, authority: Authority) -> Result<(), Refu
 /// rules `validate` applies to a repo, on every written section. `me` may hold sections
 /// before it is a member (its standalone settings).
 pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<(), Refusal> {
-    let after: Vec<(&Key, &EntryValue)> = live
-        .iter()
-        .filter(|(k, _)| !writes.contains_key(*k))
-        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
-        .chain(
-            writes
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
-        )
-        .collect();
+    let after = after_writes(writes, live);
     let mut diags = Diagnostics::default();
     let catalogue = catalogue_of(after.iter().copied(), &mut diags);
     if diags.has_errors() {
@@ -178,16 +169,7 @@ pub fn check_writes(writes: &Writes, live: &Live, me: &MachineName) -> Result<()
 /// makes a listener name an interface no machine it reaches has is refused with
 /// validate's words, whoever wrote the plan.
 pub fn check_references(writes: &Writes, live: &Live) -> Result<(), Refusal> {
-    let after: Vec<(&Key, &EntryValue)> = live
-        .iter()
-        .filter(|(k, _)| !writes.contains_key(*k))
-        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
-        .chain(
-            writes
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
-        )
-        .collect();
+    let after = after_writes(writes, live);
     let mut diags = Diagnostics::default();
     let catalogue = catalogue_of(after.iter().copied(), &mut diags);
     let layers = EntryLayers::new(after.iter().copied());
@@ -263,6 +245,20 @@ fn errors_of(
         .into_problems()
         .into_iter()
         .filter(|p| p.is_error())
+        .collect()
+}
+
+/// The entries `live` holds once `writes` are applied: the live values of keys not
+/// written, then the written values (a removal leaves the key out).
+fn after_writes<'a>(writes: &'a Writes, live: &'a Live) -> Vec<(&'a Key, &'a EntryValue)> {
+    live.iter()
+        .filter(|(k, _)| !writes.contains_key(*k))
+        .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+        .chain(
+            writes
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
+        )
         .collect()
 }
 
