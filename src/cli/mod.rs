@@ -110,7 +110,7 @@ pub fn exit_code(result: Result<Outcome, ErrorKind>) -> u8 {
 }
 
 /// Each command's own exit codes, shown at the end of its `-h` and `--help` (with the ones
-/// every command shares) and listed in the README's command tables. A nested command
+/// every command shares) and listed in the command tables of docs/commands.md. A nested command
 /// (`cluster list`) has the codes of its parent unless it is listed itself.
 const COMMAND_EXITS: &[(&str, &str)] = &[
     ("validate", "0 valid (warnings allowed), 1 invalid"),
@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn every_command_documents_its_exit_codes_in_help_and_readme() {
         let cmd = command();
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../docs/commands.md");
         // The `Exit codes:` line as a rendered help shows it (wrapping joined up).
         fn exit_line(rendered: String) -> String {
             let flat = rendered.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -495,7 +495,7 @@ mod tests {
             if !path.contains(' ') {
                 assert!(
                     readme.contains(&format!("| {codes} |")),
-                    "the README's command table does not give `{path}` the exit codes `{codes}`"
+                    "docs/commands.md's command table does not give `{path}` the exit codes `{codes}`"
                 );
             }
             for n in sub.get_subcommands().filter(|n| n.get_name() != "help") {

@@ -146,7 +146,7 @@ fn same_release(
                 "{me} does not say which Strata version it runs: it is older than {member}'s {ours}"
             ),
             Some(
-                "upgrade it to the cluster's version, then join again (README: Upgrading a cluster)",
+                "upgrade it to the cluster's version, then join again (docs/operations.md: Upgrading a cluster)",
             ),
         )),
     }

@@ -224,7 +224,7 @@ impl Default for Limits {
 #[error("{file}: {message}")]
 #[diagnostic(
     code(strata::config::agent_kdl),
-    help("see the agent section of the README for agent.kdl")
+    help("see docs/operations.md (The state dir) for agent.kdl")
 )]
 pub struct SettingsError {
     /// The file.

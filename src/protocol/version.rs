@@ -69,7 +69,7 @@ pub fn mismatch(a: &str, a_version: &str, b: &str, b_version: &str) -> (String, 
         format!(
             "machines of a cluster run the same Strata version (the seed's rule; patch releases mix): {a} runs {a_version}, {b} {b_version}"
         ),
-        "upgrade every machine: `strata cluster disconnect` it, upgrade it, then `strata cluster reconnect` it once the others run the same release (README: Upgrading a cluster)"
+        "upgrade every machine: `strata cluster disconnect` it, upgrade it, then `strata cluster reconnect` it once the others run the same release (docs/operations.md: Upgrading a cluster)"
             .to_owned(),
     )
 }

@@ -1,4 +1,4 @@
-//! The layout of `src/` as `src/lib.rs`'s `# Layout` and the README describe it: every
+//! The layout of `src/` as `src/lib.rs`'s `# Layout` and docs/architecture.md describe it: every
 //! room (top-level module) on its floor, importing only rooms on lower floors, and both
 //! documents listing exactly the rooms the tree has. Read from the source text, so a
 //! `use` that runs back up fails here before a reviewer has to find it.
@@ -152,10 +152,10 @@ fn listed(text: &str, section: &str) -> BTreeMap<String, String> {
 fn the_layout_docs_list_exactly_the_rooms_of_the_tree() {
     let tree: Vec<String> = rooms();
     let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let architecture = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap();
     for (doc, list) in [
         ("src/lib.rs", listed(&lib, "# Layout")),
-        ("README.md", listed(&readme, "## Layout")),
+        ("docs/architecture.md", listed(&architecture, "## Layout")),
     ] {
         let names: Vec<String> = list.keys().cloned().collect();
         assert_eq!(

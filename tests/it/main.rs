@@ -23,6 +23,7 @@ mod client_openssh;
 mod cluster_admin;
 mod cluster_support;
 mod corpus;
+mod docs_links;
 mod drift_ignore;
 mod follow;
 mod freeze;
