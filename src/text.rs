@@ -1,7 +1,7 @@
 //! Small helpers for the text people read: a count with its noun in the right number
 //! ("1 warning", "2 warnings", "1 entry", "3 entries"), and large numbers with their
-//! thousands marked ("4,194,304"). Every summary that prints a count goes through
-//! [`count`], so none says "1 errors".
+//! thousands marked ("4,194,304"), and lines whose columns line up ([`columns`]). Every
+//! summary that prints a count goes through [`count`], so none says "1 errors".
 
 /// `n` followed by `noun`, plural unless `n` is 1. `noun` is the singular; the plural
 /// follows the English rules the CLI's nouns need: a consonant + `y` becomes `ies`
@@ -13,6 +13,21 @@ pub fn count(n: usize, noun: &str) -> String {
     } else {
         format!("{n} {}", plural(noun))
     }
+}
+
+/// `lines` with their tab-separated cells lined up in columns two spaces apart, each column
+/// as wide as its widest cell as a terminal shows it (tabwriter's elastic tabstops; a
+/// name of wide or combining characters does not push its row out of line). The cell
+/// after a line's last tab is not padded. Each line ends with a newline.
+pub fn columns<I: IntoIterator<Item = String>>(lines: I) -> String {
+    use std::io::Write;
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(2);
+    for line in lines {
+        // Writing to memory cannot fail.
+        let _ = writeln!(tw, "{line}");
+    }
+    let bytes = tw.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// `n` with a comma between each group of three digits: `4,194,304`.
@@ -47,6 +62,19 @@ pub fn plural(noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_line_up_by_what_a_terminal_shows() {
+        let text = columns([
+            "  group:Paris\tcopied".to_owned(),
+            "  group:Zürich\tskipped".to_owned(),
+            "  group:東京\treplaced".to_owned(),
+        ]);
+        assert_eq!(
+            text,
+            "  group:Paris   copied\n  group:Zürich  skipped\n  group:東京    replaced\n"
+        );
+    }
 
     #[test]
     fn counts_agree_with_their_nouns() {

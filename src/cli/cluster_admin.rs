@@ -356,31 +356,12 @@ fn pending_table(entries: &[PendingEntry]) -> String {
         return "no machines are registered to join; add one with `strata cluster prepjoin add`\n"
             .to_owned();
     }
-    let host_w = entries
+    let rows = entries
         .iter()
-        .map(|e| e.host.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    let serial_w = entries
-        .iter()
-        .map(|e| e.serial.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
-    let mut text = format!(
-        "{} registered to join:\n{:host_w$}  {:serial_w$}  HOST KEY\n",
+        .map(|e| format!("{}\t{}\t{}", e.host, e.serial, fingerprint(&e.key)));
+    format!(
+        "{} registered to join:\n{}",
         crate::text::count(entries.len(), "machine"),
-        "HOST",
-        "SERIAL"
-    );
-    for e in entries {
-        text.push_str(&format!(
-            "{:host_w$}  {:serial_w$}  {}\n",
-            e.host,
-            e.serial,
-            fingerprint(&e.key)
-        ));
-    }
-    text
+        crate::text::columns(std::iter::once("HOST\tSERIAL\tHOST KEY".to_owned()).chain(rows))
+    )
 }

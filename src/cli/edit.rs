@@ -143,18 +143,12 @@ fn group_lines(request: &Request, result: &Edit) -> String {
         Request::Copy { section, .. } | Request::Move { section, .. } => section,
         Request::Delete { .. } => return String::new(),
     };
-    let width = result
-        .groups
-        .iter()
-        .map(|g| g.group.len() + "group:".len())
-        .max()
-        .unwrap_or(0);
     let own = |g: &GroupEdit| {
         g.own
             .as_deref()
             .map_or(String::new(), |at| format!(" ({at})"))
     };
-    let mut text = String::new();
+    let mut lines = Vec::new();
     for g in &result.groups {
         let what = match g.outcome {
             GroupOutcome::Copied => "copied".to_owned(),
@@ -166,8 +160,7 @@ fn group_lines(request: &Request, result: &Edit) -> String {
                 own(g)
             ),
         };
-        let name = format!("group:{}", g.group);
-        text.push_str(&format!("  {name:width$}  {what}\n"));
+        lines.push(format!("  group:{}\t{what}", g.group));
     }
-    text
+    crate::text::columns(lines)
 }

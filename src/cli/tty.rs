@@ -13,41 +13,20 @@ pub fn attended() -> bool {
 }
 
 /// Writes `prompt` on the terminal and reads one line back, without its line ending;
-/// with `echo` off, what is typed is not shown (a passphrase). End of input reads as an
-/// empty line.
-#[cfg(unix)]
+/// with `echo` off, what is typed is not shown (a passphrase: rpassword turns the
+/// terminal's echo off and back on). End of input reads as an empty line.
 pub fn ask(prompt: &str, echo: bool) -> std::io::Result<String> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    if !echo {
+        return rpassword::prompt_password(prompt);
+    }
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")?;
     (&tty).write_all(prompt.as_bytes())?;
     (&tty).flush()?;
-    let saved = if echo {
-        None
-    } else {
-        let saved = tcgetattr(&tty)?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(LocalModes::ECHO);
-        tcsetattr(&tty, OptionalActions::Flush, &quiet)?;
-        Some(saved)
-    };
     let mut line = String::new();
-    let read = std::io::BufReader::new(&tty).read_line(&mut line);
-    if let Some(saved) = saved {
-        // Echo comes back before anything else can fail.
-        let restored = tcsetattr(&tty, OptionalActions::Now, &saved);
-        let _ = (&tty).write_all(b"\n");
-        restored?;
-    }
-    read?;
+    std::io::BufReader::new(&tty).read_line(&mut line)?;
     let line = line.strip_suffix('\n').unwrap_or(&line);
     Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
-}
-
-/// Without a Unix terminal there is nobody to ask.
-#[cfg(not(unix))]
-pub fn ask(_prompt: &str, _echo: bool) -> std::io::Result<String> {
-    Err(std::io::Error::other("no terminal on this system"))
 }

@@ -1,9 +1,10 @@
-//! The frame codec, pure: a frame is a 4-byte big-endian length and that many bytes of
-//! payload. Oversized lengths are refused before anything is buffered, so a peer sending
-//! garbage costs four bytes and a disconnect, not memory.
+//! The frame codec: a frame is a 4-byte big-endian length and that many bytes of payload,
+//! framed by tokio-util's `LengthDelimitedCodec`. Oversized lengths are refused before
+//! anything is buffered, so a peer sending garbage costs four bytes and a disconnect, not
+//! memory; this wrapper names the announced length in the error.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio_util::codec::{Decoder, Encoder};
+use bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec, LengthDelimitedCodecError};
 
 /// The default frame cap: a 1,000-machine fleet's full entry set is a few MiB; 64 MiB
 /// leaves room without letting a bogus length allocate gigabytes.
@@ -26,20 +27,31 @@ pub enum FrameError {
 }
 
 /// Length-prefixed frames with a size cap.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FrameCodec {
     max: usize,
+    inner: LengthDelimitedCodec,
 }
 
 impl FrameCodec {
     /// A codec refusing frames above `max` bytes.
     pub fn new(max: usize) -> FrameCodec {
-        FrameCodec { max }
+        let inner = LengthDelimitedCodec::builder()
+            .length_field_length(4)
+            .max_frame_length(max)
+            .new_codec();
+        FrameCodec { max, inner }
     }
 
     /// The largest frame it takes.
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    /// The length announced by the frame prefix at the start of `src`, if it has arrived.
+    fn announced(src: &[u8]) -> Option<usize> {
+        let prefix: [u8; 4] = src.get(..4)?.try_into().ok()?;
+        Some(u32::from_be_bytes(prefix) as usize)
     }
 }
 
@@ -54,19 +66,20 @@ impl Decoder for FrameCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
-        if src.len() < 4 {
-            return Ok(None);
+        match self.inner.decode(src) {
+            Ok(frame) => Ok(frame.map(BytesMut::freeze)),
+            // Refused at the prefix, which is still in `src`: name its length.
+            Err(e)
+                if e.get_ref()
+                    .is_some_and(|e| e.is::<LengthDelimitedCodecError>()) =>
+            {
+                Err(FrameError::TooLarge {
+                    len: Self::announced(src).unwrap_or_default(),
+                    max: self.max,
+                })
+            }
+            Err(e) => Err(e.into()),
         }
-        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-        if len > self.max {
-            return Err(FrameError::TooLarge { len, max: self.max });
-        }
-        if src.len() < 4 + len {
-            src.reserve(4 + len - src.len());
-            return Ok(None);
-        }
-        src.advance(4);
-        Ok(Some(src.split_to(len).freeze()))
     }
 }
 
@@ -80,16 +93,14 @@ impl Encoder<Bytes> for FrameCodec {
                 max: self.max,
             });
         }
-        dst.reserve(4 + item.len());
-        dst.put_u32(item.len() as u32);
-        dst.extend_from_slice(&item);
-        Ok(())
+        Ok(self.inner.encode(item, dst)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BufMut;
 
     #[test]
     fn frames_round_trip_even_when_split_across_reads() {

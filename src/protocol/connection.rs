@@ -53,10 +53,11 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
     {
         let (read, write) = tokio::io::split(stream);
         let max = codec.max();
+        let write_codec = codec.clone();
         let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(16);
         let (in_tx, in_rx) = mpsc::channel(16);
         let writer = tokio::spawn(async move {
-            let mut frames = FramedWrite::new(write, codec);
+            let mut frames = FramedWrite::new(write, write_codec);
             while let Some(frame) = out_rx.recv().await {
                 if frames.send(frame).await.is_err() {
                     break;

@@ -156,11 +156,7 @@ pub fn where_text(repo: &Repo, catalogue: &Catalogue, section: &str) -> String {
     };
     out.push_str("Configured at mode:\n");
     let defined = where_defined(repo, catalogue, section);
-    let width = repo
-        .modes()
-        .map(|m| mode_title(repo, &m.mode).len())
-        .max()
-        .unwrap_or(0);
+    let mut lines = Vec::new();
     for decl in repo.modes() {
         let title = mode_title(repo, &decl.mode);
         let title = title[..1].to_uppercase() + &title[1..];
@@ -175,11 +171,12 @@ pub fn where_text(repo: &Repo, catalogue: &Catalogue, section: &str) -> String {
                 } else {
                     format!("reaches {}", machine_list(reached))
                 };
-                out.push_str(&format!("  {title:width$}  yes  {s}  {reach}\n"));
+                lines.push(format!("  {title}\tyes  {s}  {reach}"));
             }
-            None => out.push_str(&format!("  {title:width$}  no\n")),
+            None => lines.push(format!("  {title}\tno")),
         }
     }
+    out.push_str(&crate::text::columns(lines));
     let reached: usize = defined.iter().map(|(_, m)| m.len()).sum();
     let factory: Vec<&ModeDecl> = repo
         .machines

@@ -1,8 +1,13 @@
 //! Bytes → text, as an XML file's declaration says: ISO-8859-1 (which AsyncOS writes)
-//! byte by byte, UTF-8 otherwise. Pure; never panics on what a file holds.
+//! byte by byte, UTF-8 with the position of a bad byte, and any other encoding a
+//! declaration may name (windows-1252, ISO-8859-15, Shift_JIS, …) through encoding_rs.
+//! Pure; never panics on what a file holds.
 
 /// Decodes a file's bytes as its XML declaration says: ISO-8859-1 (and its aliases) byte
-/// by byte, UTF-8 otherwise. A UTF-8 byte-order mark is dropped; UTF-16 is refused.
+/// by byte — each byte the code point of its value, as the writer writes it back, where
+/// encoding_rs would read those labels as windows-1252 —, UTF-8 without a declaration or
+/// with one, and any other WHATWG label with encoding_rs. A UTF-8 byte-order mark is
+/// dropped; UTF-16 is refused.
 pub fn decode_bytes(bytes: &[u8]) -> Result<String, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
@@ -37,9 +42,23 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<String, String> {
                     e.utf8_error().valid_up_to()
                 )
             }),
-        Some(other) => Err(format!(
-            "the encoding `{other}` is not supported; AsyncOS writes ISO-8859-1, and UTF-8 is read too"
-        )),
+        Some(other) => match encoding_rs::Encoding::for_label(other.as_bytes()) {
+            Some(enc) if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE => Err(
+                "UTF-16 files are not supported; save the file as UTF-8 or ISO-8859-1".into(),
+            ),
+            Some(enc) => enc
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .map(|text| text.into_owned())
+                .ok_or_else(|| {
+                    format!(
+                        "not valid {} text; save the file as UTF-8, or declare the encoding it is in",
+                        enc.name()
+                    )
+                }),
+            None => Err(format!(
+                "the encoding `{other}` is not supported; AsyncOS writes ISO-8859-1, and UTF-8, windows-1252 and the other encodings web browsers know are read too"
+            )),
+        },
     }
 }
 
@@ -56,6 +75,29 @@ mod tests {
         );
         assert!(decode_bytes(b"<a>\xe9</a>").is_err());
         assert!(decode_bytes(b"\xff\xfe<\0a\0").is_err());
+    }
+
+    #[test]
+    fn windows_1252_and_other_declared_encodings_are_read() {
+        // 0x93/0x94 are curly quotes in windows-1252 (C1 controls in ISO-8859-1), 0x80 the euro.
+        let cp1252 = b"<?xml version=\"1.0\" encoding=\"windows-1252\"?><a>\x93\x80 5\x94</a>";
+        assert!(
+            decode_bytes(cp1252)
+                .unwrap()
+                .ends_with("<a>\u{201c}\u{20ac} 5\u{201d}</a>")
+        );
+        let latin9 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?><a>\xa4</a>";
+        assert!(decode_bytes(latin9).unwrap().ends_with("<a>\u{20ac}</a>"));
+        // ISO-8859-1 stays byte for byte: 0x93 is U+0093, as the writer writes it back.
+        let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>\x93</a>";
+        assert!(decode_bytes(latin1).unwrap().ends_with("<a>\u{93}</a>"));
+        let err = decode_bytes(b"<?xml version=\"1.0\" encoding=\"klingon\"?><a/>").unwrap_err();
+        assert!(err.contains("`klingon` is not supported"), "{err}");
+        let err = decode_bytes(b"<?xml version=\"1.0\" encoding=\"utf-16\"?><a/>").unwrap_err();
+        assert!(err.contains("UTF-16"), "{err}");
+        let err =
+            decode_bytes(b"<?xml version=\"1.0\" encoding=\"shift_jis\"?><a>\x82</a>").unwrap_err();
+        assert!(err.contains("not valid Shift_JIS"), "{err}");
     }
 
     #[test]

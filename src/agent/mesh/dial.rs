@@ -50,7 +50,9 @@ impl Runtime {
             }
             // Jittered: the peers that lost a machine together (it was cut off, say) would
             // otherwise redial it in lockstep, and the first link back would wait for the
-            // one shared pause to end.
+            // one shared pause to end. Hand-written on purpose: the pause is a row of the
+            // runtime's table, read on each tick of its loop, where retry crates (backon,
+            // backoff) drive the retries of one future.
             let jittered = pause.mul_f64(rand::random_range(0.5..=1.0));
             self.backoff.insert(
                 p.clone(),
