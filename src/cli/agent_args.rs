@@ -436,7 +436,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub allow_plaintext_secrets: bool,
     /// Wait until every reachable member has applied the change set (default 60 s; a
-    /// number is seconds, or write 30s, 2m, 500ms), print where it stands on each, and
+    /// number is seconds, or write 30s, 2m, 1h30m, 500ms), print where it stands on each, and
     /// fail if some did not in time. Without it, apply waits a second and reports.
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "60",
           value_parser = super::propagation::parse_timeout)]

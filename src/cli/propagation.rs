@@ -18,8 +18,9 @@ pub const BRIEF: Duration = Duration::from_secs(1);
 /// Parses `--wait`'s timeout: seconds (`30`, `30s`), minutes (`2m`) or milliseconds
 /// (`500ms`).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    crate::config::agent_kdl::parse_duration(text)
-        .map_err(|_| format!("`{text}` is not a timeout: write 30, 30s, 2m or 500ms"))
+    crate::config::agent_kdl::parse_duration(text).map_err(|_| {
+        format!("`{text}` is not a timeout: write 30 (seconds), 30s, 2m, 1h30m or 500ms")
+    })
 }
 
 /// Asks where change set `version` stands on every member, waiting up to `wait`. `None`
@@ -139,6 +140,8 @@ propagation: applied on 2 of 7 machines
         assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_timeout("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_timeout("soon").unwrap_err().contains("30s"));
     }
 }

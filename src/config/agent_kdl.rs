@@ -93,25 +93,17 @@ impl Follow {
     }
 }
 
-/// Parses a duration as the settings and `--wait` write it: seconds (`30`, `30s`),
-/// minutes (`2m`), hours (`1h`) or milliseconds (`500ms`).
+/// Parses a duration as the settings and `--wait` write it: a bare number of seconds
+/// (`30`), or humantime's units, combined as people write them (`30s`, `2m`, `1h30m`,
+/// `1h 30m`, `500ms`).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
-    let (digits, scale) = if let Some(d) = t.strip_suffix("ms") {
-        (d, 1)
-    } else if let Some(d) = t.strip_suffix('s') {
-        (d, 1000)
-    } else if let Some(d) = t.strip_suffix('m') {
-        (d, 60_000)
-    } else if let Some(d) = t.strip_suffix('h') {
-        (d, 3_600_000)
-    } else {
-        (t, 1000)
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write 30, 30s, 2m, 1h or 500ms"))?;
-    Ok(std::time::Duration::from_millis(n.saturating_mul(scale)))
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).map_err(|_| {
+        format!("`{text}` is not a duration: write 30 (seconds), 30s, 2m, 1h30m or 500ms")
+    })
 }
 
 /// Reads a `source` node (see [`Follow`]).
