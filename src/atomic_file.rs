@@ -1,5 +1,6 @@
 //! Atomic file writing, the one place that does it: the new bytes go to a temporary file
-//! beside the target (`.NAME.strata-PID.tmp`), which is fsync'd and renamed over the
+//! beside the target (the atomic-write-file crate: an unnamed one where Linux has
+//! O_TMPFILE, so a crash leaves nothing behind), which is fsync'd and renamed over the
 //! target, and then the directory is fsync'd — a crash leaves the old file or the new
 //! one, never a mix. [`write`] does one file (the agent's state dir and running config,
 //! `plan --out`); [`write_set`] does a set of repo files all or nothing, as far as a file
@@ -11,7 +12,9 @@
 //! file that is a link is read through it (see [`crate::config::sources`]), so an edit
 //! of it is an edit of that file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
+
+use atomic_write_file::AtomicWriteFile;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -46,64 +49,42 @@ fn at(path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
 }
 
 /// New bytes for a target, written and synced to a temporary file beside it, not yet in
-/// place. Dropping it without [`Staged::commit`] removes the temporary file.
+/// place. Dropping it without [`Staged::commit`] discards the temporary file.
 #[derive(Debug)]
 pub struct Staged {
-    tmp: PathBuf,
+    file: AtomicWriteFile,
     target: PathBuf,
-    done: bool,
 }
 
 impl Staged {
     /// Writes `bytes` to a synced temporary file beside `target`.
     pub fn new(target: &Path, bytes: &[u8], mode: FileMode) -> Result<Staged, WriteError> {
-        let dir = parent(target);
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.strata-{}.tmp", std::process::id()));
-        let staged = Staged {
-            tmp,
-            target: target.to_path_buf(),
-            done: false,
-        };
-        staged.write(bytes, mode)?;
-        Ok(staged)
-    }
-
-    fn write(&self, bytes: &[u8], mode: FileMode) -> Result<(), WriteError> {
-        let tmp = &self.tmp;
-        let mut opts = OpenOptions::new();
-        opts.create(true).write(true).truncate(true);
-        let fixed = match mode {
-            FileMode::Private => Some(0o600),
-            FileMode::Shared => Some(0o644),
-            FileMode::Keep => None,
-        };
+        let mut opts = atomic_write_file::OpenOptions::new();
         #[cfg(unix)]
-        if let Some(bits) = fixed {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(bits);
-        }
-        let mut f = opts.open(tmp).map_err(at(tmp))?;
-        // The mode given to `open` applies only to a new file: a temporary file left
-        // behind by a crash keeps its own, so set it again.
-        #[cfg(unix)]
-        if let Some(bits) = fixed {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(fs::Permissions::from_mode(bits))
-                .map_err(at(tmp))?;
-        }
-        if mode == FileMode::Keep
-            && let Some(meta) = fs::symlink_metadata(&self.target)
-                .ok()
-                .filter(|m| m.is_file())
         {
-            f.set_permissions(meta.permissions()).map_err(at(tmp))?;
+            use atomic_write_file::unix::OpenOptionsExt as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            match mode {
+                FileMode::Private => {
+                    opts.mode(0o600).preserve_mode(false);
+                }
+                FileMode::Shared => {
+                    opts.mode(0o644).preserve_mode(false);
+                }
+                // The replaced file's mode, never a link's target's: a link is replaced.
+                FileMode::Keep => {
+                    let is_file = fs::symlink_metadata(target).is_ok_and(|m| m.is_file());
+                    opts.preserve_mode(is_file);
+                }
+            }
         }
-        f.write_all(bytes).map_err(at(tmp))?;
-        f.sync_all().map_err(at(tmp))
+        let mut file = opts.open(target).map_err(at(target))?;
+        file.write_all(bytes).map_err(at(target))?;
+        file.as_file().sync_all().map_err(at(target))?;
+        Ok(Staged {
+            file,
+            target: target.to_path_buf(),
+        })
     }
 
     /// The file this will replace.
@@ -112,25 +93,9 @@ impl Staged {
     }
 
     /// Renames the temporary file over the target and syncs the directory.
-    pub fn commit(mut self) -> Result<(), WriteError> {
-        fs::rename(&self.tmp, &self.target).map_err(at(&self.target))?;
-        self.done = true;
-        sync_dir(parent(&self.target))
+    pub fn commit(self) -> Result<(), WriteError> {
+        self.file.commit().map_err(at(&self.target))
     }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-fn parent(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
 }
 
 /// Writes `path` atomically (see the module header).
@@ -200,9 +165,6 @@ pub fn write_set(dir: &Path, files: &[NewFile]) -> Result<(), SetError> {
         let target = s.target().to_path_buf();
         match s.commit() {
             Ok(()) => written.push(target),
-            // The rename happened; only the directory sync failed: not every platform
-            // can sync a directory.
-            Err(e) if e.path != target => written.push(target),
             Err(e) => {
                 // The staged files not yet renamed are removed as they drop.
                 return Err(SetError::Partial {
@@ -276,15 +238,13 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn one_file_gets_its_mode_even_over_a_leftover_temporary_file() {
+    fn one_file_gets_its_mode_and_leaves_no_temporary_file() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key");
-        let tmp = dir
-            .path()
-            .join(format!(".key.strata-{}.tmp", std::process::id()));
-        fs::write(&tmp, "old").unwrap();
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o666)).unwrap();
+        // A world-writable file in the way gets the mode asked for, not its own.
+        fs::write(&key, "old").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o666)).unwrap();
         write(&key, b"secret", FileMode::Private).unwrap();
         assert_eq!(mode(&key), 0o600);
         assert_eq!(fs::read_to_string(&key).unwrap(), "secret");
