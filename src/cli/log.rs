@@ -176,7 +176,9 @@ pub fn render_conflicts(lost: &[LostWrite]) -> String {
 }
 
 /// `2026-11-01 12:34:56 UTC` from milliseconds since the epoch (the calendar is the
-/// `time` crate's); a time past year 9999 prints as milliseconds.
+/// `time` crate's; the one `format!` stays, as the crate's `formatting` feature and its
+/// format-description macros would cost more build than they save here); a time past
+/// year 9999 prints as milliseconds.
 pub fn utc(ms: u64) -> String {
     let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
     match time::OffsetDateTime::from_unix_timestamp(secs) {

@@ -67,6 +67,8 @@ pub fn render_human(plan: &Plan) -> String {
                     crate::text::count(m.sections.len(), "section")
                 )]
             } else {
+                // Aligned here, not by text::columns: these lines are also the key that
+                // groups machines with the same changes, and section names are ASCII.
                 let width = m
                     .sections
                     .iter()
