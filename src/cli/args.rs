@@ -175,9 +175,15 @@ pub enum Command {
     ///
     /// `--machine NAME` loads it as one machine of an existing repo; `--new-cluster NAME`
     /// seeds a new repo from a standalone appliance. A cluster XML file (from `export-xml
-    /// --cluster`) becomes a whole repo. Unknown elements are kept in `xml-extra`, never
-    /// dropped. Existing files are not overwritten unless --force is given; nothing is
-    /// written unless the result validates.
+    /// --cluster`) becomes a whole repo; with `--assign` it is loaded onto the cluster's
+    /// own appliances (AsyncOS's "Load Cluster Configuration"). Unknown elements are kept
+    /// in `xml-extra`, never dropped. Existing files are not overwritten unless --force is
+    /// given; nothing is written unless the result validates.
+    #[command(after_long_help = "Examples:\n  \
+        strata import-xml mail1.xml --new-cluster emea --repo emea\n  \
+        strata import-xml mail2.xml --machine mail2.example.com --repo emea\n  \
+        strata import-xml saved.xml --repo americas --assign mail1.example.com=lab1.example.com \\\n      \
+        --assign mail2.example.com=group:Paris")]
     ImportXml(super::xml_args::ImportXmlArgs),
     /// Write AsyncOS configuration XML: a machine's flattened effective configuration
     /// (`--machine`), or every level in Strata's cluster XML form (`--cluster`).

@@ -16,7 +16,7 @@ use crate::model::MAIN_GROUP;
 use crate::schema::Catalogue;
 use crate::validate::validate;
 use crate::xml::cluster::{Loaded, file_stem, load, standalone_repo};
-use crate::xml::import::{Planned, from_cluster, into_machine, new_cluster};
+use crate::xml::import::{Planned, from_cluster, from_cluster_assigned, into_machine, new_cluster};
 
 /// Runs `strata import-xml`.
 pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
@@ -49,8 +49,38 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
                 ));
             }
             validate(&xml_repo, &catalogue, &mut diags);
-            let plan = from_cluster(&xml_repo, args.new_cluster.as_deref());
-            (plan, "the cluster".to_owned())
+            if args.assign.is_empty() {
+                let plan = from_cluster(&xml_repo, args.new_cluster.as_deref());
+                (plan, "the cluster".to_owned())
+            } else {
+                let problems = crate::xml::assign::check(&xml_repo, &args.assign);
+                if !problems.is_empty() {
+                    return Err(Failure::new(
+                        format!(
+                            "{} was not imported: {}",
+                            args.file.display(),
+                            problems.join("; ")
+                        ),
+                        "assign each appliance a machine of the file (NAME=MACHINE) or a group of it (NAME=group:GROUP); nothing was written",
+                    ));
+                }
+                let plan =
+                    from_cluster_assigned(&xml_repo, args.new_cluster.as_deref(), &args.assign);
+                let what = format!(
+                    "the cluster, onto {}",
+                    crate::text::count(args.assign.len(), "appliance")
+                );
+                (plan, what)
+            }
+        }
+        Some(Loaded::Appliance(_)) if !args.assign.is_empty() => {
+            return Err(Failure::new(
+                format!(
+                    "{} is one appliance's configuration: --assign loads a cluster XML file",
+                    args.file.display()
+                ),
+                "load one appliance with --machine NAME; a cluster file comes from `strata export-xml --cluster`",
+            ));
         }
         Some(Loaded::Appliance(app)) => {
             let machine = args

@@ -40,6 +40,18 @@ pub struct ImportXmlArgs {
     /// With --new-cluster: the machine's name (default: the appliance's hostname).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// With a cluster XML file: load it onto the cluster's own appliances, as AsyncOS's
+    /// "Load Cluster Configuration" does. `NAME=MACHINE`: appliance NAME joins the group
+    /// of the file's MACHINE and gets a copy of its machine-level settings;
+    /// `NAME=group:GROUP`: NAME joins GROUP with no machine-level settings ("Don't Copy").
+    /// Repeat for each appliance; the file's own machines are then not declared.
+    #[arg(
+        long,
+        value_name = "NAME=MACHINE|NAME=group:GROUP",
+        value_parser = crate::xml::assign::Assignment::parse,
+        conflicts_with = "into_machine"
+    )]
+    pub assign: Vec<crate::xml::assign::Assignment>,
     /// Overwrite files that already exist.
     #[arg(long)]
     pub force: bool,

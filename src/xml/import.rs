@@ -8,6 +8,7 @@
 use kdl::{KdlDocument, KdlEntry, KdlNode};
 use serde_json::json;
 
+use super::assign::{Assignment, Source};
 use super::cluster::{Appliance, standalone_level};
 use crate::config::{ModeDecl, Repo};
 use crate::model::{Level, MAIN_GROUP, Node};
@@ -329,3 +330,72 @@ pub fn from_cluster(xml: &Repo, rename: Option<&str>) -> Planned {
         files,
     }
 }
+
+/// A cluster-form file loaded onto other appliances (see [`super::assign`]): the file's
+/// cluster and groups as they are, and one machine per assignment, in its group, with the
+/// machine-level settings of the machine it copies or none. The file's machines are not
+/// declared; neither their addresses nor serials nor appliance versions carry over (they
+/// belong to the appliances the file was saved from). Checked with
+/// [`super::assign::check`] first.
+pub fn from_cluster_assigned(
+    xml: &Repo,
+    rename: Option<&str>,
+    assignments: &[Assignment],
+) -> Planned {
+    let mut planned = from_cluster(xml, rename);
+    planned
+        .files
+        .retain(|(path, _)| !path.starts_with("machines/"));
+    let mut copied = Vec::new();
+    let mut not_copied = Vec::new();
+    let mut network = Vec::new();
+    for a in assignments {
+        let group = a.group(xml);
+        let props = machine_props(Some(group), None, None, None);
+        let sections = match &a.from {
+            Source::Copy(from) => {
+                let decl = xml.machine(from);
+                let sections = decl.map(sections).unwrap_or_default();
+                copied.push(format!("{} from {from}", a.machine));
+                let own: Vec<&str> = sections
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .filter(|n| NETWORK.contains(n))
+                    .collect();
+                if !own.is_empty() {
+                    network.push(format!("{} ({})", a.machine, own.join(", ")));
+                }
+                sections
+            }
+            Source::DontCopy(_) => {
+                not_copied.push(format!("{} (group {group})", a.machine));
+                Vec::new()
+            }
+        };
+        planned.files.push((
+            machine_path(&a.machine),
+            mode_text("machine", &a.machine, &props, &sections, &[]),
+        ));
+    }
+    planned.summary.retain(|(label, _)| label != "machines");
+    planned.summary.push((
+        "machines".into(),
+        assignments.iter().map(|a| a.machine.clone()).collect(),
+    ));
+    planned.summary.push(("copied".into(), copied));
+    planned.summary.push(("not copied".into(), not_copied));
+    planned
+        .summary
+        .push(("review the network settings of".into(), network));
+    planned
+}
+
+/// The machine-level sections that carry an appliance's own network identity: copied to
+/// another appliance, they need review before they are applied (the seed's last step).
+const NETWORK: &[&str] = &[
+    "interfaces",
+    "hostname",
+    "routes",
+    "default-gateway",
+    "ethernet",
+];

@@ -14,6 +14,7 @@
 //! - [`import`]: the KDL files an import writes, and its summary.
 //! - [`writer`]: raw tree → bytes.
 
+pub mod assign;
 pub mod cluster;
 pub mod codec;
 mod encode;

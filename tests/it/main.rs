@@ -47,6 +47,7 @@ mod shell_tools;
 mod support;
 mod support_files;
 mod upgrade;
+mod xml_assign;
 mod xml_cli;
 mod xml_props;
 mod xml_real;
