@@ -12,105 +12,38 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
+#[path = "../tests/support/example_agent.rs"]
+mod example_agent;
 #[path = "../tests/support/git.rs"]
 mod git;
 #[path = "../tests/support/host.rs"]
 mod host;
 
-use host::copy_dir;
+use example_agent::ExampleAgent;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_strata")
-}
-
-/// A TCP connection from the loopback address `from`.
+/// A non-blocking TCP connection from the loopback address `from`.
 fn connect_from(rt: &tokio::runtime::Runtime, from: &str, to: SocketAddr) -> Option<TcpStream> {
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        socket.bind(format!("{from}:0").parse().ok()?).ok()?;
-        let stream = socket.connect(to).await.ok()?;
-        let stream = stream.into_std().ok()?;
-        stream.set_nonblocking(true).ok()?;
-        Some(stream)
-    })
+    let stream = example_agent::connect_from(rt, from, to)?;
+    stream.set_nonblocking(true).ok()?;
+    Some(stream)
 }
 
 fn strata(args: &[&str]) -> (Duration, std::process::Output) {
     let start = Instant::now();
-    let out = Command::new(bin()).args(args).output().unwrap();
+    let out = example_agent::strata(args);
     (start.elapsed(), out)
 }
 
 fn main() {
-    // The bench holds 2,050 sockets of its own: raise its open-file limit to the hard one.
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let _ = rustix::process::setrlimit(
-        rustix::process::Resource::Nofile,
-        rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        },
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/americas"),
-        &repo,
-    );
-    git::commit_all(&repo, ("Bench", "bench@example.com"), "americas").unwrap();
-    let dir = tmp.path().join("agent");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("agent.kdl"),
-        "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nlogin-timeout-ms 60000\n",
-    )
-    .unwrap();
-    let mut agent = Command::new(bin())
-        .args(["agent", "--state-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !dir.join("address").exists() {
-        assert!(Instant::now() < deadline, "agent did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let addr: SocketAddr = std::fs::read_to_string(dir.join("address"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let sd = dir.display().to_string();
-    let repo_s = repo.display().to_string();
-    assert!(
-        strata(&["cluster", "create", "americas", "--state-dir", &sd])
-            .1
-            .status
-            .success()
-    );
-    let (_, out) = strata(&[
-        "apply",
-        "--yes",
-        "--ref",
-        "main",
-        "--repo",
-        &repo_s,
-        "--state-dir",
-        &sd,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pid = agent.id();
+    // The bench holds 2,050 sockets of its own.
+    example_agent::raise_open_files();
+    let agent = ExampleAgent::start("login-timeout-ms 60000\n");
+    let (addr, sd) = (agent.addr, agent.state_dir());
+    let repo_s = agent.repo.display().to_string();
+    let pid = agent.pid();
     let rss_before = host::status_kib(pid, "VmRSS").unwrap_or(0);
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -187,8 +120,7 @@ fn main() {
     );
     drop(idle);
     drop(slow);
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
     if !answered {
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
         std::process::exit(1);
