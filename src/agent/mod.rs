@@ -17,6 +17,7 @@ pub mod git_serve;
 pub mod member_record;
 pub mod memory;
 pub mod mesh;
+pub mod metrics;
 pub mod repair;
 pub mod running;
 pub mod server;
@@ -88,6 +89,8 @@ pub struct Agent {
     pub follower: Option<Arc<follow::Follower>>,
     /// The config repo kept at the commit the cluster runs ([`mesh::git_fetch`]).
     pub git: mesh::git_fetch::GitFetch,
+    /// What it counts for Prometheus ([`metrics`]).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Agent {
@@ -127,9 +130,11 @@ impl Agent {
         core.bootstrap(&state.settings.standalone, wall_ms())
             .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
         let auth = Auth::new(state.local_key.clone(), state.settings.auth_delay_ms);
+        let metrics = Arc::new(metrics::Metrics::default());
         let applier = RunningDir {
             dir: state.running_dir(),
             hooks: state.settings.hooks.clone(),
+            metrics: metrics.clone(),
         };
         // A commit is verified only if this machine's config repo holds it (a push).
         let config_repo = state.layout.dir.join(git_serve::REPO_DIR);
@@ -159,6 +164,7 @@ impl Agent {
             mesh: std::sync::OnceLock::new(),
             follower,
             git: Default::default(),
+            metrics,
         }))
     }
 
@@ -189,14 +195,19 @@ impl Agent {
         }
         match mesh::handle(self, who, &request) {
             Some(answer) => answer,
-            None => {
-                let followed = if request.writes() {
-                    self.followed()
+            None if request.writes() => {
+                let started = std::time::Instant::now();
+                let answer = requests::handle(&self.node, who, request, self.followed());
+                if matches!(answer, Response::Error { .. }) {
+                    self.metrics.refused("client");
                 } else {
-                    None
-                };
-                requests::handle(&self.node, who, request, followed)
+                    self.metrics
+                        .apply_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                answer
             }
+            None => requests::handle(&self.node, who, request, None),
         }
     }
 

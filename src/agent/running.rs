@@ -33,14 +33,19 @@ pub struct RunningDir {
     pub dir: PathBuf,
     /// Commands run with the changed section names as arguments.
     pub hooks: Vec<Vec<String>>,
+    /// Where hook runs are counted.
+    pub metrics: std::sync::Arc<super::metrics::Metrics>,
 }
 
 impl Applier for RunningDir {
     fn apply(&self, machine: &str, config: &BTreeMap<String, String>) -> RunReport {
         match update(&self.dir, machine, config, &self.hooks) {
             Ok(report) => {
-                for h in report.hooks.iter().filter(|h| !h.ok) {
-                    tracing::error!(hook = %h.command, status = %h.status, output = %h.output, "hook failed");
+                for h in &report.hooks {
+                    self.metrics.hook(h.ok);
+                    if !h.ok {
+                        tracing::error!(hook = %h.command, status = %h.status, output = %h.output, "hook failed");
+                    }
                 }
                 report
             }

@@ -45,6 +45,9 @@ pub struct Settings {
     pub standalone: Vec<Node>,
     /// The config repo this agent follows (`source "URL" branch=… mode=…`), if any.
     pub follow: Option<Follow>,
+    /// Where Prometheus metrics are served over plain HTTP (`metrics listen="ADDR:PORT"`,
+    /// path `/metrics`); `None`: not served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// What the agent does with a followed branch's new commits.
@@ -241,6 +244,7 @@ impl Settings {
             running_dir: None,
             standalone: Vec::new(),
             follow: None,
+            metrics: None,
         }
     }
 
@@ -326,6 +330,20 @@ impl Settings {
                         ));
                     }
                     s.follow = Some(parse_follow(node).map_err(err)?);
+                }
+                "metrics" => {
+                    let listen = node
+                        .get("listen")
+                        .and_then(|v| v.as_string())
+                        .ok_or_else(|| {
+                            err("`metrics` needs where to serve them: metrics listen=\"127.0.0.1:9464\"".into())
+                        })?;
+                    let addr = listen.parse().map_err(|_| {
+                        err(format!(
+                            "`metrics listen=\"{listen}\"` is not an address and port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\""
+                        ))
+                    })?;
+                    s.metrics = Some(addr);
                 }
                 "standalone" => {
                     if let Some(children) = node.children() {
@@ -434,6 +452,13 @@ impl Settings {
                 if f.self_heal { "#true" } else { "#false" },
                 f.grace_ms
             ));
+        }
+        out.push_str(
+            "// Prometheus metrics over plain HTTP at http://ADDR/metrics, e.g.:\n\
+             // metrics listen=\"127.0.0.1:9464\"\n",
+        );
+        if let Some(addr) = &self.metrics {
+            out.push_str(&format!("metrics listen=\"{addr}\"\n"));
         }
         out.push_str("// Standalone settings (sections), lifted to the cluster by `strata cluster create`.\n");
         out.push_str("standalone {\n");

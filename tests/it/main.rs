@@ -38,6 +38,7 @@ mod mesh_client;
 mod mesh_harness;
 mod mesh_reconnect;
 mod mesh_support;
+mod metrics;
 mod ownership;
 mod packaging;
 mod plan_digest;

@@ -31,15 +31,18 @@ pub fn start_merger(agent: Arc<Agent>) -> mpsc::UnboundedSender<ChangeSet> {
     let (merges, mut merge_rx) = mpsc::unbounded_channel::<ChangeSet>();
     tokio::spawn(async move {
         while let Some(cs) = merge_rx.recv().await {
-            let agent = agent.clone();
+            let merger = agent.clone();
             let from = cs.version.origin.clone();
             let id = cs.id();
             let done =
-                tokio::task::spawn_blocking(move || agent.node.merge_from_peer(cs, wall_ms()))
+                tokio::task::spawn_blocking(move || merger.node.merge_from_peer(cs, wall_ms()))
                     .await;
             match done {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(%from, change_set = %id, "change set refused: {e}"),
+                Ok(Err(e)) => {
+                    agent.metrics.refused("peer");
+                    tracing::warn!(%from, change_set = %id, "change set refused: {e}");
+                }
                 Err(e) => tracing::error!("merge task failed: {e}"),
             }
         }

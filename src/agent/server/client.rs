@@ -83,6 +83,7 @@ impl Client {
     /// address's growing delay, so the time argon2 took does not show).
     fn refusal(&self, user: &str, method: &str, why: &str, started: Instant) -> Instant {
         let delay = (self.agent.node.auth).refused(self.peer.map(|p| p.ip()), started.into_std());
+        self.agent.metrics.login_failed(method);
         tracing::warn!(peer = ?self.peer, user, method, delay_ms = delay.as_millis() as u64, "login refused: {why}");
         started + delay
     }
@@ -227,6 +228,7 @@ impl russh::server::Handler for Client {
             Checked::Busy => Ok(self.delayed(user, BUSY, Duration::from_secs(1))),
             Checked::Refused => {
                 let delay = auth.refused_passphrase(ip, user, started.into_std());
+                self.agent.metrics.login_failed("password");
                 tracing::warn!(peer = ?self.peer, user, method = "password", delay_ms = delay.as_millis() as u64, "login refused: wrong user or passphrase");
                 // Held from the start, so the time argon2 took does not show; within
                 // MAX_HOLD of the wait above.

@@ -139,6 +139,20 @@ pub async fn run(
     }
     super::follow::spawn(agent.clone());
     super::memory::spawn_releaser();
+    let metrics_stop = CancellationToken::new();
+    if let Some(addr) = agent.state.settings.metrics {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}"))
+        })?;
+        let bound = listener.local_addr()?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        super::metrics::watch(&agent);
+        let stop = metrics_stop.clone();
+        tokio::spawn(super::metrics::serve(listener, agent.clone(), async move {
+            stop.cancelled().await
+        }));
+    }
+    let _stop_metrics = metrics_stop.drop_guard();
     let limits = agent.state.settings.limits;
     let config = Arc::new(config(&agent));
     let gate = Gate::new(limits);
