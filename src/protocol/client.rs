@@ -369,6 +369,14 @@ impl Client {
             remaining_methods, ..
         } = authed
         {
+            // A session the agent closed answers every pending attempt with a failure: that
+            // is no refusal of the key or passphrase (an agent too busy to finish the login
+            // within its login-timeout-ms closes it so).
+            if session.is_closed() {
+                return Err(connect(
+                    "the agent closed the connection before the login finished (a busy agent does so once its login-timeout-ms has passed); try again".into(),
+                ));
+            }
             return Err(
                 match delay_notice(&mut session, &user, &remaining_methods).await {
                     Some((notice, retry_in)) => PeerError::Delayed {
