@@ -1,6 +1,7 @@
 //! Small helpers for the text people read: a count with its noun in the right number
 //! ("1 warning", "2 warnings", "1 entry", "3 entries"), and large numbers with their
-//! thousands marked ("4,194,304"), and lines whose columns line up ([`columns`]). Every
+//! thousands marked ("4,194,304"), times as people read them ([`utc`]), and lines whose
+//! columns line up ([`columns`]). Every
 //! summary that prints a count goes through [`count`], so none says "1 errors".
 
 /// `n` followed by `noun`, plural unless `n` is 1. `noun` is the singular; the plural
@@ -28,6 +29,26 @@ pub fn columns<I: IntoIterator<Item = String>>(lines: I) -> String {
     }
     let bytes = tw.into_inner().unwrap_or_default();
     String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// `2026-11-01 12:34:56 UTC` from milliseconds since the epoch (the calendar is the
+/// `time` crate's; the one `format!` stays, as the crate's `formatting` feature and its
+/// format-description macros would cost more build than they save here); a time past
+/// year 9999 prints as milliseconds.
+pub fn utc(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("{ms} ms after 1970-01-01 UTC"),
+    }
 }
 
 /// `n` with a comma between each group of three digits: `4,194,304`.

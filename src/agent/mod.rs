@@ -18,6 +18,7 @@ pub mod member_record;
 pub mod memory;
 pub mod mesh;
 pub mod metrics;
+pub mod notify;
 pub mod repair;
 pub mod running;
 pub mod server;
@@ -91,6 +92,8 @@ pub struct Agent {
     pub git: mesh::git_fetch::GitFetch,
     /// What it counts for Prometheus ([`metrics`]).
     pub metrics: Arc<metrics::Metrics>,
+    /// Where alerts go ([`notify`]), once the agent runs.
+    pub notifier: Arc<std::sync::OnceLock<notify::Notifier>>,
 }
 
 impl Agent {
@@ -131,10 +134,12 @@ impl Agent {
             .map_err(|e| AgentError::Bootstrap(e.to_string()))?;
         let auth = Auth::new(state.local_key.clone(), state.settings.auth_delay_ms);
         let metrics = Arc::new(metrics::Metrics::default());
+        let notifier = Arc::new(std::sync::OnceLock::new());
         let applier = RunningDir {
             dir: state.running_dir(),
             hooks: state.settings.hooks.clone(),
             metrics: metrics.clone(),
+            alerts: notifier.clone(),
         };
         // A commit is verified only if this machine's config repo holds it (a push).
         let config_repo = state.layout.dir.join(git_serve::REPO_DIR);
@@ -165,6 +170,7 @@ impl Agent {
             follower,
             git: Default::default(),
             metrics,
+            notifier,
         }))
     }
 

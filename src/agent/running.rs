@@ -35,6 +35,8 @@ pub struct RunningDir {
     pub hooks: Vec<Vec<String>>,
     /// Where hook runs are counted.
     pub metrics: std::sync::Arc<super::metrics::Metrics>,
+    /// Where a failed hook is reported, once the agent runs.
+    pub alerts: std::sync::Arc<std::sync::OnceLock<super::notify::Notifier>>,
 }
 
 impl Applier for RunningDir {
@@ -45,6 +47,20 @@ impl Applier for RunningDir {
                     self.metrics.hook(h.ok);
                     if !h.ok {
                         tracing::error!(hook = %h.command, status = %h.status, output = %h.output, "hook failed");
+                        if let Some(n) = self.alerts.get() {
+                            n.send(super::notify::Event {
+                                kind: "hook-failed",
+                                class: "clustering",
+                                severity: super::notify::Severity::Warning,
+                                machine: machine.to_owned(),
+                                reported_by: machine.to_owned(),
+                                at_ms: crate::state::wall_ms(),
+                                summary: format!(
+                                    "hook {} failed on {machine}: {}",
+                                    h.command, h.status
+                                ),
+                            });
+                        }
                     }
                 }
                 report

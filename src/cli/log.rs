@@ -175,25 +175,7 @@ pub fn render_conflicts(lost: &[LostWrite]) -> String {
     text
 }
 
-/// `2026-11-01 12:34:56 UTC` from milliseconds since the epoch (the calendar is the
-/// `time` crate's; the one `format!` stays, as the crate's `formatting` feature and its
-/// format-description macros would cost more build than they save here); a time past
-/// year 9999 prints as milliseconds.
-pub fn utc(ms: u64) -> String {
-    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => format!("{ms} ms after 1970-01-01 UTC"),
-    }
-}
+pub use crate::text::utc;
 
 #[cfg(test)]
 mod tests {

@@ -39,6 +39,7 @@ mod mesh_harness;
 mod mesh_reconnect;
 mod mesh_support;
 mod metrics;
+mod notify;
 mod ownership;
 mod packaging;
 mod plan_digest;

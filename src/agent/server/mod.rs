@@ -137,6 +137,10 @@ pub async fn run(
         #[cfg(unix)]
         super::systemd::ready(&agent, bound);
     }
+    let _ = agent.notifier.set(super::notify::Notifier::start(
+        agent.state.running_dir(),
+        agent.state.settings.machine.clone(),
+    ));
     super::follow::spawn(agent.clone());
     super::memory::spawn_releaser();
     let metrics_stop = CancellationToken::new();
