@@ -244,3 +244,45 @@ fn a_relay_that_is_down_delays_no_commit_and_the_mail_follows_when_it_is_up() {
         }
     });
 }
+
+#[test]
+fn a_failed_hook_is_mailed_by_its_machine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let smtp = free_port();
+    let out = tmp.path().join("smtp.out");
+    let _server = SmtpServer::start(smtp, &out);
+    let (hook, posted) = webhook_receiver();
+    let dir = tmp.path().join("agent");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("agent.kdl"),
+        "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\nhook \"/bin/false\"\n",
+    )
+    .unwrap();
+    let agent = crate::agent_support::created(&dir);
+    let repo = tmp.path().join("repo");
+    write_repo(&repo, 1, &alerts(smtp, hook));
+    let sd = crate::agent_support::sd(&agent);
+    let applied = crate::agent_support::strata(&[
+        "apply",
+        "--yes",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--state-dir",
+        &sd,
+    ]);
+    // The hook failed, so the apply says so (exit 1), and the machine mails it.
+    assert_eq!(applied.status.code(), Some(1));
+    wait_until(WAIT, "the failed hook is mailed and posted", || {
+        let m = mails(&out);
+        let p = posted.lock().unwrap().clone();
+        if m.iter().any(|m| {
+            m.contains("Subject: [strata] warning: hook /bin/false failed on lab1.example.com")
+        }) && p.iter().any(|b| b.contains("\"alert\":\"hook-failed\""))
+        {
+            Ok(())
+        } else {
+            Err(format!("{m:?} {p:?}"))
+        }
+    });
+}
