@@ -387,3 +387,71 @@ fn self_heal_reverts_an_out_of_band_apply_and_rollback_is_refused() {
         "a passphrase set on the cluster is not drift: {s}"
     );
 }
+
+#[test]
+fn self_heal_leaves_alone_what_a_drift_ignore_rule_covers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    init(&repo);
+    std::fs::write(
+        repo.join("cluster.kdl"),
+        "cluster \"americas\" {\n    cluster-mesh ping-interval-ms=100\n    dns { server \"10.0.0.53\"; }\n\
+         drift-ignore {\n        rule \"dns-by-hand\" mode=\"cluster\" section=\"dns\" path=\"server\" until=\"2100-01-01T00:00:00Z\" reason=\"INC-9: resolvers moved by hand\"\n    }\n}\n\
+         group \"Main_Group\"\nmachine \"lab1.example.com\"\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "dns, and a rule for it"]);
+    let agent = follower(
+        tmp.path(),
+        &repo,
+        "interval=\"200ms\" self-heal=#true grace=\"1s\"",
+    );
+    let sd = agent.dir.display().to_string();
+    wait_until(SETTLE, "the follower applies the head", || {
+        let dns = dns_in(&agent.dir);
+        if dns.contains("10.0.0.53") {
+            Ok(())
+        } else {
+            Err(dns)
+        }
+    });
+    // Resolvers changed by hand, as the rule foresees.
+    let other = tmp.path().join("other");
+    init(&other);
+    commit(&other, 1, "10.6.6.6", "by hand");
+    let other = other.display().to_string();
+    ok(&strata(&[
+        "apply",
+        "--repo",
+        &other,
+        "--yes",
+        "--override-follower",
+        "--state-dir",
+        &sd,
+    ]));
+    // That tree has no drift-ignore section either: self-heal (grace 1 s, rounds every
+    // 200 ms) puts the rule back, and leaves the server the rule covers as it is.
+    wait_until(SETTLE, "the follower has looked at it", || {
+        if agent
+            .log()
+            .contains("differences drift-ignore rules cover are left alone")
+        {
+            Ok(())
+        } else {
+            Err(agent.log())
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        dns_in(&agent.dir).contains("10.6.6.6"),
+        "{}",
+        dns_in(&agent.dir)
+    );
+    let (code, s) = status(&sd);
+    assert_eq!(code, Some(0), "{s}");
+    let log = ok(&strata(&["log", "--state-dir", &sd]));
+    let heal = log.split("\n\n").next().unwrap();
+    assert!(heal.contains("self-heal: back to commit"), "{log}");
+    assert!(heal.contains("touched 1: cluster/drift-ignore"), "{log}");
+}

@@ -231,7 +231,15 @@ impl Follower {
                 }
             };
             let known = inner.knows(&head, &sets);
-            let reasons = reasons(&a.plan.actions, &a.live, &sets);
+            // Once the head was applied, what its drift-ignore rules cover is neither
+            // reported nor reverted, as `status` and `check` leave it alone.
+            let mut plan = a.plan.clone();
+            if known {
+                let mut ignoring = status::head_rules(inner.desired.as_ref(), now_ms);
+                plan.actions
+                    .retain(|act| !status::ignores(&mut ignoring, act));
+            }
+            let reasons = reasons(&plan.actions, &a.live, &sets);
             let mut origin = a.plan.origin.clone();
             if !known {
                 inner.drift = None;
@@ -248,6 +256,17 @@ impl Follower {
                     return None;
                 }
             } else {
+                if plan.actions.is_empty() {
+                    inner.seen_synced.insert(head);
+                    inner.drift = None;
+                    inner.last_error = None;
+                    self.note(
+                        &mut inner,
+                        format!("synced with commit {commit} (differences drift-ignore rules cover are left alone)"),
+                        false,
+                    );
+                    return None;
+                }
                 let since = inner.drift.as_ref().map_or(now_ms, |d| d.since_ms);
                 inner.drift = Some(Drift { since_ms: since });
                 let healing = f.self_heal && f.mode == FollowMode::Apply;
@@ -275,7 +294,7 @@ impl Follower {
                 origin.message =
                     format!("self-heal: back to commit {commit}\n\n{}", origin.message);
             }
-            match self.apply(node, &a.plan, origin) {
+            match self.apply(node, &plan, origin) {
                 Ok(true) => {
                     inner.drift = None;
                     inner.last_error = None;

@@ -42,12 +42,7 @@ impl Follower {
             }
             Ok(a) => {
                 out.head = Some(commit_info(&a.plan.origin));
-                // The head's drift-ignore rules.
-                let rules = inner
-                    .desired
-                    .as_ref()
-                    .and_then(|d| drift_ignore::section_of(d.entries.get(&drift_ignore::key())));
-                let mut ignoring = Ignoring::new(rules, now_ms);
+                let mut ignoring = head_rules(inner.desired.as_ref(), now_ms);
                 let differing = not_ignored(&a.plan, &mut ignoring);
                 out.drift_ignore = ignoring.in_force();
                 out.ignored = ignoring.ignored();
@@ -113,15 +108,24 @@ fn first_line(message: &str) -> String {
 fn not_ignored<'a>(plan: &'a Plan, ignoring: &mut Ignoring) -> Vec<&'a Action> {
     plan.actions
         .iter()
-        .filter(|a| {
-            let (repo, live) = match &a.change {
-                Change::Create { new } => (Some(new), None),
-                Change::Change { old, new } => (Some(new), Some(old)),
-                Change::Remove { old } => (None, Some(old)),
-            };
-            !ignoring.ignores(&a.key, repo, live)
-        })
+        .filter(|a| !ignores(ignoring, a))
         .collect()
+}
+
+/// Whether a drift-ignore rule in force covers what `action` would change.
+pub(super) fn ignores(ignoring: &mut Ignoring, action: &Action) -> bool {
+    let (repo, live) = match &action.change {
+        Change::Create { new } => (Some(new), None),
+        Change::Change { old, new } => (Some(new), Some(old)),
+        Change::Remove { old } => (None, Some(old)),
+    };
+    ignoring.ignores(&action.key, repo, live)
+}
+
+/// The head's drift-ignore rules in force at `now_ms`.
+pub(super) fn head_rules(desired: Option<&super::Desired>, now_ms: u64) -> Ignoring {
+    let rules = desired.and_then(|d| drift_ignore::section_of(d.entries.get(&drift_ignore::key())));
+    Ignoring::new(rules, now_ms)
 }
 
 /// Each entry of `actions` changes, with what differs and which change set wrote the
