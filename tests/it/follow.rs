@@ -62,6 +62,18 @@ fn dns_in(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("running/dns.kdl")).unwrap_or_default()
 }
 
+/// Waits until `agent`'s running `dns` names `server`.
+fn runs_dns(agent: &TestAgent, server: &str) {
+    wait_until(SETTLE, &format!("the agent runs dns {server}"), || {
+        let dns = dns_in(&agent.dir);
+        if dns.contains(server) {
+            Ok(())
+        } else {
+            Err(dns)
+        }
+    });
+}
+
 /// `strata status --format json` against a state dir: (exit code, the JSON).
 fn status(sd: &str) -> (Option<i32>, serde_json::Value) {
     let out = strata(&["status", "--format", "json", "--state-dir", sd]);
@@ -262,14 +274,7 @@ fn self_heal_reverts_an_out_of_band_apply_and_rollback_is_refused() {
         "interval=\"200ms\" self-heal=#true grace=\"2s\"",
     );
     let sd = agent.dir.display().to_string();
-    wait_until(SETTLE, "the follower applies the head", || {
-        let dns = dns_in(&agent.dir);
-        if dns.contains("10.0.0.53") {
-            Ok(())
-        } else {
-            Err(dns)
-        }
-    });
+    runs_dns(&agent, "10.0.0.53");
     // An out-of-band apply of another tree.
     let other = tmp.path().join("other");
     init(&other);
@@ -408,14 +413,7 @@ fn self_heal_leaves_alone_what_a_drift_ignore_rule_covers() {
         "interval=\"200ms\" self-heal=#true grace=\"1s\"",
     );
     let sd = agent.dir.display().to_string();
-    wait_until(SETTLE, "the follower applies the head", || {
-        let dns = dns_in(&agent.dir);
-        if dns.contains("10.0.0.53") {
-            Ok(())
-        } else {
-            Err(dns)
-        }
-    });
+    runs_dns(&agent, "10.0.0.53");
     // Resolvers changed by hand, as the rule foresees.
     let other = tmp.path().join("other");
     init(&other);
