@@ -71,7 +71,27 @@ pub fn check_authority(writes: &Writes, authority: Authority) -> Result<(), Refu
             schemas.join(", ")
         )));
     }
+    let left_out = security_sections_left_out(writes);
+    if !left_out.is_empty() {
+        return Err(Refusal::Denied(format!(
+            "only administrators may leave security sections out of the catalogue; the change set's #catalogue leaves out {}",
+            left_out.join(", ")
+        )));
+    }
     Ok(())
+}
+
+/// The security sections ([`SECURITY_SECTIONS`]) a written `#catalogue` leaves out: a
+/// cluster without them has no users, no SSH settings, no mesh settings or no freezes,
+/// which is the administrators' call, as their schemas are.
+fn security_sections_left_out(writes: &Writes) -> Vec<&'static str> {
+    match writes.get(&Key::Catalogue) {
+        Some(Some(EntryValue::Catalogue(spec))) => SECURITY_SECTIONS
+            .into_iter()
+            .filter(|s| !spec.builtin.iter().any(|b| b.as_str() == *s))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Checks `writes` against what the store will hold once they are in: the same section
@@ -342,5 +362,36 @@ mod tests {
         // Other sections' schemas stay the operators' to change.
         let writes: Writes = [schema("dns"), schema("listeners")].into_iter().collect();
         assert_eq!(denied(&writes, Authority::NoMembership), None);
+    }
+
+    #[test]
+    fn only_administrators_leave_a_security_section_out_of_the_catalogue() {
+        let catalogue = |names: &[&str]| -> Writes {
+            let builtin = names
+                .iter()
+                .map(|n| SectionName::new(*n).unwrap())
+                .collect();
+            [(
+                Key::Catalogue,
+                Some(EntryValue::Catalogue(crate::model::CatalogueSpec {
+                    builtin,
+                })),
+            )]
+            .into_iter()
+            .collect()
+        };
+        let narrow = catalogue(&["dns", "ssh", "cluster-mesh", "change-freeze"]);
+        assert_eq!(
+            denied(&narrow, Authority::NoMembership).as_deref(),
+            Some(
+                "only administrators may leave security sections out of the catalogue; the change set's #catalogue leaves out users"
+            )
+        );
+        assert_eq!(denied(&narrow, Authority::All), None);
+        let whole = catalogue(&["dns", "users", "ssh", "cluster-mesh", "change-freeze"]);
+        assert_eq!(denied(&whole, Authority::NoMembership), None);
+        // No entry: every built-in section.
+        let every: Writes = [(Key::Catalogue, None)].into_iter().collect();
+        assert_eq!(denied(&every, Authority::NoMembership), None);
     }
 }
