@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::args::{CopyArgs, DeleteArgs, Format};
 use super::files::{NewFile, write_all};
-use super::output::{Output, problem_json};
+use super::json::ProblemJson;
+use super::output::Output;
 use super::{CliError, Failure, Outcome, load_valid};
 use crate::edit::{Edit, GroupEdit, GroupOutcome, Request, Target, edit, parse_mode};
 
@@ -117,7 +118,7 @@ fn report(request: &Request, result: &Edit, out: &Output) {
             "notices": result.notices,
             "left_blank": result.left_blank,
             "groups": result.groups,
-            "problems": result.problems.iter().map(problem_json).collect::<Vec<_>>(),
+            "problems": result.problems.iter().map(ProblemJson::of).collect::<Vec<_>>(),
         }));
         return;
     }

@@ -17,6 +17,7 @@ mod files;
 mod git_hook;
 mod identity;
 mod import_xml;
+pub mod json;
 mod log;
 mod output;
 mod passphrase;

@@ -3,11 +3,10 @@
 
 use std::io::{IsTerminal, Write};
 
-use serde_json::json;
-
 use super::CliError;
 use super::args::Format;
-use crate::config::diagnostics::{Omitted, render};
+use super::json::{ErrorJson, RelatedJson};
+use crate::config::diagnostics::render;
 use crate::config::{Diagnostics, Problem};
 
 /// Where and how a command writes.
@@ -44,10 +43,11 @@ impl Output {
         let _ = out.flush();
     }
 
-    /// Prints a value as pretty JSON on stdout.
+    /// Prints a value as pretty JSON on stdout (a document of [`super::json`], or a
+    /// `serde_json::Value` where a command's output has no type yet).
     /// Every encrypted secret in it is masked ([`crate::secret::mask`]).
-    pub fn json(&self, value: &serde_json::Value) {
-        let mut value = value.clone();
+    pub fn json(&self, value: &impl serde::Serialize) {
+        let mut value = serde_json::to_value(value).unwrap_or_default();
         crate::secret::mask::mask_json(&mut value);
         let text = serde_json::to_string_pretty(&value).unwrap_or_default();
         self.print(&format!("{text}\n"));
@@ -60,27 +60,23 @@ impl Output {
         if self.format == Format::Json {
             // The diagnostics it carries (what an edit would break, say), each as the
             // error itself is written.
-            let related: Vec<serde_json::Value> = diag
+            let related = diag
                 .related()
                 .into_iter()
                 .flatten()
-                .map(|d| {
-                    json!({
-                        "error": d.to_string(),
-                        "code": d.code().map(|c| c.to_string()),
-                        "help": d.help().map(|h| h.to_string()),
-                    })
+                .map(|d| RelatedJson {
+                    error: d.to_string(),
+                    code: d.code().map(|c| c.to_string()),
+                    help: d.help().map(|h| h.to_string()),
                 })
                 .collect();
-            let mut value = json!({
-                "error": diag.to_string(),
-                "kind": err.kind.as_str(),
-                "code": diag.code().map(|c| c.to_string()),
-                "help": diag.help().map(|h| h.to_string()),
-            });
-            if !related.is_empty() {
-                value["related"] = related.into();
-            }
+            let value = ErrorJson {
+                error: diag.to_string(),
+                kind: err.kind.as_str().to_owned(),
+                code: diag.code().map(|c| c.to_string()),
+                help: diag.help().map(|h| h.to_string()),
+                related,
+            };
             self.json(&value);
             return;
         }
@@ -126,34 +122,6 @@ impl Output {
             }
         }
     }
-}
-
-/// A problem as a JSON object: code, severity, message, file, line, column, label, help.
-pub fn problem_json(p: &Problem) -> serde_json::Value {
-    let (line, column) = p
-        .line_col()
-        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
-    json!({
-        "code": p.code,
-        "severity": if p.is_error() { "error" } else { "warning" },
-        "message": p.message,
-        "file": p.at.as_ref().map(|l| l.file.name.clone()),
-        "line": line,
-        "column": column,
-        "label": p.at.as_ref().map(|l| l.label.clone()),
-        "help": p.help,
-    })
-}
-
-/// Problems of one kind that were counted and not shown, as a JSON object: code, errors,
-/// warnings, and the "and N more like this" line.
-pub fn omitted_json(o: &Omitted) -> serde_json::Value {
-    json!({
-        "code": o.code,
-        "errors": o.errors,
-        "warnings": o.warnings,
-        "message": o.line(),
-    })
 }
 
 /// A problem as a GitHub Actions workflow command.

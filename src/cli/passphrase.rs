@@ -4,10 +4,9 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::agent_args::HashPassphraseArgs;
 use super::args::Format;
+use super::json::HashPassphraseJson;
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::cluster::users::hash_passphrase;
@@ -104,7 +103,10 @@ pub fn hash(args: HashPassphraseArgs, out: &Output) -> Result<Outcome, CliError>
     let hash = hash_passphrase(&passphrase)
         .map_err(|e| Failure::bug(format!("the passphrase could not be hashed: {e}")))?;
     match out.format {
-        Format::Json => out.json(&json!({ "algorithm": "argon2id", "hash": hash })),
+        Format::Json => out.json(&HashPassphraseJson {
+            algorithm: "argon2id".to_owned(),
+            hash,
+        }),
         _ => out.print(&format!("{hash}\n")),
     }
     Ok(Outcome::Ok)

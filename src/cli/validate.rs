@@ -8,10 +8,9 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
 use super::args::{Format, ValidateArgs};
-use super::output::{Output, omitted_json, problem_json};
+use super::json::{OmittedJson, ProblemJson, RepoSummary, ValidateJson};
+use super::output::Output;
 use super::{CliError, Outcome};
 use crate::config::Diagnostics;
 use crate::config::sources::Names;
@@ -52,24 +51,24 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(" ");
-        summaries.push(json!({
-            "path": name,
-            "valid": !checked.diags.has_errors(),
-            "cluster": repo.cluster_name(),
-            "groups": repo.groups.len(),
-            "machines": repo.machines.len(),
-            "sections_defined": sections,
-            "errors": checked.diags.error_count(),
-            "warnings": checked.diags.warning_count(),
-        }));
+        summaries.push(RepoSummary {
+            path: name.clone(),
+            valid: !checked.diags.has_errors(),
+            cluster: repo.cluster_name().map(str::to_owned),
+            groups: repo.groups.len(),
+            machines: repo.machines.len(),
+            sections_defined: sections,
+            errors: checked.diags.error_count(),
+            warnings: checked.diags.warning_count(),
+        });
         // Every repo's problems go through the one collection, so the caps hold for the
         // run: the JSON lists the problems it kept.
         let (kept, omitted) = checked.diags.into_parts();
         for p in kept {
-            let mut value = problem_json(&p);
-            if let Some(obj) = value.as_object_mut() {
-                obj.insert("repo".into(), name.clone().into());
-            }
+            let value = ProblemJson {
+                repo: Some(name.clone()),
+                ..ProblemJson::of(&p)
+            };
             if all.keep(p) {
                 problems.push(value);
             }
@@ -80,34 +79,29 @@ pub fn run(args: ValidateArgs, out: &Output) -> Result<Outcome, CliError> {
     }
     let valid = !all.has_errors();
     match out.format {
-        Format::Json => out.json(&json!({
-            "valid": valid,
-            "errors": all.error_count(),
-            "warnings": all.warning_count(),
-            "repos": summaries,
-            "problems": problems,
-            "omitted": all.omitted().map(omitted_json).collect::<Vec<_>>(),
-        })),
+        Format::Json => out.json(&ValidateJson {
+            valid,
+            errors: all.error_count(),
+            warnings: all.warning_count(),
+            repos: summaries,
+            problems,
+            omitted: all.omitted().map(OmittedJson::of).collect(),
+        }),
         Format::Github => out.diagnostics(&all),
         Format::Human => {
             out.diagnostics(&all);
             let mut text = String::new();
             for s in &summaries {
-                let mark = if s["valid"] == true {
-                    "valid"
-                } else {
-                    "INVALID"
-                };
-                let n = |key: &str, noun: &str| count(s[key].as_u64().unwrap_or(0) as usize, noun);
+                let mark = if s.valid { "valid" } else { "INVALID" };
                 text.push_str(&format!(
                     "{}: {mark} — cluster {}, {}, {}, {} defined; {}, {}\n",
-                    s["path"].as_str().unwrap_or_default(),
-                    s["cluster"].as_str().unwrap_or("(none)"),
-                    n("groups", "group"),
-                    n("machines", "machine"),
-                    n("sections_defined", "section"),
-                    n("errors", "error"),
-                    n("warnings", "warning"),
+                    s.path,
+                    s.cluster.as_deref().unwrap_or("(none)"),
+                    count(s.groups, "group"),
+                    count(s.machines, "machine"),
+                    count(s.sections_defined, "section"),
+                    count(s.errors, "error"),
+                    count(s.warnings, "warning"),
                 ));
             }
             out.print(&text);

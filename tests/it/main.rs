@@ -30,6 +30,7 @@ mod freeze;
 mod fuzz;
 mod git_members;
 mod git_push;
+mod json_schemas;
 mod kdl_stack;
 mod layering_props;
 mod layout;

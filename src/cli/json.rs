@@ -1,0 +1,212 @@
+//! The JSON documents commands print with `--format json`, as types: what serde writes
+//! and what schemars describes are the same declaration, so the schemas checked in under
+//! `schemas/json/` (one per document, [`schemas`]) cannot drift from the output. A test
+//! regenerates them and fails on a difference (`STRATA_BLESS=1` rewrites them), and the
+//! integration tests validate real output against them.
+
+use schemars::{JsonSchema, Schema, schema_for};
+use serde::Serialize;
+
+use crate::config::Problem;
+use crate::config::diagnostics::Omitted;
+
+/// A problem found in a file: what diagnostics show, as data.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ProblemJson {
+    /// The problem's code (`strata::ref::unknown-section`, say).
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: Severity,
+    /// What is wrong.
+    pub message: String,
+    /// The file, as named on the command line or from the repo's root.
+    pub file: Option<String>,
+    /// The line, from 1.
+    pub line: Option<usize>,
+    /// The column, from 1.
+    pub column: Option<usize>,
+    /// What the underlined span is.
+    pub label: Option<String>,
+    /// How to fix it.
+    pub help: Option<String>,
+    /// The repo it was found in, when a command checked several (`validate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+}
+
+/// Whether a problem stops the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// It does: the config is invalid.
+    Error,
+    /// It does not.
+    Warning,
+}
+
+impl ProblemJson {
+    /// `p` as data.
+    pub fn of(p: &Problem) -> ProblemJson {
+        let (line, column) = p
+            .line_col()
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        ProblemJson {
+            code: p.code.to_owned(),
+            severity: if p.is_error() {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            message: p.message.clone(),
+            file: p.at.as_ref().map(|l| l.file.name.clone()),
+            line,
+            column,
+            label: p.at.as_ref().map(|l| l.label.clone()),
+            help: p.help.clone(),
+            repo: None,
+        }
+    }
+}
+
+/// Problems of one kind that were counted and not shown.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct OmittedJson {
+    /// Their code.
+    pub code: String,
+    /// How many of them are errors.
+    pub errors: usize,
+    /// How many are warnings.
+    pub warnings: usize,
+    /// The "and N more like this" line.
+    pub message: String,
+}
+
+impl OmittedJson {
+    /// `o` as data.
+    pub fn of(o: &Omitted) -> OmittedJson {
+        OmittedJson {
+            code: o.code.to_owned(),
+            errors: o.errors,
+            warnings: o.warnings,
+            message: o.line(),
+        }
+    }
+}
+
+/// What every command prints on stdout when it fails with `--format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ErrorJson {
+    /// The error.
+    pub error: String,
+    /// Its kind, which decides the exit code (`invalid`, `unreachable`, …).
+    pub kind: String,
+    /// The diagnostic's code, when it has one.
+    pub code: Option<String>,
+    /// How to fix it.
+    pub help: Option<String>,
+    /// The diagnostics it carries (what an edit would break, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedJson>,
+}
+
+/// A diagnostic an error carries.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RelatedJson {
+    /// What is wrong.
+    pub error: String,
+    /// Its code.
+    pub code: Option<String>,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+/// `strata validate --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ValidateJson {
+    /// Whether every repo is valid (no errors; warnings allowed).
+    pub valid: bool,
+    /// Errors in all repos.
+    pub errors: usize,
+    /// Warnings in all repos.
+    pub warnings: usize,
+    /// Each repo checked, in the order given.
+    pub repos: Vec<RepoSummary>,
+    /// The problems kept (the per-code caps apply to the whole run).
+    pub problems: Vec<ProblemJson>,
+    /// The problems counted and not shown.
+    pub omitted: Vec<OmittedJson>,
+}
+
+/// One repo `validate` checked.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RepoSummary {
+    /// The paths checked as one repo, joined by spaces.
+    pub path: String,
+    /// Whether it has no errors.
+    pub valid: bool,
+    /// The cluster's name, when the repo gives one.
+    pub cluster: Option<String>,
+    /// Groups declared.
+    pub groups: usize,
+    /// Machines declared.
+    pub machines: usize,
+    /// Sections defined, at every mode.
+    pub sections_defined: usize,
+    /// Its errors.
+    pub errors: usize,
+    /// Its warnings.
+    pub warnings: usize,
+}
+
+/// `strata hash-passphrase --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HashPassphraseJson {
+    /// Always `argon2id`.
+    pub algorithm: String,
+    /// The PHC string to put in `passphrase-hash=`.
+    pub hash: String,
+}
+
+/// Every document with a schema, by the file name (without `.json`) it has under
+/// `schemas/json/`.
+pub fn schemas() -> Vec<(&'static str, Schema)> {
+    vec![
+        ("error", schema_for!(ErrorJson)),
+        ("validate", schema_for!(ValidateJson)),
+        ("hash-passphrase", schema_for!(HashPassphraseJson)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in schemas are what the types say; `STRATA_BLESS=1` rewrites them.
+    #[test]
+    fn the_checked_in_schemas_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/json");
+        let bless = std::env::var_os("STRATA_BLESS").is_some();
+        let mut stale = Vec::new();
+        for (name, schema) in schemas() {
+            let path = dir.join(format!("{name}.json"));
+            let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+            if bless {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &text).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+                stale.push(path.display().to_string());
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "stale JSON schemas (run `STRATA_BLESS=1 cargo test --lib json`): {stale:?}"
+        );
+    }
+}

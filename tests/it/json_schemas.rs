@@ -1,0 +1,108 @@
+//! Every command's `--format json` output validates against its schema under
+//! `schemas/json/` (generated from the types the command prints; a unit test keeps the
+//! files current), on real runs: valid and invalid repos, several at once, a hash, an error.
+
+use std::path::Path;
+
+use crate::support::{root, strata};
+
+/// Fails unless `output`'s stdout is JSON that `schemas/json/NAME.json` accepts, and
+/// returns the document.
+pub fn matching_schema(name: &str, output: &std::process::Output) -> serde_json::Value {
+    let path = root().join("schemas/json").join(format!("{name}.json"));
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+    doc
+}
+
+#[test]
+fn validate_output_matches_its_schema() {
+    let out = strata(
+        &root(),
+        &["validate", "--format", "json", "examples/americas"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let doc = matching_schema("validate", &out);
+    assert_eq!(doc["repos"][0]["cluster"], "americas");
+
+    let out = strata(
+        &root(),
+        &[
+            "validate",
+            "--format",
+            "json",
+            "examples/invalid/unknown-section",
+            "examples/invalid/enum-typo",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let doc = matching_schema("validate", &out);
+    assert_eq!(doc["repos"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["problems"][0]["severity"], "error");
+    assert_eq!(
+        doc["problems"][0]["repo"],
+        "examples/invalid/unknown-section"
+    );
+}
+
+#[test]
+fn hash_passphrase_output_matches_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("pass"), "correct horse\n").unwrap();
+    let out = strata(
+        tmp.path(),
+        &[
+            "hash-passphrase",
+            "--passphrase-file",
+            "pass",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let doc = matching_schema("hash-passphrase", &out);
+    assert_eq!(doc["algorithm"], "argon2id");
+}
+
+#[test]
+fn an_error_matches_the_error_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("strata")
+        .unwrap()
+        .current_dir(tmp.path())
+        .env("HOME", tmp.path())
+        .args(["status", "--format", "json", "--target", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc = matching_schema("error", &out);
+    assert_eq!(doc["kind"], "invalid");
+}
+
+#[test]
+fn every_schema_file_is_one_the_binary_describes() {
+    let names: Vec<&str> = strata::cli::json::schemas()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for entry in std::fs::read_dir(Path::new(&root()).join("schemas/json")).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        let name = file.strip_suffix(".json").unwrap_or(&file);
+        assert!(
+            names.contains(&name),
+            "schemas/json/{file} describes no output"
+        );
+    }
+}
