@@ -66,7 +66,7 @@ pub struct Segment {
 }
 
 /// A rule as `status` lists it: plain text, the same on the wire and in JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shown {
     /// The rule's name.
     pub name: String,
@@ -83,7 +83,7 @@ pub struct Shown {
 }
 
 /// What one rule made `check` or `status` ignore.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ignored {
     /// The rule's name.
     pub rule: String,

@@ -1,4 +1,5 @@
-//! The JSON documents commands print with `--format json`, as types: what serde writes
+//! The JSON documents commands print with `--format json`, as types (here, or the
+//! protocol's own where a command prints an agent's answer as it comes): what serde writes
 //! and what schemars describes are the same declaration, so the schemas checked in under
 //! `schemas/json/` (one per document, [`schemas`]) cannot drift from the output. A test
 //! regenerates them and fails on a difference (`STRATA_BLESS=1` rewrites them), and the
@@ -181,6 +182,18 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("error", schema_for!(ErrorJson)),
         ("validate", schema_for!(ValidateJson)),
         ("hash-passphrase", schema_for!(HashPassphraseJson)),
+        (
+            "status",
+            schema_for!(crate::protocol::sync_status::SyncStatus),
+        ),
+        (
+            "cluster-list",
+            schema_for!(crate::protocol::status::ClusterListing),
+        ),
+        (
+            "cluster-connstatus",
+            schema_for!(crate::protocol::status::ConnStatus),
+        ),
     ]
 }
 

@@ -72,7 +72,9 @@ impl ChangeMeta {
 /// How far a change set's commit and author are vouched for by the agent that accepted
 /// it. A client says which commit it applies; only the agent's own config repo, or its own
 /// follower, can confirm it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OriginKind {
     /// Recorded as the user who applied it said (an `apply --ref` of a commit the agent's
@@ -116,7 +118,9 @@ impl Stamp {
 /// (clock reading and origin machine), so every machine names a change set the same way,
 /// whatever order change sets reached it in. Printed short, as git prints commit ids;
 /// any unique prefix of at least [`ChangeSetId::MIN_PREFIX`] digits names it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(into = "String", try_from = "String")]
 pub struct ChangeSetId(String);
 

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One hook run after a change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HookRun {
     /// The command line.
     pub command: String,

@@ -7,7 +7,7 @@ use crate::state::StoreFailure;
 
 /// A machine registered to join with its host key, or this machine as `prepjoin print`
 /// shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PendingEntry {
     /// Machine name.
     pub host: String,
@@ -18,7 +18,7 @@ pub struct PendingEntry {
 }
 
 /// How the answering machine reaches another one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reach {
     /// The answering machine itself.
@@ -51,7 +51,7 @@ impl Reach {
 }
 
 /// One machine in `cluster list`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MachineListing {
     /// Machine name.
     pub name: String,
@@ -77,7 +77,7 @@ pub struct MachineListing {
 }
 
 /// One group in `cluster list`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupListing {
     /// Group name.
     pub name: String,
@@ -86,7 +86,7 @@ pub struct GroupListing {
 }
 
 /// `cluster list`: the cluster as the answering machine sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClusterListing {
     /// The cluster's name (`None`: standalone).
     pub cluster: Option<String>,
@@ -97,7 +97,7 @@ pub struct ClusterListing {
 }
 
 /// The state of one direct link.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkEntry {
     /// The machine at the other end.
     pub to: String,
@@ -115,7 +115,7 @@ pub struct LinkEntry {
 }
 
 /// The links of one machine, as it last reported them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkView {
     /// The machine whose links these are.
     pub machine: String,
@@ -127,7 +127,7 @@ pub struct LinkView {
 }
 
 /// `cluster connstatus`: every member's links.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConnStatus {
     /// The answering machine.
     pub machine: String,

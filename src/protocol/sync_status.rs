@@ -10,7 +10,7 @@ use crate::model::ChangeSetId;
 use crate::state::StoreFailure;
 
 /// Whether the live cluster runs what the commit it is compared with says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sync {
     /// The live state equals the commit's desired state.
@@ -34,7 +34,7 @@ impl Sync {
 }
 
 /// A commit, as its change sets and `status` name it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CommitInfo {
     /// The full commit id.
     pub commit: String,
@@ -45,7 +45,7 @@ pub struct CommitInfo {
 }
 
 /// The newest change set stamped with a commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AppliedCommit {
     /// The commit.
     #[serde(flatten)]
@@ -65,7 +65,7 @@ pub struct AppliedCommit {
 }
 
 /// The repo an agent follows (its `agent.kdl` `source`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Followed {
     /// The path or URL.
     pub url: String,
@@ -81,7 +81,7 @@ pub struct Followed {
 
 /// How this machine is doing: how the last run of its running config went, and whether
 /// it can write its store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Health {
     /// Every hook of the last run exited 0 (or there are none), and the store is written.
@@ -105,7 +105,7 @@ impl Health {
 }
 
 /// The last run of the running config and its hooks on the answering machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LastRun {
     /// Healthy, or degraded by a failing hook.
     pub health: Health,
@@ -119,7 +119,7 @@ pub struct LastRun {
 
 /// What `git clone` from the answering member returns: its deployed branch, against the
 /// last applied commit ([`crate::agent::mesh::git_fetch`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Served {
     /// The deployed branch (`main`).
     pub branch: String,
@@ -130,7 +130,7 @@ pub struct Served {
 }
 
 /// How a member's deployed branch stands against the last applied commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum ServedState {
     /// The branch is at the last applied commit.
@@ -155,7 +155,7 @@ pub enum ServedState {
 }
 
 /// What one member says of the cluster's sync with git.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SyncStatus {
     /// The answering machine.
     pub machine: String,

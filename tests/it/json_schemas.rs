@@ -106,3 +106,22 @@ fn every_schema_file_is_one_the_binary_describes() {
         );
     }
 }
+
+#[test]
+fn status_cluster_list_and_connstatus_match_their_schemas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = crate::mesh_support::MeshHarness::start(tmp.path(), 2);
+    h.form(tmp.path(), "americas");
+    let doc = matching_schema("status", &h.strata(1, &["status", "--format", "json"]));
+    assert_eq!(doc["machine"], h.machine(1).name);
+    let doc = matching_schema(
+        "cluster-list",
+        &h.strata(2, &["cluster", "list", "--format", "json"]),
+    );
+    assert_eq!(doc["cluster"], "americas");
+    let doc = matching_schema(
+        "cluster-connstatus",
+        &h.strata(1, &["cluster", "connstatus", "--format", "json"]),
+    );
+    assert!(doc["views"].as_array().is_some_and(|v| !v.is_empty()));
+}
