@@ -54,8 +54,21 @@ pub struct CheckArgs {
     pub target: TargetArgs,
 }
 
+/// `strata check --format json`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct CheckJson {
+    /// Whether the members agree and, with `--repo`, nothing drifted (exit 0).
+    pub consistent: bool,
+    /// Whether the members that answered hold the same versions of every entry.
+    pub agree: bool,
+    /// What the members hold.
+    pub report: CheckReport,
+    /// With `--repo`: how the cluster differs from the repo.
+    pub drift: Option<Drift>,
+}
+
 /// Drift between the live cluster and a repo.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Drift {
     /// The ref read (`None`: the working tree).
     pub git_ref: Option<String>,
@@ -117,12 +130,12 @@ pub fn run(args: CheckArgs, out: &Output) -> Result<Outcome, CliError> {
     };
     let clean = report.is_consistent() && drift.as_ref().is_none_or(Drift::is_empty);
     match out.format {
-        Format::Json => out.json(&serde_json::json!({
-            "consistent": clean,
-            "agree": report.agrees(),
-            "report": report,
-            "drift": drift,
-        })),
+        Format::Json => out.json(&CheckJson {
+            consistent: clean,
+            agree: report.agrees(),
+            report,
+            drift,
+        }),
         _ => out.print(&render(&report, drift.as_ref())),
     }
     Ok(if clean { Outcome::Ok } else { Outcome::Changes })

@@ -175,6 +175,26 @@ pub struct HashPassphraseJson {
     pub hash: String,
 }
 
+/// `strata log --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LogJson {
+    /// The machine that answered.
+    pub machine: String,
+    /// Its change sets, newest first.
+    pub change_sets: Vec<crate::state::ChangeSetSummary>,
+}
+
+/// `strata log --conflicts --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ConflictsJson {
+    /// The machine that answered.
+    pub machine: String,
+    /// Each write that lost to one made without knowing of it.
+    pub conflicts: Vec<crate::state::LostWrite>,
+}
+
 /// Every document with a schema, by the file name (without `.json`) it has under
 /// `schemas/json/`.
 pub fn schemas() -> Vec<(&'static str, Schema)> {
@@ -194,6 +214,9 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
             "cluster-connstatus",
             schema_for!(crate::protocol::status::ConnStatus),
         ),
+        ("check", schema_for!(super::check::CheckJson)),
+        ("log", schema_for!(LogJson)),
+        ("log-conflicts", schema_for!(ConflictsJson)),
     ]
 }
 

@@ -10,6 +10,7 @@ use super::apply::report;
 use super::args::Format;
 use super::confirm::{Question, confirm};
 use super::connect::{connect, unexpected};
+use super::json::{ConflictsJson, LogJson};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::plan::render_human;
@@ -25,7 +26,10 @@ pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
             other => return Err(unexpected(other)),
         };
         match out.format {
-            Format::Json => out.json(&json!({ "machine": client.machine, "conflicts": lost })),
+            Format::Json => out.json(&ConflictsJson {
+                machine: client.machine,
+                conflicts: lost,
+            }),
             _ => out.print(&render_conflicts(&lost)),
         }
         return Ok(Outcome::Ok);
@@ -40,7 +44,10 @@ pub fn run(args: LogArgs, out: &Output) -> Result<Outcome, CliError> {
         sets.truncate(n);
     }
     match out.format {
-        Format::Json => out.json(&json!({ "machine": client.machine, "change_sets": sets })),
+        Format::Json => out.json(&LogJson {
+            machine: client.machine,
+            change_sets: sets,
+        }),
         _ => out.print(&render_log(&sets)),
     }
     Ok(Outcome::Ok)

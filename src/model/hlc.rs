@@ -19,7 +19,18 @@ const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
 
 /// One hybrid-logical-clock reading; later readings compare greater.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(transparent)]
 pub struct Hlc(pub u64);
@@ -120,7 +131,9 @@ impl Clock {
 /// The version of one write: its clock reading, then the machine it was made on. The
 /// pair is a total order (ties on the clock alone happen), so last-writer-wins resolves
 /// identically everywhere.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Version {
     /// When, on the hybrid logical clock.
     pub hlc: Hlc,

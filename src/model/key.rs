@@ -140,6 +140,11 @@ impl serde::Serialize for Key {
     }
 }
 
+string_schema!(
+    Key,
+    "What an entry is about: `cluster`, `group:NAME`, `machine:NAME`, `MODE/SECTION`, or an entry of the cluster's own (`@…`, `#…`)"
+);
+
 impl<'de> serde::Deserialize<'de> for Key {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
         let s = String::deserialize(d)?;

@@ -95,6 +95,8 @@ impl serde::Serialize for Mode {
     }
 }
 
+string_schema!(Mode, "A mode: `cluster`, `group:NAME` or `machine:NAME`");
+
 impl<'de> serde::Deserialize<'de> for Mode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

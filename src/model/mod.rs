@@ -5,6 +5,8 @@
 
 mod address;
 pub mod appliance;
+#[macro_use]
+mod json_schema;
 mod encoding;
 mod entry;
 mod hlc;

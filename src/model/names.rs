@@ -149,6 +149,8 @@ macro_rules! name_type {
             }
         }
 
+        string_schema!($ty, $rule);
+
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
                 let s = String::deserialize(d)?;

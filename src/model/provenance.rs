@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::hlc::Version;
 
 /// Where a change came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
     /// A commit of the config repo.
@@ -37,7 +37,7 @@ impl fmt::Display for Source {
 }
 
 /// Who made a change set, from where, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangeMeta {
     /// The author: the git commit's author, else the SSH user.
     pub author: String,
@@ -97,7 +97,7 @@ impl OriginKind {
 
 /// The provenance every entry carries: its version (which is also the identity of the
 /// change set that wrote it), the wall time and who made it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Stamp {
     /// The write's version (clock reading and origin machine).
     pub version: Version,

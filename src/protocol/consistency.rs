@@ -19,7 +19,7 @@ use crate::replica::Summary;
 use crate::state::{ChangeSet, Live, LostWrite, StoreFailure};
 
 /// What one machine says of itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MachineState {
     /// Which change sets it holds.
     pub summary: Summary,
@@ -32,7 +32,7 @@ pub struct MachineState {
 }
 
 /// The stamp of an entry one machine holds, and whether it is a removal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Held {
     /// The last write's version and provenance.
     pub stamp: Stamp,
@@ -59,7 +59,7 @@ pub fn stamps_of(live: &Live) -> Stamps {
 }
 
 /// One machine in a check report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MachineCheck {
     /// The machine.
     pub machine: MachineName,
@@ -78,7 +78,7 @@ pub struct MachineCheck {
 }
 
 /// Where a change set stands on one member, for apply's per-machine report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MachinePropagation {
     /// The member.
     pub machine: MachineName,
@@ -89,7 +89,7 @@ pub struct MachinePropagation {
 }
 
 /// An entry the machines do not agree on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Inconsistency {
     /// The entry.
     pub key: Key,
@@ -98,7 +98,7 @@ pub struct Inconsistency {
 }
 
 /// What `check` found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// The cluster's name (`None`: a standalone machine).
     pub cluster: Option<String>,
@@ -119,7 +119,7 @@ pub struct CheckReport {
 }
 
 /// Something `check` found worth a look that is no inconsistency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckWarning {
     /// What it is.
     pub message: String,

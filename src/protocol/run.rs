@@ -32,7 +32,7 @@ pub struct RunReport {
 }
 
 /// A running-config file that differs from what the agent last wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LocalEdit {
     /// The section (`SECTION.kdl`).
     pub section: String,
@@ -41,7 +41,7 @@ pub struct LocalEdit {
 }
 
 /// How a running-config file was changed by hand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EditKind {
     /// Its content differs.
@@ -53,7 +53,7 @@ pub enum EditKind {
 }
 
 /// Where a change set stands on one machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum RunState {
     /// The machine does not hold it (yet).

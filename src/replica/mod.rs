@@ -71,7 +71,7 @@ pub use pulls::Replica;
 
 /// A compact account of the change sets a machine holds: one record per origin machine,
 /// so 10,000 change sets made on 5 machines are 5 records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Per origin machine, what is held of the change sets it made; origins of which
     /// nothing is held are absent.
@@ -79,7 +79,19 @@ pub struct Summary {
 }
 
 /// What a machine holds of the change sets one origin made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct OriginSummary {
     /// How many are held.
     pub count: u64,

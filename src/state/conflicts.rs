@@ -22,13 +22,14 @@ use serde::{Deserialize, Serialize};
 use super::{ChangeSet, EntryValue, Key, Stamp, Version};
 
 /// A write that lost to a concurrent one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LostWrite {
     /// The entry both wrote.
     pub key: Key,
     /// Who wrote the losing value, on which machine, when (and its change set).
     pub lost: Stamp,
-    /// The value that lost (`None`: a removal).
+    /// The value that lost (`None`: a removal), in the form its key gives it.
+    #[schemars(with = "Option<serde_json::Value>")]
     pub value: Option<EntryValue>,
     /// The write that is live instead.
     pub winner: Stamp,

@@ -100,7 +100,7 @@ pub struct ChangeSet {
 }
 
 /// A change set without its values, for `strata log`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangeSetSummary {
     /// The identity, the same on every machine.
     pub id: ChangeSetId,

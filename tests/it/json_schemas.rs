@@ -124,4 +124,25 @@ fn status_cluster_list_and_connstatus_match_their_schemas() {
         &h.strata(1, &["cluster", "connstatus", "--format", "json"]),
     );
     assert!(doc["views"].as_array().is_some_and(|v| !v.is_empty()));
+    let doc = matching_schema("log", &h.strata(2, &["log", "--format", "json"]));
+    assert!(doc["change_sets"].as_array().is_some_and(|v| !v.is_empty()));
+    let doc = matching_schema(
+        "log-conflicts",
+        &h.strata(2, &["log", "--conflicts", "--format", "json"]),
+    );
+    assert_eq!(doc["conflicts"], serde_json::json!([]));
+    let doc = matching_schema("check", &h.strata(1, &["check", "--format", "json"]));
+    assert_eq!(doc["agree"], true);
+    // Against a repo that declares other machines: drift, in the same document.
+    let repo = root().join("examples/americas").display().to_string();
+    let doc = matching_schema(
+        "check",
+        &h.strata(1, &["check", "--repo", &repo, "--format", "json"]),
+    );
+    assert_eq!(doc["consistent"], false);
+    assert!(
+        doc["drift"]["not_joined"]
+            .as_array()
+            .is_some_and(|v| !v.is_empty())
+    );
 }
