@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::agent_args::ApplyArgs;
 use super::args::Format;
 use super::confirm::{Question, confirm};
 use super::connect::{Client, connect, unexpected};
+use super::json::ApplyJson;
 use super::output::Output;
 use super::plan::desired_plan;
 use super::propagation;
@@ -72,7 +71,7 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
     };
     if plan.is_empty() {
         match out.format {
-            Format::Json => out.json(&json!({ "applied": false, "changes": false })),
+            Format::Json => out.json(&ApplyJson::unchanged()),
             _ => out.print("no changes: nothing to apply\n"),
         }
         return Ok(Outcome::Ok);
@@ -168,13 +167,13 @@ pub(super) fn report(
                 None => (None, false),
             };
             match out.format {
-                Format::Json => out.json(&json!({
-                    "applied": true,
-                    "change_set": change_set,
-                    "running": running,
-                    "hazards": hazards,
-                    "propagation": propagation,
-                })),
+                Format::Json => out.json(&ApplyJson::Applied {
+                    applied: true,
+                    change_set: change_set.clone(),
+                    running: running.clone(),
+                    hazards: hazards.to_vec(),
+                    propagation: propagation.clone(),
+                }),
                 _ => {
                     let mut text = applied_text(&change_set, &running);
                     if let Some(p) = &propagation {
@@ -198,7 +197,10 @@ pub(super) fn report(
             }
         }
         Response::Unchanged => {
-            out.print("no changes: nothing to apply\n");
+            match out.format {
+                Format::Json => out.json(&ApplyJson::unchanged()),
+                _ => out.print("no changes: nothing to apply\n"),
+            }
             Ok(Outcome::Ok)
         }
         Response::Stale { conflicts } => {

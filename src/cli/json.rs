@@ -175,6 +175,57 @@ pub struct HashPassphraseJson {
     pub hash: String,
 }
 
+/// `strata plan --format json`: the plan (as `--out` saves it) and what it means.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PlanJson {
+    /// The plan itself.
+    #[serde(flatten)]
+    pub plan: crate::plan::Plan,
+    /// Whether applying it would change anything (exit 2).
+    pub changes: bool,
+    /// The machine whose agent was asked.
+    pub agent: String,
+    /// What `apply` does only with an explicit `--allow-…` flag.
+    pub hazards: Vec<crate::plan::Hazard>,
+}
+
+/// `strata apply --format json` (and `rollback`): applied, or nothing to apply.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ApplyJson {
+    /// The change set was committed.
+    Applied {
+        /// Always true.
+        applied: bool,
+        /// The change set, as `log` lists it.
+        change_set: Box<crate::state::ChangeSetSummary>,
+        /// What it did on the applying machine.
+        running: crate::protocol::RunReport,
+        /// The hazards applied on purpose (their `--allow-…` flags given).
+        hazards: Vec<crate::plan::Hazard>,
+        /// With `--wait`: where it stands on every member; `null` without it, or when
+        /// the agent cannot say.
+        propagation: Option<Vec<crate::protocol::consistency::MachinePropagation>>,
+    },
+    /// Nothing to apply: the live state is already the desired one.
+    Unchanged {
+        /// Always false.
+        applied: bool,
+        /// Always false.
+        changes: bool,
+    },
+}
+
+impl ApplyJson {
+    /// Nothing to apply.
+    pub fn unchanged() -> ApplyJson {
+        ApplyJson::Unchanged {
+            applied: false,
+            changes: false,
+        }
+    }
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -214,6 +265,8 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
             "cluster-connstatus",
             schema_for!(crate::protocol::status::ConnStatus),
         ),
+        ("plan", schema_for!(PlanJson)),
+        ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
         ("log-conflicts", schema_for!(ConflictsJson)),

@@ -3,14 +3,12 @@
 
 use std::fmt::Write;
 
-use serde_json::json;
-
 use super::agent_args::{LogArgs, RollbackArgs};
 use super::apply::report;
 use super::args::Format;
 use super::confirm::{Question, confirm};
 use super::connect::{connect, unexpected};
-use super::json::{ConflictsJson, LogJson};
+use super::json::{ApplyJson, ConflictsJson, LogJson};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::plan::render_human;
@@ -65,7 +63,7 @@ pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     };
     if plan.is_empty() {
         match out.format {
-            Format::Json => out.json(&json!({ "applied": false, "changes": false })),
+            Format::Json => out.json(&ApplyJson::unchanged()),
             _ => out.print(&format!(
                 "no changes: the live state is already the state as of change set {}\n",
                 args.to

@@ -6,12 +6,12 @@ use std::path::Path;
 use super::agent_args::PlanArgs;
 use super::args::Format;
 use super::connect::{Client, connect};
+use super::json::PlanJson;
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::atomic_file::{self, FileMode};
 use crate::plan::{
     Entries, Origin, Plan, changed_since, compare, desired, diff, diff_fetched, render_human,
-    render_json,
 };
 use crate::schema::Catalogue;
 use crate::source::{check, read_ref, read_worktree};
@@ -145,18 +145,14 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
     // What `apply` would refuse without an explicit flag, said now, where it is reviewed.
     let hazards = plan.hazards(&client.machine);
     let plan = crate::secret::mask::shown_plan(&plan, &catalogue);
+    let changes = !plan.is_empty();
     match out.format {
-        Format::Json => {
-            let mut value = render_json(&plan);
-            if let Some(obj) = value.as_object_mut() {
-                obj.insert("agent".into(), client.machine.clone().into());
-                obj.insert(
-                    "hazards".into(),
-                    serde_json::to_value(&hazards).unwrap_or_default(),
-                );
-            }
-            out.json(&value)
-        }
+        Format::Json => out.json(&PlanJson {
+            plan,
+            changes,
+            agent: client.machine.clone(),
+            hazards,
+        }),
         _ => {
             let mut text = format!("agent: {}\n{}", client.machine, render_human(&plan));
             for h in &hazards {
@@ -168,9 +164,9 @@ pub fn run(args: PlanArgs, out: &Output) -> Result<Outcome, CliError> {
             out.print(&text)
         }
     }
-    Ok(if plan.is_empty() {
-        Outcome::Ok
-    } else {
+    Ok(if changes {
         Outcome::Changes
+    } else {
+        Outcome::Ok
     })
 }

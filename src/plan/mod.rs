@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use desired::{Entries, desired, membership};
 pub use digests::{DigestDiff, Digests, changed_since, compare, diff_fetched, digests_of};
-pub use render::{render_human, render_json};
+pub use render::render_human;
 
 use crate::config::Diagnostics;
 use crate::model::{EntryValue, Mode};
@@ -26,30 +26,34 @@ use crate::schema::Catalogue;
 use crate::state::{Base, Key, Live, Source, Writes};
 
 /// What happens to one entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum Change {
     /// The entry is new.
     Create {
         /// Its value.
+        #[schemars(with = "serde_json::Value")]
         new: EntryValue,
     },
     /// The entry's value changes.
     Change {
         /// The live value.
+        #[schemars(with = "serde_json::Value")]
         old: EntryValue,
         /// The desired value.
+        #[schemars(with = "serde_json::Value")]
         new: EntryValue,
     },
     /// The repo no longer declares it: it becomes a tombstone.
     Remove {
         /// The live value.
+        #[schemars(with = "serde_json::Value")]
         old: EntryValue,
     },
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Action {
     /// The entry.
     pub key: Key,
@@ -74,7 +78,7 @@ impl Action {
 }
 
 /// One effective section of one machine that changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SectionChange {
     /// The section.
     pub section: String,
@@ -85,7 +89,7 @@ pub struct SectionChange {
 }
 
 /// A machine whose effective config changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MachineChange {
     /// The machine.
     pub machine: String,
@@ -105,7 +109,7 @@ pub const OWN_NETWORK_SECTIONS: &[&str] = &["interfaces"];
 /// alone: each needs its own explicit consent (the CLI's `--allow-…` flags), because a
 /// mistake in the repo (a `machines/` directory that was not read, say) looks exactly
 /// like an intended removal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "hazard", rename_all = "kebab-case")]
 pub enum Hazard {
     /// A member of the cluster is removed from the membership.
@@ -165,7 +169,7 @@ impl std::fmt::Display for Hazard {
 }
 
 /// A changed section that lower modes override, so the change does not reach them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shadow {
     /// The changed section's key.
     pub key: Key,
@@ -175,7 +179,7 @@ pub struct Shadow {
 
 /// A change at a mode that does not reach one machine: a lower level sets the section
 /// for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Unreached {
     /// The machine.
     pub machine: String,
@@ -188,7 +192,7 @@ pub struct Unreached {
 }
 
 /// Where the desired state came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Origin {
     /// A git commit, or the CLI (a working tree).
     pub source: Source,
@@ -200,7 +204,7 @@ pub struct Origin {
 
 /// A plan: what applying it does, and what it was computed against. Saved with
 /// `plan --out` and loaded by `apply --plan`; the format is this struct as JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The saved-plan format version.
     pub format: u32,
@@ -726,8 +730,7 @@ machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="
 
         plan: 1 to create, 1 to change, 1 to remove
         "#);
-        let json = render_json(&plan);
-        assert_eq!(json["changes"], true);
+        let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["actions"][0]["action"], "create");
         assert_eq!(json["actions"][0]["key"], "@machine:lab4");
     }

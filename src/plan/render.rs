@@ -161,12 +161,3 @@ fn section_change(s: &SectionChange, width: usize) -> String {
         )
     }
 }
-
-/// The plan for machines: the plan itself (the saved-plan format) plus counts.
-pub fn render_json(plan: &Plan) -> serde_json::Value {
-    let mut value = serde_json::to_value(plan).unwrap_or_default();
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert("changes".into(), serde_json::Value::Bool(!plan.is_empty()));
-    }
-    value
-}

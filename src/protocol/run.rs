@@ -19,7 +19,7 @@ pub struct HookRun {
 }
 
 /// What a commit did to the machine's running config.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunReport {
     /// The machine.
     pub machine: String,

@@ -108,7 +108,7 @@ fn every_schema_file_is_one_the_binary_describes() {
 }
 
 #[test]
-fn status_cluster_list_and_connstatus_match_their_schemas() {
+fn what_agents_answer_matches_its_schemas() {
     let tmp = tempfile::tempdir().unwrap();
     let h = crate::mesh_support::MeshHarness::start(tmp.path(), 2);
     h.form(tmp.path(), "americas");
