@@ -196,6 +196,7 @@ pub enum ApplyJson {
     /// The change set was committed.
     Applied {
         /// Always true.
+        #[schemars(extend("const" = true))]
         applied: bool,
         /// The change set, as `log` lists it.
         change_set: Box<crate::state::ChangeSetSummary>,
@@ -210,8 +211,10 @@ pub enum ApplyJson {
     /// Nothing to apply: the live state is already the desired one.
     Unchanged {
         /// Always false.
+        #[schemars(extend("const" = false))]
         applied: bool,
         /// Always false.
+        #[schemars(extend("const" = false))]
         changes: bool,
     },
 }
@@ -224,6 +227,16 @@ impl ApplyJson {
             changes: false,
         }
     }
+}
+
+/// `strata manpages DIR --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ManpagesJson {
+    /// The directory written.
+    pub dir: String,
+    /// The pages written into it (`strata.1`, `strata-cluster-join.1`, …).
+    pub pages: Vec<String>,
 }
 
 /// `strata log --format json`.
@@ -269,6 +282,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("manpages", schema_for!(ManpagesJson)),
         ("log-conflicts", schema_for!(ConflictsJson)),
     ]
 }

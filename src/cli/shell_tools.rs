@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use clap_complete::Shell;
-use serde_json::json;
 
 use super::args::{Format, absolute_path};
 use super::files::{NewFile, write_all};
+use super::json::ManpagesJson;
 use super::output::Output;
 use super::{CliError, ErrorKind, Failure, Outcome};
 
@@ -71,9 +71,12 @@ pub fn manpages(args: ManpagesArgs, out: &Output) -> Result<Outcome, CliError> {
         })
         .collect();
     write_all(&args.dir, &files)?;
-    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<String> = pages.iter().map(|(n, _)| n.clone()).collect();
     if out.format == Format::Json {
-        out.json(&json!({ "dir": args.dir, "pages": names }));
+        out.json(&ManpagesJson {
+            dir: args.dir.display().to_string(),
+            pages: names,
+        });
     } else {
         out.print(&format!(
             "wrote {} to {}\n",

@@ -77,6 +77,15 @@ fn hash_passphrase_output_matches_its_schema() {
 }
 
 #[test]
+fn manpages_output_matches_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = strata(tmp.path(), &["manpages", "man", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc = matching_schema("manpages", &out);
+    assert!(doc["pages"].as_array().is_some_and(|p| p.len() > 10));
+}
+
+#[test]
 fn an_error_matches_the_error_schema() {
     let tmp = tempfile::tempdir().unwrap();
     let out = assert_cmd::Command::cargo_bin("strata")
