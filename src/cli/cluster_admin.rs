@@ -4,12 +4,17 @@
 
 use crate::cluster::admin::ADMIN_USER;
 use russh::keys::{HashAlg, PublicKey};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::agent_args::{PrepjoinCommand, TargetArgs};
 use super::apply::hooks_failed;
 use super::args::Format;
 use super::connect::{connect, unexpected};
+use super::json::{
+    CommitJson, DeleteGroupJson, GroupJson, PrepjoinAddJson, PrepjoinHostJson, RenameGroupJson,
+    SetGroupJson, SetNameJson, UserJson,
+};
 use super::output::Output;
 use super::passphrase::new_passphrase;
 use super::{CliError, Failure, Outcome};
@@ -39,25 +44,29 @@ pub fn machine(name: &str) -> Result<MachineName, CliError> {
 }
 
 /// What a command prints once the agent answers.
-struct Report<'a> {
+struct Report<'a, T> {
     /// The human line for a committed change set, from its summary.
     done: &'a dyn Fn(&ChangeSetSummary) -> String,
     /// The human line when there was nothing to change.
     unchanged: &'a str,
     /// The JSON fields of the command (with `machine`, `change_set` and `running` added).
-    json: Value,
+    json: T,
 }
 
 /// Sends `request` and reports the change set it committed.
-fn commit(
+fn commit<T: Serialize>(
     target: &TargetArgs,
     request: Request,
     out: &Output,
-    report: Report<'_>,
+    report: Report<'_, T>,
 ) -> Result<Outcome, CliError> {
     let mut client = connect(target)?;
-    let mut json = report.json;
-    json["machine"] = json!(client.machine);
+    let mut json = CommitJson {
+        machine: client.machine.clone(),
+        change_set: None,
+        running: None,
+        what: report.json,
+    };
     match client.request(request)? {
         Response::Applied {
             change_set,
@@ -65,8 +74,8 @@ fn commit(
         } => {
             match out.format {
                 Format::Json => {
-                    json["change_set"] = json!(change_set);
-                    json["running"] = json!(running);
+                    json.change_set = Some(change_set.clone());
+                    json.running = Some(running.clone());
                     out.json(&json);
                 }
                 _ => out.print(&format!(
@@ -80,10 +89,7 @@ fn commit(
         }
         Response::Unchanged => {
             match out.format {
-                Format::Json => {
-                    json["change_set"] = Value::Null;
-                    out.json(&json);
-                }
+                Format::Json => out.json(&json),
                 _ => out.print(&format!("nothing to change: {}\n", report.unchanged)),
             }
             Ok(Outcome::Ok)
@@ -142,7 +148,9 @@ pub fn passwd(
     let report = Report {
         done: &|_| done.clone(),
         unchanged: "the passphrase is already set",
-        json: json!({ "user": user }),
+        json: UserJson {
+            user: user.to_owned(),
+        },
     };
     let user = (user != ADMIN_USER).then(|| user.to_owned());
     commit(
@@ -158,7 +166,9 @@ pub fn setname(name: &str, target: &TargetArgs, out: &Output) -> Result<Outcome,
     let report = Report {
         done: &|_| format!("cluster renamed to {name}"),
         unchanged: &format!("the cluster is already named {name}"),
-        json: json!({ "cluster": name }),
+        json: SetNameJson {
+            cluster: name.to_owned(),
+        },
     };
     let request = Request::SetName {
         name: name.to_owned(),
@@ -172,7 +182,9 @@ pub fn addgroup(name: &str, target: &TargetArgs, out: &Output) -> Result<Outcome
     let report = Report {
         done: &|_| format!("group {name} added"),
         unchanged: &format!("the cluster already has group {name}"),
-        json: json!({ "group": name.to_string() }),
+        json: GroupJson {
+            group: name.to_string(),
+        },
     };
     commit(
         target,
@@ -193,7 +205,10 @@ pub fn setgroup(
     let report = Report {
         done: &|_| format!("{m} moved to group {g}"),
         unchanged: &format!("{m} is already in group {g}"),
-        json: json!({ "machine_moved": m.to_string(), "group": g.to_string() }),
+        json: SetGroupJson {
+            machine_moved: m.to_string(),
+            group: g.to_string(),
+        },
     };
     let request = Request::SetGroup {
         machine: m.clone(),
@@ -220,7 +235,10 @@ pub fn renamegroup(
     let report = Report {
         done: &done,
         unchanged: &format!("group {to} is already so named"),
-        json: json!({ "from": from.to_string(), "to": to.to_string() }),
+        json: RenameGroupJson {
+            from: from.to_string(),
+            to: to.to_string(),
+        },
     };
     let request = Request::RenameGroup {
         from: from.clone(),
@@ -254,10 +272,10 @@ pub fn deletegroup(
     let report = Report {
         done: &done,
         unchanged: &format!("there is no group {name}"),
-        json: json!({
-            "group": name.to_string(),
-            "move_to": move_to.as_ref().map(ToString::to_string),
-        }),
+        json: DeleteGroupJson {
+            group: name.to_string(),
+            move_to: move_to.as_ref().map(ToString::to_string),
+        },
     };
     let request = Request::DeleteGroup {
         name: name.clone(),
@@ -285,7 +303,11 @@ pub fn prepjoin(command: PrepjoinCommand, out: &Output) -> Result<Outcome, CliEr
                     )
                 },
                 unchanged: &format!("{host} is already registered with that serial and key"),
-                json: json!({ "host": host.to_string(), "serial": serial.trim(), "key": key.trim() }),
+                json: PrepjoinAddJson {
+                    host: host.to_string(),
+                    serial: serial.trim().to_owned(),
+                    key: key.trim().to_owned(),
+                },
             };
             let request = Request::PrepjoinAdd {
                 host: host.clone(),
@@ -299,7 +321,9 @@ pub fn prepjoin(command: PrepjoinCommand, out: &Output) -> Result<Outcome, CliEr
             let report = Report {
                 done: &|_| format!("{host} is no longer registered to join"),
                 unchanged: &format!("{host} is not registered to join"),
-                json: json!({ "host": host.to_string() }),
+                json: PrepjoinHostJson {
+                    host: host.to_string(),
+                },
             };
             commit(
                 &target,

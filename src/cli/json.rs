@@ -239,6 +239,89 @@ pub struct ManpagesJson {
     pub pages: Vec<String>,
 }
 
+/// What a cluster administration command (`cluster passwd`, `setname`, `addgroup`,
+/// `setgroup`, `renamegroup`, `deletegroup`, `prepjoin add|delete`) prints: the change
+/// set it committed, or `null` when there was nothing to change, and its own fields `T`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CommitJson<T> {
+    /// The machine whose agent committed it.
+    pub machine: String,
+    /// The change set (`null`: nothing to change).
+    pub change_set: Option<Box<crate::state::ChangeSetSummary>>,
+    /// What it did on that machine (absent when nothing changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<crate::protocol::RunReport>,
+    /// The command's own fields.
+    #[serde(flatten)]
+    pub what: T,
+}
+
+/// `cluster passwd`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UserJson {
+    /// The user whose passphrase was set.
+    pub user: String,
+}
+
+/// `cluster setname`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SetNameJson {
+    /// The cluster's new name.
+    pub cluster: String,
+}
+
+/// `cluster addgroup`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GroupJson {
+    /// The group added.
+    pub group: String,
+}
+
+/// `cluster setgroup`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SetGroupJson {
+    /// The machine moved.
+    pub machine_moved: String,
+    /// Its group now.
+    pub group: String,
+}
+
+/// `cluster renamegroup`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RenameGroupJson {
+    /// The old name.
+    pub from: String,
+    /// The new name.
+    pub to: String,
+}
+
+/// `cluster deletegroup`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DeleteGroupJson {
+    /// The group deleted.
+    pub group: String,
+    /// Where its machines went (`null`: it had none).
+    pub move_to: Option<String>,
+}
+
+/// `cluster prepjoin add`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PrepjoinAddJson {
+    /// The machine registered to join.
+    pub host: String,
+    /// Its serial number.
+    pub serial: String,
+    /// Its host key, an OpenSSH public-key line.
+    pub key: String,
+}
+
+/// `cluster prepjoin delete`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PrepjoinHostJson {
+    /// The machine no longer registered.
+    pub host: String,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -282,6 +365,26 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("cluster-passwd", schema_for!(CommitJson<UserJson>)),
+        ("cluster-setname", schema_for!(CommitJson<SetNameJson>)),
+        ("cluster-addgroup", schema_for!(CommitJson<GroupJson>)),
+        ("cluster-setgroup", schema_for!(CommitJson<SetGroupJson>)),
+        (
+            "cluster-renamegroup",
+            schema_for!(CommitJson<RenameGroupJson>),
+        ),
+        (
+            "cluster-deletegroup",
+            schema_for!(CommitJson<DeleteGroupJson>),
+        ),
+        (
+            "cluster-prepjoin-add",
+            schema_for!(CommitJson<PrepjoinAddJson>),
+        ),
+        (
+            "cluster-prepjoin-delete",
+            schema_for!(CommitJson<PrepjoinHostJson>),
+        ),
         ("manpages", schema_for!(ManpagesJson)),
         ("log-conflicts", schema_for!(ConflictsJson)),
     ]
