@@ -1,14 +1,13 @@
 //! `strata cluster …`: clusterconfig against an agent. `create` is here; administering
 //! the cluster once it exists is in [`super::cluster_admin`].
 
-use serde_json::json;
-
 use super::agent_args::{ClusterArgs, ClusterCommand, TargetArgs};
 use super::apply::hooks_failed;
 use super::args::Format;
 use super::cluster_admin as admin;
 use super::cluster_mesh as mesh;
 use super::connect::{connect, unexpected};
+use super::json::{CommitJson, SetNameJson};
 use super::output::Output;
 use super::{CliError, Outcome};
 use crate::protocol::{Request, Response};
@@ -24,7 +23,14 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
                     running,
                 } => {
                     match out.format {
-                        Format::Json => out.json(&json!({ "cluster": name, "machine": client.machine, "change_set": change_set, "running": running })),
+                        Format::Json => out.json(&CommitJson {
+                            machine: client.machine.clone(),
+                            change_set: Some(change_set.clone()),
+                            running: Some(running.clone()),
+                            what: SetNameJson {
+                                cluster: name.clone(),
+                            },
+                        }),
                         _ => out.print(&format!(
                             "new cluster committed: {name}, with {} in Main_Group (change set {})\n",
                             client.machine, change_set.id

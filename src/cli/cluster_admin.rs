@@ -5,15 +5,14 @@
 use crate::cluster::admin::ADMIN_USER;
 use russh::keys::{HashAlg, PublicKey};
 use serde::Serialize;
-use serde_json::json;
 
 use super::agent_args::{PrepjoinCommand, TargetArgs};
 use super::apply::hooks_failed;
 use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::json::{
-    CommitJson, DeleteGroupJson, GroupJson, PrepjoinAddJson, PrepjoinHostJson, RenameGroupJson,
-    SetGroupJson, SetNameJson, UserJson,
+    CommitJson, DeleteGroupJson, GroupJson, PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson,
+    RenameGroupJson, SetGroupJson, SetNameJson, UserJson,
 };
 use super::output::Output;
 use super::passphrase::new_passphrase;
@@ -337,9 +336,10 @@ pub fn prepjoin(command: PrepjoinCommand, out: &Output) -> Result<Outcome, CliEr
             match client.request(Request::PrepjoinList)? {
                 Response::PrepjoinList { entries } => {
                     match out.format {
-                        Format::Json => {
-                            out.json(&json!({ "machine": client.machine, "entries": entries }))
-                        }
+                        Format::Json => out.json(&PrepjoinListJson {
+                            machine: client.machine.clone(),
+                            entries,
+                        }),
                         _ => out.print(&pending_table(&entries)),
                     }
                     Ok(Outcome::Ok)
@@ -352,7 +352,7 @@ pub fn prepjoin(command: PrepjoinCommand, out: &Output) -> Result<Outcome, CliEr
             match client.request(Request::PrepjoinPrint)? {
                 Response::Prepjoin(me) => {
                     match out.format {
-                        Format::Json => out.json(&json!(me)),
+                        Format::Json => out.json(&me),
                         _ => out.print(&format!(
                             "host {}\nserial {}\nkey {}\n\nOn a member: strata cluster prepjoin add {} --serial {} --key '{}'\n",
                             me.host, me.serial, me.key, me.host, me.serial, me.key

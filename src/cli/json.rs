@@ -322,6 +322,16 @@ pub struct PrepjoinHostJson {
     pub host: String,
 }
 
+/// `cluster prepjoin list --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct PrepjoinListJson {
+    /// The machine that answered.
+    pub machine: String,
+    /// The machines registered to join.
+    pub entries: Vec<crate::protocol::status::PendingEntry>,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -366,6 +376,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
         ("cluster-passwd", schema_for!(CommitJson<UserJson>)),
+        ("cluster-create", schema_for!(CommitJson<SetNameJson>)),
         ("cluster-setname", schema_for!(CommitJson<SetNameJson>)),
         ("cluster-addgroup", schema_for!(CommitJson<GroupJson>)),
         ("cluster-setgroup", schema_for!(CommitJson<SetGroupJson>)),

@@ -155,3 +155,15 @@ fn what_agents_answer_matches_its_schemas() {
             .is_some_and(|v| !v.is_empty())
     );
 }
+
+#[test]
+fn cluster_create_matches_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = crate::mesh_support::MeshHarness::start(tmp.path(), 1);
+    let doc = matching_schema(
+        "cluster-create",
+        &h.strata(1, &["cluster", "create", "americas", "--format", "json"]),
+    );
+    assert_eq!(doc["cluster"], "americas");
+    assert!(doc["change_set"].is_object());
+}
