@@ -1,7 +1,12 @@
 //! Pure rendering of what `show` and `where` print: text for people and JSON for tools.
 //! Nothing here reads files or the terminal; the CLI prints what these return.
 
-use serde_json::{Value as Json, json};
+mod documents;
+
+pub use documents::{
+    DefinedAtJson, EffectiveSectionJson, FactoryDefault, ModeSectionJson, OriginJson,
+    ShowMachineJson, ShowModeJson, WhereJson,
+};
 
 use crate::config::{ModeDecl, Repo};
 use crate::model::Mode;
@@ -59,36 +64,34 @@ pub fn show_machine(eff: &Effective, repo: &Repo, only: Option<&str>) -> String 
 }
 
 /// A machine's effective config as JSON.
-pub fn show_machine_json(eff: &Effective, only: Option<&str>) -> Json {
-    let sections: serde_json::Map<String, Json> = eff
+pub fn show_machine_json(eff: &Effective, only: Option<&str>) -> ShowMachineJson {
+    let sections = eff
         .sections
         .iter()
         .filter(|(name, _)| only.is_none_or(|o| o == **name))
         .map(|(name, s)| {
             let origin = match s.origin {
-                Origin::Mode(decl, sdecl) => json!({
-                    "mode": decl.mode,
-                    "file": sdecl.file.name,
-                    "line": sdecl.file.line_col(sdecl.node.span.offset()).0,
-                }),
-                Origin::Factory => json!("factory-default"),
+                Origin::Mode(decl, sdecl) => OriginJson::Mode {
+                    mode: decl.mode.clone(),
+                    file: sdecl.file.name.clone(),
+                    line: sdecl.file.line_col(sdecl.node.span.offset()).0,
+                },
+                Origin::Factory => OriginJson::Factory(FactoryDefault::FactoryDefault),
             };
-            (
-                name.to_string(),
-                json!({
-                    "origin": origin,
-                    "empty": s.node.is_empty(),
-                    "kdl": s.node.to_canonical(),
-                }),
-            )
+            let section = EffectiveSectionJson {
+                origin,
+                empty: s.node.is_empty(),
+                kdl: s.node.to_canonical(),
+            };
+            (name.to_string(), section)
         })
         .collect();
-    json!({
-        "machine": eff.machine.mode.name(),
-        "group": eff.group,
-        "address": eff.machine.address(),
-        "sections": sections,
-    })
+    ShowMachineJson {
+        machine: eff.machine.mode.name().map(str::to_owned),
+        group: eff.group.to_owned(),
+        address: eff.machine.address().to_owned(),
+        sections,
+    }
 }
 
 /// What one mode defines, as KDL with a location comment per section.
@@ -126,24 +129,25 @@ pub fn show_mode(repo: &Repo, decl: &ModeDecl, only: Option<&str>) -> String {
 }
 
 /// What one mode defines, as JSON.
-pub fn show_mode_json(decl: &ModeDecl, only: Option<&str>) -> Json {
-    let sections: serde_json::Map<String, Json> = decl
+pub fn show_mode_json(decl: &ModeDecl, only: Option<&str>) -> ShowModeJson {
+    let sections = decl
         .sections
         .iter()
         .filter(|s| only.is_none_or(|o| o == s.name()))
         .map(|s| {
-            (
-                s.name().to_owned(),
-                json!({
-                    "file": s.file.name,
-                    "line": s.file.line_col(s.node.span.offset()).0,
-                    "empty": s.node.is_empty(),
-                    "kdl": s.node.to_canonical(),
-                }),
-            )
+            let section = ModeSectionJson {
+                file: s.file.name.clone(),
+                line: s.file.line_col(s.node.span.offset()).0,
+                empty: s.node.is_empty(),
+                kdl: s.node.to_canonical(),
+            };
+            (s.name().to_owned(), section)
         })
         .collect();
-    json!({ "mode": decl.mode, "sections": sections })
+    ShowModeJson {
+        mode: decl.mode.clone(),
+        sections,
+    }
 }
 
 /// Where a section is defined, AsyncOS `clustershow` style: every mode, whether it
@@ -197,21 +201,26 @@ pub fn where_text(repo: &Repo, catalogue: &Catalogue, section: &str) -> String {
 }
 
 /// Where a section is defined, as JSON.
-pub fn where_json(repo: &Repo, catalogue: &Catalogue, section: &str) -> Json {
-    let defined = where_defined(repo, catalogue, section);
-    let modes: Vec<Json> = defined
+pub fn where_json(repo: &Repo, catalogue: &Catalogue, section: &str) -> WhereJson {
+    let defined_at = where_defined(repo, catalogue, section)
         .iter()
         .map(|(d, reached)| {
             let s = d.section(section);
-            json!({
-                "mode": d.mode,
-                "file": s.map(|s| s.file.name.clone()),
-                "line": s.map(|s| s.file.line_col(s.node.span.offset()).0),
-                "machines": reached.iter().filter_map(|m| m.mode.name()).collect::<Vec<_>>(),
-            })
+            DefinedAtJson {
+                mode: d.mode.clone(),
+                file: s.map(|s| s.file.name.clone()),
+                line: s.map(|s| s.file.line_col(s.node.span.offset()).0),
+                machines: reached
+                    .iter()
+                    .filter_map(|m| m.mode.name().map(str::to_owned))
+                    .collect(),
+            }
         })
         .collect();
-    json!({ "section": section, "defined_at": modes })
+    WhereJson {
+        section: section.to_owned(),
+        defined_at,
+    }
 }
 
 fn machine_list(machines: &[&ModeDecl]) -> String {

@@ -58,6 +58,29 @@ fn validate_output_matches_its_schema() {
 }
 
 #[test]
+fn show_and_where_output_matches_their_schemas() {
+    let repo = ["--repo", "examples/americas", "--format", "json"];
+    let run = |args: &[&str]| strata(&root(), &[args, &repo[..]].concat());
+    let doc = matching_schema(
+        "show-machine",
+        &run(&["show", "--machine", "lab3.example.com"]),
+    );
+    // Both origins: a section some mode defines, and one on the factory default.
+    let origins: Vec<&serde_json::Value> = doc["sections"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| &s["origin"])
+        .collect();
+    assert!(origins.iter().any(|o| o.is_object()));
+    assert!(origins.iter().any(|o| *o == "factory-default"));
+    matching_schema("show-mode", &run(&["show", "--cluster"]));
+    matching_schema("show-mode", &run(&["show", "--group", "Paris"]));
+    let doc = matching_schema("where", &run(&["where", "dns"]));
+    assert!(doc["defined_at"].as_array().is_some_and(|d| !d.is_empty()));
+}
+
+#[test]
 fn hash_passphrase_output_matches_its_schema() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("pass"), "correct horse\n").unwrap();
