@@ -8,9 +8,8 @@
 
 use std::io::Write;
 
-use serde_json::json;
-
 use super::args::Format;
+use super::json::ExportXmlJson;
 use super::output::Output;
 use super::xml_args::ExportXmlArgs;
 use super::{CliError, Failure, Outcome, load_valid};
@@ -70,13 +69,20 @@ pub fn run(args: ExportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
 /// the file written; without, it carries the document as text in `xml`, which must be
 /// written in the `encoding` its declaration names (ISO-8859-1 unless a character needs
 /// UTF-8) to be the file `--out` would write.
-fn json_report(args: &ExportXmlArgs, bytes: &[u8]) -> Result<serde_json::Value, CliError> {
-    let mut report = json!({
-        "exported": if args.machine.is_some() { "machine" } else { "cluster" },
-        "machine": args.machine,
-        "bytes": bytes.len(),
-        "out": args.out.as_ref().map(|p| p.display().to_string()),
-    });
+fn json_report(args: &ExportXmlArgs, bytes: &[u8]) -> Result<ExportXmlJson, CliError> {
+    let mut report = ExportXmlJson {
+        exported: if args.machine.is_some() {
+            "machine"
+        } else {
+            "cluster"
+        }
+        .to_owned(),
+        machine: args.machine.clone(),
+        bytes: bytes.len(),
+        out: args.out.as_ref().map(|p| p.display().to_string()),
+        encoding: None,
+        xml: None,
+    };
     if args.out.is_none() {
         let text = crate::xml::decode_bytes(bytes)
             .map_err(|e| Failure::bug(format!("export-xml wrote XML it cannot read: {e}")))?;
@@ -87,8 +93,8 @@ fn json_report(args: &ExportXmlArgs, bytes: &[u8]) -> Result<serde_json::Value, 
             .and_then(|rest| rest.split('"').next())
             .unwrap_or("UTF-8")
             .to_owned();
-        report["encoding"] = encoding.into();
-        report["xml"] = text.into();
+        report.encoding = Some(encoding);
+        report.xml = Some(text);
     }
     Ok(report)
 }

@@ -332,6 +332,48 @@ pub struct PrepjoinListJson {
     pub entries: Vec<crate::protocol::status::PendingEntry>,
 }
 
+/// `strata export-xml --format json`: what was exported.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ExportXmlJson {
+    /// `machine` or `cluster`.
+    pub exported: String,
+    /// The machine exported (`null` for the cluster form).
+    pub machine: Option<String>,
+    /// The document's size in bytes, in its own encoding.
+    pub bytes: usize,
+    /// The file written (`null` without `--out`).
+    pub out: Option<String>,
+    /// Without `--out`: the encoding its declaration names, to write `xml` in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Without `--out`: the document, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml: Option<String>,
+}
+
+/// `strata show --sections --format json`: the catalogue.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SectionsJson {
+    /// Every section the repo may define, by name.
+    pub sections: Vec<SectionInfoJson>,
+}
+
+/// One section of the catalogue.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SectionInfoJson {
+    /// Its name.
+    pub name: String,
+    /// The AsyncOS command it mirrors.
+    pub command: String,
+    /// The levels it may be defined at (`cluster`, `group`, `machine`).
+    pub levels: Vec<String>,
+    /// What it configures.
+    pub summary: String,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -375,6 +417,8 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("export-xml", schema_for!(ExportXmlJson)),
+        ("show-sections", schema_for!(SectionsJson)),
         ("show-machine", schema_for!(crate::report::ShowMachineJson)),
         ("show-mode", schema_for!(crate::report::ShowModeJson)),
         ("where", schema_for!(crate::report::WhereJson)),

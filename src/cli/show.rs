@@ -1,6 +1,7 @@
 //! `strata show`: a machine's effective config with provenance, or what a mode defines.
 
 use super::args::{Format, ShowArgs};
+use super::json::{SectionInfoJson, SectionsJson};
 use super::output::Output;
 use super::{CliError, Failure, Outcome, load_valid};
 use crate::config::diagnostics::did_you_mean;
@@ -21,19 +22,17 @@ pub fn run(args: ShowArgs, out: &Output) -> Result<Outcome, CliError> {
     }
     if args.sections {
         if out.format == Format::Json {
-            let sections: Vec<serde_json::Value> = catalogue
+            let sections = catalogue
                 .sections
                 .values()
-                .map(|s| {
-                    serde_json::json!({
-                        "name": s.name,
-                        "command": s.command,
-                        "levels": s.levels.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
-                        "summary": s.summary,
-                    })
+                .map(|s| SectionInfoJson {
+                    name: s.name.clone(),
+                    command: s.command.clone(),
+                    levels: s.levels.iter().map(|l| l.as_str().to_owned()).collect(),
+                    summary: s.summary.clone(),
                 })
                 .collect();
-            out.json(&serde_json::json!({ "sections": sections }));
+            out.json(&SectionsJson { sections });
             return Ok(Outcome::Ok);
         }
         let mut text = String::new();

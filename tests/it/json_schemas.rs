@@ -58,7 +58,7 @@ fn validate_output_matches_its_schema() {
 }
 
 #[test]
-fn show_and_where_output_matches_their_schemas() {
+fn show_where_and_export_output_matches_their_schemas() {
     let repo = ["--repo", "examples/americas", "--format", "json"];
     let run = |args: &[&str]| strata(&root(), &[args, &repo[..]].concat());
     let doc = matching_schema(
@@ -76,6 +76,20 @@ fn show_and_where_output_matches_their_schemas() {
     assert!(origins.iter().any(|o| *o == "factory-default"));
     matching_schema("show-mode", &run(&["show", "--cluster"]));
     matching_schema("show-mode", &run(&["show", "--group", "Paris"]));
+    let doc = matching_schema("show-sections", &run(&["show", "--sections"]));
+    assert!(doc["sections"].as_array().is_some_and(|s| s.len() > 10));
+    let doc = matching_schema(
+        "export-xml",
+        &run(&["export-xml", "--machine", "lab3.example.com"]),
+    );
+    assert!(doc["xml"].as_str().is_some_and(|x| x.contains("<config")));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("cluster.xml").display().to_string();
+    let doc = matching_schema(
+        "export-xml",
+        &run(&["export-xml", "--cluster", "--out", &file]),
+    );
+    assert_eq!(doc["out"], file.as_str());
     let doc = matching_schema("where", &run(&["where", "dns"]));
     assert!(doc["defined_at"].as_array().is_some_and(|d| !d.is_empty()));
 }
