@@ -3,11 +3,9 @@
 
 use std::path::Path;
 
-use serde_json::json;
-
 use super::args::{CopyArgs, DeleteArgs, Format};
 use super::files::{NewFile, write_all};
-use super::json::ProblemJson;
+use super::json::{EditJson, ProblemJson};
 use super::output::Output;
 use super::{CliError, Failure, Outcome, load_valid};
 use crate::edit::{Edit, GroupEdit, GroupOutcome, Request, Target, edit, parse_mode};
@@ -112,14 +110,14 @@ fn summary(request: &Request) -> String {
 fn report(request: &Request, result: &Edit, out: &Output) {
     let names: Vec<&str> = result.changes.iter().map(|c| c.name.as_str()).collect();
     if out.format == Format::Json {
-        out.json(&json!({
-            "summary": summary(request),
-            "changed": names,
-            "notices": result.notices,
-            "left_blank": result.left_blank,
-            "groups": result.groups,
-            "problems": result.problems.iter().map(ProblemJson::of).collect::<Vec<_>>(),
-        }));
+        out.json(&EditJson {
+            summary: summary(request),
+            changed: names.iter().map(|n| (*n).to_owned()).collect(),
+            notices: result.notices.clone(),
+            left_blank: result.left_blank.clone(),
+            groups: result.groups.clone(),
+            problems: result.problems.iter().map(ProblemJson::of).collect(),
+        });
         return;
     }
     let mut text = if names.is_empty() {

@@ -374,6 +374,24 @@ pub struct SectionInfoJson {
     pub summary: String,
 }
 
+/// `strata copy|move|delete --format json`: what the edit did to the repo's files.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct EditJson {
+    /// What was done, in a line.
+    pub summary: String,
+    /// The files changed, from the repo's root.
+    pub changed: Vec<String>,
+    /// The shadowing notices (modes the change will not affect).
+    pub notices: Vec<String>,
+    /// Machines left on a section's empty factory default where they had content.
+    pub left_blank: Vec<String>,
+    /// To `all-groups`: each group and what became of it.
+    pub groups: Vec<crate::edit::GroupEdit>,
+    /// Warnings the edited repo has.
+    pub problems: Vec<ProblemJson>,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -417,6 +435,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("edit", schema_for!(EditJson)),
         ("export-xml", schema_for!(ExportXmlJson)),
         ("show-sections", schema_for!(SectionsJson)),
         ("show-machine", schema_for!(crate::report::ShowMachineJson)),

@@ -49,7 +49,7 @@ pub enum Target {
 }
 
 /// What a copy or move to every group did to one group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum GroupOutcome {
     /// It did not define the section; now it does.
@@ -65,7 +65,7 @@ pub enum GroupOutcome {
 }
 
 /// One group of a copy or move to every group, and what happened to it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct GroupEdit {
     /// The group.
     pub group: String,

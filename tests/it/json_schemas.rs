@@ -95,6 +95,36 @@ fn show_where_and_export_output_matches_their_schemas() {
 }
 
 #[test]
+fn copy_and_delete_output_matches_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&root().join("examples/americas"), tmp.path());
+    let doc = matching_schema(
+        "edit",
+        &strata(
+            tmp.path(),
+            &[
+                "copy",
+                "dns",
+                "--from",
+                "cluster",
+                "--to",
+                "all-groups",
+                "--format",
+                "json",
+            ],
+        ),
+    );
+    assert!(doc["groups"].as_array().is_some_and(|g| !g.is_empty()));
+    matching_schema(
+        "edit",
+        &strata(
+            tmp.path(),
+            &["delete", "dns", "--at", "group:Rome", "--format", "json"],
+        ),
+    );
+}
+
+#[test]
 fn hash_passphrase_output_matches_its_schema() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("pass"), "correct horse\n").unwrap();
