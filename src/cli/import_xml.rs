@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::args::Format;
 use super::files::{NewFile, write_all};
+use super::json::ImportXmlJson;
 use super::output::Output;
 use super::xml_args::ImportXmlArgs;
 use super::{CliError, Failure, Outcome, load_valid};
@@ -182,10 +183,12 @@ pub fn run(args: ImportXmlArgs, out: &Output) -> Result<Outcome, CliError> {
     write_all(&dir, &files)?;
     match out.format {
         Format::Json => {
-            let mut v = plan.json();
-            v["imported"] = serde_json::json!(what);
-            v["warnings"] = serde_json::json!(diags.warning_count());
-            out.json(&v);
+            out.json(&ImportXmlJson {
+                imported: what.clone(),
+                files: plan.files.iter().map(|(p, _)| p.clone()).collect(),
+                summary: plan.summary.iter().cloned().collect(),
+                warnings: diags.warning_count(),
+            });
         }
         _ => {
             let files: Vec<&str> = plan.files.iter().map(|(p, _)| p.as_str()).collect();

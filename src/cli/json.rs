@@ -392,6 +392,20 @@ pub struct EditJson {
     pub problems: Vec<ProblemJson>,
 }
 
+/// `strata import-xml --format json`: the files written and what they hold.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ImportXmlJson {
+    /// What was imported, in a line (`machine lab3 of group Paris`, say).
+    pub imported: String,
+    /// The files written, from the repo's root.
+    pub files: Vec<String>,
+    /// What the import did: per label (`overrides`, `dropped`, …), its items.
+    pub summary: std::collections::BTreeMap<String, Vec<String>>,
+    /// Warnings the repo has afterwards.
+    pub warnings: usize,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -435,6 +449,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("import-xml", schema_for!(ImportXmlJson)),
         ("edit", schema_for!(EditJson)),
         ("export-xml", schema_for!(ExportXmlJson)),
         ("show-sections", schema_for!(SectionsJson)),

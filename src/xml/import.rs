@@ -6,7 +6,6 @@
 //! `machines/NAME.kdl` per machine.
 
 use kdl::{KdlDocument, KdlEntry, KdlNode};
-use serde_json::json;
 
 use super::assign::{Assignment, Source};
 use super::cluster::{Appliance, standalone_level};
@@ -33,17 +32,6 @@ impl Planned {
             }
         }
         out
-    }
-
-    /// The report as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        let files: Vec<&str> = self.files.iter().map(|(p, _)| p.as_str()).collect();
-        let summary: serde_json::Map<String, serde_json::Value> = self
-            .summary
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        json!({ "files": files, "summary": summary })
     }
 }
 

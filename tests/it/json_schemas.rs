@@ -125,6 +125,27 @@ fn copy_and_delete_output_matches_its_schema() {
 }
 
 #[test]
+fn import_xml_output_matches_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().display().to_string();
+    let out = strata(
+        &root(),
+        &[
+            "import-xml",
+            "tests/fixtures/xml/appliance.xml",
+            "--new-cluster",
+            "emea",
+            "--repo",
+            &dir,
+            "--format",
+            "json",
+        ],
+    );
+    let doc = matching_schema("import-xml", &out);
+    assert!(doc["files"].as_array().is_some_and(|f| !f.is_empty()));
+}
+
+#[test]
 fn hash_passphrase_output_matches_its_schema() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("pass"), "correct horse\n").unwrap();
