@@ -406,6 +406,16 @@ pub struct ImportXmlJson {
     pub warnings: usize,
 }
 
+/// `strata secret recipient|retire --format json`: the cluster's identities.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct RecipientsJson {
+    /// The machine that answered.
+    pub machine: String,
+    /// Each identity the cluster decrypts with, the current one first.
+    pub recipients: Vec<crate::protocol::message::RecipientInfo>,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -449,6 +459,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("secret-recipients", schema_for!(RecipientsJson)),
         ("import-xml", schema_for!(ImportXmlJson)),
         ("edit", schema_for!(EditJson)),
         ("export-xml", schema_for!(ExportXmlJson)),

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::agent_args::TargetArgs;
 use super::args::Format;
 use super::connect::{Client, connect, unexpected};
+use super::json::RecipientsJson;
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::atomic_file::{self, FileMode};
@@ -116,7 +117,10 @@ pub fn run(args: SecretArgs, out: &Output) -> Result<Outcome, CliError> {
             let mut client = connect(&target)?;
             let list = recipients(&mut client)?;
             match out.format {
-                Format::Json => out.json(&json!({ "machine": client.machine, "recipients": list })),
+                Format::Json => out.json(&RecipientsJson {
+                    machine: client.machine.clone(),
+                    recipients: list.clone(),
+                }),
                 _ => out.print(&recipient_lines(&list)),
             }
             Ok(Outcome::Ok)
@@ -374,7 +378,10 @@ fn retire(target: &TargetArgs, repo: Option<&Path>, out: &Output) -> Result<Outc
     }
     let list = recipients(&mut client)?;
     match out.format {
-        Format::Json => out.json(&json!({ "machine": client.machine, "recipients": list })),
+        Format::Json => out.json(&RecipientsJson {
+            machine: client.machine.clone(),
+            recipients: list.clone(),
+        }),
         _ => out.print(&format!(
             "older identities retired; the cluster decrypts with:\n{}",
             recipient_lines(&list)

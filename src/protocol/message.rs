@@ -311,7 +311,7 @@ pub enum Request {
 }
 
 /// One of the cluster's recipients, as `strata secret recipient` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecipientInfo {
     /// The identity's id (`@identity:ID`).
     pub id: String,

@@ -221,6 +221,11 @@ fn what_agents_answer_matches_its_schemas() {
         &h.strata(1, &["cluster", "connstatus", "--format", "json"]),
     );
     assert!(doc["views"].as_array().is_some_and(|v| !v.is_empty()));
+    let doc = matching_schema(
+        "secret-recipients",
+        &h.strata(2, &["secret", "recipient", "--format", "json"]),
+    );
+    assert!(doc["recipients"].as_array().is_some_and(|r| !r.is_empty()));
     let doc = matching_schema("log", &h.strata(2, &["log", "--format", "json"]));
     assert!(doc["change_sets"].as_array().is_some_and(|v| !v.is_empty()));
     let doc = matching_schema(
