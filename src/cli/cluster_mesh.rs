@@ -9,6 +9,7 @@ use serde_json::json;
 use super::agent_args::TargetArgs;
 use super::args::Format;
 use super::connect::{connect, unexpected};
+use super::json::JoinJson;
 use super::output::Output;
 use super::passphrase::existing_passphrase;
 use super::{CliError, Failure, Outcome};
@@ -80,10 +81,14 @@ pub fn join(args: JoinArgs<'_>, out: &Output) -> Result<Outcome, CliError> {
             notes,
         } => {
             match out.format {
-                Format::Json => out.json(&json!({
-                    "joined": cluster, "machine": client.machine, "member": member,
-                    "group": group, "replaced": replaced, "notes": notes,
-                })),
+                Format::Json => out.json(&JoinJson {
+                    joined: cluster.clone(),
+                    machine: client.machine.clone(),
+                    member: member.clone(),
+                    group: group.clone(),
+                    replaced: replaced.clone(),
+                    notes: notes.clone(),
+                }),
                 _ => {
                     let mut text = format!(
                         "{} joined cluster {cluster} through {member}, in group {group}\n",

@@ -416,6 +416,24 @@ pub struct RecipientsJson {
     pub recipients: Vec<crate::protocol::message::RecipientInfo>,
 }
 
+/// `strata cluster join --format json`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct JoinJson {
+    /// The cluster joined.
+    pub joined: String,
+    /// The machine that joined.
+    pub machine: String,
+    /// The member it joined through.
+    pub member: String,
+    /// Its group.
+    pub group: String,
+    /// Its standalone sections the cluster's replaced.
+    pub replaced: Vec<String>,
+    /// Anything the member said (a repo's group won, say).
+    pub notes: Vec<String>,
+}
+
 /// `strata log --format json`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -459,6 +477,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("apply", schema_for!(ApplyJson)),
         ("check", schema_for!(super::check::CheckJson)),
         ("log", schema_for!(LogJson)),
+        ("cluster-join", schema_for!(JoinJson)),
         ("secret-recipients", schema_for!(RecipientsJson)),
         ("import-xml", schema_for!(ImportXmlJson)),
         ("edit", schema_for!(EditJson)),

@@ -208,7 +208,29 @@ fn every_schema_file_is_one_the_binary_describes() {
 fn what_agents_answer_matches_its_schemas() {
     let tmp = tempfile::tempdir().unwrap();
     let h = crate::mesh_support::MeshHarness::start(tmp.path(), 2);
-    h.form(tmp.path(), "americas");
+    let pass = h.create(tmp.path(), "americas");
+    let member = h.machine(1);
+    let (relay, fp) = (member.relay.to_string(), member.fingerprint());
+    let pass_arg = pass.display().to_string();
+    let doc = matching_schema(
+        "cluster-join",
+        &h.strata(
+            2,
+            &[
+                "cluster",
+                "join",
+                &relay,
+                "--fingerprint",
+                &fp,
+                "--yes",
+                "--passphrase-file",
+                &pass_arg,
+                "--format",
+                "json",
+            ],
+        ),
+    );
+    assert_eq!(doc["joined"], "americas");
     let doc = matching_schema("status", &h.strata(1, &["status", "--format", "json"]));
     assert_eq!(doc["machine"], h.machine(1).name);
     let doc = matching_schema(
