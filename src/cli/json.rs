@@ -507,6 +507,11 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
             "cluster-prepjoin-delete",
             schema_for!(CommitJson<PrepjoinHostJson>),
         ),
+        ("cluster-prepjoin-list", schema_for!(PrepjoinListJson)),
+        (
+            "cluster-prepjoin-print",
+            schema_for!(crate::protocol::status::PendingEntry),
+        ),
         ("manpages", schema_for!(ManpagesJson)),
         ("log-conflicts", schema_for!(ConflictsJson)),
     ]

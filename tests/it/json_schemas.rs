@@ -209,26 +209,9 @@ fn what_agents_answer_matches_its_schemas() {
     let tmp = tempfile::tempdir().unwrap();
     let h = crate::mesh_support::MeshHarness::start(tmp.path(), 2);
     let pass = h.create(tmp.path(), "americas");
-    let member = h.machine(1);
-    let (relay, fp) = (member.relay.to_string(), member.fingerprint());
-    let pass_arg = pass.display().to_string();
     let doc = matching_schema(
         "cluster-join",
-        &h.strata(
-            2,
-            &[
-                "cluster",
-                "join",
-                &relay,
-                "--fingerprint",
-                &fp,
-                "--yes",
-                "--passphrase-file",
-                &pass_arg,
-                "--format",
-                "json",
-            ],
-        ),
+        &h.try_join_with(2, &pass, &["--format", "json"]),
     );
     assert_eq!(doc["joined"], "americas");
     let doc = matching_schema("status", &h.strata(1, &["status", "--format", "json"]));
@@ -268,6 +251,98 @@ fn what_agents_answer_matches_its_schemas() {
         doc["drift"]["not_joined"]
             .as_array()
             .is_some_and(|v| !v.is_empty())
+    );
+    let out = h.strata(1, &["plan", "--repo", &repo, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = matching_schema("plan", &out);
+    assert_eq!(doc["changes"], true);
+    assert!(doc["hazards"].is_array());
+
+    // A repo of these machines: applied, then nothing left to apply.
+    let own = tmp.path().join("repo");
+    crate::cluster_support::write_repo(&own, 2, &crate::cluster_support::dns("10.0.0.53"));
+    let out = crate::cluster_support::apply(&h, 1, &own, &["--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = matching_schema("apply", &out);
+    assert_eq!(doc["applied"], true);
+    let doc = matching_schema(
+        "apply",
+        &crate::cluster_support::apply(&h, 1, &own, &["--format", "json"]),
+    );
+    assert_eq!(doc["applied"], false);
+
+    // The cluster administration commands: committed, and nothing to change.
+    let json = |args: &[&str]| h.strata(1, &[args, &["--format", "json"][..]].concat());
+    let second = h.machine(2).name.clone();
+    let doc = matching_schema("cluster-addgroup", &json(&["cluster", "addgroup", "Paris"]));
+    assert!(doc["change_set"].is_object());
+    let doc = matching_schema(
+        "cluster-setgroup",
+        &json(&["cluster", "setgroup", &second, "Main_Group"]),
+    );
+    assert!(doc["change_set"].is_null());
+    matching_schema(
+        "cluster-setgroup",
+        &json(&["cluster", "setgroup", &second, "Paris"]),
+    );
+    matching_schema(
+        "cluster-renamegroup",
+        &json(&["cluster", "renamegroup", "Paris", "Lyon"]),
+    );
+    let doc = matching_schema(
+        "cluster-deletegroup",
+        &json(&["cluster", "deletegroup", "Lyon", "--move-to", "Main_Group"]),
+    );
+    assert_eq!(doc["move_to"], "Main_Group");
+    matching_schema("cluster-setname", &json(&["cluster", "setname", "emea"]));
+    let pass_arg = pass.display().to_string();
+    matching_schema(
+        "cluster-passwd",
+        &json(&["cluster", "passwd", "--passphrase-file", &pass_arg]),
+    );
+    let key_file = tmp.path().join("lab9");
+    let keygen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_file)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let key = std::fs::read_to_string(key_file.with_extension("pub")).unwrap();
+    let host = "lab9.example.com";
+    let add = [
+        "cluster",
+        "prepjoin",
+        "add",
+        host,
+        "--serial",
+        "S9",
+        "--key",
+        key.trim(),
+    ];
+    let doc = matching_schema("cluster-prepjoin-add", &json(&add));
+    assert_eq!(doc["host"], host);
+    let doc = matching_schema(
+        "cluster-prepjoin-list",
+        &json(&["cluster", "prepjoin", "list"]),
+    );
+    assert_eq!(doc["entries"][0]["host"], host);
+    matching_schema(
+        "cluster-prepjoin-print",
+        &h.strata(2, &["cluster", "prepjoin", "print", "--format", "json"]),
+    );
+    matching_schema(
+        "cluster-prepjoin-delete",
+        &json(&["cluster", "prepjoin", "delete", host]),
     );
 }
 

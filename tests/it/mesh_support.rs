@@ -297,22 +297,26 @@ impl MeshHarness {
 
     /// As [`MeshHarness::join`], returning what `cluster join` printed and how it exited.
     pub fn try_join(&self, i: usize, pass: &Path) -> Output {
+        self.try_join_with(i, pass, &[])
+    }
+
+    /// As [`MeshHarness::try_join`], with `extra` arguments (`--format json`, say).
+    pub fn try_join_with(&self, i: usize, pass: &Path, extra: &[&str]) -> Output {
         let member = self.machine(1);
         let (addr, fp) = (member.relay.to_string(), member.fingerprint());
         let pass = pass.display().to_string();
-        self.strata(
-            i,
-            &[
-                "cluster",
-                "join",
-                &addr,
-                "--fingerprint",
-                &fp,
-                "--yes",
-                "--passphrase-file",
-                &pass,
-            ],
-        )
+        let mut args = vec![
+            "cluster",
+            "join",
+            &addr,
+            "--fingerprint",
+            &fp,
+            "--yes",
+            "--passphrase-file",
+            &pass,
+        ];
+        args.extend_from_slice(extra);
+        self.strata(i, &args)
     }
 }
 
