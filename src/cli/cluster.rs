@@ -89,7 +89,7 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
         }
         ClusterCommand::List { target } => mesh::list(&target, out),
         ClusterCommand::Connstatus { target } => mesh::connstatus(&target, out),
-        ClusterCommand::Disconnect { machine, target } => mesh::membership(
+        ClusterCommand::Disconnect { machine, target } => admin::membership(
             &target,
             Request::Disconnect {
                 machine: machine.clone(),
@@ -97,7 +97,7 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             &machine,
             out,
         ),
-        ClusterCommand::Reconnect { machine, target } => mesh::membership(
+        ClusterCommand::Reconnect { machine, target } => admin::membership(
             &target,
             Request::Reconnect {
                 machine: machine.clone(),
@@ -105,7 +105,7 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
             &machine,
             out,
         ),
-        ClusterCommand::Remove { machine, target } => mesh::membership(
+        ClusterCommand::Remove { machine, target } => admin::membership(
             &target,
             Request::Remove {
                 machine: machine.clone(),

@@ -11,8 +11,8 @@ use super::apply::hooks_failed;
 use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::json::{
-    CommitJson, DeleteGroupJson, GroupJson, PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson,
-    RenameGroupJson, SetGroupJson, SetNameJson, UserJson,
+    CommitJson, DeleteGroupJson, GroupJson, MembershipAction, MembershipJson, PrepjoinAddJson,
+    PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, SetGroupJson, SetNameJson, UserJson,
 };
 use super::output::Output;
 use super::passphrase::new_passphrase;
@@ -21,6 +21,34 @@ use crate::model::{GroupName, Key, MachineName, Mode};
 use crate::protocol::status::PendingEntry;
 use crate::protocol::{Request, Response, Secret};
 use crate::state::ChangeSetSummary;
+
+/// `cluster disconnect|reconnect|remove MACHINE`.
+pub fn membership(
+    target: &TargetArgs,
+    request: Request,
+    member: &MachineName,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let action = match request {
+        Request::Disconnect { .. } => MembershipAction::Disconnected,
+        Request::Reconnect { .. } => MembershipAction::Reconnected,
+        _ => MembershipAction::Removed,
+    };
+    let verb = action.word();
+    commit(
+        target,
+        request,
+        out,
+        Report {
+            done: &|_| format!("{member} {verb}"),
+            unchanged: &format!("{member} was {verb} already"),
+            json: MembershipJson {
+                member: member.to_string(),
+                action,
+            },
+        },
+    )
+}
 
 /// A group name from the command line.
 pub fn group(name: &str) -> Result<GroupName, CliError> {

@@ -4,8 +4,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use serde_json::json;
-
 use super::agent_args::TargetArgs;
 use super::args::Format;
 use super::connect::{connect, unexpected};
@@ -13,7 +11,7 @@ use super::json::JoinJson;
 use super::output::Output;
 use super::passphrase::existing_passphrase;
 use super::{CliError, Failure, Outcome};
-use crate::model::{GroupName, MachineName};
+use crate::model::GroupName;
 use crate::protocol::status::{ClusterListing, ConnStatus};
 use crate::protocol::{Request, Response, Secret};
 
@@ -155,7 +153,7 @@ pub fn list(target: &TargetArgs, out: &Output) -> Result<Outcome, CliError> {
     match client.request(Request::ClusterList)? {
         Response::ClusterList(listing) => {
             match out.format {
-                Format::Json => out.json(&json!(listing)),
+                Format::Json => out.json(&listing),
                 _ => out.print(&render_list(&listing)),
             }
             Ok(Outcome::Ok)
@@ -210,7 +208,7 @@ pub fn connstatus(target: &TargetArgs, out: &Output) -> Result<Outcome, CliError
     match client.request(Request::ConnStatus)? {
         Response::ConnStatus(status) => {
             match out.format {
-                Format::Json => out.json(&json!(status)),
+                Format::Json => out.json(&status),
                 _ => out.print(&render_connstatus(&status)),
             }
             Ok(Outcome::Ok)
@@ -249,45 +247,6 @@ pub fn render_connstatus(s: &ConnStatus) -> String {
         }
     }
     text
-}
-
-/// `cluster disconnect|reconnect|remove MACHINE`.
-pub fn membership(
-    target: &TargetArgs,
-    request: Request,
-    machine: &MachineName,
-    out: &Output,
-) -> Result<Outcome, CliError> {
-    let verb = match request {
-        Request::Disconnect { .. } => "disconnected",
-        Request::Reconnect { .. } => "reconnected",
-        _ => "removed",
-    };
-    let mut client = connect(target)?;
-    match client.request(request)? {
-        Response::Applied { change_set, .. } => {
-            match out.format {
-                Format::Json => {
-                    out.json(&json!({ "machine": machine, verb: true, "change_set": change_set }))
-                }
-                _ => out.print(&format!(
-                    "{machine} {verb} (change set {})\n",
-                    change_set.id
-                )),
-            }
-            Ok(Outcome::Ok)
-        }
-        Response::Unchanged => {
-            match out.format {
-                Format::Json => {
-                    out.json(&json!({ "machine": machine, verb: true, "unchanged": true }))
-                }
-                _ => out.print(&format!("{machine} was {verb} already\n")),
-            }
-            Ok(Outcome::Ok)
-        }
-        other => Err(unexpected(other)),
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use super::json::RepairJson;
 
 use super::args::Format;
 use super::connect::unexpected;
@@ -94,11 +94,15 @@ pub fn run(
     })?;
     let kept = rebuilt.kept.as_ref().map(|p| p.display().to_string());
     match out.format {
-        Format::Json => out.json(&json!({
-            "repaired": me, "cluster": cluster, "member": member,
-            "change_sets": rebuilt.change_sets, "entries": rebuilt.entries,
-            "digests_match": true, "kept": kept,
-        })),
+        Format::Json => out.json(&RepairJson {
+            repaired: me.to_string(),
+            cluster: cluster.to_string(),
+            member: member.to_string(),
+            change_sets: rebuilt.change_sets,
+            entries: rebuilt.entries,
+            digests_match: true,
+            kept,
+        }),
         _ => {
             let mut text = format!(
                 "{me}'s store rebuilt from {member} (cluster {cluster}): {} change sets, {} entries, matching {member}'s digests\n",

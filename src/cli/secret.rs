@@ -7,12 +7,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::agent_args::TargetArgs;
 use super::args::Format;
 use super::connect::{Client, connect, unexpected};
-use super::json::RecipientsJson;
+use super::json::{EncryptJson, RecipientsJson, ReencryptJson, RotateJson, SiteJson};
 use super::output::Output;
 use super::{CliError, Failure, Outcome};
 use crate::atomic_file::{self, FileMode};
@@ -206,7 +205,11 @@ fn encrypt(
     let printed = match out.format {
         Format::Json => format!(
             "{}\n",
-            json!({ "encrypted": text, "recipients": recipients.len() })
+            serde_json::to_string(&EncryptJson {
+                encrypted: text,
+                recipients: recipients.len(),
+            })
+            .expect("serializable")
         ),
         _ if kdl => format!("{}\n", secret::kdl_multiline(&text, "")),
         _ => text,
@@ -291,13 +294,18 @@ fn rotate(target: &TargetArgs, repo: Option<&Path>, out: &Output) -> Result<Outc
     let list = recipients(&mut client)?;
     let listed: Vec<&Site> = sites.iter().collect();
     match out.format {
-        Format::Json => out.json(&json!({
-            "machine": client.machine,
-            "recipients": list,
-            "reencrypt": listed.iter().map(|s| json!({
-                "file": s.file.name, "line": s.line, "path": s.path,
-            })).collect::<Vec<_>>(),
-        })),
+        Format::Json => out.json(&RotateJson {
+            machine: client.machine.to_string(),
+            recipients: list,
+            reencrypt: listed
+                .iter()
+                .map(|s| SiteJson {
+                    file: s.file.name.clone(),
+                    line: s.line,
+                    path: s.path.clone(),
+                })
+                .collect(),
+        }),
         _ => {
             let mut text = format!(
                 "new identity: {}\nolder identities decrypt until `strata secret retire`\n",
@@ -460,7 +468,10 @@ fn reencrypt(
     }
     let files = write_in_place(dir, &new_texts)?;
     match out.format {
-        Format::Json => out.json(&json!({ "reencrypted": new_texts.len(), "files": files })),
+        Format::Json => out.json(&ReencryptJson {
+            reencrypted: new_texts.len(),
+            files,
+        }),
         _ => out.print(&format!(
             "re-encrypted {} in {}\n",
             crate::text::count(new_texts.len(), "secret"),

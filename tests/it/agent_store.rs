@@ -106,16 +106,32 @@ fn a_damaged_store_is_refused_when_the_agent_starts() {
 
 /// `strata cluster repair` of machine `i` from machine `from` (its real address, pinned).
 fn repair(h: &crate::mesh_support::MeshHarness, i: usize, from: usize) -> std::process::Output {
+    repair_with(h, i, from, &[])
+}
+
+/// [`repair`] with `extra` arguments.
+fn repair_with(
+    h: &crate::mesh_support::MeshHarness,
+    i: usize,
+    from: usize,
+    extra: &[&str],
+) -> std::process::Output {
     let member = h.machine(from);
-    strata(&[
+    let (addr, fingerprint, dir) = (
+        member.agent_addr().to_string(),
+        member.fingerprint(),
+        p(&h.machine(i).dir),
+    );
+    let args = [
         "cluster",
         "repair",
-        &member.agent_addr().to_string(),
+        &addr,
         "--fingerprint",
-        &member.fingerprint(),
+        &fingerprint,
         "--state-dir",
-        &p(&h.machine(i).dir),
-    ])
+        &dir,
+    ];
+    strata(&[&args[..], extra].concat())
 }
 
 /// Sorted, so that stores that hold the same change sets in another order compare equal.
@@ -193,9 +209,11 @@ fn a_member_whose_store_was_damaged_or_emptied_is_repaired_from_a_peer() {
     let entries = live(&h, 3);
     assert!(h.terminate(3).success());
     std::fs::File::create(h.machine(3).dir.join("store.redb")).unwrap();
-    let out = repair(&h, 3, 2);
+    let out = repair_with(&h, 3, 2, &["--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stdout(&out).contains("kept at"), "{}", stdout(&out));
+    let doc = crate::json_schemas::matching_schema("cluster-repair", &out);
+    assert_eq!(doc["kept"], serde_json::Value::Null, "{doc}");
+    assert_eq!(doc["member"], h.machine(2).name.as_str());
     h.restart(3);
     clean(&h, 3);
     assert_eq!(live(&h, 3), entries);

@@ -344,6 +344,27 @@ fn what_agents_answer_matches_its_schemas() {
         "cluster-prepjoin-delete",
         &json(&["cluster", "prepjoin", "delete", host]),
     );
+
+    // Membership: committed, nothing to change, and the member named in a fixed field.
+    let doc = matching_schema(
+        "cluster-disconnect",
+        &json(&["cluster", "disconnect", &second]),
+    );
+    assert_eq!(doc["action"], "disconnected");
+    assert_eq!(doc["member"], second.as_str());
+    assert!(doc["change_set"].is_object());
+    let doc = matching_schema(
+        "cluster-disconnect",
+        &json(&["cluster", "disconnect", &second]),
+    );
+    assert!(doc["change_set"].is_null());
+    let doc = matching_schema(
+        "cluster-reconnect",
+        &json(&["cluster", "reconnect", &second]),
+    );
+    assert_eq!(doc["action"], "reconnected");
+    let doc = matching_schema("cluster-remove", &json(&["cluster", "remove", &second]));
+    assert_eq!(doc["action"], "removed");
 }
 
 #[test]

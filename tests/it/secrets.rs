@@ -470,4 +470,44 @@ fn rotation_keeps_the_old_identity_until_it_is_retired() {
         ran.contains("BEGIN AGE") && !ran.contains("foreign-clear"),
         "{ran}"
     );
+
+    // The same commands with --format json print what their schemas describe.
+    use crate::json_schemas::matching_schema;
+    let doc = matching_schema(
+        "secret-encrypt",
+        &strata_in(
+            &["secret", "encrypt", "--state-dir", &sd, "--format", "json"],
+            "json-clear",
+        ),
+    );
+    assert_eq!(doc["recipients"], 1);
+    let doc = matching_schema(
+        "secret-rotate",
+        &strata(&[
+            "secret",
+            "rotate",
+            "--state-dir",
+            &sd,
+            "--repo",
+            &p(&git),
+            "--format",
+            "json",
+        ]),
+    );
+    assert_eq!(doc["reencrypt"][0]["line"], 4, "{doc}");
+    assert_eq!(doc["recipients"].as_array().map(Vec::len), Some(2));
+    let doc = matching_schema(
+        "secret-reencrypt",
+        &strata(&[
+            "secret",
+            "reencrypt",
+            "--state-dir",
+            &sd,
+            "--repo",
+            &p(&git),
+            "--format",
+            "json",
+        ]),
+    );
+    assert_eq!(doc["files"], serde_json::json!(["cluster.kdl"]), "{doc}");
 }

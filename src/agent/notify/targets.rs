@@ -265,6 +265,6 @@ mod tests {
         reported by: lab1.example.com
         at:          2026-12-06 11:00:00 UTC
         ");
-        insta::assert_snapshot!(e.webhook_body(WebhookFormat::Json, "2026-12-06 11:00:00 UTC").to_string(), @r#"{"alert":"peer-lost","at":"2026-12-06 11:00:00 UTC","class":"clustering","machine":"lab3.example.com","reported_by":"lab1.example.com","severity":"critical","summary":"lab3.example.com cannot be reached"}"#);
+        insta::assert_snapshot!(e.webhook_body(WebhookFormat::Json, "2026-12-06 11:00:00 UTC").to_string(), @r#"{"alert":"peer-lost","class":"clustering","severity":"critical","machine":"lab3.example.com","reported_by":"lab1.example.com","at":"2026-12-06 11:00:00 UTC","summary":"lab3.example.com cannot be reached"}"#);
     }
 }

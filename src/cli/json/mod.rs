@@ -11,6 +11,16 @@ use serde::Serialize;
 use crate::config::Problem;
 use crate::config::diagnostics::Omitted;
 
+mod cluster;
+mod secret;
+
+pub use cluster::{
+    CommitJson, DeleteGroupJson, GroupJson, JoinJson, MembershipAction, MembershipJson,
+    PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RepairJson, SetGroupJson,
+    SetNameJson, UserJson,
+};
+pub use secret::{EncryptJson, RecipientsJson, ReencryptJson, RotateJson, SiteJson};
+
 /// A problem found in a file: what diagnostics show, as data.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -239,99 +249,6 @@ pub struct ManpagesJson {
     pub pages: Vec<String>,
 }
 
-/// What a cluster administration command (`cluster passwd`, `setname`, `addgroup`,
-/// `setgroup`, `renamegroup`, `deletegroup`, `prepjoin add|delete`) prints: the change
-/// set it committed, or `null` when there was nothing to change, and its own fields `T`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct CommitJson<T> {
-    /// The machine whose agent committed it.
-    pub machine: String,
-    /// The change set (`null`: nothing to change).
-    pub change_set: Option<Box<crate::state::ChangeSetSummary>>,
-    /// What it did on that machine (absent when nothing changed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub running: Option<crate::protocol::RunReport>,
-    /// The command's own fields.
-    #[serde(flatten)]
-    pub what: T,
-}
-
-/// `cluster passwd`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct UserJson {
-    /// The user whose passphrase was set.
-    pub user: String,
-}
-
-/// `cluster setname`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct SetNameJson {
-    /// The cluster's new name.
-    pub cluster: String,
-}
-
-/// `cluster addgroup`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct GroupJson {
-    /// The group added.
-    pub group: String,
-}
-
-/// `cluster setgroup`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct SetGroupJson {
-    /// The machine moved.
-    pub machine_moved: String,
-    /// Its group now.
-    pub group: String,
-}
-
-/// `cluster renamegroup`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct RenameGroupJson {
-    /// The old name.
-    pub from: String,
-    /// The new name.
-    pub to: String,
-}
-
-/// `cluster deletegroup`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DeleteGroupJson {
-    /// The group deleted.
-    pub group: String,
-    /// Where its machines went (`null`: it had none).
-    pub move_to: Option<String>,
-}
-
-/// `cluster prepjoin add`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct PrepjoinAddJson {
-    /// The machine registered to join.
-    pub host: String,
-    /// Its serial number.
-    pub serial: String,
-    /// Its host key, an OpenSSH public-key line.
-    pub key: String,
-}
-
-/// `cluster prepjoin delete`'s fields.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct PrepjoinHostJson {
-    /// The machine no longer registered.
-    pub host: String,
-}
-
-/// `cluster prepjoin list --format json`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct PrepjoinListJson {
-    /// The machine that answered.
-    pub machine: String,
-    /// The machines registered to join.
-    pub entries: Vec<crate::protocol::status::PendingEntry>,
-}
-
 /// `strata export-xml --format json`: what was exported.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -404,34 +321,6 @@ pub struct ImportXmlJson {
     pub summary: std::collections::BTreeMap<String, Vec<String>>,
     /// Warnings the repo has afterwards.
     pub warnings: usize,
-}
-
-/// `strata secret recipient|retire --format json`: the cluster's identities.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct RecipientsJson {
-    /// The machine that answered.
-    pub machine: String,
-    /// Each identity the cluster decrypts with, the current one first.
-    pub recipients: Vec<crate::protocol::message::RecipientInfo>,
-}
-
-/// `strata cluster join --format json`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
-pub struct JoinJson {
-    /// The cluster joined.
-    pub joined: String,
-    /// The machine that joined.
-    pub machine: String,
-    /// The member it joined through.
-    pub member: String,
-    /// Its group.
-    pub group: String,
-    /// Its standalone sections the cluster's replaced.
-    pub replaced: Vec<String>,
-    /// Anything the member said (a repo's group won, say).
-    pub notes: Vec<String>,
 }
 
 /// `strata log --format json`.
@@ -514,6 +403,16 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ),
         ("manpages", schema_for!(ManpagesJson)),
         ("log-conflicts", schema_for!(ConflictsJson)),
+        (
+            "cluster-disconnect",
+            schema_for!(CommitJson<MembershipJson>),
+        ),
+        ("cluster-reconnect", schema_for!(CommitJson<MembershipJson>)),
+        ("cluster-remove", schema_for!(CommitJson<MembershipJson>)),
+        ("cluster-repair", schema_for!(RepairJson)),
+        ("secret-encrypt", schema_for!(EncryptJson)),
+        ("secret-rotate", schema_for!(RotateJson)),
+        ("secret-reencrypt", schema_for!(ReencryptJson)),
     ]
 }
 
