@@ -6,7 +6,7 @@
 //! clustercheck), serves the config repo over git ([`git_serve`]), follows a repo
 //! ([`follow`]), and runs each result: the running-config files and hooks ([`running`]),
 //! then gives freed memory back ([`memory`]). Under systemd it says when it is ready
-//! and healthy ([`systemd`]).
+//! and healthy ([`systemd`]). Renamed, it restarts under its new name ([`rename`]).
 //!
 //! Concurrency: requests arrive on async SSH tasks and do blocking work on blocking
 //! threads; the node's two locks and their order are described in
@@ -19,6 +19,7 @@ pub mod memory;
 pub mod mesh;
 pub mod metrics;
 pub mod notify;
+pub mod rename;
 pub mod repair;
 pub mod running;
 pub mod server;
@@ -94,6 +95,8 @@ pub struct Agent {
     pub metrics: Arc<metrics::Metrics>,
     /// Where alerts go ([`notify`]), once the agent runs.
     pub notifier: Arc<std::sync::OnceLock<notify::Notifier>>,
+    /// Asked when a change renamed this machine: the agent restarts under the new name.
+    pub restart: Arc<rename::Restart>,
 }
 
 impl Agent {
@@ -105,8 +108,9 @@ impl Agent {
         machine: Option<&str>,
         listen: Option<&str>,
     ) -> Result<Arc<Agent>, AgentError> {
-        let state = StateDir::open(dir, machine, listen)?;
+        let mut state = StateDir::open(dir, machine, listen)?;
         let store = DiskStore::open(&state.layout.store())?;
+        rename::take_new_name(&mut state, &store)?;
         let record = member_record::MemberRecord::new(state.layout.member());
         if store.change_sets()?.is_empty()
             && let Some(recorded) = record.read()?
@@ -143,7 +147,13 @@ impl Agent {
         };
         // A commit is verified only if this machine's config repo holds it (a push).
         let config_repo = state.layout.dir.join(git_serve::REPO_DIR);
+        let restart = Arc::new(rename::Restart::default());
+        let asked = restart.clone();
         let node = Node::new(core, auth, applier)
+            .with_rename_hook(
+                state.host_key.public_key().clone(),
+                Box::new(move |_| asked.ask()),
+            )
             .with_change_hook(Box::new(move |cluster| {
                 if let Err(e) = record.note(cluster) {
                     tracing::error!("cannot update the membership record: {e}");
@@ -171,6 +181,7 @@ impl Agent {
             git: Default::default(),
             metrics,
             notifier,
+            restart,
         }))
     }
 

@@ -41,6 +41,7 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         args.listen.as_deref(),
     )
     .map_err(CliError::invalid)?;
+    let restart = agent.restart.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,10 +88,17 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
             network: listener,
             local: Some(local),
         };
-        let shutdown = async {
-            shutdown_signal().await;
-            #[cfg(unix)]
-            crate::agent::systemd::stopping();
+        let restart = agent.restart.clone();
+        let shutdown = async move {
+            tokio::select! {
+                _ = shutdown_signal() => {
+                    #[cfg(unix)]
+                    crate::agent::systemd::stopping();
+                }
+                // The same process runs again (systemd sees the same main PID, which
+                // says READY again once it listens).
+                _ = restart.wait() => tracing::info!("renamed: restarting under the new name"),
+            }
         };
         run(listeners, shutdown, agent.clone()).await.map_err(|e| {
             Failure::new(format!("the SSH server failed: {e}"), "see the log above")
@@ -100,6 +108,14 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
         tracing::info!("agent stopped");
         Ok::<_, CliError>(())
     })?;
+    if restart.asked() {
+        // Every file (the state dir's lock and store included) closes on exec.
+        let e = crate::agent::rename::exec_again();
+        return Err(Failure::new(
+            format!("renamed, but cannot restart: {e}"),
+            "start the agent again: it takes its new name as it starts",
+        ));
+    }
     Ok(Outcome::Ok)
 }
 

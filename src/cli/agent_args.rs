@@ -237,6 +237,28 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Rename a machine (the seed's hostname change, without leaving the cluster): its
+    /// membership, group, host key and machine-level settings go with it in one change
+    /// set, and its agent restarts under the new name (rewriting its agent.kdl).
+    #[command(after_long_help = "Examples:\n  \
+        strata cluster renamemachine lab2.example.com lab7.example.com --state-dir /var/lib/strata\n  \
+        # the new name resolves elsewhere: give the address peers dial\n  \
+        strata cluster renamemachine lab2 lab7 --address 10.1.0.7 --state-dir /var/lib/strata\n\n\
+        In a repo that declares its machines, rename it there instead: `machine \"NEW\" was=\"OLD\"`.")]
+    Renamemachine {
+        /// The machine.
+        #[arg(value_name = "OLD")]
+        old: MachineName,
+        /// Its new name.
+        #[arg(value_name = "NEW")]
+        new: MachineName,
+        /// The address peers and operators reach it at from now on (default: the one it
+        /// has).
+        #[arg(long, value_name = "ADDR")]
+        address: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Delete a group and the settings it defines; never the last group (DELETEGROUP).
     #[command(after_long_help = "Examples:\n  \
         # an empty group\n  \

@@ -128,6 +128,12 @@ pub fn run(args: ClusterArgs, out: &Output) -> Result<Outcome, CliError> {
         ClusterCommand::Renamegroup { old, new, target } => {
             admin::renamegroup(&old, &new, &target, out)
         }
+        ClusterCommand::Renamemachine {
+            old,
+            new,
+            address,
+            target,
+        } => admin::renamemachine(old, new, address, &target, out),
         ClusterCommand::Deletegroup {
             group,
             move_to,

@@ -12,7 +12,8 @@ use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::json::{
     CommitJson, DeleteGroupJson, GroupJson, MembershipAction, MembershipJson, PrepjoinAddJson,
-    PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, SetGroupJson, SetNameJson, UserJson,
+    PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RenameMachineJson, SetGroupJson,
+    SetNameJson, UserJson,
 };
 use super::output::Output;
 use super::passphrase::new_passphrase;
@@ -270,6 +271,46 @@ pub fn renamegroup(
     let request = Request::RenameGroup {
         from: from.clone(),
         to: to.clone(),
+    };
+    commit(target, request, out, report)
+}
+
+/// `strata cluster renamemachine`.
+pub fn renamemachine(
+    from: MachineName,
+    to: MachineName,
+    address: Option<String>,
+    target: &TargetArgs,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    let done = |cs: &ChangeSetSummary| {
+        let mine = Mode::Machine(to.clone());
+        let moved: Vec<String> = cs
+            .keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Section { mode, section } if *mode == mine => Some(section.to_string()),
+                _ => None,
+            })
+            .collect();
+        format!(
+            "machine {from} renamed to {to}; sections moved: {}; its agent restarts under the new name",
+            list(&moved)
+        )
+    };
+    let report = Report {
+        done: &done,
+        unchanged: &format!("machine {to} is already so named"),
+        json: RenameMachineJson {
+            from: from.to_string(),
+            to: to.to_string(),
+            address: address.clone(),
+        },
+    };
+    let request = Request::RenameMachine {
+        machine: from.clone(),
+        to: to.clone(),
+        address,
     };
     commit(target, request, out, report)
 }

@@ -1,6 +1,6 @@
 //! Tests of the mesh's membership changes on a [`MemoryStore`]: admitting a joiner (its
 //! proofs, addresses, Strata release, the machine threshold), taking the cluster, removing
-//! and leaving, disconnecting.
+//! and leaving, disconnecting, renaming.
 
 use super::*;
 use crate::state::MemoryStore;
@@ -381,5 +381,90 @@ fn a_machine_that_leaves_keeps_its_secrets_decrypted_and_no_identity() {
     assert_eq!(
         ldap.children[0].prop("bind-password"),
         Some(&crate::model::Value::String("hunter2".into()))
+    );
+}
+
+#[test]
+fn a_renamed_member_keeps_its_membership_and_sections_under_the_new_name() {
+    let mut m = member();
+    let key = host_key();
+    m.admit(
+        &admin(),
+        &request("lab2", &key),
+        &Proof::Passphrase,
+        &Catalogue::builtin(),
+        None,
+        3,
+    )
+    .unwrap();
+    let (lab2, lab9) = (
+        MachineName::new("lab2").unwrap(),
+        MachineName::new("lab9").unwrap(),
+    );
+    let before = membership_of(&m.live().unwrap(), &lab2).unwrap().clone();
+    let cs = m
+        .rename_member(&admin(), &lab2, &lab9, None, 4)
+        .unwrap()
+        .unwrap();
+    let keys: Vec<String> = cs.writes.keys().map(Key::to_string).collect();
+    assert_eq!(
+        keys,
+        [
+            "@machine:lab2",
+            "@machine:lab9",
+            "machine:lab2/interfaces",
+            "machine:lab9/interfaces"
+        ]
+    );
+    let live = m.live().unwrap();
+    assert!(membership_of(&live, &lab2).is_none());
+    assert_eq!(membership_of(&live, &lab9), Some(&before), "the same facts");
+    assert!(live.contains_key(&"machine:lab9/interfaces".parse::<Key>().unwrap()));
+
+    // lab2's own agent: the change set renames it, it does not remove it.
+    let pk = russh::keys::PublicKey::from_openssh(&key).unwrap();
+    assert_eq!(
+        crate::cluster::rename::renames(&cs, &lab2, &pk),
+        Some(lab9.clone())
+    );
+    assert_eq!(
+        crate::cluster::rename::renamed_to(&live, &lab2, &pk),
+        Some(lab9.clone())
+    );
+    assert_eq!(crate::cluster::rename::renamed_to(&live, &lab9, &pk), None);
+    let other = russh::keys::PublicKey::from_openssh(&host_key()).unwrap();
+    assert_eq!(crate::cluster::rename::renames(&cs, &lab2, &other), None);
+
+    // Again: nothing to do. Onto a member, or from a stranger: refused.
+    assert!(
+        m.rename_member(&admin(), &lab2, &lab9, None, 5)
+            .unwrap()
+            .is_none()
+    );
+    let lab1 = MachineName::new("lab1").unwrap();
+    let taken = m
+        .rename_member(&admin(), &lab9, &lab1, None, 6)
+        .unwrap_err();
+    assert!(
+        taken
+            .to_string()
+            .contains("a member of the cluster already"),
+        "{taken}"
+    );
+    let nobody = MachineName::new("nobody").unwrap();
+    let unknown = m
+        .rename_member(&admin(), &nobody, &lab2, None, 7)
+        .unwrap_err();
+    assert!(unknown.to_string().contains("not a member"), "{unknown}");
+
+    // The address alone.
+    let cs = m
+        .rename_member(&admin(), &lab9, &lab9, Some("127.0.0.19"), 8)
+        .unwrap()
+        .unwrap();
+    assert_eq!(cs.writes.len(), 1);
+    assert_eq!(
+        membership_of(&m.live().unwrap(), &lab9).unwrap().address,
+        "127.0.0.19"
     );
 }

@@ -3,7 +3,7 @@
 //! [`crate::state::MemoryStore`] and an in-memory applier in tests.
 //!
 //! A [`node::Node`] is one machine: the store and clock ([`core`]), with what an
-//! administrator changes ([`admin`]) and the membership ([`membership`]); the users and
+//! administrator changes ([`admin`]) and the membership ([`membership`], with renaming a member: [`rename`]); the users and
 //! their roles ([`users`]) and who may log in ([`auth`], with the delays refusals earn,
 //! [`penalties`]); who asks and the refusal they may get ([`caller`]); the checks every write passes — the caller's authority and the
 //! writes' validity ([`authorize`]), and the follower's and the change freezes' refusals
@@ -24,6 +24,7 @@ pub mod guard;
 pub mod membership;
 pub mod node;
 pub mod penalties;
+pub mod rename;
 pub mod requests;
 pub mod secrets;
 pub mod users;

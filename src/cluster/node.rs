@@ -57,7 +57,14 @@ pub struct Node<S, A> {
     on_change: Option<ChangeHook>,
     /// Whether the agent's config repo holds a commit with this author and message.
     holds_commit: Option<CommitCheck>,
+    /// This machine's host key: what it is, whatever it is named ([`super::rename`]).
+    host_key: Option<russh::keys::PublicKey>,
+    /// Told when a change renamed this machine, with its new name.
+    on_rename: Option<RenameHook>,
 }
+
+/// What [`Node::with_rename_hook`] is given.
+pub type RenameHook = Box<dyn Fn(&MachineName) + Send + Sync>;
 
 /// What [`Node::with_change_hook`] is given.
 pub type ChangeHook = Box<dyn Fn(Option<&str>) + Send + Sync>;
@@ -101,6 +108,8 @@ impl<S: Store, A: Applier> Node<S, A> {
             last_run: Mutex::new(None),
             on_change: None,
             holds_commit: None,
+            host_key: None,
+            on_rename: None,
             store_health,
         }
     }
@@ -109,6 +118,15 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// cluster its store names.
     pub fn with_change_hook(mut self, hook: ChangeHook) -> Node<S, A> {
         self.on_change = Some(hook);
+        self
+    }
+
+    /// This node, knowing this machine by its host key `key` too: a change that moves
+    /// the key's membership to another name renames it (`hook` is told the new name)
+    /// instead of removing it ([`super::rename`]).
+    pub fn with_rename_hook(mut self, key: russh::keys::PublicKey, hook: RenameHook) -> Node<S, A> {
+        self.host_key = Some(key);
+        self.on_rename = Some(hook);
         self
     }
 
@@ -254,7 +272,20 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// The post-commit pipeline: reread the store, refresh users and catalogue, then run
     /// the machine's effective config through the applier (see the module header for the
     /// locks).
-    fn after_change(&self, core: MutexGuard<'_, Core<S>>) -> RunReport {
+    fn after_change(&self, mut core: MutexGuard<'_, Core<S>>) -> RunReport {
+        let machines = core
+            .store
+            .live_under(&["@machine:".into(), "@prepjoin:".into()]);
+        // Renamed: its config runs under the new name from now on, so nothing it runs
+        // changes; the agent takes the name for good as it restarts.
+        let renamed = match (&machines, &self.host_key) {
+            (Ok(machines), Some(key)) => super::rename::renamed_to(machines, &core.machine, key),
+            _ => None,
+        };
+        if let Some(new) = &renamed {
+            tracing::warn!(was = %core.machine, now = %new, "this machine was renamed");
+            core.machine = new.clone();
+        }
         let live = match core.machine_view() {
             Ok(live) => live,
             Err(e) => {
@@ -271,19 +302,16 @@ impl<S: Store, A: Applier> Node<S, A> {
                 },
             );
         }
-        match core
-            .store
-            .live_under(&["@machine:".into(), "@prepjoin:".into()])
-        {
-            Ok(machines) => self.refresh_machines(&machines),
+        match &machines {
+            Ok(machines) => self.refresh_machines(machines, &core.machine),
             Err(e) => tracing::error!("cannot read the membership after a change: {e}"),
         }
         let catalogue = self.refresh_catalogue(&live);
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        let me = core.machine.clone();
         drop(core);
-        let (config, undecrypted) =
-            super::applier::running_config_checked(&live, &self.machine, &catalogue);
-        let mut report = self.applier.apply(&self.machine, &config);
+        let (config, undecrypted) = super::applier::running_config_checked(&live, &me, &catalogue);
+        let mut report = self.applier.apply(&me, &config);
         if !undecrypted.is_empty() {
             // Reported as a failed step of the run, as a failing hook is: apply fails
             // with it and status shows it.
@@ -302,6 +330,9 @@ impl<S: Store, A: Applier> Node<S, A> {
         }
         *self.last_run.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::state::wall_ms(), report.clone()));
+        if let (Some(new), Some(hook)) = (&renamed, &self.on_rename) {
+            hook(new);
+        }
         report
     }
 
@@ -341,7 +372,7 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.auth.set_users(users);
     }
 
-    fn refresh_machines(&self, live: &Live) {
+    fn refresh_machines(&self, live: &Live, me: &MachineName) {
         let key = |text: &str, m: &MachineName| {
             russh::keys::PublicKey::from_openssh(text)
                 .map_err(|e| tracing::error!(machine = %m, "a stored host key cannot be read: {e}"))
@@ -350,7 +381,7 @@ impl<S: Store, A: Applier> Node<S, A> {
         let mut keys = super::auth::MachineKeys::default();
         for (k, e) in live {
             match (k, &e.value) {
-                (Key::Machine(m), Some(EntryValue::Machine(info))) if *m != self.machine => {
+                (Key::Machine(m), Some(EntryValue::Machine(info))) if m != me => {
                     if let Some(pk) = info.host_key.as_deref().and_then(|t| key(t, m)) {
                         keys.members.push((m.clone(), pk));
                     }
@@ -469,7 +500,11 @@ impl<S: Store, A: Applier> Node<S, A> {
         wall_ms: u64,
     ) -> Result<RunReport, Refusal> {
         let me = Key::Machine(self.machine.clone());
-        if change_set.writes.get(&me) == Some(&None) {
+        let renamed = self
+            .host_key
+            .as_ref()
+            .and_then(|k| super::rename::renames(&change_set, &self.machine, k));
+        if change_set.writes.get(&me) == Some(&None) && renamed.is_none() {
             let mut core = self.lock_core();
             let live = core.live()?;
             let wins = live

@@ -74,8 +74,10 @@ pub struct JoinRequest {
 /// 7 adds the config repo's objects between members ([`super::wire::Query::GitPack`])
 /// and what a member serves to `status` ([`super::sync_status::Served`]); 8 adds
 /// [`Request::Repair`], which rebuilds a member's lost store from a peer; 9 adds the
-/// cluster's identities (entries an agent of 8 cannot read) and the `Secret…` requests.
-pub const PROTOCOL: u32 = 9;
+/// cluster's identities (entries an agent of 8 cannot read) and the `Secret…` requests;
+/// 10 adds [`Request::RenameMachine`] (an agent of 9 would take the rename of itself for
+/// its removal, and leave the cluster).
+pub const PROTOCOL: u32 = 10;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -272,6 +274,16 @@ pub enum Request {
     Remove {
         /// The machine.
         machine: MachineName,
+    },
+    /// Rename a member, keeping its membership, settings and history
+    /// ([`crate::cluster::rename`]).
+    RenameMachine {
+        /// The member.
+        machine: MachineName,
+        /// Its new name.
+        to: MachineName,
+        /// Its new address (`None`: it keeps its address).
+        address: Option<String>,
     },
     /// From a member logged in with its host key: this channel becomes the mesh link
     /// between the two machines.

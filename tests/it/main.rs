@@ -44,6 +44,7 @@ mod notify;
 mod ownership;
 mod packaging;
 mod plan_digest;
+mod rename;
 mod replication;
 mod secrets;
 mod shell_tools;

@@ -244,6 +244,32 @@ impl MeshHarness {
         self.relays.set_target(i, Some(addr));
     }
 
+    /// Machine `i`'s agent, renamed `name`, restarts by itself under it: waits until it
+    /// says it started as `name`, and points its relay at its new port.
+    pub fn renamed(&mut self, i: usize, name: &str) {
+        let m = &mut self.machines[i - 1];
+        let log = m.dir.join("agent.stderr");
+        let started = format!("agent started machine={name}");
+        let addr = wait_until(
+            Duration::from_secs(30),
+            &format!("{} restarts as {name}", m.name),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let address = std::fs::read_to_string(m.dir.join("address")).unwrap_or_default();
+                match (text.contains(&started), address.trim()) {
+                    (true, a) if !a.is_empty() => Ok(a.to_owned()),
+                    _ => Err(text.lines().last().unwrap_or_default().to_owned()),
+                }
+            },
+        );
+        m.name = name.to_owned();
+        if let Some(agent) = m.agent.as_mut() {
+            agent.addr = addr;
+        }
+        let addr = m.agent_addr();
+        self.relays.set_target(i, Some(addr));
+    }
+
     /// Machine `i` "upgraded": its agent restarted on the same state dir, saying it runs
     /// Strata `version` (a debug build's test-only `STRATA_TEST_VERSION`), as every later
     /// restart will.

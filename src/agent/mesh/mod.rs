@@ -239,6 +239,16 @@ pub fn handle(agent: &Agent, who: &Authed, request: &Request) -> Option<Response
             Err(denied) => denied,
             Ok(caller) => remove(agent, &caller, machine),
         },
+        Request::RenameMachine {
+            machine,
+            to,
+            address,
+        } => match admin(who) {
+            Err(denied) => denied,
+            Ok(caller) => agent.node.commit(|core| {
+                core.rename_member(&caller, machine, to, address.as_deref(), wall_ms())
+            }),
+        },
         Request::Check => match mesh {
             Some(mesh) => clustercheck::check(agent, mesh),
             None => not_running(),

@@ -377,7 +377,25 @@ impl Runtime {
         }
         let now = self.now_ms();
         self.table.heard(&via, now);
+        if env.from != via
+            && matches!(env.body, PeerMsg::Ping { .. })
+            && !self.table.peers().contains(&env.from)
+        {
+            // The member at the other end speaks under a name no member has: it was
+            // renamed while away. Its new membership tells it (`cluster::rename`).
+            tracing::info!(peer = %via, was = %env.from, "a renamed member speaks under its old name: sending it its membership");
+            self.send_memberships(&via);
+        }
         if env.to != self.me.machine {
+            if let PeerMsg::ChangeSets { sets } = &env.body
+                && env.from == via
+                && !self.table.peers().contains(&env.to)
+            {
+                // Addressed, by the member that sent it over this very link, to a name
+                // that is no peer here: this machine, renamed before it learnt so.
+                self.merge(sets.clone());
+                return;
+            }
             if env.ttl > 0 {
                 self.route(Envelope {
                     ttl: env.ttl - 1,

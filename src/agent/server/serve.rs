@@ -161,13 +161,13 @@ pub async fn serve(
         }
         if let Request::PeerLink { machine } = &request {
             match peer_link(&agent, &who, machine, &client_version) {
-                Ok(()) => {
+                Ok(member) => {
                     if conn.send(&Response::PeerLinked).await.is_err() {
                         return;
                     }
                     drop(token);
                     if let Some(mesh) = agent.mesh.get() {
-                        mesh.adopt(machine.clone(), conn.retype());
+                        mesh.adopt(member, conn.retype());
                     }
                     return;
                 }
@@ -208,20 +208,31 @@ pub async fn serve(
 }
 
 /// Whether `who` may turn this channel into the mesh link of `machine`, which said it
-/// runs Strata `version`: only a member logged in with its own host key, of this
-/// machine's release ([`crate::protocol::version`]), to a running mesh.
+/// runs Strata `version`, and the member the link is to: only a member logged in with
+/// its own host key, of this machine's release ([`crate::protocol::version`]), to a
+/// running mesh. A member is its key: one that asks under a name no member has any
+/// more was renamed while it was away, and learns it over this link
+/// ([`crate::cluster::rename`]).
 fn peer_link(
     agent: &Agent,
     who: &Authed,
     machine: &crate::model::MachineName,
     version: &str,
-) -> Result<(), String> {
-    match &who.principal {
-        crate::cluster::auth::Principal::Peer(m) if m == machine => {}
+) -> Result<crate::model::MachineName, String> {
+    let member = match &who.principal {
+        crate::cluster::auth::Principal::Peer(m) if m == machine => m.clone(),
         crate::cluster::auth::Principal::Peer(m) => {
-            return Err(format!(
-                "{m} logged in with its host key but asks for a link as {machine}"
-            ));
+            let still = agent
+                .node
+                .entries(&[crate::model::Key::Machine(machine.clone())])
+                .map_err(|e| e.to_string())?;
+            if still.values().any(|e| e.value.is_some()) {
+                return Err(format!(
+                    "{m} logged in with its host key but asks for a link as {machine}"
+                ));
+            }
+            tracing::info!(was = %machine, now = %m, "a renamed member links under its old name; it learns the new one");
+            m.clone()
         }
         _ => {
             return Err(format!(
@@ -229,7 +240,7 @@ fn peer_link(
                 who.user
             ));
         }
-    }
+    };
     let ours = crate::protocol::strata_version();
     if !crate::protocol::version::compatible(version, ours) {
         let me = agent.node.machine();
@@ -240,7 +251,7 @@ fn peer_link(
     if agent.mesh.get().is_none() {
         return Err("this agent runs no mesh".into());
     }
-    Ok(())
+    Ok(member)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 /// What a cluster administration command (`cluster passwd`, `setname`, `addgroup`,
-/// `setgroup`, `renamegroup`, `deletegroup`, `prepjoin add|delete`, `disconnect`,
+/// `setgroup`, `renamegroup`, `renamemachine`, `deletegroup`, `prepjoin add|delete`, `disconnect`,
 /// `reconnect`, `remove`) prints: the change
 /// set it committed, or `null` when there was nothing to change, and its own fields `T`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -59,6 +59,17 @@ pub struct RenameGroupJson {
     pub from: String,
     /// The new name.
     pub to: String,
+}
+
+/// `cluster renamemachine`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RenameMachineJson {
+    /// The old name.
+    pub from: String,
+    /// The new name.
+    pub to: String,
+    /// The address it was given (`null`: it kept its own).
+    pub address: Option<String>,
 }
 
 /// `cluster deletegroup`'s fields.

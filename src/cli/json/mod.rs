@@ -16,8 +16,8 @@ mod secret;
 
 pub use cluster::{
     CommitJson, DeleteGroupJson, GroupJson, JoinJson, MembershipAction, MembershipJson,
-    PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RepairJson, SetGroupJson,
-    SetNameJson, UserJson,
+    PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RenameMachineJson,
+    RepairJson, SetGroupJson, SetNameJson, UserJson,
 };
 pub use secret::{EncryptJson, RecipientsJson, ReencryptJson, RotateJson, SiteJson};
 
@@ -383,6 +383,10 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         (
             "cluster-renamegroup",
             schema_for!(CommitJson<RenameGroupJson>),
+        ),
+        (
+            "cluster-renamemachine",
+            schema_for!(CommitJson<RenameMachineJson>),
         ),
         (
             "cluster-deletegroup",

@@ -1,0 +1,166 @@
+//! Renaming a member — the seed's FAQ on changing a clustered appliance's hostname, done
+//! without leaving the cluster: `strata cluster renamemachine OLD NEW`, with the machine
+//! up and with it away. It keeps its identity (host key), its machine-level settings and
+//! its history; its agent restarts under the new name; the old name is gone.
+
+use std::path::Path;
+
+use crate::agent_support::{ok, stderr};
+use crate::cluster_support::{apply, clean, json, logged_ids, running};
+use crate::json_schemas::matching_schema;
+use crate::mesh_support::{MeshHarness, wait_until};
+
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A repo of machines lab1..=lab3 in which lab2 has a dns of its own, and its hostname.
+fn repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("cluster.kdl"),
+        "cluster \"americas\" {\n    cluster-mesh ping-interval-ms=100\n    dns { server \"10.0.0.53\"; }\n}\n\
+         group \"Main_Group\"\nmachine \"lab1.example.com\"\n\
+         machine \"lab2.example.com\" {\n    dns { server \"10.2.2.2\"; }\n    hostname \"lab2.example.com\"\n}\n\
+         machine \"lab3.example.com\"\n",
+    )
+    .unwrap();
+}
+
+/// The machine names `cluster list` on machine `i` shows.
+fn listed(h: &MeshHarness, i: usize) -> Vec<String> {
+    let v = json(&h.strata(i, &["cluster", "list", "--format", "json"]));
+    let mut names: Vec<String> = v["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["machines"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_renamed_member_keeps_its_key_settings_and_history_and_its_agent_takes_the_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = MeshHarness::start(tmp.path(), 3);
+    h.form(tmp.path(), "americas");
+    let dir = tmp.path().join("repo");
+    repo(&dir);
+    ok(&apply(&h, 1, &dir, &["--wait", "30"]));
+    assert!(running(&h, 2, "dns").contains("10.2.2.2"));
+    let before = logged_ids(&h, 2);
+    let key = h.machine(2).host_public_key();
+
+    // Renamed from another member, while it runs.
+    let out = h.strata(
+        1,
+        &[
+            "cluster",
+            "renamemachine",
+            "lab2.example.com",
+            "lab7.example.com",
+            "--format",
+            "json",
+        ],
+    );
+    let doc = matching_schema("cluster-renamemachine", &out);
+    assert_eq!(doc["to"], "lab7.example.com");
+    assert!(doc["change_set"].is_object(), "{doc}");
+    h.renamed(2, "lab7.example.com");
+    let settings = std::fs::read_to_string(h.machine(2).dir.join("agent.kdl")).unwrap();
+    assert!(
+        settings.contains("machine \"lab7.example.com\""),
+        "{settings}"
+    );
+    let status = json(&h.strata(2, &["status", "--format", "json"]));
+    assert_eq!(status["machine"], "lab7.example.com", "{status}");
+    // The same key, the same machine-level settings, the history kept.
+    assert_eq!(h.machine(2).host_public_key(), key);
+    assert!(running(&h, 2, "dns").contains("10.2.2.2"));
+    // Its hostname named it by the old name: now by the new one.
+    assert!(
+        running(&h, 2, "hostname").contains("lab7.example.com"),
+        "{}",
+        running(&h, 2, "hostname")
+    );
+    let after = logged_ids(&h, 2);
+    assert!(
+        before.iter().all(|id| after.contains(id)),
+        "{before:?} {after:?}"
+    );
+    for i in 1..=3 {
+        wait_until(SETTLE, &format!("lab{i} lists lab7, not lab2"), || {
+            let names = listed(&h, i);
+            if names == ["lab1.example.com", "lab3.example.com", "lab7.example.com"] {
+                Ok(())
+            } else {
+                Err(format!("{names:?}"))
+            }
+        });
+    }
+    clean(&h, 1);
+    // A member under its new name: what it commits reaches the others.
+    ok(&h.strata(2, &["cluster", "addgroup", "Paris"]));
+    wait_until(SETTLE, "lab1 has lab7's group", || {
+        let v = json(&h.strata(1, &["cluster", "list", "--format", "json"]));
+        if v.to_string().contains("\"Paris\"") {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
+    // The old name is no member any more; the new one is taken.
+    let out = h.strata(
+        1,
+        &[
+            "cluster",
+            "renamemachine",
+            "lab2.example.com",
+            "lab9.example.com",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a member"), "{}", stderr(&out));
+    let out = h.strata(
+        1,
+        &[
+            "cluster",
+            "renamemachine",
+            "lab3.example.com",
+            "lab7.example.com",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("a member of the cluster already"));
+
+    // Renamed while its agent is stopped: it starts under its old name, links, learns
+    // the rename from a peer instead of taking it for its removal, and takes the name.
+    assert!(h.terminate(3).success());
+    ok(&h.strata(
+        1,
+        &[
+            "cluster",
+            "renamemachine",
+            "lab3.example.com",
+            "lab8.example.com",
+        ],
+    ));
+    h.restart(3);
+    h.renamed(3, "lab8.example.com");
+    let status = json(&h.strata(3, &["status", "--format", "json"]));
+    assert_eq!(status["machine"], "lab8.example.com", "{status}");
+    assert!(
+        !h.machine(3).log().contains("removed from the cluster"),
+        "{}",
+        h.machine(3).log()
+    );
+    wait_until(SETTLE, "lab8 lists the cluster as it is", || {
+        let names = listed(&h, 3);
+        if names == ["lab1.example.com", "lab7.example.com", "lab8.example.com"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    });
+    clean(&h, 3);
+}
