@@ -318,6 +318,7 @@ impl<S: Store> Core<S> {
             declared: existing.is_some_and(|m| m.declared),
             strata_version: request.strata_version.clone(),
             appliance_version: request.appliance_version.clone(),
+            was: None,
         };
         let mut writes = Writes::new();
         writes.insert(

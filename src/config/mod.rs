@@ -69,6 +69,9 @@ pub struct ModeDecl {
     /// Machines only: the `appliance-version=` property (the AsyncOS version the machine
     /// runs, for `validate`'s same-version rule).
     pub appliance_version: Option<Spanned>,
+    /// Machines only: the `was=` property, the machine's name before a rename: the
+    /// member of that name keeps its host key, membership and history under this one.
+    pub was: Option<Spanned>,
     /// The sections defined here, in file order.
     pub sections: Vec<SectionDecl>,
 }

@@ -11,7 +11,7 @@ pub use crate::model::is_mode_name;
 use crate::model::{GroupName, MODE_NAME_RULE, MachineName, Mode, Node};
 
 const TOP_LEVEL: [&str; 3] = ["cluster", "group", "machine"];
-const MACHINE_PROPS: [&str; 4] = ["group", "address", "serial", "appliance-version"];
+const MACHINE_PROPS: [&str; 5] = ["group", "address", "serial", "appliance-version", "was"];
 
 /// Parses every file and collects what they declare. Syntax errors and malformed
 /// top-level nodes are reported; a file that does not parse contributes nothing.
@@ -98,6 +98,7 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
         address: None,
         serial: None,
         appliance_version: None,
+        was: None,
         sections: Vec::new(),
     };
     for entry in node.entries().iter().skip(1) {
@@ -164,6 +165,7 @@ fn top_level(file: &Arc<SourceFile>, node: &KdlNode, repo: &mut Repo, diags: &mu
             "group" => decl.group = Some(spanned),
             "address" => decl.address = Some(spanned),
             "appliance-version" => decl.appliance_version = Some(spanned),
+            "was" => decl.was = Some(spanned),
             _ => decl.serial = Some(spanned.value),
         }
     }

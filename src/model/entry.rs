@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::names::{GroupName, SectionName};
+use super::names::{GroupName, MachineName, SectionName};
 use super::{Key, Node, Value};
 
 /// A machine's membership: its group, how peers reach it, and what the mesh learns of it.
@@ -46,6 +46,12 @@ pub struct Membership {
     /// fact, as the agent reports it; a repo records its own for `validate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appliance_version: Option<String>,
+    /// What a repo's `was="OLD"` says of a machine it declares: its name before a rename
+    /// (`cluster::rename`). Only ever in the desired entries a plan is made from: a plan
+    /// takes OLD's membership facts for the new name ([`crate::plan::ownership`]), and
+    /// the value it writes has none; never stored, sent or digested.
+    #[serde(skip)]
+    pub was: Option<MachineName>,
 }
 
 impl Membership {
@@ -61,6 +67,7 @@ impl Membership {
             declared: true,
             strata_version: None,
             appliance_version: None,
+            was: None,
         }
     }
 
@@ -82,6 +89,7 @@ impl Membership {
             declared: false,
             strata_version: None,
             appliance_version: None,
+            was: None,
         }
     }
 
@@ -400,6 +408,7 @@ impl EntryValue {
                 declared: string("declared").as_deref() == Some("true"),
                 strata_version: string("strata-version"),
                 appliance_version: string("appliance-version"),
+                was: None,
             }),
             Key::Pending(_) => EntryValue::Pending(PendingJoin {
                 serial: string("serial").unwrap_or_default(),

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::config::Repo;
-use crate::model::{CatalogueSpec, EntryValue, GroupName, Key, Membership, Mode, SectionName};
+use crate::model::{
+    CatalogueSpec, EntryValue, GroupName, Key, MachineName, Membership, Mode, SectionName,
+};
 use crate::schema::Catalogue;
 
 /// Key → value, for every entry the repo declares.
@@ -34,8 +36,11 @@ pub fn desired(repo: &Repo, catalogue: &Catalogue) -> Entries {
         let (Mode::Machine(name), Ok(group)) = (&m.mode, GroupName::new(m.group_name())) else {
             continue;
         };
-        out.entry(Key::Machine(name.clone()))
-            .or_insert_with(|| membership(group, m.address(), m.serial.clone()));
+        out.entry(Key::Machine(name.clone())).or_insert_with(|| {
+            let mut value = Membership::declared(group, m.address(), m.serial.clone());
+            value.was = m.was.as_ref().and_then(|w| MachineName::new(&w.value).ok());
+            EntryValue::Machine(value)
+        });
     }
     if let Some(only) = &catalogue.builtin_only {
         out.insert(

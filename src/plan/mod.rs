@@ -8,6 +8,7 @@
 mod desired;
 mod digests;
 mod explain;
+mod machines;
 pub mod ownership;
 mod render;
 
@@ -19,9 +20,7 @@ pub use desired::{Entries, desired, membership};
 pub use digests::{DigestDiff, Digests, changed_since, compare, diff_fetched, digests_of};
 pub use render::render_human;
 
-use crate::config::Diagnostics;
 use crate::model::{EntryValue, Mode};
-use crate::resolve::entries::{EntryLayers, catalogue_of};
 use crate::schema::Catalogue;
 use crate::state::{Base, Key, Live, Source, Writes};
 
@@ -95,6 +94,10 @@ pub struct MachineChange {
     pub machine: String,
     /// True when the live state does not know the machine yet.
     pub new: bool,
+    /// The member's old name, when the plan renames it (`was=`): its sections are
+    /// compared with what it ran under that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
     /// Its sections that change.
     pub sections: Vec<SectionChange>,
 }
@@ -241,10 +244,12 @@ impl Plan {
     /// more than `--yes` (see [`Hazard`]): members removed, and the applying machine's
     /// own network sections reset to the factory default.
     pub fn hazards(&self, applying: &str) -> Vec<Hazard> {
+        let renamed = self.renamed();
         let mut out: Vec<Hazard> = self
             .actions
             .iter()
             .filter_map(|a| match (&a.key, &a.change) {
+                (Key::Machine(m), Change::Remove { .. }) if renamed.contains(m.as_str()) => None,
                 (Key::Machine(m), Change::Remove { .. }) => Some(Hazard::RemovesMember {
                     machine: m.to_string(),
                     applying: m.as_str() == applying,
@@ -266,7 +271,12 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        for m in self.machines.iter().filter(|m| m.machine == applying) {
+        let applying_renamed = renamed.contains(applying);
+        for m in self
+            .machines
+            .iter()
+            .filter(|m| m.machine == applying && !applying_renamed)
+        {
             for s in &m.sections {
                 if let (None, Some(was)) = (&s.from, &s.was)
                     && OWN_NETWORK_SECTIONS.contains(&s.section.as_str())
@@ -290,6 +300,12 @@ impl Plan {
             .iter()
             .map(|a| &a.key)
             .find(|k| !seen.insert(*k))
+    }
+
+    /// The members this plan renames (`was=` in the repo): their old names, whose
+    /// membership it removes while it writes their host key under a new name.
+    fn renamed(&self) -> BTreeSet<&str> {
+        machines::renames(&self.actions).into_values().collect()
     }
 
     /// What applying writes: key → value (`None`: a tombstone).
@@ -367,7 +383,7 @@ fn plan_against(
             )
         })
         .collect();
-    let machines = machine_changes(desired, catalogue, &live_values, &actions);
+    let machines = machines::machine_changes(desired, catalogue, &live_values, &actions);
     let shadows = explain::shadows(desired, &actions);
     let unreached = explain::unreached(desired, &actions);
     Plan {
@@ -394,8 +410,17 @@ fn ownership_applied<'a>(
     let mut notes = Vec::new();
     let mut adjusted: Vec<(Key, EntryValue)> = Vec::new();
     for (key, new) in desired {
-        let old = live.get(key).copied();
+        let old = ownership::live_under_rename(key, new, |k| live.get(k).copied());
         let kept = ownership::over_live(key, new, old);
+        if let (EntryValue::Machine(d), None) = (new, live.get(key))
+            && let Some(was) = &d.was
+            && old.is_some()
+        {
+            notes.push((
+                key.clone(),
+                format!("renamed from {was}: the member keeps its host key, group facts and history, and its agent restarts under the new name"),
+            ));
+        }
         if let (Some(EntryValue::Section(old)), EntryValue::Section(n)) = (old, &kept) {
             let replaced = ownership::replaced_hashes(old, n);
             if !replaced.is_empty() {
@@ -437,318 +462,6 @@ fn ownership_applied<'a>(
     (std::borrow::Cow::Owned(out), notes)
 }
 
-fn machine_changes(
-    desired: &Entries,
-    catalogue: &Catalogue,
-    live: &BTreeMap<&Key, &EntryValue>,
-    actions: &[Action],
-) -> Vec<MachineChange> {
-    if actions.is_empty() {
-        return Vec::new();
-    }
-    let live_catalogue = catalogue_of(
-        live.iter().map(|(k, v)| (*k, *v)),
-        &mut Diagnostics::default(),
-    );
-    let after = EntryLayers::new(desired.iter());
-    let before = EntryLayers::new(live.iter().map(|(k, v)| (*k, *v)));
-    let machines: BTreeSet<&str> = after.machines().chain(before.machines()).collect();
-    // What the actions can change: the sections they write, on every machine — or every
-    // section, where the catalogue changes (factory defaults) or a machine's membership
-    // does (its group). A thousand-machine plan resolves only what it must.
-    let catalogue_changes = actions
-        .iter()
-        .any(|a| matches!(a.key, Key::Catalogue | Key::Schema(_)));
-    let written: BTreeSet<&str> = actions
-        .iter()
-        .filter_map(|a| match &a.key {
-            Key::Section { section, .. } => Some(section.as_str()),
-            _ => None,
-        })
-        .collect();
-    let moved: BTreeSet<&str> = actions
-        .iter()
-        .filter_map(|a| match &a.key {
-            Key::Machine(m) => Some(m.as_str()),
-            _ => None,
-        })
-        .collect();
-    let every: BTreeSet<&str> = catalogue.names().chain(live_catalogue.names()).collect();
-    let mut out = Vec::new();
-    for m in machines {
-        let names = if catalogue_changes || moved.contains(m) {
-            &every
-        } else {
-            &written
-        };
-        let a = after.effective_of(catalogue, m, names.iter().copied());
-        let b = before.effective_of(&live_catalogue, m, names.iter().copied());
-        let names: BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
-        // A machine that arrives or leaves lists the sections modes define for it; one
-        // that stays also lists factory defaults that change (a schema's new default).
-        let stays = after.knows(m) && before.knows(m);
-        let sections: Vec<SectionChange> = names
-            .into_iter()
-            .filter(|s| a.get(s).map(|x| x.0) != b.get(s).map(|x| x.0))
-            .filter(|s| {
-                stays
-                    || a.get(s).is_some_and(|x| x.1.is_some())
-                    || b.get(s).is_some_and(|x| x.1.is_some())
-            })
-            .map(|s| SectionChange {
-                section: s.to_owned(),
-                from: a.get(s).and_then(|x| x.1.cloned()),
-                was: b.get(s).and_then(|x| x.1.cloned()),
-            })
-            .collect();
-        if !sections.is_empty() {
-            out.push(MachineChange {
-                machine: m.to_owned(),
-                new: !before.knows(m),
-                sections,
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::config::{Diagnostics, SourceFile, parse_files};
-    use crate::state::{ChangeMeta, MemoryStore, Proposal, Store};
-
-    pub(super) fn entries(text: &str) -> Entries {
-        let mut diags = Diagnostics::default();
-        desired(
-            &parse_files(vec![SourceFile::new("r.kdl", text)], &mut diags),
-            &Catalogue::builtin(),
-        )
-    }
-
-    /// Plans against the built-in catalogue.
-    fn diff(desired: &Entries, live: &Live, origin: Origin) -> Plan {
-        super::diff(desired, &Catalogue::builtin(), live, origin)
-    }
-
-    pub(super) fn origin() -> Origin {
-        Origin {
-            source: Source::Cli,
-            author: "alice".into(),
-            message: "test".into(),
-        }
-    }
-
-    pub fn apply(store: &mut MemoryStore, plan: &Plan, hlc: u64) {
-        store
-            .commit(Proposal {
-                writes: plan.writes(),
-                base: plan.base.clone(),
-                meta: ChangeMeta {
-                    author: "alice".into(),
-                    user: "alice".into(),
-                    host: "lab1".into(),
-                    source: Source::Cli,
-                    message: "t".into(),
-                    origin_kind: Default::default(),
-                },
-                version: crate::state::tests::version(hlc, "lab1"),
-                wall_ms: hlc,
-                settles: Vec::new(),
-            })
-            .unwrap();
-    }
-
-    /// A cluster with dns and ntp, Paris overriding dns, machines lab1 and lab3 (Paris).
-    pub(crate) const V1: &str = r#"
-cluster "americas" { dns { server "10.0.0.53"; }; ntp { server "ntp1"; } }
-group "Main_Group"
-group "Paris" { dns { server "192.0.2.53"; } }
-machine "lab1"
-machine "lab3" group="Paris"
-"#;
-    const V2: &str = r#"
-cluster "americas" { dns { server "10.0.0.99"; } }
-group "Main_Group"
-group "Paris" { dns { server "192.0.2.53"; } }
-machine "lab1"
-machine "lab3" group="Paris"
-machine "lab4" group="Paris"
-"#;
-
-    #[test]
-    fn plan_apply_plan_reaches_a_fixed_point() {
-        let mut store = MemoryStore::default();
-        let p1 = diff(&entries(V1), &store.live().unwrap(), origin());
-        assert!(
-            p1.actions
-                .iter()
-                .all(|a| matches!(a.change, Change::Create { .. }))
-        );
-        assert!(p1.base.values().all(Option::is_none));
-        apply(&mut store, &p1, 1);
-        assert!(diff(&entries(V1), &store.live().unwrap(), origin()).is_empty());
-
-        let p2 = diff(&entries(V2), &store.live().unwrap(), origin());
-        let summary: Vec<(String, bool)> = p2
-            .actions
-            .iter()
-            .map(|a| (a.key.to_string(), a.is_destructive()))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                ("@machine:lab4".to_owned(), false),
-                ("cluster/dns".to_owned(), false),
-                ("cluster/ntp".to_owned(), true)
-            ]
-        );
-        // The base names the versions the plan saw; a created key saw nothing.
-        assert!(p2.base[&"@machine:lab4".parse::<Key>().unwrap()].is_none());
-        assert!(p2.base[&"cluster/dns".parse::<Key>().unwrap()].is_some());
-        // Paris overrides dns: the cluster's change does not reach it.
-        assert_eq!(p2.shadows.len(), 1);
-        assert_eq!(p2.shadows[0].by, ["group:Paris".parse::<Mode>().unwrap()]);
-        // lab1 gets the new dns and loses ntp; lab3 loses ntp; lab4 is new.
-        let m: Vec<(String, Vec<String>)> = p2
-            .machines
-            .iter()
-            .map(|m| {
-                (
-                    m.machine.clone(),
-                    m.sections.iter().map(|s| s.section.clone()).collect(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            m,
-            [
-                ("lab1".to_owned(), vec!["dns".to_owned(), "ntp".to_owned()]),
-                ("lab3".to_owned(), vec!["ntp".to_owned()]),
-                ("lab4".to_owned(), vec!["dns".to_owned()]),
-            ]
-        );
-        apply(&mut store, &p2, 2);
-        assert!(diff(&entries(V2), &store.live().unwrap(), origin()).is_empty());
-        // A tombstone stays in the store but counts as absent.
-        assert_eq!(
-            store.live().unwrap()[&"cluster/ntp".parse::<Key>().unwrap()].value,
-            None
-        );
-        assert_eq!(
-            diff(&entries(V1), &store.live().unwrap(), origin())
-                .actions
-                .len(),
-            3
-        );
-    }
-
-    #[test]
-    fn removing_members_or_the_applying_machines_interfaces_is_a_hazard() {
-        const BEFORE: &str = r#"
-cluster "americas" { dns { server "10.0.0.53"; } }
-group "Main_Group"
-machine "lab1" { interfaces { interface "Data1" address="10.1.0.1/24" hostname="lab1"; } }
-machine "lab2" { interfaces { interface "Data1" address="10.1.0.2/24" hostname="lab2"; } }
-"#;
-        let mut store = MemoryStore::default();
-        apply(
-            &mut store,
-            &diff(&entries(BEFORE), &Live::new(), origin()),
-            1,
-        );
-        let live = store.live().unwrap();
-        // The repo as read when `machines/` was skipped: no machine at all.
-        let gone = diff(
-            &entries(
-                "cluster \"americas\" { dns { server \"10.0.0.53\"; } }\ngroup \"Main_Group\"\n",
-            ),
-            &live,
-            origin(),
-        );
-        let hazards: Vec<String> = gone.hazards("lab1").iter().map(|h| h.to_string()).collect();
-        assert_eq!(
-            hazards,
-            [
-                "removes machine lab1 from the cluster: the machine this apply runs through",
-                "removes machine lab2 from the cluster",
-                "resets interfaces of lab1, the machine this apply runs through, to the factory default (now defined at machine:lab1): its addresses change",
-            ]
-        );
-        // Only the applying machine's interfaces count; an ordinary change is no hazard.
-        let lab2_bare = BEFORE.replace(
-            "machine \"lab2\" { interfaces { interface \"Data1\" address=\"10.1.0.2/24\" hostname=\"lab2\"; } }",
-            "machine \"lab2\"",
-        );
-        let plan = diff(&entries(&lab2_bare), &live, origin());
-        assert!(!plan.is_empty());
-        assert!(plan.hazards("lab1").is_empty());
-        assert_eq!(plan.hazards("lab2").len(), 1);
-        let v = serde_json::to_value(&gone.hazards("lab1")[1]).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"hazard": "removes-member", "machine": "lab2", "applying": false})
-        );
-    }
-
-    #[test]
-    fn a_plan_renders_diffs_machines_and_notices() {
-        let mut store = MemoryStore::default();
-        apply(&mut store, &diff(&entries(V1), &Live::new(), origin()), 1);
-        let plan = diff(&entries(V2), &store.live().unwrap(), origin());
-        insta::assert_snapshot!(render_human(&plan), @r#"
-        desired: cli by alice: test
-
-        + @machine:lab4 (created)
-          + machine lab4 address=lab4 declared="true" group=Paris
-
-        ~ cluster/dns (changed)
-          @@ -1,3 +1,3 @@
-           dns {
-          -    server "10.0.0.53"
-          +    server "10.0.0.99"
-           }
-
-        - cluster/ntp (removed)
-          - ntp {
-          -     server ntp1
-          - }
-
-        machines whose effective config changes:
-          lab1
-              dns  from cluster
-              ntp  from factory default (was cluster)
-          lab4: new machine, 1 section defined
-          lab3
-              ntp  from factory default (was cluster)
-
-        changes that do not reach these machines (a lower level sets the section):
-          lab3, lab4
-              dns  changed at cluster, set by group:Paris
-
-        note: cluster/dns will not affect these modes, which define their own: group:Paris
-
-        plan: 1 to create, 1 to change, 1 to remove
-        "#);
-        let json = serde_json::to_value(&plan).unwrap();
-        assert_eq!(json["actions"][0]["action"], "create");
-        assert_eq!(json["actions"][0]["key"], "@machine:lab4");
-    }
-
-    #[test]
-    fn a_plan_with_two_actions_for_one_key_is_found_out() {
-        let mut plan = diff(&entries(V1), &Live::new(), origin());
-        assert_eq!(plan.duplicate_key(), None);
-        let again = plan.actions[0].clone();
-        plan.actions.push(again);
-        assert_eq!(plan.duplicate_key(), Some(&plan.actions[0].key));
-    }
-
-    #[test]
-    fn a_saved_plan_round_trips_through_json() {
-        let plan = diff(&entries(V1), &Live::new(), origin());
-        let text = serde_json::to_string(&plan).unwrap();
-        let back: Plan = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, plan);
-    }
-}
+#[path = "tests.rs"]
+pub(crate) mod tests;

@@ -35,6 +35,7 @@ pub fn over_live(key: &Key, declared: &EntryValue, live: Option<&EntryValue>) ->
     match (declared, live) {
         (EntryValue::Machine(d), Some(EntryValue::Machine(l))) => {
             let mut kept = d.clone().with_mesh_facts_of(l);
+            kept.was = None;
             // A repo that gives no `address=` declares the machine's name as its address:
             // a member keeps the address it joined (or created the cluster) with.
             if let Key::Machine(name) = key
@@ -47,8 +48,31 @@ pub fn over_live(key: &Key, declared: &EntryValue, live: Option<&EntryValue>) ->
         (EntryValue::Section(d), Some(EntryValue::Section(l))) if is_users(key) => {
             EntryValue::Section(with_hashes_of(d, l))
         }
+        (EntryValue::Machine(d), _) if d.was.is_some() => {
+            let mut kept = d.clone();
+            kept.was = None;
+            EntryValue::Machine(kept)
+        }
         _ => declared.clone(),
     }
+}
+
+/// The live entry that applying `declared` for `key` writes over: the key's own, or, for
+/// a machine the repo renamed (`was="OLD"`) that has no entry under its new name yet, the
+/// old name's — so the member keeps its host key and the rest under the new name
+/// ([`crate::cluster::rename`]).
+pub fn live_under_rename<'a>(
+    key: &Key,
+    declared: &EntryValue,
+    live: impl Fn(&Key) -> Option<&'a EntryValue>,
+) -> Option<&'a EntryValue> {
+    live(key).or_else(|| match declared {
+        EntryValue::Machine(d) => d
+            .was
+            .as_ref()
+            .and_then(|was| live(&Key::Machine(was.clone()))),
+        _ => None,
+    })
 }
 
 /// What applying a repo that does not declare `key` leaves of `live`: `None` removes the

@@ -75,9 +75,10 @@ pub fn render_human(plan: &Plan) -> String {
                     .map(|s| s.section.len())
                     .max()
                     .unwrap_or(0);
-                m.sections
+                m.renamed_from
                     .iter()
-                    .map(|s| section_change(s, width))
+                    .map(|was| format!("renamed from {was}"))
+                    .chain(m.sections.iter().map(|s| section_change(s, width)))
                     .collect()
             };
             same.entry(lines).or_default().push(&m.machine);

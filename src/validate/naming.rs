@@ -3,6 +3,7 @@
 //! uses the machine's main hostname (`sethostname`), so a machine's `hostname` section
 //! should say the name the cluster knows it by. Whether those hostnames resolve is
 //! `check`'s to say, on a member (`crate::protocol::consistency::resolution_warnings`).
+//! And a rename (`machine "NEW" was="OLD"`) must name a machine the repo left behind.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,11 +13,61 @@ use crate::config::{Diagnostics, ModeDecl, Problem, Repo};
 const INTERFACES: &str = "interfaces";
 const HOSTNAME: &str = "hostname";
 
-/// Both rules.
+/// Both rules, and that renames (`was=`) name a machine the repo no longer declares.
 pub fn check(repo: &Repo, diags: &mut Diagnostics) {
     interface_names(repo, diags);
     for machine in &repo.machines {
         hostname(machine, diags);
+    }
+    renames(repo, diags);
+}
+
+/// `was="OLD"` renames member OLD: OLD must be a machine name, not the machine's own,
+/// not one the repo still declares, and not claimed by two machines.
+fn renames(repo: &Repo, diags: &mut Diagnostics) {
+    let declared: BTreeSet<&str> = repo.machines.iter().filter_map(|m| m.mode.name()).collect();
+    let mut claimed: BTreeMap<&str, &ModeDecl> = BTreeMap::new();
+    for machine in &repo.machines {
+        let (Some(name), Some(was)) = (machine.mode.name(), &machine.was) else {
+            continue;
+        };
+        let problem = |message: String, label: &str, help: String| {
+            Problem::error("strata::repo::rename", message)
+                .at(&machine.file, was.span, label.to_owned())
+                .help(help)
+        };
+        if let Err(e) = crate::model::MachineName::new(&was.value) {
+            diags.push(problem(
+                format!("`was=\"{}\"` is not a machine name: {e}", was.value),
+                "not a machine name",
+                "give the name the machine had before, as the cluster knows it".into(),
+            ));
+        } else if was.value == name {
+            diags.push(problem(
+                format!("machine `{name}` says it was itself"),
+                "its own name",
+                "remove `was=`: it names the machine's previous name, for a rename".into(),
+            ));
+        } else if declared.contains(was.value.as_str()) {
+            diags.push(problem(
+                format!("machine `{name}` was `{}`, which the repo still declares", was.value),
+                "declared too",
+                format!(
+                    "a rename moves the member `{}` to `{name}`: remove the `machine \"{}\"` node, and move its settings here",
+                    was.value, was.value
+                ),
+            ));
+        } else if let Some(first) = claimed.insert(&was.value, machine) {
+            diags.push(problem(
+                format!(
+                    "machines `{}` and `{name}` both say they were `{}`",
+                    first.mode.name().unwrap_or_default(),
+                    was.value
+                ),
+                "claimed twice",
+                "one machine is renamed: remove the other's `was=`".into(),
+            ));
+        }
     }
 }
 

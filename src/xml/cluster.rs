@@ -338,6 +338,7 @@ fn cluster_form(
             address: attr("address"),
             serial: attr("serial").map(|s| s.value),
             appliance_version: attr("appliance-version"),
+            was: None,
             sections: sections
                 .into_iter()
                 .map(|node| SectionDecl {
@@ -387,6 +388,7 @@ pub fn standalone_repo(
         address: None,
         serial: None,
         appliance_version: None,
+        was: None,
         sections: Vec::new(),
     };
     let (mut c, mut g, mut m) = (

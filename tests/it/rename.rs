@@ -164,3 +164,94 @@ fn a_renamed_member_keeps_its_key_settings_and_history_and_its_agent_takes_the_n
     });
     clean(&h, 3);
 }
+
+#[test]
+fn a_repo_renames_a_member_with_was_and_the_apply_through_it_needs_no_removal_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = MeshHarness::start(tmp.path(), 3);
+    h.form(tmp.path(), "americas");
+    let dir = tmp.path().join("repo");
+    repo(&dir);
+    ok(&apply(&h, 1, &dir, &["--wait", "30"]));
+    let key = h.machine(2).host_public_key();
+    let text = std::fs::read_to_string(dir.join("cluster.kdl"))
+        .unwrap()
+        .replace(
+            "machine \"lab2.example.com\" {",
+            "machine \"lab6.example.com\" was=\"lab2.example.com\" {",
+        )
+        .replace(
+            "hostname \"lab2.example.com\"",
+            "hostname \"lab6.example.com\"",
+        );
+    std::fs::write(dir.join("cluster.kdl"), text).unwrap();
+    let repo_arg = dir.display().to_string();
+
+    // The plan says it is a rename: no member removed, the facts kept.
+    let out = h.strata(1, &["plan", "--repo", &repo_arg, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let plan = json(&out);
+    assert_eq!(plan["hazards"], serde_json::json!([]), "{plan}");
+    assert!(
+        plan.to_string().contains("renamed from lab2.example.com"),
+        "{plan}"
+    );
+
+    let shown = h.strata(1, &["plan", "--repo", &repo_arg]);
+    let temp = crate::support::regex_escape(&tmp.path().display().to_string());
+    insta::with_settings!({ filters => vec![
+        (temp.as_str(), "[TEMP]"),
+        (r#"host-key="[^"]+""#, "host-key=[KEY]"),
+        (r#"peer="[^"]+""#, "peer=[PEER]"),
+        (r#"serial="?\w+"?"#, "serial=[SERIAL]"),
+        (r#"strata-version="[^"]+""#, "strata-version=[VERSION]"),
+    ] }, {
+        insta::assert_snapshot!("rename_plan", crate::agent_support::stdout(&shown));
+    });
+
+    // Applied through the renamed machine itself, without --allow-member-removal.
+    ok(&apply(&h, 2, &dir, &[]));
+    h.renamed(2, "lab6.example.com");
+    assert_eq!(h.machine(2).host_public_key(), key);
+    assert!(running(&h, 2, "dns").contains("10.2.2.2"));
+    assert!(running(&h, 2, "hostname").contains("lab6.example.com"));
+    wait_until(SETTLE, "every member lists lab6", || {
+        let names: Vec<Vec<String>> = (1..=3).map(|i| listed(&h, i)).collect();
+        let want = ["lab1.example.com", "lab3.example.com", "lab6.example.com"];
+        if names.iter().all(|n| n == &want) {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    });
+    clean(&h, 1);
+    // The cluster is what the repo says: no drift, nothing left to apply.
+    let out = h.strata(1, &["check", "--repo", &repo_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        crate::agent_support::stdout(&out),
+        stderr(&out)
+    );
+    let out = h.strata(3, &["plan", "--repo", &repo_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_rename_must_leave_the_old_name_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("cluster.kdl"),
+        "cluster \"americas\"\ngroup \"Main_Group\"\nmachine \"lab1\"\nmachine \"lab6\" was=\"lab1\"\nmachine \"lab7\" was=\"lab7\"\n",
+    )
+    .unwrap();
+    let out = crate::support::strata(tmp.path(), &["validate", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains("machine `lab6` was `lab1`, which the repo still declares"),
+        "{text}"
+    );
+    assert!(text.contains("machine `lab7` says it was itself"), "{text}");
+}
