@@ -376,6 +376,7 @@ mod tests {
                 source: Source::Cli,
                 message: String::new(),
                 origin_kind: Default::default(),
+                confirm: None,
             },
         }
     }

@@ -218,6 +218,7 @@ mod conflict_tests {
                 source: Source::Cli,
                 message: String::new(),
                 origin_kind: Default::default(),
+                confirm: None,
             },
         }
     }

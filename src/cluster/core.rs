@@ -89,6 +89,7 @@ impl<S: Store> Core<S> {
             },
             source,
             message,
+            confirm: None,
         }
     }
 

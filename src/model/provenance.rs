@@ -53,6 +53,35 @@ pub struct ChangeMeta {
     /// sets recorded before it was: claimed).
     #[serde(default)]
     pub origin_kind: OriginKind,
+    /// Commit confirmed (`apply --confirm-within`): a trial, a confirmation or a revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<Confirm>,
+}
+
+/// What a change set is to commit confirmed (`apply --confirm-within`, `strata confirm`):
+/// a trial every machine reverts by its own clock unless a confirmation reaches it first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Confirm {
+    /// On trial: unless a change set confirms it by this wall time (ms since the Unix
+    /// epoch, by each machine's own clock), every machine reverts it.
+    Trial {
+        /// The deadline.
+        by_ms: u64,
+    },
+    /// Confirms the trial change set of this version (`strata confirm`); writes nothing.
+    Confirms {
+        /// The trial's version.
+        version: Version,
+    },
+    /// Reverts the trial change set of this version, unconfirmed when its time ran out:
+    /// writes back the values it replaced. Its writes win over the trial's (and over
+    /// other reverts of it made earlier) and lose to every write made after the trial
+    /// ([`crate::state::precedence`]), so a revert undoes the trial and nothing else.
+    Reverts {
+        /// The trial's version.
+        version: Version,
+    },
 }
 
 impl ChangeMeta {

@@ -218,6 +218,7 @@ machine "lab3" group="Paris"
                     source: Source::Cli,
                     message: "joined".into(),
                     origin_kind: Default::default(),
+                    confirm: None,
                 },
                 version: crate::state::tests::version(2, "lab1"),
                 wall_ms: 2,

@@ -37,6 +37,7 @@ pub fn apply(store: &mut MemoryStore, plan: &Plan, hlc: u64) {
                 source: Source::Cli,
                 message: "t".into(),
                 origin_kind: Default::default(),
+                confirm: None,
             },
             version: crate::state::tests::version(hlc, "lab1"),
             wall_ms: hlc,

@@ -323,6 +323,7 @@ mod tests {
                     source: Source::Cli,
                     message: String::new(),
                     origin_kind: Default::default(),
+                    confirm: None,
                 },
             },
             removed,

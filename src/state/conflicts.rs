@@ -68,8 +68,13 @@ pub fn conflicts(change_sets: &[ChangeSet]) -> Vec<LostWrite> {
                 heads.push((v, i));
             }
         }
-        // The greatest version is live everywhere; the other heads lost to it.
-        let Some(&(_, win)) = heads.iter().max_by(|a, b| a.0.cmp(b.0)) else {
+        // The greatest (by precedence: a trial's revert ranks just above the trial) is
+        // live everywhere; the other heads lost to it.
+        let rank = |i: usize| {
+            let cs = &change_sets[i];
+            super::precedence(&cs.version, &cs.meta)
+        };
+        let Some(&(_, win)) = heads.iter().max_by(|a, b| rank(a.1).cmp(&rank(b.1))) else {
             continue;
         };
         let winner = change_sets[win].stamp();

@@ -309,3 +309,13 @@ fn a_full_disk_fails_writes_until_space_is_back_then_the_store_writes_again_with
         [10, 40, 50]
     );
 }
+
+#[test]
+fn the_disk_store_ranks_reverts_as_the_contract_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    super::super::tests::revert_contract(&mut || {
+        n += 1;
+        Box::new(DiskStore::open(&dir.path().join(format!("store{n}.redb"))).unwrap())
+    });
+}

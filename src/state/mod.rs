@@ -346,12 +346,29 @@ pub fn check_base<'a>(base: &Base, lookup: impl Fn(&Key) -> Option<&'a Entry>) -
         .collect()
 }
 
-/// The keys a merged change set wins: those whose live version is absent or smaller.
-/// Pure: both store implementations run it inside their merge.
+/// Where a write of version `version`, made by a change set with `meta`, stands among
+/// the writes of one key: the greatest is live. Last writer wins — except that the revert
+/// of a trial ([`crate::model::Confirm::Reverts`]) ranks just above the trial itself: it
+/// beats the trial and anything before it, and loses to every write made after the
+/// trial, whatever the clocks say. A total order, so every machine that holds the same
+/// writes has the same live entry, in whatever order they arrived.
+pub fn precedence<'a>(
+    version: &'a Version,
+    meta: &'a ChangeMeta,
+) -> (&'a Version, bool, &'a Version) {
+    match &meta.confirm {
+        Some(crate::model::Confirm::Reverts { version: trial }) => (trial, true, version),
+        _ => (version, false, version),
+    }
+}
+
+/// The keys a merged change set wins: those whose live entry is absent or of lower
+/// [`precedence`]. Pure: both store implementations run it inside their merge.
 pub fn winners<'a>(cs: &ChangeSet, lookup: impl Fn(&Key) -> Option<&'a Entry>) -> Vec<Key> {
+    let mine = precedence(&cs.version, &cs.meta);
     cs.writes
         .keys()
-        .filter(|k| lookup(k).is_none_or(|e| e.stamp.version < cs.version))
+        .filter(|k| lookup(k).is_none_or(|e| precedence(&e.stamp.version, &e.stamp.meta) < mine))
         .cloned()
         .collect()
 }
@@ -370,11 +387,13 @@ pub fn supersedes<'a>(writes: &Writes, lookup: impl Fn(&Key) -> Option<&'a Entry
 /// kept as `None`). With local commits only, that is history folded in order; with
 /// merged change sets it is the same answer on every machine that has them.
 pub fn state_as_of(change_sets: &[ChangeSet], at: &Version) -> Writes {
-    let mut state: BTreeMap<Key, (&Version, Option<EntryValue>)> = BTreeMap::new();
+    type Rank<'a> = (&'a Version, bool, &'a Version);
+    let mut state: BTreeMap<Key, (Rank<'_>, Option<EntryValue>)> = BTreeMap::new();
     for cs in change_sets.iter().filter(|cs| cs.version <= *at) {
+        let rank = precedence(&cs.version, &cs.meta);
         for (k, v) in &cs.writes {
-            if state.get(k).is_none_or(|(seen, _)| *seen < &cs.version) {
-                state.insert(k.clone(), (&cs.version, v.clone()));
+            if state.get(k).is_none_or(|(seen, _)| *seen < rank) {
+                state.insert(k.clone(), (rank, v.clone()));
             }
         }
     }

@@ -12,6 +12,7 @@ pub fn meta(author: &str) -> ChangeMeta {
         source: Source::Cli,
         message: "test".into(),
         origin_kind: Default::default(),
+        confirm: None,
     }
 }
 
@@ -269,4 +270,118 @@ pub fn replace_contract(store: &mut dyn Store) {
 fn the_memory_store_keeps_the_contract() {
     store_contract(&mut MemoryStore::default());
     replace_contract(&mut MemoryStore::default());
+}
+
+/// A change set on `origin` that is what `confirm` says to commit confirmed.
+fn with_confirm(mut cs: ChangeSet, confirm: crate::model::Confirm) -> ChangeSet {
+    cs.meta.confirm = Some(confirm);
+    cs
+}
+
+/// A trial's reverts win over it (and over what came before it) and lose to every write
+/// made after it, in whatever order a store receives them: every store ends with the same
+/// live entries. `make` gives a fresh store of the implementation under test.
+pub fn revert_contract(make: &mut dyn FnMut() -> Box<dyn Store>) {
+    use crate::model::Confirm;
+    let before = remote(
+        5,
+        "lab1",
+        &[("cluster/dns", Some("dns { server \"10.0.0.1\"; }\n"))],
+    );
+    let trial = with_confirm(
+        remote(
+            10,
+            "lab1",
+            &[
+                ("cluster/dns", Some("dns { server \"10.9.9.9\"; }\n")),
+                ("cluster/ntp", Some("ntp { server \"10.9.9.1\"; }\n")),
+            ],
+        ),
+        Confirm::Trial { by_ms: 100 },
+    );
+    let undo = |hlc: u64, origin: &str| {
+        with_confirm(
+            remote(
+                hlc,
+                origin,
+                &[
+                    ("cluster/dns", Some("dns { server \"10.0.0.1\"; }\n")),
+                    ("cluster/ntp", None),
+                ],
+            ),
+            Confirm::Reverts {
+                version: trial.version.clone(),
+            },
+        )
+    };
+    // Two machines revert by their own clocks; one wrote ntp again after the trial, on
+    // the other side of a partition, with a clock behind the reverts'.
+    let later = remote(
+        20,
+        "lab3",
+        &[("cluster/ntp", Some("ntp { server \"10.0.0.7\"; }\n"))],
+    );
+    let sets = [
+        before,
+        trial.clone(),
+        undo(30, "lab2"),
+        undo(40, "lab3"),
+        later,
+    ];
+    let mut outcomes = std::collections::BTreeSet::new();
+    let mut order: Vec<usize> = (0..sets.len()).collect();
+    // Every order of the five (Heap's algorithm would do; 120 permutations by rotation).
+    fn permutations(k: usize, order: &mut Vec<usize>, each: &mut dyn FnMut(&[usize])) {
+        if k == order.len() {
+            each(order);
+            return;
+        }
+        for i in k..order.len() {
+            order.swap(k, i);
+            permutations(k + 1, order, each);
+            order.swap(k, i);
+        }
+    }
+    let mut runs = 0;
+    permutations(0, &mut order, &mut |o| {
+        let mut store = make();
+        for &i in o {
+            store.merge(sets[i].clone()).unwrap();
+        }
+        let live = store.live().unwrap();
+        let shown: Vec<(String, Option<String>)> = live
+            .iter()
+            .map(|(k, e)| (k.to_string(), e.value.as_ref().map(|v| v.to_text(k))))
+            .collect();
+        outcomes.insert(format!("{shown:?}"));
+        runs += 1;
+    });
+    assert_eq!(runs, 120);
+    assert_eq!(outcomes.len(), 1, "orders disagree: {outcomes:#?}");
+    let mut store = make();
+    for cs in &sets {
+        store.merge(cs.clone()).unwrap();
+    }
+    let live = store.live().unwrap();
+    let dns: Key = "cluster/dns".parse().unwrap();
+    let ntp: Key = "cluster/ntp".parse().unwrap();
+    assert_eq!(
+        text(&live, &dns).as_deref(),
+        Some("dns {\n    server \"10.0.0.1\"\n}\n"),
+        "reverted"
+    );
+    assert_eq!(
+        text(&live, &ntp).as_deref(),
+        Some("ntp {\n    server \"10.0.0.7\"\n}\n"),
+        "the later write stays"
+    );
+    // As of the trial's latest revert, history folds the same way.
+    let state = state_as_of(&sets, &version(40, "lab3"));
+    assert_eq!(state[&dns], live[&dns].value);
+    assert_eq!(state[&ntp], live[&ntp].value);
+}
+
+#[test]
+fn a_memory_store_ranks_reverts_as_the_contract_says() {
+    revert_contract(&mut || Box::new(MemoryStore::default()));
 }
