@@ -122,6 +122,14 @@ pub fn repository(agent: &Agent) -> Result<PathBuf, String> {
         }
     }
     install_hook(&dir)?;
+    // `git push -o confirm-within=5m` (commit confirmed) reaches the hook.
+    let repo = git2::Repository::open_bare(&dir).map_err(|e| e.to_string())?;
+    let mut config = repo.config().map_err(|e| e.to_string())?;
+    if config.get_bool("receive.advertisePushOptions").ok() != Some(true) {
+        config
+            .set_bool("receive.advertisePushOptions", true)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(dir)
 }
 

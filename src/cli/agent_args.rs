@@ -453,6 +453,12 @@ pub struct ApplyArgs {
     /// administrator, for REASON: it is recorded in the change set's message and logged.
     #[arg(long, value_name = "REASON")]
     pub break_glass: Option<String>,
+    /// Apply on trial (commit confirmed): every machine reverts the change set, each by
+    /// its own clock, unless `strata confirm` reaches it within DURATION (30s, 5m, 1h30m)
+    /// — so a change that cuts you off undoes itself, even on machines cut off from the
+    /// rest. A revert stands once made; changes made after the trial are never undone.
+    #[arg(long, value_name = "DURATION", value_parser = super::propagation::parse_window)]
+    pub confirm_within: Option<Duration>,
     /// Let secrets in clear text through as warnings, while a repo migrates to encrypted
     /// secrets (`strata secret reencrypt` encrypts them). A push is refused all the same.
     #[arg(long)]
@@ -476,6 +482,17 @@ pub struct LogArgs {
     /// Show only the newest N change sets (as `git log -n`).
     #[arg(short = 'n', long, value_name = "N")]
     pub max_count: Option<usize>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `strata confirm`.
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// The change set applied on trial: its id as `strata log` prints it, or a unique
+    /// prefix of at least 4 digits. Default: the only one waiting.
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
 }

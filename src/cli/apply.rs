@@ -116,6 +116,7 @@ pub fn run(args: ApplyArgs, out: &Output) -> Result<Outcome, CliError> {
         origin: plan.origin.clone(),
         override_follower: args.override_follower,
         break_glass: args.break_glass.clone(),
+        confirm_within_ms: args.confirm_within.map(|w| w.as_millis() as u64),
     })?;
     let wait = args.wait.unwrap_or(super::propagation::BRIEF);
     report(

@@ -171,6 +171,18 @@ pub enum Command {
     /// Refused while the cluster follows a branch in mode apply (the next sync would
     /// undo it): pin a commit or revert in git instead.
     Rollback(super::agent_args::RollbackArgs),
+    /// Keep a change set applied on trial (`apply --confirm-within`, `git push -o
+    /// confirm-within=…`): without this, every machine reverts it when its time runs out.
+    ///
+    /// Confirm through any member: the confirmation spreads as a change set. A machine
+    /// cut off from it when the time runs out reverts by its own clock, and on heal the
+    /// revert stands (the log says why). Without ID, the only change set waiting.
+    #[command(after_long_help = "Examples:\n  \
+        strata apply --repo . --confirm-within 5m --state-dir /var/lib/strata\n  \
+        # still reachable? keep it\n  \
+        strata confirm --state-dir /var/lib/strata\n  \
+        strata confirm 8f2c1d0e --target lab2.example.com")]
+    Confirm(super::agent_args::ConfirmArgs),
     /// Convert an AsyncOS configuration XML file (saveconfig) into KDL in a config repo.
     ///
     /// `--machine NAME` loads it as one machine of an existing repo; `--new-cluster NAME`

@@ -1,5 +1,6 @@
-//! `strata cluster passwd|setname|addgroup|setgroup|renamegroup|deletegroup|prepjoin`:
-//! administering a cluster through an agent. Each write is one change set the agent
+//! Administering a cluster through an agent: `strata cluster passwd|setname|addgroup|
+//! setgroup|renamegroup|renamemachine|deletegroup|prepjoin|disconnect|reconnect|remove`,
+//! and `strata confirm` (commit confirmed). Each write is one change set the agent
 //! commits (or refuses, with nothing written); the answer says what moved.
 
 use crate::cluster::admin::ADMIN_USER;
@@ -11,9 +12,9 @@ use super::apply::hooks_failed;
 use super::args::Format;
 use super::connect::{connect, unexpected};
 use super::json::{
-    CommitJson, DeleteGroupJson, GroupJson, MembershipAction, MembershipJson, PrepjoinAddJson,
-    PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RenameMachineJson, SetGroupJson,
-    SetNameJson, UserJson,
+    CommitJson, ConfirmJson, DeleteGroupJson, GroupJson, MembershipAction, MembershipJson,
+    PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RenameMachineJson,
+    SetGroupJson, SetNameJson, UserJson,
 };
 use super::output::Output;
 use super::passphrase::new_passphrase;
@@ -72,17 +73,17 @@ pub fn machine(name: &str) -> Result<MachineName, CliError> {
 }
 
 /// What a command prints once the agent answers.
-struct Report<'a, T> {
+pub(super) struct Report<'a, T> {
     /// The human line for a committed change set, from its summary.
-    done: &'a dyn Fn(&ChangeSetSummary) -> String,
+    pub done: &'a dyn Fn(&ChangeSetSummary) -> String,
     /// The human line when there was nothing to change.
-    unchanged: &'a str,
+    pub unchanged: &'a str,
     /// The JSON fields of the command (with `machine`, `change_set` and `running` added).
-    json: T,
+    pub json: T,
 }
 
 /// Sends `request` and reports the change set it committed.
-fn commit<T: Serialize>(
+pub(super) fn commit<T: Serialize>(
     target: &TargetArgs,
     request: Request,
     out: &Output,
@@ -456,5 +457,40 @@ fn pending_table(entries: &[PendingEntry]) -> String {
         "{} registered to join:\n{}",
         crate::text::count(entries.len(), "machine"),
         crate::text::columns(std::iter::once("HOST\tSERIAL\tHOST KEY".to_owned()).chain(rows))
+    )
+}
+
+/// `strata confirm [ID]`: keeps a change set applied on trial.
+pub fn confirm(args: super::agent_args::ConfirmArgs, out: &Output) -> Result<Outcome, CliError> {
+    let trial_of = |cs: &ChangeSetSummary| match &cs.meta.confirm {
+        Some(crate::model::Confirm::Confirms { version }) => {
+            crate::model::ChangeSetId::of(version).to_string()
+        }
+        _ => String::new(),
+    };
+    let done = |cs: &ChangeSetSummary| {
+        format!(
+            "confirmed change set {}: no machine reverts it once this reaches it",
+            trial_of(cs)
+        )
+    };
+    let unchanged = format!(
+        "change set {} is confirmed already",
+        args.id.as_deref().unwrap_or("on trial")
+    );
+    let report = Report {
+        done: &done,
+        unchanged: &unchanged,
+        json: ConfirmJson {
+            trial: args.id.clone(),
+        },
+    };
+    commit(
+        &args.target,
+        Request::Confirm {
+            id: args.id.clone(),
+        },
+        out,
+        report,
     )
 }

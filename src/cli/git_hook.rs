@@ -76,6 +76,33 @@ pub fn run(args: GitHookArgs, out: &Output) -> Result<Outcome, CliError> {
     Ok(Outcome::Ok)
 }
 
+/// The push's options (`git push -o confirm-within=5m`): the window to apply on trial
+/// in, if given. An option Strata does not know refuses the push.
+fn push_options() -> Result<Option<std::time::Duration>, CliError> {
+    let count: usize = std::env::var("GIT_PUSH_OPTION_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut window = None;
+    for i in 0..count {
+        let option = std::env::var(format!("GIT_PUSH_OPTION_{i}")).unwrap_or_default();
+        match option.split_once('=') {
+            Some(("confirm-within", text)) => {
+                window = Some(super::propagation::parse_window(text).map_err(|e| {
+                    Failure::refused(format!("push refused: {e}"), "nothing changed")
+                })?);
+            }
+            _ => {
+                return Err(Failure::refused(
+                    format!("push refused: unknown push option `{option}`"),
+                    "Strata takes -o confirm-within=DURATION (commit confirmed); nothing changed",
+                ));
+            }
+        }
+    }
+    Ok(window)
+}
+
 /// Validates, plans and applies commit `new`.
 fn deploy(
     new: &str,
@@ -125,6 +152,7 @@ fn deploy(
         writes: plan.writes(),
         base: plan.base.clone(),
         origin: plan.origin.clone(),
+        confirm_within_ms: push_options()?.map(|w| w.as_millis() as u64),
     })?;
     // A refusal (stale, denied) fails the hook, so the push is refused too.
     let wait = super::propagation::BRIEF * 5;

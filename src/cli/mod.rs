@@ -162,6 +162,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
         "0 shown, 1 refused, 69 unreachable, 75 login delayed",
     ),
     ("hash-passphrase", "0 printed, 1 invalid input"),
+    (
+        "confirm",
+        "0 confirmed (or confirmed already), 1 refused (nothing waits, or it was reverted already), 69 unreachable, 75 login delayed",
+    ),
     ("git-hook", "0 push accepted, 1 push refused"),
     (
         "plan",
@@ -313,6 +317,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Check(a) => check::run(a, out),
         Command::Status(a) => status::run(a, out),
         Command::Rollback(a) => log::rollback(a, out),
+        Command::Confirm(a) => cluster_admin::confirm(a, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
         Command::Secret(a) => secret::run(a, out),

@@ -23,6 +23,18 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     })
 }
 
+/// Parses `--confirm-within`'s window: as a timeout, and at least a second.
+pub fn parse_window(text: &str) -> Result<Duration, String> {
+    let window = crate::config::agent_kdl::parse_duration(text)
+        .map_err(|_| format!("`{text}` is not a duration: write 90 (seconds), 90s, 5m or 1h30m"))?;
+    if window < Duration::from_secs(1) {
+        return Err(format!(
+            "`{text}` is too short to confirm in: give at least 1s"
+        ));
+    }
+    Ok(window)
+}
+
 /// Asks where change set `version` stands on every member, waiting up to `wait`. `None`
 /// when the agent cannot say (it runs no mesh).
 pub fn ask(

@@ -136,6 +136,14 @@ pub fn render(s: &SyncStatus) -> String {
     if let Some(at) = s.heal_at_ms {
         let _ = writeln!(t, "self-heal:     reverts to the head at {}", utc(at));
     }
+    for trial in &s.trials {
+        let _ = writeln!(
+            t,
+            "on trial:      change set {} is reverted at {} unless confirmed (`strata confirm`)",
+            trial.change_set,
+            utc(trial.reverts_at_ms)
+        );
+    }
     if let Some(e) = &s.last_error {
         let _ = writeln!(t, "last error:    {e}");
     }
@@ -279,6 +287,13 @@ mod tests {
                 commit: Some("8f2c1d0e9b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d".into()),
                 state: ServedState::Current,
             }),
+            trials: vec![crate::protocol::sync_status::Trial {
+                change_set: ChangeSetId::of(&Version {
+                    hlc: crate::model::Hlc(2),
+                    origin: crate::model::MachineName::new("lab1.example.com").unwrap(),
+                }),
+                reverts_at_ms: 1_790_000_300_000,
+            }],
         }
     }
 
@@ -300,6 +315,7 @@ mod tests {
             drift-ignore:  `paris-dns` covers group:Paris/dns server until 2027-01-31T00:00:00Z: INC-7: Paris moves resolvers
                            `lab-ntp` covers machine:lab3.example.com/ntp (the whole section) until 2027-03-01T00:00:00Z: lab
             self-heal:     reverts to the head at [TIME]
+            on trial:      change set 6b5cdbb37a is reverted at [TIME] unless confirmed (`strata confirm`)
             health:        Degraded (last run [TIME])
               - the store cannot be written since [TIME]: I/O error: No space left on device (os error 28) (nothing is acknowledged that is not written; the agent retries by itself)
               - hook /usr/local/bin/reload-dns failed: exit status 1

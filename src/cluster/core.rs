@@ -38,7 +38,7 @@ impl<S: Store> Core<S> {
         })
     }
 
-    pub(super) fn propose(
+    pub(crate) fn propose(
         &mut self,
         writes: Writes,
         base: Base,
@@ -146,6 +146,22 @@ impl<S: Store> Core<S> {
         wall_ms: u64,
         settles: Vec<Version>,
     ) -> Result<Option<ChangeSet>, Refusal> {
+        self.apply_with(caller, writes, base, origin, wall_ms, settles, None)
+    }
+
+    /// As [`Core::apply_settling`], the change set being `confirm` to commit confirmed
+    /// (a trial: [`super::trial`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_with(
+        &mut self,
+        caller: &Caller,
+        writes: Writes,
+        base: Base,
+        origin: &Origin,
+        wall_ms: u64,
+        settles: Vec<Version>,
+        confirm: Option<crate::model::Confirm>,
+    ) -> Result<Option<ChangeSet>, Refusal> {
         check_authority(&writes, caller.authority)?;
         if let Some(k) = writes.keys().find(|k| !base.contains_key(*k)) {
             return Err(invalid(
@@ -178,7 +194,8 @@ impl<S: Store> Core<S> {
             ),
             _ => origin.message.clone(),
         };
-        let meta = self.meta(caller, &origin.author, origin.source.clone(), message);
+        let mut meta = self.meta(caller, &origin.author, origin.source.clone(), message);
+        meta.confirm = confirm;
         Ok(Some(
             self.propose_settling(writes, base, meta, wall_ms, settles)?,
         ))

@@ -152,7 +152,7 @@ fn same_release(
     }
 }
 
-fn agent_caller() -> Caller {
+pub(super) fn agent_caller() -> Caller {
     Caller {
         user: "agent".into(),
         authority: Authority::All,

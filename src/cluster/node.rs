@@ -61,6 +61,8 @@ pub struct Node<S, A> {
     host_key: Option<russh::keys::PublicKey>,
     /// Told when a change renamed this machine, with its new name.
     on_rename: Option<RenameHook>,
+    /// The trials (commit confirmed) this machine reverts if their time runs out.
+    trials: Mutex<super::trial::Trials>,
 }
 
 /// What [`Node::with_rename_hook`] is given.
@@ -110,6 +112,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             holds_commit: None,
             host_key: None,
             on_rename: None,
+            trials: Mutex::default(),
             store_health,
         }
     }
@@ -157,6 +160,10 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce(&self, change_set: &ChangeSet, local: bool) {
+        self.trials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(change_set, crate::state::wall_ms());
         // No subscriber (no mesh, as in tests) is no error.
         let _ = self.changes.send(Changed {
             change_set: Arc::new(change_set.clone()),
@@ -166,6 +173,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce_replaced(&self, core: &Core<S>) {
+        self.reset_trials(core);
         if let Ok(Some(last)) = core.store.change_sets().map(|s| s.last().cloned()) {
             let _ = self.changes.send(Changed {
                 change_set: Arc::new(last),
@@ -224,7 +232,61 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// Runs the pipeline once, as after a commit: at start, this repairs a crash between
     /// a commit and its run.
     pub fn start(&self) -> RunReport {
-        self.after_change(self.lock_core())
+        let core = self.lock_core();
+        self.reset_trials(&core);
+        self.after_change(core)
+    }
+
+    fn reset_trials(&self, core: &Core<S>) {
+        match core.store.change_sets() {
+            Ok(history) => self
+                .trials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset(&history, crate::state::wall_ms()),
+            Err(e) => tracing::error!("cannot read the history for commit confirmed: {e}"),
+        }
+    }
+
+    /// Reverts each trial (commit confirmed) whose time ran out at `now_ms` unconfirmed;
+    /// returns what each revert answered.
+    pub fn revert_expired(&self, now_ms: u64) -> Vec<Response> {
+        let expired = self
+            .trials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expired(now_ms);
+        expired
+            .into_iter()
+            .map(|version| {
+                let answer = self.commit(|core| core.revert_trial(&version, now_ms));
+                match &answer {
+                    // Settled: reverted now, or confirmed or reverted meanwhile.
+                    Response::Applied { .. } | Response::Unchanged => {
+                        if matches!(answer, Response::Applied { .. }) {
+                            tracing::warn!(trial = %crate::model::ChangeSetId::of(&version), "not confirmed in time: reverted (commit confirmed)");
+                        }
+                        self.trials
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .forget(&version);
+                    }
+                    // Tried again at the next tick.
+                    other => tracing::error!(trial = %version, "cannot revert the unconfirmed change set: {other:?}"),
+                }
+                answer
+            })
+            .collect()
+    }
+
+    /// The trials (commit confirmed) pending here: version and deadline (wall ms).
+    pub fn pending_trials(&self) -> Vec<(Version, u64)> {
+        self.trials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending()
+            .map(|(v, by)| (v.clone(), by))
+            .collect()
     }
 
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<S>> {

@@ -52,6 +52,7 @@ fn apply(node: &Node<MemoryStore, MemoryApplier>, pairs: &[(&str, Option<&str>)]
             origin,
             override_follower: false,
             break_glass: None,
+            confirm_within_ms: None,
         },
     )
 }

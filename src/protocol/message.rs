@@ -76,8 +76,10 @@ pub struct JoinRequest {
 /// [`Request::Repair`], which rebuilds a member's lost store from a peer; 9 adds the
 /// cluster's identities (entries an agent of 8 cannot read) and the `Secret…` requests;
 /// 10 adds [`Request::RenameMachine`] (an agent of 9 would take the rename of itself for
-/// its removal, and leave the cluster).
-pub const PROTOCOL: u32 = 10;
+/// its removal, and leave the cluster); 11 adds commit confirmed: trials, confirmations
+/// and reverts ([`crate::model::Confirm`]; an agent of 10 would rank a revert as an
+/// ordinary write, and undo writes made after the trial).
+pub const PROTOCOL: u32 = 11;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";
@@ -120,6 +122,16 @@ pub enum Request {
         /// (`apply --break-glass REASON`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         break_glass: Option<String>,
+        /// Apply on trial (`apply --confirm-within`): every machine reverts the change
+        /// set unless `strata confirm` reaches it within this many milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirm_within_ms: Option<u64>,
+    },
+    /// Confirms a change set applied on trial (`strata confirm [ID]`): the one `id` (a
+    /// prefix of its id) names, or the only one waiting.
+    Confirm {
+        /// The trial's change set id, or a prefix of it.
+        id: Option<String>,
     },
     /// The applied change sets.
     Log,
@@ -152,6 +164,9 @@ pub enum Request {
         base: Base,
         /// The pushed commit.
         origin: Origin,
+        /// On trial (`git push -o confirm-within=…`), as [`Request::Apply`]'s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirm_within_ms: Option<u64>,
     },
     /// Where a change set stands on every member; waits up to `wait_ms` for the
     /// reachable ones to apply it.

@@ -195,4 +195,18 @@ pub struct SyncStatus {
     /// 6).
     #[serde(default)]
     pub served: Option<Served>,
+    /// The change sets on trial (commit confirmed) this machine reverts unless a
+    /// confirmation reaches it by their deadline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<Trial>,
+}
+
+/// A change set on trial, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Trial {
+    /// The change set.
+    pub change_set: crate::model::ChangeSetId,
+    /// When this machine reverts it unless confirmed (ms since the Unix epoch, by its
+    /// clock).
+    pub reverts_at_ms: u64,
 }

@@ -536,3 +536,56 @@ fn a_commit_is_verified_only_when_the_agents_own_repo_holds_it() {
         status()
     );
 }
+
+#[test]
+fn a_push_on_trial_is_reverted_unless_confirmed_and_an_unknown_option_is_refused() {
+    if clients().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (op, ro) = (tmp.path().join("op"), tmp.path().join("ro"));
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    let repo = tmp.path().join("repo");
+    git_repo(
+        &repo,
+        &[
+            ("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.53")),
+            ("machines.kdl", MACHINES),
+        ],
+        "users",
+    );
+    let agent = created(&tmp.path().join("agent"));
+    apply_main(&p(&repo), &sd(&agent));
+    let ada = Pusher::new(&agent, tmp.path(), "ada", &op);
+    git_repo(
+        &repo,
+        &[("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.99"))],
+        "dns: try .99",
+    );
+    let running = || std::fs::read_to_string(agent.dir.join("running/dns.kdl")).unwrap();
+
+    // An option Strata does not know: refused, nothing applied.
+    let out = ada.git(
+        &repo,
+        &["push", "-o", "confirm-whithin=2s", &ada.url, "main"],
+    );
+    assert!(!out.status.success(), "{}", both(&out));
+    assert!(both(&out).contains("unknown push option"), "{}", both(&out));
+    assert!(running().contains("10.0.0.53"));
+
+    // On trial for 2 s: applied, then reverted by the agent's clock.
+    let out = ada.git(
+        &repo,
+        &["push", "-o", "confirm-within=2s", &ada.url, "main"],
+    );
+    assert!(out.status.success(), "{}\n{}", both(&out), agent.log());
+    assert!(running().contains("10.0.0.99"));
+    wait_until(Duration::from_secs(30), "the push is reverted", || {
+        let text = running();
+        if text.contains("10.0.0.53") {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+}

@@ -50,6 +50,7 @@ mod secrets;
 mod shell_tools;
 mod support;
 mod support_files;
+mod trial;
 mod upgrade;
 mod xml_assign;
 mod xml_cli;

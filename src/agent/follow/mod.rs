@@ -335,6 +335,7 @@ impl Follower {
                 origin,
                 override_follower: false,
                 break_glass: None,
+                confirm_within_ms: None,
             },
         );
         match response {

@@ -284,6 +284,14 @@ pub fn status<S: Store, A: Applier>(
         last_run: last_run(node),
         served: None,
         store_failure: node.store_failure(),
+        trials: node
+            .pending_trials()
+            .into_iter()
+            .map(|(v, by)| crate::protocol::sync_status::Trial {
+                change_set: crate::model::ChangeSetId::of(&v),
+                reverts_at_ms: by,
+            })
+            .collect(),
     };
     match (follower, last) {
         (Some(f), _) => f.status_of(node, now_ms, &mut out),

@@ -73,6 +73,7 @@ fn apply_as(node: &TestNode, who: &Authed, dns: &str, source: Source) {
             },
             override_follower: false,
             break_glass: None,
+            confirm_within_ms: None,
         },
     );
     assert!(matches!(r, Response::Applied { .. }), "{r:?}");

@@ -142,6 +142,7 @@ pub async fn run(
         agent.state.settings.machine.clone(),
     ));
     super::follow::spawn(agent.clone());
+    spawn_trial_reverts(agent.clone());
     super::memory::spawn_releaser();
     let metrics_stop = CancellationToken::new();
     if let Some(addr) = agent.state.settings.metrics {
@@ -331,4 +332,25 @@ async fn connection(
         .await;
     // The place is given back once the session is gone (or has had its time to go).
     let _ = tokio::time::timeout(LEAVE, &mut session).await;
+}
+
+/// How often the agent looks for trials (commit confirmed) whose time ran out.
+const TRIAL_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Reverts, by this machine's clock, each trial whose time ran out unconfirmed
+/// ([`crate::cluster::trial`]).
+fn spawn_trial_reverts(agent: Arc<Agent>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TRIAL_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = crate::state::wall_ms();
+            let due = agent.node.pending_trials().iter().any(|(_, by)| *by <= now);
+            if due {
+                let node = agent.clone();
+                let _ = tokio::task::spawn_blocking(move || node.node.revert_expired(now)).await;
+            }
+        }
+    });
 }

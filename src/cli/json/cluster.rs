@@ -61,6 +61,14 @@ pub struct RenameGroupJson {
     pub to: String,
 }
 
+/// `strata confirm`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ConfirmJson {
+    /// The trial as the command named it (`null`: the only one waiting; the change set
+    /// says which it confirmed, in its `meta.confirm`).
+    pub trial: Option<String>,
+}
+
 /// `cluster renamemachine`'s fields.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RenameMachineJson {

@@ -15,9 +15,9 @@ mod cluster;
 mod secret;
 
 pub use cluster::{
-    CommitJson, DeleteGroupJson, GroupJson, JoinJson, MembershipAction, MembershipJson,
-    PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RenameMachineJson,
-    RepairJson, SetGroupJson, SetNameJson, UserJson,
+    CommitJson, ConfirmJson, DeleteGroupJson, GroupJson, JoinJson, MembershipAction,
+    MembershipJson, PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson,
+    RenameMachineJson, RepairJson, SetGroupJson, SetNameJson, UserJson,
 };
 pub use secret::{EncryptJson, RecipientsJson, ReencryptJson, RotateJson, SiteJson};
 
@@ -414,6 +414,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("cluster-reconnect", schema_for!(CommitJson<MembershipJson>)),
         ("cluster-remove", schema_for!(CommitJson<MembershipJson>)),
         ("cluster-repair", schema_for!(RepairJson)),
+        ("confirm", schema_for!(CommitJson<ConfirmJson>)),
         ("secret-encrypt", schema_for!(EncryptJson)),
         ("secret-rotate", schema_for!(RotateJson)),
         ("secret-reencrypt", schema_for!(ReencryptJson)),

@@ -48,7 +48,10 @@ pub fn handle<S: Store, A: Applier>(
         Request::Entries { keys } => live::entries(node, &keys),
         Request::Log => log::answer(node),
         Request::Conflicts => log::conflicts(node),
-        Request::Apply { .. } | Request::Rollback { .. } | Request::RollbackPlan { .. }
+        Request::Apply { .. }
+        | Request::Rollback { .. }
+        | Request::RollbackPlan { .. }
+        | Request::Confirm { .. }
             if !who.role.may_apply() =>
         {
             deny("apply changes")
@@ -60,6 +63,7 @@ pub fn handle<S: Store, A: Applier>(
             origin,
             override_follower,
             break_glass,
+            confirm_within_ms,
         } => {
             if break_glass.is_some() && !who.role.may_administer() {
                 return deny("break the glass of a change freeze");
@@ -76,8 +80,9 @@ pub fn handle<S: Store, A: Applier>(
                 origin_kind: node.origin_kind(who, &origin),
                 ..caller
             };
-            apply::answer(node, &caller, writes, base, &origin)
+            apply::answer(node, &caller, writes, base, &origin, confirm_within_ms)
         }
+        Request::Confirm { id } => apply::confirm(node, &caller, id.as_deref()),
         Request::RollbackPlan { to } => rollback::plan(node, &caller, &to),
         Request::Rollback { to, shown } => rollback::answer(node, &caller, &to, shown.as_ref()),
         Request::ApplyPush { .. } if !who.role.may_administer() => {
@@ -89,6 +94,7 @@ pub fn handle<S: Store, A: Applier>(
             writes,
             base,
             origin,
+            confirm_within_ms,
         } => {
             let Some(pusher) = crate::cluster::users::Role::parse(&role) else {
                 return Response::error(format!("`{role}` is not a role"), None);
@@ -101,7 +107,7 @@ pub fn handle<S: Store, A: Applier>(
                 origin_kind: node.origin_kind(who, &origin),
                 ..Caller::with_role(user, pusher)
             };
-            apply::answer(node, &caller, writes, base, &origin)
+            apply::answer(node, &caller, writes, base, &origin, confirm_within_ms)
         }
         Request::ClusterCreate { name } => cluster::create(node, &caller, &name),
         Request::ClusterPasswd { passphrase, user } => {
