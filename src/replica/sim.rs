@@ -7,7 +7,10 @@
 //! one of them), and runs exchanges over up links whose messages are reordered and
 //! sometimes lost. Then every link is healed and exchanges run until a round moves
 //! nothing; every machine must then hold every committed change set and the same live
-//! entries, those that last writer wins gives.
+//! entries, those that last writer wins gives. Some commits are reverts of a change set
+//! their machine holds (commit confirmed, its trial unconfirmed: several machines may
+//! revert the same one), which rank just above what they revert
+//! ([`crate::state::precedence`]).
 //!
 //! `STRATA_SIM_SEED=N` runs the one schedule of seed N; `STRATA_SIM_SEEDS=K` runs K
 //! schedules instead of the default.
@@ -17,11 +20,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 
 use super::{ChangeSetId, Index, MachineName, Out, Replica, SyncMsg};
-use crate::model::{Clock, EntryValue, Hlc, Key, Version};
+use crate::model::{Clock, Confirm, EntryValue, Hlc, Key, Version};
 use crate::state::{ChangeSet, Live, MemoryStore, Proposal, Store, Writes, tests::meta};
 
 const DEFAULT_SCHEDULES: u64 = 2_000;
@@ -71,8 +74,9 @@ impl Machine {
         now.saturating_add_signed(self.skew_ms)
     }
 
-    /// A local commit through the store's base check, against the live entries.
-    fn commit(&mut self, writes: Writes, now: u64) -> ChangeSet {
+    /// A local commit through the store's base check, against the live entries; a
+    /// trial's revert if `confirm` says so.
+    fn commit(&mut self, writes: Writes, now: u64, confirm: Option<Confirm>) -> ChangeSet {
         let live = self.store.live().unwrap();
         let base = writes
             .keys()
@@ -88,7 +92,10 @@ impl Machine {
             .commit(Proposal {
                 writes,
                 base,
-                meta: meta("sim"),
+                meta: crate::model::ChangeMeta {
+                    confirm,
+                    ..meta("sim")
+                },
                 version,
                 wall_ms,
                 settles: Vec::new(),
@@ -236,7 +243,46 @@ impl<'c> Sim<'c> {
             };
             writes.insert(self.catalogue.keys[k].clone(), value);
         }
-        let cs = self.machines[at].commit(writes, self.now);
+        let cs = self.machines[at].commit(writes, self.now, None);
+        self.spread(at, cs);
+    }
+
+    /// A machine reverts a change set it holds, as commit confirmed does when a trial's
+    /// time runs out unconfirmed: for each key still at that change set's version there,
+    /// the value it replaced. Other machines may revert the same one, concurrently.
+    fn revert(&mut self) {
+        let at = self.rng.random_range(0..self.n());
+        let held = self.machines[at].store.change_sets().unwrap();
+        let trials: Vec<&ChangeSet> = held.iter().filter(|cs| cs.meta.confirm.is_none()).collect();
+        let Some(trial) = trials.choose(&mut self.rng).map(|cs| (*cs).clone()) else {
+            return;
+        };
+        let live = self.machines[at].store.live().unwrap();
+        let replaced = trial.supersedes.clone().unwrap_or_default();
+        let mut writes = Writes::new();
+        for k in trial.writes.keys() {
+            if live
+                .get(k)
+                .is_some_and(|e| e.stamp.version != trial.version)
+            {
+                continue;
+            }
+            let before = replaced.get(k).cloned().flatten().and_then(|v| {
+                held.iter()
+                    .find(|cs| cs.version == v)
+                    .and_then(|cs| cs.writes.get(k).cloned().flatten())
+            });
+            writes.insert(k.clone(), before);
+        }
+        let confirm = Confirm::Reverts {
+            version: trial.version.clone(),
+        };
+        let cs = self.machines[at].commit(writes, self.now, Some(confirm));
+        self.spread(at, cs);
+    }
+
+    /// Pushes `cs`, committed on `at`, to some of its linked peers, and records it.
+    fn spread(&mut self, at: usize, cs: ChangeSet) {
         for to in (0..self.n()).filter(|&to| to != at) {
             if self.is_up(at, to) && self.rng.random_bool(0.7) {
                 self.pushes.push(Packet {
@@ -339,7 +385,8 @@ impl<'c> Sim<'c> {
     fn step(&mut self) {
         self.now += self.rng.random_range(0..300);
         match self.rng.random_range(0..100) {
-            0..35 => self.commit(),
+            0..31 => self.commit(),
+            31..35 => self.revert(),
             35..55 => {
                 for _ in 0..self.rng.random_range(1..=3) {
                     self.deliver_push();
@@ -411,19 +458,22 @@ impl<'c> Sim<'c> {
         unreachable!()
     }
 
-    /// What last writer wins gives over every committed change set.
+    /// What last writer wins (a revert ranking just above its trial:
+    /// [`crate::state::precedence`]) gives over every committed change set.
     fn expected_live(&self) -> Vec<(Key, Option<EntryValue>, Version)> {
-        let mut best: std::collections::BTreeMap<&Key, (&Version, &Option<EntryValue>)> =
+        type Rank<'a> = (&'a Version, bool, &'a Version);
+        let mut best: std::collections::BTreeMap<&Key, (Rank<'_>, &Option<EntryValue>)> =
             Default::default();
         for cs in &self.committed {
+            let rank = crate::state::precedence(&cs.version, &cs.meta);
             for (k, v) in &cs.writes {
-                if best.get(k).is_none_or(|(seen, _)| **seen < cs.version) {
-                    best.insert(k, (&cs.version, v));
+                if best.get(k).is_none_or(|(seen, _)| *seen < rank) {
+                    best.insert(k, (rank, v));
                 }
             }
         }
         best.into_iter()
-            .map(|(k, (version, v))| (k.clone(), v.clone(), version.clone()))
+            .map(|(k, ((_, _, version), v))| (k.clone(), v.clone(), version.clone()))
             .collect()
     }
 
