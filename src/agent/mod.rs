@@ -168,10 +168,24 @@ impl Agent {
             tracing::info!(written = ?report.written, removed = ?report.removed, "running config brought up to date");
         }
         let follower = state.settings.follow.clone().map(|f| {
-            Arc::new(follow::Follower::new(
-                f,
-                state.layout.dir.join("follow.git"),
-            ))
+            let (alerts, me) = (notifier.clone(), state.settings.machine.clone());
+            Arc::new(
+                follow::Follower::new(f, state.layout.dir.join("follow.git")).with_alerts(
+                    Box::new(move |kind, severity, summary| {
+                        if let Some(n) = alerts.get() {
+                            n.send(notify::Event {
+                                kind,
+                                class: "clustering",
+                                severity,
+                                machine: me.clone(),
+                                reported_by: me.clone(),
+                                at_ms: crate::state::wall_ms(),
+                                summary,
+                            });
+                        }
+                    }),
+                ),
+            )
         });
         Ok(Arc::new(Agent {
             state,

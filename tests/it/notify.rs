@@ -286,3 +286,167 @@ fn a_failed_hook_is_mailed_by_its_machine() {
         }
     });
 }
+
+/// The webhooks `posted` holds of alert `kind`.
+fn of_kind(posted: &Arc<Mutex<Vec<String>>>, kind: &str) -> Vec<serde_json::Value> {
+    posted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter(|v| v["alert"] == kind)
+        .collect()
+}
+
+#[test]
+fn a_reverted_trial_and_a_lost_write_are_each_posted_once_by_the_machine_they_concern() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hook, posted) = webhook_receiver();
+    let h = MeshHarness::start(tmp.path(), 3);
+    h.form(tmp.path(), "americas");
+    let repo = tmp.path().join("repo");
+    let alerts = format!(
+        "alerts {{\n    webhook \"http://127.0.0.1:{hook}/hook\" {{ class \"clustering\"; }}\n}}\n    dns {{ server \"10.0.0.53\"; }}"
+    );
+    write_repo(&repo, 3, &alerts);
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+    let with_dns = |server: &str| alerts.replace("10.0.0.53", server);
+
+    // A trial through lab1, confirmed nowhere: every machine reverts it, lab1 says so once.
+    write_repo(&repo, 3, &with_dns("10.0.0.99"));
+    ok(&apply(
+        &h,
+        1,
+        &repo,
+        &["--confirm-within", "2s", "--wait", "30"],
+    ));
+    let reverted = wait_until(WAIT, "the revert is posted", || {
+        let p = of_kind(&posted, "change-reverted");
+        if p.is_empty() {
+            Err(format!("{:?}", posted.lock().unwrap()))
+        } else {
+            Ok(p)
+        }
+    });
+    assert_eq!(reverted[0]["reported_by"], "lab1.example.com");
+
+    // A partition: lab1 and lab3 each change dns; on heal, lab3's later write wins and
+    // lab1, whose write lost, says so once.
+    crate::cluster_support::isolate(&h, 3, 1);
+    write_repo(&repo, 3, &with_dns("10.0.0.61"));
+    ok(&apply(&h, 1, &repo, &[]));
+    write_repo(&repo, 3, &with_dns("10.0.0.63"));
+    ok(&apply(&h, 3, &repo, &[]));
+    h.relays.heal();
+    let conflict = wait_until(WAIT, "the lost write is posted", || {
+        let p = of_kind(&posted, "conflict-logged");
+        if p.is_empty() {
+            Err(format!("{:?}", posted.lock().unwrap()))
+        } else {
+            Ok(p)
+        }
+    });
+    assert_eq!(
+        conflict[0]["reported_by"], "lab1.example.com",
+        "{conflict:?}"
+    );
+    assert!(
+        conflict[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("cluster/dns"),
+        "{conflict:?}"
+    );
+    crate::cluster_support::clean(&h, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        of_kind(&posted, "change-reverted").len(),
+        1,
+        "one revert notice"
+    );
+    assert_eq!(
+        of_kind(&posted, "conflict-logged").len(),
+        1,
+        "one conflict notice"
+    );
+}
+
+#[test]
+fn a_follower_posts_once_when_the_cluster_falls_out_of_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hook, posted) = webhook_receiver();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(&repo)
+            .args(["-c", "user.name=Ada", "-c", "user.email=ada@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let commit = |server: &str| {
+        std::fs::write(
+            repo.join("cluster.kdl"),
+            format!(
+                "cluster \"americas\" {{\n    alerts {{\n        webhook \"http://127.0.0.1:{hook}/hook\" {{ class \"clustering\"; }}\n    }}\n    dns {{ server \"{server}\"; }}\n}}\ngroup \"Main_Group\"\nmachine \"lab1.example.com\"\n"
+            ),
+        )
+        .unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", server]);
+    };
+    git(&["init", "-q", "-b", "main"]);
+    commit("10.0.0.53");
+    let dir = tmp.path().join("lab1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("agent.kdl"),
+        format!(
+            "machine \"lab1.example.com\"\nlisten \"127.0.0.1:0\"\nauth-delay-ms 20\nsource \"{}\" interval=\"200ms\" mode=\"report\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let agent = crate::agent_support::TestAgent::start(&dir, "lab1.example.com");
+    let sd = agent.dir.display().to_string();
+    let repo_arg = repo.display().to_string();
+    ok(&crate::agent_support::strata(&[
+        "apply",
+        "--ref",
+        "main",
+        "--repo",
+        &repo_arg,
+        "--yes",
+        "--state-dir",
+        &sd,
+    ]));
+    // A new commit the follower only reports: out of sync, posted once.
+    commit("10.0.0.54");
+    let out_of_sync = wait_until(WAIT, "out of sync is posted", || {
+        let p = of_kind(&posted, "out-of-sync");
+        if p.is_empty() {
+            Err(agent.log())
+        } else {
+            Ok(p)
+        }
+    });
+    assert!(
+        out_of_sync[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("is not applied (mode report)"),
+        "{out_of_sync:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        of_kind(&posted, "out-of-sync").len(),
+        1,
+        "once, not every interval"
+    );
+}

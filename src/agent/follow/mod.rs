@@ -85,7 +85,15 @@ pub struct Follower {
     /// Where a remote is fetched to (a bare repository in the state dir).
     mirror: PathBuf,
     inner: Mutex<Inner>,
+    /// Told once per change of state what the cluster's notifications carry.
+    alerts: Option<AlertSink>,
 }
+
+/// What a follower tells the cluster's notifications ([`crate::agent::notify`]), once
+/// each time its state changes: the kind (`out-of-sync`, `apply-failed`, `self-heal`),
+/// the severity, and one line for people.
+pub type AlertSink =
+    Box<dyn Fn(&'static str, crate::agent::notify::Severity, String) + Send + Sync>;
 
 /// What one look at the head found: the plan, and the live state it was made against.
 struct Assessment {
@@ -100,6 +108,19 @@ impl Follower {
             settings,
             mirror,
             inner: Mutex::new(Inner::default()),
+            alerts: None,
+        }
+    }
+
+    /// This follower, telling `sink` what the cluster's notifications carry.
+    pub fn with_alerts(mut self, sink: AlertSink) -> Follower {
+        self.alerts = Some(sink);
+        self
+    }
+
+    fn alert(&self, kind: &'static str, severity: crate::agent::notify::Severity, line: String) {
+        if let Some(sink) = &self.alerts {
+            sink(kind, severity, line);
         }
     }
 
@@ -294,10 +315,21 @@ impl Follower {
                 origin.message =
                     format!("self-heal: back to commit {commit}\n\n{}", origin.message);
             }
+            let healing = origin.message.starts_with("self-heal");
             match self.apply(node, &plan, origin) {
                 Ok(true) => {
                     inner.drift = None;
                     inner.last_error = None;
+                    if healing {
+                        self.alert(
+                            "self-heal",
+                            crate::agent::notify::Severity::Info,
+                            format!(
+                                "self-heal: the cluster was put back to commit {commit} of {}, undoing a change that did not come from it",
+                                f.branch
+                            ),
+                        );
+                    }
                     return None;
                 }
                 Ok(false) => continue,
@@ -385,6 +417,16 @@ impl Follower {
         let (url, branch) = (&self.settings.url, &self.settings.branch);
         if warn {
             tracing::warn!(source = %url, branch = %branch, "follow: {what}");
+            let kind = if what.starts_with("out of sync") {
+                "out-of-sync"
+            } else {
+                "apply-failed"
+            };
+            self.alert(
+                kind,
+                crate::agent::notify::Severity::Warning,
+                format!("{url} {branch}: {what}"),
+            );
         } else {
             tracing::info!(source = %url, branch = %branch, "follow: {what}");
         }

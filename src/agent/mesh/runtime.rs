@@ -268,6 +268,16 @@ impl Runtime {
             }
             Event::Inbound { via, link_id, env } => self.inbound(via, link_id, env),
             Event::Changed(c) => {
+                if !c.replaced
+                    && let Some(n) = self.agent.notifier.get()
+                {
+                    crate::agent::notify::changes::on_change(
+                        n,
+                        &self.me.machine,
+                        &c.change_set,
+                        c.local,
+                    );
+                }
                 if c.replaced {
                     self.read_index();
                 } else {

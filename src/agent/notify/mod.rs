@@ -8,8 +8,11 @@
 //! dropped and logged), and one task delivers, retrying each target up to
 //! [`RETRIES`] times with a doubling pause, so a dead relay costs neither a commit nor
 //! memory. Which member sends an alert about a peer is the mesh's call
-//! ([`crate::agent::mesh`]): one per cluster.
+//! ([`crate::agent::mesh`]): one per cluster; what change sets tell ([`changes`]: a lost
+//! write, a reverted trial, a broken freeze) is sent by the one member it concerns, and
+//! a follower's state (out of sync, an apply that failed, self-heal) by the follower.
 
+pub mod changes;
 pub mod targets;
 
 use std::path::PathBuf;

@@ -1,0 +1,114 @@
+//! The cluster's notifications that change sets carry, each sent by exactly one member:
+//!
+//! - `conflict-logged`: a write of this machine lost to a concurrent one (made without
+//!   knowing of it, across a partition): sent by the machine whose write lost, as it
+//!   merges the winner ([`lost_writes`]).
+//! - `change-reverted`: a change set applied on trial (commit confirmed) was reverted,
+//!   not confirmed in time: sent by the machine that committed the trial, at the first
+//!   revert it holds.
+//! - `glass-broken`: a change applied during a change freeze, with an administrator's
+//!   reason: sent by the machine that accepted it.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use super::{Event, Notifier, Severity};
+use crate::model::{Confirm, MachineName, Version};
+use crate::state::{ChangeSet, Live, precedence};
+
+/// The trials whose revert was already announced, so each is announced once.
+static ANNOUNCED: Mutex<BTreeSet<Version>> = Mutex::new(BTreeSet::new());
+
+fn event(me: &MachineName, kind: &'static str, severity: Severity, summary: String) -> Event {
+    Event {
+        kind,
+        class: "clustering",
+        severity,
+        machine: me.to_string(),
+        reported_by: me.to_string(),
+        at_ms: crate::state::wall_ms(),
+        summary,
+    }
+}
+
+/// Sends what change set `cs`, just stored on machine `me` (committed there when
+/// `local`), is a notification of.
+pub fn on_change(notifier: &Notifier, me: &MachineName, cs: &ChangeSet, local: bool) {
+    match &cs.meta.confirm {
+        Some(Confirm::Reverts { version }) if version.origin == *me => {
+            let first = ANNOUNCED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(version.clone());
+            if first {
+                notifier.send(event(
+                    me,
+                    "change-reverted",
+                    Severity::Warning,
+                    format!(
+                        "change set {} was reverted on the cluster: not confirmed in time ({} reverted it by its clock)",
+                        crate::model::ChangeSetId::of(version),
+                        cs.meta.host
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if local && cs.meta.message.contains("break glass during change freeze") {
+        let why = cs
+            .meta
+            .message
+            .lines()
+            .find(|l| l.starts_with("break glass"))
+            .unwrap_or_default();
+        notifier.send(event(
+            me,
+            "glass-broken",
+            Severity::Warning,
+            format!(
+                "change set {} applied during a change freeze: {why}",
+                cs.id()
+            ),
+        ));
+    }
+}
+
+/// The writes of machine `me` that change set `cs`, about to be merged over `before`
+/// (the live entries of its keys), beats without having seen them: a conflict this
+/// machine's write loses. Each as (key, the losing change set).
+pub fn lost_writes(me: &MachineName, cs: &ChangeSet, before: &Live) -> Vec<(String, String)> {
+    let theirs = precedence(&cs.version, &cs.meta);
+    cs.writes
+        .iter()
+        .filter_map(|(key, value)| {
+            let mine = before.get(key)?;
+            let seen = cs
+                .supersedes
+                .as_ref()
+                .and_then(|s| s.get(key).cloned().flatten());
+            let lost = mine.stamp.version.origin == *me
+                && precedence(&mine.stamp.version, &mine.stamp.meta) < theirs
+                && seen.as_ref() != Some(&mine.stamp.version)
+                && cs.supersedes.is_some()
+                && mine.value != *value;
+            lost.then(|| (key.to_string(), mine.stamp.change_set().to_string()))
+        })
+        .collect()
+}
+
+/// Sends the conflicts [`lost_writes`] found.
+pub fn conflicts(notifier: &Notifier, me: &MachineName, cs: &ChangeSet, lost: &[(String, String)]) {
+    for (key, mine) in lost {
+        notifier.send(event(
+            me,
+            "conflict-logged",
+            Severity::Warning,
+            format!(
+                "{me}'s write of {key} (change set {mine}) lost to a concurrent write by {} (change set {}): see `strata log --conflicts`",
+                cs.meta.host,
+                cs.id()
+            ),
+        ));
+    }
+}
