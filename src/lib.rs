@@ -36,6 +36,9 @@
 //! - [`resolve`]: the one layering engine — a parsed repo (with spans) or store entries,
 //!   the catalogue passed in — into each machine's effective config, with provenance.
 //!   May not import replica, plan, xml, report or anything above them.
+//! - [`rollout`]: staged rollouts, pure: waves, how far each staged change set got, and
+//!   the view a machine whose wave is not reached runs. May not import replica, resolve,
+//!   plan or anything above them.
 //! - [`plan`]: pure planning: desired entries vs live entries → typed actions, rendering;
 //!   machines' effective changes resolved with the catalogue on each side; what git owns
 //!   and what the cluster owns. May not import validate, protocol or anything above them.
@@ -91,6 +94,7 @@ pub mod protocol;
 pub mod replica;
 pub mod report;
 pub mod resolve;
+pub mod rollout;
 pub mod schema;
 pub mod secret;
 pub mod source;

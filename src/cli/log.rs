@@ -219,6 +219,7 @@ mod conflict_tests {
                 message: String::new(),
                 origin_kind: Default::default(),
                 confirm: None,
+                rollout: None,
             },
         }
     }

@@ -136,6 +136,9 @@ pub fn render(s: &SyncStatus) -> String {
     if let Some(at) = s.heal_at_ms {
         let _ = writeln!(t, "self-heal:     reverts to the head at {}", utc(at));
     }
+    for r in &s.rollouts {
+        let _ = writeln!(t, "rollout:       {r}");
+    }
     for trial in &s.trials {
         let _ = writeln!(
             t,
@@ -294,6 +297,7 @@ mod tests {
                 }),
                 reverts_at_ms: 1_790_000_300_000,
             }],
+            rollouts: vec!["change set 6b5cdbb37a: wave 1 of 2 (canary: lab1.example.com) running; next: rest: lab2.example.com, lab3.example.com".into()],
         }
     }
 
@@ -315,6 +319,7 @@ mod tests {
             drift-ignore:  `paris-dns` covers group:Paris/dns server until 2027-01-31T00:00:00Z: INC-7: Paris moves resolvers
                            `lab-ntp` covers machine:lab3.example.com/ntp (the whole section) until 2027-03-01T00:00:00Z: lab
             self-heal:     reverts to the head at [TIME]
+            rollout:       change set 6b5cdbb37a: wave 1 of 2 (canary: lab1.example.com) running; next: rest: lab2.example.com, lab3.example.com
             on trial:      change set 6b5cdbb37a is reverted at [TIME] unless confirmed (`strata confirm`)
             health:        Degraded (last run [TIME])
               - the store cannot be written since [TIME]: I/O error: No space left on device (os error 28) (nothing is acknowledged that is not written; the agent retries by itself)

@@ -90,6 +90,7 @@ impl<S: Store> Core<S> {
             source,
             message,
             confirm: None,
+            rollout: None,
         }
     }
 
@@ -194,8 +195,14 @@ impl<S: Store> Core<S> {
             ),
             _ => origin.message.clone(),
         };
+        // `check --resolve` settles what is there: it is not a change to roll out.
+        let rollout = match settles.is_empty() {
+            true => self.staging(&writes)?,
+            false => None,
+        };
         let mut meta = self.meta(caller, &origin.author, origin.source.clone(), message);
         meta.confirm = confirm;
+        meta.rollout = rollout;
         Ok(Some(
             self.propose_settling(writes, base, meta, wall_ms, settles)?,
         ))

@@ -8,7 +8,7 @@
 //! [`penalties`]); who asks and the refusal they may get ([`caller`]); the checks every write passes — the caller's authority and the
 //! writes' validity ([`authorize`]), and the follower's and the change freezes' refusals
 //! ([`guard`]); one handler per request kind ([`requests`]); the cluster's identities,
-//! rotated, retired and used to check and re-encrypt secrets ([`secrets`]); commit confirmed ([`trial`]); and the one
+//! rotated, retired and used to check and re-encrypt secrets ([`secrets`]); commit confirmed ([`trial`]); staged rollouts ([`staging`]); and the one
 //! post-commit pipeline that hands every result to an [`applier`].
 //!
 //! May import the pure rooms below it (model, config, schema, resolve, validate, plan,
@@ -27,6 +27,7 @@ pub mod penalties;
 pub mod rename;
 pub mod requests;
 pub mod secrets;
+pub mod staging;
 pub mod trial;
 pub mod users;
 

@@ -63,6 +63,10 @@ pub struct Node<S, A> {
     on_rename: Option<RenameHook>,
     /// The trials (commit confirmed) this machine reverts if their time runs out.
     trials: Mutex<super::trial::Trials>,
+    /// The staged rollouts ([`crate::rollout`]) and how far each got.
+    rollouts: Mutex<crate::rollout::Rollouts>,
+    /// The hooks that failed when a change set ran here, by its version.
+    failed_runs: Mutex<BTreeMap<Version, Vec<String>>>,
 }
 
 /// What [`Node::with_rename_hook`] is given.
@@ -113,6 +117,8 @@ impl<S: Store, A: Applier> Node<S, A> {
             host_key: None,
             on_rename: None,
             trials: Mutex::default(),
+            rollouts: Mutex::default(),
+            failed_runs: Mutex::default(),
             store_health,
         }
     }
@@ -160,6 +166,10 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce(&self, change_set: &ChangeSet, local: bool) {
+        self.rollouts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .note(change_set);
         self.trials
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -235,58 +245,6 @@ impl<S: Store, A: Applier> Node<S, A> {
         let core = self.lock_core();
         self.reset_trials(&core);
         self.after_change(core)
-    }
-
-    fn reset_trials(&self, core: &Core<S>) {
-        match core.store.change_sets() {
-            Ok(history) => self
-                .trials
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .reset(&history, crate::state::wall_ms()),
-            Err(e) => tracing::error!("cannot read the history for commit confirmed: {e}"),
-        }
-    }
-
-    /// Reverts each trial (commit confirmed) whose time ran out at `now_ms` unconfirmed;
-    /// returns what each revert answered.
-    pub fn revert_expired(&self, now_ms: u64) -> Vec<Response> {
-        let expired = self
-            .trials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expired(now_ms);
-        expired
-            .into_iter()
-            .map(|version| {
-                let answer = self.commit(|core| core.revert_trial(&version, now_ms));
-                match &answer {
-                    // Settled: reverted now, or confirmed or reverted meanwhile.
-                    Response::Applied { .. } | Response::Unchanged => {
-                        if matches!(answer, Response::Applied { .. }) {
-                            tracing::warn!(trial = %crate::model::ChangeSetId::of(&version), "not confirmed in time: reverted (commit confirmed)");
-                        }
-                        self.trials
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .forget(&version);
-                    }
-                    // Tried again at the next tick.
-                    other => tracing::error!(trial = %version, "cannot revert the unconfirmed change set: {other:?}"),
-                }
-                answer
-            })
-            .collect()
-    }
-
-    /// The trials (commit confirmed) pending here: version and deadline (wall ms).
-    pub fn pending_trials(&self) -> Vec<(Version, u64)> {
-        self.trials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pending()
-            .map(|(v, by)| (v.clone(), by))
-            .collect()
     }
 
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<S>> {
@@ -371,6 +329,7 @@ impl<S: Store, A: Applier> Node<S, A> {
         let catalogue = self.refresh_catalogue(&live);
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         let me = core.machine.clone();
+        let live = self.held_back(&core, live, &me);
         drop(core);
         let (config, undecrypted) = super::applier::running_config_checked(&live, &me, &catalogue);
         let mut report = self.applier.apply(&me, &config);
@@ -409,7 +368,10 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// The running-config sections that differ from what this machine's effective config
     /// says, though no change set changed them: local edits, for `check`.
     pub fn local_edits(&self) -> Result<Vec<LocalEdit>, StoreError> {
-        let live = self.lock_core().machine_view()?;
+        let core = self.lock_core();
+        let live = core.machine_view()?;
+        let live = self.held_back(&core, live, &self.machine);
+        drop(core);
         let config = running_config(&live, &self.machine, &self.catalogue());
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
         Ok(self.applier.local_edits(&config))
@@ -488,6 +450,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 self.note_run(&cs.version, false);
                 self.announce(&cs, true);
                 let running = self.after_change(core);
+                self.note_failures(&cs.version, &running);
                 self.note_run(&cs.version, true);
                 tracing::info!(
                     id = %cs.id(),
@@ -541,13 +504,16 @@ impl<S: Store, A: Applier> Node<S, A> {
             self.note_run(&change_set.version, false);
             self.announce(&change_set, false);
         }
-        let report = if merged.won.is_empty() {
+        // A wave released or a rollout halted writes nothing, and still changes what
+        // this machine runs.
+        let report = if merged.won.is_empty() && change_set.meta.rollout.is_none() {
             drop(core);
             RunReport::default()
         } else {
             self.after_change(core)
         };
         if merged.new {
+            self.note_failures(&change_set.version, &report);
             self.note_run(&change_set.version, true);
         }
         Ok(report)
@@ -599,6 +565,9 @@ impl<S: Store, A: Applier> Node<S, A> {
         Ok(self.after_change(core))
     }
 }
+
+#[path = "node_watch.rs"]
+mod watch;
 
 #[cfg(test)]
 #[path = "node_tests.rs"]

@@ -213,6 +213,17 @@ impl<S: Store> Core<S> {
         version: &Version,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
+        self.revert_change(version, wall_ms, None)
+    }
+
+    /// Reverts the change set of `version` as [`Core::revert_trial`] does, saying `why`
+    /// (default: its window ran out unconfirmed).
+    pub fn revert_change(
+        &mut self,
+        version: &Version,
+        wall_ms: u64,
+        why: Option<String>,
+    ) -> Result<Option<ChangeSet>, Refusal> {
         let Some(trial) = self
             .store
             .change_sets_of(std::slice::from_ref(version))?
@@ -253,12 +264,14 @@ impl<S: Store> Core<S> {
             &super::membership::agent_caller(),
             "agent",
             Source::Cli,
-            format!(
-                "revert {}: not confirmed by {} by {}'s clock (commit confirmed)",
-                trial.id(),
-                crate::text::utc(by),
-                self.machine
-            ),
+            why.unwrap_or_else(|| {
+                format!(
+                    "revert {}: not confirmed by {} by {}'s clock (commit confirmed)",
+                    trial.id(),
+                    crate::text::utc(by),
+                    self.machine
+                )
+            }),
         );
         meta.confirm = Some(Confirm::Reverts {
             version: version.clone(),

@@ -27,7 +27,7 @@ pub use names::{
     is_mode_name, is_section_name,
 };
 pub use node::{Node, Value};
-pub use provenance::{ChangeMeta, ChangeSetId, Confirm, OriginKind, Source, Stamp};
+pub use provenance::{ChangeMeta, ChangeSetId, Confirm, OriginKind, Rollout, Source, Stamp, Wave};
 
 /// The group every machine belongs to unless it names another one, as in AsyncOS.
 pub const MAIN_GROUP: &str = "Main_Group";

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::hlc::Version;
+use super::names::MachineName;
 
 /// Where a change came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -56,6 +57,53 @@ pub struct ChangeMeta {
     /// Commit confirmed (`apply --confirm-within`): a trial, a confirmation or a revert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm: Option<Confirm>,
+    /// Staged rollout (the cluster's `rollout` section): a change set staged in waves, or
+    /// a wave released, or the rollout halted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// What a change set is to a staged rollout ([`crate::rollout`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Rollout {
+    /// Staged: its first wave runs it at once, each later one once released.
+    Staged {
+        /// The waves, in order: their names and machines, resolved when it was committed.
+        waves: Vec<Wave>,
+        /// The pause between a wave's gate passing and the next wave's release (ms).
+        pause_ms: u64,
+        /// How long a wave's gate waits for its machines (ms).
+        gate_timeout_ms: u64,
+        /// Whether a failed gate also reverts the waves already done.
+        revert_on_failure: bool,
+    },
+    /// Releases wave `wave` (from 0) of the staged change set `version`; writes nothing.
+    Released {
+        /// The staged change set.
+        version: Version,
+        /// The wave released.
+        wave: usize,
+    },
+    /// Halts the staged change set `version` at wave `wave`, whose gate failed; writes
+    /// nothing.
+    Halted {
+        /// The staged change set.
+        version: Version,
+        /// The wave whose gate failed.
+        wave: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One wave of a staged rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Wave {
+    /// Its name in the `rollout` section.
+    pub name: String,
+    /// Its machines.
+    pub machines: Vec<MachineName>,
 }
 
 /// What a change set is to commit confirmed (`apply --confirm-within`, `strata confirm`):

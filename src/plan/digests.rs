@@ -219,6 +219,7 @@ machine "lab3" group="Paris"
                     message: "joined".into(),
                     origin_kind: Default::default(),
                     confirm: None,
+                    rollout: None,
                 },
                 version: crate::state::tests::version(2, "lab1"),
                 wall_ms: 2,

@@ -369,11 +369,18 @@ fn plan_against(
     }
     actions.sort_by(|a, b| a.key.cmp(&b.key));
     // A note about an entry the plan does not touch would be noise on every plan.
-    let notes = notes
+    let mut notes: Vec<String> = notes
         .into_iter()
         .filter(|(k, _)| actions.iter().any(|a| a.key == *k))
         .map(|(k, n)| format!("{k}: {n}"))
         .collect();
+    if !actions.is_empty()
+        && let Some(waves) = staged_in(&live_values)
+    {
+        notes.push(format!(
+            "applied, this rolls out in waves (the cluster's `rollout` section), each once the last one ran it clean: {waves}"
+        ));
+    }
     let base = actions
         .iter()
         .map(|a| {
@@ -396,6 +403,37 @@ fn plan_against(
         unreached,
         notes,
     }
+}
+
+/// The waves an apply against `live` is staged in, as one line, if the cluster
+/// declares a rollout ([`crate::rollout`]).
+fn staged_in(live: &BTreeMap<&Key, &EntryValue>) -> Option<String> {
+    let key = Key::section(
+        Mode::Cluster,
+        crate::model::SectionName::new(crate::rollout::SECTION).ok()?,
+    );
+    let EntryValue::Section(section) = live.get(&key)? else {
+        return None;
+    };
+    let spec = crate::rollout::spec(section).ok()?;
+    let members: Vec<_> = live
+        .iter()
+        .filter_map(|(k, v)| match (k, v) {
+            (Key::Machine(m), EntryValue::Machine(info)) => Some((m.clone(), info.group.clone())),
+            _ => None,
+        })
+        .collect();
+    let waves = crate::rollout::resolve(&spec, &members);
+    (waves.len() > 1).then(|| {
+        waves
+            .iter()
+            .map(|w| {
+                let names: Vec<&str> = w.machines.iter().map(|m| m.as_str()).collect();
+                format!("{}: {}", w.name, names.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// The desired entries as applying them over `live` writes them (see [`ownership`]):

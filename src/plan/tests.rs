@@ -38,6 +38,7 @@ pub fn apply(store: &mut MemoryStore, plan: &Plan, hlc: u64) {
                 message: "t".into(),
                 origin_kind: Default::default(),
                 confirm: None,
+                rollout: None,
             },
             version: crate::state::tests::version(hlc, "lab1"),
             wall_ms: hlc,

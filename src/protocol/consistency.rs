@@ -324,6 +324,7 @@ mod tests {
                     message: String::new(),
                     origin_kind: Default::default(),
                     confirm: None,
+                    rollout: None,
                 },
             },
             removed,

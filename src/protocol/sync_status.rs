@@ -199,6 +199,10 @@ pub struct SyncStatus {
     /// confirmation reaches it by their deadline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trials: Vec<Trial>,
+    /// The staged rollouts still moving or halted, each as one line (`change set
+    /// 8f2c1d0e9b: wave 1 of 3 (canary: lab1) running; next: …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<String>,
 }
 
 /// A change set on trial, as `status` shows it.

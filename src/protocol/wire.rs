@@ -95,6 +95,12 @@ pub enum Query {
         /// The change sets' versions.
         versions: Vec<Version>,
     },
+    /// The hooks that failed when each of these change sets ran there (a staged
+    /// rollout's gate: [`crate::rollout`]).
+    Failures {
+        /// The change sets' versions.
+        versions: Vec<Version>,
+    },
     /// The config repo's objects of a commit the cluster applied, as a git pack of what
     /// the commit reaches minus what the asker's commits reach, from byte `offset` on
     /// ([`crate::agent::mesh::git_fetch`]).
@@ -128,6 +134,12 @@ pub enum Answer {
     RunStates {
         /// One per version.
         states: Vec<RunState>,
+    },
+    /// To [`Query::Failures`], in the order asked: the commands of the hooks that failed
+    /// (none: it ran clean, or has not run).
+    Failures {
+        /// One list per version.
+        failed: Vec<Vec<String>>,
     },
     /// To [`Query::GitPack`]: one chunk of the pack.
     GitPack {

@@ -61,6 +61,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("listeners.kdl", include_str!("../../schemas/listeners.kdl")),
     ("ntp.kdl", include_str!("../../schemas/ntp.kdl")),
     ("ports.kdl", include_str!("../../schemas/ports.kdl")),
+    ("rollout.kdl", include_str!("../../schemas/rollout.kdl")),
     ("routes.kdl", include_str!("../../schemas/routes.kdl")),
     (
         "routing-tables.kdl",

@@ -13,6 +13,7 @@ pub fn meta(author: &str) -> ChangeMeta {
         message: "test".into(),
         origin_kind: Default::default(),
         confirm: None,
+        rollout: None,
     }
 }
 

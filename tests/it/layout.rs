@@ -11,7 +11,7 @@ const FLOORS: &[&[&str]] = &[
     &["model", "paths", "text"],
     &["config", "freeze", "drift_ignore", "atomic_file"],
     &["state", "schema"],
-    &["replica", "resolve"],
+    &["replica", "resolve", "rollout"],
     &["plan", "report", "xml"],
     &["secret"],
     &["validate", "protocol"],

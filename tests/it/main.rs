@@ -46,6 +46,7 @@ mod packaging;
 mod plan_digest;
 mod rename;
 mod replication;
+mod rollout;
 mod secrets;
 mod shell_tools;
 mod support;

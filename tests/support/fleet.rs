@@ -181,6 +181,8 @@ fn cluster(machines: usize) -> String {
     s.push_str(
         "    drift-ignore {\n        rule \"ntp\" mode=\"cluster\" section=\"ntp\" path=\"server\" until=\"2100-01-01T00:00:00Z\" reason=\"fleet\"\n    }\n",
     );
+    // A rollout of one wave: every section declared, and no change is staged.
+    s.push_str("    rollout {\n        wave \"everyone\"\n    }\n");
     s.push_str("    scheduled-reports {\n        report \"weekly\" type=\"executive-summary\" schedule=\"weekly\" {\n            recipient \"postmaster@example.com\"\n        }\n    }\n");
     // What an AsyncOS XML import kept beyond the catalogue.
     s.push_str(

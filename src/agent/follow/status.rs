@@ -292,6 +292,26 @@ pub fn status<S: Store, A: Applier>(
                 reverts_at_ms: by,
             })
             .collect(),
+        rollouts: {
+            // Those still moving, and the newest if it halted (why it halted stays in
+            // view until the next rollout).
+            let all = node.rollouts();
+            let newest = all.iter().map(|p| p.version.clone()).max();
+            all.into_iter()
+                .filter(|p| {
+                    p.moving() || (p.halted.is_some() && Some(&p.version) == newest.as_ref())
+                })
+                .collect::<Vec<_>>()
+        }
+        .into_iter()
+        .map(|p| {
+            format!(
+                "change set {}: {}",
+                crate::model::ChangeSetId::of(&p.version),
+                p.describe()
+            )
+        })
+        .collect(),
     };
     match (follower, last) {
         (Some(f), _) => f.status_of(node, now_ms, &mut out),

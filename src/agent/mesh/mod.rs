@@ -19,6 +19,7 @@ pub mod link;
 mod members;
 pub mod query;
 mod reconnect;
+mod rollout;
 pub mod runtime;
 mod sync;
 
@@ -102,6 +103,7 @@ pub fn start(agent: &Arc<Agent>, bound: SocketAddr) {
         return;
     }
     git_fetch::spawn(agent.clone());
+    rollout::spawn(agent.clone());
 }
 
 impl Mesh {

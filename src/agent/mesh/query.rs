@@ -80,6 +80,9 @@ pub fn answer(agent: &Agent, query: Query, summary: Summary) -> Answer {
             },
             Err(e) => failed(&e),
         },
+        Query::Failures { versions } => Answer::Failures {
+            failed: agent.node.failed_hooks(&versions),
+        },
         Query::RunStates { versions } => match agent.node.run_states(&versions) {
             Ok(states) => Answer::RunStates { states },
             Err(e) => failed(&e),
