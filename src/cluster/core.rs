@@ -72,6 +72,12 @@ impl<S: Store> Core<S> {
         })
     }
 
+    /// Commits a change set that writes nothing and says what `meta` says (a
+    /// confirmation, a wave released, a rollout halted).
+    pub(super) fn mark(&mut self, meta: ChangeMeta, wall_ms: u64) -> Result<ChangeSet, Refusal> {
+        Ok(self.propose(Writes::new(), Default::default(), meta, wall_ms)?)
+    }
+
     pub(super) fn meta(
         &self,
         caller: &Caller,

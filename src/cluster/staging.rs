@@ -98,11 +98,6 @@ impl<S: Store> Core<S> {
         };
         let mut meta = self.meta(&agent_caller(), "agent", Source::Cli, message);
         meta.rollout = Some(mark);
-        Ok(Some(self.propose(
-            Writes::new(),
-            Default::default(),
-            meta,
-            wall_ms,
-        )?))
+        Ok(Some(self.mark(meta, wall_ms)?))
     }
 }

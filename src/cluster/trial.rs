@@ -197,12 +197,7 @@ impl<S: Store> Core<S> {
         meta.confirm = Some(Confirm::Confirms {
             version: trial.version.clone(),
         });
-        Ok(Some(self.propose(
-            Writes::new(),
-            Default::default(),
-            meta,
-            wall_ms,
-        )?))
+        Ok(Some(self.mark(meta, wall_ms)?))
     }
 
     /// Reverts the trial of `version`, unconfirmed at its deadline: writes back the

@@ -127,6 +127,18 @@ pub fn running(h: &MeshHarness, i: usize, section: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Waits until machine `i`'s running `dns` names `server`.
+pub fn runs_dns(h: &MeshHarness, i: usize, server: &str) {
+    wait_until(SETTLE, &format!("lab{i} runs dns {server}"), || {
+        let text = running(h, i, "dns");
+        if text.contains(server) {
+            Ok(())
+        } else {
+            Err(text)
+        }
+    });
+}
+
 /// Every entry machine `i`'s store holds, tombstones included, with its version: asked
 /// of the agent directly (`Request::Live`), as its administrator.
 pub fn live(h: &MeshHarness, i: usize) -> Live {

@@ -42,6 +42,41 @@ fn cluster_kdl(op_key: &str, ro_key: &str, dns: &str) -> String {
     )
 }
 
+/// An agent whose cluster came from `repo` (users `ada`, an operator, and `rob`,
+/// read-only, with their keys), and ada ready to push to it.
+struct Pushing {
+    repo: std::path::PathBuf,
+    agent: TestAgent,
+    ada: Pusher,
+    op_pub: String,
+    ro_pub: String,
+}
+
+fn pushing(tmp: &Path) -> Pushing {
+    let (op, ro) = (tmp.join("op"), tmp.join("ro"));
+    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
+    let repo = tmp.join("repo");
+    git_repo(
+        &repo,
+        &[
+            ("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.53")),
+            ("machines.kdl", MACHINES),
+        ],
+        "users",
+    );
+    let agent = created(&tmp.join("agent"));
+    // The users (and their keys) come in by an ordinary apply first.
+    apply_main(&p(&repo), &sd(&agent));
+    let ada = Pusher::new(&agent, tmp, "ada", &op);
+    Pushing {
+        repo,
+        agent,
+        ada,
+        op_pub,
+        ro_pub,
+    }
+}
+
 fn both(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))
 }
@@ -52,21 +87,13 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (op, ro) = (tmp.path().join("op"), tmp.path().join("ro"));
-    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
-    let repo = tmp.path().join("repo");
-    git_repo(
-        &repo,
-        &[
-            ("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.53")),
-            ("machines.kdl", MACHINES),
-        ],
-        "users",
-    );
-    let agent = created(&tmp.path().join("agent"));
-    // The users (and their keys) come in by an ordinary apply first.
-    apply_main(&p(&repo), &sd(&agent));
-    let ada = Pusher::new(&agent, tmp.path(), "ada", &op);
+    let Pushing {
+        repo,
+        agent,
+        ada,
+        op_pub,
+        ro_pub,
+    } = pushing(tmp.path());
 
     // A new commit, pushed: applied, stamped with the commit, reported per machine.
     let commit = git_repo(
@@ -140,7 +167,7 @@ fn a_push_to_main_is_validated_planned_and_applied_or_refused() {
     assert!(dns.contains("10.0.0.99"), "{dns}");
 
     // A read-only user clones what the agent holds, but may not push.
-    let rob = Pusher::new(&agent, tmp.path(), "rob", &ro);
+    let rob = Pusher::new(&agent, tmp.path(), "rob", &tmp.path().join("ro"));
     let out = rob.clone_to("robs");
     assert!(out.status.success(), "{}", both(&out));
     let robs = tmp.path().join("robs");
@@ -543,20 +570,13 @@ fn a_push_on_trial_is_reverted_unless_confirmed_and_an_unknown_option_is_refused
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (op, ro) = (tmp.path().join("op"), tmp.path().join("ro"));
-    let (op_pub, ro_pub) = (keypair(&op), keypair(&ro));
-    let repo = tmp.path().join("repo");
-    git_repo(
-        &repo,
-        &[
-            ("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.53")),
-            ("machines.kdl", MACHINES),
-        ],
-        "users",
-    );
-    let agent = created(&tmp.path().join("agent"));
-    apply_main(&p(&repo), &sd(&agent));
-    let ada = Pusher::new(&agent, tmp.path(), "ada", &op);
+    let Pushing {
+        repo,
+        agent,
+        ada,
+        op_pub,
+        ro_pub,
+    } = pushing(tmp.path());
     git_repo(
         &repo,
         &[("cluster.kdl", &cluster_kdl(&op_pub, &ro_pub, "10.0.0.99"))],

@@ -4,7 +4,7 @@
 //! with `on-failure "revert"`, undoes the change where it ran; the rest never run it.
 
 use crate::agent_support::{ok, stdout};
-use crate::cluster_support::{apply, check, clean, dns, running, write_repo};
+use crate::cluster_support::{apply, check, clean, dns, running, runs_dns as runs, write_repo};
 use crate::mesh_support::{MeshHarness, wait_until};
 
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -14,17 +14,6 @@ fn rollout(pause: &str, failure: &str) -> String {
     format!(
         "rollout pause=\"{pause}\" gate-timeout=\"20s\" on-failure=\"{failure}\" {{\n        wave \"canary\" {{ machine \"lab1.example.com\"; }}\n        wave \"rest\"\n    }}"
     )
-}
-
-fn runs(h: &MeshHarness, i: usize, server: &str) {
-    wait_until(SETTLE, &format!("lab{i} runs dns {server}"), || {
-        let text = running(h, i, "dns");
-        if text.contains(server) {
-            Ok(())
-        } else {
-            Err(text)
-        }
-    });
 }
 
 #[test]

@@ -5,21 +5,12 @@
 
 use crate::agent_support::{ok, stderr, stdout};
 use crate::cluster_support::{apply, clean, cluster, dns, isolate, running, write_repo};
-use crate::mesh_support::{MeshHarness, wait_until};
-
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+use crate::mesh_support::MeshHarness;
 
 /// Waits until every machine of `on` runs cluster dns `server`.
 fn every_runs(h: &MeshHarness, on: &[usize], server: &str) {
     for &i in on {
-        wait_until(SETTLE, &format!("lab{i} runs dns {server}"), || {
-            let text = running(h, i, "dns");
-            if text.contains(server) {
-                Ok(())
-            } else {
-                Err(text)
-            }
-        });
+        crate::cluster_support::runs_dns(h, i, server);
     }
 }
 
