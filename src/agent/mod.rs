@@ -247,9 +247,12 @@ impl Agent {
     /// follower applied the commit the cluster runs (the newest change set stamped with a
     /// commit is a follower's), which every member knows.
     pub fn followed(&self) -> Option<crate::cluster::caller::Followed> {
-        let sets = self.node.change_sets().ok()?;
-        let last = follow::followed_by_log(&sets);
-        let commit = last.and_then(|cs| match &cs.meta.source {
+        // Kept by the core as change sets come in: no write reads the whole history.
+        let last = self
+            .node
+            .last_applied()
+            .filter(|(_, meta)| meta.origin_kind == crate::model::OriginKind::Follower);
+        let commit = last.as_ref().and_then(|(_, meta)| match &meta.source {
             crate::model::Source::Git { commit } => Some(commit.clone()),
             crate::model::Source::Cli => None,
         });
@@ -264,12 +267,12 @@ impl Agent {
                 commit,
             });
         }
-        let last = last?;
+        let (version, meta) = last?;
         Some(crate::cluster::caller::Followed {
             by: format!(
                 "the cluster follows a branch (its current commit was applied by the follower on {}, change set {})",
-                last.meta.host,
-                last.id()
+                meta.host,
+                crate::model::ChangeSetId::of(&version)
             ),
             commit,
         })

@@ -24,18 +24,69 @@ pub struct Core<S> {
     pub machine: MachineName,
     /// The address peers reach it at.
     pub address: String,
+    /// What writers ask of the history, kept up to date as change sets come in, so that
+    /// no write reads the whole history.
+    pub recent: Recent,
+}
+
+/// What the core keeps of its history, one change set at a time.
+#[derive(Debug, Default)]
+pub struct Recent {
+    /// The staged rollouts and how far each got ([`crate::rollout`]).
+    pub rollouts: crate::rollout::Rollouts,
+    /// The trials (commit confirmed) this machine reverts if their time runs out
+    /// ([`super::trial`]).
+    pub trials: super::trial::Trials,
+    /// The newest change set stamped with a commit: its version and meta (what
+    /// `status` calls the last applied commit, and whether a follower applied it).
+    pub last_applied: Option<(Version, ChangeMeta)>,
+}
+
+impl Recent {
+    /// Notes change set `cs`, just stored.
+    pub fn note(&mut self, cs: &ChangeSet) {
+        self.rollouts.note(cs);
+        self.trials.note(cs, crate::state::wall_ms());
+        if matches!(cs.meta.source, Source::Git { .. })
+            && self
+                .last_applied
+                .as_ref()
+                .is_none_or(|(v, _)| *v < cs.version)
+        {
+            self.last_applied = Some((cs.version.clone(), cs.meta.clone()));
+        }
+    }
+
+    /// Forgets everything and notes `history`.
+    pub fn reset(&mut self, history: &[ChangeSet]) {
+        *self = Recent::default();
+        for cs in history {
+            self.note(cs);
+        }
+        self.trials.reset(history, crate::state::wall_ms());
+    }
 }
 
 impl<S: Store> Core<S> {
     /// Wraps `store`, restarting the clock after its last version.
     pub fn new(store: S, machine: MachineName, address: String) -> Result<Core<S>, StoreError> {
         let clock = Clock::starting_after(store.last_hlc()?);
+        let mut recent = Recent::default();
+        recent.reset(&store.change_sets()?);
         Ok(Core {
             store,
             clock,
             machine,
             address,
+            recent,
         })
+    }
+
+    /// Replaces the store's history with `change_sets` ([`Store::replace`]).
+    pub(super) fn replace(&mut self, change_sets: Vec<ChangeSet>) -> Result<(), StoreError> {
+        self.store.replace(change_sets)?;
+        self.recent.reset(&self.store.change_sets()?);
+        Ok(())
     }
 
     pub(crate) fn propose(
@@ -62,14 +113,16 @@ impl<S: Store> Core<S> {
             hlc: self.clock.now(wall_ms),
             origin: self.machine.clone(),
         };
-        self.store.commit(Proposal {
+        let cs = self.store.commit(Proposal {
             writes,
             base,
             meta,
             version,
             wall_ms,
             settles,
-        })
+        })?;
+        self.recent.note(&cs);
+        Ok(cs)
     }
 
     /// Commits a change set that writes nothing and says what `meta` says (a
@@ -358,7 +411,20 @@ impl<S: Store> Core<S> {
                     None,
                 )
             })?;
-        Ok(self.store.merge(change_set)?)
+        // What the history cache reads of it: all but its writes.
+        let light = ChangeSet {
+            writes: Writes::new(),
+            supersedes: None,
+            settles: Vec::new(),
+            meta: change_set.meta.clone(),
+            version: change_set.version.clone(),
+            ..change_set
+        };
+        let merged = self.store.merge(change_set)?;
+        if merged.new {
+            self.recent.note(&light);
+        }
+        Ok(merged)
     }
 
     /// What this machine's pipeline needs of the store: the catalogue, the cluster's

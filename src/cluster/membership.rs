@@ -392,7 +392,7 @@ impl<S: Store> Core<S> {
                 invalid(format!("change set from {}: {e}", cs.version.origin), None)
             })?;
         }
-        self.store.replace(change_sets)?;
+        self.replace(change_sets)?;
         Ok(())
     }
 
@@ -507,7 +507,7 @@ impl<S: Store> Core<S> {
     /// standalone settings, `flattened` (this machine's effective config before it
     /// left).
     pub fn leave(&mut self, flattened: Vec<Node>, wall_ms: u64) -> Result<ChangeSet, Refusal> {
-        self.store.replace(Vec::new())?;
+        self.replace(Vec::new())?;
         let mode = Mode::Machine(self.machine.clone());
         let mut writes = Writes::new();
         for n in flattened {

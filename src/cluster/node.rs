@@ -61,10 +61,6 @@ pub struct Node<S, A> {
     host_key: Option<russh::keys::PublicKey>,
     /// Told when a change renamed this machine, with its new name.
     on_rename: Option<RenameHook>,
-    /// The trials (commit confirmed) this machine reverts if their time runs out.
-    trials: Mutex<super::trial::Trials>,
-    /// The staged rollouts ([`crate::rollout`]) and how far each got.
-    rollouts: Mutex<crate::rollout::Rollouts>,
     /// The hooks that failed when a change set ran here, by its version.
     failed_runs: Mutex<BTreeMap<Version, Vec<String>>>,
 }
@@ -116,8 +112,6 @@ impl<S: Store, A: Applier> Node<S, A> {
             holds_commit: None,
             host_key: None,
             on_rename: None,
-            trials: Mutex::default(),
-            rollouts: Mutex::default(),
             failed_runs: Mutex::default(),
             store_health,
         }
@@ -166,14 +160,6 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce(&self, change_set: &ChangeSet, local: bool) {
-        self.rollouts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .note(change_set);
-        self.trials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .note(change_set, crate::state::wall_ms());
         // No subscriber (no mesh, as in tests) is no error.
         let _ = self.changes.send(Changed {
             change_set: Arc::new(change_set.clone()),
@@ -183,7 +169,6 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn announce_replaced(&self, core: &Core<S>) {
-        self.reset_trials(core);
         if let Ok(Some(last)) = core.store.change_sets().map(|s| s.last().cloned()) {
             let _ = self.changes.send(Changed {
                 change_set: Arc::new(last),
@@ -242,9 +227,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// Runs the pipeline once, as after a commit: at start, this repairs a crash between
     /// a commit and its run.
     pub fn start(&self) -> RunReport {
-        let core = self.lock_core();
-        self.reset_trials(&core);
-        self.after_change(core)
+        self.after_change(self.lock_core())
     }
 
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<S>> {

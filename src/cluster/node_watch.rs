@@ -10,30 +10,10 @@ use crate::protocol::{Response, RunReport};
 use crate::state::{Live, Store, Version};
 
 impl<S: Store, A: Applier> Node<S, A> {
-    pub(super) fn reset_trials(&self, core: &Core<S>) {
-        match core.store.change_sets() {
-            Ok(history) => {
-                self.trials
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reset(&history, crate::state::wall_ms());
-                self.rollouts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reset(&history);
-            }
-            Err(e) => tracing::error!("cannot read the history for commit confirmed: {e}"),
-        }
-    }
-
     /// Reverts each trial (commit confirmed) whose time ran out at `now_ms` unconfirmed;
     /// returns what each revert answered.
     pub fn revert_expired(&self, now_ms: u64) -> Vec<Response> {
-        let expired = self
-            .trials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expired(now_ms);
+        let expired = self.lock_core().recent.trials.expired(now_ms);
         expired
             .into_iter()
             .map(|version| {
@@ -44,10 +24,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                         if matches!(answer, Response::Applied { .. }) {
                             tracing::warn!(trial = %crate::model::ChangeSetId::of(&version), "not confirmed in time: reverted (commit confirmed)");
                         }
-                        self.trials
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .forget(&version);
+                        self.lock_core().recent.trials.forget(&version);
                     }
                     // Tried again at the next tick.
                     other => tracing::error!(trial = %version, "cannot revert the unconfirmed change set: {other:?}"),
@@ -59,9 +36,9 @@ impl<S: Store, A: Applier> Node<S, A> {
 
     /// The trials (commit confirmed) pending here: version and deadline (wall ms).
     pub fn pending_trials(&self) -> Vec<(Version, u64)> {
-        self.trials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.lock_core()
+            .recent
+            .trials
             .pending()
             .map(|(v, by)| (v.clone(), by))
             .collect()
@@ -70,11 +47,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// `view` as machine `me` runs it: without the writes of staged change sets whose
     /// wave has not reached it ([`crate::rollout`]).
     pub(super) fn held_back(&self, core: &Core<S>, mut view: Live, me: &MachineName) -> Live {
-        let held = self
-            .rollouts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .held_back(me);
+        let held = core.recent.rollouts.held_back(me);
         if held.is_empty() {
             return view;
         }
@@ -92,14 +65,14 @@ impl<S: Store, A: Applier> Node<S, A> {
         view
     }
 
+    /// The newest change set stamped with a commit: its version and meta.
+    pub fn last_applied(&self) -> Option<(Version, crate::model::ChangeMeta)> {
+        self.lock_core().recent.last_applied.clone()
+    }
+
     /// The staged rollouts this machine knows and how far each got.
     pub fn rollouts(&self) -> Vec<crate::rollout::Progress> {
-        self.rollouts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .all()
-            .cloned()
-            .collect()
+        self.lock_core().recent.rollouts.all().cloned().collect()
     }
 
     /// The hooks that failed when each of `versions` ran here (none: clean, or not run

@@ -7,7 +7,7 @@ use super::caller::{Refusal, invalid};
 use super::core::Core;
 use super::membership::{agent_caller, members};
 use crate::model::{EntryValue, Key, Mode, Rollout, SectionName, Source};
-use crate::rollout::{Progress, Rollouts};
+use crate::rollout::Progress;
 use crate::state::{ChangeSet, Store, Version, Writes};
 
 impl<S: Store> Core<S> {
@@ -27,9 +27,7 @@ impl<S: Store> Core<S> {
         if writes.is_empty() {
             return Ok(None);
         }
-        let mut rollouts = Rollouts::default();
-        rollouts.reset(&self.store.change_sets()?);
-        if let Some(p) = rollouts.all().find(|p| p.moving()) {
+        if let Some(p) = self.recent.rollouts.all().find(|p| p.moving()) {
             return Err(invalid(
                 format!(
                     "change set {} is still rolling out: {}",
