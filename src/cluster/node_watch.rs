@@ -10,10 +10,14 @@ use crate::protocol::{Response, RunReport};
 use crate::state::{Live, Store, Version};
 
 impl<S: Store, A: Applier> Node<S, A> {
-    /// Reverts each trial (commit confirmed) whose time ran out at `now_ms` unconfirmed;
-    /// returns what each revert answered.
-    pub fn revert_expired(&self, now_ms: u64) -> Vec<Response> {
-        let expired = self.lock_core().recent.trials.expired(now_ms);
+    /// Reverts each trial (commit confirmed) whose time ran out unconfirmed at least
+    /// `stagger_ms` before `now_ms`; returns what each revert answered.
+    pub fn revert_expired(&self, now_ms: u64, stagger_ms: u64) -> Vec<Response> {
+        let expired = self
+            .lock_core()
+            .recent
+            .trials
+            .expired(now_ms.saturating_sub(stagger_ms));
         expired
             .into_iter()
             .map(|version| {

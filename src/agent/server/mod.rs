@@ -337,6 +337,26 @@ async fn connection(
 /// How often the agent looks for trials (commit confirmed) whose time ran out.
 const TRIAL_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How much later than the deadline this machine reverts a trial: members take turns by
+/// name ([`REVERT_STAGGER`] each, at most ten turns), so the first revert usually reaches
+/// the others before they make their own; a member cut off still reverts, a little later.
+fn revert_stagger(agent: &Agent) -> u64 {
+    let me = agent.node.machine();
+    let rank = agent
+        .node
+        .live_under(&["@machine:".into()])
+        .map(|live| {
+            crate::cluster::membership::members(&live)
+                .take_while(|(m, _)| *m < me)
+                .count()
+        })
+        .unwrap_or(0);
+    rank.min(10) as u64 * REVERT_STAGGER.as_millis() as u64
+}
+
+/// One member's turn in [`revert_stagger`].
+const REVERT_STAGGER: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Reverts, by this machine's clock, each trial whose time ran out unconfirmed
 /// ([`crate::cluster::trial`]).
 fn spawn_trial_reverts(agent: Arc<Agent>) {
@@ -349,7 +369,11 @@ fn spawn_trial_reverts(agent: Arc<Agent>) {
             let due = agent.node.pending_trials().iter().any(|(_, by)| *by <= now);
             if due {
                 let node = agent.clone();
-                let _ = tokio::task::spawn_blocking(move || node.node.revert_expired(now)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    let stagger = revert_stagger(&node);
+                    node.node.revert_expired(now, stagger)
+                })
+                .await;
             }
         }
     });
