@@ -497,6 +497,47 @@ pub struct ConfirmArgs {
     pub target: TargetArgs,
 }
 
+/// `strata rollout`.
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+/// `strata rollout …` operations.
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Stop the rollout where it is: no further wave is released.
+    Halt {
+        /// The staged change set (its id or a unique prefix); default: the only one
+        /// moving.
+        #[arg(value_name = "ID")]
+        id: Option<String>,
+        /// Why, for the log and `strata status`.
+        #[arg(long, value_name = "REASON")]
+        reason: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Release every remaining wave at once (also after a halt).
+    Promote {
+        /// The staged change set; default: the only one moving or halted.
+        #[arg(value_name = "ID")]
+        id: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Revert the change where it ran, and stop the rollout.
+    Undo {
+        /// The staged change set; default: the only one moving or halted.
+        #[arg(value_name = "ID")]
+        id: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
 /// `strata rollback`.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {

@@ -183,6 +183,17 @@ pub enum Command {
         strata confirm --state-dir /var/lib/strata\n  \
         strata confirm 8f2c1d0e --target lab2.example.com")]
     Confirm(super::agent_args::ConfirmArgs),
+    /// Steer a staged rollout (the cluster's `rollout` section): halt it where it is,
+    /// promote it (release every remaining wave at once, also after a halt), or undo it
+    /// (revert the change where it ran).
+    ///
+    /// Through any member: each is a change set, so every member agrees. Without ID, the
+    /// only rollout still moving or halted.
+    #[command(after_long_help = "Examples:\n  \
+        strata rollout halt --reason \"INC-42: canary drops mail\" --state-dir /var/lib/strata\n  \
+        strata rollout promote 8f2c1d0e --target lab2.example.com\n  \
+        strata rollout undo --state-dir /var/lib/strata")]
+    Rollout(super::agent_args::RolloutArgs),
     /// Convert an AsyncOS configuration XML file (saveconfig) into KDL in a config repo.
     ///
     /// `--machine NAME` loads it as one machine of an existing repo; `--new-cluster NAME`

@@ -14,7 +14,7 @@ use super::connect::{connect, unexpected};
 use super::json::{
     CommitJson, ConfirmJson, DeleteGroupJson, GroupJson, MembershipAction, MembershipJson,
     PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson, RenameMachineJson,
-    SetGroupJson, SetNameJson, UserJson,
+    RolloutJson, SetGroupJson, SetNameJson, UserJson,
 };
 use super::output::Output;
 use super::passphrase::new_passphrase;
@@ -493,4 +493,33 @@ pub fn confirm(args: super::agent_args::ConfirmArgs, out: &Output) -> Result<Out
         out,
         report,
     )
+}
+
+/// `strata rollout halt|promote|undo [ID]`: steers a staged rollout.
+pub fn rollout(
+    command: super::agent_args::RolloutCommand,
+    out: &Output,
+) -> Result<Outcome, CliError> {
+    use super::agent_args::RolloutCommand;
+    use crate::protocol::RolloutAction;
+    let (id, action, target, verb) = match command {
+        RolloutCommand::Halt { id, reason, target } => {
+            (id, RolloutAction::Halt { reason }, target, "halted")
+        }
+        RolloutCommand::Promote { id, target } => (id, RolloutAction::Promote, target, "promoted"),
+        RolloutCommand::Undo { id, target } => (id, RolloutAction::Undo, target, "undone"),
+    };
+    let done = |cs: &ChangeSetSummary| {
+        let first = cs.meta.message.lines().next().unwrap_or_default();
+        format!("rollout {verb}: {first}")
+    };
+    let report = Report {
+        done: &done,
+        unchanged: "the rollout is already so",
+        json: RolloutJson {
+            rollout: id.clone(),
+            action: verb.to_owned(),
+        },
+    };
+    commit(&target, Request::Rollout { id, action }, out, report)
 }

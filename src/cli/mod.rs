@@ -163,6 +163,10 @@ const COMMAND_EXITS: &[(&str, &str)] = &[
     ),
     ("hash-passphrase", "0 printed, 1 invalid input"),
     (
+        "rollout",
+        "0 done, 1 refused (no such rollout, or not in a state for it), 69 unreachable, 75 login delayed",
+    ),
+    (
         "confirm",
         "0 confirmed (or confirmed already), 1 refused (nothing waits, or it was reverted already), 69 unreachable, 75 login delayed",
     ),
@@ -318,6 +322,7 @@ fn run(command: Command, out: &output::Output) -> Result<Outcome, CliError> {
         Command::Status(a) => status::run(a, out),
         Command::Rollback(a) => log::rollback(a, out),
         Command::Confirm(a) => cluster_admin::confirm(a, out),
+        Command::Rollout(a) => cluster_admin::rollout(a.command, out),
         Command::ImportXml(a) => import_xml::run(a, out),
         Command::ExportXml(a) => export_xml::run(a, out),
         Command::Secret(a) => secret::run(a, out),

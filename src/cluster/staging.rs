@@ -3,7 +3,7 @@
 //! moves the apply is refused; the machine that took it releases each wave, or halts it,
 //! with a change set that writes nothing.
 
-use super::caller::{Refusal, invalid};
+use super::caller::{Caller, Refusal, invalid};
 use super::core::Core;
 use super::membership::{agent_caller, members};
 use crate::model::{EntryValue, Key, Mode, Rollout, SectionName, Source};
@@ -95,6 +95,92 @@ impl<S: Store> Core<S> {
             }
         };
         let mut meta = self.meta(&agent_caller(), "agent", Source::Cli, message);
+        meta.rollout = Some(mark);
+        Ok(Some(self.mark(meta, wall_ms)?))
+    }
+
+    /// Steers the staged rollout `prefix` names (a change set id), or the only one still
+    /// moving or halted: halts it, releases every remaining wave, or reverts it.
+    pub fn steer_rollout(
+        &mut self,
+        caller: &Caller,
+        prefix: Option<&str>,
+        action: &crate::protocol::RolloutAction,
+        wall_ms: u64,
+    ) -> Result<Option<ChangeSet>, Refusal> {
+        use crate::protocol::RolloutAction;
+        let open: Vec<Progress> = self
+            .recent
+            .rollouts
+            .all()
+            .filter(|p| match prefix {
+                Some(id) => crate::model::ChangeSetId::of(&p.version).matches(id),
+                None => !p.finished() && !p.reverted,
+            })
+            .cloned()
+            .collect();
+        let p = match open.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(invalid(
+                    match prefix {
+                        Some(id) => format!("no staged change set has an id starting {id}"),
+                        None => "no rollout is moving or halted".to_owned(),
+                    },
+                    Some("`strata status` shows the rollouts; `strata log` the change sets"),
+                ));
+            }
+            many => {
+                let ids: Vec<String> = many
+                    .iter()
+                    .map(|p| crate::model::ChangeSetId::of(&p.version).to_string())
+                    .collect();
+                return Err(invalid(
+                    format!("{} rollouts match: {}", many.len(), ids.join(", ")),
+                    Some("name one by its change set id: `strata rollout … ID`"),
+                ));
+            }
+        };
+        let id = crate::model::ChangeSetId::of(&p.version);
+        if p.reverted {
+            return Err(invalid(format!("change set {id} was reverted"), None));
+        }
+        let done = |what: &str| {
+            invalid(
+                format!("the rollout of {id} {what}: {}", p.describe()),
+                None,
+            )
+        };
+        let (mark, message) = match action {
+            RolloutAction::Undo => {
+                let why = format!("revert {id}: its rollout undone by {}", caller.user);
+                return self.revert_change(&p.version, wall_ms, Some(why));
+            }
+            RolloutAction::Halt { .. } if !p.moving() => return Err(done("is not moving")),
+            RolloutAction::Halt { reason } => (
+                Rollout::Halted {
+                    version: p.version.clone(),
+                    wave: p.released - 1,
+                    reason: format!("halted by {}: {reason}", caller.user),
+                },
+                format!(
+                    "rollout of {id} halted at wave {} by {}: {reason}",
+                    p.released, caller.user
+                ),
+            ),
+            RolloutAction::Promote if p.finished() => return Err(done("is done")),
+            RolloutAction::Promote => (
+                Rollout::Released {
+                    version: p.version.clone(),
+                    wave: p.waves.len() - 1,
+                },
+                format!(
+                    "rollout of {id}: every remaining wave released by {} (promoted)",
+                    caller.user
+                ),
+            ),
+        };
+        let mut meta = self.meta(caller, &caller.user, Source::Cli, message);
         meta.rollout = Some(mark);
         Ok(Some(self.mark(meta, wall_ms)?))
     }

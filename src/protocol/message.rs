@@ -133,6 +133,14 @@ pub enum Request {
         /// The trial's change set id, or a prefix of it.
         id: Option<String>,
     },
+    /// Steers a staged rollout (`strata rollout halt|promote|undo [ID]`): the one `id`
+    /// names, or the only one still moving or halted.
+    Rollout {
+        /// The staged change set's id, or a prefix of it.
+        id: Option<String>,
+        /// What to do.
+        action: RolloutAction,
+    },
     /// The applied change sets.
     Log,
     /// `strata status`: the followed ref, its head, the last applied commit, sync and
@@ -504,6 +512,21 @@ pub enum Response {
         /// How to fix it.
         help: Option<String>,
     },
+}
+
+/// What `strata rollout` does to a staged rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum RolloutAction {
+    /// Stop it where it is: no further wave is released.
+    Halt {
+        /// Why, for the log and `status`.
+        reason: String,
+    },
+    /// Release every remaining wave at once (also after a halt).
+    Promote,
+    /// Revert the change where it ran, and stop it.
+    Undo,
 }
 
 impl Request {

@@ -29,7 +29,8 @@ pub use client::{
 pub use codec::FrameCodec;
 pub use connection::{Connection, ConnectionError};
 pub use message::{
-    JoinRequest, PROTOCOL, RecipientInfo, Request, Response, SUBSYSTEM, Secret, Shown,
+    JoinRequest, PROTOCOL, RecipientInfo, Request, Response, RolloutAction, SUBSYSTEM, Secret,
+    Shown,
 };
 pub use peer::{Link, LinkSwitch, MemoryPeer, Peer, PeerError, Service};
 pub use pin::HostKeyPin;

@@ -116,3 +116,65 @@ fn a_failed_gate_halts_the_rollout_and_reverts_it_where_it_ran() {
         "{status}"
     );
 }
+
+#[test]
+fn an_operator_halts_promotes_and_undoes_a_rollout_through_any_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = MeshHarness::start(tmp.path(), 3);
+    h.form(tmp.path(), "americas");
+    let repo = tmp.path().join("repo");
+    let sections = |server: &str| format!("{}\n    {}", rollout("1h", "halt"), dns(server));
+    write_repo(&repo, 3, &sections("10.0.0.53"));
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+    write_repo(&repo, 3, &sections("10.0.0.99"));
+    ok(&apply(&h, 2, &repo, &[]));
+    runs(&h, 1, "10.0.0.99");
+
+    // Halted through lab3: status says why; nothing more is released.
+    ok(&h.strata(
+        3,
+        &["rollout", "halt", "--reason", "INC-42: canary looks slow"],
+    ));
+    wait_until(SETTLE, "lab1 shows the halt", || {
+        let status = stdout(&h.strata(1, &["status"]));
+        if status.contains("halted at wave 1 of 2") && status.contains("INC-42") {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    });
+    let again = h.strata(3, &["rollout", "halt", "--reason", "twice"]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a halted rollout is not moving"
+    );
+    // Promoted: the rest run it at once, the pause of an hour notwithstanding.
+    let doc = crate::json_schemas::matching_schema(
+        "rollout",
+        &h.strata(1, &["rollout", "promote", "--format", "json"]),
+    );
+    assert_eq!(doc["action"], "promoted");
+    runs(&h, 2, "10.0.0.99");
+    runs(&h, 3, "10.0.0.99");
+    // Undone, naming it by its id: reverted everywhere.
+    let id = stdout(&h.strata(1, &["log", "--format", "json"]));
+    let log: serde_json::Value = serde_json::from_str(&id).unwrap();
+    let staged = log["change_sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cs| cs["meta"]["rollout"]["kind"] == "staged")
+        .map(|cs| cs["id"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_eq!(
+        h.strata(2, &["rollout", "undo"]).status.code(),
+        Some(1),
+        "none is open"
+    );
+    ok(&h.strata(2, &["rollout", "undo", &staged]));
+    for i in 1..=3 {
+        runs(&h, i, "10.0.0.53");
+    }
+    clean(&h, 1);
+}

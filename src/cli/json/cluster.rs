@@ -61,6 +61,15 @@ pub struct RenameGroupJson {
     pub to: String,
 }
 
+/// `strata rollout`'s fields.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RolloutJson {
+    /// The staged change set as the command named it (`null`: the only one open).
+    pub rollout: Option<String>,
+    /// `halted`, `promoted` or `undone`.
+    pub action: String,
+}
+
 /// `strata confirm`'s fields.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ConfirmJson {

@@ -17,7 +17,7 @@ mod secret;
 pub use cluster::{
     CommitJson, ConfirmJson, DeleteGroupJson, GroupJson, JoinJson, MembershipAction,
     MembershipJson, PrepjoinAddJson, PrepjoinHostJson, PrepjoinListJson, RenameGroupJson,
-    RenameMachineJson, RepairJson, SetGroupJson, SetNameJson, UserJson,
+    RenameMachineJson, RepairJson, RolloutJson, SetGroupJson, SetNameJson, UserJson,
 };
 pub use secret::{EncryptJson, RecipientsJson, ReencryptJson, RotateJson, SiteJson};
 
@@ -415,6 +415,7 @@ pub fn schemas() -> Vec<(&'static str, Schema)> {
         ("cluster-remove", schema_for!(CommitJson<MembershipJson>)),
         ("cluster-repair", schema_for!(RepairJson)),
         ("confirm", schema_for!(CommitJson<ConfirmJson>)),
+        ("rollout", schema_for!(CommitJson<RolloutJson>)),
         ("secret-encrypt", schema_for!(EncryptJson)),
         ("secret-rotate", schema_for!(RotateJson)),
         ("secret-reencrypt", schema_for!(ReencryptJson)),

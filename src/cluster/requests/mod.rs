@@ -52,6 +52,7 @@ pub fn handle<S: Store, A: Applier>(
         | Request::Rollback { .. }
         | Request::RollbackPlan { .. }
         | Request::Confirm { .. }
+        | Request::Rollout { .. }
             if !who.role.may_apply() =>
         {
             deny("apply changes")
@@ -83,6 +84,9 @@ pub fn handle<S: Store, A: Applier>(
             apply::answer(node, &caller, writes, base, &origin, confirm_within_ms)
         }
         Request::Confirm { id } => apply::confirm(node, &caller, id.as_deref()),
+        Request::Rollout { id, action } => node.commit(|core| {
+            core.steer_rollout(&caller, id.as_deref(), &action, crate::state::wall_ms())
+        }),
         Request::RollbackPlan { to } => rollback::plan(node, &caller, &to),
         Request::Rollback { to, shown } => rollback::answer(node, &caller, &to, shown.as_ref()),
         Request::ApplyPush { .. } if !who.role.may_administer() => {
