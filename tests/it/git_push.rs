@@ -593,10 +593,10 @@ fn a_push_on_trial_is_reverted_unless_confirmed_and_an_unknown_option_is_refused
     assert!(both(&out).contains("unknown push option"), "{}", both(&out));
     assert!(running().contains("10.0.0.53"));
 
-    // On trial for 2 s: applied, then reverted by the agent's clock.
+    // On trial for 5 s: applied, then reverted by the agent's clock.
     let out = ada.git(
         &repo,
-        &["push", "-o", "confirm-within=2s", &ada.url, "main"],
+        &["push", "-o", "confirm-within=5s", &ada.url, "main"],
     );
     assert!(out.status.success(), "{}\n{}", both(&out), agent.log());
     assert!(running().contains("10.0.0.99"));

@@ -22,7 +22,7 @@ fn a_change_reaches_the_canary_then_the_rest_and_waiting_is_not_drift() {
     let h = MeshHarness::start(tmp.path(), 3);
     h.form(tmp.path(), "americas");
     let repo = tmp.path().join("repo");
-    let sections = |server: &str| format!("{}\n    {}", rollout("4s", "halt"), dns(server));
+    let sections = |server: &str| format!("{}\n    {}", rollout("8s", "halt"), dns(server));
     write_repo(&repo, 3, &sections("10.0.0.53"));
     ok(&apply(&h, 1, &repo, &["--wait", "30"]));
 

@@ -38,7 +38,7 @@ fn a_trial_nobody_confirms_is_reverted_everywhere_and_a_confirmed_one_stays() {
     let h = cluster(tmp.path(), 3);
     let repo = tmp.path().join("repo");
 
-    trial(&h, &repo, "10.0.0.99", "2s");
+    trial(&h, &repo, "10.0.0.99", "5s");
     every_runs(&h, &[1, 2, 3], "10.0.0.53");
     let log = stdout(&h.strata(2, &["log"]));
     assert!(log.contains("not confirmed by"), "{log}");
@@ -53,11 +53,11 @@ fn a_trial_nobody_confirms_is_reverted_everywhere_and_a_confirmed_one_stays() {
     );
 
     // Confirmed through another member before its time: it stays everywhere.
-    trial(&h, &repo, "10.0.0.77", "3s");
+    trial(&h, &repo, "10.0.0.77", "6s");
     let out = h.strata(2, &["confirm", "--format", "json"]);
     let doc = crate::json_schemas::matching_schema("confirm", &out);
     assert!(doc["change_set"].is_object(), "{doc}");
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::thread::sleep(std::time::Duration::from_secs(7));
     every_runs(&h, &[1, 2, 3], "10.0.0.77");
     clean(&h, 1);
     // Nothing waits now.
@@ -69,7 +69,7 @@ fn a_partition_during_a_trial_reverts_both_sides_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let h = cluster(tmp.path(), 3);
     let repo = tmp.path().join("repo");
-    trial(&h, &repo, "10.0.0.99", "3s");
+    trial(&h, &repo, "10.0.0.99", "5s");
     isolate(&h, 3, 1);
     // Written on each side after the trial: kept by both.
     ok(&h.strata(1, &["cluster", "addgroup", "Paris"]));
@@ -94,7 +94,7 @@ fn a_revert_made_where_the_confirmation_did_not_reach_stands_on_heal() {
     let h = cluster(tmp.path(), 3);
     let repo = tmp.path().join("repo");
     // Long enough to confirm after the cut is seen.
-    trial(&h, &repo, "10.0.0.99", "8s");
+    trial(&h, &repo, "10.0.0.99", "15s");
     isolate(&h, 3, 1);
     ok(&h.strata(1, &["confirm"]));
     // lab3 never hears of the confirmation: its clock reverts the trial there.
