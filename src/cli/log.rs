@@ -110,6 +110,47 @@ pub fn rollback(args: RollbackArgs, out: &Output) -> Result<Outcome, CliError> {
     )
 }
 
+/// What a change set is to commit confirmed or a staged rollout, as a line of the log.
+fn trial_or_rollout(meta: &crate::model::ChangeMeta) -> Option<String> {
+    use crate::model::{ChangeSetId, Confirm, Rollout};
+    let trial = meta.confirm.as_ref().map(|c| match c {
+        Confirm::Trial { by_ms } => format!(
+            "on trial: every machine reverts it unless confirmed by {}",
+            utc(*by_ms)
+        ),
+        Confirm::Confirms { version } => {
+            format!("confirms change set {}", ChangeSetId::of(version))
+        }
+        Confirm::Reverts { version } => format!("reverts change set {}", ChangeSetId::of(version)),
+    });
+    let rollout = meta.rollout.as_ref().map(|r| match r {
+        Rollout::Staged { waves, .. } => {
+            let waves: Vec<String> = waves
+                .iter()
+                .map(|w| {
+                    let names: Vec<&str> = w.machines.iter().map(|m| m.as_str()).collect();
+                    format!("{} ({})", w.name, names.join(", "))
+                })
+                .collect();
+            format!("staged in waves: {}", waves.join(", "))
+        }
+        Rollout::Released { version, wave } => format!(
+            "releases wave {} of change set {}",
+            wave + 1,
+            ChangeSetId::of(version)
+        ),
+        Rollout::Halted { version, wave, .. } => format!(
+            "halts the rollout of change set {} at wave {}",
+            ChangeSetId::of(version),
+            wave + 1
+        ),
+    });
+    match (trial, rollout) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The log for people: `sets` newest first. Each change set shows its id (the same on
 /// every machine, short as git shows commits) and its position in this machine's history.
 pub fn render_log(sets: &[ChangeSetSummary]) -> String {
@@ -130,14 +171,21 @@ pub fn render_log(sets: &[ChangeSetSummary]) -> String {
             cs.meta.host,
             cs.meta.message.lines().next().unwrap_or_default()
         );
+        if let Some(line) = trial_or_rollout(&cs.meta) {
+            let _ = writeln!(text, "  {line}");
+        }
         let sections: Vec<String> = cs.keys.iter().map(Key::to_string).collect();
         let shown = sections.len().min(8);
-        let _ = write!(
-            text,
-            "  touched {}: {}",
-            sections.len(),
-            sections[..shown].join(", ")
-        );
+        if sections.is_empty() {
+            text.push_str("  touched nothing");
+        } else {
+            let _ = write!(
+                text,
+                "  touched {}: {}",
+                sections.len(),
+                sections[..shown].join(", ")
+            );
+        }
         if sections.len() > shown {
             let _ = write!(text, " and {} more", sections.len() - shown);
         }
@@ -196,6 +244,86 @@ mod tests {
             utc(u64::MAX),
             "18446744073709551615 ms after 1970-01-01 UTC"
         );
+    }
+
+    #[test]
+    fn trials_and_rollouts_say_what_they_are() {
+        use crate::model::{
+            ChangeMeta, ChangeSetId, Confirm, Hlc, MachineName, Rollout, Source, Version, Wave,
+        };
+        let version = |at: u64| Version {
+            hlc: Hlc::new(at, 0),
+            origin: MachineName::new("lab1").unwrap(),
+        };
+        let summary = |at: u64, message: &str, confirm, rollout, keys: Vec<crate::model::Key>| {
+            ChangeSetSummary {
+                id: ChangeSetId::of(&version(at)),
+                seq: at,
+                version: version(at),
+                wall_ms: 1_782_302_096_000 + at,
+                meta: ChangeMeta {
+                    author: "ada".into(),
+                    user: "ada".into(),
+                    host: "lab1".into(),
+                    source: Source::Cli,
+                    message: message.into(),
+                    origin_kind: Default::default(),
+                    confirm,
+                    rollout,
+                },
+                keys,
+            }
+        };
+        let dns: crate::model::Key = "cluster/dns".parse().unwrap();
+        let text = render_log(&[
+            summary(
+                2,
+                "confirm",
+                Some(Confirm::Confirms {
+                    version: version(1),
+                }),
+                None,
+                Vec::new(),
+            ),
+            summary(
+                1,
+                "dns: move to .99",
+                Some(Confirm::Trial {
+                    by_ms: 1_782_302_396_000,
+                }),
+                Some(Rollout::Staged {
+                    waves: vec![
+                        Wave {
+                            name: "canary".into(),
+                            machines: vec![MachineName::new("lab1").unwrap()],
+                        },
+                        Wave {
+                            name: "rest".into(),
+                            machines: vec![MachineName::new("lab2").unwrap()],
+                        },
+                    ],
+                    pause_ms: 0,
+                    gate_timeout_ms: 60_000,
+                    revert_on_failure: false,
+                }),
+                vec![dns],
+            ),
+        ]);
+        insta::with_settings!({ filters => vec![(r"change set [0-9a-f]{10}", "change set [ID]")] }, {
+            insta::assert_snapshot!(text, @r"
+            change set [ID]  #2  2026-06-24 11:54:56 UTC  cli
+              author: ada  user: ada  host: lab1
+              confirm
+              confirms change set [ID]
+              touched nothing
+
+            change set [ID]  #1  2026-06-24 11:54:56 UTC  cli
+              author: ada  user: ada  host: lab1
+              dns: move to .99
+              on trial: every machine reverts it unless confirmed by 2026-06-24 11:59:56 UTC; staged in waves: canary (lab1), rest (lab2)
+              touched 1: cluster/dns
+            ");
+        });
     }
 }
 
