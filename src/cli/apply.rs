@@ -180,6 +180,21 @@ pub(super) fn report(
                     if let Some(p) = &propagation {
                         text.push_str(&propagation::render(p));
                     }
+                    if let Some(crate::model::Confirm::Trial { by_ms }) = &change_set.meta.confirm {
+                        text.push_str(&format!(
+                            "on trial: every machine reverts it at {} unless `strata confirm` reaches it\n",
+                            super::log::utc(*by_ms)
+                        ));
+                    }
+                    if let Some(crate::model::Rollout::Staged { waves, .. }) =
+                        &change_set.meta.rollout
+                    {
+                        let names: Vec<&str> = waves.iter().map(|w| w.name.as_str()).collect();
+                        text.push_str(&format!(
+                            "staged: it reaches the waves {} one after another (`strata status` shows where it is)\n",
+                            names.join(", ")
+                        ));
+                    }
                     out.print(&text)
                 }
             }

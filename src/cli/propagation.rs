@@ -51,12 +51,13 @@ pub fn ask(
     }
 }
 
-/// True when every member that could be reached has applied it.
+/// True when every member that could be reached has applied it (or waits for its wave
+/// of a staged rollout).
 pub fn complete(machines: &[MachinePropagation]) -> bool {
     machines
         .iter()
         .filter(|m| reachable(m.reach))
-        .all(|m| matches!(m.state, Some(RunState::Applied { .. })))
+        .all(|m| m.state.is_some_and(RunState::settled))
 }
 
 fn reachable(reach: Reach) -> bool {
@@ -81,6 +82,9 @@ pub fn render(machines: &[MachinePropagation]) -> String {
             }
             (Some(RunState::Running), _) => "stored, running its config now".into(),
             (Some(RunState::Missing), _) => "not there yet".into(),
+            (Some(RunState::Waiting), _) => {
+                "stored; waits for its wave of the rollout (runs what it ran)".into()
+            }
             (None, Reach::Disconnected) => {
                 "disconnected: it gets the change set when reconnected".into()
             }

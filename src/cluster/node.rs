@@ -194,10 +194,12 @@ impl<S: Store, A: Applier> Node<S, A> {
             .into_iter()
             .map(|cs| cs.version)
             .collect();
+        let waiting = self.lock_core().recent.rollouts.held_back(&self.machine);
         let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         Ok(versions
             .iter()
             .map(|v| match applied.get(v) {
+                _ if waiting.contains(v) => RunState::Waiting,
                 Some(Some(ms)) => RunState::Applied { at_ms: Some(*ms) },
                 Some(None) => RunState::Running,
                 // Held, and not run since this agent started: it ran at the start.

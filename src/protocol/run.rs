@@ -65,4 +65,14 @@ pub enum RunState {
         /// When its run ended, if this agent run saw it.
         at_ms: Option<u64>,
     },
+    /// Stored; staged in a rollout whose wave has not reached this machine, which runs
+    /// what it ran ([`crate::rollout`]).
+    Waiting,
+}
+
+impl RunState {
+    /// Where it stays until something else happens: applied, or waiting for its wave.
+    pub fn settled(self) -> bool {
+        matches!(self, RunState::Applied { .. } | RunState::Waiting)
+    }
 }

@@ -35,7 +35,12 @@ fn a_change_reaches_the_canary_then_the_rest_and_waiting_is_not_drift() {
         "{plan}"
     );
     // Applied through lab2, which drives it: the canary runs it, the rest wait.
-    ok(&apply(&h, 2, &repo, &[]));
+    let applied = ok(&apply(&h, 2, &repo, &[]));
+    assert!(
+        applied.contains("staged: it reaches the waves canary, rest")
+            && applied.contains("waits for its wave"),
+        "{applied}"
+    );
     runs(&h, 1, "10.0.0.99");
     assert!(
         running(&h, 2, "dns").contains("10.0.0.53"),

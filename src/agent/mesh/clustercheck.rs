@@ -266,7 +266,7 @@ pub fn propagation(agent: &Agent, mesh: &Mesh, version: &Version, wait: Duration
             .iter()
             .filter(|(m, r)| {
                 matches!(r, Reach::Local | Reach::Direct | Reach::Routed)
-                    && !matches!(states.get(*m), Some(RunState::Applied { .. }))
+                    && !states.get(*m).is_some_and(|s| s.settled())
             })
             .map(|(m, _)| m.clone())
             .collect();
