@@ -8,7 +8,9 @@
 //! - **detection**: one machine is isolated (its relay black-holes every link); measured
 //!   is the time until every other member has raised its alert, read from the agents'
 //!   own log timestamps, in ping intervals;
-//! - **memory**: resident set (VmRSS) of every agent once the full mesh is idle.
+//! - **memory**: resident set (VmRSS) of every agent once the full mesh is idle;
+//! - **idle CPU**: the CPU time all agents use over 10 s of the idle full mesh, per agent,
+//!   as a share of one core.
 //!
 //! Run with `cargo bench --bench mesh`. Budget (issue 9): 20 agents form a full mesh in
 //! under 5 s; detection within 3 ping intervals; under 30 MB RSS per idle agent.
@@ -216,6 +218,18 @@ fn run(n: usize) {
         .collect();
     let mean = rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0;
     let max = *rss.iter().max().unwrap_or(&0) as f64 / 1024.0;
+    // Idle CPU: what every agent used over 10 s of a full, quiet mesh (ticks are 1/100 s
+    // on Linux), as a share of one core.
+    let ticks = |ms: &[Machine]| -> u64 {
+        ms.iter()
+            .filter_map(|m| host::cpu_ticks(m.child.id()))
+            .sum()
+    };
+    let idle = Duration::from_secs(10);
+    let before = ticks(&machines);
+    std::thread::sleep(idle);
+    let used = ticks(&machines).saturating_sub(before);
+    let cpu_per_agent = used as f64 / 100.0 / idle.as_secs_f64() / n as f64 * 100.0;
 
     // Isolate the last machine; every other one must alert.
     let victim = machines.last().unwrap().name.clone();
@@ -242,7 +256,7 @@ fn run(n: usize) {
     let worst = detect.last().copied().unwrap_or_default();
     println!(
         "mesh n={n:>2}: agents up in {:>6.0} ms; {} joins in {:>6.0} ms ({:.0} ms each); full mesh {:>5.0} ms after the last join; \
-         isolation detected by all in {:>5.0} ms = {:.2} ping intervals (median {:.0} ms); RSS per idle agent mean {mean:.1} MB, max {max:.1} MB",
+         isolation detected by all in {:>5.0} ms = {:.2} ping intervals (median {:.0} ms); RSS per idle agent mean {mean:.1} MB, max {max:.1} MB; idle CPU per agent {cpu_per_agent:.2}% of a core",
         boot.as_secs_f64() * 1000.0,
         n - 1,
         joined.as_secs_f64() * 1000.0,

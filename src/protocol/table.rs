@@ -193,26 +193,6 @@ impl Table {
         }
     }
 
-    /// `from` said its links are as it last reported them, at `now_ms`: its view counts
-    /// from now on. Nothing, if it never reported them.
-    pub fn refresh(&mut self, from: &MachineName, now_ms: u64) {
-        if let Some(view) = self.views.get_mut(from) {
-            view.at_ms = now_ms;
-        }
-    }
-
-    /// Which of this machine's links are up, as a number that changes when the set
-    /// does: a ping carries the links only when this differs from what the peer was
-    /// last sent.
-    pub fn up_signature(report: &[LinkReport]) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for l in report {
-            (&l.to, l.heard_ago_ms.is_some()).hash(&mut h);
-        }
-        h.finish()
-    }
-
     /// Whether the direct link to `peer` is up at `now_ms`.
     pub fn is_up(&self, peer: &MachineName, now_ms: u64) -> bool {
         self.links

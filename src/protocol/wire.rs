@@ -36,10 +36,8 @@ pub enum PeerMsg {
     Ping {
         /// Echoed in the pong.
         seq: u64,
-        /// The sender's direct links; `None`: the same links up as in the last ping that
-        /// carried them (sent in full when they change, and every few rounds), so a
-        /// large mesh does not resend every link to every peer each interval.
-        links: Option<Vec<LinkReport>>,
+        /// The sender's direct links.
+        links: Vec<LinkReport>,
         /// Since when, and why, the sender cannot write its store (it is Degraded);
         /// absent while it can (and from agents that do not say).
         #[serde(default, skip_serializing_if = "Option::is_none")]

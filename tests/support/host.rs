@@ -20,6 +20,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The CPU time process `pid` has used so far (user and system), in clock ticks
+/// (`/proc/PID/stat` fields 14 and 15); `None` where there is no `/proc`.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`); `None` where there is no
 /// `/proc` or no such field.
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -36,7 +36,7 @@ use crate::model::{Key, MachineName, Membership};
 use crate::protocol::Connection;
 use crate::protocol::client::Session;
 use crate::protocol::status::{ConnStatus, LinkView};
-use crate::protocol::table::{LinkReport, Table};
+use crate::protocol::table::Table;
 use crate::protocol::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::replica::{Index, Replica};
 use crate::state::{ChangeSet, Live, StoreFailure};
@@ -46,10 +46,6 @@ const PARK: Duration = Duration::from_secs(10);
 
 /// The default ping interval, when the cluster sets none (`cluster-mesh`).
 pub const DEFAULT_PING_MS: u64 = 2000;
-
-/// Every this many rounds a ping carries its links even if they did not change: a full
-/// report lost on the way is made good within these rounds.
-const FULL_EVERY: u64 = 5;
 
 /// What the runtime reacts to.
 pub enum Event {
@@ -169,8 +165,6 @@ pub(super) struct Runtime {
     seq: u64,
     /// Ping rounds so far.
     rounds: u64,
-    /// Which set of up links each peer was last sent ([`Table::up_signature`]).
-    told: BTreeMap<MachineName, u64>,
     /// Pings sent and not yet answered: (peer, seq) → when.
     pings: BTreeMap<(MachineName, u64), Instant>,
     /// Change sets from peers, to merge.
@@ -225,7 +219,6 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         next_link: 1,
         seq: 0,
         rounds: 0,
-        told: BTreeMap::new(),
         pings: BTreeMap::new(),
         merges,
         last_ping: Instant::now(),
@@ -428,10 +421,7 @@ impl Runtime {
                 links,
                 store_failure,
             } => {
-                match links {
-                    Some(links) => self.table.view(&from, links, now),
-                    None => self.table.refresh(&from, now),
-                }
+                self.table.view(&from, links, now);
                 match store_failure {
                     Some(f) => self.peer_stores.insert(from.clone(), f),
                     None => self.peer_stores.remove(&from),
@@ -475,28 +465,12 @@ impl Runtime {
         }
     }
 
-    /// Pings `peer` with this machine's links in full (a new link).
     fn ping(&mut self, peer: &MachineName) {
-        let report = self.table.report(self.now_ms());
-        self.told.remove(peer);
-        self.ping_with(peer, &report, true);
-    }
-
-    /// Pings `peer`: with the links of `report` if it was not told them yet, or they
-    /// changed since, or `full` (every [`FULL_EVERY`] rounds, in case a full one was lost).
-    fn ping_with(&mut self, peer: &MachineName, report: &[LinkReport], full: bool) {
         self.seq += 1;
         self.pings.insert((peer.clone(), self.seq), Instant::now());
-        let signature = Table::up_signature(report);
-        let links = if full || self.told.get(peer) != Some(&signature) {
-            self.told.insert(peer.clone(), signature);
-            Some(report.to_vec())
-        } else {
-            None
-        };
         let body = PeerMsg::Ping {
             seq: self.seq,
-            links,
+            links: self.table.report(self.now_ms()),
             store_failure: self.agent.node.store_failure(),
         };
         self.route(self.envelope(peer, body));
@@ -516,11 +490,8 @@ impl Runtime {
             let peers: Vec<MachineName> = self.table.peers().iter().cloned().collect();
             self.rounds += 1;
             let sync = self.rounds.is_multiple_of(SYNC_EVERY);
-            // One report for every peer this round, in full only where it is news.
-            let report = self.table.report(now);
-            let full = self.rounds.is_multiple_of(FULL_EVERY);
             for p in &peers {
-                self.ping_with(p, &report, full);
+                self.ping(p);
                 if sync && self.links.contains_key(p) {
                     self.send_have(p);
                 }
