@@ -230,16 +230,24 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
     tokio::spawn(async move {
         rt.read_members();
         rt.read_index();
+        // The periodic work (pings, quiet links, alerts: a route search over every
+        // member's links) runs once a tick, not after every event: a full mesh brings
+        // several events per member each interval.
+        let mut ticked = Instant::now();
         loop {
-            let tick = Duration::from_millis((rt.table.interval_ms() / 4).clamp(5, 500));
+            let tick = Duration::from_millis((rt.table.interval_ms() / 8).clamp(5, 250));
+            let left = tick.saturating_sub(ticked.elapsed());
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(ev) => rt.on_event(ev),
                     None => break,
                 },
-                () = tokio::time::sleep(tick) => {}
+                () = tokio::time::sleep(left) => {}
             }
-            rt.on_tick();
+            if ticked.elapsed() >= tick {
+                ticked = Instant::now();
+                rt.on_tick();
+            }
         }
     });
     events
