@@ -193,7 +193,7 @@ impl<S: Store> Core<S> {
         origin: &Origin,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
-        self.apply_settling(caller, writes, base, origin, wall_ms, Vec::new())
+        self.apply_with(caller, writes, base, origin, wall_ms, Vec::new(), None)
     }
 
     /// As [`Core::apply`], settling the lost writes `settles` (`check --resolve`).

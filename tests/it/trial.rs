@@ -69,13 +69,28 @@ fn a_partition_during_a_trial_reverts_both_sides_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let h = cluster(tmp.path(), 3);
     let repo = tmp.path().join("repo");
-    trial(&h, &repo, "10.0.0.99", "5s");
+    // Long enough to be cut off while on trial.
+    trial(&h, &repo, "10.0.0.99", "15s");
     isolate(&h, 3, 1);
+    // Cut off while on trial: what follows is each side's own revert.
+    for i in 1..=3 {
+        assert!(
+            running(&h, i, "dns").contains("10.0.0.99"),
+            "lab{i} still on trial"
+        );
+    }
     // Written on each side after the trial: kept by both.
     ok(&h.strata(1, &["cluster", "addgroup", "Paris"]));
     ok(&h.strata(3, &["cluster", "addgroup", "Rome"]));
-    // Each side reverts by its own clock.
+    // Each side reverts by its own clock, before the heal.
     every_runs(&h, &[1, 2, 3], "10.0.0.53");
+    for side in [1, 3] {
+        let log = stdout(&h.strata(side, &["log"]));
+        assert!(
+            log.contains(&format!("by lab{side}.example.com's clock")),
+            "lab{side} reverted it itself: {log}"
+        );
+    }
     h.relays.heal();
     clean(&h, 1);
     for i in 1..=3 {

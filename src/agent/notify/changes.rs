@@ -9,15 +9,9 @@
 //! - `glass-broken`: a change applied during a change freeze, with an administrator's
 //!   reason: sent by the machine that accepted it.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
-
 use super::{Event, Notifier, Severity};
-use crate::model::{Confirm, MachineName, Version};
+use crate::model::{Confirm, MachineName};
 use crate::state::{ChangeSet, Live, precedence};
-
-/// The trials whose revert was already announced, so each is announced once.
-static ANNOUNCED: Mutex<BTreeSet<Version>> = Mutex::new(BTreeSet::new());
 
 fn event(me: &MachineName, kind: &'static str, severity: Severity, summary: String) -> Event {
     Event {
@@ -34,26 +28,20 @@ fn event(me: &MachineName, kind: &'static str, severity: Severity, summary: Stri
 /// Sends what change set `cs`, just stored on machine `me` (committed there when
 /// `local`), is a notification of.
 pub fn on_change(notifier: &Notifier, me: &MachineName, cs: &ChangeSet, local: bool) {
-    match &cs.meta.confirm {
-        Some(Confirm::Reverts { version }) if version.origin == *me => {
-            let first = ANNOUNCED
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(version.clone());
-            if first {
-                notifier.send(event(
-                    me,
-                    "change-reverted",
-                    Severity::Warning,
-                    format!(
-                        "change set {} was reverted on the cluster: not confirmed in time ({} reverted it by its clock)",
-                        crate::model::ChangeSetId::of(version),
-                        cs.meta.host
-                    ),
-                ));
-            }
-        }
-        _ => {}
+    if let Some(Confirm::Reverts { version }) = &cs.meta.confirm
+        && version.origin == *me
+        && notifier.first_revert_of(version)
+    {
+        notifier.send(event(
+            me,
+            "change-reverted",
+            Severity::Warning,
+            format!(
+                "change set {} was reverted on the cluster: not confirmed in time ({} reverted it by its clock)",
+                crate::model::ChangeSetId::of(version),
+                cs.meta.host
+            ),
+        ));
     }
     if local && cs.meta.message.contains("break glass during change freeze") {
         let why = cs

@@ -40,6 +40,8 @@ const FIRST_PAUSE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct Notifier {
     queue: mpsc::Sender<Event>,
+    /// The trials whose revert this machine announced ([`changes`]): each once.
+    announced: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<crate::model::Version>>>,
 }
 
 impl Notifier {
@@ -54,7 +56,18 @@ impl Notifier {
                 deliver(&event, &targets::targets(&section, &event), &machine).await;
             }
         });
-        Notifier { queue }
+        Notifier {
+            queue,
+            announced: Default::default(),
+        }
+    }
+
+    /// Whether the revert of trial `version` is news here (not announced before).
+    pub fn first_revert_of(&self, version: &crate::model::Version) -> bool {
+        self.announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(version.clone())
     }
 
     /// Queues `event`; never waits.
