@@ -87,6 +87,9 @@ pub struct Changed {
     pub local: bool,
     /// The store was replaced (a join or a leave) and now holds only this history.
     pub replaced: bool,
+    /// Writes of this machine the change set beat without having seen them (merged
+    /// from a peer): lost writes the conflict log now lists.
+    pub lost: Vec<crate::state::LostWrite>,
 }
 
 /// How many changes the mesh may fall behind before it resyncs instead.
@@ -159,12 +162,13 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.changes.subscribe()
     }
 
-    fn announce(&self, change_set: &ChangeSet, local: bool) {
+    fn announce(&self, change_set: &ChangeSet, local: bool, lost: Vec<crate::state::LostWrite>) {
         // No subscriber (no mesh, as in tests) is no error.
         let _ = self.changes.send(Changed {
             change_set: Arc::new(change_set.clone()),
             local,
             replaced: false,
+            lost,
         });
     }
 
@@ -174,6 +178,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 change_set: Arc::new(last),
                 local: false,
                 replaced: true,
+                lost: Vec::new(),
             });
         }
     }
@@ -433,7 +438,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             Ok(Some(cs)) => {
                 let committed = started.elapsed();
                 self.note_run(&cs.version, false);
-                self.announce(&cs, true);
+                self.announce(&cs, true, Vec::new());
                 let running = self.after_change(core);
                 self.note_failures(&cs.version, &running);
                 self.note_run(&cs.version, true);
@@ -487,7 +492,8 @@ impl<S: Store, A: Applier> Node<S, A> {
         let merged = core.merge(change_set.clone(), wall_ms)?;
         if merged.new {
             self.note_run(&change_set.version, false);
-            self.announce(&change_set, false);
+            let lost = crate::state::lost_to(&self.machine, &change_set, &merged.replaced);
+            self.announce(&change_set, false, lost);
         }
         // A wave released or a rollout halted writes nothing, and still changes what
         // this machine runs.

@@ -35,6 +35,34 @@ pub struct LostWrite {
     pub winner: Stamp,
 }
 
+/// The writes of machine `me` that `winner`, just merged over `replaced` (the entries
+/// it replaced, as they were), beat without having seen them: lost writes of this
+/// machine, as the conflict log will list them. Writes of the same value lose nothing;
+/// change sets recorded before `supersedes` was kept are taken to have seen everything.
+pub fn lost_to(
+    me: &crate::model::MachineName,
+    winner: &ChangeSet,
+    replaced: &super::Live,
+) -> Vec<LostWrite> {
+    let Some(seen) = &winner.supersedes else {
+        return Vec::new();
+    };
+    replaced
+        .iter()
+        .filter(|(key, mine)| {
+            mine.stamp.version.origin == *me
+                && seen.get(*key).cloned().flatten().as_ref() != Some(&mine.stamp.version)
+                && winner.writes.get(*key) != Some(&mine.value)
+        })
+        .map(|(key, mine)| LostWrite {
+            key: key.clone(),
+            lost: mine.stamp.clone(),
+            value: mine.value.clone(),
+            winner: winner.stamp(),
+        })
+        .collect()
+}
+
 /// Every lost write in `change_sets`, by key, then by the losing version.
 pub fn conflicts(change_sets: &[ChangeSet]) -> Vec<LostWrite> {
     // Per key: every write (version → change set index), and the versions named as seen.

@@ -484,11 +484,16 @@ impl Store for DiskStore {
             if known {
                 return Ok(Merged::default());
             }
-            let seen = Self::entries_of(&tx, cs.writes.keys())?;
+            let mut seen = Self::entries_of(&tx, cs.writes.keys())?;
             let won = winners(&cs, |k| seen.get(k));
             Self::record(&tx, cs, &won)?;
             tx.commit().map_err(backend)?;
-            Ok(Merged { new: true, won })
+            seen.retain(|k, _| won.contains(k));
+            Ok(Merged {
+                new: true,
+                won,
+                replaced: seen,
+            })
         })
     }
 

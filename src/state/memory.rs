@@ -82,8 +82,16 @@ impl Store for MemoryStore {
             return Ok(Merged::default());
         }
         let won = winners(&cs, |k| self.live.get(k));
+        let replaced = won
+            .iter()
+            .filter_map(|k| self.live.get(k).map(|e| (k.clone(), e.clone())))
+            .collect();
         self.record(cs, won.clone());
-        Ok(Merged { new: true, won })
+        Ok(Merged {
+            new: true,
+            won,
+            replaced,
+        })
     }
 
     fn change_sets(&self) -> Result<Vec<ChangeSet>, StoreError> {

@@ -30,7 +30,7 @@ pub use crate::model::{
     ChangeMeta, ChangeSetId, Clock, ClockSkew, EntryValue, Hlc, Key, KeyParseError, Source, Stamp,
     Version,
 };
-pub use conflicts::{LostWrite, conflicts};
+pub use conflicts::{LostWrite, conflicts, lost_to};
 pub use disk::DiskStore;
 pub use health::{Health, StoreFailure};
 pub use memory::MemoryStore;
@@ -145,12 +145,15 @@ impl ChangeSet {
 }
 
 /// What merging a change set did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Merged {
     /// False when the store already had the change set (nothing was written).
     pub new: bool,
     /// The keys whose live entry it replaced (its version was greater).
     pub won: Vec<Key>,
+    /// The entries it replaced, as they were (those of `won` that had one): what a lost
+    /// write is read from ([`conflicts::lost_to`]) without reading them again.
+    pub replaced: Live,
 }
 
 /// A key whose live version is not the one a proposal was computed against.

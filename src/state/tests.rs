@@ -156,25 +156,19 @@ pub fn store_contract(store: &mut dyn Store) {
     );
     let m = store.merge(later.clone()).unwrap();
     assert_eq!(
-        m,
-        Merged {
-            new: true,
-            won: vec![dns.clone(), ntp.clone()]
-        }
+        (m.new, m.won.clone()),
+        (true, vec![dns.clone(), ntp.clone()])
     );
+    // What it replaced, as it was: only entries of keys it won.
+    assert!(m.replaced.keys().all(|k| m.won.contains(k)));
     assert_eq!(
         store.merge(later.clone()).unwrap(),
         Merged::default(),
         "idempotent"
     );
     let older = remote(35, "lab3", &[("cluster/ntp", Some("ntp { server z; }"))]);
-    assert_eq!(
-        store.merge(older).unwrap(),
-        Merged {
-            new: true,
-            won: vec![]
-        }
-    );
+    let m = store.merge(older).unwrap();
+    assert_eq!((m.new, m.won.len(), m.replaced.len()), (true, 0, 0));
     let live = store.live().unwrap();
     assert_eq!(text(&live, &ntp).as_deref(), Some("ntp\n"));
     assert_eq!(live[&dns].stamp.version, version(40, "lab2"));
@@ -385,4 +379,51 @@ pub fn revert_contract(make: &mut dyn FnMut() -> Box<dyn Store>) {
 #[test]
 fn a_memory_store_ranks_reverts_as_the_contract_says() {
     revert_contract(&mut || Box::new(MemoryStore::default()));
+}
+
+#[test]
+fn a_write_beaten_unseen_is_lost_and_one_seen_or_equal_is_not() {
+    let me = MachineName::new("lab1").unwrap();
+    let mut store = MemoryStore::default();
+    let mine = remote(
+        10,
+        "lab1",
+        &[("cluster/dns", Some("dns { server \"10.0.0.1\"; }\n"))],
+    );
+    store.merge(mine.clone()).unwrap();
+    let dns: Key = "cluster/dns".parse().unwrap();
+    // Made across a partition: it replaced what it had seen, which was not lab1's write.
+    let mut theirs = remote(
+        20,
+        "lab3",
+        &[("cluster/dns", Some("dns { server \"10.0.0.3\"; }\n"))],
+    );
+    theirs.supersedes = Some([(dns.clone(), None)].into());
+    let m = store.merge(theirs.clone()).unwrap();
+    let lost = lost_to(&me, &theirs, &m.replaced);
+    assert_eq!(lost.len(), 1);
+    assert_eq!((&lost[0].key, &lost[0].lost.version), (&dns, &mine.version));
+    // Not lab1's write to lose, for lab3.
+    assert!(lost_to(&MachineName::new("lab3").unwrap(), &theirs, &m.replaced).is_empty());
+    // Over lab1's write as it was: one that saw it replaced it knowingly, and one of
+    // the same value loses nothing.
+    let mut only_mine = MemoryStore::default();
+    only_mine.merge(mine.clone()).unwrap();
+    let before = only_mine.live().unwrap();
+    let mut seen = remote(
+        30,
+        "lab2",
+        &[("cluster/dns", Some("dns { server \"10.0.0.2\"; }\n"))],
+    );
+    seen.supersedes = Some([(dns.clone(), Some(mine.version.clone()))].into());
+    assert!(lost_to(&me, &seen, &before).is_empty());
+    let mut same = remote(
+        40,
+        "lab2",
+        &[("cluster/dns", Some("dns { server \"10.0.0.1\"; }\n"))],
+    );
+    same.supersedes = Some([(dns.clone(), None)].into());
+    assert!(lost_to(&me, &same, &before).is_empty());
+    // The unseen write of another value over the same entry is lost.
+    assert_eq!(lost_to(&me, &theirs, &before).len(), 1);
 }

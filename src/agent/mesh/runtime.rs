@@ -285,6 +285,7 @@ impl Runtime {
                         &c.change_set,
                         c.local,
                     );
+                    crate::agent::notify::changes::conflicts(n, &self.me.machine, &c.lost);
                 }
                 if c.replaced {
                     self.read_index();

@@ -34,24 +34,9 @@ pub fn start_merger(agent: Arc<Agent>) -> mpsc::UnboundedSender<ChangeSet> {
             let merger = agent.clone();
             let from = cs.version.origin.clone();
             let id = cs.id();
-            let done = tokio::task::spawn_blocking(move || {
-                // A write of this machine that the change set beats unseen: a conflict
-                // this machine reports.
-                let me = merger.node.machine().clone();
-                let keys: Vec<Key> = cs.writes.keys().cloned().collect();
-                let lost = merger
-                    .node
-                    .entries(&keys)
-                    .map(|before| crate::agent::notify::changes::lost_writes(&me, &cs, &before))
-                    .unwrap_or_default();
-                let winner = (!lost.is_empty()).then(|| cs.clone());
-                let merged = merger.node.merge_from_peer(cs, wall_ms());
-                if let (Ok(_), Some(winner), Some(n)) = (&merged, winner, merger.notifier.get()) {
-                    crate::agent::notify::changes::conflicts(n, &me, &winner, &lost);
-                }
-                merged
-            })
-            .await;
+            let done =
+                tokio::task::spawn_blocking(move || merger.node.merge_from_peer(cs, wall_ms()))
+                    .await;
             match done {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {

@@ -11,7 +11,7 @@
 
 use super::{Event, Notifier, Severity};
 use crate::model::{Confirm, MachineName};
-use crate::state::{ChangeSet, Live, precedence};
+use crate::state::{ChangeSet, LostWrite};
 
 fn event(me: &MachineName, kind: &'static str, severity: Severity, summary: String) -> Event {
     Event {
@@ -62,40 +62,20 @@ pub fn on_change(notifier: &Notifier, me: &MachineName, cs: &ChangeSet, local: b
     }
 }
 
-/// The writes of machine `me` that change set `cs`, about to be merged over `before`
-/// (the live entries of its keys), beats without having seen them: a conflict this
-/// machine's write loses. Each as (key, the losing change set).
-pub fn lost_writes(me: &MachineName, cs: &ChangeSet, before: &Live) -> Vec<(String, String)> {
-    let theirs = precedence(&cs.version, &cs.meta);
-    cs.writes
-        .iter()
-        .filter_map(|(key, value)| {
-            let mine = before.get(key)?;
-            let seen = cs
-                .supersedes
-                .as_ref()
-                .and_then(|s| s.get(key).cloned().flatten());
-            let lost = mine.stamp.version.origin == *me
-                && precedence(&mine.stamp.version, &mine.stamp.meta) < theirs
-                && seen.as_ref() != Some(&mine.stamp.version)
-                && cs.supersedes.is_some()
-                && mine.value != *value;
-            lost.then(|| (key.to_string(), mine.stamp.change_set().to_string()))
-        })
-        .collect()
-}
-
-/// Sends the conflicts [`lost_writes`] found.
-pub fn conflicts(notifier: &Notifier, me: &MachineName, cs: &ChangeSet, lost: &[(String, String)]) {
-    for (key, mine) in lost {
+/// Sends one `conflict-logged` for each write of this machine (`me`) that a merged change
+/// set beat unseen ([`crate::state::lost_to`], carried by the node's change notice).
+pub fn conflicts(notifier: &Notifier, me: &MachineName, lost: &[LostWrite]) {
+    for l in lost {
         notifier.send(event(
             me,
             "conflict-logged",
             Severity::Warning,
             format!(
-                "{me}'s write of {key} (change set {mine}) lost to a concurrent write by {} (change set {}): see `strata log --conflicts`",
-                cs.meta.host,
-                cs.id()
+                "{me}'s write of {} (change set {}) lost to a concurrent write by {} (change set {}): see `strata log --conflicts`",
+                l.key,
+                l.lost.change_set(),
+                l.winner.meta.host,
+                l.winner.change_set()
             ),
         ));
     }
