@@ -278,18 +278,11 @@ impl<S: Store> Core<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::caller::Authority;
     use crate::model::{EntryValue, MachineName};
     use crate::state::{Live, MemoryStore};
 
     fn admin() -> Caller {
-        Caller {
-            user: "admin".into(),
-            authority: Authority::All,
-            followed: None,
-            break_glass: None,
-            origin_kind: crate::model::OriginKind::Claimed,
-        }
+        Caller::with_role("admin", crate::cluster::users::Role::Administrator)
     }
 
     fn dns(server: &str) -> Option<EntryValue> {
