@@ -74,6 +74,17 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.lock_core().recent.last_applied.clone()
     }
 
+    /// The staged rollouts still moving that machine `origin` took (and drives).
+    pub fn rollouts_driven_by(&self, origin: &MachineName) -> Vec<crate::rollout::Progress> {
+        self.lock_core()
+            .recent
+            .rollouts
+            .all()
+            .filter(|p| p.moving() && p.version.origin == *origin)
+            .cloned()
+            .collect()
+    }
+
     /// The staged rollouts this machine knows and how far each got.
     pub fn rollouts(&self) -> Vec<crate::rollout::Progress> {
         self.lock_core().recent.rollouts.all().cloned().collect()

@@ -32,12 +32,9 @@ pub fn spawn(agent: Arc<Agent>) {
         loop {
             tick.tick().await;
             let me = agent.node.machine().clone();
-            let mine: Vec<Progress> = agent
-                .node
-                .rollouts()
-                .into_iter()
-                .filter(|p| p.moving() && p.version.origin == me)
-                .collect();
+            // Cloned only where there is something to drive: the history's finished
+            // rollouts stay in the core's cache.
+            let mine: Vec<Progress> = agent.node.rollouts_driven_by(&me);
             if mine.is_empty() {
                 continue;
             }
