@@ -145,6 +145,7 @@ impl Agent {
             metrics: metrics.clone(),
             alerts: notifier.clone(),
         };
+        applier.remove_interrupted_writes();
         // A commit is verified only if this machine's config repo holds it (a push).
         let config_repo = state.layout.dir.join(git_serve::REPO_DIR);
         let restart = Arc::new(rename::Restart::default());

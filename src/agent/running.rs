@@ -39,6 +39,30 @@ pub struct RunningDir {
     pub alerts: std::sync::Arc<std::sync::OnceLock<super::notify::Notifier>>,
 }
 
+impl RunningDir {
+    /// Removes what an interrupted write left in the directory: the atomic writer links
+    /// its temporary file as `.NAME.kdl.RANDOM` just before renaming it over `NAME.kdl`,
+    /// so a crash (kill -9) in between leaves one. Run at start, before the first run.
+    pub fn remove_interrupted_writes(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".kdl.") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {
+                        tracing::info!(file = %name, "removed what an interrupted write left")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %name, "cannot remove what an interrupted write left: {e}")
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Applier for RunningDir {
     fn apply(&self, machine: &str, config: &BTreeMap<String, String>) -> RunReport {
         match update(&self.dir, machine, config, &self.hooks) {
@@ -223,6 +247,28 @@ fn run_hook(argv: &[String], changed: &[String], dir: &Path, machine: &str) -> H
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_an_interrupted_write_left_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().to_path_buf();
+        for name in ["dns.kdl", ".dns.kdl.Xy3kQ9", ".keep"] {
+            fs::write(run.join(name), "x").unwrap();
+        }
+        RunningDir {
+            dir: run.clone(),
+            hooks: Vec::new(),
+            metrics: Default::default(),
+            alerts: Default::default(),
+        }
+        .remove_interrupted_writes();
+        let mut left: Vec<String> = fs::read_dir(&run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".keep", "dns.kdl"]);
+    }
 
     #[test]
     fn files_follow_the_config_and_hooks_get_the_changed_sections() {
