@@ -302,7 +302,11 @@ impl Runtime {
                     self.read_members();
                 }
             }
-            Event::Members(live) => self.set_members(&live),
+            Event::Members(live) => {
+                self.set_members(&live);
+                // A new member is dialed now, not at the next tick.
+                self.dial_missing();
+            }
             Event::Send(env) => self.route(env),
             Event::Index(index) => self.replica.replace(index),
             Event::Query(reply) => {
