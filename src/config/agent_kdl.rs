@@ -48,6 +48,9 @@ pub struct Settings {
     /// Where Prometheus metrics are served over plain HTTP (`metrics listen="ADDR:PORT"`,
     /// path `/metrics`); `None`: not served.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where the web console is served over HTTPS (`web listen="ADDR:PORT"`); `None`:
+    /// not served.
+    pub web: Option<super::agent_web::Web>,
 }
 
 /// What the agent does with a followed branch's new commits.
@@ -245,6 +248,7 @@ impl Settings {
             standalone: Vec::new(),
             follow: None,
             metrics: None,
+            web: None,
         }
     }
 
@@ -345,6 +349,7 @@ impl Settings {
                     })?;
                     s.metrics = Some(addr);
                 }
+                "web" => s.web = Some(super::agent_web::parse(node).map_err(err)?),
                 "standalone" => {
                     if let Some(children) = node.children() {
                         s.standalone = children.nodes().iter().map(Node::from_kdl).collect();
@@ -460,6 +465,7 @@ impl Settings {
         if let Some(addr) = &self.metrics {
             out.push_str(&format!("metrics listen=\"{addr}\"\n"));
         }
+        out.push_str(&super::agent_web::render(self.web.as_ref()));
         out.push_str("// Standalone settings (sections), lifted to the cluster by `strata cluster create`.\n");
         out.push_str("standalone {\n");
         for n in &self.standalone {

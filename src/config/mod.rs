@@ -3,6 +3,7 @@
 //! and with spans. Nothing here knows the section catalogue; see `schema` and `validate`.
 
 pub mod agent_kdl;
+pub mod agent_web;
 pub mod diagnostics;
 pub mod kdl_text;
 pub(crate) mod lex;

@@ -1,7 +1,7 @@
 //! One SSH connection's handler: logins against the `users` section and the state dir's
 //! local key (with growing refusal delays; a passphrase from an address with a delay
 //! pending is answered at once, unchecked, with a [`crate::protocol::login_delay`] notice, and
-//! one for a user with a delay pending is held at most [`MAX_HOLD`], then hashed with the
+//! one for a user with a delay pending is held at most [`crate::cluster::penalties::MAX_HOLD`], then hashed with the
 //! others one at a time), the `strata` subsystem, a tiny `exec` interface
 //! (`whoami`) so a plain OpenSSH client can check its access, git's push and fetch of
 //! the config repo ([`crate::agent::git_serve`]), and a clear refusal of shells.
@@ -17,17 +17,12 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::InFlight;
+use super::password::{self, Login};
 use super::serve::serve;
 use crate::agent::{Agent, git_serve};
 use crate::cluster::Authed;
-use crate::cluster::auth::Checked;
-use crate::cluster::penalties::MAX_HOLD;
 use crate::protocol::SUBSYSTEM;
-use crate::protocol::login_delay::{self, AFTER_FAILURES, BUSY};
-
-/// What an argon2 check may take, waiting its turn included, when deciding whether a
-/// held attempt can still be answered before the connection's login deadline.
-const CHECK_ALLOWANCE: Duration = Duration::from_secs(1);
+use crate::protocol::login_delay;
 
 /// One SSH connection.
 pub struct Client {
@@ -205,37 +200,12 @@ impl russh::server::Handler for Client {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        let started = Instant::now();
-        let hold = self.settle_unsigned(started);
-        let auth = &self.agent.node.auth;
+        let hold = self.settle_unsigned(Instant::now());
         let ip = self.peer.map(|p| p.ip());
-        // An address whose own refusals earned a delay is told to wait it out, unchecked:
-        // its guesses cost nothing and it learns when to come back.
-        let wait = auth.address_delay(ip);
-        if !wait.is_zero() {
-            return Ok(self.delayed(user, AFTER_FAILURES, wait));
-        }
-        // Refusals for this user from elsewhere are waited out before any hashing (at
-        // most MAX_HOLD): everyone is then checked, so the real user gets in.
-        let earned = auth.user_hold(user);
-        if started + earned + CHECK_ALLOWANCE > self.deadline {
-            // The connection's own login deadline would close it first.
-            return Ok(self.delayed(user, AFTER_FAILURES, earned));
-        }
-        tokio::time::sleep_until(hold.max(started + earned)).await;
-        match auth.authorize_passphrase(user, password).await {
-            Checked::Accepted(role) => self.accept(user, role, "password"),
-            Checked::Busy => Ok(self.delayed(user, BUSY, Duration::from_secs(1))),
-            Checked::Refused => {
-                let delay = auth.refused_passphrase(ip, user, started.into_std());
-                self.agent.metrics.login_failed("password");
-                tracing::warn!(peer = ?self.peer, user, method = "password", delay_ms = delay.as_millis() as u64, "login refused: wrong user or passphrase");
-                // Held from the start, so the time argon2 took does not show; within
-                // MAX_HOLD of the wait above.
-                let until = started + earned.max(delay).min(MAX_HOLD);
-                tokio::time::sleep_until(Instant::now().max(until)).await;
-                Ok(Auth::reject())
-            }
+        match password::check(&self.agent, ip, user, password, hold, self.deadline).await {
+            Login::Accepted(role) => self.accept(user, role, "password"),
+            Login::NotChecked(why, retry_in) => Ok(self.delayed(user, why, retry_in)),
+            Login::Refused => Ok(Auth::reject()),
         }
     }
 

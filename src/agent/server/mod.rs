@@ -21,6 +21,7 @@ mod client;
 pub mod gate;
 #[cfg(unix)]
 pub mod local;
+pub mod password;
 mod serve;
 
 use std::future::Future;
