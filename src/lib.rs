@@ -69,7 +69,10 @@
 //! - [`agent`]: the daemon around a node: state dir and `agent.kdl`, the SSH server, the
 //!   mesh runtime (links, routes, sync, joins, clustercheck), git serving and the config
 //!   repo's objects between members, the repo follower, the running-config files and
-//!   hooks, memory release. May not import cli.
+//!   hooks, memory release. May not import web or cli.
+//! - [`web`]: the web console the agent serves over HTTPS (the seed's GUI): login and
+//!   sessions, the mode tree, sections with where they are defined, the seed's edits as
+//!   commits on the agent's config repo, the cluster's state. May not import cli.
 //! - [`cli`]: the command line: arguments, one module per command, output, and the one
 //!   error boundary (error kinds → exit codes). The top floor: every room is below it.
 //!
@@ -101,4 +104,5 @@ pub mod source;
 pub mod state;
 pub mod text;
 pub mod validate;
+pub mod web;
 pub mod xml;

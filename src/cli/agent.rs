@@ -84,6 +84,33 @@ pub fn run_agent(args: AgentArgs) -> Result<Outcome, CliError> {
                 agent.state.fingerprint()
             );
         }
+        let web = crate::web::bind(&agent).await.map_err(|e| {
+            Failure::new(
+                e,
+                "fix or remove `web` in agent.kdl (web listen=\"ADDR:PORT\")",
+            )
+        })?;
+        let web_stop = tokio_util::sync::CancellationToken::new();
+        if let Some(web) = web {
+            tracing::info!(url = %web.url(), fingerprint = %web.fingerprint(), "web console");
+            atomic_file::write(
+                &agent.state.layout.dir.join(crate::web::ADDRESS_FILE),
+                format!("{}\n", web.addr()).as_bytes(),
+                FileMode::Private,
+            )
+            .map_err(|e| Failure::new(format!("cannot write {e}"), "check the state dir"))?;
+            if args.log_format == LogFormat::Text {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "web console: {} (certificate SHA-256 {})",
+                    web.url(),
+                    web.fingerprint()
+                );
+            }
+            let stop = web_stop.clone();
+            tokio::spawn(web.serve(agent.clone(), async move { stop.cancelled().await }));
+        }
+        let _stop_web = web_stop.drop_guard();
         let listeners = Listeners {
             network: listener,
             local: Some(local),

@@ -216,6 +216,17 @@ impl Auth {
             .max(refusal_delay(self.delay_ms, by_user).min(MAX_HOLD))
     }
 
+    /// The role `user` has now, if the account exists and is not locked: a web console
+    /// session asks on every request, so a changed role or a locked account takes
+    /// effect at once.
+    pub fn role_of(&self, user: &str) -> Option<Role> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .iter()
+            .find(|u| u.name == user && !u.locked)
+            .map(|u| u.role)
+    }
+
     /// Replaces the accounts (after a change to the `users` section).
     pub fn set_users(&self, users: Vec<User>) {
         *self.users.write().unwrap_or_else(|e| e.into_inner()) = users;

@@ -30,9 +30,7 @@ pub fn parse(node: &KdlNode) -> Result<Web, String> {
                 ));
             }
             None => {
-                return Err(
-                    "`web` takes properties only: web listen=\"0.0.0.0:8443\"".into(),
-                );
+                return Err("`web` takes properties only: web listen=\"0.0.0.0:8443\"".into());
             }
         }
     }
@@ -84,7 +82,10 @@ mod tests {
 
     #[test]
     fn reads_listen_and_a_certificate_pair() {
-        let web = parse(&node(r#"web listen="127.0.0.1:8443" cert="/c.pem" key="/k.pem""#)).unwrap();
+        let web = parse(&node(
+            r#"web listen="127.0.0.1:8443" cert="/c.pem" key="/k.pem""#,
+        ))
+        .unwrap();
         assert_eq!(web.listen, "127.0.0.1:8443".parse().unwrap());
         assert_eq!(web.cert, Some(("/c.pem".into(), "/k.pem".into())));
         let again = render(Some(&web));

@@ -149,6 +149,22 @@ pub fn effective<'r>(
     }
 }
 
+/// `section` as mode `decl` has it: its own definition, else what it inherits (a
+/// machine from its group and the cluster, a group from the cluster), else the factory
+/// default — what the seed's GUI shows at a mode.
+pub fn at_mode<'r>(
+    repo: &'r Repo,
+    decl: &'r ModeDecl,
+    schema: &'r SectionSchema,
+) -> EffectiveSection<'r> {
+    let chain: Vec<&ModeDecl> = match &decl.mode {
+        Mode::Machine(_) => chain(repo, decl),
+        Mode::Group(_) => std::iter::once(decl).chain(repo.cluster()).collect(),
+        Mode::Cluster => vec![decl],
+    };
+    in_repo(&chain, schema)
+}
+
 /// The modes that define `section`, highest level first, each with the machines on
 /// which that definition is the effective one (clustershow).
 pub fn where_defined<'r>(

@@ -18,6 +18,7 @@ const FLOORS: &[&[&str]] = &[
     &["edit", "source"],
     &["cluster"],
     &["agent"],
+    &["web"],
     &["cli"],
 ];
 

@@ -53,6 +53,7 @@ mod support;
 mod support_files;
 mod trial;
 mod upgrade;
+mod web;
 mod xml_assign;
 mod xml_cli;
 mod xml_props;

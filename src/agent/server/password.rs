@@ -63,7 +63,13 @@ pub async fn check(
         Checked::Refused => {
             let delay = auth.refused_passphrase(ip, user, started.into_std());
             agent.metrics.login_failed("password");
-            tracing::warn!(?ip, user, method = "password", delay_ms = delay.as_millis() as u64, "login refused: wrong user or passphrase");
+            tracing::warn!(
+                ?ip,
+                user,
+                method = "password",
+                delay_ms = delay.as_millis() as u64,
+                "login refused: wrong user or passphrase"
+            );
             // Held from the start, so the time argon2 took does not show; within
             // MAX_HOLD of the wait above.
             let until = started + earned.max(delay).min(MAX_HOLD);

@@ -52,6 +52,10 @@ pub fn load(state_dir: &Path, web: &Web, names: &[String]) -> Result<Tls, String
     let fingerprint = fingerprint(leaf);
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| format!("cannot read the private key {}: {e}", key_path.display()))?;
+    // ring, which russh and the mail and webhook clients already bring; its key
+    // exchanges are the classical ones (aws-lc-rs, with post-quantum ones, would add a
+    // C build of its own to the tree).
+    #[allow(deprecated)]
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -92,7 +96,7 @@ fn make_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<(), Str
     let made = rcgen::generate_simple_self_signed(names)
         .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?;
     let write = |path: &Path, text: String| {
-        super::super::state_dir::write_atomic(path, text.as_bytes(), true)
+        crate::agent::state_dir::write_atomic(path, text.as_bytes(), true)
             .map_err(|e| e.to_string())
     };
     // The key first: a certificate without its key would be taken as complete.
@@ -119,7 +123,10 @@ mod tests {
         assert_eq!(first.fingerprint, again.fingerprint);
         assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "the key is private");
     }
 

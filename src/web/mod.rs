@@ -1,0 +1,317 @@
+//! The web console: the seed's GUI, served by the agent over HTTPS (`agent.kdl`'s `web
+//! listen=`), GitOps-native. People log in with the cluster's users (the same hashes,
+//! delays and budgets as SSH); pages are rendered on the server and work without
+//! JavaScript; every edit becomes a commit on the agent's config repo, validated,
+//! planned, shown and — once confirmed — applied as one change set, the way a push goes.
+//!
+//! - [`tls`]: the certificate (made on first start, or the operator's) and rustls.
+//! - [`session`]: session cookies and CSRF tokens.
+//! - `login`: the login form and logout.
+//! - `modes`: the mode tree, a mode's sections, a section with where it is defined.
+//! - `actions`: the seed's edits — override, copy, move, delete, edit as KDL — shown
+//!   with their plan, then committed and applied.
+//! - `cluster`: members, links, sync status, check, the change log, conflicts.
+//! - `change`: reading the config repo, committing an edit, planning and applying it.
+//!
+//! Roles are checked on the server for every request: read-only users see everything
+//! and change nothing, operators change settings, administrators also users and
+//! membership; the role is looked up at each request, not kept in the session.
+
+mod actions;
+mod change;
+mod cluster;
+mod login;
+mod modes;
+mod page;
+pub mod session;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::server::TlsStream;
+
+use crate::agent::Agent;
+use crate::cluster::Authed;
+use crate::cluster::users::Role;
+use session::Sessions;
+
+/// The file in the state dir that says where the console listens (`ADDR:PORT`), once it
+/// does.
+pub const ADDRESS_FILE: &str = "web.address";
+
+/// TLS handshakes in progress at most; further connections wait to be accepted.
+const HANDSHAKES: usize = 64;
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The console of one agent.
+pub struct Console {
+    agent: Arc<Agent>,
+    sessions: Sessions,
+}
+
+/// Who is asking: a logged-in user with the role they have now.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The user.
+    pub user: String,
+    /// Their role, looked up for this request.
+    pub role: Role,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// The machine this console runs on.
+    pub machine: String,
+}
+
+impl Viewer {
+    /// The caller requests to the agent are made as.
+    pub fn authed(&self) -> Authed {
+        Authed::user(self.user.clone(), self.role)
+    }
+}
+
+/// Shared with every handler.
+type Shared = Arc<Console>;
+
+impl Console {
+    /// The logged-in user of a request, if its session is open and the account still
+    /// may log in.
+    fn viewer(&self, headers: &HeaderMap) -> Option<Viewer> {
+        let id = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(session::from_cookie_header)?;
+        let s = self.sessions.get(id, Instant::now())?;
+        let role = self.agent.node.auth.role_of(&s.user)?;
+        Some(Viewer {
+            user: s.user,
+            role,
+            csrf: s.csrf,
+            machine: self.agent.state.settings.machine.clone(),
+        })
+    }
+}
+
+/// The response for a request without a session: to the login page.
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+/// A console bound to its address, with its certificate loaded.
+pub struct Bound {
+    listener: TcpListener,
+    tls: tls::Tls,
+    addr: SocketAddr,
+}
+
+/// Binds the console `agent.kdl` asks for, if any.
+pub async fn bind(agent: &Agent) -> Result<Option<Bound>, String> {
+    let Some(web) = agent.state.settings.web.clone() else {
+        return Ok(None);
+    };
+    let settings = &agent.state.settings;
+    let mut names = vec![settings.machine.clone(), web.listen.ip().to_string()];
+    names.extend(settings.address.clone());
+    let tls = tls::load(&agent.state.layout.dir, &web, &names)?;
+    let listener = TcpListener::bind(web.listen)
+        .await
+        .map_err(|e| format!("cannot serve the web console on {}: {e}", web.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok(Some(Bound {
+        listener,
+        tls,
+        addr,
+    }))
+}
+
+impl Bound {
+    /// Where people open it.
+    pub fn url(&self) -> String {
+        format!("https://{}/", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The certificate's SHA-256 fingerprint.
+    pub fn fingerprint(&self) -> &str {
+        &self.tls.fingerprint
+    }
+
+    /// Serves until `stop` completes.
+    pub async fn serve(self, agent: Arc<Agent>, stop: impl Future<Output = ()> + Send + 'static) {
+        let console = Arc::new(Console {
+            agent,
+            sessions: Sessions::default(),
+        });
+        let (tx, rx) = mpsc::channel(HANDSHAKES);
+        tokio::spawn(handshakes(self.listener, self.tls.acceptor, tx));
+        let listener = TlsListener {
+            rx,
+            local: self.addr,
+        };
+        let app = router(console).into_make_service_with_connect_info::<Peer>();
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!("web console: the server stopped: {e}");
+        }
+    }
+}
+
+/// Accepts TCP connections and runs their TLS handshakes, a bounded number at a time;
+/// what completes goes to the HTTP server. Plain HTTP fails its handshake: no page.
+async fn handshakes(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+) {
+    let slots = Arc::new(Semaphore::new(HANDSHAKES));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!("web console: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if tx.is_closed() {
+            return;
+        }
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let _ = tx.send((tls, peer)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, "web console: TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "web console: TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// The HTTP server's side of [`handshakes`].
+struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(accepted) => accepted,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// The client's address, for the login budget.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+fn router(console: Shared) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/modes/cluster") }))
+        .route("/console.css", get(css))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/change-mode", get(modes::change_mode))
+        .route("/modes/{mode}", get(modes::mode))
+        .route("/modes/{mode}/{section}", get(modes::section))
+        .route("/modes/{mode}/{section}/preview", post(actions::preview))
+        .route("/modes/{mode}/{section}/apply", post(actions::apply))
+        .route("/cluster", get(cluster::members))
+        .route("/check", get(cluster::check))
+        .route("/check/resolve", post(cluster::resolve))
+        .route("/log", get(cluster::log))
+        .route("/log/{id}", get(cluster::change_set))
+        .route("/conflicts", get(cluster::conflicts))
+        .fallback(not_found)
+        .with_state(console)
+}
+
+async fn css() -> Response {
+    let mut r = (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        page::CSS,
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+async fn not_found(State(console): State<Shared>, headers: HeaderMap) -> Response {
+    let viewer = console.viewer(&headers);
+    page::error(
+        viewer.as_ref(),
+        StatusCode::NOT_FOUND,
+        "There is no such page.",
+        "",
+    )
+}
+
+/// Runs blocking work (the store, git, argon2's queue aside) off the runtime.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// The answer to a form without the session's CSRF token.
+fn forbidden_csrf(viewer: &Viewer) -> Response {
+    page::error(
+        Some(viewer),
+        StatusCode::FORBIDDEN,
+        "This form did not come from this console session (its CSRF token is missing or wrong); nothing changed.",
+        "Reload the page and submit the form again.",
+    )
+}
+
+/// The answer to a change a role may not make.
+fn forbidden_role(viewer: &Viewer, what: &str) -> Response {
+    page::error(
+        Some(viewer),
+        StatusCode::FORBIDDEN,
+        &format!(
+            "{} is {}: {} may not {what}; nothing changed.",
+            viewer.user,
+            viewer.role.as_str(),
+            viewer.role.as_str()
+        ),
+        "Ask an operator or an administrator.",
+    )
+}
