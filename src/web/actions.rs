@@ -143,6 +143,9 @@ pub fn forms(
                     fieldset { legend { "Delete" } p.note { "Delete " (schema.name) " at " (decl.mode.to_string()) "; it then inherits." } }
                     button #delete type="submit" { "Delete…" }
                 }
+                @if schema.name == "users" || page::shown(&own_text(s)) != own_text(s) {
+                    p.note { "This section holds secrets or passphrase hashes, which the console never shows: edit it in git (`strata secret encrypt`, `strata cluster passwd`)." }
+                } @else {
                 form.action method="post" action=(preview) {
                     (csrf(viewer))
                     input type="hidden" name="action" value="text";
@@ -151,6 +154,7 @@ pub fn forms(
                         textarea name="text" aria-label="KDL" spellcheck="false" { (own_text(s)) }
                     }
                     button.primary #preview-text type="submit" { "Validate and preview…" }
+                }
                 }
             }
         }
@@ -245,6 +249,16 @@ fn compute(
             format!("delete {section} at {mode}"),
             edit::Request::Delete { section, at: mode },
         ),
+        "text"
+            if schema.name == "users"
+                || decl
+                    .section(&schema.name)
+                    .is_some_and(|s| page::shown(&own_text(s)) != own_text(s)) =>
+        {
+            return Err(
+                html! { p.error { "this section holds secrets or passphrase hashes, which the console never shows: edit it in git" } },
+            );
+        }
         "text" => return text_edit(decl, schema, &f.text),
         other => {
             return Err(html! { p.error { "unknown action `" (other) "`" } });
@@ -258,7 +272,7 @@ fn compute(
 
 /// Replaces the section's node at the mode with `text` (validated with the whole repo
 /// afterwards, like any commit).
-fn text_edit(
+pub(super) fn text_edit(
     decl: &ModeDecl,
     schema: &SectionSchema,
     text: &str,

@@ -26,6 +26,9 @@ mod page;
 pub mod session;
 pub mod tls;
 
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -260,7 +263,42 @@ fn router(console: Shared) -> Router {
         .route("/log/{id}", get(cluster::change_set))
         .route("/conflicts", get(cluster::conflicts))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(guard))
         .with_state(console)
+}
+
+/// Around every request: a form posted from another site is refused (its `Origin` is
+/// not this console's; the CSRF token would refuse it too, and the login form has
+/// none), and every answer says how long the server took (`Server-Timing: app;dur=MS`,
+/// which browsers' developer tools and the console's benchmark read).
+async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = Instant::now();
+    if request.method() == axum::http::Method::POST
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+    {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let same = match (origin.to_str().ok(), host) {
+            (Some(origin), Some(host)) => origin == format!("https://{host}"),
+            _ => false,
+        };
+        if !same {
+            return page::error(
+                None,
+                StatusCode::FORBIDDEN,
+                "This form was posted from another site; nothing changed.",
+                "",
+            );
+        }
+    }
+    let mut response = next.run(request).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(v) = header::HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        response.headers_mut().insert("server-timing", v);
+    }
+    response
 }
 
 async fn css() -> Response {

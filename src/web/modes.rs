@@ -289,17 +289,17 @@ pub fn section_view(
             Origin::Mode(d, s) if d.mode == decl.mode => {
                 h2 { "Defined at this mode" }
                 p.note { (s.location()) }
-                pre.own { (eff.node.to_canonical()) }
+                pre.own { (page::shown(&eff.node.to_canonical())) }
             }
             Origin::Mode(d, s) => {
                 h2 { "Inherited" }
                 p.inherited { "From " a href=(section_url(&d.mode, &schema.name)) { (d.mode.to_string()) } " (" (s.location()) "): this mode does not define it." }
-                pre.inherited { (eff.node.to_canonical()) }
+                pre.inherited { (page::shown(&eff.node.to_canonical())) }
             }
             Origin::Factory => {
                 h2 { "Factory default" }
                 p.inherited { "No mode this one inherits from defines it." }
-                pre.inherited { (eff.node.to_canonical()) }
+                pre.inherited { (page::shown(&eff.node.to_canonical())) }
             }
         }
         h2 { "Settings for this feature are currently defined at:" }

@@ -126,7 +126,29 @@ pub fn error(viewer: Option<&Viewer>, status: StatusCode, message: &str, help: &
     )
 }
 
-/// Text shown as it is (KDL, diagnostics, plans), escaped.
+/// Text shown as it is (KDL, diagnostics, plans, diffs): secrets masked, passphrase
+/// hashes hidden, escaped.
 pub fn pre(text: &str) -> Markup {
-    html! { pre { (text) } }
+    html! { pre { (shown(text)) } }
 }
+
+/// What a page may show of `text`: every age armoured secret masked, as every output
+/// masks them, and every argon2 passphrase hash replaced — a hash is never rendered.
+pub fn shown(text: &str) -> String {
+    let masked = crate::secret::mask::mask_text(text);
+    let mut out = String::with_capacity(masked.len());
+    let mut rest: &str = &masked;
+    while let Some(at) = rest.find("$argon2") {
+        out.push_str(&rest[..at]);
+        out.push_str(HIDDEN_HASH);
+        let end = rest[at..]
+            .find(|c: char| c == '"' || c.is_whitespace())
+            .map_or(rest.len(), |e| at + e);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a passphrase hash shows as.
+pub const HIDDEN_HASH: &str = "(passphrase hash hidden)";
