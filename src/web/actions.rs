@@ -485,6 +485,17 @@ fn preview_page(console: &Shared, t: &Asked<'_>, f: &ActionForm) -> Response {
             html! {
                 p.error role="alert" { "This would not be a valid config repo (" (crate::text::count(checked.diags.error_count(), "error")) "); nothing changed." }
                 div.diagnostics { @for r in &rendered { (page::pre(r)) } }
+                @if f.action == "text" {
+                    form.action method="post" action=(format!("{}/preview", section_url(&t.decl.mode, &t.schema.name))) {
+                        (csrf(&t.viewer))
+                        input type="hidden" name="action" value="text";
+                        fieldset {
+                            legend { "Edit as KDL" }
+                            textarea name="text" aria-label="KDL" spellcheck="false" { (f.text) }
+                        }
+                        button.primary #preview-text type="submit" { "Validate and preview…" }
+                    }
+                }
                 h2 { "The change" }
                 (page::pre(&diff))
             },

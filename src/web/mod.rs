@@ -285,11 +285,15 @@ async fn guard(request: axum::extract::Request, next: axum::middleware::Next) ->
             _ => false,
         };
         if !same {
+            let origin = String::from_utf8_lossy(origin.as_bytes()).into_owned();
             return page::error(
                 None,
                 StatusCode::FORBIDDEN,
-                "This form was posted from another site; nothing changed.",
-                "",
+                &format!(
+                    "This form was posted from another site ({origin}, not https://{}); nothing changed.",
+                    host.unwrap_or("?")
+                ),
+                "Behind a proxy, keep the Host header the browser sent.",
             );
         }
     }

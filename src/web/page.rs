@@ -22,7 +22,9 @@ pub fn secure(mut response: Response) -> Response {
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not no-referrer: with it, browsers send `Origin: null` on the console's own forms,
+        // which the same-origin check below them would refuse.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
