@@ -3,7 +3,8 @@
 #   1. validate examples/americas and show one machine's effective config with its sources;
 #   2. start six real agents on loopback (lab1…lab6.example.com on 127.0.0.11…16, SSH on
 #      port 2222 each) and form the seed's cluster: lab1 creates it, the others join it
-#      with the admin passphrase, pinning lab1's host-key fingerprint;
+#      with the admin passphrase, pinning lab1's host-key fingerprint; lab1 also serves the
+#      web console at https://127.0.0.11:8443/ while the demo runs;
 #   3. `git push` the example repo to lab1 over the agent's own SSH port: the push is
 #      validated, planned and applied as one change set, and replicates to every member;
 #      `strata check` and `strata check --repo` are clean;
@@ -42,6 +43,8 @@ for i in 1 2 3 4 5 6; do
     # agent.kdl: the machine's local settings (name, where it listens, what it tells peers).
     printf 'machine "lab%s.example.com"\nlisten "127.0.0.1%s:2222"\naddress "127.0.0.1%s:2222"\n' \
         "$i" "$i" "$i" > "$(state $i)/agent.kdl"
+    # lab1 also serves the web console (HTTPS, a self-signed certificate made at start).
+    [ "$i" = 1 ] && echo 'web listen="127.0.0.11:8443"' >> "$(state $i)/agent.kdl"
     "$strata" agent --state-dir "$(state $i)" 2> "$(state $i)/agent.log" &
     agents+=($!)
 done
@@ -49,7 +52,7 @@ for i in 1 2 3 4 5 6; do
     for _ in $(seq 100); do [ -s "$(state $i)/address" ] && break; sleep 0.1; done
     [ -s "$(state $i)/address" ] || { cat "$(state $i)/agent.log"; exit 1; }
 done
-grep -h "host key fingerprint" "$(state 1)/agent.log" | sed 's/^/lab1: /'
+grep -h "^host key fingerprint\|^web console:" "$(state 1)/agent.log" | sed 's/^/lab1: /'
 
 step "lab1: strata cluster create americas; cluster passwd"
 "$strata" cluster create americas --state-dir "$(state 1)"

@@ -96,6 +96,10 @@ pub enum Command {
     /// It logs to stderr (RUST_LOG filters). Started by systemd (the unit
     /// strata-agent.service, Type=notify), it says READY once it listens and its mesh
     /// runs, keeps a STATUS line, and pings the watchdog while its store and mesh answer.
+    ///
+    /// Its local settings are in the state dir's agent.kdl: with `web listen="ADDR:PORT"`
+    /// it also serves the web console over HTTPS and prints its URL and certificate
+    /// fingerprint; with `metrics listen="ADDR:PORT"`, Prometheus metrics.
     #[command(after_long_help = "Examples:\n  \
         strata agent --state-dir /var/lib/strata --machine lab1.example.com\n  \
         strata agent --state-dir /var/lib/strata --listen 10.1.0.1:2222 --log-format json\n  \
