@@ -1,24 +1,15 @@
-//! The seed's actions on a section at a mode, each shown before it is made: "Override
-//! settings" (start with the factory default, or copy from a mode), "Manage settings"
-//! (copy, move or delete to another mode, copy to all groups) and editing the section's
-//! KDL. A preview computes the edit ([`crate::edit`]), writes it as a commit on the
-//! agent's config repo (not yet on the branch), validates and plans it, and shows the
-//! notices (the seed's "will not affect groups …"), the diff, the plan and a Confirm
-//! button; Confirm applies that commit as one change set, if nothing moved meanwhile.
+//! The seed's actions on a section at a mode: "Override settings" (start with the
+//! factory default, or copy from a mode), "Manage settings" (copy, move or delete to
+//! another mode, copy to all groups) and editing the section's KDL — the forms a section
+//! page shows as the viewer's role allows, and what each asks as file changes
+//! ([`crate::edit`], or a splice of the section's text). [`super::preview`] shows and
+//! applies them.
 
-use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use git2::Oid;
 use maud::{Markup, html};
-use sha2::{Digest, Sha256};
 
-use super::change::{self, Desired};
-use super::modes::{self, find_mode, section_url};
-use super::page::{self, Part, csrf};
-use super::session::same_token;
-use super::{Shared, Viewer, blocking};
+use super::Viewer;
+use super::modes::section_url;
+use super::page::{self, csrf};
 use crate::cluster::caller::Followed;
 use crate::config::{ModeDecl, Repo};
 use crate::edit::{self, CopySource, FileChange, Target};
@@ -29,32 +20,36 @@ use crate::schema::{Catalogue, SectionSchema};
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct ActionForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
     /// `override`, `copy`, `move`, `delete` or `text`.
     #[serde(default)]
-    action: String,
+    pub(super) action: String,
     /// Override: `factory` or the mode to copy from.
     #[serde(default)]
-    from: String,
+    pub(super) from: String,
     /// Copy or move: a mode, or `all-groups`.
     #[serde(default)]
-    to: String,
+    pub(super) to: String,
     /// Copy or move to every group: replace the groups' own definitions too.
     #[serde(default)]
-    replace_existing: Option<String>,
+    pub(super) replace_existing: Option<String>,
     /// Edit: the section's new KDL.
     #[serde(default)]
-    text: String,
+    pub(super) text: String,
     /// Confirm: the previewed commit.
     #[serde(default)]
-    commit: String,
+    pub(super) commit: String,
     /// Confirm: the digest of the previewed plan's writes.
     #[serde(default)]
-    plan: String,
+    pub(super) plan: String,
 }
 
 /// Why the viewer may not change this section here, if they may not.
-fn may_not(viewer: &Viewer, schema: &SectionSchema, followed: Option<&Followed>) -> Option<String> {
+pub(super) fn may_not(
+    viewer: &Viewer,
+    schema: &SectionSchema,
+    followed: Option<&Followed>,
+) -> Option<String> {
     if let Some(f) = followed {
         return Some(format!(
             "{}: edit the config in git, and the follower applies it",
@@ -82,7 +77,6 @@ pub fn forms(
     decl: &ModeDecl,
     schema: &SectionSchema,
     followed: Option<&Followed>,
-    _commit: Oid,
 ) -> Markup {
     if let Some(why) = may_not(viewer, schema, followed) {
         return html! { h2 { "Actions" } p.note { "Editing is off: " (why) "." } };
@@ -193,7 +187,7 @@ fn indentation(text: &str, at: usize) -> String {
 }
 
 /// What a form asks, as file changes and notices, or why it cannot be made.
-fn compute(
+pub(super) fn compute(
     repo: &Repo,
     catalogue: &Catalogue,
     decl: &ModeDecl,
@@ -341,321 +335,5 @@ fn edit_error(e: &edit::EditError) -> Markup {
         p.error role="alert" { (e.to_string()) }
         @if let Some(help) = e.help() { p.help { (help.to_string()) } }
         @for p in &problems { (page::pre(p)) }
-    }
-}
-
-/// The digest of a plan's writes: what Confirm checks it is still applying.
-fn plan_digest(plan: &crate::plan::Plan) -> String {
-    let json = serde_json::to_vec(&plan.writes()).unwrap_or_default();
-    hex::encode(Sha256::digest(&json))
-}
-
-/// Everything a preview or a confirm needs, resolved from the request.
-struct Asked<'a> {
-    viewer: Viewer,
-    desired: &'a Desired,
-    decl: &'a ModeDecl,
-    schema: &'a SectionSchema,
-}
-
-fn checked_request<'a>(
-    console: &Shared,
-    viewer: Viewer,
-    desired: &'a Desired,
-    mode: &str,
-    section: &str,
-    f: &ActionForm,
-) -> Result<Asked<'a>, Response> {
-    if !same_token(&viewer.csrf, &f.csrf) {
-        return Err(super::forbidden_csrf(&viewer));
-    }
-    let repo = &desired.checked.repo;
-    let decl = find_mode(&viewer, repo, mode)?;
-    let Some(schema) = desired.checked.catalogue.get(section) else {
-        return Err(page::error(
-            Some(&viewer),
-            StatusCode::NOT_FOUND,
-            &format!("unknown section `{section}`"),
-            "",
-        ));
-    };
-    if let Some(why) = may_not(&viewer, schema, console.agent.followed().as_ref()) {
-        return Err(super::forbidden_role(
-            &viewer,
-            &format!("change {section} ({why})"),
-        ));
-    }
-    Ok(Asked {
-        viewer,
-        desired,
-        decl,
-        schema,
-    })
-}
-
-/// `POST /modes/{mode}/{section}/preview`.
-pub async fn preview(
-    State(console): State<Shared>,
-    headers: HeaderMap,
-    Path((mode, section)): Path<(String, String)>,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let (viewer, desired) = match modes::load(&console, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let c = console.clone();
-    blocking(move || {
-        let t = match checked_request(&c, viewer, &desired, &mode, &section, &f) {
-            Ok(t) => t,
-            Err(r) => return r,
-        };
-        preview_page(&c, &t, &f)
-    })
-    .await
-    .unwrap_or_else(|| {
-        page::error(
-            None,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the preview failed",
-            "",
-        )
-    })
-}
-
-fn preview_page(console: &Shared, t: &Asked<'_>, f: &ActionForm) -> Response {
-    let (repo, catalogue) = (&t.desired.checked.repo, &t.desired.checked.catalogue);
-    let title = format!("{} — {}", t.schema.name, modes::title(repo, &t.decl.mode));
-    let back = section_url(&t.decl.mode, &t.schema.name);
-    let show = |status: StatusCode, body: Markup| {
-        page::respond(
-            status,
-            page::frame(
-                Some(&t.viewer),
-                Part::Modes,
-                &title,
-                html! {
-                    (body)
-                    p { a href=(back) { "Back to " (t.schema.name) " at " (t.decl.mode.to_string()) } }
-                },
-            ),
-        )
-    };
-    let (what, edit) = match compute(repo, catalogue, t.decl, t.schema, f) {
-        Ok(x) => x,
-        Err(why) => return show(StatusCode::UNPROCESSABLE_ENTITY, why),
-    };
-    if edit.changes.is_empty() {
-        return show(
-            StatusCode::OK,
-            html! { p { "Nothing to change: " (what) " changes no file." } },
-        );
-    }
-    let message = format!("{what}\n\nMade in the web console of {}.", t.viewer.machine);
-    let agent = &console.agent;
-    let commit = match change::commit(
-        agent,
-        t.desired.commit,
-        &edit.changes,
-        &t.viewer.user,
-        &message,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            return show(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                html! { p.error { "cannot write the commit: " (e) } },
-            );
-        }
-    };
-    let (snapshot, checked) = match change::read_commit(agent, commit) {
-        Ok(x) => x,
-        Err(e) => return show(StatusCode::INTERNAL_SERVER_ERROR, html! { p.error { (e) } }),
-    };
-    let diff = file_diff(&edit.changes);
-    if checked.diags.has_errors() {
-        let rendered: Vec<String> = checked
-            .diags
-            .problems()
-            .iter()
-            .map(|p| crate::config::diagnostics::render(p, 100, false))
-            .collect();
-        return show(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            html! {
-                p.error role="alert" { "This would not be a valid config repo (" (crate::text::count(checked.diags.error_count(), "error")) "); nothing changed." }
-                div.diagnostics { @for r in &rendered { (page::pre(r)) } }
-                @if f.action == "text" {
-                    form.action method="post" action=(format!("{}/preview", section_url(&t.decl.mode, &t.schema.name))) {
-                        (csrf(&t.viewer))
-                        input type="hidden" name="action" value="text";
-                        fieldset {
-                            legend { "Edit as KDL" }
-                            textarea name="text" aria-label="KDL" spellcheck="false" { (f.text) }
-                        }
-                        button.primary #preview-text type="submit" { "Validate and preview…" }
-                    }
-                }
-                h2 { "The change" }
-                (page::pre(&diff))
-            },
-        );
-    }
-    let plan = match change::plan(agent, &t.viewer.authed(), &snapshot, &checked) {
-        Ok(p) => p,
-        Err(e) => return show(StatusCode::SERVICE_UNAVAILABLE, html! { p.error { (e) } }),
-    };
-    let hazards = plan.hazards(&t.viewer.machine);
-    let plan_text = crate::secret::mask::mask_text(&crate::plan::render_human(&plan)).into_owned();
-    let apply = format!("{}/apply", section_url(&t.decl.mode, &t.schema.name));
-    show(
-        StatusCode::OK,
-        html! {
-            p { "Preview: " strong { (what) } ", as commit " code { (modes::short(&commit.to_string())) } " by " (t.viewer.user) "." }
-            @if !edit.notices.is_empty() {
-                div.notice role="note" { @for n in &edit.notices { p { (n) } } }
-            }
-            h2 { "The change" }
-            (page::pre(&diff))
-            h2 { "Plan" }
-            (page::pre(&plan_text))
-            @if plan.is_empty() {
-                p { "The cluster already runs this: nothing to apply." }
-            } @else if !hazards.is_empty() {
-                p.error { "Refused here, as a push would be:" }
-                ul { @for h in &hazards { li { (h.to_string()) } } }
-                p.help { "Apply it from the command line with the flag it names if that is what you mean." }
-            } @else {
-                form.action method="post" action=(apply) {
-                    (csrf(&t.viewer))
-                    input type="hidden" name="commit" value=(commit.to_string());
-                    input type="hidden" name="plan" value=(plan_digest(&plan));
-                    button.primary #confirm type="submit" { "Confirm and apply" }
-                }
-            }
-        },
-    )
-}
-
-/// The edit as a unified diff per file.
-fn file_diff(changes: &[FileChange]) -> String {
-    changes
-        .iter()
-        .map(|c| {
-            similar::TextDiff::from_lines(&c.before, &c.after)
-                .unified_diff()
-                .context_radius(3)
-                .header(&format!("a/{}", c.name), &format!("b/{}", c.name))
-                .to_string()
-        })
-        .collect()
-}
-
-/// `POST /modes/{mode}/{section}/apply`: applies the previewed commit.
-pub async fn apply(
-    State(console): State<Shared>,
-    headers: HeaderMap,
-    Path((mode, section)): Path<(String, String)>,
-    Form(f): Form<ActionForm>,
-) -> Response {
-    let (viewer, desired) = match modes::load(&console, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let c = console.clone();
-    blocking(move || {
-        let t = match checked_request(&c, viewer, &desired, &mode, &section, &f) {
-            Ok(t) => t,
-            Err(r) => return r,
-        };
-        apply_page(&c, &t, &f)
-    })
-    .await
-    .unwrap_or_else(|| {
-        page::error(
-            None,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the apply failed",
-            "",
-        )
-    })
-}
-
-fn apply_page(console: &Shared, t: &Asked<'_>, f: &ActionForm) -> Response {
-    let repo = &t.desired.checked.repo;
-    let title = format!("{} — {}", t.schema.name, modes::title(repo, &t.decl.mode));
-    let back = section_url(&t.decl.mode, &t.schema.name);
-    let show = |status: StatusCode, body: Markup| {
-        page::respond(
-            status,
-            page::frame(
-                Some(&t.viewer),
-                Part::Modes,
-                &title,
-                html! {
-                    (body)
-                    p { a href=(back) { "Back to " (t.schema.name) " at " (t.decl.mode.to_string()) } " · " a href="/cluster" { "Sync status" } }
-                },
-            ),
-        )
-    };
-    let stale = |why: &str| {
-        show(
-            StatusCode::CONFLICT,
-            html! { p.error role="alert" { (why) " Nothing changed." } p.help { "Review the change again." } },
-        )
-    };
-    let agent = &console.agent;
-    let Ok(commit) = Oid::from_str(&f.commit) else {
-        return stale("This confirmation names no commit.");
-    };
-    // Only a commit made on the branch as it is now: no second apply of an old preview.
-    let parent = git2::Repository::open_bare(crate::agent::git_serve::path(agent))
-        .and_then(|r| r.find_commit(commit).and_then(|c| c.parent_id(0)));
-    if parent.ok() != Some(t.desired.commit) {
-        return stale(
-            "The config repo moved since this was previewed (or the commit is not a preview of it).",
-        );
-    }
-    let (snapshot, checked) = match change::read_commit(agent, commit) {
-        Ok(x) => x,
-        Err(e) => return show(StatusCode::INTERNAL_SERVER_ERROR, html! { p.error { (e) } }),
-    };
-    if checked.diags.has_errors() {
-        return stale("The previewed commit is not valid.");
-    }
-    let who = t.viewer.authed();
-    let plan = match change::plan(agent, &who, &snapshot, &checked) {
-        Ok(p) => p,
-        Err(e) => return show(StatusCode::SERVICE_UNAVAILABLE, html! { p.error { (e) } }),
-    };
-    if plan_digest(&plan) != f.plan {
-        return stale(
-            "The cluster changed since this was previewed: the plan is no longer the one shown.",
-        );
-    }
-    if !plan.hazards(&t.viewer.machine).is_empty() {
-        return stale(
-            "This plan needs the command line (it removes members or resets this machine's network).",
-        );
-    }
-    match change::apply(agent, &who, &plan, commit) {
-        Ok(id) => {
-            tracing::info!(user = t.viewer.user, commit = %commit, change_set = id, "web console: applied");
-            show(
-                StatusCode::OK,
-                html! {
-                    p.ok role="status" { "Applied as change set " code { (modes::short(&id)) } " (commit " code { (modes::short(&commit.to_string())) } ")." }
-                    h2 { "Machines whose config changes" }
-                    ul.machines {
-                        @for m in &plan.machines { li { (m.machine) } }
-                    }
-                },
-            )
-        }
-        Err(e) => show(
-            StatusCode::CONFLICT,
-            html! { p.error role="alert" { (e) } p.help { "Nothing changed." } },
-        ),
     }
 }

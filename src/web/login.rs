@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
+use super::Shared;
 use super::page::{self, Part};
+use super::serve::Peer;
 use super::session::{self, same_token};
-use super::{Peer, Shared};
 use crate::agent::server::password::{self, Login};
 
 /// How long a login may take, waiting out holds included, before it is answered as not

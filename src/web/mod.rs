@@ -8,8 +8,8 @@
 //! - [`session`]: session cookies and CSRF tokens.
 //! - `login`: the login form and logout.
 //! - `modes`: the mode tree, a mode's sections, a section with where it is defined.
-//! - `actions`: the seed's edits — override, copy, move, delete, edit as KDL — shown
-//!   with their plan, then committed and applied.
+//! - `actions`: the seed's edits — override, copy, move, delete, edit as KDL — as forms
+//!   and as file changes; `preview` shows each with its plan, then commits and applies it.
 //! - `cluster`: members, links, sync status, check, the change log, conflicts.
 //! - `change`: reading the config repo, committing an edit, planning and applying it.
 //!
@@ -23,25 +23,24 @@ mod cluster;
 mod login;
 mod modes;
 mod page;
+mod preview;
+mod serve;
 pub mod session;
 pub mod tls;
+
+pub use serve::{Bound, bind};
 
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::server::TlsStream;
 
 use crate::agent::Agent;
 use crate::cluster::Authed;
@@ -51,11 +50,6 @@ use session::Sessions;
 /// The file in the state dir that says where the console listens (`ADDR:PORT`), once it
 /// does.
 pub const ADDRESS_FILE: &str = "web.address";
-
-/// TLS handshakes in progress at most; further connections wait to be accepted.
-const HANDSHAKES: usize = 64;
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The console of one agent.
 pub struct Console {
@@ -111,140 +105,6 @@ fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
-/// A console bound to its address, with its certificate loaded.
-pub struct Bound {
-    listener: TcpListener,
-    tls: tls::Tls,
-    addr: SocketAddr,
-}
-
-/// Binds the console `agent.kdl` asks for, if any.
-pub async fn bind(agent: &Agent) -> Result<Option<Bound>, String> {
-    let Some(web) = agent.state.settings.web.clone() else {
-        return Ok(None);
-    };
-    let settings = &agent.state.settings;
-    let mut names = vec![settings.machine.clone(), web.listen.ip().to_string()];
-    names.extend(settings.address.clone());
-    let tls = tls::load(&agent.state.layout.dir, &web, &names)?;
-    let listener = TcpListener::bind(web.listen)
-        .await
-        .map_err(|e| format!("cannot serve the web console on {}: {e}", web.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    Ok(Some(Bound {
-        listener,
-        tls,
-        addr,
-    }))
-}
-
-impl Bound {
-    /// Where people open it.
-    pub fn url(&self) -> String {
-        format!("https://{}/", self.addr)
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The certificate's SHA-256 fingerprint.
-    pub fn fingerprint(&self) -> &str {
-        &self.tls.fingerprint
-    }
-
-    /// Serves until `stop` completes.
-    pub async fn serve(self, agent: Arc<Agent>, stop: impl Future<Output = ()> + Send + 'static) {
-        let console = Arc::new(Console {
-            agent,
-            sessions: Sessions::default(),
-        });
-        let (tx, rx) = mpsc::channel(HANDSHAKES);
-        tokio::spawn(handshakes(self.listener, self.tls.acceptor, tx));
-        let listener = TlsListener {
-            rx,
-            local: self.addr,
-        };
-        let app = router(console).into_make_service_with_connect_info::<Peer>();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!("web console: the server stopped: {e}");
-        }
-    }
-}
-
-/// Accepts TCP connections and runs their TLS handshakes, a bounded number at a time;
-/// what completes goes to the HTTP server. Plain HTTP fails its handshake: no page.
-async fn handshakes(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let slots = Arc::new(Semaphore::new(HANDSHAKES));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::debug!("web console: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if tx.is_closed() {
-            return;
-        }
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, "web console: TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "web console: TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-/// The HTTP server's side of [`handshakes`].
-struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(accepted) => accepted,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-/// The client's address, for the login budget.
-#[derive(Debug, Clone, Copy)]
-struct Peer(SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
 fn router(console: Shared) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/modes/cluster") }))
@@ -254,8 +114,8 @@ fn router(console: Shared) -> Router {
         .route("/change-mode", get(modes::change_mode))
         .route("/modes/{mode}", get(modes::mode))
         .route("/modes/{mode}/{section}", get(modes::section))
-        .route("/modes/{mode}/{section}/preview", post(actions::preview))
-        .route("/modes/{mode}/{section}/apply", post(actions::apply))
+        .route("/modes/{mode}/{section}/preview", post(preview::preview))
+        .route("/modes/{mode}/{section}/apply", post(preview::apply))
         .route("/cluster", get(cluster::members))
         .route("/check", get(cluster::check))
         .route("/check/resolve", post(cluster::resolve))

@@ -252,7 +252,7 @@ pub async fn section(
             (tree(repo, &decl.mode, Some(&schema.name)))
             section {
                 (section_view(repo, catalogue, decl, schema))
-                (super::actions::forms(&viewer, repo, catalogue, decl, schema, followed.as_ref(), desired.commit))
+                (super::actions::forms(&viewer, repo, catalogue, decl, schema, followed.as_ref()))
             }
         }
     };
