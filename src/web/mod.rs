@@ -12,6 +12,7 @@
 //!   and as file changes; `preview` shows each with its plan, then commits and applies it.
 //! - `cluster`: members, links, sync status, check, the change log, conflicts.
 //! - `change`: reading the config repo, committing an edit, planning and applying it.
+//! - `serve`: binding, TLS handshakes (bounded, admitted per address), HTTP.
 //!
 //! Roles are checked on the server for every request: read-only users see everything
 //! and change nothing, operators change settings, administrators also users and

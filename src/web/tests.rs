@@ -99,3 +99,84 @@ fn a_kdl_edit_replaces_the_section_in_place_with_its_indentation() {
     let (_, edit) = actions::text_edit(paris, schema, &own).unwrap();
     assert!(edit.changes.is_empty(), "{:?}", edit.changes);
 }
+
+fn form(action: &str, from: &str, to: &str) -> actions::ActionForm {
+    actions::ActionForm {
+        action: action.into(),
+        from: from.into(),
+        to: to.into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_seeds_actions_become_the_edits_the_cli_makes() {
+    let c = example();
+    let (repo, cat) = (&c.repo, &c.catalogue);
+    let dns = cat.get("dns").unwrap();
+    let cluster = repo.mode(&Mode::Cluster).unwrap();
+    let rome = repo.mode(&group("Rome")).unwrap();
+    // Copy to all groups: Paris defines its own and keeps it; the notice says so.
+    let (what, edit) =
+        actions::compute(repo, cat, cluster, dns, &form("copy", "", "all-groups")).unwrap();
+    assert_eq!(what, "copy dns from cluster to all groups");
+    let outcomes: Vec<String> = edit
+        .groups
+        .iter()
+        .map(|g| format!("{} {:?}", g.group, g.outcome))
+        .collect();
+    assert!(
+        outcomes.contains(&"Paris Skipped".to_owned()),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&"Rome Copied".to_owned()), "{outcomes:?}");
+    // Override at Rome, from the factory default.
+    let (what, edit) =
+        actions::compute(repo, cat, rome, dns, &form("override", "factory", "")).unwrap();
+    assert_eq!(
+        what,
+        "override dns at group:Rome, starting with the factory default"
+    );
+    assert_eq!(edit.changes.len(), 1);
+    // Delete where it is not defined, and an unknown action: refused, with why.
+    let refused = actions::compute(repo, cat, rome, dns, &form("delete", "", ""))
+        .err()
+        .unwrap();
+    assert!(refused.into_string().contains("nothing to delete"));
+    let refused = actions::compute(repo, cat, rome, dns, &form("drop", "", ""))
+        .err()
+        .unwrap();
+    assert!(refused.into_string().contains("unknown action"));
+}
+
+#[test]
+fn who_may_edit() {
+    let c = example();
+    let dns = c.catalogue.get("dns").unwrap();
+    let users = c.catalogue.get("users").unwrap();
+    let viewer = |role| super::Viewer {
+        user: "ada".into(),
+        role,
+        csrf: String::new(),
+        machine: "lab1.example.com".into(),
+    };
+    use crate::cluster::users::Role;
+    assert_eq!(actions::may_not(&viewer(Role::Operator), dns, None), None);
+    let ro = actions::may_not(&viewer(Role::ReadOnly), dns, None).unwrap();
+    assert!(ro.contains("ada is read-only"), "{ro}");
+    assert!(
+        actions::may_not(&viewer(Role::Operator), users, None)
+            .unwrap()
+            .contains("administrators")
+    );
+    assert_eq!(
+        actions::may_not(&viewer(Role::Administrator), users, None),
+        None
+    );
+    let followed = crate::cluster::caller::Followed {
+        by: "this cluster follows main of /srv/config.git in mode apply".into(),
+        commit: None,
+    };
+    let off = actions::may_not(&viewer(Role::Administrator), dns, Some(&followed)).unwrap();
+    assert!(off.contains("edit the config in git"), "{off}");
+}
