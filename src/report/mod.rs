@@ -10,7 +10,7 @@ pub use documents::{
 
 use crate::config::{ModeDecl, Repo};
 use crate::model::Mode;
-use crate::resolve::{Effective, Origin, where_defined};
+use crate::resolve::{Effective, Origin, on_factory_default, where_defined};
 use crate::schema::Catalogue;
 
 fn mode_title(repo: &Repo, mode: &Mode) -> String {
@@ -182,15 +182,7 @@ pub fn where_text(repo: &Repo, catalogue: &Catalogue, section: &str) -> String {
     }
     out.push_str(&crate::text::columns(lines));
     let reached: usize = defined.iter().map(|(_, m)| m.len()).sum();
-    let factory: Vec<&ModeDecl> = repo
-        .machines
-        .iter()
-        .filter(|m| {
-            !defined
-                .iter()
-                .any(|(_, ms)| ms.iter().any(|x| std::ptr::eq(*x, *m)))
-        })
-        .collect();
+    let factory = on_factory_default(repo, &defined);
     if reached < repo.machines.len() {
         out.push_str(&format!(
             "On the factory default: {}\n",

@@ -192,6 +192,22 @@ pub fn where_defined<'r>(
     out
 }
 
+/// The machines no definition of [`where_defined`]'s answer reaches: those on the
+/// section's factory default.
+pub fn on_factory_default<'r>(
+    repo: &'r Repo,
+    defined: &[(&'r ModeDecl, Vec<&'r ModeDecl>)],
+) -> Vec<&'r ModeDecl> {
+    repo.machines
+        .iter()
+        .filter(|m| {
+            !defined
+                .iter()
+                .any(|(_, ms)| ms.iter().any(|x| std::ptr::eq(*x, *m)))
+        })
+        .collect()
+}
+
 /// The modes below `mode` that define `section` themselves, so a change to `mode`'s
 /// version does not reach them (the seed's "will not affect the following groups and
 /// machines" notice).

@@ -14,7 +14,7 @@ use super::page::{self, Part};
 use super::{Shared, Viewer, blocking};
 use crate::config::{ModeDecl, Repo};
 use crate::model::Mode;
-use crate::resolve::{Origin, at_mode, where_defined};
+use crate::resolve::{Origin, at_mode, on_factory_default, where_defined};
 
 /// A path segment with what a URL may not hold percent-encoded.
 pub fn seg(text: &str) -> String {
@@ -273,14 +273,8 @@ pub fn section_view(
     let eff = at_mode(repo, decl, schema);
     let defined = where_defined(repo, catalogue, &schema.name);
     let reached: usize = defined.iter().map(|(_, m)| m.len()).sum();
-    let on_factory: Vec<&str> = repo
-        .machines
+    let on_factory: Vec<&str> = on_factory_default(repo, &defined)
         .iter()
-        .filter(|m| {
-            !defined
-                .iter()
-                .any(|(_, ms)| ms.iter().any(|x| std::ptr::eq(*x, *m)))
-        })
         .filter_map(|m| m.mode.name())
         .collect();
     html! {

@@ -78,24 +78,35 @@ pub async fn preview(
     Path((mode, section)): Path<(String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
+    answer(console, headers, mode, section, f, preview_page).await
+}
+
+/// Resolves a form's request, checks its token and the viewer's role, and answers it
+/// with `page` off the runtime (git, the store).
+async fn answer(
+    console: Shared,
+    headers: HeaderMap,
+    mode: String,
+    section: String,
+    f: ActionForm,
+    page: fn(&Shared, &Asked<'_>, &ActionForm) -> Response,
+) -> Response {
     let (viewer, desired) = match modes::load(&console, &headers).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let c = console.clone();
-    blocking(move || {
-        let t = match checked_request(&c, viewer, &desired, &mode, &section, &f) {
-            Ok(t) => t,
-            Err(r) => return r,
-        };
-        preview_page(&c, &t, &f)
-    })
+    blocking(
+        move || match checked_request(&console, viewer, &desired, &mode, &section, &f) {
+            Ok(t) => page(&console, &t, &f),
+            Err(r) => r,
+        },
+    )
     .await
     .unwrap_or_else(|| {
         page::error(
             None,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the preview failed",
+            "the request failed; see the agent's log",
             "",
         )
     })
@@ -236,27 +247,7 @@ pub async fn apply(
     Path((mode, section)): Path<(String, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let (viewer, desired) = match modes::load(&console, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let c = console.clone();
-    blocking(move || {
-        let t = match checked_request(&c, viewer, &desired, &mode, &section, &f) {
-            Ok(t) => t,
-            Err(r) => return r,
-        };
-        apply_page(&c, &t, &f)
-    })
-    .await
-    .unwrap_or_else(|| {
-        page::error(
-            None,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the apply failed",
-            "",
-        )
-    })
+    answer(console, headers, mode, section, f, apply_page).await
 }
 
 fn apply_page(console: &Shared, t: &Asked<'_>, f: &ActionForm) -> Response {
