@@ -37,6 +37,25 @@ fn ping_ms() -> u64 {
     knobs::count("STRATA_BENCH_MESH_PING_MS", PING_MS as usize) as u64
 }
 
+/// Up to how many members the cluster keeps a full mesh (`STRATA_BENCH_MESH_FULL_UP_TO`;
+/// the cluster's default otherwise).
+fn full_mesh_up_to() -> usize {
+    knobs::count(
+        "STRATA_BENCH_MESH_FULL_UP_TO",
+        strata::protocol::overlay::FULL_MESH_UP_TO,
+    )
+}
+
+/// The links machine `name` keeps among `n` members: every other one in a full mesh,
+/// its ring neighbours above it.
+fn expected_links(n: usize, name: &str) -> usize {
+    let all: std::collections::BTreeSet<strata::model::MachineName> = (1..=n)
+        .map(|i| strata::model::MachineName::new(format!("lab{i}.example.com")).unwrap())
+        .collect();
+    let me = strata::model::MachineName::new(name).unwrap();
+    strata::protocol::overlay::neighbors(&all, &me, full_mesh_up_to()).len()
+}
+
 const PASSPHRASE: &str = "bench passphrase";
 
 fn bin() -> &'static str {
@@ -159,8 +178,9 @@ fn run(n: usize) {
     std::fs::write(
         repo.join("cluster.kdl"),
         format!(
-            "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
+            "cluster \"bench\" {{\n    cluster-mesh ping-interval-ms={} full-mesh-up-to={}\n}}\ngroup \"Main_Group\"\nmachine \"{}\"\n",
             ping_ms(),
+            full_mesh_up_to(),
             first.name
         ),
     )
@@ -213,7 +233,9 @@ fn run(n: usize) {
     }
     let joined = joins.elapsed();
     let formed = wait_for("full mesh", Duration::from_secs(180), || {
-        machines.iter().all(|m| links_up(m) == n - 1)
+        machines
+            .iter()
+            .all(|m| links_up(m) == expected_links(n, &m.name))
     });
     // Idle a little, then read every agent's memory.
     std::thread::sleep(Duration::from_secs(2));
@@ -260,7 +282,7 @@ fn run(n: usize) {
     detect.sort_by(f64::total_cmp);
     let worst = detect.last().copied().unwrap_or_default();
     println!(
-        "mesh n={n:>2}, ping interval {} ms: agents up in {:>6.0} ms; {} joins in {:>6.0} ms ({:.0} ms each); full mesh {:>5.0} ms after the last join; \
+        "mesh n={n:>2}, ping interval {} ms: agents up in {:>6.0} ms; {} joins in {:>6.0} ms ({:.0} ms each); every member linked as it should be (full mesh or ring) {:>5.0} ms after the last join; \
          isolation detected by all in {:>5.0} ms = {:.2} ping intervals (median {:.0} ms); RSS per idle agent mean {mean:.1} MB, max {max:.1} MB; idle CPU per agent {cpu_per_agent:.2}% of a core",
         ping_ms(),
         boot.as_secs_f64() * 1000.0,

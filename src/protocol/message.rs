@@ -78,8 +78,10 @@ pub struct JoinRequest {
 /// 10 adds [`Request::RenameMachine`] (an agent of 9 would take the rename of itself for
 /// its removal, and leave the cluster); 11 adds commit confirmed: trials, confirmations
 /// and reverts ([`crate::model::Confirm`]; an agent of 10 would rank a revert as an
-/// ordinary write, and undo writes made after the trial).
-pub const PROTOCOL: u32 = 11;
+/// ordinary write, and undo writes made after the trial); 12 adds the overlay above the
+/// full mesh: link-state announcements ([`super::wire::PeerMsg::LinkState`]), which an
+/// agent of 11 could not read.
+pub const PROTOCOL: u32 = 12;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

@@ -10,8 +10,12 @@ pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod consistency;
+pub mod link_state;
 pub mod login_delay;
 pub mod message;
+pub mod overlay;
+#[cfg(test)]
+mod overlay_sim;
 pub mod pack;
 pub mod peer;
 pub mod pin;

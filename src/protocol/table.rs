@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::link_state::{LinkState, Lsa, Received};
 use super::status::{LinkEntry, LinkView};
 use crate::model::MachineName;
 
@@ -85,6 +86,12 @@ pub struct Table {
     lost: BTreeSet<MachineName>,
     /// Peers reached at least once.
     reached: BTreeSet<MachineName>,
+    /// The peers to keep direct links with and ping: all of them in a full mesh, the
+    /// overlay's neighbours above it ([`super::overlay`]).
+    neighbors: BTreeSet<MachineName>,
+    /// Above the full mesh: the link state flooded between members, which routes are
+    /// computed from instead of the reports pings carry.
+    link_state: Option<LinkState>,
 }
 
 impl Table {
@@ -99,6 +106,8 @@ impl Table {
             unreachable_since: BTreeMap::new(),
             lost: BTreeSet::new(),
             reached: BTreeSet::new(),
+            neighbors: BTreeSet::new(),
+            link_state: None,
         }
     }
 
@@ -143,6 +152,68 @@ impl Table {
         self.unreachable_since.retain(|m, _| self.peers.contains(m));
         self.lost.retain(|m| self.peers.contains(m));
         self.reached.retain(|m| self.peers.contains(m));
+        self.neighbors = self.peers.clone();
+        if let Some(ls) = &mut self.link_state {
+            ls.retain(&self.peers);
+        }
+    }
+
+    /// Which peers to keep direct links with: `Some(neighbours)` above the full mesh
+    /// (link state is then flooded and routes computed from it), `None` for all of them.
+    /// Call after [`Table::set_peers`].
+    pub fn set_overlay(&mut self, neighbors: Option<BTreeSet<MachineName>>) {
+        match neighbors {
+            Some(n) => {
+                self.neighbors = n.into_iter().filter(|m| self.peers.contains(m)).collect();
+                if self.link_state.is_none() {
+                    self.link_state = Some(LinkState::new(self.me.clone()));
+                }
+            }
+            None => {
+                self.neighbors = self.peers.clone();
+                self.link_state = None;
+            }
+        }
+    }
+
+    /// The peers to keep direct links with and ping.
+    pub fn neighbors(&self) -> &BTreeSet<MachineName> {
+        &self.neighbors
+    }
+
+    /// Whether the overlay runs (above the full mesh).
+    pub fn overlay(&self) -> bool {
+        self.link_state.is_some()
+    }
+
+    /// Above the full mesh: this machine's announcement, if its live links changed
+    /// since the last one (`wall_ms`: the wall clock, for its sequence number).
+    pub fn originate(&mut self, now_ms: u64, wall_ms: u64) -> Option<Lsa> {
+        let up: BTreeSet<MachineName> = self
+            .peers
+            .iter()
+            .filter(|p| self.is_up(p, now_ms))
+            .cloned()
+            .collect();
+        self.link_state.as_mut()?.originate(up, wall_ms)
+    }
+
+    /// Above the full mesh: an announcement a neighbour flooded.
+    pub fn receive_lsa(&mut self, lsa: Lsa) -> Received {
+        match &mut self.link_state {
+            Some(ls) if lsa.origin == self.me || self.peers.contains(&lsa.origin) => {
+                ls.receive(lsa)
+            }
+            _ => Received::Old,
+        }
+    }
+
+    /// Above the full mesh: every announcement held, for a new link.
+    pub fn lsas(&self) -> Vec<Lsa> {
+        self.link_state
+            .as_ref()
+            .map(LinkState::all)
+            .unwrap_or_default()
     }
 
     /// The members this machine keeps links with.
@@ -237,6 +308,9 @@ impl Table {
                 .iter()
                 .filter(|p| self.is_up(p, now_ms))
                 .collect();
+        }
+        if let Some(ls) = &self.link_state {
+            return ls.two_way(from).collect();
         }
         let Some(view) = self.views.get(from) else {
             return Vec::new();
@@ -335,6 +409,30 @@ impl Table {
     /// Every other member's links as its last ping reported them. Their routes are not
     /// reported; `via` is the peer itself where the link was up.
     pub fn peer_views(&self, now_ms: u64) -> Vec<LinkView> {
+        if let Some(ls) = &self.link_state {
+            return self
+                .peers
+                .iter()
+                .map(|p| LinkView {
+                    machine: p.to_string(),
+                    age_ms: None,
+                    links: ls
+                        .get(p)
+                        .map(|l| {
+                            l.up.iter()
+                                .map(|to| LinkEntry {
+                                    to: to.to_string(),
+                                    up: true,
+                                    rtt_ms: None,
+                                    via: Some(to.to_string()),
+                                    why: None,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect();
+        }
         self.peers
             .iter()
             .map(|p| match self.views.get(p) {

@@ -75,6 +75,13 @@ pub enum PeerMsg {
     /// change sets over it. The receiver answers with its latest word on both
     /// memberships, which may make them peers (what reconnects a disconnected machine).
     Parked,
+    /// Above the full mesh ([`super::overlay`]): link-state announcements the receiver
+    /// may not hold — everything the sender holds when a link opens, then each new one
+    /// as it is flooded ([`super::link_state`]). Sent over one link, never routed.
+    LinkState {
+        /// The announcements.
+        lsas: Vec<super::link_state::Lsa>,
+    },
 }
 
 /// What one member asks another.

@@ -129,9 +129,20 @@ pub fn apply(agent: &Agent, who: &Authed, plan: &Plan, commit: Oid) -> Result<St
         Response::Applied { change_set, .. } => change_set.id.to_string(),
         other => return Err(answer_text(&other)),
     };
+    // The change set is committed: from here on it is applied whatever git says. The
+    // mesh's git sync moves every member's branch to the commit the cluster runs, this
+    // one's too, and may hold the branch's lock right now: try again a few times, and
+    // leave it to that sync if the lock stays taken.
     let repo = Repository::open_bare(git_serve::path(agent)).map_err(|e| e.to_string())?;
-    crate::source::pack::advance(&repo, git_serve::DEPLOYED_BRANCH, commit)
-        .map_err(|e| format!("applied as {id}, but the branch did not move: {e}"))?;
+    for attempt in 1..=5 {
+        match crate::source::pack::advance(&repo, git_serve::DEPLOYED_BRANCH, commit) {
+            Ok(_) => break,
+            Err(e) if attempt == 5 => {
+                tracing::warn!(%commit, change_set = id, "the branch did not move yet (the mesh's git sync moves it): {e}");
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20 * attempt)),
+        }
+    }
     Ok(id)
 }
 

@@ -37,6 +37,7 @@ mod layout;
 mod mesh;
 mod mesh_client;
 mod mesh_harness;
+mod mesh_overlay;
 mod mesh_reconnect;
 mod mesh_support;
 mod metrics;

@@ -33,7 +33,7 @@ impl Runtime {
     pub(super) fn dial_missing(&mut self) {
         let peers: Vec<MachineName> = self
             .table
-            .peers()
+            .neighbors()
             .iter()
             .filter(|p| !self.links.contains_key(*p) && !self.dialing.contains(*p))
             .cloned()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::runtime::{Event, Runtime};
 use crate::cluster::membership::{cluster_name, members};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
+use crate::protocol::overlay;
 use crate::state::{Live, wall_ms};
 
 impl Runtime {
@@ -64,12 +65,30 @@ impl Runtime {
             Vec::new()
         };
         self.table.set_peers(peers);
-        // Links to machines that are no peers any more close (after a moment, so that
-        // what was just queued for them — their removal, say — is written first).
+        // Above the full mesh, links to the overlay's neighbours only.
+        let up_to = full_mesh_up_to(live).unwrap_or(overlay::FULL_MESH_UP_TO);
+        let overlay = (self.table.peers().len() + 1 > up_to)
+            .then(|| overlay::neighbors(self.table.peers(), &self.me.machine, up_to));
+        if overlay.is_some() != self.table.overlay() {
+            tracing::info!(
+                members = self.table.peers().len() + 1,
+                full_mesh_up_to = up_to,
+                "{}",
+                if overlay.is_some() {
+                    "overlay: links to ring neighbours only"
+                } else {
+                    "full mesh"
+                }
+            );
+        }
+        self.table.set_overlay(overlay);
+        // Links to machines that are no peers (or neighbours) any more close (after a
+        // moment, so that what was just queued for them — their removal, say — is
+        // written first).
         let gone: Vec<MachineName> = self
             .links
             .keys()
-            .filter(|m| !self.table.peers().contains(*m))
+            .filter(|m| !self.table.neighbors().contains(*m))
             .cloned()
             .collect();
         for m in gone {
@@ -118,13 +137,24 @@ impl Runtime {
 
 /// The cluster's ping interval (`cluster-mesh ping-interval-ms=…`), if it sets one.
 fn ping_interval(live: &Live) -> Option<u64> {
+    mesh_setting(live, "ping-interval-ms")
+}
+
+/// Up to how many members the cluster keeps a full mesh (`cluster-mesh
+/// full-mesh-up-to=…`), if it says.
+fn full_mesh_up_to(live: &Live) -> Option<usize> {
+    mesh_setting(live, "full-mesh-up-to").and_then(|n| usize::try_from(n).ok())
+}
+
+/// A number the cluster's `cluster-mesh` section sets.
+fn mesh_setting(live: &Live, prop: &str) -> Option<u64> {
     let key = Key::section(
         crate::model::Mode::Cluster,
         SectionName::new("cluster-mesh").ok()?,
     );
     match live.get(&key).and_then(|e| e.value.as_ref()) {
-        Some(EntryValue::Section(node)) => match node.prop("ping-interval-ms") {
-            Some(crate::model::Value::Int(ms)) => u64::try_from(*ms).ok(),
+        Some(EntryValue::Section(node)) => match node.prop(prop) {
+            Some(crate::model::Value::Int(n)) => u64::try_from(*n).ok(),
             _ => None,
         },
         _ => None,

@@ -379,6 +379,11 @@ impl Runtime {
         // A new link: say what we hold, so each end pulls what it lacks. (A peer that
         // parks the link says so instead, and gets both memberships: `PeerMsg::Parked`.)
         self.send_have(&peer);
+        if self.table.overlay() {
+            let lsas = self.table.lsas();
+            self.send_direct(&peer, PeerMsg::LinkState { lsas });
+            self.announce();
+        }
         self.ping(&peer);
     }
 
@@ -387,6 +392,62 @@ impl Runtime {
         self.links.remove(peer);
         self.table.link_down(peer);
         self.replica.link_down(peer);
+        self.announce();
+    }
+
+    /// Above the full mesh: floods this machine's announcement when its live links
+    /// changed.
+    fn announce(&mut self) {
+        if let Some(lsa) = self.table.originate(self.now_ms(), crate::state::wall_ms()) {
+            self.flood(vec![lsa], None);
+        }
+    }
+
+    /// Sends announcements to every neighbour linked now but `except`.
+    fn flood(&mut self, lsas: Vec<crate::protocol::link_state::Lsa>, except: Option<&MachineName>) {
+        if lsas.is_empty() {
+            return;
+        }
+        let to: Vec<MachineName> = self
+            .links
+            .keys()
+            .filter(|m| Some(*m) != except)
+            .cloned()
+            .collect();
+        for m in to {
+            self.send_direct(&m, PeerMsg::LinkState { lsas: lsas.clone() });
+        }
+    }
+
+    /// Sends `body` over the direct link to `peer`, if there is one (never routed).
+    fn send_direct(&mut self, peer: &MachineName, body: PeerMsg) {
+        let env = Envelope {
+            ttl: 0,
+            ..self.envelope(peer, body)
+        };
+        if let Some(link) = self.links.get(peer)
+            && link.out.try_send(env).is_err()
+        {
+            tracing::debug!(%peer, "link queue full: envelope dropped");
+        }
+    }
+
+    /// Announcements a neighbour flooded: the new ones go on to the other neighbours.
+    fn on_link_state(&mut self, via: &MachineName, lsas: Vec<crate::protocol::link_state::Lsa>) {
+        use crate::protocol::link_state::Received;
+        let mut onward = Vec::new();
+        let mut own = None;
+        for lsa in lsas {
+            match self.table.receive_lsa(lsa.clone()) {
+                Received::New => onward.push(lsa),
+                Received::Own(mine) => own = Some(mine),
+                Received::Old => {}
+            }
+        }
+        self.flood(onward, Some(via));
+        if let Some(mine) = own {
+            self.flood(vec![mine], None);
+        }
     }
 
     fn inbound(&mut self, via: MachineName, link_id: u64, env: Envelope) {
@@ -453,6 +514,7 @@ impl Runtime {
             PeerMsg::Ask { id, query } => self.on_ask(from, id, query),
             PeerMsg::Answer { id, answer } => self.asks.answered(id, *answer),
             PeerMsg::Parked => self.send_memberships(&from),
+            PeerMsg::LinkState { lsas } => self.on_link_state(&via, lsas),
         }
     }
 
@@ -481,9 +543,15 @@ impl Runtime {
     fn ping(&mut self, peer: &MachineName) {
         self.seq += 1;
         self.pings.insert((peer.clone(), self.seq), Instant::now());
+        // Above the full mesh, links travel as flooded link state instead.
+        let links = if self.table.overlay() {
+            Vec::new()
+        } else {
+            self.table.report(self.now_ms())
+        };
         let body = PeerMsg::Ping {
             seq: self.seq,
-            links: self.table.report(self.now_ms()),
+            links,
             store_failure: self.agent.node.store_failure(),
         };
         self.route(self.envelope(peer, body));
@@ -500,7 +568,7 @@ impl Runtime {
         let interval = Duration::from_millis(self.table.interval_ms());
         if self.last_ping.elapsed() >= interval {
             self.last_ping = Instant::now();
-            let peers: Vec<MachineName> = self.table.peers().iter().cloned().collect();
+            let peers: Vec<MachineName> = self.table.neighbors().iter().cloned().collect();
             self.rounds += 1;
             let sync = self.rounds.is_multiple_of(SYNC_EVERY);
             for p in &peers {
@@ -513,6 +581,7 @@ impl Runtime {
             let horizon = interval.mul_f64(crate::protocol::table::DOWN_AFTER * 2.0);
             self.pings.retain(|_, at| at.elapsed() < horizon);
         }
+        self.announce();
         for alert in self.table.alerts(now) {
             self.alert(alert);
         }
