@@ -382,7 +382,8 @@ impl Runtime {
         if self.table.overlay() {
             let lsas = self.table.lsas();
             self.send_direct(&peer, PeerMsg::LinkState { lsas });
-            self.announce();
+            // The new link is announced at the next tick, with any others that opened
+            // meanwhile (a join opens several at once); a lost one is announced at once.
         }
         self.ping(&peer);
     }
