@@ -46,7 +46,7 @@ fn picked<'a>(ring: &[&'a MachineName], m: &MachineName, k: usize) -> Vec<&'a Ma
         .filter(|x| **x != m)
         .map(|x| (*x, score(m, x)))
         .collect();
-    others.sort_by(|a, b| b.1.cmp(&a.1));
+    others.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
     others.into_iter().take(k).map(|(x, _)| x).collect()
 }
 
