@@ -35,18 +35,38 @@ pub fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
-/// Waits until each of `members` sees a direct link up to every other one.
+/// Waits until each of `members` sees a direct link up to every other one (to each of its
+/// overlay neighbours above the cluster's full-mesh size).
 pub fn full_mesh(h: &MeshHarness, members: &[usize]) -> Duration {
     let started = Instant::now();
+    // Above the cluster's default full-mesh size, the overlay's links.
+    let names: std::collections::BTreeSet<strata::model::MachineName> = members
+        .iter()
+        .map(|i| strata::model::MachineName::new(&h.machine(*i).name).unwrap())
+        .collect();
     for &i in members {
-        wait_until(SETTLE, "a full mesh", || {
-            let up = h.links_up(i).len();
-            if up == members.len() - 1 {
-                Ok(())
-            } else {
-                Err(format!("{} sees {up} links up", h.machine(i).name))
-            }
-        });
+        let me = strata::model::MachineName::new(&h.machine(i).name).unwrap();
+        let want = strata::protocol::overlay::neighbors(
+            &names,
+            &me,
+            strata::protocol::overlay::FULL_MESH_UP_TO,
+        )
+        .len();
+        wait_until(
+            SETTLE,
+            "every member linked (a full mesh, or the overlay above it)",
+            || {
+                let up = h.links_up(i).len();
+                if up == want {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} sees {up} links up, not {want}",
+                        h.machine(i).name
+                    ))
+                }
+            },
+        );
     }
     started.elapsed()
 }

@@ -180,6 +180,8 @@ pub(super) struct Runtime {
     /// While this machine's store cannot be written: when it was last probed, and
     /// whether a probe is under way.
     pub(super) probe: (Instant, bool),
+    /// Above the full mesh: change sets passed on already ([`Runtime::gossip`]).
+    pub(super) gossiped: std::collections::HashSet<crate::state::ChangeSetId>,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -226,6 +228,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         asks: query::Pending::default(),
         peer_stores: BTreeMap::new(),
         probe: (Instant::now(), false),
+        gossiped: Default::default(),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -510,7 +513,12 @@ impl Runtime {
                     self.table.rtt(&from, sent.elapsed().as_secs_f64() * 1000.0);
                 }
             }
-            PeerMsg::ChangeSets { sets } => self.merge(sets),
+            PeerMsg::ChangeSets { sets } => {
+                if self.table.overlay() {
+                    self.gossip(&via, &sets);
+                }
+                self.merge(sets)
+            }
             PeerMsg::Sync(msg) => self.on_sync(&from, &msg),
             PeerMsg::Ask { id, query } => self.on_ask(from, id, query),
             PeerMsg::Answer { id, answer } => self.asks.answered(id, *answer),

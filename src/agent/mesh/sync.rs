@@ -22,6 +22,10 @@ use crate::state::{ChangeSet, ChangeSetId, wall_ms};
 /// Every this many pings, linked peers compare the change sets they hold.
 pub const SYNC_EVERY: u64 = 10;
 
+/// How many change sets passed on a member remembers (then it forgets them all, and
+/// the store's index still keeps it from passing on what it holds).
+const GOSSIP_MEMORY: usize = 10_000;
+
 /// While the store cannot be written, how often a write is tried.
 pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -68,14 +72,63 @@ impl Runtime {
         }
     }
 
-    /// Sends a change set committed here to every peer that can be reached.
+    /// Sends a change set committed here to every peer that can be reached — above the
+    /// full mesh, to the linked neighbours, which pass it on ([`Runtime::gossip`]).
     pub(super) fn spread(&mut self, cs: &Arc<ChangeSet>) {
+        if self.table.overlay() {
+            self.gossiped.insert(cs.id());
+            let sets = vec![(**cs).clone()];
+            self.pass_on(None, sets);
+            return;
+        }
         let peers: Vec<MachineName> = self.table.peers().iter().cloned().collect();
         for p in peers {
             let body = PeerMsg::ChangeSets {
                 sets: vec![(**cs).clone()],
             };
             self.route(self.envelope(&p, body));
+        }
+    }
+
+    /// Above the full mesh: change sets that came over the link to `via` go on at once to
+    /// every other linked neighbour, those this machine neither holds nor passed on
+    /// already — gossip, so each reaches every member in a few hops over several paths
+    /// (anti-entropy repairs what a cut link lost).
+    pub(super) fn gossip(&mut self, via: &MachineName, sets: &[ChangeSet]) {
+        if self.gossiped.len() > GOSSIP_MEMORY {
+            self.gossiped.clear();
+        }
+        let fresh: Vec<ChangeSet> = sets
+            .iter()
+            .filter(|cs| {
+                let id = cs.id();
+                !self.replica.index().contains(&id) && self.gossiped.insert(id)
+            })
+            .cloned()
+            .collect();
+        if !fresh.is_empty() {
+            self.pass_on(Some(via), fresh);
+        }
+    }
+
+    /// Sends `sets` over every live link but the one to `except`.
+    fn pass_on(&mut self, except: Option<&MachineName>, sets: Vec<ChangeSet>) {
+        let to: Vec<MachineName> = self
+            .links
+            .keys()
+            .filter(|m| Some(*m) != except)
+            .cloned()
+            .collect();
+        for m in to {
+            let env = Envelope {
+                ttl: 0,
+                ..self.envelope(&m, PeerMsg::ChangeSets { sets: sets.clone() })
+            };
+            if let Some(link) = self.links.get(&m)
+                && link.out.try_send(env).is_err()
+            {
+                tracing::debug!(peer = %m, "link queue full: change sets dropped (anti-entropy repairs it)");
+            }
         }
     }
 
