@@ -208,6 +208,11 @@ impl Table {
         }
     }
 
+    /// Above the full mesh: the members `m` last announced links to.
+    pub fn announced_links(&self, m: &MachineName) -> Option<&BTreeSet<MachineName>> {
+        self.link_state.as_ref()?.get(m).map(|l| &l.up)
+    }
+
     /// Above the full mesh: every announcement held, for a new link.
     pub fn lsas(&self) -> Vec<Lsa> {
         self.link_state

@@ -78,7 +78,7 @@ impl Runtime {
         if self.table.overlay() {
             self.gossiped.insert(cs.id());
             let sets = vec![(**cs).clone()];
-            self.pass_on(None, sets);
+            self.pass_on(&BTreeSet::new(), sets);
             return;
         }
         let peers: Vec<MachineName> = self.table.peers().iter().cloned().collect();
@@ -107,16 +107,21 @@ impl Runtime {
             .cloned()
             .collect();
         if !fresh.is_empty() {
-            self.pass_on(Some(via), fresh);
+            // `via` sent them to every neighbour it announced a link to: those that are
+            // this machine's neighbours too have them already.
+            let mut skip: BTreeSet<MachineName> =
+                self.table.announced_links(via).cloned().unwrap_or_default();
+            skip.insert(via.clone());
+            self.pass_on(&skip, fresh);
         }
     }
 
-    /// Sends `sets` over every live link but the one to `except`.
-    fn pass_on(&mut self, except: Option<&MachineName>, sets: Vec<ChangeSet>) {
+    /// Sends `sets` over every live link but those to `skip`.
+    fn pass_on(&mut self, skip: &BTreeSet<MachineName>, sets: Vec<ChangeSet>) {
         let to: Vec<MachineName> = self
             .links
             .keys()
-            .filter(|m| Some(*m) != except)
+            .filter(|m| !skip.contains(*m))
             .cloned()
             .collect();
         for m in to {
