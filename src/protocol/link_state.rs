@@ -15,8 +15,11 @@
 //!
 //! Sequence numbers start from the wall clock at origination and only grow, so a member
 //! that restarts is not ignored for announcing a smaller number than before; one that
-//! hears of its own announcement with a number at least its own (its clock went back)
-//! announces again above it. Pure: no sockets, no clock of its own.
+//! hears of its own announcement with a number above its own (its clock went back)
+//! announces again above it. An announcement older than the one held is answered with
+//! the one held, so a restarted member whose last announcement before the restart was
+//! still in flight learns of it (the simulation found that case: the flood never sends an
+//! announcement back to the member it came from). Pure: no sockets, no clock of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +45,10 @@ pub enum Received {
     New,
     /// Not newer (or from a machine that is not a member): dropped.
     Old,
+    /// Older than the one held: dropped, and the one held goes back to the sender, which
+    /// may be the origin itself, restarted and announcing below what it announced before
+    /// (the flood never brings an announcement back to the member that sent it).
+    Older(Lsa),
     /// One of this machine's own, at least as new as its current one: this machine
     /// announces again above it; flood this instead.
     Own(Lsa),
@@ -99,7 +106,8 @@ impl LinkState {
             };
         }
         match self.db.get(&lsa.origin) {
-            Some(held) if held.seq >= lsa.seq => Received::Old,
+            Some(held) if held.seq > lsa.seq => Received::Older(held.clone()),
+            Some(held) if held.seq == lsa.seq => Received::Old,
             _ => {
                 self.db.insert(lsa.origin.clone(), lsa);
                 Received::New
@@ -178,7 +186,10 @@ mod tests {
             Received::Old,
             "seen: not forwarded again"
         );
-        assert_eq!(a.receive(lsa(4, &["a", "c"])), Received::Old);
+        assert_eq!(
+            a.receive(lsa(4, &["a", "c"])),
+            Received::Older(lsa(5, &["a"]))
+        );
         assert_eq!(a.receive(lsa(6, &[])), Received::New);
         assert!(a.get(&m("b")).unwrap().up.is_empty());
     }

@@ -192,15 +192,18 @@ impl Sim {
                 continue;
             }
             let mut onward = Vec::new();
+            let mut back = Vec::new();
             let mut own = None;
             for lsa in lsas {
                 match self.tables[to].receive_lsa(lsa.clone()) {
                     Received::New => onward.push(lsa),
                     Received::Own(mine) => own = Some(mine),
+                    Received::Older(held) => back.push(held),
                     Received::Old => {}
                 }
             }
             self.flood(to, onward, Some(from));
+            self.send(to, from, back);
             if let Some(mine) = own {
                 self.flood(to, vec![mine], None);
             }

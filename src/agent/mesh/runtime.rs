@@ -440,15 +440,20 @@ impl Runtime {
     fn on_link_state(&mut self, via: &MachineName, lsas: Vec<crate::protocol::link_state::Lsa>) {
         use crate::protocol::link_state::Received;
         let mut onward = Vec::new();
+        let mut back = Vec::new();
         let mut own = None;
         for lsa in lsas {
             match self.table.receive_lsa(lsa.clone()) {
                 Received::New => onward.push(lsa),
                 Received::Own(mine) => own = Some(mine),
+                Received::Older(held) => back.push(held),
                 Received::Old => {}
             }
         }
         self.flood(onward, Some(via));
+        if !back.is_empty() {
+            self.send_direct(via, PeerMsg::LinkState { lsas: back });
+        }
         if let Some(mine) = own {
             self.flood(vec![mine], None);
         }
