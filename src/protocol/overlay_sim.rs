@@ -340,20 +340,9 @@ fn run(seed: u64) {
     sim.check(seed, "healed");
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    let text = std::env::var(name).ok()?;
-    Some(
-        text.parse()
-            .unwrap_or_else(|_| panic!("{name}={text} is not a number")),
-    )
-}
-
 #[test]
 fn every_schedule_routes_each_member_to_exactly_its_side() {
-    let seeds: Vec<u64> = match env_u64("STRATA_SIM_SEED") {
-        Some(seed) => vec![seed],
-        None => (0..env_u64("STRATA_SIM_SEEDS").unwrap_or(DEFAULT_SCHEDULES)).collect(),
-    };
+    let seeds = crate::replica::sim::schedules(DEFAULT_SCHEDULES);
     let started = std::time::Instant::now();
     for &seed in &seeds {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(seed))) {

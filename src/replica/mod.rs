@@ -56,7 +56,7 @@ mod exchange;
 mod index;
 mod pulls;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
 

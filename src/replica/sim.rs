@@ -564,6 +564,15 @@ fn run(seed: u64, catalogue: &Catalogue) -> Outcome {
     }
 }
 
+/// The schedules a simulation runs: seed `STRATA_SIM_SEED` alone, else seeds 0 to
+/// `STRATA_SIM_SEEDS` (or `default`).
+pub(crate) fn schedules(default: u64) -> Vec<u64> {
+    match env_u64("STRATA_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => (0..env_u64("STRATA_SIM_SEEDS").unwrap_or(default)).collect(),
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
     Some(
@@ -574,10 +583,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn every_schedule_converges_to_the_same_entries_everywhere() {
-    let seeds: Vec<u64> = match env_u64("STRATA_SIM_SEED") {
-        Some(seed) => vec![seed],
-        None => (0..env_u64("STRATA_SIM_SEEDS").unwrap_or(DEFAULT_SCHEDULES)).collect(),
-    };
+    let seeds = schedules(DEFAULT_SCHEDULES);
     let catalogue = Catalogue::new();
     let started = Instant::now();
     let (mut committed, mut machines, mut conflicts) = (0, 0, 0);

@@ -36,6 +36,35 @@ struct Asked<'a> {
     schema: &'a SectionSchema,
 }
 
+impl Asked<'_> {
+    /// A page about this section at this mode, with the way back to it (and to the sync
+    /// status, after an apply).
+    fn show(&self, status: StatusCode, body: Markup, sync_link: bool) -> Response {
+        let repo = &self.desired.checked.repo;
+        let title = format!(
+            "{} — {}",
+            self.schema.name,
+            modes::title(repo, &self.decl.mode)
+        );
+        let back = section_url(&self.decl.mode, &self.schema.name);
+        page::respond(
+            status,
+            page::frame(
+                Some(&self.viewer),
+                Part::Modes,
+                &title,
+                html! {
+                    (body)
+                    p {
+                        a href=(back) { "Back to " (self.schema.name) " at " (self.decl.mode.to_string()) }
+                        @if sync_link { " · " a href="/cluster" { "Sync status" } }
+                    }
+                },
+            ),
+        )
+    }
+}
+
 fn checked_request<'a>(
     console: &Shared,
     viewer: Viewer,
@@ -114,22 +143,7 @@ async fn answer(
 
 fn preview_page(console: &Shared, t: &Asked<'_>, f: &ActionForm) -> Response {
     let (repo, catalogue) = (&t.desired.checked.repo, &t.desired.checked.catalogue);
-    let title = format!("{} — {}", t.schema.name, modes::title(repo, &t.decl.mode));
-    let back = section_url(&t.decl.mode, &t.schema.name);
-    let show = |status: StatusCode, body: Markup| {
-        page::respond(
-            status,
-            page::frame(
-                Some(&t.viewer),
-                Part::Modes,
-                &title,
-                html! {
-                    (body)
-                    p { a href=(back) { "Back to " (t.schema.name) " at " (t.decl.mode.to_string()) } }
-                },
-            ),
-        )
-    };
+    let show = |status: StatusCode, body: Markup| t.show(status, body, false);
     let (what, edit) = match compute(repo, catalogue, t.decl, t.schema, f) {
         Ok(x) => x,
         Err(why) => return show(StatusCode::UNPROCESSABLE_ENTITY, why),
@@ -251,23 +265,7 @@ pub async fn apply(
 }
 
 fn apply_page(console: &Shared, t: &Asked<'_>, f: &ActionForm) -> Response {
-    let repo = &t.desired.checked.repo;
-    let title = format!("{} — {}", t.schema.name, modes::title(repo, &t.decl.mode));
-    let back = section_url(&t.decl.mode, &t.schema.name);
-    let show = |status: StatusCode, body: Markup| {
-        page::respond(
-            status,
-            page::frame(
-                Some(&t.viewer),
-                Part::Modes,
-                &title,
-                html! {
-                    (body)
-                    p { a href=(back) { "Back to " (t.schema.name) " at " (t.decl.mode.to_string()) } " · " a href="/cluster" { "Sync status" } }
-                },
-            ),
-        )
-    };
+    let show = |status: StatusCode, body: Markup| t.show(status, body, true);
     let stale = |why: &str| {
         show(
             StatusCode::CONFLICT,
