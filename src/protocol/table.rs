@@ -165,6 +165,8 @@ impl Table {
         match neighbors {
             Some(n) => {
                 self.neighbors = n.into_iter().filter(|m| self.peers.contains(m)).collect();
+                // Routes come from link state now; what pings reported is not kept.
+                self.views.clear();
                 if self.link_state.is_none() {
                     self.link_state = Some(LinkState::new(self.me.clone()));
                 }
@@ -189,6 +191,8 @@ impl Table {
     /// Above the full mesh: this machine's announcement, if its live links changed
     /// since the last one (`wall_ms`: the wall clock, for its sequence number).
     pub fn originate(&mut self, now_ms: u64, wall_ms: u64) -> Option<Lsa> {
+        // Called every tick: in a full mesh there is nothing to compute.
+        self.link_state.as_ref()?;
         let up: BTreeSet<MachineName> = self
             .peers
             .iter()
@@ -258,7 +262,8 @@ impl Table {
 
     /// `from` reported its links (in a ping, directly or routed).
     pub fn view(&mut self, from: &MachineName, links: Vec<LinkReport>, now_ms: u64) {
-        if self.peers.contains(from) {
+        // Above the full mesh, routes come from link state; pings carry no links.
+        if self.peers.contains(from) && self.link_state.is_none() {
             self.views.insert(
                 from.clone(),
                 View {

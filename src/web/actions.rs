@@ -137,7 +137,7 @@ pub fn forms(
                     fieldset { legend { "Delete" } p.note { "Delete " (schema.name) " at " (decl.mode.to_string()) "; it then inherits." } }
                     button #delete type="submit" { "Delete…" }
                 }
-                @if schema.name == "users" || page::shown(&own_text(s)) != own_text(s) {
+                @if hides_something(schema, s) {
                     p.note { "This section holds secrets or passphrase hashes, which the console never shows: edit it in git (`strata secret encrypt`, `strata cluster passwd`)." }
                 } @else {
                 form.action method="post" action=(preview) {
@@ -153,6 +153,13 @@ pub fn forms(
             }
         }
     }
+}
+
+/// Whether the section holds what the console never shows — passphrase hashes (the
+/// `users` section) or secrets — so that it is not offered for editing as text.
+fn hides_something(schema: &SectionSchema, s: &crate::config::SectionDecl) -> bool {
+    let text = own_text(s);
+    schema.name == "users" || page::shown(&text) != text
 }
 
 /// The section's text as written in its file, its indentation removed.
@@ -244,10 +251,9 @@ pub(super) fn compute(
             edit::Request::Delete { section, at: mode },
         ),
         "text"
-            if schema.name == "users"
-                || decl
-                    .section(&schema.name)
-                    .is_some_and(|s| page::shown(&own_text(s)) != own_text(s)) =>
+            if decl
+                .section(&schema.name)
+                .is_some_and(|s| hides_something(schema, s)) =>
         {
             return Err(
                 html! { p.error { "this section holds secrets or passphrase hashes, which the console never shows: edit it in git" } },

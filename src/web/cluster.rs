@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
+use super::modes::short;
 use super::page::{self, Part, csrf};
 use super::session::same_token;
 use super::{Shared, Viewer, blocking};
@@ -33,10 +34,6 @@ fn unexpected(viewer: &Viewer, answer: &Answer) -> Response {
         &super::change::answer_text(answer),
         "",
     )
-}
-
-fn short(text: &str) -> &str {
-    &text[..text.len().min(10)]
 }
 
 /// `GET /cluster`: sync status, members, links.

@@ -128,12 +128,7 @@ pub async fn logout(
     if !same_token(&viewer.csrf, &f.csrf) {
         return super::forbidden_csrf(&viewer);
     }
-    if let Some(id) = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(session::from_cookie_header)
-    {
+    if let Some(id) = session::id_of(&headers) {
         console.sessions.close(id);
     }
     let mut r = Redirect::to("/login").into_response();

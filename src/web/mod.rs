@@ -85,11 +85,7 @@ impl Console {
     /// The logged-in user of a request, if its session is open and the account still
     /// may log in.
     fn viewer(&self, headers: &HeaderMap) -> Option<Viewer> {
-        let id = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(session::from_cookie_header)?;
+        let id = session::id_of(headers)?;
         let s = self.sessions.get(id, Instant::now())?;
         let role = self.agent.node.auth.role_of(&s.user)?;
         Some(Viewer {

@@ -108,6 +108,15 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0")
 }
 
+/// The session id a request's `Cookie:` headers carry, if any.
+pub fn id_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(from_cookie_header)
+}
+
 /// The session id a `Cookie:` header carries, if any.
 pub fn from_cookie_header(header: &str) -> Option<&str> {
     header
