@@ -34,8 +34,10 @@ pub struct Node<S, A> {
     core: Mutex<Core<S>>,
     /// Held while the applier runs (see the module header).
     run: Mutex<()>,
-    /// The catalogue the store records (built-in selection and the repo's own schemas).
-    catalogue: RwLock<Catalogue>,
+    /// The catalogue the store records (built-in selection and the repo's own schemas),
+    /// with the versions of the entries it was built from: most changes (a membership,
+    /// a section) leave them alone, and it is not built again.
+    catalogue: RwLock<(Arc<Catalogue>, Option<Vec<Version>>)>,
     /// Who may log in, refreshed from the store's `users` section.
     pub auth: Auth,
     applier: A,
@@ -104,7 +106,7 @@ impl<S: Store, A: Applier> Node<S, A> {
         Node {
             core: Mutex::new(core),
             run: Mutex::new(()),
-            catalogue: RwLock::new(Catalogue::builtin()),
+            catalogue: RwLock::new((Arc::new(Catalogue::builtin()), None)),
             auth,
             applier,
             machine,
@@ -245,10 +247,7 @@ impl<S: Store, A: Applier> Node<S, A> {
 
     /// The catalogue the store records, as of the last change.
     pub fn catalogue(&self) -> Catalogue {
-        self.catalogue
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        (*self.catalogue.read().unwrap_or_else(|e| e.into_inner()).0).clone()
     }
 
     /// Every live entry.
@@ -411,17 +410,29 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.auth.set_machines(keys);
     }
 
-    fn refresh_catalogue(&self, live: &Live) -> Catalogue {
+    fn refresh_catalogue(&self, live: &Live) -> Arc<Catalogue> {
+        let from: Vec<Version> = live
+            .iter()
+            .filter(|(k, _)| matches!(k, Key::Catalogue | Key::Schema(_)))
+            .map(|(_, e)| e.stamp.version.clone())
+            .collect();
+        {
+            let held = self.catalogue.read().unwrap_or_else(|e| e.into_inner());
+            if held.1.as_ref() == Some(&from) {
+                return held.0.clone();
+            }
+        }
         let mut diags = Diagnostics::default();
-        let catalogue = catalogue_of(
+        let catalogue = Arc::new(catalogue_of(
             live.iter()
                 .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
             &mut diags,
-        );
+        ));
         for p in diags.problems() {
             tracing::error!("stored schemas: {}", p.message);
         }
-        *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) = catalogue.clone();
+        *self.catalogue.write().unwrap_or_else(|e| e.into_inner()) =
+            (catalogue.clone(), Some(from));
         catalogue
     }
 

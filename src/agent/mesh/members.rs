@@ -92,6 +92,8 @@ impl Runtime {
             .cloned()
             .collect();
         for m in gone {
+            // Down in the table too: a closed link is no silent one (and is announced so).
+            self.table.link_down(&m);
             self.replica.link_down(&m);
             if let Some(link) = self.links.remove(&m) {
                 tracing::info!(peer = %m, "link closed: not a peer any more");
