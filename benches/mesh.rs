@@ -37,6 +37,12 @@ fn ping_ms() -> u64 {
     knobs::count("STRATA_BENCH_MESH_PING_MS", PING_MS as usize) as u64
 }
 
+/// How many joins run at once (`STRATA_BENCH_MESH_JOIN_FORKS`; default 1: one after
+/// another), as a fan-out tool (Ansible's forks, `parallel-ssh`) would run them.
+fn join_forks() -> usize {
+    knobs::count("STRATA_BENCH_MESH_JOIN_FORKS", 1).max(1)
+}
+
 /// Up to how many members the cluster keeps a full mesh (`STRATA_BENCH_MESH_FULL_UP_TO`;
 /// the cluster's default otherwise).
 fn full_mesh_up_to() -> usize {
@@ -217,20 +223,30 @@ fn run(n: usize) {
     };
     let member = relays.addr(1).to_string();
     let joins = Instant::now();
-    for m in &machines[1..] {
-        ok(&[
-            "cluster",
-            "join",
-            &member,
-            "--fingerprint",
-            &fp,
-            "--passphrase-file",
-            &pass,
-            "--yes",
-            "--state-dir",
-            &sd(m),
-        ]);
-    }
+    let joiners: Vec<String> = machines[1..].iter().map(sd).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..join_forks() {
+            scope.spawn(|| {
+                while let Some(dir) =
+                    joiners.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    ok(&[
+                        "cluster",
+                        "join",
+                        &member,
+                        "--fingerprint",
+                        &fp,
+                        "--passphrase-file",
+                        &pass,
+                        "--yes",
+                        "--state-dir",
+                        dir,
+                    ]);
+                }
+            });
+        }
+    });
     let joined = joins.elapsed();
     let formed = wait_for("full mesh", Duration::from_secs(180), || {
         machines
@@ -282,11 +298,12 @@ fn run(n: usize) {
     detect.sort_by(f64::total_cmp);
     let worst = detect.last().copied().unwrap_or_default();
     println!(
-        "mesh n={n:>2}, ping interval {} ms: agents up in {:>6.0} ms; {} joins in {:>6.0} ms ({:.0} ms each); every member linked as it should be (full mesh or ring) {:>5.0} ms after the last join; \
+        "mesh n={n:>2}, ping interval {} ms: agents up in {:>6.0} ms; {} joins, {} at a time, in {:>6.0} ms ({:.0} ms each); every member linked as it should be (full mesh or ring) {:>5.0} ms after the last join; \
          isolation detected by all in {:>5.0} ms = {:.2} ping intervals (median {:.0} ms); RSS per idle agent mean {mean:.1} MB, max {max:.1} MB; idle CPU per agent {cpu_per_agent:.2}% of a core",
         ping_ms(),
         boot.as_secs_f64() * 1000.0,
         n - 1,
+        join_forks(),
         joined.as_secs_f64() * 1000.0,
         joined.as_secs_f64() * 1000.0 / (n - 1).max(1) as f64,
         formed.as_secs_f64() * 1000.0,

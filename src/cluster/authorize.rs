@@ -291,6 +291,14 @@ pub fn first_failure<T: Sync>(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = items.len().div_ceil(threads).max(64);
     let check = &check;
+    if items.len() <= chunk {
+        // One chunk: checked here, not on a thread of its own (a peer's change set of a
+        // few entries is checked at every merge).
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            items.iter().find_map(check)
+        }))
+        .unwrap_or_else(|_| Some("a value could not be checked".to_owned()));
+    }
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(chunk)

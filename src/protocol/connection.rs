@@ -58,8 +58,18 @@ impl<Out: Serialize, In: DeserializeOwned + Send + 'static> Connection<Out, In> 
         let (in_tx, in_rx) = mpsc::channel(16);
         let writer = tokio::spawn(async move {
             let mut frames = FramedWrite::new(write, write_codec);
-            while let Some(frame) = out_rx.recv().await {
-                if frames.send(frame).await.is_err() {
+            // Every frame queued by now goes in one write (one SSH packet while they
+            // fit): a burst of messages, an announcement flooded on, pays one packet.
+            'write: while let Some(frame) = out_rx.recv().await {
+                if frames.feed(frame).await.is_err() {
+                    break;
+                }
+                while let Ok(frame) = out_rx.try_recv() {
+                    if frames.feed(frame).await.is_err() {
+                        break 'write;
+                    }
+                }
+                if frames.flush().await.is_err() {
                     break;
                 }
             }

@@ -40,15 +40,25 @@ fn score(a: &MachineName, b: &MachineName) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The members `m` picks among `ring` (its best-scoring pairings).
-fn picked<'a>(ring: &[&'a MachineName], m: &MachineName, k: usize) -> Vec<&'a MachineName> {
-    let mut others: Vec<(&MachineName, [u8; 32])> = ring
-        .iter()
-        .filter(|x| **x != m)
-        .map(|x| (*x, score(m, x)))
-        .collect();
-    others.sort_by_key(|(_, s)| std::cmp::Reverse(*s));
-    others.into_iter().take(k).map(|(x, _)| x).collect()
+/// The indices in `ring` of the members each member picks (its best-scoring pairings),
+/// every pair scored once.
+fn picks_of(ring: &[&MachineName], k: usize) -> Vec<Vec<usize>> {
+    let n = ring.len();
+    let mut scores: Vec<Vec<([u8; 32], usize)>> = vec![Vec::with_capacity(n); n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let s = score(ring[i], ring[j]);
+            scores[i].push((s, j));
+            scores[j].push((s, i));
+        }
+    }
+    scores
+        .into_iter()
+        .map(|mut row| {
+            row.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+            row.into_iter().take(k).map(|(_, j)| j).collect()
+        })
+        .collect()
 }
 
 /// The members `me` keeps direct links with, among `members` (`me` included or not):
@@ -69,19 +79,12 @@ pub fn neighbors(
         return members.iter().filter(|m| *m != me).cloned().collect();
     }
     let at = ring.iter().position(|m| *m == me).unwrap_or(0);
-    let k = picks(n);
-    let mut out: BTreeSet<MachineName> = [ring[(at + 1) % n], ring[(at + n - 1) % n]]
-        .into_iter()
-        .cloned()
-        .collect();
-    out.extend(picked(&ring, me, k).into_iter().cloned());
-    for other in ring.iter().filter(|x| **x != me) {
-        if picked(&ring, other, k).contains(&me) {
-            out.insert((*other).clone());
-        }
-    }
-    out.remove(me);
-    out
+    let picks = picks_of(&ring, picks(n));
+    let mut out: BTreeSet<usize> = [(at + 1) % n, (at + n - 1) % n].into();
+    out.extend(&picks[at]);
+    out.extend((0..n).filter(|&i| picks[i].contains(&at)));
+    out.remove(&at);
+    out.into_iter().map(|i| ring[i].clone()).collect()
 }
 
 #[cfg(test)]

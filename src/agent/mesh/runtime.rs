@@ -35,6 +35,7 @@ use crate::cluster::node::Changed;
 use crate::model::{Key, MachineName, Membership};
 use crate::protocol::Connection;
 use crate::protocol::client::Session;
+use crate::protocol::link_state::Lsa;
 use crate::protocol::status::{ConnStatus, LinkView};
 use crate::protocol::table::Table;
 use crate::protocol::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
@@ -182,6 +183,10 @@ pub(super) struct Runtime {
     pub(super) probe: (Instant, bool),
     /// Above the full mesh: change sets passed on already ([`Runtime::gossip`]).
     pub(super) gossiped: std::collections::HashSet<crate::state::ChangeSetId>,
+    /// Above the full mesh: announcements waiting to go to each neighbour, sent once the
+    /// events queued now are handled ([`Runtime::send_floods`]) — while a join or a cut
+    /// link brings a burst of them, one message carries several.
+    floods: BTreeMap<MachineName, Vec<Lsa>>,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -229,6 +234,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         peer_stores: BTreeMap::new(),
         probe: (Instant::now(), false),
         gossiped: Default::default(),
+        floods: BTreeMap::new(),
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -242,7 +248,12 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
             let left = tick.saturating_sub(ticked.elapsed());
             tokio::select! {
                 ev = rx.recv() => match ev {
-                    Some(ev) => rt.on_event(ev),
+                    Some(ev) => {
+                        rt.on_event(ev);
+                        if rx.is_empty() {
+                            rt.send_floods();
+                        }
+                    }
                     None => break,
                 },
                 () = tokio::time::sleep(left) => {}
@@ -250,6 +261,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
             if ticked.elapsed() >= tick {
                 ticked = Instant::now();
                 rt.on_tick();
+                rt.send_floods();
             }
         }
     });
@@ -272,7 +284,10 @@ impl Runtime {
             Event::DialFailed { peer, why } => self.dial_failed(peer, why),
             Event::Closed { peer, link_id, why } => {
                 if self.links.get(&peer).is_some_and(|l| l.link_id == link_id) {
-                    self.lose_link(&peer);
+                    // Announced at the next tick: a closed link is most often the
+                    // overlay rewiring itself, and the link that replaces it goes in the
+                    // same announcement.
+                    self.forget_link(&peer);
                     tracing::warn!(%peer, "link down: {}", why.unwrap_or_default());
                 }
                 self.parked.retain(|(_, _, l)| l.link_id != link_id);
@@ -391,12 +406,17 @@ impl Runtime {
         self.ping(&peer);
     }
 
-    /// Forgets the link to `peer`, and the pulls waiting on it.
+    /// Forgets the link to `peer`, and the pulls waiting on it, and announces it at once.
     fn lose_link(&mut self, peer: &MachineName) {
+        self.forget_link(peer);
+        self.announce();
+    }
+
+    /// Forgets the link to `peer`, and the pulls waiting on it.
+    fn forget_link(&mut self, peer: &MachineName) {
         self.links.remove(peer);
         self.table.link_down(peer);
         self.replica.link_down(peer);
-        self.announce();
     }
 
     /// Above the full mesh: floods this machine's announcement when its live links
@@ -408,18 +428,27 @@ impl Runtime {
     }
 
     /// Sends announcements to every neighbour linked now but `except`.
-    fn flood(&mut self, lsas: Vec<crate::protocol::link_state::Lsa>, except: Option<&MachineName>) {
+    fn flood(&mut self, lsas: Vec<Lsa>, except: Option<&MachineName>) {
         if lsas.is_empty() {
             return;
         }
-        let to: Vec<MachineName> = self
-            .links
-            .keys()
-            .filter(|m| Some(*m) != except)
-            .cloned()
-            .collect();
-        for m in to {
-            self.send_direct(&m, PeerMsg::LinkState { lsas: lsas.clone() });
+        for m in self.links.keys().filter(|m| Some(*m) != except) {
+            let queued = self.floods.entry(m.clone()).or_default();
+            for lsa in &lsas {
+                // A newer announcement of the same member replaces one still waiting.
+                match queued.iter_mut().find(|q| q.origin == lsa.origin) {
+                    Some(q) if q.seq < lsa.seq => *q = lsa.clone(),
+                    Some(_) => {}
+                    None => queued.push(lsa.clone()),
+                }
+            }
+        }
+    }
+
+    /// Sends the announcements [`Runtime::flood`] queued, one message per neighbour.
+    fn send_floods(&mut self) {
+        for (m, lsas) in std::mem::take(&mut self.floods) {
+            self.send_direct(&m, PeerMsg::LinkState { lsas });
         }
     }
 
@@ -437,7 +466,7 @@ impl Runtime {
     }
 
     /// Announcements a neighbour flooded: the new ones go on to the other neighbours.
-    fn on_link_state(&mut self, via: &MachineName, lsas: Vec<crate::protocol::link_state::Lsa>) {
+    fn on_link_state(&mut self, via: &MachineName, lsas: Vec<Lsa>) {
         use crate::protocol::link_state::Received;
         let mut onward = Vec::new();
         let mut back = Vec::new();
