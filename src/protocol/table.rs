@@ -93,6 +93,10 @@ pub struct Table {
     /// Above the full mesh: the link state flooded between members, which routes are
     /// computed from instead of the reports pings carry.
     link_state: Option<LinkState>,
+    /// In a full mesh: announcements of members that already run the overlay (each
+    /// member switches as it learns of the join that crosses the threshold), kept for
+    /// when this machine switches too — they are not sent again.
+    early: LinkState,
     /// Bumped whenever the peers or the link state change: routes computed from the
     /// link state stay valid until it moves or this machine's own links go up or down.
     generation: u64,
@@ -122,6 +126,7 @@ impl Table {
     /// The table of `me`, pinging every `interval_ms`.
     pub fn new(me: MachineName, interval_ms: u64) -> Table {
         Table {
+            early: LinkState::new(me.clone()),
             me,
             interval_ms: interval_ms.max(1),
             peers: BTreeSet::new(),
@@ -182,28 +187,38 @@ impl Table {
         if let Some(ls) = &mut self.link_state {
             ls.retain(&self.peers);
         }
+        self.early.retain(&self.peers);
         self.generation += 1;
     }
 
     /// Which peers to keep direct links with: `Some(neighbours)` above the full mesh
     /// (link state is then flooded and routes computed from it), `None` for all of them.
     /// Call after [`Table::set_peers`].
-    pub fn set_overlay(&mut self, neighbors: Option<BTreeSet<MachineName>>) {
+    ///
+    /// Answers whether this machine just switched to the overlay: it then sends every
+    /// announcement it holds to its neighbours, as over a new link, since those who
+    /// switched before it flooded theirs to members that did not keep them yet.
+    pub fn set_overlay(&mut self, neighbors: Option<BTreeSet<MachineName>>) -> bool {
+        let mut switched = false;
         match neighbors {
             Some(n) => {
                 self.neighbors = n.into_iter().filter(|m| self.peers.contains(m)).collect();
                 // Routes come from link state now; what pings reported is not kept.
                 self.views.clear();
                 if self.link_state.is_none() {
-                    self.link_state = Some(LinkState::new(self.me.clone()));
+                    let early = std::mem::replace(&mut self.early, LinkState::new(self.me.clone()));
+                    self.link_state = Some(early);
+                    switched = true;
                 }
             }
             None => {
                 self.neighbors = self.peers.clone();
                 self.link_state = None;
+                self.early = LinkState::new(self.me.clone());
             }
         }
         self.generation += 1;
+        switched
     }
 
     /// The peers to keep direct links with and ping.
@@ -241,6 +256,11 @@ impl Table {
                     self.generation += 1;
                 }
                 received
+            }
+            None if self.peers.contains(&lsa.origin) => {
+                // Kept for the switch; not flooded on from a full mesh.
+                self.early.receive(lsa);
+                Received::Old
             }
             _ => Received::Old,
         }

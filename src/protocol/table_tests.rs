@@ -178,3 +178,33 @@ fn reports_say_how_long_ago_each_live_link_was_heard() {
     assert_eq!(report[1].heard_ago_ms, None, "c was never linked");
     assert_eq!(t.report(400)[0].heard_ago_ms, None, "gone quiet");
 }
+
+#[test]
+fn announcements_heard_before_the_switch_to_the_overlay_are_kept_for_it() {
+    // lab2 switched first and flooded its announcement; lab1 still kept a full mesh.
+    let mut t = table("lab1", &["lab2", "lab3"]);
+    t.link_up(&m("lab2"), 0);
+    let early = Lsa {
+        origin: m("lab2"),
+        seq: 5,
+        up: [m("lab1"), m("lab3")].into(),
+    };
+    assert_eq!(
+        t.receive_lsa(early.clone()),
+        Received::Old,
+        "not flooded on"
+    );
+    assert!(t.lsas().is_empty(), "not used in a full mesh");
+    // lab1 switches: it holds lab2's announcement, and says so (to send all it holds).
+    assert!(t.set_overlay(Some([m("lab2")].into())));
+    assert_eq!(t.lsas(), vec![early]);
+    assert!(!t.set_overlay(Some([m("lab2")].into())), "switched once");
+    // With its own announcement, lab3 is reached through lab2 (two-way on both ends).
+    t.originate(10, 10);
+    t.receive_lsa(Lsa {
+        origin: m("lab3"),
+        seq: 1,
+        up: [m("lab2")].into(),
+    });
+    assert_eq!(t.next_hop(&m("lab3"), 10), Some(m("lab2")));
+}

@@ -49,7 +49,8 @@ impl SshAgent {
             .spawn()
             .expect("start ssh-agent");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
+        // The socket file appears at bind, before the agent listens: wait for a connect.
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
             assert!(Instant::now() < deadline, "ssh-agent did not listen");
             std::thread::sleep(Duration::from_millis(10));
         }

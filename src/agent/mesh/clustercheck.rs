@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::Mesh;
-use super::runtime::Snapshot;
+use super::snapshot::Snapshot;
 use crate::agent::Agent;
 use crate::cluster::caller::Caller;
 use crate::cluster::membership::cluster_name;

@@ -10,6 +10,7 @@ use super::runtime::{Event, Runtime};
 use crate::cluster::membership::{cluster_name, members};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
 use crate::protocol::overlay;
+use crate::protocol::wire::PeerMsg;
 use crate::state::{Live, wall_ms};
 
 impl Runtime {
@@ -81,7 +82,7 @@ impl Runtime {
                 }
             );
         }
-        self.table.set_overlay(overlay);
+        let switched = self.table.set_overlay(overlay);
         // Links to machines that are no peers (or neighbours) any more close (after a
         // moment, so that what was just queued for them — their removal, say — is
         // written first).
@@ -101,6 +102,16 @@ impl Runtime {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     drop(link);
                 });
+            }
+        }
+        // Just switched to the overlay: what this machine holds goes to its neighbours,
+        // as over a new link (those that switched first sent theirs to members that did
+        // not keep them yet).
+        if switched {
+            let lsas = self.table.lsas();
+            let linked: Vec<MachineName> = self.links.keys().cloned().collect();
+            for m in &linked {
+                self.send_direct(m, PeerMsg::LinkState { lsas: lsas.clone() });
             }
         }
         // Parked links of machines that are peers again become links.

@@ -16,11 +16,13 @@ pub mod git_fetch;
 mod hostnames;
 pub mod join;
 pub mod link;
+mod link_state;
 mod members;
 pub mod query;
 mod reconnect;
 mod rollout;
 pub mod runtime;
+mod snapshot;
 mod sync;
 
 use std::net::SocketAddr;
@@ -30,7 +32,8 @@ use sha2::Digest;
 use tokio::sync::{mpsc, oneshot};
 
 use self::link::Identity;
-use self::runtime::{Event, Snapshot};
+use self::runtime::Event;
+use self::snapshot::Snapshot;
 use super::Agent;
 use crate::cluster::auth::{Authed, Principal};
 use crate::cluster::caller::Authority;

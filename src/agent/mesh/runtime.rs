@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::link::{self, Identity, LinkHandle};
 use super::query;
+use super::snapshot::Snapshot;
 use super::sync::{self, SYNC_EVERY};
 use crate::agent::Agent;
 use crate::cluster::node::Changed;
@@ -36,7 +37,6 @@ use crate::model::{Key, MachineName, Membership};
 use crate::protocol::Connection;
 use crate::protocol::client::Session;
 use crate::protocol::link_state::Lsa;
-use crate::protocol::status::{ConnStatus, LinkView};
 use crate::protocol::table::Table;
 use crate::protocol::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::replica::{Index, Replica};
@@ -117,24 +117,6 @@ pub enum Event {
     },
 }
 
-/// The mesh as this member sees it.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// Every member's membership (this machine's included).
-    pub members: BTreeMap<MachineName, Membership>,
-    /// The peers this machine keeps links with.
-    pub peers: BTreeSet<MachineName>,
-    /// The first hop to every reachable peer.
-    pub routes: BTreeMap<MachineName, MachineName>,
-    /// Peers with a live direct link.
-    pub direct: BTreeSet<MachineName>,
-    /// `connstatus`.
-    pub status: ConnStatus,
-    /// The members that cannot write their store: peers as their last ping said, and
-    /// this machine.
-    pub store_failures: BTreeMap<MachineName, StoreFailure>,
-}
-
 /// The runtime's state.
 pub(super) struct Runtime {
     /// The agent: its node (store, pipeline) and settings.
@@ -186,7 +168,7 @@ pub(super) struct Runtime {
     /// Above the full mesh: announcements waiting to go to each neighbour, sent once the
     /// events queued now are handled ([`Runtime::send_floods`]) — while a join or a cut
     /// link brings a burst of them, one message carries several.
-    floods: BTreeMap<MachineName, Vec<Lsa>>,
+    pub(super) floods: BTreeMap<MachineName, Vec<Lsa>>,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -419,41 +401,7 @@ impl Runtime {
         self.replica.link_down(peer);
     }
 
-    /// Above the full mesh: floods this machine's announcement when its live links
-    /// changed.
-    fn announce(&mut self) {
-        if let Some(lsa) = self.table.originate(self.now_ms(), crate::state::wall_ms()) {
-            self.flood(vec![lsa], None);
-        }
-    }
-
-    /// Sends announcements to every neighbour linked now but `except`.
-    fn flood(&mut self, lsas: Vec<Lsa>, except: Option<&MachineName>) {
-        if lsas.is_empty() {
-            return;
-        }
-        for m in self.links.keys().filter(|m| Some(*m) != except) {
-            let queued = self.floods.entry(m.clone()).or_default();
-            for lsa in &lsas {
-                // A newer announcement of the same member replaces one still waiting.
-                match queued.iter_mut().find(|q| q.origin == lsa.origin) {
-                    Some(q) if q.seq < lsa.seq => *q = lsa.clone(),
-                    Some(_) => {}
-                    None => queued.push(lsa.clone()),
-                }
-            }
-        }
-    }
-
-    /// Sends the announcements [`Runtime::flood`] queued, one message per neighbour.
-    fn send_floods(&mut self) {
-        for (m, lsas) in std::mem::take(&mut self.floods) {
-            self.send_direct(&m, PeerMsg::LinkState { lsas });
-        }
-    }
-
-    /// Sends `body` over the direct link to `peer`, if there is one (never routed).
-    fn send_direct(&mut self, peer: &MachineName, body: PeerMsg) {
+    pub(super) fn send_direct(&mut self, peer: &MachineName, body: PeerMsg) {
         let env = Envelope {
             ttl: 0,
             ..self.envelope(peer, body)
@@ -462,29 +410,6 @@ impl Runtime {
             && link.out.try_send(env).is_err()
         {
             tracing::debug!(%peer, "link queue full: envelope dropped");
-        }
-    }
-
-    /// Announcements a neighbour flooded: the new ones go on to the other neighbours.
-    fn on_link_state(&mut self, via: &MachineName, lsas: Vec<Lsa>) {
-        use crate::protocol::link_state::Received;
-        let mut onward = Vec::new();
-        let mut back = Vec::new();
-        let mut own = None;
-        for lsa in lsas {
-            match self.table.receive_lsa(lsa.clone()) {
-                Received::New => onward.push(lsa),
-                Received::Own(mine) => own = Some(mine),
-                Received::Older(held) => back.push(held),
-                Received::Old => {}
-            }
-        }
-        self.flood(onward, Some(via));
-        if !back.is_empty() {
-            self.send_direct(via, PeerMsg::LinkState { lsas: back });
-        }
-        if let Some(mine) = own {
-            self.flood(vec![mine], None);
         }
     }
 
@@ -630,47 +555,5 @@ impl Runtime {
         }
         self.dial_missing();
         self.probe_store();
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        let now = self.now_ms();
-        let mut own = self.table.own_view(now);
-        for l in own.links.iter_mut().filter(|l| !l.up) {
-            l.why = MachineName::new(&l.to)
-                .ok()
-                .and_then(|m| self.failing.get(&m))
-                .map(ToString::to_string);
-        }
-        let mut views = vec![own];
-        views.extend(self.table.peer_views(now));
-        views.sort_by(|a: &LinkView, b| a.machine.cmp(&b.machine));
-        Snapshot {
-            members: self.members.clone(),
-            peers: self.table.peers().clone(),
-            routes: self.table.routes(now),
-            direct: self
-                .table
-                .peers()
-                .iter()
-                .filter(|p| self.table.is_up(p, now))
-                .cloned()
-                .collect(),
-            status: ConnStatus {
-                machine: self.me.machine.to_string(),
-                views,
-            },
-            store_failures: self
-                .peer_stores
-                .iter()
-                .filter(|(m, _)| self.table.peers().contains(*m))
-                .map(|(m, f)| (m.clone(), f.clone()))
-                .chain(
-                    self.agent
-                        .node
-                        .store_failure()
-                        .map(|f| (self.me.machine.clone(), f)),
-                )
-                .collect(),
-        }
     }
 }
