@@ -38,17 +38,23 @@ impl Runtime {
     /// Sends the announcements [`Runtime::flood`] queued, one message per neighbour.
     pub(super) fn send_floods(&mut self) {
         for (m, lsas) in std::mem::take(&mut self.floods) {
-            self.send_direct(&m, PeerMsg::LinkState { lsas });
+            if !lsas.is_empty() {
+                self.send_direct(&m, PeerMsg::LinkState { lsas });
+            }
         }
     }
 
-    /// Sends `body` over the direct link to `peer`, if there is one (never routed).
     /// Announcements a neighbour flooded: the new ones go on to the other neighbours.
     pub(super) fn on_link_state(&mut self, via: &MachineName, lsas: Vec<Lsa>) {
         let mut onward = Vec::new();
         let mut back = Vec::new();
         let mut own = None;
         for lsa in lsas {
+            // `via` holds this one: what still waits to go to it of the same member, no
+            // newer, need not go (in a burst, the copy it sent crosses ours).
+            if let Some(queued) = self.floods.get_mut(via) {
+                queued.retain(|q| q.origin != lsa.origin || q.seq > lsa.seq);
+            }
             match self.table.receive_lsa(lsa.clone()) {
                 Received::New => onward.push(lsa),
                 Received::Own(mine) => own = Some(mine),

@@ -401,6 +401,7 @@ impl Runtime {
         self.replica.link_down(peer);
     }
 
+    /// Sends `body` over the direct link to `peer`, if there is one (never routed).
     pub(super) fn send_direct(&mut self, peer: &MachineName, body: PeerMsg) {
         let env = Envelope {
             ttl: 0,
