@@ -9,7 +9,7 @@
 //! So results run one change set at a time, in commit order, while a slow hook holds up
 //! no plan or log, only the next change set's run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::broadcast;
@@ -38,6 +38,8 @@ pub struct Node<S, A> {
     /// with the versions of the entries it was built from: most changes (a membership,
     /// a section) leave them alone, and it is not built again.
     catalogue: RwLock<(Arc<Catalogue>, Option<Vec<Version>>)>,
+    /// The members' and pending machines' host keys as last read (text → key).
+    host_keys: Mutex<HashMap<String, russh::keys::PublicKey>>,
     /// Who may log in, refreshed from the store's `users` section.
     pub auth: Auth,
     applier: A,
@@ -107,6 +109,7 @@ impl<S: Store, A: Applier> Node<S, A> {
             core: Mutex::new(core),
             run: Mutex::new(()),
             catalogue: RwLock::new((Arc::new(Catalogue::builtin()), None)),
+            host_keys: Mutex::new(HashMap::new()),
             auth,
             applier,
             machine,
@@ -386,10 +389,23 @@ impl<S: Store, A: Applier> Node<S, A> {
     }
 
     fn refresh_machines(&self, live: &Live, me: &MachineName) {
-        let key = |text: &str, m: &MachineName| {
-            russh::keys::PublicKey::from_openssh(text)
-                .map_err(|e| tracing::error!(machine = %m, "a stored host key cannot be read: {e}"))
-                .ok()
+        // Keys read at the last refresh are taken as they were: a membership change
+        // changes one key at most, and every member refreshes at every join.
+        let mut read = self.host_keys.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now_read = HashMap::new();
+        let mut key = |text: &str, m: &MachineName| {
+            let parsed = match read.remove(text) {
+                Some(k) => Some(k),
+                None => russh::keys::PublicKey::from_openssh(text)
+                    .map_err(
+                        |e| tracing::error!(machine = %m, "a stored host key cannot be read: {e}"),
+                    )
+                    .ok(),
+            };
+            if let Some(k) = &parsed {
+                now_read.insert(text.to_owned(), k.clone());
+            }
+            parsed
         };
         let mut keys = super::auth::MachineKeys::default();
         for (k, e) in live {
@@ -407,6 +423,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 _ => {}
             }
         }
+        *read = now_read;
         self.auth.set_machines(keys);
     }
 
