@@ -525,7 +525,24 @@ impl<S: Store, A: Applier> Node<S, A> {
         }
         // A wave released or a rollout halted writes nothing, and still changes what
         // this machine runs.
+        let others_only = merged.won.iter().all(|k| match k {
+            Key::Machine(m) | Key::Pending(m) => *m != core.machine,
+            _ => false,
+        });
         let report = if merged.won.is_empty() && change_set.meta.rollout.is_none() {
+            drop(core);
+            RunReport::default()
+        } else if others_only && change_set.meta.rollout.is_none() {
+            // Other machines' memberships only (a join, a disconnect elsewhere): what
+            // this machine runs does not read them (see `Core::machine_view`), the logins
+            // do. Every member gets every join: the run is not repeated for it.
+            match core
+                .store
+                .live_under(&["@machine:".into(), "@prepjoin:".into()])
+            {
+                Ok(machines) => self.refresh_machines(&machines, &core.machine),
+                Err(e) => tracing::error!("cannot read the membership after a change: {e}"),
+            }
             drop(core);
             RunReport::default()
         } else {
