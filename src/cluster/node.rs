@@ -285,9 +285,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// the machine's effective config through the applier (see the module header for the
     /// locks).
     fn after_change(&self, mut core: MutexGuard<'_, Core<S>>) -> RunReport {
-        let machines = core
-            .store
-            .live_under(&["@machine:".into(), "@prepjoin:".into()]);
+        let machines = machines_of(&core);
         // Renamed: its config runs under the new name from now on, so nothing it runs
         // changes; the agent takes the name for good as it restarts.
         let renamed = match (&machines, &self.host_key) {
@@ -523,30 +521,26 @@ impl<S: Store, A: Applier> Node<S, A> {
             let lost = crate::state::lost_to(&self.machine, &change_set, &merged.replaced);
             self.announce(&change_set, false, lost);
         }
-        // A wave released or a rollout halted writes nothing, and still changes what
-        // this machine runs.
-        let others_only = merged.won.iter().all(|k| match k {
-            Key::Machine(m) | Key::Pending(m) => *m != core.machine,
-            _ => false,
-        });
-        let report = if merged.won.is_empty() && change_set.meta.rollout.is_none() {
-            drop(core);
-            RunReport::default()
-        } else if others_only && change_set.meta.rollout.is_none() {
-            // Other machines' memberships only (a join, a disconnect elsewhere): what
-            // this machine runs does not read them (see `Core::machine_view`), the logins
-            // do. Every member gets every join: the run is not repeated for it.
-            match core
-                .store
-                .live_under(&["@machine:".into(), "@prepjoin:".into()])
-            {
-                Ok(machines) => self.refresh_machines(&machines, &core.machine),
-                Err(e) => tracing::error!("cannot read the membership after a change: {e}"),
+        // What this machine runs reads none of the other machines' memberships
+        // (`Core::machine_view`): a change set that wrote only those (a join elsewhere),
+        // or nothing, runs nothing — but a wave released or a rollout halted writes
+        // nothing and still changes what runs. The logins read every membership.
+        let runs = change_set.meta.rollout.is_some()
+            || merged.won.iter().any(|k| match k {
+                Key::Machine(m) | Key::Pending(m) => *m == core.machine,
+                _ => true,
+            });
+        let report = if runs {
+            self.after_change(core)
+        } else {
+            if !merged.won.is_empty() {
+                match machines_of(&core) {
+                    Ok(machines) => self.refresh_machines(&machines, &core.machine),
+                    Err(e) => tracing::error!("cannot read the membership after a change: {e}"),
+                }
             }
             drop(core);
             RunReport::default()
-        } else {
-            self.after_change(core)
         };
         if merged.new {
             self.note_failures(&change_set.version, &report);
@@ -600,6 +594,12 @@ impl<S: Store, A: Applier> Node<S, A> {
         self.announce_replaced(&core);
         Ok(self.after_change(core))
     }
+}
+
+/// Every member's and pending machine's entry: what the logins are refreshed from.
+fn machines_of<S: Store>(core: &Core<S>) -> Result<Live, StoreError> {
+    core.store
+        .live_under(&["@machine:".into(), "@prepjoin:".into()])
 }
 
 #[path = "node_watch.rs"]

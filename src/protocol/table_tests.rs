@@ -208,3 +208,30 @@ fn announcements_heard_before_the_switch_to_the_overlay_are_kept_for_it() {
     });
     assert_eq!(t.next_hop(&m("lab3"), 10), Some(m("lab2")));
 }
+
+#[test]
+fn routes_from_link_state_follow_each_announcement_and_each_own_link() {
+    let mut t = table("a", &["b", "c", "d"]);
+    t.set_overlay(Some([m("b"), m("c")].into()));
+    t.link_up(&m("b"), 0);
+    t.link_up(&m("c"), 0);
+    t.originate(0, 1);
+    let lsa = |origin: &str, seq: u64, up: &[&str]| Lsa {
+        origin: m(origin),
+        seq,
+        up: up.iter().map(|n| m(n)).collect(),
+    };
+    t.receive_lsa(lsa("b", 1, &["a", "d"]));
+    t.receive_lsa(lsa("c", 1, &["a"]));
+    t.receive_lsa(lsa("d", 1, &["b"]));
+    assert_eq!(t.next_hop(&m("d"), 10), Some(m("b")), "a → b → d");
+    // d's link moves from b to c: the route moves with the announcements.
+    t.receive_lsa(lsa("b", 2, &["a"]));
+    assert_eq!(t.next_hop(&m("d"), 10), None, "b no longer links d");
+    t.receive_lsa(lsa("c", 2, &["a", "d"]));
+    t.receive_lsa(lsa("d", 2, &["c"]));
+    assert_eq!(t.next_hop(&m("d"), 10), Some(m("c")));
+    // a's own link to c closes: before anything is announced, d is unreachable.
+    t.link_down(&m("c"));
+    assert_eq!(t.next_hop(&m("d"), 10), None);
+}

@@ -44,6 +44,13 @@ impl Runtime {
         }
     }
 
+    /// Sends `peer` every announcement held: over a new link, and to every neighbour when
+    /// this machine switches to the overlay.
+    pub(super) fn send_all_link_state(&mut self, peer: &MachineName) {
+        let lsas = self.table.lsas();
+        self.send_direct(peer, PeerMsg::LinkState { lsas });
+    }
+
     /// Announcements a neighbour flooded: the new ones go on to the other neighbours.
     pub(super) fn on_link_state(&mut self, via: &MachineName, lsas: Vec<Lsa>) {
         let mut onward = Vec::new();

@@ -10,7 +10,6 @@ use super::runtime::{Event, Runtime};
 use crate::cluster::membership::{cluster_name, members};
 use crate::model::{EntryValue, Key, MachineName, Membership, SectionName};
 use crate::protocol::overlay;
-use crate::protocol::wire::PeerMsg;
 use crate::state::{Live, wall_ms};
 
 impl Runtime {
@@ -93,10 +92,7 @@ impl Runtime {
             .cloned()
             .collect();
         for m in gone {
-            // Down in the table too: a closed link is no silent one (and is announced so).
-            self.table.link_down(&m);
-            self.replica.link_down(&m);
-            if let Some(link) = self.links.remove(&m) {
+            if let Some(link) = self.forget_link(&m) {
                 tracing::info!(peer = %m, "link closed: not a peer any more");
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -108,10 +104,9 @@ impl Runtime {
         // as over a new link (those that switched first sent theirs to members that did
         // not keep them yet).
         if switched {
-            let lsas = self.table.lsas();
             let linked: Vec<MachineName> = self.links.keys().cloned().collect();
             for m in &linked {
-                self.send_direct(m, PeerMsg::LinkState { lsas: lsas.clone() });
+                self.send_all_link_state(m);
             }
         }
         // Parked links of machines that are peers again become links.

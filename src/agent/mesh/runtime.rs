@@ -269,7 +269,7 @@ impl Runtime {
                     // Announced at the next tick: a closed link is most often the
                     // overlay rewiring itself, and the link that replaces it goes in the
                     // same announcement.
-                    self.forget_link(&peer);
+                    drop(self.forget_link(&peer));
                     tracing::warn!(%peer, "link down: {}", why.unwrap_or_default());
                 }
                 self.parked.retain(|(_, _, l)| l.link_id != link_id);
@@ -380,25 +380,25 @@ impl Runtime {
         // parks the link says so instead, and gets both memberships: `PeerMsg::Parked`.)
         self.send_have(&peer);
         if self.table.overlay() {
-            let lsas = self.table.lsas();
-            self.send_direct(&peer, PeerMsg::LinkState { lsas });
-            // The new link is announced at the next tick, with any others that opened
-            // meanwhile (a join opens several at once); a lost one is announced at once.
+            self.send_all_link_state(&peer);
+            // The new link is announced at the next tick, with any others that opened or
+            // closed meanwhile (a join opens several at once); one gone quiet, at once.
         }
         self.ping(&peer);
     }
 
     /// Forgets the link to `peer`, and the pulls waiting on it, and announces it at once.
     fn lose_link(&mut self, peer: &MachineName) {
-        self.forget_link(peer);
+        drop(self.forget_link(peer));
         self.announce();
     }
 
-    /// Forgets the link to `peer`, and the pulls waiting on it.
-    fn forget_link(&mut self, peer: &MachineName) {
-        self.links.remove(peer);
+    /// Forgets the link to `peer`, and the pulls waiting on it; answers the link, if
+    /// there was one.
+    pub(super) fn forget_link(&mut self, peer: &MachineName) -> Option<LinkHandle> {
         self.table.link_down(peer);
         self.replica.link_down(peer);
+        self.links.remove(peer)
     }
 
     /// Sends `body` over the direct link to `peer`, if there is one (never routed).
