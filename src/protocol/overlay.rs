@@ -13,7 +13,7 @@
 //! so a growing cluster does not rewire itself at every join (the first overlay, ring
 //! distances 1, 2, 4, …, moved most links at each join: 99 joins took 5 minutes).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::MachineName;
 
@@ -82,41 +82,60 @@ pub fn neighbors(
     me: &MachineName,
     full_mesh_up_to: usize,
 ) -> BTreeSet<MachineName> {
-    let mut ring: Vec<&MachineName> = members.iter().collect();
-    if !members.contains(me) {
-        ring.push(me);
-        ring.sort();
-    }
-    let n = ring.len();
-    if n <= full_mesh_up_to.max(1) {
+    if members.len() + usize::from(!members.contains(me)) <= full_mesh_up_to.max(1) {
         return members.iter().filter(|m| *m != me).cloned().collect();
     }
-    let at = ring.iter().position(|m| *m == me).unwrap_or(0);
-    let picks = picks_of(&ring, picks(n));
-    let mut out: BTreeSet<usize> = [(at + 1) % n, (at + n - 1) % n].into();
-    out.extend(&picks[at]);
-    out.extend((0..n).filter(|&i| picks[i].contains(&at)));
-    out.remove(&at);
-    out.into_iter().map(|i| ring[i].clone()).collect()
+    let mut all = members.clone();
+    all.insert(me.clone());
+    graph(&all, full_mesh_up_to)
+        .remove(me)
+        .expect("me is a member")
+}
+
+/// Every member's [`neighbors`] among `members`, from one computation of the picks:
+/// the links the overlay wants, each listed at both ends.
+pub fn graph(
+    members: &BTreeSet<MachineName>,
+    full_mesh_up_to: usize,
+) -> BTreeMap<MachineName, BTreeSet<MachineName>> {
+    let ring: Vec<&MachineName> = members.iter().collect();
+    let n = ring.len();
+    if n <= full_mesh_up_to.max(1) {
+        return ring
+            .iter()
+            .map(|&me| (me.clone(), neighbors(members, me, full_mesh_up_to)))
+            .collect();
+    }
+    let mut links: Vec<BTreeSet<usize>> = (0..n)
+        .map(|at| [(at + 1) % n, (at + n - 1) % n].into())
+        .collect();
+    for (at, picked) in picks_of(&ring, picks(n)).into_iter().enumerate() {
+        for other in picked {
+            links[at].insert(other);
+            links[other].insert(at);
+        }
+    }
+    links
+        .into_iter()
+        .enumerate()
+        .map(|(at, mut out)| {
+            out.remove(&at);
+            (
+                ring[at].clone(),
+                out.into_iter().map(|i| ring[i].clone()).collect(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{BTreeMap, VecDeque};
+    use std::collections::VecDeque;
 
     fn members(n: usize) -> BTreeSet<MachineName> {
         (1..=n)
             .map(|i| MachineName::new(format!("lab{i:03}.example.com")).unwrap())
-            .collect()
-    }
-
-    fn graph(
-        all: &BTreeSet<MachineName>,
-        up_to: usize,
-    ) -> BTreeMap<MachineName, BTreeSet<MachineName>> {
-        all.iter()
-            .map(|m| (m.clone(), neighbors(all, m, up_to)))
             .collect()
     }
 

@@ -1,7 +1,17 @@
 //! Above the full mesh, link state between members: this machine's announcement when
-//! its live links change, announcements neighbours flood on to the others (batched: those
-//! queued while the runtime handles a burst of events go in one message per neighbour),
-//! and the answer to an announcement older than the one held.
+//! its live links change, announcements neighbours flood on to the others, and the answer
+//! to an announcement older than the one held.
+//!
+//! Flooding is batched: announcements queue per neighbour and go in one message each at
+//! the next tick — while a cluster forms, a join changes a dozen members' links and every
+//! announcement crosses every link, so sending each at once cost more messages than all
+//! else together. An announcement that *loses* a link goes at once, with all that is
+//! queued, if the overlay still wants that link: that is how a failure reaches every
+//! member within its detection budget. One that only adds links, or drops one the
+//! overlay moved elsewhere (a join rewires a few), can wait a tick a hop: routes over a
+//! link closed on purpose fail over at its ends, which know it closed.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::runtime::Runtime;
 use crate::model::MachineName;
@@ -12,7 +22,9 @@ impl Runtime {
     /// Above the full mesh: floods this machine's announcement when its live links
     /// changed.
     pub(super) fn announce(&mut self) {
+        let before = self.table.announced_links(&self.me.machine).cloned();
         if let Some(lsa) = self.table.originate(self.now_ms(), crate::state::wall_ms()) {
+            self.flood_now |= loses_wanted_link(&self.overlay_links, before.as_ref(), &lsa);
             self.flood(vec![lsa], None);
         }
     }
@@ -35,8 +47,10 @@ impl Runtime {
         }
     }
 
-    /// Sends the announcements [`Runtime::flood`] queued, one message per neighbour.
+    /// Sends the announcements [`Runtime::flood`] queued, one message per neighbour: at
+    /// each tick, and after an event that queued one losing a link (`flood_now`).
     pub(super) fn send_floods(&mut self) {
+        self.flood_now = false;
         for (m, lsas) in std::mem::take(&mut self.floods) {
             if !lsas.is_empty() {
                 self.send_direct(&m, PeerMsg::LinkState { lsas });
@@ -62,9 +76,21 @@ impl Runtime {
             if let Some(queued) = self.floods.get_mut(via) {
                 queued.retain(|q| q.origin != lsa.origin || q.seq > lsa.seq);
             }
+            let loses = loses_wanted_link(
+                &self.overlay_links,
+                self.table.announced_links(&lsa.origin),
+                &lsa,
+            );
             match self.table.receive_lsa(lsa.clone()) {
-                Received::New => onward.push(lsa),
-                Received::Own(mine) => own = Some(mine),
+                Received::New => {
+                    self.flood_now |= loses;
+                    onward.push(lsa);
+                }
+                Received::Own(mine) => {
+                    // Restarted: what it held of itself is news to every member.
+                    self.flood_now = true;
+                    own = Some(mine);
+                }
                 Received::Older(held) => back.push(held),
                 Received::Old => {}
             }
@@ -76,5 +102,65 @@ impl Runtime {
         if let Some(mine) = own {
             self.flood(vec![mine], None);
         }
+    }
+}
+
+/// Whether `lsa` drops a link that the announcement held before it (`held`) listed and
+/// the overlay (`wanted`, every member's links) still wants: a failure, not a rewiring.
+/// A member the overlay does not know yet (its membership not merged here) wants every
+/// link.
+fn loses_wanted_link(
+    wanted: &BTreeMap<MachineName, BTreeSet<MachineName>>,
+    held: Option<&BTreeSet<MachineName>>,
+    lsa: &Lsa,
+) -> bool {
+    let wanted = wanted.get(&lsa.origin);
+    held.into_iter()
+        .flatten()
+        .filter(|m| !lsa.up.contains(*m))
+        .any(|m| wanted.is_none_or(|w| w.contains(m)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str) -> MachineName {
+        MachineName::new(format!("{name}.example.com")).unwrap()
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<MachineName> {
+        names.iter().map(|n| m(n)).collect()
+    }
+
+    fn lsa(origin: &str, up: &[&str]) -> Lsa {
+        Lsa {
+            origin: m(origin),
+            seq: 2,
+            up: set(up),
+        }
+    }
+
+    #[test]
+    fn only_a_lost_link_the_overlay_still_wants_is_urgent() {
+        let wanted = BTreeMap::from([(m("a"), set(&["b", "d"]))]);
+        let held = set(&["b", "c"]);
+        // c is no neighbour of a any more: the overlay moved that link.
+        assert!(!loses_wanted_link(
+            &wanted,
+            Some(&held),
+            &lsa("a", &["b", "d"])
+        ));
+        // b still is: a failure.
+        assert!(loses_wanted_link(&wanted, Some(&held), &lsa("a", &["c"])));
+        // Links added only, or nothing held before: nothing lost.
+        assert!(!loses_wanted_link(
+            &wanted,
+            Some(&held),
+            &lsa("a", &["b", "c", "d"])
+        ));
+        assert!(!loses_wanted_link(&wanted, None, &lsa("a", &[])));
+        // A member the overlay here does not know yet: every lost link counts.
+        assert!(loses_wanted_link(&wanted, Some(&held), &lsa("x", &["b"])));
     }
 }

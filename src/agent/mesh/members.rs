@@ -67,8 +67,14 @@ impl Runtime {
         self.table.set_peers(peers);
         // Above the full mesh, links to the overlay's neighbours only.
         let up_to = full_mesh_up_to(live).unwrap_or(overlay::FULL_MESH_UP_TO);
-        let overlay = (self.table.peers().len() + 1 > up_to)
-            .then(|| overlay::neighbors(self.table.peers(), &self.me.machine, up_to));
+        self.overlay_links = if self.table.peers().len() + 1 > up_to {
+            let mut all = self.table.peers().clone();
+            all.insert(self.me.machine.clone());
+            overlay::graph(&all, up_to)
+        } else {
+            Default::default()
+        };
+        let overlay = self.overlay_links.get(&self.me.machine).cloned();
         if overlay.is_some() != self.table.overlay() {
             tracing::info!(
                 members = self.table.peers().len() + 1,

@@ -165,10 +165,16 @@ pub(super) struct Runtime {
     pub(super) probe: (Instant, bool),
     /// Above the full mesh: change sets passed on already ([`Runtime::gossip`]).
     pub(super) gossiped: std::collections::HashSet<crate::state::ChangeSetId>,
-    /// Above the full mesh: announcements waiting to go to each neighbour, sent once the
-    /// events queued now are handled ([`Runtime::send_floods`]) — while a join or a cut
-    /// link brings a burst of them, one message carries several.
+    /// Above the full mesh: announcements waiting to go to each neighbour, sent at the
+    /// next tick or sooner ([`Runtime::send_floods`], [`super::link_state`]): while a
+    /// join or a cut link brings a burst of them, one message carries several.
     pub(super) floods: BTreeMap<MachineName, Vec<Lsa>>,
+    /// Above the full mesh: the links the overlay wants, each member's (empty in a full
+    /// mesh), as this machine's membership says.
+    pub(super) overlay_links: BTreeMap<MachineName, BTreeSet<MachineName>>,
+    /// Whether what is queued in `floods` goes now rather than at the tick: an
+    /// announcement in it loses a link ([`super::link_state`]).
+    pub(super) flood_now: bool,
 }
 
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
@@ -217,6 +223,8 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         probe: (Instant::now(), false),
         gossiped: Default::default(),
         floods: BTreeMap::new(),
+        overlay_links: BTreeMap::new(),
+        flood_now: false,
     };
     tokio::spawn(async move {
         rt.read_members();
@@ -232,7 +240,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
                 ev = rx.recv() => match ev {
                     Some(ev) => {
                         rt.on_event(ev);
-                        if rx.is_empty() {
+                        if rt.flood_now {
                             rt.send_floods();
                         }
                     }
