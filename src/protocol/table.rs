@@ -458,7 +458,6 @@ impl Table {
     pub fn alerts(&mut self, now_ms: u64) -> Vec<Alert> {
         let reachable: BTreeSet<MachineName> =
             self.with_routes(now_ms, |r| r.keys().cloned().collect());
-        let grace = (self.interval_ms as f64 * ALERT_GRACE) as u64;
         let mut out = Vec::new();
         for p in &self.peers {
             if reachable.contains(p) {
@@ -473,17 +472,40 @@ impl Table {
                 continue;
             }
             let since = *self.unreachable_since.entry(p.clone()).or_insert(now_ms);
-            let wait = if self.reached.contains(p) {
-                grace
-            } else {
-                grace.max(FIRST_CONTACT_MS)
-            };
-            if now_ms.saturating_sub(since) >= wait {
+            if now_ms.saturating_sub(since) >= self.alert_wait(p) {
                 self.lost.insert(p.clone());
                 out.push(Alert::Lost(p.clone()));
             }
         }
         out
+    }
+
+    /// How long `peer` must stay unreachable to be alerted.
+    fn alert_wait(&self, peer: &MachineName) -> u64 {
+        let grace = (self.interval_ms as f64 * ALERT_GRACE) as u64;
+        if self.reached.contains(peer) {
+            grace
+        } else {
+            grace.max(FIRST_CONTACT_MS)
+        }
+    }
+
+    /// The next time something comes due here with no event to bring it: a direct link
+    /// goes quiet ([`Table::quiet_links`]), or a peer unreachable since some time is to
+    /// be alerted ([`Table::alerts`]) — so that a caller checking at intervals can wake
+    /// for it in between, and a failure is not alerted a check late.
+    pub fn next_due(&self) -> Option<u64> {
+        let quiet = self
+            .links
+            .values()
+            .filter_map(|l| l.heard_ms)
+            .map(|h| h.saturating_add(self.down_after_ms()));
+        let alert = self
+            .unreachable_since
+            .iter()
+            .filter(|(p, _)| self.peers.contains(*p) && !self.lost.contains(*p))
+            .map(|(p, since)| since.saturating_add(self.alert_wait(p)));
+        quiet.chain(alert).min()
     }
 
     /// This machine's links for `connstatus`.

@@ -147,6 +147,36 @@ fn a_link_replaced_in_a_breath_raises_nothing() {
 }
 
 #[test]
+fn what_comes_due_is_the_next_quiet_link_or_alert() {
+    let mut t = table("a", &["a", "b", "c"]);
+    assert_eq!(t.next_due(), None, "no link, nothing unreachable yet");
+    t.link_up(&m("b"), 0);
+    t.link_up(&m("c"), 0);
+    t.heard(&m("b"), 40);
+    t.alerts(40);
+    assert_eq!(
+        t.next_due(),
+        Some(250),
+        "c goes quiet 2.5 intervals after it was heard"
+    );
+    t.link_down(&m("c"));
+    assert_eq!(t.next_due(), Some(290), "then b");
+    assert!(t.alerts(100).is_empty());
+    assert_eq!(
+        t.next_due(),
+        Some(125),
+        "c's alert, a quarter interval after it was lost"
+    );
+    assert_eq!(t.alerts(125), [Alert::Lost(m("c"))]);
+    assert_eq!(t.next_due(), Some(290), "alerted: nothing more due for c");
+    // Not a member any more: nothing comes due for it.
+    t.link_down(&m("b"));
+    t.alerts(300);
+    t.set_peers([m("a"), m("c")]);
+    assert_eq!(t.next_due(), None);
+}
+
+#[test]
 fn a_member_never_reached_gets_time_to_link_up() {
     let mut t = table("a", &["a", "b"]);
     assert!(t.alerts(0).is_empty());

@@ -231,26 +231,39 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         rt.read_index();
         // The periodic work (pings, quiet links, alerts: a route search over every
         // member's links) runs once a tick, not after every event: a full mesh brings
-        // several events per member each interval.
+        // several events per member each interval. Between ticks the runtime wakes when
+        // a link goes quiet or an alert comes due, and checks alerts after an
+        // announcement that a link failed: a failure is alerted when it is due, not up
+        // to a tick later at each step (the detection budget is 3 intervals; 2.75 of
+        // them are the quiet link and the alert's grace).
         let mut ticked = Instant::now();
         loop {
             let tick = Duration::from_millis((rt.table.interval_ms() / 8).clamp(5, 250));
-            let left = tick.saturating_sub(ticked.elapsed());
+            let mut left = tick.saturating_sub(ticked.elapsed());
+            let now = rt.now_ms();
+            if let Some(due) = rt.table.next_due().filter(|&due| due > now) {
+                left = left.min(Duration::from_millis(due - now));
+            }
+            let mut woke = false;
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(ev) => {
                         rt.on_event(ev);
                         if rt.flood_now {
+                            rt.check_reachability();
                             rt.send_floods();
                         }
                     }
                     None => break,
                 },
-                () = tokio::time::sleep(left) => {}
+                () = tokio::time::sleep(left) => woke = true,
             }
             if ticked.elapsed() >= tick {
                 ticked = Instant::now();
                 rt.on_tick();
+                rt.send_floods();
+            } else if woke {
+                rt.check_reachability();
                 rt.send_floods();
             }
         }
@@ -534,12 +547,20 @@ impl Runtime {
         self.route(self.envelope(peer, body));
     }
 
-    fn on_tick(&mut self) {
+    /// Closes the links gone quiet and raises the alerts due.
+    fn check_reachability(&mut self) {
         let now = self.now_ms();
         for m in self.table.quiet_links(now) {
             tracing::warn!(peer = %m, "link down: nothing heard for {} pings", crate::protocol::table::DOWN_AFTER);
             self.lose_link(&m);
         }
+        for alert in self.table.alerts(now) {
+            self.alert(alert);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.check_reachability();
         self.parked.retain(|(at, _, _)| at.elapsed() < PARK);
         self.asks.expire();
         let interval = Duration::from_millis(self.table.interval_ms());
@@ -559,9 +580,6 @@ impl Runtime {
             self.pings.retain(|_, at| at.elapsed() < horizon);
         }
         self.announce();
-        for alert in self.table.alerts(now) {
-            self.alert(alert);
-        }
         self.dial_missing();
         self.probe_store();
     }
