@@ -83,6 +83,8 @@ pub struct Auth {
     users: RwLock<Vec<User>>,
     /// The host keys of the members and of the machines registered to join.
     machines: RwLock<MachineKeys>,
+    /// Bumped at each [`Auth::set_machines`] ([`Auth::authorize_machine_within`]).
+    machines_changed: tokio::sync::watch::Sender<u64>,
     penalties: Mutex<Penalties>,
     /// Refused passphrases per user name, whatever the address.
     user_penalties: Mutex<Penalties<String>>,
@@ -170,6 +172,7 @@ impl Auth {
             local_key,
             users: RwLock::new(Vec::new()),
             machines: RwLock::new(MachineKeys::default()),
+            machines_changed: tokio::sync::watch::Sender::new(0),
             penalties: Mutex::new(Penalties::default()),
             user_penalties: Mutex::new(Penalties::default()),
             delay_ms,
@@ -235,6 +238,32 @@ impl Auth {
     /// Replaces the machines' host keys (after a change to the membership).
     pub fn set_machines(&self, keys: MachineKeys) {
         *self.machines.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        self.machines_changed.send_modify(|n| *n += 1);
+    }
+
+    /// [`Auth::authorize_machine`], but a key unknown now is checked again at each
+    /// change of the machines' keys, for up to `wait`: members dial a machine as soon as
+    /// they learn that it joined, before it has taken the cluster's state, and a new
+    /// member dials members the news has not reached yet — a moment later either knows
+    /// the other. A key still unknown then is refused.
+    pub async fn authorize_machine_within(
+        &self,
+        user: &str,
+        key: &PublicKey,
+        wait: Duration,
+    ) -> Result<Principal, String> {
+        let mut changed = self.machines_changed.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let answer = self.authorize_machine(user, key);
+            if answer.is_ok() {
+                return answer;
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return answer,
+            }
+        }
     }
 
     /// Who a machine logging in as [`PEER_USER`] (a member) or [`JOIN_USER`] (a machine
@@ -391,6 +420,41 @@ mod tests {
         }
         assert_eq!(slow.user_hold("admin"), MAX_HOLD);
         assert_eq!(slow.address_delay(Some(other)), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_machine_key_the_membership_brings_in_a_moment_is_let_in() {
+        let a = std::sync::Arc::new(auth());
+        let key = |_| {
+            russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+                .unwrap()
+                .public_key()
+                .clone()
+        };
+        let (new, stranger) = (key(1), key(2));
+        let name = crate::model::MachineName::new("lab2.example.com").unwrap();
+        let later = a.clone();
+        let learnt = new.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Another change first (a pending machine), then the member's key.
+            later.set_machines(MachineKeys::default());
+            later.set_machines(MachineKeys {
+                members: vec![(name, learnt)],
+                pending: Vec::new(),
+            });
+        });
+        let wait = Duration::from_secs(5);
+        let answer = a.authorize_machine_within(PEER_USER, &new, wait).await;
+        assert!(
+            matches!(&answer, Ok(Principal::Peer(m)) if m.as_str() == "lab2.example.com"),
+            "{answer:?}"
+        );
+        // A key nobody has is refused once the wait is over.
+        let started = Instant::now();
+        let wait = Duration::from_millis(100);
+        assert!(a.authorize_machine_within(PEER_USER, &stranger, wait).await.is_err());
+        assert!(started.elapsed() >= wait);
     }
 
     #[tokio::test]

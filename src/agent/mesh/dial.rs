@@ -29,8 +29,15 @@ impl Runtime {
         self.failing.insert(peer, why);
     }
 
-    /// Dials every peer that has no link, is not being dialed, and whose pause is over.
+    /// Dials every peer that has no link, is not being dialed, and whose pause is over;
+    /// nothing for half an interval after this machine joined (see `set_members`).
     pub(super) fn dial_missing(&mut self) {
+        if self
+            .dials_held_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return;
+        }
         let peers: Vec<MachineName> = self
             .table
             .neighbors()

@@ -44,6 +44,10 @@ pub struct Client {
     channels: HashMap<ChannelId, Channel<Msg>>,
 }
 
+/// How long a machine login with a key unknown here waits for the membership to bring
+/// it ([`crate::cluster::auth::Auth::authorize_machine_within`]) before it is refused.
+const MEMBERSHIP_WAIT: Duration = Duration::from_secs(1);
+
 const NO_SIGNATURE: &str = "no valid signature for an accepted key";
 
 /// Machines log in with their host keys under these names; anyone else is a user.
@@ -140,7 +144,8 @@ impl russh::server::Handler for Client {
                 .agent
                 .node
                 .auth
-                .authorize_machine(user, offer.public_key)
+                .authorize_machine_within(user, offer.public_key, MEMBERSHIP_WAIT)
+                .await
             {
                 Ok(_) => true,
                 Err(why) => {
@@ -173,7 +178,13 @@ impl russh::server::Handler for Client {
     ) -> Result<Auth, Self::Error> {
         self.unsigned = None;
         if is_machine_login(user) {
-            return match self.agent.node.auth.authorize_machine(user, key.public_key) {
+            return match self
+                .agent
+                .node
+                .auth
+                .authorize_machine_within(user, key.public_key, MEMBERSHIP_WAIT)
+                .await
+            {
                 Ok(principal) => {
                     let auth =
                         self.accept(user, crate::cluster::users::Role::ReadOnly, "host key")?;
