@@ -453,7 +453,11 @@ mod tests {
         // A key nobody has is refused once the wait is over.
         let started = Instant::now();
         let wait = Duration::from_millis(100);
-        assert!(a.authorize_machine_within(PEER_USER, &stranger, wait).await.is_err());
+        assert!(
+            a.authorize_machine_within(PEER_USER, &stranger, wait)
+                .await
+                .is_err()
+        );
         assert!(started.elapsed() >= wait);
     }
 

@@ -29,15 +29,8 @@ impl Runtime {
         self.failing.insert(peer, why);
     }
 
-    /// Dials every peer that has no link, is not being dialed, and whose pause is over;
-    /// nothing for half an interval after this machine joined (see `set_members`).
+    /// Dials every peer that has no link, is not being dialed, and whose pause is over.
     pub(super) fn dial_missing(&mut self) {
-        if self
-            .dials_held_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return;
-        }
         let peers: Vec<MachineName> = self
             .table
             .neighbors()

@@ -4,7 +4,7 @@
 //! installing parked links of those that are again, and recording this machine's own
 //! host key, serial, peer address and versions in its membership.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::runtime::{Event, Runtime};
 use crate::cluster::membership::{cluster_name, members};
@@ -55,16 +55,6 @@ impl Runtime {
             self.register_self(m);
         }
         let in_mesh = cluster_name(live).is_some() && mine.is_some_and(|m| !m.disconnected);
-        if self.in_mesh == Some(false) && in_mesh {
-            // Just joined or reconnected: the members learn it by gossip and dial this
-            // machine as they do. Dialing them too would mostly make a second link that
-            // one end drops (or meet a member that does not know this host key yet, and
-            // wait for it), so this machine dials only what is still missing after half
-            // an interval.
-            self.dials_held_until =
-                Some(Instant::now() + Duration::from_millis(self.table.interval_ms() / 2));
-        }
-        self.in_mesh = Some(in_mesh);
         let peers: Vec<MachineName> = if in_mesh {
             self.members
                 .iter()

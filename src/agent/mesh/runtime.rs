@@ -142,11 +142,6 @@ pub(super) struct Runtime {
     pub(super) failing: BTreeMap<MachineName, link::DialError>,
     /// When each peer may be dialed next, and the pause after that.
     pub(super) backoff: BTreeMap<MachineName, (Instant, Duration)>,
-    /// Whether this machine was in the mesh at the last reading of the membership
-    /// (`None` before the first).
-    pub(super) in_mesh: Option<bool>,
-    /// Just joined (or reconnected): no dials before this time ([`Runtime::dial_missing`]).
-    pub(super) dials_held_until: Option<Instant>,
     /// The id of the next link.
     next_link: u64,
     /// The sequence number of the last ping.
@@ -216,8 +211,6 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         dialing: BTreeSet::new(),
         failing: BTreeMap::new(),
         backoff: BTreeMap::new(),
-        in_mesh: None,
-        dials_held_until: None,
         next_link: 1,
         seq: 0,
         rounds: 0,
