@@ -239,7 +239,7 @@ fn a_merged_change_set_moves_the_clock_and_is_taken_once() {
     let mut c = core();
     let remote = crate::state::tests::remote(5_000, "lab2", &[("cluster/dns", Some("dns"))]);
     let m = c.merge(remote.clone(), 1_000).unwrap();
-    assert!(m.new && m.won.len() == 1);
+    assert!(m.new && m.changed.len() == 1);
     assert!(!c.merge(remote, 1_000).unwrap().new);
     // The next local write orders after the merged one, though the wall clock is behind.
     let dns: Key = "cluster/dns".parse().unwrap();

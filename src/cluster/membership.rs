@@ -180,11 +180,19 @@ pub struct OwnFacts {
 }
 
 impl OwnFacts {
-    /// `mine` with these facts filled in: key, peer address and versions as they are now
-    /// (an upgraded agent records its new version when it starts), the serial only where
-    /// none is recorded (a repo's serial stands).
-    pub fn fill(&self, mine: &Membership) -> Membership {
+    /// `mine`, the membership of machine `me`, with these facts filled in: key, peer
+    /// address and versions as they are now (an upgraded agent records its new version
+    /// when it starts); the serial only where none is recorded (a repo's serial stands);
+    /// the host of the peer address as the address where the entry gives the machine's
+    /// name, as a repo that gives none does (what a join and a create record: an apply
+    /// through a member that had not heard of the join yet wrote the name back).
+    pub fn fill(&self, me: &MachineName, mine: &Membership) -> Membership {
         let mut updated = mine.clone();
+        if updated.address == me.as_str()
+            && let Some((host, _)) = crate::model::split_port(&self.peer)
+        {
+            updated.address = host.to_owned();
+        }
         if updated.host_key.as_deref().map(str::trim) != Some(self.host_key.trim()) {
             updated.host_key = Some(self.host_key.trim().to_owned());
         }
@@ -319,6 +327,8 @@ impl<S: Store> Core<S> {
             strata_version: request.strata_version.clone(),
             appliance_version: request.appliance_version.clone(),
             was: None,
+            // The store stamps it when it commits (`state::facts`).
+            facts_at: None,
         };
         let mut writes = Writes::new();
         writes.insert(
@@ -333,7 +343,7 @@ impl<S: Store> Core<S> {
         // join of a new cluster), or the joiner, knowing no member's key, could neither
         // dial one nor let one in.
         if let (Some(own), Some(mine)) = (own, membership_of(&live, &self.machine)) {
-            let updated = own.fill(mine);
+            let updated = own.fill(&self.machine, mine);
             if updated != *mine {
                 writes.insert(
                     Key::Machine(self.machine.clone()),
@@ -396,21 +406,21 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
-    /// Records this machine's own membership as the mesh knows it (`updated`: its host
-    /// key, serial, peer address and versions filled in), if it still is what the store
-    /// holds but for those.
+    /// Records in this machine's own membership what the mesh knows of it ([`OwnFacts::fill`]:
+    /// its host key, serial, peer address and versions), when the store's entry does not
+    /// say them already.
     pub fn register(
         &mut self,
         me: &MachineName,
-        updated: Membership,
+        own: &OwnFacts,
         wall_ms: u64,
     ) -> Result<Option<ChangeSet>, Refusal> {
         let live = self.store.live_under(&[format!("@machine:{me}")])?;
         let Some(current) = membership_of(&live, me) else {
             return Ok(None);
         };
-        if current.group != updated.group || current.address != updated.address {
-            // The membership changed meanwhile: the next refresh registers again.
+        let updated = own.fill(me, current);
+        if updated == *current {
             return Ok(None);
         }
         let mut writes = Writes::new();

@@ -526,14 +526,14 @@ impl<S: Store, A: Applier> Node<S, A> {
         // or nothing, runs nothing — but a wave released or a rollout halted writes
         // nothing and still changes what runs. The logins read every membership.
         let runs = change_set.meta.rollout.is_some()
-            || merged.won.iter().any(|k| match k {
+            || merged.changed.iter().any(|k| match k {
                 Key::Machine(m) | Key::Pending(m) => *m == core.machine,
                 _ => true,
             });
         let report = if runs {
             self.after_change(core)
         } else {
-            if !merged.won.is_empty() {
+            if !merged.changed.is_empty() {
                 match machines_of(&core) {
                     Ok(machines) => self.refresh_machines(&machines, &core.machine),
                     Err(e) => tracing::error!("cannot read the membership after a change: {e}"),

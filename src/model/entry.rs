@@ -51,7 +51,13 @@ pub struct Membership {
     /// takes OLD's membership facts for the new name ([`crate::plan::ownership`]), and
     /// the value it writes has none; never stored, sent or digested.
     #[serde(skip)]
-    pub was: Option<MachineName>,
+    pub was: Option<Box<MachineName>>,
+    /// The version of the write that last changed the mesh's facts of the machine (host
+    /// key, peer address, disconnected, the versions its agent reports): they merge on
+    /// this clock, apart from the rest of the entry ([`crate::state::facts`]). Set by the
+    /// store when it commits; `None` before any was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts_at: Option<Box<crate::model::Version>>,
 }
 
 impl Membership {
@@ -68,6 +74,7 @@ impl Membership {
             strata_version: None,
             appliance_version: None,
             was: None,
+            facts_at: None,
         }
     }
 
@@ -90,6 +97,7 @@ impl Membership {
             strata_version: None,
             appliance_version: None,
             was: None,
+            facts_at: None,
         }
     }
 
@@ -108,15 +116,35 @@ impl Membership {
     /// versions its agent reports) taken from `live`: a repo never declares those, so
     /// applying it keeps them.
     pub fn with_mesh_facts_of(mut self, live: &Membership) -> Membership {
-        self.host_key = live.host_key.clone();
-        self.peer = live.peer.clone();
-        self.disconnected = live.disconnected;
-        self.strata_version = live.strata_version.clone();
-        self.appliance_version = live.appliance_version.clone();
         if self.serial.is_none() {
             self.serial = live.serial.clone();
         }
+        self.with_facts_of(live)
+    }
+
+    /// This entry with the mesh's facts of the machine — host key, peer address,
+    /// disconnected, the versions its agent reports, and their stamp — taken from `other`:
+    /// what [`crate::state::facts`] merges apart from the rest.
+    pub fn with_facts_of(mut self, other: &Membership) -> Membership {
+        self.host_key = other.host_key.clone();
+        self.peer = other.peer.clone();
+        self.disconnected = other.disconnected;
+        self.strata_version = other.strata_version.clone();
+        self.appliance_version = other.appliance_version.clone();
+        self.facts_at = other.facts_at.clone();
         self
+    }
+
+    /// The mesh's facts of the machine, as [`Membership::with_facts_of`] takes them
+    /// (without their stamp): what a write compares to tell whether it changes them.
+    pub fn facts(&self) -> (Option<&str>, Option<&str>, bool, Option<&str>, Option<&str>) {
+        (
+            self.host_key.as_deref(),
+            self.peer.as_deref(),
+            self.disconnected,
+            self.strata_version.as_deref(),
+            self.appliance_version.as_deref(),
+        )
     }
 }
 
@@ -409,6 +437,7 @@ impl EntryValue {
                 strata_version: string("strata-version"),
                 appliance_version: string("appliance-version"),
                 was: None,
+                facts_at: None,
             }),
             Key::Pending(_) => EntryValue::Pending(PendingJoin {
                 serial: string("serial").unwrap_or_default(),

@@ -38,7 +38,11 @@ pub fn desired(repo: &Repo, catalogue: &Catalogue) -> Entries {
         };
         out.entry(Key::Machine(name.clone())).or_insert_with(|| {
             let mut value = Membership::declared(group, m.address(), m.serial.clone());
-            value.was = m.was.as_ref().and_then(|w| MachineName::new(&w.value).ok());
+            value.was = m
+                .was
+                .as_ref()
+                .and_then(|w| MachineName::new(&w.value).ok())
+                .map(Box::new);
             EntryValue::Machine(value)
         });
     }

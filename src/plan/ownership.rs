@@ -70,7 +70,7 @@ pub fn live_under_rename<'a>(
         EntryValue::Machine(d) => d
             .was
             .as_ref()
-            .and_then(|was| live(&Key::Machine(was.clone()))),
+            .and_then(|was| live(&Key::Machine((**was).clone()))),
         _ => None,
     })
 }

@@ -80,8 +80,10 @@ pub struct JoinRequest {
 /// and reverts ([`crate::model::Confirm`]; an agent of 10 would rank a revert as an
 /// ordinary write, and undo writes made after the trial); 12 adds the overlay above the
 /// full mesh: link-state announcements ([`super::wire::PeerMsg::LinkState`]), which an
-/// agent of 11 could not read.
-pub const PROTOCOL: u32 = 12;
+/// agent of 11 could not read; 13 merges a member's facts on their own clock
+/// ([`crate::state::facts`]: an agent of 12 would keep the later write's whole entry, and
+/// the two would hold different memberships).
+pub const PROTOCOL: u32 = 13;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

@@ -35,10 +35,10 @@ use redb::{
     TableDefinition, TableHandle, WriteTransaction,
 };
 
-use super::memory::{change_set, entry_of};
+use super::memory::{change_set, written};
 use super::{
-    ChangeSet, CommitError, Health, Hlc, Key, Live, Merged, Proposal, Store, StoreError, Version,
-    check_base, migrate, supersedes, wall_ms, winners,
+    ChangeSet, CommitError, Entry, Health, Hlc, Key, Live, Merged, Proposal, Store, StoreError,
+    Version, check_base, merged_entries, migrate, supersedes, wall_ms,
 };
 use crate::model::ENCODING;
 
@@ -239,7 +239,7 @@ impl DiskStore {
     fn record(
         tx: &WriteTransaction,
         mut cs: ChangeSet,
-        keys: &[Key],
+        written: &[(Key, Entry)],
     ) -> Result<ChangeSet, StoreError> {
         let mut sets = tx.open_table(CHANGE_SETS).map_err(backend)?;
         cs.seq = sets
@@ -247,9 +247,8 @@ impl DiskStore {
             .map_err(backend)?
             .map_or(1, |(k, _)| k.value() + 1);
         let mut entries = tx.open_table(ENTRIES).map_err(backend)?;
-        for key in keys {
-            let value = cs.writes.get(key).cloned().flatten();
-            let bytes = serde_json::to_vec(&entry_of(&cs, value)).map_err(encoding)?;
+        for (key, entry) in written {
+            let bytes = serde_json::to_vec(entry).map_err(encoding)?;
             entries
                 .insert(key.to_string().as_str(), bytes.as_slice())
                 .map_err(backend)?;
@@ -458,15 +457,12 @@ impl Store for DiskStore {
                 // Dropping the transaction aborts it: nothing is written.
                 return Err(CommitError::Stale(conflicts));
             }
-            let keys: Vec<Key> = p.writes.keys().cloned().collect();
-            let supersedes = supersedes(&p.writes, |k| seen.get(k));
-            let cs = Self::record(
-                &tx,
-                change_set(
-                    p.version, p.wall_ms, p.meta, p.writes, supersedes, p.settles,
-                ),
-                &keys,
-            )?;
+            let mut writes = p.writes;
+            super::facts::stamp(&mut writes, &p.version, |k| seen.get(k));
+            let supersedes = supersedes(&writes, |k| seen.get(k));
+            let cs = change_set(p.version, p.wall_ms, p.meta, writes, supersedes, p.settles);
+            let entries = written(&cs);
+            let cs = Self::record(&tx, cs, &entries)?;
             tx.commit().map_err(backend)?;
             Ok(cs)
         })
@@ -485,13 +481,13 @@ impl Store for DiskStore {
                 return Ok(Merged::default());
             }
             let mut seen = Self::entries_of(&tx, cs.writes.keys())?;
-            let won = winners(&cs, |k| seen.get(k));
-            Self::record(&tx, cs, &won)?;
+            let (won, entries) = merged_entries(&cs, |k| seen.get(k));
+            Self::record(&tx, cs, &entries)?;
             tx.commit().map_err(backend)?;
             seen.retain(|k, _| won.contains(k));
             Ok(Merged {
                 new: true,
-                won,
+                changed: entries.into_iter().map(|(k, _)| k).collect(),
                 replaced: seen,
             })
         })
@@ -510,8 +506,8 @@ impl Store for DiskStore {
             tx.open_table(CHANGE_SETS).map_err(backend)?;
             for cs in change_sets {
                 let seen = Self::entries_of(&tx, cs.writes.keys())?;
-                let won = winners(&cs, |k| seen.get(k));
-                Self::record(&tx, cs, &won)?;
+                let (_, entries) = merged_entries(&cs, |k| seen.get(k));
+                Self::record(&tx, cs, &entries)?;
             }
             tx.commit().map_err(backend)?;
             Ok(())

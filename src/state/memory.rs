@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Base, ChangeSet, CommitError, Entry, Hlc, Key, Live, Merged, Proposal, Store, StoreError,
-    Version, Writes, check_base, supersedes, winners,
+    Version, Writes, check_base, merged_entries, supersedes,
 };
 
 /// A store held in memory; same contract as [`super::DiskStore`], without durability.
@@ -19,16 +19,9 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    fn record(
-        &mut self,
-        mut cs: ChangeSet,
-        keys: impl IntoIterator<Item = super::Key>,
-    ) -> &ChangeSet {
+    fn record(&mut self, mut cs: ChangeSet, entries: Vec<(super::Key, Entry)>) -> &ChangeSet {
         cs.seq = self.sets.len() as u64 + 1;
-        for key in keys {
-            let value = cs.writes.get(&key).cloned().flatten();
-            self.live.insert(key, entry_of(&cs, value));
-        }
+        self.live.extend(entries);
         self.versions.insert(cs.version.clone(), self.sets.len());
         self.sets.push(cs);
         &self.sets[self.sets.len() - 1]
@@ -65,31 +58,28 @@ impl Store for MemoryStore {
         if !conflicts.is_empty() {
             return Err(CommitError::Stale(conflicts));
         }
-        let keys: Vec<_> = p.writes.keys().cloned().collect();
-        let supersedes = supersedes(&p.writes, |k| self.live.get(k));
-        Ok(self
-            .record(
-                change_set(
-                    p.version, p.wall_ms, p.meta, p.writes, supersedes, p.settles,
-                ),
-                keys,
-            )
-            .clone())
+        let mut writes = p.writes;
+        super::facts::stamp(&mut writes, &p.version, |k| self.live.get(k));
+        let supersedes = supersedes(&writes, |k| self.live.get(k));
+        let cs = change_set(p.version, p.wall_ms, p.meta, writes, supersedes, p.settles);
+        let entries = written(&cs);
+        Ok(self.record(cs, entries).clone())
     }
 
     fn merge(&mut self, cs: ChangeSet) -> Result<Merged, StoreError> {
         if self.versions.contains_key(&cs.version) {
             return Ok(Merged::default());
         }
-        let won = winners(&cs, |k| self.live.get(k));
+        let (won, entries) = merged_entries(&cs, |k| self.live.get(k));
         let replaced = won
             .iter()
             .filter_map(|k| self.live.get(k).map(|e| (k.clone(), e.clone())))
             .collect();
-        self.record(cs, won.clone());
+        let changed = entries.iter().map(|(k, _)| k.clone()).collect();
+        self.record(cs, entries);
         Ok(Merged {
             new: true,
-            won,
+            changed,
             replaced,
         })
     }
@@ -149,10 +139,19 @@ pub(super) fn change_set(
     }
 }
 
-/// The entry a change set writes for one key.
-pub(super) fn entry_of(cs: &ChangeSet, value: Option<super::EntryValue>) -> Entry {
-    Entry {
-        value,
-        stamp: cs.stamp(),
-    }
+/// The entries a change set committed here writes: every one of its writes.
+pub(super) fn written(cs: &ChangeSet) -> Vec<(super::Key, Entry)> {
+    cs.writes
+        .iter()
+        .map(|(k, value)| {
+            let stamp = cs.stamp();
+            (
+                k.clone(),
+                Entry {
+                    value: value.clone(),
+                    stamp,
+                },
+            )
+        })
+        .collect()
 }

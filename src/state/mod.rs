@@ -18,6 +18,7 @@
 
 mod conflicts;
 mod disk;
+pub mod facts;
 mod health;
 mod memory;
 mod migrate;
@@ -149,10 +150,11 @@ impl ChangeSet {
 pub struct Merged {
     /// False when the store already had the change set (nothing was written).
     pub new: bool,
-    /// The keys whose live entry it replaced (its version was greater).
-    pub won: Vec<Key>,
-    /// The entries it replaced, as they were (those of `won` that had one): what a lost
-    /// write is read from ([`conflicts::lost_to`]) without reading them again.
+    /// The keys whose live entry it changed: those it won (its precedence was greater),
+    /// and memberships it brought newer facts of ([`facts`]).
+    pub changed: Vec<Key>,
+    /// The entries it won over, as they were: what a lost write is read from
+    /// ([`conflicts::lost_to`]) without reading them again.
     pub replaced: Live,
 }
 
@@ -376,6 +378,43 @@ pub fn winners<'a>(cs: &ChangeSet, lookup: impl Fn(&Key) -> Option<&'a Entry>) -
         .collect()
 }
 
+/// What merging `cs` writes: the keys it wins ([`winners`]) and the new live entry of
+/// every key it changes — its own write where it wins, the live entry with its newer
+/// facts of a member where it does not ([`facts::settle`]). Pure: both store
+/// implementations run it inside their merge.
+pub fn merged_entries<'a>(
+    cs: &ChangeSet,
+    lookup: impl Fn(&Key) -> Option<&'a Entry>,
+) -> (Vec<Key>, Vec<(Key, Entry)>) {
+    let won = winners(cs, &lookup);
+    let mut entries = Vec::new();
+    for (key, value) in &cs.writes {
+        let live = lookup(key);
+        let wins = won.contains(key);
+        let none = None;
+        let settled = facts::settle(value, wins, live.map_or(&none, |e| &e.value));
+        if wins {
+            entries.push((
+                key.clone(),
+                Entry {
+                    value: settled,
+                    stamp: cs.stamp(),
+                },
+            ));
+        } else if let Some(live) = live.filter(|e| e.value != settled) {
+            let stamp = live.stamp.clone();
+            entries.push((
+                key.clone(),
+                Entry {
+                    value: settled,
+                    stamp,
+                },
+            ));
+        }
+    }
+    (won, entries)
+}
+
 /// For each key of `writes`, the version of the live entry it replaces (`None`: none).
 /// Pure: both store implementations record it with a local commit.
 pub fn supersedes<'a>(writes: &Writes, lookup: impl Fn(&Key) -> Option<&'a Entry>) -> Base {
@@ -387,7 +426,7 @@ pub fn supersedes<'a>(writes: &Writes, lookup: impl Fn(&Key) -> Option<&'a Entry
 
 /// The values every key had as of change set `at`: for each key, the write of greatest
 /// version among the change sets whose version is not greater than `at`'s (tombstones
-/// kept as `None`). With local commits only, that is history folded in order; with
+/// kept as `None`), with a member's newest facts ([`facts`]). With local commits only, that is history folded in order; with
 /// merged change sets it is the same answer on every machine that has them.
 pub fn state_as_of(change_sets: &[ChangeSet], at: &Version) -> Writes {
     type Rank<'a> = (&'a Version, bool, &'a Version);
@@ -395,8 +434,17 @@ pub fn state_as_of(change_sets: &[ChangeSet], at: &Version) -> Writes {
     for cs in change_sets.iter().filter(|cs| cs.version <= *at) {
         let rank = precedence(&cs.version, &cs.meta);
         for (k, v) in &cs.writes {
-            if state.get(k).is_none_or(|(seen, _)| *seen < rank) {
-                state.insert(k.clone(), (rank, v.clone()));
+            match state.get_mut(k) {
+                None => {
+                    state.insert(k.clone(), (rank, v.clone()));
+                }
+                Some((seen, have)) => {
+                    let wins = *seen < rank;
+                    *have = facts::settle(v, wins, have);
+                    if wins {
+                        *seen = rank;
+                    }
+                }
             }
         }
     }

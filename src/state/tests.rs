@@ -156,11 +156,11 @@ pub fn store_contract(store: &mut dyn Store) {
     );
     let m = store.merge(later.clone()).unwrap();
     assert_eq!(
-        (m.new, m.won.clone()),
+        (m.new, m.changed.clone()),
         (true, vec![dns.clone(), ntp.clone()])
     );
     // What it replaced, as it was: only entries of keys it won.
-    assert!(m.replaced.keys().all(|k| m.won.contains(k)));
+    assert!(m.replaced.keys().all(|k| m.changed.contains(k)));
     assert_eq!(
         store.merge(later.clone()).unwrap(),
         Merged::default(),
@@ -168,14 +168,14 @@ pub fn store_contract(store: &mut dyn Store) {
     );
     let older = remote(35, "lab3", &[("cluster/ntp", Some("ntp { server z; }"))]);
     let m = store.merge(older).unwrap();
-    assert_eq!((m.new, m.won.len(), m.replaced.len()), (true, 0, 0));
+    assert_eq!((m.new, m.changed.len(), m.replaced.len()), (true, 0, 0));
     let live = store.live().unwrap();
     assert_eq!(text(&live, &ntp).as_deref(), Some("ntp\n"));
     assert_eq!(live[&dns].stamp.version, version(40, "lab2"));
     assert_eq!(live[&dns].stamp.meta.author, "bob");
     // Equal clocks: the origin breaks the tie, the same way everywhere.
     let tie = remote(40, "lab9", &[("cluster/dns", Some("dns { server t; }"))]);
-    assert_eq!(store.merge(tie).unwrap().won, vec![dns.clone()]);
+    assert_eq!(store.merge(tie).unwrap().changed, vec![dns.clone()]);
     assert_eq!(store.last_hlc().unwrap(), Hlc::new(40, 0));
 
     let sets = store.change_sets().unwrap();

@@ -5,7 +5,7 @@
 //! that sets its own hash says so in the plan.
 
 use crate::agent_support::{ok, stdout, strata};
-use crate::cluster_support::{SETTLE, apply, check, dns, json, write_repo};
+use crate::cluster_support::{SETTLE, apply, check, dns, isolate, json, write_repo};
 use crate::mesh_support::{MeshHarness, PASSPHRASE, wait_until};
 
 /// The machines of `cluster list --format json` on machine `i`: name → the listing.
@@ -90,4 +90,65 @@ fn a_repo_without_hashes_keeps_the_admin_passphrase_and_declares_its_machines() 
         ),
         "{plan}"
     );
+}
+
+/// A join is the cluster's fact: an apply through a member that had not heard of it yet
+/// (cut off while the machine joined elsewhere) rewrites that machine's membership from
+/// what it knew — declared, no host key — and, its write being the later one, must not
+/// undo the join when the cut heals.
+#[test]
+fn an_apply_through_a_member_that_missed_a_join_does_not_undo_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = MeshHarness::start(tmp.path(), 4);
+    let pass = h.create(tmp.path(), "americas");
+    h.join(2, &pass);
+    h.join(3, &pass);
+    // The repo declares lab4 before it joins: every member holds it as expected.
+    let repo = tmp.path().join("repo");
+    write_repo(&repo, 4, &dns("10.0.0.53"));
+    ok(&apply(&h, 1, &repo, &["--wait", "30"]));
+    isolate(&h, 3, 1);
+    h.join(4, &pass);
+    // On lab3, alone: lab4 moves to group Paris.
+    let moved = tmp.path().join("moved");
+    write_repo(&moved, 3, &dns("10.0.0.53"));
+    let mut text = std::fs::read_to_string(moved.join("cluster.kdl")).unwrap();
+    text.push_str("group \"Paris\"\nmachine \"lab4.example.com\" group=\"Paris\"\n");
+    std::fs::write(moved.join("cluster.kdl"), text).unwrap();
+    ok(&apply(&h, 3, &moved, &[]));
+    h.relays.heal();
+    for i in 1..=4 {
+        wait_until(
+            SETTLE,
+            &format!("lab{i} lists lab4 connected, in Paris"),
+            || {
+                let list = json(&h.strata(i, &["cluster", "list", "--format", "json"]));
+                let paris = list["groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|g| g["name"] == "Paris")
+                    .and_then(|g| g["machines"].as_array().cloned())
+                    .unwrap_or_default();
+                let joined = paris.iter().any(|m| {
+                    m["name"] == "lab4.example.com" && (i == 4 || m["reach"] == "connected")
+                });
+                if joined {
+                    Ok(())
+                } else {
+                    Err(format!("{list}"))
+                }
+            },
+        );
+    }
+    // lab4 records again what the stale write put back from the repo's side (the
+    // address it joined with, where the repo gives none; its serial).
+    wait_until(SETTLE, "lab4's address is the one it joined with", || {
+        let (_, text) = check(&h, 1, &[]);
+        if text.contains("do not resolve") || !text.contains("No inconsistencies found") {
+            Err(text)
+        } else {
+            Ok(())
+        }
+    });
 }

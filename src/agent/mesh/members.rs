@@ -128,10 +128,11 @@ impl Runtime {
 
     /// Records in this machine's own membership what the mesh needs of it — its host
     /// key, serial, peer address and versions — when they are missing or changed (the
-    /// machine that created the cluster, one that now listens elsewhere, one upgraded).
+    /// machine that created the cluster, one that now listens elsewhere, one upgraded,
+    /// one whose entry an apply that missed its join rewrote: see `state::facts`).
     fn register_self(&self, mine: &Membership) {
-        let updated = self.me.facts().fill(mine);
-        if updated == *mine {
+        let own = self.me.facts();
+        if own.fill(&self.me.machine, mine) == *mine {
             return;
         }
         let agent = self.agent.clone();
@@ -139,7 +140,7 @@ impl Runtime {
         tokio::task::spawn_blocking(move || {
             let response = agent
                 .node
-                .commit(|core| core.register(&me, updated, wall_ms()));
+                .commit(|core| core.register(&me, &own, wall_ms()));
             if let crate::protocol::Response::Error { message, .. } = response {
                 tracing::error!(
                     "cannot record this machine's host key in the membership: {message}"
