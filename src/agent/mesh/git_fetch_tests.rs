@@ -1,7 +1,9 @@
-//! Unit tests of [`super`]: packs sent in chunks, refused when bad, restarted when
+//! Unit tests of [`super`] and of the pack exchange it uses ([`super::super::git_pack`]): packs sent in chunks, refused when bad, restarted when
 //! rebuilt, and the keeper's target and pauses.
 
+use super::super::git_pack::{CHUNK, MAX_PACK};
 use super::*;
+use crate::protocol::wire::Answer;
 
 fn repo_with(dir: &Path, texts: &[&str]) -> (Repository, Vec<Oid>) {
     let repo = Repository::init_bare(dir).unwrap();

@@ -13,6 +13,7 @@ mod alert;
 pub mod clustercheck;
 mod dial;
 pub mod git_fetch;
+mod git_pack;
 mod hostnames;
 pub mod join;
 pub mod link;

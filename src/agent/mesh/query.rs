@@ -91,7 +91,7 @@ pub fn answer(agent: &Agent, query: Query, summary: Summary) -> Answer {
             commit,
             have,
             offset,
-        } => super::git_fetch::answer(agent, &commit, &have, offset),
+        } => super::git_pack::answer(agent, &commit, &have, offset),
     }
 }
 
