@@ -14,11 +14,15 @@
 //! - A *route* to a machine is the first hop of a shortest path (by hops) over those
 //!   links: the machine itself over a live direct link, else the peer through which it
 //!   is reached, else none.
-//! - A machine that stays unreachable for [`ALERT_GRACE`] of an interval raises an alert
-//!   once; reachable again, it clears it ([`Alert`]). The grace keeps a link replaced by
-//!   another (two that crossed) from raising and clearing an alert in one breath, and
-//!   still alerts within 3 intervals of the machine's isolation (down after 2.5, plus
-//!   0.25). A member never reached yet is given [`FIRST_CONTACT_MS`] to link up first.
+//! - A machine that stays unreachable for a grace ([`Table::alert_grace_ms`]) raises an
+//!   alert once; reachable again, it clears it ([`Alert`]). The grace keeps a link
+//!   replaced by another (two that crossed) from raising and clearing an alert in one
+//!   breath, and still alerts within 3 intervals of the machine's isolation (down after
+//!   2.5, plus the grace, plus the time the news takes to cross the cluster). A
+//!   replacement takes milliseconds whatever the interval, so the grace is a quarter of
+//!   an interval up to [`GRACE_FLOOR_MS`] and shrinks towards an eighth above: at the
+//!   default 2 s, 250 ms, leaving a quarter of an interval for the news. A member never
+//!   reached yet is given [`FIRST_CONTACT_MS`] to link up first.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -32,8 +36,16 @@ use crate::model::MachineName;
 /// A link over which nothing came for this many ping intervals is down.
 pub const DOWN_AFTER: f64 = 2.5;
 
-/// How long (in ping intervals) a machine must stay unreachable before it is alerted.
+/// How long (in ping intervals) a machine must stay unreachable before it is alerted, at
+/// most ([`Table::alert_grace_ms`]).
 pub const ALERT_GRACE: f64 = 0.25;
+
+/// The least share of an interval the alert's grace is.
+pub const ALERT_GRACE_MIN: f64 = 0.125;
+
+/// The grace is [`ALERT_GRACE`] of an interval up to this many milliseconds, and no less
+/// than this above (nor than [`ALERT_GRACE_MIN`] of an interval).
+pub const GRACE_FLOOR_MS: u64 = 100;
 
 /// How long a member never reached yet may take to link up before it is alerted.
 pub const FIRST_CONTACT_MS: u64 = 5_000;
@@ -480,9 +492,17 @@ impl Table {
         out
     }
 
+    /// How long a machine once reached must stay unreachable to be alerted: a quarter of
+    /// the interval up to [`GRACE_FLOOR_MS`], then that floor, then an eighth.
+    pub fn alert_grace_ms(&self) -> u64 {
+        let interval = self.interval_ms as f64;
+        let quarter = (interval * ALERT_GRACE).min(GRACE_FLOOR_MS as f64);
+        (interval * ALERT_GRACE_MIN).max(quarter) as u64
+    }
+
     /// How long `peer` must stay unreachable to be alerted.
     fn alert_wait(&self, peer: &MachineName) -> u64 {
-        let grace = (self.interval_ms as f64 * ALERT_GRACE) as u64;
+        let grace = self.alert_grace_ms();
         if self.reached.contains(peer) {
             grace
         } else {

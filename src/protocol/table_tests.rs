@@ -147,6 +147,20 @@ fn a_link_replaced_in_a_breath_raises_nothing() {
 }
 
 #[test]
+fn the_alert_s_grace_is_a_quarter_interval_up_to_a_floor_then_an_eighth() {
+    let mut t = table("a", &["a", "b"]);
+    let grace = |t: &mut Table, interval| {
+        t.set_interval(interval, 0);
+        t.alert_grace_ms()
+    };
+    assert_eq!(grace(&mut t, 100), 25);
+    assert_eq!(grace(&mut t, 400), 100);
+    assert_eq!(grace(&mut t, 500), 100, "the floor");
+    assert_eq!(grace(&mut t, 800), 100, "an eighth from here");
+    assert_eq!(grace(&mut t, 2000), 250, "the default interval");
+}
+
+#[test]
 fn what_comes_due_is_the_next_quiet_link_or_alert() {
     let mut t = table("a", &["a", "b", "c"]);
     assert_eq!(t.next_due(), None, "no link, nothing unreachable yet");

@@ -234,8 +234,8 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         // several events per member each interval. Between ticks the runtime wakes when
         // a link goes quiet or an alert comes due, and checks alerts after an
         // announcement that a link failed: a failure is alerted when it is due, not up
-        // to a tick later at each step (the detection budget is 3 intervals; 2.75 of
-        // them are the quiet link and the alert's grace).
+        // to a tick later at each step (the detection budget is 3 intervals; 2.625 of
+        // them, at the default interval, are the quiet link and the alert's grace).
         let mut ticked = Instant::now();
         loop {
             let tick = Duration::from_millis((rt.table.interval_ms() / 8).clamp(5, 250));
