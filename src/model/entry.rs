@@ -135,6 +135,16 @@ impl Membership {
         self
     }
 
+    /// This entry without the mesh's facts of the machine, as a removal at `at` left them
+    /// ([`crate::state::facts`]).
+    pub fn without_facts(self, at: &crate::model::Version) -> Membership {
+        let none = Membership {
+            facts_at: Some(Box::new(at.clone())),
+            ..Membership::declared(self.group.clone(), &self.address, None)
+        };
+        self.with_facts_of(&none)
+    }
+
     /// The mesh's facts of the machine, as [`Membership::with_facts_of`] takes them
     /// (without their stamp): what a write compares to tell whether it changes them.
     pub fn facts(&self) -> (Option<&str>, Option<&str>, bool, Option<&str>, Option<&str>) {

@@ -10,7 +10,10 @@
 //! entries, those that last writer wins gives. Some commits are reverts of a change set
 //! their machine holds (commit confirmed, its trial unconfirmed: several machines may
 //! revert the same one), which rank just above what they revert
-//! ([`crate::state::precedence`]).
+//! ([`crate::state::precedence`]). One machine's membership is written too, as a repo
+//! writes it (another group, the facts it holds kept), as the mesh does (a join, a new
+//! host key) and removed: every machine must end with the group of the write of greatest
+//! precedence and the facts of the greatest stamp ([`crate::state::facts`]).
 //!
 //! `STRATA_SIM_SEED=N` runs the one schedule of seed N; `STRATA_SIM_SEEDS=K` runs K
 //! schedules instead of the default.
@@ -24,7 +27,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 
 use super::{ChangeSetId, Index, MachineName, Out, Replica, SyncMsg};
-use crate::model::{Clock, Confirm, EntryValue, Hlc, Key, Version};
+use crate::model::{Clock, Confirm, EntryValue, GroupName, Hlc, Key, Membership, Version};
 use crate::state::{ChangeSet, Live, MemoryStore, Proposal, Store, Writes, tests::meta};
 
 const DEFAULT_SCHEDULES: u64 = 2_000;
@@ -37,10 +40,13 @@ const MAX_SKEW_MS: i64 = 5_000;
 /// The chance that a message of an exchange is lost before the healing.
 const LOSS: f64 = 0.05;
 
-/// The keys and the values they may take, parsed once for every schedule.
+/// The keys and the values they may take, parsed once for every schedule; and one
+/// machine's membership, which a repo write and the mesh both write
+/// ([`crate::state::facts`]).
 struct Catalogue {
     keys: Vec<Key>,
     values: Vec<Vec<EntryValue>>,
+    member: Key,
 }
 
 impl Catalogue {
@@ -57,7 +63,11 @@ impl Catalogue {
                     .collect()
             })
             .collect();
-        Catalogue { keys, values }
+        Catalogue {
+            keys,
+            values,
+            member: "@machine:m0".parse().unwrap(),
+        }
     }
 }
 
@@ -243,8 +253,37 @@ impl<'c> Sim<'c> {
             };
             writes.insert(self.catalogue.keys[k].clone(), value);
         }
+        if self.rng.random_bool(0.3) {
+            let value = self.member_write(at);
+            writes.insert(self.catalogue.member.clone(), value);
+        }
         let cs = self.machines[at].commit(writes, self.now, None);
         self.spread(at, cs);
+    }
+
+    /// A write of the membership on machine `at`, from what it holds: its removal; a
+    /// repo's (another group, the facts it finds kept); or the mesh's (a join or a new
+    /// host key, the rest kept).
+    fn member_write(&mut self, at: usize) -> Option<EntryValue> {
+        let live = self.machines[at].store.live().unwrap();
+        let held = match live
+            .get(&self.catalogue.member)
+            .and_then(|e| e.value.as_ref())
+        {
+            Some(EntryValue::Machine(m)) => Some(m.clone()),
+            _ => None,
+        };
+        let mut m = held.unwrap_or_else(|| Membership::declared(GroupName::main(), "m0", None));
+        match self.rng.random_range(0..10) {
+            0 => return None,
+            1..=4 => m.group = GroupName::new(format!("g{}", self.rng.random_range(0..3))).unwrap(),
+            _ => {
+                let key = self.rng.random_range(0..3);
+                m.host_key = Some(format!("ssh-ed25519 K{key}"));
+                m.peer = Some(format!("10.0.0.{key}:2222"));
+            }
+        }
+        Some(EntryValue::Machine(m))
     }
 
     /// A machine reverts a change set it holds, as commit confirmed does when a trial's
@@ -260,7 +299,9 @@ impl<'c> Sim<'c> {
         let live = self.machines[at].store.live().unwrap();
         let replaced = trial.supersedes.clone().unwrap_or_default();
         let mut writes = Writes::new();
-        for k in trial.writes.keys() {
+        // Memberships are not reverted here: a revert ranks below its own version, which
+        // the facts' clock does not follow (noted in `state::facts`).
+        for k in trial.writes.keys().filter(|k| **k != self.catalogue.member) {
             if live
                 .get(k)
                 .is_some_and(|e| e.stamp.version != trial.version)
@@ -472,9 +513,46 @@ impl<'c> Sim<'c> {
                 }
             }
         }
+        let member = &self.catalogue.member;
         best.into_iter()
-            .map(|(k, ((_, _, version), v))| (k.clone(), v.clone(), version.clone()))
+            .map(|(k, ((_, _, version), v))| {
+                let v = if k == member {
+                    self.expected_member(v)
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v, version.clone())
+            })
             .collect()
+    }
+
+    /// The membership every machine must end with, from `winner` (the write of greatest
+    /// precedence): its group, with the facts of the write of greatest stamp, a removal
+    /// counting as a write of no facts at its version ([`crate::state::facts`]).
+    fn expected_member(&self, winner: &Option<EntryValue>) -> Option<EntryValue> {
+        let Some(EntryValue::Machine(base)) = winner else {
+            return winner.clone();
+        };
+        let writes = self.committed.iter().filter_map(|cs| {
+            cs.writes
+                .get(&self.catalogue.member)
+                .map(|v| (v, &cs.version))
+        });
+        let newest = writes
+            .map(|(v, version)| match v {
+                Some(EntryValue::Machine(m)) => (m.facts_at.as_deref(), Some(m)),
+                _ => (Some(version), None),
+            })
+            .max_by(|a, b| a.0.cmp(&b.0));
+        Some(EntryValue::Machine(match newest {
+            Some((stamp, Some(m))) if stamp > base.facts_at.as_deref() => {
+                base.clone().with_facts_of(m)
+            }
+            Some((Some(removed), None)) if Some(removed) > base.facts_at.as_deref() => {
+                base.clone().without_facts(removed)
+            }
+            _ => base.clone(),
+        }))
     }
 
     /// Checks the end state; returns how many writes the conflict log holds.
@@ -520,8 +598,14 @@ impl<'c> Sim<'c> {
             .collect();
         let live_versions: BTreeSet<(&Key, &Version)> =
             expected.iter().map(|(k, _, v)| (k, v)).collect();
-        let live_values: std::collections::BTreeMap<&Key, &Option<EntryValue>> =
-            expected.iter().map(|(k, v, _)| (k, v)).collect();
+        // What the live entry's own write wrote (a membership's facts may be another's).
+        let live_values: std::collections::BTreeMap<&Key, &Option<EntryValue>> = expected
+            .iter()
+            .filter_map(|(k, _, version)| {
+                let cs = self.committed.iter().find(|cs| cs.version == *version)?;
+                Some((k, cs.writes.get(k)?))
+            })
+            .collect();
         for cs in &self.committed {
             for (k, value) in &cs.writes {
                 let w = (k, &cs.version);

@@ -391,8 +391,11 @@ pub fn merged_entries<'a>(
     for (key, value) in &cs.writes {
         let live = lookup(key);
         let wins = won.contains(key);
-        let none = None;
-        let settled = facts::settle(value, wins, live.map_or(&none, |e| &e.value));
+        let settled = facts::settle(
+            (value, &cs.version),
+            wins,
+            live.map(|e| (&e.value, &e.stamp.version)),
+        );
         if wins {
             entries.push((
                 key.clone(),
@@ -440,7 +443,7 @@ pub fn state_as_of(change_sets: &[ChangeSet], at: &Version) -> Writes {
                 }
                 Some((seen, have)) => {
                     let wins = *seen < rank;
-                    *have = facts::settle(v, wins, have);
+                    *have = facts::settle((v, &cs.version), wins, Some((have, seen.2)));
                     if wins {
                         *seen = rank;
                     }
