@@ -321,8 +321,9 @@ impl<S: Store> Core<S> {
             .filter(|k| !k.is_secret())
             .collect();
         for key in keys {
-            let want = state.get(key).cloned().flatten();
             let have = live.get(key).and_then(|e| e.value.clone());
+            let want =
+                crate::state::facts::restored(state.get(key).cloned().flatten(), have.as_ref());
             if want != have {
                 writes.insert(key.clone(), want);
             }

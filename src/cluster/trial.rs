@@ -248,7 +248,8 @@ impl<S: Store> Core<S> {
                     .and_then(|cs| cs.writes.get(key).cloned().flatten()),
                 None => None,
             };
-            writes.insert(key.clone(), value);
+            let now = live.get(key).and_then(|e| e.value.as_ref());
+            writes.insert(key.clone(), crate::state::facts::restored(value, now));
         }
         let base = base_of(&live, writes.keys());
         let by = match trial.meta.confirm {

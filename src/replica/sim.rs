@@ -299,9 +299,13 @@ impl<'c> Sim<'c> {
         let live = self.machines[at].store.live().unwrap();
         let replaced = trial.supersedes.clone().unwrap_or_default();
         let mut writes = Writes::new();
-        // Memberships are not reverted here: a revert ranks below its own version, which
-        // the facts' clock does not follow (noted in `state::facts`).
-        for k in trial.writes.keys().filter(|k| **k != self.catalogue.member) {
+        // Only a repo's apply is a trial, and it never changes a member's facts: a
+        // membership write that did is not reverted here.
+        let sets_facts = |k: &Key| match trial.writes.get(k) {
+            Some(Some(EntryValue::Machine(m))) => m.facts_at.as_deref() == Some(&trial.version),
+            _ => false,
+        };
+        for k in trial.writes.keys().filter(|k| !sets_facts(k)) {
             if live
                 .get(k)
                 .is_some_and(|e| e.stamp.version != trial.version)
@@ -313,7 +317,8 @@ impl<'c> Sim<'c> {
                     .find(|cs| cs.version == v)
                     .and_then(|cs| cs.writes.get(k).cloned().flatten())
             });
-            writes.insert(k.clone(), before);
+            let now = live.get(k).and_then(|e| e.value.as_ref());
+            writes.insert(k.clone(), crate::state::facts::restored(before, now));
         }
         let confirm = Confirm::Reverts {
             version: trial.version.clone(),
@@ -528,15 +533,15 @@ impl<'c> Sim<'c> {
 
     /// The membership every machine must end with, from `winner` (the write of greatest
     /// precedence): its group, with the facts of the write of greatest stamp, a removal
-    /// counting as a write of no facts at its version ([`crate::state::facts`]).
+    /// counting as a write of no facts at the version it ranks by
+    /// ([`crate::state::facts`]).
     fn expected_member(&self, winner: &Option<EntryValue>) -> Option<EntryValue> {
         let Some(EntryValue::Machine(base)) = winner else {
             return winner.clone();
         };
         let writes = self.committed.iter().filter_map(|cs| {
-            cs.writes
-                .get(&self.catalogue.member)
-                .map(|v| (v, &cs.version))
+            let at = crate::state::precedence(&cs.version, &cs.meta).0;
+            cs.writes.get(&self.catalogue.member).map(|v| (v, at))
         });
         let newest = writes
             .map(|(v, version)| match v {

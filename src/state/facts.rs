@@ -16,17 +16,20 @@
 //! ([`settle`]) — two last-writer-wins registers in one value. Equal stamps mean the same
 //! facts (a stamp names the write that set them), so every member that holds the same
 //! writes holds the same entry, in whatever order they came. A removal counts as a write
-//! of no facts at its version, on both paths. The replica simulation writes a membership
+//! of no facts at the version it ranks by, on both paths. The replica simulation writes a membership
 //! these three ways among its keys (`replica::sim`, 30,000 schedules green).
-//!
-//! Not covered: a trial's revert ranks just below its own version, which the facts'
-//! clock does not follow; the simulation reverts no membership.
+//! A revert or a rollback brings back git's part of a membership and keeps the live
+//! facts ([`restored`]): it ranks by what it reverts, not by its own version, and so must
+//! not move the facts' clock. A trial is a repo's apply, which never changes facts, so a
+//! removal ranked at a trial's version never ties with facts stamped there (the
+//! simulation reverts only such writes).
 
 use super::{Entry, EntryValue, Key, Version, Writes};
 
 /// Stamps the membership writes of a local commit at `version`: facts that differ from
 /// the live entry's (`lookup`) get `version`, the others keep the live stamp. A removal
-/// holds no facts, stamped with its version — as a merge counts it ([`settle`]).
+/// holds no facts, stamped with the version it ranks by — as a merge counts it
+/// ([`settle`]).
 pub fn stamp<'a>(
     writes: &mut Writes,
     version: &Version,
@@ -43,7 +46,10 @@ pub fn stamp<'a>(
                 value: Some(EntryValue::Machine(l)),
                 ..
             }) => (l.facts(), l.facts_at.clone()),
-            Some(Entry { value: None, stamp }) => (NONE, Some(Box::new(stamp.version.clone()))),
+            Some(Entry { value: None, stamp }) => {
+                let at = super::precedence(&stamp.version, &stamp.meta).0;
+                (NONE, Some(Box::new(at.clone())))
+            }
             _ => (NONE, None),
         };
         m.facts_at = if m.facts() == facts {
@@ -54,12 +60,30 @@ pub fn stamp<'a>(
     }
 }
 
-/// The value a key holds after a merged write of `incoming` (its value and version),
-/// which `wins` over the `live` entry (its value and version; `None`: absent) by
-/// precedence or not: the winner's, with the facts of whichever of the two has the
-/// greater stamp (the winner's on a tie). A removal counts as a write of no facts at its
-/// version: the machine removed after it joined has no facts left, whatever order the
-/// removal, the join and a later declaration arrive in.
+/// What a revert or a rollback writes for a key whose `restored` value it brings back
+/// over `live`: that value, with the live membership's facts in place of the ones it had
+/// — git's part goes back, the mesh's stays — and none for a member that is not live. So
+/// a revert never moves the facts' clock, whatever it ranks.
+pub fn restored(restored: Option<EntryValue>, live: Option<&EntryValue>) -> Option<EntryValue> {
+    match (restored, live) {
+        (Some(EntryValue::Machine(r)), Some(EntryValue::Machine(l))) => {
+            Some(EntryValue::Machine(r.with_facts_of(l)))
+        }
+        (Some(EntryValue::Machine(r)), _) => {
+            let none = crate::model::Membership::declared(r.group.clone(), &r.address, None);
+            Some(EntryValue::Machine(r.with_facts_of(&none)))
+        }
+        (other, _) => other,
+    }
+}
+
+/// The value a key holds after a merged write of `incoming` (its value and the version
+/// it ranks by: [`super::precedence`]), which `wins` over the `live` entry (the same;
+/// `None`: absent) by precedence or not: the winner's, with the facts of whichever of
+/// the two has the greater stamp (the winner's on a tie). A removal counts as a write of
+/// no facts at the version it ranks by (a revert's: its trial's, so that a removal that
+/// loses to another hides no newer facts): the machine removed after it joined has no
+/// facts left, whatever order the removal, the join and a later declaration arrive in.
 pub fn settle(
     incoming: (&Option<EntryValue>, &Version),
     wins: bool,

@@ -392,9 +392,9 @@ pub fn merged_entries<'a>(
         let live = lookup(key);
         let wins = won.contains(key);
         let settled = facts::settle(
-            (value, &cs.version),
+            (value, precedence(&cs.version, &cs.meta).0),
             wins,
-            live.map(|e| (&e.value, &e.stamp.version)),
+            live.map(|e| (&e.value, precedence(&e.stamp.version, &e.stamp.meta).0)),
         );
         if wins {
             entries.push((
@@ -443,7 +443,7 @@ pub fn state_as_of(change_sets: &[ChangeSet], at: &Version) -> Writes {
                 }
                 Some((seen, have)) => {
                     let wins = *seen < rank;
-                    *have = facts::settle((v, &cs.version), wins, Some((have, seen.2)));
+                    *have = facts::settle((v, rank.0), wins, Some((have, seen.0)));
                     if wins {
                         *seen = rank;
                     }
