@@ -60,6 +60,16 @@ pub struct Membership {
     pub facts_at: Option<Box<crate::model::Version>>,
 }
 
+/// The mesh's facts of a machine, as [`Membership::facts`] gives them: host key, peer
+/// address, disconnected, Strata version, appliance version.
+pub type Facts<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    bool,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
 impl Membership {
     /// A machine a repo declares and that has not joined (no host key yet).
     pub fn declared(group: GroupName, address: &str, serial: Option<String>) -> Membership {
@@ -135,11 +145,14 @@ impl Membership {
         self
     }
 
-    /// This entry without the mesh's facts of the machine, as a removal at `at` left them
-    /// ([`crate::state::facts`]).
-    pub fn without_facts(self, at: &crate::model::Version) -> Membership {
+    /// The facts of a machine that has not joined ([`Membership::facts`]).
+    pub const NO_FACTS: Facts<'static> = (None, None, false, None, None);
+
+    /// This entry without the mesh's facts of the machine, stamped `at` (a removal's
+    /// version, or none: [`crate::state::facts`]).
+    pub fn without_facts(self, at: Option<&crate::model::Version>) -> Membership {
         let none = Membership {
-            facts_at: Some(Box::new(at.clone())),
+            facts_at: at.cloned().map(Box::new),
             ..Membership::declared(self.group.clone(), &self.address, None)
         };
         self.with_facts_of(&none)
@@ -147,7 +160,7 @@ impl Membership {
 
     /// The mesh's facts of the machine, as [`Membership::with_facts_of`] takes them
     /// (without their stamp): what a write compares to tell whether it changes them.
-    pub fn facts(&self) -> (Option<&str>, Option<&str>, bool, Option<&str>, Option<&str>) {
+    pub fn facts(&self) -> Facts<'_> {
         (
             self.host_key.as_deref(),
             self.peer.as_deref(),

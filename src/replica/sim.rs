@@ -554,7 +554,7 @@ impl<'c> Sim<'c> {
                 base.clone().with_facts_of(m)
             }
             Some((Some(removed), None)) if Some(removed) > base.facts_at.as_deref() => {
-                base.clone().without_facts(removed)
+                base.clone().without_facts(Some(removed))
             }
             _ => base.clone(),
         }))

@@ -25,6 +25,7 @@
 //! simulation reverts only such writes).
 
 use super::{Entry, EntryValue, Key, Version, Writes};
+use crate::model::Membership;
 
 /// Stamps the membership writes of a local commit at `version`: facts that differ from
 /// the live entry's (`lookup`) get `version`, the others keep the live stamp. A removal
@@ -35,8 +36,6 @@ pub fn stamp<'a>(
     version: &Version,
     lookup: impl Fn(&Key) -> Option<&'a Entry>,
 ) {
-    const NONE: (Option<&str>, Option<&str>, bool, Option<&str>, Option<&str>) =
-        (None, None, false, None, None);
     for (key, value) in writes.iter_mut() {
         let Some(EntryValue::Machine(m)) = value else {
             continue;
@@ -48,9 +47,9 @@ pub fn stamp<'a>(
             }) => (l.facts(), l.facts_at.clone()),
             Some(Entry { value: None, stamp }) => {
                 let at = super::precedence(&stamp.version, &stamp.meta).0;
-                (NONE, Some(Box::new(at.clone())))
+                (Membership::NO_FACTS, Some(Box::new(at.clone())))
             }
-            _ => (NONE, None),
+            _ => (Membership::NO_FACTS, None),
         };
         m.facts_at = if m.facts() == facts {
             stamp
@@ -69,10 +68,7 @@ pub fn restored(restored: Option<EntryValue>, live: Option<&EntryValue>) -> Opti
         (Some(EntryValue::Machine(r)), Some(EntryValue::Machine(l))) => {
             Some(EntryValue::Machine(r.with_facts_of(l)))
         }
-        (Some(EntryValue::Machine(r)), _) => {
-            let none = crate::model::Membership::declared(r.group.clone(), &r.address, None);
-            Some(EntryValue::Machine(r.with_facts_of(&none)))
-        }
+        (Some(EntryValue::Machine(r)), _) => Some(EntryValue::Machine(r.without_facts(None))),
         (other, _) => other,
     }
 }
@@ -103,7 +99,7 @@ pub fn settle(
             Some(EntryValue::Machine(b.clone().with_facts_of(o)))
         }
         Some((None, removed)) if Some(removed) > stamp => {
-            Some(EntryValue::Machine(b.clone().without_facts(removed)))
+            Some(EntryValue::Machine(b.clone().without_facts(Some(removed))))
         }
         _ => base.clone(),
     }
@@ -112,7 +108,7 @@ pub fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{GroupName, Membership};
+    use crate::model::GroupName;
     use crate::state::tests::{meta, version};
 
     fn declared() -> Membership {

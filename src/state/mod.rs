@@ -367,52 +367,51 @@ pub fn precedence<'a>(
     }
 }
 
-/// The keys a merged change set wins: those whose live entry is absent or of lower
-/// [`precedence`]. Pure: both store implementations run it inside their merge.
-pub fn winners<'a>(cs: &ChangeSet, lookup: impl Fn(&Key) -> Option<&'a Entry>) -> Vec<Key> {
-    let mine = precedence(&cs.version, &cs.meta);
-    cs.writes
-        .keys()
-        .filter(|k| lookup(k).is_none_or(|e| precedence(&e.stamp.version, &e.stamp.meta) < mine))
-        .cloned()
-        .collect()
-}
-
-/// What merging `cs` writes: the keys it wins ([`winners`]) and the new live entry of
-/// every key it changes — its own write where it wins, the live entry with its newer
-/// facts of a member where it does not ([`facts::settle`]). Pure: both store
-/// implementations run it inside their merge.
+/// What merging `cs` writes, in one pass over its writes: the keys it wins (the live
+/// entry is absent or of lower [`precedence`]) and the new live entry of every key it
+/// changes — its own write where it wins, the live membership with its newer facts
+/// where it does not ([`facts::settle`]). Pure: both store implementations run it
+/// inside their merge.
 pub fn merged_entries<'a>(
     cs: &ChangeSet,
     lookup: impl Fn(&Key) -> Option<&'a Entry>,
 ) -> (Vec<Key>, Vec<(Key, Entry)>) {
-    let won = winners(cs, &lookup);
+    let mine = precedence(&cs.version, &cs.meta);
+    let mut won = Vec::new();
     let mut entries = Vec::new();
     for (key, value) in &cs.writes {
         let live = lookup(key);
-        let wins = won.contains(key);
-        let settled = facts::settle(
-            (value, precedence(&cs.version, &cs.meta).0),
-            wins,
-            live.map(|e| (&e.value, precedence(&e.stamp.version, &e.stamp.meta).0)),
-        );
-        if wins {
-            entries.push((
-                key.clone(),
-                Entry {
-                    value: settled,
-                    stamp: cs.stamp(),
-                },
-            ));
-        } else if let Some(live) = live.filter(|e| e.value != settled) {
-            let stamp = live.stamp.clone();
-            entries.push((
-                key.clone(),
-                Entry {
-                    value: settled,
-                    stamp,
-                },
-            ));
+        let held = live.map(|e| (e, precedence(&e.stamp.version, &e.stamp.meta)));
+        match held {
+            Some((e, rank)) if rank >= mine => {
+                // Lost: only a membership can still take the write's newer facts.
+                if !matches!(e.value, Some(EntryValue::Machine(_))) {
+                    continue;
+                }
+                let settled = facts::settle((value, mine.0), false, Some((&e.value, rank.0)));
+                if settled != e.value {
+                    let stamp = e.stamp.clone();
+                    entries.push((
+                        key.clone(),
+                        Entry {
+                            value: settled,
+                            stamp,
+                        },
+                    ));
+                }
+            }
+            _ => {
+                let live = held.map(|(e, rank)| (&e.value, rank.0));
+                let value = facts::settle((value, mine.0), true, live);
+                won.push(key.clone());
+                entries.push((
+                    key.clone(),
+                    Entry {
+                        value,
+                        stamp: cs.stamp(),
+                    },
+                ));
+            }
         }
     }
     (won, entries)
