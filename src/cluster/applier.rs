@@ -91,11 +91,7 @@ pub fn running_config_checked(
         live.iter()
             .filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v))),
     );
-    let mut out: BTreeMap<String, String> = catalogue
-        .sections
-        .values()
-        .map(|s| (s.name.clone(), s.default.to_canonical()))
-        .collect();
+    let mut out = BTreeMap::new();
     let mut failures = Vec::new();
     for (section, (node, _)) in layers.effective(catalogue, machine) {
         let mut node = node.clone();
@@ -107,6 +103,12 @@ pub fn running_config_checked(
             failures.push(failed);
         }
         out.insert(section.to_owned(), node.to_canonical());
+    }
+    // A section no layer sets runs as its schema's default.
+    for s in catalogue.sections.values() {
+        if !out.contains_key(&s.name) {
+            out.insert(s.name.clone(), s.default.to_canonical());
+        }
     }
     (out, failures)
 }

@@ -282,14 +282,22 @@ fn after_writes<'a>(writes: &'a Writes, live: &'a Live) -> Vec<(&'a Key, &'a Ent
         .collect()
 }
 
+/// The fewest items [`first_failure`] checks on a thread of their own.
+const MIN_CHUNK: usize = 64;
+
 /// The first failure `check` reports on `items`, checked on all cores. A check that
 /// panics fails too: a value nobody could check is never taken for a good one.
 pub fn first_failure<T: Sync>(
     items: &[T],
     check: impl Fn(&T) -> Option<String> + Sync,
 ) -> Option<String> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(64);
+    // Asked only for a list worth splitting: it reads the cgroup's files each time.
+    let chunk = if items.len() <= MIN_CHUNK {
+        MIN_CHUNK
+    } else {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        items.len().div_ceil(threads).max(MIN_CHUNK)
+    };
     let check = &check;
     if items.len() <= chunk {
         // One chunk: checked here, not on a thread of its own (a peer's change set of a

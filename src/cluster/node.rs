@@ -239,7 +239,7 @@ impl<S: Store, A: Applier> Node<S, A> {
     /// Runs the pipeline once, as after a commit: at start, this repairs a crash between
     /// a commit and its run.
     pub fn start(&self) -> RunReport {
-        self.after_change(self.lock_core())
+        self.after_change(self.lock_core(), Members::MayHaveChanged)
     }
 
     pub(crate) fn lock_core(&self) -> MutexGuard<'_, Core<S>> {
@@ -283,13 +283,17 @@ impl<S: Store, A: Applier> Node<S, A> {
 
     /// The post-commit pipeline: reread the store, refresh users and catalogue, then run
     /// the machine's effective config through the applier (see the module header for the
-    /// locks).
-    fn after_change(&self, mut core: MutexGuard<'_, Core<S>>) -> RunReport {
-        let machines = machines_of(&core);
+    /// locks). The memberships (the logins' keys, a rename of this machine) are read
+    /// again only when `members` says they may have changed: every member runs this
+    /// for every change set, and a cluster's memberships are most of its store.
+    fn after_change(&self, mut core: MutexGuard<'_, Core<S>>, members: Members) -> RunReport {
+        let machines = (members == Members::MayHaveChanged).then(|| machines_of(&core));
         // Renamed: its config runs under the new name from now on, so nothing it runs
         // changes; the agent takes the name for good as it restarts.
         let renamed = match (&machines, &self.host_key) {
-            (Ok(machines), Some(key)) => super::rename::renamed_to(machines, &core.machine, key),
+            (Some(Ok(machines)), Some(key)) => {
+                super::rename::renamed_to(machines, &core.machine, key)
+            }
             _ => None,
         };
         if let Some(new) = &renamed {
@@ -313,8 +317,9 @@ impl<S: Store, A: Applier> Node<S, A> {
             );
         }
         match &machines {
-            Ok(machines) => self.refresh_machines(machines, &core.machine),
-            Err(e) => tracing::error!("cannot read the membership after a change: {e}"),
+            Some(Ok(machines)) => self.refresh_machines(machines, &core.machine),
+            Some(Err(e)) => tracing::error!("cannot read the membership after a change: {e}"),
+            None => {}
         }
         let catalogue = self.refresh_catalogue(&live);
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
@@ -465,7 +470,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 let committed = started.elapsed();
                 self.note_run(&cs.version, false);
                 self.announce(&cs, true, Vec::new());
-                let running = self.after_change(core);
+                let running = self.after_change(core, Members::written_by(&cs));
                 self.note_failures(&cs.version, &running);
                 self.note_run(&cs.version, true);
                 tracing::info!(
@@ -520,7 +525,31 @@ impl<S: Store, A: Applier> Node<S, A> {
         let mut core = self.lock_core();
         op(&mut core)?;
         self.announce_replaced(&core);
-        Ok(self.after_change(core))
+        Ok(self.after_change(core, Members::MayHaveChanged))
+    }
+}
+
+/// Whether a change may have changed a machine's membership or a pending join — what
+/// [`Node::after_change`] reads all of again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Members {
+    MayHaveChanged,
+    Unchanged,
+}
+
+impl Members {
+    /// Whether any of `keys` is a machine's membership or a pending join.
+    fn of<'a>(mut keys: impl Iterator<Item = &'a Key>) -> Members {
+        if keys.any(|k| matches!(k, Key::Machine(_) | Key::Pending(_))) {
+            Members::MayHaveChanged
+        } else {
+            Members::Unchanged
+        }
+    }
+
+    /// What a change set committed here may have changed.
+    fn written_by(cs: &ChangeSet) -> Members {
+        Members::of(cs.writes.keys())
     }
 }
 

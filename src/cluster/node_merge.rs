@@ -2,7 +2,7 @@
 //! ([`Node::merge`]), and a change set that removes this machine from the cluster, which
 //! makes it leave with its config kept as standalone settings ([`Node::merge_from_peer`]).
 
-use super::{Node, machines_of};
+use super::{Members, Node, machines_of};
 use crate::cluster::applier::Applier;
 use crate::cluster::caller::Refusal;
 use crate::model::Key;
@@ -30,7 +30,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 _ => true,
             });
         let report = if runs {
-            self.after_change(core)
+            self.after_change(core, Members::of(merged.changed.iter()))
         } else {
             if !merged.changed.is_empty() {
                 match machines_of(&core) {
@@ -77,7 +77,7 @@ impl<S: Store, A: Applier> Node<S, A> {
                 );
                 core.leave(flat, wall_ms)?;
                 self.announce_replaced(&core);
-                return Ok(self.after_change(core));
+                return Ok(self.after_change(core, Members::MayHaveChanged));
             }
         }
         self.merge(change_set, wall_ms)

@@ -40,7 +40,7 @@ use crate::protocol::link_state::Lsa;
 use crate::protocol::table::Table;
 use crate::protocol::wire::{Answer, Envelope, MAX_HOPS, PeerMsg, Query};
 use crate::replica::{Index, Replica};
-use crate::state::{ChangeSet, Live, StoreFailure};
+use crate::state::{ChangeSet, ChangeSetId, Live, StoreFailure};
 
 /// How long a parked link is kept.
 const PARK: Duration = Duration::from_secs(10);
@@ -98,6 +98,8 @@ pub enum Event {
     Query(oneshot::Sender<Snapshot>),
     /// A probe of the store (after a failure to write it) ended: whether it wrote.
     Probed(bool),
+    /// The merger is done with a change set a peer sent (merged or refused).
+    Merged(ChangeSetId),
     /// End the direct link to a peer that sent something no member sends (a bad git
     /// pack, [`super::git_fetch`]); it is dialed again after the usual pause.
     DropLink {
@@ -152,6 +154,9 @@ pub(super) struct Runtime {
     pings: BTreeMap<(MachineName, u64), Instant>,
     /// Change sets from peers, to merge.
     pub(super) merges: mpsc::UnboundedSender<ChangeSet>,
+    /// Those handed to the merger and not done yet: a copy that comes over another
+    /// link meanwhile is not merged again ([`Runtime::merge`]).
+    pub(super) merging: std::collections::HashSet<ChangeSetId>,
     /// When the last ping round went out.
     last_ping: Instant,
     /// Which change sets the store holds, and which origins are being pulled from whom.
@@ -180,7 +185,7 @@ pub(super) struct Runtime {
 /// Starts the runtime on the current tokio runtime; returns the sender of its events.
 pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
     let (events, mut rx) = mpsc::unbounded_channel();
-    let merges = sync::start_merger(agent.clone());
+    let merges = sync::start_merger(agent.clone(), events.clone());
     // Every change the store takes becomes an event.
     let mut changes = agent.node.subscribe();
     let tx = events.clone();
@@ -216,6 +221,7 @@ pub fn start(agent: Arc<Agent>, me: Identity) -> mpsc::UnboundedSender<Event> {
         rounds: 0,
         pings: BTreeMap::new(),
         merges,
+        merging: Default::default(),
         last_ping: Instant::now(),
         replica: Replica::new(Index::new()),
         asks: query::Pending::default(),
@@ -342,6 +348,9 @@ impl Runtime {
                 }
             }
             Event::Probed(wrote) => self.probed(wrote),
+            Event::Merged(id) => {
+                self.merging.remove(&id);
+            }
         }
     }
 

@@ -30,8 +30,12 @@ const GOSSIP_MEMORY: usize = 10_000;
 pub const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the task that merges change sets from peers into the store, one at a time, in
-/// arrival order, off the runtime; returns its queue.
-pub fn start_merger(agent: Arc<Agent>) -> mpsc::UnboundedSender<ChangeSet> {
+/// arrival order, off the runtime, telling `events` as it is done with each; returns its
+/// queue.
+pub fn start_merger(
+    agent: Arc<Agent>,
+    events: mpsc::UnboundedSender<Event>,
+) -> mpsc::UnboundedSender<ChangeSet> {
     let (merges, mut merge_rx) = mpsc::unbounded_channel::<ChangeSet>();
     tokio::spawn(async move {
         while let Some(cs) = merge_rx.recv().await {
@@ -49,15 +53,22 @@ pub fn start_merger(agent: Arc<Agent>) -> mpsc::UnboundedSender<ChangeSet> {
                 }
                 Err(e) => tracing::error!("merge task failed: {e}"),
             }
+            let _ = events.send(Event::Merged(id));
         }
     });
     merges
 }
 
 impl Runtime {
-    /// Hands change sets a peer sent to the merger.
-    pub(super) fn merge(&self, sets: Vec<ChangeSet>) {
+    /// Hands change sets a peer sent to the merger: those the store does not hold and
+    /// the merger does not have already (gossip brings a change set over several
+    /// links; each copy merged would cost a check and a store transaction).
+    pub(super) fn merge(&mut self, sets: Vec<ChangeSet>) {
         for cs in sets {
+            let id = cs.id();
+            if self.replica.index().contains(&id) || !self.merging.insert(id) {
+                continue;
+            }
             let _ = self.merges.send(cs);
         }
     }
