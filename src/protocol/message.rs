@@ -82,8 +82,10 @@ pub struct JoinRequest {
 /// full mesh: link-state announcements ([`super::wire::PeerMsg::LinkState`]), which an
 /// agent of 11 could not read; 13 merges a member's facts on their own clock
 /// ([`crate::state::facts`]: an agent of 12 would keep the later write's whole entry, and
-/// the two would hold different memberships).
-pub const PROTOCOL: u32 = 13;
+/// the two would hold different memberships); 14 names a mesh message by a key around
+/// its fields instead of a field among them ([`super::wire::PeerMsg`]: read without
+/// buffering the message first).
+pub const PROTOCOL: u32 = 14;
 
 /// The SSH subsystem the protocol runs on.
 pub const SUBSYSTEM: &str = "strata";

@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn large_messages_pack_small_ones_do_not_and_both_come_back() {
-        let small = br#"{"msg":"pong","seq":1}"#.to_vec();
+        let small = br#"{"pong":{"seq":1}}"#.to_vec();
         assert_eq!(pack(small.clone()), Bytes::from(small.clone()));
         let large: Vec<u8> = format!(
             r#"{{"sets":[{}]}}"#,
