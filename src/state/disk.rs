@@ -35,6 +35,7 @@ use redb::{
     TableDefinition, TableHandle, WriteTransaction,
 };
 
+use super::decoded::Decoded;
 use super::memory::{change_set, written};
 use super::{
     ChangeSet, CommitError, Entry, Health, Hlc, Key, Live, Merged, Proposal, Store, StoreError,
@@ -77,6 +78,8 @@ pub struct DiskStore {
     /// `None` once an I/O error closed it, until the next use opens it again.
     db: RwLock<Option<Database>>,
     health: Health,
+    /// Membership entries decoded before ([`super::decoded`]).
+    decoded: Decoded,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -173,6 +176,7 @@ impl DiskStore {
             open_db,
             db: RwLock::new(Some(db)),
             health: Health::default(),
+            decoded: Decoded::default(),
         })
     }
 
@@ -267,6 +271,11 @@ impl DiskStore {
         meta.insert("last_hlc", last.max(cs.version.hlc.0))
             .map_err(backend)?;
         Ok(cs)
+    }
+
+    /// The entry stored as `bytes` under `key`, decoded (or as decoded before).
+    fn entry(&self, key: &str, bytes: &[u8]) -> Result<Entry, StoreError> {
+        self.decoded.entry(key, bytes, || decode(key, bytes))
     }
 
     /// The live entries of `keys`, read inside `tx`.
@@ -414,7 +423,7 @@ impl Store for DiskStore {
             let mut live = Live::new();
             for row in table.iter().map_err(backend)? {
                 let (k, v) = row.map_err(backend)?;
-                live.insert(parse_key(k.value())?, decode(k.value(), v.value())?);
+                live.insert(parse_key(k.value())?, self.entry(k.value(), v.value())?);
             }
             Ok(live)
         })
@@ -432,7 +441,7 @@ impl Store for DiskStore {
                     if !k.value().starts_with(prefix.as_str()) {
                         break;
                     }
-                    live.insert(parse_key(k.value())?, decode(k.value(), v.value())?);
+                    live.insert(parse_key(k.value())?, self.entry(k.value(), v.value())?);
                 }
             }
             Ok(live)

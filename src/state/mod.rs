@@ -17,6 +17,7 @@
 //! [`MemoryStore`] its in-memory twin for tests.
 
 mod conflicts;
+mod decoded;
 mod disk;
 pub mod facts;
 mod health;
