@@ -92,7 +92,11 @@ mod tests {
         let second = read(&b).unwrap();
         assert_ne!(second, first);
         assert_eq!(read(&a).unwrap(), first);
-        assert_eq!(calls.get(), 3, "decoded once per change of bytes, not per read");
+        assert_eq!(
+            calls.get(),
+            3,
+            "decoded once per change of bytes, not per read"
+        );
     }
 
     #[test]

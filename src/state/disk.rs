@@ -43,10 +43,10 @@ use super::{
 };
 use crate::model::ENCODING;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
-const CHANGE_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("change_sets");
-const VERSIONS: TableDefinition<&str, u64> = TableDefinition::new("versions");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+pub(super) const CHANGE_SETS: TableDefinition<u64, &[u8]> = TableDefinition::new("change_sets");
+pub(super) const VERSIONS: TableDefinition<&str, u64> = TableDefinition::new("versions");
 
 /// How much room the store's file system must have before a store that failed to write
 /// is written again ([`Store::probe`]).
@@ -93,7 +93,7 @@ impl std::fmt::Debug for DiskStore {
 
 /// A redb error as a store error: [`StoreError::Io`] when the file could not be read or
 /// written (or redb latched an earlier such error), which closes the database.
-fn backend(e: impl Into<redb::Error>) -> StoreError {
+pub(super) fn backend(e: impl Into<redb::Error>) -> StoreError {
     let e: redb::Error = e.into();
     match e {
         redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
@@ -103,7 +103,7 @@ fn backend(e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-fn encoding(e: serde_json::Error) -> StoreError {
+pub(super) fn encoding(e: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("cannot encode a record: {e}"))
 }
 
@@ -146,7 +146,7 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, 
     })
 }
 
-fn parse_key(text: &str) -> Result<Key, StoreError> {
+pub(super) fn parse_key(text: &str) -> Result<Key, StoreError> {
     text.parse()
         .map_err(|e: super::KeyParseError| StoreError::Corrupt {
             key: text.to_owned(),
@@ -337,7 +337,7 @@ fn prepare(path: &Path, open_db: &OpenDb) -> Result<Database, StoreError> {
         u64::from(ENCODING)
     };
     if format == u64::from(migrate::FORMAT_1) {
-        upgrade_from_format_1(&tx)?;
+        migrate::upgrade(&tx)?;
         tracing::info!(path = %path.display(), "store converted from format 1");
     } else if format != u64::from(ENCODING) {
         return Err(StoreError::Format {
@@ -369,50 +369,6 @@ fn prepare(path: &Path, open_db: &OpenDb) -> Result<Database, StoreError> {
         .map_err(backend)?;
     tx.commit().map_err(backend)?;
     Ok(db)
-}
-
-fn upgrade_from_format_1(tx: &WriteTransaction) -> Result<(), StoreError> {
-    let mut entries = Vec::new();
-    {
-        let table = tx.open_table(ENTRIES).map_err(backend)?;
-        for row in table.iter().map_err(backend)? {
-            let (k, v) = row.map_err(backend)?;
-            let key = parse_key(k.value())?;
-            let entry = migrate::entry(&key, v.value())?;
-            entries.push((key, entry));
-        }
-    }
-    let mut sets = Vec::new();
-    {
-        let table = tx.open_table(CHANGE_SETS).map_err(backend)?;
-        for row in table.iter().map_err(backend)? {
-            let (_, v) = row.map_err(backend)?;
-            sets.push(migrate::change_set(v.value())?);
-        }
-    }
-    let mut table = tx.open_table(ENTRIES).map_err(backend)?;
-    for (key, entry) in &entries {
-        let bytes = serde_json::to_vec(entry).map_err(encoding)?;
-        table
-            .insert(key.to_string().as_str(), bytes.as_slice())
-            .map_err(backend)?;
-    }
-    let mut table = tx.open_table(CHANGE_SETS).map_err(backend)?;
-    let mut versions = tx.open_table(VERSIONS).map_err(backend)?;
-    let mut last = 0;
-    for cs in &sets {
-        let bytes = serde_json::to_vec(cs).map_err(encoding)?;
-        table.insert(cs.seq, bytes.as_slice()).map_err(backend)?;
-        versions
-            .insert(cs.version.to_string().as_str(), cs.seq)
-            .map_err(backend)?;
-        last = last.max(cs.version.hlc.0);
-    }
-    tx.open_table(META)
-        .map_err(backend)?
-        .insert("last_hlc", last)
-        .map_err(backend)?;
-    Ok(())
 }
 
 impl Store for DiskStore {

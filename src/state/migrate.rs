@@ -1,11 +1,14 @@
 //! Reading records of the store format before typed entries (format 1, which had no
 //! `meta` table): values were canonical KDL text and change sets were numbered locally.
-//! [`super::DiskStore::open`] converts such a store in one transaction; nothing is ever
-//! read in the wrong format.
+//! [`super::DiskStore::open`] converts such a store in one transaction ([`upgrade`]);
+//! nothing is ever read in the wrong format.
 
 use std::collections::BTreeMap;
 
+use redb::{ReadableTable, WriteTransaction};
 use serde::Deserialize;
+
+use super::disk::{CHANGE_SETS, ENTRIES, META, VERSIONS, backend, encoding, parse_key};
 
 use super::{ChangeMeta, ChangeSet, Entry, EntryValue, Key, Stamp, StoreError, Version, Writes};
 
@@ -70,6 +73,51 @@ pub fn change_set(bytes: &[u8]) -> Result<ChangeSet, StoreError> {
         supersedes: None,
         settles: Vec::new(),
     })
+}
+
+/// Converts a format-1 store's records in `tx`, the transaction that opens it.
+pub(super) fn upgrade(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut entries = Vec::new();
+    {
+        let table = tx.open_table(ENTRIES).map_err(backend)?;
+        for row in table.iter().map_err(backend)? {
+            let (k, v) = row.map_err(backend)?;
+            let key = parse_key(k.value())?;
+            let entry = entry(&key, v.value())?;
+            entries.push((key, entry));
+        }
+    }
+    let mut sets = Vec::new();
+    {
+        let table = tx.open_table(CHANGE_SETS).map_err(backend)?;
+        for row in table.iter().map_err(backend)? {
+            let (_, v) = row.map_err(backend)?;
+            sets.push(change_set(v.value())?);
+        }
+    }
+    let mut table = tx.open_table(ENTRIES).map_err(backend)?;
+    for (key, entry) in &entries {
+        let bytes = serde_json::to_vec(entry).map_err(encoding)?;
+        table
+            .insert(key.to_string().as_str(), bytes.as_slice())
+            .map_err(backend)?;
+    }
+    let mut table = tx.open_table(CHANGE_SETS).map_err(backend)?;
+    let mut versions = tx.open_table(VERSIONS).map_err(backend)?;
+    let mut last = 0;
+    for cs in &sets {
+        let bytes = serde_json::to_vec(cs).map_err(encoding)?;
+        table.insert(cs.seq, bytes.as_slice()).map_err(backend)?;
+        versions
+            .insert(cs.version.to_string().as_str(), cs.seq)
+            .map_err(backend)?;
+        last = last.max(cs.version.hlc.0);
+    }
+    tx.open_table(META)
+        .map_err(backend)?
+        .insert("last_hlc", last)
+        .map_err(backend)?;
+    Ok(())
 }
 
 #[cfg(test)]
