@@ -2,11 +2,11 @@
 //! beside the target (the atomic-write-file crate: an unnamed one where Linux has
 //! O_TMPFILE, so a crash leaves nothing behind), which is fsync'd and renamed over the
 //! target, and then the directory is fsync'd — a crash leaves the old file or the new
-//! one, never a mix. [`write`] does one file (the agent's state dir and running config,
+//! one, never a mix. [`write`](fn@write) does one file (the agent's state dir and running config,
 //! `plan --out`); [`write_set`] does a set of repo files all or nothing, as far as a file
 //! system allows (`copy`/`move`/`delete`, `import-xml`).
 //!
-//! Symbolic links: [`write`] replaces a link itself, never the file it points to (in
+//! Symbolic links: [`write`](fn@write) replaces a link itself, never the file it points to (in
 //! the agent's own directories a planted link must not redirect a write). [`write_set`]
 //! writes through a link to the file it points to and leaves the link in place: a repo
 //! file that is a link is read through it (see [`crate::config::sources`]), so an edit

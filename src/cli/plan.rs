@@ -96,7 +96,7 @@ pub(super) fn plan_snapshot(
 const DIGEST_TRIES: usize = 3;
 
 /// Plans `desired` against the agent `client` reaches, fetching only the live entries
-/// whose digests differ from the desired ones ([`crate::plan::digests`]): the plan
+/// whose digests differ from the desired ones ([`crate::plan::digests_of`]): the plan
 /// [`diff`] makes against every live entry. When an entry it fetched changed since the
 /// digests were taken (a commit landed between the two answers), it asks again.
 fn plan_by_digest(

@@ -92,7 +92,7 @@ pub struct ChangeSet {
     /// committed it (`None`: there was none): what that machine had seen. A write that
     /// names the version it replaced is a successor; two writes that name the same
     /// predecessor were concurrent, and the one that lost is in the conflict log
-    /// ([`conflicts`]). `None` for change sets recorded before this was kept.
+    /// ([`conflicts`](fn@conflicts)). `None` for change sets recorded before this was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<Base>,
     /// Writes in the conflict log that this change set settles: made by `check

@@ -2,7 +2,7 @@
 //! the generic codec to and from section nodes driven by the catalogue's `xml=` mappings,
 //! and deterministic writing. Pure: bytes and text in, nodes, problems and bytes out.
 //!
-//! - [`file`]: the one reader of XML files from disk (size cap, encoding).
+//! - [`file`](mod@file): the one reader of XML files from disk (size cap, encoding).
 //! - [`encoding`]: bytes → text, as the XML declaration says.
 //! - [`reader`]: text → raw tree with spans; hardening (no entities, limits).
 //! - [`header`]: the metadata comment (product, serial number, features).

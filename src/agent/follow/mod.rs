@@ -15,7 +15,7 @@
 //! already equals the commit writes nothing, and two that apply the same commit write
 //! equal values, which are no conflict.
 //!
-//! The status `strata status` shows is assembled in [`status`]: for a follower from its
+//! The status `strata status` shows is assembled in [`status`](mod@status): for a follower from its
 //! head, for any other member from the change log. [`watch`] runs the follower.
 
 mod status;

@@ -10,7 +10,7 @@
 //!   else the repository this member's follower reads (its mirror `follow.git`, or the
 //!   local repository it follows); else a peer, over the mesh ([`Query::GitPack`]) —
 //!   first the member that made the change set, then every other reachable member in
-//!   turn. The peer answers with a git pack (libgit2's pack builder, [`pack`](crate::source::pack)) of what
+//!   turn. The peer answers with a git pack (libgit2's pack builder, [`crate::source::pack`]) of what
 //!   the commit reaches minus what the asker's branch tips reach, in chunks of
 //!   [`CHUNK`](super::git_pack::CHUNK) bytes (hex in the envelope's JSON, which the frame's deflate takes back to
 //!   about the pack's size), each chunk a question and an answer; the pack is built once
@@ -21,7 +21,7 @@
 //!   it (`git push ssh://…/config COMMIT:main`; its hook finds nothing to apply).
 //! - **Trust**: a pack is written through the object database's pack writer, which
 //!   indexes it and checks its checksum; then the asker checks that the commit and every
-//!   object it reaches are present ([`pack::missing`](crate::source::pack::missing)). A peer whose pack fails
+//!   object it reaches are present ([`crate::source::pack::missing`]). A peer whose pack fails
 //!   either is logged, its direct link is dropped (dialed again after the usual pause,
 //!   as after a garbage frame) and it is not asked again for [`DISTRUST`]; the next
 //!   member is. What a rejected pack brought stays unreferenced (nothing points at it;

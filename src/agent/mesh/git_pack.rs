@@ -130,7 +130,8 @@ pub enum FetchError {
     /// time, the pack is too large): ask it again later.
     Failed(String),
     /// What it sent is wrong (does not index, lacks objects of the commit, breaks the
-    /// exchange): it is not asked again for [`DISTRUST`].
+    /// exchange): it is not asked again for
+    /// [`DISTRUST`](super::git_fetch::DISTRUST).
     Untrusted(String),
 }
 

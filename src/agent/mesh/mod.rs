@@ -4,7 +4,7 @@
 //! dialing one peer), [`join`] (joining a cluster through a member, and admitting a
 //! joiner), [`reconnect`] (the version rule at reconnect), and the requests that need
 //! the mesh: `cluster join`, `list`, `connstatus`, `prepjoin print`, `disconnect`,
-//! `reconnect`, `remove`, and [`check`] (`check`, `check --resolve`, apply's
+//! `reconnect`, `remove`, and [`clustercheck`] (`check`, `check --resolve`, apply's
 //! per-machine report, asking members through [`query`]; [`hostnames`], whether members'
 //! hostnames resolve here); and [`git_fetch`], which keeps the config repo
 //! at the commit the cluster runs, fetching its objects from members.

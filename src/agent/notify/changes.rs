@@ -2,7 +2,7 @@
 //!
 //! - `conflict-logged`: a write of this machine lost to a concurrent one (made without
 //!   knowing of it, across a partition): sent by the machine whose write lost, as it
-//!   merges the winner ([`lost_writes`]).
+//!   merges the winner ([`crate::state::lost_to`]).
 //! - `change-reverted`: a change set applied on trial (commit confirmed) was reverted,
 //!   not confirmed in time: sent by the machine that committed the trial, at the first
 //!   revert it holds.

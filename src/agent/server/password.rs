@@ -1,5 +1,5 @@
 //! A passphrase login, one way for every door: SSH's password method
-//! ([`super::client`]) and the web console's login form ([`crate::agent::web`]). The
+//! ([`super::client`]) and the web console's login form ([`crate::web`]). The
 //! same argon2 hashes, the same growing refusal delays, the same per-address and
 //! per-user budgets ([`crate::cluster::auth`]).
 
