@@ -1,8 +1,9 @@
 //! Prometheus metrics, served over plain HTTP at `/metrics` on the address `agent.kdl`'s
 //! `metrics listen="ADDR:PORT"` names (prometheus-client's text format; axum serves it).
 //! What Argo CD and Flux users watch: sync status and the last applied commit; change sets
-//! committed, merged and refused; apply and propagation latency; each peer's link and
-//! round-trip time; conflicts; the store's size and health; hook runs and login failures.
+//! committed, merged and refused, and the copies of them gossip brings; apply and
+//! propagation latency; each peer's link and round-trip time; conflicts; the store's
+//! size and health; hook runs and login failures.
 //!
 //! Two kinds: counters and histograms the agent updates as things happen ([`Metrics`],
 //! one per agent), and gauges read from the node and the mesh at each scrape
@@ -46,6 +47,14 @@ pub struct MethodLabel {
     pub method: String,
 }
 
+/// Which copy of a change set a peer sent this was.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CopyLabel {
+    /// `first` (handed to the merger) or `again` (one this machine holds or is merging
+    /// already: gossip brings a change set over several links).
+    pub copy: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerLabel {
     peer: String,
@@ -87,6 +96,8 @@ pub struct Metrics {
     pub hook_runs: Family<ResultLabel, Counter>,
     /// Refused logins, by method.
     pub login_failures: Family<MethodLabel, Counter>,
+    /// Change sets received from peers, by copy.
+    pub copies: Family<CopyLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -99,6 +110,7 @@ impl Default for Metrics {
             propagation_seconds: buckets(),
             hook_runs: Family::default(),
             login_failures: Family::default(),
+            copies: Family::default(),
         };
         // Every series exists from the start at 0, so `rate()` and `increase()` see the
         // first event.
@@ -115,11 +127,22 @@ impl Default for Metrics {
                 method: method.into(),
             });
         }
+        for copy in ["first", "again"] {
+            let _ = m.copies.get_or_create(&CopyLabel { copy: copy.into() });
+        }
         m
     }
 }
 
 impl Metrics {
+    /// Counts one change set received from a peer: the `first` copy or one `again`.
+    pub fn copy(&self, first: bool) {
+        let copy = if first { "first" } else { "again" };
+        self.copies
+            .get_or_create(&CopyLabel { copy: copy.into() })
+            .inc();
+    }
+
     /// Counts one refused change set.
     pub fn refused(&self, from: &str) {
         self.refused
@@ -178,6 +201,11 @@ pub fn render(agent: &Agent) -> String {
         "login_failures",
         "Refused logins (operators, peers and joins), by method",
         m.login_failures.clone(),
+    );
+    reg.register(
+        "change_set_copies",
+        "Change sets received from peers: the first copy (merged) or a copy again (dropped: gossip brings one over several links)",
+        m.copies.clone(),
     );
 
     let info = Family::<InfoLabel, Gauge>::default();

@@ -2,8 +2,9 @@
 //! agents keep direct links to their overlay neighbours only (as `protocol::overlay`
 //! says: ring neighbours and rendezvous picks, not every other member), flood link state, and route the rest. Every member reaches
 //! every other; a change applied through one runs on all; `check` asks every member
-//! through routes; a member cut off from all its links is detected by every other, and
-//! is back once the links are.
+//! through routes; each member merges each change set once, however many copies gossip
+//! brings it (its metrics count both); a member cut off from all its links is detected
+//! by every other, and is back once the links are.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use strata::protocol::overlay;
 
 use crate::agent_support::{ok, p, stdout};
 use crate::mesh_support::{MeshHarness, wait_until};
+use crate::metrics::{metrics_addr, scrape, value};
 
 const SETTLE: Duration = Duration::from_secs(60);
 const N: usize = 8;
@@ -58,7 +60,9 @@ fn running_dns(h: &MeshHarness, i: usize) -> String {
 #[test]
 fn eight_agents_above_the_full_mesh_link_to_ring_neighbours_and_reach_everyone() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = MeshHarness::start(tmp.path(), N);
+    let h = MeshHarness::start_with(tmp.path(), N, |i| {
+        format!("metrics listen=\"127.0.0.{}:0\"\n", 10 + i)
+    });
     h.form(tmp.path(), "americas");
     let dir = tmp.path().join("repo");
     repo(&dir, "10.0.0.53");
@@ -119,6 +123,37 @@ fn eight_agents_above_the_full_mesh_link_to_ring_neighbours_and_reach_everyone()
             }
         });
     }
+    // Each member handed each change set to its merger once, though gossip brought some
+    // more than once: every copy handed over was new there (counted by the propagation
+    // histogram, which sees each change set merged from a peer once) or refused.
+    let mut again = 0.0;
+    for i in 1..=N {
+        let addr = metrics_addr(&h.machine(i).log());
+        let body = wait_until(
+            SETTLE,
+            &format!("lab{i} merged no change set twice"),
+            || {
+                let (_, body) = scrape(&addr);
+                let sample = |s: &str| value(&body, s).unwrap_or(-1.0);
+                let first = sample("strata_change_set_copies_total{copy=\"first\"}");
+                let new = sample("strata_propagation_seconds_count");
+                let refused = sample("strata_change_sets_refused_total{from=\"peer\"}");
+                if first == new + refused {
+                    Ok(body)
+                } else {
+                    Err(format!(
+                        "{first} handed over, {new} new, {refused} refused\n{body}"
+                    ))
+                }
+            },
+        );
+        again += value(&body, "strata_change_set_copies_total{copy=\"again\"}").unwrap();
+    }
+    assert!(
+        again > 0.0,
+        "gossip brought no change set twice: nothing was tested"
+    );
+
     // check asks every member, through routes.
     let checked = h.strata(1, &["check"]);
     assert!(checked.status.success(), "{}", stdout(&checked));

@@ -12,7 +12,7 @@ use crate::cluster_support::{SETTLE, apply, dns, ok, write_repo};
 use crate::mesh_support::{MeshHarness, wait_until};
 
 /// The address the agent logged for its metrics (`metrics on http://ADDR/metrics`).
-fn metrics_addr(log: &str) -> String {
+pub(crate) fn metrics_addr(log: &str) -> String {
     let at = log
         .find("metrics on http://")
         .expect("the metrics address in the log");
@@ -21,7 +21,7 @@ fn metrics_addr(log: &str) -> String {
 }
 
 /// `GET /metrics`: the status line and the body.
-fn scrape(addr: &str) -> (String, String) {
+pub(crate) fn scrape(addr: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
@@ -35,7 +35,7 @@ fn scrape(addr: &str) -> (String, String) {
 }
 
 /// The value of the sample `name` (with its labels, as printed) in `body`.
-fn value(body: &str, sample: &str) -> Option<f64> {
+pub(crate) fn value(body: &str, sample: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())

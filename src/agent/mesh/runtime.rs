@@ -33,7 +33,7 @@ use super::snapshot::Snapshot;
 use super::sync::{self, SYNC_EVERY};
 use crate::agent::Agent;
 use crate::cluster::node::Changed;
-use crate::model::{Key, MachineName, Membership};
+use crate::model::{Key, MachineName, Membership, Version};
 use crate::protocol::Connection;
 use crate::protocol::client::Session;
 use crate::protocol::link_state::Lsa;
@@ -98,8 +98,14 @@ pub enum Event {
     Query(oneshot::Sender<Snapshot>),
     /// A probe of the store (after a failure to write it) ended: whether it wrote.
     Probed(bool),
-    /// The merger is done with a change set a peer sent (merged or refused).
-    Merged(ChangeSetId),
+    /// The merger is done with a change set a peer sent.
+    Merged {
+        /// Which.
+        id: ChangeSetId,
+        /// Its version, when the store holds it now (merged, or held already); `None`
+        /// when it was refused or the store could not be written.
+        held: Option<Version>,
+    },
     /// End the direct link to a peer that sent something no member sends (a bad git
     /// pack, [`super::git_fetch`]); it is dialed again after the usual pause.
     DropLink {
@@ -348,7 +354,13 @@ impl Runtime {
                 }
             }
             Event::Probed(wrote) => self.probed(wrote),
-            Event::Merged(id) => {
+            Event::Merged { id, held } => {
+                // Into the index before it leaves `merging`: a copy that comes meanwhile
+                // finds it in one or the other (the store's own announcement may come
+                // after this).
+                if let Some(version) = held {
+                    self.replica.insert(&version);
+                }
                 self.merging.remove(&id);
             }
         }

@@ -40,20 +40,25 @@ pub fn start_merger(
     tokio::spawn(async move {
         while let Some(cs) = merge_rx.recv().await {
             let merger = agent.clone();
+            let version = cs.version.clone();
             let from = cs.version.origin.clone();
             let id = cs.id();
             let done =
                 tokio::task::spawn_blocking(move || merger.node.merge_from_peer(cs, wall_ms()))
                     .await;
-            match done {
-                Ok(Ok(_)) => {}
+            let held = match done {
+                Ok(Ok(_)) => Some(version),
                 Ok(Err(e)) => {
                     agent.metrics.refused("peer");
                     tracing::warn!(%from, change_set = %id, "change set refused: {e}");
+                    None
                 }
-                Err(e) => tracing::error!("merge task failed: {e}"),
-            }
-            let _ = events.send(Event::Merged(id));
+                Err(e) => {
+                    tracing::error!("merge task failed: {e}");
+                    None
+                }
+            };
+            let _ = events.send(Event::Merged { id, held });
         }
     });
     merges
@@ -66,10 +71,11 @@ impl Runtime {
     pub(super) fn merge(&mut self, sets: Vec<ChangeSet>) {
         for cs in sets {
             let id = cs.id();
-            if self.replica.index().contains(&id) || !self.merging.insert(id) {
-                continue;
+            let first = !self.replica.index().contains(&id) && self.merging.insert(id);
+            self.agent.metrics.copy(first);
+            if first {
+                let _ = self.merges.send(cs);
             }
-            let _ = self.merges.send(cs);
         }
     }
 
