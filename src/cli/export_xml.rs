@@ -14,7 +14,7 @@ use super::output::Output;
 use super::xml_args::ExportXmlArgs;
 use super::{CliError, Failure, Outcome, load_valid};
 use crate::config::diagnostics::did_you_mean;
-use crate::xml::cluster::{export_cluster, export_machine};
+use crate::xml::export::{export_cluster, export_machine};
 
 /// Runs `strata export-xml`.
 pub fn run(args: ExportXmlArgs, out: &Output) -> Result<Outcome, CliError> {

@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod codec;
 mod encode;
 pub mod encoding;
+pub mod export;
 pub mod extra;
 pub mod file;
 pub mod header;

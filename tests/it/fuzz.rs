@@ -37,8 +37,9 @@ use strata::protocol::{FrameCodec, Request, Response};
 use strata::schema::Catalogue;
 use strata::state::{Live, Writes};
 use strata::validate::{check_paths, validate};
-use strata::xml::cluster::{Loaded, export_cluster, export_machine, load};
+use strata::xml::cluster::{Loaded, load};
 use strata::xml::decode_bytes;
+use strata::xml::export::{export_cluster, export_machine};
 use strata::xml::import::{from_cluster, into_machine, new_cluster};
 
 use crate::support::example;

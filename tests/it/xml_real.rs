@@ -13,8 +13,9 @@ use strata::config::{Diagnostics, SourceFile, parse_files};
 use strata::model::Node;
 use strata::schema::{Catalogue, XML_EXTRA};
 use strata::validate::{check_paths, validate};
-use strata::xml::cluster::{Appliance, Loaded, export_machine, load};
+use strata::xml::cluster::{Appliance, Loaded, load};
 use strata::xml::codec::Decoder;
+use strata::xml::export::export_machine;
 use strata::xml::import::new_cluster;
 use strata::xml::reader::XAttr;
 use strata::xml::{

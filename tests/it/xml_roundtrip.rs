@@ -9,7 +9,8 @@ use strata::model::Node;
 use strata::resolve::effective;
 use strata::schema::{Catalogue, parse_netmask};
 use strata::validate::{check_paths, validate};
-use strata::xml::cluster::{Loaded, export_cluster, export_machine, load};
+use strata::xml::cluster::{Loaded, load};
+use strata::xml::export::{export_cluster, export_machine};
 use strata::xml::import::new_cluster;
 use strata::xml::{Limits, XElem, XNode, decode_bytes, reader};
 
