@@ -354,15 +354,7 @@ impl Runtime {
                 }
             }
             Event::Probed(wrote) => self.probed(wrote),
-            Event::Merged { id, held } => {
-                // Into the index before it leaves `merging`: a copy that comes meanwhile
-                // finds it in one or the other (the store's own announcement may come
-                // after this).
-                if let Some(version) = held {
-                    self.replica.insert(&version);
-                }
-                self.merging.remove(&id);
-            }
+            Event::Merged { id, held } => self.merged(id, held),
         }
     }
 

@@ -79,6 +79,17 @@ impl Runtime {
         }
     }
 
+    /// The merger is done with change set `id`; `held` is its version if the store
+    /// holds it now. It goes into the index before it leaves `merging`, so a copy that
+    /// comes meanwhile finds it in one or the other (the store's own announcement of it
+    /// may come later).
+    pub(super) fn merged(&mut self, id: ChangeSetId, held: Option<Version>) {
+        if let Some(version) = held {
+            self.replica.insert(&version);
+        }
+        self.merging.remove(&id);
+    }
+
     /// Answers a message of the summary exchange from `from`.
     pub(super) fn on_sync(&mut self, from: &MachineName, msg: &SyncMsg) {
         for out in self.replica.on_message(from, msg) {
