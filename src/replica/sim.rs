@@ -7,12 +7,13 @@
 //! one of them), and runs exchanges over up links whose messages are reordered and
 //! sometimes lost. Then every link is healed and exchanges run until a round moves
 //! nothing; every machine must then hold every committed change set and the same live
-//! entries, those that last writer wins gives. Some commits are reverts of a change set
-//! their machine holds (commit confirmed, its trial unconfirmed: several machines may
-//! revert the same one), which rank just above what they revert
-//! ([`crate::state::precedence`]). One machine's membership is written too, as a repo
-//! writes it (another group, the facts it holds kept), as the mesh does (a join, a new
-//! host key) and removed: every machine must end with the group of the write of greatest
+//! entries, those that last writer wins gives. Some commits are trials (commit
+//! confirmed) and some are reverts of a trial their machine holds (its time ran out
+//! unconfirmed: several machines may revert the same one), which rank just above what
+//! they revert ([`crate::state::precedence`]). One machine's membership is written too,
+//! as a repo writes it (another group, the facts it holds kept), as the mesh does (a
+//! join, a new host key) and removed, on trial or not (a trial keeps the live facts
+//! whatever it carries): every machine must end with the group of the write of greatest
 //! precedence and the facts of the greatest stamp ([`crate::state::facts`]).
 //!
 //! What they must end with is computed from the committed change sets alone
@@ -261,7 +262,11 @@ impl<'c> Sim<'c> {
             let value = self.member_write(at);
             writes.insert(self.catalogue.member.clone(), value);
         }
-        let cs = self.machines[at].commit(writes, self.now, None);
+        // Some are trials (commit confirmed), which a revert may undo later.
+        let confirm = self.rng.random_bool(0.4).then_some(Confirm::Trial {
+            by_ms: self.now + 1_000,
+        });
+        let cs = self.machines[at].commit(writes, self.now, confirm);
         self.spread(at, cs);
     }
 
@@ -296,20 +301,20 @@ impl<'c> Sim<'c> {
     fn revert(&mut self) {
         let at = self.rng.random_range(0..self.n());
         let held = self.machines[at].store.change_sets().unwrap();
-        let trials: Vec<&ChangeSet> = held.iter().filter(|cs| cs.meta.confirm.is_none()).collect();
+        let trials: Vec<&ChangeSet> = held
+            .iter()
+            .filter(|cs| matches!(cs.meta.confirm, Some(Confirm::Trial { .. })))
+            .collect();
         let Some(trial) = trials.choose(&mut self.rng).map(|cs| (*cs).clone()) else {
             return;
         };
         let live = self.machines[at].store.live().unwrap();
         let replaced = trial.supersedes.clone().unwrap_or_default();
         let mut writes = Writes::new();
-        // Only a repo's apply is a trial, and it never changes a member's facts: a
-        // membership write that did is not reverted here.
-        let sets_facts = |k: &Key| match trial.writes.get(k) {
-            Some(Some(EntryValue::Machine(m))) => m.facts_at.as_deref() == Some(&trial.version),
-            _ => false,
-        };
-        for k in trial.writes.keys().filter(|k| !sets_facts(k)) {
+        // A trial never changes a member's facts (the store keeps the live ones,
+        // whatever its membership write carried: `state::facts::stamp`), so each of its
+        // writes can be reverted.
+        for k in trial.writes.keys() {
             if live
                 .get(k)
                 .is_some_and(|e| e.stamp.version != trial.version)

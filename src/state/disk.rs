@@ -423,7 +423,7 @@ impl Store for DiskStore {
                 return Err(CommitError::Stale(conflicts));
             }
             let mut writes = p.writes;
-            super::facts::stamp(&mut writes, &p.version, |k| seen.get(k));
+            super::facts::stamp(&mut writes, &p.version, &p.meta, |k| seen.get(k));
             let supersedes = supersedes(&writes, |k| seen.get(k));
             let cs = change_set(p.version, p.wall_ms, p.meta, writes, supersedes, p.settles);
             let entries = written(&cs);

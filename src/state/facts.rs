@@ -22,40 +22,50 @@
 //! facts ([`restored`]): it ranks by what it reverts, not by its own version, and so must
 //! not move the facts' clock. A trial is a repo's apply, which never changes facts, so a
 //! removal ranked at a trial's version never ties with facts stamped there (the
-//! simulation reverts only such writes).
+//! simulation reverts only such writes); [`stamp`] makes it so whatever a trial carries.
 
 use super::{Entry, EntryValue, Key, Version, Writes};
-use crate::model::Membership;
+use crate::model::{ChangeMeta, Confirm, Membership};
 
 /// Stamps the membership writes of a local commit at `version`: facts that differ from
 /// the live entry's (`lookup`) get `version`, the others keep the live stamp. A removal
 /// holds no facts, stamped with the version it ranks by — as a merge counts it
-/// ([`settle`]).
+/// ([`settle`]). A trial (`meta`: commit confirmed, not yet confirmed) keeps the live
+/// facts whatever it carries: its revert ranks by the trial's version, and a removal
+/// there must never tie with facts the trial stamped (see the module header).
 pub fn stamp<'a>(
     writes: &mut Writes,
     version: &Version,
+    meta: &ChangeMeta,
     lookup: impl Fn(&Key) -> Option<&'a Entry>,
 ) {
+    let trial = matches!(meta.confirm, Some(Confirm::Trial { .. }));
     for (key, value) in writes.iter_mut() {
         let Some(EntryValue::Machine(m)) = value else {
             continue;
         };
-        let (facts, stamp) = match lookup(key) {
+        let (live, stamp) = match lookup(key) {
             Some(Entry {
                 value: Some(EntryValue::Machine(l)),
                 ..
-            }) => (l.facts(), l.facts_at.clone()),
+            }) => (Some(l), l.facts_at.clone()),
             Some(Entry { value: None, stamp }) => {
                 let at = super::precedence(&stamp.version, &stamp.meta).0;
-                (Membership::NO_FACTS, Some(Box::new(at.clone())))
+                (None, Some(Box::new(at.clone())))
             }
-            _ => (Membership::NO_FACTS, None),
+            _ => (None, None),
         };
-        m.facts_at = if m.facts() == facts {
-            stamp
+        let facts = live.map_or(Membership::NO_FACTS, Membership::facts);
+        if m.facts() == facts {
+            m.facts_at = stamp;
+        } else if trial {
+            *m = match live {
+                Some(l) => m.clone().with_facts_of(l),
+                None => m.clone().without_facts(stamp.as_deref()),
+            };
         } else {
-            Some(Box::new(version.clone()))
-        };
+            m.facts_at = Some(Box::new(version.clone()));
+        }
     }
 }
 
@@ -136,13 +146,67 @@ mod tests {
     }
 
     fn stamped(m: Membership, at: &Version, over: Option<&Entry>) -> Membership {
+        stamped_as(m, at, &meta("admin"), over)
+    }
+
+    fn stamped_as(
+        m: Membership,
+        at: &Version,
+        by: &ChangeMeta,
+        over: Option<&Entry>,
+    ) -> Membership {
         let key: Key = "@machine:lab4".parse().unwrap();
         let mut writes = Writes::from([(key, Some(EntryValue::Machine(m)))]);
-        stamp(&mut writes, at, |_| over);
+        stamp(&mut writes, at, by, |_| over);
         match writes.into_values().next() {
             Some(Some(EntryValue::Machine(m))) => m,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_trial_keeps_the_live_facts_whatever_it_carries() {
+        let trial = ChangeMeta {
+            confirm: Some(Confirm::Trial { by_ms: 1_000 }),
+            ..meta("admin")
+        };
+        let join = stamped(joined(), &version(20, "lab1"), Some(&live(&declared(), 10)));
+        let rekeyed = Membership {
+            group: GroupName::new("Paris").unwrap(),
+            host_key: Some("ssh-ed25519 BBBB".into()),
+            ..join.clone()
+        };
+        let m = stamped_as(
+            rekeyed.clone(),
+            &version(30, "lab2"),
+            &trial,
+            Some(&live(&join, 20)),
+        );
+        assert_eq!(m.group.as_str(), "Paris", "git's part is the trial's");
+        assert_eq!(m.facts(), join.facts(), "the facts are the live ones");
+        assert_eq!(m.facts_at, join.facts_at, "and so is their stamp");
+        // Over no live entry, or a removal: no facts, stamped as the removal ranks.
+        let m = stamped_as(rekeyed.clone(), &version(30, "lab2"), &trial, None);
+        assert_eq!(
+            (m.facts(), m.facts_at.clone()),
+            (Membership::NO_FACTS, None)
+        );
+        let removed = Entry {
+            value: None,
+            ..live(&join, 25)
+        };
+        let m = stamped_as(
+            rekeyed.clone(),
+            &version(30, "lab2"),
+            &trial,
+            Some(&removed),
+        );
+        assert_eq!(m.facts(), Membership::NO_FACTS);
+        assert_eq!(m.facts_at, Some(Box::new(version(25, "lab1"))));
+        // Not on trial, the same write changes them.
+        let m = stamped(rekeyed, &version(30, "lab2"), Some(&live(&join, 20)));
+        assert_eq!(m.host_key.as_deref(), Some("ssh-ed25519 BBBB"));
+        assert_eq!(m.facts_at, Some(Box::new(version(30, "lab2"))));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Store for MemoryStore {
             return Err(CommitError::Stale(conflicts));
         }
         let mut writes = p.writes;
-        super::facts::stamp(&mut writes, &p.version, |k| self.live.get(k));
+        super::facts::stamp(&mut writes, &p.version, &p.meta, |k| self.live.get(k));
         let supersedes = supersedes(&writes, |k| self.live.get(k));
         let cs = change_set(p.version, p.wall_ms, p.meta, writes, supersedes, p.settles);
         let entries = written(&cs);
