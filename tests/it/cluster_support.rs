@@ -25,6 +25,23 @@ pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
 }
 
+/// The machines of a `cluster list --format json` listing, each with its group's name.
+pub fn list_machines(list: &serde_json::Value) -> Vec<(&str, &serde_json::Value)> {
+    list["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| {
+            let group = g["name"].as_str().unwrap_or_default();
+            g["machines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |m| (group, m))
+        })
+        .collect()
+}
+
 /// A `dns` section naming one server, for a repo's cluster level.
 pub fn dns(server: &str) -> String {
     format!("dns {{ server \"{server}\"; }}")

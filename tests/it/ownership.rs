@@ -5,17 +5,15 @@
 //! that sets its own hash says so in the plan.
 
 use crate::agent_support::{ok, stdout, strata};
-use crate::cluster_support::{SETTLE, apply, check, dns, isolate, json, write_repo};
+use crate::cluster_support::{SETTLE, apply, check, dns, isolate, json, list_machines, write_repo};
 use crate::mesh_support::{MeshHarness, PASSPHRASE, wait_until};
 
-/// The machines of `cluster list --format json` on machine `i`: name → the listing.
+/// The machines of `cluster list --format json` on machine `i`, each as listed.
 fn listed(h: &MeshHarness, i: usize) -> Vec<serde_json::Value> {
     let list = json(&h.strata(i, &["cluster", "list", "--format", "json"]));
-    list["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["machines"].as_array().unwrap().clone())
+    list_machines(&list)
+        .into_iter()
+        .map(|(_, m)| m.clone())
         .collect()
 }
 
@@ -123,15 +121,10 @@ fn an_apply_through_a_member_that_missed_a_join_does_not_undo_it() {
             &format!("lab{i} lists lab4 connected, in Paris"),
             || {
                 let list = json(&h.strata(i, &["cluster", "list", "--format", "json"]));
-                let paris = list["groups"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|g| g["name"] == "Paris")
-                    .and_then(|g| g["machines"].as_array().cloned())
-                    .unwrap_or_default();
-                let joined = paris.iter().any(|m| {
-                    m["name"] == "lab4.example.com" && (i == 4 || m["reach"] == "connected")
+                let joined = list_machines(&list).iter().any(|(group, m)| {
+                    *group == "Paris"
+                        && m["name"] == "lab4.example.com"
+                        && (i == 4 || m["reach"] == "connected")
                 });
                 if joined {
                     Ok(())

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::agent_support::{ok, stderr};
-use crate::cluster_support::{apply, clean, json, logged_ids, running};
+use crate::cluster_support::{apply, clean, json, list_machines, logged_ids, running};
 use crate::json_schemas::matching_schema;
 use crate::mesh_support::{MeshHarness, wait_until};
 
@@ -28,12 +28,9 @@ fn repo(dir: &Path) {
 /// The machine names `cluster list` on machine `i` shows.
 fn listed(h: &MeshHarness, i: usize) -> Vec<String> {
     let v = json(&h.strata(i, &["cluster", "list", "--format", "json"]));
-    let mut names: Vec<String> = v["groups"]
-        .as_array()
+    let mut names: Vec<String> = list_machines(&v)
         .into_iter()
-        .flatten()
-        .flat_map(|g| g["machines"].as_array().cloned().unwrap_or_default())
-        .filter_map(|m| m["name"].as_str().map(str::to_owned))
+        .filter_map(|(_, m)| m["name"].as_str().map(str::to_owned))
         .collect();
     names.sort();
     names

@@ -9,7 +9,7 @@
 use std::process::Output;
 
 use crate::agent_support::{stderr, stdout};
-use crate::cluster_support::{SETTLE, apply, check, json, ok};
+use crate::cluster_support::{SETTLE, apply, check, json, list_machines, ok};
 use crate::mesh_support::{MeshHarness, wait_until};
 
 const OLD: &str = "1.4.2";
@@ -38,14 +38,11 @@ fn wait_version(h: &MeshHarness, from: usize, machine: usize, version: &str) -> 
         &format!("lab{from} records {name} at {version}"),
         || {
             let list = json(&h.strata(from, &["cluster", "list", "--format", "json"]));
-            let found = list["groups"]
-                .as_array()
+            let found = list_machines(&list)
                 .into_iter()
-                .flatten()
-                .flat_map(|g| g["machines"].as_array().cloned().unwrap_or_default())
-                .find(|m| m["name"] == name.as_str());
+                .find(|(_, m)| m["name"] == name.as_str());
             match found {
-                Some(m) if m["strata_version"] == version => Ok(m),
+                Some((_, m)) if m["strata_version"] == version => Ok(m.clone()),
                 other => Err(format!("{other:?}")),
             }
         },
