@@ -449,7 +449,7 @@ impl Store for DiskStore {
             let (won, entries) = merged_entries(&cs, |k| seen.get(k));
             Self::record(&tx, cs, &entries)?;
             tx.commit().map_err(backend)?;
-            seen.retain(|k, _| won.contains(k));
+            seen.retain(|k, _| won.binary_search(k).is_ok());
             Ok(Merged {
                 new: true,
                 changed: entries.into_iter().map(|(k, _)| k).collect(),

@@ -369,7 +369,7 @@ pub fn precedence<'a>(
 }
 
 /// What merging `cs` writes, in one pass over its writes: the keys it wins (the live
-/// entry is absent or of lower [`precedence`]) and the new live entry of every key it
+/// entry is absent or of lower [`precedence`]; in key order) and the new live entry of every key it
 /// changes — its own write where it wins, the live membership with its newer facts
 /// where it does not ([`facts::settle`]). Pure: both store implementations run it
 /// inside their merge.
