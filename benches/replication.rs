@@ -467,8 +467,8 @@ fn resync() -> (usize, Vec<Resync>, String) {
     ));
     full_mesh(&h, &[1, 2, 3, 4, 5]);
 
-    // Missed all, as a fresh machine joining (the fleet's `users` replaced the admin
-    // passphrase: set it again first).
+    // Missed all, as a fresh machine joining (through machine 1 with the admin
+    // passphrase, set again first).
     set_passphrase(&h, &pass);
     let reference = running(&h, 1);
     results.push(resynced(

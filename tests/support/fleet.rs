@@ -156,7 +156,9 @@ fn cluster(machines: usize) -> String {
     s.push_str("    ntp {\n        server \"ntp1.example.com\"\n        server \"ntp2.example.com\"\n    }\n");
     s.push_str("    timezone \"Etc/UTC\"\n");
     s.push_str("    alerts from=\"alerts@example.com\" {\n        recipient \"ops@example.com\" {\n            class \"all\" \"critical\" \"warning\"\n        }\n    }\n");
-    s.push_str("    users {\n");
+    // The cluster's own administrator stays (its passphrase set on the cluster is kept
+    // by an apply that gives it none): without it an apply is refused as a lockout.
+    s.push_str("    users {\n        user \"admin\" role=\"administrator\"\n");
     for u in 0..20 {
         let role = ["administrator", "operator", "read-only"][u % 3];
         let _ = writeln!(s, "        user \"user{u}\" role=\"{role}\"");
